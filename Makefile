@@ -1,0 +1,48 @@
+# streamcore: the two commands a new machine needs.
+#   make run   sets up from nothing, then runs the main job
+#   make test  sets up from nothing, then runs every check
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check
+# Hypothesis example budgets for the fuzz tests (CI sets the issue's minimums).
+export STREAMCORE_FUZZ_EXAMPLES ?= 100000
+
+.PHONY: run test venv build lint rust-check pytest-native pytest-reference bench clean
+
+$(VENV)/.deps: pyproject.toml requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q -U pip
+	$(PIP) install -q -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.deps
+
+build: venv
+	STREAMCORE_REQUIRE_EXTENSIONS=1 $(PIP) install -q --no-build-isolation --no-deps --force-reinstall .
+
+rust-check:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -q -- -D warnings
+	cargo test --workspace -q
+
+lint: venv
+	$(VENV)/bin/ruff check python tests tools asv_benchmarks setup.py
+	$(VENV)/bin/ruff format --check python tests tools asv_benchmarks setup.py
+
+pytest-native: build
+	$(PY) -m pytest -q -p no:randomly tests
+
+pytest-reference: build
+	STREAMCORE_NO_EXTENSIONS=1 $(PY) -m pytest -q tests
+
+test: build rust-check lint pytest-native pytest-reference
+	$(VENV)/bin/streamcore info
+
+run: build
+	$(VENV)/bin/streamcore bench codec
+
+clean:
+	rm -rf $(VENV) build target python/streamcore/*.so python/*.egg-info

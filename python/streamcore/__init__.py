@@ -1,0 +1,20 @@
+"""streamcore: Kafka-protocol streaming for Python.
+
+Public names only; see ``__all__``. Heavy pieces (the broker, numpy-backed
+columnar decoding) are imported on first use so that ``import streamcore``
+stays cheap.
+"""
+
+from __future__ import annotations
+
+from streamcore import errors
+from streamcore._impl import crc32c as _crc32c_impl
+from streamcore._impl import implementation
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "crc32c", "errors", "implementation"]
+
+#: ``crc32c(data, value=0) -> int``: CRC-32C (Castagnoli) of any buffer-protocol
+#: object, continuing from ``value``; see streamcore._reference.crc32c.
+crc32c = _crc32c_impl.crc32c

@@ -1,0 +1,1 @@
+"""Pure-Python reference twins of the native capabilities (same names, same results)."""

@@ -1,0 +1,13 @@
+//! streamcore-core: the pure-Rust hot paths of streamcore. No PyO3 here; the
+//! `streamcore-python` crate converts types at the boundary.
+//!
+//! Module owners (one writer per file): crc32c/varint/compression/record_batch/error
+//! belong to the codec work; buffer_pool/wal to the storage work.
+
+pub mod buffer_pool;
+pub mod compression;
+pub mod crc32c;
+pub mod error;
+pub mod record_batch;
+pub mod varint;
+pub mod wal;

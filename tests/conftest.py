@@ -1,0 +1,33 @@
+"""Test-wide checks: a native run must really have loaded the native code.
+
+`make test` runs the suite twice: once on the native build (this file fails the
+session if any capability fell back to pure Python) and once with
+STREAMCORE_NO_EXTENSIONS=1.
+"""
+
+import os
+
+import pytest
+
+import streamcore
+from streamcore import _impl
+
+
+def pytest_report_header(config):
+    return [f"streamcore implementation: {streamcore.implementation()}"]
+
+
+def pytest_sessionstart(session):
+    if os.environ.get("STREAMCORE_NO_EXTENSIONS") == "1":
+        bad = {k: v for k, v in streamcore.implementation().items() if v != "reference"}
+        if bad:
+            raise pytest.UsageError(f"STREAMCORE_NO_EXTENSIONS=1 but native code is active: {bad}")
+        return
+    fallen = {k: v for k, v in streamcore.implementation().items() if v == "reference"}
+    # STREAMCORE_DEV_PARTIAL=1 is for a developer whose native piece is still being
+    # written; `make test` and CI never set it.
+    if fallen and os.environ.get("STREAMCORE_DEV_PARTIAL") != "1":
+        raise pytest.UsageError(
+            f"native build did not load for {sorted(fallen)}: {_impl.native_load_errors}. "
+            "Build with STREAMCORE_REQUIRE_EXTENSIONS=1 or run with STREAMCORE_NO_EXTENSIONS=1."
+        )
