@@ -18,6 +18,7 @@ __all__ = [
     "BackpressureError",
     "LogOfflineError",
     "ConfigError",
+    "OffsetOutOfRangeError",
     "KafkaError",
     "ErrorCode",
 ]
@@ -56,6 +57,10 @@ class BackpressureError(StreamcoreError):
     def __init__(self, message: str, throttle_time_ms: int = 0) -> None:
         super().__init__(message)
         self.throttle_time_ms = int(throttle_time_ms)
+
+
+class OffsetOutOfRangeError(StreamcoreError, LookupError):
+    """A read asked for an offset below the log start or above the high watermark."""
 
 
 class ConfigError(StreamcoreError, ValueError):
