@@ -29,6 +29,8 @@ _CAPABILITIES: dict[str, tuple[str, str]] = {
     "crc32c": ("rust", "crc32c"),
     "record_batch": ("rust", "record_batch"),
     "wire": ("cython", "streamcore._cy_wire"),
+    "buffer_pool": ("rust", "buffer_pool"),
+    "wal": ("rust", "wal"),
 }
 
 _active: dict[str, str] = {}
@@ -67,6 +69,8 @@ def _load(capability: str) -> ModuleType:
 crc32c = _load("crc32c")
 record_batch = _load("record_batch")
 wire = _load("wire")
+buffer_pool = _load("buffer_pool")
+wal = _load("wal")
 
 
 def implementation() -> dict[str, str]:

@@ -1,0 +1,1 @@
+"""Reference twin of the buffer_pool capability (being written)."""

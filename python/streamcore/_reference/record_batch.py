@@ -1,0 +1,1 @@
+"""Reference twin of the record_batch capability (being written)."""

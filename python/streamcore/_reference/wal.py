@@ -1,0 +1,1 @@
+"""Reference twin of the wal capability (being written)."""

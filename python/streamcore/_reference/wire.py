@@ -1,0 +1,1 @@
+"""Reference twin of the wire capability (being written)."""
