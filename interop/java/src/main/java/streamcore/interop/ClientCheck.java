@@ -1,0 +1,120 @@
+package streamcore.interop;
+
+import java.nio.charset.StandardCharsets;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Properties;
+import java.util.concurrent.Future;
+import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.admin.AdminClientConfig;
+import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.ConsumerRecords;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerConfig;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.header.Header;
+import org.apache.kafka.common.serialization.ByteArrayDeserializer;
+import org.apache.kafka.common.serialization.ByteArraySerializer;
+
+/**
+ * Drives the real Java client for streamcore's interop tests. Every mode prints
+ * machine-readable lines on stdout; the Python test checks them.
+ *
+ * <pre>
+ * create   BOOTSTRAP TOPIC PARTITIONS
+ * produce  BOOTSTRAP TOPIC COUNT COMPRESSION IDEMPOTENT(true|false)
+ * consume  BOOTSTRAP TOPIC GROUP COUNT TIMEOUT_MS
+ * </pre>
+ *
+ * Records produced are key "k-{i}", value "v-{i}", header "seq" = "{i}". The consumer
+ * prints "R partition offset key value seq" per record, then commits synchronously.
+ */
+public final class ClientCheck {
+  private ClientCheck() {}
+
+  public static void main(String[] args) throws Exception {
+    switch (args[0]) {
+      case "create" -> create(args[1], args[2], Integer.parseInt(args[3]));
+      case "produce" -> produce(args[1], args[2], Integer.parseInt(args[3]), args[4], Boolean.parseBoolean(args[5]));
+      case "consume" -> consume(args[1], args[2], args[3], Integer.parseInt(args[4]), Long.parseLong(args[5]));
+      default -> throw new IllegalArgumentException("unknown mode " + args[0]);
+    }
+  }
+
+  private static void create(String bootstrap, String topic, int partitions) throws Exception {
+    Properties p = new Properties();
+    p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    try (Admin admin = Admin.create(p)) {
+      admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get();
+      int seen = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size();
+      System.out.println("created " + topic + " " + seen);
+    }
+  }
+
+  private static void produce(String bootstrap, String topic, int count, String compression, boolean idempotent)
+      throws Exception {
+    Properties p = new Properties();
+    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, compression);
+    p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, Boolean.toString(idempotent));
+    if (!idempotent) {
+      p.put(ProducerConfig.ACKS_CONFIG, "1");
+    }
+    p.put(ProducerConfig.LINGER_MS_CONFIG, "5");
+    p.put(ProducerConfig.KEY_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+    p.put(ProducerConfig.VALUE_SERIALIZER_CLASS_CONFIG, ByteArraySerializer.class.getName());
+    List<Future<RecordMetadata>> pending = new ArrayList<>(count);
+    try (KafkaProducer<byte[], byte[]> producer = new KafkaProducer<>(p)) {
+      for (int i = 0; i < count; i++) {
+        ProducerRecord<byte[], byte[]> r = new ProducerRecord<>(topic, bytes("k-" + i), bytes("v-" + i));
+        r.headers().add("seq", bytes(Integer.toString(i)));
+        pending.add(producer.send(r));
+      }
+      producer.flush();
+      for (Future<RecordMetadata> f : pending) {
+        f.get();
+      }
+    }
+    System.out.println("produced " + count);
+  }
+
+  private static void consume(String bootstrap, String topic, String group, int count, long timeoutMs) {
+    Properties p = new Properties();
+    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+    p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
+    p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
+    p.put(ConsumerConfig.KEY_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+    p.put(ConsumerConfig.VALUE_DESERIALIZER_CLASS_CONFIG, ByteArrayDeserializer.class.getName());
+    int seen = 0;
+    long deadline = System.currentTimeMillis() + timeoutMs;
+    try (KafkaConsumer<byte[], byte[]> consumer = new KafkaConsumer<>(p)) {
+      consumer.subscribe(Collections.singletonList(topic));
+      while (seen < count && System.currentTimeMillis() < deadline) {
+        ConsumerRecords<byte[], byte[]> records = consumer.poll(Duration.ofMillis(200));
+        for (ConsumerRecord<byte[], byte[]> r : records) {
+          Header h = r.headers().lastHeader("seq");
+          String seq = h == null ? "-" : new String(h.value(), StandardCharsets.UTF_8);
+          System.out.println("R " + r.partition() + " " + r.offset() + " " + str(r.key()) + " " + str(r.value()) + " " + seq);
+          seen++;
+        }
+      }
+      consumer.commitSync();
+    }
+    System.out.println("consumed " + seen);
+  }
+
+  private static byte[] bytes(String s) {
+    return s.getBytes(StandardCharsets.UTF_8);
+  }
+
+  private static String str(byte[] b) {
+    return b == null ? "null" : new String(b, StandardCharsets.UTF_8);
+  }
+}
