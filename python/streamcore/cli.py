@@ -1,0 +1,258 @@
+"""The ``streamcore`` command.
+
+Each subcommand is one ``add_<name>_command(subparsers)`` function that adds its
+parser and sets ``handler`` (a function taking the parsed arguments and returning
+the exit status). Adding a subcommand means writing that function and listing it
+in :data:`COMMANDS`; ``bench`` targets are listed likewise in
+:data:`BENCH_TARGETS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import streamcore
+
+__all__ = ["BENCH_TARGETS", "COMMANDS", "build_parser", "main"]
+
+Subparsers = Any  # argparse's _SubParsersAction is private; only add_parser is used
+CommandAdder = Callable[[Subparsers], None]
+
+
+# --- info -------------------------------------------------------------------------
+
+
+def add_info_command(subparsers: Subparsers) -> None:
+    """``streamcore info``: implementations, CPU features and versions in use."""
+    p = subparsers.add_parser(
+        "info",
+        help="show which native or reference implementation each capability uses",
+        description="Show, per capability, whether native or reference code is active, why native "
+        "code did not load, the CPU features the CRC-32C code uses, and library versions.",
+    )
+    p.add_argument("--json", action="store_true", help="print the same information as JSON")
+    p.set_defaults(handler=run_info)
+
+
+def _yes_no(flags: dict[str, bool]) -> str:
+    return ", ".join(f"{name} {'yes' if present else 'no'}" for name, present in flags.items())
+
+
+def format_info(env: dict[str, Any]) -> str:
+    """Human-readable rendering of ``streamcore.bench.environment.collect_environment()``."""
+    v = env["versions"]
+    lines = [
+        f"streamcore {v['streamcore']} on {v['python_implementation']} {v['python']} ({v['python_executable']})",
+        "",
+        "capabilities:",
+    ]
+    impl = env["implementation"]
+    errors = env["native_load_errors"]
+    width = max((len(k) for k in impl), default=0)
+    for capability, active in impl.items():
+        why = ""
+        if active == "reference" and not env["no_extensions"]:
+            # Rust capabilities share one load error: that of streamcore._native itself.
+            reason = errors.get(capability) or (
+                "streamcore._native did not load" if "_native" in errors else ""
+            )
+            why = f"  <- {reason}" if reason else ""
+        lines.append(f"  {capability.ljust(width)}  {active}{why}")
+    if env["no_extensions"]:
+        lines.append("  (STREAMCORE_NO_EXTENSIONS=1: native code disabled)")
+    lines.append("native load errors:" + ("" if errors else " none"))
+    lines += [f"  {name}: {message}" for name, message in errors.items()]
+
+    crc = env["crc32c"]
+    lines += ["", "CRC-32C:", f"  implementation:   {crc['implementation_detail'] or 'n/a'}"]
+    has = crc["cpu_has"]
+    lines.append(
+        f"  CPU has:          {_yes_no(has)} (/proc/cpuinfo)"
+        if has is not None
+        else f"  CPU has:          n/a (no /proc/cpuinfo; machine {crc['machine']})"
+    )
+    uses = crc["active_code_uses"]
+    lines.append(
+        f"  active code uses: {' '.join(uses) or 'no special instructions'}"
+        if uses is not None
+        else "  active code uses: n/a (the reference twin reports only its implementation line)"
+    )
+
+    cython = v["cython_modules"]
+    lines += [
+        "",
+        "versions:",
+        f"  python            {v['python']}",
+        f"  streamcore        {v['streamcore']}",
+        f"  _native (Rust)    {v['native_extension'] or 'not built'}",
+        "  Cython modules    "
+        + (", ".join(f"{m} {'present' if ok else 'absent'}" for m, ok in cython.items()) or "none"),
+    ]
+    for name, version in v["libraries"].items():
+        lines.append(f"  {name.ljust(17)} {version or 'not installed'}")
+    crates = v["native_codec_crates"]
+    lines.append(
+        "  native codec crates: " + (", ".join(f"{k} {val}" for k, val in crates.items()) or "not reported")
+    )
+    baselines = ", ".join(f"{k} {val or 'not installed'}" for k, val in v["baseline_libraries"].items())
+    lines.append(f"  benchmark baselines: {baselines}")
+    return "\n".join(lines)
+
+
+def run_info(args: argparse.Namespace) -> int:
+    """Print the environment report; exit status 0."""
+    from streamcore.bench.environment import collect_environment
+
+    env = collect_environment()
+    print(json.dumps(env, indent=2, sort_keys=True) if args.json else format_info(env))
+    return 0
+
+
+# --- bench ------------------------------------------------------------------------
+
+
+def add_bench_command(subparsers: Subparsers) -> None:
+    """``streamcore bench TARGET``: one parser per target in :data:`BENCH_TARGETS`."""
+    p = subparsers.add_parser("bench", help="run a benchmark", description="Run a benchmark.")
+    targets = p.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
+    for add in BENCH_TARGETS:
+        add(targets)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_bench_codec_command(targets: Subparsers) -> None:
+    """``streamcore bench codec``: CRC-32C, record batch v2 and varint throughput."""
+    p = targets.add_parser(
+        "codec",
+        help="CRC-32C, record batch encode/decode and varints: native vs reference vs kafka-python",
+        description="Time CRC-32C, Kafka record batch v2 encode/decode (each compression codec) and "
+        "varints with streamcore's native and reference code, kafka-python and the crc32c "
+        "package, and print one comparison table.",
+    )
+    p.add_argument("--records", type=_positive_int, default=1000, help="records per batch (default 1000)")
+    p.add_argument(
+        "--value-size", type=_non_negative_int, default=100, help="bytes per record value (default 100)"
+    )
+    p.add_argument(
+        "--repeat", type=_positive_int, default=None, help="timed runs per figure, best kept (default 5)"
+    )
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE ('-' for stdout)")
+    p.add_argument(
+        "--quick", action="store_true", help="very short runs: checks that everything works, noisy figures"
+    )
+    p.set_defaults(handler=run_bench_codec)
+
+
+_CODEC_FOOTNOTES = (
+    "All columns decode the same bytes (encoded by native, else reference, else kafka-python).",
+    "decode (objects) = decode the batch and read every record's value; the kafka-python column also "
+    "runs validate_crc(), as its consumer does by default.",
+    "gzip uses each library's default level: streamcore 6, kafka-python 9.",
+    "kafka-python computes CRC-32C with the crc32c package when it is installed.",
+    "- = no such operation in that library.",
+)
+
+
+def run_bench_codec(args: argparse.Namespace) -> int:
+    """Run the codec comparison, print the table, optionally write JSON; exit status 0."""
+    from streamcore.bench import codec, timing
+    from streamcore.bench.environment import collect_environment
+    from streamcore.bench.table import render_codec_table
+    from streamcore.bench.workload import make_codec_workload
+
+    base = timing.QUICK if args.quick else timing.STANDARD
+    policy = timing.TimingPolicy(base.min_run_seconds, args.repeat or base.runs)
+    workload = make_codec_workload(args.records, args.value_size)
+    cases = codec.build_codec_cases(workload)
+    to_stdout = args.json == "-"
+    print(
+        f"timing {len(cases)} operations: best of {policy.runs} run(s) of >= {policy.min_run_seconds:g} s ...",
+        file=sys.stderr,
+    )
+    results = codec.run_codec_benchmark(cases, policy)
+    report = {
+        "benchmark": "codec",
+        "parameters": {
+            "records": args.records,
+            "value_size": args.value_size,
+            "runs": policy.runs,
+            "min_run_seconds": policy.min_run_seconds,
+            "quick": args.quick,
+        },
+        "columns": {c: codec.column_title(c) for c in codec.COLUMNS},
+        "environment": collect_environment(),
+        "rows": results,
+    }
+    if args.json and not to_stdout:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+    if to_stdout:
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    impl = streamcore.implementation()
+    print(
+        f"streamcore {streamcore.__version__} codec benchmark: {args.records} records x {args.value_size} B "
+        f"values (+12 B keys) per batch; best of {policy.runs} run(s) of >= {policy.min_run_seconds:g} s; "
+        "higher is faster"
+    )
+    print(
+        "active: " + ", ".join(f"{k}={v}" for k, v in impl.items() if k in ("crc32c", "record_batch", "wire"))
+    )
+    print()
+    print(render_codec_table(results, codec.COLUMNS, codec.RATIOS, codec.column_title))
+    print()
+    for note in _CODEC_FOOTNOTES:
+        print(f"  {note}")
+    return 0
+
+
+# --- the command itself -------------------------------------------------------------
+
+#: Top-level subcommands, in help order.
+COMMANDS: list[CommandAdder] = [add_info_command, add_bench_command]
+#: Targets of ``streamcore bench``.
+BENCH_TARGETS: list[CommandAdder] = [add_bench_codec_command]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="streamcore",
+        description="Kafka-protocol streaming for Python: broker, client and native core.",
+    )
+    parser.add_argument("--version", action="version", version=f"streamcore {streamcore.__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: parse ``argv`` (default ``sys.argv[1:]``), run the subcommand, return its status.
+
+    Usage errors (unknown subcommand, bad option) exit with status 2.
+    """
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
