@@ -1,0 +1,548 @@
+"""The broker's typed configuration tree, its sources and its precedence.
+
+Precedence, highest first: CLI flags > environment (``STREAMCORE_*``) > TOML
+config file > defaults. Every setting remembers where its value came from, so
+``streamcore config --show`` (:func:`config_show`) can print value and source.
+
+Durations accept an int (milliseconds) or a string ``250ms``, ``30s``, ``5m``,
+``1h``, ``7d``; sizes accept an int (bytes) or ``512KiB``, ``64MiB``, ``1GiB``
+(``KB``/``MB``/``GB`` are decimal). ``-1`` means "unlimited" where a setting
+says so. A malformed value, an unknown key or an unknown ``STREAMCORE_*``
+variable raises :class:`~streamcore.errors.ConfigError` naming the setting and
+listing the valid choices.
+
+The full list of settings lives in :data:`SETTINGS`; docs/configuration.md is
+checked against it by the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from streamcore.errors import ConfigError
+
+try:  # Python 3.11+
+    import tomllib as _toml
+except ModuleNotFoundError:  # pragma: no cover - Python 3.10 path, needs the `tomli` backport
+    import tomli as _toml  # type: ignore[no-redef]
+
+__all__ = [
+    "BrokerConfig",
+    "ListenerConfig",
+    "StorageConfig",
+    "TopicsConfig",
+    "LimitsConfig",
+    "GroupsConfig",
+    "FetchSessionsConfig",
+    "MetricsConfig",
+    "Setting",
+    "SETTINGS",
+    "CLI_FLAGS",
+    "IGNORED_ENV",
+    "load_config",
+    "config_show",
+    "parse_duration_ms",
+    "parse_size_bytes",
+    "load_or_create_cluster_id",
+    "settings_table",
+]
+
+_DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass
+class ListenerConfig:
+    """Where the broker listens and what address it tells clients to use."""
+
+    host: str = "127.0.0.1"
+    port: int = 9092
+    #: Host put in Metadata/FindCoordinator answers; None = ``host`` (or
+    #: "localhost" when ``host`` is a wildcard address).
+    advertised_host: str | None = None
+    #: Port put in Metadata answers; None = ``port``.
+    advertised_port: int | None = None
+
+    def effective_advertised_host(self) -> str:
+        """The host clients are told to connect to."""
+        if self.advertised_host:
+            return self.advertised_host
+        if self.host in ("", "0.0.0.0", "::"):
+            return "localhost"
+        return self.host
+
+    def effective_advertised_port(self) -> int:
+        """The port clients are told to connect to."""
+        return self.advertised_port if self.advertised_port is not None else self.port
+
+
+@dataclass
+class StorageConfig:
+    """Defaults for every partition log (topics may override retention/segments)."""
+
+    fsync: str = "interval"
+    fsync_interval_ms: int = 1000
+    profile: str = "medium"
+    segment_bytes: int = 1 << 30
+    segment_ms: int = 7 * _DAY_MS
+    #: -1 keeps data forever.
+    retention_ms: int = 7 * _DAY_MS
+    #: -1 means no size limit.
+    retention_bytes: int = -1
+    retention_check_interval_ms: int = 5 * 60 * 1000
+
+
+@dataclass
+class TopicsConfig:
+    """Topic creation policy."""
+
+    auto_create: bool = True
+    default_partitions: int = 1
+
+
+@dataclass
+class LimitsConfig:
+    """Per-connection and per-request limits that protect the broker."""
+
+    max_request_bytes: int = 100 * 1024 * 1024
+    max_connections: int = 10000
+    connection_idle_ms: int = 10 * 60 * 1000
+    max_inflight_per_connection: int = 100
+    #: Largest record batch accepted (Kafka's message.max.bytes default: 1 MiB + 12).
+    max_message_bytes: int = 1024 * 1024 + 12
+
+
+@dataclass
+class GroupsConfig:
+    """Consumer-group coordinator settings."""
+
+    min_session_timeout_ms: int = 6000
+    max_session_timeout_ms: int = 30 * 60 * 1000
+    #: 0 answers the first join of a new group at once (see DESIGN "Joins must be prompt").
+    initial_rebalance_delay_ms: int = 0
+    #: Committed offsets of a group without members are dropped after this long.
+    offsets_retention_ms: int = 7 * _DAY_MS
+
+
+@dataclass
+class FetchSessionsConfig:
+    """KIP-227 incremental fetch session cache."""
+
+    max_cache_slots: int = 1000
+    #: A session unused this long may be evicted by any new session.
+    eviction_ms: int = 120_000
+
+
+@dataclass
+class MetricsConfig:
+    """Prometheus exposition."""
+
+    #: HTTP port of the /metrics endpoint; None disables it.
+    http_port: int | None = None
+
+
+@dataclass
+class BrokerConfig:
+    """The whole broker configuration; ``sources`` maps a setting name to where it came from."""
+
+    listeners: ListenerConfig = field(default_factory=ListenerConfig)
+    data_dir: str = "./streamcore-data"
+    node_id: int = 0
+    #: None = generated once and persisted in ``<data_dir>/meta.properties``.
+    cluster_id: str | None = None
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    topics: TopicsConfig = field(default_factory=TopicsConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    groups: GroupsConfig = field(default_factory=GroupsConfig)
+    fetch_sessions: FetchSessionsConfig = field(default_factory=FetchSessionsConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def get(self, name: str) -> Any:
+        """Value of the dotted setting ``name`` (e.g. ``"storage.fsync"``)."""
+        obj: Any = self
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+    def source(self, name: str) -> str:
+        """Where setting ``name`` came from: ``default``, ``file <path>``, ``env NAME`` or ``cli --flag``."""
+        return self.sources.get(name, "default")
+
+
+# ---------------------------------------------------------------------------
+# value parsing
+
+_DURATION_RE = re.compile(r"^\s*(-?\d+)\s*(ms|s|m|h|d)?\s*$")
+_DURATION_UNITS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_SIZE_RE = re.compile(r"^\s*(-?\d+)\s*(b|kib|mib|gib|tib|kb|mb|gb|tb|k|m|g)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    None: 1,
+    "b": 1,
+    "k": 1024,
+    "kib": 1024,
+    "m": 1024**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gib": 1024**3,
+    "tib": 1024**4,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+}
+
+
+def parse_duration_ms(value: object, setting: str = "duration") -> int:
+    """Parse a duration into milliseconds.
+
+    Accepts an int (ms) or a string ``<int>[ms|s|m|h|d]`` (no unit = ms).
+    Raises ConfigError naming ``setting`` when malformed.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{setting}: expected a duration (e.g. 100ms, 30s, 5m, 1h), got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if m:
+            return int(m.group(1)) * _DURATION_UNITS[m.group(2)]
+    raise ConfigError(
+        f"{setting}: expected a duration such as 100ms, 30s, 5m, 1h or an int in ms, got {value!r}"
+    )
+
+
+def parse_size_bytes(value: object, setting: str = "size") -> int:
+    """Parse a size into bytes: an int or ``<int>[B|KiB|MiB|GiB|TiB|KB|MB|GB|TB]``.
+
+    ``K``/``M``/``G`` alone are binary (KiB/MiB/GiB). Raises ConfigError naming ``setting``.
+    """
+    if isinstance(value, bool):
+        raise ConfigError(f"{setting}: expected a size in bytes (e.g. 1048576, 64MiB), got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        m = _SIZE_RE.match(value)
+        if m:
+            unit = m.group(2).lower() if m.group(2) else None
+            return int(m.group(1)) * _SIZE_UNITS[unit]
+    raise ConfigError(f"{setting}: expected a size such as 1048576, 512KiB, 64MiB, 1GiB, got {value!r}")
+
+
+def _parse_int(value: object, setting: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"{setting}: expected an integer, got {value!r}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            pass
+    raise ConfigError(f"{setting}: expected an integer, got {value!r}")
+
+
+def _parse_bool(value: object, setting: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        v = value.strip().lower()
+        if v in ("1", "true", "yes", "on"):
+            return True
+        if v in ("0", "false", "no", "off"):
+            return False
+    raise ConfigError(f"{setting}: expected true/false (or 1/0, yes/no, on/off), got {value!r}")
+
+
+def _parse_str(value: object, setting: str) -> str:
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"{setting}: expected a string, got {value!r}")
+
+
+_PARSERS = {
+    "int": _parse_int,
+    "duration": parse_duration_ms,
+    "size": parse_size_bytes,
+    "bool": _parse_bool,
+    "str": _parse_str,
+    "choice": _parse_str,
+}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configurable value: its dotted name, kind, env variable, CLI flag and help text."""
+
+    name: str
+    kind: str  # int | duration | size | bool | str | choice
+    env: str
+    help: str
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # accepts "none"/"" (env/CLI) or is absent; None means "off/derived"
+    minimum: int | None = None
+    cli: str | None = None
+
+    def parse(self, value: object) -> Any:
+        """Convert a raw value (TOML value, env string, CLI string) to the typed value."""
+        if self.optional and (
+            value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
+        ):
+            return None
+        parsed = _PARSERS[self.kind](value, self.name)
+        if self.kind == "choice" and parsed not in self.choices:
+            raise ConfigError(f"{self.name}: {parsed!r} is not one of {', '.join(self.choices)}")
+        if self.minimum is not None and isinstance(parsed, int) and parsed < self.minimum:
+            raise ConfigError(f"{self.name}: {parsed} is below the minimum {self.minimum}")
+        return parsed
+
+
+def _s(
+    name: str, kind: str, help: str, *, env: str | None = None, cli: str | None = None, **kw: Any
+) -> Setting:
+    env = env or "STREAMCORE_" + name.replace(".", "_").upper()
+    return Setting(name=name, kind=kind, env=env, help=help, cli=cli, **kw)
+
+
+#: Every setting, in display order.
+SETTINGS: tuple[Setting, ...] = (
+    _s("listeners.host", "str", "Address to bind.", env="STREAMCORE_HOST", cli="--host"),
+    _s("listeners.port", "int", "TCP port to bind.", env="STREAMCORE_PORT", cli="--port", minimum=0),
+    _s("listeners.advertised_host", "str", "Host given to clients (default: host, or localhost for 0.0.0.0).",
+       env="STREAMCORE_ADVERTISED_HOST", cli="--advertised-host", optional=True),
+    _s("listeners.advertised_port", "int", "Port given to clients (default: port).",
+       env="STREAMCORE_ADVERTISED_PORT", cli="--advertised-port", optional=True, minimum=1),
+    _s("data_dir", "str", "Directory holding all logs and metadata.", cli="--data-dir"),
+    _s("node_id", "int", "This broker's node id.", cli="--node-id", minimum=0),
+    _s("cluster_id", "str", "Cluster id (default: generated once, kept in data_dir/meta.properties).",
+       optional=True),
+    _s("storage.fsync", "choice", "When appends are fsynced.", choices=("always", "interval", "never"),
+       cli="--fsync"),
+    _s("storage.fsync_interval_ms", "duration", "Interval between fsyncs under fsync=interval.", minimum=1),
+    _s("storage.profile", "choice", "WAL queue depth / group size / max wait profile.",
+       choices=("low", "medium", "high", "ultra"), cli="--profile"),
+    _s("storage.segment_bytes", "size", "Roll a segment before it would exceed this size.", minimum=1024),
+    _s("storage.segment_ms", "duration", "Roll a segment older than this.", minimum=1),
+    _s("storage.retention_ms", "duration", "Delete segments older than this (-1 = keep forever).", minimum=-1),
+    _s("storage.retention_bytes", "size", "Per-partition size limit (-1 = none).", minimum=-1),
+    _s("storage.retention_check_interval_ms", "duration", "How often retention runs.", minimum=1),
+    _s("topics.auto_create", "bool", "Create unknown topics on Metadata/Produce.",
+       env="STREAMCORE_AUTO_CREATE_TOPICS"),
+    _s("topics.default_partitions", "int", "Partitions of auto-created topics and CreateTopics(-1).",
+       env="STREAMCORE_DEFAULT_PARTITIONS", cli="--default-partitions", minimum=1),
+    _s("limits.max_request_bytes", "size", "Largest request frame accepted.", minimum=1024),
+    _s("limits.max_connections", "int", "Connections accepted at once.", minimum=1),
+    _s("limits.connection_idle_ms", "duration", "Close a connection idle this long.", minimum=1),
+    _s("limits.max_inflight_per_connection", "int", "Requests processed at once per connection.", minimum=1),
+    _s("limits.max_message_bytes", "size", "Largest record batch accepted.", minimum=1024),
+    _s("groups.min_session_timeout_ms", "duration", "Smallest session timeout a member may ask.", minimum=1),
+    _s("groups.max_session_timeout_ms", "duration", "Largest session timeout a member may ask.", minimum=1),
+    _s("groups.initial_rebalance_delay_ms", "duration", "Wait before the first rebalance of an empty group.",
+       minimum=0),
+    _s("groups.offsets_retention_ms", "duration", "Drop offsets of member-less groups after this.", minimum=1),
+    _s("fetch_sessions.max_cache_slots", "int", "Incremental fetch sessions kept.", minimum=0),
+    _s("fetch_sessions.eviction_ms", "duration", "A session idle this long may be evicted.", minimum=0),
+    _s("metrics.http_port", "int", "Port of the Prometheus /metrics endpoint (none = off).",
+       cli="--metrics-port", optional=True, minimum=0),
+)  # fmt: skip
+
+_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+_BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
+
+#: CLI flag -> setting name, for cli.py's argument parser.
+CLI_FLAGS: dict[str, str] = {s.cli: s.name for s in SETTINGS if s.cli}
+
+#: ``STREAMCORE_*`` variables that are not settings (build/test switches); never an error.
+IGNORED_ENV: frozenset[str] = frozenset(
+    {
+        "STREAMCORE_NO_EXTENSIONS",
+        "STREAMCORE_REQUIRE_EXTENSIONS",
+        "STREAMCORE_DEV_PARTIAL",
+        "STREAMCORE_FUZZ_EXAMPLES",
+        "STREAMCORE_CONFIG",
+        "STREAMCORE_LOG_LEVEL",
+    }
+)
+#: Prefixes of ``STREAMCORE_*`` variables owned by tooling (tests, benchmarks), never an error.
+IGNORED_ENV_PREFIXES: tuple[str, ...] = ("STREAMCORE_TEST_", "STREAMCORE_BENCH_")
+
+
+def _set(cfg: BrokerConfig, name: str, value: Any, source: str) -> None:
+    parts = name.split(".")
+    obj: Any = cfg
+    for part in parts[:-1]:
+        obj = getattr(obj, part)
+    setattr(obj, parts[-1], value)
+    cfg.sources[name] = source
+
+
+def _flatten_toml(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten_toml(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _check_consistency(cfg: BrokerConfig) -> None:
+    g = cfg.groups
+    if g.min_session_timeout_ms > g.max_session_timeout_ms:
+        raise ConfigError(
+            f"groups.min_session_timeout_ms ({g.min_session_timeout_ms}) exceeds "
+            f"groups.max_session_timeout_ms ({g.max_session_timeout_ms})"
+        )
+    if cfg.limits.max_message_bytes > cfg.limits.max_request_bytes:
+        raise ConfigError(
+            f"limits.max_message_bytes ({cfg.limits.max_message_bytes}) exceeds "
+            f"limits.max_request_bytes ({cfg.limits.max_request_bytes})"
+        )
+    if cfg.cluster_id is not None and not cfg.cluster_id.strip():
+        raise ConfigError("cluster_id: must not be blank (omit it to generate one)")
+
+
+def load_config(
+    config_file: str | os.PathLike[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    cli: Mapping[str, Any] | None = None,
+) -> BrokerConfig:
+    """Build the configuration from defaults, a TOML file, the environment and CLI values.
+
+    ``config_file``: TOML path; None = ``$STREAMCORE_CONFIG`` if set, else no file.
+    ``env``: the environment to read (default ``os.environ``); only ``STREAMCORE_*`` names matter.
+    ``cli``: setting name (``"storage.fsync"``) or flag (``"--fsync"``) -> raw value; values
+    that are None are skipped so an argparse namespace can be passed through ``vars()``.
+    Raises ConfigError on anything unknown or malformed.
+    """
+    env = os.environ if env is None else env
+    cfg = BrokerConfig()
+    if config_file is None and env.get("STREAMCORE_CONFIG"):
+        config_file = env["STREAMCORE_CONFIG"]
+
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            with path.open("rb") as fh:
+                data = _toml.load(fh)
+        except OSError as exc:
+            raise ConfigError(f"config file {str(path)!r}: {exc.strerror or exc}") from exc
+        except _toml.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {str(path)!r}: invalid TOML: {exc}") from exc
+        for name, raw in _flatten_toml(data).items():
+            setting = _BY_NAME.get(name)
+            if setting is None:
+                raise ConfigError(
+                    f"config file {str(path)!r}: unknown setting {name!r}; valid settings: "
+                    + ", ".join(_BY_NAME)
+                )
+            _set(cfg, name, setting.parse(raw), f"file {path}")
+
+    for var in sorted(env):
+        if not var.startswith("STREAMCORE_") or var in IGNORED_ENV or var.startswith(IGNORED_ENV_PREFIXES):
+            continue
+        setting = _BY_ENV.get(var)
+        if setting is None:
+            raise ConfigError(f"unknown environment variable {var}; valid variables: " + ", ".join(_BY_ENV))
+        _set(cfg, setting.name, setting.parse(env[var]), f"env {var}")
+
+    for key, raw in (cli or {}).items():
+        if raw is None:
+            continue
+        name = CLI_FLAGS.get(key, key)
+        setting = _BY_NAME.get(name)
+        if setting is None:
+            raise ConfigError(
+                f"unknown command-line setting {key!r}; valid flags: {', '.join(CLI_FLAGS)}; "
+                f"valid setting names: {', '.join(_BY_NAME)}"
+            )
+        label = setting.cli if setting.cli else key
+        _set(cfg, name, setting.parse(raw), f"cli {label}")
+
+    _check_consistency(cfg)
+    return cfg
+
+
+def config_show(cfg: BrokerConfig) -> str:
+    """Render every setting as ``name = value  # source`` lines (for ``streamcore config --show``)."""
+    width = max(len(s.name) for s in SETTINGS)
+    lines = []
+    for s in SETTINGS:
+        value = cfg.get(s.name)
+        shown = "none" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
+        lines.append(f"{s.name.ljust(width)} = {shown}  # {cfg.source(s.name)}")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------
+# cluster identity
+
+_META_FILE = "meta.properties"
+
+
+def _new_cluster_id() -> str:
+    # Kafka's format: a random UUID as 22 chars of unpadded URL-safe base64.
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+
+
+def load_or_create_cluster_id(
+    data_dir: str | os.PathLike[str], node_id: int, configured: str | None = None
+) -> str:
+    """Return the cluster id kept in ``<data_dir>/meta.properties``, creating the file once.
+
+    A configured id that differs from the stored one raises ConfigError (the data
+    belongs to another cluster). The file is written temp -> fsync -> rename.
+    """
+    directory = Path(data_dir)
+    directory.mkdir(parents=True, exist_ok=True)
+    meta = directory / _META_FILE
+    if meta.exists():
+        props: dict[str, str] = {}
+        for line in meta.read_text("utf-8").splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                k, v = line.split("=", 1)
+                props[k.strip()] = v.strip()
+        stored = props.get("cluster.id")
+        if not stored:
+            raise ConfigError(f"{meta}: has no cluster.id line; fix or delete the file")
+        if configured is not None and configured != stored:
+            raise ConfigError(
+                f"cluster_id {configured!r} differs from {stored!r} stored in {meta}; "
+                "the data directory belongs to another cluster"
+            )
+        return stored
+    cluster_id = configured or _new_cluster_id()
+    tmp = meta.with_name(_META_FILE + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, meta)
+    _fsync_dir(directory)
+    return cluster_id
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def settings_table() -> list[dict[str, Any]]:
+    """Every setting with its default, env variable and CLI flag (for docs and --help)."""
+    defaults = BrokerConfig()
+    return [{**dataclasses.asdict(s), "default": defaults.get(s.name)} for s in SETTINGS]
