@@ -1,0 +1,239 @@
+"""One segment of the reference WAL: its files, its in-memory sparse indexes, header walks.
+
+A segment is ``<base>.log`` plus ``<base>.index`` and ``<base>.timeindex``.
+The in-memory index lists mirror the index files; lookups bisect them, then walk
+batch headers in the ``.log`` from the entry found. Only the writer thread
+mutates a segment's counters; readers see ``size`` (committed bytes) and the
+index lists, which the writer extends under the log's state lock.
+"""
+
+from __future__ import annotations
+
+import os
+from bisect import bisect_right
+from collections.abc import Iterator
+
+from streamcore._reference._wal_format import (
+    HEADER_FIELDS,
+    INDEX_ENTRY,
+    LOG_OVERHEAD,
+    TIME_INDEX_ENTRY,
+    segment_path,
+)
+
+__all__ = ["Segment", "iter_headers"]
+
+# Bytes read per pread while walking headers: a few small batches per call.
+_WALK_CHUNK = 16384
+_HEADER_PREFIX = HEADER_FIELDS.size  # 43: enough for offsets, length and max timestamp
+
+
+def iter_headers(fd: int, pos: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
+    """Yield (position, base_offset, total_size, last_offset_delta, max_timestamp) from ``pos`` to ``end``.
+
+    Only for committed, already validated bytes (the writer checked framing on
+    append, recovery checked CRCs): sizes are trusted.
+    """
+    unpack = HEADER_FIELDS.unpack_from
+    while pos < end:
+        buf = os.pread(fd, min(_WALK_CHUNK, end - pos), pos)
+        n = len(buf)
+        if n < _HEADER_PREFIX:
+            return
+        off = 0
+        while off + _HEADER_PREFIX <= n:
+            base, length, _e, _m, _c, _a, last_delta, _bts, max_ts = unpack(buf, off)
+            total = length + LOG_OVERHEAD
+            yield pos + off, base, total, last_delta, max_ts
+            off += total
+        pos += off
+
+
+class Segment:
+    """Files and indexes of one segment (see module docstring)."""
+
+    __slots__ = (
+        "base",
+        "directory",
+        "log_path",
+        "index_path",
+        "timeindex_path",
+        "fd",
+        "index_fd",
+        "timeindex_fd",
+        "size",
+        "next_offset",
+        "idx_rel",
+        "idx_pos",
+        "t_ts",
+        "t_rel",
+        "bytes_since_index",
+        "last_time_pos",
+        "max_ts",
+        "first_append_ms",
+    )
+
+    def __init__(self, directory: str, base: int) -> None:
+        self.base = base
+        self.directory = directory
+        self.log_path = segment_path(directory, base, ".log")
+        self.index_path = segment_path(directory, base, ".index")
+        self.timeindex_path = segment_path(directory, base, ".timeindex")
+        self.fd = -1
+        self.index_fd = -1
+        self.timeindex_fd = -1
+        #: Committed size of the .log (bytes): readers never look past it.
+        self.size = 0
+        #: Offset after the last batch, when known (always for the active segment).
+        self.next_offset: int | None = None
+        self.idx_rel: list[int] = []
+        self.idx_pos: list[int] = []
+        self.t_ts: list[int] = []
+        self.t_rel: list[int] = []
+        self.bytes_since_index = 0
+        #: Position of the batch behind the last time index entry (-1: none yet).
+        self.last_time_pos = -1
+        #: Largest maxTimestamp of the segment's batches; None = not computed yet.
+        self.max_ts: int | None = None
+        #: Wall time (ms) of the first append since open, for segment_ms rolls.
+        self.first_append_ms: float | None = None
+
+    # -- files ---------------------------------------------------------------
+
+    def open_log(self, create: bool) -> None:
+        """Open the .log for reading and appending (creating it if asked)."""
+        flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
+        self.fd = os.open(self.log_path, flags, 0o644)
+
+    def open_index_writers(self) -> None:
+        """Open both index files for appending (the active segment only)."""
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+        self.index_fd = os.open(self.index_path, flags, 0o644)
+        self.timeindex_fd = os.open(self.timeindex_path, flags, 0o644)
+
+    def close_index_writers(self, fsync: bool) -> None:
+        """fsync (if asked) and close the index files' write handles."""
+        for name in ("index_fd", "timeindex_fd"):
+            fd = getattr(self, name)
+            if fd >= 0:
+                try:
+                    if fsync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+                    setattr(self, name, -1)
+
+    def close(self) -> None:
+        """Close every handle of the segment (idempotent)."""
+        self.close_index_writers(fsync=False)
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    # -- index maintenance (writer thread and recovery) ----------------------
+
+    def plan_batch(
+        self, base_offset: int, pos: int, total: int, max_ts: int, interval: int, out: list
+    ) -> tuple[bytes, bytes]:
+        """Account one batch written at ``pos`` and decide its index entries.
+
+        Rules (identical in the native twin):
+        * offset index: an entry for the segment's first batch, and for any batch
+          that starts when at least ``interval`` bytes were written since the
+          position of the last entry;
+        * time index: an entry for the first batch, and for a batch that raises
+          the segment's max timestamp when at least ``interval`` bytes were
+          written since the position of the last time entry.
+
+        Entries are appended to ``out`` as ("i", rel, pos) / ("t", ts, rel) for
+        ``commit_entries``; the encoded bytes for the two files are returned.
+        """
+        rel = base_offset - self.base
+        idx = b""
+        tidx = b""
+        if pos == 0 or self.bytes_since_index >= interval:
+            idx = INDEX_ENTRY.pack(rel, pos)
+            out.append(("i", rel, pos))
+            self.bytes_since_index = 0
+        self.bytes_since_index += total
+        cur_max = self.max_ts
+        if pos == 0:
+            tidx = TIME_INDEX_ENTRY.pack(max_ts, rel)
+            out.append(("t", max_ts, rel))
+            self.last_time_pos = pos
+            self.max_ts = max_ts
+        elif cur_max is None or max_ts > cur_max:
+            self.max_ts = max_ts
+            if pos - self.last_time_pos >= interval:
+                tidx = TIME_INDEX_ENTRY.pack(max_ts, rel)
+                out.append(("t", max_ts, rel))
+                self.last_time_pos = pos
+        return idx, tidx
+
+    def commit_entries(self, entries: list) -> None:
+        """Make planned entries visible to readers (caller holds the state lock)."""
+        for kind, a, b in entries:
+            if kind == "i":
+                self.idx_rel.append(a)
+                self.idx_pos.append(b)
+            else:
+                self.t_ts.append(a)
+                self.t_rel.append(b)
+
+    def reset_indexes(self) -> None:
+        """Forget every index entry and counter (before a rebuild)."""
+        self.idx_rel.clear()
+        self.idx_pos.clear()
+        self.t_ts.clear()
+        self.t_rel.clear()
+        self.bytes_since_index = 0
+        self.last_time_pos = -1
+        self.max_ts = None
+
+    def restore_writer_state(self) -> None:
+        """Derive the writer's counters from the loaded indexes, as if they had just been rebuilt."""
+        self.bytes_since_index = self.size - self.idx_pos[-1] if self.idx_pos else 0
+        if self.t_rel:
+            pos = self.find_batch(self.base + self.t_rel[-1])
+            self.last_time_pos = pos if pos is not None else 0
+        self.max_ts = None
+        self.largest_timestamp()
+
+    # -- lookups (readers) ---------------------------------------------------
+
+    def index_floor(self, offset: int) -> int:
+        """File position of the last indexed batch whose base offset is <= ``offset`` (0 if none)."""
+        i = bisect_right(self.idx_rel, offset - self.base) - 1
+        return self.idx_pos[i] if i >= 0 else 0
+
+    def find_batch(self, offset: int) -> int | None:
+        """File position of the committed batch containing ``offset``; None if past the end."""
+        for pos, base, _total, last_delta, _mts in iter_headers(self.fd, self.index_floor(offset), self.size):
+            if base + last_delta >= offset:
+                return pos
+        return None
+
+    def largest_timestamp(self) -> int | None:
+        """Largest maxTimestamp among committed batches (walks from the last time entry once)."""
+        if self.max_ts is not None:
+            return self.max_ts
+        if self.size == 0:
+            return None
+        start = self.index_floor(self.base + self.t_rel[-1]) if self.t_rel else 0
+        best = self.t_ts[-1] if self.t_ts else None
+        for _pos, _base, _total, _ld, mts in iter_headers(self.fd, start, self.size):
+            if best is None or mts > best:
+                best = mts
+        self.max_ts = best
+        return best
+
+    def first_batch_at_or_after_time(self, ts_ms: int) -> tuple[int, int] | None:
+        """(base offset, max timestamp) of the first batch whose max timestamp >= ``ts_ms``."""
+        # Entries hold the max timestamp so far, so every batch up to the last
+        # entry below ts_ms is below it as well: start the walk there.
+        i = bisect_right(self.t_ts, ts_ms - 1) - 1
+        start = self.index_floor(self.base + self.t_rel[i]) if i >= 0 else 0
+        for _pos, base, _total, _ld, mts in iter_headers(self.fd, start, self.size):
+            if mts >= ts_ms:
+                return base, mts
+        return None
