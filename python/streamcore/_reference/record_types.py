@@ -1,0 +1,145 @@
+"""Result types of the reference record-batch codec: Record, RecordBatch, BatchInfo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any, NamedTuple
+
+__all__ = ["BatchInfo", "Record", "RecordBatch"]
+
+_CODEC_NAMES = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
+class Record(NamedTuple):
+    """One decoded record.
+
+    A named tuple so that the decoder can build it with one ``tuple.__new__`` call
+    (the reference decoder's hot path); compare records by these five fields.
+    """
+
+    #: absolute offset (base_offset + offsetDelta, wrapped to int64)
+    offset: int
+    #: milliseconds since the epoch; for log-append-time batches the batch's max_timestamp
+    timestamp_ms: int
+    key: bytes | None
+    value: bytes | None
+    #: (key, value) pairs in wire order; keys are str, values bytes or None
+    headers: list[tuple[str, bytes | None]]
+
+
+class BatchInfo(NamedTuple):
+    """Header fields of a batch that passed ``validate_batch`` (wire order)."""
+
+    base_offset: int
+    #: batchLength field: bytes after the batchLength field (total size - 12)
+    batch_length: int
+    partition_leader_epoch: int
+    crc: int
+    attributes: int
+    last_offset_delta: int
+    first_timestamp: int
+    max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
+    record_count: int
+
+
+class RecordBatch:
+    """A decoded record batch v2: header fields plus its records.
+
+    ``records`` is a list of :class:`Record`; ``to_columns()`` gives the same data
+    as numpy arrays indexing one bytes buffer (the uncompressed records region).
+    """
+
+    __slots__ = (
+        "base_offset",
+        "batch_length",
+        "partition_leader_epoch",
+        "magic",
+        "crc",
+        "attributes",
+        "_last_offset_delta",
+        "first_timestamp",
+        "max_timestamp",
+        "producer_id",
+        "producer_epoch",
+        "base_sequence",
+        "record_count",
+        "records",
+        "_columns",
+    )
+
+    def __init__(
+        self,
+        header: tuple[int, ...],
+        records: list[Record],
+        columns: Callable[[], dict[str, Any]],
+    ) -> None:
+        (
+            self.base_offset,
+            self.batch_length,
+            self.partition_leader_epoch,
+            self.magic,
+            self.crc,
+            self.attributes,
+            self._last_offset_delta,
+            self.first_timestamp,
+            self.max_timestamp,
+            self.producer_id,
+            self.producer_epoch,
+            self.base_sequence,
+            self.record_count,
+        ) = header
+        self.records = records
+        self._columns = columns
+
+    @property
+    def last_offset(self) -> int:
+        """base_offset + lastOffsetDelta (wrapped to int64 like Java's long arithmetic)."""
+        v = self.base_offset + self._last_offset_delta
+        return ((v + (1 << 63)) & 0xFFFFFFFFFFFFFFFF) - (1 << 63)
+
+    @property
+    def compression(self) -> str:
+        """Codec name from attributes bits 0-2: none, gzip, snappy, lz4 or zstd."""
+        return _CODEC_NAMES[self.attributes & 0x07]
+
+    @property
+    def timestamp_type(self) -> int:
+        """0 = create time, 1 = log append time (attributes bit 3)."""
+        return (self.attributes >> 3) & 1
+
+    @property
+    def is_transactional(self) -> bool:
+        """Attributes bit 4."""
+        return bool(self.attributes & 0x10)
+
+    @property
+    def is_control(self) -> bool:
+        """Attributes bit 5 (transaction markers)."""
+        return bool(self.attributes & 0x20)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[Record]:
+        return iter(self.records)
+
+    def to_columns(self) -> dict[str, Any]:
+        """Columns of the batch: numpy arrays that index one uncompressed buffer.
+
+        Keys: ``offset`` (int64), ``timestamp_ms`` (int64), ``key_offset`` and
+        ``value_offset`` (int64 byte offsets into ``buffer``, 0 when null),
+        ``key_length`` and ``value_length`` (int32 byte lengths, -1 when null),
+        ``buffer`` (bytes: the records region after decompression).
+        """
+        return self._columns()
+
+    def __repr__(self) -> str:
+        return (
+            f"RecordBatch(base_offset={self.base_offset}, last_offset={self.last_offset}, "
+            f"record_count={self.record_count}, compression={self.compression!r}, "
+            f"timestamp_type={self.timestamp_type}, producer_id={self.producer_id}, "
+            f"batch_length={self.batch_length})"
+        )
