@@ -476,6 +476,8 @@ class Writer:
 
     def float64(self, x: float) -> None:
         """Big-endian IEEE 754 double."""
+        if isinstance(x, (str, bytes, bytearray)):
+            raise TypeError(f"float64 needs a number, not {type(x).__name__}")
         self._buf += _F64.pack(float(x))
 
     def boolean(self, v: object) -> None:
@@ -595,10 +597,7 @@ class FrameSplitter:
     __slots__ = ("_max", "_buf", "_consumed", "_failed")
 
     def __init__(self, max_frame_size: int) -> None:
-        limit = operator.index(max_frame_size)
-        if limit < 0 or limit > _INT32[1]:
-            raise ValueError(f"max_frame_size {limit} out of range [0, {_INT32[1]}]")
-        self._max = limit
+        self._max = _check_int(max_frame_size, (0, _INT32[1]), "max_frame_size")
         self._buf = bytearray()
         self._consumed = 0  # stream offset of self._buf[0], for error messages
         self._failed: str | None = None
