@@ -413,7 +413,8 @@ def build_codec_cases(w: CodecWorkload, codecs: Iterable[str] = CODECS) -> list[
         )
     add("varint_encode", len(w.varints), venc)
     add("varint_decode", len(w.varints), vdec)
-    return cases
+    order = {key: i for i, key in enumerate(rows)}
+    return sorted(cases, key=lambda case: order[case.row.key])
 
 
 def _encode_with(encode_batch: Callable[..., bytes], w: CodecWorkload, codec: str) -> bytes:
