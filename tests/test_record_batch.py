@@ -1,0 +1,658 @@
+"""Record batch v2 codec: encode, decode, decode_batches, validate, and malformed input.
+
+Tests use ``streamcore.codec`` (the implementation ``streamcore._impl`` selected);
+the ``both`` fixture also runs the reference twin and the native module directly
+against each other on the same inputs.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+
+import numpy as np
+import pytest
+
+from streamcore import codec
+from streamcore._reference import record_batch as reference
+from streamcore.errors import CorruptRecordError
+
+HEADER = struct.Struct(">qiibIhiqqqhii")
+
+
+def _native_record_batch():
+    try:
+        from streamcore import _native
+    except ImportError as exc:
+        pytest.skip(f"streamcore._native is not built: {exc}")
+    if not hasattr(_native, "record_batch"):
+        pytest.fail("streamcore._native is built but has no record_batch submodule")
+    return _native.record_batch
+
+
+@pytest.fixture
+def both():
+    """(reference module, native module) of the record_batch capability."""
+    return reference, _native_record_batch()
+
+
+# ------------------------------------------------------------ raw batch helpers
+# Written independently of both implementations so malformed batches can be built.
+
+
+def zz(v: int) -> bytes:
+    """Zigzag varint."""
+    z = (v << 1) ^ (v >> 63)
+    out = bytearray()
+    while z >= 0x80:
+        out.append((z & 0x7F) | 0x80)
+        z >>= 7
+    out.append(z)
+    return bytes(out)
+
+
+def raw_record(
+    offset_delta: int,
+    key: bytes | None = b"k",
+    value: bytes | None = b"v",
+    headers: list[tuple[bytes, bytes | None]] = (),
+    ts_delta: int = 0,
+    *,
+    length_adjust: int = 0,
+    body: bytes | None = None,
+) -> bytes:
+    """One record; header keys are raw bytes so invalid UTF-8 can be written."""
+    if body is None:
+        body = b"\x00" + zz(ts_delta) + zz(offset_delta)
+        body += zz(-1) if key is None else zz(len(key)) + key
+        body += zz(-1) if value is None else zz(len(value)) + value
+        body += zz(len(headers))
+        for hk, hv in headers:
+            body += zz(len(hk)) + hk
+            body += zz(-1) if hv is None else zz(len(hv)) + hv
+    return zz(len(body) + length_adjust) + body
+
+
+def raw_batch(
+    region: bytes,
+    count: int,
+    *,
+    last_offset_delta: int | None = None,
+    attributes: int = 0,
+    base_offset: int = 0,
+    first_ts: int = 1000,
+    max_ts: int = 2000,
+    magic: int = 2,
+    producer_id: int = -1,
+    producer_epoch: int = -1,
+    base_sequence: int = -1,
+    ple: int = -1,
+    fix_crc: bool = True,
+) -> bytes:
+    """A batch around an (already compressed, if attributes say so) records region."""
+    lod = count - 1 if last_offset_delta is None else last_offset_delta
+    out = bytearray(
+        HEADER.pack(
+            base_offset,
+            49 + len(region),
+            ple,
+            magic,
+            0,
+            attributes,
+            lod,
+            first_ts,
+            max_ts,
+            producer_id,
+            producer_epoch,
+            base_sequence,
+            count,
+        )
+    )
+    out += region
+    if fix_crc:
+        fix_batch_crc(out)
+    return bytes(out)
+
+
+def fix_batch_crc(batch: bytearray, start: int = 0) -> None:
+    import crc32c
+
+    (length,) = struct.unpack_from(">i", batch, start + 8)
+    end = start + 12 + length
+    struct.pack_into(">I", batch, start + 17, crc32c.crc32c(bytes(batch[start + 21 : end])))
+
+
+def records_region(n: int) -> bytes:
+    return b"".join(raw_record(i, key=b"key%d" % i, value=b"value%d" % i) for i in range(n))
+
+
+def sample_batch(n: int = 5, **kwargs) -> bytes:
+    return codec.encode_batch(
+        [b"value%d" % i for i in range(n)],
+        [b"key%d" % i for i in range(n)],
+        [[("h", b"%d" % i)] for i in range(n)],
+        [1000 + i for i in range(n)],
+        **kwargs,
+    )
+
+
+def header_tuple(b) -> tuple:
+    return (
+        b.base_offset, b.batch_length, b.partition_leader_epoch, b.crc, b.attributes,
+        b.last_offset - b.base_offset, b.first_timestamp, b.max_timestamp, b.producer_id,
+        b.producer_epoch, b.base_sequence, b.record_count,
+    )  # fmt: skip
+
+
+def record_tuples(batch) -> list[tuple]:
+    return [(r.offset, r.timestamp_ms, r.key, r.value, list(r.headers)) for r in batch]
+
+
+# ------------------------------------------------------------------ encoding
+
+
+def test_codec_facade_exports_the_contract_names():
+    for name in (
+        "encode_batch", "decode_batch", "decode_batches", "validate_batch", "RecordBatch", "Record",
+        "DEFAULT_MAX_DECOMPRESSED_BYTES", "COMPRESSION_TYPES",
+    ):  # fmt: skip
+        assert name in codec.__all__
+        assert getattr(codec, name) is not None
+    assert codec.COMPRESSION_TYPES == ("none", "gzip", "snappy", "lz4", "zstd")
+    assert codec.DEFAULT_MAX_DECOMPRESSED_BYTES == 64 * 1024 * 1024
+
+
+def test_encode_writes_the_v2_header_fields():
+    data = codec.encode_batch(
+        [b"a", b"bb", None],
+        [None, b"k", b"kk"],
+        None,
+        [5000, 4000, 7000],
+        base_offset=42,
+        producer_id=123456789012,
+        producer_epoch=7,
+        base_sequence=99,
+        transactional=True,
+        partition_leader_epoch=3,
+    )
+    h = HEADER.unpack_from(data)
+    assert h[0] == 42  # baseOffset
+    assert h[1] == len(data) - 12  # batchLength
+    assert h[2] == 3
+    assert h[3] == 2  # magic
+    assert h[5] == 0x10  # transactional, create time, no compression
+    assert h[6] == 2  # lastOffsetDelta
+    assert h[7] == 5000  # first record's timestamp, not the smallest
+    assert h[8] == 7000
+    assert h[9:] == (123456789012, 7, 99, 3)
+
+
+def test_encode_default_partition_leader_epoch_and_producer_fields_are_minus_one():
+    h = HEADER.unpack_from(codec.encode_batch([b"x"], timestamps_ms=[1]))
+    assert h[2] == -1
+    assert h[9:12] == (-1, -1, -1)
+
+
+@pytest.mark.parametrize(
+    "flags,bits",
+    [
+        ({"control": True}, 0x20),
+        ({"log_append_time": True}, 0x08),
+        ({"transactional": True, "control": True}, 0x30),
+        ({"compression": "zstd", "log_append_time": True}, 0x0C),
+    ],
+)
+def test_encode_sets_attribute_bits(flags, bits):
+    data = codec.encode_batch([b"x"], timestamps_ms=[1], **flags)
+    assert HEADER.unpack_from(data)[5] == bits
+
+
+def test_encode_without_timestamps_uses_the_current_time_for_every_record():
+    before = int(time.time() * 1000)
+    batch = codec.decode_batch(codec.encode_batch([b"a", b"b", b"c"]))
+    after = int(time.time() * 1000)
+    stamps = {r.timestamp_ms for r in batch}
+    assert len(stamps) == 1
+    assert before <= stamps.pop() <= after + 1
+
+
+def test_encode_empty_batch_raises_value_error():
+    with pytest.raises(ValueError):
+        codec.encode_batch([])
+
+
+@pytest.mark.parametrize("field", ["keys", "headers", "timestamps_ms"])
+def test_encode_mismatched_lengths_raise_value_error(field):
+    with pytest.raises(ValueError):
+        codec.encode_batch([b"a", b"b"], **{field: [None] if field != "timestamps_ms" else [1]})
+
+
+@pytest.mark.parametrize("bad", ["text", 5, 1.5], ids=["str", "int", "float"])
+def test_encode_non_bytes_value_or_key_raises_type_error(bad):
+    with pytest.raises(TypeError):
+        codec.encode_batch([bad])
+    with pytest.raises(TypeError):
+        codec.encode_batch([b"v"], keys=[bad])
+
+
+def test_encode_non_str_header_key_raises_type_error():
+    with pytest.raises(TypeError):
+        codec.encode_batch([b"v"], headers=[[(b"bytes-key", b"v")]])
+
+
+def test_encode_unknown_compression_raises_value_error():
+    with pytest.raises(ValueError):
+        codec.encode_batch([b"v"], compression="brotli")
+    with pytest.raises(ValueError):
+        codec.encode_batch([b"v"], compression=5)
+
+
+@pytest.mark.parametrize("cid,name", list(enumerate(("none", "gzip", "snappy", "lz4", "zstd"))))
+def test_encode_accepts_codec_ids_as_well_as_names(cid, name):
+    by_id = codec.encode_batch([b"v" * 100], timestamps_ms=[1], compression=cid)
+    by_name = codec.encode_batch([b"v" * 100], timestamps_ms=[1], compression=name)
+    assert by_id == by_name
+    assert HEADER.unpack_from(by_id)[5] & 7 == cid
+
+
+def test_encode_accepts_bytearray_and_memoryview_records():
+    plain = codec.encode_batch([b"value"], [b"key"], [[("h", b"hv")]], [1])
+    other = codec.encode_batch([bytearray(b"value")], [memoryview(b"key")], [[("h", bytearray(b"hv"))]], [1])
+    assert plain == other
+
+
+def test_encode_output_is_bytes():
+    assert type(sample_batch()) is bytes
+
+
+# ------------------------------------------------------------------ decoding
+
+
+@pytest.mark.parametrize("compression", codec.COMPRESSION_TYPES)
+def test_decode_returns_header_fields_and_records(compression):
+    values = [b"v0", None, b"v2" * 50, b""]
+    keys = [None, b"k1", b"", b"k3"]
+    headers = [None, [("a", b"1"), ("b", None)], [], [("\u00e9t\u00e9", b"x")]]
+    stamps = [1_700_000_000_000, 1_700_000_000_500, 1_699_999_999_000, 1_700_000_000_100]
+    data = codec.encode_batch(
+        values, keys, headers, stamps, compression=compression, base_offset=1000,
+        producer_id=77, producer_epoch=2, base_sequence=10, transactional=True,
+    )  # fmt: skip
+    b = codec.decode_batch(data)
+    assert b.base_offset == 1000
+    assert b.last_offset == 1003
+    assert b.batch_length == len(data) - 12
+    assert b.partition_leader_epoch == -1
+    assert b.magic == 2
+    assert b.crc == HEADER.unpack_from(data)[4]
+    assert b.compression == compression
+    assert b.attributes == codec.COMPRESSION_TYPES.index(compression) | 0x10
+    assert b.timestamp_type == 0
+    assert b.is_transactional is True
+    assert b.is_control is False
+    assert b.first_timestamp == stamps[0]
+    assert b.max_timestamp == max(stamps)
+    assert (b.producer_id, b.producer_epoch, b.base_sequence) == (77, 2, 10)
+    assert b.record_count == 4
+    assert len(b) == 4
+    assert len(b.records) == 4
+    assert record_tuples(b) == [
+        (1000, stamps[0], None, b"v0", []),
+        (1001, stamps[1], b"k1", None, [("a", b"1"), ("b", None)]),
+        (1002, stamps[2], b"", b"v2" * 50, []),
+        (1003, stamps[3], b"k3", b"", [("\u00e9t\u00e9", b"x")]),
+    ]
+    assert [r.offset for r in iter(b)] == [1000, 1001, 1002, 1003]
+    r = b.records[1]
+    assert type(r.offset) is int and type(r.timestamp_ms) is int
+    assert type(r.key) is bytes and r.value is None
+    assert isinstance(r.headers, list) and r.headers[0] == ("a", b"1")
+    assert "1001" in repr(r)
+
+
+def test_decode_log_append_time_batch_gives_every_record_the_max_timestamp():
+    data = codec.encode_batch([b"a", b"b"], timestamps_ms=[10, 20], log_append_time=True)
+    b = codec.decode_batch(data)
+    assert b.timestamp_type == 1
+    assert [r.timestamp_ms for r in b] == [20, 20]
+    assert list(b.to_columns()["timestamp_ms"]) == [20, 20]
+
+
+def test_decode_control_batch_flags():
+    b = codec.decode_batch(codec.encode_batch([b"\x00\x00\x00\x01"], [b"\x00\x00\x00\x00"], control=True))
+    assert b.is_control is True
+    assert b.records[0].key == b"\x00\x00\x00\x00"
+
+
+@pytest.mark.parametrize("wrap", [bytes, bytearray, memoryview, lambda d: np.frombuffer(d, np.uint8)])
+def test_decode_accepts_any_buffer(wrap):
+    data = sample_batch()
+    assert record_tuples(codec.decode_batch(wrap(data))) == record_tuples(codec.decode_batch(data))
+    assert len(codec.decode_batches(wrap(data + data))) == 2
+    assert tuple(codec.validate_batch(wrap(data))) == header_tuple(codec.decode_batch(data))
+
+
+@pytest.mark.parametrize("compression", codec.COMPRESSION_TYPES)
+def test_to_columns_indexes_the_uncompressed_records(compression):
+    values = [b"alpha", None, b"", b"x" * 300]
+    keys = [b"k0", b"k1", None, b""]
+    data = codec.encode_batch(values, keys, None, [5, 6, 7, 8], compression=compression, base_offset=90)
+    cols = codec.decode_batch(data).to_columns()
+    assert set(cols) == {
+        "offset", "timestamp_ms", "key_offset", "key_length", "value_offset", "value_length", "buffer",
+    }  # fmt: skip
+    dtypes = {"offset": np.int64, "timestamp_ms": np.int64, "key_offset": np.int64,
+              "key_length": np.int32, "value_offset": np.int64, "value_length": np.int32}  # fmt: skip
+    for name, dtype in dtypes.items():
+        assert isinstance(cols[name], np.ndarray) and cols[name].dtype == dtype, name
+        assert cols[name].shape == (4,), name
+    buf = bytes(cols["buffer"])
+    if compression == "none":
+        assert buf == data[61:]
+    assert list(cols["offset"]) == [90, 91, 92, 93]
+    assert list(cols["timestamp_ms"]) == [5, 6, 7, 8]
+    assert list(cols["key_length"]) == [2, 2, -1, 0]
+    assert list(cols["value_length"]) == [5, -1, 0, 300]
+    assert cols["key_offset"][2] == 0 and cols["value_offset"][1] == 0
+    for i in range(4):
+        ko, kl = int(cols["key_offset"][i]), int(cols["key_length"][i])
+        vo, vl = int(cols["value_offset"][i]), int(cols["value_length"][i])
+        assert (buf[ko : ko + kl] if kl >= 0 else None) == keys[i]
+        assert (buf[vo : vo + vl] if vl >= 0 else None) == values[i]
+
+
+def test_to_columns_of_a_batch_inside_decode_batches_is_relative_to_its_own_records():
+    first, second = sample_batch(3), sample_batch(2, base_offset=3)
+    b = codec.decode_batches(first + second)[1]
+    cols = b.to_columns()
+    buf = bytes(cols["buffer"])
+    assert buf == second[61:]
+    assert buf[cols["value_offset"][1] : cols["value_offset"][1] + cols["value_length"][1]] == b"value1"
+
+
+def test_decode_batch_rejects_bytes_after_the_batch():
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.decode_batch(sample_batch() + b"\x00")
+
+
+def test_decode_with_verify_crc_false_accepts_a_bad_crc():
+    data = bytearray(sample_batch())
+    data[17] ^= 0xFF
+    with pytest.raises(CorruptRecordError, match="CRC"):
+        codec.decode_batch(bytes(data))
+    b = codec.decode_batch(bytes(data), verify_crc=False)
+    assert len(b) == 5
+
+
+def test_decode_accepts_compacted_batch_with_offset_gaps_but_validate_rejects_it():
+    region = b"".join(raw_record(d) for d in (0, 3, 7))
+    data = raw_batch(region, 3, last_offset_delta=9, base_offset=100)
+    b = codec.decode_batch(data)
+    assert [r.offset for r in b] == [100, 103, 107]
+    assert b.last_offset == 109
+    assert list(b.to_columns()["offset"]) == [100, 103, 107]
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.validate_batch(data)
+
+
+def test_decode_accepts_an_empty_batch_but_validate_rejects_it():
+    data = raw_batch(b"", 0, last_offset_delta=4, base_offset=10)
+    b = codec.decode_batch(data)
+    assert len(b) == 0 and b.record_count == 0 and b.last_offset == 14
+    assert list(b.to_columns()["offset"]) == []
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.validate_batch(data)
+
+
+def test_decode_wraps_offsets_and_timestamps_to_int64():
+    top = (1 << 63) - 1
+    region = raw_record(0, ts_delta=5) + raw_record(1, ts_delta=0)
+    data = raw_batch(region, 2, base_offset=top, first_ts=top - 2)
+    b = codec.decode_batch(data)
+    assert [r.offset for r in b] == [top, -(1 << 63)]
+    assert [r.timestamp_ms for r in b] == [-(1 << 63) + 2, top - 2]
+    assert b.last_offset == -(1 << 63)
+    cols = b.to_columns()
+    assert list(cols["offset"]) == [top, -(1 << 63)]
+    assert list(cols["timestamp_ms"]) == [-(1 << 63) + 2, top - 2]
+
+
+# ------------------------------------------------------------ decode_batches
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5])
+def test_decode_batches_returns_every_whole_batch(count):
+    batches = [
+        sample_batch(i + 1, base_offset=10 * i, compression=("none", "gzip")[i % 2]) for i in range(count)
+    ]
+    decoded = codec.decode_batches(b"".join(batches))
+    assert [b.base_offset for b in decoded] == [10 * i for i in range(count)]
+    assert [len(b) for b in decoded] == [i + 1 for i in range(count)]
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 5])
+def test_decode_batches_ignores_a_trailing_partial_batch_cut_at_every_byte(count):
+    batches = [sample_batch(2, base_offset=2 * i) for i in range(count)]
+    data = b"".join(batches)
+    whole = b"".join(batches[:-1])
+    for cut in range(len(whole), len(data)):
+        decoded = codec.decode_batches(data[:cut])
+        assert [b.base_offset for b in decoded] == [2 * i for i in range(count - 1)], cut
+    assert len(codec.decode_batches(data)) == count
+
+
+def test_decode_batches_of_nothing_is_empty():
+    assert codec.decode_batches(b"") == []
+
+
+def test_decode_batches_raises_on_a_malformed_complete_batch():
+    bad = bytearray(sample_batch())
+    bad[-1] ^= 0x01  # CRC now wrong
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.decode_batches(sample_batch() + bytes(bad) + sample_batch())
+
+
+def test_decode_batches_raises_on_a_too_small_batch_length_even_at_the_tail():
+    tail = struct.pack(">qi", 0, 10)  # 12 bytes, batchLength below the 49-byte header
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.decode_batches(sample_batch() + tail)
+
+
+# ------------------------------------------------------------------ validate
+
+
+@pytest.mark.parametrize("compression", codec.COMPRESSION_TYPES)
+def test_validate_returns_the_header_fields_decode_sees(compression):
+    data = sample_batch(7, compression=compression, base_offset=5, producer_id=9, producer_epoch=1,
+                        base_sequence=4, partition_leader_epoch=12)  # fmt: skip
+    info = codec.validate_batch(data)
+    assert isinstance(info, tuple) and len(info) == 12
+    assert tuple(info) == header_tuple(codec.decode_batch(data))
+
+
+# ------------------------------------------------------------------ malformed
+
+
+def _with(data: bytes, at: int, raw: bytes, fix_crc: bool = True) -> bytes:
+    out = bytearray(data)
+    out[at : at + len(raw)] = raw
+    if fix_crc:
+        fix_batch_crc(out)
+    return bytes(out)
+
+
+GOOD = raw_batch(records_region(3), 3)
+MALFORMED = {
+    "bad crc in records": _with(GOOD, len(GOOD) - 1, b"\xee", fix_crc=False),
+    "bad stored crc": _with(GOOD, 17, b"\x00\x00\x00\x00", fix_crc=False),
+    "magic 1": _with(GOOD, 16, b"\x01"),
+    "magic 0": _with(GOOD, 16, b"\x00"),
+    "magic 3": _with(GOOD, 16, b"\x03"),
+    "batch length below header": GOOD[:8] + struct.pack(">i", 48) + GOOD[12:],
+    "negative batch length": GOOD[:8] + struct.pack(">i", -5) + GOOD[12:],
+    "negative record count": raw_batch(records_region(3), -3, last_offset_delta=2),
+    "record count too high": raw_batch(records_region(3), 4, last_offset_delta=2),
+    "record count too low": raw_batch(records_region(3), 2, last_offset_delta=1),
+    "unknown codec 5": raw_batch(records_region(3), 3, attributes=5),
+    "unknown codec 7": raw_batch(records_region(3), 3, attributes=7),
+    "record length past end": raw_batch(raw_record(0, length_adjust=40), 1),
+    "record length negative": raw_batch(zz(-2) + raw_record(0)[1:], 1),
+    "record length short": raw_batch(raw_record(0, length_adjust=-1) + b"\x00", 1),
+    "record length long": raw_batch(raw_record(0, length_adjust=1) + b"\x00", 1),
+    "record length varint 10 continuation bytes": raw_batch(b"\xff" * 10 + b"\x01", 1),
+    "timestamp varlong 11 bytes": raw_batch(
+        raw_record(0, body=b"\x00" + b"\xff" * 10 + b"\x01" + b"\x00\x01\x01\x00"), 1
+    ),
+    "offset delta varint 6 bytes": raw_batch(raw_record(0, body=b"\x00\x00" + b"\x80" * 5 + b"\x00"), 1),
+    "offset delta varint past int32": raw_batch(
+        raw_record(0, body=b"\x00\x00\xff\xff\xff\xff\x7f\x01\x01\x00"), 1
+    ),
+    "varint runs past end": raw_batch(b"\x80", 1),
+    "offset delta repeated": raw_batch(raw_record(0) + raw_record(0), 2),
+    "offset delta decreasing": raw_batch(raw_record(1) + raw_record(0), 2),
+    "offset delta past last offset delta": raw_batch(raw_record(0) + raw_record(2), 2, last_offset_delta=1),
+    "negative offset delta": raw_batch(raw_record(-1), 1, last_offset_delta=0),
+    "key length below -1": raw_batch(raw_record(0, body=b"\x00\x00\x00" + zz(-2) + b"\x01\x00"), 1),
+    "key length past record": raw_batch(raw_record(0, body=b"\x00\x00\x00" + zz(9) + b"ab\x01\x00"), 1),
+    "value length below -1": raw_batch(raw_record(0, body=b"\x00\x00\x00\x01" + zz(-3) + b"\x00"), 1),
+    "value length past record": raw_batch(raw_record(0, body=b"\x00\x00\x00\x01" + zz(50) + b"\x00"), 1),
+    "negative header count": raw_batch(raw_record(0, body=b"\x00\x00\x00\x01\x01" + zz(-1)), 1),
+    "header count past record": raw_batch(
+        raw_record(0, body=b"\x00\x00\x00\x01\x01" + zz(3) + b"\x02h\x01"), 1
+    ),
+    "negative header key length": raw_batch(
+        raw_record(0, body=b"\x00\x00\x00\x01\x01\x02" + zz(-1) + b"\x01"), 1
+    ),
+    "header key not utf8": raw_batch(raw_record(0, headers=[(b"\xff\xfe", b"v")]), 1),
+    "header value length below -1": raw_batch(
+        raw_record(0, body=b"\x00\x00\x00\x01\x01\x02\x02h" + zz(-2)), 1
+    ),
+    "header value past record": raw_batch(raw_record(0, body=b"\x00\x00\x00\x01\x01\x02\x02h" + zz(30)), 1),
+    "empty record": raw_batch(zz(0), 1),
+    "bytes after records": raw_batch(records_region(3) + b"\x00", 3),
+    "gzip garbage": raw_batch(b"\x1f\x8b\x08\x00garbage-garbage", 3, attributes=1),
+    "snappy garbage": raw_batch(b"\xff\xff\xff\xff\x0fgarbage", 3, attributes=2),
+    "lz4 garbage": raw_batch(b"\x04\x22\x4d\x18garbage-garbage", 3, attributes=3),
+    "zstd garbage": raw_batch(b"\x28\xb5\x2f\xfdgarbage-garbage", 3, attributes=4),
+    "empty compressed region": raw_batch(b"", 1, attributes=1),
+}
+
+
+def test_the_good_raw_batch_is_valid():
+    assert len(codec.decode_batch(GOOD)) == 3
+    codec.validate_batch(GOOD)
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_malformed_batch_raises_corrupt_record_error_naming_a_byte(name):
+    data = MALFORMED[name]
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.decode_batch(data)
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.validate_batch(data)
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.decode_batches(data)
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.decode_batches(GOOD + data)
+
+
+def test_corrupt_record_error_is_a_value_error():
+    with pytest.raises(ValueError):
+        codec.decode_batch(MALFORMED["magic 1"])
+
+
+def test_magic_error_names_the_magic_and_its_byte():
+    with pytest.raises(CorruptRecordError, match="magic 1 at byte 16"):
+        codec.decode_batch(MALFORMED["magic 1"])
+
+
+def test_truncated_batch_raises_at_every_length():
+    for data in (GOOD, sample_batch(3, compression="gzip")):
+        for cut in range(len(data)):
+            with pytest.raises(CorruptRecordError, match="byte"):
+                codec.decode_batch(data[:cut])
+            with pytest.raises(CorruptRecordError, match="byte"):
+                codec.validate_batch(data[:cut])
+            assert codec.decode_batches(data[:cut]) == []
+
+
+def test_batch_length_past_end_raises_for_one_batch_but_ends_decode_batches():
+    data = GOOD[:8] + struct.pack(">i", len(GOOD) - 12 + 1) + GOOD[12:]
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.decode_batch(data)
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.validate_batch(data)
+    assert len(codec.decode_batches(GOOD + data)) == 1
+
+
+def test_validate_rejects_last_offset_delta_that_does_not_match_the_count():
+    data = raw_batch(records_region(3), 3, last_offset_delta=3)
+    codec.decode_batch(data)  # decoding allows a trailing gap (compaction)
+    with pytest.raises(CorruptRecordError, match="byte"):
+        codec.validate_batch(data)
+
+
+def test_decode_rejects_a_bad_crc_that_validate_also_rejects():
+    bad = MALFORMED["bad stored crc"]
+    with pytest.raises(CorruptRecordError, match="CRC"):
+        codec.validate_batch(bad)
+    assert len(codec.decode_batch(bad, verify_crc=False)) == 3
+
+
+def test_bad_argument_types_raise_type_error():
+    with pytest.raises(TypeError):
+        codec.decode_batch("not bytes")
+    with pytest.raises(TypeError):
+        codec.validate_batch(12345)
+
+
+# ------------------------------------------------------------ native vs reference
+
+
+def _outcome(fn, data, **kwargs):
+    try:
+        result = fn(data, **kwargs)
+    except CorruptRecordError:
+        return "corrupt"
+    if isinstance(result, list):
+        return [(header_tuple(b), record_tuples(b)) for b in result]
+    if hasattr(result, "records"):
+        return header_tuple(result), record_tuples(result)
+    return tuple(result)
+
+
+@pytest.mark.parametrize("name", list(MALFORMED))
+def test_native_and_reference_both_reject_each_malformed_batch(both, name):
+    for impl in both:
+        for fn in (impl.decode_batch, impl.validate_batch):
+            assert _outcome(fn, MALFORMED[name]) == "corrupt", (impl.__name__, fn.__name__)
+
+
+@pytest.mark.parametrize("compression", codec.COMPRESSION_TYPES)
+def test_native_and_reference_decode_each_others_batches_identically(both, compression):
+    ref, nat = both
+    args = (
+        [b"v%d" % i * i for i in range(20)] + [None],
+        [None if i % 3 == 0 else b"k%d" % i for i in range(21)],
+        [[("h%d" % j, None if j % 2 else b"x") for j in range(i % 3)] for i in range(21)],
+        [10_000 + (i * 37) % 11 for i in range(21)],
+    )
+    kwargs = {"compression": compression, "base_offset": 5, "producer_id": 3, "producer_epoch": 0,
+              "base_sequence": 0, "transactional": True}  # fmt: skip
+    from_ref = ref.encode_batch(*args, **kwargs)
+    from_nat = nat.encode_batch(*args, **kwargs)
+    if compression == "none":
+        assert from_ref == from_nat
+    for data in (from_ref, from_nat):
+        assert _outcome(ref.decode_batch, data) == _outcome(nat.decode_batch, data)
+        assert _outcome(ref.validate_batch, data) == _outcome(nat.validate_batch, data)
+        assert _outcome(ref.decode_batches, data * 2) == _outcome(nat.decode_batches, data * 2)
+        rc, nc = ref.decode_batch(data).to_columns(), nat.decode_batch(data).to_columns()
+        assert bytes(rc["buffer"]) == bytes(nc["buffer"])
+        for key in ("offset", "timestamp_ms", "key_offset", "key_length", "value_offset", "value_length"):
+            assert rc[key].dtype == nc[key].dtype and np.array_equal(rc[key], nc[key]), key
+
+
+def test_native_and_reference_share_the_default_cap(both):
+    ref, nat = both
+    assert ref.DEFAULT_MAX_DECOMPRESSED_BYTES == nat.DEFAULT_MAX_DECOMPRESSED_BYTES == 64 * 1024 * 1024
