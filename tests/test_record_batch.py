@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pytest
-
 from streamcore import codec
 from streamcore._reference import record_batch as reference
 from streamcore.errors import CorruptRecordError
@@ -634,7 +633,7 @@ def test_native_and_reference_decode_each_others_batches_identically(both, compr
     args = (
         [b"v%d" % i * i for i in range(20)] + [None],
         [None if i % 3 == 0 else b"k%d" % i for i in range(21)],
-        [[("h%d" % j, None if j % 2 else b"x") for j in range(i % 3)] for i in range(21)],
+        [[(f"h{j}", None if j % 2 else b"x") for j in range(i % 3)] for i in range(21)],
         [10_000 + (i * 37) % 11 for i in range(21)],
     )
     kwargs = {"compression": compression, "base_offset": 5, "producer_id": 3, "producer_epoch": 0,
