@@ -26,16 +26,10 @@ def _varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _record(offset_delta: int, ts_delta: int, value: bytes) -> bytes:
-    body = (
-        b"\x00"
-        + _varint(ts_delta)
-        + _varint(offset_delta)
-        + _varint(-1)
-        + _varint(len(value))
-        + value
-        + _varint(0)
-    )
+def _record(offset_delta: int, ts_delta: int, value: bytes, key: bytes | None = None) -> bytes:
+    key_part = _varint(-1) if key is None else _varint(len(key)) + key
+    body = b"\x00" + _varint(ts_delta) + _varint(offset_delta) + key_part
+    body += _varint(len(value)) + value + _varint(0)
     return _varint(len(body)) + body
 
 
@@ -46,6 +40,7 @@ def make_batch(
     timestamp_step: int = 1,
     value_size: int = 10,
     base_offset: int = 0,
+    first_key: bytes | None = None,
 ) -> bytes:
     """A v2 batch with the given record values (or that many ``value_size``-byte values).
 
@@ -53,7 +48,9 @@ def make_batch(
     """
     if isinstance(values, int):
         values = [bytes([i % 251]) * value_size for i in range(values)]
-    records = b"".join(_record(i, i * timestamp_step, v) for i, v in enumerate(values))
+    records = b"".join(
+        _record(i, i * timestamp_step, v, first_key if i == 0 else None) for i, v in enumerate(values)
+    )
     n = len(values)
     max_ts = base_timestamp + (n - 1) * timestamp_step
     length = _HEADER.size - 12 + len(records)
@@ -71,14 +68,17 @@ def batch_of_size(total: int, *, records: int = 1, base_timestamp: int = 1_700_0
     extra = total - overhead
     if extra < 0:
         raise ValueError(f"a {records}-record batch needs at least {overhead} bytes")
-    # Spread the padding over the records; varint lengths grow, so adjust the last one.
-    values = [b""] * records
-    for _ in range(8):
-        values[-1] = b"v" * max(0, extra)
-        got = len(make_batch(values, base_timestamp=base_timestamp))
-        if got == total:
-            return make_batch(values, base_timestamp=base_timestamp)
-        extra -= got - total
+    # Pad the last value; a varint length growing by a byte can skip a size, and a
+    # one-byte key on the first record then shifts the total by one.
+    for key in (None, b"k"):
+        values = [b""] * records
+        pad = extra
+        for _ in range(8):
+            values[-1] = b"v" * max(0, pad)
+            got = len(make_batch(values, base_timestamp=base_timestamp, first_key=key))
+            if got == total:
+                return make_batch(values, base_timestamp=base_timestamp, first_key=key)
+            pad -= got - total
     raise ValueError(f"cannot build a batch of exactly {total} bytes")
 
 
