@@ -164,3 +164,24 @@ def test_timing_calls_the_subject_at_least_once_per_run():
 def test_timing_policy_rejects_zero_runs():
     with pytest.raises(ValueError):
         TimingPolicy(min_run_seconds=0.1, runs=0)
+
+
+def test_missing_kafka_python_shows_not_installed_in_every_kafka_python_cell(monkeypatch):
+    monkeypatch.setattr(codec, "_kafka_python", lambda: codec.Missing("n/a (not installed)"))
+    cases = codec.build_codec_cases(make_codec_workload(records=3, value_size=10))
+    for case in cases:
+        cell = case.subjects[codec.KAFKA_PYTHON]
+        if case.row.key.startswith("columns"):
+            assert cell == codec.Missing("- (no columnar API)")
+        else:
+            assert cell == codec.Missing("n/a (not installed)"), case.row.key
+        assert callable(case.subjects[codec.REFERENCE]), case.row.key
+
+
+def test_unbuilt_native_code_shows_not_built_and_reference_still_runs(monkeypatch):
+    monkeypatch.setattr(codec, "_native_capability", lambda name: codec.Missing("n/a (not built)"))
+    monkeypatch.setattr(codec, "_cython_capability", lambda module: codec.Missing("n/a (not built)"))
+    cases = codec.build_codec_cases(make_codec_workload(records=3, value_size=10))
+    for case in cases:
+        assert case.subjects[codec.NATIVE] == codec.Missing("n/a (not built)"), case.row.key
+        assert callable(case.subjects[codec.REFERENCE]), case.row.key

@@ -270,73 +270,69 @@ def _checked(subject: Subject, check: Callable[[Any], bool], what: str) -> Subje
     return subject
 
 
-def build_codec_cases(w: CodecWorkload, codecs: Iterable[str] = CODECS) -> list[CodecCase]:
-    """Build every row's subjects for workload ``w``, each one run once and checked."""
-    codecs = tuple(codecs)
-    rows = {row.key: row for row in codec_rows(codecs)}
+Cells = dict[str, Subject | Missing]
+
+
+def _crc_cases(w: CodecWorkload, kp: dict[str, Any] | Missing) -> dict[str, tuple[int, Cells]]:
+    reference = _reference_capability("crc32c").crc32c
+    fns: dict[str, Callable[..., Any] | Missing] = {
+        NATIVE: _function(_native_capability("crc32c"), "crc32c"),
+        REFERENCE: reference,
+        KAFKA_PYTHON: kp if isinstance(kp, Missing) else kp["util"].calc_crc32c,
+        CRC32C_PACKAGE: _crc32c_package(),
+    }
+    out: dict[str, tuple[int, Cells]] = {}
+    # 1 MiB measures bandwidth (work = bytes); 100 B measures call overhead (work = calls).
+    for key, data, work in (("crc32c_1mib", w.crc_large, len(w.crc_large)), ("crc32c_100b", w.crc_small, 1)):
+        expected = reference(data)
+        out[key] = (
+            work,
+            {
+                column: fn
+                if isinstance(fn, Missing)
+                else _checked(partial(fn, data), lambda r, e=expected: r == e, "checksum differs")
+                for column, fn in fns.items()
+            },
+        )
+    return out
+
+
+def _batch_cases(
+    w: CodecWorkload, kp: dict[str, Any] | Missing, codecs: tuple[str, ...]
+) -> dict[str, tuple[int, Cells]]:
     n = w.record_count
     value_bytes = sum(len(v) for v in w.values)
-    varint_total = sum(w.varints)
-    kp = _kafka_python()
-    crc_pkg = _crc32c_package()
-
-    crc_fns: dict[str, Callable[..., Any] | Missing] = {
-        NATIVE: _function(_native_capability("crc32c"), "crc32c"),
-        REFERENCE: _function(_reference_capability("crc32c"), "crc32c"),
-        KAFKA_PYTHON: kp if isinstance(kp, Missing) else kp["util"].calc_crc32c,
-        CRC32C_PACKAGE: crc_pkg,
-    }
-    rb_modules: dict[str, ModuleType | Missing] = {
+    modules: dict[str, ModuleType | Missing] = {
         NATIVE: _native_capability("record_batch"),
         REFERENCE: _reference_capability("record_batch"),
     }
-    wire_modules: dict[str, ModuleType | Missing] = {
-        NATIVE: _cython_capability("streamcore._cy_wire"),
-        REFERENCE: _reference_capability("wire"),
+    encoders: dict[str, Callable[..., Any] | Missing] = {
+        c: _function(m, "encode_batch") for c, m in modules.items()
+    }
+    decoders: dict[str, Callable[..., Any] | Missing] = {
+        c: _function(m, "decode_batch") for c, m in modules.items()
     }
 
-    def our_encoder(column: str) -> Callable[[str], bytes] | Missing:
-        encode = _function(rb_modules[column], "encode_batch")
-        if isinstance(encode, Missing):
-            return encode
-        return partial(_encode_with, encode, w)
+    def canonical_encoder(encode: Callable[..., Any] | Missing) -> Callable[[str], bytes] | Missing:
+        return encode if isinstance(encode, Missing) else partial(_encode_with, encode, w)
 
-    def kp_encoder() -> Callable[[str], bytes] | Missing:
-        if isinstance(kp, Missing):
-            return kp
-        return lambda codec: _kafka_python_encode(kp["builder"], _CODEC_IDS[codec], w)
+    kp_encoder: Callable[[str], bytes] | Missing = (
+        kp
+        if isinstance(kp, Missing)
+        else lambda codec: _kafka_python_encode(kp["builder"], _CODEC_IDS[codec], w)  # type: ignore[index]
+    )
+    canonical = _canonical_batches(
+        [canonical_encoder(encoders[NATIVE]), canonical_encoder(encoders[REFERENCE]), kp_encoder], codecs
+    )
 
-    canonical = _canonical_batches([our_encoder(NATIVE), our_encoder(REFERENCE), kp_encoder()], codecs)
-    expected_crc_large = _reference_capability("crc32c").crc32c(w.crc_large)
-    expected_crc_small = _reference_capability("crc32c").crc32c(w.crc_small)
-
-    cases: list[CodecCase] = []
-
-    def add(key: str, work: int, subjects: dict[str, Subject | Missing]) -> None:
-        full = {column: subjects.get(column, NOT_APPLICABLE) for column in COLUMNS}
-        cases.append(CodecCase(rows[key], work, full))
-
-    for key, data, expected in (
-        ("crc32c_1mib", w.crc_large, expected_crc_large),
-        ("crc32c_100b", w.crc_small, expected_crc_small),
-    ):
-        subjects: dict[str, Subject | Missing] = {}
-        for column, fn in crc_fns.items():
-            subjects[column] = (
-                fn
-                if isinstance(fn, Missing)
-                else _checked(partial(fn, data), lambda r, e=expected: r == e, "checksum differs")
-            )
-        add(key, len(data) if key == "crc32c_1mib" else 1, subjects)
-
+    out: dict[str, tuple[int, Cells]] = {}
     for codec in codecs:
         data = canonical[codec]
-        enc: dict[str, Subject | Missing] = {}
-        dec: dict[str, Subject | Missing] = {}
-        col: dict[str, Subject | Missing] = {}
+        enc: Cells = {}
+        dec: Cells = {}
+        col: Cells = {}
         for column in (NATIVE, REFERENCE):
-            encode = _function(rb_modules[column], "encode_batch")
-            decode = _function(rb_modules[column], "decode_batch")
+            encode, decode = encoders[column], decoders[column]
             enc[column] = (
                 encode
                 if isinstance(encode, Missing)
@@ -372,49 +368,70 @@ def build_codec_cases(w: CodecWorkload, codecs: Iterable[str] = CODECS) -> list[
                 )
             )
         col[KAFKA_PYTHON] = Missing("- (no columnar API)")
-        add(f"encode_{codec}", n, enc)
-        add(f"decode_{codec}", n, dec)
-        add(f"columns_{codec}", n, col)
+        out[f"encode_{codec}"] = (n, enc)
+        out[f"decode_{codec}"] = (n, dec)
+        out[f"columns_{codec}"] = (n, col)
+    return out
 
-    venc: dict[str, Subject | Missing] = {}
-    vdec: dict[str, Subject | Missing] = {}
+
+def _varint_cases(w: CodecWorkload, kp: dict[str, Any] | Missing) -> dict[str, tuple[int, Cells]]:
+    count = len(w.varints)
     expected_size = len(w.varint_buffer)
-    for column, module in wire_modules.items():
-        encode = _function(module, "encode_varint")
-        decode = _function(module, "decode_varint")
+    expected_sum = sum(w.varints)
+    encoders: dict[str, Callable[..., Any] | Missing] = {}
+    decoders: dict[str, Callable[..., Any] | Missing] = {}
+    for column, module in (
+        (NATIVE, _cython_capability("streamcore._cy_wire")),
+        (REFERENCE, _reference_capability("wire")),
+    ):
+        encoders[column] = _function(module, "encode_varint")
+        decoders[column] = _function(module, "decode_varint")
+    encode_loops: dict[str, Callable[..., Any]] = {NATIVE: _encode_varints, REFERENCE: _encode_varints}
+    if isinstance(kp, Missing):
+        encoders[KAFKA_PYTHON] = decoders[KAFKA_PYTHON] = kp
+    else:
+        encoders[KAFKA_PYTHON] = kp["util"].encode_varint
+        decoders[KAFKA_PYTHON] = kp["util"].decode_varint
+        encode_loops[KAFKA_PYTHON] = _kafka_python_varint_encode
+    venc: Cells = {}
+    vdec: Cells = {}
+    for column, encode in encoders.items():
         venc[column] = (
             encode
             if isinstance(encode, Missing)
             else _checked(
-                partial(_encode_varints, encode, w.varints), lambda r: r == expected_size, "encoded size"
+                partial(encode_loops[column], encode, w.varints),
+                lambda r: r == expected_size,
+                "encoded size",
             )
         )
+    for column, decode in decoders.items():
         vdec[column] = (
             decode
             if isinstance(decode, Missing)
             else _checked(
-                partial(_decode_varints, decode, w.varint_buffer, len(w.varints)),
-                lambda r: r == varint_total,
+                partial(_decode_varints, decode, w.varint_buffer, count),
+                lambda r: r == expected_sum,
                 "values differ",
             )
         )
-    if isinstance(kp, Missing):
-        venc[KAFKA_PYTHON] = vdec[KAFKA_PYTHON] = kp
-    else:
-        venc[KAFKA_PYTHON] = _checked(
-            partial(_kafka_python_varint_encode, kp["util"].encode_varint, w.varints),
-            lambda r: r == expected_size,
-            "encoded size",
-        )
-        vdec[KAFKA_PYTHON] = _checked(
-            partial(_decode_varints, kp["util"].decode_varint, w.varint_buffer, len(w.varints)),
-            lambda r: r == varint_total,
-            "values differ",
-        )
-    add("varint_encode", len(w.varints), venc)
-    add("varint_decode", len(w.varints), vdec)
-    order = {key: i for i, key in enumerate(rows)}
-    return sorted(cases, key=lambda case: order[case.row.key])
+    return {"varint_encode": (count, venc), "varint_decode": (count, vdec)}
+
+
+def build_codec_cases(w: CodecWorkload, codecs: Iterable[str] = CODECS) -> list[CodecCase]:
+    """Build every row's subjects for workload ``w``, each one run once and checked.
+
+    Columns without a subject for a row (say, the crc32c package for batch encode)
+    get a :class:`Missing` note; the cases come in :func:`codec_rows` order.
+    """
+    codecs = tuple(codecs)
+    kp = _kafka_python()
+    built = {**_crc_cases(w, kp), **_batch_cases(w, kp, codecs), **_varint_cases(w, kp)}
+    cases = []
+    for row in codec_rows(codecs):
+        work, cells = built[row.key]
+        cases.append(CodecCase(row, work, {c: cells.get(c, NOT_APPLICABLE) for c in COLUMNS}))
+    return cases
 
 
 def _encode_with(encode_batch: Callable[..., bytes], w: CodecWorkload, codec: str) -> bytes:
