@@ -257,6 +257,23 @@ def default_value_expr(f: Field) -> str:
     return "[]" if f.array else f"{f.struct.cls}()"  # type: ignore[union-attr]
 
 
+def is_default_expr(f: Field, src: str) -> str:
+    """An expression true when ``src`` equals the field's default, without building a default object.
+
+    Tagged fields are written only when they differ from their default and absent
+    fields may only hold it, so encoders test this often.
+    """
+    d = default_expr(f)
+    if d != "_MISSING":
+        return f"{src} is None" if d == "None" else f"{src} == {d}"
+    if f.array:
+        return f"{src} == []"
+    parts = [f"type({src}) is {f.struct.cls}"]  # type: ignore[union-attr]
+    for g in f.struct.fields:  # type: ignore[union-attr]
+        parts.append(f"({is_default_expr(g, src + '.' + g.attr)})")
+    return " and ".join(parts)
+
+
 # ---------------------------------------------------------------- code emission
 
 
@@ -458,7 +475,7 @@ def gen_struct_version(em: Emitter, msg: Message, s: Struct, v: int) -> tuple[st
         what = ctx(msg, s, f)
         if not within(v, f.versions):
             if not f.ignorable:
-                enc.append(f"if o.{f.attr} != {default_value_expr(f)}:")
+                enc.append(f"if not ({is_default_expr(f, 'o.' + f.attr)}):")
                 enc.append(f"    raise _absent({what!r}, {v})")
             continue
         if id(f) in tagged_ids:
@@ -469,7 +486,7 @@ def gen_struct_version(em: Emitter, msg: Message, s: Struct, v: int) -> tuple[st
             enc.append("t = None")
             for f in sorted(tagged_now, key=lambda g: g.tag):  # type: ignore[arg-type, return-value]
                 what = ctx(msg, s, f)
-                enc.append(f"if o.{f.attr} != {default_value_expr(f)}:")
+                enc.append(f"if not ({is_default_expr(f, 'o.' + f.attr)}):")
                 enc.append("    tw = _Writer()")
                 body = write_value(f, flex, "tw", f"o.{f.attr}", what, v, children.get(f.attr, ("", ""))[1])
                 enc += indent(body)

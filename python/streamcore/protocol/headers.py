@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from streamcore._impl import wire
+from streamcore.errors import ProtocolError
 from streamcore.protocol.api_versions import ADVERTISED, RESPONSE_CLASSES, flexible_from
 from streamcore.protocol.messages import ApiVersionsResponse, ApiVersionsResponse_ApiVersion
 
@@ -26,6 +27,7 @@ __all__ = [
     "encode_response_header",
     "encode_response",
     "unsupported_api_versions_response",
+    "decode_api_versions_response",
 ]
 
 API_VERSIONS_KEY = 18
@@ -102,3 +104,19 @@ def unsupported_api_versions_response(correlation_id: int) -> bytes:
     w.int32(correlation_id)
     body.encode_into(w, 0)
     return w.getvalue_framed()
+
+
+def decode_api_versions_response(body: bytes | bytearray | memoryview, version: int) -> ApiVersionsResponse:
+    """Decode an ApiVersions response body sent in answer to a request of ``version``.
+
+    A broker that does not know ``version`` answers with UNSUPPORTED_VERSION in a v0
+    body, so (like the Java client) a body that does not parse at ``version``, or
+    parses with that error code, is read again as v0.
+    """
+    try:
+        resp = ApiVersionsResponse.decode(body, version)
+    except ProtocolError:
+        return ApiVersionsResponse.decode(body, 0)
+    if resp.error_code == UNSUPPORTED_VERSION and version > 0:
+        return ApiVersionsResponse.decode(body, 0)
+    return resp

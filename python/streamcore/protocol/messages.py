@@ -3741,7 +3741,7 @@ def _e_ApiVersionsResponse_v3(o, w):
             _e_ApiVersionsResponse_ApiVersion_v3(e, w)
     w.int32(o.throttle_time_ms)
     t = None
-    if o.supported_features != []:
+    if not (o.supported_features == []):
         tw = _Writer()
         x = o.supported_features
         if x is None:
@@ -3753,13 +3753,13 @@ def _e_ApiVersionsResponse_v3(o, w):
         if t is None:
             t = {}
         t[0] = tw.getvalue()
-    if o.finalized_features_epoch != -1:
+    if not (o.finalized_features_epoch == -1):
         tw = _Writer()
         tw.int64(o.finalized_features_epoch)
         if t is None:
             t = {}
         t[1] = tw.getvalue()
-    if o.finalized_features != []:
+    if not (o.finalized_features == []):
         tw = _Writer()
         x = o.finalized_features
         if x is None:
@@ -3771,7 +3771,7 @@ def _e_ApiVersionsResponse_v3(o, w):
         if t is None:
             t = {}
         t[2] = tw.getvalue()
-    if o.zk_migration_ready != False:
+    if not (o.zk_migration_ready == False):
         tw = _Writer()
         tw.boolean(o.zk_migration_ready)
         if t is None:
@@ -3813,11 +3813,11 @@ def _e_MetadataRequest_v0(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataRequest_MetadataRequestTopic_v0(e, w)
-    if o.allow_auto_topic_creation != True:
+    if not (o.allow_auto_topic_creation == True):
         raise _absent('MetadataRequest.allow_auto_topic_creation', 0)
-    if o.include_cluster_authorized_operations != False:
+    if not (o.include_cluster_authorized_operations == False):
         raise _absent('MetadataRequest.include_cluster_authorized_operations', 0)
-    if o.include_topic_authorized_operations != False:
+    if not (o.include_topic_authorized_operations == False):
         raise _absent('MetadataRequest.include_topic_authorized_operations', 0)
 
 
@@ -3840,11 +3840,11 @@ def _e_MetadataRequest_v1(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataRequest_MetadataRequestTopic_v0(e, w)
-    if o.allow_auto_topic_creation != True:
+    if not (o.allow_auto_topic_creation == True):
         raise _absent('MetadataRequest.allow_auto_topic_creation', 1)
-    if o.include_cluster_authorized_operations != False:
+    if not (o.include_cluster_authorized_operations == False):
         raise _absent('MetadataRequest.include_cluster_authorized_operations', 1)
-    if o.include_topic_authorized_operations != False:
+    if not (o.include_topic_authorized_operations == False):
         raise _absent('MetadataRequest.include_topic_authorized_operations', 1)
 
 
@@ -3856,11 +3856,11 @@ def _e_MetadataRequest_v2(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataRequest_MetadataRequestTopic_v0(e, w)
-    if o.allow_auto_topic_creation != True:
+    if not (o.allow_auto_topic_creation == True):
         raise _absent('MetadataRequest.allow_auto_topic_creation', 2)
-    if o.include_cluster_authorized_operations != False:
+    if not (o.include_cluster_authorized_operations == False):
         raise _absent('MetadataRequest.include_cluster_authorized_operations', 2)
-    if o.include_topic_authorized_operations != False:
+    if not (o.include_topic_authorized_operations == False):
         raise _absent('MetadataRequest.include_topic_authorized_operations', 2)
 
 
@@ -3872,11 +3872,11 @@ def _e_MetadataRequest_v3(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataRequest_MetadataRequestTopic_v0(e, w)
-    if o.allow_auto_topic_creation != True:
+    if not (o.allow_auto_topic_creation == True):
         raise _absent('MetadataRequest.allow_auto_topic_creation', 3)
-    if o.include_cluster_authorized_operations != False:
+    if not (o.include_cluster_authorized_operations == False):
         raise _absent('MetadataRequest.include_cluster_authorized_operations', 3)
-    if o.include_topic_authorized_operations != False:
+    if not (o.include_topic_authorized_operations == False):
         raise _absent('MetadataRequest.include_topic_authorized_operations', 3)
 
 
@@ -3901,9 +3901,9 @@ def _e_MetadataRequest_v4(o, w):
         for e in x:
             _e_MetadataRequest_MetadataRequestTopic_v0(e, w)
     w.boolean(o.allow_auto_topic_creation)
-    if o.include_cluster_authorized_operations != False:
+    if not (o.include_cluster_authorized_operations == False):
         raise _absent('MetadataRequest.include_cluster_authorized_operations', 4)
-    if o.include_topic_authorized_operations != False:
+    if not (o.include_topic_authorized_operations == False):
         raise _absent('MetadataRequest.include_topic_authorized_operations', 4)
 
 
@@ -3916,9 +3916,9 @@ def _e_MetadataRequest_v5(o, w):
         for e in x:
             _e_MetadataRequest_MetadataRequestTopic_v0(e, w)
     w.boolean(o.allow_auto_topic_creation)
-    if o.include_cluster_authorized_operations != False:
+    if not (o.include_cluster_authorized_operations == False):
         raise _absent('MetadataRequest.include_cluster_authorized_operations', 5)
-    if o.include_topic_authorized_operations != False:
+    if not (o.include_topic_authorized_operations == False):
         raise _absent('MetadataRequest.include_topic_authorized_operations', 5)
 
 
@@ -3931,9 +3931,9 @@ def _e_MetadataRequest_v6(o, w):
         for e in x:
             _e_MetadataRequest_MetadataRequestTopic_v0(e, w)
     w.boolean(o.allow_auto_topic_creation)
-    if o.include_cluster_authorized_operations != False:
+    if not (o.include_cluster_authorized_operations == False):
         raise _absent('MetadataRequest.include_cluster_authorized_operations', 6)
-    if o.include_topic_authorized_operations != False:
+    if not (o.include_topic_authorized_operations == False):
         raise _absent('MetadataRequest.include_topic_authorized_operations', 6)
 
 
@@ -3946,9 +3946,9 @@ def _e_MetadataRequest_v7(o, w):
         for e in x:
             _e_MetadataRequest_MetadataRequestTopic_v0(e, w)
     w.boolean(o.allow_auto_topic_creation)
-    if o.include_cluster_authorized_operations != False:
+    if not (o.include_cluster_authorized_operations == False):
         raise _absent('MetadataRequest.include_cluster_authorized_operations', 7)
-    if o.include_topic_authorized_operations != False:
+    if not (o.include_topic_authorized_operations == False):
         raise _absent('MetadataRequest.include_topic_authorized_operations', 7)
 
 
@@ -4089,7 +4089,7 @@ def _e_MetadataRequest_v11(o, w):
         for e in x:
             _e_MetadataRequest_MetadataRequestTopic_v10(e, w)
     w.boolean(o.allow_auto_topic_creation)
-    if o.include_cluster_authorized_operations != False:
+    if not (o.include_cluster_authorized_operations == False):
         raise _absent('MetadataRequest.include_cluster_authorized_operations', 11)
     w.boolean(o.include_topic_authorized_operations)
     w.uvarint(0)
@@ -4104,7 +4104,7 @@ def _e_MetadataRequest_v12(o, w):
         for e in x:
             _e_MetadataRequest_MetadataRequestTopic_v10(e, w)
     w.boolean(o.allow_auto_topic_creation)
-    if o.include_cluster_authorized_operations != False:
+    if not (o.include_cluster_authorized_operations == False):
         raise _absent('MetadataRequest.include_cluster_authorized_operations', 12)
     w.boolean(o.include_topic_authorized_operations)
     w.uvarint(0)
@@ -4119,7 +4119,7 @@ def _e_MetadataRequest_v13(o, w):
         for e in x:
             _e_MetadataRequest_MetadataRequestTopic_v10(e, w)
     w.boolean(o.allow_auto_topic_creation)
-    if o.include_cluster_authorized_operations != False:
+    if not (o.include_cluster_authorized_operations == False):
         raise _absent('MetadataRequest.include_cluster_authorized_operations', 13)
     w.boolean(o.include_topic_authorized_operations)
     w.uvarint(0)
@@ -4214,7 +4214,7 @@ def _e_MetadataResponse_MetadataResponseTopic_v0(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v0(e, w)
-    if o.topic_authorized_operations != -2147483648:
+    if not (o.topic_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 0)
 
 
@@ -4251,7 +4251,7 @@ def _e_MetadataResponse_v0(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v0(e, w)
-    if o.cluster_authorized_operations != -2147483648:
+    if not (o.cluster_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.cluster_authorized_operations', 0)
 
 
@@ -4305,7 +4305,7 @@ def _e_MetadataResponse_MetadataResponseTopic_v1(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v0(e, w)
-    if o.topic_authorized_operations != -2147483648:
+    if not (o.topic_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 1)
 
 
@@ -4344,7 +4344,7 @@ def _e_MetadataResponse_v1(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v1(e, w)
-    if o.cluster_authorized_operations != -2147483648:
+    if not (o.cluster_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.cluster_authorized_operations', 1)
 
 
@@ -4362,7 +4362,7 @@ def _e_MetadataResponse_MetadataResponseTopic_v2(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v0(e, w)
-    if o.topic_authorized_operations != -2147483648:
+    if not (o.topic_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 2)
 
 
@@ -4403,7 +4403,7 @@ def _e_MetadataResponse_v2(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v2(e, w)
-    if o.cluster_authorized_operations != -2147483648:
+    if not (o.cluster_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.cluster_authorized_operations', 2)
 
 
@@ -4421,7 +4421,7 @@ def _e_MetadataResponse_MetadataResponseTopic_v3(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v0(e, w)
-    if o.topic_authorized_operations != -2147483648:
+    if not (o.topic_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 3)
 
 
@@ -4464,7 +4464,7 @@ def _e_MetadataResponse_v3(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v3(e, w)
-    if o.cluster_authorized_operations != -2147483648:
+    if not (o.cluster_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.cluster_authorized_operations', 3)
 
 
@@ -4482,7 +4482,7 @@ def _e_MetadataResponse_MetadataResponseTopic_v4(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v0(e, w)
-    if o.topic_authorized_operations != -2147483648:
+    if not (o.topic_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 4)
 
 
@@ -4504,7 +4504,7 @@ def _e_MetadataResponse_v4(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v4(e, w)
-    if o.cluster_authorized_operations != -2147483648:
+    if not (o.cluster_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.cluster_authorized_operations', 4)
 
 
@@ -4596,7 +4596,7 @@ def _e_MetadataResponse_MetadataResponseTopic_v5(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v5(e, w)
-    if o.topic_authorized_operations != -2147483648:
+    if not (o.topic_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 5)
 
 
@@ -4639,7 +4639,7 @@ def _e_MetadataResponse_v5(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v5(e, w)
-    if o.cluster_authorized_operations != -2147483648:
+    if not (o.cluster_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.cluster_authorized_operations', 5)
 
 
@@ -4657,7 +4657,7 @@ def _e_MetadataResponse_MetadataResponseTopic_v6(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v5(e, w)
-    if o.topic_authorized_operations != -2147483648:
+    if not (o.topic_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 6)
 
 
@@ -4679,7 +4679,7 @@ def _e_MetadataResponse_v6(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v6(e, w)
-    if o.cluster_authorized_operations != -2147483648:
+    if not (o.cluster_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.cluster_authorized_operations', 6)
 
 
@@ -4773,7 +4773,7 @@ def _e_MetadataResponse_MetadataResponseTopic_v7(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v7(e, w)
-    if o.topic_authorized_operations != -2147483648:
+    if not (o.topic_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 7)
 
 
@@ -4816,7 +4816,7 @@ def _e_MetadataResponse_v7(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v7(e, w)
-    if o.cluster_authorized_operations != -2147483648:
+    if not (o.cluster_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.cluster_authorized_operations', 7)
 
 
@@ -5185,7 +5185,7 @@ def _e_MetadataResponse_v11(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v10(e, w)
-    if o.cluster_authorized_operations != -2147483648:
+    if not (o.cluster_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.cluster_authorized_operations', 11)
     w.uvarint(0)
 
@@ -5263,7 +5263,7 @@ def _e_MetadataResponse_v12(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v12(e, w)
-    if o.cluster_authorized_operations != -2147483648:
+    if not (o.cluster_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.cluster_authorized_operations', 12)
     w.uvarint(0)
 
@@ -5309,7 +5309,7 @@ def _e_MetadataResponse_v13(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v12(e, w)
-    if o.cluster_authorized_operations != -2147483648:
+    if not (o.cluster_authorized_operations == -2147483648):
         raise _absent('MetadataResponse.cluster_authorized_operations', 13)
     w.int16(o.error_code)
     w.uvarint(0)
@@ -5378,7 +5378,7 @@ def _d_ProduceRequest_v0(r):
 
 
 def _e_ProduceRequest_v0(o, w):
-    if o.transactional_id != None:
+    if not (o.transactional_id is None):
         raise _absent('ProduceRequest.transactional_id', 0)
     w.int16(o.acks)
     w.int32(o.timeout_ms)
@@ -5392,7 +5392,7 @@ def _e_ProduceRequest_v0(o, w):
 
 
 def _e_ProduceRequest_v1(o, w):
-    if o.transactional_id != None:
+    if not (o.transactional_id is None):
         raise _absent('ProduceRequest.transactional_id', 1)
     w.int16(o.acks)
     w.int32(o.timeout_ms)
@@ -5406,7 +5406,7 @@ def _e_ProduceRequest_v1(o, w):
 
 
 def _e_ProduceRequest_v2(o, w):
-    if o.transactional_id != None:
+    if not (o.transactional_id is None):
         raise _absent('ProduceRequest.transactional_id', 2)
     w.int16(o.acks)
     w.int32(o.timeout_ms)
@@ -5593,7 +5593,7 @@ def _e_ProduceResponse_PartitionProduceResponse_v0(o, w):
     w.int32(o.index)
     w.int16(o.error_code)
     w.int64(o.base_offset)
-    if o.current_leader != ProduceResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 0)
 
 
@@ -5644,7 +5644,7 @@ def _e_ProduceResponse_v0(o, w):
         w.array_length(len(x))
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v0(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('ProduceResponse.node_endpoints', 0)
 
 
@@ -5652,7 +5652,7 @@ def _e_ProduceResponse_PartitionProduceResponse_v1(o, w):
     w.int32(o.index)
     w.int16(o.error_code)
     w.int64(o.base_offset)
-    if o.current_leader != ProduceResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 1)
 
 
@@ -5691,7 +5691,7 @@ def _e_ProduceResponse_v1(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v1(e, w)
     w.int32(o.throttle_time_ms)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('ProduceResponse.node_endpoints', 1)
 
 
@@ -5708,7 +5708,7 @@ def _e_ProduceResponse_PartitionProduceResponse_v2(o, w):
     w.int16(o.error_code)
     w.int64(o.base_offset)
     w.int64(o.log_append_time_ms)
-    if o.current_leader != ProduceResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 2)
 
 
@@ -5761,7 +5761,7 @@ def _e_ProduceResponse_v2(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v2(e, w)
     w.int32(o.throttle_time_ms)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('ProduceResponse.node_endpoints', 2)
 
 
@@ -5770,7 +5770,7 @@ def _e_ProduceResponse_PartitionProduceResponse_v3(o, w):
     w.int16(o.error_code)
     w.int64(o.base_offset)
     w.int64(o.log_append_time_ms)
-    if o.current_leader != ProduceResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 3)
 
 
@@ -5797,7 +5797,7 @@ def _e_ProduceResponse_v3(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v3(e, w)
     w.int32(o.throttle_time_ms)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('ProduceResponse.node_endpoints', 3)
 
 
@@ -5806,7 +5806,7 @@ def _e_ProduceResponse_PartitionProduceResponse_v4(o, w):
     w.int16(o.error_code)
     w.int64(o.base_offset)
     w.int64(o.log_append_time_ms)
-    if o.current_leader != ProduceResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 4)
 
 
@@ -5833,7 +5833,7 @@ def _e_ProduceResponse_v4(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v4(e, w)
     w.int32(o.throttle_time_ms)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('ProduceResponse.node_endpoints', 4)
 
 
@@ -5852,7 +5852,7 @@ def _e_ProduceResponse_PartitionProduceResponse_v5(o, w):
     w.int64(o.base_offset)
     w.int64(o.log_append_time_ms)
     w.int64(o.log_start_offset)
-    if o.current_leader != ProduceResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 5)
 
 
@@ -5905,7 +5905,7 @@ def _e_ProduceResponse_v5(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v5(e, w)
     w.int32(o.throttle_time_ms)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('ProduceResponse.node_endpoints', 5)
 
 
@@ -5915,7 +5915,7 @@ def _e_ProduceResponse_PartitionProduceResponse_v6(o, w):
     w.int64(o.base_offset)
     w.int64(o.log_append_time_ms)
     w.int64(o.log_start_offset)
-    if o.current_leader != ProduceResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 6)
 
 
@@ -5942,7 +5942,7 @@ def _e_ProduceResponse_v6(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v6(e, w)
     w.int32(o.throttle_time_ms)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('ProduceResponse.node_endpoints', 6)
 
 
@@ -5952,7 +5952,7 @@ def _e_ProduceResponse_PartitionProduceResponse_v7(o, w):
     w.int64(o.base_offset)
     w.int64(o.log_append_time_ms)
     w.int64(o.log_start_offset)
-    if o.current_leader != ProduceResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 7)
 
 
@@ -5979,7 +5979,7 @@ def _e_ProduceResponse_v7(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v7(e, w)
     w.int32(o.throttle_time_ms)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('ProduceResponse.node_endpoints', 7)
 
 
@@ -6025,7 +6025,7 @@ def _e_ProduceResponse_PartitionProduceResponse_v8(o, w):
         for e in x:
             _e_ProduceResponse_BatchIndexAndErrorMessage_v8(e, w)
     w.string(o.error_message)
-    if o.current_leader != ProduceResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 8)
 
 
@@ -6078,7 +6078,7 @@ def _e_ProduceResponse_v8(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v8(e, w)
     w.int32(o.throttle_time_ms)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('ProduceResponse.node_endpoints', 8)
 
 
@@ -6127,7 +6127,7 @@ def _e_ProduceResponse_PartitionProduceResponse_v9(o, w):
         for e in x:
             _e_ProduceResponse_BatchIndexAndErrorMessage_v9(e, w)
     w.compact_string(o.error_message)
-    if o.current_leader != ProduceResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 9)
     w.uvarint(0)
 
@@ -6184,7 +6184,7 @@ def _e_ProduceResponse_v9(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v9(e, w)
     w.int32(o.throttle_time_ms)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('ProduceResponse.node_endpoints', 9)
     w.uvarint(0)
 
@@ -6241,7 +6241,7 @@ def _e_ProduceResponse_PartitionProduceResponse_v10(o, w):
             _e_ProduceResponse_BatchIndexAndErrorMessage_v9(e, w)
     w.compact_string(o.error_message)
     t = None
-    if o.current_leader != ProduceResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         tw = _Writer()
         _e_ProduceResponse_LeaderIdAndEpoch_v10(o.current_leader, tw)
         if t is None:
@@ -6337,7 +6337,7 @@ def _e_ProduceResponse_v10(o, w):
             _e_ProduceResponse_TopicProduceResponse_v10(e, w)
     w.int32(o.throttle_time_ms)
     t = None
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         tw = _Writer()
         x = o.node_endpoints
         if x is None:
@@ -6412,7 +6412,7 @@ def _e_ProduceResponse_v13(o, w):
             _e_ProduceResponse_TopicProduceResponse_v13(e, w)
     w.int32(o.throttle_time_ms)
     t = None
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         tw = _Writer()
         x = o.node_endpoints
         if x is None:
@@ -6437,7 +6437,7 @@ def _d_FetchRequest_FetchPartition_v4(r):
 def _e_FetchRequest_FetchPartition_v4(o, w):
     w.int32(o.partition)
     w.int64(o.fetch_offset)
-    if o.last_fetched_epoch != -1:
+    if not (o.last_fetched_epoch == -1):
         raise _absent('FetchRequest.FetchPartition.last_fetched_epoch', 4)
     w.int32(o.partition_max_bytes)
 
@@ -6488,7 +6488,7 @@ def _d_FetchRequest_v4(r):
 
 def _e_FetchRequest_v4(o, w):
     w.int32(o.replica_id)
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         raise _absent('FetchRequest.replica_state', 4)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -6501,7 +6501,7 @@ def _e_FetchRequest_v4(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchRequest_FetchTopic_v4(e, w)
-    if o.forgotten_topics_data != []:
+    if not (o.forgotten_topics_data == []):
         raise _absent('FetchRequest.forgotten_topics_data', 4)
 
 
@@ -6516,7 +6516,7 @@ def _d_FetchRequest_FetchPartition_v5(r):
 def _e_FetchRequest_FetchPartition_v5(o, w):
     w.int32(o.partition)
     w.int64(o.fetch_offset)
-    if o.last_fetched_epoch != -1:
+    if not (o.last_fetched_epoch == -1):
         raise _absent('FetchRequest.FetchPartition.last_fetched_epoch', 5)
     w.int64(o.log_start_offset)
     w.int32(o.partition_max_bytes)
@@ -6568,7 +6568,7 @@ def _d_FetchRequest_v5(r):
 
 def _e_FetchRequest_v5(o, w):
     w.int32(o.replica_id)
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         raise _absent('FetchRequest.replica_state', 5)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -6581,14 +6581,14 @@ def _e_FetchRequest_v5(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchRequest_FetchTopic_v5(e, w)
-    if o.forgotten_topics_data != []:
+    if not (o.forgotten_topics_data == []):
         raise _absent('FetchRequest.forgotten_topics_data', 5)
 
 
 def _e_FetchRequest_FetchPartition_v6(o, w):
     w.int32(o.partition)
     w.int64(o.fetch_offset)
-    if o.last_fetched_epoch != -1:
+    if not (o.last_fetched_epoch == -1):
         raise _absent('FetchRequest.FetchPartition.last_fetched_epoch', 6)
     w.int64(o.log_start_offset)
     w.int32(o.partition_max_bytes)
@@ -6610,7 +6610,7 @@ def _e_FetchRequest_FetchTopic_v6(o, w):
 
 def _e_FetchRequest_v6(o, w):
     w.int32(o.replica_id)
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         raise _absent('FetchRequest.replica_state', 6)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -6623,14 +6623,14 @@ def _e_FetchRequest_v6(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchRequest_FetchTopic_v6(e, w)
-    if o.forgotten_topics_data != []:
+    if not (o.forgotten_topics_data == []):
         raise _absent('FetchRequest.forgotten_topics_data', 6)
 
 
 def _e_FetchRequest_FetchPartition_v7(o, w):
     w.int32(o.partition)
     w.int64(o.fetch_offset)
-    if o.last_fetched_epoch != -1:
+    if not (o.last_fetched_epoch == -1):
         raise _absent('FetchRequest.FetchPartition.last_fetched_epoch', 7)
     w.int64(o.log_start_offset)
     w.int32(o.partition_max_bytes)
@@ -6706,7 +6706,7 @@ def _d_FetchRequest_v7(r):
 
 def _e_FetchRequest_v7(o, w):
     w.int32(o.replica_id)
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         raise _absent('FetchRequest.replica_state', 7)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -6733,7 +6733,7 @@ def _e_FetchRequest_v7(o, w):
 def _e_FetchRequest_FetchPartition_v8(o, w):
     w.int32(o.partition)
     w.int64(o.fetch_offset)
-    if o.last_fetched_epoch != -1:
+    if not (o.last_fetched_epoch == -1):
         raise _absent('FetchRequest.FetchPartition.last_fetched_epoch', 8)
     w.int64(o.log_start_offset)
     w.int32(o.partition_max_bytes)
@@ -6755,7 +6755,7 @@ def _e_FetchRequest_FetchTopic_v8(o, w):
 
 def _e_FetchRequest_v8(o, w):
     w.int32(o.replica_id)
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         raise _absent('FetchRequest.replica_state', 8)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -6792,7 +6792,7 @@ def _e_FetchRequest_FetchPartition_v9(o, w):
     w.int32(o.partition)
     w.int32(o.current_leader_epoch)
     w.int64(o.fetch_offset)
-    if o.last_fetched_epoch != -1:
+    if not (o.last_fetched_epoch == -1):
         raise _absent('FetchRequest.FetchPartition.last_fetched_epoch', 9)
     w.int64(o.log_start_offset)
     w.int32(o.partition_max_bytes)
@@ -6853,7 +6853,7 @@ def _d_FetchRequest_v9(r):
 
 def _e_FetchRequest_v9(o, w):
     w.int32(o.replica_id)
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         raise _absent('FetchRequest.replica_state', 9)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -6881,7 +6881,7 @@ def _e_FetchRequest_FetchPartition_v10(o, w):
     w.int32(o.partition)
     w.int32(o.current_leader_epoch)
     w.int64(o.fetch_offset)
-    if o.last_fetched_epoch != -1:
+    if not (o.last_fetched_epoch == -1):
         raise _absent('FetchRequest.FetchPartition.last_fetched_epoch', 10)
     w.int64(o.log_start_offset)
     w.int32(o.partition_max_bytes)
@@ -6903,7 +6903,7 @@ def _e_FetchRequest_FetchTopic_v10(o, w):
 
 def _e_FetchRequest_v10(o, w):
     w.int32(o.replica_id)
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         raise _absent('FetchRequest.replica_state', 10)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -6931,7 +6931,7 @@ def _e_FetchRequest_FetchPartition_v11(o, w):
     w.int32(o.partition)
     w.int32(o.current_leader_epoch)
     w.int64(o.fetch_offset)
-    if o.last_fetched_epoch != -1:
+    if not (o.last_fetched_epoch == -1):
         raise _absent('FetchRequest.FetchPartition.last_fetched_epoch', 11)
     w.int64(o.log_start_offset)
     w.int32(o.partition_max_bytes)
@@ -6981,7 +6981,7 @@ def _d_FetchRequest_v11(r):
 
 def _e_FetchRequest_v11(o, w):
     w.int32(o.replica_id)
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         raise _absent('FetchRequest.replica_state', 11)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -7128,7 +7128,7 @@ def _d_FetchRequest_v12(r):
 
 def _e_FetchRequest_v12(o, w):
     w.int32(o.replica_id)
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         raise _absent('FetchRequest.replica_state', 12)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -7155,7 +7155,7 @@ def _e_FetchRequest_v12(o, w):
         raise _null_enc('FetchRequest.rack_id')
     w.compact_string(x)
     t = None
-    if o.cluster_id != None:
+    if not (o.cluster_id is None):
         tw = _Writer()
         tw.compact_string(o.cluster_id)
         if t is None:
@@ -7252,7 +7252,7 @@ def _d_FetchRequest_v13(r):
 
 def _e_FetchRequest_v13(o, w):
     w.int32(o.replica_id)
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         raise _absent('FetchRequest.replica_state', 13)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -7279,7 +7279,7 @@ def _e_FetchRequest_v13(o, w):
         raise _null_enc('FetchRequest.rack_id')
     w.compact_string(x)
     t = None
-    if o.cluster_id != None:
+    if not (o.cluster_id is None):
         tw = _Writer()
         tw.compact_string(o.cluster_id)
         if t is None:
@@ -7290,7 +7290,7 @@ def _e_FetchRequest_v13(o, w):
 
 def _e_FetchRequest_v14(o, w):
     w.int32(o.replica_id)
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         raise _absent('FetchRequest.replica_state', 14)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -7317,7 +7317,7 @@ def _e_FetchRequest_v14(o, w):
         raise _null_enc('FetchRequest.rack_id')
     w.compact_string(x)
     t = None
-    if o.cluster_id != None:
+    if not (o.cluster_id is None):
         tw = _Writer()
         tw.compact_string(o.cluster_id)
         if t is None:
@@ -7379,7 +7379,7 @@ def _d_FetchRequest_v15(r):
 
 
 def _e_FetchRequest_v15(o, w):
-    if o.replica_id != -1:
+    if not (o.replica_id == -1):
         raise _absent('FetchRequest.replica_id', 15)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -7406,13 +7406,13 @@ def _e_FetchRequest_v15(o, w):
         raise _null_enc('FetchRequest.rack_id')
     w.compact_string(x)
     t = None
-    if o.cluster_id != None:
+    if not (o.cluster_id is None):
         tw = _Writer()
         tw.compact_string(o.cluster_id)
         if t is None:
             t = {}
         t[0] = tw.getvalue()
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         tw = _Writer()
         _e_FetchRequest_ReplicaState_v15(o.replica_state, tw)
         if t is None:
@@ -7422,7 +7422,7 @@ def _e_FetchRequest_v15(o, w):
 
 
 def _e_FetchRequest_v16(o, w):
-    if o.replica_id != -1:
+    if not (o.replica_id == -1):
         raise _absent('FetchRequest.replica_id', 16)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -7449,13 +7449,13 @@ def _e_FetchRequest_v16(o, w):
         raise _null_enc('FetchRequest.rack_id')
     w.compact_string(x)
     t = None
-    if o.cluster_id != None:
+    if not (o.cluster_id is None):
         tw = _Writer()
         tw.compact_string(o.cluster_id)
         if t is None:
             t = {}
         t[0] = tw.getvalue()
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         tw = _Writer()
         _e_FetchRequest_ReplicaState_v15(o.replica_state, tw)
         if t is None:
@@ -7489,7 +7489,7 @@ def _e_FetchRequest_FetchPartition_v17(o, w):
     w.int64(o.log_start_offset)
     w.int32(o.partition_max_bytes)
     t = None
-    if o.replica_directory_id != _ZERO_UUID:
+    if not (o.replica_directory_id == _ZERO_UUID):
         tw = _Writer()
         tw.uuid(o.replica_directory_id)
         if t is None:
@@ -7563,7 +7563,7 @@ def _d_FetchRequest_v17(r):
 
 
 def _e_FetchRequest_v17(o, w):
-    if o.replica_id != -1:
+    if not (o.replica_id == -1):
         raise _absent('FetchRequest.replica_id', 17)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -7590,13 +7590,13 @@ def _e_FetchRequest_v17(o, w):
         raise _null_enc('FetchRequest.rack_id')
     w.compact_string(x)
     t = None
-    if o.cluster_id != None:
+    if not (o.cluster_id is None):
         tw = _Writer()
         tw.compact_string(o.cluster_id)
         if t is None:
             t = {}
         t[0] = tw.getvalue()
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         tw = _Writer()
         _e_FetchRequest_ReplicaState_v15(o.replica_state, tw)
         if t is None:
@@ -7635,13 +7635,13 @@ def _e_FetchRequest_FetchPartition_v18(o, w):
     w.int64(o.log_start_offset)
     w.int32(o.partition_max_bytes)
     t = None
-    if o.replica_directory_id != _ZERO_UUID:
+    if not (o.replica_directory_id == _ZERO_UUID):
         tw = _Writer()
         tw.uuid(o.replica_directory_id)
         if t is None:
             t = {}
         t[0] = tw.getvalue()
-    if o.high_watermark != 9223372036854775807:
+    if not (o.high_watermark == 9223372036854775807):
         tw = _Writer()
         tw.int64(o.high_watermark)
         if t is None:
@@ -7715,7 +7715,7 @@ def _d_FetchRequest_v18(r):
 
 
 def _e_FetchRequest_v18(o, w):
-    if o.replica_id != -1:
+    if not (o.replica_id == -1):
         raise _absent('FetchRequest.replica_id', 18)
     w.int32(o.max_wait_ms)
     w.int32(o.min_bytes)
@@ -7742,13 +7742,13 @@ def _e_FetchRequest_v18(o, w):
         raise _null_enc('FetchRequest.rack_id')
     w.compact_string(x)
     t = None
-    if o.cluster_id != None:
+    if not (o.cluster_id is None):
         tw = _Writer()
         tw.compact_string(o.cluster_id)
         if t is None:
             t = {}
         t[0] = tw.getvalue()
-    if o.replica_state != FetchRequest_ReplicaState():
+    if not (type(o.replica_state) is FetchRequest_ReplicaState and (o.replica_state.replica_id == -1) and (o.replica_state.replica_epoch == -1)):
         tw = _Writer()
         _e_FetchRequest_ReplicaState_v15(o.replica_state, tw)
         if t is None:
@@ -7795,11 +7795,11 @@ def _e_FetchResponse_PartitionData_v4(o, w):
     w.int16(o.error_code)
     w.int64(o.high_watermark)
     w.int64(o.last_stable_offset)
-    if o.diverging_epoch != FetchResponse_EpochEndOffset():
+    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
         raise _absent('FetchResponse.PartitionData.diverging_epoch', 4)
-    if o.current_leader != FetchResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('FetchResponse.PartitionData.current_leader', 4)
-    if o.snapshot_id != FetchResponse_SnapshotId():
+    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
         raise _absent('FetchResponse.PartitionData.snapshot_id', 4)
     x = o.aborted_transactions
     if x is None:
@@ -7808,7 +7808,7 @@ def _e_FetchResponse_PartitionData_v4(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if o.preferred_read_replica != -1:
+    if not (o.preferred_read_replica == -1):
         raise _absent('FetchResponse.PartitionData.preferred_read_replica', 4)
     x = o.records
     if x is None:
@@ -7859,7 +7859,7 @@ def _d_FetchResponse_v4(r):
 
 def _e_FetchResponse_v4(o, w):
     w.int32(o.throttle_time_ms)
-    if o.session_id != 0:
+    if not (o.session_id == 0):
         raise _absent('FetchResponse.session_id', 4)
     x = o.responses
     if x is None:
@@ -7868,7 +7868,7 @@ def _e_FetchResponse_v4(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v4(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 4)
 
 
@@ -7901,11 +7901,11 @@ def _e_FetchResponse_PartitionData_v5(o, w):
     w.int64(o.high_watermark)
     w.int64(o.last_stable_offset)
     w.int64(o.log_start_offset)
-    if o.diverging_epoch != FetchResponse_EpochEndOffset():
+    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
         raise _absent('FetchResponse.PartitionData.diverging_epoch', 5)
-    if o.current_leader != FetchResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('FetchResponse.PartitionData.current_leader', 5)
-    if o.snapshot_id != FetchResponse_SnapshotId():
+    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
         raise _absent('FetchResponse.PartitionData.snapshot_id', 5)
     x = o.aborted_transactions
     if x is None:
@@ -7914,7 +7914,7 @@ def _e_FetchResponse_PartitionData_v5(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if o.preferred_read_replica != -1:
+    if not (o.preferred_read_replica == -1):
         raise _absent('FetchResponse.PartitionData.preferred_read_replica', 5)
     x = o.records
     if x is None:
@@ -7965,7 +7965,7 @@ def _d_FetchResponse_v5(r):
 
 def _e_FetchResponse_v5(o, w):
     w.int32(o.throttle_time_ms)
-    if o.session_id != 0:
+    if not (o.session_id == 0):
         raise _absent('FetchResponse.session_id', 5)
     x = o.responses
     if x is None:
@@ -7974,7 +7974,7 @@ def _e_FetchResponse_v5(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v5(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 5)
 
 
@@ -7984,11 +7984,11 @@ def _e_FetchResponse_PartitionData_v6(o, w):
     w.int64(o.high_watermark)
     w.int64(o.last_stable_offset)
     w.int64(o.log_start_offset)
-    if o.diverging_epoch != FetchResponse_EpochEndOffset():
+    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
         raise _absent('FetchResponse.PartitionData.diverging_epoch', 6)
-    if o.current_leader != FetchResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('FetchResponse.PartitionData.current_leader', 6)
-    if o.snapshot_id != FetchResponse_SnapshotId():
+    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
         raise _absent('FetchResponse.PartitionData.snapshot_id', 6)
     x = o.aborted_transactions
     if x is None:
@@ -7997,7 +7997,7 @@ def _e_FetchResponse_PartitionData_v6(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if o.preferred_read_replica != -1:
+    if not (o.preferred_read_replica == -1):
         raise _absent('FetchResponse.PartitionData.preferred_read_replica', 6)
     x = o.records
     if x is None:
@@ -8022,7 +8022,7 @@ def _e_FetchResponse_FetchableTopicResponse_v6(o, w):
 
 def _e_FetchResponse_v6(o, w):
     w.int32(o.throttle_time_ms)
-    if o.session_id != 0:
+    if not (o.session_id == 0):
         raise _absent('FetchResponse.session_id', 6)
     x = o.responses
     if x is None:
@@ -8031,7 +8031,7 @@ def _e_FetchResponse_v6(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v6(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 6)
 
 
@@ -8041,11 +8041,11 @@ def _e_FetchResponse_PartitionData_v7(o, w):
     w.int64(o.high_watermark)
     w.int64(o.last_stable_offset)
     w.int64(o.log_start_offset)
-    if o.diverging_epoch != FetchResponse_EpochEndOffset():
+    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
         raise _absent('FetchResponse.PartitionData.diverging_epoch', 7)
-    if o.current_leader != FetchResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('FetchResponse.PartitionData.current_leader', 7)
-    if o.snapshot_id != FetchResponse_SnapshotId():
+    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
         raise _absent('FetchResponse.PartitionData.snapshot_id', 7)
     x = o.aborted_transactions
     if x is None:
@@ -8054,7 +8054,7 @@ def _e_FetchResponse_PartitionData_v7(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if o.preferred_read_replica != -1:
+    if not (o.preferred_read_replica == -1):
         raise _absent('FetchResponse.PartitionData.preferred_read_replica', 7)
     x = o.records
     if x is None:
@@ -8102,7 +8102,7 @@ def _e_FetchResponse_v7(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v7(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 7)
 
 
@@ -8112,11 +8112,11 @@ def _e_FetchResponse_PartitionData_v8(o, w):
     w.int64(o.high_watermark)
     w.int64(o.last_stable_offset)
     w.int64(o.log_start_offset)
-    if o.diverging_epoch != FetchResponse_EpochEndOffset():
+    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
         raise _absent('FetchResponse.PartitionData.diverging_epoch', 8)
-    if o.current_leader != FetchResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('FetchResponse.PartitionData.current_leader', 8)
-    if o.snapshot_id != FetchResponse_SnapshotId():
+    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
         raise _absent('FetchResponse.PartitionData.snapshot_id', 8)
     x = o.aborted_transactions
     if x is None:
@@ -8125,7 +8125,7 @@ def _e_FetchResponse_PartitionData_v8(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if o.preferred_read_replica != -1:
+    if not (o.preferred_read_replica == -1):
         raise _absent('FetchResponse.PartitionData.preferred_read_replica', 8)
     x = o.records
     if x is None:
@@ -8159,7 +8159,7 @@ def _e_FetchResponse_v8(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v8(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 8)
 
 
@@ -8169,11 +8169,11 @@ def _e_FetchResponse_PartitionData_v9(o, w):
     w.int64(o.high_watermark)
     w.int64(o.last_stable_offset)
     w.int64(o.log_start_offset)
-    if o.diverging_epoch != FetchResponse_EpochEndOffset():
+    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
         raise _absent('FetchResponse.PartitionData.diverging_epoch', 9)
-    if o.current_leader != FetchResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('FetchResponse.PartitionData.current_leader', 9)
-    if o.snapshot_id != FetchResponse_SnapshotId():
+    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
         raise _absent('FetchResponse.PartitionData.snapshot_id', 9)
     x = o.aborted_transactions
     if x is None:
@@ -8182,7 +8182,7 @@ def _e_FetchResponse_PartitionData_v9(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if o.preferred_read_replica != -1:
+    if not (o.preferred_read_replica == -1):
         raise _absent('FetchResponse.PartitionData.preferred_read_replica', 9)
     x = o.records
     if x is None:
@@ -8216,7 +8216,7 @@ def _e_FetchResponse_v9(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v9(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 9)
 
 
@@ -8226,11 +8226,11 @@ def _e_FetchResponse_PartitionData_v10(o, w):
     w.int64(o.high_watermark)
     w.int64(o.last_stable_offset)
     w.int64(o.log_start_offset)
-    if o.diverging_epoch != FetchResponse_EpochEndOffset():
+    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
         raise _absent('FetchResponse.PartitionData.diverging_epoch', 10)
-    if o.current_leader != FetchResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('FetchResponse.PartitionData.current_leader', 10)
-    if o.snapshot_id != FetchResponse_SnapshotId():
+    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
         raise _absent('FetchResponse.PartitionData.snapshot_id', 10)
     x = o.aborted_transactions
     if x is None:
@@ -8239,7 +8239,7 @@ def _e_FetchResponse_PartitionData_v10(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if o.preferred_read_replica != -1:
+    if not (o.preferred_read_replica == -1):
         raise _absent('FetchResponse.PartitionData.preferred_read_replica', 10)
     x = o.records
     if x is None:
@@ -8273,7 +8273,7 @@ def _e_FetchResponse_v10(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v10(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 10)
 
 
@@ -8307,11 +8307,11 @@ def _e_FetchResponse_PartitionData_v11(o, w):
     w.int64(o.high_watermark)
     w.int64(o.last_stable_offset)
     w.int64(o.log_start_offset)
-    if o.diverging_epoch != FetchResponse_EpochEndOffset():
+    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
         raise _absent('FetchResponse.PartitionData.diverging_epoch', 11)
-    if o.current_leader != FetchResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         raise _absent('FetchResponse.PartitionData.current_leader', 11)
-    if o.snapshot_id != FetchResponse_SnapshotId():
+    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
         raise _absent('FetchResponse.PartitionData.snapshot_id', 11)
     x = o.aborted_transactions
     if x is None:
@@ -8381,7 +8381,7 @@ def _e_FetchResponse_v11(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v11(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 11)
 
 
@@ -8498,19 +8498,19 @@ def _e_FetchResponse_PartitionData_v12(o, w):
     else:
         w.compact_bytes(x)
     t = None
-    if o.diverging_epoch != FetchResponse_EpochEndOffset():
+    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
         tw = _Writer()
         _e_FetchResponse_EpochEndOffset_v12(o.diverging_epoch, tw)
         if t is None:
             t = {}
         t[0] = tw.getvalue()
-    if o.current_leader != FetchResponse_LeaderIdAndEpoch():
+    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
         tw = _Writer()
         _e_FetchResponse_LeaderIdAndEpoch_v12(o.current_leader, tw)
         if t is None:
             t = {}
         t[1] = tw.getvalue()
-    if o.snapshot_id != FetchResponse_SnapshotId():
+    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
         tw = _Writer()
         _e_FetchResponse_SnapshotId_v12(o.snapshot_id, tw)
         if t is None:
@@ -8575,7 +8575,7 @@ def _e_FetchResponse_v12(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v12(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 12)
     w.uvarint(0)
 
@@ -8631,7 +8631,7 @@ def _e_FetchResponse_v13(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v13(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 13)
     w.uvarint(0)
 
@@ -8647,7 +8647,7 @@ def _e_FetchResponse_v14(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v13(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 14)
     w.uvarint(0)
 
@@ -8663,7 +8663,7 @@ def _e_FetchResponse_v15(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v13(e, w)
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         raise _absent('FetchResponse.node_endpoints', 15)
     w.uvarint(0)
 
@@ -8729,7 +8729,7 @@ def _e_FetchResponse_v16(o, w):
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v13(e, w)
     t = None
-    if o.node_endpoints != []:
+    if not (o.node_endpoints == []):
         tw = _Writer()
         x = o.node_endpoints
         if x is None:
@@ -8753,7 +8753,7 @@ def _d_ListOffsetsRequest_ListOffsetsPartition_v1(r):
 def _e_ListOffsetsRequest_ListOffsetsPartition_v1(o, w):
     w.int32(o.partition_index)
     w.int64(o.timestamp)
-    if o.max_num_offsets != 1:
+    if not (o.max_num_offsets == 1):
         raise _absent('ListOffsetsRequest.ListOffsetsPartition.max_num_offsets', 1)
 
 
@@ -8799,7 +8799,7 @@ def _d_ListOffsetsRequest_v1(r):
 
 def _e_ListOffsetsRequest_v1(o, w):
     w.int32(o.replica_id)
-    if o.isolation_level != 0:
+    if not (o.isolation_level == 0):
         raise _absent('ListOffsetsRequest.isolation_level', 1)
     x = o.topics
     if x is None:
@@ -8813,7 +8813,7 @@ def _e_ListOffsetsRequest_v1(o, w):
 def _e_ListOffsetsRequest_ListOffsetsPartition_v2(o, w):
     w.int32(o.partition_index)
     w.int64(o.timestamp)
-    if o.max_num_offsets != 1:
+    if not (o.max_num_offsets == 1):
         raise _absent('ListOffsetsRequest.ListOffsetsPartition.max_num_offsets', 2)
 
 
@@ -8859,7 +8859,7 @@ def _e_ListOffsetsRequest_v2(o, w):
 def _e_ListOffsetsRequest_ListOffsetsPartition_v3(o, w):
     w.int32(o.partition_index)
     w.int64(o.timestamp)
-    if o.max_num_offsets != 1:
+    if not (o.max_num_offsets == 1):
         raise _absent('ListOffsetsRequest.ListOffsetsPartition.max_num_offsets', 3)
 
 
@@ -8900,7 +8900,7 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_v4(o, w):
     w.int32(o.partition_index)
     w.int32(o.current_leader_epoch)
     w.int64(o.timestamp)
-    if o.max_num_offsets != 1:
+    if not (o.max_num_offsets == 1):
         raise _absent('ListOffsetsRequest.ListOffsetsPartition.max_num_offsets', 4)
 
 
@@ -8961,7 +8961,7 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_v5(o, w):
     w.int32(o.partition_index)
     w.int32(o.current_leader_epoch)
     w.int64(o.timestamp)
-    if o.max_num_offsets != 1:
+    if not (o.max_num_offsets == 1):
         raise _absent('ListOffsetsRequest.ListOffsetsPartition.max_num_offsets', 5)
 
 
@@ -9003,7 +9003,7 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_v6(o, w):
     w.int32(o.partition_index)
     w.int32(o.current_leader_epoch)
     w.int64(o.timestamp)
-    if o.max_num_offsets != 1:
+    if not (o.max_num_offsets == 1):
         raise _absent('ListOffsetsRequest.ListOffsetsPartition.max_num_offsets', 6)
     w.uvarint(0)
 
@@ -9069,7 +9069,7 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_v7(o, w):
     w.int32(o.partition_index)
     w.int32(o.current_leader_epoch)
     w.int64(o.timestamp)
-    if o.max_num_offsets != 1:
+    if not (o.max_num_offsets == 1):
         raise _absent('ListOffsetsRequest.ListOffsetsPartition.max_num_offsets', 7)
     w.uvarint(0)
 
@@ -9106,7 +9106,7 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_v8(o, w):
     w.int32(o.partition_index)
     w.int32(o.current_leader_epoch)
     w.int64(o.timestamp)
-    if o.max_num_offsets != 1:
+    if not (o.max_num_offsets == 1):
         raise _absent('ListOffsetsRequest.ListOffsetsPartition.max_num_offsets', 8)
     w.uvarint(0)
 
@@ -9143,7 +9143,7 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_v9(o, w):
     w.int32(o.partition_index)
     w.int32(o.current_leader_epoch)
     w.int64(o.timestamp)
-    if o.max_num_offsets != 1:
+    if not (o.max_num_offsets == 1):
         raise _absent('ListOffsetsRequest.ListOffsetsPartition.max_num_offsets', 9)
     w.uvarint(0)
 
@@ -9180,7 +9180,7 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_v10(o, w):
     w.int32(o.partition_index)
     w.int32(o.current_leader_epoch)
     w.int64(o.timestamp)
-    if o.max_num_offsets != 1:
+    if not (o.max_num_offsets == 1):
         raise _absent('ListOffsetsRequest.ListOffsetsPartition.max_num_offsets', 10)
     w.uvarint(0)
 
@@ -9233,7 +9233,7 @@ def _e_ListOffsetsRequest_ListOffsetsPartition_v11(o, w):
     w.int32(o.partition_index)
     w.int32(o.current_leader_epoch)
     w.int64(o.timestamp)
-    if o.max_num_offsets != 1:
+    if not (o.max_num_offsets == 1):
         raise _absent('ListOffsetsRequest.ListOffsetsPartition.max_num_offsets', 11)
     w.uvarint(0)
 
@@ -9278,11 +9278,11 @@ def _d_ListOffsetsResponse_ListOffsetsPartitionResponse_v1(r):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v1(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if o.old_style_offsets != []:
+    if not (o.old_style_offsets == []):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 1)
     w.int64(o.timestamp)
     w.int64(o.offset)
-    if o.leader_epoch != -1:
+    if not (o.leader_epoch == -1):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.leader_epoch', 1)
 
 
@@ -9338,11 +9338,11 @@ def _e_ListOffsetsResponse_v1(o, w):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v2(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if o.old_style_offsets != []:
+    if not (o.old_style_offsets == []):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 2)
     w.int64(o.timestamp)
     w.int64(o.offset)
-    if o.leader_epoch != -1:
+    if not (o.leader_epoch == -1):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.leader_epoch', 2)
 
 
@@ -9386,11 +9386,11 @@ def _e_ListOffsetsResponse_v2(o, w):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v3(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if o.old_style_offsets != []:
+    if not (o.old_style_offsets == []):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 3)
     w.int64(o.timestamp)
     w.int64(o.offset)
-    if o.leader_epoch != -1:
+    if not (o.leader_epoch == -1):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.leader_epoch', 3)
 
 
@@ -9431,7 +9431,7 @@ def _d_ListOffsetsResponse_ListOffsetsPartitionResponse_v4(r):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v4(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if o.old_style_offsets != []:
+    if not (o.old_style_offsets == []):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 4)
     w.int64(o.timestamp)
     w.int64(o.offset)
@@ -9492,7 +9492,7 @@ def _e_ListOffsetsResponse_v4(o, w):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v5(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if o.old_style_offsets != []:
+    if not (o.old_style_offsets == []):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 5)
     w.int64(o.timestamp)
     w.int64(o.offset)
@@ -9537,7 +9537,7 @@ def _d_ListOffsetsResponse_ListOffsetsPartitionResponse_v6(r):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v6(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if o.old_style_offsets != []:
+    if not (o.old_style_offsets == []):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 6)
     w.int64(o.timestamp)
     w.int64(o.offset)
@@ -9603,7 +9603,7 @@ def _e_ListOffsetsResponse_v6(o, w):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v7(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if o.old_style_offsets != []:
+    if not (o.old_style_offsets == []):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 7)
     w.int64(o.timestamp)
     w.int64(o.offset)
@@ -9641,7 +9641,7 @@ def _e_ListOffsetsResponse_v7(o, w):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v8(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if o.old_style_offsets != []:
+    if not (o.old_style_offsets == []):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 8)
     w.int64(o.timestamp)
     w.int64(o.offset)
@@ -9679,7 +9679,7 @@ def _e_ListOffsetsResponse_v8(o, w):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v9(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if o.old_style_offsets != []:
+    if not (o.old_style_offsets == []):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 9)
     w.int64(o.timestamp)
     w.int64(o.offset)
@@ -9717,7 +9717,7 @@ def _e_ListOffsetsResponse_v9(o, w):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v10(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if o.old_style_offsets != []:
+    if not (o.old_style_offsets == []):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 10)
     w.int64(o.timestamp)
     w.int64(o.offset)
@@ -9755,7 +9755,7 @@ def _e_ListOffsetsResponse_v10(o, w):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v11(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if o.old_style_offsets != []:
+    if not (o.old_style_offsets == []):
         raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 11)
     w.int64(o.timestamp)
     w.int64(o.offset)
@@ -9802,9 +9802,9 @@ def _e_FindCoordinatorRequest_v0(o, w):
     if x is None:
         raise _null_enc('FindCoordinatorRequest.key')
     w.string(x)
-    if o.key_type != 0:
+    if not (o.key_type == 0):
         raise _absent('FindCoordinatorRequest.key_type', 0)
-    if o.coordinator_keys != []:
+    if not (o.coordinator_keys == []):
         raise _absent('FindCoordinatorRequest.coordinator_keys', 0)
 
 
@@ -9822,7 +9822,7 @@ def _e_FindCoordinatorRequest_v1(o, w):
         raise _null_enc('FindCoordinatorRequest.key')
     w.string(x)
     w.int8(o.key_type)
-    if o.coordinator_keys != []:
+    if not (o.coordinator_keys == []):
         raise _absent('FindCoordinatorRequest.coordinator_keys', 1)
 
 
@@ -9832,7 +9832,7 @@ def _e_FindCoordinatorRequest_v2(o, w):
         raise _null_enc('FindCoordinatorRequest.key')
     w.string(x)
     w.int8(o.key_type)
-    if o.coordinator_keys != []:
+    if not (o.coordinator_keys == []):
         raise _absent('FindCoordinatorRequest.coordinator_keys', 2)
 
 
@@ -9851,7 +9851,7 @@ def _e_FindCoordinatorRequest_v3(o, w):
         raise _null_enc('FindCoordinatorRequest.key')
     w.compact_string(x)
     w.int8(o.key_type)
-    if o.coordinator_keys != []:
+    if not (o.coordinator_keys == []):
         raise _absent('FindCoordinatorRequest.coordinator_keys', 3)
     w.uvarint(0)
 
@@ -9872,7 +9872,7 @@ def _d_FindCoordinatorRequest_v4(r):
 
 
 def _e_FindCoordinatorRequest_v4(o, w):
-    if o.key != '':
+    if not (o.key == ''):
         raise _absent('FindCoordinatorRequest.key', 4)
     w.int8(o.key_type)
     x = o.coordinator_keys
@@ -9889,7 +9889,7 @@ def _e_FindCoordinatorRequest_v4(o, w):
 
 
 def _e_FindCoordinatorRequest_v5(o, w):
-    if o.key != '':
+    if not (o.key == ''):
         raise _absent('FindCoordinatorRequest.key', 5)
     w.int8(o.key_type)
     x = o.coordinator_keys
@@ -9906,7 +9906,7 @@ def _e_FindCoordinatorRequest_v5(o, w):
 
 
 def _e_FindCoordinatorRequest_v6(o, w):
-    if o.key != '':
+    if not (o.key == ''):
         raise _absent('FindCoordinatorRequest.key', 6)
     w.int8(o.key_type)
     x = o.coordinator_keys
@@ -9940,7 +9940,7 @@ def _e_FindCoordinatorResponse_v0(o, w):
         raise _null_enc('FindCoordinatorResponse.host')
     w.string(x)
     w.int32(o.port)
-    if o.coordinators != []:
+    if not (o.coordinators == []):
         raise _absent('FindCoordinatorResponse.coordinators', 0)
 
 
@@ -9966,7 +9966,7 @@ def _e_FindCoordinatorResponse_v1(o, w):
         raise _null_enc('FindCoordinatorResponse.host')
     w.string(x)
     w.int32(o.port)
-    if o.coordinators != []:
+    if not (o.coordinators == []):
         raise _absent('FindCoordinatorResponse.coordinators', 1)
 
 
@@ -9980,7 +9980,7 @@ def _e_FindCoordinatorResponse_v2(o, w):
         raise _null_enc('FindCoordinatorResponse.host')
     w.string(x)
     w.int32(o.port)
-    if o.coordinators != []:
+    if not (o.coordinators == []):
         raise _absent('FindCoordinatorResponse.coordinators', 2)
 
 
@@ -10007,7 +10007,7 @@ def _e_FindCoordinatorResponse_v3(o, w):
         raise _null_enc('FindCoordinatorResponse.host')
     w.compact_string(x)
     w.int32(o.port)
-    if o.coordinators != []:
+    if not (o.coordinators == []):
         raise _absent('FindCoordinatorResponse.coordinators', 3)
     w.uvarint(0)
 
@@ -10058,13 +10058,13 @@ def _d_FindCoordinatorResponse_v4(r):
 
 def _e_FindCoordinatorResponse_v4(o, w):
     w.int32(o.throttle_time_ms)
-    if o.error_code != 0:
+    if not (o.error_code == 0):
         raise _absent('FindCoordinatorResponse.error_code', 4)
-    if o.node_id != 0:
+    if not (o.node_id == 0):
         raise _absent('FindCoordinatorResponse.node_id', 4)
-    if o.host != '':
+    if not (o.host == ''):
         raise _absent('FindCoordinatorResponse.host', 4)
-    if o.port != 0:
+    if not (o.port == 0):
         raise _absent('FindCoordinatorResponse.port', 4)
     x = o.coordinators
     if x is None:
@@ -10078,13 +10078,13 @@ def _e_FindCoordinatorResponse_v4(o, w):
 
 def _e_FindCoordinatorResponse_v5(o, w):
     w.int32(o.throttle_time_ms)
-    if o.error_code != 0:
+    if not (o.error_code == 0):
         raise _absent('FindCoordinatorResponse.error_code', 5)
-    if o.node_id != 0:
+    if not (o.node_id == 0):
         raise _absent('FindCoordinatorResponse.node_id', 5)
-    if o.host != '':
+    if not (o.host == ''):
         raise _absent('FindCoordinatorResponse.host', 5)
-    if o.port != 0:
+    if not (o.port == 0):
         raise _absent('FindCoordinatorResponse.port', 5)
     x = o.coordinators
     if x is None:
@@ -10098,13 +10098,13 @@ def _e_FindCoordinatorResponse_v5(o, w):
 
 def _e_FindCoordinatorResponse_v6(o, w):
     w.int32(o.throttle_time_ms)
-    if o.error_code != 0:
+    if not (o.error_code == 0):
         raise _absent('FindCoordinatorResponse.error_code', 6)
-    if o.node_id != 0:
+    if not (o.node_id == 0):
         raise _absent('FindCoordinatorResponse.node_id', 6)
-    if o.host != '':
+    if not (o.host == ''):
         raise _absent('FindCoordinatorResponse.host', 6)
-    if o.port != 0:
+    if not (o.port == 0):
         raise _absent('FindCoordinatorResponse.port', 6)
     x = o.coordinators
     if x is None:
@@ -10168,7 +10168,7 @@ def _e_JoinGroupRequest_v0(o, w):
     if x is None:
         raise _null_enc('JoinGroupRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('JoinGroupRequest.group_instance_id', 0)
     x = o.protocol_type
     if x is None:
@@ -10216,7 +10216,7 @@ def _e_JoinGroupRequest_v1(o, w):
     if x is None:
         raise _null_enc('JoinGroupRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('JoinGroupRequest.group_instance_id', 1)
     x = o.protocol_type
     if x is None:
@@ -10242,7 +10242,7 @@ def _e_JoinGroupRequest_v2(o, w):
     if x is None:
         raise _null_enc('JoinGroupRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('JoinGroupRequest.group_instance_id', 2)
     x = o.protocol_type
     if x is None:
@@ -10268,7 +10268,7 @@ def _e_JoinGroupRequest_v3(o, w):
     if x is None:
         raise _null_enc('JoinGroupRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('JoinGroupRequest.group_instance_id', 3)
     x = o.protocol_type
     if x is None:
@@ -10294,7 +10294,7 @@ def _e_JoinGroupRequest_v4(o, w):
     if x is None:
         raise _null_enc('JoinGroupRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('JoinGroupRequest.group_instance_id', 4)
     x = o.protocol_type
     if x is None:
@@ -10536,7 +10536,7 @@ def _e_JoinGroupResponse_v0(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.string(x)
-    if o.skip_assignment != False:
+    if not (o.skip_assignment == False):
         raise _absent('JoinGroupResponse.skip_assignment', 0)
     x = o.member_id
     if x is None:
@@ -10562,7 +10562,7 @@ def _e_JoinGroupResponse_v1(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.string(x)
-    if o.skip_assignment != False:
+    if not (o.skip_assignment == False):
         raise _absent('JoinGroupResponse.skip_assignment', 1)
     x = o.member_id
     if x is None:
@@ -10612,7 +10612,7 @@ def _e_JoinGroupResponse_v2(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.string(x)
-    if o.skip_assignment != False:
+    if not (o.skip_assignment == False):
         raise _absent('JoinGroupResponse.skip_assignment', 2)
     x = o.member_id
     if x is None:
@@ -10639,7 +10639,7 @@ def _e_JoinGroupResponse_v3(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.string(x)
-    if o.skip_assignment != False:
+    if not (o.skip_assignment == False):
         raise _absent('JoinGroupResponse.skip_assignment', 3)
     x = o.member_id
     if x is None:
@@ -10666,7 +10666,7 @@ def _e_JoinGroupResponse_v4(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.string(x)
-    if o.skip_assignment != False:
+    if not (o.skip_assignment == False):
         raise _absent('JoinGroupResponse.skip_assignment', 4)
     x = o.member_id
     if x is None:
@@ -10739,7 +10739,7 @@ def _e_JoinGroupResponse_v5(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.string(x)
-    if o.skip_assignment != False:
+    if not (o.skip_assignment == False):
         raise _absent('JoinGroupResponse.skip_assignment', 5)
     x = o.member_id
     if x is None:
@@ -10815,7 +10815,7 @@ def _e_JoinGroupResponse_v6(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.compact_string(x)
-    if o.skip_assignment != False:
+    if not (o.skip_assignment == False):
         raise _absent('JoinGroupResponse.skip_assignment', 6)
     x = o.member_id
     if x is None:
@@ -10864,7 +10864,7 @@ def _e_JoinGroupResponse_v7(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.compact_string(x)
-    if o.skip_assignment != False:
+    if not (o.skip_assignment == False):
         raise _absent('JoinGroupResponse.skip_assignment', 7)
     x = o.member_id
     if x is None:
@@ -10890,7 +10890,7 @@ def _e_JoinGroupResponse_v8(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.compact_string(x)
-    if o.skip_assignment != False:
+    if not (o.skip_assignment == False):
         raise _absent('JoinGroupResponse.skip_assignment', 8)
     x = o.member_id
     if x is None:
@@ -11004,7 +11004,7 @@ def _e_SyncGroupRequest_v0(o, w):
     if x is None:
         raise _null_enc('SyncGroupRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('SyncGroupRequest.group_instance_id', 0)
     x = o.assignments
     if x is None:
@@ -11025,7 +11025,7 @@ def _e_SyncGroupRequest_v1(o, w):
     if x is None:
         raise _null_enc('SyncGroupRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('SyncGroupRequest.group_instance_id', 1)
     x = o.assignments
     if x is None:
@@ -11046,7 +11046,7 @@ def _e_SyncGroupRequest_v2(o, w):
     if x is None:
         raise _null_enc('SyncGroupRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('SyncGroupRequest.group_instance_id', 2)
     x = o.assignments
     if x is None:
@@ -11304,7 +11304,7 @@ def _e_HeartbeatRequest_v0(o, w):
     if x is None:
         raise _null_enc('HeartbeatRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('HeartbeatRequest.group_instance_id', 0)
 
 
@@ -11318,7 +11318,7 @@ def _e_HeartbeatRequest_v1(o, w):
     if x is None:
         raise _null_enc('HeartbeatRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('HeartbeatRequest.group_instance_id', 1)
 
 
@@ -11332,7 +11332,7 @@ def _e_HeartbeatRequest_v2(o, w):
     if x is None:
         raise _null_enc('HeartbeatRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('HeartbeatRequest.group_instance_id', 2)
 
 
@@ -11440,7 +11440,7 @@ def _e_LeaveGroupRequest_v0(o, w):
     if x is None:
         raise _null_enc('LeaveGroupRequest.member_id')
     w.string(x)
-    if o.members != []:
+    if not (o.members == []):
         raise _absent('LeaveGroupRequest.members', 0)
 
 
@@ -11453,7 +11453,7 @@ def _e_LeaveGroupRequest_v1(o, w):
     if x is None:
         raise _null_enc('LeaveGroupRequest.member_id')
     w.string(x)
-    if o.members != []:
+    if not (o.members == []):
         raise _absent('LeaveGroupRequest.members', 1)
 
 
@@ -11466,7 +11466,7 @@ def _e_LeaveGroupRequest_v2(o, w):
     if x is None:
         raise _null_enc('LeaveGroupRequest.member_id')
     w.string(x)
-    if o.members != []:
+    if not (o.members == []):
         raise _absent('LeaveGroupRequest.members', 2)
 
 
@@ -11505,7 +11505,7 @@ def _e_LeaveGroupRequest_v3(o, w):
     if x is None:
         raise _null_enc('LeaveGroupRequest.group_id')
     w.string(x)
-    if o.member_id != '':
+    if not (o.member_id == ''):
         raise _absent('LeaveGroupRequest.member_id', 3)
     x = o.members
     if x is None:
@@ -11554,7 +11554,7 @@ def _e_LeaveGroupRequest_v4(o, w):
     if x is None:
         raise _null_enc('LeaveGroupRequest.group_id')
     w.compact_string(x)
-    if o.member_id != '':
+    if not (o.member_id == ''):
         raise _absent('LeaveGroupRequest.member_id', 4)
     x = o.members
     if x is None:
@@ -11606,7 +11606,7 @@ def _e_LeaveGroupRequest_v5(o, w):
     if x is None:
         raise _null_enc('LeaveGroupRequest.group_id')
     w.compact_string(x)
-    if o.member_id != '':
+    if not (o.member_id == ''):
         raise _absent('LeaveGroupRequest.member_id', 5)
     x = o.members
     if x is None:
@@ -11625,7 +11625,7 @@ def _d_LeaveGroupResponse_v0(r):
 
 def _e_LeaveGroupResponse_v0(o, w):
     w.int16(o.error_code)
-    if o.members != []:
+    if not (o.members == []):
         raise _absent('LeaveGroupResponse.members', 0)
 
 
@@ -11638,14 +11638,14 @@ def _d_LeaveGroupResponse_v1(r):
 def _e_LeaveGroupResponse_v1(o, w):
     w.int32(o.throttle_time_ms)
     w.int16(o.error_code)
-    if o.members != []:
+    if not (o.members == []):
         raise _absent('LeaveGroupResponse.members', 1)
 
 
 def _e_LeaveGroupResponse_v2(o, w):
     w.int32(o.throttle_time_ms)
     w.int16(o.error_code)
-    if o.members != []:
+    if not (o.members == []):
         raise _absent('LeaveGroupResponse.members', 2)
 
 
@@ -11749,7 +11749,7 @@ def _d_OffsetCommitRequest_OffsetCommitRequestPartition_v2(r):
 def _e_OffsetCommitRequest_OffsetCommitRequestPartition_v2(o, w):
     w.int32(o.partition_index)
     w.int64(o.committed_offset)
-    if o.commit_timestamp != -1:
+    if not (o.commit_timestamp == -1):
         raise _absent('OffsetCommitRequest.OffsetCommitRequestPartition.commit_timestamp', 2)
     w.string(o.committed_metadata)
 
@@ -11811,7 +11811,7 @@ def _e_OffsetCommitRequest_v2(o, w):
     if x is None:
         raise _null_enc('OffsetCommitRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('OffsetCommitRequest.group_instance_id', 2)
     w.int64(o.retention_time_ms)
     x = o.topics
@@ -11826,7 +11826,7 @@ def _e_OffsetCommitRequest_v2(o, w):
 def _e_OffsetCommitRequest_OffsetCommitRequestPartition_v3(o, w):
     w.int32(o.partition_index)
     w.int64(o.committed_offset)
-    if o.commit_timestamp != -1:
+    if not (o.commit_timestamp == -1):
         raise _absent('OffsetCommitRequest.OffsetCommitRequestPartition.commit_timestamp', 3)
     w.string(o.committed_metadata)
 
@@ -11855,7 +11855,7 @@ def _e_OffsetCommitRequest_v3(o, w):
     if x is None:
         raise _null_enc('OffsetCommitRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('OffsetCommitRequest.group_instance_id', 3)
     w.int64(o.retention_time_ms)
     x = o.topics
@@ -11870,7 +11870,7 @@ def _e_OffsetCommitRequest_v3(o, w):
 def _e_OffsetCommitRequest_OffsetCommitRequestPartition_v4(o, w):
     w.int32(o.partition_index)
     w.int64(o.committed_offset)
-    if o.commit_timestamp != -1:
+    if not (o.commit_timestamp == -1):
         raise _absent('OffsetCommitRequest.OffsetCommitRequestPartition.commit_timestamp', 4)
     w.string(o.committed_metadata)
 
@@ -11899,7 +11899,7 @@ def _e_OffsetCommitRequest_v4(o, w):
     if x is None:
         raise _null_enc('OffsetCommitRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('OffsetCommitRequest.group_instance_id', 4)
     w.int64(o.retention_time_ms)
     x = o.topics
@@ -11914,7 +11914,7 @@ def _e_OffsetCommitRequest_v4(o, w):
 def _e_OffsetCommitRequest_OffsetCommitRequestPartition_v5(o, w):
     w.int32(o.partition_index)
     w.int64(o.committed_offset)
-    if o.commit_timestamp != -1:
+    if not (o.commit_timestamp == -1):
         raise _absent('OffsetCommitRequest.OffsetCommitRequestPartition.commit_timestamp', 5)
     w.string(o.committed_metadata)
 
@@ -11961,7 +11961,7 @@ def _e_OffsetCommitRequest_v5(o, w):
     if x is None:
         raise _null_enc('OffsetCommitRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('OffsetCommitRequest.group_instance_id', 5)
     x = o.topics
     if x is None:
@@ -11984,7 +11984,7 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_v6(o, w):
     w.int32(o.partition_index)
     w.int64(o.committed_offset)
     w.int32(o.committed_leader_epoch)
-    if o.commit_timestamp != -1:
+    if not (o.commit_timestamp == -1):
         raise _absent('OffsetCommitRequest.OffsetCommitRequestPartition.commit_timestamp', 6)
     w.string(o.committed_metadata)
 
@@ -12045,7 +12045,7 @@ def _e_OffsetCommitRequest_v6(o, w):
     if x is None:
         raise _null_enc('OffsetCommitRequest.member_id')
     w.string(x)
-    if o.group_instance_id != None:
+    if not (o.group_instance_id is None):
         raise _absent('OffsetCommitRequest.group_instance_id', 6)
     x = o.topics
     if x is None:
@@ -12060,7 +12060,7 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_v7(o, w):
     w.int32(o.partition_index)
     w.int64(o.committed_offset)
     w.int32(o.committed_leader_epoch)
-    if o.commit_timestamp != -1:
+    if not (o.commit_timestamp == -1):
         raise _absent('OffsetCommitRequest.OffsetCommitRequestPartition.commit_timestamp', 7)
     w.string(o.committed_metadata)
 
@@ -12131,7 +12131,7 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_v8(o, w):
     w.int32(o.partition_index)
     w.int64(o.committed_offset)
     w.int32(o.committed_leader_epoch)
-    if o.commit_timestamp != -1:
+    if not (o.commit_timestamp == -1):
         raise _absent('OffsetCommitRequest.OffsetCommitRequestPartition.commit_timestamp', 8)
     w.compact_string(o.committed_metadata)
     w.uvarint(0)
@@ -12212,7 +12212,7 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_v9(o, w):
     w.int32(o.partition_index)
     w.int64(o.committed_offset)
     w.int32(o.committed_leader_epoch)
-    if o.commit_timestamp != -1:
+    if not (o.commit_timestamp == -1):
         raise _absent('OffsetCommitRequest.OffsetCommitRequestPartition.commit_timestamp', 9)
     w.compact_string(o.committed_metadata)
     w.uvarint(0)
@@ -12258,7 +12258,7 @@ def _e_OffsetCommitRequest_OffsetCommitRequestPartition_v10(o, w):
     w.int32(o.partition_index)
     w.int64(o.committed_offset)
     w.int32(o.committed_leader_epoch)
-    if o.commit_timestamp != -1:
+    if not (o.commit_timestamp == -1):
         raise _absent('OffsetCommitRequest.OffsetCommitRequestPartition.commit_timestamp', 10)
     w.compact_string(o.committed_metadata)
     w.uvarint(0)
@@ -12586,9 +12586,9 @@ def _e_OffsetFetchRequest_v1(o, w):
         w.array_length(len(x))
         for e in x:
             _e_OffsetFetchRequest_OffsetFetchRequestTopic_v1(e, w)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchRequest.groups', 1)
-    if o.require_stable != False:
+    if not (o.require_stable == False):
         raise _absent('OffsetFetchRequest.require_stable', 1)
 
 
@@ -12618,9 +12618,9 @@ def _e_OffsetFetchRequest_v2(o, w):
         w.array_length(len(x))
         for e in x:
             _e_OffsetFetchRequest_OffsetFetchRequestTopic_v1(e, w)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchRequest.groups', 2)
-    if o.require_stable != False:
+    if not (o.require_stable == False):
         raise _absent('OffsetFetchRequest.require_stable', 2)
 
 
@@ -12636,9 +12636,9 @@ def _e_OffsetFetchRequest_v3(o, w):
         w.array_length(len(x))
         for e in x:
             _e_OffsetFetchRequest_OffsetFetchRequestTopic_v1(e, w)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchRequest.groups', 3)
-    if o.require_stable != False:
+    if not (o.require_stable == False):
         raise _absent('OffsetFetchRequest.require_stable', 3)
 
 
@@ -12654,9 +12654,9 @@ def _e_OffsetFetchRequest_v4(o, w):
         w.array_length(len(x))
         for e in x:
             _e_OffsetFetchRequest_OffsetFetchRequestTopic_v1(e, w)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchRequest.groups', 4)
-    if o.require_stable != False:
+    if not (o.require_stable == False):
         raise _absent('OffsetFetchRequest.require_stable', 4)
 
 
@@ -12672,9 +12672,9 @@ def _e_OffsetFetchRequest_v5(o, w):
         w.array_length(len(x))
         for e in x:
             _e_OffsetFetchRequest_OffsetFetchRequestTopic_v1(e, w)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchRequest.groups', 5)
-    if o.require_stable != False:
+    if not (o.require_stable == False):
         raise _absent('OffsetFetchRequest.require_stable', 5)
 
 
@@ -12736,9 +12736,9 @@ def _e_OffsetFetchRequest_v6(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_OffsetFetchRequest_OffsetFetchRequestTopic_v6(e, w)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchRequest.groups', 6)
-    if o.require_stable != False:
+    if not (o.require_stable == False):
         raise _absent('OffsetFetchRequest.require_stable', 6)
     w.uvarint(0)
 
@@ -12771,7 +12771,7 @@ def _e_OffsetFetchRequest_v7(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_OffsetFetchRequest_OffsetFetchRequestTopic_v6(e, w)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchRequest.groups', 7)
     w.boolean(o.require_stable)
     w.uvarint(0)
@@ -12852,9 +12852,9 @@ def _d_OffsetFetchRequest_v8(r):
 
 
 def _e_OffsetFetchRequest_v8(o, w):
-    if o.group_id != '':
+    if not (o.group_id == ''):
         raise _absent('OffsetFetchRequest.group_id', 8)
-    if o.topics != []:
+    if not (o.topics == []):
         raise _absent('OffsetFetchRequest.topics', 8)
     x = o.groups
     if x is None:
@@ -12915,9 +12915,9 @@ def _d_OffsetFetchRequest_v9(r):
 
 
 def _e_OffsetFetchRequest_v9(o, w):
-    if o.group_id != '':
+    if not (o.group_id == ''):
         raise _absent('OffsetFetchRequest.group_id', 9)
-    if o.topics != []:
+    if not (o.topics == []):
         raise _absent('OffsetFetchRequest.topics', 9)
     x = o.groups
     if x is None:
@@ -13004,9 +13004,9 @@ def _d_OffsetFetchRequest_v10(r):
 
 
 def _e_OffsetFetchRequest_v10(o, w):
-    if o.group_id != '':
+    if not (o.group_id == ''):
         raise _absent('OffsetFetchRequest.group_id', 10)
-    if o.topics != []:
+    if not (o.topics == []):
         raise _absent('OffsetFetchRequest.topics', 10)
     x = o.groups
     if x is None:
@@ -13081,7 +13081,7 @@ def _e_OffsetFetchResponse_v1(o, w):
         w.array_length(len(x))
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v1(e, w)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchResponse.groups', 1)
 
 
@@ -13106,7 +13106,7 @@ def _e_OffsetFetchResponse_v2(o, w):
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v1(e, w)
     w.int16(o.error_code)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchResponse.groups', 2)
 
 
@@ -13133,7 +13133,7 @@ def _e_OffsetFetchResponse_v3(o, w):
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v1(e, w)
     w.int16(o.error_code)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchResponse.groups', 3)
 
 
@@ -13147,7 +13147,7 @@ def _e_OffsetFetchResponse_v4(o, w):
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v1(e, w)
     w.int16(o.error_code)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchResponse.groups', 4)
 
 
@@ -13219,7 +13219,7 @@ def _e_OffsetFetchResponse_v5(o, w):
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v5(e, w)
     w.int16(o.error_code)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchResponse.groups', 5)
 
 
@@ -13296,7 +13296,7 @@ def _e_OffsetFetchResponse_v6(o, w):
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v6(e, w)
     w.int16(o.error_code)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchResponse.groups', 6)
     w.uvarint(0)
 
@@ -13311,7 +13311,7 @@ def _e_OffsetFetchResponse_v7(o, w):
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v6(e, w)
     w.int16(o.error_code)
-    if o.groups != []:
+    if not (o.groups == []):
         raise _absent('OffsetFetchResponse.groups', 7)
     w.uvarint(0)
 
@@ -13412,7 +13412,7 @@ def _d_OffsetFetchResponse_v8(r):
 
 def _e_OffsetFetchResponse_v8(o, w):
     w.int32(o.throttle_time_ms)
-    if o.topics != []:
+    if not (o.topics == []):
         raise _absent('OffsetFetchResponse.topics', 8)
     x = o.groups
     if x is None:
@@ -13426,7 +13426,7 @@ def _e_OffsetFetchResponse_v8(o, w):
 
 def _e_OffsetFetchResponse_v9(o, w):
     w.int32(o.throttle_time_ms)
-    if o.topics != []:
+    if not (o.topics == []):
         raise _absent('OffsetFetchResponse.topics', 9)
     x = o.groups
     if x is None:
@@ -13510,7 +13510,7 @@ def _d_OffsetFetchResponse_v10(r):
 
 def _e_OffsetFetchResponse_v10(o, w):
     w.int32(o.throttle_time_ms)
-    if o.topics != []:
+    if not (o.topics == []):
         raise _absent('OffsetFetchResponse.topics', 10)
     x = o.groups
     if x is None:
@@ -13546,7 +13546,7 @@ def _e_DescribeGroupsRequest_v0(o, w):
             if e is None:
                 raise _null_enc('DescribeGroupsRequest.groups[]')
             m(e)
-    if o.include_authorized_operations != False:
+    if not (o.include_authorized_operations == False):
         raise _absent('DescribeGroupsRequest.include_authorized_operations', 0)
 
 
@@ -13561,7 +13561,7 @@ def _e_DescribeGroupsRequest_v1(o, w):
             if e is None:
                 raise _null_enc('DescribeGroupsRequest.groups[]')
             m(e)
-    if o.include_authorized_operations != False:
+    if not (o.include_authorized_operations == False):
         raise _absent('DescribeGroupsRequest.include_authorized_operations', 1)
 
 
@@ -13576,7 +13576,7 @@ def _e_DescribeGroupsRequest_v2(o, w):
             if e is None:
                 raise _null_enc('DescribeGroupsRequest.groups[]')
             m(e)
-    if o.include_authorized_operations != False:
+    if not (o.include_authorized_operations == False):
         raise _absent('DescribeGroupsRequest.include_authorized_operations', 2)
 
 
@@ -13706,7 +13706,7 @@ def _d_DescribeGroupsResponse_DescribedGroup_v0(r):
 
 def _e_DescribeGroupsResponse_DescribedGroup_v0(o, w):
     w.int16(o.error_code)
-    if o.error_message != None:
+    if not (o.error_message is None):
         raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 0)
     x = o.group_id
     if x is None:
@@ -13731,7 +13731,7 @@ def _e_DescribeGroupsResponse_DescribedGroup_v0(o, w):
         w.array_length(len(x))
         for e in x:
             _e_DescribeGroupsResponse_DescribedGroupMember_v0(e, w)
-    if o.authorized_operations != -2147483648:
+    if not (o.authorized_operations == -2147483648):
         raise _absent('DescribeGroupsResponse.DescribedGroup.authorized_operations', 0)
 
 
@@ -13758,7 +13758,7 @@ def _e_DescribeGroupsResponse_v0(o, w):
 
 def _e_DescribeGroupsResponse_DescribedGroup_v1(o, w):
     w.int16(o.error_code)
-    if o.error_message != None:
+    if not (o.error_message is None):
         raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 1)
     x = o.group_id
     if x is None:
@@ -13783,7 +13783,7 @@ def _e_DescribeGroupsResponse_DescribedGroup_v1(o, w):
         w.array_length(len(x))
         for e in x:
             _e_DescribeGroupsResponse_DescribedGroupMember_v0(e, w)
-    if o.authorized_operations != -2147483648:
+    if not (o.authorized_operations == -2147483648):
         raise _absent('DescribeGroupsResponse.DescribedGroup.authorized_operations', 1)
 
 
@@ -13812,7 +13812,7 @@ def _e_DescribeGroupsResponse_v1(o, w):
 
 def _e_DescribeGroupsResponse_DescribedGroup_v2(o, w):
     w.int16(o.error_code)
-    if o.error_message != None:
+    if not (o.error_message is None):
         raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 2)
     x = o.group_id
     if x is None:
@@ -13837,7 +13837,7 @@ def _e_DescribeGroupsResponse_DescribedGroup_v2(o, w):
         w.array_length(len(x))
         for e in x:
             _e_DescribeGroupsResponse_DescribedGroupMember_v0(e, w)
-    if o.authorized_operations != -2147483648:
+    if not (o.authorized_operations == -2147483648):
         raise _absent('DescribeGroupsResponse.DescribedGroup.authorized_operations', 2)
 
 
@@ -13879,7 +13879,7 @@ def _d_DescribeGroupsResponse_DescribedGroup_v3(r):
 
 def _e_DescribeGroupsResponse_DescribedGroup_v3(o, w):
     w.int16(o.error_code)
-    if o.error_message != None:
+    if not (o.error_message is None):
         raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 3)
     x = o.group_id
     if x is None:
@@ -14001,7 +14001,7 @@ def _d_DescribeGroupsResponse_DescribedGroup_v4(r):
 
 def _e_DescribeGroupsResponse_DescribedGroup_v4(o, w):
     w.int16(o.error_code)
-    if o.error_message != None:
+    if not (o.error_message is None):
         raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 4)
     x = o.group_id
     if x is None:
@@ -14126,7 +14126,7 @@ def _d_DescribeGroupsResponse_DescribedGroup_v5(r):
 
 def _e_DescribeGroupsResponse_DescribedGroup_v5(o, w):
     w.int16(o.error_code)
-    if o.error_message != None:
+    if not (o.error_message is None):
         raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 5)
     x = o.group_id
     if x is None:
@@ -14267,23 +14267,23 @@ def _d_ListGroupsRequest_v0(r):
 
 
 def _e_ListGroupsRequest_v0(o, w):
-    if o.states_filter != []:
+    if not (o.states_filter == []):
         raise _absent('ListGroupsRequest.states_filter', 0)
-    if o.types_filter != []:
+    if not (o.types_filter == []):
         raise _absent('ListGroupsRequest.types_filter', 0)
 
 
 def _e_ListGroupsRequest_v1(o, w):
-    if o.states_filter != []:
+    if not (o.states_filter == []):
         raise _absent('ListGroupsRequest.states_filter', 1)
-    if o.types_filter != []:
+    if not (o.types_filter == []):
         raise _absent('ListGroupsRequest.types_filter', 1)
 
 
 def _e_ListGroupsRequest_v2(o, w):
-    if o.states_filter != []:
+    if not (o.states_filter == []):
         raise _absent('ListGroupsRequest.states_filter', 2)
-    if o.types_filter != []:
+    if not (o.types_filter == []):
         raise _absent('ListGroupsRequest.types_filter', 2)
 
 
@@ -14293,9 +14293,9 @@ def _d_ListGroupsRequest_v3(r):
 
 
 def _e_ListGroupsRequest_v3(o, w):
-    if o.states_filter != []:
+    if not (o.states_filter == []):
         raise _absent('ListGroupsRequest.states_filter', 3)
-    if o.types_filter != []:
+    if not (o.types_filter == []):
         raise _absent('ListGroupsRequest.types_filter', 3)
     w.uvarint(0)
 
@@ -14325,7 +14325,7 @@ def _e_ListGroupsRequest_v4(o, w):
             if e is None:
                 raise _null_enc('ListGroupsRequest.states_filter[]')
             m(e)
-    if o.types_filter != []:
+    if not (o.types_filter == []):
         raise _absent('ListGroupsRequest.types_filter', 4)
     w.uvarint(0)
 
@@ -14954,7 +14954,7 @@ def _e_CreateTopicsResponse_CreatableTopicResult_v5(o, w):
         for e in x:
             _e_CreateTopicsResponse_CreatableTopicConfigs_v5(e, w)
     t = None
-    if o.topic_config_error_code != 0:
+    if not (o.topic_config_error_code == 0):
         tw = _Writer()
         tw.int16(o.topic_config_error_code)
         if t is None:
@@ -15032,7 +15032,7 @@ def _e_CreateTopicsResponse_CreatableTopicResult_v7(o, w):
         for e in x:
             _e_CreateTopicsResponse_CreatableTopicConfigs_v5(e, w)
     t = None
-    if o.topic_config_error_code != 0:
+    if not (o.topic_config_error_code == 0):
         tw = _Writer()
         tw.int16(o.topic_config_error_code)
         if t is None:
@@ -15081,7 +15081,7 @@ def _d_DeleteTopicsRequest_v1(r):
 
 
 def _e_DeleteTopicsRequest_v1(o, w):
-    if o.topics != []:
+    if not (o.topics == []):
         raise _absent('DeleteTopicsRequest.topics', 1)
     x = o.topic_names
     if x is None:
@@ -15097,7 +15097,7 @@ def _e_DeleteTopicsRequest_v1(o, w):
 
 
 def _e_DeleteTopicsRequest_v2(o, w):
-    if o.topics != []:
+    if not (o.topics == []):
         raise _absent('DeleteTopicsRequest.topics', 2)
     x = o.topic_names
     if x is None:
@@ -15113,7 +15113,7 @@ def _e_DeleteTopicsRequest_v2(o, w):
 
 
 def _e_DeleteTopicsRequest_v3(o, w):
-    if o.topics != []:
+    if not (o.topics == []):
         raise _absent('DeleteTopicsRequest.topics', 3)
     x = o.topic_names
     if x is None:
@@ -15144,7 +15144,7 @@ def _d_DeleteTopicsRequest_v4(r):
 
 
 def _e_DeleteTopicsRequest_v4(o, w):
-    if o.topics != []:
+    if not (o.topics == []):
         raise _absent('DeleteTopicsRequest.topics', 4)
     x = o.topic_names
     if x is None:
@@ -15161,7 +15161,7 @@ def _e_DeleteTopicsRequest_v4(o, w):
 
 
 def _e_DeleteTopicsRequest_v5(o, w):
-    if o.topics != []:
+    if not (o.topics == []):
         raise _absent('DeleteTopicsRequest.topics', 5)
     x = o.topic_names
     if x is None:
@@ -15440,7 +15440,7 @@ def _e_DescribeConfigsRequest_v1(o, w):
         for e in x:
             _e_DescribeConfigsRequest_DescribeConfigsResource_v1(e, w)
     w.boolean(o.include_synonyms)
-    if o.include_documentation != False:
+    if not (o.include_documentation == False):
         raise _absent('DescribeConfigsRequest.include_documentation', 1)
 
 
@@ -15453,7 +15453,7 @@ def _e_DescribeConfigsRequest_v2(o, w):
         for e in x:
             _e_DescribeConfigsRequest_DescribeConfigsResource_v1(e, w)
     w.boolean(o.include_synonyms)
-    if o.include_documentation != False:
+    if not (o.include_documentation == False):
         raise _absent('DescribeConfigsRequest.include_documentation', 2)
 
 
@@ -15590,7 +15590,7 @@ def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_v1(o, w):
     w.string(o.value)
     w.boolean(o.read_only)
     w.int8(o.config_source)
-    if o.is_default != False:
+    if not (o.is_default == False):
         raise _absent('DescribeConfigsResponse.DescribeConfigsResourceResult.is_default', 1)
     w.boolean(o.is_sensitive)
     x = o.synonyms
@@ -15667,7 +15667,7 @@ def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_v2(o, w):
     w.string(o.value)
     w.boolean(o.read_only)
     w.int8(o.config_source)
-    if o.is_default != False:
+    if not (o.is_default == False):
         raise _absent('DescribeConfigsResponse.DescribeConfigsResourceResult.is_default', 2)
     w.boolean(o.is_sensitive)
     x = o.synonyms
@@ -15735,7 +15735,7 @@ def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_v3(o, w):
     w.string(o.value)
     w.boolean(o.read_only)
     w.int8(o.config_source)
-    if o.is_default != False:
+    if not (o.is_default == False):
         raise _absent('DescribeConfigsResponse.DescribeConfigsResourceResult.is_default', 3)
     w.boolean(o.is_sensitive)
     x = o.synonyms
@@ -15855,7 +15855,7 @@ def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_v4(o, w):
     w.compact_string(o.value)
     w.boolean(o.read_only)
     w.int8(o.config_source)
-    if o.is_default != False:
+    if not (o.is_default == False):
         raise _absent('DescribeConfigsResponse.DescribeConfigsResourceResult.is_default', 4)
     w.boolean(o.is_sensitive)
     x = o.synonyms
@@ -15940,26 +15940,26 @@ def _d_InitProducerIdRequest_v0(r):
 def _e_InitProducerIdRequest_v0(o, w):
     w.string(o.transactional_id)
     w.int32(o.transaction_timeout_ms)
-    if o.producer_id != -1:
+    if not (o.producer_id == -1):
         raise _absent('InitProducerIdRequest.producer_id', 0)
-    if o.producer_epoch != -1:
+    if not (o.producer_epoch == -1):
         raise _absent('InitProducerIdRequest.producer_epoch', 0)
-    if o.enable2_pc != False:
+    if not (o.enable2_pc == False):
         raise _absent('InitProducerIdRequest.enable2_pc', 0)
-    if o.keep_prepared_txn != False:
+    if not (o.keep_prepared_txn == False):
         raise _absent('InitProducerIdRequest.keep_prepared_txn', 0)
 
 
 def _e_InitProducerIdRequest_v1(o, w):
     w.string(o.transactional_id)
     w.int32(o.transaction_timeout_ms)
-    if o.producer_id != -1:
+    if not (o.producer_id == -1):
         raise _absent('InitProducerIdRequest.producer_id', 1)
-    if o.producer_epoch != -1:
+    if not (o.producer_epoch == -1):
         raise _absent('InitProducerIdRequest.producer_epoch', 1)
-    if o.enable2_pc != False:
+    if not (o.enable2_pc == False):
         raise _absent('InitProducerIdRequest.enable2_pc', 1)
-    if o.keep_prepared_txn != False:
+    if not (o.keep_prepared_txn == False):
         raise _absent('InitProducerIdRequest.keep_prepared_txn', 1)
 
 
@@ -15973,13 +15973,13 @@ def _d_InitProducerIdRequest_v2(r):
 def _e_InitProducerIdRequest_v2(o, w):
     w.compact_string(o.transactional_id)
     w.int32(o.transaction_timeout_ms)
-    if o.producer_id != -1:
+    if not (o.producer_id == -1):
         raise _absent('InitProducerIdRequest.producer_id', 2)
-    if o.producer_epoch != -1:
+    if not (o.producer_epoch == -1):
         raise _absent('InitProducerIdRequest.producer_epoch', 2)
-    if o.enable2_pc != False:
+    if not (o.enable2_pc == False):
         raise _absent('InitProducerIdRequest.enable2_pc', 2)
-    if o.keep_prepared_txn != False:
+    if not (o.keep_prepared_txn == False):
         raise _absent('InitProducerIdRequest.keep_prepared_txn', 2)
     w.uvarint(0)
 
@@ -15998,9 +15998,9 @@ def _e_InitProducerIdRequest_v3(o, w):
     w.int32(o.transaction_timeout_ms)
     w.int64(o.producer_id)
     w.int16(o.producer_epoch)
-    if o.enable2_pc != False:
+    if not (o.enable2_pc == False):
         raise _absent('InitProducerIdRequest.enable2_pc', 3)
-    if o.keep_prepared_txn != False:
+    if not (o.keep_prepared_txn == False):
         raise _absent('InitProducerIdRequest.keep_prepared_txn', 3)
     w.uvarint(0)
 
@@ -16010,9 +16010,9 @@ def _e_InitProducerIdRequest_v4(o, w):
     w.int32(o.transaction_timeout_ms)
     w.int64(o.producer_id)
     w.int16(o.producer_epoch)
-    if o.enable2_pc != False:
+    if not (o.enable2_pc == False):
         raise _absent('InitProducerIdRequest.enable2_pc', 4)
-    if o.keep_prepared_txn != False:
+    if not (o.keep_prepared_txn == False):
         raise _absent('InitProducerIdRequest.keep_prepared_txn', 4)
     w.uvarint(0)
 
@@ -16022,9 +16022,9 @@ def _e_InitProducerIdRequest_v5(o, w):
     w.int32(o.transaction_timeout_ms)
     w.int64(o.producer_id)
     w.int16(o.producer_epoch)
-    if o.enable2_pc != False:
+    if not (o.enable2_pc == False):
         raise _absent('InitProducerIdRequest.enable2_pc', 5)
-    if o.keep_prepared_txn != False:
+    if not (o.keep_prepared_txn == False):
         raise _absent('InitProducerIdRequest.keep_prepared_txn', 5)
     w.uvarint(0)
 
@@ -16063,9 +16063,9 @@ def _e_InitProducerIdResponse_v0(o, w):
     w.int16(o.error_code)
     w.int64(o.producer_id)
     w.int16(o.producer_epoch)
-    if o.ongoing_txn_producer_id != -1:
+    if not (o.ongoing_txn_producer_id == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 0)
-    if o.ongoing_txn_producer_epoch != -1:
+    if not (o.ongoing_txn_producer_epoch == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 0)
 
 
@@ -16074,9 +16074,9 @@ def _e_InitProducerIdResponse_v1(o, w):
     w.int16(o.error_code)
     w.int64(o.producer_id)
     w.int16(o.producer_epoch)
-    if o.ongoing_txn_producer_id != -1:
+    if not (o.ongoing_txn_producer_id == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 1)
-    if o.ongoing_txn_producer_epoch != -1:
+    if not (o.ongoing_txn_producer_epoch == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 1)
 
 
@@ -16094,9 +16094,9 @@ def _e_InitProducerIdResponse_v2(o, w):
     w.int16(o.error_code)
     w.int64(o.producer_id)
     w.int16(o.producer_epoch)
-    if o.ongoing_txn_producer_id != -1:
+    if not (o.ongoing_txn_producer_id == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 2)
-    if o.ongoing_txn_producer_epoch != -1:
+    if not (o.ongoing_txn_producer_epoch == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 2)
     w.uvarint(0)
 
@@ -16106,9 +16106,9 @@ def _e_InitProducerIdResponse_v3(o, w):
     w.int16(o.error_code)
     w.int64(o.producer_id)
     w.int16(o.producer_epoch)
-    if o.ongoing_txn_producer_id != -1:
+    if not (o.ongoing_txn_producer_id == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 3)
-    if o.ongoing_txn_producer_epoch != -1:
+    if not (o.ongoing_txn_producer_epoch == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 3)
     w.uvarint(0)
 
@@ -16118,9 +16118,9 @@ def _e_InitProducerIdResponse_v4(o, w):
     w.int16(o.error_code)
     w.int64(o.producer_id)
     w.int16(o.producer_epoch)
-    if o.ongoing_txn_producer_id != -1:
+    if not (o.ongoing_txn_producer_id == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 4)
-    if o.ongoing_txn_producer_epoch != -1:
+    if not (o.ongoing_txn_producer_epoch == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 4)
     w.uvarint(0)
 
@@ -16130,9 +16130,9 @@ def _e_InitProducerIdResponse_v5(o, w):
     w.int16(o.error_code)
     w.int64(o.producer_id)
     w.int16(o.producer_epoch)
-    if o.ongoing_txn_producer_id != -1:
+    if not (o.ongoing_txn_producer_id == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 5)
-    if o.ongoing_txn_producer_epoch != -1:
+    if not (o.ongoing_txn_producer_epoch == -1):
         raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 5)
     w.uvarint(0)
 
@@ -16459,9 +16459,9 @@ def _d_DescribeClusterRequest_v0(r):
 
 def _e_DescribeClusterRequest_v0(o, w):
     w.boolean(o.include_cluster_authorized_operations)
-    if o.endpoint_type != 1:
+    if not (o.endpoint_type == 1):
         raise _absent('DescribeClusterRequest.endpoint_type', 0)
-    if o.include_fenced_brokers != False:
+    if not (o.include_fenced_brokers == False):
         raise _absent('DescribeClusterRequest.include_fenced_brokers', 0)
     w.uvarint(0)
 
@@ -16476,7 +16476,7 @@ def _d_DescribeClusterRequest_v1(r):
 def _e_DescribeClusterRequest_v1(o, w):
     w.boolean(o.include_cluster_authorized_operations)
     w.int8(o.endpoint_type)
-    if o.include_fenced_brokers != False:
+    if not (o.include_fenced_brokers == False):
         raise _absent('DescribeClusterRequest.include_fenced_brokers', 1)
     w.uvarint(0)
 
@@ -16515,7 +16515,7 @@ def _e_DescribeClusterResponse_DescribeClusterBroker_v0(o, w):
     w.compact_string(x)
     w.int32(o.port)
     w.compact_string(o.rack)
-    if o.is_fenced != False:
+    if not (o.is_fenced == False):
         raise _absent('DescribeClusterResponse.DescribeClusterBroker.is_fenced', 0)
     w.uvarint(0)
 
@@ -16544,7 +16544,7 @@ def _e_DescribeClusterResponse_v0(o, w):
     w.int32(o.throttle_time_ms)
     w.int16(o.error_code)
     w.compact_string(o.error_message)
-    if o.endpoint_type != 1:
+    if not (o.endpoint_type == 1):
         raise _absent('DescribeClusterResponse.endpoint_type', 0)
     x = o.cluster_id
     if x is None:
@@ -16570,7 +16570,7 @@ def _e_DescribeClusterResponse_DescribeClusterBroker_v1(o, w):
     w.compact_string(x)
     w.int32(o.port)
     w.compact_string(o.rack)
-    if o.is_fenced != False:
+    if not (o.is_fenced == False):
         raise _absent('DescribeClusterResponse.DescribeClusterBroker.is_fenced', 1)
     w.uvarint(0)
 
