@@ -1,0 +1,617 @@
+"""Topics: names, partition counts, per-topic configs and one partition log each.
+
+:class:`TopicManager` owns ``<data_dir>/topics.json`` (the topic catalogue,
+rewritten atomically on every change: temp file -> fsync -> rename -> fsync
+directory) and the partition logs ``<data_dir>/<topic>-<partition>/`` (one
+:class:`streamcore.storage.Log` each, opened on first use). It speaks plain
+Python values; failures are :class:`TopicError` carrying the Kafka error code a
+handler should answer with.
+
+Single node: the replication factor is always 1 (``-1`` = broker default, also 1).
+The internal topic ``__consumer_offsets`` (one partition) holds committed
+offsets; it is hidden from normal listings.
+
+Thread safety: methods take an internal lock, so the retention thread may run
+:meth:`TopicManager.apply_retention` while the event loop creates or deletes
+topics. Opening a log recovers it from disk and may block for a moment.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from streamcore.broker.config import BrokerConfig
+from streamcore.errors import ErrorCode, StreamcoreError
+
+__all__ = [
+    "OFFSETS_TOPIC",
+    "TOPIC_CONFIG_NAMES",
+    "ConfigEntry",
+    "TopicConfig",
+    "TopicError",
+    "TopicInfo",
+    "TopicManager",
+    "validate_topic_name",
+    "CONFIG_SOURCE_TOPIC",
+    "CONFIG_SOURCE_STATIC_BROKER",
+    "CONFIG_SOURCE_DEFAULT",
+]
+
+logger = logging.getLogger("streamcore.broker")
+
+#: Internal topic holding committed offsets (partition 0).
+OFFSETS_TOPIC = "__consumer_offsets"
+_OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024  # small so that offset-store compaction frees space early
+
+_CATALOGUE = "topics.json"
+_MAX_NAME = 249
+_LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
+_MAX_PARTITIONS = 100_000
+
+#: Kafka DescribeConfigs ConfigSource values used here.
+CONFIG_SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG: set on the topic
+CONFIG_SOURCE_STATIC_BROKER = 4  # STATIC_BROKER_CONFIG: broker setting from file/env/CLI
+CONFIG_SOURCE_DEFAULT = 5  # DEFAULT_CONFIG
+
+
+class TopicError(StreamcoreError):
+    """A topic operation was refused; ``error_code`` is the Kafka error code to answer with."""
+
+    def __init__(self, error_code: ErrorCode | int, message: str) -> None:
+        super().__init__(message)
+        self.error_code = error_code.code if isinstance(error_code, ErrorCode) else int(error_code)  # type: ignore[attr-defined]
+        self.message = message
+
+
+class ConfigEntry(NamedTuple):
+    """One DescribeConfigs row: value as text, whether default, read-only, ConfigSource code."""
+
+    value: str
+    is_default: bool
+    read_only: bool
+    source: int
+
+
+@dataclass(frozen=True)
+class TopicConfig:
+    """A topic's effective settings (overrides merged over broker defaults). -1 = unlimited."""
+
+    retention_ms: int
+    retention_bytes: int
+    segment_bytes: int
+    segment_ms: int
+    cleanup_policy: str
+    max_message_bytes: int
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """A topic as the catalogue knows it; ``configs`` holds only per-topic overrides (text)."""
+
+    name: str
+    topic_id: uuid.UUID
+    partitions: int
+    configs: Mapping[str, str] = field(default_factory=dict)
+    internal: bool = False
+
+
+# name -> (broker setting it defaults to, parser of text values, minimum)
+def _int_value(name: str, minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(str(text).strip())
+        except ValueError:
+            raise TopicError(ErrorCode.INVALID_CONFIG, f"{name}: {text!r} is not an integer") from None
+        if value < minimum:
+            raise TopicError(ErrorCode.INVALID_CONFIG, f"{name}: {value} is below the minimum {minimum}")
+        return value
+
+    return parse
+
+
+def _cleanup_policy(text: str) -> str:
+    if str(text).strip() != "delete":
+        raise TopicError(
+            ErrorCode.INVALID_CONFIG,
+            f"cleanup.policy: {text!r} is not supported; streamcore supports only 'delete' (no compaction)",
+        )
+    return "delete"
+
+
+_TOPIC_CONFIGS: dict[str, tuple[str | None, Callable[[str], Any]]] = {
+    "retention.ms": ("storage.retention_ms", _int_value("retention.ms", -1)),
+    "retention.bytes": ("storage.retention_bytes", _int_value("retention.bytes", -1)),
+    "segment.bytes": ("storage.segment_bytes", _int_value("segment.bytes", 1024)),
+    "segment.ms": ("storage.segment_ms", _int_value("segment.ms", 1)),
+    "cleanup.policy": (None, _cleanup_policy),
+    "max.message.bytes": ("limits.max_message_bytes", _int_value("max.message.bytes", 0)),
+}
+#: Names of the per-topic configs that may be set.
+TOPIC_CONFIG_NAMES: tuple[str, ...] = tuple(_TOPIC_CONFIGS)
+
+
+def validate_topic_name(name: str) -> None:
+    """Raise TopicError(INVALID_TOPIC) unless ``name`` follows Kafka's rules.
+
+    1..249 characters from ``[a-zA-Z0-9._-]``, and not ``.`` or ``..``.
+    """
+    if not isinstance(name, str) or not name:
+        raise TopicError(ErrorCode.INVALID_TOPIC, "topic name is empty")
+    if name in (".", ".."):
+        raise TopicError(ErrorCode.INVALID_TOPIC, f"topic name cannot be {name!r}")
+    if len(name) > _MAX_NAME:
+        raise TopicError(
+            ErrorCode.INVALID_TOPIC, f"topic name is {len(name)} characters long; the limit is 249"
+        )
+    if not _LEGAL.match(name):
+        raise TopicError(
+            ErrorCode.INVALID_TOPIC,
+            f"topic name {name!r} has characters other than ASCII letters, digits, '.', '_' and '-'",
+        )
+
+
+def _collision_key(name: str) -> str:
+    # Kafka refuses names differing only by '.' vs '_' (they collide in metric names).
+    return name.replace(".", "_")
+
+
+class TopicManager:
+    """The broker's topics and their partition logs under ``data_dir``.
+
+    ``config`` supplies storage defaults, the auto-create policy and the default
+    partition count. ``log_factory(directory, **kwargs)`` builds a log (default
+    :class:`streamcore.storage.Log`); kwargs are those of ``Log``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str],
+        config: BrokerConfig,
+        *,
+        log_factory: Callable[..., Any] | None = None,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.config = config
+        if log_factory is None:
+            from streamcore.storage import Log
+
+            log_factory = Log
+        self._log_factory = log_factory
+        self._lock = threading.RLock()
+        self._topics: dict[str, TopicInfo] = {}
+        self._by_id: dict[uuid.UUID, str] = {}
+        self._logs: dict[tuple[str, int], Any] = {}
+        self._closed = False
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._load()
+        self._remove_deleted_leftovers()
+        if OFFSETS_TOPIC not in self._topics:
+            self._create_locked(
+                OFFSETS_TOPIC,
+                1,
+                {"retention.ms": "-1", "retention.bytes": "-1", "segment.bytes": str(_OFFSETS_SEGMENT_BYTES)},
+                internal=True,
+            )
+
+    # ------------------------------------------------------------------ catalogue persistence
+
+    def _load(self) -> None:
+        path = self.data_dir / _CATALOGUE
+        if not path.exists():
+            return
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            for name, entry in data["topics"].items():
+                info = TopicInfo(
+                    name=name,
+                    topic_id=uuid.UUID(entry["topic_id"]),
+                    partitions=int(entry["partitions"]),
+                    configs=dict(entry.get("configs", {})),
+                    internal=bool(entry.get("internal", False)),
+                )
+                self._topics[name] = info
+                self._by_id[info.topic_id] = name
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StreamcoreError(
+                f"{path}: unreadable topic catalogue ({exc}); restore it or remove it"
+            ) from exc
+
+    def _save(self) -> None:
+        data = {
+            "version": 1,
+            "topics": {
+                t.name: {
+                    "topic_id": str(t.topic_id),
+                    "partitions": t.partitions,
+                    "configs": dict(t.configs),
+                    "internal": t.internal,
+                }
+                for t in self._topics.values()
+            },
+        }
+        path = self.data_dir / _CATALOGUE
+        tmp = path.with_name(_CATALOGUE + ".tmp")
+        with tmp.open("w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=1, sort_keys=True)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self.data_dir)
+
+    def _remove_deleted_leftovers(self) -> None:
+        for entry in self.data_dir.iterdir():
+            if entry.is_dir() and entry.name.endswith("-delete"):
+                shutil.rmtree(entry, ignore_errors=True)
+
+    # ------------------------------------------------------------------ queries
+
+    def get(self, name: str) -> TopicInfo | None:
+        """The topic called ``name``, or None."""
+        return self._topics.get(name)
+
+    def get_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
+        """The topic with id ``topic_id``, or None."""
+        name = self._by_id.get(topic_id)
+        return self._topics.get(name) if name is not None else None
+
+    def list_topics(self, *, include_internal: bool = False) -> list[TopicInfo]:
+        """Every topic sorted by name; the internal offsets topic only when asked."""
+        with self._lock:
+            return sorted(
+                (t for t in self._topics.values() if include_internal or not t.internal), key=lambda t: t.name
+            )
+
+    def topic_config(self, name: str) -> TopicConfig:
+        """Effective settings of a topic (raises TopicError UNKNOWN_TOPIC_OR_PARTITION)."""
+        info = self._require(name)
+        values = {key: self._effective(info, key)[0] for key in _TOPIC_CONFIGS}
+        return TopicConfig(
+            retention_ms=values["retention.ms"],
+            retention_bytes=values["retention.bytes"],
+            segment_bytes=values["segment.bytes"],
+            segment_ms=values["segment.ms"],
+            cleanup_policy=values["cleanup.policy"],
+            max_message_bytes=values["max.message.bytes"],
+        )
+
+    def _effective(self, info: TopicInfo, key: str) -> tuple[Any, int]:
+        setting, parse = _TOPIC_CONFIGS[key]
+        if key in info.configs:
+            return parse(info.configs[key]), CONFIG_SOURCE_TOPIC
+        if setting is None:
+            return parse("delete"), CONFIG_SOURCE_DEFAULT
+        value = self.config.get(setting)
+        source = (
+            CONFIG_SOURCE_DEFAULT if self.config.source(setting) == "default" else CONFIG_SOURCE_STATIC_BROKER
+        )
+        return value, source
+
+    def describe_configs(self, name: str, keys: list[str] | None = None) -> dict[str, ConfigEntry]:
+        """DescribeConfigs for a topic: config name -> ConfigEntry; ``keys`` narrows the answer.
+
+        Unknown keys are left out (Kafka does the same). Raises TopicError
+        UNKNOWN_TOPIC_OR_PARTITION for an unknown topic.
+        """
+        info = self._require(name)
+        out: dict[str, ConfigEntry] = {}
+        for key in _TOPIC_CONFIGS:
+            if keys is not None and key not in keys:
+                continue
+            value, source = self._effective(info, key)
+            out[key] = ConfigEntry(str(value), source == CONFIG_SOURCE_DEFAULT, False, source)
+        return out
+
+    def _require(self, name: str) -> TopicInfo:
+        info = self._topics.get(name)
+        if info is None:
+            raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"topic {name!r} does not exist")
+        return info
+
+    # ------------------------------------------------------------------ changes
+
+    def _check_configs(self, configs: Mapping[str, str | None]) -> dict[str, str]:
+        clean: dict[str, str] = {}
+        for key, value in configs.items():
+            if key not in _TOPIC_CONFIGS:
+                raise TopicError(
+                    ErrorCode.INVALID_CONFIG,
+                    f"unknown or unsupported topic config {key!r}; supported: {', '.join(_TOPIC_CONFIGS)}",
+                )
+            if value is None:
+                raise TopicError(ErrorCode.INVALID_CONFIG, f"{key}: a value is required")
+            _TOPIC_CONFIGS[key][1](value)
+            clean[key] = str(value).strip()
+        return clean
+
+    def create_topic(
+        self,
+        name: str,
+        num_partitions: int = -1,
+        replication_factor: int = -1,
+        configs: Mapping[str, str | None] | None = None,
+        *,
+        validate_only: bool = False,
+    ) -> TopicInfo:
+        """Create a topic (CreateTopics). ``num_partitions`` -1 = topics.default_partitions.
+
+        Raises TopicError: INVALID_TOPIC (name), TOPIC_ALREADY_EXISTS, INVALID_PARTITIONS,
+        INVALID_REPLICATION_FACTOR (anything but 1 or -1: single node), INVALID_CONFIG.
+        ``validate_only`` checks everything and creates nothing.
+        """
+        validate_topic_name(name)
+        if replication_factor not in (-1, 1):
+            raise TopicError(
+                ErrorCode.INVALID_REPLICATION_FACTOR,
+                f"replication factor {replication_factor} is not possible: streamcore is a single broker, "
+                "use 1 (or -1 for the default)",
+            )
+        if num_partitions == -1:
+            num_partitions = self.config.topics.default_partitions
+        if not 1 <= num_partitions <= _MAX_PARTITIONS:
+            raise TopicError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"number of partitions must be between 1 and {_MAX_PARTITIONS}, not {num_partitions}",
+            )
+        clean = self._check_configs(configs or {})
+        with self._lock:
+            self._check_open()
+            if name in self._topics:
+                raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
+            key = _collision_key(name)
+            for other in self._topics:
+                if _collision_key(other) == key:
+                    raise TopicError(
+                        ErrorCode.INVALID_TOPIC,
+                        f"topic {name!r} collides with existing topic {other!r} ('.' and '_' are treated alike)",
+                    )
+            if validate_only:
+                return TopicInfo(name, uuid.UUID(int=0), num_partitions, clean)
+            return self._create_locked(name, num_partitions, clean)
+
+    def _create_locked(
+        self, name: str, partitions: int, configs: dict[str, str], *, internal: bool = False
+    ) -> TopicInfo:
+        info = TopicInfo(name, uuid.uuid4(), partitions, configs, internal)
+        self._topics[name] = info
+        self._by_id[info.topic_id] = name
+        self._save()
+        return info
+
+    def ensure_topic(self, name: str) -> TopicInfo:
+        """The topic ``name``, auto-creating it when the policy allows (Metadata/Produce path).
+
+        Raises TopicError UNKNOWN_TOPIC_OR_PARTITION when it is missing and
+        auto-creation is off, INVALID_TOPIC for an illegal name.
+        """
+        info = self._topics.get(name)
+        if info is not None:
+            return info
+        if not self.config.topics.auto_create:
+            raise TopicError(
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                f"topic {name!r} does not exist and topics.auto_create is off",
+            )
+        try:
+            return self.create_topic(name)
+        except TopicError as exc:
+            if exc.error_code == ErrorCode.TOPIC_ALREADY_EXISTS.code:
+                return self._require(name)
+            raise
+
+    def create_partitions(self, name: str, total: int, *, validate_only: bool = False) -> TopicInfo:
+        """Grow a topic to ``total`` partitions (CreatePartitions); shrinking is INVALID_PARTITIONS."""
+        with self._lock:
+            self._check_open()
+            info = self._require(name)
+            if info.internal:
+                raise TopicError(
+                    ErrorCode.INVALID_PARTITIONS, f"{name} is internal; its partitions are fixed"
+                )
+            if total <= info.partitions or total > _MAX_PARTITIONS:
+                raise TopicError(
+                    ErrorCode.INVALID_PARTITIONS,
+                    f"topic {name!r} has {info.partitions} partitions; the new count must be larger "
+                    f"(and at most {_MAX_PARTITIONS}), not {total}",
+                )
+            grown = TopicInfo(info.name, info.topic_id, total, info.configs, info.internal)
+            if validate_only:
+                return grown
+            self._topics[name] = grown
+            self._save()
+            return grown
+
+    def alter_configs(
+        self,
+        name: str,
+        set_configs: Mapping[str, str | None],
+        delete_keys: tuple[str, ...] | list[str] = (),
+        *,
+        replace: bool = False,
+        validate_only: bool = False,
+    ) -> TopicInfo:
+        """Change per-topic configs: IncrementalAlterConfigs (set/delete) or AlterConfigs (``replace=True``).
+
+        Open logs pick up new retention values at once; segment settings apply
+        when a partition log is next opened. Raises TopicError INVALID_CONFIG /
+        UNKNOWN_TOPIC_OR_PARTITION.
+        """
+        clean = self._check_configs(set_configs)
+        for key in delete_keys:
+            if key not in _TOPIC_CONFIGS:
+                raise TopicError(ErrorCode.INVALID_CONFIG, f"unknown topic config {key!r}")
+        with self._lock:
+            self._check_open()
+            info = self._require(name)
+            configs = {} if replace else dict(info.configs)
+            for key in delete_keys:
+                configs.pop(key, None)
+            configs.update(clean)
+            altered = TopicInfo(info.name, info.topic_id, info.partitions, configs, info.internal)
+            if validate_only:
+                return altered
+            self._topics[name] = altered
+            self._save()
+            cfg = self.topic_config(name)
+            for (topic, _), log in self._logs.items():
+                if topic == name:
+                    log.retention_ms = None if cfg.retention_ms < 0 else cfg.retention_ms
+                    log.retention_bytes = None if cfg.retention_bytes < 0 else cfg.retention_bytes
+            return altered
+
+    def delete_topic(self, name: str) -> TopicInfo:
+        """Delete a topic and its data (DeleteTopics).
+
+        Its logs are closed, their directories renamed ``*-delete`` (so a crash
+        mid-way cannot resurrect them) and removed. Raises TopicError
+        UNKNOWN_TOPIC_OR_PARTITION, or INVALID_TOPIC for the internal topic.
+        """
+        with self._lock:
+            self._check_open()
+            info = self._require(name)
+            if info.internal:
+                raise TopicError(ErrorCode.INVALID_TOPIC, f"{name} is internal and cannot be deleted")
+            for p in range(info.partitions):
+                log = self._logs.pop((name, p), None)
+                if log is not None:
+                    try:
+                        log.close()
+                    except Exception:
+                        logger.exception("closing %s-%d before deletion failed", name, p)
+            del self._topics[name]
+            self._by_id.pop(info.topic_id, None)
+            self._save()
+            doomed = []
+            for p in range(info.partitions):
+                directory = self.data_dir / f"{name}-{p}"
+                if directory.exists():
+                    target = directory.with_name(f"{directory.name}.{info.topic_id.hex}-delete")
+                    os.replace(directory, target)
+                    doomed.append(target)
+            if doomed:
+                _fsync_dir(self.data_dir)
+            for target in doomed:
+                shutil.rmtree(target, ignore_errors=True)
+            return info
+
+    def delete_topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo:
+        """DeleteTopics v6+ by topic id; unknown ids raise TopicError UNKNOWN_TOPIC_ID."""
+        name = self._by_id.get(topic_id)
+        if name is None:
+            raise TopicError(ErrorCode.UNKNOWN_TOPIC_ID, f"no topic has id {topic_id}")
+        return self.delete_topic(name)
+
+    # ------------------------------------------------------------------ logs
+
+    def log(self, name: str, partition: int) -> Any:
+        """The partition's Log, opened (and recovered) on first use.
+
+        Raises TopicError UNKNOWN_TOPIC_OR_PARTITION for an unknown topic or partition.
+        """
+        key = (name, partition)
+        log = self._logs.get(key)
+        if log is not None:
+            return log
+        with self._lock:
+            self._check_open()
+            log = self._logs.get(key)
+            if log is not None:
+                return log
+            info = self._require(name)
+            if not 0 <= partition < info.partitions:
+                raise TopicError(
+                    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                    f"topic {name!r} has partitions 0..{info.partitions - 1}, not {partition}",
+                )
+            log = self._open_log(name, partition)
+            self._logs[key] = log
+            return log
+
+    def _open_log(self, name: str, partition: int) -> Any:
+        cfg = self.topic_config(name)
+        storage = self.config.storage
+        return self._log_factory(
+            self.data_dir / f"{name}-{partition}",
+            fsync=storage.fsync,
+            fsync_interval_ms=storage.fsync_interval_ms,
+            profile=storage.profile,
+            segment_bytes=cfg.segment_bytes,
+            segment_ms=cfg.segment_ms,
+            retention_ms=None if cfg.retention_ms < 0 else cfg.retention_ms,
+            retention_bytes=None if cfg.retention_bytes < 0 else cfg.retention_bytes,
+        )
+
+    def open_all(self) -> int:
+        """Open every partition log now (e.g. at start, to recover before serving); returns the count."""
+        count = 0
+        for info in self.list_topics(include_internal=True):
+            for p in range(info.partitions):
+                self.log(info.name, p)
+                count += 1
+        return count
+
+    def open_logs(self) -> list[tuple[tuple[str, int], Any]]:
+        """Currently open logs as ((topic, partition), log) pairs."""
+        with self._lock:
+            return list(self._logs.items())
+
+    def offsets_log(self) -> Any:
+        """Partition 0 of ``__consumer_offsets``, for the offset store."""
+        return self.log(OFFSETS_TOPIC, 0)
+
+    def apply_retention(self, now_ms: int | None = None) -> int:
+        """Apply each open user log's retention; returns segments deleted.
+
+        The offsets topic is left alone: the offset store reclaims its space itself.
+        A failing log is logged and skipped.
+        """
+        deleted = 0
+        for (topic, p), log in self.open_logs():
+            if topic == OFFSETS_TOPIC:
+                continue
+            try:
+                deleted += log.apply_retention(now_ms)
+            except Exception:
+                logger.exception("retention failed for %s-%d", topic, p)
+        return deleted
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise TopicError(ErrorCode.KAFKA_STORAGE_ERROR, "the topic manager is closed")
+
+    def close(self) -> None:
+        """Close every open log (each drains, fsyncs and checkpoints); idempotent."""
+        with self._lock:
+            self._closed = True
+            logs, self._logs = list(self._logs.items()), {}
+        for (topic, p), log in logs:
+            try:
+                log.close()
+            except Exception:
+                logger.exception("closing %s-%d failed", topic, p)
+
+    def __enter__(self) -> TopicManager:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _fsync_dir(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
