@@ -1,0 +1,410 @@
+"""Committed consumer offsets, in memory and durable in ``__consumer_offsets`` partition 0.
+
+Each commit appends one record batch to the internal log before it is
+acknowledged; the in-memory table is rebuilt from that log at start. Records use
+Kafka's own ``__consumer_offsets`` layout, so the log is readable by Kafka tools:
+
+* key (version 1): ``int16 version, string group, string topic, int32 partition``
+* value (version 3): ``int16 version, int64 offset, int32 leader_epoch, string metadata,
+  int64 commit_timestamp``; a deletion is a tombstone (null value).
+
+(``string`` = int16 length + UTF-8.) Record timestamps never go backwards, which
+is what lets :meth:`OffsetStore.maybe_compact` reclaim space without a
+compactor: it rewrites every live offset at the end of the log, then deletes
+the closed segments older than that snapshot through the log's time retention.
+
+Commit validation (generation, member id, static-member fencing) is delegated to
+a ``validator(group_id, generation_id, member_id, group_instance_id) -> error
+code`` -- normally :meth:`GroupCoordinator.validate_commit`.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from streamcore.codec import decode_batches, encode_batch
+from streamcore.errors import ErrorCode, StreamcoreError
+
+__all__ = ["CommittedOffset", "OffsetStore", "OffsetCommitItem", "encode_offset_key", "encode_offset_value"]
+
+logger = logging.getLogger("streamcore.broker")
+
+_KEY_VERSION = 1
+_VALUE_VERSION = 3
+_I16 = struct.Struct(">h")
+_I32 = struct.Struct(">i")
+_VALUE_HEAD = struct.Struct(">hqi")  # version, offset, leader epoch
+_I64 = struct.Struct(">q")
+_RECORDS_PER_BATCH = 1000
+_READ_CHUNK = 4 * 1024 * 1024
+
+_NONE = ErrorCode.NO_ERROR.code
+
+#: (topic, partition, offset, leader_epoch, metadata) as an OffsetCommit request lists them.
+OffsetCommitItem = tuple[str, int, int, int, "str | None"]
+
+
+@dataclass(frozen=True)
+class CommittedOffset:
+    """A committed position: ``offset`` (next record to read), ``leader_epoch`` (-1 unknown),
+    client ``metadata`` and ``commit_timestamp_ms`` (ms since the epoch)."""
+
+    offset: int
+    leader_epoch: int
+    metadata: str
+    commit_timestamp_ms: int
+
+
+def _string(text: str) -> bytes:
+    raw = text.encode("utf-8")
+    return _I16.pack(len(raw)) + raw
+
+
+def _read_string(buf: bytes, pos: int) -> tuple[str, int]:
+    (n,) = _I16.unpack_from(buf, pos)
+    pos += 2
+    if n < 0:
+        return "", pos
+    if pos + n > len(buf):
+        raise ValueError("string runs past the end")
+    return buf[pos : pos + n].decode("utf-8"), pos + n
+
+
+def encode_offset_key(group: str, topic: str, partition: int) -> bytes:
+    """Kafka's offset-commit key, version 1."""
+    return _I16.pack(_KEY_VERSION) + _string(group) + _string(topic) + _I32.pack(partition)
+
+
+def encode_offset_value(entry: CommittedOffset) -> bytes:
+    """Kafka's offset-commit value, version 3."""
+    return (
+        _VALUE_HEAD.pack(_VALUE_VERSION, entry.offset, entry.leader_epoch)
+        + _string(entry.metadata)
+        + _I64.pack(entry.commit_timestamp_ms)
+    )
+
+
+def _decode_key(key: bytes) -> tuple[str, str, int] | None:
+    (version,) = _I16.unpack_from(key, 0)
+    if version not in (0, 1):
+        return None  # group metadata (version 2) and anything newer: not offsets
+    group, pos = _read_string(key, 2)
+    topic, pos = _read_string(key, pos)
+    (partition,) = _I32.unpack_from(key, pos)
+    return group, topic, partition
+
+
+def _decode_value(value: bytes, record_ts: int) -> CommittedOffset:
+    (version,) = _I16.unpack_from(value, 0)
+    if version in (1, 3):
+        _, offset, epoch = _VALUE_HEAD.unpack_from(value, 0)
+        pos = _VALUE_HEAD.size
+        if version == 1:
+            epoch, pos = -1, 10
+    elif version in (0, 2):
+        offset = _I64.unpack_from(value, 2)[0]
+        epoch, pos = -1, 10
+    else:
+        raise ValueError(f"unknown offset value version {version}")
+    metadata, pos = _read_string(value, pos)
+    (ts,) = _I64.unpack_from(value, pos)
+    return CommittedOffset(offset, epoch, metadata, ts if ts >= 0 else record_ts)
+
+
+class OffsetStore:
+    """Committed offsets keyed by (group, topic, partition), backed by ``log``.
+
+    ``log``: a :class:`streamcore.storage.Log` (``TopicManager.offsets_log()``); it is
+    replayed here. ``validator``: see the module doc; None accepts every commit.
+    ``max_metadata_bytes``: longer client metadata gets OFFSET_METADATA_TOO_LARGE.
+    """
+
+    def __init__(
+        self,
+        log: Any,
+        *,
+        validator: Callable[[str, int, str, str | None], int] | None = None,
+        max_metadata_bytes: int = 4096,
+        wall_clock_ms: Callable[[], int] | None = None,
+    ) -> None:
+        self._log = log
+        self.validator = validator
+        self.max_metadata_bytes = max_metadata_bytes
+        self._now = wall_clock_ms or (lambda: int(time.time() * 1000))
+        # group -> {(topic, partition): CommittedOffset}
+        self._offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
+        self._last_ts = -1  # newest record timestamp written or replayed
+        #: Records replayed from the log at start (count).
+        self.replayed_records = 0
+        self._replay()
+
+    # ------------------------------------------------------------------ replay
+
+    def _replay(self) -> None:
+        log = self._log
+        position = log.log_start_offset
+        end = log.high_watermark
+        while position < end:
+            data = log.read(position, _READ_CHUNK)
+            if not data:
+                break
+            batches = decode_batches(data)
+            if not batches:
+                raise StreamcoreError(f"offsets log {log.directory}: no whole batch at offset {position}")
+            for batch in batches:
+                for record in batch.records:
+                    if record.offset < position:
+                        continue
+                    self._replay_record(record.key, record.value, record.timestamp_ms)
+                    self.replayed_records += 1
+                    self._last_ts = max(self._last_ts, record.timestamp_ms)
+                position = max(position, batch.last_offset + 1)
+
+    def _replay_record(self, key: bytes | None, value: bytes | None, ts: int) -> None:
+        if not key:
+            return
+        try:
+            decoded = _decode_key(key)
+            if decoded is None:
+                return
+            group, topic, partition = decoded
+            if value is None:
+                self._forget(group, (topic, partition))
+            else:
+                self._offsets.setdefault(group, {})[(topic, partition)] = _decode_value(value, ts)
+        except (ValueError, struct.error, UnicodeDecodeError) as exc:
+            # one unreadable record must not keep every group from starting
+            logger.warning("skipping unreadable record in %s: %s", self._log.directory, exc)
+
+    def _forget(self, group: str, tp: tuple[str, int]) -> None:
+        table = self._offsets.get(group)
+        if table is not None:
+            table.pop(tp, None)
+            if not table:
+                del self._offsets[group]
+
+    # ------------------------------------------------------------------ commit
+
+    def _timestamp(self) -> int:
+        # never behind an earlier record: maybe_compact relies on it
+        self._last_ts = max(self._now(), self._last_ts)
+        return self._last_ts
+
+    def _prepare_commit(
+        self,
+        group_id: str,
+        offsets: Iterable[OffsetCommitItem],
+        generation_id: int,
+        member_id: str,
+        group_instance_id: str | None,
+    ) -> tuple[dict[tuple[str, int], int], list[tuple[tuple[str, int], CommittedOffset]], list[bytes]]:
+        items = list(offsets)
+        errors: dict[tuple[str, int], int] = {}
+        if not group_id:
+            code = ErrorCode.INVALID_GROUP_ID.code
+            return {(t, p): code for t, p, *_ in items}, [], []
+        code = _NONE
+        if self.validator is not None:
+            code = self.validator(group_id, generation_id, member_id, group_instance_id)
+        if code != _NONE:
+            return {(t, p): code for t, p, *_ in items}, [], []
+        now = self._timestamp()
+        accepted: list[tuple[tuple[str, int], CommittedOffset]] = []
+        for topic, partition, offset, leader_epoch, metadata in items:
+            metadata = metadata or ""
+            if len(metadata.encode("utf-8")) > self.max_metadata_bytes:
+                errors[(topic, partition)] = ErrorCode.OFFSET_METADATA_TOO_LARGE.code
+                continue
+            accepted.append(((topic, partition), CommittedOffset(offset, leader_epoch, metadata, now)))
+        batches = self._encode(
+            [
+                (encode_offset_key(group_id, tp[0], tp[1]), encode_offset_value(entry))
+                for tp, entry in accepted
+            ],
+            now,
+        )
+        return errors, accepted, batches
+
+    @staticmethod
+    def _encode(records: list[tuple[bytes, bytes | None]], ts: int) -> list[bytes]:
+        out = []
+        for i in range(0, len(records), _RECORDS_PER_BATCH):
+            chunk = records[i : i + _RECORDS_PER_BATCH]
+            out.append(
+                encode_batch(
+                    [v for _, v in chunk], keys=[k for k, _ in chunk], timestamps_ms=[ts] * len(chunk)
+                )
+            )
+        return out
+
+    def _apply(
+        self,
+        group_id: str,
+        errors: dict[tuple[str, int], int],
+        accepted: list[tuple[tuple[str, int], CommittedOffset]],
+    ) -> dict[tuple[str, int], int]:
+        table = self._offsets.setdefault(group_id, {}) if accepted else None
+        for tp, entry in accepted:
+            assert table is not None
+            table[tp] = entry
+            errors[tp] = _NONE
+        return errors
+
+    @staticmethod
+    def _storage_failure(
+        errors: dict[tuple[str, int], int],
+        accepted: list[tuple[tuple[str, int], CommittedOffset]],
+        exc: Exception,
+    ) -> dict[tuple[str, int], int]:
+        logger.warning("offset commit not stored: %s", exc)
+        for tp, _ in accepted:
+            # retriable: the client retries or re-discovers the coordinator
+            errors[tp] = ErrorCode.COORDINATOR_NOT_AVAILABLE.code
+        return errors
+
+    def commit(
+        self,
+        group_id: str,
+        offsets: Iterable[OffsetCommitItem],
+        *,
+        generation_id: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+    ) -> dict[tuple[str, int], int]:
+        """Validate and durably store offsets; returns (topic, partition) -> error code.
+
+        Blocks until the append is durable per the log's fsync policy; use
+        :meth:`commit_async` on the event loop. A storage failure answers
+        COORDINATOR_NOT_AVAILABLE (retriable) and changes nothing in memory.
+        """
+        errors, accepted, batches = self._prepare_commit(
+            group_id, offsets, generation_id, member_id, group_instance_id
+        )
+        try:
+            for batch in batches:
+                self._log.append(batch)
+        except StreamcoreError as exc:
+            return self._storage_failure(errors, accepted, exc)
+        return self._apply(group_id, errors, accepted)
+
+    async def commit_async(
+        self,
+        group_id: str,
+        offsets: Iterable[OffsetCommitItem],
+        *,
+        generation_id: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+    ) -> dict[tuple[str, int], int]:
+        """:meth:`commit` without blocking the event loop (appends with ``append_async``)."""
+        errors, accepted, batches = self._prepare_commit(
+            group_id, offsets, generation_id, member_id, group_instance_id
+        )
+        try:
+            for batch in batches:
+                await self._log.append_async(batch)
+        except StreamcoreError as exc:
+            return self._storage_failure(errors, accepted, exc)
+        return self._apply(group_id, errors, accepted)
+
+    # ------------------------------------------------------------------ fetch
+
+    def fetch(
+        self, group_id: str, partitions: Iterable[tuple[str, int]] | None = None
+    ) -> dict[tuple[str, int], CommittedOffset | None]:
+        """OffsetFetch: the given partitions (None = every partition the group committed).
+
+        A partition without a committed offset maps to None (answer offset -1, no error).
+        """
+        table = self._offsets.get(group_id, {})
+        if partitions is None:
+            return dict(sorted(table.items()))
+        return {tp: table.get(tp) for tp in partitions}
+
+    def groups(self) -> list[str]:
+        """Groups that have committed offsets, sorted."""
+        return sorted(self._offsets)
+
+    # ------------------------------------------------------------------ deletion and expiry
+
+    def _delete(self, doomed: list[tuple[str, tuple[str, int]]]) -> int:
+        if not doomed:
+            return 0
+        ts = self._timestamp()
+        for batch in self._encode([(encode_offset_key(g, tp[0], tp[1]), None) for g, tp in doomed], ts):
+            self._log.append(batch)
+        for group, tp in doomed:
+            self._forget(group, tp)
+        return len(doomed)
+
+    def delete_group(self, group_id: str) -> int:
+        """Delete every offset of a group (DeleteGroups); returns how many were removed."""
+        return self._delete([(group_id, tp) for tp in self._offsets.get(group_id, {})])
+
+    def delete_offsets(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> int:
+        """Delete some offsets of a group (OffsetDelete); the handler checks the group is not using them."""
+        table = self._offsets.get(group_id, {})
+        return self._delete([(group_id, tp) for tp in partitions if tp in table])
+
+    def delete_topic(self, topic: str) -> int:
+        """Forget every group's offsets for a deleted topic."""
+        return self._delete([(g, tp) for g, table in self._offsets.items() for tp in table if tp[0] == topic])
+
+    def expire(self, now_ms: int, retention_ms: int, empty_since_ms: Callable[[str], int | None]) -> int:
+        """Drop offsets of groups without members once ``retention_ms`` has passed.
+
+        ``empty_since_ms(group)`` gives when the group lost its last member (0 if the
+        coordinator does not know the group, None while it has members). An offset
+        expires when both its commit time and that moment are older than
+        ``now_ms - retention_ms``. Returns the number of offsets removed.
+        """
+        cutoff = now_ms - retention_ms
+        doomed = []
+        for group, table in self._offsets.items():
+            since = empty_since_ms(group)
+            if since is None or since > cutoff:
+                continue
+            doomed.extend((group, tp) for tp, entry in table.items() if entry.commit_timestamp_ms <= cutoff)
+        return self._delete(doomed)
+
+    # ------------------------------------------------------------------ compaction
+
+    def live_count(self) -> int:
+        """Number of committed offsets held."""
+        return sum(len(t) for t in self._offsets.values())
+
+    def maybe_compact(
+        self, *, min_log_bytes: int = 64 * 1024 * 1024, factor: int = 4, force: bool = False
+    ) -> int:
+        """Reclaim log space once it exceeds ``factor`` times the live data and ``min_log_bytes``.
+
+        Appends every live offset again (a snapshot whose record timestamps are newer
+        than anything before it), then deletes the closed segments older than the
+        snapshot. Returns the number of segments deleted. Call it from the broker's
+        periodic maintenance, not per request (it blocks while appending).
+        """
+        live = [(g, tp, e) for g, table in self._offsets.items() for tp, e in table.items()]
+        estimate = sum(64 + len(g) + len(tp[0]) + len(e.metadata) for g, tp, e in live)
+        size = self._log.size_bytes
+        if not force and (size < min_log_bytes or size < factor * estimate):
+            return 0
+        snapshot_ts = self._timestamp() + 1
+        self._last_ts = snapshot_ts
+        records = [(encode_offset_key(g, tp[0], tp[1]), encode_offset_value(e)) for g, tp, e in live]
+        for batch in self._encode(records, snapshot_ts):
+            self._log.append(batch)
+        self._log.flush()
+        # Every record before the snapshot has a timestamp < snapshot_ts, so "time
+        # retention of 0 ms at now = snapshot_ts" deletes exactly the closed segments
+        # that lie wholly before it.
+        saved = (self._log.retention_ms, self._log.retention_bytes)
+        self._log.retention_ms, self._log.retention_bytes = 0, None
+        try:
+            return int(self._log.apply_retention(snapshot_ts))
+        finally:
+            self._log.retention_ms, self._log.retention_bytes = saved
