@@ -388,6 +388,7 @@ class Reader:
         for _ in range(count):
             at = self._pos
             tag, p = _read_unsigned(mv, end, at, "tag", _VARINT32)
+            self._pos = p
             if tag <= previous:
                 raise ProtocolError(
                     f"tagged field {tag} at byte {at} does not follow tag {previous}: tags must be strictly increasing"
