@@ -79,6 +79,7 @@ def walk(
     records: list[Any] = []
     append = records.append
     columns: list[list[int]] = [[], [], [], [], [], []]
+    c_off, c_ts, c_koff, c_klen, c_voff, c_vlen = columns
     new = tuple.__new__
     slow = _slow_varint
     prev = -1
@@ -91,6 +92,10 @@ def walk(
             if b < 0x80:
                 length = (b >> 1) ^ -(b & 1)
                 pos += 1
+            elif buf[pos + 1] < 0x80:  # two-byte varints (64..8191) are common too
+                z = (b & 0x7F) | (buf[pos + 1] << 7)
+                length = (z >> 1) ^ -(z & 1)
+                pos += 2
             else:
                 length, pos = slow(buf, pos, 5, compressed, s)
             rend = pos + length
@@ -103,12 +108,20 @@ def walk(
             if b < 0x80:
                 tsd = (b >> 1) ^ -(b & 1)
                 pos += 1
+            elif buf[pos + 1] < 0x80:  # two-byte varints (64..8191) are common too
+                z = (b & 0x7F) | (buf[pos + 1] << 7)
+                tsd = (z >> 1) ^ -(z & 1)
+                pos += 2
             else:
                 tsd, pos = slow(buf, pos, 10, compressed, s)
             b = buf[pos]
             if b < 0x80:
                 delta = (b >> 1) ^ -(b & 1)
                 pos += 1
+            elif buf[pos + 1] < 0x80:  # two-byte varints (64..8191) are common too
+                z = (b & 0x7F) | (buf[pos + 1] << 7)
+                delta = (z >> 1) ^ -(z & 1)
+                pos += 2
             else:
                 delta, pos = slow(buf, pos, 5, compressed, s)
             if delta <= prev or delta > last_delta:
@@ -121,6 +134,10 @@ def walk(
             if b < 0x80:
                 klen = (b >> 1) ^ -(b & 1)
                 pos += 1
+            elif buf[pos + 1] < 0x80:  # two-byte varints (64..8191) are common too
+                z = (b & 0x7F) | (buf[pos + 1] << 7)
+                klen = (z >> 1) ^ -(z & 1)
+                pos += 2
             else:
                 klen, pos = slow(buf, pos, 5, compressed, s)
             kpos = pos
@@ -136,6 +153,10 @@ def walk(
             if b < 0x80:
                 vlen = (b >> 1) ^ -(b & 1)
                 pos += 1
+            elif buf[pos + 1] < 0x80:  # two-byte varints (64..8191) are common too
+                z = (b & 0x7F) | (buf[pos + 1] << 7)
+                vlen = (z >> 1) ^ -(z & 1)
+                pos += 2
             else:
                 vlen, pos = slow(buf, pos, 5, compressed, s)
             vpos = pos
@@ -151,6 +172,10 @@ def walk(
             if b < 0x80:
                 hcount = (b >> 1) ^ -(b & 1)
                 pos += 1
+            elif buf[pos + 1] < 0x80:  # two-byte varints (64..8191) are common too
+                z = (b & 0x7F) | (buf[pos + 1] << 7)
+                hcount = (z >> 1) ^ -(z & 1)
+                pos += 2
             else:
                 hcount, pos = slow(buf, pos, 5, compressed, s)
             headers: list[tuple[str, bytes | None]] = []
@@ -165,7 +190,7 @@ def walk(
                     f"record at {_where(start, compressed, s)} has length {length} but its fields "
                     f"use {pos - (rend - length)} bytes"
                 )
-            if mode == 1:
+            if mode:
                 if fixed_ts is None:
                     ts = first_ts + tsd
                     if not _I64_MIN <= ts <= _I64_MAX:
@@ -175,22 +200,27 @@ def walk(
                 off = base + delta
                 if wrap_offsets:
                     off = _wrap64(off)
-                append(
-                    new(
-                        Record,
-                        (
-                            off,
-                            ts,
-                            buf[kpos : kpos + klen] if klen >= 0 else None,
-                            buf[vpos : vpos + vlen] if vlen >= 0 else None,
-                            headers,
-                        ),
+                if mode == 1:
+                    append(
+                        new(
+                            Record,
+                            (
+                                off,
+                                ts,
+                                buf[kpos : kpos + klen] if klen >= 0 else None,
+                                buf[vpos : vpos + vlen] if vlen >= 0 else None,
+                                headers,
+                            ),
+                        )
                     )
-                )
-            elif mode == 2:
-                _add_column_row(
-                    columns, base + delta, tsd, first_ts, fixed_ts, kpos, klen, vpos, vlen, start0
-                )
+                else:
+                    # Column offsets are relative to the records region; null fields point at 0.
+                    c_off.append(off)
+                    c_ts.append(ts)
+                    c_koff.append(kpos - start0 if klen >= 0 else 0)
+                    c_klen.append(klen)
+                    c_voff.append(vpos - start0 if vlen >= 0 else 0)
+                    c_vlen.append(vlen)
             i += 1
     except IndexError:
         raise CorruptRecordError(
@@ -239,24 +269,3 @@ def _headers(
         else:
             raise CorruptRecordError(f"header value length {hv} at {_where(at, compressed, s)}")
     return pos
-
-
-def _add_column_row(
-    columns: list[list[int]],
-    off: int,
-    tsd: int,
-    first_ts: int,
-    fixed_ts: int | None,
-    kpos: int,
-    klen: int,
-    vpos: int,
-    vlen: int,
-    region_start: int,
-) -> None:
-    columns[0].append(_wrap64(off))
-    columns[1].append(_wrap64(first_ts + tsd) if fixed_ts is None else fixed_ts)
-    # Offsets are relative to the start of the records region; null fields point at 0.
-    columns[2].append(kpos - region_start if klen >= 0 else 0)
-    columns[3].append(klen)
-    columns[4].append(vpos - region_start if vlen >= 0 else 0)
-    columns[5].append(vlen)
