@@ -1,0 +1,782 @@
+//! Write-ahead log of one partition: segment files of Kafka v2 record batches with
+//! sparse offset/time indexes, a group-commit writer thread, an fsync policy,
+//! backpressure, crash recovery and retention.
+//!
+//! Directory format (shared byte for byte with the pure-Python twin):
+//! `<base:020>.log` (batches back to back), `<base:020>.index` (8-byte entries),
+//! `<base:020>.timeindex` (12-byte entries), `checkpoint` (log start offset and
+//! recovery point), `.clean_shutdown` (present between a clean close and the next open).
+//!
+//! Threads: callers queue copies of their batches ([`Wal::submit`], [`Wal::append`]);
+//! ONE writer thread per log takes everything queued (up to `max_group_batches`),
+//! assigns offsets by patching each baseOffset, writes the group with vectored writes,
+//! fsyncs per policy, publishes the new high watermark and completes the callers.
+//! Readers look segments up under a read lock and `pread` from the files.
+
+mod checkpoint;
+mod index;
+mod recovery;
+mod retention;
+mod segment;
+mod writer;
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::buffer_pool::{PoolStats, SizedPools};
+
+pub use checkpoint::{Checkpoint, CHECKPOINT_NAME, CLEAN_SHUTDOWN_NAME};
+pub use index::{encode_index_entry, encode_time_entry, INDEX_ENTRY_SIZE, TIME_INDEX_ENTRY_SIZE};
+pub use segment::{HEADER_SIZE, LOG_OVERHEAD};
+
+use segment::{BatchHeader, Segment};
+use writer::{Item, Queue};
+
+/// When the writer fsyncs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// After every group, before completing its appends (group commit).
+    Always,
+    /// At most every `fsync_interval_ms`; appends complete after the write.
+    Interval,
+    /// Only at close (and on `flush`).
+    Never,
+}
+
+impl FsyncPolicy {
+    /// Parses "always", "interval" or "never".
+    pub fn parse(s: &str) -> Result<Self, WalError> {
+        match s {
+            "always" => Ok(FsyncPolicy::Always),
+            "interval" => Ok(FsyncPolicy::Interval),
+            "never" => Ok(FsyncPolicy::Never),
+            other => Err(WalError::InvalidArgument(format!(
+                "fsync must be 'always', 'interval' or 'never', got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Settings of one log (see the Python `WalLog` docstring for their meaning).
+#[derive(Clone, Debug)]
+pub struct WalConfig {
+    pub fsync: FsyncPolicy,
+    pub fsync_interval_ms: u64,
+    /// Most appends queued and not yet written before `append` answers backpressure.
+    pub queue_depth: usize,
+    /// Most appends written (and fsynced) as one group.
+    pub max_group_batches: usize,
+    /// Longest a group may linger for more appends (ms). The writer never lingers:
+    /// it writes as soon as it is idle and something is queued, so this bound always
+    /// holds; group sizes come from appends arriving while it writes or fsyncs.
+    pub max_wait_ms: u64,
+    /// Roll before an append that would make the active segment exceed this (bytes).
+    pub segment_bytes: u64,
+    /// Roll when the active segment's first append is older than this (ms).
+    pub segment_ms: Option<u64>,
+    /// Bytes of log between sparse index entries.
+    pub index_interval_bytes: u64,
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            fsync: FsyncPolicy::Interval,
+            fsync_interval_ms: 1000,
+            queue_depth: 10_000,
+            max_group_batches: 15_000,
+            max_wait_ms: 10,
+            segment_bytes: 1 << 30,
+            segment_ms: None,
+            index_interval_bytes: 4096,
+        }
+    }
+}
+
+impl WalConfig {
+    fn validate(&self) -> Result<(), WalError> {
+        let bad = |m: String| Err(WalError::InvalidArgument(m));
+        if self.queue_depth == 0 {
+            return bad("queue_depth must be >= 1".into());
+        }
+        if self.max_group_batches == 0 {
+            return bad("max_group_batches must be >= 1".into());
+        }
+        if self.segment_bytes == 0 || self.segment_bytes > i32::MAX as u64 {
+            return bad(format!(
+                "segment_bytes must be in 1..={} (index positions are 32-bit), got {}",
+                i32::MAX,
+                self.segment_bytes
+            ));
+        }
+        if self.index_interval_bytes == 0 {
+            return bad("index_interval_bytes must be >= 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// What an append returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    /// Wall-clock time of the write (ms since the epoch).
+    pub log_append_time_ms: i64,
+}
+
+/// Errors of the WAL; the binding maps each to one `streamcore.errors` class.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WalError {
+    /// A setting out of range (ValueError).
+    InvalidArgument(String),
+    /// The batch handed to append is not a framed v2 batch (CorruptRecordError).
+    CorruptBatch(String),
+    /// The queue is full; retry after the suggested delay (BackpressureError).
+    Backpressure {
+        message: String,
+        throttle_time_ms: u64,
+    },
+    /// Opening, reading or retention failed (StorageError).
+    Storage(String),
+    /// The log is offline after a failed write or fsync, or closed (LogOfflineError).
+    Offline(String),
+    /// A read below the log start or above the high watermark (OffsetOutOfRangeError).
+    OffsetOutOfRange(String),
+}
+
+impl fmt::Display for WalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WalError::InvalidArgument(m)
+            | WalError::CorruptBatch(m)
+            | WalError::Storage(m)
+            | WalError::Offline(m)
+            | WalError::OffsetOutOfRange(m) => f.write_str(m),
+            WalError::Backpressure { message, .. } => f.write_str(message),
+        }
+    }
+}
+
+impl std::error::Error for WalError {}
+
+/// The outcome of one append, delivered to its [`Completion`].
+pub type AppendOutcome = Result<AppendResult, WalError>;
+
+/// A callback run by the writer thread with the outcome of one append.
+pub type Callback = Box<dyn FnOnce(AppendOutcome) + Send>;
+
+/// How the writer reports one append's outcome.
+pub enum Completion {
+    /// Wakes a thread blocked in [`Waiter::wait`].
+    Waiter(Arc<Slot<AppendOutcome>>),
+    /// Runs on the writer thread (inside [`WalHooks::run_callbacks`] when set).
+    Callback(Callback),
+}
+
+/// A one-shot value handed from the writer to a waiting thread.
+pub struct Slot<T> {
+    value: Mutex<Option<T>>,
+    ready: Condvar,
+}
+
+impl<T> Slot<T> {
+    fn new() -> Self {
+        Slot {
+            value: Mutex::new(None),
+            ready: Condvar::new(),
+        }
+    }
+
+    fn put(&self, v: T) {
+        *lock(&self.value) = Some(v);
+        self.ready.notify_one();
+    }
+
+    fn take(&self) -> T {
+        let mut g = lock(&self.value);
+        loop {
+            if let Some(v) = g.take() {
+                return v;
+            }
+            g = self.ready.wait(g).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// The pending outcome of a queued append (see [`Wal::enqueue`]).
+pub struct Waiter(Arc<Slot<AppendOutcome>>);
+
+impl Waiter {
+    /// Blocks until the writer has written (and, under fsync=always, fsynced) the batch.
+    pub fn wait(self) -> AppendOutcome {
+        self.0.take()
+    }
+}
+
+/// Runs a group's callbacks (given as one closure) inside whatever context they need.
+pub type CallbackRunner = Box<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
+
+/// Told, once, why the log went offline.
+pub type OfflineHook = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Hooks the embedding layer (the Python binding) gives the writer thread.
+#[derive(Default)]
+pub struct WalHooks {
+    /// Wraps the running of a group's [`Completion::Callback`]s (e.g. to take a lock
+    /// such as Python's GIL once per group instead of once per callback).
+    pub run_callbacks: Option<CallbackRunner>,
+    /// Called once, from the writer thread, when the log goes offline.
+    pub on_offline: Option<OfflineHook>,
+}
+
+/// Counters of [`Wal::stats`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    /// Appends queued and not yet written.
+    pub queue_depth: u64,
+    /// Appends written successfully.
+    pub appends: u64,
+    /// Groups written.
+    pub groups: u64,
+    /// fsync rounds (each covers every file with unsynced data).
+    pub fsyncs: u64,
+    /// Time spent in fsync rounds (µs).
+    pub fsync_total_us: u64,
+    /// Bytes of batches written to segment files.
+    pub bytes_written: u64,
+    /// Appends refused with backpressure.
+    pub backpressure_rejections: u64,
+    /// The queue's buffer pool (copies of queued batches).
+    pub buffer_pool: PoolStats,
+}
+
+/// One contiguous piece of a segment file (what `read` would return), for sendfile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Span {
+    pub path: PathBuf,
+    pub position: u64,
+    pub length: u64,
+}
+
+/// The located pieces of one read; see [`Wal::prepare_read`].
+pub struct PreparedRead {
+    spans: Vec<(Span, Arc<File>)>,
+}
+
+impl PreparedRead {
+    /// Total bytes.
+    pub fn len(&self) -> usize {
+        self.spans.iter().map(|(s, _)| s.length as usize).sum()
+    }
+
+    /// True at the high watermark.
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Copies the bytes into `out` (exactly [`PreparedRead::len`] bytes long).
+    pub fn fill(&self, out: &mut [u8]) -> Result<(), WalError> {
+        let mut at = 0usize;
+        for (s, f) in &self.spans {
+            let n = s.length as usize;
+            f.read_exact_at(&mut out[at..at + n], s.position)
+                .map_err(|e| {
+                    WalError::Storage(format!(
+                        "{}: reading {n} bytes at byte {}: {e}",
+                        s.path.display(),
+                        s.position
+                    ))
+                })?;
+            at += n;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    appends: AtomicU64,
+    groups: AtomicU64,
+    fsyncs: AtomicU64,
+    fsync_total_us: AtomicU64,
+    bytes_written: AtomicU64,
+    backpressure_rejections: AtomicU64,
+    /// Smoothed writer time per queued batch (ns), for the throttle suggestion.
+    ns_per_batch: AtomicU64,
+}
+
+pub(crate) struct LogState {
+    pub segments: Vec<Segment>,
+}
+
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub cfg: WalConfig,
+    pub queue: Mutex<Queue>,
+    pub queue_cv: Condvar,
+    pub state: RwLock<LogState>,
+    pub high_watermark: AtomicI64,
+    pub log_start: AtomicI64,
+    pub recovery_point: AtomicI64,
+    pub offline: OnceLock<String>,
+    counters: Counters,
+    pub pools: SizedPools,
+    pub hooks: WalHooks,
+    /// Serialises checkpoint writers (writer thread, retention, close).
+    pub checkpoint_lock: Mutex<()>,
+    pub close_result: Mutex<Option<Result<(), WalError>>>,
+    #[cfg(test)]
+    pub fail_next_io: std::sync::atomic::AtomicBool,
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Shared {
+    pub fn read_state(&self) -> RwLockReadGuard<'_, LogState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, LogState> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn storage_err(&self, what: &str, e: std::io::Error) -> WalError {
+        WalError::Storage(format!("{}: {what}: {e}", self.dir.display()))
+    }
+
+    /// Writes the checkpoint from the current log start and recovery point.
+    pub fn write_checkpoint(&self) -> std::io::Result<()> {
+        let _g = lock(&self.checkpoint_lock);
+        checkpoint::write(
+            &self.dir,
+            &Checkpoint {
+                log_start_offset: self.log_start.load(Ordering::Acquire),
+                recovery_point: self.recovery_point.load(Ordering::Acquire),
+            },
+        )
+    }
+}
+
+/// Queued copies use power-of-two pools from 4 KiB to 16 MiB, each keeping up to
+/// 64 MiB (and at least 8 buffers) for reuse.
+fn queue_pools() -> SizedPools {
+    SizedPools::new(4096, 16 << 20, 64 << 20, 8)
+}
+
+/// The write-ahead log of one partition directory.
+pub struct Wal {
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Wal {
+    /// Opens (creating if missing) and recovers `dir`, then starts the writer thread.
+    pub fn open(dir: impl AsRef<Path>, cfg: WalConfig, hooks: WalHooks) -> Result<Wal, WalError> {
+        cfg.validate()?;
+        let dir = dir.as_ref().to_path_buf();
+        let opened = recovery::open_dir(&dir, &cfg)?;
+        let shared = Arc::new(Shared {
+            dir,
+            queue: Mutex::new(Queue {
+                items: VecDeque::new(),
+                closing: false,
+                pending: 0,
+                writer_idle: false,
+            }),
+            queue_cv: Condvar::new(),
+            high_watermark: AtomicI64::new(opened.active.next_offset),
+            log_start: AtomicI64::new(opened.log_start),
+            recovery_point: AtomicI64::new(opened.recovery_point),
+            state: RwLock::new(LogState {
+                segments: opened.segments,
+            }),
+            offline: OnceLock::new(),
+            counters: Counters::default(),
+            pools: queue_pools(),
+            hooks,
+            checkpoint_lock: Mutex::new(()),
+            close_result: Mutex::new(None),
+            cfg,
+            #[cfg(test)]
+            fail_next_io: std::sync::atomic::AtomicBool::new(false),
+        });
+        let handle = writer::spawn(shared.clone(), opened.active, opened.unsynced)
+            .map_err(|e| WalError::Storage(format!("cannot start the WAL writer thread: {e}")))?;
+        Ok(Wal {
+            shared,
+            writer: Mutex::new(Some(handle)),
+        })
+    }
+
+    fn check_batch(batch: &[u8]) -> Result<(), WalError> {
+        if batch.len() < HEADER_SIZE {
+            return Err(WalError::CorruptBatch(format!(
+                "record batch of {} bytes is shorter than the {HEADER_SIZE}-byte header",
+                batch.len()
+            )));
+        }
+        let h = BatchHeader::parse(batch);
+        if h.length as i64 != (batch.len() - LOG_OVERHEAD) as i64 {
+            return Err(WalError::CorruptBatch(format!(
+                "batchLength field at byte 8 is {} but the buffer holds {} bytes after it",
+                h.length,
+                batch.len() - LOG_OVERHEAD
+            )));
+        }
+        if h.magic != 2 {
+            return Err(WalError::CorruptBatch(format!(
+                "magic byte at byte 16 is {}, only record batch v2 (magic 2) is stored",
+                h.magic
+            )));
+        }
+        if h.last_offset_delta < 0 {
+            return Err(WalError::CorruptBatch(format!(
+                "lastOffsetDelta at byte 23 is negative ({})",
+                h.last_offset_delta
+            )));
+        }
+        Ok(())
+    }
+
+    fn closed_error(&self) -> WalError {
+        WalError::Offline(format!("log {} is closed", self.shared.dir.display()))
+    }
+
+    /// Queues a copy of `batch`; `done` receives the outcome from the writer thread.
+    ///
+    /// Fails at once (without calling `done`) on a malformed header, a full queue,
+    /// an offline or a closed log.
+    pub fn submit(&self, batch: &[u8], done: Completion) -> Result<(), WalError> {
+        Self::check_batch(batch)?;
+        if let Some(cause) = self.shared.offline.get() {
+            return Err(WalError::Offline(cause.clone()));
+        }
+        let buf = self.shared.pools.copy_of(batch);
+        let mut q = lock(&self.shared.queue);
+        if q.closing {
+            return Err(self.closed_error());
+        }
+        if q.pending >= self.shared.cfg.queue_depth {
+            let pending = q.pending as u64;
+            drop(q);
+            let c = &self.shared.counters;
+            c.backpressure_rejections.fetch_add(1, Ordering::Relaxed);
+            let ns = c.ns_per_batch.load(Ordering::Relaxed).max(1);
+            let throttle = (pending * ns / 1_000_000).max(1);
+            return Err(WalError::Backpressure {
+                message: format!(
+                    "write queue of log {} is full ({pending} appends waiting); retry in {throttle} ms",
+                    self.shared.dir.display()
+                ),
+                throttle_time_ms: throttle,
+            });
+        }
+        q.pending += 1;
+        q.items.push_back(Item::Append { buf, done });
+        // Only an idle writer sleeps on the condvar: skip the wake-up syscall otherwise.
+        if q.writer_idle {
+            q.writer_idle = false;
+            drop(q);
+            self.shared.queue_cv.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues a copy of `batch` and returns a [`Waiter`] for its outcome.
+    pub fn enqueue(&self, batch: &[u8]) -> Result<Waiter, WalError> {
+        let slot = Arc::new(Slot::new());
+        self.submit(batch, Completion::Waiter(slot.clone()))?;
+        Ok(Waiter(slot))
+    }
+
+    /// Appends `batch` and blocks until it is written (fsynced under fsync=always).
+    pub fn append(&self, batch: &[u8]) -> AppendOutcome {
+        self.enqueue(batch)?.wait()
+    }
+
+    /// Blocks until everything appended so far is written and fsynced.
+    pub fn flush(&self) -> Result<(), WalError> {
+        if let Some(cause) = self.shared.offline.get() {
+            return Err(WalError::Offline(cause.clone()));
+        }
+        let slot = Arc::new(Slot::new());
+        {
+            let mut q = lock(&self.shared.queue);
+            if q.closing {
+                // close() fsyncs everything before it returns; a flush after it has
+                // nothing left to do unless the close failed.
+                drop(q);
+                return match self.shared.offline.get() {
+                    Some(cause) => Err(WalError::Offline(cause.clone())),
+                    None => Ok(()),
+                };
+            }
+            q.items.push_back(Item::Flush(slot.clone()));
+            q.writer_idle = false;
+        }
+        self.shared.queue_cv.notify_one();
+        slot.take()
+    }
+
+    /// Spans (file, position, length) of what [`Wal::read`] returns.
+    pub fn read_spans(&self, offset: i64, max_bytes: i64) -> Result<Vec<Span>, WalError> {
+        Ok(self
+            .spans_with_files(offset, max_bytes)?
+            .into_iter()
+            .map(|(s, _)| s)
+            .collect())
+    }
+
+    fn spans_with_files(
+        &self,
+        offset: i64,
+        max_bytes: i64,
+    ) -> Result<Vec<(Span, Arc<File>)>, WalError> {
+        let state = self.shared.read_state();
+        // Read both bounds under the state lock so that retention (which moves the
+        // log start under the write lock) cannot slip between check and lookup.
+        let hw = self.shared.high_watermark.load(Ordering::Acquire);
+        let start = self.shared.log_start.load(Ordering::Acquire);
+        if offset < start || offset > hw {
+            return Err(WalError::OffsetOutOfRange(format!(
+                "offset {offset} is outside the log's range [{start}, {hw}] ({})",
+                self.shared.dir.display()
+            )));
+        }
+        let mut spans: Vec<(Span, Arc<File>)> = Vec::new();
+        if offset == hw {
+            return Ok(spans);
+        }
+        let segs = &state.segments;
+        let first = segs.partition_point(|s| s.base <= offset).saturating_sub(1);
+        let io_err = |e| self.shared.storage_err("reading a segment", e);
+        let (mut pos, _) = segs[first]
+            .find_batch(offset)
+            .map_err(io_err)?
+            .ok_or_else(|| {
+                WalError::Storage(format!(
+                    "{}: no batch holds offset {offset} below the high watermark {hw}",
+                    segs[first].path.display()
+                ))
+            })?;
+        let mut total: u64 = 0;
+        'segments: for seg in &segs[first..] {
+            let span_start = pos;
+            let mut end = pos;
+            for item in segment::HeaderWalk::new(&seg.file, pos, seg.size) {
+                let (p, h) = item.map_err(io_err)?;
+                if h.base_offset >= hw {
+                    break;
+                }
+                let size = h.total_size().unwrap_or(0);
+                if total > 0 && (total + size) as i64 > max_bytes {
+                    if end > span_start {
+                        spans.push((
+                            Span {
+                                path: seg.path.clone(),
+                                position: span_start,
+                                length: end - span_start,
+                            },
+                            seg.file.clone(),
+                        ));
+                    }
+                    break 'segments;
+                }
+                total += size;
+                end = p + size;
+            }
+            if end > span_start {
+                spans.push((
+                    Span {
+                        path: seg.path.clone(),
+                        position: span_start,
+                        length: end - span_start,
+                    },
+                    seg.file.clone(),
+                ));
+            }
+            if seg.next_offset >= hw {
+                break;
+            }
+            pos = 0;
+        }
+        Ok(spans)
+    }
+
+    /// Locates what [`Wal::read`]`(offset, max_bytes)` returns without copying it yet
+    /// (so a binding can allocate the result object first).
+    pub fn prepare_read(&self, offset: i64, max_bytes: i64) -> Result<PreparedRead, WalError> {
+        Ok(PreparedRead {
+            spans: self.spans_with_files(offset, max_bytes)?,
+        })
+    }
+
+    /// Whole batches from the one holding `offset`: at least one, then more while the
+    /// total stays <= `max_bytes` (bytes). Empty at the high watermark.
+    pub fn read(&self, offset: i64, max_bytes: i64) -> Result<Vec<u8>, WalError> {
+        let r = self.prepare_read(offset, max_bytes)?;
+        let mut out = vec![0u8; r.len()];
+        r.fill(&mut out)?;
+        Ok(out)
+    }
+
+    /// (base offset, max timestamp) of the first batch whose max timestamp >= `ts_ms`.
+    pub fn offset_for_timestamp(&self, ts_ms: i64) -> Result<Option<(i64, i64)>, WalError> {
+        let state = self.shared.read_state();
+        let hw = self.shared.high_watermark.load(Ordering::Acquire);
+        let start = self.shared.log_start.load(Ordering::Acquire);
+        let io_err = |e| self.shared.storage_err("reading a segment", e);
+        for seg in &state.segments {
+            if seg.next_offset <= start {
+                continue;
+            }
+            match seg.largest_timestamp().map_err(io_err)? {
+                Some(m) if m >= ts_ms => {}
+                _ => continue,
+            }
+            if let Some((off, ts)) = seg.first_batch_at_or_after(ts_ms).map_err(io_err)? {
+                if off < hw && off >= start {
+                    return Ok(Some((off, ts)));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Deletes old whole segments by time and size; returns how many were deleted.
+    pub fn apply_retention(
+        &self,
+        retention_ms: Option<i64>,
+        retention_bytes: Option<i64>,
+        now_ms: Option<i64>,
+    ) -> Result<usize, WalError> {
+        retention::apply(
+            &self.shared,
+            retention_ms,
+            retention_bytes,
+            now_ms.unwrap_or_else(self::now_ms),
+        )
+    }
+
+    /// Counters (see [`WalStats`]).
+    pub fn stats(&self) -> WalStats {
+        let c = &self.shared.counters;
+        WalStats {
+            queue_depth: lock(&self.shared.queue).pending as u64,
+            appends: c.appends.load(Ordering::Relaxed),
+            groups: c.groups.load(Ordering::Relaxed),
+            fsyncs: c.fsyncs.load(Ordering::Relaxed),
+            fsync_total_us: c.fsync_total_us.load(Ordering::Relaxed),
+            bytes_written: c.bytes_written.load(Ordering::Relaxed),
+            backpressure_rejections: c.backpressure_rejections.load(Ordering::Relaxed),
+            buffer_pool: self.shared.pools.stats(),
+        }
+    }
+
+    /// Next offset to assign; everything below is written (fsynced under fsync=always).
+    pub fn high_watermark(&self) -> i64 {
+        self.shared.high_watermark.load(Ordering::Acquire)
+    }
+
+    /// First offset still in the log.
+    pub fn log_start_offset(&self) -> i64 {
+        self.shared.log_start.load(Ordering::Acquire)
+    }
+
+    /// Offset below which everything is known durable.
+    pub fn recovery_point(&self) -> i64 {
+        self.shared.recovery_point.load(Ordering::Acquire)
+    }
+
+    /// Bytes of all segment files.
+    pub fn size_bytes(&self) -> u64 {
+        self.shared
+            .read_state()
+            .segments
+            .iter()
+            .map(|s| s.size)
+            .sum()
+    }
+
+    /// Number of segments.
+    pub fn segment_count(&self) -> usize {
+        self.shared.read_state().segments.len()
+    }
+
+    /// True after a failed write or fsync.
+    pub fn is_offline(&self) -> bool {
+        self.shared.offline.get().is_some()
+    }
+
+    /// Why the log is offline, if it is.
+    pub fn offline_cause(&self) -> Option<String> {
+        self.shared.offline.get().cloned()
+    }
+
+    /// The partition directory.
+    pub fn directory(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    fn begin_close(&self) {
+        let mut q = lock(&self.shared.queue);
+        q.closing = true;
+        q.writer_idle = false;
+        drop(q);
+        self.shared.queue_cv.notify_one();
+    }
+
+    /// Stops accepting appends, drains the queue, fsyncs, writes the checkpoint and
+    /// the clean-shutdown marker. Idempotent; returns the first close's outcome.
+    pub fn close(&self) -> Result<(), WalError> {
+        self.begin_close();
+        let handle = lock(&self.writer).take();
+        if let Some(h) = handle {
+            if h.join().is_err() {
+                return Err(WalError::Storage(format!(
+                    "{}: the WAL writer thread panicked",
+                    self.shared.dir.display()
+                )));
+            }
+        }
+        lock(&self.shared.close_result).clone().unwrap_or(Ok(()))
+    }
+
+    /// Like [`Wal::close`] but returns at once; the writer finishes in the background.
+    pub fn close_in_background(&self) {
+        self.begin_close();
+        drop(lock(&self.writer).take());
+    }
+
+    /// Makes the next write or fsync fail (tests of the offline path).
+    #[cfg(test)]
+    pub(crate) fn fail_next_io(&self) {
+        self.shared.fail_next_io.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+#[cfg(test)]
+mod tests;
