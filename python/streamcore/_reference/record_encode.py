@@ -17,9 +17,7 @@ __all__ = ["encode_batch"]
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _HEADER_SIZE = 61
-_CRC_AT = 17
 _ATTRIBUTES_AT = 21  # the CRC covers attributes .. end of batch
-_U32 = struct.Struct(">I")
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 _U64 = (1 << 64) - 1
@@ -138,8 +136,10 @@ def encode_batch(
         max_ts = max(ts)
         deltas = [t - first_ts for t in ts]
 
-    out = bytearray(_HEADER_SIZE)
-    extend = out.extend
+    # Collect the pieces of every record and join once: one list.extend per record
+    # is cheaper than growing a bytearray piece by piece.
+    parts: list[bytes] = []
+    add = parts.extend
     VARINT = _VARINT
     SMALL = _SMALL
     PREFIX0 = _PREFIX0
@@ -165,22 +165,20 @@ def encode_batch(
                 key = _as_bytes(key, "key")
             lk = len(key)
             kpart = VARINT[lk] if lk < SMALL else varint(lk)
-        if tsd == 0 and i < SMALL:
-            prefix = PREFIX0[i]
+        if i < SMALL:
+            if tsd == 0:
+                prefix = PREFIX0[i]
+            elif 0 < tsd < SMALL:
+                prefix = b"\x00" + VARINT[tsd] + VARINT[i]
+            else:
+                prefix = b"\x00" + varint(_wrap64(tsd)) + VARINT[i]
         else:
-            if not _I64_MIN <= tsd <= _I64_MAX:
-                tsd = _wrap64(tsd)
-            prefix = b"\x00" + varint(tsd) + (VARINT[i] if i < SMALL else varint(i))
+            prefix = b"\x00" + varint(_wrap64(tsd)) + varint(i)
         hpart = b"\x00" if hs is None else encode_headers(hs)
         size = len(prefix) + len(kpart) + len(key) + len(vpart) + len(value) + len(hpart)
-        extend(VARINT[size] if size < SMALL else varint(size))
-        extend(prefix)
-        extend(kpart)
-        extend(key)
-        extend(vpart)
-        extend(value)
-        extend(hpart)
+        add((VARINT[size] if size < SMALL else varint(size), prefix, kpart, key, vpart, value, hpart))
 
+    region = b"".join(parts)
     attributes = codec
     if log_append_time:
         attributes |= 0x08
@@ -189,14 +187,23 @@ def encode_batch(
     if control:
         attributes |= 0x20
     if codec:
-        with memoryview(out) as view:
-            region = compress(codec, view[_HEADER_SIZE:], compression_level)
-        out = bytearray(_HEADER_SIZE) + region
+        region = compress(codec, region, compression_level)
     base, ple, pid, epoch, seq = header_fields
-    _HEADER.pack_into(
-        out, 0, base, len(out) - 12, ple, 2, 0, attributes, n - 1, first_ts, max_ts, pid, epoch, seq, n
-    )
-    with memoryview(out) as view:
-        crc = _crc32c(view[_ATTRIBUTES_AT:])
-    _U32.pack_into(out, _CRC_AT, crc)
-    return bytes(out)
+    fields = [
+        base,
+        _HEADER_SIZE - 12 + len(region),
+        ple,
+        2,
+        0,
+        attributes,
+        n - 1,
+        first_ts,
+        max_ts,
+        pid,
+        epoch,
+        seq,
+        n,
+    ]
+    # The CRC covers attributes .. end: the header's tail, then the records.
+    fields[4] = _crc32c(region, _crc32c(_HEADER.pack(*fields)[_ATTRIBUTES_AT:]))
+    return _HEADER.pack(*fields) + region
