@@ -309,7 +309,8 @@ cdef class Reader:
         self._len = self._view.len
         self._obj = buf
         self._pos = 0
-        self._seek(pos)
+        if pos is not 0:  # the default (the cached small int 0) needs no check
+            self._seek(pos)
 
     def __dealloc__(self):
         if self._held:
