@@ -598,6 +598,15 @@ def test_decode_rejects_a_bad_crc_that_validate_also_rejects():
     assert len(codec.decode_batch(bad, verify_crc=False)) == 3
 
 
+def test_non_contiguous_buffer_raises_buffer_error():
+    data = sample_batch()
+    strided = memoryview(bytes(b for b in data for _ in range(2)))[::2]
+    assert strided.tobytes() == data
+    for fn in (codec.decode_batch, codec.decode_batches, codec.validate_batch):
+        with pytest.raises(BufferError):
+            fn(strided)
+
+
 def test_bad_argument_types_raise_type_error():
     with pytest.raises(TypeError):
         codec.decode_batch("not bytes")

@@ -98,10 +98,14 @@ def _input_bytes(data: object) -> bytes:
     if type(data) is bytes:
         return data
     try:
-        with memoryview(data) as view:  # type: ignore[arg-type]
-            return view.tobytes()
+        view = memoryview(data)  # type: ignore[arg-type]
     except TypeError:
         raise TypeError(f"data must be a bytes-like object, not {type(data).__name__}") from None
+    with view:
+        # Like crc32c (and a native borrow of the buffer): no gathering copy.
+        if not view.c_contiguous:
+            raise BufferError("data must be a C-contiguous buffer")
+        return view.tobytes()
 
 
 def _batch_end(buf: bytes, s: int, n: int) -> int:
