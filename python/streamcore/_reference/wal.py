@@ -311,6 +311,7 @@ class WalLog:
         durable = self._fsync != "never"
         if durable and self._dirty:
             self._sync(old.fd)
+            self._dirty = False
         old.close_index_writers(fsync=durable)
         seg = Segment(self._directory, base)
         seg.open_log(create=True)
