@@ -31,3 +31,12 @@ def pytest_sessionstart(session):
             f"native build did not load for {sorted(fallen)}: {_impl.native_load_errors}. "
             "Build with STREAMCORE_REQUIRE_EXTENSIONS=1 or run with STREAMCORE_NO_EXTENSIONS=1."
         )
+
+
+def pytest_configure(config):
+    # The pytest11 entry point registers streamcore.testing when the package is
+    # installed; a source-tree run (PYTHONPATH=python) registers it here instead.
+    import streamcore.testing as plugin
+
+    if not config.pluginmanager.is_registered(plugin):
+        config.pluginmanager.register(plugin, "streamcore")

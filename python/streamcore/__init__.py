@@ -13,8 +13,17 @@ from streamcore._impl import implementation
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "crc32c", "errors", "implementation"]
+__all__ = ["Broker", "__version__", "crc32c", "errors", "implementation"]
 
 #: ``crc32c(data, value=0) -> int``: CRC-32C (Castagnoli) of any buffer-protocol
 #: object, continuing from ``value``; see streamcore._reference.crc32c.
 crc32c = _crc32c_impl.crc32c
+
+
+def __getattr__(name: str) -> object:
+    # The broker is imported on first use, keeping `import streamcore` light.
+    if name == "Broker":
+        from streamcore.broker.embedded import Broker
+
+        return Broker
+    raise AttributeError(f"module 'streamcore' has no attribute {name!r}")

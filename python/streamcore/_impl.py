@@ -31,6 +31,7 @@ _CAPABILITIES: dict[str, tuple[str, str]] = {
     "wire": ("cython", "streamcore._cy_wire"),
     "buffer_pool": ("rust", "buffer_pool"),
     "wal": ("rust", "wal"),
+    "metrics": ("rust", "metrics"),
 }
 
 _active: dict[str, str] = {}
@@ -71,6 +72,7 @@ record_batch = _load("record_batch")
 wire = _load("wire")
 buffer_pool = _load("buffer_pool")
 wal = _load("wal")
+metrics = _load("metrics")
 
 
 def implementation() -> dict[str, str]:

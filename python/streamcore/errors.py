@@ -92,18 +92,18 @@ class ErrorCode(enum.Enum):
     UNKNOWN_TOPIC_OR_PARTITION = (3, True)
     INVALID_FETCH_SIZE = (4, False)
     LEADER_NOT_AVAILABLE = (5, True)
-    NOT_LEADER_FOR_PARTITION = (6, True)
+    NOT_LEADER_OR_FOLLOWER = (6, True)
     REQUEST_TIMED_OUT = (7, True)
     BROKER_NOT_AVAILABLE = (8, False)
     REPLICA_NOT_AVAILABLE = (9, True)
-    MESSAGE_SIZE_TOO_LARGE = (10, False)
+    MESSAGE_TOO_LARGE = (10, False)
     STALE_CONTROLLER_EPOCH = (11, False)
     OFFSET_METADATA_TOO_LARGE = (12, False)
     NETWORK_EXCEPTION = (13, True)
     COORDINATOR_LOAD_IN_PROGRESS = (14, True)
     COORDINATOR_NOT_AVAILABLE = (15, True)
     NOT_COORDINATOR = (16, True)
-    INVALID_TOPIC = (17, False)
+    INVALID_TOPIC_EXCEPTION = (17, False)
     RECORD_LIST_TOO_LARGE = (18, False)
     NOT_ENOUGH_REPLICAS = (19, True)
     NOT_ENOUGH_REPLICAS_AFTER_APPEND = (20, True)
@@ -125,7 +125,7 @@ class ErrorCode(enum.Enum):
     TOPIC_ALREADY_EXISTS = (36, False)
     INVALID_PARTITIONS = (37, False)
     INVALID_REPLICATION_FACTOR = (38, False)
-    INVALID_REPLICATION_ASSIGNMENT = (39, False)
+    INVALID_REPLICA_ASSIGNMENT = (39, False)
     INVALID_CONFIG = (40, False)
     NOT_CONTROLLER = (41, True)
     INVALID_REQUEST = (42, False)
@@ -214,6 +214,12 @@ class ErrorCode(enum.Enum):
     INVALID_VOTER_KEY = (125, False)
     DUPLICATE_VOTER = (126, False)
     VOTER_NOT_FOUND = (127, False)
+
+    # Aliases: the names kafka-python uses where they differ from Kafka's own.
+    NOT_LEADER_FOR_PARTITION = (6, True)
+    MESSAGE_SIZE_TOO_LARGE = (10, False)
+    INVALID_TOPIC = (17, False)
+    INVALID_REPLICATION_ASSIGNMENT = (39, False)
 
 
 class KafkaError(StreamcoreError):

@@ -1,0 +1,175 @@
+"""Ways to run the broker: inside an asyncio program, in a background thread
+(``with Broker(...)``), or as the ``streamcore broker`` process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import tempfile
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+from streamcore.broker.config import SETTINGS, BrokerConfig, load_config
+from streamcore.broker.state import BrokerState
+
+log = logging.getLogger("streamcore.broker")
+
+__all__ = ["Broker", "run_broker", "serve"]
+
+
+def _setting_name(key: str) -> str:
+    """Map a keyword (``fsync``, ``default_partitions``, ``storage_fsync``) to a setting name."""
+    names = [s.name for s in SETTINGS]
+    if key in names:
+        return key
+    dotted = [n for n in names if n.replace(".", "_") == key]
+    if dotted:
+        return dotted[0]
+    short = [n for n in names if n.rsplit(".", 1)[-1] == key]
+    if len(short) == 1:
+        return short[0]
+    return key  # load_config reports it as unknown, listing the valid names
+
+
+async def serve(config: BrokerConfig) -> BrokerState:
+    """Open the data directory, recover the logs and start listening.
+
+    Returns the running ``BrokerState``; ``await state.stop()`` shuts it down cleanly.
+    """
+    state = BrokerState(config)
+    await state.start()
+    return state
+
+
+class Broker:
+    """A broker running in a background thread, for tests and embedding.
+
+    >>> with Broker(port=0) as broker:          # doctest: +SKIP
+    ...     producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+
+    ``data_dir`` defaults to a fresh temporary directory removed on exit. ``port=0``
+    picks a free port. Other keyword settings use the dotted names of
+    ``streamcore config --show`` with underscores, or pass ``settings={"storage.fsync":
+    "always"}``.
+    """
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        settings: Mapping[str, Any] | None = None,
+        config_file: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if data_dir is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="streamcore-")
+            data_dir = self._tmp.name
+        cli: dict[str, Any] = {"data_dir": data_dir, "listeners.host": host, "listeners.port": port}
+        for key, value in (settings or {}).items():
+            cli[key] = value
+        for key, value in kwargs.items():
+            cli[_setting_name(key)] = value
+        self.config = load_config(config_file, cli=cli)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._state: BrokerState | None = None
+        self._started = threading.Event()
+        self._error: BaseException | None = None
+
+    @property
+    def host(self) -> str:
+        assert self._state is not None, "broker not started"
+        return self._state.advertised_host
+
+    @property
+    def port(self) -> int:
+        assert self._state is not None, "broker not started"
+        return self._state.advertised_port
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """``host:port`` to give a Kafka client."""
+        return f"{self.host}:{self.port}"
+
+    @property
+    def state(self) -> BrokerState:
+        assert self._state is not None, "broker not started"
+        return self._state
+
+    def start(self, timeout_s: float = 30.0) -> Broker:
+        """Start the broker thread and wait until it listens."""
+        self._thread = threading.Thread(target=self._run, name="streamcore-broker", daemon=True)
+        self._thread.start()
+        if not self._started.wait(timeout_s):
+            raise TimeoutError(f"broker did not start within {timeout_s} s")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            self._state = loop.run_until_complete(serve(self.config))
+        except BaseException as exc:  # reported to start()'s caller
+            self._error = exc
+            self._started.set()
+            loop.close()
+            return
+        self._started.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._state.stop())
+            loop.close()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop accepting, finish in-flight requests, flush and close the logs."""
+        if self._loop is not None and self._thread is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout_s)
+        self._thread = None
+        if self._tmp is not None:
+            with contextlib.suppress(OSError):
+                self._tmp.cleanup()
+            self._tmp = None
+
+    def __enter__(self) -> Broker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def run_broker(config: BrokerConfig) -> int:
+    """Run until SIGTERM/SIGINT, printing ``listening on HOST:PORT`` once ready.
+
+    On a signal: stop accepting, finish in-flight requests, flush, write the
+    clean-shutdown markers, return 0.
+    """
+
+    async def main() -> None:
+        state = await serve(config)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        print(f"listening on {state.listen_host}:{state.listen_port}", flush=True)
+        await stop.wait()
+        log.info("shutting down")
+        await state.stop()
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        print(f"streamcore broker: {exc}", file=sys.stderr)
+        return 1
+    return 0

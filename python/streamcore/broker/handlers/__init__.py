@@ -1,0 +1,70 @@
+"""One module per Kafka API key; this package maps api keys to them.
+
+Every handler module defines ``API_KEY``, ``REQUEST`` (the generated request class)
+and ``handle(state, ctx, request)``, which returns a response object, an awaitable
+of one, or None (no response: acks=0). The version range each module answers is the
+one the broker advertises (``streamcore.protocol.api_versions.ADVERTISED``); the
+server checks it before decoding, so a handler sees only versions it supports and
+reads the version from ``ctx.api_version``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from streamcore.broker.handlers import (
+    api_versions,
+    create_topics,
+    delete_topics,
+    describe_cluster,
+    describe_configs,
+    describe_groups,
+    fetch,
+    find_coordinator,
+    heartbeat,
+    init_producer_id,
+    join_group,
+    leave_group,
+    list_groups,
+    list_offsets,
+    metadata,
+    offset_commit,
+    offset_fetch,
+    offset_for_leader_epoch,
+    produce,
+    sasl_handshake,
+    sync_group,
+)
+from streamcore.protocol.api_versions import ADVERTISED
+
+_MODULES: tuple[ModuleType, ...] = (
+    produce,
+    fetch,
+    list_offsets,
+    metadata,
+    offset_commit,
+    offset_fetch,
+    find_coordinator,
+    join_group,
+    heartbeat,
+    leave_group,
+    sync_group,
+    describe_groups,
+    list_groups,
+    sasl_handshake,
+    api_versions,
+    create_topics,
+    delete_topics,
+    init_producer_id,
+    offset_for_leader_epoch,
+    describe_configs,
+    describe_cluster,
+)
+
+HANDLERS: dict[int, ModuleType] = {}
+for _mod in _MODULES:
+    _mod.MIN_VERSION, _mod.MAX_VERSION = ADVERTISED[_mod.API_KEY]  # type: ignore[attr-defined]
+    HANDLERS[_mod.API_KEY] = _mod  # type: ignore[attr-defined]
+
+if set(HANDLERS) != set(ADVERTISED):
+    raise RuntimeError(f"advertised APIs without a handler: {sorted(set(ADVERTISED) - set(HANDLERS))}")

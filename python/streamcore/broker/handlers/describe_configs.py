@@ -1,0 +1,73 @@
+"""DescribeConfigs (32): topic configs (and the broker's, read-only).
+
+Advertised v1-v4 (the spec's floor). v1 adds synonyms; v3 config types and
+documentation; v4 is flexible. Resource type 2 is a topic, 4 a broker.
+"""
+
+from __future__ import annotations
+
+from streamcore.broker.topics import TopicError
+from streamcore.errors import ErrorCode
+from streamcore.protocol.messages import (
+    DescribeConfigsRequest,
+    DescribeConfigsResponse,
+    DescribeConfigsResponse_DescribeConfigsResourceResult,
+    DescribeConfigsResponse_DescribeConfigsResult,
+)
+
+API_KEY = 32
+REQUEST = DescribeConfigsRequest
+
+_TOPIC, _BROKER = 2, 4
+# ConfigType codes of DescribeConfigs v3+: 3 INT, 5 LONG, 2 STRING.
+_TYPES = {
+    "retention.ms": 5,
+    "retention.bytes": 5,
+    "segment.bytes": 3,
+    "segment.ms": 5,
+    "max.message.bytes": 3,
+}
+
+
+def handle(state, ctx, request: DescribeConfigsRequest) -> DescribeConfigsResponse:
+    results = []
+    for res in request.resources:
+        out = DescribeConfigsResponse_DescribeConfigsResult(
+            resource_type=res.resource_type, resource_name=res.resource_name, error_message=None
+        )
+        results.append(out)
+        if res.resource_type == _TOPIC:
+            try:
+                entries = state.topics.describe_configs(res.resource_name, res.configuration_keys)
+            except TopicError as exc:
+                out.error_code = exc.error_code
+                out.error_message = exc.message
+                continue
+            out.configs = [
+                DescribeConfigsResponse_DescribeConfigsResourceResult(
+                    name=name,
+                    value=e.value,
+                    read_only=e.read_only,
+                    config_source=e.source,
+                    is_default=e.is_default,
+                    config_type=_TYPES.get(name, 2),
+                    documentation=None,
+                )
+                for name, e in entries.items()
+            ]
+        elif res.resource_type == _BROKER:
+            if res.resource_name not in ("", str(state.node_id)):
+                out.error_code = ErrorCode.INVALID_REQUEST.code
+                out.error_message = f"this is broker {state.node_id}"
+                continue
+            out.configs = [
+                DescribeConfigsResponse_DescribeConfigsResourceResult(
+                    name=name, value=str(value), read_only=True, config_source=4, documentation=None
+                )
+                for name, value in state.broker_configs().items()
+                if not res.configuration_keys or name in res.configuration_keys
+            ]
+        else:
+            out.error_code = ErrorCode.INVALID_REQUEST.code
+            out.error_message = f"resource type {res.resource_type} is not supported (2 = topic, 4 = broker)"
+    return DescribeConfigsResponse(results=results)

@@ -1,0 +1,155 @@
+"""Fetch (1): read record batches, long-polling until min_bytes or max_wait.
+
+Advertised v4-v12. v4 is the first version whose records are message format v2 and
+carries last_stable_offset and aborted transactions (always none here: there are no
+transactions, so read_committed reads what read_uncommitted does and the last stable
+offset is the high watermark); v5 log start offsets; v7 incremental fetch sessions
+(KIP-227); v11 rack ids / preferred read replica (always -1: one broker); v12 is
+flexible. v13 would name topics by id.
+
+Limits, as Kafka applies them: each partition gets at most partition_max_bytes and
+the response at most max_bytes, except that the first batch of the first partition
+with data is returned whole even when it is larger (KIP-74), so a consumer can
+always make progress.
+"""
+
+from __future__ import annotations
+
+import time
+
+from streamcore.broker.fetch_sessions import FetchContext, FetchPartition
+from streamcore.broker.topics import TopicError
+from streamcore.errors import ErrorCode, OffsetOutOfRangeError, StorageError
+from streamcore.protocol.messages import (
+    FetchRequest,
+    FetchResponse,
+    FetchResponse_FetchableTopicResponse,
+    FetchResponse_PartitionData,
+)
+
+API_KEY = 1
+REQUEST = FetchRequest
+
+_OUT_OF_RANGE = ErrorCode.OFFSET_OUT_OF_RANGE.code
+_STORAGE = ErrorCode.KAFKA_STORAGE_ERROR.code
+_UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
+
+
+def handle(state, ctx, request: FetchRequest):
+    return _fetch(state, ctx, request)
+
+
+def _read(state, wanted, max_bytes: int) -> tuple[list[FetchResponse_PartitionData], int, bool]:
+    """Read every wanted partition once.
+
+    ``wanted`` is a list of ((topic, partition), FetchPartition). Returns (partition
+    data in the same order, bytes of records, whether any partition had an error).
+    """
+    out: list[FetchResponse_PartitionData] = []
+    total = 0
+    error = False
+    tm = state.topics
+    for (topic, partition), req in wanted:
+        pd = FetchResponse_PartitionData(partition_index=partition, records=b"")
+        out.append(pd)
+        try:
+            plog = tm.log(topic, partition)
+        except TopicError as exc:
+            pd.error_code = exc.error_code
+            pd.high_watermark = pd.last_stable_offset = pd.log_start_offset = -1
+            error = True
+            continue
+        hw = plog.high_watermark
+        pd.high_watermark = pd.last_stable_offset = hw
+        pd.log_start_offset = plog.log_start_offset
+        offset = req.fetch_offset
+        if offset == hw:
+            continue
+        limit = min(req.partition_max_bytes, max_bytes - total)
+        if limit <= 0 and total > 0:
+            continue
+        try:
+            data = plog.read(offset, max(limit, 1))
+        except OffsetOutOfRangeError:
+            pd.error_code = _OUT_OF_RANGE
+            error = True
+            continue
+        except StorageError:
+            pd.error_code = _STORAGE
+            error = True
+            continue
+        if total > 0 and len(data) > limit:
+            # Only the response's first batch may exceed the limits (KIP-74).
+            continue
+        pd.records = data
+        total += len(data)
+    return out, total, error
+
+
+async def _fetch(state, ctx, request: FetchRequest):
+    started = time.perf_counter()
+    version = ctx.api_version
+    requested = [
+        (
+            (t.topic, p.partition),
+            FetchPartition(
+                fetch_offset=p.fetch_offset,
+                partition_max_bytes=p.partition_max_bytes,
+                current_leader_epoch=p.current_leader_epoch,
+                log_start_offset=p.log_start_offset,
+                last_fetched_epoch=p.last_fetched_epoch,
+            ),
+        )
+        for t in request.topics
+        for p in t.partitions
+    ]
+    if version >= 7:
+        context = state.fetch_sessions.new_context(
+            request.session_id,
+            request.session_epoch,
+            requested,
+            [(f.topic, p) for f in request.forgotten_topics_data for p in f.partitions],
+        )
+        if context.error_code:
+            state.metrics.error(context.error_code)
+            return FetchResponse(error_code=context.error_code, session_id=0, responses=[])
+    else:
+        context = FetchContext(partitions=requested)
+    wanted = context.partitions()
+
+    max_bytes = request.max_bytes if request.max_bytes > 0 else 0x7FFFFFFF
+    data, total, error = _read(state, wanted, max_bytes)
+    if total < request.min_bytes and request.max_wait_ms > 0 and not error and wanted:
+        deadline = time.monotonic() + request.max_wait_ms / 1000.0
+        keys = [key for key, _ in wanted]
+        while True:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                break
+            woken = await state.delayed.wait_for(keys, None, remaining_ms)
+            data, total, error = _read(state, wanted, max_bytes)
+            if not woken or total >= request.min_bytes or error:
+                break
+
+    responses: list[FetchResponse_FetchableTopicResponse] = []
+    last_topic = None
+    current: FetchResponse_FetchableTopicResponse | None = None
+    for ((topic, _partition), _req), pd in zip(wanted, data, strict=True):
+        if not context.should_include(
+            (topic, pd.partition_index),
+            error_code=pd.error_code,
+            high_watermark=pd.high_watermark,
+            last_stable_offset=pd.last_stable_offset,
+            log_start_offset=pd.log_start_offset,
+            has_records=bool(pd.records),
+        ):
+            continue
+        if pd.error_code:
+            state.metrics.error(pd.error_code)
+        if topic != last_topic or current is None:
+            current = FetchResponse_FetchableTopicResponse(topic=topic, partitions=[])
+            responses.append(current)
+            last_topic = topic
+        current.partitions.append(pd)
+    state.metrics.fetch_latency_us.observe(int((time.perf_counter() - started) * 1e6))
+    return FetchResponse(error_code=0, session_id=context.session_id, responses=responses)

@@ -1,0 +1,22 @@
+"""Heartbeat (12): a member says it is alive; REBALANCE_IN_PROGRESS tells it to rejoin.
+
+v0-v4. v3 adds group.instance.id; v4 is flexible. Answered at once.
+"""
+
+from __future__ import annotations
+
+from streamcore.protocol.messages import HeartbeatRequest, HeartbeatResponse
+
+API_KEY = 12
+REQUEST = HeartbeatRequest
+
+
+def handle(state, ctx, request: HeartbeatRequest) -> HeartbeatResponse:
+    code = state.coordinator.heartbeat(
+        request.group_id,
+        request.generation_id,
+        request.member_id,
+        request.group_instance_id if ctx.api_version >= 3 else None,
+    )
+    state.metrics.error(code)
+    return HeartbeatResponse(error_code=code)

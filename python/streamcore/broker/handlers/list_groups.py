@@ -1,0 +1,29 @@
+"""ListGroups (16): every group, optionally filtered by state (v4+) and type (v5+).
+
+v0-v5. v3 is flexible; v4 adds states_filter; v5 types_filter (all our groups are
+"classic").
+"""
+
+from __future__ import annotations
+
+from streamcore.protocol.messages import ListGroupsRequest, ListGroupsResponse, ListGroupsResponse_ListedGroup
+
+API_KEY = 16
+REQUEST = ListGroupsRequest
+
+
+def handle(state, ctx, request: ListGroupsRequest) -> ListGroupsResponse:
+    version = ctx.api_version
+    states = request.states_filter if version >= 4 and request.states_filter else None
+    types = {t.lower() for t in request.types_filter} if version >= 5 and request.types_filter else None
+    if types is not None and "classic" not in types:
+        return ListGroupsResponse(error_code=0, groups=[])
+    return ListGroupsResponse(
+        error_code=0,
+        groups=[
+            ListGroupsResponse_ListedGroup(
+                group_id=g.group_id, protocol_type=g.protocol_type, group_state=g.state, group_type="classic"
+            )
+            for g in state.coordinator.list_groups(states)
+        ],
+    )

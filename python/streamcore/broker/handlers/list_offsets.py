@@ -1,0 +1,97 @@
+"""ListOffsets (2): offsets by time — earliest, latest, or the first record at or
+after a timestamp.
+
+Advertised v1-v10 (v0's multi-offset form is gone from the spec). v2 adds the
+isolation level (read_committed sees the same offsets: no transactions, so the last
+stable offset is the high watermark); v4 leader epochs; v6 is flexible; v7 the
+max-timestamp query (-3); v8 earliest-local (-4, the same as earliest here: there is
+no tiered storage); v9 latest-tiered (-5: none, so -1/-1); v10 a timeout.
+"""
+
+from __future__ import annotations
+
+from streamcore.broker.topics import TopicError
+from streamcore.codec import decode_batches
+from streamcore.errors import CorruptRecordError, ErrorCode
+from streamcore.protocol.messages import (
+    ListOffsetsRequest,
+    ListOffsetsResponse,
+    ListOffsetsResponse_ListOffsetsPartitionResponse,
+    ListOffsetsResponse_ListOffsetsTopicResponse,
+)
+
+API_KEY = 2
+REQUEST = ListOffsetsRequest
+
+_LATEST, _EARLIEST, _MAX_TIMESTAMP, _EARLIEST_LOCAL, _LATEST_TIERED = -1, -2, -3, -4, -5
+_UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
+
+
+def _by_timestamp(log, ts: int) -> tuple[int, int]:
+    """First record with timestamp >= ts: the time index finds the batch, its records the offset."""
+    found = log.offset_for_timestamp(ts)
+    if found is None:
+        return -1, -1
+    offset, _batch_ts = found
+    try:
+        for batch in decode_batches(log.read(offset, 1)):
+            for record in batch.records:
+                if record.offset >= offset and record.timestamp_ms >= ts:
+                    return record.timestamp_ms, record.offset
+    except CorruptRecordError:
+        pass
+    return _batch_ts, offset
+
+
+def _max_timestamp(log) -> tuple[int, int]:
+    """The record with the largest timestamp (the earliest such record if tied)."""
+    best_ts, best_offset = -1, -1
+    offset = log.log_start_offset
+    end = log.high_watermark
+    while offset < end:
+        data = log.read(offset, 1 << 20)
+        if not data:
+            break
+        batches = decode_batches(data)
+        if not batches:
+            break
+        for batch in batches:
+            if batch.max_timestamp > best_ts:
+                for record in batch.records:
+                    if record.timestamp_ms > best_ts:
+                        best_ts, best_offset = record.timestamp_ms, record.offset
+            offset = batch.last_offset + 1
+    return best_ts, best_offset
+
+
+def handle(state, ctx, request: ListOffsetsRequest) -> ListOffsetsResponse:
+    topics_out = []
+    for t in request.topics:
+        parts = []
+        info = state.topics.get(t.name)
+        for p in t.partitions:
+            resp = ListOffsetsResponse_ListOffsetsPartitionResponse(partition_index=p.partition_index)
+            parts.append(resp)
+            if info is None or not 0 <= p.partition_index < info.partitions:
+                resp.error_code = _UNKNOWN
+                state.metrics.error(_UNKNOWN)
+                continue
+            try:
+                log = state.topics.log(t.name, p.partition_index)
+            except TopicError as exc:
+                resp.error_code = exc.error_code
+                continue
+            ts = p.timestamp
+            if ts == _LATEST:
+                resp.timestamp, resp.offset = -1, log.high_watermark
+            elif ts in (_EARLIEST, _EARLIEST_LOCAL):
+                resp.timestamp, resp.offset = -1, log.log_start_offset
+            elif ts == _LATEST_TIERED:
+                resp.timestamp, resp.offset = -1, -1
+            elif ts == _MAX_TIMESTAMP:
+                resp.timestamp, resp.offset = _max_timestamp(log)
+            else:
+                resp.timestamp, resp.offset = _by_timestamp(log, ts)
+            resp.leader_epoch = 0
+        topics_out.append(ListOffsetsResponse_ListOffsetsTopicResponse(name=t.name, partitions=parts))
+    return ListOffsetsResponse(topics=topics_out)

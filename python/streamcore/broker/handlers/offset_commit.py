@@ -1,0 +1,74 @@
+"""OffsetCommit (8): store a group's consumed positions durably.
+
+Advertised v2-v9 (the spec's floor; librdkafka needs overlap with v1-v2). v2-v4 carry
+a retention time (ignored: offsets of empty groups expire after the broker's
+offsets retention); v6 leader epochs; v7 group.instance.id; v8 is flexible; v10 would
+use topic ids. Commits are checked against the group's generation and member (a
+"simple" commit with generation -1 is accepted for a group without members) and
+appended to the internal offsets log before the answer.
+"""
+
+from __future__ import annotations
+
+from streamcore.errors import ErrorCode
+from streamcore.protocol.messages import (
+    OffsetCommitRequest,
+    OffsetCommitResponse,
+    OffsetCommitResponse_OffsetCommitResponsePartition,
+    OffsetCommitResponse_OffsetCommitResponseTopic,
+)
+
+API_KEY = 8
+REQUEST = OffsetCommitRequest
+
+_UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
+
+
+def handle(state, ctx, request: OffsetCommitRequest):
+    return _commit(state, ctx, request)
+
+
+async def _commit(state, ctx, request: OffsetCommitRequest) -> OffsetCommitResponse:
+    version = ctx.api_version
+    items = []
+    unknown: set[tuple[str, int]] = set()
+    for t in request.topics:
+        info = state.topics.get(t.name)
+        for p in t.partitions:
+            if info is None or not 0 <= p.partition_index < info.partitions:
+                unknown.add((t.name, p.partition_index))
+                continue
+            items.append(
+                (
+                    t.name,
+                    p.partition_index,
+                    p.committed_offset,
+                    p.committed_leader_epoch if version >= 6 else -1,
+                    p.committed_metadata,
+                )
+            )
+    codes = (
+        await state.offsets.commit_async(
+            request.group_id,
+            items,
+            generation_id=request.generation_id_or_member_epoch,
+            member_id=request.member_id,
+            group_instance_id=request.group_instance_id if version >= 7 else None,
+        )
+        if items
+        else {}
+    )
+    topics = []
+    for t in request.topics:
+        parts = []
+        for p in t.partitions:
+            key = (t.name, p.partition_index)
+            code = _UNKNOWN if key in unknown else codes.get(key, 0)
+            state.metrics.error(code)
+            parts.append(
+                OffsetCommitResponse_OffsetCommitResponsePartition(
+                    partition_index=p.partition_index, error_code=code
+                )
+            )
+        topics.append(OffsetCommitResponse_OffsetCommitResponseTopic(name=t.name, partitions=parts))
+    return OffsetCommitResponse(topics=topics)

@@ -1,0 +1,18 @@
+"""SaslHandshake (17): the broker speaks no SASL mechanism.
+
+Answered with UNSUPPORTED_SASL_MECHANISM (33) and an empty mechanism list, so a
+client configured for SASL fails at once with a clear error instead of waiting for an
+authentication exchange that never comes.
+"""
+
+from __future__ import annotations
+
+from streamcore.errors import ErrorCode
+from streamcore.protocol.messages import SaslHandshakeRequest, SaslHandshakeResponse
+
+API_KEY = 17
+REQUEST = SaslHandshakeRequest
+
+
+def handle(state, ctx, request: SaslHandshakeRequest) -> SaslHandshakeResponse:
+    return SaslHandshakeResponse(error_code=ErrorCode.UNSUPPORTED_SASL_MECHANISM.code, mechanisms=[])

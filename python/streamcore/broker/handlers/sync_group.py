@@ -1,0 +1,33 @@
+"""SyncGroup (14): the leader hands out assignments; every member receives its own.
+
+v0-v5. v3 adds group.instance.id; v4 is flexible; v5 carries protocol type and name,
+which must match the group's. Followers wait here until the leader's SyncGroup
+arrives (or the group rebalances again).
+"""
+
+from __future__ import annotations
+
+from streamcore.protocol.messages import SyncGroupRequest, SyncGroupResponse
+
+API_KEY = 14
+REQUEST = SyncGroupRequest
+
+
+async def handle(state, ctx, request: SyncGroupRequest) -> SyncGroupResponse:
+    version = ctx.api_version
+    result = await state.coordinator.sync_group(
+        request.group_id,
+        request.generation_id,
+        request.member_id,
+        request.group_instance_id if version >= 3 else None,
+        [(a.member_id, a.assignment) for a in request.assignments],
+        protocol_type=request.protocol_type if version >= 5 else None,
+        protocol_name=request.protocol_name if version >= 5 else None,
+    )
+    state.metrics.error(result.error_code)
+    return SyncGroupResponse(
+        error_code=result.error_code,
+        protocol_type=result.protocol_type,
+        protocol_name=result.protocol_name,
+        assignment=result.assignment,
+    )

@@ -1,0 +1,207 @@
+"""Everything a running broker holds, and the operations handlers share.
+
+``BrokerState`` opens the data directory (topic catalogue, partition logs, committed
+offsets, producer ids), starts the Kafka listener, the retention timer and (when
+configured) the ``/metrics`` endpoint, and shuts all of it down cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from streamcore.broker.config import BrokerConfig, load_or_create_cluster_id
+from streamcore.broker.delayed_fetch import DelayedFetch
+from streamcore.broker.fetch_sessions import FetchSessionCache
+from streamcore.broker.group_coordinator import GroupCoordinator
+from streamcore.broker.metrics import BrokerMetrics, serve_metrics
+from streamcore.broker.offset_store import OffsetStore
+from streamcore.broker.producer_state import ProducerIdManager, ProducerStateManager, SequenceStatus
+from streamcore.broker.topics import TopicManager
+from streamcore.errors import KafkaError
+
+log = logging.getLogger("streamcore.broker")
+
+__all__ = ["BrokerState"]
+
+
+class BrokerState:
+    """The broker's components, shared by every connection and handler."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.node_id = config.node_id
+        self.metrics = BrokerMetrics()
+        self.cluster_id = ""
+        self.listen_host = config.listeners.host
+        self.listen_port = config.listeners.port
+        self.advertised_host = config.listeners.host
+        self.advertised_port = config.listeners.port
+        self.topics: TopicManager
+        self.offsets: OffsetStore
+        self.producers: ProducerStateManager
+        self.producer_ids: ProducerIdManager
+        self.coordinator: GroupCoordinator
+        self.fetch_sessions: FetchSessionCache
+        self.delayed = DelayedFetch()
+        self._server: Any = None
+        self._metrics_server: asyncio.base_events.Server | None = None
+        self._retention_task: asyncio.Task[None] | None = None
+        self._stopped = False
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        from streamcore.broker.server import KafkaServer
+
+        cfg = self.config
+        self.cluster_id = load_or_create_cluster_id(cfg.data_dir, cfg.node_id, cfg.cluster_id)
+        self.topics = TopicManager(cfg.data_dir, cfg)
+        # Recover every partition before serving, so the first request does not pay for it.
+        self.topics.open_all()
+        for _, plog in self.topics.open_logs():
+            self.metrics.add_wal_source(plog.stats)
+        self.coordinator = GroupCoordinator.from_config(cfg.groups, on_rebalance=self._on_rebalance)
+        self.offsets = OffsetStore(self.topics.offsets_log(), validator=self.coordinator.validate_commit)
+        self.producer_ids = ProducerIdManager(cfg.data_dir)
+        self.producers = ProducerStateManager(is_issued=self.producer_ids.is_issued)
+        for (topic, partition), plog in self.topics.open_logs():
+            largest = self.producers.rebuild_from_log((topic, partition), plog)
+            if largest >= 0:
+                self.producer_ids.observe(largest)
+        self.fetch_sessions = FetchSessionCache(
+            max_slots=cfg.fetch_sessions.max_cache_slots, eviction_ms=cfg.fetch_sessions.eviction_ms
+        )
+        self._server = KafkaServer(self)
+        await self._server.start()
+        self.listen_port = self._server.port
+        self.advertised_host = cfg.listeners.advertised_host or (
+            "localhost" if self.listen_host in ("0.0.0.0", "::", "") else self.listen_host
+        )
+        self.advertised_port = cfg.listeners.advertised_port or self.listen_port
+        loop = asyncio.get_running_loop()
+        self._retention_task = loop.create_task(self._retention_loop())
+        if cfg.metrics.http_port is not None:
+            self._metrics_server = await serve_metrics(self.metrics, self.listen_host, cfg.metrics.http_port)
+        log.info(
+            "broker %d (cluster %s) listening on %s:%d",
+            self.node_id,
+            self.cluster_id,
+            self.listen_host,
+            self.listen_port,
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, flush and close every log."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._server is not None:
+            await self._server.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+        if self._retention_task is not None:
+            self._retention_task.cancel()
+        self.coordinator.close()
+        # Closing a log drains its queue, fsyncs, checkpoints and writes the clean-shutdown marker.
+        await asyncio.get_running_loop().run_in_executor(None, self.topics.close)
+
+    @property
+    def metrics_port(self) -> int | None:
+        if self._metrics_server is None:
+            return None
+        return self._metrics_server.sockets[0].getsockname()[1]
+
+    async def _retention_loop(self) -> None:
+        interval = self.config.storage.retention_check_interval_ms / 1000.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                deleted = await loop.run_in_executor(None, self.topics.apply_retention)
+            except Exception:  # a retention failure must not stop the broker
+                log.exception("retention run failed")
+                continue
+            if deleted:
+                log.info("retention deleted %d segment(s)", deleted)
+
+    def _on_rebalance(self, group_id: str, generation: int) -> None:
+        self.metrics.rebalances.inc()
+
+    # -- shared operations ----------------------------------------------------------------
+
+    async def append(self, topic: str, partition: int, plog: Any, batch: bytes) -> tuple[int, int, int]:
+        """Append one validated batch; returns (base_offset, log_append_time_ms, log_start_offset).
+
+        log_append_time_ms is -1: topics use CreateTime.
+        """
+        result = await plog.append_async(batch)
+        self.delayed.notify(topic, partition)
+        return result.base_offset, -1, plog.log_start_offset
+
+    async def append_idempotent(
+        self,
+        topic: str,
+        partition: int,
+        plog: Any,
+        batch: bytes,
+        producer_id: int,
+        producer_epoch: int,
+        base_sequence: int,
+        last_offset_delta: int,
+    ) -> tuple[int, int, int]:
+        """Append a batch from an idempotent producer, exactly once.
+
+        The sequence check and the queueing of the append happen in one step on the
+        event loop, so a producer's pipelined batches reach the log in the order they
+        were checked; a failed append is withdrawn so the producer's retry is accepted.
+        A duplicate is answered with the offsets it was first written at.
+        """
+        check = self.producers.check_and_record(
+            (topic, partition), producer_id, producer_epoch, base_sequence, last_offset_delta
+        )
+        status = check.status
+        if status is SequenceStatus.DUPLICATE:
+            return check.base_offset, -1, plog.log_start_offset
+        if status is not SequenceStatus.NEW:
+            raise KafkaError(check.error_code, "idempotent producer sequence check failed")
+        try:
+            result = await plog.append_async(batch)
+        except BaseException:
+            self.producers.abort(check.token)
+            raise
+        self.producers.complete(check.token, result.base_offset, result.last_offset)
+        self.delayed.notify(topic, partition)
+        return result.base_offset, -1, plog.log_start_offset
+
+    def forget_topic(self, name: str, partitions: int) -> None:
+        """Drop per-topic state after a deletion."""
+        for p in range(partitions):
+            self.producers.forget_partition((name, p))
+        self.fetch_sessions.forget_partitions(lambda key: key[0] == name)
+        self.delayed.notify_topic_deleted(name)
+
+    def broker_configs(self) -> dict[str, object]:
+        """Broker-level settings shown by DescribeConfigs on the broker resource."""
+        cfg = self.config
+        return {
+            "log.dirs": cfg.data_dir,
+            "num.partitions": cfg.topics.default_partitions,
+            "auto.create.topics.enable": str(cfg.topics.auto_create).lower(),
+            "log.retention.ms": cfg.storage.retention_ms,
+            "log.retention.bytes": cfg.storage.retention_bytes,
+            "log.segment.bytes": cfg.storage.segment_bytes,
+            "message.max.bytes": cfg.limits.max_message_bytes,
+            "socket.request.max.bytes": cfg.limits.max_request_bytes,
+            "default.replication.factor": 1,
+            "offsets.topic.replication.factor": 1,
+            "broker.id": cfg.node_id,
+            "streamcore.fsync": cfg.storage.fsync,
+            "streamcore.profile": cfg.storage.profile,
+        }
+
+    @staticmethod
+    def now_ms() -> int:
+        return int(time.time() * 1000)
