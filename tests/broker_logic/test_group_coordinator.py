@@ -652,3 +652,29 @@ def test_generation_increases_by_one_per_rebalance(generations):
         assert seen == list(range(seen[0], seen[0] + generations + 1))
 
     run(main())
+
+
+def test_initial_rebalance_delay_holds_the_first_join_until_it_passes():
+    async def main():
+        gc = coordinator(initial_rebalance_delay_ms=30)
+        first = join(gc)
+        await turns()
+        assert not first.done()
+        second = join(gc)
+        results = await asyncio.gather(first, second)
+        assert {r.generation_id for r in results} == {1}
+        assert sorted(len(r.members) for r in results) == [0, 2]
+
+    run(main())
+
+
+def test_from_config_uses_the_groups_settings():
+    from streamcore.broker.config import load_config
+
+    cfg = load_config(env={"STREAMCORE_GROUPS_MIN_SESSION_TIMEOUT_MS": "2s"})
+    gc = GroupCoordinator.from_config(cfg.groups)
+    assert (gc.min_session_timeout_ms, gc.max_session_timeout_ms, gc.initial_rebalance_delay_ms) == (
+        2000,
+        1_800_000,
+        0,
+    )

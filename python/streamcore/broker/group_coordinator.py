@@ -281,7 +281,7 @@ class GroupCoordinator:
         return bool(g and g.members)
 
     def empty_since_ms(self, group_id: str) -> int | None:
-        """Wall-clock ms since which a group has had no members; None while it has some."""
+        """Wall-clock ms since which a group has had no members: None while it has some, 0 if unknown."""
         g = self._groups.get(group_id)
         if g is None:
             return 0
