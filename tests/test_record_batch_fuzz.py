@@ -8,7 +8,7 @@ MUTATIONS_PER_EXAMPLE)`` examples, so it feeds at least STREAMCORE_FUZZ_EXAMPLES
 mutated or garbage inputs to each of ``decode_batch``, ``validate_batch`` and
 ``decode_batches``; batching keeps hypothesis's per-example overhead from
 dominating when CI asks for 100,000 inputs. The round-trip tests count examples
-(one batch each), capped at 5,000 since a valid batch explores far less.
+(one batch each), FUZZ_EXAMPLES / 20 capped at 2,000, since a valid batch explores far less.
 
 Mutations flip, overwrite, insert, delete and truncate bytes, set header fields
 to edge values, write over-long varints, mutate the records inside a compressed
@@ -34,9 +34,9 @@ from streamcore._reference import record_batch as reference
 from streamcore.errors import CorruptRecordError
 
 FUZZ_INPUTS = int(os.environ.get("STREAMCORE_FUZZ_EXAMPLES", "2000"))
-MUTATIONS_PER_EXAMPLE = 25
+MUTATIONS_PER_EXAMPLE = 50
 MUTATION_EXAMPLES = max(1, math.ceil(FUZZ_INPUTS / MUTATIONS_PER_EXAMPLE))
-ROUND_TRIP_EXAMPLES = max(1, min(FUZZ_INPUTS // 10, 5000))
+ROUND_TRIP_EXAMPLES = max(1, min(FUZZ_INPUTS // 20, 2000))
 
 FUZZ_SETTINGS = {
     "deadline": None,
