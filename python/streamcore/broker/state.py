@@ -115,17 +115,24 @@ class BrokerState:
         return self._metrics_server.sockets[0].getsockname()[1]
 
     async def _retention_loop(self) -> None:
+        """Housekeeping on the retention interval: segment retention, expired offsets of
+        empty groups, compaction of the offsets log, idle producer state."""
         interval = self.config.storage.retention_check_interval_ms / 1000.0
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
             try:
                 deleted = await loop.run_in_executor(None, self.topics.apply_retention)
-            except Exception:  # a retention failure must not stop the broker
-                log.exception("retention run failed")
-                continue
-            if deleted:
-                log.info("retention deleted %d segment(s)", deleted)
+                if deleted:
+                    log.info("retention deleted %d segment(s)", deleted)
+                now = self.now_ms()
+                self.offsets.expire(
+                    now, self.config.groups.offsets_retention_ms, self.coordinator.empty_since_ms
+                )
+                await loop.run_in_executor(None, self.offsets.maybe_compact)
+                self.producers.expire(now)
+            except Exception:  # housekeeping failures must not stop the broker
+                log.exception("periodic housekeeping failed")
 
     def _on_rebalance(self, group_id: str, generation: int) -> None:
         self.metrics.rebalances.inc()
