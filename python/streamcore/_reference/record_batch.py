@@ -72,24 +72,9 @@ DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _HEADER_SIZE = 61  # _HEADER.size
-_CRC_AT = 17
 _ATTRIBUTES_AT = 21  # the CRC covers attributes .. end of batch
 _MIN_BATCH_LENGTH = _HEADER_SIZE - 12
 _I32 = struct.Struct(">i")
-_U32 = struct.Struct(">I")
-
-_I64_MIN = -(1 << 63)
-_I64_MAX = (1 << 63) - 1
-_U64 = (1 << 64) - 1
-
-_MODE_VALIDATE = 0
-_MODE_RECORDS = 1
-_MODE_COLUMNS = 2
-
-
-def _wrap64(v: int) -> int:
-    return ((v + (1 << 63)) & _U64) - (1 << 63)
-
 
 # ---------------------------------------------------------------- decoding
 
