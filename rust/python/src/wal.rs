@@ -1,6 +1,420 @@
+//! `_native.wal`: the `WalLog` class over `streamcore_core::wal::Wal`.
+//!
+//! Type conversion only. Batches are copied into the WAL's queue (its Rust buffer
+//! pool) while the GIL is held, then the GIL is released for the wait, the reads
+//! and everything that touches files. `submit` callbacks run on the writer thread;
+//! the writer takes the GIL once per group to run all of that group's callbacks.
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyTuple};
 
-/// Adds this capability's submodule to `_native` (filled in by its owner).
-pub fn register(_parent: &Bound<'_, PyModule>) -> PyResult<()> {
+use streamcore_core::wal::{
+    AppendOutcome, AppendResult, Completion, FsyncPolicy, Wal, WalConfig, WalError, WalHooks,
+};
+
+use crate::crc32c::ByteView;
+use crate::errors::{
+    BackpressureError, CorruptRecordError, LogOfflineError, StorageError as PyStorageError,
+};
+
+/// Maps a WAL error to its `streamcore.errors` class.
+fn to_pyerr(py: Python<'_>, e: WalError) -> PyErr {
+    match e {
+        WalError::InvalidArgument(m) => PyValueError::new_err(m),
+        WalError::CorruptBatch(m) => CorruptRecordError::new_err(m),
+        WalError::Backpressure {
+            message,
+            throttle_time_ms,
+        } => BackpressureError::new_err((message, throttle_time_ms)),
+        WalError::Storage(m) => PyStorageError::new_err(m),
+        WalError::Offline(m) => LogOfflineError::new_err(m),
+        // Not in errors.rs: looked up by name so that the class is the one
+        // streamcore.errors defines.
+        WalError::OffsetOutOfRange(m) => py
+            .import("streamcore.errors")
+            .and_then(|mod_| mod_.getattr("OffsetOutOfRangeError"))
+            .and_then(|cls| cls.call1((m,)))
+            .map(PyErr::from_value)
+            .unwrap_or_else(|e| e),
+    }
+}
+
+fn result_tuple<'py>(py: Python<'py>, r: &AppendResult) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, [r.base_offset, r.last_offset, r.log_append_time_ms])
+}
+
+/// Logs one line on `streamcore.storage` (the writer thread's offline notice).
+fn log_error(message: &str) {
+    Python::attach(|py| {
+        let logged = py
+            .import("logging")
+            .and_then(|l| l.call_method1("getLogger", ("streamcore.storage",)))
+            .and_then(|lg| lg.call_method1("error", (message,)));
+        if let Err(e) = logged {
+            e.write_unraisable(py, None);
+        }
+    });
+}
+
+fn check_at_least(name: &str, value: i64, min: i64) -> PyResult<()> {
+    if value < min {
+        return Err(PyValueError::new_err(format!(
+            "{name} must be >= {min}, not {value}"
+        )));
+    }
+    Ok(())
+}
+
+/// A segmented, group-committed write-ahead log of one partition directory.
+///
+/// Args:
+///     directory: partition directory (created if missing, then recovered).
+///     fsync: "always" (append completes after the fsync covering it, one fsync per
+///         group), "interval" (fsync at most every fsync_interval_ms) or "never"
+///         (only at close and flush).
+///     fsync_interval_ms: interval of fsync="interval" (ms).
+///     queue_depth: appends queued and not yet written before append raises
+///         BackpressureError.
+///     max_group_batches: most batches written (and fsynced) as one group.
+///     max_wait_ms: bound on lingering for a bigger group (ms); the writer never
+///         lingers, it writes as soon as it is idle and something is queued.
+///     segment_bytes: roll before an append that would make the active segment
+///         larger (bytes, at most 2**31 - 1).
+///     segment_ms: roll when the active segment's first append (in this process)
+///         is this old (ms); None: never by age.
+///     index_interval_bytes: bytes of log between sparse index entries.
+#[pyclass(module = "streamcore._native.wal", frozen)]
+pub struct WalLog {
+    wal: Option<Wal>,
+    directory: String,
+    fsync: String,
+}
+
+impl WalLog {
+    fn wal(&self) -> &Wal {
+        // Only Drop takes it out.
+        self.wal.as_ref().expect("WalLog used after drop")
+    }
+}
+
+impl Drop for WalLog {
+    fn drop(&mut self) {
+        // Dropped with the GIL held: a blocking close could wait on a writer that
+        // needs the GIL for callbacks. Let the writer finish the close on its own.
+        if let Some(w) = self.wal.take() {
+            w.close_in_background();
+        }
+    }
+}
+
+#[pymethods]
+impl WalLog {
+    #[new]
+    #[pyo3(signature = (
+        directory,
+        *,
+        fsync = "interval",
+        fsync_interval_ms = 1000,
+        queue_depth = 10000,
+        max_group_batches = 15000,
+        max_wait_ms = 10,
+        segment_bytes = 1 << 30,
+        segment_ms = None,
+        index_interval_bytes = 4096
+    ))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        directory: &Bound<'_, PyAny>,
+        fsync: &str,
+        fsync_interval_ms: i64,
+        queue_depth: i64,
+        max_group_batches: i64,
+        max_wait_ms: i64,
+        segment_bytes: i64,
+        segment_ms: Option<i64>,
+        index_interval_bytes: i64,
+    ) -> PyResult<Self> {
+        let directory: String = py
+            .import("os")?
+            .call_method1("fspath", (directory,))?
+            .extract()?;
+        let policy = FsyncPolicy::parse(fsync).map_err(|e| to_pyerr(py, e))?;
+        check_at_least("fsync_interval_ms", fsync_interval_ms, 1)?;
+        check_at_least("queue_depth", queue_depth, 1)?;
+        check_at_least("max_group_batches", max_group_batches, 1)?;
+        check_at_least("segment_bytes", segment_bytes, 1)?;
+        check_at_least("index_interval_bytes", index_interval_bytes, 1)?;
+        check_at_least("max_wait_ms", max_wait_ms, 0)?;
+        if let Some(ms) = segment_ms {
+            check_at_least("segment_ms", ms, 1)?;
+        }
+        let cfg = WalConfig {
+            fsync: policy,
+            fsync_interval_ms: fsync_interval_ms as u64,
+            queue_depth: queue_depth as usize,
+            max_group_batches: max_group_batches as usize,
+            max_wait_ms: max_wait_ms as u64,
+            segment_bytes: segment_bytes as u64,
+            segment_ms: segment_ms.map(|m| m as u64),
+            index_interval_bytes: index_interval_bytes as u64,
+        };
+        let hooks = WalHooks {
+            run_callbacks: Some(Box::new(|run: &mut dyn FnMut()| {
+                Python::attach(|_py| run());
+            })),
+            on_offline: Some(Box::new(log_error)),
+        };
+        let dir = directory.clone();
+        let wal = py
+            .detach(move || Wal::open(&dir, cfg, hooks))
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(WalLog {
+            wal: Some(wal),
+            directory,
+            fsync: fsync.to_owned(),
+        })
+    }
+
+    /// Appends one v2 record batch; returns (base_offset, last_offset, log_append_time_ms).
+    ///
+    /// Blocks (GIL released) until written; under fsync="always" until fsynced.
+    /// Raises CorruptRecordError for a bad header, BackpressureError when the queue
+    /// is full, LogOfflineError after a storage failure, StorageError when closed.
+    fn append<'py>(
+        &self,
+        py: Python<'py>,
+        batch: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let waiter = {
+            let view = ByteView::new(batch)?;
+            self.wal()
+                .enqueue(view.as_slice())
+                .map_err(|e| to_pyerr(py, e))?
+        };
+        let outcome = py.detach(move || waiter.wait());
+        match outcome {
+            Ok(r) => result_tuple(py, &r),
+            Err(e) => Err(to_pyerr(py, e)),
+        }
+    }
+
+    /// Queues one batch without waiting; `callback(result, exc)` runs exactly once on
+    /// the writer thread (result the 3-tuple or None, exc an exception or None).
+    ///
+    /// Raises at once (and never calls back) when the queue is full, the header is
+    /// bad or the log is offline or closed.
+    fn submit(
+        &self,
+        py: Python<'_>,
+        batch: &Bound<'_, PyAny>,
+        callback: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let cb: Py<PyAny> = callback.clone().unbind();
+        let done = Completion::Callback(Box::new(move |outcome: AppendOutcome| {
+            Python::attach(|py| {
+                let args = match outcome {
+                    Ok(r) => result_tuple(py, &r).map(|t| (t.into_any(), py.None().into_bound(py))),
+                    Err(e) => Ok((
+                        py.None().into_bound(py),
+                        to_pyerr(py, e).into_value(py).into_bound(py).into_any(),
+                    )),
+                };
+                let called = args.and_then(|a| cb.call1(py, a));
+                if let Err(e) = called {
+                    e.write_unraisable(py, Some(cb.bind(py)));
+                }
+                drop(cb);
+            });
+        }));
+        let view = ByteView::new(batch)?;
+        self.wal()
+            .submit(view.as_slice(), done)
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Blocks until everything appended so far is written and fsynced.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let wal = self.wal();
+        py.detach(|| wal.flush()).map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Whole batches from the one containing `offset`: at least one, then more while
+    /// the total stays <= `max_bytes` (bytes). b"" at the high watermark; raises
+    /// OffsetOutOfRangeError below the log start or above the high watermark.
+    fn read<'py>(
+        &self,
+        py: Python<'py>,
+        offset: i64,
+        max_bytes: i64,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let wal = self.wal();
+        let prepared = py
+            .detach(|| wal.prepare_read(offset, max_bytes))
+            .map_err(|e| to_pyerr(py, e))?;
+        PyBytes::new_with(py, prepared.len(), |out| {
+            py.detach(|| prepared.fill(out))
+                .map_err(|e| to_pyerr(py, e))
+        })
+    }
+
+    /// (segment file path, position, length) runs covering exactly what `read` returns.
+    fn read_spans(
+        &self,
+        py: Python<'_>,
+        offset: i64,
+        max_bytes: i64,
+    ) -> PyResult<Vec<(String, u64, u64)>> {
+        let wal = self.wal();
+        let spans = py
+            .detach(|| wal.read_spans(offset, max_bytes))
+            .map_err(|e| to_pyerr(py, e))?;
+        Ok(spans
+            .into_iter()
+            .map(|s| (s.path.to_string_lossy().into_owned(), s.position, s.length))
+            .collect())
+    }
+
+    /// (base offset, max timestamp) of the first batch whose max timestamp >= `ts_ms`;
+    /// None when there is none.
+    fn offset_for_timestamp(&self, py: Python<'_>, ts_ms: i64) -> PyResult<Option<(i64, i64)>> {
+        let wal = self.wal();
+        py.detach(|| wal.offset_for_timestamp(ts_ms))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Deletes whole closed segments past retention; returns how many were deleted.
+    ///
+    /// `retention_ms`: a segment whose largest timestamp is older than
+    /// now - retention_ms goes; `retention_bytes`: then oldest segments go while the
+    /// log stays >= retention_bytes without them. `now_ms` defaults to the wall clock.
+    #[pyo3(signature = (retention_ms, retention_bytes, now_ms = None))]
+    fn apply_retention(
+        &self,
+        py: Python<'_>,
+        retention_ms: Option<i64>,
+        retention_bytes: Option<i64>,
+        now_ms: Option<i64>,
+    ) -> PyResult<usize> {
+        let wal = self.wal();
+        py.detach(|| wal.apply_retention(retention_ms, retention_bytes, now_ms))
+            .map_err(|e| to_pyerr(py, e))
+    }
+
+    /// Next offset to assign; everything below is written (fsync="always": fsynced).
+    #[getter]
+    fn high_watermark(&self) -> i64 {
+        self.wal().high_watermark()
+    }
+
+    /// First offset still in the log.
+    #[getter]
+    fn log_start_offset(&self) -> i64 {
+        self.wal().log_start_offset()
+    }
+
+    /// Offset below which everything is known fsynced.
+    #[getter]
+    fn recovery_point(&self) -> i64 {
+        self.wal().recovery_point()
+    }
+
+    /// Bytes of committed batches across all segments.
+    #[getter]
+    fn size_bytes(&self) -> u64 {
+        self.wal().size_bytes()
+    }
+
+    /// Number of segments, the active one included.
+    #[getter]
+    fn segment_count(&self) -> usize {
+        self.wal().segment_count()
+    }
+
+    /// True after a failed write or fsync (until reopened).
+    #[getter]
+    fn is_offline(&self) -> bool {
+        self.wal().is_offline()
+    }
+
+    /// The partition directory, as given.
+    #[getter]
+    fn directory(&self) -> &str {
+        &self.directory
+    }
+
+    /// Counters: queue_depth (appends queued, not yet written), appends, groups,
+    /// fsyncs, fsync_total_us, bytes_written, backpressure_rejections.
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.wal().stats();
+        let d = PyDict::new(py);
+        d.set_item("queue_depth", s.queue_depth)?;
+        d.set_item("appends", s.appends)?;
+        d.set_item("groups", s.groups)?;
+        d.set_item("fsyncs", s.fsyncs)?;
+        d.set_item("fsync_total_us", s.fsync_total_us)?;
+        d.set_item("bytes_written", s.bytes_written)?;
+        d.set_item("backpressure_rejections", s.backpressure_rejections)?;
+        Ok(d)
+    }
+
+    /// Counters of the buffer pool holding queued batch copies: hits, misses,
+    /// allocations, in_use, pooled (native only: shows that steady-state appends
+    /// allocate nothing).
+    fn buffer_pool_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let p = self.wal().stats().buffer_pool;
+        let d = PyDict::new(py);
+        d.set_item("hits", p.hits)?;
+        d.set_item("misses", p.misses)?;
+        d.set_item("allocations", p.allocations)?;
+        d.set_item("in_use", p.in_use)?;
+        d.set_item("pooled", p.pooled)?;
+        Ok(d)
+    }
+
+    /// Drains the queue, fsyncs, writes the checkpoint and the clean-shutdown marker.
+    /// Idempotent.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let wal = self.wal();
+        py.detach(|| wal.close()).map_err(|e| to_pyerr(py, e))
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        _exc_type: &Bound<'_, PyAny>,
+        _exc: &Bound<'_, PyAny>,
+        _tb: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        let w = self.wal();
+        format!(
+            "<WalLog {:?} [{}, {}) fsync={}>",
+            self.directory,
+            w.log_start_offset(),
+            w.high_watermark(),
+            self.fsync
+        )
+    }
+}
+
+/// Adds `_native.wal` to `_native`.
+pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = parent.py();
+    let m = PyModule::new(py, "wal")?;
+    m.add_class::<WalLog>()?;
+    m.add("__all__", vec!["WalLog"])?;
+    parent.add_submodule(&m)?;
+    py.import("sys")?
+        .getattr("modules")?
+        .set_item("streamcore._native.wal", &m)?;
     Ok(())
 }

@@ -327,6 +327,8 @@ pub(crate) struct Shared {
     pub log_start: AtomicI64,
     pub recovery_point: AtomicI64,
     pub offline: OnceLock<String>,
+    /// Set once close() has finished: reads and appends are refused after it.
+    pub closed: std::sync::atomic::AtomicBool,
     counters: Counters,
     pub pools: SizedPools,
     pub hooks: WalHooks,
@@ -408,6 +410,7 @@ impl Wal {
                 segments: opened.segments,
             }),
             offline: OnceLock::new(),
+            closed: std::sync::atomic::AtomicBool::new(false),
             counters: Counters::default(),
             pools: queue_pools(),
             hooks,
@@ -456,7 +459,14 @@ impl Wal {
     }
 
     fn closed_error(&self) -> WalError {
-        WalError::Offline(format!("log {} is closed", self.shared.dir.display()))
+        WalError::Storage(format!("{}: log is closed", self.shared.dir.display()))
+    }
+
+    fn check_open(&self) -> Result<(), WalError> {
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(self.closed_error());
+        }
+        Ok(())
     }
 
     /// Queues a copy of `batch`; `done` receives the outcome from the writer thread.
@@ -520,13 +530,7 @@ impl Wal {
         {
             let mut q = lock(&self.shared.queue);
             if q.closing {
-                // close() fsyncs everything before it returns; a flush after it has
-                // nothing left to do unless the close failed.
-                drop(q);
-                return match self.shared.offline.get() {
-                    Some(cause) => Err(WalError::Offline(cause.clone())),
-                    None => Ok(()),
-                };
+                return Err(self.closed_error());
             }
             q.items.push_back(Item::Flush(slot.clone()));
             q.writer_idle = false;
@@ -549,6 +553,7 @@ impl Wal {
         offset: i64,
         max_bytes: i64,
     ) -> Result<Vec<(Span, Arc<File>)>, WalError> {
+        self.check_open()?;
         let state = self.shared.read_state();
         // Read both bounds under the state lock so that retention (which moves the
         // log start under the write lock) cannot slip between check and lookup.
@@ -565,17 +570,17 @@ impl Wal {
             return Ok(spans);
         }
         let segs = &state.segments;
-        let first = segs.partition_point(|s| s.base <= offset).saturating_sub(1);
+        let mut first = segs.partition_point(|s| s.base <= offset).saturating_sub(1);
         let io_err = |e| self.shared.storage_err("reading a segment", e);
-        let (mut pos, _) = segs[first]
-            .find_batch(offset)
-            .map_err(io_err)?
-            .ok_or_else(|| {
-                WalError::Storage(format!(
-                    "{}: no batch holds offset {offset} below the high watermark {hw}",
-                    segs[first].path.display()
-                ))
-            })?;
+        // Past the end of its segment (a segment may end before the next one's
+        // base after recovery): the data starts at the next segment.
+        let mut pos = match segs[first].find_batch(offset).map_err(io_err)? {
+            Some((p, _)) => p,
+            None => {
+                first += 1;
+                0
+            }
+        };
         let mut total: u64 = 0;
         'segments: for seg in &segs[first..] {
             let span_start = pos;
@@ -639,6 +644,7 @@ impl Wal {
 
     /// (base offset, max timestamp) of the first batch whose max timestamp >= `ts_ms`.
     pub fn offset_for_timestamp(&self, ts_ms: i64) -> Result<Option<(i64, i64)>, WalError> {
+        self.check_open()?;
         let state = self.shared.read_state();
         let hw = self.shared.high_watermark.load(Ordering::Acquire);
         let start = self.shared.log_start.load(Ordering::Acquire);
@@ -667,6 +673,7 @@ impl Wal {
         retention_bytes: Option<i64>,
         now_ms: Option<i64>,
     ) -> Result<usize, WalError> {
+        self.check_open()?;
         retention::apply(
             &self.shared,
             retention_ms,
@@ -749,7 +756,9 @@ impl Wal {
         self.begin_close();
         let handle = lock(&self.writer).take();
         if let Some(h) = handle {
-            if h.join().is_err() {
+            let joined = h.join();
+            self.shared.closed.store(true, Ordering::Release);
+            if joined.is_err() {
                 return Err(WalError::Storage(format!(
                     "{}: the WAL writer thread panicked",
                     self.shared.dir.display()

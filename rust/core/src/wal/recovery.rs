@@ -523,7 +523,8 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
     }
     let hw = found[last_idx].next_offset;
     log_start = log_start.min(hw);
-    recovery_point = recovery_point.min(hw);
+    // Everything left on disk is whole, checked and (below) fsynced.
+    recovery_point = hw;
 
     // Rewrite rebuilt indexes; the active segment's are reopened for appending.
     for f in found.iter_mut() {
@@ -536,7 +537,7 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
         }
     }
 
-    let mut unsynced = Unsynced {
+    let unsynced = Unsynced {
         files: Vec::new(),
         logs: Vec::new(),
     };
@@ -547,16 +548,17 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
         let file = Arc::new(f.file);
         let is_last = i + 1 == count;
         if f.scanned || f.rewrite_indexes {
-            // Scanned bytes may sit only in the page cache (process crash): the first
-            // fsync round makes them durable before the recovery point passes them.
-            let ip = segment_path(dir, f.base, ".index");
-            let tp = segment_path(dir, f.base, ".timeindex");
-            for p in [ip, tp] {
-                let h = File::open(&p).map_err(|e| storage(&p, "opening", e))?;
-                unsynced.files.push(h);
-            }
-            if !is_last {
-                unsynced.logs.push(file.clone());
+            // Scanned bytes may sit only in the page cache (after a process crash):
+            // make them durable so that the recovery point can move to the end.
+            file.sync_data()
+                .map_err(|e| storage(&f.path, "fsync after recovery", e))?;
+            for p in [
+                segment_path(dir, f.base, ".index"),
+                segment_path(dir, f.base, ".timeindex"),
+            ] {
+                File::open(&p)
+                    .and_then(|h| h.sync_data())
+                    .map_err(|e| storage(&p, "fsync after recovery", e))?;
             }
         }
         if is_last {
@@ -579,11 +581,8 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
                 size: f.size,
                 next_offset: f.next_offset,
                 planner,
-                first_append: if f.size > 0 {
-                    Some(std::time::Instant::now())
-                } else {
-                    None
-                },
+                // segment_ms counts from the first append of this process.
+                first_append: None,
             });
         }
         let max_ts = if is_last {

@@ -1,6 +1,6 @@
-//! Retention: deletes whole, non-active segments from the oldest on, by age (largest
-//! batch max timestamp older than now - retention_ms) and by total size (while the
-//! log minus the oldest segment is still >= retention_bytes).
+//! Retention: deletes whole, non-active segments from the oldest on, first by age
+//! (largest batch max timestamp older than now - retention_ms), then by size (while
+//! the rest of the log without the oldest segment is still >= retention_bytes).
 //!
 //! Deletion is crash safe: rename to `*.deleted`, fsync the directory, move the log
 //! start in the checkpoint, then unlink (a crash in between leaves `*.deleted` files
@@ -27,27 +27,27 @@ pub(crate) fn apply(
     let victims = {
         let mut state = shared.write_state();
         let segs = &state.segments;
-        let mut total: u64 = segs.iter().map(|s| s.size).sum();
-        let mut n = 0;
         // The last segment is the active one and is never deleted.
-        while n + 1 < segs.len() {
-            let s = &segs[n];
-            let by_time = match retention_ms {
-                Some(ms) => match s.largest_timestamp().map_err(|e| io_err("reading", e))? {
-                    Some(ts) => ts < now_ms.saturating_sub(ms),
-                    None => false,
-                },
-                None => false,
-            };
-            let by_size = match retention_bytes {
-                Some(limit) => (total - s.size) as i64 >= limit,
-                None => false,
-            };
-            if !(by_time || by_size) {
-                break;
+        let closed = segs.len() - 1;
+        let mut n = 0;
+        if let Some(ms) = retention_ms {
+            let cutoff = now_ms.saturating_sub(ms);
+            while n < closed {
+                match segs[n]
+                    .largest_timestamp()
+                    .map_err(|e| io_err("reading", e))?
+                {
+                    Some(ts) if ts < cutoff => n += 1,
+                    _ => break,
+                }
             }
-            total -= s.size;
-            n += 1;
+        }
+        if let Some(limit) = retention_bytes {
+            let mut total: u64 = segs[n..].iter().map(|s| s.size).sum();
+            while n < closed && (total - segs[n].size) as i64 >= limit {
+                total -= segs[n].size;
+                n += 1;
+            }
         }
         if n == 0 {
             return Ok(0);

@@ -487,6 +487,8 @@ fn append_after_close_is_refused() {
     wal.close().unwrap();
     assert!(matches!(
         wal.append(&batch(1, 0, 10)),
-        Err(WalError::Offline(_))
+        Err(WalError::Storage(ref m)) if m.contains("closed")
     ));
+    assert!(matches!(wal.flush(), Err(WalError::Storage(_))));
+    assert!(matches!(wal.read(0, 10), Err(WalError::Storage(_))));
 }

@@ -436,7 +436,7 @@ impl Writer {
             return true;
         }
         match (self.shared.cfg.segment_ms, a.first_append) {
-            (Some(ms), Some(t)) => t.elapsed() > Duration::from_millis(ms),
+            (Some(ms), Some(t)) => t.elapsed() >= Duration::from_millis(ms),
             _ => false,
         }
     }
