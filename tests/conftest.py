@@ -40,3 +40,16 @@ def pytest_configure(config):
 
     if not config.pluginmanager.is_registered(plugin):
         config.pluginmanager.register(plugin, "streamcore")
+
+
+@pytest.fixture(scope="session")
+def apache_kafka_bootstrap(tmp_path_factory):
+    """Bootstrap address of a real Apache Kafka broker (KRaft) on 127.0.0.1, shared by
+    the session. Needs java and mvn; their absence is an error, not a skip."""
+    from apache_kafka import ApacheKafka
+
+    broker = ApacheKafka(tmp_path_factory.mktemp("apache-kafka")).start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
