@@ -44,6 +44,7 @@ partitionLeaderEpoch (-1 here by default, as the Java client writes; 0 there).
 
 from __future__ import annotations
 
+import operator
 import struct
 from functools import partial
 from typing import Any
@@ -91,6 +92,13 @@ def _input_bytes(data: object) -> bytes:
         if not view.c_contiguous:
             raise BufferError("data must be a C-contiguous buffer")
         return view.tobytes()
+
+
+def _cap(max_decompressed_bytes: int) -> int:
+    cap = operator.index(max_decompressed_bytes)
+    if cap < 0:
+        raise ValueError(f"max_decompressed_bytes must be >= 0, not {cap}")
+    return cap
 
 
 def _batch_end(buf: bytes, s: int, n: int) -> int:
@@ -182,7 +190,7 @@ def decode_batch(
     end = _batch_end(buf, 0, n)
     if end != n:
         raise CorruptRecordError(f"{n - end} bytes after the batch that ends at byte {end}")
-    return _decode_at(buf, 0, end, verify_crc, max_decompressed_bytes)
+    return _decode_at(buf, 0, end, verify_crc, _cap(max_decompressed_bytes))
 
 
 def decode_batches(
@@ -198,6 +206,7 @@ def decode_batches(
     batch that is malformed raises CorruptRecordError.
     """
     buf = _input_bytes(data)
+    cap = _cap(max_decompressed_bytes)
     n = len(buf)
     out: list[RecordBatch] = []
     s = 0
@@ -207,7 +216,7 @@ def decode_batches(
         if length >= _MIN_BATCH_LENGTH and s + 12 + length > n:
             break
         end = _batch_end(buf, s, n)
-        out.append(_decode_at(buf, s, end, verify_crc, max_decompressed_bytes))
+        out.append(_decode_at(buf, s, end, verify_crc, cap))
         s = end
     return out
 
@@ -234,6 +243,6 @@ def validate_batch(
         raise CorruptRecordError("record count 0 at byte 57: a produced batch needs at least one record")
     if h[6] != count - 1:
         raise CorruptRecordError(f"lastOffsetDelta {h[6]} at byte 23 does not match record count {count}")
-    rbuf, pos, rend = _records_region(buf, 0, end, h, max_decompressed_bytes)
+    rbuf, pos, rend = _records_region(buf, 0, end, h, _cap(max_decompressed_bytes))
     walk(rbuf, pos, rend, h, MODE_VALIDATE, rbuf is not buf, 0)
     return BatchInfo(h[0], h[1], h[2], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12])
