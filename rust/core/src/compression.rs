@@ -122,7 +122,15 @@ pub fn compress(codec: Codec, data: &[u8], level: Option<i32>) -> Result<Vec<u8>
 }
 
 /// Decompresses `data` with `codec`, failing once the output would pass `cap` bytes.
+///
+/// An empty blob is invalid for every codec (a batch with records always has some).
 pub fn decompress(codec: Codec, data: &[u8], cap: usize) -> Result<Vec<u8>, DecompressError> {
+    if data.is_empty() && codec != Codec::None {
+        return Err(DecompressError::Invalid(format!(
+            "{}: empty compressed records",
+            codec.name()
+        )));
+    }
     match codec {
         Codec::None => {
             if data.len() > cap {
@@ -145,12 +153,7 @@ pub fn decompress(codec: Codec, data: &[u8], cap: usize) -> Result<Vec<u8>, Deco
                 snappy_raw_decode(data, cap)
             }
         }
-        Codec::Lz4 => read_capped(
-            lz4_flex::frame::FrameDecoder::new(data),
-            cap,
-            "lz4",
-            data.len(),
-        ),
+        Codec::Lz4 => lz4_frames_decode(data, cap),
         Codec::Zstd => {
             let dec = zstd::stream::read::Decoder::with_buffer(data)
                 .map_err(|e| DecompressError::Invalid(format!("zstd: {e}")))?;
@@ -179,6 +182,173 @@ fn read_capped<R: Read>(
         .map_err(|e| DecompressError::Invalid(format!("{codec}: {e}")))?;
     if out.len() > cap {
         return Err(DecompressError::TooLarge { cap });
+    }
+    Ok(out)
+}
+
+const LZ4_MAGIC: u32 = 0x184D_2204;
+/// Skippable frames use magics 0x184D2A50..=0x184D2A5F.
+const LZ4_SKIPPABLE_MASK: u32 = 0xFFFF_FFF0;
+const LZ4_SKIPPABLE: u32 = 0x184D_2A50;
+/// Linked blocks may refer back this far into earlier output.
+const LZ4_WINDOW: usize = 64 * 1024;
+
+fn lz4_err(msg: String) -> DecompressError {
+    DecompressError::Invalid(format!("lz4: {msg}"))
+}
+
+fn take<'a>(
+    data: &'a [u8],
+    pos: &mut usize,
+    n: usize,
+    what: &str,
+) -> Result<&'a [u8], DecompressError> {
+    if data.len() - *pos < n {
+        return Err(lz4_err(format!(
+            "{what} truncated at byte {} of the compressed data",
+            *pos
+        )));
+    }
+    let s = &data[*pos..*pos + n];
+    *pos += n;
+    Ok(s)
+}
+
+fn le_u32(b: &[u8]) -> u32 {
+    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+}
+
+/// One or more concatenated LZ4 frames (skippable frames allowed), parsed here
+/// rather than with lz4_flex's reader because that reader treats a stream cut at a
+/// block boundary as complete and stops at the first frame. Header, block and content
+/// checksums are verified when the frame declares them; linked blocks are supported.
+fn lz4_frames_decode(data: &[u8], cap: usize) -> Result<Vec<u8>, DecompressError> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut pos = 0usize;
+    while pos < data.len() {
+        let magic = le_u32(take(data, &mut pos, 4, "frame magic")?);
+        if magic & LZ4_SKIPPABLE_MASK == LZ4_SKIPPABLE {
+            let n = le_u32(take(data, &mut pos, 4, "skippable frame size")?) as usize;
+            take(data, &mut pos, n, "skippable frame")?;
+            continue;
+        }
+        if magic != LZ4_MAGIC {
+            return Err(lz4_err(format!(
+                "bad frame magic 0x{magic:08x} at byte {}",
+                pos - 4
+            )));
+        }
+        let desc_at = pos;
+        let flg = take(data, &mut pos, 2, "frame descriptor")?;
+        let (flg, bd) = (flg[0], flg[1]);
+        if flg >> 6 != 1 || flg & 0x02 != 0 || bd & 0x8F != 0 {
+            return Err(lz4_err(format!("bad frame descriptor at byte {desc_at}")));
+        }
+        let independent = flg & 0x20 != 0;
+        let block_checksum = flg & 0x10 != 0;
+        let has_size = flg & 0x08 != 0;
+        let content_checksum = flg & 0x04 != 0;
+        let has_dict = flg & 0x01 != 0;
+        let block_max = match (bd >> 4) & 0x07 {
+            4 => 64 * 1024,
+            5 => 256 * 1024,
+            6 => 1024 * 1024,
+            7 => 4 * 1024 * 1024,
+            other => {
+                return Err(lz4_err(format!(
+                    "bad block size id {other} at byte {}",
+                    desc_at + 1
+                )))
+            }
+        };
+        let mut declared = None;
+        if has_size {
+            let b = take(data, &mut pos, 8, "content size")?;
+            declared = Some(u64::from_le_bytes([
+                b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+            ]));
+        }
+        if has_dict {
+            return Err(lz4_err(format!(
+                "dictionary frames are not supported (byte {desc_at})"
+            )));
+        }
+        let hc = take(data, &mut pos, 1, "header checksum")?[0];
+        let want = (twox_hash::XxHash32::oneshot(0, &data[desc_at..pos - 1]) >> 8) as u8;
+        if hc != want {
+            return Err(lz4_err(format!("bad header checksum at byte {}", pos - 1)));
+        }
+        if let Some(n) = declared {
+            if n > (cap - out.len()) as u64 {
+                return Err(DecompressError::TooLarge { cap });
+            }
+        }
+        let frame_start = out.len();
+        loop {
+            let block_at = pos;
+            let word = le_u32(take(data, &mut pos, 4, "block size")?);
+            if word == 0 {
+                break;
+            }
+            let stored = word & 0x8000_0000 != 0;
+            let size = (word & 0x7FFF_FFFF) as usize;
+            if size > block_max {
+                return Err(lz4_err(format!(
+                    "block of {size} bytes at byte {block_at} exceeds the frame's maximum"
+                )));
+            }
+            let block = take(data, &mut pos, size, "block")?;
+            if block_checksum {
+                let sum = le_u32(take(data, &mut pos, 4, "block checksum")?);
+                if sum != twox_hash::XxHash32::oneshot(0, block) {
+                    return Err(lz4_err(format!(
+                        "bad block checksum for the block at byte {block_at}"
+                    )));
+                }
+            }
+            let start = out.len();
+            if stored {
+                if size > cap - start {
+                    return Err(DecompressError::TooLarge { cap });
+                }
+                out.extend_from_slice(block);
+                continue;
+            }
+            // Room for a whole block, but never past the cap (+1 to tell "too large").
+            let room = block_max.min((cap - start).saturating_add(1));
+            out.resize(start + room, 0);
+            let (before, after) = out.split_at_mut(start);
+            let result = if independent {
+                lz4_flex::block::decompress_into(block, after)
+            } else {
+                let dict_from = start.saturating_sub(LZ4_WINDOW).max(frame_start);
+                lz4_flex::block::decompress_into_with_dict(block, after, &before[dict_from..])
+            };
+            match result {
+                Ok(n) => {
+                    out.truncate(start + n);
+                    if out.len() > cap {
+                        return Err(DecompressError::TooLarge { cap });
+                    }
+                }
+                Err(_) if room < block_max => return Err(DecompressError::TooLarge { cap }),
+                Err(e) => return Err(lz4_err(format!("bad block at byte {block_at}: {e}"))),
+            }
+        }
+        if let Some(n) = declared {
+            if n != (out.len() - frame_start) as u64 {
+                return Err(lz4_err(format!(
+                    "frame declares {n} bytes but holds {}",
+                    out.len() - frame_start
+                )));
+            }
+        }
+        if content_checksum {
+            let sum = le_u32(take(data, &mut pos, 4, "content checksum")?);
+            if sum != twox_hash::XxHash32::oneshot(0, &out[frame_start..]) {
+                return Err(lz4_err(format!("bad content checksum at byte {}", pos - 4)));
+            }
+        }
     }
     Ok(out)
 }
@@ -355,6 +525,51 @@ mod tests {
                     assert!(out.len() <= 1 << 20);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn concatenated_frames_and_members_are_read_whole() {
+        let a = sample(1000);
+        let b = sample(3000);
+        for codec in [Codec::Gzip, Codec::Lz4, Codec::Zstd] {
+            let mut both = compress(codec, &a, None).unwrap();
+            both.extend_from_slice(&compress(codec, &b, None).unwrap());
+            let mut want = a.clone();
+            want.extend_from_slice(&b);
+            assert_eq!(
+                decompress(codec, &both, 1 << 20).unwrap(),
+                want,
+                "{}",
+                codec.name()
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_and_trailing_garbage_are_errors() {
+        let data = sample(5000);
+        for codec in [Codec::Gzip, Codec::Snappy, Codec::Lz4, Codec::Zstd] {
+            let packed = compress(codec, &data, None).unwrap();
+            for cut in [1, 5, packed.len() / 2, packed.len() - 1] {
+                assert!(
+                    decompress(codec, &packed[..cut], 1 << 20).is_err(),
+                    "{} cut {cut}",
+                    codec.name()
+                );
+            }
+            let mut extra = packed.clone();
+            extra.push(0x55);
+            assert!(
+                decompress(codec, &extra, 1 << 20).is_err(),
+                "{} trailing",
+                codec.name()
+            );
+            assert!(
+                decompress(codec, &[], 1 << 20).is_err(),
+                "{} empty",
+                codec.name()
+            );
         }
     }
 

@@ -105,12 +105,15 @@ pub enum CodecError {
         extra: usize,
         at: Pos,
     },
-    /// An offset delta out of sequence (validation requires 0, 1, 2, ...).
+    /// An offset delta not above the previous one or past lastOffsetDelta.
     OffsetDeltaOutOfOrder {
-        expected: usize,
+        previous: i64,
+        last_offset_delta: i32,
         found: i32,
         at: Pos,
     },
+    /// A produced batch with recordsCount 0 (validation only).
+    NoRecords { at: Pos },
     /// lastOffsetDelta different from recordsCount - 1 (validation only).
     LastOffsetDeltaMismatch {
         declared: i32,
@@ -224,10 +227,18 @@ impl fmt::Display for CodecError {
                 "{extra} bytes after the last of {declared} records at {at}"
             ),
             OffsetDeltaOutOfOrder {
-                expected,
+                previous,
+                last_offset_delta,
                 found,
                 at,
-            } => write!(f, "offset delta {found} at {at}, expected {expected}"),
+            } => write!(
+                f,
+                "offset delta {found} at {at} out of order (previous {previous}, lastOffsetDelta {last_offset_delta})"
+            ),
+            NoRecords { at } => write!(
+                f,
+                "record count 0 at {at}: a produced batch needs at least one record"
+            ),
             LastOffsetDeltaMismatch {
                 declared,
                 expected,

@@ -532,6 +532,8 @@ fn read_header(b: &[u8]) -> BatchHeader {
 ///
 /// Returns `Ok(None)` for a trailing partial batch (fewer than 12 bytes, or a
 /// batchLength running past the end) when `partial_ok`; otherwise those are errors.
+/// A batchLength below the header size is an error either way, checked before the
+/// end (the order of Java's `ByteBufferLogInputStream`).
 fn frame(data: &[u8], at: usize, partial_ok: bool) -> Result<Option<usize>, CodecError> {
     if data.len() < LOG_OVERHEAD {
         if partial_ok {
@@ -545,12 +547,6 @@ fn frame(data: &[u8], at: usize, partial_ok: bool) -> Result<Option<usize>, Code
         });
     }
     let length = be_i32(data, 8);
-    if data.len() > MAGIC_OFFSET && data[MAGIC_OFFSET] != 2 {
-        return Err(CodecError::BadMagic {
-            magic: data[MAGIC_OFFSET] as i8,
-            at: Pos::input(at + MAGIC_OFFSET),
-        });
-    }
     if length < MIN_BATCH_LENGTH {
         return Err(CodecError::BatchLengthTooSmall {
             length,
@@ -694,14 +690,17 @@ impl Cursor<'_> {
     }
 }
 
-/// Parses `count` records filling exactly `region`.
+/// Parses recordsCount records filling exactly `region`. Offset deltas must increase
+/// strictly within 0..=lastOffsetDelta (compacted batches have gaps, so gaps are fine).
 fn parse_records<S: Sink>(
     region: &[u8],
-    count: i32,
+    header: &BatchHeader,
     place: Place,
-    strict_offsets: bool,
     sink: &mut S,
 ) -> Result<(), CodecError> {
+    let count = header.record_count;
+    let last_delta = header.last_offset_delta;
+    let mut prev: i64 = -1;
     let mut p = 0usize;
     for k in 0..count as usize {
         if p >= region.len() {
@@ -739,13 +738,15 @@ fn parse_records<S: Sink>(
         let timestamp_delta = c.varlong()?;
         let od_at = c.start + c.p;
         let offset_delta = c.varint()?;
-        if strict_offsets && offset_delta as i64 != k as i64 {
+        if offset_delta as i64 <= prev || offset_delta > last_delta {
             return Err(CodecError::OffsetDeltaOutOfOrder {
-                expected: k,
+                previous: prev,
+                last_offset_delta: last_delta,
                 found: offset_delta,
                 at: place.at(od_at),
             });
         }
+        prev = offset_delta as i64;
         let (key_start, key_len) = c.field("key", true)?;
         let (value_start, value_len) = c.field("value", true)?;
         let hc_at = c.start + c.p;
@@ -803,15 +804,16 @@ fn parse_records<S: Sink>(
     Ok(())
 }
 
-/// Checks header, CRC and count of one complete batch slice; returns the header, the
-/// records region (decompressed if needed) and where region offsets point.
-fn open_batch<'a>(
-    b: &'a [u8],
-    at: usize,
-    opts: &DecodeOptions,
-) -> Result<(BatchHeader, Cow<'a, [u8]>, Place), CodecError> {
+/// Checks magic, CRC, codec and count (in that order) of one complete batch slice.
+fn check_header(b: &[u8], at: usize, verify_crc: bool) -> Result<(BatchHeader, Codec), CodecError> {
     let header = read_header(b);
-    if opts.verify_crc {
+    if header.magic != 2 {
+        return Err(CodecError::BadMagic {
+            magic: header.magic,
+            at: Pos::input(at + MAGIC_OFFSET),
+        });
+    }
+    if verify_crc {
         let computed = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
         if computed != header.crc {
             return Err(CodecError::BadCrc {
@@ -821,20 +823,30 @@ fn open_batch<'a>(
             });
         }
     }
+    let codec = header.codec().ok_or(CodecError::UnknownCodec {
+        codec: (header.attributes & ATTR_CODEC_MASK) as u8,
+        at: Pos::input(at + ATTRIBUTES_OFFSET),
+    })?;
     if header.record_count < 0 {
         return Err(CodecError::NegativeRecordCount {
             count: header.record_count,
             at: Pos::input(at + RECORDS_COUNT_OFFSET),
         });
     }
-    let codec = header.codec().ok_or(CodecError::UnknownCodec {
-        codec: (header.attributes & ATTR_CODEC_MASK) as u8,
-        at: Pos::input(at + ATTRIBUTES_OFFSET),
-    })?;
+    Ok((header, codec))
+}
+
+/// The records region of a checked batch (decompressed if needed) and where its
+/// offsets point.
+fn records_region<'a>(
+    b: &'a [u8],
+    at: usize,
+    codec: Codec,
+    max_decompressed_bytes: usize,
+) -> Result<(Cow<'a, [u8]>, Place), CodecError> {
     let raw = &b[HEADER_LEN..];
     if codec == Codec::None {
         return Ok((
-            header,
             Cow::Borrowed(raw),
             Place {
                 base: at + HEADER_LEN,
@@ -844,7 +856,7 @@ fn open_batch<'a>(
     }
     let records_at = Pos::input(at + HEADER_LEN);
     let region =
-        compression::decompress(codec, raw, opts.max_decompressed_bytes).map_err(|e| match e {
+        compression::decompress(codec, raw, max_decompressed_bytes).map_err(|e| match e {
             DecompressError::TooLarge { cap } => CodecError::DecompressedTooLarge {
                 codec: codec.name(),
                 cap,
@@ -857,7 +869,6 @@ fn open_batch<'a>(
             },
         })?;
     Ok((
-        header,
         Cow::Owned(region),
         Place {
             base: 0,
@@ -871,15 +882,15 @@ fn decode_one<'a>(
     at: usize,
     opts: &DecodeOptions,
 ) -> Result<DecodedBatch<'a>, CodecError> {
-    let (header, region, place) = open_batch(b, at, opts)?;
+    let (header, codec) = check_header(b, at, opts.verify_crc)?;
+    let (region, place) = records_region(b, at, codec, opts.max_decompressed_bytes)?;
     let count = header.record_count as usize;
     let cap = count.min(region.len() / MIN_RECORD_LEN + 1);
     let mut sink = IndexSink {
         entries: Vec::with_capacity(cap),
         headers: Vec::new(),
     };
-    // Decoding accepts gaps in offset deltas: compaction leaves them in stored batches.
-    parse_records(&region, header.record_count, place, false, &mut sink)?;
+    parse_records(&region, &header, place, &mut sink)?;
     Ok(DecodedBatch {
         at,
         header,
@@ -943,11 +954,12 @@ pub fn validate_batch(
     max_decompressed_bytes: usize,
 ) -> Result<BatchHeader, CodecError> {
     let total = single_extent(data)?;
-    let opts = DecodeOptions {
-        verify_crc: true,
-        max_decompressed_bytes,
-    };
-    let (header, region, place) = open_batch(&data[..total], 0, &opts)?;
+    let (header, codec) = check_header(&data[..total], 0, true)?;
+    if header.record_count == 0 {
+        return Err(CodecError::NoRecords {
+            at: Pos::input(RECORDS_COUNT_OFFSET),
+        });
+    }
     let expected = header.record_count as i64 - 1;
     if header.last_offset_delta as i64 != expected {
         return Err(CodecError::LastOffsetDeltaMismatch {
@@ -956,7 +968,10 @@ pub fn validate_batch(
             at: Pos::input(LAST_OFFSET_DELTA_OFFSET),
         });
     }
-    parse_records(&region, header.record_count, place, true, &mut NoSink)?;
+    let (region, place) = records_region(&data[..total], 0, codec, max_decompressed_bytes)?;
+    // With lastOffsetDelta = n - 1, strictly increasing deltas in 0..=n-1 are
+    // exactly 0, 1, ... n-1.
+    parse_records(&region, &header, place, &mut NoSink)?;
     Ok(header)
 }
 

@@ -291,31 +291,76 @@ fn record_count_mismatches_are_errors() {
     );
 }
 
+/// Region offset of record `k`'s offset delta in a batch built by `simple_batch`
+/// (one-byte length, attributes and timestamp delta).
+fn offset_delta_at(data: &[u8], k: usize) -> usize {
+    let mut p = HEADER_LEN;
+    for _ in 0..k {
+        p += 1 + (data[p] >> 1) as usize;
+    }
+    p + 3
+}
+
 #[test]
-fn validate_requires_sequential_offset_deltas() {
+fn offset_deltas_must_increase_within_last_offset_delta() {
     let mut data = simple_batch(3, Codec::None);
-    // Second record: length varint, attributes, timestamp delta, then offset delta.
-    let first_len = (data[61] >> 1) as usize;
-    let od = 61 + 1 + first_len + 3;
+    let od = offset_delta_at(&data, 1);
     assert_eq!(data[od], 2); // zigzag(1)
-    data[od] = 4; // zigzag(2)
+    data[od] = 4; // zigzag(2): the third record's 2 is then not above it
     recrc(&mut data);
     assert!(matches!(
-        validate_batch(&data, DEFAULT_MAX_DECOMPRESSED_BYTES),
+        decode_batch(&data, &DecodeOptions::default()),
         Err(CodecError::OffsetDeltaOutOfOrder {
-            expected: 1,
+            previous: 2,
             found: 2,
             ..
         })
     ));
-    // Plain decoding tolerates gaps (compacted batches have them).
-    assert!(decode_batch(&data, &DecodeOptions::default()).is_ok());
     let mut data = simple_batch(3, Codec::None);
-    data[23..27].copy_from_slice(&5i32.to_be_bytes());
+    let od = offset_delta_at(&data, 2);
+    data[od] = 6; // zigzag(3) > lastOffsetDelta 2
     recrc(&mut data);
     assert!(matches!(
+        decode_batch(&data, &DecodeOptions::default()),
+        Err(CodecError::OffsetDeltaOutOfOrder {
+            found: 3,
+            last_offset_delta: 2,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn compacted_gaps_decode_but_do_not_validate() {
+    let mut data = simple_batch(2, Codec::None);
+    let od = offset_delta_at(&data, 1);
+    data[od] = 4; // zigzag(2)
+    data[23..27].copy_from_slice(&2i32.to_be_bytes());
+    recrc(&mut data);
+    let b = decode_batch(&data, &DecodeOptions::default()).unwrap();
+    assert_eq!(b.offset_of(&b.entries[1]), 2);
+    assert_eq!(b.header.last_offset(), 2);
+    assert!(matches!(
         validate_batch(&data, DEFAULT_MAX_DECOMPRESSED_BYTES),
-        Err(CodecError::LastOffsetDeltaMismatch { declared: 5, .. })
+        Err(CodecError::LastOffsetDeltaMismatch { declared: 2, .. })
+    ));
+}
+
+#[test]
+fn validate_rejects_an_empty_batch() {
+    let mut data = simple_batch(1, Codec::None);
+    data.truncate(HEADER_LEN);
+    data[8..12].copy_from_slice(&MIN_BATCH_LENGTH.to_be_bytes());
+    data[23..27].copy_from_slice(&(-1i32).to_be_bytes());
+    data[57..61].copy_from_slice(&0i32.to_be_bytes());
+    recrc(&mut data);
+    assert!(decode_batch(&data, &DecodeOptions::default())
+        .unwrap()
+        .entries
+        .is_empty());
+    assert!(matches!(
+        validate_batch(&data, DEFAULT_MAX_DECOMPRESSED_BYTES),
+        Err(CodecError::NoRecords { .. })
     ));
 }
 
