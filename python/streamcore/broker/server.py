@@ -147,7 +147,9 @@ class KafkaConnection(asyncio.Protocol):
             self._tasks.add(task)
             task.add_done_callback(lambda t, s=slot, c=ctx: self._finished(t, s, c))
         elif result is not None:
-            self._respond_now(headers.encode_response(correlation_id, api_key, version, result))
+            data = self._encode(ctx, result)
+            if data is not None:
+                self._respond_now(data)
         # None: nothing to send (acks=0 produce).
 
     def _finished(self, task: asyncio.Future[Any], slot: _Slot, ctx: RequestContext) -> None:
@@ -168,8 +170,24 @@ class KafkaConnection(asyncio.Protocol):
             return
         response = task.result()
         if response is not None:
-            slot.data = headers.encode_response(ctx.correlation_id, ctx.api_key, ctx.api_version, response)
+            slot.data = self._encode(ctx, response)
+            if slot.data is None:
+                return
         self._flush()
+
+    def _encode(self, ctx: RequestContext, response: Any) -> bytes | None:
+        """Frame a response; a response we cannot encode is our bug: log it, close."""
+        try:
+            return headers.encode_response(ctx.correlation_id, ctx.api_key, ctx.api_version, response)
+        except Exception:
+            log.exception(
+                "could not encode the api %d v%d response; closing %s",
+                ctx.api_key,
+                ctx.api_version,
+                self.peer,
+            )
+            self.close(None)
+            return None
 
     def _respond_now(self, data: bytes) -> None:
         if not self._pending:

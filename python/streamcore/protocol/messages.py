@@ -4214,8 +4214,6 @@ def _e_MetadataResponse_MetadataResponseTopic_v0(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v0(e, w)
-    if not (o.topic_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 0)
 
 
 def _d_MetadataResponse_v0(r):
@@ -4251,8 +4249,6 @@ def _e_MetadataResponse_v0(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v0(e, w)
-    if not (o.cluster_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.cluster_authorized_operations', 0)
 
 
 def _d_MetadataResponse_MetadataResponseBroker_v1(r):
@@ -4305,8 +4301,6 @@ def _e_MetadataResponse_MetadataResponseTopic_v1(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v0(e, w)
-    if not (o.topic_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 1)
 
 
 def _d_MetadataResponse_v1(r):
@@ -4344,26 +4338,6 @@ def _e_MetadataResponse_v1(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v1(e, w)
-    if not (o.cluster_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.cluster_authorized_operations', 1)
-
-
-def _e_MetadataResponse_MetadataResponseTopic_v2(o, w):
-    w.int16(o.error_code)
-    x = o.name
-    if x is None:
-        raise _null_enc('MetadataResponse.MetadataResponseTopic.name')
-    w.string(x)
-    w.boolean(o.is_internal)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('MetadataResponse.MetadataResponseTopic.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_MetadataResponse_MetadataResponsePartition_v0(e, w)
-    if not (o.topic_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 2)
 
 
 def _d_MetadataResponse_v2(r):
@@ -4402,27 +4376,7 @@ def _e_MetadataResponse_v2(o, w):
     else:
         w.array_length(len(x))
         for e in x:
-            _e_MetadataResponse_MetadataResponseTopic_v2(e, w)
-    if not (o.cluster_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.cluster_authorized_operations', 2)
-
-
-def _e_MetadataResponse_MetadataResponseTopic_v3(o, w):
-    w.int16(o.error_code)
-    x = o.name
-    if x is None:
-        raise _null_enc('MetadataResponse.MetadataResponseTopic.name')
-    w.string(x)
-    w.boolean(o.is_internal)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('MetadataResponse.MetadataResponseTopic.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_MetadataResponse_MetadataResponsePartition_v0(e, w)
-    if not (o.topic_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 3)
+            _e_MetadataResponse_MetadataResponseTopic_v1(e, w)
 
 
 def _d_MetadataResponse_v3(r):
@@ -4463,49 +4417,7 @@ def _e_MetadataResponse_v3(o, w):
     else:
         w.array_length(len(x))
         for e in x:
-            _e_MetadataResponse_MetadataResponseTopic_v3(e, w)
-    if not (o.cluster_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.cluster_authorized_operations', 3)
-
-
-def _e_MetadataResponse_MetadataResponseTopic_v4(o, w):
-    w.int16(o.error_code)
-    x = o.name
-    if x is None:
-        raise _null_enc('MetadataResponse.MetadataResponseTopic.name')
-    w.string(x)
-    w.boolean(o.is_internal)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('MetadataResponse.MetadataResponseTopic.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_MetadataResponse_MetadataResponsePartition_v0(e, w)
-    if not (o.topic_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 4)
-
-
-def _e_MetadataResponse_v4(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.brokers
-    if x is None:
-        raise _null_enc('MetadataResponse.brokers')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_MetadataResponse_MetadataResponseBroker_v1(e, w)
-    w.string(o.cluster_id)
-    w.int32(o.controller_id)
-    x = o.topics
-    if x is None:
-        raise _null_enc('MetadataResponse.topics')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_MetadataResponse_MetadataResponseTopic_v4(e, w)
-    if not (o.cluster_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.cluster_authorized_operations', 4)
+            _e_MetadataResponse_MetadataResponseTopic_v1(e, w)
 
 
 def _d_MetadataResponse_MetadataResponsePartition_v5(r):
@@ -4596,8 +4508,6 @@ def _e_MetadataResponse_MetadataResponseTopic_v5(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v5(e, w)
-    if not (o.topic_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 5)
 
 
 def _d_MetadataResponse_v5(r):
@@ -4639,48 +4549,6 @@ def _e_MetadataResponse_v5(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v5(e, w)
-    if not (o.cluster_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.cluster_authorized_operations', 5)
-
-
-def _e_MetadataResponse_MetadataResponseTopic_v6(o, w):
-    w.int16(o.error_code)
-    x = o.name
-    if x is None:
-        raise _null_enc('MetadataResponse.MetadataResponseTopic.name')
-    w.string(x)
-    w.boolean(o.is_internal)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('MetadataResponse.MetadataResponseTopic.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_MetadataResponse_MetadataResponsePartition_v5(e, w)
-    if not (o.topic_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 6)
-
-
-def _e_MetadataResponse_v6(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.brokers
-    if x is None:
-        raise _null_enc('MetadataResponse.brokers')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_MetadataResponse_MetadataResponseBroker_v1(e, w)
-    w.string(o.cluster_id)
-    w.int32(o.controller_id)
-    x = o.topics
-    if x is None:
-        raise _null_enc('MetadataResponse.topics')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_MetadataResponse_MetadataResponseTopic_v6(e, w)
-    if not (o.cluster_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.cluster_authorized_operations', 6)
 
 
 def _d_MetadataResponse_MetadataResponsePartition_v7(r):
@@ -4773,8 +4641,6 @@ def _e_MetadataResponse_MetadataResponseTopic_v7(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponsePartition_v7(e, w)
-    if not (o.topic_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.MetadataResponseTopic.topic_authorized_operations', 7)
 
 
 def _d_MetadataResponse_v7(r):
@@ -4816,8 +4682,6 @@ def _e_MetadataResponse_v7(o, w):
         w.array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v7(e, w)
-    if not (o.cluster_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.cluster_authorized_operations', 7)
 
 
 def _d_MetadataResponse_MetadataResponseTopic_v8(r):
@@ -5185,8 +5049,6 @@ def _e_MetadataResponse_v11(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v10(e, w)
-    if not (o.cluster_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.cluster_authorized_operations', 11)
     w.uvarint(0)
 
 
@@ -5263,8 +5125,6 @@ def _e_MetadataResponse_v12(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v12(e, w)
-    if not (o.cluster_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.cluster_authorized_operations', 12)
     w.uvarint(0)
 
 
@@ -5309,8 +5169,6 @@ def _e_MetadataResponse_v13(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_MetadataResponse_MetadataResponseTopic_v12(e, w)
-    if not (o.cluster_authorized_operations == -2147483648):
-        raise _absent('MetadataResponse.cluster_authorized_operations', 13)
     w.int16(o.error_code)
     w.uvarint(0)
 
@@ -5593,8 +5451,6 @@ def _e_ProduceResponse_PartitionProduceResponse_v0(o, w):
     w.int32(o.index)
     w.int16(o.error_code)
     w.int64(o.base_offset)
-    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 0)
 
 
 def _d_ProduceResponse_TopicProduceResponse_v0(r):
@@ -5644,30 +5500,6 @@ def _e_ProduceResponse_v0(o, w):
         w.array_length(len(x))
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v0(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('ProduceResponse.node_endpoints', 0)
-
-
-def _e_ProduceResponse_PartitionProduceResponse_v1(o, w):
-    w.int32(o.index)
-    w.int16(o.error_code)
-    w.int64(o.base_offset)
-    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 1)
-
-
-def _e_ProduceResponse_TopicProduceResponse_v1(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ProduceResponse.TopicProduceResponse.name')
-    w.string(x)
-    x = o.partition_responses
-    if x is None:
-        raise _null_enc('ProduceResponse.TopicProduceResponse.partition_responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ProduceResponse_PartitionProduceResponse_v1(e, w)
 
 
 def _d_ProduceResponse_v1(r):
@@ -5689,10 +5521,8 @@ def _e_ProduceResponse_v1(o, w):
     else:
         w.array_length(len(x))
         for e in x:
-            _e_ProduceResponse_TopicProduceResponse_v1(e, w)
+            _e_ProduceResponse_TopicProduceResponse_v0(e, w)
     w.int32(o.throttle_time_ms)
-    if not (o.node_endpoints == []):
-        raise _absent('ProduceResponse.node_endpoints', 1)
 
 
 def _d_ProduceResponse_PartitionProduceResponse_v2(r):
@@ -5708,8 +5538,6 @@ def _e_ProduceResponse_PartitionProduceResponse_v2(o, w):
     w.int16(o.error_code)
     w.int64(o.base_offset)
     w.int64(o.log_append_time_ms)
-    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 2)
 
 
 def _d_ProduceResponse_TopicProduceResponse_v2(r):
@@ -5761,80 +5589,6 @@ def _e_ProduceResponse_v2(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v2(e, w)
     w.int32(o.throttle_time_ms)
-    if not (o.node_endpoints == []):
-        raise _absent('ProduceResponse.node_endpoints', 2)
-
-
-def _e_ProduceResponse_PartitionProduceResponse_v3(o, w):
-    w.int32(o.index)
-    w.int16(o.error_code)
-    w.int64(o.base_offset)
-    w.int64(o.log_append_time_ms)
-    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 3)
-
-
-def _e_ProduceResponse_TopicProduceResponse_v3(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ProduceResponse.TopicProduceResponse.name')
-    w.string(x)
-    x = o.partition_responses
-    if x is None:
-        raise _null_enc('ProduceResponse.TopicProduceResponse.partition_responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ProduceResponse_PartitionProduceResponse_v3(e, w)
-
-
-def _e_ProduceResponse_v3(o, w):
-    x = o.responses
-    if x is None:
-        raise _null_enc('ProduceResponse.responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ProduceResponse_TopicProduceResponse_v3(e, w)
-    w.int32(o.throttle_time_ms)
-    if not (o.node_endpoints == []):
-        raise _absent('ProduceResponse.node_endpoints', 3)
-
-
-def _e_ProduceResponse_PartitionProduceResponse_v4(o, w):
-    w.int32(o.index)
-    w.int16(o.error_code)
-    w.int64(o.base_offset)
-    w.int64(o.log_append_time_ms)
-    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 4)
-
-
-def _e_ProduceResponse_TopicProduceResponse_v4(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ProduceResponse.TopicProduceResponse.name')
-    w.string(x)
-    x = o.partition_responses
-    if x is None:
-        raise _null_enc('ProduceResponse.TopicProduceResponse.partition_responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ProduceResponse_PartitionProduceResponse_v4(e, w)
-
-
-def _e_ProduceResponse_v4(o, w):
-    x = o.responses
-    if x is None:
-        raise _null_enc('ProduceResponse.responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ProduceResponse_TopicProduceResponse_v4(e, w)
-    w.int32(o.throttle_time_ms)
-    if not (o.node_endpoints == []):
-        raise _absent('ProduceResponse.node_endpoints', 4)
 
 
 def _d_ProduceResponse_PartitionProduceResponse_v5(r):
@@ -5852,8 +5606,6 @@ def _e_ProduceResponse_PartitionProduceResponse_v5(o, w):
     w.int64(o.base_offset)
     w.int64(o.log_append_time_ms)
     w.int64(o.log_start_offset)
-    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 5)
 
 
 def _d_ProduceResponse_TopicProduceResponse_v5(r):
@@ -5905,82 +5657,6 @@ def _e_ProduceResponse_v5(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v5(e, w)
     w.int32(o.throttle_time_ms)
-    if not (o.node_endpoints == []):
-        raise _absent('ProduceResponse.node_endpoints', 5)
-
-
-def _e_ProduceResponse_PartitionProduceResponse_v6(o, w):
-    w.int32(o.index)
-    w.int16(o.error_code)
-    w.int64(o.base_offset)
-    w.int64(o.log_append_time_ms)
-    w.int64(o.log_start_offset)
-    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 6)
-
-
-def _e_ProduceResponse_TopicProduceResponse_v6(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ProduceResponse.TopicProduceResponse.name')
-    w.string(x)
-    x = o.partition_responses
-    if x is None:
-        raise _null_enc('ProduceResponse.TopicProduceResponse.partition_responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ProduceResponse_PartitionProduceResponse_v6(e, w)
-
-
-def _e_ProduceResponse_v6(o, w):
-    x = o.responses
-    if x is None:
-        raise _null_enc('ProduceResponse.responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ProduceResponse_TopicProduceResponse_v6(e, w)
-    w.int32(o.throttle_time_ms)
-    if not (o.node_endpoints == []):
-        raise _absent('ProduceResponse.node_endpoints', 6)
-
-
-def _e_ProduceResponse_PartitionProduceResponse_v7(o, w):
-    w.int32(o.index)
-    w.int16(o.error_code)
-    w.int64(o.base_offset)
-    w.int64(o.log_append_time_ms)
-    w.int64(o.log_start_offset)
-    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 7)
-
-
-def _e_ProduceResponse_TopicProduceResponse_v7(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ProduceResponse.TopicProduceResponse.name')
-    w.string(x)
-    x = o.partition_responses
-    if x is None:
-        raise _null_enc('ProduceResponse.TopicProduceResponse.partition_responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ProduceResponse_PartitionProduceResponse_v7(e, w)
-
-
-def _e_ProduceResponse_v7(o, w):
-    x = o.responses
-    if x is None:
-        raise _null_enc('ProduceResponse.responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ProduceResponse_TopicProduceResponse_v7(e, w)
-    w.int32(o.throttle_time_ms)
-    if not (o.node_endpoints == []):
-        raise _absent('ProduceResponse.node_endpoints', 7)
 
 
 def _d_ProduceResponse_BatchIndexAndErrorMessage_v8(r):
@@ -6025,8 +5701,6 @@ def _e_ProduceResponse_PartitionProduceResponse_v8(o, w):
         for e in x:
             _e_ProduceResponse_BatchIndexAndErrorMessage_v8(e, w)
     w.string(o.error_message)
-    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 8)
 
 
 def _d_ProduceResponse_TopicProduceResponse_v8(r):
@@ -6078,8 +5752,6 @@ def _e_ProduceResponse_v8(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v8(e, w)
     w.int32(o.throttle_time_ms)
-    if not (o.node_endpoints == []):
-        raise _absent('ProduceResponse.node_endpoints', 8)
 
 
 def _d_ProduceResponse_BatchIndexAndErrorMessage_v9(r):
@@ -6127,8 +5799,6 @@ def _e_ProduceResponse_PartitionProduceResponse_v9(o, w):
         for e in x:
             _e_ProduceResponse_BatchIndexAndErrorMessage_v9(e, w)
     w.compact_string(o.error_message)
-    if not (type(o.current_leader) is ProduceResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('ProduceResponse.PartitionProduceResponse.current_leader', 9)
     w.uvarint(0)
 
 
@@ -6184,8 +5854,6 @@ def _e_ProduceResponse_v9(o, w):
         for e in x:
             _e_ProduceResponse_TopicProduceResponse_v9(e, w)
     w.int32(o.throttle_time_ms)
-    if not (o.node_endpoints == []):
-        raise _absent('ProduceResponse.node_endpoints', 9)
     w.uvarint(0)
 
 
@@ -7795,12 +7463,6 @@ def _e_FetchResponse_PartitionData_v4(o, w):
     w.int16(o.error_code)
     w.int64(o.high_watermark)
     w.int64(o.last_stable_offset)
-    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
-        raise _absent('FetchResponse.PartitionData.diverging_epoch', 4)
-    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.current_leader', 4)
-    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.snapshot_id', 4)
     x = o.aborted_transactions
     if x is None:
         w.array_length(None)
@@ -7808,8 +7470,6 @@ def _e_FetchResponse_PartitionData_v4(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if not (o.preferred_read_replica == -1):
-        raise _absent('FetchResponse.PartitionData.preferred_read_replica', 4)
     x = o.records
     if x is None:
         w.int32(-1)
@@ -7859,8 +7519,6 @@ def _d_FetchResponse_v4(r):
 
 def _e_FetchResponse_v4(o, w):
     w.int32(o.throttle_time_ms)
-    if not (o.session_id == 0):
-        raise _absent('FetchResponse.session_id', 4)
     x = o.responses
     if x is None:
         raise _null_enc('FetchResponse.responses')
@@ -7868,8 +7526,6 @@ def _e_FetchResponse_v4(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v4(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 4)
 
 
 def _d_FetchResponse_PartitionData_v5(r):
@@ -7901,12 +7557,6 @@ def _e_FetchResponse_PartitionData_v5(o, w):
     w.int64(o.high_watermark)
     w.int64(o.last_stable_offset)
     w.int64(o.log_start_offset)
-    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
-        raise _absent('FetchResponse.PartitionData.diverging_epoch', 5)
-    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.current_leader', 5)
-    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.snapshot_id', 5)
     x = o.aborted_transactions
     if x is None:
         w.array_length(None)
@@ -7914,8 +7564,6 @@ def _e_FetchResponse_PartitionData_v5(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if not (o.preferred_read_replica == -1):
-        raise _absent('FetchResponse.PartitionData.preferred_read_replica', 5)
     x = o.records
     if x is None:
         w.int32(-1)
@@ -7965,8 +7613,6 @@ def _d_FetchResponse_v5(r):
 
 def _e_FetchResponse_v5(o, w):
     w.int32(o.throttle_time_ms)
-    if not (o.session_id == 0):
-        raise _absent('FetchResponse.session_id', 5)
     x = o.responses
     if x is None:
         raise _null_enc('FetchResponse.responses')
@@ -7974,107 +7620,6 @@ def _e_FetchResponse_v5(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v5(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 5)
-
-
-def _e_FetchResponse_PartitionData_v6(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    w.int64(o.high_watermark)
-    w.int64(o.last_stable_offset)
-    w.int64(o.log_start_offset)
-    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
-        raise _absent('FetchResponse.PartitionData.diverging_epoch', 6)
-    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.current_leader', 6)
-    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.snapshot_id', 6)
-    x = o.aborted_transactions
-    if x is None:
-        w.array_length(None)
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if not (o.preferred_read_replica == -1):
-        raise _absent('FetchResponse.PartitionData.preferred_read_replica', 6)
-    x = o.records
-    if x is None:
-        w.int32(-1)
-    else:
-        w.bytes_(x)
-
-
-def _e_FetchResponse_FetchableTopicResponse_v6(o, w):
-    x = o.topic
-    if x is None:
-        raise _null_enc('FetchResponse.FetchableTopicResponse.topic')
-    w.string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('FetchResponse.FetchableTopicResponse.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_PartitionData_v6(e, w)
-
-
-def _e_FetchResponse_v6(o, w):
-    w.int32(o.throttle_time_ms)
-    if not (o.session_id == 0):
-        raise _absent('FetchResponse.session_id', 6)
-    x = o.responses
-    if x is None:
-        raise _null_enc('FetchResponse.responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_FetchableTopicResponse_v6(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 6)
-
-
-def _e_FetchResponse_PartitionData_v7(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    w.int64(o.high_watermark)
-    w.int64(o.last_stable_offset)
-    w.int64(o.log_start_offset)
-    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
-        raise _absent('FetchResponse.PartitionData.diverging_epoch', 7)
-    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.current_leader', 7)
-    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.snapshot_id', 7)
-    x = o.aborted_transactions
-    if x is None:
-        w.array_length(None)
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if not (o.preferred_read_replica == -1):
-        raise _absent('FetchResponse.PartitionData.preferred_read_replica', 7)
-    x = o.records
-    if x is None:
-        w.int32(-1)
-    else:
-        w.bytes_(x)
-
-
-def _e_FetchResponse_FetchableTopicResponse_v7(o, w):
-    x = o.topic
-    if x is None:
-        raise _null_enc('FetchResponse.FetchableTopicResponse.topic')
-    w.string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('FetchResponse.FetchableTopicResponse.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_PartitionData_v7(e, w)
 
 
 def _d_FetchResponse_v7(r):
@@ -8101,180 +7646,7 @@ def _e_FetchResponse_v7(o, w):
     else:
         w.array_length(len(x))
         for e in x:
-            _e_FetchResponse_FetchableTopicResponse_v7(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 7)
-
-
-def _e_FetchResponse_PartitionData_v8(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    w.int64(o.high_watermark)
-    w.int64(o.last_stable_offset)
-    w.int64(o.log_start_offset)
-    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
-        raise _absent('FetchResponse.PartitionData.diverging_epoch', 8)
-    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.current_leader', 8)
-    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.snapshot_id', 8)
-    x = o.aborted_transactions
-    if x is None:
-        w.array_length(None)
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if not (o.preferred_read_replica == -1):
-        raise _absent('FetchResponse.PartitionData.preferred_read_replica', 8)
-    x = o.records
-    if x is None:
-        w.int32(-1)
-    else:
-        w.bytes_(x)
-
-
-def _e_FetchResponse_FetchableTopicResponse_v8(o, w):
-    x = o.topic
-    if x is None:
-        raise _null_enc('FetchResponse.FetchableTopicResponse.topic')
-    w.string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('FetchResponse.FetchableTopicResponse.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_PartitionData_v8(e, w)
-
-
-def _e_FetchResponse_v8(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int32(o.session_id)
-    x = o.responses
-    if x is None:
-        raise _null_enc('FetchResponse.responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_FetchableTopicResponse_v8(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 8)
-
-
-def _e_FetchResponse_PartitionData_v9(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    w.int64(o.high_watermark)
-    w.int64(o.last_stable_offset)
-    w.int64(o.log_start_offset)
-    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
-        raise _absent('FetchResponse.PartitionData.diverging_epoch', 9)
-    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.current_leader', 9)
-    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.snapshot_id', 9)
-    x = o.aborted_transactions
-    if x is None:
-        w.array_length(None)
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if not (o.preferred_read_replica == -1):
-        raise _absent('FetchResponse.PartitionData.preferred_read_replica', 9)
-    x = o.records
-    if x is None:
-        w.int32(-1)
-    else:
-        w.bytes_(x)
-
-
-def _e_FetchResponse_FetchableTopicResponse_v9(o, w):
-    x = o.topic
-    if x is None:
-        raise _null_enc('FetchResponse.FetchableTopicResponse.topic')
-    w.string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('FetchResponse.FetchableTopicResponse.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_PartitionData_v9(e, w)
-
-
-def _e_FetchResponse_v9(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int32(o.session_id)
-    x = o.responses
-    if x is None:
-        raise _null_enc('FetchResponse.responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_FetchableTopicResponse_v9(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 9)
-
-
-def _e_FetchResponse_PartitionData_v10(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    w.int64(o.high_watermark)
-    w.int64(o.last_stable_offset)
-    w.int64(o.log_start_offset)
-    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
-        raise _absent('FetchResponse.PartitionData.diverging_epoch', 10)
-    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.current_leader', 10)
-    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.snapshot_id', 10)
-    x = o.aborted_transactions
-    if x is None:
-        w.array_length(None)
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_AbortedTransaction_v4(e, w)
-    if not (o.preferred_read_replica == -1):
-        raise _absent('FetchResponse.PartitionData.preferred_read_replica', 10)
-    x = o.records
-    if x is None:
-        w.int32(-1)
-    else:
-        w.bytes_(x)
-
-
-def _e_FetchResponse_FetchableTopicResponse_v10(o, w):
-    x = o.topic
-    if x is None:
-        raise _null_enc('FetchResponse.FetchableTopicResponse.topic')
-    w.string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('FetchResponse.FetchableTopicResponse.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_PartitionData_v10(e, w)
-
-
-def _e_FetchResponse_v10(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int32(o.session_id)
-    x = o.responses
-    if x is None:
-        raise _null_enc('FetchResponse.responses')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_FetchResponse_FetchableTopicResponse_v10(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 10)
+            _e_FetchResponse_FetchableTopicResponse_v5(e, w)
 
 
 def _d_FetchResponse_PartitionData_v11(r):
@@ -8307,12 +7679,6 @@ def _e_FetchResponse_PartitionData_v11(o, w):
     w.int64(o.high_watermark)
     w.int64(o.last_stable_offset)
     w.int64(o.log_start_offset)
-    if not (type(o.diverging_epoch) is FetchResponse_EpochEndOffset and (o.diverging_epoch.epoch == -1) and (o.diverging_epoch.end_offset == -1)):
-        raise _absent('FetchResponse.PartitionData.diverging_epoch', 11)
-    if not (type(o.current_leader) is FetchResponse_LeaderIdAndEpoch and (o.current_leader.leader_id == -1) and (o.current_leader.leader_epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.current_leader', 11)
-    if not (type(o.snapshot_id) is FetchResponse_SnapshotId and (o.snapshot_id.end_offset == -1) and (o.snapshot_id.epoch == -1)):
-        raise _absent('FetchResponse.PartitionData.snapshot_id', 11)
     x = o.aborted_transactions
     if x is None:
         w.array_length(None)
@@ -8381,8 +7747,6 @@ def _e_FetchResponse_v11(o, w):
         w.array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v11(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 11)
 
 
 def _d_FetchResponse_EpochEndOffset_v12(r):
@@ -8575,8 +7939,6 @@ def _e_FetchResponse_v12(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v12(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 12)
     w.uvarint(0)
 
 
@@ -8631,40 +7993,6 @@ def _e_FetchResponse_v13(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_FetchResponse_FetchableTopicResponse_v13(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 13)
-    w.uvarint(0)
-
-
-def _e_FetchResponse_v14(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int32(o.session_id)
-    x = o.responses
-    if x is None:
-        raise _null_enc('FetchResponse.responses')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_FetchResponse_FetchableTopicResponse_v13(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 14)
-    w.uvarint(0)
-
-
-def _e_FetchResponse_v15(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int32(o.session_id)
-    x = o.responses
-    if x is None:
-        raise _null_enc('FetchResponse.responses')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_FetchResponse_FetchableTopicResponse_v13(e, w)
-    if not (o.node_endpoints == []):
-        raise _absent('FetchResponse.node_endpoints', 15)
     w.uvarint(0)
 
 
@@ -9278,12 +8606,8 @@ def _d_ListOffsetsResponse_ListOffsetsPartitionResponse_v1(r):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v1(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if not (o.old_style_offsets == []):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 1)
     w.int64(o.timestamp)
     w.int64(o.offset)
-    if not (o.leader_epoch == -1):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.leader_epoch', 1)
 
 
 def _d_ListOffsetsResponse_ListOffsetsTopicResponse_v1(r):
@@ -9335,31 +8659,6 @@ def _e_ListOffsetsResponse_v1(o, w):
             _e_ListOffsetsResponse_ListOffsetsTopicResponse_v1(e, w)
 
 
-def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v2(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    if not (o.old_style_offsets == []):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 2)
-    w.int64(o.timestamp)
-    w.int64(o.offset)
-    if not (o.leader_epoch == -1):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.leader_epoch', 2)
-
-
-def _e_ListOffsetsResponse_ListOffsetsTopicResponse_v2(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.name')
-    w.string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v2(e, w)
-
-
 def _d_ListOffsetsResponse_v2(r):
     f0 = r.int32()
     n = r.array_length()
@@ -9380,43 +8679,7 @@ def _e_ListOffsetsResponse_v2(o, w):
     else:
         w.array_length(len(x))
         for e in x:
-            _e_ListOffsetsResponse_ListOffsetsTopicResponse_v2(e, w)
-
-
-def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v3(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    if not (o.old_style_offsets == []):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 3)
-    w.int64(o.timestamp)
-    w.int64(o.offset)
-    if not (o.leader_epoch == -1):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.leader_epoch', 3)
-
-
-def _e_ListOffsetsResponse_ListOffsetsTopicResponse_v3(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.name')
-    w.string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v3(e, w)
-
-
-def _e_ListOffsetsResponse_v3(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.topics
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.topics')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsTopicResponse_v3(e, w)
+            _e_ListOffsetsResponse_ListOffsetsTopicResponse_v1(e, w)
 
 
 def _d_ListOffsetsResponse_ListOffsetsPartitionResponse_v4(r):
@@ -9431,8 +8694,6 @@ def _d_ListOffsetsResponse_ListOffsetsPartitionResponse_v4(r):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v4(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if not (o.old_style_offsets == []):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 4)
     w.int64(o.timestamp)
     w.int64(o.offset)
     w.int32(o.leader_epoch)
@@ -9489,41 +8750,6 @@ def _e_ListOffsetsResponse_v4(o, w):
             _e_ListOffsetsResponse_ListOffsetsTopicResponse_v4(e, w)
 
 
-def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v5(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    if not (o.old_style_offsets == []):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 5)
-    w.int64(o.timestamp)
-    w.int64(o.offset)
-    w.int32(o.leader_epoch)
-
-
-def _e_ListOffsetsResponse_ListOffsetsTopicResponse_v5(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.name')
-    w.string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.partitions')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v5(e, w)
-
-
-def _e_ListOffsetsResponse_v5(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.topics
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.topics')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsTopicResponse_v5(e, w)
-
-
 def _d_ListOffsetsResponse_ListOffsetsPartitionResponse_v6(r):
     f0 = r.int32()
     f1 = r.int16()
@@ -9537,8 +8763,6 @@ def _d_ListOffsetsResponse_ListOffsetsPartitionResponse_v6(r):
 def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v6(o, w):
     w.int32(o.partition_index)
     w.int16(o.error_code)
-    if not (o.old_style_offsets == []):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 6)
     w.int64(o.timestamp)
     w.int64(o.offset)
     w.int32(o.leader_epoch)
@@ -9597,196 +8821,6 @@ def _e_ListOffsetsResponse_v6(o, w):
         w.compact_array_length(len(x))
         for e in x:
             _e_ListOffsetsResponse_ListOffsetsTopicResponse_v6(e, w)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v7(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    if not (o.old_style_offsets == []):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 7)
-    w.int64(o.timestamp)
-    w.int64(o.offset)
-    w.int32(o.leader_epoch)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_ListOffsetsTopicResponse_v7(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.name')
-    w.compact_string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.partitions')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v7(e, w)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_v7(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.topics
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.topics')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsTopicResponse_v7(e, w)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v8(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    if not (o.old_style_offsets == []):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 8)
-    w.int64(o.timestamp)
-    w.int64(o.offset)
-    w.int32(o.leader_epoch)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_ListOffsetsTopicResponse_v8(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.name')
-    w.compact_string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.partitions')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v8(e, w)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_v8(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.topics
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.topics')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsTopicResponse_v8(e, w)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v9(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    if not (o.old_style_offsets == []):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 9)
-    w.int64(o.timestamp)
-    w.int64(o.offset)
-    w.int32(o.leader_epoch)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_ListOffsetsTopicResponse_v9(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.name')
-    w.compact_string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.partitions')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v9(e, w)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_v9(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.topics
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.topics')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsTopicResponse_v9(e, w)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v10(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    if not (o.old_style_offsets == []):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 10)
-    w.int64(o.timestamp)
-    w.int64(o.offset)
-    w.int32(o.leader_epoch)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_ListOffsetsTopicResponse_v10(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.name')
-    w.compact_string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.partitions')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v10(e, w)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_v10(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.topics
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.topics')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsTopicResponse_v10(e, w)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v11(o, w):
-    w.int32(o.partition_index)
-    w.int16(o.error_code)
-    if not (o.old_style_offsets == []):
-        raise _absent('ListOffsetsResponse.ListOffsetsPartitionResponse.old_style_offsets', 11)
-    w.int64(o.timestamp)
-    w.int64(o.offset)
-    w.int32(o.leader_epoch)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_ListOffsetsTopicResponse_v11(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.name')
-    w.compact_string(x)
-    x = o.partitions
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.ListOffsetsTopicResponse.partitions')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsPartitionResponse_v11(e, w)
-    w.uvarint(0)
-
-
-def _e_ListOffsetsResponse_v11(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.topics
-    if x is None:
-        raise _null_enc('ListOffsetsResponse.topics')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_ListOffsetsResponse_ListOffsetsTopicResponse_v11(e, w)
     w.uvarint(0)
 
 
@@ -9940,8 +8974,6 @@ def _e_FindCoordinatorResponse_v0(o, w):
         raise _null_enc('FindCoordinatorResponse.host')
     w.string(x)
     w.int32(o.port)
-    if not (o.coordinators == []):
-        raise _absent('FindCoordinatorResponse.coordinators', 0)
 
 
 def _d_FindCoordinatorResponse_v1(r):
@@ -9966,22 +8998,6 @@ def _e_FindCoordinatorResponse_v1(o, w):
         raise _null_enc('FindCoordinatorResponse.host')
     w.string(x)
     w.int32(o.port)
-    if not (o.coordinators == []):
-        raise _absent('FindCoordinatorResponse.coordinators', 1)
-
-
-def _e_FindCoordinatorResponse_v2(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.string(o.error_message)
-    w.int32(o.node_id)
-    x = o.host
-    if x is None:
-        raise _null_enc('FindCoordinatorResponse.host')
-    w.string(x)
-    w.int32(o.port)
-    if not (o.coordinators == []):
-        raise _absent('FindCoordinatorResponse.coordinators', 2)
 
 
 def _d_FindCoordinatorResponse_v3(r):
@@ -10007,8 +9023,6 @@ def _e_FindCoordinatorResponse_v3(o, w):
         raise _null_enc('FindCoordinatorResponse.host')
     w.compact_string(x)
     w.int32(o.port)
-    if not (o.coordinators == []):
-        raise _absent('FindCoordinatorResponse.coordinators', 3)
     w.uvarint(0)
 
 
@@ -10058,54 +9072,6 @@ def _d_FindCoordinatorResponse_v4(r):
 
 def _e_FindCoordinatorResponse_v4(o, w):
     w.int32(o.throttle_time_ms)
-    if not (o.error_code == 0):
-        raise _absent('FindCoordinatorResponse.error_code', 4)
-    if not (o.node_id == 0):
-        raise _absent('FindCoordinatorResponse.node_id', 4)
-    if not (o.host == ''):
-        raise _absent('FindCoordinatorResponse.host', 4)
-    if not (o.port == 0):
-        raise _absent('FindCoordinatorResponse.port', 4)
-    x = o.coordinators
-    if x is None:
-        raise _null_enc('FindCoordinatorResponse.coordinators')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_FindCoordinatorResponse_Coordinator_v4(e, w)
-    w.uvarint(0)
-
-
-def _e_FindCoordinatorResponse_v5(o, w):
-    w.int32(o.throttle_time_ms)
-    if not (o.error_code == 0):
-        raise _absent('FindCoordinatorResponse.error_code', 5)
-    if not (o.node_id == 0):
-        raise _absent('FindCoordinatorResponse.node_id', 5)
-    if not (o.host == ''):
-        raise _absent('FindCoordinatorResponse.host', 5)
-    if not (o.port == 0):
-        raise _absent('FindCoordinatorResponse.port', 5)
-    x = o.coordinators
-    if x is None:
-        raise _null_enc('FindCoordinatorResponse.coordinators')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_FindCoordinatorResponse_Coordinator_v4(e, w)
-    w.uvarint(0)
-
-
-def _e_FindCoordinatorResponse_v6(o, w):
-    w.int32(o.throttle_time_ms)
-    if not (o.error_code == 0):
-        raise _absent('FindCoordinatorResponse.error_code', 6)
-    if not (o.node_id == 0):
-        raise _absent('FindCoordinatorResponse.node_id', 6)
-    if not (o.host == ''):
-        raise _absent('FindCoordinatorResponse.host', 6)
-    if not (o.port == 0):
-        raise _absent('FindCoordinatorResponse.port', 6)
     x = o.coordinators
     if x is None:
         raise _null_enc('FindCoordinatorResponse.coordinators')
@@ -10536,34 +9502,6 @@ def _e_JoinGroupResponse_v0(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.string(x)
-    if not (o.skip_assignment == False):
-        raise _absent('JoinGroupResponse.skip_assignment', 0)
-    x = o.member_id
-    if x is None:
-        raise _null_enc('JoinGroupResponse.member_id')
-    w.string(x)
-    x = o.members
-    if x is None:
-        raise _null_enc('JoinGroupResponse.members')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_JoinGroupResponse_JoinGroupResponseMember_v0(e, w)
-
-
-def _e_JoinGroupResponse_v1(o, w):
-    w.int16(o.error_code)
-    w.int32(o.generation_id)
-    x = o.protocol_name
-    if x is None:
-        raise _null_enc('JoinGroupResponse.protocol_name')
-    w.string(x)
-    x = o.leader
-    if x is None:
-        raise _null_enc('JoinGroupResponse.leader')
-    w.string(x)
-    if not (o.skip_assignment == False):
-        raise _absent('JoinGroupResponse.skip_assignment', 1)
     x = o.member_id
     if x is None:
         raise _null_enc('JoinGroupResponse.member_id')
@@ -10612,62 +9550,6 @@ def _e_JoinGroupResponse_v2(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.string(x)
-    if not (o.skip_assignment == False):
-        raise _absent('JoinGroupResponse.skip_assignment', 2)
-    x = o.member_id
-    if x is None:
-        raise _null_enc('JoinGroupResponse.member_id')
-    w.string(x)
-    x = o.members
-    if x is None:
-        raise _null_enc('JoinGroupResponse.members')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_JoinGroupResponse_JoinGroupResponseMember_v0(e, w)
-
-
-def _e_JoinGroupResponse_v3(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int32(o.generation_id)
-    x = o.protocol_name
-    if x is None:
-        raise _null_enc('JoinGroupResponse.protocol_name')
-    w.string(x)
-    x = o.leader
-    if x is None:
-        raise _null_enc('JoinGroupResponse.leader')
-    w.string(x)
-    if not (o.skip_assignment == False):
-        raise _absent('JoinGroupResponse.skip_assignment', 3)
-    x = o.member_id
-    if x is None:
-        raise _null_enc('JoinGroupResponse.member_id')
-    w.string(x)
-    x = o.members
-    if x is None:
-        raise _null_enc('JoinGroupResponse.members')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_JoinGroupResponse_JoinGroupResponseMember_v0(e, w)
-
-
-def _e_JoinGroupResponse_v4(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int32(o.generation_id)
-    x = o.protocol_name
-    if x is None:
-        raise _null_enc('JoinGroupResponse.protocol_name')
-    w.string(x)
-    x = o.leader
-    if x is None:
-        raise _null_enc('JoinGroupResponse.leader')
-    w.string(x)
-    if not (o.skip_assignment == False):
-        raise _absent('JoinGroupResponse.skip_assignment', 4)
     x = o.member_id
     if x is None:
         raise _null_enc('JoinGroupResponse.member_id')
@@ -10739,8 +9621,6 @@ def _e_JoinGroupResponse_v5(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.string(x)
-    if not (o.skip_assignment == False):
-        raise _absent('JoinGroupResponse.skip_assignment', 5)
     x = o.member_id
     if x is None:
         raise _null_enc('JoinGroupResponse.member_id')
@@ -10815,8 +9695,6 @@ def _e_JoinGroupResponse_v6(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.compact_string(x)
-    if not (o.skip_assignment == False):
-        raise _absent('JoinGroupResponse.skip_assignment', 6)
     x = o.member_id
     if x is None:
         raise _null_enc('JoinGroupResponse.member_id')
@@ -10864,34 +9742,6 @@ def _e_JoinGroupResponse_v7(o, w):
     if x is None:
         raise _null_enc('JoinGroupResponse.leader')
     w.compact_string(x)
-    if not (o.skip_assignment == False):
-        raise _absent('JoinGroupResponse.skip_assignment', 7)
-    x = o.member_id
-    if x is None:
-        raise _null_enc('JoinGroupResponse.member_id')
-    w.compact_string(x)
-    x = o.members
-    if x is None:
-        raise _null_enc('JoinGroupResponse.members')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_JoinGroupResponse_JoinGroupResponseMember_v6(e, w)
-    w.uvarint(0)
-
-
-def _e_JoinGroupResponse_v8(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int32(o.generation_id)
-    w.compact_string(o.protocol_type)
-    w.compact_string(o.protocol_name)
-    x = o.leader
-    if x is None:
-        raise _null_enc('JoinGroupResponse.leader')
-    w.compact_string(x)
-    if not (o.skip_assignment == False):
-        raise _absent('JoinGroupResponse.skip_assignment', 8)
     x = o.member_id
     if x is None:
         raise _null_enc('JoinGroupResponse.member_id')
@@ -11625,8 +10475,6 @@ def _d_LeaveGroupResponse_v0(r):
 
 def _e_LeaveGroupResponse_v0(o, w):
     w.int16(o.error_code)
-    if not (o.members == []):
-        raise _absent('LeaveGroupResponse.members', 0)
 
 
 def _d_LeaveGroupResponse_v1(r):
@@ -11638,15 +10486,6 @@ def _d_LeaveGroupResponse_v1(r):
 def _e_LeaveGroupResponse_v1(o, w):
     w.int32(o.throttle_time_ms)
     w.int16(o.error_code)
-    if not (o.members == []):
-        raise _absent('LeaveGroupResponse.members', 1)
-
-
-def _e_LeaveGroupResponse_v2(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    if not (o.members == []):
-        raise _absent('LeaveGroupResponse.members', 2)
 
 
 def _d_LeaveGroupResponse_MemberResponse_v3(r):
@@ -13081,8 +11920,6 @@ def _e_OffsetFetchResponse_v1(o, w):
         w.array_length(len(x))
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v1(e, w)
-    if not (o.groups == []):
-        raise _absent('OffsetFetchResponse.groups', 1)
 
 
 def _d_OffsetFetchResponse_v2(r):
@@ -13106,8 +11943,6 @@ def _e_OffsetFetchResponse_v2(o, w):
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v1(e, w)
     w.int16(o.error_code)
-    if not (o.groups == []):
-        raise _absent('OffsetFetchResponse.groups', 2)
 
 
 def _d_OffsetFetchResponse_v3(r):
@@ -13133,22 +11968,6 @@ def _e_OffsetFetchResponse_v3(o, w):
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v1(e, w)
     w.int16(o.error_code)
-    if not (o.groups == []):
-        raise _absent('OffsetFetchResponse.groups', 3)
-
-
-def _e_OffsetFetchResponse_v4(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.topics
-    if x is None:
-        raise _null_enc('OffsetFetchResponse.topics')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_OffsetFetchResponse_OffsetFetchResponseTopic_v1(e, w)
-    w.int16(o.error_code)
-    if not (o.groups == []):
-        raise _absent('OffsetFetchResponse.groups', 4)
 
 
 def _d_OffsetFetchResponse_OffsetFetchResponsePartition_v5(r):
@@ -13219,8 +12038,6 @@ def _e_OffsetFetchResponse_v5(o, w):
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v5(e, w)
     w.int16(o.error_code)
-    if not (o.groups == []):
-        raise _absent('OffsetFetchResponse.groups', 5)
 
 
 def _d_OffsetFetchResponse_OffsetFetchResponsePartition_v6(r):
@@ -13296,23 +12113,6 @@ def _e_OffsetFetchResponse_v6(o, w):
         for e in x:
             _e_OffsetFetchResponse_OffsetFetchResponseTopic_v6(e, w)
     w.int16(o.error_code)
-    if not (o.groups == []):
-        raise _absent('OffsetFetchResponse.groups', 6)
-    w.uvarint(0)
-
-
-def _e_OffsetFetchResponse_v7(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.topics
-    if x is None:
-        raise _null_enc('OffsetFetchResponse.topics')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_OffsetFetchResponse_OffsetFetchResponseTopic_v6(e, w)
-    w.int16(o.error_code)
-    if not (o.groups == []):
-        raise _absent('OffsetFetchResponse.groups', 7)
     w.uvarint(0)
 
 
@@ -13412,22 +12212,6 @@ def _d_OffsetFetchResponse_v8(r):
 
 def _e_OffsetFetchResponse_v8(o, w):
     w.int32(o.throttle_time_ms)
-    if not (o.topics == []):
-        raise _absent('OffsetFetchResponse.topics', 8)
-    x = o.groups
-    if x is None:
-        raise _null_enc('OffsetFetchResponse.groups')
-    else:
-        w.compact_array_length(len(x))
-        for e in x:
-            _e_OffsetFetchResponse_OffsetFetchResponseGroup_v8(e, w)
-    w.uvarint(0)
-
-
-def _e_OffsetFetchResponse_v9(o, w):
-    w.int32(o.throttle_time_ms)
-    if not (o.topics == []):
-        raise _absent('OffsetFetchResponse.topics', 9)
     x = o.groups
     if x is None:
         raise _null_enc('OffsetFetchResponse.groups')
@@ -13510,8 +12294,6 @@ def _d_OffsetFetchResponse_v10(r):
 
 def _e_OffsetFetchResponse_v10(o, w):
     w.int32(o.throttle_time_ms)
-    if not (o.topics == []):
-        raise _absent('OffsetFetchResponse.topics', 10)
     x = o.groups
     if x is None:
         raise _null_enc('OffsetFetchResponse.groups')
@@ -13706,8 +12488,6 @@ def _d_DescribeGroupsResponse_DescribedGroup_v0(r):
 
 def _e_DescribeGroupsResponse_DescribedGroup_v0(o, w):
     w.int16(o.error_code)
-    if not (o.error_message is None):
-        raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 0)
     x = o.group_id
     if x is None:
         raise _null_enc('DescribeGroupsResponse.DescribedGroup.group_id')
@@ -13731,8 +12511,6 @@ def _e_DescribeGroupsResponse_DescribedGroup_v0(o, w):
         w.array_length(len(x))
         for e in x:
             _e_DescribeGroupsResponse_DescribedGroupMember_v0(e, w)
-    if not (o.authorized_operations == -2147483648):
-        raise _absent('DescribeGroupsResponse.DescribedGroup.authorized_operations', 0)
 
 
 def _d_DescribeGroupsResponse_v0(r):
@@ -13756,37 +12534,6 @@ def _e_DescribeGroupsResponse_v0(o, w):
             _e_DescribeGroupsResponse_DescribedGroup_v0(e, w)
 
 
-def _e_DescribeGroupsResponse_DescribedGroup_v1(o, w):
-    w.int16(o.error_code)
-    if not (o.error_message is None):
-        raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 1)
-    x = o.group_id
-    if x is None:
-        raise _null_enc('DescribeGroupsResponse.DescribedGroup.group_id')
-    w.string(x)
-    x = o.group_state
-    if x is None:
-        raise _null_enc('DescribeGroupsResponse.DescribedGroup.group_state')
-    w.string(x)
-    x = o.protocol_type
-    if x is None:
-        raise _null_enc('DescribeGroupsResponse.DescribedGroup.protocol_type')
-    w.string(x)
-    x = o.protocol_data
-    if x is None:
-        raise _null_enc('DescribeGroupsResponse.DescribedGroup.protocol_data')
-    w.string(x)
-    x = o.members
-    if x is None:
-        raise _null_enc('DescribeGroupsResponse.DescribedGroup.members')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_DescribeGroupsResponse_DescribedGroupMember_v0(e, w)
-    if not (o.authorized_operations == -2147483648):
-        raise _absent('DescribeGroupsResponse.DescribedGroup.authorized_operations', 1)
-
-
 def _d_DescribeGroupsResponse_v1(r):
     f0 = r.int32()
     n = r.array_length()
@@ -13807,49 +12554,7 @@ def _e_DescribeGroupsResponse_v1(o, w):
     else:
         w.array_length(len(x))
         for e in x:
-            _e_DescribeGroupsResponse_DescribedGroup_v1(e, w)
-
-
-def _e_DescribeGroupsResponse_DescribedGroup_v2(o, w):
-    w.int16(o.error_code)
-    if not (o.error_message is None):
-        raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 2)
-    x = o.group_id
-    if x is None:
-        raise _null_enc('DescribeGroupsResponse.DescribedGroup.group_id')
-    w.string(x)
-    x = o.group_state
-    if x is None:
-        raise _null_enc('DescribeGroupsResponse.DescribedGroup.group_state')
-    w.string(x)
-    x = o.protocol_type
-    if x is None:
-        raise _null_enc('DescribeGroupsResponse.DescribedGroup.protocol_type')
-    w.string(x)
-    x = o.protocol_data
-    if x is None:
-        raise _null_enc('DescribeGroupsResponse.DescribedGroup.protocol_data')
-    w.string(x)
-    x = o.members
-    if x is None:
-        raise _null_enc('DescribeGroupsResponse.DescribedGroup.members')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_DescribeGroupsResponse_DescribedGroupMember_v0(e, w)
-    if not (o.authorized_operations == -2147483648):
-        raise _absent('DescribeGroupsResponse.DescribedGroup.authorized_operations', 2)
-
-
-def _e_DescribeGroupsResponse_v2(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.groups
-    if x is None:
-        raise _null_enc('DescribeGroupsResponse.groups')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_DescribeGroupsResponse_DescribedGroup_v2(e, w)
+            _e_DescribeGroupsResponse_DescribedGroup_v0(e, w)
 
 
 def _d_DescribeGroupsResponse_DescribedGroup_v3(r):
@@ -13879,8 +12584,6 @@ def _d_DescribeGroupsResponse_DescribedGroup_v3(r):
 
 def _e_DescribeGroupsResponse_DescribedGroup_v3(o, w):
     w.int16(o.error_code)
-    if not (o.error_message is None):
-        raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 3)
     x = o.group_id
     if x is None:
         raise _null_enc('DescribeGroupsResponse.DescribedGroup.group_id')
@@ -14001,8 +12704,6 @@ def _d_DescribeGroupsResponse_DescribedGroup_v4(r):
 
 def _e_DescribeGroupsResponse_DescribedGroup_v4(o, w):
     w.int16(o.error_code)
-    if not (o.error_message is None):
-        raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 4)
     x = o.group_id
     if x is None:
         raise _null_enc('DescribeGroupsResponse.DescribedGroup.group_id')
@@ -14126,8 +12827,6 @@ def _d_DescribeGroupsResponse_DescribedGroup_v5(r):
 
 def _e_DescribeGroupsResponse_DescribedGroup_v5(o, w):
     w.int16(o.error_code)
-    if not (o.error_message is None):
-        raise _absent('DescribeGroupsResponse.DescribedGroup.error_message', 5)
     x = o.group_id
     if x is None:
         raise _null_enc('DescribeGroupsResponse.DescribedGroup.group_id')
@@ -15590,8 +14289,6 @@ def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_v1(o, w):
     w.string(o.value)
     w.boolean(o.read_only)
     w.int8(o.config_source)
-    if not (o.is_default == False):
-        raise _absent('DescribeConfigsResponse.DescribeConfigsResourceResult.is_default', 1)
     w.boolean(o.is_sensitive)
     x = o.synonyms
     if x is None:
@@ -15659,54 +14356,6 @@ def _e_DescribeConfigsResponse_v1(o, w):
             _e_DescribeConfigsResponse_DescribeConfigsResult_v1(e, w)
 
 
-def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_v2(o, w):
-    x = o.name
-    if x is None:
-        raise _null_enc('DescribeConfigsResponse.DescribeConfigsResourceResult.name')
-    w.string(x)
-    w.string(o.value)
-    w.boolean(o.read_only)
-    w.int8(o.config_source)
-    if not (o.is_default == False):
-        raise _absent('DescribeConfigsResponse.DescribeConfigsResourceResult.is_default', 2)
-    w.boolean(o.is_sensitive)
-    x = o.synonyms
-    if x is None:
-        raise _null_enc('DescribeConfigsResponse.DescribeConfigsResourceResult.synonyms')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_DescribeConfigsResponse_DescribeConfigsSynonym_v1(e, w)
-
-
-def _e_DescribeConfigsResponse_DescribeConfigsResult_v2(o, w):
-    w.int16(o.error_code)
-    w.string(o.error_message)
-    w.int8(o.resource_type)
-    x = o.resource_name
-    if x is None:
-        raise _null_enc('DescribeConfigsResponse.DescribeConfigsResult.resource_name')
-    w.string(x)
-    x = o.configs
-    if x is None:
-        raise _null_enc('DescribeConfigsResponse.DescribeConfigsResult.configs')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_DescribeConfigsResponse_DescribeConfigsResourceResult_v2(e, w)
-
-
-def _e_DescribeConfigsResponse_v2(o, w):
-    w.int32(o.throttle_time_ms)
-    x = o.results
-    if x is None:
-        raise _null_enc('DescribeConfigsResponse.results')
-    else:
-        w.array_length(len(x))
-        for e in x:
-            _e_DescribeConfigsResponse_DescribeConfigsResult_v2(e, w)
-
-
 def _d_DescribeConfigsResponse_DescribeConfigsResourceResult_v3(r):
     f0 = r.string()
     if f0 is None:
@@ -15735,8 +14384,6 @@ def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_v3(o, w):
     w.string(o.value)
     w.boolean(o.read_only)
     w.int8(o.config_source)
-    if not (o.is_default == False):
-        raise _absent('DescribeConfigsResponse.DescribeConfigsResourceResult.is_default', 3)
     w.boolean(o.is_sensitive)
     x = o.synonyms
     if x is None:
@@ -15855,8 +14502,6 @@ def _e_DescribeConfigsResponse_DescribeConfigsResourceResult_v4(o, w):
     w.compact_string(o.value)
     w.boolean(o.read_only)
     w.int8(o.config_source)
-    if not (o.is_default == False):
-        raise _absent('DescribeConfigsResponse.DescribeConfigsResourceResult.is_default', 4)
     w.boolean(o.is_sensitive)
     x = o.synonyms
     if x is None:
@@ -16063,21 +14708,6 @@ def _e_InitProducerIdResponse_v0(o, w):
     w.int16(o.error_code)
     w.int64(o.producer_id)
     w.int16(o.producer_epoch)
-    if not (o.ongoing_txn_producer_id == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 0)
-    if not (o.ongoing_txn_producer_epoch == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 0)
-
-
-def _e_InitProducerIdResponse_v1(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int64(o.producer_id)
-    w.int16(o.producer_epoch)
-    if not (o.ongoing_txn_producer_id == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 1)
-    if not (o.ongoing_txn_producer_epoch == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 1)
 
 
 def _d_InitProducerIdResponse_v2(r):
@@ -16094,46 +14724,6 @@ def _e_InitProducerIdResponse_v2(o, w):
     w.int16(o.error_code)
     w.int64(o.producer_id)
     w.int16(o.producer_epoch)
-    if not (o.ongoing_txn_producer_id == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 2)
-    if not (o.ongoing_txn_producer_epoch == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 2)
-    w.uvarint(0)
-
-
-def _e_InitProducerIdResponse_v3(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int64(o.producer_id)
-    w.int16(o.producer_epoch)
-    if not (o.ongoing_txn_producer_id == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 3)
-    if not (o.ongoing_txn_producer_epoch == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 3)
-    w.uvarint(0)
-
-
-def _e_InitProducerIdResponse_v4(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int64(o.producer_id)
-    w.int16(o.producer_epoch)
-    if not (o.ongoing_txn_producer_id == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 4)
-    if not (o.ongoing_txn_producer_epoch == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 4)
-    w.uvarint(0)
-
-
-def _e_InitProducerIdResponse_v5(o, w):
-    w.int32(o.throttle_time_ms)
-    w.int16(o.error_code)
-    w.int64(o.producer_id)
-    w.int16(o.producer_epoch)
-    if not (o.ongoing_txn_producer_id == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_id', 5)
-    if not (o.ongoing_txn_producer_epoch == -1):
-        raise _absent('InitProducerIdResponse.ongoing_txn_producer_epoch', 5)
     w.uvarint(0)
 
 
@@ -16515,8 +15105,6 @@ def _e_DescribeClusterResponse_DescribeClusterBroker_v0(o, w):
     w.compact_string(x)
     w.int32(o.port)
     w.compact_string(o.rack)
-    if not (o.is_fenced == False):
-        raise _absent('DescribeClusterResponse.DescribeClusterBroker.is_fenced', 0)
     w.uvarint(0)
 
 
@@ -16544,8 +15132,6 @@ def _e_DescribeClusterResponse_v0(o, w):
     w.int32(o.throttle_time_ms)
     w.int16(o.error_code)
     w.compact_string(o.error_message)
-    if not (o.endpoint_type == 1):
-        raise _absent('DescribeClusterResponse.endpoint_type', 0)
     x = o.cluster_id
     if x is None:
         raise _null_enc('DescribeClusterResponse.cluster_id')
@@ -16559,19 +15145,6 @@ def _e_DescribeClusterResponse_v0(o, w):
         for e in x:
             _e_DescribeClusterResponse_DescribeClusterBroker_v0(e, w)
     w.int32(o.cluster_authorized_operations)
-    w.uvarint(0)
-
-
-def _e_DescribeClusterResponse_DescribeClusterBroker_v1(o, w):
-    w.int32(o.broker_id)
-    x = o.host
-    if x is None:
-        raise _null_enc('DescribeClusterResponse.DescribeClusterBroker.host')
-    w.compact_string(x)
-    w.int32(o.port)
-    w.compact_string(o.rack)
-    if not (o.is_fenced == False):
-        raise _absent('DescribeClusterResponse.DescribeClusterBroker.is_fenced', 1)
     w.uvarint(0)
 
 
@@ -16612,7 +15185,7 @@ def _e_DescribeClusterResponse_v1(o, w):
     else:
         w.compact_array_length(len(x))
         for e in x:
-            _e_DescribeClusterResponse_DescribeClusterBroker_v1(e, w)
+            _e_DescribeClusterResponse_DescribeClusterBroker_v0(e, w)
     w.int32(o.cluster_authorized_operations)
     w.uvarint(0)
 
@@ -16975,27 +15548,27 @@ _E_ApiVersionsResponse = (_e_ApiVersionsResponse_v0, _e_ApiVersionsResponse_v1, 
 _D_MetadataRequest = (_d_MetadataRequest_v0, _d_MetadataRequest_v1, _d_MetadataRequest_v1, _d_MetadataRequest_v1, _d_MetadataRequest_v4, _d_MetadataRequest_v4, _d_MetadataRequest_v4, _d_MetadataRequest_v4, _d_MetadataRequest_v8, _d_MetadataRequest_v9, _d_MetadataRequest_v10, _d_MetadataRequest_v11, _d_MetadataRequest_v11, _d_MetadataRequest_v11,)
 _E_MetadataRequest = (_e_MetadataRequest_v0, _e_MetadataRequest_v1, _e_MetadataRequest_v2, _e_MetadataRequest_v3, _e_MetadataRequest_v4, _e_MetadataRequest_v5, _e_MetadataRequest_v6, _e_MetadataRequest_v7, _e_MetadataRequest_v8, _e_MetadataRequest_v9, _e_MetadataRequest_v10, _e_MetadataRequest_v11, _e_MetadataRequest_v12, _e_MetadataRequest_v13,)
 _D_MetadataResponse = (_d_MetadataResponse_v0, _d_MetadataResponse_v1, _d_MetadataResponse_v2, _d_MetadataResponse_v3, _d_MetadataResponse_v3, _d_MetadataResponse_v5, _d_MetadataResponse_v5, _d_MetadataResponse_v7, _d_MetadataResponse_v8, _d_MetadataResponse_v9, _d_MetadataResponse_v10, _d_MetadataResponse_v11, _d_MetadataResponse_v12, _d_MetadataResponse_v13,)
-_E_MetadataResponse = (_e_MetadataResponse_v0, _e_MetadataResponse_v1, _e_MetadataResponse_v2, _e_MetadataResponse_v3, _e_MetadataResponse_v4, _e_MetadataResponse_v5, _e_MetadataResponse_v6, _e_MetadataResponse_v7, _e_MetadataResponse_v8, _e_MetadataResponse_v9, _e_MetadataResponse_v10, _e_MetadataResponse_v11, _e_MetadataResponse_v12, _e_MetadataResponse_v13,)
+_E_MetadataResponse = (_e_MetadataResponse_v0, _e_MetadataResponse_v1, _e_MetadataResponse_v2, _e_MetadataResponse_v3, _e_MetadataResponse_v3, _e_MetadataResponse_v5, _e_MetadataResponse_v5, _e_MetadataResponse_v7, _e_MetadataResponse_v8, _e_MetadataResponse_v9, _e_MetadataResponse_v10, _e_MetadataResponse_v11, _e_MetadataResponse_v12, _e_MetadataResponse_v13,)
 _D_ProduceRequest = (_d_ProduceRequest_v0, _d_ProduceRequest_v0, _d_ProduceRequest_v0, _d_ProduceRequest_v3, _d_ProduceRequest_v3, _d_ProduceRequest_v3, _d_ProduceRequest_v3, _d_ProduceRequest_v3, _d_ProduceRequest_v3, _d_ProduceRequest_v9, _d_ProduceRequest_v9, _d_ProduceRequest_v9, _d_ProduceRequest_v9, _d_ProduceRequest_v13,)
 _E_ProduceRequest = (_e_ProduceRequest_v0, _e_ProduceRequest_v1, _e_ProduceRequest_v2, _e_ProduceRequest_v3, _e_ProduceRequest_v3, _e_ProduceRequest_v3, _e_ProduceRequest_v3, _e_ProduceRequest_v3, _e_ProduceRequest_v3, _e_ProduceRequest_v9, _e_ProduceRequest_v9, _e_ProduceRequest_v9, _e_ProduceRequest_v9, _e_ProduceRequest_v13,)
 _D_ProduceResponse = (_d_ProduceResponse_v0, _d_ProduceResponse_v1, _d_ProduceResponse_v2, _d_ProduceResponse_v2, _d_ProduceResponse_v2, _d_ProduceResponse_v5, _d_ProduceResponse_v5, _d_ProduceResponse_v5, _d_ProduceResponse_v8, _d_ProduceResponse_v9, _d_ProduceResponse_v10, _d_ProduceResponse_v10, _d_ProduceResponse_v10, _d_ProduceResponse_v13,)
-_E_ProduceResponse = (_e_ProduceResponse_v0, _e_ProduceResponse_v1, _e_ProduceResponse_v2, _e_ProduceResponse_v3, _e_ProduceResponse_v4, _e_ProduceResponse_v5, _e_ProduceResponse_v6, _e_ProduceResponse_v7, _e_ProduceResponse_v8, _e_ProduceResponse_v9, _e_ProduceResponse_v10, _e_ProduceResponse_v10, _e_ProduceResponse_v10, _e_ProduceResponse_v13,)
+_E_ProduceResponse = (_e_ProduceResponse_v0, _e_ProduceResponse_v1, _e_ProduceResponse_v2, _e_ProduceResponse_v2, _e_ProduceResponse_v2, _e_ProduceResponse_v5, _e_ProduceResponse_v5, _e_ProduceResponse_v5, _e_ProduceResponse_v8, _e_ProduceResponse_v9, _e_ProduceResponse_v10, _e_ProduceResponse_v10, _e_ProduceResponse_v10, _e_ProduceResponse_v13,)
 _D_FetchRequest = (_d_FetchRequest_v4, _d_FetchRequest_v5, _d_FetchRequest_v5, _d_FetchRequest_v7, _d_FetchRequest_v7, _d_FetchRequest_v9, _d_FetchRequest_v9, _d_FetchRequest_v11, _d_FetchRequest_v12, _d_FetchRequest_v13, _d_FetchRequest_v13, _d_FetchRequest_v15, _d_FetchRequest_v15, _d_FetchRequest_v17, _d_FetchRequest_v18,)
 _E_FetchRequest = (_e_FetchRequest_v4, _e_FetchRequest_v5, _e_FetchRequest_v6, _e_FetchRequest_v7, _e_FetchRequest_v8, _e_FetchRequest_v9, _e_FetchRequest_v10, _e_FetchRequest_v11, _e_FetchRequest_v12, _e_FetchRequest_v13, _e_FetchRequest_v14, _e_FetchRequest_v15, _e_FetchRequest_v16, _e_FetchRequest_v17, _e_FetchRequest_v18,)
 _D_FetchResponse = (_d_FetchResponse_v4, _d_FetchResponse_v5, _d_FetchResponse_v5, _d_FetchResponse_v7, _d_FetchResponse_v7, _d_FetchResponse_v7, _d_FetchResponse_v7, _d_FetchResponse_v11, _d_FetchResponse_v12, _d_FetchResponse_v13, _d_FetchResponse_v13, _d_FetchResponse_v13, _d_FetchResponse_v16, _d_FetchResponse_v16, _d_FetchResponse_v16,)
-_E_FetchResponse = (_e_FetchResponse_v4, _e_FetchResponse_v5, _e_FetchResponse_v6, _e_FetchResponse_v7, _e_FetchResponse_v8, _e_FetchResponse_v9, _e_FetchResponse_v10, _e_FetchResponse_v11, _e_FetchResponse_v12, _e_FetchResponse_v13, _e_FetchResponse_v14, _e_FetchResponse_v15, _e_FetchResponse_v16, _e_FetchResponse_v16, _e_FetchResponse_v16,)
+_E_FetchResponse = (_e_FetchResponse_v4, _e_FetchResponse_v5, _e_FetchResponse_v5, _e_FetchResponse_v7, _e_FetchResponse_v7, _e_FetchResponse_v7, _e_FetchResponse_v7, _e_FetchResponse_v11, _e_FetchResponse_v12, _e_FetchResponse_v13, _e_FetchResponse_v13, _e_FetchResponse_v13, _e_FetchResponse_v16, _e_FetchResponse_v16, _e_FetchResponse_v16,)
 _D_ListOffsetsRequest = (_d_ListOffsetsRequest_v1, _d_ListOffsetsRequest_v2, _d_ListOffsetsRequest_v2, _d_ListOffsetsRequest_v4, _d_ListOffsetsRequest_v4, _d_ListOffsetsRequest_v6, _d_ListOffsetsRequest_v6, _d_ListOffsetsRequest_v6, _d_ListOffsetsRequest_v6, _d_ListOffsetsRequest_v10, _d_ListOffsetsRequest_v10,)
 _E_ListOffsetsRequest = (_e_ListOffsetsRequest_v1, _e_ListOffsetsRequest_v2, _e_ListOffsetsRequest_v3, _e_ListOffsetsRequest_v4, _e_ListOffsetsRequest_v5, _e_ListOffsetsRequest_v6, _e_ListOffsetsRequest_v7, _e_ListOffsetsRequest_v8, _e_ListOffsetsRequest_v9, _e_ListOffsetsRequest_v10, _e_ListOffsetsRequest_v11,)
 _D_ListOffsetsResponse = (_d_ListOffsetsResponse_v1, _d_ListOffsetsResponse_v2, _d_ListOffsetsResponse_v2, _d_ListOffsetsResponse_v4, _d_ListOffsetsResponse_v4, _d_ListOffsetsResponse_v6, _d_ListOffsetsResponse_v6, _d_ListOffsetsResponse_v6, _d_ListOffsetsResponse_v6, _d_ListOffsetsResponse_v6, _d_ListOffsetsResponse_v6,)
-_E_ListOffsetsResponse = (_e_ListOffsetsResponse_v1, _e_ListOffsetsResponse_v2, _e_ListOffsetsResponse_v3, _e_ListOffsetsResponse_v4, _e_ListOffsetsResponse_v5, _e_ListOffsetsResponse_v6, _e_ListOffsetsResponse_v7, _e_ListOffsetsResponse_v8, _e_ListOffsetsResponse_v9, _e_ListOffsetsResponse_v10, _e_ListOffsetsResponse_v11,)
+_E_ListOffsetsResponse = (_e_ListOffsetsResponse_v1, _e_ListOffsetsResponse_v2, _e_ListOffsetsResponse_v2, _e_ListOffsetsResponse_v4, _e_ListOffsetsResponse_v4, _e_ListOffsetsResponse_v6, _e_ListOffsetsResponse_v6, _e_ListOffsetsResponse_v6, _e_ListOffsetsResponse_v6, _e_ListOffsetsResponse_v6, _e_ListOffsetsResponse_v6,)
 _D_FindCoordinatorRequest = (_d_FindCoordinatorRequest_v0, _d_FindCoordinatorRequest_v1, _d_FindCoordinatorRequest_v1, _d_FindCoordinatorRequest_v3, _d_FindCoordinatorRequest_v4, _d_FindCoordinatorRequest_v4, _d_FindCoordinatorRequest_v4,)
 _E_FindCoordinatorRequest = (_e_FindCoordinatorRequest_v0, _e_FindCoordinatorRequest_v1, _e_FindCoordinatorRequest_v2, _e_FindCoordinatorRequest_v3, _e_FindCoordinatorRequest_v4, _e_FindCoordinatorRequest_v5, _e_FindCoordinatorRequest_v6,)
 _D_FindCoordinatorResponse = (_d_FindCoordinatorResponse_v0, _d_FindCoordinatorResponse_v1, _d_FindCoordinatorResponse_v1, _d_FindCoordinatorResponse_v3, _d_FindCoordinatorResponse_v4, _d_FindCoordinatorResponse_v4, _d_FindCoordinatorResponse_v4,)
-_E_FindCoordinatorResponse = (_e_FindCoordinatorResponse_v0, _e_FindCoordinatorResponse_v1, _e_FindCoordinatorResponse_v2, _e_FindCoordinatorResponse_v3, _e_FindCoordinatorResponse_v4, _e_FindCoordinatorResponse_v5, _e_FindCoordinatorResponse_v6,)
+_E_FindCoordinatorResponse = (_e_FindCoordinatorResponse_v0, _e_FindCoordinatorResponse_v1, _e_FindCoordinatorResponse_v1, _e_FindCoordinatorResponse_v3, _e_FindCoordinatorResponse_v4, _e_FindCoordinatorResponse_v4, _e_FindCoordinatorResponse_v4,)
 _D_JoinGroupRequest = (_d_JoinGroupRequest_v0, _d_JoinGroupRequest_v1, _d_JoinGroupRequest_v1, _d_JoinGroupRequest_v1, _d_JoinGroupRequest_v1, _d_JoinGroupRequest_v5, _d_JoinGroupRequest_v6, _d_JoinGroupRequest_v6, _d_JoinGroupRequest_v8, _d_JoinGroupRequest_v8,)
 _E_JoinGroupRequest = (_e_JoinGroupRequest_v0, _e_JoinGroupRequest_v1, _e_JoinGroupRequest_v2, _e_JoinGroupRequest_v3, _e_JoinGroupRequest_v4, _e_JoinGroupRequest_v5, _e_JoinGroupRequest_v6, _e_JoinGroupRequest_v6, _e_JoinGroupRequest_v8, _e_JoinGroupRequest_v8,)
 _D_JoinGroupResponse = (_d_JoinGroupResponse_v0, _d_JoinGroupResponse_v0, _d_JoinGroupResponse_v2, _d_JoinGroupResponse_v2, _d_JoinGroupResponse_v2, _d_JoinGroupResponse_v5, _d_JoinGroupResponse_v6, _d_JoinGroupResponse_v7, _d_JoinGroupResponse_v7, _d_JoinGroupResponse_v9,)
-_E_JoinGroupResponse = (_e_JoinGroupResponse_v0, _e_JoinGroupResponse_v1, _e_JoinGroupResponse_v2, _e_JoinGroupResponse_v3, _e_JoinGroupResponse_v4, _e_JoinGroupResponse_v5, _e_JoinGroupResponse_v6, _e_JoinGroupResponse_v7, _e_JoinGroupResponse_v8, _e_JoinGroupResponse_v9,)
+_E_JoinGroupResponse = (_e_JoinGroupResponse_v0, _e_JoinGroupResponse_v0, _e_JoinGroupResponse_v2, _e_JoinGroupResponse_v2, _e_JoinGroupResponse_v2, _e_JoinGroupResponse_v5, _e_JoinGroupResponse_v6, _e_JoinGroupResponse_v7, _e_JoinGroupResponse_v7, _e_JoinGroupResponse_v9,)
 _D_SyncGroupRequest = (_d_SyncGroupRequest_v0, _d_SyncGroupRequest_v0, _d_SyncGroupRequest_v0, _d_SyncGroupRequest_v3, _d_SyncGroupRequest_v4, _d_SyncGroupRequest_v5,)
 _E_SyncGroupRequest = (_e_SyncGroupRequest_v0, _e_SyncGroupRequest_v1, _e_SyncGroupRequest_v2, _e_SyncGroupRequest_v3, _e_SyncGroupRequest_v4, _e_SyncGroupRequest_v5,)
 _D_SyncGroupResponse = (_d_SyncGroupResponse_v0, _d_SyncGroupResponse_v1, _d_SyncGroupResponse_v1, _d_SyncGroupResponse_v1, _d_SyncGroupResponse_v4, _d_SyncGroupResponse_v5,)
@@ -17007,7 +15580,7 @@ _E_HeartbeatResponse = (_e_HeartbeatResponse_v0, _e_HeartbeatResponse_v1, _e_Hea
 _D_LeaveGroupRequest = (_d_LeaveGroupRequest_v0, _d_LeaveGroupRequest_v0, _d_LeaveGroupRequest_v0, _d_LeaveGroupRequest_v3, _d_LeaveGroupRequest_v4, _d_LeaveGroupRequest_v5,)
 _E_LeaveGroupRequest = (_e_LeaveGroupRequest_v0, _e_LeaveGroupRequest_v1, _e_LeaveGroupRequest_v2, _e_LeaveGroupRequest_v3, _e_LeaveGroupRequest_v4, _e_LeaveGroupRequest_v5,)
 _D_LeaveGroupResponse = (_d_LeaveGroupResponse_v0, _d_LeaveGroupResponse_v1, _d_LeaveGroupResponse_v1, _d_LeaveGroupResponse_v3, _d_LeaveGroupResponse_v4, _d_LeaveGroupResponse_v4,)
-_E_LeaveGroupResponse = (_e_LeaveGroupResponse_v0, _e_LeaveGroupResponse_v1, _e_LeaveGroupResponse_v2, _e_LeaveGroupResponse_v3, _e_LeaveGroupResponse_v4, _e_LeaveGroupResponse_v4,)
+_E_LeaveGroupResponse = (_e_LeaveGroupResponse_v0, _e_LeaveGroupResponse_v1, _e_LeaveGroupResponse_v1, _e_LeaveGroupResponse_v3, _e_LeaveGroupResponse_v4, _e_LeaveGroupResponse_v4,)
 _D_OffsetCommitRequest = (_d_OffsetCommitRequest_v2, _d_OffsetCommitRequest_v2, _d_OffsetCommitRequest_v2, _d_OffsetCommitRequest_v5, _d_OffsetCommitRequest_v6, _d_OffsetCommitRequest_v7, _d_OffsetCommitRequest_v8, _d_OffsetCommitRequest_v8, _d_OffsetCommitRequest_v10,)
 _E_OffsetCommitRequest = (_e_OffsetCommitRequest_v2, _e_OffsetCommitRequest_v3, _e_OffsetCommitRequest_v4, _e_OffsetCommitRequest_v5, _e_OffsetCommitRequest_v6, _e_OffsetCommitRequest_v7, _e_OffsetCommitRequest_v8, _e_OffsetCommitRequest_v9, _e_OffsetCommitRequest_v10,)
 _D_OffsetCommitResponse = (_d_OffsetCommitResponse_v2, _d_OffsetCommitResponse_v3, _d_OffsetCommitResponse_v3, _d_OffsetCommitResponse_v3, _d_OffsetCommitResponse_v3, _d_OffsetCommitResponse_v3, _d_OffsetCommitResponse_v8, _d_OffsetCommitResponse_v8, _d_OffsetCommitResponse_v10,)
@@ -17015,11 +15588,11 @@ _E_OffsetCommitResponse = (_e_OffsetCommitResponse_v2, _e_OffsetCommitResponse_v
 _D_OffsetFetchRequest = (_d_OffsetFetchRequest_v1, _d_OffsetFetchRequest_v2, _d_OffsetFetchRequest_v2, _d_OffsetFetchRequest_v2, _d_OffsetFetchRequest_v2, _d_OffsetFetchRequest_v6, _d_OffsetFetchRequest_v7, _d_OffsetFetchRequest_v8, _d_OffsetFetchRequest_v9, _d_OffsetFetchRequest_v10,)
 _E_OffsetFetchRequest = (_e_OffsetFetchRequest_v1, _e_OffsetFetchRequest_v2, _e_OffsetFetchRequest_v3, _e_OffsetFetchRequest_v4, _e_OffsetFetchRequest_v5, _e_OffsetFetchRequest_v6, _e_OffsetFetchRequest_v7, _e_OffsetFetchRequest_v8, _e_OffsetFetchRequest_v9, _e_OffsetFetchRequest_v10,)
 _D_OffsetFetchResponse = (_d_OffsetFetchResponse_v1, _d_OffsetFetchResponse_v2, _d_OffsetFetchResponse_v3, _d_OffsetFetchResponse_v3, _d_OffsetFetchResponse_v5, _d_OffsetFetchResponse_v6, _d_OffsetFetchResponse_v6, _d_OffsetFetchResponse_v8, _d_OffsetFetchResponse_v8, _d_OffsetFetchResponse_v10,)
-_E_OffsetFetchResponse = (_e_OffsetFetchResponse_v1, _e_OffsetFetchResponse_v2, _e_OffsetFetchResponse_v3, _e_OffsetFetchResponse_v4, _e_OffsetFetchResponse_v5, _e_OffsetFetchResponse_v6, _e_OffsetFetchResponse_v7, _e_OffsetFetchResponse_v8, _e_OffsetFetchResponse_v9, _e_OffsetFetchResponse_v10,)
+_E_OffsetFetchResponse = (_e_OffsetFetchResponse_v1, _e_OffsetFetchResponse_v2, _e_OffsetFetchResponse_v3, _e_OffsetFetchResponse_v3, _e_OffsetFetchResponse_v5, _e_OffsetFetchResponse_v6, _e_OffsetFetchResponse_v6, _e_OffsetFetchResponse_v8, _e_OffsetFetchResponse_v8, _e_OffsetFetchResponse_v10,)
 _D_DescribeGroupsRequest = (_d_DescribeGroupsRequest_v0, _d_DescribeGroupsRequest_v0, _d_DescribeGroupsRequest_v0, _d_DescribeGroupsRequest_v3, _d_DescribeGroupsRequest_v3, _d_DescribeGroupsRequest_v5, _d_DescribeGroupsRequest_v5,)
 _E_DescribeGroupsRequest = (_e_DescribeGroupsRequest_v0, _e_DescribeGroupsRequest_v1, _e_DescribeGroupsRequest_v2, _e_DescribeGroupsRequest_v3, _e_DescribeGroupsRequest_v3, _e_DescribeGroupsRequest_v5, _e_DescribeGroupsRequest_v5,)
 _D_DescribeGroupsResponse = (_d_DescribeGroupsResponse_v0, _d_DescribeGroupsResponse_v1, _d_DescribeGroupsResponse_v1, _d_DescribeGroupsResponse_v3, _d_DescribeGroupsResponse_v4, _d_DescribeGroupsResponse_v5, _d_DescribeGroupsResponse_v6,)
-_E_DescribeGroupsResponse = (_e_DescribeGroupsResponse_v0, _e_DescribeGroupsResponse_v1, _e_DescribeGroupsResponse_v2, _e_DescribeGroupsResponse_v3, _e_DescribeGroupsResponse_v4, _e_DescribeGroupsResponse_v5, _e_DescribeGroupsResponse_v6,)
+_E_DescribeGroupsResponse = (_e_DescribeGroupsResponse_v0, _e_DescribeGroupsResponse_v1, _e_DescribeGroupsResponse_v1, _e_DescribeGroupsResponse_v3, _e_DescribeGroupsResponse_v4, _e_DescribeGroupsResponse_v5, _e_DescribeGroupsResponse_v6,)
 _D_ListGroupsRequest = (_d_ListGroupsRequest_v0, _d_ListGroupsRequest_v0, _d_ListGroupsRequest_v0, _d_ListGroupsRequest_v3, _d_ListGroupsRequest_v4, _d_ListGroupsRequest_v5,)
 _E_ListGroupsRequest = (_e_ListGroupsRequest_v0, _e_ListGroupsRequest_v1, _e_ListGroupsRequest_v2, _e_ListGroupsRequest_v3, _e_ListGroupsRequest_v4, _e_ListGroupsRequest_v5,)
 _D_ListGroupsResponse = (_d_ListGroupsResponse_v0, _d_ListGroupsResponse_v1, _d_ListGroupsResponse_v1, _d_ListGroupsResponse_v3, _d_ListGroupsResponse_v4, _d_ListGroupsResponse_v5,)
@@ -17035,11 +15608,11 @@ _E_DeleteTopicsResponse = (_e_DeleteTopicsResponse_v1, _e_DeleteTopicsResponse_v
 _D_DescribeConfigsRequest = (_d_DescribeConfigsRequest_v1, _d_DescribeConfigsRequest_v1, _d_DescribeConfigsRequest_v3, _d_DescribeConfigsRequest_v4,)
 _E_DescribeConfigsRequest = (_e_DescribeConfigsRequest_v1, _e_DescribeConfigsRequest_v2, _e_DescribeConfigsRequest_v3, _e_DescribeConfigsRequest_v4,)
 _D_DescribeConfigsResponse = (_d_DescribeConfigsResponse_v1, _d_DescribeConfigsResponse_v1, _d_DescribeConfigsResponse_v3, _d_DescribeConfigsResponse_v4,)
-_E_DescribeConfigsResponse = (_e_DescribeConfigsResponse_v1, _e_DescribeConfigsResponse_v2, _e_DescribeConfigsResponse_v3, _e_DescribeConfigsResponse_v4,)
+_E_DescribeConfigsResponse = (_e_DescribeConfigsResponse_v1, _e_DescribeConfigsResponse_v1, _e_DescribeConfigsResponse_v3, _e_DescribeConfigsResponse_v4,)
 _D_InitProducerIdRequest = (_d_InitProducerIdRequest_v0, _d_InitProducerIdRequest_v0, _d_InitProducerIdRequest_v2, _d_InitProducerIdRequest_v3, _d_InitProducerIdRequest_v3, _d_InitProducerIdRequest_v3, _d_InitProducerIdRequest_v6,)
 _E_InitProducerIdRequest = (_e_InitProducerIdRequest_v0, _e_InitProducerIdRequest_v1, _e_InitProducerIdRequest_v2, _e_InitProducerIdRequest_v3, _e_InitProducerIdRequest_v4, _e_InitProducerIdRequest_v5, _e_InitProducerIdRequest_v6,)
 _D_InitProducerIdResponse = (_d_InitProducerIdResponse_v0, _d_InitProducerIdResponse_v0, _d_InitProducerIdResponse_v2, _d_InitProducerIdResponse_v2, _d_InitProducerIdResponse_v2, _d_InitProducerIdResponse_v2, _d_InitProducerIdResponse_v6,)
-_E_InitProducerIdResponse = (_e_InitProducerIdResponse_v0, _e_InitProducerIdResponse_v1, _e_InitProducerIdResponse_v2, _e_InitProducerIdResponse_v3, _e_InitProducerIdResponse_v4, _e_InitProducerIdResponse_v5, _e_InitProducerIdResponse_v6,)
+_E_InitProducerIdResponse = (_e_InitProducerIdResponse_v0, _e_InitProducerIdResponse_v0, _e_InitProducerIdResponse_v2, _e_InitProducerIdResponse_v2, _e_InitProducerIdResponse_v2, _e_InitProducerIdResponse_v2, _e_InitProducerIdResponse_v6,)
 _D_OffsetForLeaderEpochRequest = (_d_OffsetForLeaderEpochRequest_v2, _d_OffsetForLeaderEpochRequest_v3, _d_OffsetForLeaderEpochRequest_v4,)
 _E_OffsetForLeaderEpochRequest = (_e_OffsetForLeaderEpochRequest_v2, _e_OffsetForLeaderEpochRequest_v3, _e_OffsetForLeaderEpochRequest_v4,)
 _D_OffsetForLeaderEpochResponse = (_d_OffsetForLeaderEpochResponse_v2, _d_OffsetForLeaderEpochResponse_v2, _d_OffsetForLeaderEpochResponse_v4,)
