@@ -1,0 +1,465 @@
+"""Broker benchmarks: produce and consume throughput and latency over the Kafka wire.
+
+The load client is confluent-kafka (librdkafka), imported only when a benchmark runs:
+it is a test and benchmark dependency, not a runtime one. Being written in C, it can
+offer more load than a Python client, so the figures describe the broker rather than
+the client; the same client drives every broker that is compared.
+
+- :func:`run_produce`: ``messages`` values of ``size`` bytes, then flush. With delivery
+  reports on, per-message latency is librdkafka's own measure from ``produce()`` to the
+  delivery report (``Message.latency()``).
+- :func:`run_consume`: a new consumer group subscribes and reads ``messages`` records;
+  the clock starts before ``subscribe`` so the figures include the group join.
+  Latency is "now minus the record's timestamp" on receipt: end-to-end latency while
+  a producer is running, the records' age when the topic was filled beforehand.
+
+``add_arguments`` / ``main`` implement ``streamcore bench produce|consume``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+import tempfile
+import time
+import uuid
+from array import array
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+from streamcore.bench.progress import ProgressBar
+from streamcore.bench.table import format_figure, render_table
+from streamcore.bench.workload import make_codec_workload
+
+__all__ = [
+    "ACKS",
+    "COMPRESSIONS",
+    "WORKLOADS",
+    "add_arguments",
+    "create_topic",
+    "format_result",
+    "main",
+    "message_values",
+    "percentile",
+    "run_consume",
+    "run_produce",
+]
+
+#: The ``streamcore bench`` targets this module implements.
+WORKLOADS = ("produce", "consume")
+#: ``acks`` values accepted (``all`` is the same as ``-1``).
+ACKS = ("0", "1", "-1", "all")
+COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+# How many distinct values a run cycles through: enough that compressed runs do not
+# see one repeated record, few enough to build in milliseconds.
+_DISTINCT_VALUES = 1000
+# Progress and deadline checks every this many messages keeps the loops tight.
+_CHECK_EVERY = 1024
+_MB = 1e6
+
+
+def _confluent_kafka() -> Any:
+    try:
+        import confluent_kafka
+    except ImportError as exc:
+        raise RuntimeError(
+            "the broker benchmarks use confluent-kafka as load client: pip install confluent-kafka"
+        ) from exc
+    return confluent_kafka
+
+
+def message_values(messages: int, size: int) -> list[bytes]:
+    """Up to 1000 distinct JSON-like values of exactly ``size`` bytes, cycled by the producer."""
+    if size == 0:
+        return [b""]
+    return make_codec_workload(records=max(1, min(messages, _DISTINCT_VALUES)), value_size=size).values
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """The nearest-rank ``q``-th percentile (0 < q <= 100) of ascending values; None if empty."""
+    if not sorted_values:
+        return None
+    rank = max(1, min(len(sorted_values), int(-(-q * len(sorted_values) // 100))))
+    return float(sorted_values[rank - 1])
+
+
+def _latency_summary(values_ms: array[float]) -> dict[str, float | None] | None:
+    if not values_ms:
+        return None
+    ordered = sorted(values_ms)
+    return {
+        "p50": percentile(ordered, 50),
+        "p99": percentile(ordered, 99),
+        "max": float(ordered[-1]),
+    }
+
+
+def _new_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int = 1, timeout_s: float = 30.0) -> None:
+    """Create ``topic`` with ``partitions`` partitions (replication 1); fine if it exists."""
+    ck = _confluent_kafka()
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    # log_level 3: keep librdkafka's informational shutdown notes off stderr.
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    future = admin.create_topics(
+        [NewTopic(topic, num_partitions=partitions, replication_factor=1)],
+        operation_timeout=timeout_s,
+        request_timeout=timeout_s,
+    )[topic]
+    try:
+        future.result(timeout=timeout_s)
+    except ck.KafkaException as exc:
+        if exc.args[0].code() != ck.KafkaError.TOPIC_ALREADY_EXISTS:
+            raise
+
+
+def run_produce(
+    bootstrap: str,
+    messages: int,
+    size: int,
+    acks: int | str,
+    linger_ms: float = 5,
+    compression: str = "none",
+    topic: str | None = None,
+    *,
+    delivery_reports: bool = True,
+    progress: bool | None = None,
+    timeout_s: float = 300.0,
+    client_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Produce ``messages`` values of ``size`` bytes to ``topic``, flush, and return the figures.
+
+    ``acks``: 0, 1 or -1/"all"; ``linger_ms``: librdkafka's batching delay in
+    milliseconds; ``topic`` None = a new auto-created topic named ``bench-<hex>``.
+    ``delivery_reports=False`` runs the tightest loop (no callback; latency and the
+    delivered count are then None). ``timeout_s`` bounds the whole run (TimeoutError).
+
+    Returned keys: ``messages``, ``delivered``, ``failed``, ``seconds`` (first produce
+    to flush done), ``msgs_per_s``, ``mb_per_s`` (value bytes, 1 MB = 1e6 B),
+    ``latency_ms`` (``p50``/``p99``/``max`` or None), and the parameters.
+    """
+    if messages < 1:
+        raise ValueError(f"messages must be >= 1, got {messages}")
+    ck = _confluent_kafka()
+    topic = topic or _new_name("bench")
+    values = message_values(messages, size)
+    latencies: array[float] = array("d")
+    failures: list[str] = []
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        if err is not None:
+            if len(failures) < 10:  # keep a few for the report, count them all
+                failures.append(str(err))
+            else:
+                failures.append("")
+            return
+        lat = msg.latency()
+        if lat is not None:
+            latencies.append(lat * 1000.0)
+
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "acks": str(acks),
+        "linger.ms": linger_ms,
+        "compression.type": compression,
+    }
+    if delivery_reports:
+        config["on_delivery"] = on_delivery
+    config.update(client_config or {})
+    producer = ck.Producer(config)
+    produce, poll = producer.produce, producer.poll
+    bar = ProgressBar(messages, "produce", enabled=progress)
+    nvalues = len(values)
+    start = time.perf_counter()
+    deadline = start + timeout_s
+    i = 0
+    while i < messages:
+        try:
+            produce(topic, values[i % nvalues])
+        except BufferError:
+            # librdkafka's queue is full: serve delivery reports until there is room.
+            poll(0.005)
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"produce: {i} of {messages} queued after {timeout_s} s") from None
+            continue
+        i += 1
+        if i % _CHECK_EVERY == 0:
+            if delivery_reports:
+                poll(0)
+            bar.update(i)
+            if time.perf_counter() > deadline:
+                raise TimeoutError(f"produce: {i} of {messages} queued after {timeout_s} s")
+    remaining = producer.flush(max(0.0, deadline - time.perf_counter()))
+    seconds = time.perf_counter() - start
+    bar.close(messages - remaining)
+    if remaining:
+        raise TimeoutError(f"produce: {remaining} of {messages} not delivered after {timeout_s} s")
+    value_bytes = messages * size  # every value is exactly ``size`` bytes
+    return {
+        "workload": "produce",
+        "bootstrap": bootstrap,
+        "topic": topic,
+        "messages": messages,
+        "size": size,
+        "acks": str(acks),
+        "linger_ms": linger_ms,
+        "compression": compression,
+        "delivery_reports": delivery_reports,
+        "delivered": len(latencies) if delivery_reports else None,
+        "failed": len(failures) if delivery_reports else None,
+        "failure_examples": [f for f in failures if f][:10],
+        "seconds": seconds,
+        "msgs_per_s": messages / seconds,
+        "mb_per_s": value_bytes / seconds / _MB,
+        "latency_ms": _latency_summary(latencies),
+    }
+
+
+def run_consume(
+    bootstrap: str,
+    topic: str,
+    messages: int,
+    group: str | None = None,
+    *,
+    latency: bool = True,
+    progress: bool | None = None,
+    timeout_s: float = 300.0,
+    client_config: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Join a new consumer group on ``topic``, read ``messages`` records, return the figures.
+
+    ``group`` None = a fresh group ``bench-<hex>`` reading from the earliest offset.
+    The clock starts just before ``subscribe``: ``first_message_s`` is the time to the
+    first record including the group join, and ``msgs_per_s``/``mb_per_s`` cover
+    subscribe to last record. ``latency_ms``: receipt time minus record timestamp
+    (``p50``/``p99``/``max``, ms resolution); ``latency=False`` skips it. Raises
+    TimeoutError if fewer than ``messages`` records arrive within ``timeout_s``.
+    """
+    if messages < 1:
+        raise ValueError(f"messages must be >= 1, got {messages}")
+    ck = _confluent_kafka()
+    group = group or _new_name("bench")
+    config: dict[str, Any] = {
+        "bootstrap.servers": bootstrap,
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+    }
+    config.update(client_config or {})
+    consumer = ck.Consumer(config)
+    latencies: array[float] = array("d")
+    bar = ProgressBar(messages, "consume", enabled=progress)
+    received = 0
+    value_bytes = 0
+    errors: list[str] = []
+    first: float | None = None
+    try:
+        start = time.perf_counter()
+        deadline = start + timeout_s
+        consumer.subscribe([topic])
+        while received < messages:
+            now = time.perf_counter()
+            if now > deadline:
+                raise TimeoutError(f"consume: {received} of {messages} received after {timeout_s} s")
+            batch = consumer.consume(min(10_000, messages - received), min(0.5, max(deadline - now, 0.001)))
+            now_ms = time.time() * 1000.0
+            for msg in batch:
+                err = msg.error()
+                if err is not None:
+                    if err.fatal():
+                        raise RuntimeError(f"consume: fatal error {err}")
+                    errors.append(str(err))
+                    continue
+                received += 1
+                value_bytes += len(msg.value() or b"")
+                if latency:
+                    latencies.append(now_ms - msg.timestamp()[1])
+            if first is None and received:
+                first = time.perf_counter() - start
+            bar.update(received)
+        seconds = time.perf_counter() - start
+        bar.close(received)
+    finally:
+        consumer.close()
+    return {
+        "workload": "consume",
+        "bootstrap": bootstrap,
+        "topic": topic,
+        "group": group,
+        "messages": messages,
+        "received": received,
+        "errors": len(errors),
+        "error_examples": errors[:10],
+        "bytes": value_bytes,
+        "seconds": seconds,
+        "first_message_s": first,
+        "msgs_per_s": received / seconds,
+        "mb_per_s": value_bytes / seconds / _MB,
+        "latency_ms": _latency_summary(latencies),
+    }
+
+
+# --- streamcore bench produce|consume ------------------------------------------------
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser, workload: str = "produce") -> None:
+    """Add the options of ``streamcore bench <workload>`` (``produce`` or ``consume``) to ``parser``."""
+    if workload not in WORKLOADS:
+        raise ValueError(f"workload must be one of {WORKLOADS}, got {workload!r}")
+    parser.set_defaults(broker_workload=workload)
+    parser.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="broker to load (default: start a streamcore broker in a subprocess on a temporary "
+        "directory and stop it afterwards)",
+    )
+    parser.add_argument("--messages", type=_positive_int, default=100_000, help="messages (default 100000)")
+    parser.add_argument("--size", type=_non_negative_int, default=100, help="value bytes (default 100)")
+    parser.add_argument("--acks", choices=ACKS, default="1", help="producer acks (default 1)")
+    parser.add_argument("--linger-ms", type=float, default=5.0, help="producer linger.ms (default 5)")
+    parser.add_argument("--compression", choices=COMPRESSIONS, default="none", help="(default none)")
+    parser.add_argument(
+        "--partitions", type=_positive_int, default=1, help="partitions of a new topic (default 1)"
+    )
+    if workload == "produce":
+        parser.add_argument("--topic", help="topic to produce to (default: a new topic bench-<hex>)")
+    else:
+        parser.add_argument(
+            "--topic",
+            help="topic to read, holding at least --messages records (default: a new topic, "
+            "filled first with --messages records by the producer)",
+        )
+        parser.add_argument("--group", help="consumer group (default: a new group bench-<hex>)")
+    parser.add_argument(
+        "--fsync",
+        choices=("always", "interval", "never"),
+        default="interval",
+        help="fsync policy of the broker started when --bootstrap is omitted (default interval)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="bound of each phase, seconds (default 300)"
+    )
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write the figures as JSON to FILE ('-' for stdout)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+@contextlib.contextmanager
+def _broker(args: argparse.Namespace, report: dict[str, Any]) -> Iterator[str]:
+    if args.bootstrap:
+        report["broker"] = {"kind": "external", "bootstrap": args.bootstrap}
+        yield args.bootstrap
+        return
+    from streamcore.bench.processes import streamcore_broker_process
+
+    with tempfile.TemporaryDirectory(prefix="streamcore-bench-") as data_dir:
+        server = streamcore_broker_process(data_dir, fsync=args.fsync).start()
+        print(f"started streamcore broker (fsync={args.fsync}) on {server.bootstrap}", file=sys.stderr)
+        try:
+            yield server.bootstrap
+            report["broker"] = {
+                "kind": "streamcore subprocess",
+                "bootstrap": server.bootstrap,
+                "fsync": args.fsync,
+                "command": server.argv,
+                "peak_rss_bytes": server.peak_rss_bytes(),
+            }
+        finally:
+            server.stop()
+
+
+def _ms(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2f}"
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """A two-column table of one run's figures."""
+    rows = [
+        ["msgs/s", format_figure(result["msgs_per_s"])],
+        ["MB/s", format_figure(result["mb_per_s"])],
+        ["seconds", f"{result['seconds']:.3f}"],
+    ]
+    if result["workload"] == "consume":
+        rows.insert(2, ["first message (incl. join), s", _ms(result["first_message_s"])])
+        rows.append(["received", f"{result['received']:,}"])
+    else:
+        delivered = result["delivered"]
+        rows.append(["delivered", "-" if delivered is None else f"{delivered:,}"])
+    lat = result["latency_ms"] or {}
+    kind = "delivery" if result["workload"] == "produce" else "end-to-end"
+    rows += [
+        [f"p50 {kind} latency, ms", _ms(lat.get("p50"))],
+        [f"p99 {kind} latency, ms", _ms(lat.get("p99"))],
+    ]
+    return render_table(["figure", "value"], rows)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run ``streamcore bench produce|consume`` from parsed ``args``; print, write JSON; return 0."""
+    from streamcore.bench.environment import collect_environment
+
+    workload = args.broker_workload
+    progress = False if args.no_progress else None
+    report: dict[str, Any] = {"benchmark": workload, "environment": collect_environment()}
+    with _broker(args, report) as bootstrap:
+        topic = args.topic
+        if topic is None:
+            topic = _new_name("bench")
+            create_topic(bootstrap, topic, args.partitions, min(args.timeout, 60.0))
+        produce_args = dict(
+            bootstrap=bootstrap,
+            messages=args.messages,
+            size=args.size,
+            acks=args.acks,
+            linger_ms=args.linger_ms,
+            compression=args.compression,
+            topic=topic,
+            progress=progress,
+            timeout_s=args.timeout,
+        )
+        if workload == "produce":
+            result = run_produce(**produce_args)  # type: ignore[arg-type]
+        else:
+            if args.topic is None:
+                report["preload"] = run_produce(delivery_reports=False, **produce_args)  # type: ignore[arg-type]
+            result = run_consume(
+                bootstrap, topic, args.messages, args.group, progress=progress, timeout_s=args.timeout
+            )
+    report["result"] = result
+    if args.json == "-":
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+    what = f"{args.messages:,} x {args.size} B"
+    if workload == "produce":
+        what += f", acks={args.acks}, linger.ms={args.linger_ms:g}, compression={args.compression}"
+    print(f"{workload} {what} on {bootstrap} ({report['broker']['kind']}), topic {topic}")
+    print(format_result(result))
+    rss = report["broker"].get("peak_rss_bytes")
+    if rss:
+        print(f"broker peak RSS: {rss / 2**20:.1f} MiB")
+    return 0
