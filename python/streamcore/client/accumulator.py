@@ -1,0 +1,252 @@
+"""The producer's record accumulator: per-partition batches under a memory budget.
+
+Records are appended from any thread (the blocking API calls ``append`` in the
+caller's thread, so a tight send loop never crosses into the event loop per
+record); the sender drains full or lingered batches on the event loop. One lock
+guards the whole structure; it is held for list appends only, never for I/O or
+encoding.
+
+Memory: every record charges ``len(key) + len(value) + RECORD_OVERHEAD`` bytes
+against ``buffer_memory`` until its batch is answered (or fails). When the budget
+is exhausted ``reserve`` blocks (blocking callers) or the caller awaits
+``space_available()`` (asyncio), for at most ``max_block_ms``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import time
+from typing import Any
+
+from streamcore.client.types import TopicPartition
+
+__all__ = ["RECORD_OVERHEAD", "ProducerBatch", "Accumulator"]
+
+#: Bytes charged per record beyond key and value: the record framing and list slots.
+RECORD_OVERHEAD = 24
+
+
+class ProducerBatch:
+    """Records of one partition on their way into one record batch v2."""
+
+    __slots__ = (
+        "tp",
+        "values",
+        "keys",
+        "headers",
+        "timestamps",
+        "record_futures",
+        "span_futures",
+        "size",
+        "created",
+        "explicit_ts",
+        "encoded",
+        "base_sequence",
+        "producer_id",
+        "producer_epoch",
+        "attempts",
+        "retry_at",
+        "deadline",
+        "count",
+        "first_ts",
+        "node",
+    )
+
+    def __init__(self, tp: TopicPartition, now: float, deadline: float) -> None:
+        self.tp = tp
+        self.values: list[Any] = []
+        self.keys: list[Any] | None = None
+        self.headers: list[Any] | None = None
+        self.timestamps: list[int | None] | None = None
+        self.record_futures: list[tuple[int, Any]] = []  # (index in batch, future) for send()
+        self.span_futures: list[tuple[int, int, Any]] = []  # (start, count, span collector) for send_batch()
+        self.size = 0
+        self.created = now
+        self.explicit_ts = False
+        self.encoded: bytes | None = None
+        self.base_sequence = -1
+        self.producer_id = -1
+        self.producer_epoch = -1
+        self.attempts = 0
+        self.retry_at = 0.0
+        self.deadline = deadline
+        self.count = 0
+        self.first_ts = 0
+        self.node = -1
+
+    def add(
+        self, value: Any, key: Any, headers: Any, timestamp_ms: int | None, size: int, future: Any
+    ) -> None:
+        """Append one record (the caller holds the accumulator lock)."""
+        i = self.count
+        self.values.append(value)
+        if key is not None or self.keys is not None:
+            if self.keys is None:
+                self.keys = [None] * i
+            self.keys.append(key)
+        if headers is not None or self.headers is not None:
+            if self.headers is None:
+                self.headers = [None] * i
+            self.headers.append(headers)
+        if timestamp_ms is not None or self.timestamps is not None:
+            if self.timestamps is None:
+                self.timestamps = [None] * i
+            self.timestamps.append(timestamp_ms)
+            self.explicit_ts = True
+        if future is not None:
+            self.record_futures.append((i, future))
+        self.size += size
+        self.count = i + 1
+
+    def add_many(self, values: list[Any], keys: list[Any] | None, size: int, collector: Any) -> None:
+        """Append a run of records from send_batch (the caller holds the lock)."""
+        i = self.count
+        n = len(values)
+        self.values.extend(values)
+        if keys is not None or self.keys is not None:
+            if self.keys is None:
+                self.keys = [None] * i
+            self.keys.extend(keys if keys is not None else [None] * n)
+        if self.headers is not None:
+            self.headers.extend([None] * n)
+        if self.timestamps is not None:
+            self.timestamps.extend([None] * n)
+        self.span_futures.append((i, n, collector))
+        self.size += size
+        self.count = i + n
+
+
+class Accumulator:
+    """Open and sealed batches per partition, with the memory budget (thread-safe)."""
+
+    def __init__(self, batch_size: int, buffer_memory: int, linger_ms: int, delivery_timeout_ms: int) -> None:
+        self.batch_size = batch_size
+        self.buffer_memory = buffer_memory
+        self.linger_s = linger_ms / 1000.0
+        self.delivery_timeout_s = delivery_timeout_ms / 1000.0
+        self.lock = threading.Lock()
+        self._space = threading.Condition(self.lock)
+        self.open: dict[TopicPartition, ProducerBatch] = {}
+        self.sealed: dict[TopicPartition, collections.deque[ProducerBatch]] = {}
+        self.used = 0
+        self.records_waiting = 0
+        self._async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+        self.on_sealed: Any = None  # called (lock held) when a batch becomes full
+        self.on_first_open: Any = None  # called (lock held) when the first open batch appears
+
+    # ------------------------------------------------------------------ memory
+
+    def try_reserve(self, size: int) -> bool:
+        """Charge ``size`` bytes if they fit (lock held by the caller)."""
+        if self.used + size > self.buffer_memory and self.used > 0:
+            return False
+        self.used += size
+        return True
+
+    def reserve_blocking(self, size: int, timeout_s: float) -> bool:
+        """Charge ``size`` bytes, waiting up to ``timeout_s`` for space (lock held by the caller)."""
+        if self.try_reserve(size):
+            return True
+        deadline = time.monotonic() + timeout_s
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._space.wait(left)
+            if self.try_reserve(size):
+                return True
+
+    def space_future(self) -> asyncio.Future[None]:
+        """A future (of the running loop) resolved the next time memory is released (lock held)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._async_waiters.append((loop, fut))
+        return fut
+
+    def release(self, size: int) -> None:
+        """Return ``size`` bytes to the budget and wake waiters (takes the lock)."""
+        with self.lock:
+            self.used -= size
+            self._space.notify_all()
+            waiters, self._async_waiters = self._async_waiters, []
+        for loop, fut in waiters:
+            loop.call_soon_threadsafe(_set_none, fut)
+
+    # ------------------------------------------------------------------ batches
+
+    def batch_for(self, tp: TopicPartition, size: int, now: float) -> tuple[ProducerBatch, bool]:
+        """The open batch of ``tp`` that can take ``size`` more bytes (lock held).
+
+        Returns (batch, sealed_one): a full open batch is sealed first, and
+        ``sealed_one`` says so (sticky partitioning switches partition then).
+        """
+        batch = self.open.get(tp)
+        sealed = False
+        if batch is not None and batch.size + size > self.batch_size and batch.count:
+            self._seal(tp, batch)
+            sealed = True
+            batch = None
+        if batch is None:
+            batch = ProducerBatch(tp, now, now + self.delivery_timeout_s)
+            first = not self.open
+            self.open[tp] = batch
+            if first and self.on_first_open is not None:
+                self.on_first_open()
+        return batch, sealed
+
+    def seal_if_full(self, tp: TopicPartition, batch: ProducerBatch) -> bool:
+        """Seal ``batch`` if it reached batch_size (lock held); True if it did."""
+        if batch.size >= self.batch_size:
+            self._seal(tp, batch)
+            return True
+        return False
+
+    def _seal(self, tp: TopicPartition, batch: ProducerBatch) -> None:
+        del self.open[tp]
+        q = self.sealed.get(tp)
+        if q is None:
+            q = self.sealed[tp] = collections.deque()
+        q.append(batch)
+        if self.on_sealed is not None:
+            self.on_sealed()
+
+    def seal_expired(self, now: float, force: bool) -> float | None:
+        """Seal open batches older than linger (all of them when ``force``).
+
+        Returns the monotonic time the next open batch lingers out, or None.
+        """
+        nxt: float | None = None
+        with self.lock:
+            for tp, batch in list(self.open.items()):
+                due = batch.created + self.linger_s
+                if force or due <= now:
+                    self._seal(tp, batch)
+                elif nxt is None or due < nxt:
+                    nxt = due
+        return nxt
+
+    def requeue(self, batch: ProducerBatch) -> None:
+        """Put a batch to retry back in front of its partition, in sequence order."""
+        with self.lock:
+            q = self.sealed.get(batch.tp)
+            if q is None:
+                q = self.sealed[batch.tp] = collections.deque()
+            q.appendleft(batch)
+            if batch.base_sequence >= 0:
+                # Retries of one partition must go out in sequence order.
+                retried = sorted((b for b in q if b.base_sequence >= 0), key=lambda b: b.base_sequence)
+                rest = [b for b in q if b.base_sequence < 0]
+                q.clear()
+                q.extend(retried)
+                q.extend(rest)
+
+    def has_data(self) -> bool:
+        """True while any batch is open or sealed."""
+        return bool(self.open) or any(self.sealed.values())
+
+
+def _set_none(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -1,0 +1,326 @@
+"""Asyncio admin client: topics, configs, groups and offsets."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamcore.client.cluster import Cluster, TopicInfo
+from streamcore.client.config import build_config
+from streamcore.client.errors import broker_error
+from streamcore.client.offsets import list_offsets
+from streamcore.client.retrying import Backoff, Category, category_of, retry_async
+from streamcore.client.types import TopicPartition
+from streamcore.errors import ErrorCode, KafkaError
+from streamcore.protocol.messages import (
+    ConsumerProtocolAssignment,
+    CreateTopicsRequest,
+    CreateTopicsRequest_CreatableTopic,
+    CreateTopicsRequest_CreatableTopicConfig,
+    DeleteTopicsRequest,
+    DeleteTopicsRequest_DeleteTopicState,
+    DescribeConfigsRequest,
+    DescribeConfigsRequest_DescribeConfigsResource,
+    DescribeGroupsRequest,
+    ListGroupsRequest,
+)
+
+__all__ = ["NewTopic", "GroupMember", "GroupDescription", "AdminClient", "RESOURCE_TOPIC", "RESOURCE_BROKER"]
+
+RESOURCE_TOPIC = 2
+RESOURCE_BROKER = 4
+
+
+@dataclass
+class NewTopic:
+    """A topic to create: ``num_partitions`` (-1 = broker default), ``config`` as name -> value."""
+
+    name: str
+    num_partitions: int = 1
+    replication_factor: int = 1
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class GroupMember:
+    """A member of a described group; ``assignment`` as TopicPartitions (consumer groups)."""
+
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    assignment: list[TopicPartition]
+
+
+@dataclass
+class GroupDescription:
+    """DescribeGroups answer for one group."""
+
+    group_id: str
+    state: str
+    protocol_type: str
+    protocol: str
+    members: list[GroupMember]
+    error: KafkaError | None = None
+
+
+def _assignment_partitions(raw: bytes | None) -> list[TopicPartition]:
+    if not raw or len(raw) < 2:
+        return []
+    version = min(int.from_bytes(raw[:2], "big", signed=True), ConsumerProtocolAssignment.MAX_VERSION)
+    try:
+        a = ConsumerProtocolAssignment.decode(memoryview(raw)[2:], max(version, 0))
+    except Exception:
+        return []  # not a consumer-protocol group: nothing to show
+    return [TopicPartition(t.topic, p) for t in a.assigned_partitions for p in t.partitions]
+
+
+class AdminClient:
+    """Manage topics and inspect groups (asyncio).
+
+    >>> async with AdminClient("127.0.0.1:9092") as admin:   # doctest: +SKIP
+    ...     await admin.create_topic("events", num_partitions=3)
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.config = build_config("admin", bootstrap_servers, config, settings)
+        # An admin client looks topics up; it never creates one by asking about it.
+        self.cluster = Cluster(self.config, auto_create_topics=False)
+        self._backoff = Backoff(self.config.retry_backoff_ms, self.config.retry_backoff_max_ms)
+
+    async def __aenter__(self) -> AdminClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the connections."""
+        self.cluster.close()
+
+    async def _controller(self) -> int | None:
+        if self.cluster.controller_id < 0:
+            await self.cluster.refresh()
+        return self.cluster.controller_id if self.cluster.controller_id >= 0 else None
+
+    def _timeout_ms(self, timeout_ms: int | None) -> int:
+        return self.config.request_timeout_ms if timeout_ms is None else timeout_ms
+
+    # ------------------------------------------------------------------ topics
+
+    async def create_topics(
+        self, topics: Iterable[NewTopic], *, timeout_ms: int | None = None, validate_only: bool = False
+    ) -> dict[str, KafkaError | None]:
+        """Create ``topics``; returns name -> None (created) or the KafkaError the broker gave."""
+        creatable = [
+            CreateTopicsRequest_CreatableTopic(
+                name=t.name,
+                num_partitions=t.num_partitions,
+                replication_factor=t.replication_factor,
+                configs=[
+                    CreateTopicsRequest_CreatableTopicConfig(name=k, value=str(v))
+                    for k, v in t.config.items()
+                ],
+            )
+            for t in topics
+        ]
+        req = CreateTopicsRequest(
+            topics=creatable, timeout_ms=self._timeout_ms(timeout_ms), validate_only=validate_only
+        )
+        resp = await self.cluster.request_node(await self._controller(), req)
+        out: dict[str, KafkaError | None] = {}
+        for r in resp.topics:
+            out[r.name] = broker_error(r.error_code, r.error_message or "") if r.error_code else None
+        if not validate_only:
+            await self.cluster.refresh([t.name for t in creatable])
+        return out
+
+    async def create_topic(
+        self,
+        name: str,
+        num_partitions: int = 1,
+        replication_factor: int = 1,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create one topic; raises KafkaError (e.g. TOPIC_ALREADY_EXISTS) on failure."""
+        res = await self.create_topics(
+            [NewTopic(name, num_partitions, replication_factor, dict(config or {}))]
+        )
+        err = res.get(name)
+        if err is not None:
+            raise err
+
+    async def delete_topics(
+        self, names: Iterable[str], *, timeout_ms: int | None = None
+    ) -> dict[str, KafkaError | None]:
+        """Delete topics by name; returns name -> None (deleted) or the KafkaError the broker gave."""
+        names = list(names)
+        conn = await self.cluster.any_connection()
+        ctrl = await self._controller()
+        if ctrl is not None:
+            conn = await self.cluster.connection(ctrl)
+        version = conn.version_for(DeleteTopicsRequest)
+        if version >= 6:
+            req = DeleteTopicsRequest(
+                topics=[DeleteTopicsRequest_DeleteTopicState(name=n) for n in names],
+                timeout_ms=self._timeout_ms(timeout_ms),
+            )
+        else:
+            req = DeleteTopicsRequest(topic_names=names, timeout_ms=self._timeout_ms(timeout_ms))
+        resp = await conn.request(req, version)
+        out: dict[str, KafkaError | None] = {}
+        for r in resp.responses:
+            out[r.name] = (
+                broker_error(r.error_code, getattr(r, "error_message", None) or "") if r.error_code else None
+            )
+            self.cluster.topics.pop(r.name, None)
+        return out
+
+    async def list_topics(self, *, include_internal: bool = False) -> dict[str, TopicInfo]:
+        """Every topic the cluster has: name -> TopicInfo (partition -> leader)."""
+        await self.cluster.refresh(all_topics=True)
+        return {
+            n: t
+            for n, t in self.cluster.topics.items()
+            if not t.error_code and (include_internal or not t.is_internal)
+        }
+
+    async def describe_topics(self, names: Iterable[str]) -> dict[str, TopicInfo]:
+        """Metadata of ``names``: name -> TopicInfo; a missing topic raises KafkaError."""
+        names = list(names)
+        await self.cluster.refresh(names)
+        out = {}
+        for n in names:
+            info = self.cluster.topics.get(n)
+            if info is None or info.error_code:
+                raise broker_error(info.error_code if info else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code, n)
+            out[n] = info
+        return out
+
+    async def wait_for_topic(self, topic: str, timeout: float = 30.0) -> TopicInfo:
+        """Wait until ``topic`` exists with leaders for every partition, up to ``timeout`` seconds.
+
+        Retries with the client's backoff policy while the topic is missing or
+        leaderless; raises TimeoutError when it does not appear in time. Does not
+        create the topic.
+        """
+
+        async def attempt() -> TopicInfo:
+            info = (await self.describe_topics([topic]))[topic]
+            if not info.leaders or any(v < 0 for v in info.leaders.values()):
+                raise broker_error(ErrorCode.LEADER_NOT_AVAILABLE.code, topic)
+            return info
+
+        def retriable(exc: BaseException) -> bool:
+            return category_of(exc) in (Category.TOPIC_MISSING, Category.LEADERSHIP, Category.NETWORK)
+
+        deadline = time.monotonic() + timeout
+        try:
+            return await retry_async(attempt, self._backoff, deadline, retriable=retriable)
+        except KafkaError as exc:
+            if retriable(exc):
+                raise TimeoutError(f"topic {topic!r} did not appear within {timeout:g} s ({exc})") from exc
+            raise
+
+    # ------------------------------------------------------------------ configs
+
+    async def describe_configs(
+        self, topics: Iterable[str] = (), brokers: Iterable[int] = ()
+    ) -> dict[tuple[int, str], dict[str, str | None]]:
+        """Configs of ``topics`` and broker ids: (resource type, name) -> {config: value}.
+
+        Resource types are RESOURCE_TOPIC (2) and RESOURCE_BROKER (4).
+        """
+        resources = [
+            DescribeConfigsRequest_DescribeConfigsResource(
+                resource_type=RESOURCE_TOPIC, resource_name=t, configuration_keys=None
+            )
+            for t in topics
+        ]
+        resources += [
+            DescribeConfigsRequest_DescribeConfigsResource(
+                resource_type=RESOURCE_BROKER, resource_name=str(b), configuration_keys=None
+            )
+            for b in brokers
+        ]
+        resp = await self.cluster.request_node(None, DescribeConfigsRequest(resources=resources))
+        out: dict[tuple[int, str], dict[str, str | None]] = {}
+        for r in resp.results:
+            if r.error_code:
+                raise broker_error(r.error_code, r.error_message or r.resource_name)
+            out[(r.resource_type, r.resource_name)] = {c.name: c.value for c in r.configs}
+        return out
+
+    # ------------------------------------------------------------------ groups
+
+    async def list_groups(self) -> list[tuple[str, str, str]]:
+        """Groups on every broker: (group_id, protocol_type, state) sorted by group id."""
+        if not self.cluster.brokers:
+            await self.cluster.refresh()
+        out = []
+        for node in self.cluster.brokers or [None]:
+            resp = await self.cluster.request_node(node, ListGroupsRequest())
+            if resp.error_code:
+                raise broker_error(resp.error_code, "ListGroups")
+            out += [(g.group_id, g.protocol_type, getattr(g, "group_state", "") or "") for g in resp.groups]
+        return sorted(set(out))
+
+    async def describe_groups(self, group_ids: Iterable[str]) -> list[GroupDescription]:
+        """State, protocol and members (with their assignments) of each group."""
+        out = []
+        for gid in group_ids:
+            node = await self.cluster.coordinator(gid)
+            resp = await self.cluster.request_node(node, DescribeGroupsRequest(groups=[gid]))
+            for g in resp.groups:
+                members = [
+                    GroupMember(
+                        m.member_id,
+                        m.group_instance_id,
+                        m.client_id,
+                        m.client_host,
+                        _assignment_partitions(m.member_assignment),
+                    )
+                    for m in g.members
+                ]
+                err = broker_error(g.error_code, g.group_id) if g.error_code else None
+                out.append(
+                    GroupDescription(
+                        g.group_id, g.group_state, g.protocol_type, g.protocol_data, members, err
+                    )
+                )
+        return out
+
+    # ------------------------------------------------------------------ offsets
+
+    async def list_offsets(
+        self, specs: Mapping[TopicPartition, int | str], *, isolation_level: int = 0
+    ) -> dict[TopicPartition, int]:
+        """Offsets per partition: spec "earliest" (-2), "latest" (-1) or a timestamp in ms.
+
+        One ListOffsets request per leader broker. For a timestamp the answer is the
+        first offset at or after it (-1 if none).
+        """
+        resolved = {
+            tp: {"earliest": -2, "latest": -1}.get(v, v) if isinstance(v, str) else v
+            for tp, v in specs.items()
+        }
+        topics = {tp.topic for tp in resolved}
+        for t in topics:
+            await self.cluster.wait_for_partitions(t, self.config.request_timeout_ms / 1000.0)
+        deadline = time.monotonic() + self.config.request_timeout_ms / 1000.0
+
+        async def attempt() -> dict[TopicPartition, int]:
+            result, errors = await list_offsets(self.cluster, resolved, isolation_level)
+            if errors:
+                await self.cluster.refresh(list(topics))
+                raise next(iter(errors.values()))
+            return result
+
+        return await retry_async(attempt, self._backoff, deadline)

@@ -1,0 +1,368 @@
+"""Client settings: one typed table shared by the producer, the consumer and the admin client.
+
+Settings are given as snake_case keywords (``linger_ms=5``) or as a dict of Kafka-style
+dotted properties (``{"linger.ms": 5}``); both spell the same names. An unknown name,
+a value of the wrong type or a value outside its choices raises
+:class:`streamcore.errors.ConfigError` at construction, naming the valid choices, so a
+typo never turns silently into a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streamcore.errors import ConfigError
+
+__all__ = ["Setting", "SETTINGS", "ClientConfig", "build_config", "COMPRESSION_TYPES"]
+
+COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
+ASSIGNORS = ("range", "cooperative-sticky")
+
+_COMMON = frozenset({"producer", "consumer", "admin"})
+_P = frozenset({"producer"})
+_C = frozenset({"consumer"})
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name, kind (int/bool/str/choice/list/float), default and who uses it."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    used_by: frozenset[str] = _COMMON
+    choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+
+
+def _s(
+    name: str, kind: str, default: Any, help: str, used_by: frozenset[str] = _COMMON, **kw: Any
+) -> Setting:
+    return Setting(name, kind, default, help, used_by, **kw)
+
+
+SETTINGS: tuple[Setting, ...] = (
+    _s("client_id", "str", "streamcore", "Name sent in every request header."),
+    _s("request_timeout_ms", "int", 30_000, "Time to wait for one response (ms).", minimum=1),
+    _s(
+        "metadata_max_age_ms", "int", 300_000, "Refresh cluster metadata at least this often (ms).", minimum=0
+    ),
+    _s("retry_backoff_ms", "int", 100, "First delay between retries of a failed request (ms).", minimum=0),
+    _s("retry_backoff_max_ms", "int", 1_000, "Largest delay between retries (ms).", minimum=0),
+    _s("connections_per_broker", "int", 1, "TCP connections per broker, used round-robin.", minimum=1),
+    _s(
+        "max_in_flight_requests_per_connection",
+        "int",
+        5,
+        "Upper bound of pipelined requests per connection.",
+        minimum=1,
+    ),
+    _s(
+        "min_in_flight_requests_per_connection",
+        "int",
+        1,
+        "Lower bound the adaptive in-flight window shrinks to.",
+        minimum=1,
+    ),
+    _s("socket_connection_setup_timeout_ms", "int", 10_000, "Time to open a TCP connection (ms).", minimum=1),
+    # producer
+    _s("acks", "acks", -1, "0 = no answer, 1 = leader appended, all/-1 = all in-sync replicas.", _P),
+    _s(
+        "linger_ms",
+        "int",
+        5,
+        "Wait this long for more records before sending a partly full batch (ms).",
+        _P,
+        minimum=0,
+    ),
+    _s("batch_size", "int", 16_384, "Target size of one partition's record batch (bytes).", _P, minimum=1),
+    _s(
+        "buffer_memory",
+        "int",
+        33_554_432,
+        "Records waiting to be sent may use this much memory (bytes).",
+        _P,
+        minimum=1,
+    ),
+    _s(
+        "max_block_ms",
+        "int",
+        60_000,
+        "How long send() waits for buffer space or metadata (ms).",
+        _P,
+        minimum=0,
+    ),
+    _s("compression_type", "choice", "none", "Codec of produced batches.", _P, choices=COMPRESSION_TYPES),
+    _s(
+        "enable_idempotence",
+        "bool",
+        True,
+        "Producer id + per-partition sequences so retries never duplicate.",
+        _P,
+    ),
+    _s(
+        "retries",
+        "int",
+        2_147_483_647,
+        "Resends of a failed batch (bounded by delivery_timeout_ms).",
+        _P,
+        minimum=0,
+    ),
+    _s(
+        "delivery_timeout_ms",
+        "int",
+        120_000,
+        "Upper bound from send() to success or failure (ms).",
+        _P,
+        minimum=1,
+    ),
+    _s("max_request_size", "int", 1_048_576, "Largest produce request (bytes).", _P, minimum=1),
+    _s(
+        "max_in_flight_per_partition",
+        "int",
+        5,
+        "Batches of one partition in flight at once (<= 5 for idempotence).",
+        _P,
+        minimum=1,
+    ),
+    _s("key_serializer", "callable", None, "Callable turning a key into bytes.", _P),
+    _s("value_serializer", "callable", None, "Callable turning a value into bytes.", _P),
+    # consumer
+    _s("group_id", "str?", None, "Consumer group; None for manual assignment without commits.", _C),
+    _s(
+        "group_instance_id", "str?", None, "Static membership id (survives restarts without a rebalance).", _C
+    ),
+    _s(
+        "auto_offset_reset",
+        "choice",
+        "latest",
+        "Where to start without a committed offset.",
+        _C,
+        choices=("earliest", "latest", "none"),
+    ),
+    _s("enable_auto_commit", "bool", True, "Commit consumed positions in the background.", _C),
+    _s("auto_commit_interval_ms", "int", 5_000, "Interval of automatic commits (ms).", _C, minimum=1),
+    _s(
+        "session_timeout_ms",
+        "int",
+        45_000,
+        "The coordinator drops a member silent this long (ms).",
+        _C,
+        minimum=1,
+    ),
+    _s("heartbeat_interval_ms", "int", 3_000, "Interval of heartbeats (ms).", _C, minimum=1),
+    _s(
+        "max_poll_interval_ms",
+        "int",
+        300_000,
+        "Rebalance timeout: longest gap between polls (ms).",
+        _C,
+        minimum=1,
+    ),
+    _s("fetch_min_bytes", "int", 1, "The broker waits for this much data (bytes) ...", _C, minimum=0),
+    _s("fetch_max_wait_ms", "int", 500, "... or this long (ms) before answering a fetch.", _C, minimum=0),
+    _s("fetch_max_bytes", "int", 52_428_800, "Upper bound of one fetch response (bytes).", _C, minimum=1),
+    _s(
+        "max_partition_fetch_bytes",
+        "int",
+        1_048_576,
+        "Upper bound per partition in one fetch (bytes).",
+        _C,
+        minimum=1,
+    ),
+    _s("max_poll_records", "int", 500, "Records returned by one poll() at most.", _C, minimum=1),
+    _s(
+        "partition_assignment_strategy",
+        "assignors",
+        ("range", "cooperative-sticky"),
+        "Assignors offered to the group, in order of preference.",
+        _C,
+    ),
+    _s("columnar", "bool", False, "poll() returns numpy columns per partition instead of records.", _C),
+    _s("check_crcs", "bool", True, "Verify the CRC32C of fetched batches.", _C),
+    _s(
+        "isolation_level",
+        "choice",
+        "read_uncommitted",
+        "Which records a fetch may return.",
+        _C,
+        choices=("read_uncommitted", "read_committed"),
+    ),
+    _s("key_deserializer", "callable", None, "Callable turning key bytes into a key.", _C),
+    _s("value_deserializer", "callable", None, "Callable turning value bytes into a value.", _C),
+)
+
+_BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
+_ALIASES = {"retries_max": "retries"}
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
+_UNIT_MS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
+
+
+def _normalize_name(name: str) -> str:
+    key = name.strip().replace(".", "_").replace("-", "_").lower()
+    return _ALIASES.get(key, key)
+
+
+def _coerce(setting: Setting, value: Any) -> Any:
+    """Check and convert ``value`` for ``setting``; ConfigError says what was expected."""
+    name, kind = setting.name, setting.kind
+
+    def bad(expected: str) -> ConfigError:
+        return ConfigError(f"setting {name!r}: expected {expected}, got {value!r}")
+
+    if kind == "int":
+        if isinstance(value, bool):
+            raise bad("an integer")
+        if isinstance(value, str):
+            # Durations in milliseconds may be written "100ms", "30s", "5m"; sizes are plain.
+            m = _DURATION.match(value)
+            if not m or (m.group(2) and not name.endswith("_ms")):
+                raise bad("an integer")
+            value = int(m.group(1)) * _UNIT_MS[m.group(2)]
+        if not isinstance(value, int):
+            raise bad("an integer")
+        if setting.minimum is not None and value < setting.minimum:
+            raise ConfigError(f"setting {name!r}: must be >= {setting.minimum:g}, got {value}")
+        return value
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise bad("true or false")
+    if kind == "str":
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if kind == "str?":
+        if value is not None and not isinstance(value, str):
+            raise bad("a string or None")
+        return value
+    if kind == "choice":
+        if value not in setting.choices:
+            raise ConfigError(
+                f"setting {name!r}: {value!r} is not one of {', '.join(map(str, setting.choices))}"
+            )
+        return value
+    if kind == "acks":
+        if value in ("all", "-1", -1):
+            return -1
+        if value in (0, 1, "0", "1") and not isinstance(value, bool):
+            return int(value)
+        raise ConfigError(f"setting 'acks': {value!r} is not one of 0, 1, all (-1)")
+    if kind == "assignors":
+        items = [v.strip() for v in value.split(",")] if isinstance(value, str) else list(value)
+        if not items or any(i not in ASSIGNORS for i in items):
+            raise ConfigError(f"setting {name!r}: {value!r} must list assignors among {', '.join(ASSIGNORS)}")
+        return tuple(items)
+    if kind == "callable":
+        if value is not None and not callable(value):
+            raise bad("a callable or None")
+        return value
+    raise AssertionError(f"unknown kind {kind}")  # the table above is the only source of kinds
+
+
+class ClientConfig:
+    """The checked settings of one client; read them as attributes (``config.linger_ms``)."""
+
+    def __init__(self, role: str, bootstrap_servers: list[tuple[str, int]], values: dict[str, Any]) -> None:
+        self.role = role
+        self.bootstrap_servers = bootstrap_servers
+        self._values = values
+        for k, v in values.items():
+            setattr(self, k, v)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every setting of this client's role with its effective value."""
+        return dict(self._values)
+
+    def __repr__(self) -> str:
+        return f"ClientConfig({self.role}, {self.bootstrap_servers}, {self._values})"
+
+    def __getattr__(self, name: str) -> Any:  # only for names not set in __init__
+        raise AttributeError(f"no client setting {name!r}")
+
+
+def parse_bootstrap(servers: str | list[str] | tuple[str, ...]) -> list[tuple[str, int]]:
+    """``"host:port,host2:port"`` or a list of ``host:port`` to (host, port) pairs (default port 9092)."""
+    items = servers.split(",") if isinstance(servers, str) else list(servers)
+    out: list[tuple[str, int]] = []
+    for item in items:
+        item = str(item).strip()
+        if not item:
+            continue
+        host, sep, port = item.rpartition(":")
+        if not sep:
+            host, port = item, "9092"
+        host = host.strip("[]")
+        if not port.isdigit() or not host:
+            raise ConfigError(f"bootstrap_servers: {item!r} is not host:port")
+        out.append((host, int(port)))
+    if not out:
+        raise ConfigError("bootstrap_servers is empty: give at least one host:port")
+    return out
+
+
+def build_config(
+    role: str,
+    bootstrap_servers: str | list[str] | None,
+    properties: Mapping[str, Any] | None,
+    kwargs: Mapping[str, Any],
+) -> ClientConfig:
+    """Merge dotted ``properties`` and snake_case ``kwargs`` (kwargs win) for ``role``.
+
+    ``role`` is "producer", "consumer" or "admin". Raises ConfigError for an unknown
+    name (with the closest valid names and the full list), an ill-typed value, a
+    value outside its choices, or a setting of another role (e.g. ``linger_ms`` on a
+    consumer).
+    """
+    merged: dict[str, Any] = {}
+    for source in (properties or {}), kwargs:
+        for raw, value in source.items():
+            key = _normalize_name(raw)
+            if key == "bootstrap_servers":
+                bootstrap_servers = value
+                continue
+            merged[key] = value
+    if bootstrap_servers is None:
+        raise ConfigError("bootstrap_servers is required (host:port[,host:port])")
+    valid = sorted(s.name for s in SETTINGS if role in s.used_by)
+    values: dict[str, Any] = {s.name: s.default for s in SETTINGS if role in s.used_by}
+    for key, value in merged.items():
+        setting = _BY_NAME.get(key)
+        if setting is None or role not in setting.used_by:
+            near = difflib.get_close_matches(key, valid, n=3)
+            hint = f" (did you mean {', '.join(near)}?)" if near else ""
+            where = "" if setting is None else f" is not a {role} setting"
+            raise ConfigError(
+                f"unknown {role} setting {key!r}{where}{hint}; valid settings: {', '.join(['bootstrap_servers', *valid])}"
+            )
+        values[key] = _coerce(setting, value)
+    if role == "producer" and "enable_idempotence" not in merged and values["acks"] != -1:
+        # Like the Java client: idempotence is on by default only where it can hold.
+        values["enable_idempotence"] = False
+    cfg = ClientConfig(role, parse_bootstrap(bootstrap_servers), values)
+    _check_consistency(cfg)
+    return cfg
+
+
+def _check_consistency(cfg: ClientConfig) -> None:
+    v = cfg.as_dict()
+    if v["min_in_flight_requests_per_connection"] > v["max_in_flight_requests_per_connection"]:
+        raise ConfigError(
+            "min_in_flight_requests_per_connection exceeds max_in_flight_requests_per_connection"
+        )
+    if cfg.role == "producer" and v["enable_idempotence"]:
+        if v["acks"] != -1:
+            raise ConfigError(
+                "enable_idempotence=True needs acks='all' (-1); set enable_idempotence=False for acks 0/1"
+            )
+        if v["max_in_flight_per_partition"] > 5:
+            raise ConfigError("enable_idempotence=True allows at most 5 batches in flight per partition")
+    if cfg.role == "consumer" and v["heartbeat_interval_ms"] >= v["session_timeout_ms"]:
+        raise ConfigError("heartbeat_interval_ms must be lower than session_timeout_ms")

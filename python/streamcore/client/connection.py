@@ -1,0 +1,473 @@
+"""One asyncio TCP connection to a broker.
+
+What it does, in the order a request meets it:
+
+* **Version negotiation.** ``connect()`` sends ApiVersions first and keeps the
+  broker's range per API; ``version_for(cls)`` is then the highest version both
+  sides speak (ours bounded by the generated classes and ``CLIENT_MAX_VERSION``).
+* **Two request channels.** Requests that keep membership and routing alive
+  (ApiVersions, Metadata, Heartbeat, FindCoordinator, SaslHandshake) go to the high
+  priority queue, which the writer always drains before the normal one (Produce,
+  Fetch, OffsetCommit ...), so a heartbeat never waits behind megabytes of produce
+  data. ``priority=`` overrides the choice per request. When both queues are empty
+  and the in-flight window has room the frame is written at once ("bypass").
+* **Pipelining.** Up to ``in_flight_limit`` requests await answers at once;
+  correlation ids match answers to requests. The limit adapts AIMD between the
+  configured bounds: +1 per window of successes, halved on an error or throttle.
+* **Failure.** A lost connection fails every waiting request with
+  ConnectionLostError; a request unanswered past ``request_timeout_ms`` closes
+  the connection (answers come in order, so nothing behind it can arrive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import time
+from collections.abc import Callable
+from typing import Any
+
+from streamcore import __version__
+from streamcore._impl import wire
+from streamcore.client.errors import ConnectionLostError, RequestTimeoutError
+from streamcore.errors import ErrorCode, KafkaError, ProtocolError
+from streamcore.protocol.api_versions import RESPONSE_CLASSES, flexible_from
+from streamcore.protocol.headers import decode_api_versions_response, response_header_is_flexible
+from streamcore.protocol.messages import ApiVersionsRequest
+
+__all__ = [
+    "Priority",
+    "HIGH_PRIORITY_KEYS",
+    "CLIENT_MAX_VERSION",
+    "ConnectionStats",
+    "BrokerConnection",
+]
+
+_MAX_FRAME = 512 * 1024 * 1024
+_WRITE_HIGH_WATER = 8 * 1024 * 1024
+
+
+class Priority(enum.IntEnum):
+    """Request channel: HIGH is always written before NORMAL."""
+
+    HIGH = 0
+    NORMAL = 1
+
+
+#: ApiVersions, Metadata, Heartbeat, FindCoordinator, SaslHandshake.
+HIGH_PRIORITY_KEYS = frozenset({18, 3, 12, 10, 17})
+
+#: Highest version the client sends per api key, where the newest generated version
+#: changes a field's shape we do not use: topic ids instead of names (Produce 13,
+#: Fetch 13+, OffsetCommit 10, OffsetFetch 10), batched coordinator keys
+#: (FindCoordinator 4+), grouped OffsetFetch (8+).
+CLIENT_MAX_VERSION: dict[int, int] = {0: 12, 1: 12, 8: 9, 9: 7, 10: 3, 2: 10, 3: 12, 22: 5}
+
+
+class ConnectionStats:
+    """Counters of one connection (plain ints: read them any time)."""
+
+    __slots__ = ("high", "normal", "bypass", "responses", "errors", "bytes_written", "in_flight_limit")
+
+    def __init__(self) -> None:
+        self.high = 0  # requests sent on the high priority channel
+        self.normal = 0  # requests sent on the normal channel
+        self.bypass = 0  # requests written at once (both queues empty, window open)
+        self.responses = 0
+        self.errors = 0
+        self.bytes_written = 0
+        self.in_flight_limit = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        """The counters as a dict."""
+        return {k: getattr(self, k) for k in self.__slots__}
+
+
+class _Request:
+    __slots__ = ("cid", "api_key", "version", "frame", "future", "deadline", "decode")
+
+    def __init__(
+        self, cid: int, api_key: int, version: int, frame: bytes, future: Any, deadline: float, decode: Any
+    ):
+        self.cid = cid
+        self.api_key = api_key
+        self.version = version
+        self.frame = frame
+        self.future = future
+        self.deadline = deadline
+        self.decode = decode
+
+
+class _Protocol(asyncio.Protocol):
+    def __init__(self, conn: BrokerConnection) -> None:
+        self.conn = conn
+        self.splitter = wire.FrameSplitter(_MAX_FRAME)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.splitter.feed(data)
+        except ProtocolError as exc:
+            self.conn._fail(ConnectionLostError(f"bad frame from {self.conn.address}: {exc}"))
+            return
+        for frame in frames:
+            self.conn._on_frame(frame)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.conn._fail(
+            ConnectionLostError(f"connection to {self.conn.address} closed" + (f": {exc}" if exc else ""))
+        )
+
+    def pause_writing(self) -> None:
+        self.conn._paused_by_transport = True
+
+    def resume_writing(self) -> None:
+        self.conn._paused_by_transport = False
+        self.conn._pump()
+
+
+class BrokerConnection:
+    """A connection to one broker; create with ``await BrokerConnection.connect(...)``.
+
+    ``request(msg)`` sends a generated request object and returns the decoded
+    response. Test hooks: ``hold_writes()`` / ``release_writes()`` keep frames queued;
+    ``write_log`` (a deque, or None) records the api key of every frame written;
+    ``drop_after_write`` (a set of api keys) closes the connection right after the
+    next frame of such an api key is written, before its answer can be read.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        client_id: str = "streamcore",
+        request_timeout_ms: int = 30_000,
+        max_in_flight: int = 5,
+        min_in_flight: int = 1,
+        node_id: int = -1,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.node_id = node_id
+        self.address = f"{host}:{port}"
+        self.client_id = client_id
+        self.request_timeout_s = request_timeout_ms / 1000.0
+        self.max_in_flight = max(1, max_in_flight)
+        self.min_in_flight = max(1, min(min_in_flight, self.max_in_flight))
+        self.stats = ConnectionStats()
+        self._limit = float(self.max_in_flight)
+        self.stats.in_flight_limit = self._limit
+        self.api_versions: dict[int, tuple[int, int]] = {}
+        self._transport: asyncio.Transport | None = None
+        self._protocol: _Protocol | None = None
+        self._queues: tuple[collections.deque[_Request], collections.deque[_Request]] = (
+            collections.deque(),
+            collections.deque(),
+        )
+        self._pending: dict[int, _Request] = {}
+        self._next_cid = 1
+        self._closed_exc: BaseException | None = None
+        self._paused_by_transport = False
+        self._held = False
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._header_cache: dict[tuple[int, int], bytes] = {}
+        self._ok_streak = 0
+        self.write_log: collections.deque[int] | None = None
+        self.drop_after_write: set[int] = set()
+        self.on_close: Callable[[BrokerConnection], None] | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @classmethod
+    async def connect(
+        cls, host: str, port: int, *, connect_timeout_ms: int = 10_000, **kw: Any
+    ) -> BrokerConnection:
+        """Open the TCP connection and negotiate API versions.
+
+        Raises ConnectionLostError (an OSError subclass) when the broker cannot be
+        reached within ``connect_timeout_ms``.
+        """
+        conn = cls(host, port, **kw)
+        loop = asyncio.get_running_loop()
+        try:
+            transport, protocol = await asyncio.wait_for(
+                loop.create_connection(lambda: _Protocol(conn), host, port), connect_timeout_ms / 1000.0
+            )
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise ConnectionLostError(f"cannot connect to {host}:{port}: {exc!r}") from exc
+        conn._transport = transport  # type: ignore[assignment]
+        conn._protocol = protocol
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            import socket
+
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn._arm_sweeper()
+        try:
+            await conn._negotiate()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    async def _negotiate(self) -> None:
+        version = 3
+        for _ in range(3):
+            resp = await self.request(
+                ApiVersionsRequest(client_software_name="streamcore", client_software_version=__version__),
+                version=version,
+            )
+            if resp.error_code == ErrorCode.UNSUPPORTED_VERSION.code:
+                theirs = {k.api_key: k.max_version for k in resp.api_keys}.get(18, 0)
+                version = min(theirs, ApiVersionsRequest.MAX_VERSION)
+                continue
+            if resp.error_code:
+                raise KafkaError(resp.error_code, f"ApiVersions from {self.address}")
+            self.api_versions = {k.api_key: (k.min_version, k.max_version) for k in resp.api_keys}
+            return
+        raise KafkaError(ErrorCode.UNSUPPORTED_VERSION, f"no common ApiVersions version with {self.address}")
+
+    @property
+    def closed(self) -> bool:
+        """True once the connection failed or was closed."""
+        return self._closed_exc is not None
+
+    @property
+    def in_flight(self) -> int:
+        """Requests written and awaiting an answer."""
+        return len(self._pending)
+
+    @property
+    def queued(self) -> int:
+        """Requests waiting in either channel."""
+        return len(self._queues[0]) + len(self._queues[1])
+
+    def close(self) -> None:
+        """Close the connection; waiting requests fail with ConnectionLostError."""
+        self._fail(ConnectionLostError(f"connection to {self.address} closed by the client"))
+
+    def _fail(self, exc: BaseException) -> None:
+        if self._closed_exc is not None:
+            return
+        self._closed_exc = exc
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        if self._transport is not None:
+            self._transport.close()
+        waiting = list(self._pending.values()) + list(self._queues[0]) + list(self._queues[1])
+        self._pending.clear()
+        self._queues[0].clear()
+        self._queues[1].clear()
+        for req in waiting:
+            if req.future is not None and not req.future.done():
+                req.future.set_exception(type(exc)(*exc.args))
+        if self.on_close is not None:
+            self.on_close(self)
+
+    # ------------------------------------------------------------------ versions
+
+    def version_for(self, cls: type) -> int:
+        """Highest version of request class ``cls`` both sides speak.
+
+        Raises KafkaError(UNSUPPORTED_VERSION) when the ranges do not overlap.
+        """
+        key = cls.API_KEY  # type: ignore[attr-defined]
+        ours_hi = min(cls.MAX_VERSION, CLIENT_MAX_VERSION.get(key, cls.MAX_VERSION))  # type: ignore[attr-defined]
+        theirs = self.api_versions.get(key)
+        if theirs is None:
+            raise KafkaError(ErrorCode.UNSUPPORTED_VERSION, f"{self.address} does not support api key {key}")
+        hi = min(ours_hi, theirs[1])
+        if hi < max(cls.MIN_VERSION, theirs[0]):  # type: ignore[attr-defined]
+            raise KafkaError(
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"{cls.__name__}: broker {self.address} speaks {theirs}, we speak {cls.MIN_VERSION}-{ours_hi}",  # type: ignore[attr-defined]
+            )
+        return hi
+
+    # ------------------------------------------------------------------ requests
+
+    def _header(self, api_key: int, version: int) -> bytes:
+        # The header minus the correlation id never changes per (api, version).
+        key = (api_key, version)
+        h = self._header_cache.get(key)
+        if h is None:
+            w = wire.Writer()
+            w.string(self.client_id)
+            first = flexible_from.get(api_key)
+            if first is not None and version >= first:
+                w.uvarint(0)
+            h = self._header_cache[key] = w.getvalue()
+        return h
+
+    def send(
+        self,
+        msg: Any,
+        version: int | None = None,
+        *,
+        priority: Priority | None = None,
+        expect_response: bool = True,
+    ) -> asyncio.Future[Any] | None:
+        """Queue ``msg`` and return a future of its decoded response (None if no answer is expected).
+
+        ``priority`` defaults by api key (HIGH_PRIORITY_KEYS). Raises the connection's
+        failure if it is already closed.
+        """
+        if self._closed_exc is not None:
+            raise type(self._closed_exc)(*self._closed_exc.args)
+        cls = type(msg)
+        api_key = cls.API_KEY
+        if version is None:
+            version = self.version_for(cls)
+        cid = self._next_cid
+        self._next_cid = (cid + 1) & 0x7FFFFFFF or 1
+        w = wire.Writer()
+        w.int16(api_key)
+        w.int16(version)
+        w.int32(cid)
+        w.raw(self._header(api_key, version))
+        msg.encode_into(w, version)
+        frame = w.getvalue_framed()
+        fut = asyncio.get_running_loop().create_future() if expect_response else None
+        req = _Request(cid, api_key, version, frame, fut, time.monotonic() + self.request_timeout_s, None)
+        if priority is None:
+            priority = Priority.HIGH if api_key in HIGH_PRIORITY_KEYS else Priority.NORMAL
+        if priority is Priority.HIGH:
+            self.stats.high += 1
+        else:
+            self.stats.normal += 1
+        q_high, q_normal = self._queues
+        if (
+            not q_high
+            and not q_normal
+            and not self._held
+            and not self._paused_by_transport
+            and len(self._pending) < self._limit
+        ):
+            self.stats.bypass += 1
+            self._write(req)
+        else:
+            self._queues[priority].append(req)
+            self._pump()
+        return fut
+
+    async def request(
+        self,
+        msg: Any,
+        version: int | None = None,
+        *,
+        priority: Priority | None = None,
+        expect_response: bool = True,
+    ) -> Any:
+        """Send ``msg`` and await its decoded response (None when ``expect_response`` is False)."""
+        fut = self.send(msg, version, priority=priority, expect_response=expect_response)
+        if fut is None:
+            return None
+        return await fut
+
+    def _write(self, req: _Request) -> None:
+        assert self._transport is not None
+        if req.future is not None:
+            self._pending[req.cid] = req
+        self._transport.write(req.frame)
+        self.stats.bytes_written += len(req.frame)
+        if self.write_log is not None:
+            self.write_log.append(req.api_key)
+        if req.api_key in self.drop_after_write:
+            # Test hook: the frame is handed to the kernel (close() flushes the buffer
+            # first) but its answer is never read.
+            self.drop_after_write.discard(req.api_key)
+            asyncio.get_running_loop().call_soon(
+                self._fail, ConnectionLostError(f"test hook dropped {self.address}")
+            )
+
+    def _pump(self) -> None:
+        """Write queued frames, high channel first, while the window and the socket allow."""
+        if self._held or self._closed_exc is not None:
+            return
+        q_high, q_normal = self._queues
+        while (q_high or q_normal) and not self._paused_by_transport and len(self._pending) < self._limit:
+            req = q_high.popleft() if q_high else q_normal.popleft()
+            self._write(req)
+            if self._closed_exc is not None:
+                return
+
+    def hold_writes(self) -> None:
+        """Test hook: keep new requests queued (nothing is written) until release_writes()."""
+        self._held = True
+
+    def release_writes(self) -> None:
+        """Test hook: write what hold_writes() kept queued, high channel first."""
+        self._held = False
+        self._pump()
+
+    # ------------------------------------------------------------------ answers
+
+    def _on_frame(self, frame: bytes) -> None:
+        if len(frame) < 4:
+            self._fail(ConnectionLostError(f"short response frame from {self.address}"))
+            return
+        cid = int.from_bytes(frame[:4], "big", signed=True)
+        req = self._pending.pop(cid, None)
+        if req is None:
+            self._fail(ConnectionLostError(f"{self.address} answered unknown correlation id {cid}"))
+            return
+        fut = req.future
+        try:
+            body = memoryview(frame)[4:]
+            if response_header_is_flexible(req.api_key, req.version):
+                r = wire.Reader(body)
+                r.tagged_fields()
+                body = body[r.pos :]
+            if req.api_key == 18:
+                resp = decode_api_versions_response(body, req.version)
+            else:
+                resp = RESPONSE_CLASSES[req.api_key].decode(body, req.version)
+        except ProtocolError as exc:
+            self._fail(ConnectionLostError(f"undecodable answer from {self.address}: {exc}"))
+            return
+        self.stats.responses += 1
+        throttled = getattr(resp, "throttle_time_ms", 0)
+        self.record_outcome(not throttled)
+        if not fut.done():
+            fut.set_result(resp)
+        if self._queues[0] or self._queues[1]:
+            self._pump()
+
+    def record_outcome(self, ok: bool) -> None:
+        """Feed the adaptive window: success grows it by 1 per window, an error halves it."""
+        if ok:
+            self._ok_streak += 1
+            if self._ok_streak >= self._limit and self._limit < self.max_in_flight:
+                self._limit = min(float(self.max_in_flight), self._limit + 1.0)
+                self._ok_streak = 0
+        else:
+            self.stats.errors += 1
+            self._ok_streak = 0
+            self._limit = max(float(self.min_in_flight), self._limit / 2.0)
+        self.stats.in_flight_limit = self._limit
+
+    @property
+    def in_flight_limit(self) -> int:
+        """Current adaptive bound on requests in flight."""
+        return int(self._limit)
+
+    def _arm_sweeper(self) -> None:
+        period = max(0.05, min(1.0, self.request_timeout_s / 4))
+        self._sweeper = asyncio.get_running_loop().call_later(period, self._sweep)
+
+    def _sweep(self) -> None:
+        if self._closed_exc is not None:
+            return
+        now = time.monotonic()
+        # Answers arrive in order, so the oldest pending request is the one to check;
+        # queued requests time out too (the window may never reopen).
+        oldest = min((r.deadline for r in self._pending.values()), default=None)
+        queued = [r.deadline for q in self._queues for r in q if r.future is not None]
+        if (oldest is not None and oldest < now) or (queued and min(queued) < now):
+            self.record_outcome(False)
+            self._fail(
+                RequestTimeoutError(f"no answer from {self.address} within {self.request_timeout_s:g} s")
+            )
+            return
+        self._arm_sweeper()

@@ -1,0 +1,56 @@
+"""Errors the client raises beyond those in :mod:`streamcore.errors`.
+
+``BufferFullError`` belongs in streamcore.errors next to its siblings; it lives here
+until the lead moves it (the client imports it from this module only).
+"""
+
+from __future__ import annotations
+
+from streamcore.errors import ErrorCode, KafkaError, StreamcoreError
+
+__all__ = [
+    "BufferFullError",
+    "ClientClosedError",
+    "ConnectionLostError",
+    "RequestTimeoutError",
+    "broker_error",
+]
+
+
+class BufferFullError(StreamcoreError):
+    """The producer's ``buffer_memory`` stayed full for ``max_block_ms``.
+
+    Records are not being delivered as fast as they are sent (or the brokers are
+    unreachable). Slow down, raise ``buffer_memory``, or check the brokers.
+    """
+
+    retriable = True
+
+
+class ClientClosedError(StreamcoreError):
+    """The client was closed; create a new one."""
+
+
+class ConnectionLostError(StreamcoreError, ConnectionError):
+    """A broker connection closed before the answer to a request arrived.
+
+    The request may or may not have been processed; the client retries it (an
+    idempotent producer's retry cannot duplicate records).
+    """
+
+    retriable = True
+
+
+class RequestTimeoutError(StreamcoreError, TimeoutError):
+    """No answer within ``request_timeout_ms``; the connection is closed and the request retried."""
+
+    retriable = True
+
+
+def broker_error(code: int, context: str = "") -> KafkaError:
+    """A KafkaError for an error code a broker answered, with its retry category attached."""
+    from streamcore.client.retrying import category_of
+
+    err = KafkaError(ErrorCode.from_code(code), context)
+    err.category = category_of(err)  # type: ignore[attr-defined]
+    return err
