@@ -490,17 +490,28 @@ impl RecordBatch {
             let p = ffi::PyList_New(n as ffi::Py_ssize_t);
             Bound::from_owned_ptr_or_err(py, p)?.cast_into_unchecked::<PyList>()
         };
+        // Records of a batch usually share one timestamp: reuse the int object.
+        let mut last_ts: Option<(i64, Bound<'py, PyAny>)> = None;
         for (i, e) in self.entries.iter().enumerate() {
             let headers = self.header_list(py, region, e)?;
             let key = bytes_or_none(py, region, e.key_start, e.key_len);
             let value = bytes_or_none(py, region, e.value_start, e.value_len);
+            let ts = self.timestamp_of(e);
+            let ts_obj = match &last_ts {
+                Some((t, obj)) if *t == ts => obj.clone(),
+                _ => {
+                    let obj = ts.into_pyobject(py)?.into_any();
+                    last_ts = Some((ts, obj.clone()));
+                    obj
+                }
+            };
             let rec = new_record(
                 py,
                 record_type,
                 direct,
                 [
                     self.offset_of(e).into_pyobject(py)?.into_any(),
-                    self.timestamp_of(e).into_pyobject(py)?.into_any(),
+                    ts_obj,
                     key,
                     value,
                     headers.into_any(),
