@@ -52,6 +52,9 @@ class ProducerBatch:
         "count",
         "first_ts",
         "node",
+        "outcome",
+        "watched",
+        "bound",
     )
 
     def __init__(self, tp: TopicPartition, now: float, deadline: float) -> None:
@@ -75,6 +78,9 @@ class ProducerBatch:
         self.count = 0
         self.first_ts = 0
         self.node = -1
+        self.outcome: Any = None  # (base offset, log append time) or an exception, once answered
+        self.watched: list[Any] = []  # bound record futures somebody waits on
+        self.bound = 0  # record futures that read their result from ``outcome``
 
     def add(
         self, value: Any, key: Any, headers: Any, timestamp_ms: int | None, size: int, future: Any

@@ -32,6 +32,7 @@ from streamcore.client.cluster import Cluster
 from streamcore.client.config import ClientConfig, build_config
 from streamcore.client.errors import BufferFullError, ClientClosedError, broker_error
 from streamcore.client.retrying import Backoff, Category, category_of, is_retriable
+from streamcore.client.sync import complete_batch
 from streamcore.client.types import BatchMetadata, RecordMetadata, TopicPartition
 from streamcore.codec import encode_batch
 from streamcore.codec.partitioner import default_partition
@@ -111,6 +112,8 @@ class ProducerCore:
         self.backoff = Backoff(c.retry_backoff_ms, c.retry_backoff_max_ms)
         self.partitions: dict[str, list[int]] = {}
         self._sticky: dict[str, int] = {}
+        self._tp_cache: dict[str, list[TopicPartition]] = {}
+        self._future_factory: Callable[[], Any] = lambda: None  # set by the blocking API
         self.producer_id = -1
         self.producer_epoch = -1
         self._next_seq: dict[TopicPartition, int] = defaultdict(int)
@@ -233,10 +236,12 @@ class ProducerCore:
         timestamp_ms: int | None,
         future: Any,
         block_s: float,
-    ) -> bool:
-        """Append one record; False if ``buffer_memory`` stayed full for ``block_s`` seconds.
+    ) -> Any:
+        """Append one record; returns its future, or False if memory stayed full for ``block_s`` s.
 
-        ``block_s`` > 0 blocks the calling thread (never the event loop's).
+        ``future`` None makes one with ``future_factory`` under the lock (a record's
+        future exists only once it is accepted). ``block_s`` > 0 blocks the calling
+        thread (never the event loop's).
         """
         if self._closed:
             raise ClientClosedError("producer is closed")
@@ -250,20 +255,59 @@ class ProducerCore:
             headers = None
         acc = self.acc
         with acc.lock:
-            if not acc.try_reserve(size):
+            used = acc.used + size
+            if used > acc.buffer_memory and acc.used > 0:
                 if block_s <= 0 or not acc.reserve_blocking(size, block_s):
                     return False
-            p = self._pick_partition(topic, parts, key, partition)
-            tp = TopicPartition(topic, p)
-            batch, sealed = acc.batch_for(tp, size, time.monotonic())
-            if sealed and key is None and partition is None:
-                # Sticky partitioning: the batch for this partition filled, move on; the
-                # record still joins this partition's new batch so nothing reorders.
-                self._switch_sticky(topic, parts, p)
-            batch.add(value, key, headers, timestamp_ms, size, future)
-            if acc.seal_if_full(tp, batch) and key is None and partition is None:
-                self._switch_sticky(topic, parts, p)
-        return True
+            else:
+                acc.used = used
+            unkeyed = key is None and partition is None
+            if unkeyed:
+                p = self._sticky.get(topic)
+                if p is None:
+                    p = self._pick_partition(topic, parts, None, None)
+            else:
+                p = self._pick_partition(topic, parts, key, partition)
+            tps = self._tp_cache.get(topic)
+            if tps is None or len(tps) <= p:
+                tps = self._tp_cache[topic] = [TopicPartition(topic, i) for i in range(max(parts) + 1)]
+            tp = tps[p]
+            batch = acc.open.get(tp)
+            if batch is None or batch.size + size > acc.batch_size:
+                batch, sealed = acc.batch_for(tp, size, time.monotonic())
+                if sealed and unkeyed:
+                    # Sticky partitioning: the batch for this partition filled, move on; the
+                    # record still joins this partition's new batch so nothing reorders.
+                    self._switch_sticky(topic, parts, p)
+            if future is None:
+                # A bound future: it reads its RecordMetadata from the batch outcome.
+                future = self._future_factory()
+                future._batch = batch
+                future._index = batch.count
+                batch.bound += 1
+                record_future = None
+            else:
+                record_future = future
+            if (
+                key is None
+                and headers is None
+                and timestamp_ms is None
+                and batch.keys is None
+                and (batch.headers is None and batch.timestamps is None)
+            ):
+                # The common record: value only; the full ProducerBatch.add handles the rest.
+                if record_future is not None:
+                    batch.record_futures.append((batch.count, record_future))
+                batch.values.append(value)
+                batch.size += size
+                batch.count += 1
+            else:
+                batch.add(value, key, headers, timestamp_ms, size, record_future)
+            if batch.size >= acc.batch_size:
+                acc.seal_if_full(tp, batch)
+                if unkeyed:
+                    self._switch_sticky(topic, parts, p)
+        return future
 
     def plan_batch(
         self,
@@ -570,6 +614,8 @@ class ProducerCore:
                 off = base_offset + i if base_offset >= 0 else -1
                 ts = first if ts_list is None or log_append_time not in (-1, None) else ts_list[i]
                 f.set_result(RecordMetadata(topic, part, off, ts))
+        if b.bound:
+            complete_batch(b, (base_offset, log_append_time))
         for start, count, (collector, order) in b.span_futures:
             off = base_offset + start if base_offset >= 0 else -1
             collector.done(order, BatchMetadata(topic, part, off, count, b.first_ts), None)
@@ -611,6 +657,8 @@ class ProducerCore:
         for _, f in b.record_futures:
             if not f.done():
                 f.set_exception(exc)
+        if b.bound:
+            complete_batch(b, exc)
         for _, _, (collector, order) in b.span_futures:
             collector.done(order, None, exc)
         self.acc.release(b.size)

@@ -1,0 +1,323 @@
+"""Blocking producer, consumer and admin client over the asyncio core.
+
+Each runs its asyncio core on the shared client loop thread (``sync.loop_thread``).
+``Producer.send`` appends to the accumulator in the calling thread and returns a
+``concurrent.futures.Future`` at once; only batches, not records, cross to the
+loop. Blocking calls made from a delivery or rebalance callback are safe: those
+callbacks run on a callback thread, never on the loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from streamcore.client import admin as _admin
+from streamcore.client.config import build_config
+from streamcore.client.consumer import Callback, ConsumerCore
+from streamcore.client.errors import BufferFullError
+from streamcore.client.offsets import EARLIEST, LATEST
+from streamcore.client.producer import ProducerCore
+from streamcore.client.sync import DeliveryFuture, loop_thread
+from streamcore.client.types import OffsetAndMetadata, TopicPartition
+
+__all__ = ["Producer", "Consumer", "AdminClient"]
+
+
+class Producer:
+    """Blocking producer.
+
+    >>> p = Producer("127.0.0.1:9092", linger_ms=5)             # doctest: +SKIP
+    >>> p.send("events", b"v", key=b"k").result()               # doctest: +SKIP
+    RecordMetadata(topic='events', partition=1, offset=0, timestamp=...)
+    >>> p.close()                                                # doctest: +SKIP
+
+    Settings as for ``streamcore.aio.Producer``.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.config = build_config("producer", bootstrap_servers, config, settings)
+        self._lt = loop_thread()
+        self._core = ProducerCore(self.config)
+        self._core._future_factory = DeliveryFuture
+        self._loop_ident = self._lt.ident
+        self._block_s = self.config.max_block_ms / 1000.0
+        self._lt.run(self._core.start(), timeout=self._block_s + self.config.request_timeout_ms / 1000.0)
+
+    def __enter__(self) -> Producer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _parts(self, topic: str) -> list[int]:
+        parts = self._core.partitions.get(topic)
+        if parts is None:
+            parts = self._lt.run(self._core.partitions_of(topic), timeout=self._block_s + 1)
+        return parts
+
+    def send(
+        self,
+        topic: str,
+        value: Any,
+        key: Any = None,
+        headers: list[tuple[str, bytes | None]] | None = None,
+        partition: int | None = None,
+        timestamp_ms: int | None = None,
+    ) -> DeliveryFuture:
+        """Queue one record; returns a concurrent.futures.Future of its RecordMetadata.
+
+        Blocks up to ``max_block_ms`` for buffer space (then raises BufferFullError)
+        or for the topic's metadata. Delivery errors are set on the future.
+        """
+        core = self._core
+        if type(value) is not bytes or key is not None or core.value_serializer is not None:
+            value, key = core.serialize(topic, value, key)
+        parts = core.partitions.get(topic) or self._parts(topic)
+        # Never block the loop thread itself (only reachable by mixing APIs).
+        block = 0.0 if threading.get_ident() == self._loop_ident else self._block_s
+        fut = core.try_append(topic, parts, value, key, headers, partition, timestamp_ms, None, block)
+        if fut is False:
+            raise BufferFullError(
+                f"buffer_memory ({self.config.buffer_memory} bytes) stayed full for max_block_ms "
+                f"({self.config.max_block_ms} ms): the brokers are not taking records as fast as they come"
+            )
+        return fut
+
+    def send_batch(
+        self,
+        topic: str,
+        values: Sequence[Any],
+        keys: Sequence[Any] | None = None,
+        partition: int | None = None,
+    ) -> DeliveryFuture:
+        """Queue many records in one call; returns a Future of a list of BatchMetadata.
+
+        Raises BufferFullError if memory stays full for ``max_block_ms`` (records
+        appended before that point are still sent).
+        """
+        core = self._core
+        if core.value_serializer is not None:
+            values = [core.value_serializer(v) for v in values]
+        if keys is not None and core.key_serializer is not None:
+            keys = [core.key_serializer(k) if k is not None else None for k in keys]
+        parts = core.partitions.get(topic) or self._parts(topic)
+        fut: DeliveryFuture = DeliveryFuture()
+        block = 0.0 if self._lt.on_loop_thread() else self._block_s
+        for run in core.plan_batch(topic, parts, values, keys, partition, fut):
+            if not core.append_run(topic, parts, run, block):
+                raise BufferFullError(
+                    f"buffer_memory ({self.config.buffer_memory} bytes) stayed full for max_block_ms "
+                    f"({self.config.max_block_ms} ms)"
+                )
+        return fut
+
+    def flush(self, timeout: float | None = None) -> None:
+        """Block until every record sent so far is answered (``timeout`` in seconds)."""
+        try:
+            self._lt.run(self._core.flush(timeout))
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"flush did not finish within {timeout} s") from None
+
+    def partitions_for(self, topic: str) -> list[int]:
+        """Partition ids of ``topic``."""
+        return list(self._parts(topic))
+
+    def close(self, timeout: float | None = None) -> None:
+        """Flush (up to ``timeout`` seconds) and close."""
+        self._lt.run(self._core.close(timeout))
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        """Buffer and connection counters."""
+        core = self._core
+        return {"buffer_used_bytes": core.acc.used, "batches_outstanding": core._outstanding}
+
+
+def _callback_on_thread(cb: Callback | None) -> Callback | None:
+    """Wrap a rebalance callback so it runs on the callback thread while the loop awaits it."""
+    if cb is None:
+        return None
+    lt = loop_thread()
+
+    async def run(parts: list[TopicPartition]) -> None:
+        await asyncio.wrap_future(lt.callbacks.submit(cb, parts))
+
+    return run
+
+
+class Consumer:
+    """Blocking consumer.
+
+    >>> c = Consumer("127.0.0.1:9092", group_id="g", auto_offset_reset="earliest")  # doctest: +SKIP
+    >>> c.subscribe(["events"])                                                   # doctest: +SKIP
+    >>> records = c.poll(timeout_ms=1000)                                          # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        **settings: Any,
+    ) -> None:
+        self.config = build_config("consumer", bootstrap_servers, config, settings)
+        self._lt = loop_thread()
+        self._core: ConsumerCore = self._lt.call(ConsumerCore, self.config)
+        self._timeout = self.config.request_timeout_ms / 1000.0
+
+    def __enter__(self) -> Consumer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def subscribe(
+        self, topics: Iterable[str], on_assign: Callback | None = None, on_revoke: Callback | None = None
+    ) -> None:
+        """Subscribe as a member of ``group_id``; callbacks run on the callback thread."""
+        self._lt.call(
+            self._core.subscribe, list(topics), _callback_on_thread(on_assign), _callback_on_thread(on_revoke)
+        )
+
+    def assign(self, partitions: Iterable[TopicPartition | tuple[str, int]]) -> None:
+        """Consume exactly ``partitions`` without group membership."""
+        self._lt.call(self._core.assign, list(partitions))
+
+    def assignment(self) -> set[TopicPartition]:
+        """Partitions assigned now."""
+        return self._lt.call(self._core.assignment)
+
+    def poll(self, timeout_ms: int = 1000, max_records: int | None = None) -> list[Any]:
+        """Up to ``max_records`` records (or columns), waiting up to ``timeout_ms`` for some."""
+        return self._lt.run(self._core.poll(timeout_ms, max_records))
+
+    def commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None) -> None:
+        """Commit ``offsets`` (default: current positions) and wait for the answer."""
+        self._lt.run(self._commit(offsets), self._timeout + 1)
+
+    async def _commit(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None) -> None:
+        if offsets is None:
+            await self._core.commit_positions()
+        else:
+            await self._core.commit(offsets)
+
+    def commit_async(self, offsets: Mapping[TopicPartition, OffsetAndMetadata | int] | None = None) -> Any:
+        """Start a commit; returns a concurrent.futures.Future."""
+        return asyncio.run_coroutine_threadsafe(self._commit(offsets), self._lt.loop)
+
+    def committed(self, tp: TopicPartition) -> OffsetAndMetadata | None:
+        """Committed offset of ``tp`` (None if none)."""
+        return self._lt.run(self._core.committed(tp), self._timeout + 1)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        """Next poll returns records of ``tp`` from ``offset``."""
+        self._lt.call(self._core.seek, tp, offset)
+
+    def seek_to_beginning(self, *parts: TopicPartition) -> None:
+        """Reset ``parts`` (default all assigned) to the log start."""
+        self._lt.call(self._core.seek_to, parts, EARLIEST)
+
+    def seek_to_end(self, *parts: TopicPartition) -> None:
+        """Reset ``parts`` (default all assigned) to the log end."""
+        self._lt.call(self._core.seek_to, parts, LATEST)
+
+    def position(self, tp: TopicPartition) -> int:
+        """Offset of the next record poll() returns for ``tp``."""
+        return self._lt.run(self._core.position(tp), self._timeout + 1)
+
+    def pause(self, *parts: TopicPartition) -> None:
+        """Stop returning and fetching records of ``parts``."""
+        self._lt.call(self._core.pause, parts)
+
+    def resume(self, *parts: TopicPartition) -> None:
+        """Undo pause()."""
+        self._lt.call(self._core.resume, parts)
+
+    def paused(self) -> set[TopicPartition]:
+        """Partitions paused now."""
+        return self._lt.call(self._core.paused)
+
+    def wait_for_assignment(self, timeout: float = 30.0) -> set[TopicPartition]:
+        """Wait for the first rebalance to finish (subscribe mode); returns the assignment."""
+        return self._lt.run(self._core.wait_for_assignment(timeout))
+
+    def close(self, autocommit: bool = True) -> None:
+        """Commit (under auto-commit), leave the group and close."""
+        self._lt.run(self._core.close(autocommit))
+
+
+class AdminClient:
+    """Blocking admin client: the methods of ``streamcore.aio.AdminClient``, waited for."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str] | None = None,
+        config: Mapping[str, Any] | None = None,
+        **settings: Any,
+    ) -> None:
+        self._lt = loop_thread()
+        self._admin = _admin.AdminClient(bootstrap_servers, config, **settings)
+        self.config = self._admin.config
+
+    def __enter__(self) -> AdminClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create_topics(self, topics: Iterable[_admin.NewTopic], **kw: Any) -> dict[str, Any]:
+        """See streamcore.aio.AdminClient.create_topics."""
+        return self._lt.run(self._admin.create_topics(list(topics), **kw))
+
+    def create_topic(
+        self,
+        name: str,
+        num_partitions: int = 1,
+        replication_factor: int = 1,
+        config: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create one topic; raises KafkaError on failure."""
+        self._lt.run(self._admin.create_topic(name, num_partitions, replication_factor, config))
+
+    def delete_topics(self, names: Iterable[str], **kw: Any) -> dict[str, Any]:
+        """See streamcore.aio.AdminClient.delete_topics."""
+        return self._lt.run(self._admin.delete_topics(list(names), **kw))
+
+    def list_topics(self, include_internal: bool = False) -> dict[str, Any]:
+        """Every topic: name -> TopicInfo."""
+        return self._lt.run(self._admin.list_topics(include_internal=include_internal))
+
+    def describe_topics(self, names: Iterable[str]) -> dict[str, Any]:
+        """Metadata of ``names``."""
+        return self._lt.run(self._admin.describe_topics(list(names)))
+
+    def wait_for_topic(self, topic: str, timeout: float = 30.0) -> Any:
+        """Wait (with retry backoff) until ``topic`` exists, up to ``timeout`` seconds."""
+        return self._lt.run(self._admin.wait_for_topic(topic, timeout))
+
+    def describe_configs(self, topics: Iterable[str] = (), brokers: Iterable[int] = ()) -> dict[Any, Any]:
+        """Configs per (resource type, name)."""
+        return self._lt.run(self._admin.describe_configs(list(topics), list(brokers)))
+
+    def list_groups(self) -> list[tuple[str, str, str]]:
+        """(group_id, protocol_type, state) of every group."""
+        return self._lt.run(self._admin.list_groups())
+
+    def describe_groups(self, group_ids: Iterable[str]) -> list[_admin.GroupDescription]:
+        """State and members of each group."""
+        return self._lt.run(self._admin.describe_groups(list(group_ids)))
+
+    def list_offsets(self, specs: Mapping[TopicPartition, int | str], **kw: Any) -> dict[TopicPartition, int]:
+        """Offsets per partition for "earliest", "latest" or a timestamp (ms)."""
+        return self._lt.run(self._admin.list_offsets(specs, **kw))
+
+    def close(self) -> None:
+        """Close the connections."""
+        self._lt.run(self._admin.close())
