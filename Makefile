@@ -29,8 +29,8 @@ rust-check:
 	cargo test --workspace -q
 
 lint: venv
-	$(VENV)/bin/ruff check python tests tools asv_benchmarks setup.py
-	$(VENV)/bin/ruff format --check python tests tools asv_benchmarks setup.py
+	$(VENV)/bin/ruff check python tests tools benchmarks asv_benchmarks setup.py
+	$(VENV)/bin/ruff format --check python tests tools benchmarks asv_benchmarks setup.py
 
 pytest-native: build
 	$(PY) -m pytest -q -p no:randomly tests

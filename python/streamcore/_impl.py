@@ -42,7 +42,9 @@ if not NO_EXTENSIONS:
     try:
         from streamcore import _native as _native_mod  # type: ignore[attr-defined,no-redef]
     except ImportError as exc:
-        native_load_errors["_native"] = repr(exc)
+        # "cannot import name '_native'" is what a missing .so looks like from here.
+        missing = "cannot import name '_native'" in str(exc)
+        native_load_errors["_native"] = "streamcore._native is not built" if missing else repr(exc)
         _native_mod = None
 
 
