@@ -227,7 +227,86 @@ def run_bench_codec(args: argparse.Namespace) -> int:
 # --- the command itself -------------------------------------------------------------
 
 #: Top-level subcommands, in help order.
-COMMANDS: list[CommandAdder] = [add_info_command, add_bench_command]
+
+# --- broker, config --------------------------------------------------------------------
+
+
+def _add_setting_flags(p: argparse.ArgumentParser) -> None:
+    """One option per setting that has a command-line flag (see ``config --show``)."""
+    from streamcore.broker.config import SETTINGS
+
+    p.add_argument("--config", metavar="FILE.toml", help="TOML configuration file")
+    for s in SETTINGS:
+        if s.cli:
+            extra = {"choices": s.choices} if s.choices else {}
+            p.add_argument(s.cli, dest=s.name, default=None, help=s.help, **extra)
+
+
+def _load_broker_config(args: argparse.Namespace) -> Any:
+    from streamcore.broker.config import SETTINGS, load_config
+
+    cli = {
+        s.name: getattr(args, s.name) for s in SETTINGS if s.cli and getattr(args, s.name, None) is not None
+    }
+    return load_config(args.config, cli=cli)
+
+
+def add_broker_command(subparsers: Subparsers) -> None:
+    """``streamcore broker``: run the Kafka-wire broker until SIGTERM/SIGINT."""
+    p = subparsers.add_parser(
+        "broker",
+        help="run the broker (prints 'listening on HOST:PORT' when ready)",
+        description="Run the Kafka-protocol broker. Settings: CLI flags > STREAMCORE_* environment > "
+        "--config FILE.toml > defaults; `streamcore config --show` lists them all. Prints exactly one line, "
+        "'listening on HOST:PORT', on stdout when ready; SIGTERM/SIGINT stop it cleanly (exit 0).",
+    )
+    _add_setting_flags(p)
+    p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
+    p.set_defaults(handler=run_broker_command)
+
+
+def run_broker_command(args: argparse.Namespace) -> int:
+    import logging
+
+    from streamcore.broker.embedded import run_broker
+    from streamcore.errors import ConfigError
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = _load_broker_config(args)
+    except ConfigError as exc:
+        print(f"streamcore broker: {exc}", file=sys.stderr)
+        return 2
+    return run_broker(config)
+
+
+def add_config_command(subparsers: Subparsers) -> None:
+    """``streamcore config --show``: every broker setting with its value and source."""
+    p = subparsers.add_parser(
+        "config",
+        help="show the broker configuration and where each value comes from",
+        description="Resolve the broker configuration as `streamcore broker` would with the same flags.",
+    )
+    p.add_argument("--show", action="store_true", required=True, help="print every setting and its source")
+    _add_setting_flags(p)
+    p.set_defaults(handler=run_config_command)
+
+
+def run_config_command(args: argparse.Namespace) -> int:
+    from streamcore.broker.config import config_show
+    from streamcore.errors import ConfigError
+
+    try:
+        print(config_show(_load_broker_config(args)), end="")
+    except ConfigError as exc:
+        print(f"streamcore config: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+COMMANDS: list[CommandAdder] = [add_info_command, add_broker_command, add_config_command, add_bench_command]
 #: Targets of ``streamcore bench``.
 BENCH_TARGETS: list[CommandAdder] = [add_bench_codec_command]
 
