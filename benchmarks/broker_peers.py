@@ -52,7 +52,13 @@ sys.path.insert(0, str(HERE.parent / "python"))
 
 from streamcore.bench.broker import create_topic, run_consume, run_produce  # noqa: E402
 from streamcore.bench.environment import collect_environment, distribution_version  # noqa: E402
-from streamcore.bench.processes import ServerProcess, free_port, streamcore_broker_process  # noqa: E402
+from streamcore.bench.processes import (  # noqa: E402
+    ServerProcess,
+    compile_bytecode,
+    cpu_seconds,
+    free_port,
+    streamcore_broker_process,
+)
 
 MiB = 2**20
 
@@ -101,23 +107,35 @@ def _tansu(binary: Path) -> Callable[[Path], ServerProcess]:
     return make
 
 
-def _streamcore(name: str, env: dict[str, str]) -> Callable[[Path], ServerProcess]:
+def _streamcore(
+    name: str, env: dict[str, str], bytecode_cache: Path | None
+) -> Callable[[Path], ServerProcess]:
     def make(scratch: Path) -> ServerProcess:
         return streamcore_broker_process(
-            scratch / "data", fsync="interval", env=env, name=name, log_path=scratch / f"{name}.log"
+            scratch / "data",
+            fsync="interval",
+            env=env,
+            name=name,
+            log_path=scratch / f"{name}.log",
+            bytecode_cache=bytecode_cache,
         )
 
     return make
 
 
-def peers() -> dict[str, Peer]:
-    """Every broker this script knows, by name; uninstalled ones carry a ``missing`` note."""
+def peers(bytecode_cache: Path | None = None) -> dict[str, Peer]:
+    """Every broker this script knows, by name; uninstalled ones carry a ``missing`` note.
+
+    ``bytecode_cache``: PYTHONPYCACHEPREFIX for our broker (see ``compile_bytecode``).
+    """
     out = {
-        "streamcore": Peer("streamcore", "disk, fsync=interval", _streamcore("streamcore", {})),
+        "streamcore": Peer(
+            "streamcore", "disk, fsync=interval", _streamcore("streamcore", {}, bytecode_cache)
+        ),
         "streamcore-pure": Peer(
             "streamcore-pure",
             "disk, fsync=interval, STREAMCORE_NO_EXTENSIONS=1",
-            _streamcore("streamcore-pure", {"STREAMCORE_NO_EXTENSIONS": "1"}),
+            _streamcore("streamcore-pure", {"STREAMCORE_NO_EXTENSIONS": "1"}, bytecode_cache),
         ),
     }
     noida = _packaged_binary("noida_db", "noida-db")
@@ -147,6 +165,7 @@ def measure(peer: Peer, args: argparse.Namespace, scratch: Path) -> dict[str, An
     try:
         topic = f"peers-{uuid.uuid4().hex[:10]}"
         create_topic(server.bootstrap, topic, 1, timeout_s=60.0)
+        cpu0, client0 = cpu_seconds(server.pid), time.process_time()
         produced = run_produce(
             server.bootstrap,
             args.messages,
@@ -158,6 +177,7 @@ def measure(peer: Peer, args: argparse.Namespace, scratch: Path) -> dict[str, An
             progress=False if args.no_progress else None,
             timeout_s=args.timeout,
         )
+        cpu1, client1 = cpu_seconds(server.pid), time.process_time()
         consumed = run_consume(
             server.bootstrap,
             topic,
@@ -166,6 +186,7 @@ def measure(peer: Peer, args: argparse.Namespace, scratch: Path) -> dict[str, An
             progress=False if args.no_progress else None,
             timeout_s=args.timeout,
         )
+        cpu2, client2 = cpu_seconds(server.pid), time.process_time()
         rss = server.peak_rss_bytes()
     finally:
         status = server.stop()
@@ -175,6 +196,11 @@ def measure(peer: Peer, args: argparse.Namespace, scratch: Path) -> dict[str, An
         "startup_s": startup_s,
         "produce_msgs_per_s": produced["msgs_per_s"],
         "produce_seconds": produced["seconds"],
+        "produce_enqueue_seconds": produced["enqueue_seconds"],
+        "produce_broker_cpu_s": _diff(cpu1, cpu0),
+        "produce_client_cpu_s": client1 - client0,
+        "consume_broker_cpu_s": _diff(cpu2, cpu1),
+        "consume_client_cpu_s": client2 - client1,
         "consume_msgs_per_s": consumed["msgs_per_s"],
         "consume_seconds": consumed["seconds"],
         "first_message_s": consumed["first_message_s"],
@@ -182,6 +208,10 @@ def measure(peer: Peer, args: argparse.Namespace, scratch: Path) -> dict[str, An
         "peak_rss_bytes": rss,
         "exit_status": status,
     }
+
+
+def _diff(after: float | None, before: float | None) -> float | None:
+    return after - before if after is not None and before is not None else None
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float | None:
@@ -199,52 +229,72 @@ def _fmt(x: float | None, kind: str) -> str:
     return f"{x:.2f}"
 
 
+_MEDIAN_KEYS = (
+    "produce_msgs_per_s",
+    "consume_msgs_per_s",
+    "first_message_s",
+    "peak_rss_bytes",
+    "produce_broker_cpu_s",
+    "consume_broker_cpu_s",
+    "startup_s",
+)
+
+
 def markdown_tables(
     results: dict[str, list[dict[str, Any]]], notes: dict[str, str], storage: dict[str, str]
 ) -> str:
     """The medians table and the every-run table, in markdown."""
     lines = [
         "| broker | storage | produce msgs/s | consume msgs/s (incl. join) | first message s (join) "
-        "| peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|",
+        "| peak RSS MiB | broker CPU s produce | broker CPU s consume |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, runs in results.items():
-        if not runs:
-            lines.append(f"| {name} | {storage[name]} | {notes.get(name, '-')} | | | |")
+        ok = [r for r in runs if "error" not in r]
+        if not ok:
+            why = notes.get(name) or (runs[0]["error"] if runs else "-")
+            lines.append(f"| {name} | {storage[name]} | {why} | | | | | |")
             continue
+        m = {key: _median(ok, key) for key in _MEDIAN_KEYS}
         lines.append(
-            f"| {name} | {storage[name]} | {_fmt(_median(runs, 'produce_msgs_per_s'), 'rate')} "
-            f"| {_fmt(_median(runs, 'consume_msgs_per_s'), 'rate')} "
-            f"| {_fmt(_median(runs, 'first_message_s'), 's')} "
-            f"| {_fmt(_median(runs, 'peak_rss_bytes'), 'mib')} |"
+            f"| {name} | {storage[name]} | {_fmt(m['produce_msgs_per_s'], 'rate')} "
+            f"| {_fmt(m['consume_msgs_per_s'], 'rate')} | {_fmt(m['first_message_s'], 's')} "
+            f"| {_fmt(m['peak_rss_bytes'], 'mib')} | {_fmt(m['produce_broker_cpu_s'], 's')} "
+            f"| {_fmt(m['consume_broker_cpu_s'], 's')} |"
         )
     lines += [
         "",
-        "| broker | run | slot in round | produce msgs/s | consume msgs/s | first message s | peak RSS MiB "
-        "| startup s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| broker | run | slot | produce msgs/s | (enqueue s) | consume msgs/s | first message s "
+        "| peak RSS MiB | broker CPU s produce | broker CPU s consume | startup s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for name, runs in results.items():
         for r in runs:
             if "error" in r:
-                lines.append(f"| {name} | {r['run']} | {r['slot']} | error: {r['error']} | | | | |")
+                lines.append(f"| {name} | {r['run']} | {r['slot']} | error: {r['error']} | | | | | | | |")
                 continue
             lines.append(
                 f"| {name} | {r['run']} | {r['slot']} | {_fmt(r['produce_msgs_per_s'], 'rate')} "
+                f"| {_fmt(r['produce_enqueue_seconds'], 's')} "
                 f"| {_fmt(r['consume_msgs_per_s'], 'rate')} | {_fmt(r['first_message_s'], 's')} "
-                f"| {_fmt(r['peak_rss_bytes'], 'mib')} | {_fmt(r['startup_s'], 's')} |"
+                f"| {_fmt(r['peak_rss_bytes'], 'mib')} | {_fmt(r['produce_broker_cpu_s'], 's')} "
+                f"| {_fmt(r['consume_broker_cpu_s'], 's')} | {_fmt(r['startup_s'], 's')} |"
             )
     return "\n".join(lines)
 
 
-def profile_streamcore(args: argparse.Namespace, out_dir: Path) -> str:
+def profile_streamcore(args: argparse.Namespace, out_dir: Path, bytecode_cache: Path | None) -> str:
     """One unmeasured streamcore run under cProfile; return the top functions as text."""
     out_dir.mkdir(parents=True, exist_ok=True)
     stats_path = out_dir / "streamcore-broker.pstats"
 
     def make(scratch: Path) -> ServerProcess:
         return streamcore_broker_process(
-            scratch / "data", fsync="interval", cprofile_out=stats_path, log_path=out_dir / "broker.log"
+            scratch / "data",
+            fsync="interval",
+            cprofile_out=stats_path,
+            log_path=out_dir / "broker.log",
+            bytecode_cache=bytecode_cache,
         )
 
     with tempfile.TemporaryDirectory(prefix="peers-profile-") as scratch:
@@ -262,27 +312,32 @@ def profile_streamcore(args: argparse.Namespace, out_dir: Path) -> str:
     return "\n".join(text)
 
 
+KNOWN = ("streamcore", "streamcore-pure", "noida-db", "tansu")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure every installed broker ``--runs`` times, print markdown tables, write JSON."""
-    all_peers = peers()
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--messages", type=int, default=100_000)
     p.add_argument("--size", type=int, default=100, help="value bytes")
     p.add_argument("--runs", type=int, default=3, help="measurements per broker")
-    p.add_argument("--brokers", default=",".join(all_peers), help="comma-separated subset, in order")
+    p.add_argument("--brokers", default=",".join(KNOWN), help="comma-separated subset, in order")
     p.add_argument("--timeout", type=float, default=180.0, help="bound of each produce/consume phase, s")
     p.add_argument("--json", metavar="FILE", help="write every figure to FILE")
     p.add_argument("--profile", metavar="DIR", help="also profile one streamcore run into DIR")
+    p.add_argument(
+        "--no-bytecode-cache",
+        action="store_true",
+        help="start our broker as the environment is (with PYTHONDONTWRITEBYTECODE=1 every start "
+        "compiles every module) instead of from bytecode compiled once beforehand, as pip install does",
+    )
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     names = [n.strip() for n in args.brokers.split(",") if n.strip()]
-    unknown = [n for n in names if n not in all_peers]
+    unknown = [n for n in names if n not in KNOWN]
     if unknown:
-        p.error(f"unknown broker(s) {unknown}; known: {list(all_peers)}")
-    chosen = [all_peers[n] for n in names]
-    runnable = [peer for peer in chosen if peer.make is not None]
-    results: dict[str, list[dict[str, Any]]] = {peer.name: [] for peer in chosen}
-    notes = {peer.name: peer.missing for peer in chosen if peer.missing}
+        p.error(f"unknown broker(s) {unknown}; known: {list(KNOWN)}")
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     load_before = os.getloadavg()
     print(
         f"{args.messages:,} x {args.size} B, acks=1, linger.ms=5, {args.runs} run(s) per broker; "
@@ -290,6 +345,13 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     with tempfile.TemporaryDirectory(prefix="broker-peers-") as tmp:
+        bytecode_cache = None if args.no_bytecode_cache else Path(tmp) / "pycache"
+        if bytecode_cache is not None:
+            compile_bytecode(bytecode_cache)
+        all_peers = peers(bytecode_cache)
+        chosen = [all_peers[n] for n in names]
+        runnable = [peer for peer in chosen if peer.make is not None]
+        notes = {peer.name: peer.missing for peer in chosen if peer.missing}
         for run in range(args.runs):
             # Rotate the order each round: every broker takes every slot once in
             # len(runnable) rounds, so warm caches or a busy neighbour do not favour one.
@@ -305,26 +367,20 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"  {peer.name} failed: {figures['error']}", file=sys.stderr)
                 figures.update(run=run + 1, slot=slot + 1)
                 results[peer.name].append(figures)
-    load_after = os.getloadavg()
-    storage = {peer.name: peer.storage for peer in chosen}
-    tables = markdown_tables(results, notes, storage)
-    print(tables)
-    print(
-        f"\nload average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
-        f"on {os.cpu_count()} CPU(s); client: confluent-kafka {distribution_version('confluent-kafka')}"
-    )
-    profile_text = None
-    if args.profile:
-        profile_text = profile_streamcore(args, Path(args.profile))
-        print("\n" + profile_text)
+        load_after = os.getloadavg()
+        storage = {peer.name: peer.storage for peer in chosen}
+        tables = markdown_tables(results, notes, storage)
+        print(tables)
+        print(
+            f"\nload average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
+            f"on {os.cpu_count()} CPU(s); client: confluent-kafka {distribution_version('confluent-kafka')}; "
+            f"streamcore bytecode: {'compiled once beforehand' if bytecode_cache else 'as the environment is'}"
+        )
+        profile_text = None
+        if args.profile:
+            profile_text = profile_streamcore(args, Path(args.profile), bytecode_cache)
+            print("\n" + profile_text)
     if args.json:
-        medians = {
-            name: {
-                key: _median([r for r in runs if "error" not in r], key)
-                for key in ("produce_msgs_per_s", "consume_msgs_per_s", "first_message_s", "peak_rss_bytes")
-            }
-            for name, runs in results.items()
-        }
         report = {
             "benchmark": "broker_peers",
             "parameters": {
@@ -333,10 +389,14 @@ def main(argv: list[str] | None = None) -> int:
                 "runs": args.runs,
                 "acks": 1,
                 "linger_ms": 5,
+                "bytecode_cache": not args.no_bytecode_cache,
             },
             "storage": storage,
             "not_run": notes,
-            "medians": medians,
+            "medians": {
+                name: {key: _median([r for r in runs if "error" not in r], key) for key in _MEDIAN_KEYS}
+                for name, runs in results.items()
+            },
             "runs": results,
             "load_average": {"before": load_before, "after": load_after},
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
@@ -347,6 +407,7 @@ def main(argv: list[str] | None = None) -> int:
             },
             "environment": collect_environment(),
             "markdown": tables,
+            "profile": profile_text,
         }
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2, sort_keys=True)

@@ -142,7 +142,7 @@ def run_produce(
     delivered count are then None). ``timeout_s`` bounds the whole run (TimeoutError).
 
     Returned keys: ``messages``, ``delivered``, ``failed``, ``seconds`` (first produce
-    to flush done), ``msgs_per_s``, ``mb_per_s`` (value bytes, 1 MB = 1e6 B),
+    to flush done), ``enqueue_seconds`` (the produce() loop alone: the client's share), ``msgs_per_s``, ``mb_per_s`` (value bytes, 1 MB = 1e6 B),
     ``latency_ms`` (``p50``/``p99``/``max`` or None), and the parameters.
     """
     if messages < 1:
@@ -196,6 +196,7 @@ def run_produce(
             bar.update(i)
             if time.perf_counter() > deadline:
                 raise TimeoutError(f"produce: {i} of {messages} queued after {timeout_s} s")
+    enqueue_seconds = time.perf_counter() - start
     remaining = producer.flush(max(0.0, deadline - time.perf_counter()))
     seconds = time.perf_counter() - start
     bar.close(messages - remaining)
@@ -216,6 +217,7 @@ def run_produce(
         "failed": len(failures) if delivery_reports else None,
         "failure_examples": [f for f in failures if f][:10],
         "seconds": seconds,
+        "enqueue_seconds": enqueue_seconds,
         "msgs_per_s": messages / seconds,
         "mb_per_s": value_bytes / seconds / _MB,
         "latency_ms": _latency_summary(latencies),
