@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from streamcore import Broker
 
 from .records import MESSAGES, MORE, Consumed, check_consumed, key, partitions_used, value

@@ -1,0 +1,56 @@
+"""Read a topic's stored batches over the wire to check what an idempotent producer left in the log."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+# tests/ is on sys.path (pytest inserts the rootdir of the test packages).
+from broker.wire_client import WireClient, fetch_request, fetched_partition
+from streamcore.codec import decode_batches
+
+
+def log_batches(bootstrap: str, topic: str, partitions: int) -> list[Any]:
+    """Every record batch stored in ``topic``, read with raw fetches."""
+    out = []
+    with WireClient(bootstrap) as c:
+        for p in range(partitions):
+            offset = 0
+            while True:
+                resp = c.request(fetch_request(topic, p, offset, max_bytes=4 << 20), 12)
+                part = fetched_partition(resp, topic, p)
+                assert part.error_code == 0
+                batches = decode_batches(part.records or b"")
+                if not batches:
+                    break
+                out.extend((p, b) for b in batches)
+                offset = batches[-1].last_offset + 1
+                if offset >= part.high_watermark:
+                    break
+    return out
+
+
+def check_exactly_once_log(
+    bootstrap: str, topic: str, expected_keys: list[bytes], *, producers: int = 1, partitions: int = 3
+) -> None:
+    """The log holds each expected record exactly once, written by ``producers`` idempotent
+    producers whose sequences run from 0 without a gap in every partition."""
+    batches = log_batches(bootstrap, topic, partitions)
+    keys = Counter(r.key for _, b in batches for r in b.records)
+    want = Counter(expected_keys)
+    assert keys == want, (
+        f"log differs: {sum((keys - want).values())} extra, {sum((want - keys).values())} missing"
+    )
+    ids = {b.producer_id for _, b in batches}
+    assert len(ids) == producers and min(ids) >= 0, (
+        f"batches not from {producers} idempotent producer(s): {ids}"
+    )
+    for p in range(partitions):
+        for pid in ids:
+            expected = 0
+            for q, b in batches:
+                if q == p and b.producer_id == pid:
+                    assert b.base_sequence == expected, (
+                        f"partition {p} producer {pid}: sequence {b.base_sequence}, expected {expected}"
+                    )
+                    expected += len(b.records)
