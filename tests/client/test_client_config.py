@@ -1,0 +1,70 @@
+"""Client settings: keywords, dotted properties, and errors that list the valid choices."""
+
+from __future__ import annotations
+
+import pytest
+
+from streamcore.client.config import build_config
+from streamcore.errors import ConfigError
+
+
+def test_unknown_setting_raises_config_error_listing_valid_settings() -> None:
+    with pytest.raises(ConfigError) as info:
+        build_config("producer", "h:1", None, {"lingr_ms": 5})
+    msg = str(info.value)
+    assert "lingr_ms" in msg and "linger_ms" in msg and "batch_size" in msg
+
+
+def test_dotted_properties_and_keywords_spell_the_same_settings() -> None:
+    cfg = build_config(
+        "producer", None, {"bootstrap.servers": "a:1,b:2", "linger.ms": 7}, {"batch_size": 100}
+    )
+    assert cfg.linger_ms == 7 and cfg.batch_size == 100
+    assert cfg.bootstrap_servers == [("a", 1), ("b", 2)]
+
+
+def test_ill_typed_value_raises_config_error() -> None:
+    with pytest.raises(ConfigError, match="linger_ms"):
+        build_config("producer", "h:1", None, {"linger_ms": "soon"})
+    with pytest.raises(ConfigError, match="enable_idempotence"):
+        build_config("producer", "h:1", None, {"enable_idempotence": 3})
+
+
+def test_choice_outside_its_values_lists_the_choices() -> None:
+    with pytest.raises(ConfigError, match="zstd"):
+        build_config("producer", "h:1", None, {"compression_type": "brotli"})
+    with pytest.raises(ConfigError, match="earliest"):
+        build_config("consumer", "h:1", None, {"auto_offset_reset": "start"})
+
+
+def test_setting_of_another_role_is_rejected() -> None:
+    with pytest.raises(ConfigError, match="not a consumer setting"):
+        build_config("consumer", "h:1", None, {"linger_ms": 5})
+
+
+def test_acks_all_and_durations_are_normalised() -> None:
+    cfg = build_config(
+        "producer", "h:1", None, {"acks": "all", "linger_ms": "20ms", "delivery_timeout_ms": "2s"}
+    )
+    assert cfg.acks == -1 and cfg.linger_ms == 20 and cfg.delivery_timeout_ms == 2000
+
+
+def test_idempotence_is_on_by_default_and_off_for_acks_1_unless_asked() -> None:
+    assert build_config("producer", "h:1", None, {}).enable_idempotence is True
+    assert build_config("producer", "h:1", None, {"acks": 1}).enable_idempotence is False
+    with pytest.raises(ConfigError, match="acks"):
+        build_config("producer", "h:1", None, {"acks": 1, "enable_idempotence": True})
+
+
+def test_missing_bootstrap_servers_raises() -> None:
+    with pytest.raises(ConfigError, match="bootstrap_servers"):
+        build_config("admin", None, None, {})
+
+
+def test_blocking_constructors_validate_before_connecting() -> None:
+    from streamcore.client import Consumer, Producer
+
+    with pytest.raises(ConfigError):
+        Producer("127.0.0.1:1", no_such_setting=1)
+    with pytest.raises(ConfigError):
+        Consumer("127.0.0.1:1", {"fetch.max.wait": 5})
