@@ -34,14 +34,14 @@ impl BufferPool {
 impl BufferPool {
     #[new]
     fn new(buffer_size: i64, max_buffers: i64) -> PyResult<Self> {
-        if buffer_size <= 0 {
+        if buffer_size < 0 {
             return Err(PyValueError::new_err(format!(
-                "buffer_size must be > 0 bytes, got {buffer_size}"
+                "buffer_size must be >= 0, not {buffer_size}"
             )));
         }
         if max_buffers < 0 {
             return Err(PyValueError::new_err(format!(
-                "max_buffers must be >= 0, got {max_buffers}"
+                "max_buffers must be >= 0, not {max_buffers}"
             )));
         }
         Ok(BufferPool {
@@ -104,7 +104,7 @@ impl BufferPool {
         })?;
         if b.len() != self.buffer_size {
             return Err(PyValueError::new_err(format!(
-                "put() got a bytearray of {} bytes, the pool's buffers have {}",
+                "buffer of {} bytes does not belong to a pool of {}-byte buffers",
                 b.len(),
                 self.buffer_size
             )));
@@ -171,17 +171,7 @@ impl Lease {
     ) -> PyResult<bool> {
         let taken = self.buf.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(b) = taken {
-            let b = b.into_bound(py);
-            if b.len() == self.pool.get().buffer_size {
-                self.pool.get().put(b.as_any())?;
-            } else {
-                // The user resized it: it cannot be reused, but it is no longer in use.
-                let _ = self.pool.get().in_use.fetch_update(
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                    |n| n.checked_sub(1),
-                );
-            }
+            self.pool.get().put(b.bind(py).as_any())?;
         }
         Ok(false)
     }
