@@ -1,5 +1,5 @@
 # streamcore: the two commands a new machine needs.
-#   make run   sets up from nothing, then runs the main job
+#   make run   sets up from nothing, then runs the broker (the main job)
 #   make test  sets up from nothing, then runs every check
 SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
@@ -42,7 +42,7 @@ test: build rust-check lint pytest-native pytest-reference
 	$(VENV)/bin/streamcore info
 
 run: build
-	$(VENV)/bin/streamcore bench codec
+	$(VENV)/bin/streamcore broker --data-dir ./streamcore-data --host 127.0.0.1 --port 9092
 
 clean:
 	rm -rf $(VENV) build target python/streamcore/*.so python/*.egg-info
