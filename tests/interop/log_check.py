@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from typing import Any
 
@@ -54,3 +55,39 @@ def check_exactly_once_log(
                         f"partition {p} producer {pid}: sequence {b.base_sequence}, expected {expected}"
                     )
                     expected += len(b.records)
+
+
+_CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
+def stored_codecs(bootstrap: str, topic: str, partitions: int = 3) -> set[str]:
+    """The compression codecs of the batches stored in ``topic`` (read from batch headers only).
+
+    The broker keeps batches as produced, so this shows whether a client really compressed
+    (old librdkafka silently stops compressing when it dislikes the advertised versions).
+    """
+    codecs: set[str] = set()
+    with WireClient(bootstrap) as c:
+        for p in range(partitions):
+            offset = 0
+            while True:
+                resp = c.request(fetch_request(topic, p, offset, max_bytes=8 << 20), 12)
+                part = fetched_partition(resp, topic, p)
+                assert part.error_code == 0
+                data = part.records or b""
+                pos, last = 0, -1
+                # batch header: baseOffset i64, batchLength i32, leaderEpoch i32, magic i8, crc u32,
+                # attributes i16, lastOffsetDelta i32
+                while len(data) - pos >= 27:
+                    base, length = struct.unpack_from(">qi", data, pos)
+                    if pos + 12 + length > len(data):
+                        break
+                    (attributes,) = struct.unpack_from(">h", data, pos + 21)
+                    (last_delta,) = struct.unpack_from(">i", data, pos + 23)
+                    codecs.add(_CODECS[attributes & 0x07])
+                    last = base + last_delta
+                    pos += 12 + length
+                if last < 0 or last + 1 >= part.high_watermark:
+                    break
+                offset = last + 1
+    return codecs
