@@ -32,6 +32,7 @@ _CAPABILITIES: dict[str, tuple[str, str]] = {
     "buffer_pool": ("rust", "buffer_pool"),
     "wal": ("rust", "wal"),
     "metrics": ("rust", "metrics"),
+    "classifier": ("rust", "classifier"),
 }
 
 _active: dict[str, str] = {}
@@ -75,6 +76,7 @@ wire = _load("wire")
 buffer_pool = _load("buffer_pool")
 wal = _load("wal")
 metrics = _load("metrics")
+classifier = _load("classifier")
 
 
 def implementation() -> dict[str, str]:
