@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from streamcore.bench import broker as bench
 from streamcore.bench.processes import ServerProcess, free_port, peak_rss_bytes, process_tree
 from streamcore.bench.progress import ProgressBar
@@ -142,6 +143,16 @@ def test_cli_produce_without_bootstrap_runs_its_own_broker_process(tmp_path: Pat
     assert report["result"]["delivered"] == 100
     assert report["broker"]["kind"] == "streamcore subprocess"
     assert report["broker"]["peak_rss_bytes"] > 0
+
+
+def test_add_commands_gives_each_workload_a_parser_whose_handler_is_main() -> None:
+    parser = argparse.ArgumentParser()
+    bench.add_commands(parser.add_subparsers(dest="bench_target", required=True))
+    for workload in bench.WORKLOADS:
+        args = parser.parse_args([workload, "--bootstrap", "127.0.0.1:1", "--acks", "all"])
+        assert args.handler is bench.main
+        assert args.broker_workload == workload
+        assert args.acks == "all" and args.messages == 100_000 and args.size == 100
 
 
 def test_add_arguments_rejects_an_unknown_workload() -> None:

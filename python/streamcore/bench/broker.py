@@ -36,8 +36,10 @@ from streamcore.bench.workload import make_codec_workload
 __all__ = [
     "ACKS",
     "COMPRESSIONS",
+    "HELP",
     "WORKLOADS",
     "add_arguments",
+    "add_commands",
     "create_topic",
     "format_result",
     "main",
@@ -49,6 +51,20 @@ __all__ = [
 
 #: The ``streamcore bench`` targets this module implements.
 WORKLOADS = ("produce", "consume")
+#: One-line help and description of each target, for the ``streamcore bench`` parser.
+HELP = {
+    "produce": "produce throughput and delivery latency against a broker (confluent-kafka as load client)",
+    "consume": "consume throughput, group join time and end-to-end latency (confluent-kafka as load client)",
+}
+_DESCRIPTION = {
+    "produce": "Produce --messages values of --size bytes with confluent-kafka, flush, and report msgs/s, "
+    "MB/s and the p50/p99 delivery latency. Without --bootstrap, a streamcore broker is started "
+    "in a subprocess on a temporary directory and stopped afterwards.",
+    "consume": "Join a new consumer group and read --messages records with confluent-kafka; report "
+    "msgs/s and MB/s from subscribe to the last record (group join included), the time to the "
+    "first record, and p50/p99 of receipt time minus record timestamp. Without --topic, a new "
+    "topic is filled first. Without --bootstrap, a streamcore broker is started in a subprocess.",
+}
 #: ``acks`` values accepted (``all`` is the same as ``-1``).
 ACKS = ("0", "1", "-1", "all")
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
@@ -365,6 +381,17 @@ def add_arguments(parser: argparse.ArgumentParser, workload: str = "produce") ->
         "--json", metavar="FILE", help="also write the figures as JSON to FILE ('-' for stdout)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def add_commands(targets: Any) -> None:
+    """Add ``produce`` and ``consume`` parsers to ``targets`` (the ``streamcore bench`` subparsers).
+
+    Each parser's ``handler`` default is :func:`main`, as ``streamcore.cli`` expects.
+    """
+    for workload in WORKLOADS:
+        p = targets.add_parser(workload, help=HELP[workload], description=_DESCRIPTION[workload])
+        add_arguments(p, workload)
+        p.set_defaults(handler=main)
 
 
 @contextlib.contextmanager
