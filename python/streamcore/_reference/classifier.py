@@ -112,7 +112,14 @@ _TABLE: dict[int, tuple[str, ...]] = {
         "leader epoch",
         "leaderepoch",
     ),
-    TIMEOUT: ("timed out", "timedout", "timeout", "time out", "has passed since batch creation", "deadline exceeded"),
+    TIMEOUT: (
+        "timed out",
+        "timedout",
+        "timeout",
+        "time out",
+        "has passed since batch creation",
+        "deadline exceeded",
+    ),
     NETWORK: (
         "nobrokersavailable",
         "no brokers available",
