@@ -15,6 +15,7 @@ import crc32c
 import lz4.frame
 import pytest
 import zstandard
+
 from streamcore import codec
 from streamcore.errors import CorruptRecordError
 
@@ -177,6 +178,44 @@ def test_gzip_malformed_members_are_rejected(impl, mangle):
     data = with_region(plain, mangle(gzip_member(region_of(plain))), "gzip")
     with pytest.raises(CorruptRecordError, match="byte"):
         impl.decode_batch(data)
+
+
+def _gzip_copying_from_before_the_start() -> bytes:
+    """A gzip member whose deflate data copies bytes from before the start of the output.
+
+    zlib (Python's, and Java's Inflater) rejects it ("invalid distance too far
+    back"); a decoder that reads its zero-filled window instead would produce a
+    valid one-record region, 0c 00 00 00 01 01 00, with a matching CRC-32.
+    """
+    bits: list[int] = []
+
+    def huffman(code: int, width: int) -> None:  # Huffman codes are written MSB first
+        bits.extend((code >> (width - 1 - i)) & 1 for i in range(width))
+
+    bits.extend([1, 1, 0])  # BFINAL=1, BTYPE=01 (fixed Huffman), LSB first
+    huffman(0x30 + 0x0C, 8)  # literal 0x0c (record length 6)
+    huffman(0b0000001, 7)  # length code 257: copy 3 bytes ...
+    huffman(0b00011, 5)  # ... from 4 bytes back, i.e. before the first byte
+    for literal in (1, 1, 0):
+        huffman(0x30 + literal, 8)
+    huffman(0, 7)  # end of block
+    bits.extend([0] * (-len(bits) % 8))
+    deflate = bytes(sum(b << i for i, b in enumerate(bits[j : j + 8])) for j in range(0, len(bits), 8))
+    out = b"\x0c\x00\x00\x00\x01\x01\x00"
+    return (
+        b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff" + deflate + struct.pack("<II", zlib.crc32(out), len(out))
+    )
+
+
+def test_gzip_copy_from_before_the_start_of_output_is_rejected(impl):
+    member = _gzip_copying_from_before_the_start()
+    with pytest.raises(zlib.error):
+        zlib.decompress(member, 31)
+    data = with_region(plain_batch(1), member, "gzip")
+    with pytest.raises(CorruptRecordError, match="byte"):
+        impl.decode_batch(data)
+    with pytest.raises(CorruptRecordError, match="byte"):
+        impl.validate_batch(data)
 
 
 def test_snappy_raw_block_without_xerial_header_is_accepted(impl):
