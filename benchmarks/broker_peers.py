@@ -123,19 +123,26 @@ def _streamcore(
     return make
 
 
-def peers(bytecode_cache: Path | None = None) -> dict[str, Peer]:
+def peers(bytecode_cache: Path | None = None, *, compile_at_start: bool = False) -> dict[str, Peer]:
     """Every broker this script knows, by name; uninstalled ones carry a ``missing`` note.
 
     ``bytecode_cache``: PYTHONPYCACHEPREFIX for our broker (see ``compile_bytecode``).
+    ``compile_at_start``: instead, point PYTHONPYCACHEPREFIX at ``bytecode_cache`` left
+    empty and forbid writing bytecode, so our broker compiles every module at every start.
     """
+    env: dict[str, str] = {}
+    if compile_at_start:
+        assert bytecode_cache is not None
+        env = {"PYTHONPYCACHEPREFIX": str(bytecode_cache), "PYTHONDONTWRITEBYTECODE": "1"}
+        bytecode_cache = None
     out = {
         "streamcore": Peer(
-            "streamcore", "disk, fsync=interval", _streamcore("streamcore", {}, bytecode_cache)
+            "streamcore", "disk, fsync=interval", _streamcore("streamcore", env, bytecode_cache)
         ),
         "streamcore-pure": Peer(
             "streamcore-pure",
             "disk, fsync=interval, STREAMCORE_NO_EXTENSIONS=1",
-            _streamcore("streamcore-pure", {"STREAMCORE_NO_EXTENSIONS": "1"}, bytecode_cache),
+            _streamcore("streamcore-pure", {**env, "STREAMCORE_NO_EXTENSIONS": "1"}, bytecode_cache),
         ),
     }
     noida = _packaged_binary("noida_db", "noida-db")
@@ -328,8 +335,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-bytecode-cache",
         action="store_true",
-        help="start our broker as the environment is (with PYTHONDONTWRITEBYTECODE=1 every start "
-        "compiles every module) instead of from bytecode compiled once beforehand, as pip install does",
+        help="make our broker compile every module at every start (no bytecode, as a source tree "
+        "with PYTHONDONTWRITEBYTECODE=1) instead of using bytecode compiled once beforehand, as "
+        "pip install does",
     )
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
@@ -345,10 +353,11 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     with tempfile.TemporaryDirectory(prefix="broker-peers-") as tmp:
-        bytecode_cache = None if args.no_bytecode_cache else Path(tmp) / "pycache"
-        if bytecode_cache is not None:
+        bytecode_cache = Path(tmp) / "pycache"
+        bytecode_cache.mkdir()
+        if not args.no_bytecode_cache:
             compile_bytecode(bytecode_cache)
-        all_peers = peers(bytecode_cache)
+        all_peers = peers(bytecode_cache, compile_at_start=args.no_bytecode_cache)
         chosen = [all_peers[n] for n in names]
         runnable = [peer for peer in chosen if peer.make is not None]
         notes = {peer.name: peer.missing for peer in chosen if peer.missing}
@@ -374,11 +383,13 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"\nload average before/after: {load_before[0]:.2f} / {load_after[0]:.2f} "
             f"on {os.cpu_count()} CPU(s); client: confluent-kafka {distribution_version('confluent-kafka')}; "
-            f"streamcore bytecode: {'compiled once beforehand' if bytecode_cache else 'as the environment is'}"
+            f"streamcore bytecode: {'compiled at every start' if args.no_bytecode_cache else 'compiled once beforehand'}"
         )
         profile_text = None
         if args.profile:
-            profile_text = profile_streamcore(args, Path(args.profile), bytecode_cache)
+            profile_text = profile_streamcore(
+                args, Path(args.profile), None if args.no_bytecode_cache else bytecode_cache
+            )
             print("\n" + profile_text)
     if args.json:
         report = {
