@@ -60,13 +60,13 @@ def check_exactly_once_log(
 _CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 
 
-def stored_codecs(bootstrap: str, topic: str, partitions: int = 3) -> set[str]:
-    """The compression codecs of the batches stored in ``topic`` (read from batch headers only).
+def stored_codecs(bootstrap: str, topic: str, partitions: int = 3) -> Counter[str]:
+    """Records stored in ``topic`` per compression codec (read from batch headers only).
 
     The broker keeps batches as produced, so this shows whether a client really compressed
     (old librdkafka silently stops compressing when it dislikes the advertised versions).
     """
-    codecs: set[str] = set()
+    codecs: Counter[str] = Counter()
     with WireClient(bootstrap) as c:
         for p in range(partitions):
             offset = 0
@@ -84,10 +84,22 @@ def stored_codecs(bootstrap: str, topic: str, partitions: int = 3) -> set[str]:
                         break
                     (attributes,) = struct.unpack_from(">h", data, pos + 21)
                     (last_delta,) = struct.unpack_from(">i", data, pos + 23)
-                    codecs.add(_CODECS[attributes & 0x07])
+                    codecs[_CODECS[attributes & 0x07]] += last_delta + 1
                     last = base + last_delta
                     pos += 12 + length
                 if last < 0 or last + 1 >= part.high_watermark:
                     break
                 offset = last + 1
     return codecs
+
+
+def assert_compressed_with(bootstrap: str, topic: str, codec: str) -> None:
+    """Nearly every stored record was compressed with ``codec``.
+
+    Clients send a batch uncompressed when compressing does not make it smaller (a lone
+    small record), so a few "none" records are allowed; any other codec is not.
+    """
+    counts = stored_codecs(bootstrap, topic)
+    total = sum(counts.values())
+    assert set(counts) <= {codec, "none"}, f"stored codecs {dict(counts)}, asked for {codec}"
+    assert counts[codec] >= 0.9 * total, f"only {counts[codec]} of {total} records stored as {codec}"

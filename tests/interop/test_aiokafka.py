@@ -9,7 +9,7 @@ import pytest
 
 from streamcore import Broker
 
-from .log_check import stored_codecs
+from .log_check import assert_compressed_with
 from .records import MESSAGES, MORE, Consumed, check_consumed, key, partitions_used, value
 
 aiokafka = pytest.importorskip("aiokafka")
@@ -95,7 +95,7 @@ def test_aiokafka_round_trip_and_group_resume(interop_broker: Broker, codec: str
         first = await consume(bootstrap, topic, "aio-group", MESSAGES)
         check_consumed(first, range(MESSAGES), what=f"aiokafka {codec}")
         assert partitions_used(first) == {0, 1, 2}
-        assert stored_codecs(bootstrap, topic) == {codec}
+        assert_compressed_with(bootstrap, topic, codec)
         await produce(bootstrap, topic, range(MESSAGES, MESSAGES + MORE), compression)
         resumed = await consume(bootstrap, topic, "aio-group", MORE)
         check_consumed(resumed, range(MESSAGES, MESSAGES + MORE), what=f"aiokafka {codec} after restart")

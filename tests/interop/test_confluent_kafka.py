@@ -10,7 +10,7 @@ import pytest
 
 from streamcore import Broker
 
-from .log_check import stored_codecs
+from .log_check import assert_compressed_with
 from .records import MESSAGES, MORE, Consumed, check_consumed, key, partitions_used, value
 
 ck = pytest.importorskip("confluent_kafka")
@@ -97,7 +97,7 @@ def test_confluent_kafka_round_trip_and_group_resume(interop_broker: Broker, cod
     first = consume(bootstrap, topic, "ck-group", MESSAGES)
     check_consumed(first, range(MESSAGES), what=f"confluent-kafka {codec}")
     assert partitions_used(first) == {0, 1, 2}
-    assert stored_codecs(bootstrap, topic) == {codec}
+    assert_compressed_with(bootstrap, topic, codec)
 
     produce(bootstrap, topic, range(MESSAGES, MESSAGES + MORE), codec)
     resumed = consume(bootstrap, topic, "ck-group", MORE)

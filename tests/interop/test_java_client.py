@@ -76,7 +76,10 @@ def test_java_client_every_codec_with_group_resume_and_idempotence(
         for partition, offset, *_ in records:
             last_offsets[partition] = offset  # records are in offset order per partition
 
-    assert stored_codecs(bootstrap, topic) == set(CODECS)
+    # Per codec round 10,000 records; a few may go uncompressed (see assert_compressed_with).
+    counts = stored_codecs(bootstrap, topic)
+    assert set(counts) == set(CODECS), dict(counts)
+    assert all(counts[c] >= 0.9 * MESSAGES for c in CODECS if c != "none"), dict(counts)
     # Five idempotent producers, each record once, sequences without gaps.
     check_exactly_once_log(
         bootstrap, topic, [key(i) for i in range(MESSAGES)] * len(CODECS), producers=len(CODECS)

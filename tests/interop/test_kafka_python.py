@@ -8,7 +8,7 @@ import pytest
 
 from streamcore import Broker
 
-from .log_check import check_exactly_once_log, stored_codecs
+from .log_check import assert_compressed_with, check_exactly_once_log
 from .records import MESSAGES, MORE, Consumed, check_consumed, key, partitions_used, value
 
 kafka = pytest.importorskip("kafka")
@@ -90,7 +90,7 @@ def test_kafka_python_round_trip_and_group_resume(interop_broker: Broker, codec:
     first = consume(bootstrap, topic, "kp-group", MESSAGES)
     check_consumed(first, range(MESSAGES), what=f"kafka-python {codec}")
     assert partitions_used(first) == {0, 1, 2}
-    assert stored_codecs(bootstrap, topic) == {codec}
+    assert_compressed_with(bootstrap, topic, codec)
 
     produce(bootstrap, topic, range(MESSAGES, MESSAGES + MORE), compression)
     resumed = consume(bootstrap, topic, "kp-group", MORE)
