@@ -638,7 +638,6 @@ class ProducerCore:
         if retriable and b.attempts < self.config.retries and now < b.deadline and not self._closed:
             b.attempts += 1
             b.retry_at = now + self.backoff.delay_ms(b.attempts - 1) / 1000.0
-            self._outstanding += 1
             if self.idempotent:
                 self._retrying.add(tp)
             if category_of(exc) in (Category.LEADERSHIP, Category.TOPIC_MISSING, Category.NETWORK):
