@@ -2,8 +2,9 @@
 //!
 //! Type conversion only. Batches are copied into the WAL's queue (its Rust buffer
 //! pool) while the GIL is held, then the GIL is released for the wait, the reads
-//! and everything that touches files. `submit` callbacks run on the writer thread;
-//! the writer takes the GIL once per group to run all of that group's callbacks.
+//! and everything that touches files. `submit` callbacks run on the log's notifier
+//! thread, which the writer hands each group to: it takes the GIL once per group,
+//! and the writer goes on writing while it waits for the GIL.
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
@@ -200,7 +201,8 @@ impl WalLog {
     }
 
     /// Queues one batch without waiting; `callback(result, exc)` runs exactly once on
-    /// the writer thread (result the 3-tuple or None, exc an exception or None).
+    /// the log's background notifier thread, right after the writer finished the
+    /// batch's group (result the 3-tuple or None, exc an exception or None).
     ///
     /// Raises at once (and never calls back) when the queue is full, the header is
     /// bad or the log is offline or closed.

@@ -177,51 +177,62 @@ pub type Callback = Box<dyn FnOnce(AppendOutcome) + Send>;
 pub enum Completion {
     /// Wakes a thread blocked in [`Waiter::wait`].
     Waiter(Arc<Slot<AppendOutcome>>),
-    /// Runs on the writer thread (inside [`WalHooks::run_callbacks`] when set).
+    /// Runs on the log's notifier thread, which the writer hands each group's
+    /// callbacks to (inside [`WalHooks::run_callbacks`] when set), so that a slow
+    /// callback context (e.g. waiting for Python's GIL) never delays the next write.
     Callback(Callback),
 }
 
 /// A one-shot value handed from the writer to a waiting thread.
 pub struct Slot<T> {
-    value: Mutex<Option<T>>,
+    /// (value, a waiter sleeps on `ready`)
+    value: Mutex<(Option<T>, bool)>,
     ready: Condvar,
 }
 
 impl<T> Slot<T> {
     fn new() -> Self {
         Slot {
-            value: Mutex::new(None),
+            value: Mutex::new((None, false)),
             ready: Condvar::new(),
         }
     }
 
     fn put(&self, v: T) {
-        *lock(&self.value) = Some(v);
-        self.ready.notify_one();
+        let mut g = lock(&self.value);
+        g.0 = Some(v);
+        // Waking costs a syscall: only when someone sleeps.
+        if g.1 {
+            drop(g);
+            self.ready.notify_one();
+        }
     }
 
     fn take(&self) -> T {
         let mut g = lock(&self.value);
         loop {
-            if let Some(v) = g.take() {
+            if let Some(v) = g.0.take() {
                 return v;
             }
+            g.1 = true;
             g = self.ready.wait(g).unwrap_or_else(|e| e.into_inner());
         }
     }
 }
 
 /// The pending outcome of a queued append (see [`Wal::enqueue`]).
-pub struct Waiter(Arc<Slot<AppendOutcome>>);
+pub struct Waiter {
+    slot: Arc<Slot<AppendOutcome>>,
+}
 
 impl Waiter {
     /// Blocks until the writer has written (and, under fsync=always, fsynced) the batch.
     pub fn wait(self) -> AppendOutcome {
-        self.0.take()
+        self.slot.take()
     }
 }
 
-/// Runs a group's callbacks (given as one closure) inside whatever context they need.
+/// Runs a batch of callbacks (given as one closure) inside whatever context they need.
 pub type CallbackRunner = Box<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
 
 /// Told, once, why the log went offline.
@@ -230,8 +241,8 @@ pub type OfflineHook = Box<dyn Fn(&str) + Send + Sync>;
 /// Hooks the embedding layer (the Python binding) gives the writer thread.
 #[derive(Default)]
 pub struct WalHooks {
-    /// Wraps the running of a group's [`Completion::Callback`]s (e.g. to take a lock
-    /// such as Python's GIL once per group instead of once per callback).
+    /// Wraps the running of a group's [`Completion::Callback`]s on the notifier
+    /// thread (e.g. to take Python's GIL once per group instead of once per callback).
     pub run_callbacks: Option<CallbackRunner>,
     /// Called once, from the writer thread, when the log goes offline.
     pub on_offline: Option<OfflineHook>,
@@ -337,6 +348,9 @@ pub(crate) struct Shared {
     pub close_result: Mutex<Option<Result<(), WalError>>>,
     #[cfg(test)]
     pub fail_next_io: std::sync::atomic::AtomicBool,
+    /// Held by a test to stall the writer before its next group.
+    #[cfg(test)]
+    pub writer_gate: Mutex<()>,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -386,6 +400,7 @@ fn queue_pools() -> SizedPools {
 pub struct Wal {
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    notifier: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Wal {
@@ -419,12 +434,15 @@ impl Wal {
             cfg,
             #[cfg(test)]
             fail_next_io: std::sync::atomic::AtomicBool::new(false),
+            #[cfg(test)]
+            writer_gate: Mutex::new(()),
         });
-        let handle = writer::spawn(shared.clone(), opened.active, opened.unsynced)
-            .map_err(|e| WalError::Storage(format!("cannot start the WAL writer thread: {e}")))?;
+        let (handle, notifier) = writer::spawn(shared.clone(), opened.active, opened.unsynced)
+            .map_err(|e| WalError::Storage(format!("cannot start the WAL threads: {e}")))?;
         Ok(Wal {
             shared,
             writer: Mutex::new(Some(handle)),
+            notifier: Mutex::new(Some(notifier)),
         })
     }
 
@@ -513,7 +531,7 @@ impl Wal {
     pub fn enqueue(&self, batch: &[u8]) -> Result<Waiter, WalError> {
         let slot = Arc::new(Slot::new());
         self.submit(batch, Completion::Waiter(slot.clone()))?;
-        Ok(Waiter(slot))
+        Ok(Waiter { slot })
     }
 
     /// Appends `batch` and blocks until it is written (fsynced under fsync=always).
@@ -757,6 +775,11 @@ impl Wal {
         let handle = lock(&self.writer).take();
         if let Some(h) = handle {
             let joined = h.join();
+            // The writer's exit closes the notifier's channel: it ends after running
+            // the callbacks still queued.
+            if let Some(n) = lock(&self.notifier).take() {
+                let _ = n.join();
+            }
             self.shared.closed.store(true, Ordering::Release);
             if joined.is_err() {
                 return Err(WalError::Storage(format!(
@@ -772,6 +795,7 @@ impl Wal {
     pub fn close_in_background(&self) {
         self.begin_close();
         drop(lock(&self.writer).take());
+        drop(lock(&self.notifier).take());
     }
 
     /// Makes the next write or fsync fail (tests of the offline path).

@@ -327,34 +327,20 @@ fn retention_by_size_and_time_deletes_oldest_whole_segments_and_moves_log_start(
 #[test]
 fn full_queue_answers_backpressure_with_a_throttle_time() {
     let d = TempDir::new("backpressure");
-    let (tx, rx) = mpsc::channel::<()>();
-    let rx = Mutex::new(rx);
-    let hooks = WalHooks {
-        // Holds the writer inside the first group's callbacks until released.
-        run_callbacks: Some(Box::new(move |f: &mut dyn FnMut()| {
-            let _ = lock(&rx).recv();
-            f();
-        })),
-        on_offline: None,
-    };
     let c = WalConfig {
         queue_depth: 2,
         ..cfg(FsyncPolicy::Never)
     };
-    let wal = Wal::open(d.path(), c, hooks).unwrap();
+    let wal = open(&d, c);
+    // Stall the writer so that queued appends stay queued.
+    let gate = lock(&wal.shared.writer_gate);
+    let w1 = wal.enqueue(&batch(1, 0, 10)).unwrap();
     let (done_tx, done_rx) = mpsc::channel();
-    let tx1 = done_tx.clone();
     wal.submit(
         &batch(1, 0, 10),
-        Completion::Callback(Box::new(move |r| tx1.send(r).unwrap())),
+        Completion::Callback(Box::new(move |r| done_tx.send(r).unwrap())),
     )
     .unwrap();
-    // Wait until the writer took the first item (pending back to 0).
-    while wal.stats().queue_depth != 0 {
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    let w1 = wal.enqueue(&batch(1, 0, 10)).unwrap();
-    let w2 = wal.enqueue(&batch(1, 0, 10)).unwrap();
     match wal.enqueue(&batch(1, 0, 10)) {
         Err(WalError::Backpressure {
             throttle_time_ms, ..
@@ -362,12 +348,35 @@ fn full_queue_answers_backpressure_with_a_throttle_time() {
         other => panic!("expected backpressure, got {:?}", other.map(|_| ())),
     }
     assert_eq!(wal.stats().backpressure_rejections, 1);
-    tx.send(()).unwrap();
-    tx.send(()).unwrap();
-    assert_eq!(done_rx.recv().unwrap().unwrap().base_offset, 0);
-    assert_eq!(w1.wait().unwrap().base_offset, 1);
-    assert_eq!(w2.wait().unwrap().base_offset, 2);
-    drop(tx);
+    assert!(wal.stats().queue_depth <= 2);
+    drop(gate);
+    assert_eq!(w1.wait().unwrap().base_offset, 0);
+    assert_eq!(done_rx.recv().unwrap().unwrap().base_offset, 1);
+    assert_eq!(wal.append(&batch(1, 0, 10)).unwrap().base_offset, 2);
+}
+
+#[test]
+fn callbacks_run_in_order_on_a_thread_other_than_the_writer() {
+    let d = TempDir::new("callbacks");
+    let wal = open(&d, cfg(FsyncPolicy::Never));
+    let (tx, rx) = mpsc::channel();
+    for _ in 0..50 {
+        let tx = tx.clone();
+        wal.submit(
+            &batch(2, 0, 10),
+            Completion::Callback(Box::new(move |r| {
+                let name = std::thread::current().name().map(str::to_owned);
+                tx.send((r.unwrap().base_offset, name)).unwrap();
+            })),
+        )
+        .unwrap();
+    }
+    let got: Vec<_> = (0..50).map(|_| rx.recv().unwrap()).collect();
+    assert_eq!(
+        got.iter().map(|g| g.0).collect::<Vec<_>>(),
+        (0..50).map(|i| 2 * i).collect::<Vec<_>>()
+    );
+    assert_eq!(got[0].1.as_deref(), Some("streamcore-wal-notify"));
 }
 
 #[test]

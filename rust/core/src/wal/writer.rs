@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Seek, SeekFrom, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::{mpsc, Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,8 @@ use super::checkpoint::{self, CLEAN_SHUTDOWN_NAME};
 use super::index::{self, IndexPlanner};
 use super::segment::{segment_path, Segment};
 use super::{
-    lock, now_ms, AppendOutcome, AppendResult, Completion, FsyncPolicy, Shared, Slot, WalError,
+    lock, now_ms, AppendOutcome, AppendResult, Callback, Completion, FsyncPolicy, Shared, Slot,
+    WalError,
 };
 use crate::buffer_pool::PooledBuf;
 
@@ -55,13 +56,36 @@ pub(crate) struct Unsynced {
 /// Checkpoints are written at most this often while appends advance the recovery point.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
+/// A group's callbacks with their outcomes, in offset order.
+type CallbackBatch = Vec<(Callback, AppendOutcome)>;
+
+/// Starts the writer thread and the notifier thread that runs `submit` callbacks.
 pub(crate) fn spawn(
     shared: Arc<Shared>,
     active: Active,
     unsynced: Unsynced,
-) -> io::Result<JoinHandle<()>> {
+) -> io::Result<(JoinHandle<()>, JoinHandle<()>)> {
     let checkpointed = shared.recovery_point.load(Ordering::Acquire);
+    let (tx, rx) = mpsc::channel::<CallbackBatch>();
+    let notifier_shared = shared.clone();
+    let notifier = std::thread::Builder::new()
+        .name("streamcore-wal-notify".into())
+        .spawn(move || {
+            for mut batch in rx {
+                let mut run = || {
+                    for (cb, outcome) in batch.drain(..) {
+                        // A panicking callback must not stop the others.
+                        let _ = catch_unwind(AssertUnwindSafe(move || cb(outcome)));
+                    }
+                };
+                match &notifier_shared.hooks.run_callbacks {
+                    Some(hook) => hook(&mut run),
+                    None => run(),
+                }
+            }
+        })?;
     let mut w = Writer {
+        callbacks: tx,
         shared,
         active,
         unsynced,
@@ -77,12 +101,14 @@ pub(crate) fn spawn(
         new_time: Vec::new(),
         scratch: Vec::new(),
     };
-    std::thread::Builder::new()
+    let writer = std::thread::Builder::new()
         .name("streamcore-wal".into())
-        .spawn(move || w.run())
+        .spawn(move || w.run())?;
+    Ok((writer, notifier))
 }
 
 struct Writer {
+    callbacks: mpsc::Sender<CallbackBatch>,
     shared: Arc<Shared>,
     active: Active,
     unsynced: Unsynced,
@@ -319,32 +345,26 @@ impl Writer {
         self.dones = dones;
     }
 
-    /// Delivers outcomes: waiters first (cheap), then callbacks inside the hook.
+    /// Delivers outcomes: wakes waiters, hands callbacks to the notifier thread.
     fn complete(&self, dones: &mut Vec<Completion>, outcome: impl Fn(usize) -> AppendOutcome) {
-        let mut callbacks = Vec::new();
+        let mut callbacks: CallbackBatch = Vec::new();
         for (i, d) in dones.drain(..).enumerate() {
             match d {
                 Completion::Waiter(slot) => slot.put(outcome(i)),
-                Completion::Callback(cb) => callbacks.push((i, cb)),
+                Completion::Callback(cb) => callbacks.push((cb, outcome(i))),
             }
         }
-        if callbacks.is_empty() {
-            return;
-        }
-        let mut run = || {
-            for (i, cb) in callbacks.drain(..) {
-                let r = outcome(i);
-                // A panicking callback must not take the writer (and the log) down.
-                let _ = catch_unwind(AssertUnwindSafe(move || cb(r)));
-            }
-        };
-        match &self.shared.hooks.run_callbacks {
-            Some(hook) => hook(&mut run),
-            None => run(),
+        if !callbacks.is_empty() {
+            // The notifier lives until this writer drops the sender.
+            let _ = self.callbacks.send(callbacks);
         }
     }
 
     fn process(&mut self, group: &mut Vec<Item>) {
+        #[cfg(test)]
+        let gate_owner = self.shared.clone();
+        #[cfg(test)]
+        let _gate = lock(&gate_owner.writer_gate);
         if self.shared.offline.get().is_some() {
             self.fail_all(group);
             return;
