@@ -11,6 +11,7 @@ import random
 import crc32c as crc32c_pkg
 import numpy as np
 import pytest
+
 import streamcore
 from streamcore import _impl
 from streamcore._reference import crc32c as reference_crc32c

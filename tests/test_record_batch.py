@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pytest
+
 from streamcore import codec
 from streamcore._reference import record_batch as reference
 from streamcore.errors import CorruptRecordError

@@ -28,6 +28,7 @@ import crc32c
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from streamcore import codec
 from streamcore._reference import compression as ref_compression
 from streamcore._reference import record_batch as reference

@@ -13,6 +13,7 @@ import kafka.codec
 import pytest
 from kafka.partitioner.default import murmur2 as kafka_python_murmur2
 from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+
 from streamcore import codec
 from streamcore.codec.partitioner import default_partition, murmur2
 
