@@ -35,6 +35,10 @@ Framing of one batch starting at byte ``s`` with ``left`` bytes available:
    timestampDelta, both wrapped to int64 as Java's long arithmetic does; in a
    log-append-time batch every record's timestamp is maxTimestamp.
 
+Arguments: ``data`` is any C-contiguous buffer (a non-contiguous one raises
+BufferError, as crc32c does); a negative ``max_decompressed_bytes`` raises
+ValueError.
+
 Encoding: offset deltas 0..n-1, baseTimestamp = first record's timestamp,
 maxTimestamp = the largest, timestamp deltas wrapped to int64; compressed
 batches are always written compressed (even when not smaller). Uncompressed
