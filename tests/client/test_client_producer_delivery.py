@@ -74,10 +74,10 @@ def test_idempotent_retry_after_a_dropped_connection_writes_no_duplicates(
         # The broker cancels the handler of a closed connection while its append is
         # in flight, and the cancellation withdraws the sequence record although the
         # append completes (broker/state.py append_idempotent); the retry is then
-        # written a second time. Fixed by shielding the append: strict, so the fix
-        # turns this marker into a failure that says "remove me".
+        # written a second time. Whether it shows depends on timing, so not strict;
+        # remove this marker once the broker shields the append.
         request.applymarker(
-            pytest.mark.xfail(reason="broker withdraws the sequence of a cancelled append", strict=True)
+            pytest.mark.xfail(reason="broker withdraws the sequence of a cancelled append", strict=False)
         )
     n = 200
 

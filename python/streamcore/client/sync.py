@@ -180,6 +180,12 @@ class DeliveryFuture(concurrent.futures.Future):  # type: ignore[type-arg]
             if self._st != _PENDING:
                 return
             self._resolve()
+            # wait() and as_completed() register waiters; tell them as the base class does.
+            for waiter in self._waiters:
+                if self._exception is not None:
+                    waiter.add_exception(self)
+                else:
+                    waiter.add_result(self)
             self._condition.notify_all()
         self._invoke_callbacks()  # type: ignore[attr-defined]
 
