@@ -14,6 +14,7 @@ from streamcore.client import BufferFullError
 from streamcore.client import Producer as BlockingProducer
 from streamcore.client.types import TopicPartition
 from streamcore.errors import KafkaError
+from streamcore.retry import ErrorCategory
 
 from .helpers import consume_n
 
@@ -113,7 +114,7 @@ def test_non_retriable_error_surfaces_on_the_future_with_its_category(
             with pytest.raises(KafkaError) as info:
                 await asyncio.wait_for(fut, 30)
         assert info.value.error.name in ("MESSAGE_TOO_LARGE", "RECORD_LIST_TOO_LARGE")
-        assert info.value.category == "configuration"
+        assert info.value.category is ErrorCategory.FATAL
 
     asyncio.run(main())
 

@@ -48,9 +48,9 @@ class RequestTimeoutError(StreamcoreError, TimeoutError):
 
 
 def broker_error(code: int, context: str = "") -> KafkaError:
-    """A KafkaError for an error code a broker answered, with its retry category attached."""
-    from streamcore.client.retrying import category_of
+    """A KafkaError for an error code a broker answered, with ``.category`` (streamcore.retry.ErrorCategory)."""
+    from streamcore.client.retrying import tag
 
     err = KafkaError(ErrorCode.from_code(code), context)
-    err.category = category_of(err)  # type: ignore[attr-defined]
+    tag(err)
     return err

@@ -31,7 +31,7 @@ from streamcore.client.accumulator import RECORD_OVERHEAD, Accumulator, Producer
 from streamcore.client.cluster import Cluster
 from streamcore.client.config import ClientConfig, build_config
 from streamcore.client.errors import BufferFullError, ClientClosedError, broker_error
-from streamcore.client.retrying import Backoff, Category, category_of, is_retriable
+from streamcore.client.retrying import Backoff, Category, RetryMetrics, category_of, is_retriable, tag
 from streamcore.client.sync import complete_batch
 from streamcore.client.types import BatchMetadata, RecordMetadata, TopicPartition
 from streamcore.codec import encode_batch
@@ -110,6 +110,7 @@ class ProducerCore:
         self.acc.on_sealed = self._wake_from_any_thread
         self.acc.on_first_open = self._wake_from_any_thread
         self.backoff = Backoff(c.retry_backoff_ms, c.retry_backoff_max_ms)
+        self.retry_metrics = RetryMetrics()
         self.partitions: dict[str, list[int]] = {}
         self._sticky: dict[str, int] = {}
         self._tp_cache: dict[str, list[TopicPartition]] = {}
@@ -604,6 +605,7 @@ class ProducerCore:
         self._in_flight[tp] -= 1
         self._outstanding -= 1
         self._retrying.discard(tp)
+        self.retry_metrics.record_success()
         topic, part = tp
         if b.record_futures:
             ts_list = b.timestamps
@@ -626,11 +628,8 @@ class ProducerCore:
         tp = b.tp
         self._in_flight[tp] -= 1
         self._outstanding -= 1
-        if not hasattr(exc, "category"):
-            try:
-                exc.category = category_of(exc)  # type: ignore[attr-defined]
-            except AttributeError:
-                pass
+        tag(exc)
+        self.retry_metrics.record_exception(exc)
         retriable = is_retriable(exc) or (
             isinstance(exc, KafkaError) and exc.error.code == _OUT_OF_ORDER and tp in self._retrying
         )
@@ -826,6 +825,7 @@ class Producer:
         return {
             "buffer_used_bytes": core.acc.used,
             "batches_outstanding": core._outstanding,
+            "produce_attempts": core.retry_metrics.snapshot(),
             "connections": {
                 n: [c.stats.as_dict() for c in b.connections] for n, b in core.cluster.pool._bundles.items()
             },

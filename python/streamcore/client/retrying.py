@@ -1,23 +1,33 @@
-"""The client's one dependency on retry policy and error categories.
+"""The client's one dependency on :mod:`streamcore.retry`.
 
-Every retry loop in the client asks this module two things: how long to wait
-before attempt *n* (``Backoff.delay_ms``) and which category an error falls into
-(``category_of``). Keeping both here means swapping in another policy touches one
-file.
+Every retry loop in the client asks this module how long to wait before attempt
+*n* (``Backoff.delay_ms``, an exponential ``streamcore.retry.RetryPolicy`` with
+jitter) and what an error means for routing (``category_of``: refresh metadata,
+find the coordinator again, give up ...). Errors handed to the application carry
+the project-wide ``streamcore.retry.ErrorCategory`` as ``.category`` (``tag``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from streamcore.errors import ErrorCode, KafkaError
+from streamcore.retry import ErrorCategory, RetryMetrics, RetryPolicy, categorize
 
-__all__ = ["Category", "Backoff", "category_of", "is_retriable", "retry_async"]
+__all__ = [
+    "Category",
+    "Backoff",
+    "ErrorCategory",
+    "RetryMetrics",
+    "category_of",
+    "is_retriable",
+    "retry_async",
+    "tag",
+]
 
 T = TypeVar("T")
 
@@ -102,27 +112,39 @@ def is_retriable(exc: BaseException) -> bool:
     return category_of(exc) in (Category.NETWORK, Category.THROTTLED)
 
 
+def tag(exc: BaseException) -> BaseException:
+    """Attach ``exc.category`` (a streamcore.retry.ErrorCategory) if it has none; returns ``exc``."""
+    if getattr(exc, "category", None) is None:
+        try:
+            exc.category = categorize(exc)  # type: ignore[attr-defined]
+        except AttributeError:
+            pass  # exceptions with __slots__ cannot carry it
+    return exc
+
+
 class Backoff:
     """Exponential backoff: ``initial_ms * multiplier**attempt`` capped at ``max_ms``, with jitter.
 
     ``jitter`` is the fraction (0..1) of each delay drawn at random, so that many
-    clients failing together do not retry in lockstep.
+    clients failing together do not retry in lockstep. Delays come from a
+    ``streamcore.retry.RetryPolicy``.
     """
 
     def __init__(
-        self, initial_ms: float = 100, max_ms: float = 1000, multiplier: float = 2.0, jitter: float = 0.2
+        self, initial_ms: int = 100, max_ms: int = 1000, multiplier: float = 2.0, jitter: float = 0.2
     ):
-        self.initial_ms = float(initial_ms)
-        self.max_ms = float(max_ms)
-        self.multiplier = float(multiplier)
-        self.jitter = float(jitter)
+        initial_ms = int(initial_ms)
+        self.policy = RetryPolicy(
+            "exponential",
+            interval=initial_ms,
+            multiplier=multiplier,
+            max_delay=max(int(max_ms), initial_ms),
+            jitter=jitter,
+        )
 
     def delay_ms(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (0 = first retry), in milliseconds."""
-        base = min(self.max_ms, self.initial_ms * self.multiplier ** min(attempt, 64))
-        if self.jitter:
-            base *= 1.0 - self.jitter * random.random()
-        return base
+        return self.policy.delay_us(attempt) / 1000.0
 
 
 async def retry_async(
