@@ -1,0 +1,329 @@
+"""Client throughput: streamcore vs confluent-kafka, aiokafka and kafka-python on one broker.
+
+Run:  PYTHONPATH=python python benchmarks/client_bench.py [--messages 200000] [--json out.json]
+
+The broker is our own, started as a separate process (``python -m streamcore.cli
+broker --port 0``) so that it does not share a GIL with the clients. Every client
+produces ``--messages`` records of ``--value-bytes`` (default 100) bytes into a
+fresh topic with linger 5 ms and its default acks/idempotence, then waits for all
+acknowledgements; the consumer rows read a topic of ``--messages`` records from the
+start. Figures are messages per second (higher is better) and the ratio to
+confluent-kafka's. Measurements only; nothing is asserted.
+
+Rows:
+* streamcore send        blocking ``Producer.send`` in a loop, then ``flush``
+* streamcore send_batch  blocking ``Producer.send_batch`` of all values at once
+* streamcore aio send    ``await aio.Producer.send`` in a loop, then ``flush``
+* confluent produce      ``Producer.produce`` tight loop (``poll(0)`` on BufferError), ``flush``
+* kafka-python send      ``KafkaProducer.send`` loop, ``flush``
+* aiokafka send          ``await AIOKafkaProducer.send`` loop, ``flush``
+* streamcore consume     blocking ``Consumer.poll`` (assign, earliest) until all arrived
+* confluent consume      ``Consumer.consume(10000)`` until all arrived
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PYTHON_DIR = os.path.join(os.path.dirname(HERE), "python")
+sys.path.insert(0, PYTHON_DIR)
+
+import streamcore  # noqa: E402
+import streamcore.aio  # noqa: E402
+from streamcore.client import AdminClient, Consumer, Producer, TopicPartition  # noqa: E402
+
+PARTITIONS = 4
+
+
+@contextlib.contextmanager
+def broker_process() -> Iterator[str]:
+    """Run ``streamcore broker`` in a child process; yield its bootstrap address."""
+    data_dir = tempfile.mkdtemp(prefix="streamcore-client-bench-")
+    env = dict(os.environ, PYTHONPATH=PYTHON_DIR + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streamcore.cli",
+            "broker",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--data-dir",
+            data_dir,
+        ],
+        stdout=subprocess.PIPE,
+        env=env,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if not line.startswith("listening on "):
+            raise RuntimeError(f"broker did not start: {line!r}")
+        yield line.removeprefix("listening on ")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def fresh_topic(bootstrap: str, name: str) -> str:
+    topic = f"{name}-{uuid.uuid4().hex[:8]}"
+    with AdminClient(bootstrap) as admin:
+        admin.create_topic(topic, num_partitions=PARTITIONS)
+    return topic
+
+
+def timed(fn: Callable[[], int]) -> float:
+    t0 = time.perf_counter()
+    n = fn()
+    return n / (time.perf_counter() - t0)
+
+
+# ---------------------------------------------------------------- producers
+
+
+def sc_send(bootstrap: str, n: int, value: bytes) -> float:
+    topic = fresh_topic(bootstrap, "sc-send")
+    p = Producer(bootstrap, linger_ms=5)
+    p.send(topic, value).result()
+
+    def run() -> int:
+        send = p.send
+        for _ in range(n):
+            send(topic, value)
+        p.flush()
+        return n
+
+    try:
+        return timed(run)
+    finally:
+        p.close()
+
+
+def sc_send_batch(bootstrap: str, n: int, value: bytes) -> float:
+    topic = fresh_topic(bootstrap, "sc-batch")
+    p = Producer(bootstrap, linger_ms=5)
+    p.send(topic, value).result()
+    values = [value] * n
+
+    def run() -> int:
+        p.send_batch(topic, values).result()
+        return n
+
+    try:
+        return timed(run)
+    finally:
+        p.close()
+
+
+def sc_aio_send(bootstrap: str, n: int, value: bytes) -> float:
+    topic = fresh_topic(bootstrap, "sc-aio")
+
+    async def main() -> float:
+        async with streamcore.aio.Producer(bootstrap, linger_ms=5) as p:
+            await (await p.send(topic, value))
+            t0 = time.perf_counter()
+            for _ in range(n):
+                await p.send(topic, value)
+            await p.flush()
+            return n / (time.perf_counter() - t0)
+
+    return asyncio.run(main())
+
+
+def confluent_produce(bootstrap: str, n: int, value: bytes) -> float:
+    from confluent_kafka import Producer as CProducer
+
+    topic = fresh_topic(bootstrap, "confluent")
+    p = CProducer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    p.produce(topic, value)
+    p.flush()
+
+    def run() -> int:
+        produce, poll = p.produce, p.poll
+        for _ in range(n):
+            try:
+                produce(topic, value)
+            except BufferError:
+                poll(0.005)
+                produce(topic, value)
+            poll(0)
+        p.flush()
+        return n
+
+    return timed(run)
+
+
+def kafka_python_send(bootstrap: str, n: int, value: bytes) -> float:
+    from kafka import KafkaProducer
+
+    topic = fresh_topic(bootstrap, "kafka-python")
+    p = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    p.send(topic, value).get(30)
+
+    def run() -> int:
+        for _ in range(n):
+            p.send(topic, value)
+        p.flush()
+        return n
+
+    try:
+        return timed(run)
+    finally:
+        p.close()
+
+
+def aiokafka_send(bootstrap: str, n: int, value: bytes) -> float:
+    from aiokafka import AIOKafkaProducer
+
+    topic = fresh_topic(bootstrap, "aiokafka")
+
+    async def main() -> float:
+        p = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        await p.start()
+        try:
+            await (await p.send(topic, value))
+            t0 = time.perf_counter()
+            for _ in range(n):
+                await p.send(topic, value)
+            await p.flush()
+            return n / (time.perf_counter() - t0)
+        finally:
+            await p.stop()
+
+    return asyncio.run(main())
+
+
+# ---------------------------------------------------------------- consumers
+
+
+def filled_topic(bootstrap: str, n: int, value: bytes) -> str:
+    topic = fresh_topic(bootstrap, "consume")
+    with Producer(bootstrap, linger_ms=5) as p:
+        p.send_batch(topic, [value] * n).result()
+    return topic
+
+
+def sc_consume(bootstrap: str, n: int, value: bytes) -> float:
+    topic = filled_topic(bootstrap, n, value)
+    c = Consumer(bootstrap, auto_offset_reset="earliest", max_poll_records=10_000)
+    c.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+
+    def run() -> int:
+        got = 0
+        deadline = time.monotonic() + 300
+        while got < n and time.monotonic() < deadline:
+            got += len(c.poll(timeout_ms=1000))
+        return got
+
+    try:
+        return timed(run)
+    finally:
+        c.close()
+
+
+def confluent_consume(bootstrap: str, n: int, value: bytes) -> float:
+    from confluent_kafka import Consumer as CConsumer
+    from confluent_kafka import TopicPartition as CTopicPartition
+
+    topic = filled_topic(bootstrap, n, value)
+    c = CConsumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"bench-{uuid.uuid4().hex[:6]}",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    c.assign([CTopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+
+    def run() -> int:
+        got = 0
+        deadline = time.monotonic() + 300
+        while got < n and time.monotonic() < deadline:
+            got += sum(1 for m in c.consume(10_000, 1.0) if m.error() is None)
+        return got
+
+    try:
+        return timed(run)
+    finally:
+        c.close()
+
+
+ROWS: list[tuple[str, Callable[[str, int, bytes], float], float, str]] = [
+    # name, function, share of --messages, baseline row for the ratio
+    ("streamcore send", sc_send, 1.0, "confluent produce"),
+    ("streamcore send_batch", sc_send_batch, 1.0, "confluent produce"),
+    ("streamcore aio send", sc_aio_send, 1.0, "confluent produce"),
+    ("confluent produce", confluent_produce, 1.0, "confluent produce"),
+    ("kafka-python send", kafka_python_send, 0.25, "confluent produce"),
+    ("aiokafka send", aiokafka_send, 0.25, "confluent produce"),
+    ("streamcore consume", sc_consume, 1.0, "confluent consume"),
+    ("confluent consume", confluent_consume, 1.0, "confluent consume"),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument(
+        "--messages", type=int, default=200_000, help="records per row (kafka-python, aiokafka: 1/4)"
+    )
+    ap.add_argument("--value-bytes", type=int, default=100)
+    ap.add_argument("--only", default="", help="comma-separated row names to run (default all)")
+    ap.add_argument("--json", help="write the results to this file")
+    args = ap.parse_args(argv)
+    value = b"x" * args.value_bytes
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    results: dict[str, float] = {}
+    with broker_process() as bootstrap:
+        for name, fn, share, _ in ROWS:
+            if only and name not in only:
+                continue
+            n = max(1000, int(args.messages * share))
+            try:
+                results[name] = fn(bootstrap, n, value)
+            except ImportError as exc:
+                print(f"{name}: skipped ({exc})", file=sys.stderr)
+                continue
+            print(f"{name:24s} {results[name]:>12,.0f} msg/s  ({n} records)", file=sys.stderr)
+    print()
+    print(f"{'client':24s} {'msgs/s':>12s}  {'vs confluent':>12s}")
+    for name, _, _, base in ROWS:
+        if name in results:
+            ratio = results[name] / results[base] if base in results else float("nan")
+            print(f"{name:24s} {results[name]:>12,.0f}  {ratio:>11.2f}x")
+    print(
+        f"\n{args.value_bytes}-byte values, {PARTITIONS} partitions, broker in its own process; "
+        f"implementation: {streamcore.implementation()}; python {platform.python_version()}"
+    )
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(
+                {
+                    "messages": args.messages,
+                    "value_bytes": args.value_bytes,
+                    "results": results,
+                    "implementation": streamcore.implementation(),
+                },
+                f,
+                indent=2,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
