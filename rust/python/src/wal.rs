@@ -40,6 +40,10 @@ fn to_pyerr(py: Python<'_>, e: WalError) -> PyErr {
     }
 }
 
+/// Batches at least this long are copied into the queue with the GIL released
+/// (below it the release costs more than the copy).
+const DETACH_THRESHOLD: usize = 4096;
+
 fn result_tuple<'py>(py: Python<'py>, r: &AppendResult) -> PyResult<Bound<'py, PyTuple>> {
     PyTuple::new(py, [r.base_offset, r.last_offset, r.log_append_time_ms])
 }
@@ -187,13 +191,13 @@ impl WalLog {
         py: Python<'py>,
         batch: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyTuple>> {
-        let waiter = {
-            let view = ByteView::new(batch)?;
-            self.wal()
-                .enqueue(view.as_slice())
-                .map_err(|e| to_pyerr(py, e))?
-        };
-        let outcome = py.detach(move || waiter.wait());
+        let view = ByteView::new(batch)?;
+        let data = view.as_slice();
+        let wal = self.wal();
+        // The copy into the queue runs without the GIL too: the buffer export held by
+        // `view` keeps the memory in place meanwhile.
+        let outcome = py.detach(|| wal.enqueue(data).and_then(|w| w.wait()));
+        drop(view);
         match outcome {
             Ok(r) => result_tuple(py, &r),
             Err(e) => Err(to_pyerr(py, e)),
@@ -230,9 +234,14 @@ impl WalLog {
             });
         }));
         let view = ByteView::new(batch)?;
-        self.wal()
-            .submit(view.as_slice(), done)
-            .map_err(|e| to_pyerr(py, e))
+        let data = view.as_slice();
+        let wal = self.wal();
+        let queued = if data.len() >= DETACH_THRESHOLD {
+            py.detach(|| wal.submit(data, done))
+        } else {
+            wal.submit(data, done)
+        };
+        queued.map_err(|e| to_pyerr(py, e))
     }
 
     /// Blocks until everything appended so far is written and fsynced.
