@@ -356,7 +356,7 @@ class ProducerCore:
                 raise ValueError(f"topic {topic!r} has no partition {partition} (it has {len(parts)})")
             groups = [(partition, values, keys)]
         avg = max(1, total // n)
-        per_batch = max(1, self.acc.batch_size // avg)
+        per_batch = max(1, max(self.acc.batch_size, self.config.send_batch_size) // avg)
         chunks = []
         for p, vs, ks in groups:
             for i in range(0, len(vs), per_batch):
