@@ -38,7 +38,8 @@ def handle(state, ctx, request: DescribeConfigsRequest) -> DescribeConfigsRespon
         results.append(out)
         if res.resource_type == _TOPIC:
             try:
-                entries = state.topics.describe_configs(res.resource_name, res.configuration_keys)
+                # Null (or empty) configuration keys mean every config, for topics and the broker alike.
+                entries = state.topics.describe_configs(res.resource_name, res.configuration_keys or None)
             except TopicError as exc:
                 out.error_code = exc.error_code
                 out.error_message = exc.message

@@ -62,8 +62,9 @@ public final class ClientCheck {
     Properties p = new Properties();
     p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
     p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, compression);
-    p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, Boolean.toString(idempotent));
     if (!idempotent) {
+      // Idempotence is the client's default (3.0+); only turning it off is explicit.
+      p.put(ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, "false");
       p.put(ProducerConfig.ACKS_CONFIG, "1");
     }
     p.put(ProducerConfig.LINGER_MS_CONFIG, "5");
