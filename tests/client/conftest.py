@@ -20,7 +20,8 @@ if _APACHE.exists():
     assert _spec is not None and _spec.loader is not None
     _apache = importlib.util.module_from_spec(_spec)
     _spec.loader.exec_module(_apache)
-    apache_kafka_bootstrap = _apache.apache_kafka_bootstrap  # re-exported fixture
+    # Re-export its fixtures (apache_kafka_bootstrap and whatever it depends on).
+    globals().update({k: v for k, v in vars(_apache).items() if not k.startswith("__")})
 
 
 @pytest.fixture(params=BROKER_KINDS)
