@@ -216,6 +216,15 @@ def test_every_client_has_a_text_for_every_category() -> None:
         assert covered == set(ErrorCategory), client
 
 
+def test_pattern_table_is_lowercase_unique_and_prefix_free() -> None:
+    # Prefix-free: at most one pattern matches at any position, which is what lets the
+    # reference's trie regex find exactly the native automaton's leftmost-first matches.
+    patterns = [p for p, _ in ref.PATTERNS]
+    assert len(set(patterns)) == len(patterns)
+    assert all(p.isascii() and p == p.lower() for p in patterns)
+    assert not [(a, b) for a in patterns for b in patterns if a != b and b.startswith(a)]
+
+
 def test_classify_many_matches_classify_one_by_one() -> None:
     texts = [t for _, _, t in REAL_TEXTS]
     assert classify_many(texts) == [classify(t) for t in texts]

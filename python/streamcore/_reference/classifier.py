@@ -3,9 +3,8 @@
 Categories are plain ints, numbered as ``streamcore.retry.ErrorCategory`` (this module
 sits below ``retry`` and cannot import it). The native twin matches the same table with
 an aho-corasick automaton; this one compiles the table into one regex alternation. Both
-find the same leftmost-first, non-overlapping matches (a regex alternation of literals
-prefers the earlier alternative at a position, as leftmost-first does), ignore ASCII
-case only, and answer with the category of the highest-priority pattern matched, so
+find the same leftmost-first, non-overlapping matches (no pattern is a prefix of
+another, so at most one can match at any position), ignore ASCII case only, and answer with the category of the highest-priority pattern matched, so
 "Connection timed out" is a timeout although "connection" starts first.
 """
 
@@ -145,17 +144,48 @@ PATTERNS: tuple[tuple[str, int], ...] = tuple((p, cat) for cat, pats in _TABLE.i
 
 _RANK: dict[str, int] = {p: i for i, (p, _) in enumerate(PATTERNS)}
 _CATEGORY_OF_RANK: tuple[int, ...] = tuple(cat for _, cat in PATTERNS)
-# re.ASCII: IGNORECASE must fold ASCII letters only, as the native automaton does
-# (otherwise U+212A KELVIN SIGN would match "k").
-_ALTERNATION = re.compile("|".join(re.escape(p) for p, _ in PATTERNS), re.IGNORECASE | re.ASCII)
+
+
+def _trie_regex(words: Iterable[str]) -> str:
+    """One regex matching exactly ``words``, factored as a trie (``a(?:b|c)``).
+
+    The table has no pattern that is a prefix of another (tested), so at any position
+    at most one pattern can match and the order of alternatives cannot change which
+    match is found; the trie only saves ``re`` from trying every word at every position.
+    """
+    trie: dict[str, dict] = {}
+    for w in words:
+        node = trie
+        for ch in w:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, dict]) -> str:
+        branches = [re.escape(ch) + emit(sub) for ch, sub in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        if len(branches) == 1 and "" not in node:
+            return branches[0]
+        return "(?:" + "|".join(branches) + ")" + ("?" if "" in node else "")
+
+    return emit(trie)
+
+
+# ASCII-only lowercasing, as the native automaton folds case (str.lower() would also
+# fold e.g. U+212A KELVIN SIGN to "k"). The patterns are lowercase, so matching the
+# folded text case-sensitively is ASCII-case-insensitive matching, and cheaper in `re`.
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+_ALTERNATION = re.compile(_trie_regex(p for p, _ in PATTERNS))
 
 
 def classify(message: str) -> int:
     """Category (int, see ``streamcore.retry.ErrorCategory``) of one error message;
     UNKNOWN (7) when no pattern matches."""
+    if not isinstance(message, str):
+        raise TypeError(f"classify() takes a str, not {type(message).__name__}")
     best = len(PATTERNS)
-    for m in _ALTERNATION.finditer(message):
-        rank = _RANK[m.group().lower()]
+    for m in _ALTERNATION.finditer(message.translate(_ASCII_LOWER)):
+        rank = _RANK[m.group()]
         if rank < best:
             best = rank
             if _CATEGORY_OF_RANK[rank] == AUTHORIZATION:

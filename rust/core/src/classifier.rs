@@ -11,7 +11,7 @@
 
 use std::sync::OnceLock;
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// Categories, numbered as `streamcore.retry.ErrorCategory`.
 pub const TOPIC_MISSING: u8 = 0;
@@ -27,7 +27,8 @@ pub const UNKNOWN: u8 = 7;
 pub const CATEGORY_COUNT: usize = 8;
 
 /// The pattern table, highest priority first. Lowercase ASCII; matched ignoring ASCII
-/// case. Keep in step with `python/streamcore/_reference/classifier.py`.
+/// case; no pattern is a prefix of another (so at most one matches at any position,
+/// which lets the Python twin use a trie-shaped regex). Keep in step with `python/streamcore/_reference/classifier.py`.
 ///
 /// Why this order: a message naming authorization or a missing topic says what to fix
 /// even when it also says "timed out" (Java's "Topic t not present in metadata after
@@ -145,9 +146,12 @@ pub struct Classifier {
 impl Classifier {
     /// Builds the automaton over [`PATTERNS`].
     pub fn new() -> Self {
+        // A full DFA: the table is small (a few thousand states), and messages are
+        // classified far more often than the automaton is built.
         let automaton = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostFirst)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(PATTERNS.iter().map(|(p, _)| p))
             // The table is a constant of valid literals; a failure here is a bug in
             // this file, caught by the unit tests, never by user input.
@@ -231,11 +235,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn pattern_table_is_lowercase_ascii_and_unique() {
+    fn pattern_table_is_lowercase_ascii_unique_and_prefix_free() {
         let mut seen = std::collections::HashSet::new();
         for (p, _) in PATTERNS {
             assert!(p.is_ascii() && p.to_ascii_lowercase() == *p, "{p}");
             assert!(seen.insert(*p), "duplicate pattern {p}");
+        }
+        // At most one pattern can match at any position, so the Python twin's regex
+        // (alternatives in any order) finds exactly the automaton's matches.
+        for (a, _) in PATTERNS {
+            for (b, _) in PATTERNS {
+                assert!(a == b || !b.starts_with(a), "{a} is a prefix of {b}");
+            }
         }
     }
 

@@ -19,11 +19,11 @@
 //!
 //! `"<digits>[unit]"` with unit `ms`, `s`, `m` or `h` (any ASCII case), ASCII blanks
 //! allowed around and between; no unit means milliseconds. The result is whole
-//! milliseconds, at most `i64::MAX`.
+//! milliseconds, at most `i64::MAX`. There is no cache here: parsing is a few byte
+//! comparisons, cheaper than hashing the string for a lookup (see benches/retry.rs);
+//! the Python side caches because its regex parse costs more than a dict lookup.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{OnceLock, RwLock};
 
 /// Largest exponent the exponential strategy uses.
 pub const MAX_EXPONENT: u32 = 63;
@@ -213,6 +213,26 @@ fn general_capped(interval: u64, r: Ratio, e: u32, cap: u64) -> u64 {
     if interval == 0 || cap == 0 {
         return 0;
     }
+    // Small numbers first: while interval * p**j and q**j fit in u128 the quotient is
+    // one u128 division, and the value usually reaches the cap before they overflow.
+    let (mut n, mut d) = (interval as u128, 1u128);
+    let mut j = 0;
+    while j < e {
+        match (n.checked_mul(r.p as u128), d.checked_mul(r.q as u128)) {
+            (Some(n2), Some(d2)) => {
+                (n, d) = (n2, d2);
+                j += 1;
+                // Non-decreasing in j (p/q >= 1): past the cap, it stays past.
+                if n / d >= cap as u128 {
+                    return cap;
+                }
+            }
+            _ => break,
+        }
+    }
+    if j == e {
+        return (n / d).min(cap as u128) as u64;
+    }
     let mut num = Big::from_u64(interval);
     let mut den = Big::from_u64(1);
     for _ in 0..e {
@@ -381,12 +401,17 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, DurationError> {
     while i < b.len() && b[i].is_ascii_alphabetic() {
         i += 1;
     }
-    let factor: u64 = match b[unit_start..i].to_ascii_lowercase().as_slice() {
-        b"" | b"ms" => 1,
-        b"s" => 1_000,
-        b"m" => 60_000,
-        b"h" => 3_600_000,
-        _ => return Err(malformed()),
+    let unit = &b[unit_start..i];
+    let factor: u64 = if unit.is_empty() || unit.eq_ignore_ascii_case(b"ms") {
+        1
+    } else if unit.eq_ignore_ascii_case(b"s") {
+        1_000
+    } else if unit.eq_ignore_ascii_case(b"m") {
+        60_000
+    } else if unit.eq_ignore_ascii_case(b"h") {
+        3_600_000
+    } else {
+        return Err(malformed());
     };
     while i < b.len() && is_blank(b[i]) {
         i += 1;
@@ -398,37 +423,6 @@ pub fn parse_duration_ms(text: &str) -> Result<u64, DurationError> {
         .and_then(|v| v.checked_mul(factor))
         .filter(|&ms| ms <= i64::MAX as u64)
         .ok_or_else(|| DurationError::OutOfRange(text.to_string()))
-}
-
-/// A parse-once cache of duration strings (read-mostly: a shared lock on hits).
-#[derive(Debug, Default)]
-pub struct DurationCache {
-    map: RwLock<HashMap<String, u64>>,
-}
-
-impl DurationCache {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// [`parse_duration_ms`], remembering each valid string (errors are not cached).
-    pub fn parse(&self, text: &str) -> Result<u64, DurationError> {
-        if let Some(&ms) = self.map.read().unwrap_or_else(|e| e.into_inner()).get(text) {
-            return Ok(ms);
-        }
-        let ms = parse_duration_ms(text)?;
-        self.map
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(text.to_string(), ms);
-        Ok(ms)
-    }
-}
-
-/// [`parse_duration_ms`] through a process-wide [`DurationCache`].
-pub fn parse_duration_cached(text: &str) -> Result<u64, DurationError> {
-    static CACHE: OnceLock<DurationCache> = OnceLock::new();
-    CACHE.get_or_init(DurationCache::new).parse(text)
 }
 
 #[cfg(test)]
@@ -562,14 +556,5 @@ mod tests {
             parse_duration_ms("9223372036854775807"),
             Ok(i64::MAX as u64)
         );
-    }
-
-    #[test]
-    fn cache_returns_the_parsed_value() {
-        let c = DurationCache::new();
-        assert_eq!(c.parse("5m"), Ok(300_000));
-        assert_eq!(c.parse("5m"), Ok(300_000));
-        assert!(c.parse("5x").is_err());
-        assert_eq!(parse_duration_cached("1h"), Ok(3_600_000));
     }
 }
