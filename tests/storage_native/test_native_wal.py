@@ -28,7 +28,10 @@ except ImportError:  # pragma: no cover - depends on the build
 native_wal = getattr(_native, "wal", None)
 native_pool = getattr(_native, "buffer_pool", None)
 
-pytestmark = pytest.mark.skipif(native_wal is None, reason="streamcore._native has no wal submodule")
+pytestmark = pytest.mark.skipif(
+    native_wal is None or os.environ.get("STREAMCORE_NO_EXTENSIONS") == "1",
+    reason="native WAL not built, or a pure-Python run",
+)
 
 SAMPLE = {"fsync": "never", "segment_bytes": 6000, "index_interval_bytes": 500}
 
