@@ -13,7 +13,16 @@ from streamcore._impl import implementation
 
 __version__ = "0.1.0"
 
-__all__ = ["Broker", "__version__", "crc32c", "errors", "implementation"]
+__all__ = [
+    "AdminClient",
+    "Broker",
+    "Consumer",
+    "Producer",
+    "__version__",
+    "crc32c",
+    "errors",
+    "implementation",
+]
 
 #: ``crc32c(data, value=0) -> int``: CRC-32C (Castagnoli) of any buffer-protocol
 #: object, continuing from ``value``; see streamcore._reference.crc32c.
@@ -21,9 +30,13 @@ crc32c = _crc32c_impl.crc32c
 
 
 def __getattr__(name: str) -> object:
-    # The broker is imported on first use, keeping `import streamcore` light.
+    # The broker and the client are imported on first use, keeping `import streamcore` light.
     if name == "Broker":
         from streamcore.broker.embedded import Broker
 
         return Broker
+    if name in ("Producer", "Consumer", "AdminClient"):
+        from streamcore import client
+
+        return getattr(client, name)
     raise AttributeError(f"module 'streamcore' has no attribute {name!r}")

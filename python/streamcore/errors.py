@@ -16,6 +16,7 @@ __all__ = [
     "ProtocolError",
     "StorageError",
     "BackpressureError",
+    "BufferFullError",
     "LogOfflineError",
     "ConfigError",
     "OffsetOutOfRangeError",
@@ -63,6 +64,16 @@ class OffsetOutOfRangeError(StreamcoreError, LookupError):
     """A read asked for an offset below the log start or above the high watermark."""
 
 
+class BufferFullError(StreamcoreError):
+    """The producer's ``buffer_memory`` stayed full for ``max_block_ms``.
+
+    Records are not being delivered as fast as they are sent (or the brokers are
+    unreachable). Slow down, raise ``buffer_memory``, or check the brokers.
+    """
+
+    retriable = True
+
+
 class ConfigError(StreamcoreError, ValueError):
     """A setting is unknown, ill-typed or out of range."""
 
@@ -70,7 +81,7 @@ class ConfigError(StreamcoreError, ValueError):
 class ErrorCode(enum.Enum):
     """Kafka protocol error codes: ``ErrorCode.X.code`` and ``ErrorCode.X.retriable``."""
 
-    def __new__(cls, code: int, retriable: bool) -> "ErrorCode":
+    def __new__(cls, code: int, retriable: bool) -> ErrorCode:
         obj = object.__new__(cls)
         obj._value_ = code
         obj.code = code  # type: ignore[attr-defined]
@@ -78,7 +89,7 @@ class ErrorCode(enum.Enum):
         return obj
 
     @classmethod
-    def from_code(cls, code: int) -> "ErrorCode":
+    def from_code(cls, code: int) -> ErrorCode:
         """Return the member for ``code``; unknown codes map to UNKNOWN_SERVER_ERROR."""
         try:
             return cls(code)

@@ -71,15 +71,6 @@ def test_async_send_awaits_buffer_space_then_raises_buffer_full(
 def test_idempotent_retry_after_a_dropped_connection_writes_no_duplicates(
     kafka_bootstrap: str, topic_name: str, request: pytest.FixtureRequest
 ) -> None:
-    if request.node.callspec.params.get("kafka_bootstrap") == "streamcore":
-        # The broker cancels the handler of a closed connection while its append is
-        # in flight, and the cancellation withdraws the sequence record although the
-        # append completes (broker/state.py append_idempotent); the retry is then
-        # written a second time. Whether it shows depends on timing, so not strict;
-        # remove this marker once the broker shields the append.
-        request.applymarker(
-            pytest.mark.xfail(reason="broker withdraws the sequence of a cancelled append", strict=False)
-        )
     n = 200
 
     async def main() -> None:

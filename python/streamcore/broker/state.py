@@ -174,13 +174,20 @@ class BrokerState:
             return check.base_offset, -1, plog.log_start_offset
         if status is not SequenceStatus.NEW:
             raise KafkaError(check.error_code, "idempotent producer sequence check failed")
-        try:
-            result = await plog.append_async(batch)
-        except BaseException:
-            self.producers.abort(check.token)
-            raise
-        self.producers.complete(check.token, result.base_offset, result.last_offset)
-        self.delayed.notify(topic, partition)
+
+        async def append_and_record() -> Any:
+            try:
+                result = await plog.append_async(batch)
+            except BaseException:
+                self.producers.abort(check.token)
+                raise
+            self.producers.complete(check.token, result.base_offset, result.last_offset)
+            self.delayed.notify(topic, partition)
+            return result
+
+        # Shielded: if the client hangs up mid-request, the append and its sequence
+        # record still complete, so the client's retry is answered as a duplicate.
+        result = await asyncio.shield(append_and_record())
         return result.base_offset, -1, plog.log_start_offset
 
     def forget_topic(self, name: str, partitions: int) -> None:

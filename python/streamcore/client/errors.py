@@ -1,12 +1,11 @@
 """Errors the client raises beyond those in :mod:`streamcore.errors`.
 
-``BufferFullError`` belongs in streamcore.errors next to its siblings; it lives here
-until the lead moves it (the client imports it from this module only).
+``BufferFullError`` is defined in streamcore.errors and re-exported here.
 """
 
 from __future__ import annotations
 
-from streamcore.errors import ErrorCode, KafkaError, StreamcoreError
+from streamcore.errors import BufferFullError, ErrorCode, KafkaError, StreamcoreError
 
 __all__ = [
     "BufferFullError",
@@ -15,16 +14,6 @@ __all__ = [
     "RequestTimeoutError",
     "broker_error",
 ]
-
-
-class BufferFullError(StreamcoreError):
-    """The producer's ``buffer_memory`` stayed full for ``max_block_ms``.
-
-    Records are not being delivered as fast as they are sent (or the brokers are
-    unreachable). Slow down, raise ``buffer_memory``, or check the brokers.
-    """
-
-    retriable = True
 
 
 class ClientClosedError(StreamcoreError):
