@@ -22,7 +22,7 @@ class OptionalBuildExt(build_ext):
     def run(self):
         try:
             super().run()
-        except Exception as exc:  # noqa: BLE001 - reported, then re-raised when required
+        except Exception as exc:
             if REQUIRE:
                 raise
             print(f"streamcore: Cython extensions not built ({exc}); using pure Python", file=sys.stderr)
@@ -30,7 +30,7 @@ class OptionalBuildExt(build_ext):
     def build_extension(self, ext):
         try:
             super().build_extension(ext)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             if REQUIRE:
                 raise
             print(f"streamcore: {ext.name} not built ({exc}); using pure Python", file=sys.stderr)

@@ -11,6 +11,7 @@ whose code gives a wrong result fails.
 from __future__ import annotations
 
 import pytest
+
 from streamcore.bench import codec
 from streamcore.bench.workload import make_codec_workload
 

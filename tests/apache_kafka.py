@@ -104,10 +104,15 @@ class ApacheKafka:
             capture_output=True,
             timeout=120,
         )
-        log = open(self.workdir / "kafka.log", "wb")  # noqa: SIM115 - lives as long as the process
+        log = open(self.workdir / "kafka.log", "wb")
         env = dict(os.environ, LOG_DIR=str(self.workdir))
         self.proc = subprocess.Popen(
-            [*java, f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}", "kafka.Kafka", str(props)],
+            [
+                *java,
+                f"-Dlog4j2.configurationFile={self.workdir / 'log4j2.properties'}",
+                "kafka.Kafka",
+                str(props),
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
             env=env,
@@ -116,7 +121,9 @@ class ApacheKafka:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"Apache Kafka exited at start: {(self.workdir / 'kafka.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"Apache Kafka exited at start: {(self.workdir / 'kafka.log').read_text()[-2000:]}"
+                )
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
                     return self

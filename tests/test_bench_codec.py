@@ -7,6 +7,7 @@ import importlib.util
 import json
 
 import pytest
+
 from streamcore import _impl, cli
 from streamcore.bench import codec
 from streamcore.bench.table import format_ratio, render_codec_table

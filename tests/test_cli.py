@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 import streamcore
 from streamcore import cli
 from streamcore.bench.environment import collect_environment, cpuinfo_flags

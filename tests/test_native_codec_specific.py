@@ -11,6 +11,7 @@ import random
 
 import crc32c as crc32c_pkg
 import pytest
+
 from streamcore._reference import record_batch as reference_rb
 
 native = pytest.importorskip("streamcore._native", reason="streamcore._native is not built")

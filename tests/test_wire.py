@@ -11,9 +11,10 @@ import array
 import importlib
 
 import pytest
-import streamcore._impl
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+import streamcore._impl
 from streamcore.errors import ProtocolError
 
 INT8 = (-(2**7), 2**7 - 1)

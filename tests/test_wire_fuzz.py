@@ -13,9 +13,10 @@ import os
 import random
 
 import pytest
-import streamcore._reference.wire as REF
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+import streamcore._reference.wire as REF
 from streamcore.errors import ProtocolError
 
 FUZZ_EXAMPLES = int(os.environ.get("STREAMCORE_FUZZ_EXAMPLES", "2000"))

@@ -307,6 +307,8 @@ def run_config_command(args: argparse.Namespace) -> int:
 
 
 COMMANDS: list[CommandAdder] = [add_info_command, add_broker_command, add_config_command, add_bench_command]
+
+
 #: Targets of ``streamcore bench``.
 def add_bench_broker_commands(targets: Subparsers) -> None:
     """``streamcore bench produce|consume``: broker throughput and latency (confluent-kafka load)."""

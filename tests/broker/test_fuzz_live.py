@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from streamcore.protocol import messages as m
 
 from .wire_client import (

@@ -6,6 +6,7 @@ import struct
 from typing import Any
 
 import pytest
+
 from streamcore.protocol import messages as m
 
 from .wire_client import WireClient, produce_request, request_frame

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from streamcore.protocol import messages as m
 
 from .wire_client import WireClient, batch, create_topic, produce

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from streamcore.broker.config import (
     CLI_FLAGS,
     SETTINGS,

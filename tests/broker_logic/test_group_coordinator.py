@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from streamcore.broker.group_coordinator import GroupCoordinator, GroupState, JoinResult
 from streamcore.errors import ErrorCode
 

@@ -6,6 +6,7 @@ import json
 import uuid
 
 import pytest
+
 from streamcore.broker.config import load_config
 from streamcore.broker.topics import (
     CONFIG_SOURCE_DEFAULT,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from streamcore.protocol import api_versions as av
 from streamcore.protocol import messages as m
 

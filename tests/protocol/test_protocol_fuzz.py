@@ -12,6 +12,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from protocol_strategies import all_versions, random_instance
+
 from streamcore.errors import ProtocolError
 from streamcore.protocol import messages as m
 

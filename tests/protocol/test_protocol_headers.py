@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
+
 from streamcore._impl import wire
 from streamcore.errors import ProtocolError
 from streamcore.protocol import headers

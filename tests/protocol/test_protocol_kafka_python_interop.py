@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from protocol_strategies import instances
+
 from streamcore.protocol import messages as m
 
 kp_producer = pytest.importorskip("kafka.protocol.producer")

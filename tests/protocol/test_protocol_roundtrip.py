@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from protocol_strategies import all_versions, instances
+
 from streamcore.errors import ProtocolError
 from streamcore.protocol import messages as m
 

@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from streamcore._reference import wal as reference_wal
 from streamcore.storage import Log
 

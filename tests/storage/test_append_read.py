@@ -6,6 +6,7 @@ import os
 import struct
 
 import pytest
+
 from streamcore.errors import CorruptRecordError, OffsetOutOfRangeError, StorageError
 
 from .batches import batch_of_size, batch_offsets, make_batch, same_but_offset, split_batches

@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+
 from streamcore.errors import BackpressureError
 
 from .batches import batch_offsets, make_batch, same_but_offset, split_batches

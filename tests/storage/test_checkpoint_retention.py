@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import pytest
+
 from streamcore.errors import OffsetOutOfRangeError, StorageError
 from streamcore.storage import RetentionScheduler
 

@@ -23,6 +23,7 @@ import textwrap
 import time
 
 import pytest
+
 from streamcore.storage import Log
 
 from .batches import batch_offsets, make_batch, same_but_offset, split_batches

@@ -15,6 +15,7 @@ import textwrap
 import threading
 
 import pytest
+
 from streamcore._reference.wal import WalLog as ReferenceWalLog
 from streamcore.errors import LogOfflineError, StorageError
 

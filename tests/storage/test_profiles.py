@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from streamcore.errors import ConfigError
 from streamcore.storage import PROFILES, resolve_profile
 

@@ -11,6 +11,7 @@ import textwrap
 import time
 
 import pytest
+
 from streamcore.errors import StorageError
 from streamcore.storage import Log
 

@@ -7,6 +7,7 @@ import random
 import shutil
 
 import pytest
+
 from streamcore import _impl
 from streamcore._reference import buffer_pool as reference_buffer_pool
 from streamcore._reference import wal as reference_wal
