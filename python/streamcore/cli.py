@@ -309,7 +309,6 @@ def run_config_command(args: argparse.Namespace) -> int:
 COMMANDS: list[CommandAdder] = [add_info_command, add_broker_command, add_config_command, add_bench_command]
 
 
-#: Targets of ``streamcore bench``.
 def add_bench_broker_commands(targets: Subparsers) -> None:
     """``streamcore bench produce|consume``: broker throughput and latency (confluent-kafka load)."""
     from streamcore.bench.broker import add_commands
@@ -317,6 +316,7 @@ def add_bench_broker_commands(targets: Subparsers) -> None:
     add_commands(targets)
 
 
+#: Targets of ``streamcore bench``.
 BENCH_TARGETS: list[CommandAdder] = [add_bench_codec_command, add_bench_broker_commands]
 
 
