@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # Hypothesis example budgets for the fuzz tests (CI sets the issue's minimums).
 export STREAMCORE_FUZZ_EXAMPLES ?= 100000
 
-.PHONY: run test venv build lint rust-check pytest-native pytest-reference bench clean
+.PHONY: run test venv build lint rust-check interop-tools pytest-native pytest-reference bench clean
 
 $(VENV)/.deps: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +32,20 @@ lint: venv
 	$(VENV)/bin/ruff check python tests tools benchmarks asv_benchmarks setup.py
 	$(VENV)/bin/ruff format --check python tests tools benchmarks asv_benchmarks setup.py
 
-pytest-native: build
+# kcat (librdkafka 2.0 as Debian ships it) for the interop tests; java and mvn come with
+# the machine. A missing tool makes its tests fail with a message naming it.
+interop-tools:
+	@command -v kcat >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null) \
+		|| echo "warning: kcat not installed (as root: apt-get install kcat)"; }
+
+pytest-native: build interop-tools
 	$(PY) -m pytest -q -p no:randomly tests
 
 pytest-reference: build
 	STREAMCORE_NO_EXTENSIONS=1 $(PY) -m pytest -q tests
 
-test: build rust-check lint pytest-native pytest-reference
+test: build rust-check lint interop-tools pytest-native pytest-reference
 	$(VENV)/bin/streamcore info
 
 run: build
