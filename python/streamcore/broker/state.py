@@ -61,8 +61,7 @@ class BrokerState:
         self.topics = TopicManager(cfg.data_dir, cfg)
         # Recover every partition before serving, so the first request does not pay for it.
         self.topics.open_all()
-        for _, plog in self.topics.open_logs():
-            self.metrics.add_wal_source(plog.stats)
+        self.metrics.add_wal_source(self._wal_stats)
         self.coordinator = GroupCoordinator.from_config(cfg.groups, on_rebalance=self._on_rebalance)
         self.offsets = OffsetStore(self.topics.offsets_log(), validator=self.coordinator.validate_commit)
         self.producer_ids = ProducerIdManager(cfg.data_dir)
@@ -133,6 +132,14 @@ class BrokerState:
                 self.producers.expire(now)
             except Exception:  # housekeeping failures must not stop the broker
                 log.exception("periodic housekeeping failed")
+
+    def _wal_stats(self) -> dict[str, int]:
+        """WAL figures summed over every open partition log (for /metrics)."""
+        totals: dict[str, int] = {}
+        for _, plog in self.topics.open_logs():
+            for key, value in plog.stats().items():
+                totals[key] = totals.get(key, 0) + int(value)
+        return totals
 
     def _on_rebalance(self, group_id: str, generation: int) -> None:
         self.metrics.rebalances.inc()
