@@ -16,11 +16,28 @@ retry resends the same bytes, so the broker recognises a retry of a batch it
 already wrote and answers with the original offsets instead of writing it again.
 Batches of one partition always use the same connection of a bundle so they
 arrive in order.
+
+Sequence bookkeeping, per partition, reasons like the Java client:
+
+* Until the broker has acknowledged one batch of the current producer id on a
+  partition, that partition has ONE batch in flight. A broker accepts any
+  sequence from a producer it holds no state for, so if the first batch failed
+  (NOT_LEADER_OR_FOLLOWER is common right after a topic is created: the
+  broker's metadata lists the partition before its log exists) a second batch
+  in flight behind it would be written first, leaving a hole no retry can fill.
+* A batch whose sequence is not the lowest one still unacknowledged gets
+  OUT_OF_ORDER_SEQUENCE_NUMBER because an earlier batch failed or is being
+  retried; it is retried after that one, in sequence order, one at a time.
+  Only the lowest unacknowledged batch's OUT_OF_ORDER is fatal.
+* A batch that fails for good after getting a sequence leaves a hole: nothing
+  more is sent until every answer is in, then the producer takes a new producer
+  id and the batches still queued are sequenced again under it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import random
 import time
 from collections import defaultdict
@@ -119,7 +136,11 @@ class ProducerCore:
         self.producer_epoch = -1
         self._next_seq: dict[TopicPartition, int] = defaultdict(int)
         self._in_flight: dict[TopicPartition, int] = defaultdict(int)
-        self._retrying: set[TopicPartition] = set()
+        # Batches with a sequence of the current producer id, not yet acknowledged
+        # nor failed for good, in sequence order (in flight or queued for a retry).
+        self._unacked: dict[TopicPartition, collections.deque[ProducerBatch]] = defaultdict(collections.deque)
+        # Partitions where the broker acknowledged a batch of the current producer id.
+        self._confirmed: set[TopicPartition] = set()
         self._reset_pid = False
         self.loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread_id: int | None = None
@@ -159,13 +180,29 @@ class ProducerCore:
                 if resp.error_code:
                     raise broker_error(resp.error_code, "InitProducerId")
                 self.producer_id, self.producer_epoch = resp.producer_id, resp.producer_epoch
-                self._next_seq.clear()
+                self._resequence()
                 return
             except Exception as exc:
                 if not is_retriable(exc) or time.monotonic() >= deadline:
                     raise
                 await asyncio.sleep(self.backoff.delay_ms(attempt) / 1000.0)
                 attempt += 1
+
+    def _resequence(self) -> None:
+        """Start every partition's sequence over for a new producer id.
+
+        Queued batches that had a sequence of the previous id are encoded again
+        when next sent (called when nothing is in flight).
+        """
+        self._next_seq.clear()
+        self._unacked.clear()
+        self._confirmed.clear()
+        with self.acc.lock:
+            for q in self.acc.sealed.values():
+                for b in q:
+                    if b.base_sequence >= 0:
+                        b.encoded = None
+                        b.base_sequence = b.producer_id = b.producer_epoch = -1
 
     async def close(self, timeout: float | None = None) -> None:
         """Send what is buffered (waiting up to ``timeout`` seconds, None = forever), then close."""
@@ -468,6 +505,11 @@ class ProducerCore:
         need_metadata: set[str] = set()
         acc = self.acc
         rounds: list[dict[tuple[int, int], list[ProducerBatch]]] = []
+        if self._reset_pid:
+            # A sequence hole: send nothing under the old producer id; the sender
+            # takes a new one once every answer is in.
+            return None
+        idempotent = self.idempotent
         with acc.lock:
             # One batch per partition per request (as the protocol expects); further
             # ready batches of a partition go in the following requests, pipelined.
@@ -480,7 +522,12 @@ class ProducerCore:
                     if batch.retry_at > now:
                         next_retry = batch.retry_at if next_retry is None else min(next_retry, batch.retry_at)
                         continue
-                    limit = 1 if tp in self._retrying else self.max_in_flight_per_partition
+                    if idempotent and (batch.base_sequence >= 0 or tp not in self._confirmed):
+                        # A retry goes alone (it is then the lowest unacknowledged
+                        # sequence); so does the first batch of a producer id.
+                        limit = 1
+                    else:
+                        limit = self.max_in_flight_per_partition
                     if self._in_flight[tp] >= limit:
                         continue
                     leader = self.cluster.leader_for(tp.topic, tp.partition)
@@ -519,6 +566,7 @@ class ProducerCore:
             b.base_sequence = seq
             self._next_seq[b.tp] = (seq + b.count) & 0x7FFFFFFF
             b.producer_id, b.producer_epoch = self.producer_id, self.producer_epoch
+            self._unacked[b.tp].append(b)
         b.encoded = encode_batch(
             b.values,
             b.keys,
@@ -604,7 +652,10 @@ class ProducerCore:
         tp = b.tp
         self._in_flight[tp] -= 1
         self._outstanding -= 1
-        self._retrying.discard(tp)
+        if b.base_sequence >= 0:
+            self._forget_sequence(b)
+            if b.producer_id == self.producer_id:
+                self._confirmed.add(tp)
         self.retry_metrics.record_success()
         topic, part = tp
         if b.record_futures:
@@ -630,24 +681,47 @@ class ProducerCore:
         self._outstanding -= 1
         tag(exc)
         self.retry_metrics.record_exception(exc)
-        retriable = is_retriable(exc) or (
-            isinstance(exc, KafkaError) and exc.error.code == _OUT_OF_ORDER and tp in self._retrying
-        )
+        if isinstance(exc, KafkaError) and exc.error.code == _OUT_OF_ORDER:
+            # The broker waits for a lower sequence of this partition: a batch sent
+            # before this one failed or is being retried (or a hole is about to be
+            # closed by a new producer id). Only for the lowest unacknowledged
+            # batch does it mean the broker lost what it acknowledged: fatal.
+            retriable = self._reset_pid or not self._is_first_unacked(b)
+        else:
+            retriable = is_retriable(exc)
         now = time.monotonic()
         if retriable and b.attempts < self.config.retries and now < b.deadline and not self._closed:
             b.attempts += 1
             b.retry_at = now + self.backoff.delay_ms(b.attempts - 1) / 1000.0
-            if self.idempotent:
-                self._retrying.add(tp)
             if category_of(exc) in (Category.LEADERSHIP, Category.TOPIC_MISSING, Category.NETWORK):
                 asyncio.ensure_future(self._refresh_quietly([tp.topic]))
             self.acc.requeue(b)
             return
         self._outstanding += 1  # _fail_batch decrements
         self._fail_batch(b, exc)
+        self._sequence_hole(b)
+
+    def _is_first_unacked(self, b: ProducerBatch) -> bool:
+        q = self._unacked.get(b.tp)
+        return bool(q) and q[0] is b
+
+    def _forget_sequence(self, b: ProducerBatch) -> None:
+        q = self._unacked.get(b.tp)
+        if q:
+            if q[0] is b:  # the usual case: answers come in sequence order
+                q.popleft()
+            else:
+                try:
+                    q.remove(b)
+                except ValueError:
+                    pass  # a batch of an earlier producer id
+
+    def _sequence_hole(self, b: ProducerBatch) -> None:
+        """``b`` failed for good after getting a sequence: later ones cannot follow it."""
         if self.idempotent and b.base_sequence >= 0:
-            # A hole in the sequence would make every later batch out of order:
-            # start over with a fresh producer id once nothing is in flight.
+            self._forget_sequence(b)
+            # Every later batch of the partition would be out of order: start over
+            # with a fresh producer id once nothing is in flight.
             self._reset_pid = True
 
     def _fail_batch(self, b: ProducerBatch, exc: BaseException) -> None:
@@ -669,6 +743,7 @@ class ProducerCore:
                 while q and q[0].deadline <= now:
                     expired.append(q.popleft())
         for b in expired:
+            self._sequence_hole(b)  # a retry that ran out of time
             self._outstanding += 1
             self._fail_batch(
                 b,
