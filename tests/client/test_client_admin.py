@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from streamcore.aio import AdminClient, Producer
+from streamcore.broker.handlers import metadata as metadata_handler
 from streamcore.client import NewTopic
 from streamcore.client.types import TopicPartition
 from streamcore.errors import ErrorCode, KafkaError
+from streamcore.protocol.messages import MetadataResponse_MetadataResponseTopic
 
 
 def test_create_list_describe_delete_topics(kafka_bootstrap: str, topic_name: str) -> None:
@@ -86,5 +90,59 @@ def test_list_and_describe_groups(kafka_bootstrap: str, topic_name: str) -> None
                 ]
             finally:
                 await c.close()
+
+    asyncio.run(main())
+
+
+class LaggingMetadata:
+    """Wraps the embedded broker's Metadata handler to lag behind topic changes like a
+    Kafka broker following its controller: ``hide`` answers leave ``topic`` out (as if
+    not created yet), then ``stale`` answers still show it as last seen (as if not
+    deleted yet)."""
+
+    def __init__(self, topic: str, original: Any) -> None:
+        self.topic = topic
+        self.original = original
+        self.hide = 0
+        self.stale = 0
+        self.last_seen: Any = None
+
+    def handle(self, state: Any, ctx: Any, request: Any) -> Any:
+        resp = self.original(state, ctx, request)
+        entries = [t for t in resp.topics if t.name == self.topic]
+        if entries and not entries[0].error_code:
+            self.last_seen = entries[0]
+        if self.hide > 0:
+            self.hide -= 1
+            resp.topics = [t for t in resp.topics if t.name != self.topic]
+            if entries:  # asked for by name: Kafka says it does not know the topic
+                resp.topics.append(
+                    MetadataResponse_MetadataResponseTopic(
+                        name=self.topic, error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
+                    )
+                )
+        elif self.stale > 0 and self.last_seen is not None and not (entries and not entries[0].error_code):
+            self.stale -= 1
+            resp.topics = [t for t in resp.topics if t.name != self.topic] + [self.last_seen]
+        return resp
+
+
+def test_create_and_delete_topics_return_once_metadata_agrees(
+    streamcore_broker_factory: Callable[..., Any], topic_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bootstrap = streamcore_broker_factory().bootstrap_servers
+    lag = LaggingMetadata(topic_name, metadata_handler.handle)
+    monkeypatch.setattr(metadata_handler, "handle", lag.handle)
+
+    async def main() -> None:
+        async with AdminClient(bootstrap, retry_backoff_ms=10) as admin:
+            lag.hide = 3
+            await admin.create_topic(topic_name, num_partitions=2)
+            assert lag.hide == 0  # it kept asking until the topic showed up
+            assert (await admin.list_topics())[topic_name].partitions == [0, 1]
+            lag.stale = 3
+            assert await admin.delete_topics([topic_name]) == {topic_name: None}
+            assert lag.stale == 0  # it kept asking until the topic was gone
+            assert topic_name not in await admin.list_topics()
 
     asyncio.run(main())

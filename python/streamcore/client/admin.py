@@ -1,7 +1,18 @@
-"""Asyncio admin client: topics, configs, groups and offsets."""
+"""Asyncio admin client: topics, configs, groups and offsets.
+
+Topic creation and deletion return once the metadata the client reads agrees.
+Apache Kafka answers CreateTopics/DeleteTopics when its controller has committed
+the change; each broker's metadata follows a moment later, so a topic just
+created can be missing from a Metadata answer (and a deleted one still listed).
+Code written against an immediately consistent broker (streamcore) would break on
+Kafka in that window, so ``create_topics`` waits until Metadata shows each created
+topic with a leader for every partition, and ``delete_topics`` until Metadata no
+longer knows each deleted one, both bounded by the request's ``timeout_ms``.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -9,7 +20,7 @@ from typing import Any
 
 from streamcore.client.cluster import Cluster, TopicInfo
 from streamcore.client.config import build_config
-from streamcore.client.errors import broker_error
+from streamcore.client.errors import ConnectionLostError, broker_error
 from streamcore.client.offsets import list_offsets
 from streamcore.client.retrying import Backoff, Category, category_of, retry_async
 from streamcore.client.types import TopicPartition
@@ -113,12 +124,52 @@ class AdminClient:
     def _timeout_ms(self, timeout_ms: int | None) -> int:
         return self.config.request_timeout_ms if timeout_ms is None else timeout_ms
 
+    async def _await_metadata(self, want: Mapping[str, int | None], timeout_s: float) -> None:
+        """Refresh metadata until it agrees with ``want``, for at most ``timeout_s`` seconds.
+
+        ``want`` maps a topic to its partition count (-1: any count) once created,
+        or to None once deleted. Returns quietly at the deadline: the broker did
+        make the change, only its metadata has not caught up yet.
+        """
+        if not want:
+            return
+        deadline = time.monotonic() + timeout_s
+        attempt = 0
+        while True:
+            try:
+                await self.cluster.refresh(list(want))
+            except (ConnectionLostError, OSError):
+                pass  # try again until the deadline
+            else:
+                if all(self._metadata_agrees(t, n) for t, n in want.items()):
+                    return
+            delay = self._backoff.delay_ms(attempt) / 1000.0
+            attempt += 1
+            if time.monotonic() + delay >= deadline:
+                return
+            await asyncio.sleep(delay)
+
+    def _metadata_agrees(self, topic: str, partitions: int | None) -> bool:
+        info = self.cluster.topics.get(topic)
+        if partitions is None:
+            return info is None or info.error_code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
+        if info is None or info.error_code or not info.leaders:
+            return False
+        if any(v < 0 for v in info.leaders.values()):
+            return False
+        return partitions < 0 or len(info.leaders) == partitions
+
     # ------------------------------------------------------------------ topics
 
     async def create_topics(
         self, topics: Iterable[NewTopic], *, timeout_ms: int | None = None, validate_only: bool = False
     ) -> dict[str, KafkaError | None]:
-        """Create ``topics``; returns name -> None (created) or the KafkaError the broker gave."""
+        """Create ``topics``; returns name -> None (created) or the KafkaError the broker gave.
+
+        Returns once Metadata shows each created topic with a leader for every
+        partition, or after ``timeout_ms`` (default request_timeout_ms).
+        """
+        topics = list(topics)
         creatable = [
             CreateTopicsRequest_CreatableTopic(
                 name=t.name,
@@ -139,7 +190,9 @@ class AdminClient:
         for r in resp.topics:
             out[r.name] = broker_error(r.error_code, r.error_message or "") if r.error_code else None
         if not validate_only:
-            await self.cluster.refresh([t.name for t in creatable])
+            counts = {t.name: t.num_partitions for t in topics}
+            created = {n: counts.get(n, -1) for n, err in out.items() if err is None}
+            await self._await_metadata(created, self._timeout_ms(timeout_ms) / 1000.0)
         return out
 
     async def create_topic(
@@ -160,7 +213,11 @@ class AdminClient:
     async def delete_topics(
         self, names: Iterable[str], *, timeout_ms: int | None = None
     ) -> dict[str, KafkaError | None]:
-        """Delete topics by name; returns name -> None (deleted) or the KafkaError the broker gave."""
+        """Delete topics by name; returns name -> None (deleted) or the KafkaError the broker gave.
+
+        Returns once Metadata no longer knows each deleted topic, or after
+        ``timeout_ms`` (default request_timeout_ms).
+        """
         names = list(names)
         conn = await self.cluster.any_connection()
         ctrl = await self._controller()
@@ -180,7 +237,9 @@ class AdminClient:
             out[r.name] = (
                 broker_error(r.error_code, getattr(r, "error_message", None) or "") if r.error_code else None
             )
-            self.cluster.topics.pop(r.name, None)
+        deleted = {n: None for n, err in out.items() if err is None}
+        await self._await_metadata(deleted, self._timeout_ms(timeout_ms) / 1000.0)
+        self.cluster.forget_topics(set(deleted))
         return out
 
     async def list_topics(self, *, include_internal: bool = False) -> dict[str, TopicInfo]:

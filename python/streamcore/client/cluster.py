@@ -150,16 +150,21 @@ class Cluster:
         if version == 0 and not req_topics and not all_topics:
             return  # v0 cannot ask for "no topics"; nothing wanted yet
         resp = await conn.request(req, version, priority=Priority.HIGH)
-        self._apply(resp)
+        self._apply(resp, complete=all_topics)
 
-    def _apply(self, resp: Any) -> None:
+    def _apply(self, resp: Any, complete: bool = False) -> None:
+        """Take in a Metadata answer; ``complete`` when it lists every topic.
+
+        A complete listing replaces what was known, so a deleted topic does not
+        linger; an answer about some topics updates only those.
+        """
         brokers = {b.node_id: (b.host, b.port) for b in resp.brokers}
         for node, (host, port) in brokers.items():
             self.pool.set_address(node, host, port)
         self.brokers = brokers
         self.cluster_id = getattr(resp, "cluster_id", None)
         self.controller_id = getattr(resp, "controller_id", -1)
-        topics = dict(self.topics)
+        topics = {} if complete else dict(self.topics)
         for t in resp.topics:
             info = TopicInfo(
                 t.name,
@@ -170,6 +175,11 @@ class Cluster:
             topics[t.name] = info
         self.topics = topics
         self._last_refresh = time.monotonic()
+
+    def forget_topics(self, topics: list[str] | set[str]) -> None:
+        """Stop asking about ``topics`` and drop what was known of them (e.g. deleted)."""
+        self._wanted.difference_update(topics)
+        self.topics = {n: t for n, t in self.topics.items() if n not in topics}
 
     def metadata_stale(self) -> bool:
         """True when metadata is older than ``metadata_max_age_ms``."""
