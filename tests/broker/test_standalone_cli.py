@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+import streamcore
 from streamcore.protocol import messages as m
 
 from .wire_client import WireClient, batch, create_topic, produce
@@ -29,6 +30,7 @@ LISTENING = re.compile(r"^listening on 127\.0\.0\.1:(\d+)$")
 SAMPLE = re.compile(
     r'^[a-zA-Z_:][a-zA-Z0-9_:]*(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"]*")*\})? \S+$'
 )
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(streamcore.__file__)))
 
 
 def _free_port() -> int:
@@ -76,7 +78,8 @@ def start_broker_process(tmp_path: Path) -> Iterator[Callable[..., BrokerProcess
     def start(*extra: str) -> BrokerProcess:
         data_dir = tmp_path / f"data{len(started)}"
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "python"), env.get("PYTHONPATH")]))
+        # The broker process imports the same streamcore as the tests (installed build or source tree).
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamcore.cli", "broker", "--data-dir", str(data_dir),
              "--host", "127.0.0.1", "--port", "0", *extra],

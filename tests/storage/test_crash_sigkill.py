@@ -24,12 +24,15 @@ import time
 
 import pytest
 
+import streamcore
 from streamcore.storage import Log
 
 from .batches import batch_offsets, make_batch, same_but_offset, split_batches
 
 TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PYTHON_DIR = os.path.join(os.path.dirname(TESTS_DIR), "python")
+# The children import the same streamcore as this process (the installed build in CI,
+# the source tree in development), so they exercise the implementation under test.
+PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(streamcore.__file__)))
 KILLS = int(os.environ.get("STREAMCORE_CRASH_KILLS", "200"))
 SEGMENT_BYTES = 16 * 1024
 
@@ -38,7 +41,8 @@ _ZYGOTE = textwrap.dedent(
     import os, sys
     sys.path[:0] = [sys.argv[1], sys.argv[2]]
     from storage.batches import make_batch
-    from streamcore.storage import Log
+    import streamcore
+from streamcore.storage import Log
 
     def writer(path, round_no, report):
         fd = os.open(report, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

@@ -16,6 +16,7 @@ import threading
 
 import pytest
 
+import streamcore
 from streamcore._reference.wal import WalLog as ReferenceWalLog
 from streamcore.errors import LogOfflineError, StorageError
 
@@ -23,6 +24,7 @@ from .batches import make_batch
 from .conftest import native_wal_module
 
 TESTS_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(streamcore.__file__)))
 
 
 @pytest.mark.parametrize("op, fsync", [("fsync", "always"), ("write", "never"), ("write", "always")])
@@ -91,7 +93,7 @@ def test_injected_failure_reaches_submit_callbacks(tmp_path):
 _CHILD = textwrap.dedent(
     """
     import os, resource, signal, sys
-    sys.path[:0] = [sys.argv[3], os.path.join(sys.argv[3], "..", "python")]
+    sys.path[:0] = [sys.argv[3], sys.argv[4]]
     from storage.batches import batch_of_size
     from streamcore.errors import LogOfflineError
     if sys.argv[2] == "native":
@@ -130,7 +132,8 @@ def test_a_real_write_failure_takes_either_twin_offline(tmp_path, impl):
     if impl == "native" and native_wal_module() is None:
         pytest.skip("streamcore._native has no wal submodule (native WAL not built)")
     out = subprocess.run(
-        [sys.executable, "-c", _CHILD, str(tmp_path / "p"), impl, TESTS_DIR],
+        # The child imports the same streamcore as this process (installed build or source tree).
+        [sys.executable, "-c", _CHILD, str(tmp_path / "p"), impl, TESTS_DIR, PACKAGE_PARENT],
         capture_output=True,
         text=True,
         timeout=120,

@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+import streamcore
 from streamcore.errors import StorageError
 from streamcore.storage import Log
 
@@ -210,7 +211,8 @@ def test_a_crash_during_recovery_is_followed_by_a_successful_recovery(tmp_path):
     with open(logs[-1], "r+b") as f:
         f.truncate(os.path.getsize(logs[-1]) - 100)
     set_crash_state(path, recovery_point=0)
-    python_dir = os.path.join(TESTS_DIR, "..", "python")
+    # The child imports the same streamcore as this process (installed build or source tree).
+    python_dir = os.path.dirname(os.path.dirname(os.path.abspath(streamcore.__file__)))
     rng = random.Random(7)
     for _ in range(4):
         child = subprocess.Popen(
