@@ -41,8 +41,7 @@ _ZYGOTE = textwrap.dedent(
     import os, sys
     sys.path[:0] = [sys.argv[1], sys.argv[2]]
     from storage.batches import make_batch
-    import streamcore
-from streamcore.storage import Log
+    from streamcore.storage import Log
 
     def writer(path, round_no, report):
         fd = os.open(report, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
