@@ -13,40 +13,18 @@ from __future__ import annotations
 import importlib
 import os
 import shutil
-import struct
 import tempfile
 import threading
-import time
 from types import ModuleType
 
-from streamcore import crc32c
+from streamcore.codec import encode_batch
 
 IMPLEMENTATIONS = ["native", "reference"]
-_HEADER = struct.Struct(">qiibIhiqqqhii")
-
-
-def _varint(value: int) -> bytes:
-    zz = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while True:
-        b = zz & 0x7F
-        zz >>= 7
-        if not zz:
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
 
 
 def make_batch(total: int) -> bytes:
     """A valid one-record v2 batch of about ``total`` bytes."""
-    value = b"x" * max(0, total - 61 - 12)
-    body = b"\x00" + _varint(0) + _varint(0) + _varint(-1) + _varint(len(value)) + value + _varint(0)
-    record = _varint(len(body)) + body
-    now = int(time.time() * 1000)
-    header = bytearray(_HEADER.pack(0, 49 + len(record), 0, 2, 0, 0, 0, now, now, -1, -1, -1, 1))
-    batch = header + record
-    struct.pack_into(">I", batch, 17, crc32c(memoryview(batch)[21:]))
-    return bytes(batch)
+    return encode_batch([b"x" * max(0, total - 61 - 12)])
 
 
 def _wal(impl: str) -> ModuleType:
