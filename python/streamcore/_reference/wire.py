@@ -154,11 +154,22 @@ def _unsigned_size(value: int) -> int:
     return size
 
 
+_ONE_BYTE: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(0x80))
+
+
 def encode_varint(n: int) -> bytes:
     """Zigzag varint of a signed 32-bit integer (1-5 bytes); ValueError outside int32."""
-    value = _check_int(n, _INT32, "varint")
+    # Plain ints in range take an inlined path (this is the record-encoding hot path);
+    # anything else goes through the general checks and their errors.
+    value = n if type(n) is int and -0x80000000 <= n <= 0x7FFFFFFF else _check_int(n, _INT32, "varint")
+    v = ((value << 1) ^ (value >> 31)) & _MASK32
+    if v < 0x80:
+        return _ONE_BYTE[v]
     out = bytearray()
-    _write_unsigned(out, ((value << 1) ^ (value >> 31)) & _MASK32)
+    while v >= 0x80:
+        out.append((v & 0x7F) | 0x80)
+        v >>= 7
+    out.append(v)
     return bytes(out)
 
 
@@ -187,6 +198,27 @@ def _buffer(buf: object) -> bytes | bytearray | memoryview:
 
 def decode_varint(buf: object, pos: int = 0) -> tuple[int, int]:
     """Decode a zigzag varint (signed 32-bit) at byte ``pos``; return (value, new position)."""
+    if type(buf) is bytes and type(pos) is int and pos >= 0:
+        # Inlined well-formed case; anything unusual (truncation, overlong, overflow)
+        # falls through to the general decoder, which raises the precise error.
+        try:
+            b = buf[pos]
+            if b < 0x80:
+                return (b >> 1) ^ -(b & 1), pos + 1
+            raw = b & 0x7F
+            i = pos + 1
+            shift = 7
+            while shift < 35:
+                b = buf[i]
+                i += 1
+                raw |= (b & 0x7F) << shift
+                if b < 0x80:
+                    if raw <= 0xFFFFFFFF:
+                        return (raw >> 1) ^ -(raw & 1), i
+                    break
+                shift += 7
+        except IndexError:
+            pass
     data = _buffer(buf)
     raw, end = _read_unsigned(data, len(data), operator.index(pos), "varint", _VARINT32)  # type: ignore[arg-type]
     return (raw >> 1) ^ -(raw & 1), end
