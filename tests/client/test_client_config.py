@@ -68,3 +68,14 @@ def test_blocking_constructors_validate_before_connecting() -> None:
         Producer("127.0.0.1:1", no_such_setting=1)
     with pytest.raises(ConfigError):
         Consumer("127.0.0.1:1", {"fetch.max.wait": 5})
+
+
+def test_millisecond_settings_accept_duration_strings_and_other_ints_do_not() -> None:
+    from streamcore.aio import Producer
+
+    p = Producer("127.0.0.1:1", linger_ms="30s", request_timeout_ms="2m", batch_size="1000")
+    assert (p.config.linger_ms, p.config.request_timeout_ms, p.config.batch_size) == (30_000, 120_000, 1000)
+    with pytest.raises(ConfigError, match="linger_ms"):
+        Producer("127.0.0.1:1", linger_ms="5 weeks")
+    with pytest.raises(ConfigError, match="batch_size"):
+        Producer("127.0.0.1:1", batch_size="16kb")

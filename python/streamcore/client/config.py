@@ -10,12 +10,12 @@ typo never turns silently into a default.
 from __future__ import annotations
 
 import difflib
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from streamcore.errors import ConfigError
+from streamcore.retry import parse_duration
 
 __all__ = ["Setting", "SETTINGS", "ClientConfig", "build_config", "COMPRESSION_TYPES"]
 
@@ -211,8 +211,6 @@ SETTINGS: tuple[Setting, ...] = (
 
 _BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
 _ALIASES = {"retries_max": "retries"}
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h)?\s*$")
-_UNIT_MS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}
 
 
 def _normalize_name(name: str) -> str:
@@ -231,11 +229,17 @@ def _coerce(setting: Setting, value: Any) -> Any:
         if isinstance(value, bool):
             raise bad("an integer")
         if isinstance(value, str):
-            # Durations in milliseconds may be written "100ms", "30s", "5m"; sizes are plain.
-            m = _DURATION.match(value)
-            if not m or (m.group(2) and not name.endswith("_ms")):
+            # Millisecond settings may be written "100ms", "30s", "5m" (the one duration
+            # parser, streamcore.retry's); other integers are plain digits.
+            if name.endswith("_ms"):
+                try:
+                    value = parse_duration(value)
+                except ConfigError:
+                    raise bad("an integer or a duration such as 100ms, 30s, 5m, 1h") from None
+            elif value.strip().isdigit():
+                value = int(value)
+            else:
                 raise bad("an integer")
-            value = int(m.group(1)) * _UNIT_MS[m.group(2)]
         if not isinstance(value, int):
             raise bad("an integer")
         if setting.minimum is not None and value < setting.minimum:
