@@ -33,33 +33,13 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "python"))
 
-from streamcore import crc32c  # noqa: E402
 from streamcore._reference import wal as reference_wal  # noqa: E402
-
-_HEADER = struct.Struct(">qiibIhiqqqhii")
-
-
-def _varint(value: int) -> bytes:
-    zz = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while True:
-        b = zz & 0x7F
-        zz >>= 7
-        if not zz:
-            out.append(b)
-            return bytes(out)
-        out.append(b | 0x80)
+from streamcore.codec import encode_batch  # noqa: E402
 
 
 def make_batch(total: int) -> bytes:
     """A valid one-record v2 batch of about ``total`` bytes (uncompressed, keyless)."""
-    value = b"x" * max(0, total - 61 - 12)
-    body = b"\x00" + _varint(0) + _varint(0) + _varint(-1) + _varint(len(value)) + value + _varint(0)
-    record = _varint(len(body)) + body
-    now = int(time.time() * 1000)
-    header = bytearray(_HEADER.pack(0, 49 + len(record), 0, 2, 0, 0, 0, now, now, -1, -1, -1, 1))
-    struct.pack_into(">I", header, 17, crc32c(bytes(header[21:]) + record))
-    return bytes(header) + record
+    return encode_batch([b"x" * max(0, total - 61 - 12)])
 
 
 def wal_classes(wanted: list[str]) -> dict[str, Any]:
