@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from streamcore._atomic_file import fsync_dir, write_atomic
 from streamcore.broker.config import BrokerConfig
 from streamcore.errors import ErrorCode, StreamcoreError
 
@@ -226,7 +227,14 @@ class TopicManager:
                 f"{path}: unreadable topic catalogue ({exc}); restore it or remove it"
             ) from exc
 
-    def _save(self) -> None:
+    def _commit(self, topics: dict[str, TopicInfo]) -> None:
+        """Persist ``topics`` as the catalogue, then make it the live one.
+
+        The order is the point: a topic must never be visible to clients (and
+        acknowledge writes) unless the catalogue that makes it survive a restart is
+        on disk. A failed write (disk full, read-only, out of descriptors) leaves
+        memory and disk as they were and raises TopicError KAFKA_STORAGE_ERROR.
+        """
         data = {
             "version": 1,
             "topics": {
@@ -236,17 +244,19 @@ class TopicManager:
                     "configs": dict(t.configs),
                     "internal": t.internal,
                 }
-                for t in self._topics.values()
+                for t in topics.values()
             },
         }
         path = self.data_dir / _CATALOGUE
-        tmp = path.with_name(_CATALOGUE + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=1, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        _fsync_dir(self.data_dir)
+        try:
+            write_atomic(path, json.dumps(data, indent=1, sort_keys=True))
+        except OSError as exc:
+            logger.error("writing the topic catalogue %s failed: %s", path, exc)
+            raise TopicError(
+                ErrorCode.KAFKA_STORAGE_ERROR, f"cannot write the topic catalogue {path}: {exc}"
+            ) from exc
+        self._topics = topics
+        self._by_id = {info.topic_id: name for name, info in topics.items()}
 
     def _remove_deleted_leftovers(self) -> None:
         for entry in self.data_dir.iterdir():
@@ -382,9 +392,7 @@ class TopicManager:
         self, name: str, partitions: int, configs: dict[str, str], *, internal: bool = False
     ) -> TopicInfo:
         info = TopicInfo(name, uuid.uuid4(), partitions, configs, internal)
-        self._topics[name] = info
-        self._by_id[info.topic_id] = name
-        self._save()
+        self._commit({**self._topics, name: info})
         return info
 
     def ensure_topic(self, name: str) -> TopicInfo:
@@ -426,8 +434,7 @@ class TopicManager:
             grown = TopicInfo(info.name, info.topic_id, total, info.configs, info.internal)
             if validate_only:
                 return grown
-            self._topics[name] = grown
-            self._save()
+            self._commit({**self._topics, name: grown})
             return grown
 
     def alter_configs(
@@ -459,8 +466,7 @@ class TopicManager:
             altered = TopicInfo(info.name, info.topic_id, info.partitions, configs, info.internal)
             if validate_only:
                 return altered
-            self._topics[name] = altered
-            self._save()
+            self._commit({**self._topics, name: altered})
             cfg = self.topic_config(name)
             for (topic, _), log in self._logs.items():
                 if topic == name:
@@ -480,6 +486,8 @@ class TopicManager:
             info = self._require(name)
             if info.internal:
                 raise TopicError(ErrorCode.INVALID_TOPIC, f"{name} is internal and cannot be deleted")
+            # The catalogue goes first: if it cannot be written the topic stays whole.
+            self._commit({k: v for k, v in self._topics.items() if k != name})
             for p in range(info.partitions):
                 log = self._logs.pop((name, p), None)
                 if log is not None:
@@ -487,9 +495,6 @@ class TopicManager:
                         log.close()
                     except Exception:
                         logger.exception("closing %s-%d before deletion failed", name, p)
-            del self._topics[name]
-            self._by_id.pop(info.topic_id, None)
-            self._save()
             doomed = []
             for p in range(info.partitions):
                 directory = self.data_dir / f"{name}-{p}"
@@ -498,7 +503,7 @@ class TopicManager:
                     os.replace(directory, target)
                     doomed.append(target)
             if doomed:
-                _fsync_dir(self.data_dir)
+                fsync_dir(self.data_dir)
             for target in doomed:
                 shutil.rmtree(target, ignore_errors=True)
             return info
@@ -605,13 +610,3 @@ class TopicManager:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
