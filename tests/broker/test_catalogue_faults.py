@@ -14,7 +14,15 @@ from streamcore.broker.embedded import Broker
 from streamcore.errors import ErrorCode
 from streamcore.protocol import messages as m
 
-from .wire_client import WireClient, batch, create_topic, fetch_request, fetched_partition, produce, records_of
+from .wire_client import (
+    WireClient,
+    batch,
+    create_topic,
+    fetch_request,
+    fetched_partition,
+    produce,
+    records_of,
+)
 
 
 def _block_catalogue(data_dir: Path) -> Path:

@@ -609,4 +609,3 @@ class TopicManager:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
