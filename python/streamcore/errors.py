@@ -17,6 +17,7 @@ __all__ = [
     "StorageError",
     "BackpressureError",
     "BufferFullError",
+    "DataDirLockedError",
     "LogOfflineError",
     "ConfigError",
     "OffsetOutOfRangeError",
@@ -44,6 +45,10 @@ class ProtocolError(StreamcoreError, ValueError):
 
 class StorageError(StreamcoreError, OSError):
     """A write, fsync or read of the on-disk log failed."""
+
+
+class DataDirLockedError(StorageError):
+    """A data directory (or a log in it) is already open in another broker or process."""
 
 
 class LogOfflineError(StorageError):

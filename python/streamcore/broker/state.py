@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 from streamcore.broker.config import BrokerConfig, load_or_create_cluster_id
@@ -21,6 +22,7 @@ from streamcore.broker.offset_store import OffsetStore
 from streamcore.broker.producer_state import ProducerIdManager, ProducerStateManager, SequenceStatus
 from streamcore.broker.topics import TopicManager
 from streamcore.errors import KafkaError
+from streamcore.storage.dir_lock import DirLock
 
 log = logging.getLogger("streamcore.broker")
 
@@ -50,10 +52,31 @@ class BrokerState:
         self._metrics_server: asyncio.base_events.Server | None = None
         self._retention_task: asyncio.Task[None] | None = None
         self._stopped = False
+        self._dir_lock: DirLock | None = None
 
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Lock and open the data directory, recover the logs, start listening.
+
+        Raises DataDirLockedError when another process has the data directory open.
+        """
+        cfg = self.config
+        # Before anything in the directory is read or written: a second broker on the
+        # same directory would lose acknowledged writes of the first.
+        Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+        self._dir_lock = DirLock(cfg.data_dir).acquire()
+        try:
+            await self._start_locked()
+        except BaseException:
+            if self._server is not None:
+                await self._server.stop()
+            if getattr(self, "topics", None) is not None:
+                self.topics.close()
+            self._dir_lock.release()
+            raise
+
+    async def _start_locked(self) -> None:
         from streamcore.broker.server import KafkaServer
 
         cfg = self.config
@@ -106,6 +129,8 @@ class BrokerState:
         self.coordinator.close()
         # Closing a log drains its queue, fsyncs, checkpoints and writes the clean-shutdown marker.
         await asyncio.get_running_loop().run_in_executor(None, self.topics.close)
+        if self._dir_lock is not None:
+            self._dir_lock.release()
 
     @property
     def metrics_port(self) -> int | None:

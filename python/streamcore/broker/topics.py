@@ -553,6 +553,8 @@ class TopicManager:
             segment_ms=cfg.segment_ms,
             retention_ms=None if cfg.retention_ms < 0 else cfg.retention_ms,
             retention_bytes=None if cfg.retention_bytes < 0 else cfg.retention_bytes,
+            # The broker's lock on the whole data directory covers its logs.
+            lock=False,
         )
 
     def open_all(self) -> int:

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from streamcore import _impl
 from streamcore.errors import ConfigError
+from streamcore.storage.dir_lock import DirLock
 from streamcore.storage.profiles import WalProfile, resolve_profile
 
 __all__ = ["AppendResult", "Log"]
@@ -64,6 +65,12 @@ class Log:
             log stays at least this big without them (bytes); None = keep.
         queue_depth, max_group_batches, max_wait_ms: override the profile's values.
         index_interval_bytes: bytes of log between sparse index entries.
+        lock: take ``directory/.lock`` exclusively (and a shared lock on the parent's
+            ``.lock`` if the parent is a broker's data directory) for as long as the log
+            is open, so that no second process opens the same log. The broker passes
+            False: its lock on the whole data directory covers every log in it.
+
+    Raises DataDirLockedError when another process has the log or its data directory open.
     """
 
     def __init__(
@@ -81,6 +88,55 @@ class Log:
         max_group_batches: int | None = None,
         max_wait_ms: int | None = None,
         index_interval_bytes: int = 4096,
+        lock: bool = True,
+    ) -> None:
+        self._locks: list[DirLock] = []
+        if lock:
+            os.makedirs(directory, exist_ok=True)
+            self._locks = [
+                DirLock(os.path.dirname(os.path.abspath(directory)), shared=True, create=False),
+                DirLock(directory),
+            ]
+            try:
+                for held in self._locks:
+                    held.acquire()
+            except BaseException:
+                self._release_locks()
+                raise
+        try:
+            self._open(
+                directory,
+                fsync=fsync,
+                fsync_interval_ms=fsync_interval_ms,
+                profile=profile,
+                segment_bytes=segment_bytes,
+                segment_ms=segment_ms,
+                retention_ms=retention_ms,
+                retention_bytes=retention_bytes,
+                queue_depth=queue_depth,
+                max_group_batches=max_group_batches,
+                max_wait_ms=max_wait_ms,
+                index_interval_bytes=index_interval_bytes,
+            )
+        except BaseException:
+            self._release_locks()
+            raise
+
+    def _open(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        fsync: str,
+        fsync_interval_ms: int,
+        profile: str,
+        segment_bytes: int,
+        segment_ms: int | None,
+        retention_ms: int | None,
+        retention_bytes: int | None,
+        queue_depth: int | None,
+        max_group_batches: int | None,
+        max_wait_ms: int | None,
+        index_interval_bytes: int,
     ) -> None:
         self.profile: WalProfile = resolve_profile(
             profile, queue_depth=queue_depth, max_group_batches=max_group_batches, max_wait_ms=max_wait_ms
@@ -204,7 +260,14 @@ class Log:
 
     def close(self) -> None:
         """Drain queued appends, fsync, checkpoint and mark a clean shutdown; idempotent."""
-        self._wal.close()
+        try:
+            self._wal.close()
+        finally:
+            self._release_locks()
+
+    def _release_locks(self) -> None:
+        for held in reversed(self._locks):
+            held.release()
 
     def __enter__(self) -> Log:
         return self
