@@ -29,11 +29,15 @@ from collections.abc import Callable
 from typing import Any
 
 from streamcore import __version__
-from streamcore._impl import wire
 from streamcore.client.errors import ConnectionLostError, RequestTimeoutError
 from streamcore.errors import ErrorCode, KafkaError, ProtocolError
-from streamcore.protocol.api_versions import RESPONSE_CLASSES, flexible_from
-from streamcore.protocol.headers import decode_api_versions_response, response_header_is_flexible
+from streamcore.protocol.headers import (
+    ApiKey,
+    FrameSplitter,
+    decode_response,
+    encode_request,
+    response_correlation_id,
+)
 from streamcore.protocol.messages import ApiVersionsRequest
 
 __all__ = [
@@ -55,14 +59,25 @@ class Priority(enum.IntEnum):
     NORMAL = 1
 
 
-#: ApiVersions, Metadata, Heartbeat, FindCoordinator, SaslHandshake.
-HIGH_PRIORITY_KEYS = frozenset({18, 3, 12, 10, 17})
+#: Requests that keep membership and routing alive.
+HIGH_PRIORITY_KEYS = frozenset(
+    {ApiKey.API_VERSIONS, ApiKey.METADATA, ApiKey.HEARTBEAT, ApiKey.FIND_COORDINATOR, ApiKey.SASL_HANDSHAKE}
+)
 
 #: Highest version the client sends per api key, where the newest generated version
 #: changes a field's shape we do not use: topic ids instead of names (Produce 13,
 #: Fetch 13+, OffsetCommit 10, OffsetFetch 10), batched coordinator keys
 #: (FindCoordinator 4+), grouped OffsetFetch (8+).
-CLIENT_MAX_VERSION: dict[int, int] = {0: 12, 1: 12, 8: 9, 9: 7, 10: 3, 2: 10, 3: 12, 22: 5}
+CLIENT_MAX_VERSION: dict[int, int] = {
+    ApiKey.PRODUCE: 12,
+    ApiKey.FETCH: 12,
+    ApiKey.OFFSET_COMMIT: 9,
+    ApiKey.OFFSET_FETCH: 7,
+    ApiKey.FIND_COORDINATOR: 3,
+    ApiKey.LIST_OFFSETS: 10,
+    ApiKey.METADATA: 12,
+    ApiKey.INIT_PRODUCER_ID: 5,
+}
 
 
 class ConnectionStats:
@@ -102,7 +117,7 @@ class _Request:
 class _Protocol(asyncio.Protocol):
     def __init__(self, conn: BrokerConnection) -> None:
         self.conn = conn
-        self.splitter = wire.FrameSplitter(_MAX_FRAME)
+        self.splitter = FrameSplitter(_MAX_FRAME)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -171,7 +186,6 @@ class BrokerConnection:
         self._paused_by_transport = False
         self._held = False
         self._sweeper: asyncio.TimerHandle | None = None
-        self._header_cache: dict[tuple[int, int], bytes] = {}
         self._ok_streak = 0
         self.write_log: collections.deque[int] | None = None
         self.drop_after_write: set[int] = set()
@@ -219,7 +233,7 @@ class BrokerConnection:
                 version=version,
             )
             if resp.error_code == ErrorCode.UNSUPPORTED_VERSION.code:
-                theirs = {k.api_key: k.max_version for k in resp.api_keys}.get(18, 0)
+                theirs = {k.api_key: k.max_version for k in resp.api_keys}.get(ApiKey.API_VERSIONS, 0)
                 version = min(theirs, ApiVersionsRequest.MAX_VERSION)
                 continue
             if resp.error_code:
@@ -287,19 +301,6 @@ class BrokerConnection:
 
     # ------------------------------------------------------------------ requests
 
-    def _header(self, api_key: int, version: int) -> bytes:
-        # The header minus the correlation id never changes per (api, version).
-        key = (api_key, version)
-        h = self._header_cache.get(key)
-        if h is None:
-            w = wire.Writer()
-            w.string(self.client_id)
-            first = flexible_from.get(api_key)
-            if first is not None and version >= first:
-                w.uvarint(0)
-            h = self._header_cache[key] = w.getvalue()
-        return h
-
     def send(
         self,
         msg: Any,
@@ -321,13 +322,7 @@ class BrokerConnection:
             version = self.version_for(cls)
         cid = self._next_cid
         self._next_cid = (cid + 1) & 0x7FFFFFFF or 1
-        w = wire.Writer()
-        w.int16(api_key)
-        w.int16(version)
-        w.int32(cid)
-        w.raw(self._header(api_key, version))
-        msg.encode_into(w, version)
-        frame = w.getvalue_framed()
+        frame = encode_request(api_key, version, cid, self.client_id, msg)
         fut = asyncio.get_running_loop().create_future() if expect_response else None
         req = _Request(cid, api_key, version, frame, fut, time.monotonic() + self.request_timeout_s, None)
         if priority is None:
@@ -404,25 +399,18 @@ class BrokerConnection:
     # ------------------------------------------------------------------ answers
 
     def _on_frame(self, frame: bytes) -> None:
-        if len(frame) < 4:
+        try:
+            cid = response_correlation_id(frame)
+        except ProtocolError:
             self._fail(ConnectionLostError(f"short response frame from {self.address}"))
             return
-        cid = int.from_bytes(frame[:4], "big", signed=True)
         req = self._pending.pop(cid, None)
         if req is None:
             self._fail(ConnectionLostError(f"{self.address} answered unknown correlation id {cid}"))
             return
         fut = req.future
         try:
-            body = memoryview(frame)[4:]
-            if response_header_is_flexible(req.api_key, req.version):
-                r = wire.Reader(body)
-                r.tagged_fields()
-                body = body[r.pos :]
-            if req.api_key == 18:
-                resp = decode_api_versions_response(body, req.version)
-            else:
-                resp = RESPONSE_CLASSES[req.api_key].decode(body, req.version)
+            resp = decode_response(frame, req.api_key, req.version)
         except ProtocolError as exc:
             self._fail(ConnectionLostError(f"undecodable answer from {self.address}: {exc}"))
             return

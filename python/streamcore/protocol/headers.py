@@ -1,37 +1,109 @@
-"""Request and response headers, and response framing.
+"""Request and response headers, the api-key names, and the frame splitter.
 
-A request frame (after the int32 size prefix) is a request header then the body.
-Header v1 is api_key int16, api_version int16, correlation_id int32, client_id
-nullable string; flexible request versions use header v2, which adds a tagged-field
-section. A response is the int32 size prefix, a response header (v0: correlation_id;
-v1 for flexible versions: + empty tagged fields) and the body, except that
-ApiVersions responses always use header v0 so a client that does not yet know the
-broker's versions can parse the answer (KIP-511).
+Every Kafka frame is an int32 size prefix then a header then a body; this module is
+the one place that knows the header layouts, for the broker and the client alike.
+
+Request header v1 is api_key int16, api_version int16, correlation_id int32,
+client_id nullable string; flexible request versions use header v2, which adds a
+tagged-field section after client_id (client_id itself stays a non-compact string).
+Response header v0 is correlation_id int32; flexible versions use v1, which adds an
+empty tagged-field section, except that ApiVersions responses always use header v0
+so that a client that does not yet know the broker's versions can parse the answer
+(KIP-511).
+
+Broker side: ``parse_request_header``, ``encode_response``,
+``unsupported_api_versions_response``. Client side: ``encode_request``,
+``response_correlation_id``, ``decode_response``. Both cut their byte stream into
+frames with ``FrameSplitter``.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import enum
+import functools
+from typing import Any, NamedTuple
 
 from streamcore._impl import wire
 from streamcore.errors import ProtocolError
-from streamcore.protocol.api_versions import ADVERTISED, RESPONSE_CLASSES, flexible_from
+from streamcore.protocol.api_versions import ADVERTISED, API_NAMES, RESPONSE_CLASSES, flexible_from
 from streamcore.protocol.messages import ApiVersionsResponse, ApiVersionsResponse_ApiVersion
 
 __all__ = [
+    "ApiKey",
     "API_VERSIONS_KEY",
     "UNSUPPORTED_VERSION",
+    "FrameSplitter",
     "RequestHeader",
     "parse_request_header",
+    "request_header_is_flexible",
+    "encode_request_header",
+    "encode_request",
     "response_header_is_flexible",
     "encode_response_header",
     "encode_response",
     "unsupported_api_versions_response",
+    "response_correlation_id",
+    "response_body_offset",
+    "decode_response",
     "decode_api_versions_response",
 ]
 
-API_VERSIONS_KEY = 18
+FrameSplitter = wire.FrameSplitter
+"""Cuts a byte stream into frames: ``FrameSplitter(max_frame_size_bytes).feed(data) -> [frame, ...]``
+(each frame without its size prefix); ProtocolError for a negative or oversized size."""
+
+
+class ApiKey(enum.IntEnum):
+    """Kafka api keys of the messages the generated classes cover, by their Kafka names."""
+
+    PRODUCE = 0
+    FETCH = 1
+    LIST_OFFSETS = 2
+    METADATA = 3
+    OFFSET_COMMIT = 8
+    OFFSET_FETCH = 9
+    FIND_COORDINATOR = 10
+    JOIN_GROUP = 11
+    HEARTBEAT = 12
+    LEAVE_GROUP = 13
+    SYNC_GROUP = 14
+    DESCRIBE_GROUPS = 15
+    LIST_GROUPS = 16
+    SASL_HANDSHAKE = 17
+    API_VERSIONS = 18
+    CREATE_TOPICS = 19
+    DELETE_TOPICS = 20
+    INIT_PRODUCER_ID = 22
+    OFFSET_FOR_LEADER_EPOCH = 23
+    DESCRIBE_CONFIGS = 32
+    DESCRIBE_CLUSTER = 60
+
+
+def _check_api_keys() -> None:
+    # The names are hand-written for readability and type checking; the generated
+    # classes are the truth, so a regenerated protocol that adds or renumbers a
+    # message fails at import instead of drifting.
+    def kafka_name(key: int) -> str:
+        camel = API_NAMES[key]
+        return "".join("_" + c if c.isupper() and i else c for i, c in enumerate(camel)).upper()
+
+    want = {kafka_name(k): k for k in API_NAMES}
+    have = {m.name: m.value for m in ApiKey}
+    if want != have:
+        raise RuntimeError(
+            f"ApiKey is out of step with the generated messages: {sorted(set(want.items()) ^ set(have.items()))}"
+        )
+
+
+_check_api_keys()
+
+API_VERSIONS_KEY = ApiKey.API_VERSIONS
 UNSUPPORTED_VERSION = 35  # Kafka error code
+
+_NEVER = 1 << 16  # above every int16 version: "this api has no flexible versions"
+
+
+# ------------------------------------------------------------------ requests
 
 
 class RequestHeader(NamedTuple):
@@ -53,12 +125,59 @@ def parse_request_header(frame: bytes | bytearray | memoryview) -> RequestHeader
     return RequestHeader(*wire.parse_request_header(frame, flexible_from))
 
 
+def request_header_is_flexible(api_key: int, api_version: int) -> bool:
+    """True if a request of (``api_key``, ``api_version``) uses request header v2 (tagged fields)."""
+    return api_version >= flexible_from.get(api_key, _NEVER)
+
+
+@functools.lru_cache(maxsize=1024)
+def _request_header_tail(api_key: int, api_version: int, client_id: str | None) -> bytes:
+    # What follows the correlation id never changes per (api, version, client), so a
+    # client pays for the string and tagged-field encoding once.
+    w = wire.Writer()
+    w.string(client_id)
+    if request_header_is_flexible(api_key, api_version):
+        w.uvarint(0)
+    return w.getvalue()
+
+
+def encode_request_header(
+    api_key: int, api_version: int, correlation_id: int, client_id: str | None
+) -> bytes:
+    """The request header (v1, or v2 for flexible versions), without the size prefix."""
+    w = wire.Writer()
+    w.int16(api_key)
+    w.int16(api_version)
+    w.int32(correlation_id)
+    w.raw(_request_header_tail(api_key, api_version, client_id))
+    return w.getvalue()
+
+
+def encode_request(
+    api_key: int, api_version: int, correlation_id: int, client_id: str | None, request_obj: Any
+) -> bytes:
+    """A complete request frame: int32 size, request header, body of ``request_obj`` at ``api_version``.
+
+    ``request_obj`` is an instance of a generated request class; ValueError if it
+    holds a value ``api_version`` cannot carry.
+    """
+    w = wire.Writer()
+    w.int16(api_key)
+    w.int16(api_version)
+    w.int32(correlation_id)
+    w.raw(_request_header_tail(api_key, api_version, client_id))
+    request_obj.encode_into(w, api_version)
+    return w.getvalue_framed()
+
+
+# ------------------------------------------------------------------ responses
+
+
 def response_header_is_flexible(api_key: int, api_version: int) -> bool:
     """True if the response to (``api_key``, ``api_version``) uses response header v1."""
     if api_key == API_VERSIONS_KEY:
         return False
-    first = flexible_from.get(api_key)
-    return first is not None and api_version >= first
+    return api_version >= flexible_from.get(api_key, _NEVER)
 
 
 def encode_response_header(correlation_id: int, api_key: int, api_version: int) -> bytes:
@@ -104,6 +223,44 @@ def unsupported_api_versions_response(correlation_id: int) -> bytes:
     w.int32(correlation_id)
     body.encode_into(w, 0)
     return w.getvalue_framed()
+
+
+def response_correlation_id(frame: bytes | bytearray | memoryview) -> int:
+    """The correlation id at the start of a response ``frame`` (without its size prefix).
+
+    It comes first in every response header version, so it can be read before the
+    caller knows which request the frame answers. ProtocolError for a frame shorter
+    than 4 bytes.
+    """
+    if len(frame) < 4:
+        raise ProtocolError(f"response frame of {len(frame)} bytes is too short for a correlation id")
+    return int.from_bytes(frame[:4], "big", signed=True)
+
+
+def response_body_offset(frame: bytes | bytearray | memoryview, api_key: int, api_version: int) -> int:
+    """Where the body starts in a response ``frame`` to (``api_key``, ``api_version``), in bytes.
+
+    Skips the correlation id and, for header v1, the tagged-field section (which may
+    carry fields we do not know). ProtocolError for a truncated header.
+    """
+    if not response_header_is_flexible(api_key, api_version):
+        return 4
+    r = wire.Reader(frame, 4)
+    r.tagged_fields()
+    return r.pos
+
+
+def decode_response(frame: bytes | bytearray | memoryview, api_key: int, api_version: int) -> Any:
+    """Decode a whole response ``frame`` (without its size prefix) to the request (``api_key``, ``api_version``).
+
+    Returns an instance of the generated response class. ApiVersions answers go
+    through ``decode_api_versions_response`` (its v0 downgrade body). ProtocolError
+    for a truncated or malformed frame; KeyError for an api key without a class.
+    """
+    body = memoryview(frame)[response_body_offset(frame, api_key, api_version) :]
+    if api_key == API_VERSIONS_KEY:
+        return decode_api_versions_response(body, api_version)
+    return RESPONSE_CLASSES[api_key].decode(body, api_version)
 
 
 def decode_api_versions_response(body: bytes | bytearray | memoryview, version: int) -> ApiVersionsResponse:
