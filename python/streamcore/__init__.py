@@ -10,8 +10,7 @@ from __future__ import annotations
 from streamcore import errors
 from streamcore._impl import crc32c as _crc32c_impl
 from streamcore._impl import implementation
-
-__version__ = "0.1.0"
+from streamcore._version import __version__
 
 __all__ = [
     "AdminClient",

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import streamcore
+from streamcore._version import __version__
 
 __all__ = ["BENCH_TARGETS", "COMMANDS", "build_parser", "main"]
 
@@ -207,9 +207,11 @@ def run_bench_codec(args: argparse.Namespace) -> int:
     if to_stdout:
         print(json.dumps(report, indent=2, sort_keys=True))
         return 0
-    impl = streamcore.implementation()
+    from streamcore._impl import implementation
+
+    impl = implementation()
     print(
-        f"streamcore {streamcore.__version__} codec benchmark: {args.records} records x {args.value_size} B "
+        f"streamcore {__version__} codec benchmark: {args.records} records x {args.value_size} B "
         f"values (+12 B keys) per batch; best of {policy.runs} run(s) of >= {policy.min_run_seconds:g} s; "
         "higher is faster"
     )
@@ -326,7 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="streamcore",
         description="Kafka-protocol streaming for Python: broker, client and native core.",
     )
-    parser.add_argument("--version", action="version", version=f"streamcore {streamcore.__version__}")
+    parser.add_argument("--version", action="version", version=f"streamcore {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(subparsers)

@@ -15,8 +15,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import streamcore
 from streamcore import _impl
+from streamcore._version import __version__
 
 __all__ = [
     "BASELINE_DISTRIBUTIONS",
@@ -111,7 +111,7 @@ def collect_environment() -> dict[str, Any]:
     libraries = {name: distribution_version(name) for name in RUNTIME_DISTRIBUTIONS}
     baselines = {name: distribution_version(name) for name in BASELINE_DISTRIBUTIONS}
     return {
-        "implementation": streamcore.implementation(),
+        "implementation": _impl.implementation(),
         "native_load_errors": dict(_impl.native_load_errors),
         "no_extensions": _impl.NO_EXTENSIONS,
         "crc32c": {
@@ -124,7 +124,7 @@ def collect_environment() -> dict[str, Any]:
             "python": platform.python_version(),
             "python_implementation": platform.python_implementation(),
             "python_executable": sys.executable,
-            "streamcore": streamcore.__version__,
+            "streamcore": __version__,
             "native_extension": getattr(native, "__version__", None) if native is not None else None,
             "cython_modules": _cython_modules(),
             "libraries": libraries,
