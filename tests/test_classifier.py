@@ -380,3 +380,19 @@ def test_native_and_reference_agree_on_pattern_soup(items: list[tuple[str, list[
     messages = [_mixed_case(s, flips) for s, flips in items]
     assert _native.classify_many(messages) == ref.classify_many(messages)
     assert [_native.classify(m) for m in messages[:5]] == [ref.classify(m) for m in messages[:5]]
+
+
+# -- one enum -----------------------------------------------------------------------
+
+
+def test_the_classifier_ints_are_the_error_category_members() -> None:
+    # The twins answer plain ints (the reference sits below retry and cannot import it);
+    # retry turns them into members, so callers only ever see ErrorCategory.
+    assert {name: getattr(ref, name) for name in ErrorCategory.__members__} == {
+        c.name: c.value for c in ErrorCategory
+    }
+    texts = [t for _, _, t in REAL_TEXTS] + ["nothing to see"]
+    assert all(type(c) is ErrorCategory for c in classify_many(texts))
+    assert [int(c) for c in classify_many(texts)] == [ref.classify(t) for t in texts]
+    assert type(classify("socket closed")) is ErrorCategory
+    assert type(classify_code(ErrorCode.NOT_COORDINATOR)) is ErrorCategory

@@ -58,7 +58,12 @@ __all__ = [
 
 
 class ErrorCategory(enum.IntEnum):
-    """Why an operation failed, as far as retrying is concerned."""
+    """Why an operation failed, as far as retrying is concerned: the project's one error category.
+
+    Numbered as the ``classifier`` capability's integer results (native and
+    reference), so every int they return is a member; ``_as_category`` is where
+    those ints become members.
+    """
 
     TOPIC_MISSING = 0
     NETWORK = 1
@@ -70,26 +75,31 @@ class ErrorCategory(enum.IntEnum):
     UNKNOWN = 7
 
 
-_CATEGORIES: tuple[ErrorCategory, ...] = tuple(ErrorCategory)
+if _classifier.CATEGORY_COUNT != len(ErrorCategory):
+    raise RuntimeError(
+        f"the classifier answers {_classifier.CATEGORY_COUNT} categories, ErrorCategory has {len(ErrorCategory)}"
+    )
+
+#: The classifier's int -> its ErrorCategory member (a tuple index: no enum lookup per call).
+_as_category = tuple(ErrorCategory).__getitem__
 
 
 def classify(message: str) -> ErrorCategory:
     """Category of an error message from any Kafka client (librdkafka, kafka-python,
     the Java client, streamcore)."""
-    return _CATEGORIES[_classifier.classify(message)]
+    return _as_category(_classifier.classify(message))
 
 
 def classify_many(messages: Iterable[str]) -> list[ErrorCategory]:
     """Categories of many messages in one native call."""
-    cats = _CATEGORIES
-    return [cats[c] for c in _classifier.classify_many(messages)]
+    return list(map(_as_category, _classifier.classify_many(messages)))
 
 
 def classify_code(code: int | ErrorCode) -> ErrorCategory:
     """Category of a Kafka protocol error code (an int or an ``ErrorCode``)."""
     if isinstance(code, ErrorCode):
         code = code.code  # type: ignore[attr-defined]
-    return _CATEGORIES[_classifier.classify_code(code)]
+    return _as_category(_classifier.classify_code(code))
 
 
 def categorize(exc: BaseException) -> ErrorCategory:

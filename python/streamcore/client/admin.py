@@ -22,7 +22,7 @@ from streamcore.client.cluster import Cluster, TopicInfo
 from streamcore.client.config import build_config
 from streamcore.client.errors import ConnectionLostError, broker_error
 from streamcore.client.offsets import list_offsets
-from streamcore.client.retrying import Backoff, Category, category_of, retry_async
+from streamcore.client.retrying import Backoff, connection_failed, metadata_is_stale, retry_async
 from streamcore.client.types import TopicPartition
 from streamcore.errors import ErrorCode, KafkaError
 from streamcore.protocol.messages import (
@@ -278,7 +278,7 @@ class AdminClient:
             return info
 
         def retriable(exc: BaseException) -> bool:
-            return category_of(exc) in (Category.TOPIC_MISSING, Category.LEADERSHIP, Category.NETWORK)
+            return metadata_is_stale(exc) or connection_failed(exc)
 
         deadline = time.monotonic() + timeout
         try:

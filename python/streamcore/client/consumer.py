@@ -33,7 +33,7 @@ from streamcore.client.errors import ClientClosedError, broker_error
 from streamcore.client.fetcher import FetchSession, PartitionState, is_session_error
 from streamcore.client.group import GroupMembership
 from streamcore.client.offsets import EARLIEST, LATEST, list_offsets
-from streamcore.client.retrying import Category, category_of
+from streamcore.client.retrying import coordinator_moved, metadata_is_stale
 from streamcore.client.types import ConsumerRecord, OffsetAndMetadata, PartitionColumns, TopicPartition
 from streamcore.codec import decode_batches
 from streamcore.errors import ErrorCode, KafkaError, OffsetOutOfRangeError
@@ -203,7 +203,7 @@ class ConsumerCore:
                     self.group.generation = -1
                     await self._revoke(list(self.states), lost=True)
                     self._rejoin.set()
-                elif category_of(exc) is Category.COORDINATOR:
+                elif coordinator_moved(exc):
                     self.group.coordinator_lost()
                 else:
                     log.warning("consumer group %s: %s", self.group.group_id, exc)
@@ -475,7 +475,7 @@ class ConsumerCore:
                     session.forget(tp)
                     st.failed(now)
                     err = broker_error(code, f"fetch {tp.topic}-{tp.partition}")
-                    if category_of(err) in (Category.LEADERSHIP, Category.TOPIC_MISSING):
+                    if metadata_is_stale(err):
                         refresh.add(topic)
         if refresh:
             asyncio.ensure_future(self._refresh_quietly(refresh))

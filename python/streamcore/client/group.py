@@ -19,7 +19,7 @@ from streamcore.client.assignors import ASSIGNORS, MemberSubscription
 from streamcore.client.cluster import Cluster
 from streamcore.client.connection import BrokerConnection
 from streamcore.client.errors import broker_error
-from streamcore.client.retrying import Category, category_of, is_retriable
+from streamcore.client.retrying import coordinator_moved, is_retriable
 from streamcore.client.types import OffsetAndMetadata, TopicPartition
 from streamcore.errors import ErrorCode, KafkaError
 from streamcore.protocol.messages import (
@@ -154,7 +154,7 @@ class GroupMembership:
     def _check(self, code: int, what: str) -> None:
         if code:
             err = broker_error(code, f"{what} (group {self.group_id!r})")
-            if category_of(err) is Category.COORDINATOR:
+            if coordinator_moved(err):
                 self.coordinator_lost()
             raise err
 

@@ -48,7 +48,14 @@ from streamcore.client.accumulator import RECORD_OVERHEAD, Accumulator, Producer
 from streamcore.client.cluster import Cluster
 from streamcore.client.config import ClientConfig, build_config
 from streamcore.client.errors import BufferFullError, ClientClosedError, broker_error
-from streamcore.client.retrying import Backoff, Category, RetryMetrics, category_of, is_retriable, tag
+from streamcore.client.retrying import (
+    Backoff,
+    RetryMetrics,
+    connection_failed,
+    is_retriable,
+    metadata_is_stale,
+    tag,
+)
 from streamcore.client.sync import complete_batch
 from streamcore.client.types import BatchMetadata, RecordMetadata, TopicPartition
 from streamcore.codec import encode_batch
@@ -693,7 +700,7 @@ class ProducerCore:
         if retriable and b.attempts < self.config.retries and now < b.deadline and not self._closed:
             b.attempts += 1
             b.retry_at = now + self.backoff.delay_ms(b.attempts - 1) / 1000.0
-            if category_of(exc) in (Category.LEADERSHIP, Category.TOPIC_MISSING, Category.NETWORK):
+            if metadata_is_stale(exc) or connection_failed(exc):
                 asyncio.ensure_future(self._refresh_quietly([tp.topic]))
             self.acc.requeue(b)
             return

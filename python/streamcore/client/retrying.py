@@ -2,15 +2,17 @@
 
 Every retry loop in the client asks this module how long to wait before attempt
 *n* (``Backoff.delay_ms``, an exponential ``streamcore.retry.RetryPolicy`` with
-jitter) and what an error means for routing (``category_of``: refresh metadata,
-find the coordinator again, give up ...). Errors handed to the application carry
-the project-wide ``streamcore.retry.ErrorCategory`` as ``.category`` (``tag``).
+jitter), whether an error is worth retrying (``is_retriable``) and what must be
+done before the retry: refresh metadata (``metadata_is_stale``), find the group
+coordinator again (``coordinator_moved``) or reconnect (``connection_failed``).
+What kind of failure an error is has one name in the project,
+``streamcore.retry.ErrorCategory``; errors handed to the application carry it as
+``.category`` (``tag``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -19,97 +21,99 @@ from streamcore.errors import ErrorCode, KafkaError
 from streamcore.retry import ErrorCategory, RetryMetrics, RetryPolicy, categorize
 
 __all__ = [
-    "Category",
     "Backoff",
     "ErrorCategory",
     "RetryMetrics",
-    "category_of",
+    "connection_failed",
+    "coordinator_moved",
     "is_retriable",
+    "metadata_is_stale",
     "retry_async",
     "tag",
 ]
 
 T = TypeVar("T")
 
+# Kafka codes by the action that lets a retry succeed. A retriable code in none of
+# these sets is treated as stale leadership: refreshing metadata is the cheap cure
+# that the Java client applies to unknown retriable answers too.
+_TOPIC_MISSING = frozenset({ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID})
+_LEADERSHIP = frozenset(
+    {
+        ErrorCode.NOT_LEADER_OR_FOLLOWER,
+        ErrorCode.LEADER_NOT_AVAILABLE,
+        ErrorCode.FENCED_LEADER_EPOCH,
+        ErrorCode.UNKNOWN_LEADER_EPOCH,
+        ErrorCode.REPLICA_NOT_AVAILABLE,
+        ErrorCode.NOT_ENOUGH_REPLICAS,
+        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    }
+)
+_COORDINATOR = frozenset(
+    {
+        ErrorCode.COORDINATOR_NOT_AVAILABLE,
+        ErrorCode.NOT_COORDINATOR,
+        ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+)
+_NETWORK = frozenset({ErrorCode.REQUEST_TIMED_OUT, ErrorCode.NETWORK_EXCEPTION})
+# Codes that a retry cures by waiting (throttled, storage busy), that no retry cures
+# (authorization, a request that can never succeed as sent), or that the sets above
+# route: none of them means stale leadership.
+_NOT_LEADERSHIP = (
+    _COORDINATOR
+    | _NETWORK
+    | {ErrorCode.THROTTLING_QUOTA_EXCEEDED, ErrorCode.KAFKA_STORAGE_ERROR}
+    | {
+        ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+        ErrorCode.GROUP_AUTHORIZATION_FAILED,
+        ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
+        ErrorCode.SASL_AUTHENTICATION_FAILED,
+    }
+    | {
+        ErrorCode.INVALID_TOPIC_EXCEPTION,
+        ErrorCode.MESSAGE_TOO_LARGE,
+        ErrorCode.RECORD_LIST_TOO_LARGE,
+        ErrorCode.INVALID_REQUIRED_ACKS,
+        ErrorCode.INVALID_CONFIG,
+        ErrorCode.INVALID_PARTITIONS,
+        ErrorCode.INVALID_REPLICATION_FACTOR,
+        ErrorCode.UNSUPPORTED_VERSION,
+        ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+        ErrorCode.INVALID_REQUEST,
+    }
+)
+_CONNECTION_ERRORS = (ConnectionError, TimeoutError, OSError, asyncio.TimeoutError)
 
-class Category(str, enum.Enum):
-    """What kind of failure an error is, which decides whether a retry can help."""
 
-    NETWORK = "network"  # connection lost, timeout: retry on a fresh connection
-    LEADERSHIP = "leadership"  # stale metadata: refresh metadata, then retry
-    TOPIC_MISSING = "topic_missing"  # the topic does not exist (yet)
-    COORDINATOR = "coordinator"  # group coordinator moved or loading: find it again
-    THROTTLED = "throttled"  # broker asked us to slow down
-    AUTHORIZATION = "authorization"
-    CONFIGURATION = "configuration"  # the request can never succeed as sent
-    FATAL = "fatal"
+def metadata_is_stale(exc: BaseException) -> bool:
+    """True if ``exc`` is a broker answer that fresh metadata can cure: a missing topic
+    (it may be created or not yet known), a moved or unknown leader, or another
+    retriable code that no other action cures."""
+    if not isinstance(exc, KafkaError):
+        return False
+    code = exc.error
+    return code in _TOPIC_MISSING or code in _LEADERSHIP or (code.retriable and code not in _NOT_LEADERSHIP)
 
 
-_LEADERSHIP = {
-    ErrorCode.NOT_LEADER_OR_FOLLOWER,
-    ErrorCode.LEADER_NOT_AVAILABLE,
-    ErrorCode.FENCED_LEADER_EPOCH,
-    ErrorCode.UNKNOWN_LEADER_EPOCH,
-    ErrorCode.REPLICA_NOT_AVAILABLE,
-    ErrorCode.NOT_ENOUGH_REPLICAS,
-    ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-}
-_COORDINATOR = {
-    ErrorCode.COORDINATOR_NOT_AVAILABLE,
-    ErrorCode.NOT_COORDINATOR,
-    ErrorCode.COORDINATOR_LOAD_IN_PROGRESS,
-}
-_AUTH = {
-    ErrorCode.TOPIC_AUTHORIZATION_FAILED,
-    ErrorCode.GROUP_AUTHORIZATION_FAILED,
-    ErrorCode.CLUSTER_AUTHORIZATION_FAILED,
-    ErrorCode.SASL_AUTHENTICATION_FAILED,
-}
-_CONFIG = {
-    ErrorCode.INVALID_TOPIC_EXCEPTION,
-    ErrorCode.MESSAGE_TOO_LARGE,
-    ErrorCode.RECORD_LIST_TOO_LARGE,
-    ErrorCode.INVALID_REQUIRED_ACKS,
-    ErrorCode.INVALID_CONFIG,
-    ErrorCode.INVALID_PARTITIONS,
-    ErrorCode.INVALID_REPLICATION_FACTOR,
-    ErrorCode.UNSUPPORTED_VERSION,
-    ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
-    ErrorCode.INVALID_REQUEST,
-}
+def coordinator_moved(exc: BaseException) -> bool:
+    """True if ``exc`` says the group coordinator moved or is loading: find it again, then retry."""
+    return isinstance(exc, KafkaError) and exc.error in _COORDINATOR
 
 
-def category_of(exc: BaseException) -> Category:
-    """The category of ``exc`` (a KafkaError, a connection error, a timeout ...)."""
+def connection_failed(exc: BaseException) -> bool:
+    """True if ``exc`` is a lost connection or a timeout (ours or the broker's): retry on a
+    fresh connection."""
     if isinstance(exc, KafkaError):
-        code = exc.error
-        if code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.UNKNOWN_TOPIC_ID):
-            return Category.TOPIC_MISSING
-        if code in _LEADERSHIP:
-            return Category.LEADERSHIP
-        if code in _COORDINATOR:
-            return Category.COORDINATOR
-        if code in (ErrorCode.THROTTLING_QUOTA_EXCEEDED, ErrorCode.KAFKA_STORAGE_ERROR):
-            return Category.THROTTLED
-        if code in _AUTH:
-            return Category.AUTHORIZATION
-        if code in _CONFIG:
-            return Category.CONFIGURATION
-        if code in (ErrorCode.REQUEST_TIMED_OUT, ErrorCode.NETWORK_EXCEPTION):
-            return Category.NETWORK
-        return Category.LEADERSHIP if code.retriable else Category.FATAL
-    if isinstance(exc, (ConnectionError, TimeoutError, OSError, asyncio.TimeoutError)):
-        return Category.NETWORK
-    if getattr(exc, "retriable", False):
-        return Category.THROTTLED
-    return Category.FATAL
+        return exc.error in _NETWORK
+    return isinstance(exc, _CONNECTION_ERRORS)
 
 
 def is_retriable(exc: BaseException) -> bool:
     """True if retrying the same request later can succeed."""
     if isinstance(exc, KafkaError):
-        return exc.retriable or category_of(exc) is Category.TOPIC_MISSING
-    return category_of(exc) in (Category.NETWORK, Category.THROTTLED)
+        return exc.retriable or exc.error in _TOPIC_MISSING
+    return isinstance(exc, _CONNECTION_ERRORS) or bool(getattr(exc, "retriable", False))
 
 
 def tag(exc: BaseException) -> BaseException:
