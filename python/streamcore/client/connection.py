@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from streamcore import __version__
+from streamcore._version import __version__
 from streamcore.client.errors import ConnectionLostError, RequestTimeoutError
 from streamcore.errors import ErrorCode, KafkaError, ProtocolError
 from streamcore.protocol.headers import (
