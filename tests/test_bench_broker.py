@@ -1,4 +1,5 @@
-"""The broker benchmarks (streamcore.bench.broker) move the right counts and report figures.
+"""The broker benchmarks (streamcore.bench.broker, and ``streamcore bench produce|consume`` in
+streamcore.bench.cli) move the right counts and report figures.
 
 Small counts against the ``streamcore_broker`` fixture; figures are checked for being
 present and positive, never against a speed (that is the benchmarks' job).
@@ -10,13 +11,21 @@ import argparse
 import io
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from streamcore.bench import broker as bench
-from streamcore.bench.processes import ServerProcess, free_port, peak_rss_bytes, process_tree
+from streamcore.bench import cli as bench_cli
+from streamcore.bench.processes import (
+    ServerProcess,
+    free_port,
+    peak_rss_bytes,
+    process_tree,
+    streamcore_broker_argv,
+)
 from streamcore.bench.progress import ProgressBar
 
 TIMEOUT_S = 60.0
@@ -24,7 +33,7 @@ TIMEOUT_S = 60.0
 
 def _cli_args(argv: list[str], workload: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    bench.add_arguments(parser, workload)
+    bench_cli.add_broker_arguments(parser, workload)
     return parser.parse_args(argv)
 
 
@@ -126,7 +135,7 @@ def test_cli_consume_preloads_a_topic_and_writes_json(
         ],
         "consume",
     )
-    assert bench.main(args) == 0
+    assert bench_cli.run_broker_workload(args) == 0
     report = json.loads(out.read_text())
     assert report["benchmark"] == "consume"
     assert report["preload"]["messages"] == 200
@@ -138,26 +147,49 @@ def test_cli_consume_preloads_a_topic_and_writes_json(
 def test_cli_produce_without_bootstrap_runs_its_own_broker_process(tmp_path: Path) -> None:
     out = tmp_path / "produce.json"
     args = _cli_args(["--messages", "100", "--size", "10", "--json", str(out), "--no-progress"], "produce")
-    assert bench.main(args) == 0
+    assert bench_cli.run_broker_workload(args) == 0
     report = json.loads(out.read_text())
     assert report["result"]["delivered"] == 100
     assert report["broker"]["kind"] == "streamcore subprocess"
     assert report["broker"]["peak_rss_bytes"] > 0
 
 
-def test_add_commands_gives_each_workload_a_parser_whose_handler_is_main() -> None:
+def test_add_broker_commands_gives_each_workload_a_parser_run_by_run_broker_workload() -> None:
     parser = argparse.ArgumentParser()
-    bench.add_commands(parser.add_subparsers(dest="bench_target", required=True))
+    bench_cli.add_broker_commands(parser.add_subparsers(dest="bench_target", required=True))
     for workload in bench.WORKLOADS:
         args = parser.parse_args([workload, "--bootstrap", "127.0.0.1:1", "--acks", "all"])
-        assert args.handler is bench.main
+        assert args.handler is bench_cli.run_broker_workload
         assert args.broker_workload == workload
         assert args.acks == "all" and args.messages == 100_000 and args.size == 100
 
 
-def test_add_arguments_rejects_an_unknown_workload() -> None:
+def test_add_broker_arguments_rejects_an_unknown_workload() -> None:
     with pytest.raises(ValueError, match="workload"):
-        bench.add_arguments(argparse.ArgumentParser(), "replicate")
+        bench_cli.add_broker_arguments(argparse.ArgumentParser(), "replicate")
+
+
+def test_broker_argv_runs_the_streamcore_command_unless_a_profile_is_wanted(tmp_path: Path) -> None:
+    plain = streamcore_broker_argv(tmp_path, fsync="always", python="py")
+    assert plain == ["py", "-m", "streamcore.cli", "broker", "--data-dir", str(tmp_path), "--host",
+                     "127.0.0.1", "--port", "0", "--fsync", "always"]  # fmt: skip
+    profiled = streamcore_broker_argv(tmp_path, cprofile_out=tmp_path / "p.prof", python="py")
+    assert profiled[:3] == ["py", "-m", "streamcore.bench.foreground_broker"]
+    assert profiled[-2:] == ["--cprofile", str(tmp_path / "p.prof")]
+
+
+def test_bench_modules_never_import_the_streamcore_command() -> None:
+    # The command imports the bench package; the reverse would be an import cycle.
+    code = (
+        "import sys, streamcore.bench.cli, streamcore.bench.broker, streamcore.bench.processes, "
+        "streamcore.bench.foreground_broker; print('streamcore.cli' in sys.modules)"
+    )
+    env = dict(os.environ)
+    package_parent = str(Path(bench.__file__).resolve().parent.parent.parent)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
 
 
 def test_peak_rss_counts_this_process() -> None:

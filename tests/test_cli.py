@@ -64,8 +64,24 @@ def test_unknown_subcommand_exits_with_status_2():
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["bench"], ["bench", "no-such-target"], ["bench", "codec", "--records", "0"], ["info", "--bogus"]],
-    ids=["no-command", "bench-without-target", "unknown-bench-target", "zero-records", "unknown-option"],
+    [
+        [],
+        ["bench"],
+        ["bench", "no-such-target"],
+        ["bench", "codec", "--records", "0"],
+        ["bench", "produce", "--messages", "0"],
+        ["bench", "consume", "--acks", "2"],
+        ["info", "--bogus"],
+    ],
+    ids=[
+        "no-command",
+        "bench-without-target",
+        "unknown-bench-target",
+        "zero-records",
+        "zero-messages",
+        "bad-acks",
+        "unknown-option",
+    ],
 )
 def test_usage_errors_exit_with_status_2(argv, capsys):
     with pytest.raises(SystemExit) as excinfo:
@@ -80,6 +96,14 @@ def test_every_registered_command_appears_in_help(capsys):
     assert excinfo.value.code == 0
     out = capsys.readouterr().out
     assert "info" in out and "bench" in out
+
+
+def test_bench_help_lists_every_target_of_the_bench_package(capsys):
+    with pytest.raises(SystemExit) as excinfo:
+        cli.main(["bench", "--help"])
+    assert excinfo.value.code == 0
+    out = capsys.readouterr().out
+    assert all(target in out for target in ("codec", "produce", "consume"))
 
 
 def test_info_text_says_why_a_capability_fell_back_to_reference():

@@ -3,8 +3,8 @@
 Each subcommand is one ``add_<name>_command(subparsers)`` function that adds its
 parser and sets ``handler`` (a function taking the parsed arguments and returning
 the exit status). Adding a subcommand means writing that function and listing it
-in :data:`COMMANDS`; ``bench`` targets are listed likewise in
-:data:`BENCH_TARGETS`.
+in :data:`COMMANDS`. ``bench`` and its targets live in :mod:`streamcore.bench.cli`
+(listed in its ``TARGETS``); this module only wires them in.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 from streamcore._version import __version__
+from streamcore.bench.cli import add_bench_command
 
-__all__ = ["BENCH_TARGETS", "COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
 Subparsers = Any  # argparse's _SubParsersAction is private; only add_parser is used
 CommandAdder = Callable[[Subparsers], None]
@@ -112,124 +113,6 @@ def run_info(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- bench ------------------------------------------------------------------------
-
-
-def add_bench_command(subparsers: Subparsers) -> None:
-    """``streamcore bench TARGET``: one parser per target in :data:`BENCH_TARGETS`."""
-    p = subparsers.add_parser("bench", help="run a benchmark", description="Run a benchmark.")
-    targets = p.add_subparsers(dest="bench_target", metavar="TARGET", required=True)
-    for add in BENCH_TARGETS:
-        add(targets)
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def add_bench_codec_command(targets: Subparsers) -> None:
-    """``streamcore bench codec``: CRC-32C, record batch v2 and varint throughput."""
-    p = targets.add_parser(
-        "codec",
-        help="CRC-32C, record batch encode/decode and varints: native vs reference vs kafka-python",
-        description="Time CRC-32C, Kafka record batch v2 encode/decode (each compression codec) and "
-        "varints with streamcore's native and reference code, kafka-python and the crc32c "
-        "package, and print one comparison table.",
-    )
-    p.add_argument("--records", type=_positive_int, default=1000, help="records per batch (default 1000)")
-    p.add_argument(
-        "--value-size", type=_non_negative_int, default=100, help="bytes per record value (default 100)"
-    )
-    p.add_argument(
-        "--repeat", type=_positive_int, default=None, help="timed runs per figure, best kept (default 5)"
-    )
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE ('-' for stdout)")
-    p.add_argument(
-        "--quick", action="store_true", help="very short runs: checks that everything works, noisy figures"
-    )
-    p.set_defaults(handler=run_bench_codec)
-
-
-_CODEC_FOOTNOTES = (
-    "All columns decode the same bytes (encoded by native, else reference, else kafka-python).",
-    "decode (objects) = decode the batch and read every record's value; the kafka-python column also "
-    "runs validate_crc(), as its consumer does by default.",
-    "gzip uses each library's default level: streamcore 6, kafka-python 9.",
-    "kafka-python computes CRC-32C with the crc32c package when it is installed.",
-    "- = no such operation in that library.",
-)
-
-
-def run_bench_codec(args: argparse.Namespace) -> int:
-    """Run the codec comparison, print the table, optionally write JSON; exit status 0."""
-    from streamcore.bench import codec, timing
-    from streamcore.bench.environment import collect_environment
-    from streamcore.bench.table import render_codec_table
-    from streamcore.bench.workload import make_codec_workload
-
-    base = timing.QUICK if args.quick else timing.STANDARD
-    policy = timing.TimingPolicy(base.min_run_seconds, args.repeat or base.runs)
-    workload = make_codec_workload(args.records, args.value_size)
-    cases = codec.build_codec_cases(workload)
-    to_stdout = args.json == "-"
-    print(
-        f"timing {len(cases)} operations: best of {policy.runs} run(s) of >= {policy.min_run_seconds:g} s ...",
-        file=sys.stderr,
-    )
-    results = codec.run_codec_benchmark(cases, policy)
-    report = {
-        "benchmark": "codec",
-        "parameters": {
-            "records": args.records,
-            "value_size": args.value_size,
-            "runs": policy.runs,
-            "min_run_seconds": policy.min_run_seconds,
-            "quick": args.quick,
-        },
-        "columns": {c: codec.column_title(c) for c in codec.COLUMNS},
-        "environment": collect_environment(),
-        "rows": results,
-    }
-    if args.json and not to_stdout:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-    if to_stdout:
-        print(json.dumps(report, indent=2, sort_keys=True))
-        return 0
-    from streamcore._impl import implementation
-
-    impl = implementation()
-    print(
-        f"streamcore {__version__} codec benchmark: {args.records} records x {args.value_size} B "
-        f"values (+12 B keys) per batch; best of {policy.runs} run(s) of >= {policy.min_run_seconds:g} s; "
-        "higher is faster"
-    )
-    print(
-        "active: " + ", ".join(f"{k}={v}" for k, v in impl.items() if k in ("crc32c", "record_batch", "wire"))
-    )
-    print()
-    print(render_codec_table(results, codec.COLUMNS, codec.RATIOS, codec.column_title))
-    print()
-    for note in _CODEC_FOOTNOTES:
-        print(f"  {note}")
-    return 0
-
-
-# --- the command itself -------------------------------------------------------------
-
-#: Top-level subcommands, in help order.
-
 # --- broker, config --------------------------------------------------------------------
 
 
@@ -308,18 +191,10 @@ def run_config_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- the command itself -------------------------------------------------------------
+
+#: Top-level subcommands, in help order.
 COMMANDS: list[CommandAdder] = [add_info_command, add_broker_command, add_config_command, add_bench_command]
-
-
-def add_bench_broker_commands(targets: Subparsers) -> None:
-    """``streamcore bench produce|consume``: broker throughput and latency (confluent-kafka load)."""
-    from streamcore.bench.broker import add_commands
-
-    add_commands(targets)
-
-
-#: Targets of ``streamcore bench``.
-BENCH_TARGETS: list[CommandAdder] = [add_bench_codec_command, add_bench_broker_commands]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,20 +13,16 @@ the client; the same client drives every broker that is compared.
   Latency is "now minus the record's timestamp" on receipt: end-to-end latency while
   a producer is running, the records' age when the topic was filled beforehand.
 
-``add_arguments`` / ``main`` implement ``streamcore bench produce|consume``.
+``streamcore bench produce|consume`` (options, broker process, printing) is in
+:mod:`streamcore.bench.cli`; this module only measures.
 """
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import json
-import sys
-import tempfile
 import time
 import uuid
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streamcore.bench.progress import ProgressBar
@@ -36,35 +32,18 @@ from streamcore.bench.workload import make_codec_workload
 __all__ = [
     "ACKS",
     "COMPRESSIONS",
-    "HELP",
     "WORKLOADS",
-    "add_arguments",
-    "add_commands",
     "create_topic",
     "format_result",
-    "main",
     "message_values",
+    "new_name",
     "percentile",
     "run_consume",
     "run_produce",
 ]
 
-#: The ``streamcore bench`` targets this module implements.
+#: The workloads this module measures; each is also a ``streamcore bench`` target.
 WORKLOADS = ("produce", "consume")
-#: One-line help and description of each target, for the ``streamcore bench`` parser.
-HELP = {
-    "produce": "produce throughput and delivery latency against a broker (confluent-kafka as load client)",
-    "consume": "consume throughput, group join time and end-to-end latency (confluent-kafka as load client)",
-}
-_DESCRIPTION = {
-    "produce": "Produce --messages values of --size bytes with confluent-kafka, flush, and report msgs/s, "
-    "MB/s and the p50/p99 delivery latency. Without --bootstrap, a streamcore broker is started "
-    "in a subprocess on a temporary directory and stopped afterwards.",
-    "consume": "Join a new consumer group and read --messages records with confluent-kafka; report "
-    "msgs/s and MB/s from subscribe to the last record (group join included), the time to the "
-    "first record, and p50/p99 of receipt time minus record timestamp. Without --topic, a new "
-    "topic is filled first. Without --bootstrap, a streamcore broker is started in a subprocess.",
-}
 #: ``acks`` values accepted (``all`` is the same as ``-1``).
 ACKS = ("0", "1", "-1", "all")
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
@@ -113,7 +92,8 @@ def _latency_summary(values_ms: array[float]) -> dict[str, float | None] | None:
     }
 
 
-def _new_name(prefix: str) -> str:
+def new_name(prefix: str) -> str:
+    """``prefix-`` plus 12 random hex digits: a topic or group name no earlier run used."""
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
@@ -164,7 +144,7 @@ def run_produce(
     if messages < 1:
         raise ValueError(f"messages must be >= 1, got {messages}")
     ck = _confluent_kafka()
-    topic = topic or _new_name("bench")
+    topic = topic or new_name("bench")
     values = message_values(messages, size)
     latencies: array[float] = array("d")
     failures: list[str] = []
@@ -263,7 +243,7 @@ def run_consume(
     if messages < 1:
         raise ValueError(f"messages must be >= 1, got {messages}")
     ck = _confluent_kafka()
-    group = group or _new_name("bench")
+    group = group or new_name("bench")
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "group.id": group,
@@ -323,99 +303,7 @@ def run_consume(
     }
 
 
-# --- streamcore bench produce|consume ------------------------------------------------
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
-def add_arguments(parser: argparse.ArgumentParser, workload: str = "produce") -> None:
-    """Add the options of ``streamcore bench <workload>`` (``produce`` or ``consume``) to ``parser``."""
-    if workload not in WORKLOADS:
-        raise ValueError(f"workload must be one of {WORKLOADS}, got {workload!r}")
-    parser.set_defaults(broker_workload=workload)
-    parser.add_argument(
-        "--bootstrap",
-        metavar="HOST:PORT",
-        help="broker to load (default: start a streamcore broker in a subprocess on a temporary "
-        "directory and stop it afterwards)",
-    )
-    parser.add_argument("--messages", type=_positive_int, default=100_000, help="messages (default 100000)")
-    parser.add_argument("--size", type=_non_negative_int, default=100, help="value bytes (default 100)")
-    parser.add_argument("--acks", choices=ACKS, default="1", help="producer acks (default 1)")
-    parser.add_argument("--linger-ms", type=float, default=5.0, help="producer linger.ms (default 5)")
-    parser.add_argument("--compression", choices=COMPRESSIONS, default="none", help="(default none)")
-    parser.add_argument(
-        "--partitions", type=_positive_int, default=1, help="partitions of a new topic (default 1)"
-    )
-    if workload == "produce":
-        parser.add_argument("--topic", help="topic to produce to (default: a new topic bench-<hex>)")
-    else:
-        parser.add_argument(
-            "--topic",
-            help="topic to read, holding at least --messages records (default: a new topic, "
-            "filled first with --messages records by the producer)",
-        )
-        parser.add_argument("--group", help="consumer group (default: a new group bench-<hex>)")
-    parser.add_argument(
-        "--fsync",
-        choices=("always", "interval", "never"),
-        default="interval",
-        help="fsync policy of the broker started when --bootstrap is omitted (default interval)",
-    )
-    parser.add_argument(
-        "--timeout", type=float, default=300.0, help="bound of each phase, seconds (default 300)"
-    )
-    parser.add_argument(
-        "--json", metavar="FILE", help="also write the figures as JSON to FILE ('-' for stdout)"
-    )
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-
-
-def add_commands(targets: Any) -> None:
-    """Add ``produce`` and ``consume`` parsers to ``targets`` (the ``streamcore bench`` subparsers).
-
-    Each parser's ``handler`` default is :func:`main`, as ``streamcore.cli`` expects.
-    """
-    for workload in WORKLOADS:
-        p = targets.add_parser(workload, help=HELP[workload], description=_DESCRIPTION[workload])
-        add_arguments(p, workload)
-        p.set_defaults(handler=main)
-
-
-@contextlib.contextmanager
-def _broker(args: argparse.Namespace, report: dict[str, Any]) -> Iterator[str]:
-    if args.bootstrap:
-        report["broker"] = {"kind": "external", "bootstrap": args.bootstrap}
-        yield args.bootstrap
-        return
-    from streamcore.bench.processes import streamcore_broker_process
-
-    with tempfile.TemporaryDirectory(prefix="streamcore-bench-") as data_dir:
-        server = streamcore_broker_process(data_dir, fsync=args.fsync).start()
-        print(f"started streamcore broker (fsync={args.fsync}) on {server.bootstrap}", file=sys.stderr)
-        try:
-            yield server.bootstrap
-            report["broker"] = {
-                "kind": "streamcore subprocess",
-                "bootstrap": server.bootstrap,
-                "fsync": args.fsync,
-                "command": server.argv,
-                "peak_rss_bytes": server.peak_rss_bytes(),
-            }
-        finally:
-            server.stop()
+# --- reporting --------------------------------------------------------------------
 
 
 def _ms(x: float | None) -> str:
@@ -442,53 +330,3 @@ def format_result(result: dict[str, Any]) -> str:
         [f"p99 {kind} latency, ms", _ms(lat.get("p99"))],
     ]
     return render_table(["figure", "value"], rows)
-
-
-def main(args: argparse.Namespace) -> int:
-    """Run ``streamcore bench produce|consume`` from parsed ``args``; print, write JSON; return 0."""
-    from streamcore.bench.environment import collect_environment
-
-    workload = args.broker_workload
-    progress = False if args.no_progress else None
-    report: dict[str, Any] = {"benchmark": workload, "environment": collect_environment()}
-    with _broker(args, report) as bootstrap:
-        topic = args.topic
-        if topic is None:
-            topic = _new_name("bench")
-            create_topic(bootstrap, topic, args.partitions, min(args.timeout, 60.0))
-        produce_args = dict(
-            bootstrap=bootstrap,
-            messages=args.messages,
-            size=args.size,
-            acks=args.acks,
-            linger_ms=args.linger_ms,
-            compression=args.compression,
-            topic=topic,
-            progress=progress,
-            timeout_s=args.timeout,
-        )
-        if workload == "produce":
-            result = run_produce(**produce_args)  # type: ignore[arg-type]
-        else:
-            if args.topic is None:
-                report["preload"] = run_produce(delivery_reports=False, **produce_args)  # type: ignore[arg-type]
-            result = run_consume(
-                bootstrap, topic, args.messages, args.group, progress=progress, timeout_s=args.timeout
-            )
-    report["result"] = result
-    if args.json == "-":
-        print(json.dumps(report, indent=2, sort_keys=True))
-        return 0
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump(report, fh, indent=2, sort_keys=True)
-            fh.write("\n")
-    what = f"{args.messages:,} x {args.size} B"
-    if workload == "produce":
-        what += f", acks={args.acks}, linger.ms={args.linger_ms:g}, compression={args.compression}"
-    print(f"{workload} {what} on {bootstrap} ({report['broker']['kind']}), topic {topic}")
-    print(format_result(result))
-    rss = report["broker"].get("peak_rss_bytes")
-    if rss:
-        print(f"broker peak RSS: {rss / 2**20:.1f} MiB")
-    return 0

@@ -6,7 +6,6 @@ can be read on its own and the load client never shares a GIL with it.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
@@ -21,11 +20,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
-import streamcore
-
 __all__ = [
     "ServerProcess",
-    "cli_has_broker_command",
     "compile_bytecode",
     "cpu_seconds",
     "free_port",
@@ -34,6 +30,10 @@ __all__ = [
     "streamcore_broker_argv",
     "streamcore_broker_process",
 ]
+
+# The streamcore package directory, found from this file rather than from the package
+# facade, so that the bench never needs the facade's public names.
+_PACKAGE_DIR = Path(__file__).resolve().parent.parent
 
 _LISTENING = re.compile(r"listening on (\S+):(\d+)")
 
@@ -263,17 +263,6 @@ class ServerProcess:
         self.stop()
 
 
-def cli_has_broker_command() -> bool:
-    """Whether this streamcore's ``streamcore`` command has the ``broker`` subcommand."""
-    from streamcore import cli
-
-    parser = cli.build_parser()
-    for action in parser._actions:  # argparse keeps subcommands only there
-        if isinstance(action, argparse._SubParsersAction) and "broker" in action.choices:
-            return True
-    return False
-
-
 def streamcore_broker_argv(
     data_dir: str | os.PathLike[str],
     *,
@@ -285,15 +274,14 @@ def streamcore_broker_argv(
 ) -> list[str]:
     """The command that runs our broker as its own process.
 
-    ``streamcore broker`` (through ``python -m streamcore.cli``) when that subcommand
-    exists and no profile is wanted; otherwise :mod:`streamcore.bench.foreground_broker`,
-    which runs the same server loop and can wrap it in cProfile.
+    ``streamcore broker`` (through ``python -m streamcore.cli``) when no profile is
+    wanted; otherwise :mod:`streamcore.bench.foreground_broker`, which runs the same
+    server loop and can wrap it in cProfile.
     """
     common = ["--data-dir", str(data_dir), "--host", host, "--port", str(port), "--fsync", fsync]
-    if cprofile_out is None and cli_has_broker_command():
+    if cprofile_out is None:
         return [python, "-m", "streamcore.cli", "broker", *common]
-    extra = ["--cprofile", str(cprofile_out)] if cprofile_out is not None else []
-    return [python, "-m", "streamcore.bench.foreground_broker", *common, *extra]
+    return [python, "-m", "streamcore.bench.foreground_broker", *common, "--cprofile", str(cprofile_out)]
 
 
 def _bytecode_env(env: dict[str, str], bytecode_cache: str | os.PathLike[str] | None) -> None:
@@ -313,7 +301,7 @@ def compile_bytecode(bytecode_cache: str | os.PathLike[str], python: str = sys.e
     """
     env = dict(os.environ)
     _bytecode_env(env, bytecode_cache)
-    package_dir = str(Path(streamcore.__file__).resolve().parent)
+    package_dir = str(_PACKAGE_DIR)
     subprocess.run([python, "-m", "compileall", "-q", package_dir], env=env, check=True, timeout=600)
 
 
@@ -337,7 +325,7 @@ def streamcore_broker_process(
     installed package does.
     """
     merged = dict(os.environ)
-    package_root = str(Path(streamcore.__file__).resolve().parent.parent)
+    package_root = str(_PACKAGE_DIR.parent)
     merged["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, merged.get("PYTHONPATH", "")) if p)
     _bytecode_env(merged, bytecode_cache)
     merged.update(env or {})
