@@ -49,12 +49,27 @@ partitionLeaderEpoch (-1 here by default, as the Java client writes; 0 there).
 from __future__ import annotations
 
 import operator
-import struct
 from functools import partial
 from typing import Any
 
 from crc32c import crc32c as _crc32c
 
+from streamcore._reference._batch_header import (
+    ATTRIBUTES_AT,
+    BATCH_LENGTH_AT,
+    CODEC_MASK,
+    CRC_START,
+    HEADER_SIZE,
+    LAST_OFFSET_DELTA_AT,
+    LOG_OVERHEAD,
+    MAGIC,
+    MAGIC_AT,
+    MIN_BATCH_LENGTH,
+    RECORDS_COUNT_AT,
+    BatchHeader,
+    batch_length,
+    parse_header,
+)
 from streamcore._reference.compression import decompress
 from streamcore._reference.record_encode import encode_batch
 from streamcore._reference.record_types import BatchInfo, Record, RecordBatch
@@ -75,11 +90,6 @@ __all__ = [
 #: Cap on the decompressed size of one batch's records region, in bytes.
 DEFAULT_MAX_DECOMPRESSED_BYTES = 64 * 1024 * 1024
 
-_HEADER = struct.Struct(">qiibIhiqqqhii")
-_HEADER_SIZE = 61  # _HEADER.size
-_ATTRIBUTES_AT = 21  # the CRC covers attributes .. end of batch
-_MIN_BATCH_LENGTH = _HEADER_SIZE - 12
-_I32 = struct.Struct(">i")
 
 # ---------------------------------------------------------------- decoding
 
@@ -108,52 +118,56 @@ def _cap(max_decompressed_bytes: int) -> int:
 def _batch_end(buf: bytes, s: int, n: int) -> int:
     """End offset of the batch at ``s``; raises if it is short or truncated."""
     left = n - s
-    if left < 12:
+    if left < LOG_OVERHEAD:
         raise CorruptRecordError(
-            f"truncated batch at byte {s}: {left} bytes left, a batch needs at least {_HEADER_SIZE}"
+            f"truncated batch at byte {s}: {left} bytes left, a batch needs at least {HEADER_SIZE}"
         )
-    (length,) = _I32.unpack_from(buf, s + 8)
-    if length < _MIN_BATCH_LENGTH:
+    length = batch_length(buf, s)
+    if length < MIN_BATCH_LENGTH:
         raise CorruptRecordError(
-            f"batch length {length} at byte {s + 8} is below the minimum {_MIN_BATCH_LENGTH}"
+            f"batch length {length} at byte {s + BATCH_LENGTH_AT} is below the minimum {MIN_BATCH_LENGTH}"
         )
-    end = s + 12 + length
+    end = s + LOG_OVERHEAD + length
     if end > n:
         raise CorruptRecordError(
-            f"batchLength {length} at byte {s + 8} runs past end of input ({left - 12} bytes follow it)"
+            f"batchLength {length} at byte {s + BATCH_LENGTH_AT} runs past end of input "
+            f"({left - LOG_OVERHEAD} bytes follow it)"
         )
     return end
 
 
-def _check_header(buf: bytes, s: int, end: int, verify_crc: bool) -> tuple[int, ...]:
-    h = _HEADER.unpack_from(buf, s)
-    if h[3] != 2:
-        raise CorruptRecordError(f"magic {h[3]} at byte {s + 16}: only magic 2 is supported")
+def _check_header(buf: bytes, s: int, end: int, verify_crc: bool) -> BatchHeader:
+    h = parse_header(buf, s)
+    if h.magic != MAGIC:
+        raise CorruptRecordError(f"magic {h.magic} at byte {s + MAGIC_AT}: only magic 2 is supported")
     if verify_crc:
         with memoryview(buf) as view:
-            computed = _crc32c(view[s + _ATTRIBUTES_AT : end])
-        if computed != h[4]:
+            computed = _crc32c(view[s + CRC_START : end])
+        if computed != h.crc:
             raise CorruptRecordError(
-                f"bad CRC32C: stored 0x{h[4]:08x} computed 0x{computed:08x} (batch at byte {s})"
+                f"bad CRC32C: stored 0x{h.crc:08x} computed 0x{computed:08x} (batch at byte {s})"
             )
-    if h[5] & 0x07 > 4:
-        raise CorruptRecordError(f"unknown compression codec {h[5] & 0x07} in attributes at byte {s + 21}")
-    if h[12] < 0:
-        raise CorruptRecordError(f"negative record count {h[12]} at byte {s + 57}")
+    codec = h.attributes & CODEC_MASK
+    if codec > 4:
+        raise CorruptRecordError(
+            f"unknown compression codec {codec} in attributes at byte {s + ATTRIBUTES_AT}"
+        )
+    if h.record_count < 0:
+        raise CorruptRecordError(f"negative record count {h.record_count} at byte {s + RECORDS_COUNT_AT}")
     return h
 
 
-def _records_region(buf: bytes, s: int, end: int, h: tuple[int, ...], cap: int) -> tuple[bytes, int, int]:
+def _records_region(buf: bytes, s: int, end: int, h: BatchHeader, cap: int) -> tuple[bytes, int, int]:
     """(buffer, start, end) of the uncompressed records of the batch at ``s``."""
-    codec = h[5] & 0x07
+    codec = h.attributes & CODEC_MASK
     if not codec:
-        return buf, s + _HEADER_SIZE, end
+        return buf, s + HEADER_SIZE, end
     with memoryview(buf) as view:
-        region = decompress(codec, view[s + _HEADER_SIZE : end], cap, s + _HEADER_SIZE)
+        region = decompress(codec, view[s + HEADER_SIZE : end], cap, s + HEADER_SIZE)
     return region, 0, len(region)
 
 
-def _columns(buf: bytes, pos: int, end: int, h: tuple[int, ...], compressed: bool, s: int) -> dict[str, Any]:
+def _columns(buf: bytes, pos: int, end: int, h: BatchHeader, compressed: bool, s: int) -> dict[str, Any]:
     import numpy as np  # lazily: importing the codec must not pull numpy in
 
     cols = walk(buf, pos, end, h, MODE_COLUMNS, compressed, s)
@@ -214,10 +228,9 @@ def decode_batches(
     n = len(buf)
     out: list[RecordBatch] = []
     s = 0
-    unpack_from = _I32.unpack_from
-    while n - s >= 12:
-        (length,) = unpack_from(buf, s + 8)
-        if length >= _MIN_BATCH_LENGTH and s + 12 + length > n:
+    while n - s >= LOG_OVERHEAD:
+        length = batch_length(buf, s)
+        if length >= MIN_BATCH_LENGTH and s + LOG_OVERHEAD + length > n:
             break
         end = _batch_end(buf, s, n)
         out.append(_decode_at(buf, s, end, verify_crc, cap))
@@ -242,11 +255,29 @@ def validate_batch(
     if end != n:
         raise CorruptRecordError(f"{n - end} bytes after the batch that ends at byte {end}")
     h = _check_header(buf, 0, end, True)
-    count = h[12]
+    count = h.record_count
     if count == 0:
-        raise CorruptRecordError("record count 0 at byte 57: a produced batch needs at least one record")
-    if h[6] != count - 1:
-        raise CorruptRecordError(f"lastOffsetDelta {h[6]} at byte 23 does not match record count {count}")
+        raise CorruptRecordError(
+            f"record count 0 at byte {RECORDS_COUNT_AT}: a produced batch needs at least one record"
+        )
+    if h.last_offset_delta != count - 1:
+        raise CorruptRecordError(
+            f"lastOffsetDelta {h.last_offset_delta} at byte {LAST_OFFSET_DELTA_AT} "
+            f"does not match record count {count}"
+        )
     rbuf, pos, rend = _records_region(buf, 0, end, h, _cap(max_decompressed_bytes))
     walk(rbuf, pos, rend, h, MODE_VALIDATE, rbuf is not buf, 0)
-    return BatchInfo(h[0], h[1], h[2], h[4], h[5], h[6], h[7], h[8], h[9], h[10], h[11], h[12])
+    return BatchInfo(
+        h.base_offset,
+        h.batch_length,
+        h.partition_leader_epoch,
+        h.crc,
+        h.attributes,
+        h.last_offset_delta,
+        h.first_timestamp,
+        h.max_timestamp,
+        h.producer_id,
+        h.producer_epoch,
+        h.base_sequence,
+        h.record_count,
+    )

@@ -11,13 +11,22 @@ from typing import Any
 
 from crc32c import crc32c as _crc32c
 
+from streamcore._reference._batch_header import (
+    CONTROL_FLAG,
+    CRC_AT,
+    CRC_START,
+    HEADER,
+    HEADER_SIZE,
+    LOG_APPEND_TIME_FLAG,
+    LOG_OVERHEAD,
+    MAGIC,
+    TRANSACTIONAL_FLAG,
+)
 from streamcore._reference.compression import codec_id, compress
 
 __all__ = ["encode_batch"]
 
-_HEADER = struct.Struct(">qiibIhiqqqhii")
-_HEADER_SIZE = 61
-_ATTRIBUTES_AT = 21  # the CRC covers attributes .. end of batch
+_U32 = struct.Struct(">I")
 _I64_MIN = -(1 << 63)
 _I64_MAX = (1 << 63) - 1
 _U64 = (1 << 64) - 1
@@ -181,29 +190,31 @@ def encode_batch(
     region = b"".join(parts)
     attributes = codec
     if log_append_time:
-        attributes |= 0x08
+        attributes |= LOG_APPEND_TIME_FLAG
     if transactional:
-        attributes |= 0x10
+        attributes |= TRANSACTIONAL_FLAG
     if control:
-        attributes |= 0x20
+        attributes |= CONTROL_FLAG
     if codec:
         region = compress(codec, region, compression_level)
     base, ple, pid, epoch, seq = header_fields
-    fields = [
-        base,
-        _HEADER_SIZE - 12 + len(region),
-        ple,
-        2,
-        0,
-        attributes,
-        n - 1,
-        first_ts,
-        max_ts,
-        pid,
-        epoch,
-        seq,
-        n,
-    ]
+    header = bytearray(
+        HEADER.pack(
+            base,
+            HEADER_SIZE - LOG_OVERHEAD + len(region),
+            ple,
+            MAGIC,
+            0,  # crc, filled in below
+            attributes,
+            n - 1,
+            first_ts,
+            max_ts,
+            pid,
+            epoch,
+            seq,
+            n,
+        )
+    )
     # The CRC covers attributes .. end: the header's tail, then the records.
-    fields[4] = _crc32c(region, _crc32c(_HEADER.pack(*fields)[_ATTRIBUTES_AT:]))
-    return _HEADER.pack(*fields) + region
+    _U32.pack_into(header, CRC_AT, _crc32c(region, _crc32c(memoryview(header)[CRC_START:])))
+    return b"".join((header, region))

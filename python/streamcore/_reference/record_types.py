@@ -5,6 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
+from streamcore._reference._batch_header import (
+    CODEC_MASK,
+    CONTROL_FLAG,
+    LOG_APPEND_TIME_FLAG,
+    TRANSACTIONAL_FLAG,
+)
+
 __all__ = ["BatchInfo", "Record", "RecordBatch"]
 
 _CODEC_NAMES = ("none", "gzip", "snappy", "lz4", "zstd")
@@ -103,22 +110,22 @@ class RecordBatch:
     @property
     def compression(self) -> str:
         """Codec name from attributes bits 0-2: none, gzip, snappy, lz4 or zstd."""
-        return _CODEC_NAMES[self.attributes & 0x07]
+        return _CODEC_NAMES[self.attributes & CODEC_MASK]
 
     @property
     def timestamp_type(self) -> int:
         """0 = create time, 1 = log append time (attributes bit 3)."""
-        return (self.attributes >> 3) & 1
+        return 1 if self.attributes & LOG_APPEND_TIME_FLAG else 0
 
     @property
     def is_transactional(self) -> bool:
         """Attributes bit 4."""
-        return bool(self.attributes & 0x10)
+        return bool(self.attributes & TRANSACTIONAL_FLAG)
 
     @property
     def is_control(self) -> bool:
         """Attributes bit 5 (transaction markers)."""
-        return bool(self.attributes & 0x20)
+        return bool(self.attributes & CONTROL_FLAG)
 
     def __len__(self) -> int:
         return len(self.records)

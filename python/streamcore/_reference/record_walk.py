@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamcore._reference._batch_header import LOG_APPEND_TIME_FLAG, BatchHeader
 from streamcore._reference.record_types import Record
 from streamcore.errors import CorruptRecordError
 
@@ -61,7 +62,7 @@ def walk(
     buf: bytes,
     pos: int,
     end: int,
-    h: tuple[int, ...],
+    h: BatchHeader,
     mode: int,
     compressed: bool,
     s: int,
@@ -70,11 +71,11 @@ def walk(
 
     mode 0 checks only, 1 returns a list of Record, 2 returns the column lists.
     """
-    count = h[12]
-    base = h[0]
-    first_ts = h[7]
-    last_delta = h[6]
-    fixed_ts = h[8] if h[5] & 0x08 else None
+    count = h.record_count
+    base = h.base_offset
+    first_ts = h.first_timestamp
+    last_delta = h.last_offset_delta
+    fixed_ts = h.max_timestamp if h.attributes & LOG_APPEND_TIME_FLAG else None
     wrap_offsets = count > 0 and base + last_delta > _I64_MAX
     records: list[Any] = []
     append = records.append

@@ -20,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 from streamcore import _impl
+from streamcore._reference._batch_header import HEADER_SIZE, MAGIC, MAGIC_AT, batch_size
 from streamcore.bench.environment import distribution_version, native_module
 from streamcore.bench.timing import STANDARD, TimingPolicy, best_seconds_per_call
 from streamcore.bench.workload import CodecWorkload
@@ -439,8 +440,13 @@ def _encode_with(encode_batch: Callable[..., bytes], w: CodecWorkload, codec: st
 
 
 def _is_batch(result: Any) -> bool:
-    # A v2 batch has a 61-byte header and magic 2 at byte 16.
-    return isinstance(result, (bytes, bytearray)) and len(result) > 61 and result[16] == 2
+    # One whole v2 batch: more than a header, magic 2, and a batchLength that frames exactly these bytes.
+    return (
+        isinstance(result, (bytes, bytearray))
+        and len(result) > HEADER_SIZE
+        and result[MAGIC_AT] == MAGIC
+        and batch_size(result) == len(result)
+    )
 
 
 # --- running and reporting -------------------------------------------------------
