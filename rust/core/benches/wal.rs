@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use streamcore_core::record_batch::{HEADER_LEN, LOG_OVERHEAD};
 use streamcore_core::wal::{
-    FsyncPolicy, Wal, WalConfig, WalHooks, CHECKPOINT_NAME, CLEAN_SHUTDOWN_NAME, HEADER_SIZE,
-    LOG_OVERHEAD,
+    FsyncPolicy, Wal, WalConfig, WalHooks, CHECKPOINT_NAME, CLEAN_SHUTDOWN_NAME,
 };
 
 /// A v2 batch of `total` bytes (one record's worth of filler) with a valid CRC.
@@ -23,7 +23,7 @@ fn batch(total: usize) -> Vec<u8> {
     b[27..35].copy_from_slice(&1_700_000_000_000i64.to_be_bytes());
     b[35..43].copy_from_slice(&1_700_000_000_000i64.to_be_bytes());
     b[57..61].copy_from_slice(&1i32.to_be_bytes());
-    for (i, x) in b[HEADER_SIZE..].iter_mut().enumerate() {
+    for (i, x) in b[HEADER_LEN..].iter_mut().enumerate() {
         *x = i as u8;
     }
     let crc = streamcore_core::crc32c::crc32c(&b[21..]);

@@ -1,4 +1,7 @@
 use super::*;
+use crate::compression::Codec;
+use crate::crc32c;
+use crate::error::CodecError;
 
 /// Three records built by kafka-python 3.0.12's DefaultRecordBatchBuilder (magic 2, no
 /// compression): (ts 1000, key b"k", value b"v", [("h", b"x")]), (1005, None, None,

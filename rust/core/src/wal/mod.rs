@@ -34,9 +34,12 @@ use crate::buffer_pool::{PoolStats, SizedPools};
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_NAME, CLEAN_SHUTDOWN_NAME};
 pub use index::{encode_index_entry, encode_time_entry, INDEX_ENTRY_SIZE, TIME_INDEX_ENTRY_SIZE};
-pub use segment::{HEADER_SIZE, LOG_OVERHEAD};
 
-use segment::{BatchHeader, Segment};
+use crate::record_batch::header::{
+    BatchHeader, BATCH_LENGTH_OFFSET, HEADER_LEN, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD,
+    MAGIC_OFFSET, MAGIC_V2,
+};
+use segment::Segment;
 use writer::{Item, Queue};
 
 /// When the writer fsyncs.
@@ -447,29 +450,29 @@ impl Wal {
     }
 
     fn check_batch(batch: &[u8]) -> Result<(), WalError> {
-        if batch.len() < HEADER_SIZE {
+        if batch.len() < HEADER_LEN {
             return Err(WalError::CorruptBatch(format!(
-                "record batch of {} bytes is shorter than the {HEADER_SIZE}-byte header",
+                "record batch of {} bytes is shorter than the {HEADER_LEN}-byte header",
                 batch.len()
             )));
         }
         let h = BatchHeader::parse(batch);
-        if h.length as i64 != (batch.len() - LOG_OVERHEAD) as i64 {
+        if h.batch_length as i64 != (batch.len() - LOG_OVERHEAD) as i64 {
             return Err(WalError::CorruptBatch(format!(
-                "batchLength field at byte 8 is {} but the buffer holds {} bytes after it",
-                h.length,
+                "batchLength field at byte {BATCH_LENGTH_OFFSET} is {} but the buffer holds {} bytes after it",
+                h.batch_length,
                 batch.len() - LOG_OVERHEAD
             )));
         }
-        if h.magic != 2 {
+        if h.magic != MAGIC_V2 {
             return Err(WalError::CorruptBatch(format!(
-                "magic byte at byte 16 is {}, only record batch v2 (magic 2) is stored",
+                "magic byte at byte {MAGIC_OFFSET} is {}, only record batch v2 (magic 2) is stored",
                 h.magic
             )));
         }
         if h.last_offset_delta < 0 {
             return Err(WalError::CorruptBatch(format!(
-                "lastOffsetDelta at byte 23 is negative ({})",
+                "lastOffsetDelta at byte {LAST_OFFSET_DELTA_OFFSET} is negative ({})",
                 h.last_offset_delta
             )));
         }
@@ -608,7 +611,7 @@ impl Wal {
                 if h.base_offset >= hw {
                     break;
                 }
-                let size = h.total_size().unwrap_or(0);
+                let size = h.checked_total_len().unwrap_or(0);
                 if total > 0 && (total + size) as i64 > max_bytes {
                     if end > span_start {
                         spans.push((

@@ -12,9 +12,10 @@ use std::sync::{Arc, OnceLock};
 
 use super::checkpoint::{self, Checkpoint, CLEAN_SHUTDOWN_NAME};
 use super::index::{self, IndexPlanner};
-use super::segment::{segment_path, BatchHeader, HeaderWalk, Segment, CRC_START, HEADER_SIZE};
+use super::segment::{segment_path, HeaderWalk, Segment};
 use super::writer::{Active, Unsynced};
 use super::{WalConfig, WalError};
+use crate::record_batch::header::{BatchHeader, CRC_START, HEADER_LEN, MAGIC_V2};
 
 /// What recovery hands to the log.
 pub(crate) struct Opened {
@@ -182,10 +183,10 @@ fn finish_clean_tail(f: &mut Found, interval: u64) -> Result<bool, WalError> {
     let mut walk = HeaderWalk::new(&f.file, last_pos as u64, f.size);
     for item in walk.by_ref() {
         let Ok((pos, h)) = item else { return Ok(false) };
-        if h.magic != 2 || h.base_offset != expected || h.last_offset_delta < 0 {
+        if h.magic != MAGIC_V2 || h.base_offset != expected || h.last_offset_delta < 0 {
             return Ok(false);
         }
-        if pos + h.total_size().unwrap_or(u64::MAX / 2) > f.size {
+        if pos + h.checked_total_len().unwrap_or(u64::MAX / 2) > f.size {
             return Ok(false);
         }
         expected = h.next_offset();
@@ -261,7 +262,7 @@ fn scan(f: &mut Found, interval: u64, buf: &mut Vec<u8>) -> Result<ScanEnd, WalE
             break ScanEnd::Clean;
         }
         let mut off = (pos - buf_start) as usize;
-        if filled - off < HEADER_SIZE {
+        if filled - off < HEADER_LEN {
             refill(
                 &f.file,
                 &f.path,
@@ -269,21 +270,21 @@ fn scan(f: &mut Found, interval: u64, buf: &mut Vec<u8>) -> Result<ScanEnd, WalE
                 &mut buf_start,
                 &mut filled,
                 pos,
-                HEADER_SIZE,
+                HEADER_LEN,
             )?;
             off = 0;
-            if filled < HEADER_SIZE {
+            if filled < HEADER_LEN {
                 break ScanEnd::BadAt(pos, "batch header cut short by the end of the file".into());
             }
         }
-        let h = BatchHeader::parse(&buf[off..off + HEADER_SIZE]);
-        let Some(total) = h.total_size() else {
+        let h = BatchHeader::parse(&buf[off..off + HEADER_LEN]);
+        let Some(total) = h.checked_total_len() else {
             break ScanEnd::BadAt(
                 pos,
-                format!("batchLength {} cannot frame a batch", h.length),
+                format!("batchLength {} cannot frame a batch", h.batch_length),
             );
         };
-        if h.magic != 2 {
+        if h.magic != MAGIC_V2 {
             break ScanEnd::BadAt(pos, format!("magic {} is not 2", h.magic));
         }
         if pos + total > size {

@@ -1,5 +1,6 @@
-//! Segments: batch header fields, file names, header walks and the reader-visible
-//! state of one `<base>.log` with its in-memory sparse indexes.
+//! Segments: file names, batch header walks and the reader-visible state of one
+//! `<base>.log` with its in-memory sparse indexes. Header fields are read with
+//! [`crate::record_batch::header`].
 
 use std::fs::File;
 use std::io;
@@ -7,60 +8,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-/// Size of a v2 record batch header, up to and including recordsCount (bytes).
-pub const HEADER_SIZE: usize = 61;
-/// baseOffset (8) + batchLength (4): the bytes batchLength does not count.
-pub const LOG_OVERHEAD: usize = 12;
-/// Header bytes a walk needs: up to and including maxTimestamp.
-pub(crate) const WALK_PREFIX: usize = 43;
-/// First byte covered by the batch CRC (attributes).
-pub(crate) const CRC_START: usize = 21;
+use crate::record_batch::header::{BatchHeader, HEADER_LEN};
 
-/// The header fields the log cares about.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct BatchHeader {
-    pub base_offset: i64,
-    pub length: i32,
-    pub magic: i8,
-    pub crc: u32,
-    pub last_offset_delta: i32,
-    pub max_timestamp: i64,
-}
-
-impl BatchHeader {
-    /// Parses the first [`WALK_PREFIX`] bytes of `b` (caller guarantees the length).
-    pub fn parse(b: &[u8]) -> BatchHeader {
-        let i64_at = |o: usize| i64::from_be_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-        let i32_at = |o: usize| i32::from_be_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
-        BatchHeader {
-            base_offset: i64_at(0),
-            length: i32_at(8),
-            magic: b[16] as i8,
-            crc: u32::from_be_bytes(b[17..21].try_into().unwrap_or([0; 4])),
-            last_offset_delta: i32_at(23),
-            max_timestamp: i64_at(35),
-        }
-    }
-
-    /// Whole batch size on disk (bytes), or None when batchLength cannot frame a batch.
-    pub fn total_size(&self) -> Option<u64> {
-        if (self.length as i64) < (HEADER_SIZE - LOG_OVERHEAD) as i64 {
-            None
-        } else {
-            Some(self.length as u64 + LOG_OVERHEAD as u64)
-        }
-    }
-
-    /// Offset following the batch's last record.
-    pub fn next_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64 + 1
-    }
-
-    /// Offset of the batch's last record.
-    pub fn last_offset(&self) -> i64 {
-        self.base_offset + self.last_offset_delta as i64
-    }
-}
+/// Header bytes a walk reads per batch: the whole fixed header.
+const WALK_PREFIX: usize = HEADER_LEN;
 
 /// `<base:020>` + suffix inside `dir`.
 pub(crate) fn segment_path(dir: &Path, base: i64, suffix: &str) -> PathBuf {
@@ -144,7 +95,7 @@ impl Iterator for HeaderWalk<'_> {
                 self.pos = self.end;
                 None
             }
-            Ok(Some(h)) => match h.total_size() {
+            Ok(Some(h)) => match h.checked_total_len() {
                 Some(total) => {
                     self.pos = pos + total;
                     Some(Ok((pos, h)))
@@ -155,7 +106,7 @@ impl Iterator for HeaderWalk<'_> {
                         io::ErrorKind::InvalidData,
                         format!(
                             "batchLength {} at byte {pos} cannot frame a batch",
-                            h.length
+                            h.batch_length
                         ),
                     )))
                 }
@@ -252,24 +203,6 @@ impl Segment {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn header_parse_reads_big_endian_fields_at_their_kafka_positions() {
-        let mut b = [0u8; HEADER_SIZE];
-        b[0..8].copy_from_slice(&42i64.to_be_bytes());
-        b[8..12].copy_from_slice(&49i32.to_be_bytes());
-        b[16] = 2;
-        b[17..21].copy_from_slice(&0xDEADBEEFu32.to_be_bytes());
-        b[23..27].copy_from_slice(&4i32.to_be_bytes());
-        b[35..43].copy_from_slice(&1_700_000_000_000i64.to_be_bytes());
-        let h = BatchHeader::parse(&b);
-        assert_eq!(h.base_offset, 42);
-        assert_eq!(h.total_size(), Some(61));
-        assert_eq!(h.magic, 2);
-        assert_eq!(h.crc, 0xDEADBEEF);
-        assert_eq!((h.last_offset(), h.next_offset()), (46, 47));
-        assert_eq!(h.max_timestamp, 1_700_000_000_000);
-    }
 
     #[test]
     fn segment_file_names_are_twenty_digit_zero_padded() {

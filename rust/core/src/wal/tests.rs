@@ -37,7 +37,7 @@ impl Drop for TempDir {
 
 /// A v2 batch of `records` records with `payload` filler bytes and a valid CRC.
 fn batch(records: i32, max_ts: i64, payload: usize) -> Vec<u8> {
-    let total = HEADER_SIZE + payload;
+    let total = HEADER_LEN + payload;
     let mut b = vec![0u8; total];
     b[8..12].copy_from_slice(&((total - LOG_OVERHEAD) as i32).to_be_bytes());
     b[16] = 2;
@@ -46,7 +46,7 @@ fn batch(records: i32, max_ts: i64, payload: usize) -> Vec<u8> {
     b[35..43].copy_from_slice(&max_ts.to_be_bytes());
     b[43..51].copy_from_slice(&(-1i64).to_be_bytes());
     b[57..61].copy_from_slice(&records.to_be_bytes());
-    for (i, x) in b[HEADER_SIZE..].iter_mut().enumerate() {
+    for (i, x) in b[HEADER_LEN..].iter_mut().enumerate() {
         *x = (i * 7 + payload) as u8;
     }
     let crc = crate::crc32c::crc32c(&b[21..]);

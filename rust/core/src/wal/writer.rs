@@ -17,6 +17,7 @@ use super::{
     WalError,
 };
 use crate::buffer_pool::PooledBuf;
+use crate::record_batch::header;
 
 /// One queued request.
 pub(crate) enum Item {
@@ -470,12 +471,7 @@ impl Writer {
         let mut bytes = 0u64;
         for i in 0..n {
             let len = self.bufs[i].len() as u64;
-            let delta = i32::from_be_bytes([
-                self.bufs[i][23],
-                self.bufs[i][24],
-                self.bufs[i][25],
-                self.bufs[i][26],
-            ]) as i64;
+            let delta = header::last_offset_delta(&self.bufs[i]) as i64;
             if self.needs_roll(len, delta) {
                 self.write_chunk(chunk_start, i)?;
                 self.roll()?;
@@ -483,8 +479,8 @@ impl Writer {
             }
             let base = self.active.next_offset;
             let buf = &mut self.bufs[i];
-            buf[..8].copy_from_slice(&base.to_be_bytes());
-            let max_ts = i64::from_be_bytes(buf[35..43].try_into().unwrap_or([0; 8]));
+            header::set_base_offset(buf, base);
+            let max_ts = header::max_timestamp(buf);
             let a = &mut self.active;
             a.planner.plan(
                 base,

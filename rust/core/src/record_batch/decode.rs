@@ -1,418 +1,23 @@
-//! Kafka record batch v2 (magic 2): encode, decode and validate.
-//!
-//! Layout of a batch (big-endian, offsets from the batch start):
-//!
-//! ```text
-//!  0 baseOffset i64        27 baseTimestamp i64
-//!  8 batchLength i32       35 maxTimestamp i64
-//! 12 partitionLeaderEpoch  43 producerId i64
-//! 16 magic i8 (= 2)        51 producerEpoch i16
-//! 17 crc u32               53 baseSequence i32
-//! 21 attributes i16        57 recordsCount i32
-//! 23 lastOffsetDelta i32   61 records (one compressed blob when a codec is set)
-//! ```
-//!
-//! The CRC-32C covers attributes..end, so the broker can patch baseOffset and
-//! partitionLeaderEpoch without recomputing it. A record is: length varint,
-//! attributes i8, timestampDelta varlong, offsetDelta varint, key (varint length, -1
-//! for null), value (same), header count varint, then per header a key (varint length
-//! + UTF-8) and a value (varint length, -1 for null). All varints are zigzag.
-//!
-//! Encoding sizes the output exactly before writing, so the caller can write straight
-//! into its final buffer. Decoding produces an index of byte ranges into the records
-//! region instead of owned records, so the binding decides when to build objects.
+//! Decoding and validation: frame a batch, check its header, decompress the records
+//! region if needed, and parse the records into an index of byte ranges (or only
+//! check them, for validation).
 
 use std::borrow::Cow;
 
+use super::header::{
+    self, BatchHeader, ATTRIBUTES_OFFSET, ATTR_CODEC_MASK, BATCH_LENGTH_OFFSET, CRC_START,
+    HEADER_LEN, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD, MAGIC_OFFSET, MAGIC_V2, MIN_BATCH_LENGTH,
+    RECORDS_COUNT_OFFSET,
+};
+use super::DEFAULT_MAX_DECOMPRESSED_BYTES;
 use crate::compression::{self, Codec, DecompressError};
 use crate::crc32c;
 use crate::error::{CodecError, Pos};
 use crate::varint::{self, VarintError};
 
-/// Size of the fixed batch header, up to and including recordsCount.
-pub const HEADER_LEN: usize = 61;
-/// baseOffset + batchLength: the bytes not counted by batchLength.
-pub const LOG_OVERHEAD: usize = 12;
-/// Smallest valid batchLength (a header with no records).
-pub const MIN_BATCH_LENGTH: i32 = (HEADER_LEN - LOG_OVERHEAD) as i32;
-/// Default cap on the decompressed size of one batch's records (bytes).
-pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 64 * 1024 * 1024;
-
-const PARTITION_LEADER_EPOCH_OFFSET: usize = 12;
-const MAGIC_OFFSET: usize = 16;
-const CRC_OFFSET: usize = 17;
-const ATTRIBUTES_OFFSET: usize = 21;
-const LAST_OFFSET_DELTA_OFFSET: usize = 23;
-const RECORDS_COUNT_OFFSET: usize = 57;
-
-/// Attribute bits.
-pub const ATTR_CODEC_MASK: i16 = 0x07;
-pub const ATTR_LOG_APPEND_TIME: i16 = 0x08;
-pub const ATTR_TRANSACTIONAL: i16 = 0x10;
-pub const ATTR_CONTROL: i16 = 0x20;
-
 /// The smallest possible record: length, attributes, timestamp delta, offset delta,
 /// key length, value length and header count, one byte each.
 const MIN_RECORD_LEN: usize = 7;
-
-/// The fixed header fields of a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchHeader {
-    pub base_offset: i64,
-    pub batch_length: i32,
-    pub partition_leader_epoch: i32,
-    pub magic: i8,
-    pub crc: u32,
-    pub attributes: i16,
-    pub last_offset_delta: i32,
-    pub first_timestamp: i64,
-    pub max_timestamp: i64,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub base_sequence: i32,
-    pub record_count: i32,
-}
-
-impl BatchHeader {
-    /// Codec from attribute bits 0-2 (`None` for the unassigned ids 5-7).
-    pub fn codec(&self) -> Option<Codec> {
-        Codec::from_id((self.attributes & ATTR_CODEC_MASK) as u8)
-    }
-    /// 1 when record timestamps are the broker's append time, 0 for create time.
-    pub fn timestamp_type(&self) -> u8 {
-        u8::from(self.attributes & ATTR_LOG_APPEND_TIME != 0)
-    }
-    pub fn is_transactional(&self) -> bool {
-        self.attributes & ATTR_TRANSACTIONAL != 0
-    }
-    pub fn is_control(&self) -> bool {
-        self.attributes & ATTR_CONTROL != 0
-    }
-    /// baseOffset + lastOffsetDelta.
-    pub fn last_offset(&self) -> i64 {
-        self.base_offset.wrapping_add(self.last_offset_delta as i64)
-    }
-    /// Whole batch size in bytes, including baseOffset and batchLength.
-    pub fn total_len(&self) -> usize {
-        LOG_OVERHEAD + self.batch_length as usize
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// Encode
-// ---------------------------------------------------------------------------------
-
-/// One record header for encoding: UTF-8 key bytes and an optional value.
-#[derive(Debug, Clone, Copy)]
-pub struct Header<'a> {
-    pub key: &'a [u8],
-    pub value: Option<&'a [u8]>,
-}
-
-/// Record timestamps for encoding, in milliseconds since the epoch.
-#[derive(Debug, Clone, Copy)]
-pub enum Timestamps<'a> {
-    /// Every record gets this timestamp.
-    Same(i64),
-    /// One timestamp per record.
-    Each(&'a [i64]),
-}
-
-/// The records to encode, as borrowed columns (no per-record allocation).
-#[derive(Debug, Clone, Copy)]
-pub struct RecordsIn<'a> {
-    pub values: &'a [Option<&'a [u8]>],
-    /// `None` means every key is null.
-    pub keys: Option<&'a [Option<&'a [u8]>]>,
-    /// `None` means no record has headers.
-    pub headers: Option<&'a [Vec<Header<'a>>]>,
-    pub timestamps: Timestamps<'a>,
-}
-
-impl RecordsIn<'_> {
-    #[inline(always)]
-    fn timestamp(&self, i: usize) -> i64 {
-        match self.timestamps {
-            Timestamps::Same(t) => t,
-            Timestamps::Each(ts) => ts[i],
-        }
-    }
-    #[inline(always)]
-    fn key(&self, i: usize) -> Option<&[u8]> {
-        self.keys.and_then(|k| k[i])
-    }
-    #[inline(always)]
-    fn headers(&self, i: usize) -> &[Header<'_>] {
-        match self.headers {
-            Some(h) => &h[i],
-            None => &[],
-        }
-    }
-}
-
-/// Batch-level fields for encoding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EncodeOptions {
-    pub compression: Codec,
-    /// gzip 0-9 (default 6) or zstd level (default 3); ignored by snappy and lz4.
-    pub compression_level: Option<i32>,
-    pub base_offset: i64,
-    pub producer_id: i64,
-    pub producer_epoch: i16,
-    pub base_sequence: i32,
-    pub transactional: bool,
-    pub control: bool,
-    pub log_append_time: bool,
-    pub partition_leader_epoch: i32,
-}
-
-impl Default for EncodeOptions {
-    fn default() -> Self {
-        EncodeOptions {
-            compression: Codec::None,
-            compression_level: None,
-            base_offset: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            base_sequence: -1,
-            transactional: false,
-            control: false,
-            log_append_time: false,
-            partition_leader_epoch: -1,
-        }
-    }
-}
-
-impl EncodeOptions {
-    fn attributes(&self, codec: Codec) -> i16 {
-        let mut a = codec as i16;
-        if self.log_append_time {
-            a |= ATTR_LOG_APPEND_TIME;
-        }
-        if self.transactional {
-            a |= ATTR_TRANSACTIONAL;
-        }
-        if self.control {
-            a |= ATTR_CONTROL;
-        }
-        a
-    }
-}
-
-/// What encoding will produce, computed before writing anything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EncodePlan {
-    pub record_count: usize,
-    pub first_timestamp: i64,
-    pub max_timestamp: i64,
-    /// Size of the uncompressed records region (bytes).
-    pub records_len: usize,
-}
-
-impl EncodePlan {
-    /// Size of the whole batch when it is not compressed (bytes).
-    pub fn uncompressed_len(&self) -> usize {
-        HEADER_LEN + self.records_len
-    }
-}
-
-#[inline(always)]
-fn field_size(f: Option<&[u8]>) -> usize {
-    match f {
-        None => 1,
-        Some(b) => varint::varint_size(b.len() as i64) + b.len(),
-    }
-}
-
-/// Size of record `i`'s body (everything after its length varint).
-#[inline(always)]
-fn record_body_size(records: &RecordsIn<'_>, i: usize, first_ts: i64) -> usize {
-    let headers = records.headers(i);
-    let mut size = 1
-        + varint::varint_size(records.timestamp(i).wrapping_sub(first_ts))
-        + varint::varint_size(i as i64)
-        + field_size(records.key(i))
-        + field_size(records.values[i])
-        + varint::varint_size(headers.len() as i64);
-    for h in headers {
-        size += field_size(Some(h.key)) + field_size(h.value);
-    }
-    size
-}
-
-fn check_len(what: &str, i: usize, b: Option<&[u8]>) -> Result<(), CodecError> {
-    match b {
-        Some(b) if b.len() > i32::MAX as usize => Err(CodecError::InvalidArgument(format!(
-            "{what} of record {i} is {} bytes, more than a record can hold",
-            b.len()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// Checks the columns and computes sizes and timestamps.
-pub fn plan(records: &RecordsIn<'_>) -> Result<EncodePlan, CodecError> {
-    let n = records.values.len();
-    if n == 0 {
-        return Err(CodecError::EmptyBatch);
-    }
-    if n > i32::MAX as usize {
-        return Err(CodecError::InvalidArgument(format!(
-            "{n} records do not fit one batch"
-        )));
-    }
-    let mismatch = |what: &str, got: usize| {
-        CodecError::InvalidArgument(format!("{n} values but {got} {what}"))
-    };
-    if let Some(k) = records.keys {
-        if k.len() != n {
-            return Err(mismatch("keys", k.len()));
-        }
-    }
-    if let Some(h) = records.headers {
-        if h.len() != n {
-            return Err(mismatch("headers", h.len()));
-        }
-    }
-    let (first_ts, max_ts) = match records.timestamps {
-        Timestamps::Same(t) => (t, t),
-        Timestamps::Each(ts) => {
-            if ts.len() != n {
-                return Err(mismatch("timestamps", ts.len()));
-            }
-            (ts[0], ts.iter().copied().max().unwrap_or(ts[0]))
-        }
-    };
-    let mut records_len = 0usize;
-    for i in 0..n {
-        let body = record_body_size(records, i, first_ts);
-        if body > i32::MAX as usize {
-            check_len("key", i, records.key(i))?;
-            check_len("value", i, records.values[i])?;
-            return Err(CodecError::InvalidArgument(format!(
-                "record {i} is {body} bytes, more than a record can hold"
-            )));
-        }
-        records_len += varint::varint_size(body as i64) + body;
-    }
-    if records_len > (i32::MAX as usize) - MIN_BATCH_LENGTH as usize {
-        return Err(CodecError::InvalidArgument(format!(
-            "records take {records_len} bytes, more than one batch can hold"
-        )));
-    }
-    Ok(EncodePlan {
-        record_count: n,
-        first_timestamp: first_ts,
-        max_timestamp: max_ts,
-        records_len,
-    })
-}
-
-#[inline(always)]
-fn put_field(out: &mut [u8], mut p: usize, f: Option<&[u8]>) -> usize {
-    match f {
-        None => {
-            out[p] = 1; // zigzag(-1)
-            p + 1
-        }
-        Some(b) => {
-            p += varint::write_varint(&mut out[p..], b.len() as i64);
-            out[p..p + b.len()].copy_from_slice(b);
-            p + b.len()
-        }
-    }
-}
-
-/// Writes the records region into `out` (exactly `plan.records_len` bytes).
-fn write_records(records: &RecordsIn<'_>, plan: &EncodePlan, out: &mut [u8]) {
-    let first_ts = plan.first_timestamp;
-    let mut p = 0usize;
-    for i in 0..plan.record_count {
-        let body = record_body_size(records, i, first_ts);
-        p += varint::write_varint(&mut out[p..], body as i64);
-        out[p] = 0; // record attributes: unused
-        p += 1;
-        p += varint::write_varint(&mut out[p..], records.timestamp(i).wrapping_sub(first_ts));
-        p += varint::write_varint(&mut out[p..], i as i64);
-        p = put_field(out, p, records.key(i));
-        p = put_field(out, p, records.values[i]);
-        let headers = records.headers(i);
-        p += varint::write_varint(&mut out[p..], headers.len() as i64);
-        for h in headers {
-            p = put_field(out, p, Some(h.key));
-            p = put_field(out, p, h.value);
-        }
-    }
-    debug_assert_eq!(p, out.len());
-}
-
-/// Writes the 61-byte header into `out[..61]` and the CRC over `out[21..]`.
-fn write_header(out: &mut [u8], opts: &EncodeOptions, plan: &EncodePlan, codec: Codec) {
-    let batch_length = (out.len() - LOG_OVERHEAD) as i32;
-    let h = &mut out[..HEADER_LEN];
-    h[0..8].copy_from_slice(&opts.base_offset.to_be_bytes());
-    h[8..12].copy_from_slice(&batch_length.to_be_bytes());
-    h[12..16].copy_from_slice(&opts.partition_leader_epoch.to_be_bytes());
-    h[MAGIC_OFFSET] = 2;
-    h[21..23].copy_from_slice(&opts.attributes(codec).to_be_bytes());
-    h[23..27].copy_from_slice(&((plan.record_count - 1) as i32).to_be_bytes());
-    h[27..35].copy_from_slice(&plan.first_timestamp.to_be_bytes());
-    h[35..43].copy_from_slice(&plan.max_timestamp.to_be_bytes());
-    h[43..51].copy_from_slice(&opts.producer_id.to_be_bytes());
-    h[51..53].copy_from_slice(&opts.producer_epoch.to_be_bytes());
-    h[53..57].copy_from_slice(&opts.base_sequence.to_be_bytes());
-    h[57..61].copy_from_slice(&(plan.record_count as i32).to_be_bytes());
-    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
-    out[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-}
-
-/// Writes an uncompressed batch into `out`, which must be exactly
-/// `plan.uncompressed_len()` bytes (lets the caller allocate the final buffer).
-pub fn encode_uncompressed_into(
-    records: &RecordsIn<'_>,
-    opts: &EncodeOptions,
-    plan: &EncodePlan,
-    out: &mut [u8],
-) -> Result<(), CodecError> {
-    if out.len() != plan.uncompressed_len() {
-        return Err(CodecError::InvalidArgument(format!(
-            "output buffer is {} bytes, the batch needs {}",
-            out.len(),
-            plan.uncompressed_len()
-        )));
-    }
-    write_records(records, plan, &mut out[HEADER_LEN..]);
-    write_header(out, opts, plan, Codec::None);
-    Ok(())
-}
-
-/// Encodes one batch, compressing the records region when `opts.compression` is set.
-pub fn encode_batch(records: &RecordsIn<'_>, opts: &EncodeOptions) -> Result<Vec<u8>, CodecError> {
-    let plan = plan(records)?;
-    if opts.compression == Codec::None {
-        let mut out = vec![0u8; plan.uncompressed_len()];
-        encode_uncompressed_into(records, opts, &plan, &mut out)?;
-        return Ok(out);
-    }
-    let mut region = vec![0u8; plan.records_len];
-    write_records(records, &plan, &mut region);
-    let packed = compression::compress(opts.compression, &region, opts.compression_level)
-        .map_err(|e| CodecError::InvalidArgument(e.0))?;
-    if packed.len() > (i32::MAX as usize) - MIN_BATCH_LENGTH as usize {
-        return Err(CodecError::InvalidArgument(format!(
-            "compressed records take {} bytes, more than one batch can hold",
-            packed.len()
-        )));
-    }
-    let mut out = vec![0u8; HEADER_LEN + packed.len()];
-    out[HEADER_LEN..].copy_from_slice(&packed);
-    write_header(&mut out, opts, &plan, opts.compression);
-    Ok(out)
-}
-
-// ---------------------------------------------------------------------------------
-// Decode and validate
-// ---------------------------------------------------------------------------------
 
 /// Options for decoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -494,40 +99,6 @@ impl DecodedBatch<'_> {
     }
 }
 
-#[inline(always)]
-fn be_i16(b: &[u8], at: usize) -> i16 {
-    i16::from_be_bytes([b[at], b[at + 1]])
-}
-#[inline(always)]
-fn be_i32(b: &[u8], at: usize) -> i32 {
-    i32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-#[inline(always)]
-fn be_i64(b: &[u8], at: usize) -> i64 {
-    let mut x = [0u8; 8];
-    x.copy_from_slice(&b[at..at + 8]);
-    i64::from_be_bytes(x)
-}
-
-/// Reads the header fields of a complete batch slice (at least 61 bytes).
-fn read_header(b: &[u8]) -> BatchHeader {
-    BatchHeader {
-        base_offset: be_i64(b, 0),
-        batch_length: be_i32(b, 8),
-        partition_leader_epoch: be_i32(b, PARTITION_LEADER_EPOCH_OFFSET),
-        magic: b[MAGIC_OFFSET] as i8,
-        crc: be_i32(b, CRC_OFFSET) as u32,
-        attributes: be_i16(b, ATTRIBUTES_OFFSET),
-        last_offset_delta: be_i32(b, LAST_OFFSET_DELTA_OFFSET),
-        first_timestamp: be_i64(b, 27),
-        max_timestamp: be_i64(b, 35),
-        producer_id: be_i64(b, 43),
-        producer_epoch: be_i16(b, 51),
-        base_sequence: be_i32(b, 53),
-        record_count: be_i32(b, RECORDS_COUNT_OFFSET),
-    }
-}
-
 /// Finds the extent of the batch starting at `data[0]` (input offset `at`).
 ///
 /// Returns `Ok(None)` for a trailing partial batch (fewer than 12 bytes, or a
@@ -546,11 +117,11 @@ fn frame(data: &[u8], at: usize, partial_ok: bool) -> Result<Option<usize>, Code
             at: Pos::input(at),
         });
     }
-    let length = be_i32(data, 8);
+    let length = header::batch_length(data);
     if length < MIN_BATCH_LENGTH {
         return Err(CodecError::BatchLengthTooSmall {
             length,
-            at: Pos::input(at + 8),
+            at: Pos::input(at + BATCH_LENGTH_OFFSET),
         });
     }
     let total = LOG_OVERHEAD + length as usize;
@@ -561,7 +132,7 @@ fn frame(data: &[u8], at: usize, partial_ok: bool) -> Result<Option<usize>, Code
         return Err(CodecError::BatchPastEnd {
             length,
             available: data.len() - LOG_OVERHEAD,
-            at: Pos::input(at + 8),
+            at: Pos::input(at + BATCH_LENGTH_OFFSET),
         });
     }
     Ok(Some(total))
@@ -806,15 +377,15 @@ fn parse_records<S: Sink>(
 
 /// Checks magic, CRC, codec and count (in that order) of one complete batch slice.
 fn check_header(b: &[u8], at: usize, verify_crc: bool) -> Result<(BatchHeader, Codec), CodecError> {
-    let header = read_header(b);
-    if header.magic != 2 {
+    let header = BatchHeader::parse(b);
+    if header.magic != MAGIC_V2 {
         return Err(CodecError::BadMagic {
             magic: header.magic,
             at: Pos::input(at + MAGIC_OFFSET),
         });
     }
     if verify_crc {
-        let computed = crc32c::crc32c(&b[ATTRIBUTES_OFFSET..]);
+        let computed = crc32c::crc32c(&b[CRC_START..]);
         if computed != header.crc {
             return Err(CodecError::BadCrc {
                 stored: header.crc,
@@ -974,6 +545,3 @@ pub fn validate_batch(
     parse_records(&region, &header, place, &mut NoSink)?;
     Ok(header)
 }
-
-#[cfg(test)]
-mod tests;
