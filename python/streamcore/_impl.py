@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 from types import ModuleType
 
 __all__ = ["implementation", "NO_EXTENSIONS", "native_load_errors"]
@@ -77,6 +78,19 @@ buffer_pool = _load("buffer_pool")
 wal = _load("wal")
 metrics = _load("metrics")
 classifier = _load("classifier")
+
+if not NO_EXTENSIONS and native_load_errors:
+    # Said once, at import: a user who did not ask for pure Python should know why
+    # everything is several times slower. STREAMCORE_NO_EXTENSIONS=1 silences it.
+    warnings.warn(
+        "streamcore is running without its native code for "
+        f"{', '.join(sorted(c for c, v in _active.items() if v == 'reference'))} "
+        f"({'; '.join(sorted(set(native_load_errors.values())))}); it works, but more slowly. "
+        "Reinstall a wheel with the native extensions, or set STREAMCORE_NO_EXTENSIONS=1 to choose "
+        "pure Python and silence this warning.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 
 def implementation() -> dict[str, str]:
