@@ -665,3 +665,31 @@ def test_native_and_reference_decode_each_others_batches_identically(both, compr
 def test_native_and_reference_share_the_default_cap(both):
     ref, nat = both
     assert ref.DEFAULT_MAX_DECOMPRESSED_BYTES == nat.DEFAULT_MAX_DECOMPRESSED_BYTES == 64 * 1024 * 1024
+
+
+# ------------------------------------------------------------------ result types
+
+
+@pytest.mark.parametrize("compression", codec.COMPRESSION_TYPES)
+def test_both_twins_validate_into_the_one_batch_info_class_with_equal_fields(both, compression):
+    from streamcore._reference.record_types import BatchInfo
+
+    data = sample_batch(5, compression=compression, base_offset=3, producer_id=8, producer_epoch=2,
+                        base_sequence=6, partition_leader_epoch=4)  # fmt: skip
+    ref_info, nat_info = (impl.validate_batch(data) for impl in both)
+    assert type(ref_info) is BatchInfo and type(nat_info) is BatchInfo
+    for impl in both:
+        assert impl.BatchInfo is BatchInfo
+    assert nat_info._asdict() == ref_info._asdict()
+    # Callers read fields by name: the produce path's sequence check, for one.
+    assert (nat_info.producer_id, nat_info.base_sequence, nat_info.record_count) == (8, 6, 5)
+    assert nat_info.last_offset_delta == nat_info.record_count - 1
+
+
+def test_both_twins_decode_into_the_one_record_class(both):
+    from streamcore._reference.record_types import Record
+
+    data = codec.encode_batch([b"v"], [b"k"], [[("h", None)]], [1234])
+    ref_rec, nat_rec = (impl.decode_batch(data).records[0] for impl in both)
+    assert type(ref_rec) is Record and type(nat_rec) is Record
+    assert nat_rec == ref_rec == Record(0, 1234, b"k", b"v", [("h", None)])

@@ -1,0 +1,342 @@
+//! `encode_batch`: Python records to one batch. Every input object is owned and
+//! type-checked while the GIL is held; the codec then runs on borrowed slices (with
+//! the GIL released for large batches) and writes straight into the result `bytes`.
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyList, PyMemoryView, PyString, PyTuple};
+
+use streamcore_core::compression::Codec;
+use streamcore_core::error::CodecError;
+use streamcore_core::record_batch as rb;
+
+use super::{codec_err, run_detached, truthy, CODEC_NAMES, DETACH_BYTES};
+use crate::crc32c::ByteView;
+
+/// A key, value or header value: null, a `bytes` object, or a buffer export.
+enum Field<'py> {
+    Null,
+    Bytes(Bound<'py, PyBytes>),
+    View(ByteView<'py>),
+}
+
+impl Field<'_> {
+    #[inline(always)]
+    fn slice(&self) -> Option<&[u8]> {
+        match self {
+            Field::Null => None,
+            Field::Bytes(b) => Some(b.as_bytes()),
+            Field::View(v) => Some(v.as_slice()),
+        }
+    }
+}
+
+/// Accepts None, bytes, bytearray or memoryview (as the reference twin does).
+#[inline(always)]
+fn field<'py>(obj: Bound<'py, PyAny>, what: &str) -> PyResult<Field<'py>> {
+    if obj.is_none() {
+        return Ok(Field::Null);
+    }
+    let obj = match obj.cast_into_exact::<PyBytes>() {
+        Ok(b) => return Ok(Field::Bytes(b)),
+        Err(e) => e.into_inner(),
+    };
+    if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyByteArray>() {
+        return Ok(Field::View(ByteView::new(&obj)?));
+    }
+    if obj.is_instance_of::<PyMemoryView>() {
+        return match ByteView::new(&obj) {
+            Ok(v) => Ok(Field::View(v)),
+            // A strided memoryview: take its bytes, like memoryview.tobytes().
+            Err(_) => Ok(Field::Bytes(
+                obj.call_method0("tobytes")?.cast_into::<PyBytes>()?,
+            )),
+        };
+    }
+    Err(PyTypeError::new_err(format!(
+        "{what} must be bytes, bytearray, memoryview or None, not {}",
+        obj.get_type().name()?
+    )))
+}
+
+/// The items of a list/tuple (fast) or any sized iterable.
+fn items<'py>(seq: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    if let Ok(l) = seq.cast::<PyList>() {
+        return Ok(l.iter().collect());
+    }
+    if let Ok(t) = seq.cast::<PyTuple>() {
+        return Ok(t.iter().collect());
+    }
+    let n = seq.len()?;
+    let mut out = Vec::with_capacity(n);
+    for it in seq.try_iter()? {
+        out.push(it?);
+    }
+    Ok(out)
+}
+
+fn length_mismatch(name: &str, got: usize, n: usize) -> PyErr {
+    PyValueError::new_err(format!("{name} has {got} entries but values has {n}"))
+}
+
+/// Parses `compression`: a codec name or id 0..4.
+fn parse_codec(c: Option<&Bound<'_, PyAny>>) -> PyResult<Codec> {
+    let Some(c) = c else { return Ok(Codec::None) };
+    if let Ok(s) = c.cast::<PyString>() {
+        let name = s.to_str()?;
+        return Codec::from_name(name).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "unknown compression {:?}: expected one of {CODEC_NAMES:?}",
+                name
+            ))
+        });
+    }
+    if c.is_instance_of::<pyo3::types::PyInt>() && !c.is_instance_of::<pyo3::types::PyBool>() {
+        let id: i64 = c.extract()?;
+        return u8::try_from(id)
+            .ok()
+            .and_then(Codec::from_id)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!("unknown compression id {id}: expected 0..4"))
+            });
+    }
+    Err(PyTypeError::new_err(format!(
+        "compression must be a str or int, not {}",
+        c.get_type().name()?
+    )))
+}
+
+fn parse_level(level: Option<&Bound<'_, PyAny>>) -> PyResult<Option<i32>> {
+    match level {
+        None => Ok(None),
+        Some(l) if l.is_none() => Ok(None),
+        Some(l) => {
+            if l.is_instance_of::<pyo3::types::PyBool>()
+                || !l.is_instance_of::<pyo3::types::PyInt>()
+            {
+                return Err(PyTypeError::new_err(format!(
+                    "compression_level must be an int, not {}",
+                    l.get_type().name()?
+                )));
+            }
+            Ok(Some(l.extract()?))
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// One record's headers before conversion to slices.
+struct HeaderSrc<'py> {
+    key: Bound<'py, PyString>,
+    value: Field<'py>,
+}
+
+fn record_headers<'py>(hs: Bound<'py, PyAny>, out: &mut Vec<HeaderSrc<'py>>) -> PyResult<usize> {
+    if !hs.is_truthy()? {
+        return Ok(0);
+    }
+    if !(hs.is_instance_of::<PyList>() || hs.is_instance_of::<PyTuple>()) {
+        return Err(PyTypeError::new_err(format!(
+            "record headers must be a list of (str, bytes|None) tuples, not {}",
+            hs.get_type().name()?
+        )));
+    }
+    let hs = items(&hs)?;
+    for h in &hs {
+        let pair = items(h)?;
+        if pair.len() != 2 {
+            return Err(PyValueError::new_err(format!(
+                "a header is a (key, value) pair, got {} items",
+                pair.len()
+            )));
+        }
+        let mut pair = pair.into_iter();
+        let (k, v) = (
+            pair.next().unwrap_or_else(|| h.clone()),
+            pair.next().unwrap_or_else(|| h.clone()),
+        );
+        let key = match k.cast_into_exact::<PyString>() {
+            Ok(s) => s,
+            Err(e) => {
+                return Err(PyTypeError::new_err(format!(
+                    "header key must be str, not {}",
+                    e.into_inner().get_type().name()?
+                )))
+            }
+        };
+        out.push(HeaderSrc {
+            key,
+            value: field(v, "header value")?,
+        });
+    }
+    Ok(hs.len())
+}
+
+/// encode_batch(values, keys=None, headers=None, timestamps_ms=None, *, compression="none",
+/// base_offset=0, producer_id=-1, producer_epoch=-1, base_sequence=-1, transactional=False,
+/// control=False, log_append_time=False, partition_leader_epoch=-1, compression_level=None) -> bytes
+///
+/// Encode records into one Kafka record batch v2. ``values``: bytes-like or None per
+/// record; ``keys``/``headers``/``timestamps_ms``: None or one entry per record
+/// (headers: None or a list of (str, bytes|None); timestamps in ms since the epoch,
+/// default now for all). ``compression``: "none", "gzip", "snappy", "lz4", "zstd" or
+/// 0..4. Raises ValueError for an empty batch or mismatched lengths, TypeError for
+/// ill-typed records, OverflowError for header fields out of their width.
+#[pyfunction]
+#[pyo3(signature = (
+    values, keys = None, headers = None, timestamps_ms = None, *,
+    compression = None, base_offset = 0, producer_id = -1, producer_epoch = -1,
+    base_sequence = -1, transactional = None, control = None, log_append_time = None,
+    partition_leader_epoch = -1, compression_level = None
+))]
+#[allow(clippy::too_many_arguments)]
+pub(super) fn encode_batch<'py>(
+    py: Python<'py>,
+    values: &Bound<'py, PyAny>,
+    keys: Option<&Bound<'py, PyAny>>,
+    headers: Option<&Bound<'py, PyAny>>,
+    timestamps_ms: Option<&Bound<'py, PyAny>>,
+    compression: Option<&Bound<'py, PyAny>>,
+    base_offset: i64,
+    producer_id: i64,
+    producer_epoch: i16,
+    base_sequence: i32,
+    transactional: Option<&Bound<'py, PyAny>>,
+    control: Option<&Bound<'py, PyAny>>,
+    log_append_time: Option<&Bound<'py, PyAny>>,
+    partition_leader_epoch: i32,
+    compression_level: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let codec = parse_codec(compression)?;
+    let value_objs = items(values)?;
+    let n = value_objs.len();
+    if n == 0 {
+        return Err(codec_err(CodecError::EmptyBatch));
+    }
+    let key_objs = match keys {
+        Some(k) if !k.is_none() => Some(items(k)?),
+        _ => None,
+    };
+    let header_objs = match headers {
+        Some(h) if !h.is_none() => Some(items(h)?),
+        _ => None,
+    };
+    let ts_objs = match timestamps_ms {
+        Some(t) if !t.is_none() => Some(items(t)?),
+        _ => None,
+    };
+    for (name, seq) in [
+        ("keys", &key_objs),
+        ("headers", &header_objs),
+        ("timestamps_ms", &ts_objs),
+    ] {
+        if let Some(s) = seq {
+            if s.len() != n {
+                return Err(length_mismatch(name, s.len(), n));
+            }
+        }
+    }
+    let opts = rb::EncodeOptions {
+        compression: codec,
+        compression_level: parse_level(compression_level)?,
+        base_offset,
+        producer_id,
+        producer_epoch,
+        base_sequence,
+        transactional: truthy(transactional, false)?,
+        control: truthy(control, false)?,
+        log_append_time: truthy(log_append_time, false)?,
+        partition_leader_epoch,
+    };
+
+    // Phase 1: own every input object (so the slices below stay valid with the GIL
+    // released) and check types.
+    let mut value_src = Vec::with_capacity(n);
+    for v in value_objs {
+        value_src.push(field(v, "value")?);
+    }
+    let key_src = match key_objs {
+        Some(ks) => {
+            let mut out = Vec::with_capacity(n);
+            for k in ks {
+                out.push(field(k, "key")?);
+            }
+            Some(out)
+        }
+        None => None,
+    };
+    let mut header_src = Vec::new();
+    let header_counts = match header_objs {
+        Some(hs) => {
+            let mut counts = Vec::with_capacity(n);
+            for h in hs {
+                counts.push(record_headers(h, &mut header_src)?);
+            }
+            Some(counts)
+        }
+        None => None,
+    };
+    let timestamps: Option<Vec<i64>> = match ts_objs {
+        Some(ts) => Some(
+            ts.iter()
+                .map(|t| t.extract::<i64>())
+                .collect::<PyResult<_>>()?,
+        ),
+        None => None,
+    };
+
+    // Phase 2: borrowed slices.
+    let values_sl: Vec<Option<&[u8]>> = value_src.iter().map(Field::slice).collect();
+    let keys_sl: Option<Vec<Option<&[u8]>>> = key_src
+        .as_ref()
+        .map(|ks| ks.iter().map(Field::slice).collect());
+    let headers_sl: Option<Vec<Vec<rb::Header<'_>>>> = match &header_counts {
+        Some(counts) => {
+            let mut all = Vec::with_capacity(n);
+            let mut it = header_src.iter();
+            for &c in counts {
+                let mut hs = Vec::with_capacity(c);
+                for h in it.by_ref().take(c) {
+                    hs.push(rb::Header {
+                        key: h.key.to_str()?.as_bytes(),
+                        value: h.value.slice(),
+                    });
+                }
+                all.push(hs);
+            }
+            Some(all)
+        }
+        None => None,
+    };
+    let records = rb::RecordsIn {
+        values: &values_sl,
+        keys: keys_sl.as_deref(),
+        headers: headers_sl.as_deref(),
+        timestamps: match &timestamps {
+            Some(ts) => rb::Timestamps::Each(ts),
+            None => rb::Timestamps::Same(now_ms()),
+        },
+    };
+    let plan = rb::plan(&records).map_err(codec_err)?;
+    if codec == Codec::None {
+        let len = plan.uncompressed_len();
+        return PyBytes::new_with(py, len, |out| {
+            run_detached(py, len >= DETACH_BYTES, || {
+                rb::encode_uncompressed_into(&records, &opts, &plan, out)
+            })
+            .map_err(codec_err)
+        });
+    }
+    let out = run_detached(py, plan.records_len >= DETACH_BYTES / 4, || {
+        rb::encode_batch(&records, &opts)
+    })
+    .map_err(codec_err)?;
+    Ok(PyBytes::new(py, &out))
+}
