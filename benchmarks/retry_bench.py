@@ -34,7 +34,7 @@ from collections.abc import Callable
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "python"))
 
-from streamcore import _impl, retry  # noqa: E402
+from streamcore import _impl, _units, retry  # noqa: E402
 from streamcore._reference import classifier as ref_classifier  # noqa: E402
 from streamcore._reference import metrics as ref_metrics  # noqa: E402
 
@@ -95,7 +95,7 @@ def naive_delays(multiplier: float) -> Callable[[], object]:
 
 
 def naive_durations() -> Callable[[], object]:
-    parse = retry._parse_duration_text.__wrapped__  # the regex parse, no cache
+    parse = _units._duration_text_ms.__wrapped__  # the regex parse, no cache
 
     def run() -> int:
         return sum(parse(t) for t in DURATIONS)

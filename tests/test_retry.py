@@ -1,9 +1,11 @@
 """Retry policies, duration parsing and retry metrics (``streamcore.retry``).
 
 The backoff formula is exact integer arithmetic in microseconds; the fast paths for
-multipliers 2.0 and 1.5 must equal the general formula for every exponent, and the
-Rust mirror (``_native.retry``, when built) must give the same delays and parse the
-same durations. Fuzz budget: STREAMCORE_FUZZ_EXAMPLES (2000 by default).
+multipliers 2.0 and 1.5 must equal the general formula for every exponent, and every
+strategy must equal the documented formula written independently here. Durations
+follow the one set of rules in ``streamcore._units`` (the broker's settings follow
+them too: tests/broker_logic/test_config.py). Fuzz budget: STREAMCORE_FUZZ_EXAMPLES
+(2000 by default).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streamcore import retry
+from streamcore import _units, retry
 from streamcore.errors import BackpressureError, ConfigError
 from streamcore.retry import (
     MAX_DURATION_MS,
@@ -32,15 +34,6 @@ FUZZ = int(os.environ.get("STREAMCORE_FUZZ_EXAMPLES", "2000"))
 PROPERTY = settings(
     max_examples=max(50, FUZZ // 10), deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
-
-# The native twin is addressed directly, so the comparisons also run in the
-# pure-Python pass (where the selector picks the reference) whenever it is built.
-try:
-    from streamcore import _native as _native_pkg  # type: ignore[attr-defined]
-except ImportError:
-    _native_pkg = None
-_native = getattr(_native_pkg, "retry", None)
-needs_native = pytest.mark.skipif(_native is None, reason="streamcore._native (with retry) is not built")
 
 U64 = 2**64 - 1
 
@@ -60,6 +53,10 @@ U64 = 2**64 - 1
         (" 5 M ", 300_000),
         ("1MS", 1),
         ("007s", 7_000),
+        ("30S", 30_000),
+        ("1d", 86_400_000),
+        ("7D", 604_800_000),
+        ("2 H", 7_200_000),
         (str(MAX_DURATION_MS), MAX_DURATION_MS),
     ],
 )
@@ -73,7 +70,7 @@ def test_int_duration_is_milliseconds() -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["", "s", "1.5s", "-1s", "1d", "1 s s", "1sm", "ms", "1\u0663s", "30 seconds"]
+    "bad", ["", "s", "1.5s", "-1s", "-1", " -1 ", "-5", "1w", "1 s s", "1sm", "ms", "1\u0663s", "30 seconds"]
 )
 def test_malformed_duration_raises_config_error_naming_text_and_forms(bad: str) -> None:
     with pytest.raises(ConfigError) as info:
@@ -90,12 +87,30 @@ def test_duration_of_wrong_type_or_range_raises_config_error(bad: object) -> Non
         parse_duration(bad)  # type: ignore[arg-type]
 
 
+def test_duration_errors_name_the_setting() -> None:
+    with pytest.raises(ConfigError, match="^retry interval: "):
+        RetryPolicy(interval="soon")
+    with pytest.raises(ConfigError, match="^topic.wait.timeout: .*'-1'"):
+        RetryPolicy.from_properties({"topic.wait.timeout": "-1"})
+    with pytest.raises(ConfigError) as info:
+        parse_duration("-1", "linger")
+    assert "\n" not in str(info.value) and str(info.value).startswith("linger: ")
+
+
+def test_minus_one_is_never_a_retry_duration() -> None:
+    # "Forever" is a broker notion (retention); a retry delay of -1 is a mistake.
+    for bad in (-1, "-1"):
+        with pytest.raises(ConfigError):
+            parse_duration(bad)
+    assert _units.parse_duration_ms("-1", allow_forever=True) == _units.FOREVER == -1
+
+
 def test_each_distinct_duration_string_is_parsed_once() -> None:
     text = "4242s"
-    retry._parse_duration_text.cache_clear()
+    _units._duration_text_ms.cache_clear()
     for _ in range(50):
         assert parse_duration(text) == 4_242_000
-    info = retry._parse_duration_text.cache_info()
+    info = _units._duration_text_ms.cache_info()
     assert (info.misses, info.hits) == (1, 49)
 
 
@@ -112,19 +127,34 @@ _duration_like = st.one_of(
 )
 
 
-@needs_native
+_ASCII_BLANKS = " \t\n\r\x0b\x0c"
+_UNIT_MS = {"": 1, "ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def _documented_ms(text: str) -> int | None:
+    """The documented duration rules, written without a regex; None where an error is due."""
+    body = text.strip(_ASCII_BLANKS)
+    n = 0
+    while n < len(body) and body[n] in "0123456789":
+        n += 1
+    unit = body[n:].lstrip(_ASCII_BLANKS)
+    if not unit.isascii():
+        return None
+    if n == 0 or unit.lower() not in _UNIT_MS:
+        return None
+    ms = int(body[:n]) * _UNIT_MS[unit.lower()]
+    return ms if ms <= MAX_DURATION_MS else None
+
+
 @PROPERTY
 @given(_duration_like)
-def test_native_duration_parser_agrees_with_python(text: str) -> None:
-    try:
-        want: object = parse_duration(text)
-    except ConfigError:
-        want = ConfigError
-    try:
-        got: object = _native.parse_duration_ms(text)
-    except ConfigError:
-        got = ConfigError
-    assert got == want
+def test_duration_parser_follows_the_documented_rules(text: str) -> None:
+    want = _documented_ms(text)
+    if want is None:
+        with pytest.raises(ConfigError):
+            parse_duration(text)
+    else:
+        assert parse_duration(text) == want
 
 
 # -- backoff formula ----------------------------------------------------------------
@@ -202,7 +232,14 @@ _multiplier = st.one_of(
 )
 
 
-@needs_native
+def _documented_us(strategy: str, interval_us: int, multiplier: float, cap: int, attempt: int) -> int:
+    if strategy == "fixed":
+        return min(cap, interval_us)
+    if strategy == "linear":
+        return min(cap, interval_us * (attempt + 1))
+    return _general_us(interval_us, multiplier, cap, attempt)
+
+
 @PROPERTY
 @given(
     st.sampled_from(["exponential", "fixed", "linear"]),
@@ -211,10 +248,10 @@ _multiplier = st.one_of(
     st.integers(0, U64),
     st.one_of(st.integers(0, 70), st.integers(0, U64)),
 )
-def test_native_backoff_agrees_with_python(
+def test_every_strategy_follows_the_documented_formula(
     strategy: str, interval_us: int, m: float, cap: int, attempt: int
 ) -> None:
-    assert _native.backoff_us(strategy, interval_us, m, cap, attempt) == backoff_us(
+    assert backoff_us(strategy, interval_us, m, cap, attempt) == _documented_us(
         strategy, interval_us, m, cap, attempt
     )
 

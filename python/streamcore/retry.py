@@ -1,9 +1,10 @@
 """Retry policies, duration parsing, error categories and retry metrics.
 
 Durations
-    ``parse_duration`` turns ``"100ms"``, ``"30s"``, ``"5m"``, ``"1h"`` (any ASCII case,
-    blanks allowed around and between) or a bare number / ``int`` of milliseconds into
-    **whole milliseconds (int)**. Each distinct string is parsed once (LRU cache).
+    ``parse_duration`` turns ``"100ms"``, ``"30s"``, ``"5m"``, ``"1h"``, ``"7d"`` (any ASCII
+    case, blanks allowed around and between) or a bare number / ``int`` of milliseconds
+    into **whole milliseconds (int)**, by the one set of rules in ``streamcore._units``
+    that the broker's settings follow too. Each distinct string is parsed once (LRU cache).
 
 Backoff (all integer microseconds, no floating-point rounding)
     With ``e = min(attempt, MAX_EXPONENT)`` and attempt 0 the first retry:
@@ -17,8 +18,7 @@ Backoff (all integer microseconds, no floating-point rounding)
 
     Multiplier 2.0 is a shift and 1.5 is ``interval * 3**e >> e`` from a table of powers
     of three; both equal the general formula for every exponent (tested). A policy also
-    precomputes its first 64 delays, so ``delay_ms`` is a table lookup. The Rust mirror
-    (``streamcore_core::retry``) implements the same formula.
+    precomputes its first 64 delays, so ``delay_ms`` is a table lookup.
 
 Jitter
     ``jitter`` is a fraction ``j`` in [0, 1]: the delay ``d`` becomes
@@ -33,10 +33,10 @@ import functools
 import math
 import os
 import random as _random
-import re
 from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
 
+from streamcore import _units
 from streamcore._impl import classifier as _classifier
 from streamcore._impl import metrics as _cells
 from streamcore.errors import BackpressureError, ConfigError, ErrorCode, KafkaError
@@ -121,42 +121,29 @@ def categorize(exc: BaseException) -> ErrorCategory:
 # -- durations ----------------------------------------------------------------------
 
 #: Largest duration accepted, in milliseconds (fits a signed 64-bit integer).
-MAX_DURATION_MS = (1 << 63) - 1
+MAX_DURATION_MS = _units.MAX_VALUE
 
-_DURATION = re.compile(r"\s*([0-9]+)\s*(ms|s|m|h)?\s*", re.IGNORECASE | re.ASCII)
-_UNIT_MS = {None: 1, "ms": 1, "s": 1_000, "m": 60_000, "h": 3_600_000}
-_DURATION_FORMS = "expected a whole number with unit ms, s, m or h (e.g. '100ms', '30s', '5m', '1h'); a bare number is milliseconds"
-
-
-@functools.lru_cache(maxsize=4096)
-def _parse_duration_text(text: str) -> int:
-    m = _DURATION.fullmatch(text)
-    if m is None:
-        raise ConfigError(f"invalid duration {text!r}: {_DURATION_FORMS}")
-    digits = m.group(1).lstrip("0") or "0"
-    unit = m.group(2)
-    # int() refuses very long digit strings; anything past 20 digits is out of range.
-    ms = int(digits) * _UNIT_MS[unit.lower() if unit else None] if len(digits) <= 20 else MAX_DURATION_MS + 1
-    if ms > MAX_DURATION_MS:
-        raise ConfigError(f"duration {text!r} is out of range (at most {MAX_DURATION_MS} ms)")
-    return ms
+# The cached text parse, for benchmarks that time it without the cache (``__wrapped__``).
+_parse_duration_text = _units._duration_text_ms
 
 
-def parse_duration(value: str | int) -> int:
+def parse_duration(value: str | int, setting: str = "duration") -> int:
     """Whole milliseconds of ``value``: a duration string or an int of milliseconds.
 
-    Raises ConfigError for malformed text, a negative or out-of-range value, or
-    another type (bool and float included: say ``"1500ms"``, not ``1.5``).
+    The rules are streamcore._units' (``"100ms"``, ``"30S"``, ``"5m"``, ``"1h"``, ``"7d"``,
+    a bare number of ms). Raises ConfigError naming ``setting`` for malformed text, a
+    negative (-1 included) or out-of-range value, or another type (bool and float
+    included: say ``"1500ms"``, not ``1.5``).
     """
     if type(value) is str:
-        return _parse_duration_text(value)
-    if isinstance(value, int) and not isinstance(value, bool):
-        if not 0 <= value <= MAX_DURATION_MS:
-            raise ConfigError(f"duration {value} ms is out of range 0..{MAX_DURATION_MS}")
-        return int(value)
-    if isinstance(value, str):  # a str subclass: cache its plain text
-        return _parse_duration_text(str(value))
-    raise ConfigError(f"invalid duration {value!r}: {_DURATION_FORMS}")
+        # Settings are read again and again; a cached valid text skips the second call.
+        ms = _parse_duration_text(value)
+        if ms >= 0:
+            return ms
+    try:
+        return _units.parse_duration_ms(value, setting)
+    except _units.UnitValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 # -- backoff ------------------------------------------------------------------------
@@ -261,16 +248,18 @@ class RetryPolicy:
         ):
             raise ConfigError(f"max_attempts must be None or an int >= 0, got {max_attempts!r}")
         self.strategy = strategy
-        self.interval_ms = parse_duration(interval)
+        self.interval_ms = parse_duration(interval, "retry interval")
         self.multiplier = multiplier
-        self.max_delay_ms = parse_duration(max_delay)
+        self.max_delay_ms = parse_duration(max_delay, "retry max delay")
         if self.max_delay_ms < self.interval_ms:
             raise ConfigError(
                 f"retry max delay ({self.max_delay_ms} ms) is below the interval ({self.interval_ms} ms)"
             )
         self.jitter = jitter
         self.max_attempts = max_attempts
-        self.wait_timeout_ms = None if wait_timeout is None else parse_duration(wait_timeout)
+        self.wait_timeout_ms = (
+            None if wait_timeout is None else parse_duration(wait_timeout, "topic wait timeout")
+        )
         self._random = random
         self._table: tuple[int, ...] = tuple(self._compute_us(k) for k in range(MAX_EXPONENT + 1))
 
@@ -350,14 +339,14 @@ class RetryPolicy:
 def _setting(source: str, key: str, text: str) -> object:
     """Converts one textual setting, naming its source in any error."""
     text = text.strip()
-    try:
-        if key == "multiplier":
+    if key == "strategy":
+        return text
+    if key == "multiplier":
+        try:
             return float(text)
-        if key == "strategy":
-            return text
-        return parse_duration(text)
-    except (ConfigError, ValueError) as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        except ValueError:
+            raise ConfigError(f"{source}: retry multiplier must be a number, got {text!r}") from None
+    return parse_duration(text, source)
 
 
 # -- metrics ------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from streamcore.broker.config import (
     parse_size_bytes,
 )
 from streamcore.errors import ConfigError
+from streamcore.retry import parse_duration
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 
@@ -49,25 +50,75 @@ def test_defaults_match_the_documented_values():
 @pytest.mark.parametrize(
     ("raw", "ms"),
     [(250, 250), ("100ms", 100), ("30s", 30_000), ("5m", 300_000), ("1h", 3_600_000), ("2d", 172_800_000),
-     ("42", 42), ("-1", -1), (" 7s ", 7000)],
+     ("42", 42), (" 7s ", 7000), ("30S", 30_000), ("7D", 604_800_000), ("1Ms", 1), ("5 M", 300_000)],
 )  # fmt: skip
 def test_duration_strings_parse_to_milliseconds(raw, ms):
     assert parse_duration_ms(raw) == ms
 
 
-@pytest.mark.parametrize("raw", ["10 parsecs", "1.5s", "s", "", "5 m s", True, 1.5, None])
+@pytest.mark.parametrize("raw", ["10 parsecs", "1.5s", "s", "", "5 m s", True, 1.5, None, "1\u0663s", "1w"])
 def test_malformed_duration_names_the_setting(raw):
     with pytest.raises(ConfigError, match="storage.segment_ms"):
         parse_duration_ms(raw, "storage.segment_ms")
 
 
+def test_the_broker_and_the_retry_module_share_one_duration_rule_set():
+    # One parser (streamcore._units): what one caller accepts, the other does too.
+    for raw in ("30S", "7d", " 5 m ", "1500", 1500, "0ms"):
+        assert parse_duration_ms(raw) == parse_duration(raw)
+    for raw in ("-1", -1, "1.5s", "1w", "-5"):
+        with pytest.raises(ConfigError):
+            parse_duration_ms(raw)
+        with pytest.raises(ConfigError):
+            parse_duration(raw)
+
+
+@pytest.mark.parametrize("raw", [-1, "-1", " -1 "])
+def test_minus_one_means_forever_only_where_allowed(raw):
+    assert parse_duration_ms(raw, "storage.retention_ms", allow_forever=True) == -1
+    assert parse_size_bytes(raw, "storage.retention_bytes", allow_forever=True) == -1
+    with pytest.raises(ConfigError, match=r"^storage\.segment_ms: .*-1"):
+        parse_duration_ms(raw, "storage.segment_ms")
+    with pytest.raises(ConfigError, match=r"^limits\.max_message_bytes: .*-1"):
+        parse_size_bytes(raw, "limits.max_message_bytes")
+
+
+@pytest.mark.parametrize("raw", [-2, "-5", "-1s", "-1MiB", 2**63])
+def test_other_negative_or_oversized_values_are_refused_even_where_forever_is_allowed(raw):
+    with pytest.raises(ConfigError, match="storage.retention_ms"):
+        parse_duration_ms(raw, "storage.retention_ms", allow_forever=True)
+
+
+def test_settings_whose_minimum_is_minus_one_accept_forever():
+    cfg = load_config(
+        env={"STREAMCORE_STORAGE_RETENTION_MS": "-1", "STREAMCORE_STORAGE_RETENTION_BYTES": "-1"}
+    )
+    assert (cfg.storage.retention_ms, cfg.storage.retention_bytes) == (-1, -1)
+    with pytest.raises(ConfigError, match="storage.segment_ms"):
+        load_config(env={"STREAMCORE_STORAGE_SEGMENT_MS": "-1"})
+    with pytest.raises(ConfigError, match="storage.segment_bytes"):
+        load_config(env={"STREAMCORE_STORAGE_SEGMENT_BYTES": "-1"})
+
+
 def test_sizes_accept_binary_and_decimal_units():
     assert parse_size_bytes("64MiB") == 64 * 1024 * 1024
+    assert parse_size_bytes("64MIB") == 64 * 1024 * 1024
     assert parse_size_bytes("1GB") == 1_000_000_000
     assert parse_size_bytes("1g") == 1 << 30
+    assert parse_size_bytes("2 kb") == 2000
+    assert parse_size_bytes("1TiB") == 1 << 40
+    assert parse_size_bytes("10B") == 10
     assert parse_size_bytes(512) == 512
     with pytest.raises(ConfigError, match="limits.max_message_bytes"):
         parse_size_bytes("lots", "limits.max_message_bytes")
+
+
+@pytest.mark.parametrize("raw", ["1.5MiB", "1PB", "MiB", "", True, 1.0, None, b"1"])
+def test_malformed_size_names_the_setting_and_the_forms(raw):
+    with pytest.raises(ConfigError) as info:
+        parse_size_bytes(raw, "storage.segment_bytes")
+    text = str(info.value)
+    assert text.startswith("storage.segment_bytes: ") and "64MiB" in text and "\n" not in text
 
 
 def test_cli_beats_env_beats_file_beats_default(tmp_path):

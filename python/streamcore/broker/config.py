@@ -20,13 +20,13 @@ from __future__ import annotations
 import base64
 import dataclasses
 import os
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamcore import _units
 from streamcore.errors import ConfigError
 
 try:  # Python 3.11+
@@ -180,60 +180,31 @@ class BrokerConfig:
 # ---------------------------------------------------------------------------
 # value parsing
 
-_DURATION_RE = re.compile(r"^\s*(-?\d+)\s*(ms|s|m|h|d)?\s*$")
-_DURATION_UNITS = {None: 1, "ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-_SIZE_RE = re.compile(r"^\s*(-?\d+)\s*(b|kib|mib|gib|tib|kb|mb|gb|tb|k|m|g)?\s*$", re.IGNORECASE)
-_SIZE_UNITS = {
-    None: 1,
-    "b": 1,
-    "k": 1024,
-    "kib": 1024,
-    "m": 1024**2,
-    "mib": 1024**2,
-    "g": 1024**3,
-    "gib": 1024**3,
-    "tib": 1024**4,
-    "kb": 1000,
-    "mb": 1000**2,
-    "gb": 1000**3,
-    "tb": 1000**4,
-}
 
+def parse_duration_ms(value: object, setting: str = "duration", allow_forever: bool = False) -> int:
+    """Parse a duration into milliseconds by the rules of :mod:`streamcore._units`.
 
-def parse_duration_ms(value: object, setting: str = "duration") -> int:
-    """Parse a duration into milliseconds.
-
-    Accepts an int (ms) or a string ``<int>[ms|s|m|h|d]`` (no unit = ms).
-    Raises ConfigError naming ``setting`` when malformed.
+    Accepts an int (ms) or a string ``<int>[ms|s|m|h|d]`` in any ASCII case (no unit =
+    ms); ``-1`` (forever) only with ``allow_forever``. Raises ConfigError naming
+    ``setting`` when malformed or out of range.
     """
-    if isinstance(value, bool):
-        raise ConfigError(f"{setting}: expected a duration (e.g. 100ms, 30s, 5m, 1h), got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        m = _DURATION_RE.match(value)
-        if m:
-            return int(m.group(1)) * _DURATION_UNITS[m.group(2)]
-    raise ConfigError(
-        f"{setting}: expected a duration such as 100ms, 30s, 5m, 1h or an int in ms, got {value!r}"
-    )
+    try:
+        return _units.parse_duration_ms(value, setting, allow_forever)
+    except _units.UnitValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
-def parse_size_bytes(value: object, setting: str = "size") -> int:
-    """Parse a size into bytes: an int or ``<int>[B|KiB|MiB|GiB|TiB|KB|MB|GB|TB]``.
+def parse_size_bytes(value: object, setting: str = "size", allow_forever: bool = False) -> int:
+    """Parse a size into bytes by the rules of :mod:`streamcore._units`.
 
-    ``K``/``M``/``G`` alone are binary (KiB/MiB/GiB). Raises ConfigError naming ``setting``.
+    Accepts an int or ``<int>[B|KiB|MiB|GiB|TiB|KB|MB|GB|TB]`` in any ASCII case;
+    ``K``/``M``/``G`` alone are binary (KiB/MiB/GiB); ``-1`` (unlimited) only with
+    ``allow_forever``. Raises ConfigError naming ``setting``.
     """
-    if isinstance(value, bool):
-        raise ConfigError(f"{setting}: expected a size in bytes (e.g. 1048576, 64MiB), got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        m = _SIZE_RE.match(value)
-        if m:
-            unit = m.group(2).lower() if m.group(2) else None
-            return int(m.group(1)) * _SIZE_UNITS[unit]
-    raise ConfigError(f"{setting}: expected a size such as 1048576, 512KiB, 64MiB, 1GiB, got {value!r}")
+    try:
+        return _units.parse_size_bytes(value, setting, allow_forever)
+    except _units.UnitValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _parse_int(value: object, setting: str) -> int:
@@ -296,7 +267,11 @@ class Setting:
             value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
         ):
             return None
-        parsed = _PARSERS[self.kind](value, self.name)
+        if self.kind in ("duration", "size"):
+            # A minimum of -1 is how a setting says "-1 means forever / unlimited".
+            parsed = _PARSERS[self.kind](value, self.name, allow_forever=self.minimum == -1)
+        else:
+            parsed = _PARSERS[self.kind](value, self.name)
         if self.kind == "choice" and parsed not in self.choices:
             raise ConfigError(f"{self.name}: {parsed!r} is not one of {', '.join(self.choices)}")
         if self.minimum is not None and isinstance(parsed, int) and parsed < self.minimum:
