@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # Hypothesis example budgets for the fuzz tests (CI sets the issue's minimums).
 export STREAMCORE_FUZZ_EXAMPLES ?= 100000
 
-.PHONY: run test venv build lint rust-check interop-tools pytest-native pytest-reference bench clean
+.PHONY: run test venv build lint rust-check interop-tools pytest-native pytest-reference pytest-dist dist bench clean
 
 $(VENV)/.deps: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,17 +39,33 @@ interop-tools:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq kcat >/dev/null) \
 		|| echo "warning: kcat not installed (as root: apt-get install kcat)"; }
 
+# tests/distribution builds the sdist and wheels from scratch (minutes): once per run, on its own.
+PYTEST_ARGS := -q --durations=25 --ignore=tests/distribution
+
 pytest-native: build interop-tools
-	$(PY) -m pytest -q -p no:randomly tests
+	$(PY) -m pytest $(PYTEST_ARGS) -p no:randomly tests
 
 pytest-reference: build
-	STREAMCORE_NO_EXTENSIONS=1 $(PY) -m pytest -q tests
+	STREAMCORE_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS) tests
 
-test: build rust-check lint interop-tools pytest-native pytest-reference
+pytest-dist: build
+	$(PY) -m pytest -q --durations=5 tests/distribution
+
+test: build rust-check lint interop-tools pytest-native pytest-reference pytest-dist
 	$(VENV)/bin/streamcore info
+
+# The published artefacts: dist/streamcore_kafka-*.tar.gz and a manylinux wheel (auditwheel repair
+# relabels the wheel built here with the oldest manylinux policy its symbols allow; no Docker).
+dist: venv
+	rm -rf dist
+	$(PY) -m build --sdist --outdir dist .
+	STREAMCORE_REQUIRE_EXTENSIONS=1 $(PIP) wheel --no-deps -w dist/raw dist/streamcore_kafka-*.tar.gz
+	PATH=$(VENV)/bin:$$PATH $(PY) -m auditwheel repair --plat auto -w dist dist/raw/streamcore_kafka-*.whl
+	rm -rf dist/raw
+	$(PY) -m auditwheel show dist/streamcore_kafka-*.whl
 
 run: build
 	$(VENV)/bin/streamcore broker --data-dir ./streamcore-data --host 127.0.0.1 --port 9092
 
 clean:
-	rm -rf $(VENV) build target python/streamcore/*.so python/*.egg-info
+	rm -rf $(VENV) build dist target python/streamcore/*.so python/*.egg-info
