@@ -12,18 +12,24 @@
 //! assigns offsets by patching each baseOffset, writes the group with vectored writes,
 //! fsyncs per policy, publishes the new high watermark and completes the callers.
 //! Readers look segments up under a read lock and `pread` from the files.
+//!
+//! Files: `config` (settings), `error`, `completion` (append results, waiters,
+//! callbacks, hooks), `read` (spans and timestamp lookup), `segment` (walks and
+//! per-segment state), `index`, `checkpoint`, `recovery`, `retention` and `writer`
+//! (the group-commit thread); the pure-Python twin mirrors them file for file.
 
 mod checkpoint;
+mod completion;
+mod config;
+mod error;
 mod index;
+mod read;
 mod recovery;
 mod retention;
 mod segment;
 mod writer;
 
 use std::collections::VecDeque;
-use std::fmt;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
@@ -33,7 +39,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::buffer_pool::{PoolStats, SizedPools};
 
 pub use checkpoint::{Checkpoint, CHECKPOINT_NAME, CLEAN_SHUTDOWN_NAME};
+pub use completion::{
+    AppendOutcome, AppendResult, Callback, CallbackRunner, Completion, OfflineHook, Slot, Waiter,
+    WalHooks,
+};
+pub use config::{FsyncPolicy, WalConfig};
+pub use error::WalError;
 pub use index::{encode_index_entry, encode_time_entry, INDEX_ENTRY_SIZE, TIME_INDEX_ENTRY_SIZE};
+pub use read::{PreparedRead, Span};
 
 use crate::record_batch::header::{
     BatchHeader, BATCH_LENGTH_OFFSET, HEADER_LEN, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD,
@@ -41,215 +54,6 @@ use crate::record_batch::header::{
 };
 use segment::Segment;
 use writer::{Item, Queue};
-
-/// When the writer fsyncs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FsyncPolicy {
-    /// After every group, before completing its appends (group commit).
-    Always,
-    /// At most every `fsync_interval_ms`; appends complete after the write.
-    Interval,
-    /// Only at close (and on `flush`).
-    Never,
-}
-
-impl FsyncPolicy {
-    /// Parses "always", "interval" or "never".
-    pub fn parse(s: &str) -> Result<Self, WalError> {
-        match s {
-            "always" => Ok(FsyncPolicy::Always),
-            "interval" => Ok(FsyncPolicy::Interval),
-            "never" => Ok(FsyncPolicy::Never),
-            other => Err(WalError::InvalidArgument(format!(
-                "fsync must be 'always', 'interval' or 'never', got {other:?}"
-            ))),
-        }
-    }
-}
-
-/// Settings of one log (see the Python `WalLog` docstring for their meaning).
-#[derive(Clone, Debug)]
-pub struct WalConfig {
-    pub fsync: FsyncPolicy,
-    pub fsync_interval_ms: u64,
-    /// Most appends queued and not yet written before `append` answers backpressure.
-    pub queue_depth: usize,
-    /// Most appends written (and fsynced) as one group.
-    pub max_group_batches: usize,
-    /// Longest a group may linger for more appends (ms). The writer never lingers:
-    /// it writes as soon as it is idle and something is queued, so this bound always
-    /// holds; group sizes come from appends arriving while it writes or fsyncs.
-    pub max_wait_ms: u64,
-    /// Roll before an append that would make the active segment exceed this (bytes).
-    pub segment_bytes: u64,
-    /// Roll when the active segment's first append is older than this (ms).
-    pub segment_ms: Option<u64>,
-    /// Bytes of log between sparse index entries.
-    pub index_interval_bytes: u64,
-}
-
-impl Default for WalConfig {
-    fn default() -> Self {
-        WalConfig {
-            fsync: FsyncPolicy::Interval,
-            fsync_interval_ms: 1000,
-            queue_depth: 10_000,
-            max_group_batches: 15_000,
-            max_wait_ms: 10,
-            segment_bytes: 1 << 30,
-            segment_ms: None,
-            index_interval_bytes: 4096,
-        }
-    }
-}
-
-impl WalConfig {
-    fn validate(&self) -> Result<(), WalError> {
-        let bad = |m: String| Err(WalError::InvalidArgument(m));
-        if self.queue_depth == 0 {
-            return bad("queue_depth must be >= 1".into());
-        }
-        if self.max_group_batches == 0 {
-            return bad("max_group_batches must be >= 1".into());
-        }
-        if self.segment_bytes == 0 || self.segment_bytes > i32::MAX as u64 {
-            return bad(format!(
-                "segment_bytes must be in 1..={} (index positions are 32-bit), got {}",
-                i32::MAX,
-                self.segment_bytes
-            ));
-        }
-        if self.index_interval_bytes == 0 {
-            return bad("index_interval_bytes must be >= 1".into());
-        }
-        Ok(())
-    }
-}
-
-/// What an append returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AppendResult {
-    pub base_offset: i64,
-    pub last_offset: i64,
-    /// Wall-clock time of the write (ms since the epoch).
-    pub log_append_time_ms: i64,
-}
-
-/// Errors of the WAL; the binding maps each to one `streamcore.errors` class.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum WalError {
-    /// A setting out of range (ValueError).
-    InvalidArgument(String),
-    /// The batch handed to append is not a framed v2 batch (CorruptRecordError).
-    CorruptBatch(String),
-    /// The queue is full; retry after the suggested delay (BackpressureError).
-    Backpressure {
-        message: String,
-        throttle_time_ms: u64,
-    },
-    /// Opening, reading or retention failed (StorageError).
-    Storage(String),
-    /// The log is offline after a failed write or fsync, or closed (LogOfflineError).
-    Offline(String),
-    /// A read below the log start or above the high watermark (OffsetOutOfRangeError).
-    OffsetOutOfRange(String),
-}
-
-impl fmt::Display for WalError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            WalError::InvalidArgument(m)
-            | WalError::CorruptBatch(m)
-            | WalError::Storage(m)
-            | WalError::Offline(m)
-            | WalError::OffsetOutOfRange(m) => f.write_str(m),
-            WalError::Backpressure { message, .. } => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for WalError {}
-
-/// The outcome of one append, delivered to its [`Completion`].
-pub type AppendOutcome = Result<AppendResult, WalError>;
-
-/// A callback run by the writer thread with the outcome of one append.
-pub type Callback = Box<dyn FnOnce(AppendOutcome) + Send>;
-
-/// How the writer reports one append's outcome.
-pub enum Completion {
-    /// Wakes a thread blocked in [`Waiter::wait`].
-    Waiter(Arc<Slot<AppendOutcome>>),
-    /// Runs on the log's notifier thread, which the writer hands each group's
-    /// callbacks to (inside [`WalHooks::run_callbacks`] when set), so that a slow
-    /// callback context (e.g. waiting for Python's GIL) never delays the next write.
-    Callback(Callback),
-}
-
-/// A one-shot value handed from the writer to a waiting thread.
-pub struct Slot<T> {
-    /// (value, a waiter sleeps on `ready`)
-    value: Mutex<(Option<T>, bool)>,
-    ready: Condvar,
-}
-
-impl<T> Slot<T> {
-    fn new() -> Self {
-        Slot {
-            value: Mutex::new((None, false)),
-            ready: Condvar::new(),
-        }
-    }
-
-    fn put(&self, v: T) {
-        let mut g = lock(&self.value);
-        g.0 = Some(v);
-        // Waking costs a syscall: only when someone sleeps.
-        if g.1 {
-            drop(g);
-            self.ready.notify_one();
-        }
-    }
-
-    fn take(&self) -> T {
-        let mut g = lock(&self.value);
-        loop {
-            if let Some(v) = g.0.take() {
-                return v;
-            }
-            g.1 = true;
-            g = self.ready.wait(g).unwrap_or_else(|e| e.into_inner());
-        }
-    }
-}
-
-/// The pending outcome of a queued append (see [`Wal::enqueue`]).
-pub struct Waiter {
-    slot: Arc<Slot<AppendOutcome>>,
-}
-
-impl Waiter {
-    /// Blocks until the writer has written (and, under fsync=always, fsynced) the batch.
-    pub fn wait(self) -> AppendOutcome {
-        self.slot.take()
-    }
-}
-
-/// Runs a batch of callbacks (given as one closure) inside whatever context they need.
-pub type CallbackRunner = Box<dyn Fn(&mut dyn FnMut()) + Send + Sync>;
-
-/// Told, once, why the log went offline.
-pub type OfflineHook = Box<dyn Fn(&str) + Send + Sync>;
-
-/// Hooks the embedding layer (the Python binding) gives the writer thread.
-#[derive(Default)]
-pub struct WalHooks {
-    /// Wraps the running of a group's [`Completion::Callback`]s on the notifier
-    /// thread (e.g. to take Python's GIL once per group instead of once per callback).
-    pub run_callbacks: Option<CallbackRunner>,
-    /// Called once, from the writer thread, when the log goes offline.
-    pub on_offline: Option<OfflineHook>,
-}
 
 /// Counters of [`Wal::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -270,49 +74,6 @@ pub struct WalStats {
     pub backpressure_rejections: u64,
     /// The queue's buffer pool (copies of queued batches).
     pub buffer_pool: PoolStats,
-}
-
-/// One contiguous piece of a segment file (what `read` would return), for sendfile.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Span {
-    pub path: PathBuf,
-    pub position: u64,
-    pub length: u64,
-}
-
-/// The located pieces of one read; see [`Wal::prepare_read`].
-pub struct PreparedRead {
-    spans: Vec<(Span, Arc<File>)>,
-}
-
-impl PreparedRead {
-    /// Total bytes.
-    pub fn len(&self) -> usize {
-        self.spans.iter().map(|(s, _)| s.length as usize).sum()
-    }
-
-    /// True at the high watermark.
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    /// Copies the bytes into `out` (exactly [`PreparedRead::len`] bytes long).
-    pub fn fill(&self, out: &mut [u8]) -> Result<(), WalError> {
-        let mut at = 0usize;
-        for (s, f) in &self.spans {
-            let n = s.length as usize;
-            f.read_exact_at(&mut out[at..at + n], s.position)
-                .map_err(|e| {
-                    WalError::Storage(format!(
-                        "{}: reading {n} bytes at byte {}: {e}",
-                        s.path.display(),
-                        s.position
-                    ))
-                })?;
-            at += n;
-        }
-        Ok(())
-    }
 }
 
 #[derive(Default)]
@@ -558,133 +319,6 @@ impl Wal {
         }
         self.shared.queue_cv.notify_one();
         slot.take()
-    }
-
-    /// Spans (file, position, length) of what [`Wal::read`] returns.
-    pub fn read_spans(&self, offset: i64, max_bytes: i64) -> Result<Vec<Span>, WalError> {
-        Ok(self
-            .spans_with_files(offset, max_bytes)?
-            .into_iter()
-            .map(|(s, _)| s)
-            .collect())
-    }
-
-    fn spans_with_files(
-        &self,
-        offset: i64,
-        max_bytes: i64,
-    ) -> Result<Vec<(Span, Arc<File>)>, WalError> {
-        self.check_open()?;
-        let state = self.shared.read_state();
-        // Read both bounds under the state lock so that retention (which moves the
-        // log start under the write lock) cannot slip between check and lookup.
-        let hw = self.shared.high_watermark.load(Ordering::Acquire);
-        let start = self.shared.log_start.load(Ordering::Acquire);
-        if offset < start || offset > hw {
-            return Err(WalError::OffsetOutOfRange(format!(
-                "offset {offset} is outside the log's range [{start}, {hw}] ({})",
-                self.shared.dir.display()
-            )));
-        }
-        let mut spans: Vec<(Span, Arc<File>)> = Vec::new();
-        if offset == hw {
-            return Ok(spans);
-        }
-        let segs = &state.segments;
-        let mut first = segs.partition_point(|s| s.base <= offset).saturating_sub(1);
-        let io_err = |e| self.shared.storage_err("reading a segment", e);
-        // Past the end of its segment (a segment may end before the next one's
-        // base after recovery): the data starts at the next segment.
-        let mut pos = match segs[first].find_batch(offset).map_err(io_err)? {
-            Some((p, _)) => p,
-            None => {
-                first += 1;
-                0
-            }
-        };
-        let mut total: u64 = 0;
-        'segments: for seg in &segs[first..] {
-            let span_start = pos;
-            let mut end = pos;
-            for item in segment::HeaderWalk::new(&seg.file, pos, seg.size) {
-                let (p, h) = item.map_err(io_err)?;
-                if h.base_offset >= hw {
-                    break;
-                }
-                let size = h.checked_total_len().unwrap_or(0);
-                if total > 0 && (total + size) as i64 > max_bytes {
-                    if end > span_start {
-                        spans.push((
-                            Span {
-                                path: seg.path.clone(),
-                                position: span_start,
-                                length: end - span_start,
-                            },
-                            seg.file.clone(),
-                        ));
-                    }
-                    break 'segments;
-                }
-                total += size;
-                end = p + size;
-            }
-            if end > span_start {
-                spans.push((
-                    Span {
-                        path: seg.path.clone(),
-                        position: span_start,
-                        length: end - span_start,
-                    },
-                    seg.file.clone(),
-                ));
-            }
-            if seg.next_offset >= hw {
-                break;
-            }
-            pos = 0;
-        }
-        Ok(spans)
-    }
-
-    /// Locates what [`Wal::read`]`(offset, max_bytes)` returns without copying it yet
-    /// (so a binding can allocate the result object first).
-    pub fn prepare_read(&self, offset: i64, max_bytes: i64) -> Result<PreparedRead, WalError> {
-        Ok(PreparedRead {
-            spans: self.spans_with_files(offset, max_bytes)?,
-        })
-    }
-
-    /// Whole batches from the one holding `offset`: at least one, then more while the
-    /// total stays <= `max_bytes` (bytes). Empty at the high watermark.
-    pub fn read(&self, offset: i64, max_bytes: i64) -> Result<Vec<u8>, WalError> {
-        let r = self.prepare_read(offset, max_bytes)?;
-        let mut out = vec![0u8; r.len()];
-        r.fill(&mut out)?;
-        Ok(out)
-    }
-
-    /// (base offset, max timestamp) of the first batch whose max timestamp >= `ts_ms`.
-    pub fn offset_for_timestamp(&self, ts_ms: i64) -> Result<Option<(i64, i64)>, WalError> {
-        self.check_open()?;
-        let state = self.shared.read_state();
-        let hw = self.shared.high_watermark.load(Ordering::Acquire);
-        let start = self.shared.log_start.load(Ordering::Acquire);
-        let io_err = |e| self.shared.storage_err("reading a segment", e);
-        for seg in &state.segments {
-            if seg.next_offset <= start {
-                continue;
-            }
-            match seg.largest_timestamp().map_err(io_err)? {
-                Some(m) if m >= ts_ms => {}
-                _ => continue,
-            }
-            if let Some((off, ts)) = seg.first_batch_at_or_after(ts_ms).map_err(io_err)? {
-                if off < hw && off >= start {
-                    return Ok(Some((off, ts)));
-                }
-            }
-        }
-        Ok(None)
     }
 
     /// Deletes old whole segments by time and size; returns how many were deleted.
