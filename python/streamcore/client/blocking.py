@@ -138,7 +138,7 @@ class Producer:
     def metrics(self) -> dict[str, Any]:
         """Buffer and connection counters."""
         core = self._core
-        return {"buffer_used_bytes": core.acc.used, "batches_outstanding": core._outstanding}
+        return {"buffer_used_bytes": core.acc.used, "batches_outstanding": core.sender.outstanding}
 
 
 def _callback_on_thread(cb: Callback | None) -> Callback | None:

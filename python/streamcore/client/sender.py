@@ -1,0 +1,421 @@
+"""The producer's sender: the event-loop task that turns sealed batches into Produce requests.
+
+Each cycle it seals batches that are full or have lingered ``linger_ms``, picks per
+partition the batches that may go now (a leader is known, backoff has passed, the
+partition has a free in-flight slot), encodes each once with ONE
+``streamcore.codec.encode_batch`` call (the producer id, epoch and base sequence go
+into the batch header; see ``sequencing``), groups them per leader and connection
+slot into Produce requests, and completes the records' futures from the answers.
+A failed batch is requeued with backoff while retries and ``delivery_timeout_ms``
+allow, else failed with its error tagged with an ``ErrorCategory``.
+
+In-flight bookkeeping: ``outstanding`` counts batches sealed or in flight and not yet
+completed (flush waits for it to reach 0); per partition, the number of batches in
+flight is bounded by ``max_in_flight_per_partition``. Batches of one partition always
+use the same connection of a bundle so they arrive in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from streamcore.client.accumulator import Accumulator, ProducerBatch
+from streamcore.client.cluster import Cluster
+from streamcore.client.config import ClientConfig
+from streamcore.client.errors import broker_error
+from streamcore.client.retrying import (
+    Backoff,
+    RetryMetrics,
+    connection_failed,
+    is_retriable,
+    metadata_is_stale,
+    tag,
+)
+from streamcore.client.sequencing import Sequencer
+from streamcore.client.sync import complete_batch
+from streamcore.client.types import BatchMetadata, RecordMetadata, TopicPartition
+from streamcore.codec import encode_batch
+from streamcore.errors import ErrorCode, KafkaError
+from streamcore.protocol.messages import (
+    ProduceRequest,
+    ProduceRequest_PartitionProduceData,
+    ProduceRequest_TopicProduceData,
+)
+
+__all__ = ["Sender"]
+
+_DUPLICATE = ErrorCode.DUPLICATE_SEQUENCE_NUMBER.code
+_OUT_OF_ORDER = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER.code
+
+
+class Sender:
+    """Sends the accumulator's sealed batches and completes them; one per producer, on its loop.
+
+    ``sequencer`` is None for a producer without idempotence. ``partitions`` is the
+    producer's topic -> partition ids cache, updated when metadata is refreshed.
+    """
+
+    def __init__(
+        self,
+        config: ClientConfig,
+        cluster: Cluster,
+        acc: Accumulator,
+        sequencer: Sequencer | None,
+        partitions: dict[str, list[int]],
+    ) -> None:
+        c = config
+        self.config = config
+        self.cluster = cluster
+        self.acc = acc
+        self.sequencer = sequencer
+        self.partitions = partitions
+        self.acks = c.acks
+        self.compression = c.compression_type
+        self.max_in_flight_per_partition = (
+            min(c.max_in_flight_per_partition, 5) if sequencer is not None else c.max_in_flight_per_partition
+        )
+        self.backoff = Backoff(c.retry_backoff_ms, c.retry_backoff_max_ms)
+        self.retry_metrics = RetryMetrics()
+        self._in_flight: dict[TopicPartition, int] = defaultdict(int)
+        self.outstanding = 0  # batches sealed or in flight, not yet completed
+        self.closed = False
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread_id: int | None = None
+        self._wake: asyncio.Event | None = None  # created in start(), on the loop
+        self._wake_pending = False
+        self._flush_requested = 0
+        self._flush_waiters: list[asyncio.Future[None]] = []
+        self._task: asyncio.Task[None] | None = None
+        acc.on_sealed = self.wake_from_any_thread
+        acc.on_first_open = self.wake_from_any_thread
+
+    def bind_loop(self) -> None:
+        """Remember the running loop (wake-ups from other threads go through it)."""
+        self.loop = asyncio.get_running_loop()
+        self._loop_thread_id = threading.get_ident()
+        self._wake = asyncio.Event()
+
+    def start(self) -> None:
+        """Start the sender task on the running loop (after ``bind_loop``)."""
+        self._task = asyncio.ensure_future(self._run_sender())
+
+    async def close(self, exc: BaseException) -> None:
+        """Fail what is still queued with ``exc`` and stop the task."""
+        self.closed = True
+        self.fail_all(exc)
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    def wake_from_any_thread(self) -> None:
+        # Called with the accumulator lock held; one wake-up per sender cycle at most.
+        if self._wake_pending or self.loop is None:
+            return
+        self._wake_pending = True
+        if threading.get_ident() == self._loop_thread_id:
+            self._wake.set()  # type: ignore[union-attr]
+        else:
+            self.loop.call_soon_threadsafe(self._wake.set)  # type: ignore[union-attr]
+
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until every record appended so far is answered (``timeout`` in seconds)."""
+        if not self.acc.has_data() and self.outstanding == 0:
+            return
+        fut = asyncio.get_running_loop().create_future()
+        self._flush_waiters.append(fut)
+        self._flush_requested += 1
+        self._wake.set()  # type: ignore[union-attr]
+        try:
+            await asyncio.wait_for(asyncio.shield(fut), timeout)
+        finally:
+            self._flush_requested -= 1
+
+    def check_flushed(self) -> None:
+        if self._flush_waiters and self.outstanding == 0 and not self.acc.has_data():
+            waiters, self._flush_waiters = self._flush_waiters, []
+            for f in waiters:
+                if not f.done():
+                    f.set_result(None)
+
+    async def _run_sender(self) -> None:
+        wake = self._wake
+        assert wake is not None
+        seq = self.sequencer
+        while not self.closed:
+            self._wake_pending = False
+            wake.clear()
+            now = time.monotonic()
+            next_linger = self.acc.seal_expired(
+                now, force=self._flush_requested > 0 or self.acc.linger_s == 0
+            )
+            if seq is not None and seq.needs_new_id and not any(self._in_flight.values()):
+                seq.needs_new_id = False
+                try:
+                    await seq.init_producer_id(self.cluster, self.backoff, self.config.max_block_ms, self.acc)
+                except Exception as exc:  # cannot continue idempotently: fail what is waiting
+                    self.fail_all(exc)
+            next_retry = await self._drain(now)
+            self._expire(now)
+            self.check_flushed()
+            timeout = None
+            for t in (next_linger, next_retry):
+                if t is not None:
+                    d = max(0.0, t - time.monotonic())
+                    timeout = d if timeout is None else min(timeout, d)
+            if self.acc.sealed and any(self.acc.sealed.values()) and timeout is None:
+                timeout = 0.05  # blocked on in-flight limits or metadata: look again soon
+            try:
+                if timeout is None:
+                    await wake.wait()
+                elif timeout > 0:
+                    await asyncio.wait_for(wake.wait(), timeout)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _drain(self, now: float) -> float | None:
+        """Send sealed batches whose partition has a leader and a free in-flight slot.
+
+        Returns the earliest retry time of a batch held back by backoff, or None.
+        """
+        next_retry: float | None = None
+        need_metadata: set[str] = set()
+        acc = self.acc
+        rounds: list[dict[tuple[int, int], list[ProducerBatch]]] = []
+        seq = self.sequencer
+        if seq is not None and seq.needs_new_id:
+            # A sequence hole: send nothing under the old producer id; the sender
+            # takes a new one once every answer is in.
+            return None
+        with acc.lock:
+            # One batch per partition per request (as the protocol expects); further
+            # ready batches of a partition go in the following requests, pipelined.
+            while True:
+                by_node: dict[tuple[int, int], list[ProducerBatch]] = defaultdict(list)
+                for tp, q in acc.sealed.items():
+                    if not q:
+                        continue
+                    batch = q[0]
+                    if batch.retry_at > now:
+                        next_retry = batch.retry_at if next_retry is None else min(next_retry, batch.retry_at)
+                        continue
+                    if seq is not None and seq.must_go_alone(tp, batch):
+                        # A retry goes alone (it is then the lowest unacknowledged
+                        # sequence); so does the first batch of a producer id.
+                        limit = 1
+                    else:
+                        limit = self.max_in_flight_per_partition
+                    if self._in_flight[tp] >= limit:
+                        continue
+                    leader = self.cluster.leader_for(tp.topic, tp.partition)
+                    if leader is None:
+                        need_metadata.add(tp.topic)
+                        continue
+                    q.popleft()
+                    self._in_flight[tp] += 1
+                    self.outstanding += 1
+                    batch.node = leader
+                    by_node[(leader, hash(tp) % self.config.connections_per_broker)].append(batch)
+                if not by_node:
+                    break
+                rounds.append(by_node)
+        if need_metadata:
+            asyncio.ensure_future(self._refresh_quietly(need_metadata))
+        # Encode outside the lock: one native call per batch.
+        for by_node in rounds:
+            for (node, slot), batches in by_node.items():
+                for b in batches:
+                    if b.encoded is None:
+                        self._encode(b)
+                self._send_request(node, slot, batches)
+        return next_retry
+
+    def _encode(self, b: ProducerBatch) -> None:
+        ts: list[Any]
+        now_ms = int(time.time() * 1000)
+        if b.explicit_ts:
+            ts = [t if t is not None else now_ms for t in b.timestamps]  # type: ignore[union-attr]
+        else:
+            ts = [now_ms] * b.count
+        b.first_ts = ts[0]
+        if self.sequencer is not None:
+            self.sequencer.assign(b)
+        b.encoded = encode_batch(
+            b.values,
+            b.keys,
+            b.headers,
+            ts if b.explicit_ts else ts,
+            compression=self.compression,
+            producer_id=b.producer_id,
+            producer_epoch=b.producer_epoch,
+            base_sequence=b.base_sequence,
+        )
+        if b.explicit_ts:
+            b.timestamps = ts
+
+    def _send_request(self, node: int, slot: int, batches: list[ProducerBatch]) -> None:
+        topics: dict[str, list[ProduceRequest_PartitionProduceData]] = defaultdict(list)
+        for b in batches:
+            topics[b.tp.topic].append(
+                ProduceRequest_PartitionProduceData(index=b.tp.partition, records=b.encoded)
+            )
+        req = ProduceRequest(
+            transactional_id=None,
+            acks=self.acks,
+            timeout_ms=self.config.request_timeout_ms,
+            topic_data=[ProduceRequest_TopicProduceData(name=t, partition_data=p) for t, p in topics.items()],
+        )
+        asyncio.ensure_future(self._do_request(node, slot, req, batches))
+
+    async def _do_request(
+        self, node: int, slot: int, req: ProduceRequest, batches: list[ProducerBatch]
+    ) -> None:
+        try:
+            bundle = self.cluster.pool.bundle(node)
+            conn = bundle.get(slot)
+            if conn is None:
+                conn = await self.cluster.connection(node)
+                conn = bundle.get(slot) or conn
+            if self.acks == 0:
+                conn.send(req, expect_response=False)
+                for b in batches:
+                    self._complete(b, -1, -1)
+                return
+            resp = await conn.request(req)
+        except Exception as exc:
+            for b in batches:
+                self._failed(b, exc)
+            self._wake.set()  # type: ignore[union-attr]
+            return
+        by_tp = {}
+        for t in resp.responses:
+            for p in t.partition_responses:
+                by_tp[(t.name, p.index)] = p
+        for b in batches:
+            p = by_tp.get((b.tp.topic, b.tp.partition))
+            if p is None:
+                self._failed(
+                    b, broker_error(ErrorCode.UNKNOWN_SERVER_ERROR.code, "partition missing from answer")
+                )
+            elif p.error_code == 0:
+                self._complete(b, p.base_offset, p.log_append_time_ms)
+            elif p.error_code == _DUPLICATE:
+                self._complete(b, -1, -1)
+            else:
+                conn.record_outcome(False)
+                self._failed(
+                    b, broker_error(p.error_code, p.error_message or f"{b.tp.topic}-{b.tp.partition}")
+                )
+        self._wake.set()  # type: ignore[union-attr]
+
+    async def _refresh_quietly(self, topics: Iterable[str]) -> None:
+        try:
+            await self.cluster.refresh(list(topics))
+        except Exception:
+            return  # the batches stay queued; the next drain asks again
+        for t in topics:
+            parts = self.cluster.partitions_for(t)
+            if parts is not None:
+                self.partitions[t] = parts
+        self._wake.set()  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------------ completion
+
+    def _complete(self, b: ProducerBatch, base_offset: int, log_append_time: int) -> None:
+        tp = b.tp
+        self._in_flight[tp] -= 1
+        self.outstanding -= 1
+        if self.sequencer is not None:
+            self.sequencer.acknowledged(b)
+        self.retry_metrics.record_success()
+        topic, part = tp
+        if b.record_futures:
+            ts_list = b.timestamps
+            first = b.first_ts if log_append_time in (-1, None) else log_append_time
+            for i, f in b.record_futures:
+                if f.done():
+                    continue
+                off = base_offset + i if base_offset >= 0 else -1
+                ts = first if ts_list is None or log_append_time not in (-1, None) else ts_list[i]
+                f.set_result(RecordMetadata(topic, part, off, ts))
+        if b.bound:
+            complete_batch(b, (base_offset, log_append_time))
+        for start, count, (collector, order) in b.span_futures:
+            off = base_offset + start if base_offset >= 0 else -1
+            collector.done(order, BatchMetadata(topic, part, off, count, b.first_ts), None)
+        self.acc.release(b.size)
+        b.values = []
+
+    def _failed(self, b: ProducerBatch, exc: BaseException) -> None:
+        tp = b.tp
+        self._in_flight[tp] -= 1
+        self.outstanding -= 1
+        tag(exc)
+        self.retry_metrics.record_exception(exc)
+        if isinstance(exc, KafkaError) and exc.error.code == _OUT_OF_ORDER and self.sequencer is not None:
+            retriable = self.sequencer.out_of_order_is_retriable(b)
+        else:
+            retriable = is_retriable(exc)
+        now = time.monotonic()
+        if retriable and b.attempts < self.config.retries and now < b.deadline and not self.closed:
+            b.attempts += 1
+            b.retry_at = now + self.backoff.delay_ms(b.attempts - 1) / 1000.0
+            if metadata_is_stale(exc) or connection_failed(exc):
+                asyncio.ensure_future(self._refresh_quietly([tp.topic]))
+            self.acc.requeue(b)
+            return
+        self.outstanding += 1  # _fail_batch decrements
+        self._fail_batch(b, exc)
+        self._sequence_hole(b)
+
+    def _sequence_hole(self, b: ProducerBatch) -> None:
+        if self.sequencer is not None:
+            self.sequencer.hole(b)
+
+    def _fail_batch(self, b: ProducerBatch, exc: BaseException) -> None:
+        self.outstanding -= 1
+        for _, f in b.record_futures:
+            if not f.done():
+                f.set_exception(exc)
+        if b.bound:
+            complete_batch(b, exc)
+        for _, _, (collector, order) in b.span_futures:
+            collector.done(order, None, exc)
+        self.acc.release(b.size)
+        b.values = []
+
+    def _expire(self, now: float) -> None:
+        expired: list[ProducerBatch] = []
+        with self.acc.lock:
+            for q in self.acc.sealed.values():
+                while q and q[0].deadline <= now:
+                    expired.append(q.popleft())
+        for b in expired:
+            self._sequence_hole(b)  # a retry that ran out of time
+            self.outstanding += 1
+            self._fail_batch(
+                b,
+                KafkaError(
+                    ErrorCode.REQUEST_TIMED_OUT,
+                    f"{b.tp.topic}-{b.tp.partition}: not delivered within delivery_timeout_ms",
+                ),
+            )
+
+    def fail_all(self, exc: BaseException) -> None:
+        with self.acc.lock:
+            batches = list(self.acc.open.values())
+            self.acc.open.clear()
+            for q in self.acc.sealed.values():
+                batches.extend(q)
+                q.clear()
+        for b in batches:
+            self.outstanding += 1
+            self._fail_batch(b, exc)
+        self.check_flushed()
