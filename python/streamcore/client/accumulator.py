@@ -87,6 +87,22 @@ class ProducerBatch:
     ) -> None:
         """Append one record (the caller holds the accumulator lock)."""
         i = self.count
+        if (
+            key is None
+            and headers is None
+            and timestamp_ms is None
+            and self.keys is None
+            and self.headers is None
+            and self.timestamps is None
+        ):
+            # The common record, value only, in a batch of value-only records: no
+            # parallel lists to keep aligned.
+            if future is not None:
+                self.record_futures.append((i, future))
+            self.values.append(value)
+            self.size += size
+            self.count = i + 1
+            return
         self.values.append(value)
         if key is not None or self.keys is not None:
             if self.keys is None:

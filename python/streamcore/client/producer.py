@@ -240,21 +240,7 @@ class ProducerCore:
                 record_future = None
             else:
                 record_future = future
-            if (
-                key is None
-                and headers is None
-                and timestamp_ms is None
-                and batch.keys is None
-                and (batch.headers is None and batch.timestamps is None)
-            ):
-                # The common record: value only; the full ProducerBatch.add handles the rest.
-                if record_future is not None:
-                    batch.record_futures.append((batch.count, record_future))
-                batch.values.append(value)
-                batch.size += size
-                batch.count += 1
-            else:
-                batch.add(value, key, headers, timestamp_ms, size, record_future)
+            batch.add(value, key, headers, timestamp_ms, size, record_future)
             if batch.size >= acc.batch_size:
                 acc.seal_if_full(tp, batch)
                 if unkeyed:
