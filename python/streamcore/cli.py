@@ -123,8 +123,7 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE.toml", help="TOML configuration file")
     for s in SETTINGS:
         if s.cli:
-            extra = {"choices": s.choices} if s.choices else {}
-            p.add_argument(s.cli, dest=s.name, default=None, help=s.help, **extra)
+            p.add_argument(s.cli, dest=s.name, default=None, help=s.help, choices=s.choices or None)
 
 
 def _load_broker_config(args: argparse.Namespace) -> Any:
