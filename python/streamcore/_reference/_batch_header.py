@@ -55,6 +55,7 @@ __all__ = [
     "BatchHeader",
     "batch_length",
     "batch_size",
+    "max_timestamp",
     "pack_header",
     "parse_header",
     "patch_base_offset",
@@ -165,3 +166,8 @@ def batch_size(buf: bytes | bytearray | memoryview, at: int = 0) -> int:
 def patch_base_offset(buf: bytearray | memoryview, base_offset: int, at: int = 0) -> None:
     """Overwrite baseOffset in place; the CRC stays valid (it does not cover the field)."""
     _I64.pack_into(buf, at + BASE_OFFSET_AT, base_offset)
+
+
+def max_timestamp(buf: bytes | bytearray | memoryview, at: int = 0) -> int:
+    """The maxTimestamp field (ms) of the batch starting at ``at``."""
+    return _I64.unpack_from(buf, at + MAX_TIMESTAMP_AT)[0]

@@ -1,4 +1,4 @@
-"""One segment of the reference WAL: its files, its in-memory sparse indexes, header walks.
+"""One segment of the reference WAL: file names, header walks, files and in-memory indexes (twin of ``segment.rs``).
 
 A segment is ``<base>.log`` plus ``<base>.index`` and ``<base>.timeindex``.
 The in-memory index lists mirror the index files; lookups bisect them, then walk
@@ -13,19 +13,30 @@ import os
 from bisect import bisect_right
 from collections.abc import Iterator
 
-from streamcore._reference._wal_format import (
-    HEADER_FIELDS,
-    INDEX_ENTRY,
-    LOG_OVERHEAD,
-    TIME_INDEX_ENTRY,
-    segment_path,
-)
+from streamcore._reference._batch_header import LOG_OVERHEAD, PREFIX, PREFIX_SIZE
 
-__all__ = ["Segment", "iter_headers"]
+__all__ = ["SEGMENT_SUFFIXES", "Segment", "iter_headers", "list_segment_bases", "segment_path"]
 
+#: The files of one segment, by suffix.
+SEGMENT_SUFFIXES = (".log", ".index", ".timeindex")
 # Bytes read per pread while walking headers: a few small batches per call.
 _WALK_CHUNK = 16384
-_HEADER_PREFIX = HEADER_FIELDS.size  # 43: enough for offsets, length and max timestamp
+
+
+def segment_path(directory: str, base_offset: int, suffix: str) -> str:
+    """Path of a segment file: ``<base_offset:020d><suffix>`` inside ``directory``."""
+    return os.path.join(directory, f"{base_offset:020d}{suffix}")
+
+
+def list_segment_bases(directory: str) -> list[int]:
+    """Base offsets of the ``.log`` segment files in ``directory``, ascending."""
+    bases = []
+    for name in os.listdir(directory):
+        stem, dot, ext = name.partition(".")
+        if ext == "log" and dot and len(stem) == 20 and stem.isdigit():
+            bases.append(int(stem))
+    bases.sort()
+    return bases
 
 
 def iter_headers(fd: int, pos: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
@@ -34,14 +45,14 @@ def iter_headers(fd: int, pos: int, end: int) -> Iterator[tuple[int, int, int, i
     Only for committed, already validated bytes (the writer checked framing on
     append, recovery checked CRCs): sizes are trusted.
     """
-    unpack = HEADER_FIELDS.unpack_from
+    unpack = PREFIX.unpack_from
     while pos < end:
         buf = os.pread(fd, min(_WALK_CHUNK, end - pos), pos)
         n = len(buf)
-        if n < _HEADER_PREFIX:
+        if n < PREFIX_SIZE:
             return
         off = 0
-        while off + _HEADER_PREFIX <= n:
+        while off + PREFIX_SIZE <= n:
             base, length, _e, _m, _c, _a, last_delta, _bts, max_ts = unpack(buf, off)
             total = length + LOG_OVERHEAD
             yield pos + off, base, total, last_delta, max_ts
@@ -130,45 +141,7 @@ class Segment:
             os.close(self.fd)
             self.fd = -1
 
-    # -- index maintenance (writer thread and recovery) ----------------------
-
-    def plan_batch(
-        self, base_offset: int, pos: int, total: int, max_ts: int, interval: int, out: list
-    ) -> tuple[bytes, bytes]:
-        """Account one batch written at ``pos`` and decide its index entries.
-
-        Rules (identical in the native twin):
-        * offset index: an entry for the segment's first batch, and for any batch
-          that starts when at least ``interval`` bytes were written since the
-          position of the last entry;
-        * time index: an entry for the first batch, and for a batch that raises
-          the segment's max timestamp when at least ``interval`` bytes were
-          written since the position of the last time entry.
-
-        Entries are appended to ``out`` as ("i", rel, pos) / ("t", ts, rel) for
-        ``commit_entries``; the encoded bytes for the two files are returned.
-        """
-        rel = base_offset - self.base
-        idx = b""
-        tidx = b""
-        if pos == 0 or self.bytes_since_index >= interval:
-            idx = INDEX_ENTRY.pack(rel, pos)
-            out.append(("i", rel, pos))
-            self.bytes_since_index = 0
-        self.bytes_since_index += total
-        cur_max = self.max_ts
-        if pos == 0:
-            tidx = TIME_INDEX_ENTRY.pack(max_ts, rel)
-            out.append(("t", max_ts, rel))
-            self.last_time_pos = pos
-            self.max_ts = max_ts
-        elif cur_max is None or max_ts > cur_max:
-            self.max_ts = max_ts
-            if pos - self.last_time_pos >= interval:
-                tidx = TIME_INDEX_ENTRY.pack(max_ts, rel)
-                out.append(("t", max_ts, rel))
-                self.last_time_pos = pos
-        return idx, tidx
+    # -- index maintenance (writer thread and recovery; rules in index.py) ----
 
     def commit_entries(self, entries: list) -> None:
         """Make planned entries visible to readers (caller holds the state lock)."""

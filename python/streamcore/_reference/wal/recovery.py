@@ -1,6 +1,6 @@
 """Opening a partition directory for the reference WAL: clean-shutdown fast path and crash recovery.
 
-The rules (docs/storage.md, identical in the native twin):
+Twin of ``recovery.rs``. The rules (docs/storage.md, identical in the native twin):
 
 * stray ``*.deleted`` / ``*.tmp`` / ``*.cleaned`` files are removed;
 * with ``.clean_shutdown`` present, index files are trusted and only the tail of
@@ -19,25 +19,31 @@ import mmap
 import os
 from dataclasses import dataclass
 
-from streamcore._reference._wal_format import (
-    CLEAN_SHUTDOWN_NAME,
-    HEADER_FIELDS,
+from streamcore._atomic_file import fsync_dir
+from streamcore._reference._batch_header import (
+    CRC_START,
     HEADER_SIZE,
-    INDEX_ENTRY,
     LOG_OVERHEAD,
+    MAGIC,
+    MIN_BATCH_LENGTH,
+    PREFIX,
+)
+from streamcore._reference.crc32c import crc32c
+from streamcore._reference.wal.checkpoint import CLEAN_SHUTDOWN_NAME, read_checkpoint
+from streamcore._reference.wal.index import load_indexes, plan_batch, write_index_file
+from streamcore._reference.wal.segment import (
     SEGMENT_SUFFIXES,
-    STRAY_SUFFIXES,
-    TIME_INDEX_ENTRY,
-    fsync_dir,
+    Segment,
+    iter_headers,
     list_segment_bases,
-    read_checkpoint,
     segment_path,
 )
-from streamcore._reference._wal_segment import Segment, iter_headers
-from streamcore._reference.crc32c import crc32c
 from streamcore.errors import StorageError
 
 __all__ = ["Recovered", "open_directory"]
+
+#: Suffixes left behind by a crash mid-deletion, mid-checkpoint or mid-compaction.
+STRAY_SUFFIXES = (".deleted", ".tmp", ".cleaned")
 
 
 @dataclass
@@ -67,44 +73,6 @@ def _remove_strays(directory: str) -> bool:
     return removed
 
 
-def _load_indexes(seg: Segment, limit_offset: int | None) -> bool:
-    """Load both index files into ``seg``; False when they are missing or implausible."""
-    seg.reset_indexes()
-    try:
-        with open(seg.index_path, "rb") as f:
-            idx = f.read()
-        with open(seg.timeindex_path, "rb") as f:
-            tidx = f.read()
-    except FileNotFoundError:
-        return seg.size == 0
-    if len(idx) % INDEX_ENTRY.size or len(tidx) % TIME_INDEX_ENTRY.size:
-        return False
-    if seg.size == 0:
-        return not idx and not tidx
-    prev_rel = prev_pos = -1
-    for rel, pos in INDEX_ENTRY.iter_unpack(idx):
-        if rel <= prev_rel or pos <= prev_pos or pos >= seg.size:
-            return False
-        if limit_offset is not None and seg.base + rel >= limit_offset:
-            return False
-        seg.idx_rel.append(rel)
-        seg.idx_pos.append(pos)
-        prev_rel, prev_pos = rel, pos
-    prev_ts = None
-    prev_rel = -1
-    for ts, rel in TIME_INDEX_ENTRY.iter_unpack(tidx):
-        if rel <= prev_rel or (prev_ts is not None and ts <= prev_ts):
-            return False
-        if limit_offset is not None and seg.base + rel >= limit_offset:
-            return False
-        seg.t_ts.append(ts)
-        seg.t_rel.append(rel)
-        prev_ts, prev_rel = ts, rel
-    if not seg.idx_rel or seg.idx_rel[0] != 0 or seg.idx_pos[0] != 0 or not seg.t_rel or seg.t_rel[0] != 0:
-        return False
-    return True
-
-
 def _scan(seg: Segment, expected: int, interval: int) -> tuple[int, int, str | None, bytes, bytes]:
     """Validate every batch of ``seg`` from byte 0, rebuilding its index entries on the way.
 
@@ -122,21 +90,21 @@ def _scan(seg: Segment, expected: int, interval: int) -> tuple[int, int, str | N
     view = memoryview(mm)
     pos = 0
     reason = None
-    unpack = HEADER_FIELDS.unpack_from
+    unpack = PREFIX.unpack_from
     try:
         while pos < size:
             if size - pos < HEADER_SIZE:
                 reason = f"short batch header ({size - pos} bytes before end of file)"
                 break
             base, length, _e, magic, crc, _a, last_delta, _bts, max_ts = unpack(view, pos)
-            if length <= 0 or magic != 2:
+            if length <= 0 or magic != MAGIC:
                 reason = f"zeroed or invalid batch (batchLength {length}, magic {magic})"
                 break
             end = pos + LOG_OVERHEAD + length
-            if length < HEADER_SIZE - LOG_OVERHEAD or end > size:
+            if length < MIN_BATCH_LENGTH or end > size:
                 reason = f"batchLength {length} runs past end of file ({size} bytes)"
                 break
-            if crc32c(view[pos + 21 : end]) != crc:
+            if crc32c(view[pos + CRC_START : end]) != crc:
                 reason = "CRC32C mismatch"
                 break
             if base != expected or last_delta < 0:
@@ -144,7 +112,7 @@ def _scan(seg: Segment, expected: int, interval: int) -> tuple[int, int, str | N
                     f"baseOffset {base} (lastOffsetDelta {last_delta}) where offset {expected} was expected"
                 )
                 break
-            idx, tidx = seg.plan_batch(base, pos, end - pos, max_ts, interval, entries)
+            idx, tidx = plan_batch(seg, base, pos, end - pos, max_ts, interval, entries)
             idx_out += idx
             tidx_out += tidx
             expected = base + last_delta + 1
@@ -154,17 +122,6 @@ def _scan(seg: Segment, expected: int, interval: int) -> tuple[int, int, str | N
         mm.close()
     seg.commit_entries(entries)
     return pos, expected, reason, bytes(idx_out), bytes(tidx_out)
-
-
-def _write_file(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _delete_segment_files(directory: str, base: int) -> None:
@@ -197,7 +154,7 @@ def _try_clean_open(directory: str, bases: list[int]) -> list[Segment] | None:
             seg.open_log(create=False)
             seg.size = os.fstat(seg.fd).st_size
             limit = bases[i + 1] if i + 1 < len(bases) else None
-            if not _load_indexes(seg, limit):
+            if not load_indexes(seg, limit):
                 raise LookupError(seg.index_path)
             seg.next_offset = limit
         last = segments[-1]
@@ -267,15 +224,15 @@ def _recover(
             seg.open_log(create=False)
             seg.size = os.fstat(seg.fd).st_size
             seg.next_offset = bases[i + 1]
-            if not _load_indexes(seg, bases[i + 1]):
+            if not load_indexes(seg, bases[i + 1]):
                 end, nxt, reason, idx, tidx = _scan(seg, base, interval)
                 if reason is not None or nxt != bases[i + 1]:
                     raise StorageError(
                         f"{seg.log_path}: corrupt data at byte {end} below the recovery point "
                         f"{recovery_point}: {reason or f'segment ends at offset {nxt}, next segment starts at {bases[i + 1]}'}"
                     )
-                _write_file(seg.index_path, idx)
-                _write_file(seg.timeindex_path, tidx)
+                write_index_file(seg.index_path, idx)
+                write_index_file(seg.timeindex_path, tidx)
         expected = bases[first_scan]
         stop_at = len(bases)
         for i in range(first_scan, len(bases)):
@@ -306,8 +263,8 @@ def _recover(
             os.fsync(seg.fd)
             seg.size = end
             seg.next_offset = nxt
-            _write_file(seg.index_path, idx)
-            _write_file(seg.timeindex_path, tidx)
+            write_index_file(seg.index_path, idx)
+            write_index_file(seg.timeindex_path, tidx)
             expected = nxt
             if reason is not None:
                 stop_at = i + 1

@@ -1,0 +1,350 @@
+"""Reference twin of the ``wal`` capability: a segmented, group-committed write-ahead log.
+
+One ``WalLog`` is one partition directory (format: docs/storage.md). Appends are
+copied into a bounded queue; one writer thread writes them in groups, with one
+fsync per group under fsync="always" (see ``writer.py``).
+
+The package mirrors ``rust/core/src/wal/`` file for file:
+
+==================  ===============================================================
+``__init__.py``     ``WalLog``: the public face and the state its threads share
+``config.py``       settings and their checks
+``error.py``        which ``streamcore.errors`` class the WAL raises, for what
+``completion.py``   queued requests and how their outcome reaches the caller
+``writer.py``       the writer thread: group commit, roll, fsync policy, close
+``read.py``         locating what a read returns
+``segment.py``      segment files, names and header walks
+``index.py``        sparse offset/time indexes and the rule that picks entries
+``recovery.py``     opening a directory: clean-shutdown fast path, crash recovery
+``retention.py``    deleting old segments crash-safely
+``checkpoint.py``   the checkpoint file and the clean-shutdown marker
+==================  ===============================================================
+
+Threads: appenders touch only the queue (under ``_cond``); the writer owns the
+active segment's file handles and its own counters; readers, retention and the
+writer share the segment list, high watermark and index lists under ``_lock``.
+``writer.py`` and ``retention.py`` work on that shared state (the attributes
+below with a leading underscore), as their Rust twins work on ``Shared``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from typing import Any
+
+from streamcore._reference._batch_header import (
+    BATCH_LENGTH_AT,
+    HEADER_SIZE,
+    LAST_OFFSET_DELTA_AT,
+    LOG_OVERHEAD,
+    MAGIC,
+    MAGIC_AT,
+    PREFIX,
+)
+from streamcore._reference.wal import checkpoint, error, read, retention
+from streamcore._reference.wal.completion import AppendTuple, Callback, Item
+from streamcore._reference.wal.config import WalConfig
+from streamcore._reference.wal.recovery import open_directory
+from streamcore._reference.wal.segment import Segment
+from streamcore._reference.wal.writer import Writer
+
+__all__ = ["WalLog"]
+
+logger = logging.getLogger("streamcore.storage")
+
+
+def check_append_header(batch: bytes | bytearray | memoryview) -> int:
+    """Check the header of a batch handed to append; return its lastOffsetDelta.
+
+    Only the framing is checked (length field, magic); the CRC and the records
+    are the caller's job. Raises CorruptRecordError naming what is wrong.
+    """
+    size = len(batch)
+    if size < HEADER_SIZE:
+        raise error.corrupt_batch(
+            f"record batch of {size} bytes is shorter than the {HEADER_SIZE}-byte header"
+        )
+    _base, length, _epoch, magic, _crc, _attrs, last_delta, _bts, _mts = PREFIX.unpack_from(batch, 0)
+    if length != size - LOG_OVERHEAD:
+        raise error.corrupt_batch(
+            f"batchLength field at byte {BATCH_LENGTH_AT} is {length} but the buffer holds "
+            f"{size - LOG_OVERHEAD} bytes after it"
+        )
+    if magic != MAGIC:
+        raise error.corrupt_batch(
+            f"magic byte at byte {MAGIC_AT} is {magic}, only record batch v2 (magic 2) is stored"
+        )
+    if last_delta < 0:
+        raise error.corrupt_batch(
+            f"lastOffsetDelta at byte {LAST_OFFSET_DELTA_AT} is negative ({last_delta})"
+        )
+    return last_delta
+
+
+class WalLog:
+    """A partition's segmented log with a group-commit writer thread (see module docstring).
+
+    Args:
+        directory: partition directory (created if missing, recovered if present).
+        fsync: "always" (append completes after the fsync covering it), "interval"
+            (the writer fsyncs at most every ``fsync_interval_ms``), "never" (only at close).
+        fsync_interval_ms: period of the "interval" policy (ms).
+        queue_depth: appends queued but not yet written beyond which append raises BackpressureError.
+        max_group_batches: most batches written by one group (one writev + one fsync).
+        max_wait_ms: bound on lingering for a bigger group (the reference never lingers).
+        segment_bytes: roll before an append that would make the active segment larger (bytes).
+        segment_ms: roll when the active segment's first append is older than this (ms).
+        index_interval_bytes: bytes of log between sparse index entries.
+    """
+
+    def __init__(
+        self,
+        directory: str,
+        *,
+        fsync: str = "interval",
+        fsync_interval_ms: int = 1000,
+        queue_depth: int = 10000,
+        max_group_batches: int = 15000,
+        max_wait_ms: int = 10,
+        segment_bytes: int = 1 << 30,
+        segment_ms: int | None = None,
+        index_interval_bytes: int = 4096,
+    ) -> None:
+        self._config = WalConfig(
+            fsync=fsync,
+            fsync_interval_ms=fsync_interval_ms,
+            queue_depth=queue_depth,
+            max_group_batches=max_group_batches,
+            max_wait_ms=max_wait_ms,
+            segment_bytes=segment_bytes,
+            segment_ms=segment_ms,
+            index_interval_bytes=index_interval_bytes,
+        )
+        self._directory = os.fspath(directory)
+
+        rec = open_directory(self._directory, self._config.index_interval_bytes)
+        self._segments: list[Segment] = rec.segments
+        self._bases = [s.base for s in self._segments]
+        self._hw = rec.high_watermark
+        self._log_start = rec.log_start_offset
+        self._recovery_point = rec.high_watermark
+        self._lock = threading.Lock()
+        self._ckpt_lock = threading.Lock()
+        self._retention_lock = threading.Lock()
+        self._close_lock = threading.Lock()
+        self._last_checkpoint = time.monotonic()
+        try:
+            checkpoint.write_checkpoint(self._directory, self._log_start, self._recovery_point)
+        except OSError:
+            for seg in self._segments:
+                seg.close()
+            raise
+
+        self._queue: deque[Item] = deque()
+        self._cond = threading.Condition(threading.Lock())
+        self._closing = False
+        self._closed = False
+        self._offline: str | None = None
+        #: Test-only failure injection: "write" or "fsync" makes the next such call fail with EIO.
+        self._fail_next_io: str | None = None
+        #: Smoothed writer time per append (s), for the backpressure throttle suggestion.
+        self._seconds_per_append = 0.0
+        self._stats = {
+            "appends": 0,
+            "groups": 0,
+            "fsyncs": 0,
+            "fsync_total_us": 0,
+            "bytes_written": 0,
+            "backpressure_rejections": 0,
+        }
+        self._writer = Writer(self, self._hw)
+        self._writer.start()
+
+    # -- appending -------------------------------------------------------------
+
+    def _enqueue(self, item: Item) -> None:
+        with self._cond:
+            if self._offline is not None:
+                raise error.offline(self._offline)
+            if self._closing:
+                raise error.closed(self._directory)
+            if item.buf is not None:
+                queued = len(self._queue)
+                if queued >= self._config.queue_depth:
+                    self._stats["backpressure_rejections"] += 1
+                    throttle = max(1, int(queued * self._seconds_per_append * 1000.0 + 0.5))
+                    raise error.backpressure(self._directory, queued, throttle)
+            self._queue.append(item)
+            self._cond.notify()
+
+    def _prepare(self, batch: Any) -> Item:
+        # The caller may reuse its buffer at once: copy before queueing.
+        buf = bytearray(batch)
+        return Item(buf, check_append_header(buf))
+
+    def append(self, batch: Any) -> AppendTuple:
+        """Append one v2 record batch; return (base_offset, last_offset, log_append_time_ms).
+
+        Blocks until written (fsync="always": until fsynced). Raises
+        CorruptRecordError for a bad header, BackpressureError when the queue is
+        full, LogOfflineError after a storage failure.
+        """
+        item = self._prepare(batch)
+        item.make_waitable()
+        self._enqueue(item)
+        result = item.wait()
+        assert result is not None
+        return result
+
+    def submit(self, batch: Any, callback: Callback) -> None:
+        """Queue one batch without waiting; ``callback(result, exc)`` runs once on the writer thread."""
+        item = self._prepare(batch)
+        item.callback = callback
+        self._enqueue(item)
+
+    def flush(self) -> None:
+        """Block until everything appended so far is written and fsynced."""
+        item = Item(None, 0)
+        item.make_waitable()
+        self._enqueue(item)
+        item.wait()
+
+    # -- shared with the writer and retention --------------------------------
+
+    def _write_checkpoint(self) -> None:
+        with self._ckpt_lock:
+            checkpoint.write_checkpoint(self._directory, self._log_start, self._recovery_point)
+            self._last_checkpoint = time.monotonic()
+
+    def _check_readable(self) -> None:
+        if self._closed:
+            raise error.closed(self._directory)
+
+    # -- reading ---------------------------------------------------------------
+
+    def _spans(self, offset: int, max_bytes: int) -> list[read.Span]:
+        return read.find_spans(
+            self._segments, self._bases, self._log_start, self._hw, self._directory, offset, max_bytes
+        )
+
+    def read(self, offset: int, max_bytes: int) -> bytes:
+        """Whole batches from the one containing ``offset``: at least one, more while <= ``max_bytes``.
+
+        Returns b"" at the high watermark; raises OffsetOutOfRangeError below the
+        log start or above the high watermark.
+        """
+        with self._lock:
+            self._check_readable()
+            parts = [os.pread(seg.fd, length, pos) for seg, pos, length in self._spans(offset, max_bytes)]
+        if len(parts) == 1:
+            return parts[0]
+        return b"".join(parts)
+
+    def read_spans(self, offset: int, max_bytes: int) -> list[tuple[str, int, int]]:
+        """(segment file path, position, length) runs covering exactly what ``read`` returns."""
+        with self._lock:
+            self._check_readable()
+            return [(seg.log_path, pos, length) for seg, pos, length in self._spans(offset, max_bytes)]
+
+    def offset_for_timestamp(self, ts_ms: int) -> tuple[int, int] | None:
+        """(base offset, max timestamp) of the first batch whose max timestamp >= ``ts_ms``; None if none."""
+        with self._lock:
+            self._check_readable()
+            return read.offset_for_timestamp(self._segments, ts_ms)
+
+    # -- retention -----------------------------------------------------------
+
+    def apply_retention(
+        self, retention_ms: int | None, retention_bytes: int | None, now_ms: int | None = None
+    ) -> int:
+        """Delete whole closed segments past retention; return how many were deleted.
+
+        ``retention_ms``: a segment whose largest timestamp is older than
+        now - retention_ms goes. ``retention_bytes``: oldest segments go while the
+        log stays >= retention_bytes without them. Only a prefix of the log is
+        ever deleted and the active segment never is.
+        """
+        now = time.time() * 1000.0 if now_ms is None else now_ms
+        return retention.apply(self, retention_ms, retention_bytes, now)
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def high_watermark(self) -> int:
+        """Next offset to assign; everything below is written (fsync="always": fsynced)."""
+        return self._hw
+
+    @property
+    def log_start_offset(self) -> int:
+        """First offset still in the log."""
+        return self._log_start
+
+    @property
+    def recovery_point(self) -> int:
+        """Offset below which everything is known fsynced."""
+        return self._recovery_point
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of committed batches across all segments."""
+        with self._lock:
+            return sum(s.size for s in self._segments)
+
+    @property
+    def segment_count(self) -> int:
+        """Number of segments, the active one included."""
+        return len(self._segments)
+
+    @property
+    def is_offline(self) -> bool:
+        """True after a failed write or fsync (until reopened)."""
+        return self._offline is not None
+
+    @property
+    def directory(self) -> str:
+        """The partition directory."""
+        return self._directory
+
+    def stats(self) -> dict[str, int]:
+        """Counters: queue_depth (now queued), appends, groups, fsyncs, fsync_total_us, bytes_written, backpressure_rejections."""
+        with self._cond:
+            out = {"queue_depth": len(self._queue)}
+        out.update(self._stats)
+        return out
+
+    # -- closing ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Drain the queue, fsync, checkpoint, write the clean-shutdown marker; idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            with self._cond:
+                self._closing = True
+                self._cond.notify_all()
+            self._writer.join()
+            try:
+                if self._offline is None:
+                    self._writer.finish()
+            except OSError as exc:
+                self._offline = f"{self._directory}: close failed: {exc!r}"
+                logger.error(self._offline)
+                raise error.StorageError(self._offline) from exc
+            finally:
+                with self._lock:
+                    self._closed = True
+                    for seg in self._segments:
+                        seg.close()
+
+    def __enter__(self) -> WalLog:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<WalLog {self._directory!r} [{self._log_start}, {self._hw}) fsync={self._config.fsync}>"
