@@ -13,15 +13,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from streamcore.broker.append import Appender
 from streamcore.broker.config import BrokerConfig, load_or_create_cluster_id
 from streamcore.broker.delayed_fetch import DelayedFetch
 from streamcore.broker.fetch_sessions import FetchSessionCache
 from streamcore.broker.group_coordinator import GroupCoordinator
 from streamcore.broker.metrics import BrokerMetrics, serve_metrics
 from streamcore.broker.offset_store import OffsetStore
-from streamcore.broker.producer_state import ProducerIdManager, ProducerStateManager, SequenceStatus
+from streamcore.broker.producer_state import ProducerIdManager, ProducerStateManager
 from streamcore.broker.topics import TopicManager
-from streamcore.errors import KafkaError
 from streamcore.storage.dir_lock import DirLock
 
 log = logging.getLogger("streamcore.broker")
@@ -45,6 +45,7 @@ class BrokerState:
         self.offsets: OffsetStore
         self.producers: ProducerStateManager
         self.producer_ids: ProducerIdManager
+        self.appender: Appender
         self.coordinator: GroupCoordinator
         self.fetch_sessions: FetchSessionCache
         self.delayed = DelayedFetch()
@@ -89,6 +90,7 @@ class BrokerState:
         self.offsets = OffsetStore(self.topics.offsets_log(), validator=self.coordinator.validate_commit)
         self.producer_ids = ProducerIdManager(cfg.data_dir)
         self.producers = ProducerStateManager(is_issued=self.producer_ids.is_issued)
+        self.appender = Appender(self.producers, self.delayed)
         for (topic, partition), plog in self.topics.open_logs():
             largest = self.producers.rebuild_from_log((topic, partition), plog)
             if largest >= 0:
@@ -170,57 +172,6 @@ class BrokerState:
         self.metrics.rebalances.inc()
 
     # -- shared operations ----------------------------------------------------------------
-
-    async def append(self, topic: str, partition: int, plog: Any, batch: bytes) -> tuple[int, int, int]:
-        """Append one validated batch; returns (base_offset, log_append_time_ms, log_start_offset).
-
-        log_append_time_ms is -1: topics use CreateTime.
-        """
-        result = await plog.append_async(batch)
-        self.delayed.notify(topic, partition)
-        return result.base_offset, -1, plog.log_start_offset
-
-    async def append_idempotent(
-        self,
-        topic: str,
-        partition: int,
-        plog: Any,
-        batch: bytes,
-        producer_id: int,
-        producer_epoch: int,
-        base_sequence: int,
-        last_offset_delta: int,
-    ) -> tuple[int, int, int]:
-        """Append a batch from an idempotent producer, exactly once.
-
-        The sequence check and the queueing of the append happen in one step on the
-        event loop, so a producer's pipelined batches reach the log in the order they
-        were checked; a failed append is withdrawn so the producer's retry is accepted.
-        A duplicate is answered with the offsets it was first written at.
-        """
-        check = self.producers.check_and_record(
-            (topic, partition), producer_id, producer_epoch, base_sequence, last_offset_delta
-        )
-        status = check.status
-        if status is SequenceStatus.DUPLICATE:
-            return check.base_offset, -1, plog.log_start_offset
-        if status is not SequenceStatus.NEW:
-            raise KafkaError(check.error_code, "idempotent producer sequence check failed")
-
-        async def append_and_record() -> Any:
-            try:
-                result = await plog.append_async(batch)
-            except BaseException:
-                self.producers.abort(check.token)
-                raise
-            self.producers.complete(check.token, result.base_offset, result.last_offset)
-            self.delayed.notify(topic, partition)
-            return result
-
-        # Shielded: if the client hangs up mid-request, the append and its sequence
-        # record still complete, so the client's retry is answered as a duplicate.
-        result = await asyncio.shield(append_and_record())
-        return result.base_offset, -1, plog.log_start_offset
 
     def forget_topic(self, name: str, partitions: int) -> None:
         """Drop per-topic state after a deletion."""

@@ -9,7 +9,10 @@ never blocks the event loop.
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
+import weakref
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from streamcore import _impl
@@ -31,13 +34,76 @@ class AppendResult(NamedTuple):
     log_append_time_ms: int
 
 
-def _settle(fut: asyncio.Future, result: Any, exc: BaseException | None) -> None:
-    if fut.cancelled():
-        return
-    if exc is not None:
-        fut.set_exception(exc)
-    else:
-        fut.set_result(AppendResult(*result))
+class _Completions:
+    """Hands WAL completions to one event loop, waking it once per burst.
+
+    The WAL calls back on its notifier thread once per batch, right after the group
+    commit that wrote it. Waking the loop per batch would cost a self-pipe write and
+    a loop iteration each; instead completions are queued here and the loop is woken
+    only when the queue goes from empty to non-empty, so one group commit (and any
+    other partition's commit landing meanwhile) costs one wake-up.
+    """
+
+    __slots__ = ("_loop", "_queue", "_scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queue: collections.deque[tuple[asyncio.Future[AppendResult], Any, BaseException | None]] = (
+            collections.deque()
+        )
+        self._scheduled = False
+
+    def callback(self, fut: asyncio.Future[AppendResult]) -> Callable[[Any, BaseException | None], None]:
+        """The WAL callback that settles ``fut`` (runs on the notifier thread)."""
+        queue = self._queue
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            queue.append((fut, result, exc))
+            if not self._scheduled:
+                # Two notifier threads may both get here: one spare wake-up, no loss.
+                self._scheduled = True
+                try:
+                    self._loop.call_soon_threadsafe(self._drain)
+                except RuntimeError:
+                    pass  # the loop was closed while the append was queued: nobody is waiting
+
+        return done
+
+    def _drain(self) -> None:
+        # Cleared before draining: a completion queued from here on schedules a new
+        # drain, one queued before it is popped below.
+        self._scheduled = False
+        queue = self._queue
+        new = tuple.__new__
+        while queue:
+            fut, result, exc = queue.popleft()
+            if fut.cancelled():
+                continue
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(new(AppendResult, result))
+
+
+# The loop of the last append and its completion queue: a broker has one loop, so the
+# lookup is one identity check; other loops (tests, several asyncio.run calls) get a
+# queue each through the weak map.
+_last_completions: tuple[asyncio.AbstractEventLoop | None, _Completions | None] = (None, None)
+_completions_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Completions] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _completions(loop: asyncio.AbstractEventLoop) -> _Completions:
+    global _last_completions
+    last_loop, last = _last_completions
+    if last_loop is loop and last is not None:
+        return last
+    found = _completions_by_loop.get(loop)
+    if found is None:
+        found = _completions_by_loop[loop] = _Completions(loop)
+    _last_completions = (loop, found)
+    return found
 
 
 def _optional_ms(name: str, value: int | None) -> int | None:
@@ -167,22 +233,19 @@ class Log:
         """
         return AppendResult(*self._wal.append(batch))
 
-    async def append_async(self, batch: bytes | bytearray | memoryview) -> AppendResult:
-        """``append`` for asyncio: waits without blocking the event loop.
+    def append_async(self, batch: bytes | bytearray | memoryview) -> asyncio.Future[AppendResult]:
+        """``append`` for asyncio: queue the batch and return the future of its AppendResult.
 
-        BackpressureError and CorruptRecordError are raised at once, before any await.
+        A plain function, not a coroutine: the batch is queued (and copied) before it
+        returns, so BackpressureError, CorruptRecordError and LogOfflineError are
+        raised by the call itself, and appends reach the log in call order. The future
+        is settled on the running loop once the append is durable per the fsync
+        policy; cancelling it only stops the wait, the append still happens.
         """
         loop = asyncio.get_running_loop()
-        fut = loop.create_future()
-
-        def done(result: Any, exc: BaseException | None) -> None:
-            try:
-                loop.call_soon_threadsafe(_settle, fut, result, exc)
-            except RuntimeError:
-                pass  # the loop was closed while the append was queued: nobody is waiting
-
-        self._wal.submit(batch, done)
-        return await fut
+        fut: asyncio.Future[AppendResult] = loop.create_future()
+        self._wal.submit(batch, _completions(loop).callback(fut))
+        return fut
 
     def flush(self) -> None:
         """Block until everything appended so far is written and fsynced."""

@@ -18,7 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
+from streamcore._reference._batch_header import CONTROL_FLAG, MAGIC, MAGIC_AT, TRANSACTIONAL_FLAG
 from streamcore.broker.topics import TopicError
 from streamcore.codec import validate_batch
 from streamcore.errors import BackpressureError, CorruptRecordError, ErrorCode, KafkaError, StorageError
@@ -28,6 +31,11 @@ from streamcore.protocol.messages import (
     ProduceResponse_PartitionProduceResponse,
     ProduceResponse_TopicProduceResponse,
 )
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+    from streamcore.storage import AppendResult, Log
 
 API_KEY = 0
 REQUEST = ProduceRequest
@@ -41,18 +49,22 @@ _STORAGE = ErrorCode.KAFKA_STORAGE_ERROR.code
 _TIMED_OUT = ErrorCode.REQUEST_TIMED_OUT.code
 _INVALID_RECORD = ErrorCode.INVALID_RECORD.code
 _TXN_UNSUPPORTED = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code
+_TXN_OR_CONTROL = TRANSACTIONAL_FLAG | CONTROL_FLAG
 
 
-def handle(state, ctx, request: ProduceRequest):
+def handle(
+    state: BrokerState, ctx: RequestContext, request: ProduceRequest
+) -> Awaitable[ProduceResponse | None]:
     return _produce(state, ctx, request)
 
 
-async def _produce(state, ctx, request: ProduceRequest):
+async def _produce(
+    state: BrokerState, ctx: RequestContext, request: ProduceRequest
+) -> ProduceResponse | None:
     started = time.perf_counter()
-    version = ctx.api_version
     throttle_ms = 0
     topics_out = []
-    pending: list[tuple[ProduceResponse_PartitionProduceResponse, asyncio.Future]] = []
+    pending: list[tuple[ProduceResponse_PartitionProduceResponse, asyncio.Future[AppendResult], Log]] = []
     for topic_data in request.topic_data:
         name = topic_data.name
         parts_out = []
@@ -71,32 +83,36 @@ async def _produce(state, ctx, request: ProduceRequest):
                 resp.error_code = topic_error or _UNKNOWN
                 continue
             log = state.topics.log(name, pdata.index)
-            code, work = _start_append(state, name, pdata.index, log, pdata.records, version, request)
-            if code:
-                resp.error_code = code
-                resp.error_message = work if isinstance(work, str) else None
+            try:
+                fut = _start_append(state, name, pdata.index, log, pdata.records, request)
+            except _Refused as exc:
+                resp.error_code = exc.code
+                resp.error_message = exc.message
                 continue
-            pending.append((resp, work))
+            except BaseException as exc:
+                code, message = _failure(state, exc)
+                if code < 0:
+                    raise
+                resp.error_code, resp.error_message = code, message
+                throttle_ms = max(throttle_ms, getattr(exc, "throttle_time_ms", 0))
+                continue
+            pending.append((resp, fut, log))
         topics_out.append(ProduceResponse_TopicProduceResponse(name=name, partition_responses=parts_out))
 
-    for resp, fut in pending:
+    for resp, fut, log in pending:
         try:
-            base_offset, log_append_time_ms, log_start = await fut
-        except BackpressureError as exc:
-            resp.error_code = _TIMED_OUT
-            resp.error_message = str(exc)
-            throttle_ms = max(throttle_ms, exc.throttle_time_ms)
-            state.metrics.backpressure_rejections.inc()
-        except StorageError as exc:
-            resp.error_code = _STORAGE
-            resp.error_message = str(exc)
-        except KafkaError as exc:
-            resp.error_code = exc.error.code
-            resp.error_message = str(exc)
+            result = await fut
+        except BaseException as exc:
+            code, message = _failure(state, exc)
+            if code < 0:
+                raise
+            resp.error_code, resp.error_message = code, message
+            throttle_ms = max(throttle_ms, getattr(exc, "throttle_time_ms", 0))
         else:
-            resp.base_offset = base_offset
-            resp.log_append_time_ms = log_append_time_ms
-            resp.log_start_offset = log_start
+            resp.base_offset = result.base_offset
+            # Topics use CreateTime: Kafka answers -1 here for them.
+            resp.log_append_time_ms = -1
+            resp.log_start_offset = log.log_start_offset
     for t in topics_out:
         for p in t.partition_responses:
             if p.error_code:
@@ -107,38 +123,53 @@ async def _produce(state, ctx, request: ProduceRequest):
     return ProduceResponse(responses=topics_out, throttle_time_ms=throttle_ms)
 
 
-def _start_append(state, topic: str, partition: int, log, records, version: int, request: ProduceRequest):
-    """Validate one partition's batch and queue its append.
+class _Refused(Exception):
+    """A batch refused before it reached the appender (size, format, corruption, transactions)."""
 
-    Returns (error_code, message) on a refusal, else (0, future of
-    (base_offset, log_append_time_ms, log_start_offset)).
+    def __init__(self, code: int, message: str) -> None:
+        self.code = code
+        self.message = message
+
+
+def _failure(state: BrokerState, exc: BaseException) -> tuple[int, str]:
+    """The (error code, message) a failed append is answered with; code -1 for anything else."""
+    if isinstance(exc, BackpressureError):
+        state.metrics.backpressure_rejections.inc()
+        return _TIMED_OUT, str(exc)
+    if isinstance(exc, StorageError):
+        return _STORAGE, str(exc)
+    if isinstance(exc, KafkaError):
+        return exc.error.code, str(exc)
+    return -1, ""
+
+
+def _start_append(
+    state: BrokerState, topic: str, partition: int, log: Log, records: Any, request: ProduceRequest
+) -> asyncio.Future[AppendResult]:
+    """Check and validate one partition's batch and queue its append.
+
+    Raises _Refused for a batch that must not be appended, or what the appender raises.
     """
     if records is None or len(records) == 0:
-        return _CORRUPT, "no record batch"
+        raise _Refused(_CORRUPT, "no record batch")
     size = len(records)
     if size > state.config.limits.max_message_bytes:
-        return _TOO_LARGE, f"batch of {size} bytes exceeds max_message_bytes"
-    if size < 17:
-        return _CORRUPT, f"record data of {size} bytes is shorter than a batch header"
-    magic = records[16]
-    if magic != 2:
-        return _FORMAT, f"message format v{magic} is not supported; use record batch v2 (magic 2)"
+        raise _Refused(_TOO_LARGE, f"batch of {size} bytes exceeds max_message_bytes")
+    if size <= MAGIC_AT:
+        raise _Refused(_CORRUPT, f"record data of {size} bytes is shorter than a batch header")
+    # Only the magic byte is read here, to tell an old message format from corruption;
+    # the header itself is parsed once, by validate_batch.
+    magic = records[MAGIC_AT]
+    if magic != MAGIC:
+        raise _Refused(_FORMAT, f"message format v{magic} is not supported; use record batch v2 (magic 2)")
     try:
         info = validate_batch(records)
     except CorruptRecordError as exc:
-        return _CORRUPT, str(exc)
-    if request.transactional_id is not None or info[4] & 0x30:
+        raise _Refused(_CORRUPT, str(exc)) from None
+    if request.transactional_id is not None or info.attributes & _TXN_OR_CONTROL:
         # Transactional or control batches would need the transaction protocol.
-        return _TXN_UNSUPPORTED, "streamcore does not support transactions"
+        raise _Refused(_TXN_UNSUPPORTED, "streamcore does not support transactions")
     state.metrics.bytes_in(size)
-    # The WAL copies the batch into its queue when the append is submitted, so the
-    # request frame's memoryview is handed over as it is (one copy, not two).
-    batch = records
-    producer_id = info[8]
-    if producer_id >= 0:
-        fut = asyncio.ensure_future(
-            state.append_idempotent(topic, partition, log, batch, producer_id, info[9], info[10], info[5])
-        )
-    else:
-        fut = asyncio.ensure_future(state.append(topic, partition, log, batch))
-    return 0, fut
+    # The WAL copies the batch when the append is queued, so the request frame's
+    # memoryview is handed over as it is (one copy, not two).
+    return state.appender.append(topic, partition, log, records, info)
