@@ -8,9 +8,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyDict};
+
+use crate::errors::{PyTypeError, PyValueError};
 
 /// Pool of `buffer_size`-byte bytearrays keeping at most `max_buffers` for reuse.
 #[pyclass(module = "streamcore._native.buffer_pool", frozen)]
@@ -177,16 +178,10 @@ impl Lease {
     }
 }
 
-/// Adds `_native.buffer_pool` to `_native`.
-pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = parent.py();
-    let m = PyModule::new(py, "buffer_pool")?;
+/// Fills `_native.buffer_pool`.
+pub fn build(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<BufferPool>()?;
     m.add_class::<Lease>()?;
     m.add("__all__", vec!["BufferPool"])?;
-    parent.add_submodule(&m)?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item("streamcore._native.buffer_pool", &m)?;
     Ok(())
 }

@@ -8,6 +8,8 @@ use pyo3::types::{PyInt, PyList, PyString, PyTuple};
 
 use streamcore_core::classifier as core;
 
+use crate::gil::{self, Work};
+
 /// The text of a Python `str`; lone surrogates (not UTF-8) become U+FFFD, which no
 /// pattern (all ASCII) can match, exactly as the surrogate itself cannot.
 fn text_of(s: &Bound<'_, PyString>) -> String {
@@ -26,19 +28,25 @@ fn classify(message: &Bound<'_, PyString>) -> u8 {
     }
 }
 
-/// Categories of many messages in one call (the matching runs without the GIL).
+/// Categories of many messages in one call (the matching runs without the GIL when
+/// there is enough text to pay for releasing it).
 #[pyfunction]
 fn classify_many<'py>(
     py: Python<'py>,
     messages: &Bound<'py, PyAny>,
 ) -> PyResult<Bound<'py, PyList>> {
     let mut owned: Vec<String> = Vec::new();
+    let mut total = 0usize;
     for item in messages.try_iter()? {
         let item = item?;
         let s = item.cast::<PyString>().map_err(PyErr::from)?;
-        owned.push(text_of(s));
+        let text = text_of(s);
+        total += text.len();
+        owned.push(text);
     }
-    let out: Vec<u8> = py.detach(|| owned.iter().map(|m| core::classify(m)).collect());
+    let out: Vec<u8> = gil::run(py, Work::Bytes(total), || {
+        owned.iter().map(|m| core::classify(m)).collect()
+    });
     PyList::new(py, out)
 }
 
@@ -53,13 +61,12 @@ fn classify_code(code: &Bound<'_, PyAny>) -> PyResult<u8> {
     }
 }
 
-/// Adds `_native.classifier` to `_native`.
-pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = parent.py();
-    let m = PyModule::new(py, "classifier")?;
-    m.add_function(wrap_pyfunction!(classify, &m)?)?;
-    m.add_function(wrap_pyfunction!(classify_many, &m)?)?;
-    m.add_function(wrap_pyfunction!(classify_code, &m)?)?;
+/// Fills `_native.classifier`.
+pub fn build(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    m.add_function(wrap_pyfunction!(classify, m)?)?;
+    m.add_function(wrap_pyfunction!(classify_many, m)?)?;
+    m.add_function(wrap_pyfunction!(classify_code, m)?)?;
     let patterns = core::PATTERNS
         .iter()
         .map(|&(p, c)| {
@@ -84,9 +91,5 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
             "CATEGORY_COUNT",
         ],
     )?;
-    parent.add_submodule(&m)?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item("streamcore._native.classifier", &m)?;
     Ok(())
 }

@@ -2,11 +2,12 @@
 //!
 //! Same classes, methods and results as `streamcore._reference.metrics`. Every class
 //! is `frozen`, so a call takes no borrow flag: the cells are atomics and need none.
-use pyo3::exceptions::{PyIndexError, PyMemoryError, PyOverflowError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyInt, PyList, PyTuple};
 
 use streamcore_core::metrics as core;
+
+use crate::errors::{to_pyerr, PyIndexError, PyMemoryError, PyValueError};
 
 /// `int(value)` as the reference does it, with a fast path for a plain int.
 fn as_int(value: &Bound<'_, PyAny>) -> PyResult<i64> {
@@ -178,21 +179,12 @@ impl Histogram {
 
     /// Upper bound of the bucket holding quantile `q` (0..1); 0 when empty.
     fn quantile(&self, q: f64) -> PyResult<u64> {
-        self.0.quantile(q).map_err(|e| match e {
-            core::QuantileError::NotANumber => {
-                PyValueError::new_err("cannot convert float NaN to integer")
-            }
-            core::QuantileError::Infinite => {
-                PyOverflowError::new_err("cannot convert float infinity to integer")
-            }
-        })
+        self.0.quantile(q).map_err(to_pyerr)
     }
 }
 
-/// Adds `_native.metrics` to `_native`.
-pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = parent.py();
-    let m = PyModule::new(py, "metrics")?;
+/// Fills `_native.metrics`.
+pub fn build(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Counter>()?;
     m.add_class::<Gauge>()?;
     m.add_class::<CounterArray>()?;
@@ -208,9 +200,5 @@ pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
             "HISTOGRAM_BUCKETS",
         ],
     )?;
-    parent.add_submodule(&m)?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item("streamcore._native.metrics", &m)?;
     Ok(())
 }

@@ -1,12 +1,11 @@
 //! `_native.retry`: the Rust mirror of `streamcore.retry`'s backoff formula and
 //! duration grammar, exposed so the tests can check both give the same answers.
 //! (`streamcore.retry` itself stays pure Python: a policy precomputes its delays.)
-use pyo3::import_exception;
 use pyo3::prelude::*;
 
 use streamcore_core::retry as core;
 
-import_exception!(streamcore.errors, ConfigError);
+use crate::errors::ConfigError;
 
 /// Delay before retry `attempt` (0 = first retry) in integer microseconds; the same
 /// formula as `streamcore.retry.backoff_us`. Raises ConfigError for an unknown
@@ -43,20 +42,14 @@ fn parse_duration_ms(text: &str) -> PyResult<u64> {
     core::parse_duration_ms(text).map_err(|e| ConfigError::new_err(e.to_string()))
 }
 
-/// Adds `_native.retry` to `_native`.
-pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = parent.py();
-    let m = PyModule::new(py, "retry")?;
-    m.add_function(wrap_pyfunction!(backoff_us, &m)?)?;
-    m.add_function(wrap_pyfunction!(parse_duration_ms, &m)?)?;
+/// Fills `_native.retry`.
+pub fn build(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(backoff_us, m)?)?;
+    m.add_function(wrap_pyfunction!(parse_duration_ms, m)?)?;
     m.add("MAX_EXPONENT", core::MAX_EXPONENT)?;
     m.add(
         "__all__",
         vec!["backoff_us", "parse_duration_ms", "MAX_EXPONENT"],
     )?;
-    parent.add_submodule(&m)?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item("streamcore._native.retry", &m)?;
     Ok(())
 }

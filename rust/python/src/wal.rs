@@ -5,44 +5,16 @@
 //! and everything that touches files. `submit` callbacks run on the log's notifier
 //! thread, which the writer hands each group to: it takes the GIL once per group,
 //! and the writer goes on writing while it waits for the GIL.
-use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use streamcore_core::wal::{
-    AppendOutcome, AppendResult, Completion, FsyncPolicy, Wal, WalConfig, WalError, WalHooks,
+    AppendOutcome, AppendResult, Completion, FsyncPolicy, Wal, WalConfig, WalHooks,
 };
 
-use crate::crc32c::ByteView;
-use crate::errors::{
-    BackpressureError, CorruptRecordError, LogOfflineError, StorageError as PyStorageError,
-};
-
-/// Maps a WAL error to its `streamcore.errors` class.
-fn to_pyerr(py: Python<'_>, e: WalError) -> PyErr {
-    match e {
-        WalError::InvalidArgument(m) => PyValueError::new_err(m),
-        WalError::CorruptBatch(m) => CorruptRecordError::new_err(m),
-        WalError::Backpressure {
-            message,
-            throttle_time_ms,
-        } => BackpressureError::new_err((message, throttle_time_ms)),
-        WalError::Storage(m) => PyStorageError::new_err(m),
-        WalError::Offline(m) => LogOfflineError::new_err(m),
-        // Not in errors.rs: looked up by name so that the class is the one
-        // streamcore.errors defines.
-        WalError::OffsetOutOfRange(m) => py
-            .import("streamcore.errors")
-            .and_then(|mod_| mod_.getattr("OffsetOutOfRangeError"))
-            .and_then(|cls| cls.call1((m,)))
-            .map(PyErr::from_value)
-            .unwrap_or_else(|e| e),
-    }
-}
-
-/// Batches at least this long are copied into the queue with the GIL released
-/// (below it the release costs more than the copy).
-const DETACH_THRESHOLD: usize = 4096;
+use crate::buffer::ByteView;
+use crate::errors::{to_pyerr, PyValueError};
+use crate::gil::{self, Work};
 
 fn result_tuple<'py>(py: Python<'py>, r: &AppendResult) -> PyResult<Bound<'py, PyTuple>> {
     PyTuple::new(py, [r.base_offset, r.last_offset, r.log_append_time_ms])
@@ -144,7 +116,7 @@ impl WalLog {
             .import("os")?
             .call_method1("fspath", (directory,))?
             .extract()?;
-        let policy = FsyncPolicy::parse(fsync).map_err(|e| to_pyerr(py, e))?;
+        let policy = FsyncPolicy::parse(fsync).map_err(to_pyerr)?;
         check_at_least("fsync_interval_ms", fsync_interval_ms, 1)?;
         check_at_least("queue_depth", queue_depth, 1)?;
         check_at_least("max_group_batches", max_group_batches, 1)?;
@@ -171,9 +143,8 @@ impl WalLog {
             on_offline: Some(Box::new(log_error)),
         };
         let dir = directory.clone();
-        let wal = py
-            .detach(move || Wal::open(&dir, cfg, hooks))
-            .map_err(|e| to_pyerr(py, e))?;
+        let wal =
+            gil::run(py, Work::Blocking, move || Wal::open(&dir, cfg, hooks)).map_err(to_pyerr)?;
         Ok(WalLog {
             wal: Some(wal),
             directory,
@@ -196,11 +167,13 @@ impl WalLog {
         let wal = self.wal();
         // The copy into the queue runs without the GIL too: the buffer export held by
         // `view` keeps the memory in place meanwhile.
-        let outcome = py.detach(|| wal.enqueue(data).and_then(|w| w.wait()));
+        let outcome = gil::run(py, Work::Blocking, || {
+            wal.enqueue(data).and_then(|w| w.wait())
+        });
         drop(view);
         match outcome {
             Ok(r) => result_tuple(py, &r),
-            Err(e) => Err(to_pyerr(py, e)),
+            Err(e) => Err(to_pyerr(e)),
         }
     }
 
@@ -223,7 +196,7 @@ impl WalLog {
                     Ok(r) => result_tuple(py, &r).map(|t| (t.into_any(), py.None().into_bound(py))),
                     Err(e) => Ok((
                         py.None().into_bound(py),
-                        to_pyerr(py, e).into_value(py).into_bound(py).into_any(),
+                        to_pyerr(e).into_value(py).into_bound(py).into_any(),
                     )),
                 };
                 let called = args.and_then(|a| cb.call1(py, a));
@@ -236,18 +209,14 @@ impl WalLog {
         let view = ByteView::new(batch)?;
         let data = view.as_slice();
         let wal = self.wal();
-        let queued = if data.len() >= DETACH_THRESHOLD {
-            py.detach(|| wal.submit(data, done))
-        } else {
-            wal.submit(data, done)
-        };
-        queued.map_err(|e| to_pyerr(py, e))
+        // Only copies into the queue: the copy's size decides.
+        gil::run(py, Work::Bytes(data.len()), || wal.submit(data, done)).map_err(to_pyerr)
     }
 
     /// Blocks until everything appended so far is written and fsynced.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let wal = self.wal();
-        py.detach(|| wal.flush()).map_err(|e| to_pyerr(py, e))
+        gil::run(py, Work::Blocking, || wal.flush()).map_err(to_pyerr)
     }
 
     /// Whole batches from the one containing `offset`: at least one, then more while
@@ -260,12 +229,10 @@ impl WalLog {
         max_bytes: i64,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let wal = self.wal();
-        let prepared = py
-            .detach(|| wal.prepare_read(offset, max_bytes))
-            .map_err(|e| to_pyerr(py, e))?;
+        let prepared = gil::run(py, Work::Blocking, || wal.prepare_read(offset, max_bytes))
+            .map_err(to_pyerr)?;
         PyBytes::new_with(py, prepared.len(), |out| {
-            py.detach(|| prepared.fill(out))
-                .map_err(|e| to_pyerr(py, e))
+            gil::run(py, Work::Blocking, || prepared.fill(out)).map_err(to_pyerr)
         })
     }
 
@@ -277,9 +244,8 @@ impl WalLog {
         max_bytes: i64,
     ) -> PyResult<Vec<(String, u64, u64)>> {
         let wal = self.wal();
-        let spans = py
-            .detach(|| wal.read_spans(offset, max_bytes))
-            .map_err(|e| to_pyerr(py, e))?;
+        let spans =
+            gil::run(py, Work::Blocking, || wal.read_spans(offset, max_bytes)).map_err(to_pyerr)?;
         Ok(spans
             .into_iter()
             .map(|s| (s.path.to_string_lossy().into_owned(), s.position, s.length))
@@ -290,8 +256,7 @@ impl WalLog {
     /// None when there is none.
     fn offset_for_timestamp(&self, py: Python<'_>, ts_ms: i64) -> PyResult<Option<(i64, i64)>> {
         let wal = self.wal();
-        py.detach(|| wal.offset_for_timestamp(ts_ms))
-            .map_err(|e| to_pyerr(py, e))
+        gil::run(py, Work::Blocking, || wal.offset_for_timestamp(ts_ms)).map_err(to_pyerr)
     }
 
     /// Deletes whole closed segments past retention; returns how many were deleted.
@@ -308,8 +273,10 @@ impl WalLog {
         now_ms: Option<i64>,
     ) -> PyResult<usize> {
         let wal = self.wal();
-        py.detach(|| wal.apply_retention(retention_ms, retention_bytes, now_ms))
-            .map_err(|e| to_pyerr(py, e))
+        gil::run(py, Work::Blocking, || {
+            wal.apply_retention(retention_ms, retention_bytes, now_ms)
+        })
+        .map_err(to_pyerr)
     }
 
     /// Next offset to assign; everything below is written (fsync="always": fsynced).
@@ -387,7 +354,7 @@ impl WalLog {
     /// Idempotent.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
         let wal = self.wal();
-        py.detach(|| wal.close()).map_err(|e| to_pyerr(py, e))
+        gil::run(py, Work::Blocking, || wal.close()).map_err(to_pyerr)
     }
 
     fn __enter__(slf: Py<Self>) -> Py<Self> {
@@ -417,15 +384,9 @@ impl WalLog {
     }
 }
 
-/// Adds `_native.wal` to `_native`.
-pub fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = parent.py();
-    let m = PyModule::new(py, "wal")?;
+/// Fills `_native.wal`.
+pub fn build(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<WalLog>()?;
     m.add("__all__", vec!["WalLog"])?;
-    parent.add_submodule(&m)?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item("streamcore._native.wal", &m)?;
     Ok(())
 }

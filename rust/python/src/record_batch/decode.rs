@@ -1,6 +1,5 @@
 //! Decoding: the `RecordBatch` class (header fields plus records built on first use,
 //! or columns), `decode_batch`, `decode_batches` and `validate_batch`.
-use pyo3::exceptions::{PyBufferError, PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
@@ -8,9 +7,10 @@ use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
 
 use streamcore_core::record_batch as rb;
 
-use super::{codec_err, run_detached, truthy, types, CODEC_NAMES, DETACH_BYTES};
-use crate::crc32c::ByteView;
-use crate::errors::CorruptRecordError;
+use super::{truthy, types, CODEC_NAMES};
+use crate::buffer::ByteView;
+use crate::errors::{to_pyerr, CorruptRecordError, PyBufferError, PyTypeError, PyValueError};
+use crate::gil::{self, Work};
 
 /// A zero-copy view of the input: TypeError for non-buffers, BufferError for
 /// buffers that are not C-contiguous (whatever error the exporter chose).
@@ -367,10 +367,10 @@ pub(super) fn decode_batch<'py>(
     };
     let input = input_bytes(data)?;
     let slice = input.as_bytes();
-    let decoded = run_detached(py, slice.len() >= DETACH_BYTES, || {
+    let decoded = gil::run(py, Work::Bytes(slice.len()), || {
         rb::decode_batch(slice, &opts)
     })
-    .map_err(codec_err)?;
+    .map_err(to_pyerr)?;
     RecordBatch::from_decoded(py, &input, decoded)
 }
 
@@ -393,10 +393,10 @@ pub(super) fn decode_batches<'py>(
     };
     let input = input_bytes(data)?;
     let slice = input.as_bytes();
-    let decoded = run_detached(py, slice.len() >= DETACH_BYTES, || {
+    let decoded = gil::run(py, Work::Bytes(slice.len()), || {
         rb::decode_batches(slice, &opts)
     })
-    .map_err(codec_err)?;
+    .map_err(to_pyerr)?;
     decoded
         .into_iter()
         .map(|d| RecordBatch::from_decoded(py, &input, d))
@@ -418,9 +418,9 @@ pub(super) fn validate_batch<'py>(
     let cap = parse_cap(max_decompressed_bytes)?;
     let view = input_view(data)?;
     let slice = view.as_slice();
-    let h = run_detached(py, slice.len() >= DETACH_BYTES, || {
+    let h = gil::run(py, Work::Bytes(slice.len()), || {
         rb::validate_batch(slice, cap)
     })
-    .map_err(codec_err)?;
+    .map_err(to_pyerr)?;
     types::batch_info(py, &h)
 }

@@ -3,7 +3,6 @@
 //! the GIL released for large batches) and writes straight into the result `bytes`.
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyByteArray, PyBytes, PyList, PyMemoryView, PyString, PyTuple};
 
@@ -11,8 +10,14 @@ use streamcore_core::compression::Codec;
 use streamcore_core::error::CodecError;
 use streamcore_core::record_batch as rb;
 
-use super::{codec_err, run_detached, truthy, CODEC_NAMES, DETACH_BYTES};
-use crate::crc32c::ByteView;
+use super::{truthy, CODEC_NAMES};
+use crate::buffer::ByteView;
+use crate::errors::{to_pyerr, PyTypeError, PyValueError};
+use crate::gil::{self, Work};
+
+/// Compressing costs several times a copy per byte: its work counts this many times
+/// the records' size against the GIL release threshold.
+const COMPRESSION_COST: usize = 4;
 
 /// A key, value or header value: null, a `bytes` object, or a buffer export.
 enum Field<'py> {
@@ -218,7 +223,7 @@ pub(super) fn encode_batch<'py>(
     let value_objs = items(values)?;
     let n = value_objs.len();
     if n == 0 {
-        return Err(codec_err(CodecError::EmptyBatch));
+        return Err(to_pyerr(CodecError::EmptyBatch));
     }
     let key_objs = match keys {
         Some(k) if !k.is_none() => Some(items(k)?),
@@ -324,19 +329,17 @@ pub(super) fn encode_batch<'py>(
             None => rb::Timestamps::Same(now_ms()),
         },
     };
-    let plan = rb::plan(&records).map_err(codec_err)?;
+    let plan = rb::plan(&records).map_err(to_pyerr)?;
     if codec == Codec::None {
         let len = plan.uncompressed_len();
         return PyBytes::new_with(py, len, |out| {
-            run_detached(py, len >= DETACH_BYTES, || {
+            gil::run(py, Work::Bytes(len), || {
                 rb::encode_uncompressed_into(&records, &opts, &plan, out)
             })
-            .map_err(codec_err)
+            .map_err(to_pyerr)
         });
     }
-    let out = run_detached(py, plan.records_len >= DETACH_BYTES / 4, || {
-        rb::encode_batch(&records, &opts)
-    })
-    .map_err(codec_err)?;
+    let work = Work::Bytes(plan.records_len.saturating_mul(COMPRESSION_COST));
+    let out = gil::run(py, work, || rb::encode_batch(&records, &opts)).map_err(to_pyerr)?;
     Ok(PyBytes::new(py, &out))
 }

@@ -1,13 +1,15 @@
 //! The result types `Record` and `BatchInfo`: the very classes the reference twin
 //! returns (`streamcore._reference.record_types`), imported once and cached, so both
 //! twins hand back objects of one type with the same field names.
-use pyo3::exceptions::PyTypeError;
+
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyTuple, PyType};
 
 use streamcore_core::record_batch as rb;
+
+use crate::errors::PyTypeError;
 
 const TYPES_MODULE: &str = "streamcore._reference.record_types";
 
