@@ -83,7 +83,7 @@ def codec_id(compression: object) -> int:
 def compress(codec: int, data: bytes | bytearray | memoryview, level: int | None = None) -> bytes:
     """Compress ``data`` (the records region) with Kafka codec id ``codec`` (1..4)."""
     if level is None:
-        level = _DEFAULT_LEVELS.get(codec)
+        level = _DEFAULT_LEVELS.get(codec, 0)  # snappy has no level; unknown ids fail below
     elif not isinstance(level, int) or isinstance(level, bool):
         raise TypeError(f"compression_level must be an int, not {type(level).__name__}")
     if codec == 1:
@@ -96,9 +96,9 @@ def compress(codec: int, data: bytes | bytearray | memoryview, level: int | None
     if codec == 2:
         return _xerial_snappy(data)
     if codec == 3:
-        c = cramjam.lz4.Compressor(level=level, content_checksum=False, block_linked=False)
-        c.compress(data if type(data) is bytes else bytes(data))  # it refuses memoryviews
-        return bytes(c.finish())
+        lz4 = cramjam.lz4.Compressor(level=level, content_checksum=False, block_linked=False)
+        lz4.compress(data if type(data) is bytes else bytes(data))  # it refuses memoryviews
+        return bytes(lz4.finish())
     if codec == 4:
         return bytes(cramjam.zstd.compress(data, level=level))
     raise ValueError(f"unknown compression id {codec}")

@@ -197,7 +197,7 @@ def encode_batch(
         attributes |= CONTROL_FLAG
     if codec:
         region = compress(codec, region, compression_level)
-    base, ple, pid, epoch, seq = header_fields
+    base, ple, pid, epoch, base_seq = header_fields
     header = bytearray(
         HEADER.pack(
             base,
@@ -211,7 +211,7 @@ def encode_batch(
             max_ts,
             pid,
             epoch,
-            seq,
+            base_seq,
             n,
         )
     )

@@ -192,7 +192,7 @@ def encode_uvarint(n: int) -> bytes:
 def _buffer(buf: object) -> bytes | bytearray | memoryview:
     # bytes and bytearray index to int directly; anything else goes through a view.
     if type(buf) is bytes or type(buf) is bytearray:
-        return buf  # type: ignore[return-value]
+        return buf
     return _as_view(buf)
 
 
@@ -220,21 +220,21 @@ def decode_varint(buf: object, pos: int = 0) -> tuple[int, int]:
         except IndexError:
             pass
     data = _buffer(buf)
-    raw, end = _read_unsigned(data, len(data), operator.index(pos), "varint", _VARINT32)  # type: ignore[arg-type]
+    raw, end = _read_unsigned(data, len(data), operator.index(pos), "varint", _VARINT32)
     return (raw >> 1) ^ -(raw & 1), end
 
 
 def decode_varlong(buf: object, pos: int = 0) -> tuple[int, int]:
     """Decode a zigzag varlong (signed 64-bit) at byte ``pos``; return (value, new position)."""
     data = _buffer(buf)
-    raw, end = _read_unsigned(data, len(data), operator.index(pos), "varlong", _VARINT64)  # type: ignore[arg-type]
+    raw, end = _read_unsigned(data, len(data), operator.index(pos), "varlong", _VARINT64)
     return (raw >> 1) ^ -(raw & 1), end
 
 
 def decode_uvarint(buf: object, pos: int = 0) -> tuple[int, int]:
     """Decode an unsigned 32-bit varint at byte ``pos``; return (value, new position)."""
     data = _buffer(buf)
-    return _read_unsigned(data, len(data), operator.index(pos), "uvarint", _VARINT32)  # type: ignore[arg-type]
+    return _read_unsigned(data, len(data), operator.index(pos), "uvarint", _VARINT32)
 
 
 def size_of_varint(n: int) -> int:

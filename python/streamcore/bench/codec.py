@@ -13,6 +13,7 @@ so a wrong implementation shows up as an error cell, never as a fast figure.
 from __future__ import annotations
 
 import importlib
+import operator
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
@@ -291,7 +292,7 @@ def _crc_cases(w: CodecWorkload, kp: dict[str, Any] | Missing) -> dict[str, tupl
             {
                 column: fn
                 if isinstance(fn, Missing)
-                else _checked(partial(fn, data), lambda r, e=expected: r == e, "checksum differs")
+                else _checked(partial(fn, data), partial(operator.eq, expected), "checksum differs")
                 for column, fn in fns.items()
             },
         )
@@ -320,7 +321,7 @@ def _batch_cases(
     kp_encoder: Callable[[str], bytes] | Missing = (
         kp
         if isinstance(kp, Missing)
-        else lambda codec: _kafka_python_encode(kp["builder"], _CODEC_IDS[codec], w)  # type: ignore[index]
+        else lambda codec: _kafka_python_encode(kp["builder"], _CODEC_IDS[codec], w)
     )
     canonical = _canonical_batches(
         [canonical_encoder(encoders[NATIVE]), canonical_encoder(encoders[REFERENCE]), kp_encoder], codecs

@@ -194,8 +194,10 @@ def open_directory(directory: str, interval: int) -> Recovered:
         fsync_dir(directory)
         segments = [seg]
     else:
-        segments = _try_clean_open(directory, bases) if clean else None
-        if segments is None:
+        trusted = _try_clean_open(directory, bases) if clean else None
+        if trusted is not None:
+            segments = trusted
+        else:
             segments, scanned, truncated = _recover(directory, bases, recovery_point, interval)
 
     active = segments[-1]
