@@ -244,3 +244,44 @@ def test_rebuild_of_an_empty_log_clears_state(log):
     write(psm, 1, 0, 0, 1, 0)
     assert psm.rebuild_from_log(P, log) == -1
     assert psm.producers(P) == {}
+
+
+class _HeadersOnly:
+    """A log that offers only what rebuilding may use: no spans, no segment files."""
+
+    def __init__(self, log):
+        self._log = log
+        self.walks = 0
+
+    def batch_headers(self, from_offset=None):
+        self.walks += 1
+        return self._log.batch_headers(from_offset)
+
+
+def test_rebuild_reads_batch_headers_from_storage_not_segment_files(log):
+    log.append(encode_batch([b"x", b"y"], producer_id=9, producer_epoch=0, base_sequence=0))
+    only = _HeadersOnly(log)
+    psm = ProducerStateManager()
+    assert psm.rebuild_from_log(P, only) == 9
+    assert only.walks == 1
+    assert psm.last_sequence(P, 9) == 1
+
+
+def test_producer_id_blocks_are_persisted_with_the_atomic_write_helper(tmp_path, monkeypatch):
+    from streamcore.broker import producer_state
+
+    writes = []
+    real = producer_state.write_atomic
+
+    def spy(path, data):
+        writes.append(path)
+        real(path, data)
+
+    monkeypatch.setattr(producer_state, "write_atomic", spy)
+    m = ProducerIdManager(tmp_path, block_size=2)
+    m.init_producer_id()
+    m.init_producer_id()
+    m.init_producer_id()  # the second block
+    assert [p.name for p in writes] == ["producer_ids.json", "producer_ids.json"]
+    assert not list(tmp_path.glob("*.tmp"))
+    assert ProducerIdManager(tmp_path).next_producer_id == 4

@@ -33,9 +33,9 @@ after the append, :meth:`ProducerStateManager.abort` withdraws a failed one. A
 retry of a batch still in flight gets REQUEST_TIMED_OUT (retriable), and the
 retry after it is answered as a duplicate.
 
-State is rebuilt after a restart by walking the batch headers of a partition's
-log (:meth:`ProducerStateManager.rebuild_from_log`; 61 bytes per batch are read,
-not the records).
+State is rebuilt after a restart from the batch headers of a partition's log
+(:meth:`ProducerStateManager.rebuild_from_log`, over ``Log.batch_headers``: storage
+reads the headers, not the records; this module never opens a segment file).
 """
 
 from __future__ import annotations
@@ -43,16 +43,19 @@ from __future__ import annotations
 import enum
 import json
 import os
-import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from streamcore._atomic_file import write_atomic
 from streamcore.errors import ErrorCode
+
+if TYPE_CHECKING:
+    from streamcore.storage import Log
 
 __all__ = [
     "InitProducerIdResult",
@@ -60,8 +63,6 @@ __all__ = [
     "ProducerStateManager",
     "SequenceCheck",
     "SequenceStatus",
-    "BatchHeader",
-    "iter_batch_headers",
     "next_sequence",
 ]
 
@@ -132,12 +133,9 @@ class ProducerIdManager:
 
     def _persist(self, block_end: int) -> None:
         data = {"version": 1, "block_end": block_end, "transactional": self._transactional}
-        tmp = self._path.with_name(_STATE_FILE + ".tmp")
-        with tmp.open("w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, self._path)
+        # The directory fsync matters: without it a crash may forget the rename, and
+        # ids of the new block would be handed out again after the restart.
+        write_atomic(self._path, json.dumps(data))
         self._block_end = block_end
 
     def _allocate(self) -> int:
@@ -225,38 +223,21 @@ class _Token:
     batch: _BatchMeta
 
 
-@dataclass(frozen=True)
-class BatchHeader:
-    """The fields of a v2 batch header that producer state needs."""
+class BatchHeaderFields(Protocol):
+    """What rebuilding needs of a batch header (``streamcore.storage.BatchHeader`` has it all)."""
 
-    base_offset: int
-    last_offset_delta: int
-    max_timestamp: int
-    producer_id: int
-    producer_epoch: int
-    base_sequence: int
-
-
-_HEADER = struct.Struct(">qi")  # baseOffset, batchLength
-_PRODUCER = struct.Struct(">hiqqqhi")  # attributes .. baseSequence, from byte 21
-_HEADER_SIZE = 61
-_SPAN_CHUNK = 1 << 30
-
-
-def iter_batch_headers(path: str, position: int, length: int) -> Iterator[BatchHeader]:
-    """Walk the batch headers in ``length`` bytes of ``path`` from ``position`` (reads 61 bytes per batch)."""
-    end = position + length
-    with open(path, "rb") as fh:
-        pos = position
-        while pos + _HEADER_SIZE <= end:
-            fh.seek(pos)
-            head = fh.read(_HEADER_SIZE)
-            if len(head) < _HEADER_SIZE:
-                return
-            base_offset, batch_length = _HEADER.unpack_from(head, 0)
-            _, last_delta, _, max_ts, pid, epoch, base_seq = _PRODUCER.unpack_from(head, 21)
-            yield BatchHeader(base_offset, last_delta, max_ts, pid, epoch, base_seq)
-            pos += 12 + batch_length
+    @property
+    def base_offset(self) -> int: ...
+    @property
+    def last_offset_delta(self) -> int: ...
+    @property
+    def max_timestamp(self) -> int: ...
+    @property
+    def producer_id(self) -> int: ...
+    @property
+    def producer_epoch(self) -> int: ...
+    @property
+    def base_sequence(self) -> int: ...
 
 
 class ProducerStateManager:
@@ -367,7 +348,7 @@ class ProducerStateManager:
 
     # ------------------------------------------------------------------ recovery
 
-    def rebuild_from_headers(self, partition_key: Hashable, headers: Iterable[BatchHeader]) -> int:
+    def rebuild_from_headers(self, partition_key: Hashable, headers: Iterable[BatchHeaderFields]) -> int:
         """Replace a partition's state with what these batch headers (in log order) imply.
 
         Returns the largest producer id seen (-1 if none), for ``ProducerIdManager.observe``.
@@ -396,23 +377,9 @@ class ProducerStateManager:
         self._state[partition_key] = producers
         return max_pid
 
-    def rebuild_from_log(self, partition_key: Hashable, log: Any) -> int:
-        """Rebuild a partition's state from its log's batch headers (``log.read_spans``).
+    def rebuild_from_log(self, partition_key: Hashable, log: Log) -> int:
+        """Rebuild a partition's state from its log's batch headers (``Log.batch_headers``).
 
         Returns the largest producer id seen (-1 if none).
         """
-        start, end = log.log_start_offset, log.high_watermark
-
-        def headers() -> Iterator[BatchHeader]:
-            position = start
-            while position < end:
-                last = None
-                # bounded chunks keep max_bytes inside a signed 32-bit range
-                for path, pos, length in log.read_spans(position, _SPAN_CHUNK):
-                    for last in iter_batch_headers(path, pos, length):
-                        yield last
-                if last is None:
-                    return
-                position = last.base_offset + last.last_offset_delta + 1
-
-        return self.rebuild_from_headers(partition_key, headers())
+        return self.rebuild_from_headers(partition_key, log.batch_headers())

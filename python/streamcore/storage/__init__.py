@@ -7,8 +7,16 @@ on-disk format and recovery rules are described in docs/storage.md.
 
 from __future__ import annotations
 
-from streamcore.storage.log import AppendResult, Log
+from streamcore.storage.log import AppendResult, BatchHeader, Log
 from streamcore.storage.profiles import PROFILES, WalProfile, resolve_profile
 from streamcore.storage.retention import RetentionScheduler
 
-__all__ = ["AppendResult", "Log", "PROFILES", "RetentionScheduler", "WalProfile", "resolve_profile"]
+__all__ = [
+    "AppendResult",
+    "BatchHeader",
+    "Log",
+    "PROFILES",
+    "RetentionScheduler",
+    "WalProfile",
+    "resolve_profile",
+]

@@ -12,15 +12,16 @@ import asyncio
 import collections
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from streamcore import _impl
-from streamcore.errors import ConfigError
+from streamcore._reference._batch_header import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_header
+from streamcore.errors import ConfigError, OffsetOutOfRangeError
 from streamcore.storage.dir_lock import DirLock
 from streamcore.storage.profiles import WalProfile, resolve_profile
 
-__all__ = ["AppendResult", "Log"]
+__all__ = ["AppendResult", "BatchHeader", "Log"]
 
 
 class AppendResult(NamedTuple):
@@ -104,6 +105,23 @@ def _completions(loop: asyncio.AbstractEventLoop) -> _Completions:
         found = _completions_by_loop[loop] = _Completions(loop)
     _last_completions = (loop, found)
     return found
+
+
+_HEADER_WALK_CHUNK = 1 << 30  # bytes per read_spans call while walking headers
+
+
+def _span_headers(path: str, position: int, length: int) -> Iterator[BatchHeader]:
+    """Headers of the back-to-back batches in ``length`` bytes of ``path`` from byte ``position``."""
+    end = position + length
+    with open(path, "rb") as fh:
+        while position + HEADER_SIZE <= end:
+            fh.seek(position)
+            head = fh.read(HEADER_SIZE)
+            if len(head) < HEADER_SIZE:
+                return
+            header = parse_header(head)
+            yield header
+            position += header.batch_length + LOG_OVERHEAD
 
 
 def _optional_ms(name: str, value: int | None) -> int | None:
@@ -264,6 +282,29 @@ class Log:
     def read_spans(self, offset: int, max_bytes: int) -> list[tuple[str, int, int]]:
         """(segment file path, byte position, length) runs covering exactly what ``read`` returns (for sendfile)."""
         return self._wal.read_spans(offset, max_bytes)
+
+    def batch_headers(self, from_offset: int | None = None) -> Iterator[BatchHeader]:
+        """The header of every batch from the one containing ``from_offset`` to the high watermark.
+
+        ``from_offset`` defaults to ``log_start_offset``. Only the 61 header bytes of
+        each batch are read, not its records, from the segment spans ``read_spans``
+        gives. The headers are those of the batches up to the high watermark when
+        the walk reaches them; batches appended meanwhile may or may not be included.
+        Raises OffsetOutOfRangeError as ``read`` does.
+        """
+        start, end = self.log_start_offset, self.high_watermark
+        position = start if from_offset is None else from_offset
+        if not start <= position <= end:
+            raise OffsetOutOfRangeError(f"offset {position} is outside the log's range [{start}, {end}]")
+        while position < end:
+            last: BatchHeader | None = None
+            # Bounded chunks keep max_bytes inside the WAL's signed 32-bit range.
+            for path, start, length in self._wal.read_spans(position, _HEADER_WALK_CHUNK):
+                for last in _span_headers(path, start, length):
+                    yield last
+            if last is None:
+                return
+            position = last.base_offset + last.last_offset_delta + 1
 
     def offset_for_timestamp(self, ts_ms: int) -> tuple[int, int] | None:
         """(base offset, max timestamp) of the first batch whose max timestamp >= ``ts_ms`` (ms); None if none."""
