@@ -19,7 +19,7 @@ import importlib
 import threading
 from types import ModuleType
 
-from streamcore import retry
+from streamcore import _units, retry
 from streamcore._reference import classifier as _ref_classifier
 
 IMPLEMENTATIONS = ["native", "reference"]
@@ -87,7 +87,7 @@ class Durations:
             pd(t)
 
     def time_naive_parse_every_call(self) -> None:
-        parse = retry._parse_duration_text.__wrapped__
+        parse = _units._duration_text_ms.__wrapped__
         for t in DURATIONS:
             parse(t)
 
