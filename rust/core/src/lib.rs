@@ -2,8 +2,9 @@
 //! `streamcore-python` crate converts types at the boundary.
 //!
 //! Module owners (one writer per file): crc32c/varint/compression/record_batch/error
-//! belong to the codec work; buffer_pool/wal to the storage work; metrics/classifier/retry
-//! to the client-resilience work.
+//! belong to the codec work; buffer_pool/wal to the storage work; metrics/classifier
+//! to the client-resilience work. Retry policies and duration parsing have one home,
+//! the Python `streamcore.retry`, which the client uses; there is no Rust copy.
 
 pub mod buffer_pool;
 pub mod classifier;
@@ -12,6 +13,5 @@ pub mod crc32c;
 pub mod error;
 pub mod metrics;
 pub mod record_batch;
-pub mod retry;
 pub mod varint;
 pub mod wal;

@@ -21,7 +21,6 @@ import_exception!(streamcore.errors, StorageError);
 import_exception!(streamcore.errors, LogOfflineError);
 import_exception!(streamcore.errors, BackpressureError);
 import_exception!(streamcore.errors, OffsetOutOfRangeError);
-import_exception!(streamcore.errors, ConfigError);
 
 /// An error from `streamcore_core`, on its way to Python.
 pub(crate) enum CoreError {

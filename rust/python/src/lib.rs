@@ -1,9 +1,10 @@
 //! `streamcore._native`: thin PyO3 bindings over `streamcore_core`.
 //!
 //! Each native capability is a submodule (`_native.crc32c`, `_native.record_batch`,
-//! `_native.buffer_pool`, `_native.wal`, `_native.metrics`, `_native.classifier`,
-//! `_native.retry`) with the same public names as its pure-Python twin in
-//! `streamcore._reference`. `streamcore._impl` picks between them.
+//! `_native.buffer_pool`, `_native.wal`, `_native.metrics`, `_native.classifier`)
+//! with the same public names as its pure-Python twin in `streamcore._reference`.
+//! `streamcore._impl` picks between them. Retry backoff and duration parsing are not
+//! native: the client uses the Python `streamcore.retry`, the one home of both.
 //!
 //! Shared plumbing, one module each: [`buffer`] (any buffer-protocol object as
 //! `&[u8]`), [`gil`] (when to release the GIL), [`errors`] (every exception class and
@@ -20,7 +21,6 @@ mod classifier;
 mod crc32c;
 mod metrics;
 mod record_batch;
-mod retry;
 mod wal;
 
 #[pymodule]
@@ -32,6 +32,5 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     module::add_submodule(m, "wal", wal::build)?;
     module::add_submodule(m, "metrics", metrics::build)?;
     module::add_submodule(m, "classifier", classifier::build)?;
-    module::add_submodule(m, "retry", retry::build)?;
     Ok(())
 }

@@ -494,18 +494,6 @@ pub fn decode_batches<'a>(
     Ok(out)
 }
 
-/// Extents `(start, len)` of the complete batches at the front of `data`, stopping at
-/// a trailing partial batch; does not look inside the batches beyond the framing.
-pub fn batch_extents(data: &[u8]) -> Result<Vec<(usize, usize)>, CodecError> {
-    let mut out = Vec::new();
-    let mut at = 0usize;
-    while let Some(total) = frame(&data[at..], at, true)? {
-        out.push((at, total));
-        at += total;
-    }
-    Ok(out)
-}
-
 fn single_extent(data: &[u8]) -> Result<usize, CodecError> {
     let total = frame(data, 0, false)?.unwrap_or(data.len());
     if data.len() > total {

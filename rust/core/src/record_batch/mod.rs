@@ -16,8 +16,8 @@ pub mod encode;
 pub mod header;
 
 pub use decode::{
-    batch_extents, decode_batch, decode_batches, validate_batch, DecodeOptions, DecodedBatch,
-    HeaderEntry, RecordEntry,
+    decode_batch, decode_batches, validate_batch, DecodeOptions, DecodedBatch, HeaderEntry,
+    RecordEntry,
 };
 pub use encode::{
     encode_batch, encode_uncompressed_into, plan, EncodeOptions, EncodePlan, Header, RecordsIn,
