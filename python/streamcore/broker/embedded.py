@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamcore.broker.config import SETTINGS, BrokerConfig, load_config
+from streamcore.broker.runtime import BrokerRuntime
 from streamcore.broker.state import BrokerState
 
 log = logging.getLogger("streamcore.broker")
@@ -36,14 +37,15 @@ def _setting_name(key: str) -> str:
     return key  # load_config reports it as unknown, listing the valid names
 
 
-async def serve(config: BrokerConfig) -> BrokerState:
+async def serve(config: BrokerConfig) -> BrokerRuntime:
     """Open the data directory, recover the logs and start listening.
 
-    Returns the running ``BrokerState``; ``await state.stop()`` shuts it down cleanly.
+    Returns the running ``BrokerRuntime`` (its ``state`` is what handlers share);
+    ``await runtime.stop()`` shuts it down cleanly.
     """
-    state = BrokerState(config)
-    await state.start()
-    return state
+    runtime = BrokerRuntime(config)
+    await runtime.start()
+    return runtime
 
 
 class Broker:
@@ -80,19 +82,22 @@ class Broker:
         self.config = load_config(config_file, cli=cli)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._state: BrokerState | None = None
+        self._runtime: BrokerRuntime | None = None
         self._started = threading.Event()
         self._error: BaseException | None = None
 
     @property
     def host(self) -> str:
-        assert self._state is not None, "broker not started"
-        return self._state.advertised_host
+        return self.runtime.advertised_host
 
     @property
     def port(self) -> int:
-        assert self._state is not None, "broker not started"
-        return self._state.advertised_port
+        return self.runtime.advertised_port
+
+    @property
+    def metrics_port(self) -> int | None:
+        """Port of the ``/metrics`` endpoint, None when it is not served."""
+        return self.runtime.metrics_port
 
     @property
     def bootstrap_servers(self) -> str:
@@ -100,9 +105,14 @@ class Broker:
         return f"{self.host}:{self.port}"
 
     @property
+    def runtime(self) -> BrokerRuntime:
+        assert self._runtime is not None, "broker not started"
+        return self._runtime
+
+    @property
     def state(self) -> BrokerState:
-        assert self._state is not None, "broker not started"
-        return self._state
+        """The running broker's shared state (topics, groups, offsets, metrics)."""
+        return self.runtime.state
 
     def start(self, timeout_s: float = 30.0) -> Broker:
         """Start the broker thread and wait until it listens."""
@@ -118,7 +128,7 @@ class Broker:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
-            self._state = loop.run_until_complete(serve(self.config))
+            self._runtime = loop.run_until_complete(serve(self.config))
         except BaseException as exc:  # reported to start()'s caller
             self._error = exc
             self._started.set()
@@ -128,7 +138,7 @@ class Broker:
         try:
             loop.run_forever()
         finally:
-            loop.run_until_complete(self._state.stop())
+            loop.run_until_complete(self._runtime.stop())
             loop.close()
 
     def stop(self, timeout_s: float = 30.0) -> None:
@@ -157,15 +167,15 @@ def run_broker(config: BrokerConfig) -> int:
     """
 
     async def main() -> None:
-        state = await serve(config)
+        runtime = await serve(config)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        print(f"listening on {state.listen_host}:{state.listen_port}", flush=True)
+        print(f"listening on {runtime.listen_host}:{runtime.listen_port}", flush=True)
         await stop.wait()
         log.info("shutting down")
-        await state.stop()
+        await runtime.stop()
 
     try:
         asyncio.run(main())

@@ -1,9 +1,10 @@
 """The asyncio Kafka-wire server: connections, framing, dispatch, in-order responses.
 
 One ``KafkaConnection`` (an ``asyncio.Protocol``) per client socket. Bytes are cut
-into frames by the wire capability's ``FrameSplitter`` (with the configured maximum
-request size); each frame's request header picks a handler module from
-``streamcore.broker.handlers``. Handlers may answer at once or later (long-polling
+into frames by ``streamcore.protocol.headers.FrameSplitter`` (with the configured maximum
+request size); each frame's request header (``headers.parse_request_header``) picks a handler module
+from ``streamcore.broker.handlers``, called with the shared state and a
+``streamcore.broker.context.RequestContext``. Handlers may answer at once or later (long-polling
 fetches, joins waiting for a rebalance), yet the responses on one connection leave in
 the order the requests arrived, as the protocol requires. A client that pipelines more
 than ``max_inflight_per_connection`` requests is paused until answers drain.
@@ -22,17 +23,16 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from streamcore._impl import wire
 from streamcore.broker import handlers as _handlers
+from streamcore.broker.context import RequestContext
 from streamcore.errors import ProtocolError
-from streamcore.protocol import api_versions, headers
+from streamcore.protocol import headers
+from streamcore.protocol.headers import ApiKey
 
 if TYPE_CHECKING:
     from streamcore.broker.state import BrokerState
 
 log = logging.getLogger("streamcore.broker")
-
-_API_VERSIONS_KEY = 18
 
 
 class _Slot:
@@ -52,7 +52,7 @@ class KafkaConnection(asyncio.Protocol):
         self._server = server
         self._state = server.state
         limits = server.state.config.limits
-        self._splitter = wire.FrameSplitter(limits.max_request_bytes)
+        self._splitter = headers.FrameSplitter(limits.max_request_bytes)
         self._max_inflight = max(1, limits.max_inflight_per_connection)
         self._pending: collections.deque[_Slot] = collections.deque()
         self._transport: asyncio.Transport | None = None
@@ -107,9 +107,7 @@ class KafkaConnection(asyncio.Protocol):
     def _dispatch(self, frame: bytes) -> None:
         state = self._state
         try:
-            api_key, version, correlation_id, client_id, body_offset = wire.parse_request_header(
-                frame, api_versions.flexible_from
-            )
+            api_key, version, correlation_id, client_id, body_offset = headers.parse_request_header(frame)
         except ProtocolError as exc:
             self.close(f"malformed request header: {exc}")
             return
@@ -118,7 +116,7 @@ class KafkaConnection(asyncio.Protocol):
             self.close(f"unknown api key {api_key} (correlation id {correlation_id})")
             return
         if not handler.MIN_VERSION <= version <= handler.MAX_VERSION:
-            if api_key == _API_VERSIONS_KEY:
+            if api_key == ApiKey.API_VERSIONS:
                 # The protocol's downgrade answer: a v0 body listing what we support.
                 self._respond_now(headers.unsupported_api_versions_response(correlation_id))
                 return
@@ -133,7 +131,7 @@ class KafkaConnection(asyncio.Protocol):
             self.close(f"malformed api {api_key} v{version} request: {exc}")
             return
         state.metrics.request(api_key)
-        ctx = RequestContext(self, api_key, version, correlation_id, client_id)
+        ctx = RequestContext(api_key, version, correlation_id, client_id, self.peer)
         try:
             result = handler.handle(state, ctx, request)
         except Exception:
@@ -237,27 +235,6 @@ class KafkaConnection(asyncio.Protocol):
     @property
     def idle_seconds(self) -> float:
         return time.monotonic() - self.last_active if not self._pending else 0.0
-
-
-class RequestContext:
-    """What a handler knows about the request besides its body."""
-
-    __slots__ = ("api_key", "api_version", "client_host", "client_id", "connection", "correlation_id")
-
-    def __init__(
-        self,
-        connection: KafkaConnection,
-        api_key: int,
-        api_version: int,
-        correlation_id: int,
-        client_id: str | None,
-    ) -> None:
-        self.connection = connection
-        self.api_key = api_key
-        self.api_version = api_version
-        self.correlation_id = correlation_id
-        self.client_id = client_id or ""
-        self.client_host = "/" + connection.peer.rsplit(":", 1)[0]
 
 
 class KafkaServer:

@@ -1,7 +1,8 @@
 """One module per Kafka API key; this package maps api keys to them.
 
 Every handler module defines ``API_KEY``, ``REQUEST`` (the generated request class)
-and ``handle(state, ctx, request)``, which returns a response object, an awaitable
+and ``handle(state, ctx, request)`` (``BrokerState``, ``RequestContext``, decoded body;
+see ``streamcore.broker.context``), which returns a response object, an awaitable
 of one, or None (no response: acks=0). The version range each module answers is the
 one the broker advertises (``streamcore.protocol.api_versions.ADVERTISED``); the
 server checks it before decoding, so a handler sees only versions it supports and
@@ -11,7 +12,9 @@ reads the version from ``ctx.api_version``.
 from __future__ import annotations
 
 from types import ModuleType
+from typing import cast
 
+from streamcore.broker.context import HandlerModule
 from streamcore.broker.handlers import (
     api_versions,
     create_topics,
@@ -61,10 +64,11 @@ _MODULES: tuple[ModuleType, ...] = (
     describe_cluster,
 )
 
-HANDLERS: dict[int, ModuleType] = {}
+HANDLERS: dict[int, HandlerModule] = {}
 for _mod in _MODULES:
-    _mod.MIN_VERSION, _mod.MAX_VERSION = ADVERTISED[_mod.API_KEY]  # type: ignore[attr-defined]
-    HANDLERS[_mod.API_KEY] = _mod  # type: ignore[attr-defined]
+    _handler = cast(HandlerModule, _mod)
+    _handler.MIN_VERSION, _handler.MAX_VERSION = ADVERTISED[_handler.API_KEY]
+    HANDLERS[_handler.API_KEY] = _handler
 
 if set(HANDLERS) != set(ADVERTISED):
     raise RuntimeError(f"advertised APIs without a handler: {sorted(set(ADVERTISED) - set(HANDLERS))}")

@@ -9,8 +9,14 @@ retries with a version from that list.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.protocol.api_versions import api_version_entries
 from streamcore.protocol.messages import ApiVersionsRequest, ApiVersionsResponse
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
 
 API_KEY = 18
 REQUEST = ApiVersionsRequest
@@ -18,5 +24,5 @@ REQUEST = ApiVersionsRequest
 _ENTRIES = api_version_entries()
 
 
-def handle(state, ctx, request: ApiVersionsRequest) -> ApiVersionsResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: ApiVersionsRequest) -> ApiVersionsResponse:
     return ApiVersionsResponse(error_code=0, api_keys=_ENTRIES, throttle_time_ms=0)

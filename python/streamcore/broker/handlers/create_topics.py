@@ -9,6 +9,8 @@ the same way unless they name only this broker.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
@@ -18,11 +20,15 @@ from streamcore.protocol.messages import (
     CreateTopicsResponse_CreatableTopicResult,
 )
 
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
 API_KEY = 19
 REQUEST = CreateTopicsRequest
 
 
-def handle(state, ctx, request: CreateTopicsRequest) -> CreateTopicsResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
     version = ctx.api_version
     results = []
     for t in request.topics:

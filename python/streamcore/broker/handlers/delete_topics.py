@@ -7,6 +7,7 @@ Advertised v1-v6. v4 is flexible; v5 adds error messages; v6 a list of
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from streamcore.broker.topics import TopicError
 from streamcore.protocol.messages import (
@@ -14,6 +15,10 @@ from streamcore.protocol.messages import (
     DeleteTopicsResponse,
     DeleteTopicsResponse_DeletableTopicResult,
 )
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
 
 API_KEY = 20
 REQUEST = DeleteTopicsRequest
@@ -38,7 +43,7 @@ def _delete(state, name: str | None, topic_id: bytes) -> DeleteTopicsResponse_De
     return result
 
 
-def handle(state, ctx, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
     if ctx.api_version >= 6:
         responses = [_delete(state, t.name, t.topic_id) for t in request.topics]
     else:

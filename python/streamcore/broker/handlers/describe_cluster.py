@@ -6,17 +6,25 @@ same single node since this broker plays both roles); v2 adds fenced brokers (no
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.protocol.messages import (
     DescribeClusterRequest,
     DescribeClusterResponse,
     DescribeClusterResponse_DescribeClusterBroker,
 )
 
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
 API_KEY = 60
 REQUEST = DescribeClusterRequest
 
 
-def handle(state, ctx, request: DescribeClusterRequest) -> DescribeClusterResponse:
+def handle(
+    state: BrokerState, ctx: RequestContext, request: DescribeClusterRequest
+) -> DescribeClusterResponse:
     return DescribeClusterResponse(
         error_code=0,
         endpoint_type=request.endpoint_type,

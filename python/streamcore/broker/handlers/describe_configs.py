@@ -6,6 +6,8 @@ documentation; v4 is flexible. Resource type 2 is a topic, 4 a broker.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
@@ -14,6 +16,10 @@ from streamcore.protocol.messages import (
     DescribeConfigsResponse_DescribeConfigsResourceResult,
     DescribeConfigsResponse_DescribeConfigsResult,
 )
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
 
 API_KEY = 32
 REQUEST = DescribeConfigsRequest
@@ -29,7 +35,9 @@ _TYPES = {
 }
 
 
-def handle(state, ctx, request: DescribeConfigsRequest) -> DescribeConfigsResponse:
+def handle(
+    state: BrokerState, ctx: RequestContext, request: DescribeConfigsRequest
+) -> DescribeConfigsResponse:
     results = []
     for res in request.resources:
         out = DescribeConfigsResponse_DescribeConfigsResult(

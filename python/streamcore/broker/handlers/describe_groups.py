@@ -7,6 +7,8 @@ group we do not know is described as Dead with no error, as Kafka does.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.protocol.messages import (
     DescribeGroupsRequest,
     DescribeGroupsResponse,
@@ -14,11 +16,15 @@ from streamcore.protocol.messages import (
     DescribeGroupsResponse_DescribedGroupMember,
 )
 
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
 API_KEY = 15
 REQUEST = DescribeGroupsRequest
 
 
-def handle(state, ctx, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroupsResponse:
     groups = []
     for group_id in request.groups:
         d = state.coordinator.describe_group(group_id)

@@ -16,6 +16,7 @@ always make progress.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from streamcore.broker.fetch_sessions import FetchContext, FetchPartition
 from streamcore.broker.topics import TopicError
@@ -27,6 +28,10 @@ from streamcore.protocol.messages import (
     FetchResponse_PartitionData,
 )
 
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
 API_KEY = 1
 REQUEST = FetchRequest
 
@@ -35,7 +40,7 @@ _STORAGE = ErrorCode.KAFKA_STORAGE_ERROR.code
 _UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
 
 
-def handle(state, ctx, request: FetchRequest):
+def handle(state: BrokerState, ctx: RequestContext, request: FetchRequest):
     return _fetch(state, ctx, request)
 
 

@@ -8,6 +8,8 @@ than a coordinator that would then fail every transactional request.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
     FindCoordinatorRequest,
@@ -15,13 +17,19 @@ from streamcore.protocol.messages import (
     FindCoordinatorResponse_Coordinator,
 )
 
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
 API_KEY = 10
 REQUEST = FindCoordinatorRequest
 
 _NO_TXN = "streamcore does not support transactions"
 
 
-def handle(state, ctx, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
+def handle(
+    state: BrokerState, ctx: RequestContext, request: FindCoordinatorRequest
+) -> FindCoordinatorResponse:
     host, port, node = state.advertised_host, state.advertised_port, state.node_id
     if ctx.api_version >= 4:
         coordinators = []

@@ -5,13 +5,19 @@ v0-v4. v3 adds group.instance.id; v4 is flexible. Answered at once.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.protocol.messages import HeartbeatRequest, HeartbeatResponse
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
 
 API_KEY = 12
 REQUEST = HeartbeatRequest
 
 
-def handle(state, ctx, request: HeartbeatRequest) -> HeartbeatResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
     code = state.coordinator.heartbeat(
         request.group_id,
         request.generation_id,

@@ -8,14 +8,20 @@ since streamcore has no transactions; a producer without one gets idempotence.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import InitProducerIdRequest, InitProducerIdResponse
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
 
 API_KEY = 22
 REQUEST = InitProducerIdRequest
 
 
-def handle(state, ctx, request: InitProducerIdRequest) -> InitProducerIdResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse:
     if request.transactional_id:
         code = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code
         state.metrics.error(code)

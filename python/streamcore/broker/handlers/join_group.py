@@ -13,17 +13,23 @@ through in well under a second when every member answers promptly.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.protocol.messages import (
     JoinGroupRequest,
     JoinGroupResponse,
     JoinGroupResponse_JoinGroupResponseMember,
 )
 
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
 API_KEY = 11
 REQUEST = JoinGroupRequest
 
 
-async def handle(state, ctx, request: JoinGroupRequest) -> JoinGroupResponse:
+async def handle(state: BrokerState, ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
     version = ctx.api_version
     result = await state.coordinator.join_group(
         request.group_id,

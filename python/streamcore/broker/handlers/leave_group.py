@@ -6,17 +6,23 @@ per-member answer; v4 is flexible; v5 adds a reason.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.protocol.messages import (
     LeaveGroupRequest,
     LeaveGroupResponse,
     LeaveGroupResponse_MemberResponse,
 )
 
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
 API_KEY = 13
 REQUEST = LeaveGroupRequest
 
 
-def handle(state, ctx, request: LeaveGroupRequest) -> LeaveGroupResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
     if ctx.api_version < 3:
         top, results = state.coordinator.leave_group(request.group_id, [(request.member_id, None)])
         code = top or (results[0].error_code if results else 0)

@@ -6,13 +6,19 @@ v0-v5. v3 is flexible; v4 adds states_filter; v5 types_filter (all our groups ar
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.protocol.messages import ListGroupsRequest, ListGroupsResponse, ListGroupsResponse_ListedGroup
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
 
 API_KEY = 16
 REQUEST = ListGroupsRequest
 
 
-def handle(state, ctx, request: ListGroupsRequest) -> ListGroupsResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: ListGroupsRequest) -> ListGroupsResponse:
     version = ctx.api_version
     states = request.states_filter if version >= 4 and request.states_filter else None
     types = {t.lower() for t in request.types_filter} if version >= 5 and request.types_filter else None

@@ -10,6 +10,8 @@ no tiered storage); v9 latest-tiered (-5: none, so -1/-1); v10 a timeout.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.broker.topics import TopicError
 from streamcore.codec import decode_batches
 from streamcore.errors import CorruptRecordError, ErrorCode
@@ -19,6 +21,10 @@ from streamcore.protocol.messages import (
     ListOffsetsResponse_ListOffsetsPartitionResponse,
     ListOffsetsResponse_ListOffsetsTopicResponse,
 )
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
 
 API_KEY = 2
 REQUEST = ListOffsetsRequest
@@ -64,7 +70,7 @@ def _max_timestamp(log) -> tuple[int, int]:
     return best_ts, best_offset
 
 
-def handle(state, ctx, request: ListOffsetsRequest) -> ListOffsetsResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse:
     topics_out = []
     for t in request.topics:
         parts = []

@@ -13,6 +13,7 @@ and answered at once with its partitions (a single broker has nothing to wait fo
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
@@ -23,6 +24,10 @@ from streamcore.protocol.messages import (
     MetadataResponse_MetadataResponsePartition,
     MetadataResponse_MetadataResponseTopic,
 )
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
 
 API_KEY = 3
 REQUEST = MetadataRequest
@@ -53,7 +58,7 @@ def _topic_entry(state, info) -> MetadataResponse_MetadataResponseTopic:
     )
 
 
-def handle(state, ctx, request: MetadataRequest) -> MetadataResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
     version = ctx.api_version
     topics_mgr = state.topics
     wanted = request.topics

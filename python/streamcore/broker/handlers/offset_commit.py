@@ -10,6 +10,8 @@ appended to the internal offsets log before the answer.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
     OffsetCommitRequest,
@@ -18,13 +20,17 @@ from streamcore.protocol.messages import (
     OffsetCommitResponse_OffsetCommitResponseTopic,
 )
 
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
 API_KEY = 8
 REQUEST = OffsetCommitRequest
 
 _UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
 
 
-def handle(state, ctx, request: OffsetCommitRequest):
+def handle(state: BrokerState, ctx: RequestContext, request: OffsetCommitRequest):
     return _commit(state, ctx, request)
 
 

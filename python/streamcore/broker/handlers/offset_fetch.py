@@ -9,6 +9,8 @@ A partition without a committed offset answers offset -1 with no error.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.protocol.messages import (
     OffsetFetchRequest,
     OffsetFetchResponse,
@@ -18,6 +20,10 @@ from streamcore.protocol.messages import (
     OffsetFetchResponse_OffsetFetchResponseTopic,
     OffsetFetchResponse_OffsetFetchResponseTopics,
 )
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
 
 API_KEY = 9
 REQUEST = OffsetFetchRequest
@@ -38,7 +44,7 @@ def _lookup(state, group_id: str, topics) -> dict[str, list[tuple[int, int, int,
     return out
 
 
-def handle(state, ctx, request: OffsetFetchRequest) -> OffsetFetchResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
     version = ctx.api_version
     if version >= 8:
         groups = []

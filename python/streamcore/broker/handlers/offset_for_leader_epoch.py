@@ -9,6 +9,8 @@ offset intact. Asking for a later epoch than 0 is answered with the current end 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
@@ -18,13 +20,19 @@ from streamcore.protocol.messages import (
     OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult,
 )
 
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
 API_KEY = 23
 REQUEST = OffsetForLeaderEpochRequest
 
 _UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
 
 
-def handle(state, ctx, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
+def handle(
+    state: BrokerState, ctx: RequestContext, request: OffsetForLeaderEpochRequest
+) -> OffsetForLeaderEpochResponse:
     topics = []
     for t in request.topics:
         parts = []

@@ -7,12 +7,18 @@ authentication exchange that never comes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import SaslHandshakeRequest, SaslHandshakeResponse
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
 
 API_KEY = 17
 REQUEST = SaslHandshakeRequest
 
 
-def handle(state, ctx, request: SaslHandshakeRequest) -> SaslHandshakeResponse:
+def handle(state: BrokerState, ctx: RequestContext, request: SaslHandshakeRequest) -> SaslHandshakeResponse:
     return SaslHandshakeResponse(error_code=ErrorCode.UNSUPPORTED_SASL_MECHANISM.code, mechanisms=[])

@@ -7,13 +7,19 @@ arrives (or the group rebalances again).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from streamcore.protocol.messages import SyncGroupRequest, SyncGroupResponse
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
 
 API_KEY = 14
 REQUEST = SyncGroupRequest
 
 
-async def handle(state, ctx, request: SyncGroupRequest) -> SyncGroupResponse:
+async def handle(state: BrokerState, ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
     version = ctx.api_version
     result = await state.coordinator.sync_group(
         request.group_id,

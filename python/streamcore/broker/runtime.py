@@ -1,0 +1,156 @@
+"""The running broker process: lock, listener, ``/metrics`` and background loops.
+
+:class:`BrokerRuntime` starts a broker around a :class:`~streamcore.broker.state.BrokerState`
+and stops it again. Start order is what keeps a data directory safe: the
+directory lock is taken before anything in it is read or written (a second broker
+on the same directory would lose acknowledged writes of the first), the logs are
+recovered before the listener accepts a connection, and stop closes the listener
+and lets in-flight requests finish before the logs are flushed and closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from streamcore.broker.config import BrokerConfig
+from streamcore.broker.metrics import serve_metrics
+from streamcore.broker.server import KafkaServer
+from streamcore.broker.state import BrokerState
+from streamcore.storage.dir_lock import DirLock
+
+log = logging.getLogger("streamcore.broker")
+
+__all__ = ["BrokerRuntime"]
+
+
+class BrokerRuntime:
+    """Starts and stops one broker: its data-directory lock, Kafka listener, metrics
+    endpoint and housekeeping loop. Handlers see only :attr:`state`."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.state = BrokerState(config)
+        self._dir_lock: DirLock | None = None
+        self._server: KafkaServer | None = None
+        self._metrics_server: asyncio.base_events.Server | None = None
+        self._housekeeping_task: asyncio.Task[None] | None = None
+        self._started = False
+        self._stopped = False
+
+    # -- what callers of the old BrokerState lifecycle read --------------------------------
+
+    @property
+    def listen_host(self) -> str:
+        return self.state.listen_host
+
+    @property
+    def listen_port(self) -> int:
+        """The bound Kafka port (the real one when the config asked for port 0)."""
+        return self.state.listen_port
+
+    @property
+    def advertised_host(self) -> str:
+        return self.state.advertised_host
+
+    @property
+    def advertised_port(self) -> int:
+        return self.state.advertised_port
+
+    @property
+    def metrics_port(self) -> int | None:
+        """Port of the ``/metrics`` endpoint, None when it is not served."""
+        return self.state.metrics_port
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Lock and open the data directory, recover the logs, start listening.
+
+        Raises DataDirLockedError when another process has the data directory open;
+        on any failure everything started so far is stopped again.
+        """
+        if self._started:
+            raise RuntimeError("this broker runtime was already started")
+        self._started = True
+        cfg = self.config
+        Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+        self._dir_lock = DirLock(cfg.data_dir).acquire()
+        try:
+            await self._start_locked()
+        except BaseException:
+            if self._server is not None:
+                await self._server.stop()
+            if self._metrics_server is not None:
+                self._metrics_server.close()
+            self.state.close()
+            self._dir_lock.release()
+            raise
+
+    async def _start_locked(self) -> None:
+        cfg = self.config
+        state = self.state
+        state.open()
+        self._server = KafkaServer(state)
+        await self._server.start()
+        state.listen_port = self._server.port
+        state.advertised_host = cfg.listeners.advertised_host or (
+            "localhost" if state.listen_host in ("0.0.0.0", "::", "") else state.listen_host
+        )
+        state.advertised_port = cfg.listeners.advertised_port or state.listen_port
+        self._housekeeping_task = asyncio.get_running_loop().create_task(self._housekeeping())
+        if cfg.metrics.http_port is not None:
+            self._metrics_server = await serve_metrics(
+                state.metrics, state.listen_host, cfg.metrics.http_port
+            )
+            state.metrics_port = self._metrics_server.sockets[0].getsockname()[1]
+        log.info(
+            "broker %d (cluster %s) listening on %s:%d",
+            state.node_id,
+            state.cluster_id,
+            state.listen_host,
+            state.listen_port,
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting, let in-flight requests finish, flush and close every log."""
+        if self._stopped or not self._started:
+            return
+        self._stopped = True
+        if self._server is not None:
+            await self._server.stop()
+        if self._metrics_server is not None:
+            self._metrics_server.close()
+            self.state.metrics_port = None
+        if self._housekeeping_task is not None:
+            self._housekeeping_task.cancel()
+        # Closing a log drains its queue, fsyncs, checkpoints and writes the clean-shutdown marker.
+        await asyncio.get_running_loop().run_in_executor(None, self.state.close)
+        if self._dir_lock is not None:
+            self._dir_lock.release()
+
+    async def _housekeeping(self) -> None:
+        """On the retention interval: segment retention, expired offsets of empty groups,
+        compaction of the offsets log, idle producer state.
+
+        File work runs in the executor; the state the handlers also touch (offsets,
+        producers) is changed here, on the loop.
+        """
+        state = self.state
+        interval = self.config.storage.retention_check_interval_ms / 1000.0
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                deleted = await loop.run_in_executor(None, state.topics.apply_retention)
+                if deleted:
+                    log.info("retention deleted %d segment(s)", deleted)
+                now = state.now_ms()
+                state.offsets.expire(
+                    now, self.config.groups.offsets_retention_ms, state.coordinator.empty_since_ms
+                )
+                await loop.run_in_executor(None, state.offsets.maybe_compact)
+                state.producers.expire(now)
+            except Exception:  # housekeeping failures must not stop the broker
+                log.exception("periodic housekeeping failed")
