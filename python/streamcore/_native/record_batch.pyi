@@ -1,0 +1,111 @@
+"""``_native.record_batch``: Kafka record batch v2 encode, decode and validate.
+
+``Record`` and ``BatchInfo`` are the reference twin's own classes
+(``streamcore._reference.record_types``); ``RecordBatch`` is native. Malformed data
+raises ``streamcore.errors.CorruptRecordError`` naming a byte offset.
+"""
+
+from collections.abc import Iterator, Sequence
+from typing import Any, final
+
+from typing_extensions import Buffer
+
+from streamcore._reference.record_types import BatchInfo as BatchInfo
+from streamcore._reference.record_types import Record as Record
+
+__all__ = [
+    "Record",
+    "BatchInfo",
+    "RecordBatch",
+    "DEFAULT_MAX_DECOMPRESSED_BYTES",
+    "encode_batch",
+    "decode_batch",
+    "decode_batches",
+    "validate_batch",
+]
+
+#: Default cap on the decompressed size of one batch's records (bytes).
+DEFAULT_MAX_DECOMPRESSED_BYTES: int
+
+@final
+class RecordBatch:
+    """One decoded batch: header fields, and its records built on first use."""
+
+    @property
+    def base_offset(self) -> int: ...
+    @property
+    def last_offset(self) -> int:
+        """base_offset + lastOffsetDelta (wrapped to int64)."""
+    @property
+    def batch_length(self) -> int:
+        """batchLength field: bytes after it (total size - 12)."""
+    @property
+    def partition_leader_epoch(self) -> int: ...
+    @property
+    def magic(self) -> int: ...
+    @property
+    def crc(self) -> int: ...
+    @property
+    def attributes(self) -> int: ...
+    @property
+    def compression(self) -> str:
+        """Codec name: none, gzip, snappy, lz4 or zstd."""
+    @property
+    def timestamp_type(self) -> int:
+        """0 = create time, 1 = log append time."""
+    @property
+    def is_transactional(self) -> bool: ...
+    @property
+    def is_control(self) -> bool: ...
+    @property
+    def first_timestamp(self) -> int:
+        """Milliseconds since the epoch."""
+    @property
+    def max_timestamp(self) -> int:
+        """Milliseconds since the epoch."""
+    @property
+    def producer_id(self) -> int: ...
+    @property
+    def producer_epoch(self) -> int: ...
+    @property
+    def base_sequence(self) -> int: ...
+    @property
+    def record_count(self) -> int: ...
+    @property
+    def records(self) -> list[Record]: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Iterator[Record]: ...
+    def to_columns(self) -> dict[str, Any]:
+        """numpy columns (offset, timestamp_ms, key/value offsets and lengths) and buffer."""
+
+def encode_batch(
+    values: Sequence[Buffer | None],
+    keys: Sequence[Buffer | None] | None = None,
+    headers: Sequence[Sequence[tuple[str, Buffer | None]] | None] | None = None,
+    timestamps_ms: Sequence[int] | None = None,
+    *,
+    compression: str | int | None = None,
+    base_offset: int = 0,
+    producer_id: int = ...,
+    producer_epoch: int = ...,
+    base_sequence: int = ...,
+    transactional: bool | None = None,
+    control: bool | None = None,
+    log_append_time: bool | None = None,
+    partition_leader_epoch: int = ...,
+    compression_level: int | None = None,
+) -> bytes:
+    """Encode records into one batch (timestamps in ms; default now for all)."""
+
+def decode_batch(
+    data: Buffer, *, verify_crc: bool | None = None, max_decompressed_bytes: int = ...
+) -> RecordBatch:
+    """Decode exactly one batch; bytes after it are an error."""
+
+def decode_batches(
+    data: Buffer, *, verify_crc: bool | None = None, max_decompressed_bytes: int = ...
+) -> list[RecordBatch]:
+    """Decode back-to-back batches, ignoring a trailing partial batch."""
+
+def validate_batch(data: Buffer, *, max_decompressed_bytes: int = ...) -> BatchInfo:
+    """The broker's produce-time check; returns the header fields."""
