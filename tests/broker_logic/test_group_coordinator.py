@@ -11,7 +11,8 @@ import asyncio
 
 import pytest
 
-from streamcore.broker.group_coordinator import GroupCoordinator, GroupState, JoinResult
+from streamcore.broker.group_coordinator import GroupCoordinator
+from streamcore.broker.group_types import GroupState, JoinResult
 from streamcore.errors import ErrorCode
 
 LONG_MS = 300_000  # timeouts that must never fire in the prompt-join tests

@@ -4,7 +4,8 @@ One :class:`GroupCoordinator` holds every group of the broker in memory. It is
 asyncio-based: ``join_group`` and ``sync_group`` are coroutines that return when
 the rebalance step they wait for completes; session and rebalance timeouts are
 ``loop.call_later`` timers. It never touches the wire format: the handlers
-convert requests to these calls and the returned dataclasses to responses.
+convert requests to these calls and the returned result types
+(:mod:`streamcore.broker.group_types`, re-exported here) to responses.
 
 States (as Kafka names them): Empty -> PreparingRebalance -> CompletingRebalance
 -> Stable, back to PreparingRebalance on any membership or subscription change,
@@ -26,12 +27,21 @@ All methods must be called from the event loop's thread.
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from streamcore.broker.group_types import (
+    GroupDescription,
+    GroupListing,
+    GroupState,
+    JoinMemberInfo,
+    JoinResult,
+    LeaveMemberResult,
+    MemberDescription,
+    SyncResult,
+)
 from streamcore.errors import ErrorCode
 
 __all__ = [
@@ -53,91 +63,6 @@ _REBALANCE_IN_PROGRESS = ErrorCode.REBALANCE_IN_PROGRESS.code
 _FENCED_INSTANCE_ID = ErrorCode.FENCED_INSTANCE_ID.code
 _INCONSISTENT_GROUP_PROTOCOL = ErrorCode.INCONSISTENT_GROUP_PROTOCOL.code
 _COORDINATOR_NOT_AVAILABLE = ErrorCode.COORDINATOR_NOT_AVAILABLE.code
-
-
-class GroupState(enum.Enum):
-    """Group states; ``.value`` is the name Kafka reports in DescribeGroups/ListGroups."""
-
-    EMPTY = "Empty"
-    PREPARING_REBALANCE = "PreparingRebalance"
-    COMPLETING_REBALANCE = "CompletingRebalance"
-    STABLE = "Stable"
-    DEAD = "Dead"
-
-
-@dataclass(frozen=True)
-class JoinMemberInfo:
-    """One member as listed to the leader in a JoinGroup response."""
-
-    member_id: str
-    group_instance_id: str | None
-    metadata: bytes
-
-
-@dataclass(frozen=True)
-class JoinResult:
-    """What a JoinGroup response carries. ``members`` is filled only for the leader."""
-
-    error_code: int
-    generation_id: int = -1
-    protocol_type: str | None = None
-    protocol_name: str | None = None
-    leader_id: str = ""
-    member_id: str = ""
-    members: tuple[JoinMemberInfo, ...] = ()
-    skip_assignment: bool = False
-
-
-@dataclass(frozen=True)
-class SyncResult:
-    """What a SyncGroup response carries."""
-
-    error_code: int
-    assignment: bytes = b""
-    protocol_type: str | None = None
-    protocol_name: str | None = None
-
-
-@dataclass(frozen=True)
-class LeaveMemberResult:
-    """Per-member outcome of LeaveGroup (v3+ lists members)."""
-
-    member_id: str
-    group_instance_id: str | None
-    error_code: int
-
-
-@dataclass(frozen=True)
-class MemberDescription:
-    """One member in DescribeGroups; metadata/assignment are filled only when Stable."""
-
-    member_id: str
-    group_instance_id: str | None
-    client_id: str
-    client_host: str
-    metadata: bytes
-    assignment: bytes
-
-
-@dataclass(frozen=True)
-class GroupDescription:
-    """DescribeGroups answer for one group (a missing group is reported as Dead, no error)."""
-
-    group_id: str
-    error_code: int
-    state: str
-    protocol_type: str
-    protocol_name: str
-    members: tuple[MemberDescription, ...]
-
-
-@dataclass(frozen=True)
-class GroupListing:
-    """ListGroups answer for one group."""
-
-    group_id: str
-    protocol_type: str
-    state: str
 
 
 @dataclass
