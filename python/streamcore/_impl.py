@@ -42,12 +42,18 @@ native_load_errors: dict[str, str] = {}
 _native_mod: ModuleType | None = None
 if not NO_EXTENSIONS:
     try:
-        from streamcore import _native as _native_mod  # type: ignore[attr-defined,no-redef]
+        from streamcore import _native as _native_mod
     except ImportError as exc:
         # "cannot import name '_native'" is what a missing .so looks like from here.
         missing = "cannot import name '_native'" in str(exc)
         native_load_errors["_native"] = "streamcore._native is not built" if missing else repr(exc)
         _native_mod = None
+    else:
+        # Without the .so, the directory of type stubs (streamcore/_native/*.pyi) imports as an
+        # empty namespace package; that is "not built", not a broken build.
+        if getattr(_native_mod, "__file__", None) is None:
+            native_load_errors["_native"] = "streamcore._native is not built"
+            _native_mod = None
 
 
 def _load(capability: str) -> ModuleType:
