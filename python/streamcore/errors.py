@@ -86,18 +86,24 @@ class ConfigError(StreamcoreError, ValueError):
 class ErrorCode(enum.Enum):
     """Kafka protocol error codes: ``ErrorCode.X.code`` and ``ErrorCode.X.retriable``."""
 
+    #: The wire value.
+    code: int
+    #: Whether Kafka clients retry a request answered with this code.
+    retriable: bool
+
     def __new__(cls, code: int, retriable: bool) -> ErrorCode:
         obj = object.__new__(cls)
         obj._value_ = code
-        obj.code = code  # type: ignore[attr-defined]
-        obj.retriable = retriable  # type: ignore[attr-defined]
+        obj.code = code
+        obj.retriable = retriable
         return obj
 
     @classmethod
     def from_code(cls, code: int) -> ErrorCode:
         """Return the member for ``code``; unknown codes map to UNKNOWN_SERVER_ERROR."""
         try:
-            return cls(code)
+            # A lookup by value; mypy reads it as a call of the two-argument __new__.
+            return cls(code)  # type: ignore[call-arg]
         except ValueError:
             return cls.UNKNOWN_SERVER_ERROR
 
