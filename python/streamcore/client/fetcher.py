@@ -13,12 +13,21 @@ ones to forget. A session error resets it to a full fetch.
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
+import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from streamcore.client.cluster import Cluster
+from streamcore.client.config import ClientConfig
+from streamcore.client.errors import broker_error
+from streamcore.client.offsets import EARLIEST, LATEST, list_offsets
+from streamcore.client.retrying import metadata_is_stale
 from streamcore.client.types import TopicPartition
-from streamcore.errors import ErrorCode
+from streamcore.codec import decode_batches
+from streamcore.errors import ErrorCode, OffsetOutOfRangeError
 from streamcore.protocol.messages import (
     FetchRequest,
     FetchRequest_FetchPartition,
@@ -26,13 +35,19 @@ from streamcore.protocol.messages import (
     FetchRequest_ForgottenTopic,
 )
 
-__all__ = ["PartitionState", "FetchSession", "BACKOFF_BASE_S", "BACKOFF_CAP_S"]
+if TYPE_CHECKING:
+    from streamcore.client.group import GroupMembership
+
+__all__ = ["Fetcher", "PartitionState", "FetchSession", "BACKOFF_BASE_S", "BACKOFF_CAP_S"]
+
+log = logging.getLogger("streamcore.client.consumer")
 
 #: Per-partition error backoff: 100 ms doubling to a 30 s cap.
 BACKOFF_BASE_S = 0.1
 BACKOFF_CAP_S = 30.0
 
-_SESSION_ERRORS = {ErrorCode.FETCH_SESSION_ID_NOT_FOUND.code, ErrorCode.INVALID_FETCH_SESSION_EPOCH.code}
+_E = ErrorCode
+_SESSION_ERRORS = {_E.FETCH_SESSION_ID_NOT_FOUND.code, _E.INVALID_FETCH_SESSION_EPOCH.code}
 
 
 class PartitionState:
@@ -190,6 +205,227 @@ def is_session_error(code: int) -> bool:
     return code in _SESSION_ERRORS
 
 
-def now() -> float:
-    """Monotonic seconds (one place, so tests could replace it)."""
-    return time.monotonic()
+class Fetcher:
+    """The consumer's fetch task: start offsets, one Fetch in flight per leader, buffering.
+
+    ``states`` is the consumer's own dict of assigned partitions: the consumer adds
+    and removes entries, the fetcher moves their fetch offsets and fills their
+    buffers. ``committed`` (partition -> last committed offset) is shared the same
+    way, so that a start offset read with OffsetFetch is not committed again.
+    ``data`` is set whenever records or a partition error are ready for ``poll``.
+    """
+
+    def __init__(
+        self,
+        cluster: Cluster,
+        config: ClientConfig,
+        states: dict[TopicPartition, PartitionState],
+        group: GroupMembership | None,
+        committed: dict[TopicPartition, int],
+        data: asyncio.Event,
+    ) -> None:
+        self.cluster = cluster
+        self.config = config
+        self.states = states
+        self.group = group
+        self.committed = committed
+        self.data = data
+        self.sessions: dict[int, FetchSession] = {}
+        #: Records buffered per partition before its fetches pause (``max_poll_records``).
+        self.max_buffered = max(config.max_poll_records, 1)
+        self.closed = False
+        self._fetching: set[int] = set()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look at the partitions again now (assignment, seek, resume or a drained buffer)."""
+        self._wake.set()
+
+    async def _resolve_positions(self) -> None:
+        now = time.monotonic()
+        pending = [st for st in self.states.values() if st.needs_position() and st.backoff_until <= now]
+        if not pending:
+            return
+        if self.group is not None:
+            unchecked = [st for st in pending if not st.committed_checked and st.reset is None]
+            if unchecked:
+                try:
+                    committed = await self.group.fetch_committed([st.tp for st in unchecked])
+                except Exception as exc:
+                    log.info("OffsetFetch failed (%s); retrying", exc)
+                    for st in unchecked:
+                        st.failed(now)
+                    return
+                for st in unchecked:
+                    st.committed_checked = True
+                    om = committed.get(st.tp)
+                    if om is not None and self.states.get(st.tp) is st:
+                        st.seek(om.offset)
+                        self.committed[st.tp] = om.offset
+        pending = [st for st in pending if st.needs_position()]
+        if not pending:
+            return
+        specs: dict[TopicPartition, int] = {}
+        for st in pending:
+            strategy = st.reset
+            if strategy is None:
+                policy = self.config.auto_offset_reset
+                if policy == "none":
+                    st.error = OffsetOutOfRangeError(
+                        f"{st.tp}: no committed offset and auto_offset_reset='none'"
+                    )
+                    self.data.set()
+                    continue
+                strategy = EARLIEST if policy == "earliest" else LATEST
+            specs[st.tp] = strategy
+        if not specs:
+            return
+        missing = [t for t in {tp.topic for tp in specs} if self.cluster.partitions_for(t) is None]
+        if missing:
+            with contextlib.suppress(Exception):
+                await self.cluster.refresh(missing)
+        offsets, errors = await list_offsets(self.cluster, specs)
+        for tp, off in offsets.items():
+            found = self.states.get(tp)
+            if found is not None and found.needs_position():
+                found.seek(off)
+                found.attempts = 0
+        if errors:
+            for tp in errors:
+                found = self.states.get(tp)
+                if found is not None:
+                    found.failed(now)
+            with contextlib.suppress(Exception):
+                await self.cluster.refresh(list({tp.topic for tp in errors}))
+
+    async def run(self) -> None:
+        """The fetch task: runs until ``closed`` is set or the task is cancelled."""
+        while not self.closed:
+            self._wake.clear()
+            try:
+                await self._resolve_positions()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("offset resolution failed: %s", exc)
+            now = time.monotonic()
+            by_node: dict[int, list[PartitionState]] = {}
+            next_due: float | None = None
+            unknown: set[str] = set()
+            for st in self.states.values():
+                if st.fetchable(now, self.max_buffered):
+                    leader = self.cluster.leader_for(st.tp.topic, st.tp.partition)
+                    if leader is None:
+                        unknown.add(st.tp.topic)
+                        st.failed(now)
+                        continue
+                    by_node.setdefault(leader, []).append(st)
+                elif st.backoff_until > now:
+                    next_due = st.backoff_until if next_due is None else min(next_due, st.backoff_until)
+                elif st.needs_position():
+                    next_due = now + 0.05 if next_due is None else min(next_due, now + 0.05)
+            if unknown:
+                with contextlib.suppress(Exception):
+                    await self.cluster.refresh(list(unknown))
+            for node, sts in by_node.items():
+                if node not in self._fetching:
+                    self._fetching.add(node)
+                    asyncio.ensure_future(self._fetch(node, sts))
+            timeout = 1.0 if next_due is None else max(0.0, min(1.0, next_due - time.monotonic()))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _fetch(self, node: int, sts: list[PartitionState]) -> None:
+        session = self.sessions.get(node)
+        if session is None:
+            session = self.sessions[node] = FetchSession()
+        try:
+            wanted = {st.tp: st.fetch_offset for st in sts}
+            epochs = {st.tp: st.epoch for st in sts}
+            try:
+                conn = await self.cluster.connection(node)
+                version = conn.version_for(FetchRequest)
+                req, include, forgotten = session.build(wanted, version, self.config)  # type: ignore[arg-type]
+                resp = await conn.request(req, version)
+            except (ConnectionError, OSError, TimeoutError) as exc:
+                log.info("fetch from node %s failed: %s", node, exc)
+                session.reset()
+                now = time.monotonic()
+                for st in sts:
+                    st.failed(now)
+                with contextlib.suppress(Exception):
+                    await self.cluster.refresh()
+                return
+            if resp.error_code:
+                session.reset()
+                if not is_session_error(resp.error_code):
+                    now = time.monotonic()
+                    for st in sts:
+                        st.failed(now)
+                return
+            session.answered(resp, version, include, forgotten)
+            self._handle_fetch(resp, epochs, session)
+        finally:
+            self._fetching.discard(node)
+            self._wake.set()
+
+    def _handle_fetch(self, resp: Any, epochs: dict[TopicPartition, int], session: FetchSession) -> None:
+        verify = self.config.check_crcs
+        got_data = False
+        refresh: set[str] = set()
+        now = time.monotonic()
+        for t in resp.responses:
+            topic = t.topic
+            for p in t.partitions:
+                tp = TopicPartition(topic, p.partition_index)
+                st = self.states.get(tp)
+                if st is None or epochs.get(tp) != st.epoch:
+                    session.forget(tp)
+                    continue  # revoked or seeked while the fetch was in flight
+                code = p.error_code
+                if code == 0:
+                    st.high_watermark = p.high_watermark
+                    records = p.records
+                    if not records:
+                        continue
+                    fetch_offset = st.fetch_offset
+                    added = 0
+                    for b in decode_batches(records, verify_crc=verify):
+                        last = b.last_offset
+                        if last < fetch_offset:
+                            continue
+                        if not b.is_control and b.record_count:
+                            st.batches.append(b)
+                            added += b.record_count
+                        fetch_offset = last + 1
+                    if fetch_offset != st.fetch_offset:
+                        st.fetch_offset = fetch_offset
+                        st.buffered += added
+                        st.attempts = 0
+                        got_data = True
+                        if not st.batches:
+                            st.position = fetch_offset  # only control batches: skip past them
+                elif code == _E.OFFSET_OUT_OF_RANGE.code:
+                    session.forget(tp)
+                    policy = self.config.auto_offset_reset
+                    if policy == "none":
+                        st.error = broker_error(
+                            code, f"{tp.topic}-{tp.partition} at offset {st.fetch_offset}"
+                        )
+                        got_data = True
+                    else:
+                        st.reset = EARLIEST if policy == "earliest" else LATEST
+                else:
+                    session.forget(tp)
+                    st.failed(now)
+                    err = broker_error(code, f"fetch {tp.topic}-{tp.partition}")
+                    if metadata_is_stale(err):
+                        refresh.add(topic)
+        if refresh:
+            asyncio.ensure_future(self._refresh_quietly(refresh))
+        if got_data:
+            self.data.set()
+
+    async def _refresh_quietly(self, topics: set[str]) -> None:
+        with contextlib.suppress(Exception):
+            await self.cluster.refresh(list(topics))

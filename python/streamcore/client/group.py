@@ -1,24 +1,33 @@
 """Classic consumer-group membership: FindCoordinator, JoinGroup, SyncGroup, Heartbeat, LeaveGroup,
-plus OffsetCommit / OffsetFetch.
+plus OffsetCommit / OffsetFetch, and the consumer's group task that drives them.
 
 Group requests go to the coordinator over a connection of their own (a pool
 entry separate from the data connection to the same broker), so a heartbeat is
 never stuck behind a long-polling fetch, whose answer the broker must send first.
+
+``GroupMembership`` speaks the protocol; ``GroupLoop`` is the background task that
+heartbeats, rejoins when the coordinator asks, runs rebalances with their
+callbacks and commits positions every ``auto_commit_interval_ms``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
+import logging
 import struct
 import time
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-from streamcore.client.assignors import ASSIGNORS, MemberSubscription
+from streamcore.client.assignors import ASSIGNORS, EAGER, MemberSubscription
 from streamcore.client.cluster import Cluster
+from streamcore.client.config import ClientConfig
 from streamcore.client.connection import BrokerConnection
 from streamcore.client.errors import broker_error
+from streamcore.client.fetcher import PartitionState
 from streamcore.client.retrying import coordinator_moved, is_retriable
 from streamcore.client.types import OffsetAndMetadata, TopicPartition
 from streamcore.errors import ErrorCode, KafkaError
@@ -42,6 +51,8 @@ from streamcore.protocol.messages import (
 )
 
 __all__ = [
+    "Callback",
+    "GroupLoop",
     "GroupMembership",
     "encode_subscription",
     "decode_subscription",
@@ -54,6 +65,13 @@ _ASSIGNMENT_VERSION = 0
 _COORDINATOR_CONN_BASE = -1_000_000  # pool ids of coordinator connections: base - node id
 
 E = ErrorCode
+_REBALANCE = {E.REBALANCE_IN_PROGRESS}
+_RESET_MEMBER = {E.UNKNOWN_MEMBER_ID, E.ILLEGAL_GENERATION, E.FENCED_INSTANCE_ID}
+
+log = logging.getLogger("streamcore.client.consumer")
+
+#: A rebalance callback: called with the partitions; may return an awaitable.
+Callback = Callable[[list[TopicPartition]], Any]
 
 
 def _group(tps: list[TopicPartition]) -> dict[str, list[int]]:
@@ -341,3 +359,141 @@ class GroupMembership:
 def _with_member(req: JoinGroupRequest, member_id: str) -> JoinGroupRequest:
     req.member_id = member_id
     return req
+
+
+async def _call(cb: Callback | None, parts: list[TopicPartition]) -> None:
+    if cb is None:
+        return
+    res = cb(parts)
+    if inspect.isawaitable(res):
+        await res
+
+
+class GroupLoop:
+    """The consumer's group task: heartbeats, rebalances, rebalance callbacks, auto-commit.
+
+    ``states`` and ``committed`` are the consumer's own dicts (assigned partitions,
+    last committed offset per partition): a rebalance adds and removes entries.
+    ``commit_positions(parts)`` commits the consumer's positions of ``parts`` (all
+    assigned when None); ``wake_fetcher`` tells the fetch task the assignment
+    changed; ``data`` is set when an error must reach ``poll`` (a fenced member).
+    """
+
+    def __init__(
+        self,
+        membership: GroupMembership,
+        config: ClientConfig,
+        states: dict[TopicPartition, PartitionState],
+        committed: dict[TopicPartition, int],
+        commit_positions: Callable[[Iterable[TopicPartition] | None], Awaitable[None]],
+        wake_fetcher: Callable[[], None],
+        data: asyncio.Event,
+    ) -> None:
+        self.membership = membership
+        self.config = config
+        self.states = states
+        self.committed = committed
+        self.commit_positions = commit_positions
+        self.wake_fetcher = wake_fetcher
+        self.data = data
+        self.subscription: list[str] | None = None
+        self.on_assign: Callback | None = None
+        self.on_revoke: Callback | None = None
+        #: Monotonic time of the last commit (auto-commit waits an interval after any commit).
+        self.last_commit = time.monotonic()
+        #: A fatal group error (FENCED_INSTANCE_ID) for the next poll to raise.
+        self.error: BaseException | None = None
+        self.closed = False
+        self._rejoin = asyncio.Event()
+        self._joined = asyncio.Event()
+
+    def rejoin(self) -> None:
+        """Run a rebalance at the next turn of the loop (after subscribe)."""
+        self._rejoin.set()
+
+    async def _partition_counts(self, topics: list[str]) -> dict[str, int]:
+        out = {}
+        cluster = self.membership.cluster
+        for t in topics:
+            try:
+                out[t] = len(await cluster.wait_for_partitions(t, self.config.request_timeout_ms / 1000.0))
+            except (KafkaError, TimeoutError):
+                out[t] = 0
+        return out
+
+    async def run(self) -> None:
+        """The group task: runs until ``closed`` is set or the task is cancelled."""
+        group = self.membership
+        interval = group.heartbeat_interval_s
+        while not self.closed:
+            try:
+                if self._rejoin.is_set() and self.subscription is not None:
+                    self._rejoin.clear()
+                    await self._rebalance()
+                elif group.generation >= 0:
+                    await group.heartbeat()
+                if self.config.enable_auto_commit and time.monotonic() - self.last_commit >= (
+                    self.config.auto_commit_interval_ms / 1000.0
+                ):
+                    await self.commit_positions(None)
+            except asyncio.CancelledError:
+                raise
+            except KafkaError as exc:
+                if exc.error in _REBALANCE:
+                    self._rejoin.set()
+                elif exc.error in _RESET_MEMBER:
+                    if exc.error is E.FENCED_INSTANCE_ID:
+                        self.error = exc
+                        self.data.set()
+                        return
+                    group.member_id = "" if exc.error is E.UNKNOWN_MEMBER_ID else group.member_id
+                    group.generation = -1
+                    await self._revoke(list(self.states), lost=True)
+                    self._rejoin.set()
+                elif coordinator_moved(exc):
+                    group.coordinator_lost()
+                else:
+                    log.warning("consumer group %s: %s", group.group_id, exc)
+            except (ConnectionError, OSError, TimeoutError) as exc:
+                log.info("consumer group %s: coordinator unreachable (%s), retrying", group.group_id, exc)
+                group.coordinator_lost()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._rejoin.wait(), interval)
+
+    async def _rebalance(self) -> None:
+        group = self.membership
+        assert self.subscription is not None
+        owned = sorted(self.states)
+        eager = (group.protocol or group.strategies[0]) in EAGER
+        if eager and owned:
+            await self._revoke(owned)
+            owned = []
+        assigned, protocol = await group.join(self.subscription, owned, self._partition_counts)
+        new = set(assigned)
+        revoked = [tp for tp in owned if tp not in new]
+        added = sorted(tp for tp in new if tp not in self.states)
+        if revoked:
+            await self._revoke(revoked)
+            if protocol not in EAGER:
+                self._rejoin.set()  # cooperative: a follow-up round hands them to their new owner
+        for tp in added:
+            self.states[tp] = PartitionState(tp)
+        self._joined.set()
+        self.wake_fetcher()
+        await _call(self.on_assign, added if protocol not in EAGER else sorted(new))
+
+    async def _revoke(self, parts: list[TopicPartition], lost: bool = False) -> None:
+        if not parts:
+            return
+        if not lost and self.config.enable_auto_commit:
+            with contextlib.suppress(Exception):
+                await self.commit_positions(parts)
+        await _call(self.on_revoke, sorted(parts))
+        for tp in parts:
+            self.states.pop(tp, None)
+            self.committed.pop(tp, None)
+
+    async def wait_for_assignment(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` s) for the first rebalance to finish."""
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._joined.wait(), timeout)
