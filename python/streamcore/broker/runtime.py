@@ -92,6 +92,7 @@ class BrokerRuntime:
         cfg = self.config
         state = self.state
         state.open()
+        state.topics.logs.start_retention(cfg.storage.retention_check_interval_ms)
         self._server = KafkaServer(state)
         await self._server.start()
         state.listen_port = self._server.port
@@ -131,8 +132,9 @@ class BrokerRuntime:
             self._dir_lock.release()
 
     async def _housekeeping(self) -> None:
-        """On the retention interval: segment retention, expired offsets of empty groups,
-        compaction of the offsets log, idle producer state.
+        """On the retention interval: expired offsets of empty groups, compaction of the
+        offsets log, idle producer state. (Segment retention is the log manager's own
+        thread, started with the logs.)
 
         File work runs in the executor; the state the handlers also touch (offsets,
         producers) is changed here, on the loop.
@@ -143,9 +145,6 @@ class BrokerRuntime:
         while True:
             await asyncio.sleep(interval)
             try:
-                deleted = await loop.run_in_executor(None, state.topics.apply_retention)
-                if deleted:
-                    log.info("retention deleted %d segment(s)", deleted)
                 now = state.now_ms()
                 state.offsets.expire(
                     now, self.config.groups.offsets_retention_ms, state.coordinator.empty_since_ms

@@ -2,18 +2,19 @@
 
 :class:`TopicManager` owns ``<data_dir>/topics.json`` (the topic catalogue,
 rewritten atomically on every change: temp file -> fsync -> rename -> fsync
-directory) and the partition logs ``<data_dir>/<topic>-<partition>/`` (one
-:class:`streamcore.storage.Log` each, opened on first use). It speaks plain
-Python values; failures are :class:`TopicError` carrying the Kafka error code a
-handler should answer with.
+directory) and decides each partition log's settings; the logs themselves
+(``<data_dir>/<topic>-<partition>/``, opened on first use, retention, removal,
+closing) are kept by its :class:`streamcore.storage.log_manager.LogManager`
+(``TopicManager.logs``). Topic config definitions are the one table in
+:mod:`streamcore.broker.topic_configs`. It speaks plain Python values; failures
+are :class:`TopicError` carrying the Kafka error code a handler should answer with.
 
 Single node: the replication factor is always 1 (``-1`` = broker default, also 1).
 The internal topic ``__consumer_offsets`` (one partition) holds committed
 offsets; it is hidden from normal listings.
 
 Thread safety: methods take an internal lock, so the retention thread may run
-:meth:`TopicManager.apply_retention` while the event loop creates or deletes
-topics. Opening a log recovers it from disk and may block for a moment.
+while the event loop creates or deletes topics. Opening a log recovers it from disk and may block for a moment.
 """
 
 from __future__ import annotations
@@ -22,17 +23,28 @@ import json
 import logging
 import os
 import re
-import shutil
 import threading
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
-from streamcore._atomic_file import fsync_dir, write_atomic
+from streamcore._atomic_file import write_atomic
 from streamcore.broker.config import BrokerConfig
+from streamcore.broker.topic_configs import (
+    CONFIG_SOURCE_DEFAULT,
+    CONFIG_SOURCE_STATIC_BROKER,
+    CONFIG_SOURCE_TOPIC,
+    TOPIC_CONFIG_NAMES,
+    TOPIC_CONFIGS,
+    ConfigEntry,
+    TopicConfig,
+    TopicError,
+    check_topic_configs,
+)
 from streamcore.errors import ErrorCode, StreamcoreError
+from streamcore.storage.log_manager import LogManager
 
 __all__ = [
     "OFFSETS_TOPIC",
@@ -59,41 +71,6 @@ _MAX_NAME = 249
 _LEGAL = re.compile(r"^[a-zA-Z0-9._-]+$")
 _MAX_PARTITIONS = 100_000
 
-#: Kafka DescribeConfigs ConfigSource values used here.
-CONFIG_SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG: set on the topic
-CONFIG_SOURCE_STATIC_BROKER = 4  # STATIC_BROKER_CONFIG: broker setting from file/env/CLI
-CONFIG_SOURCE_DEFAULT = 5  # DEFAULT_CONFIG
-
-
-class TopicError(StreamcoreError):
-    """A topic operation was refused; ``error_code`` is the Kafka error code to answer with."""
-
-    def __init__(self, error_code: ErrorCode | int, message: str) -> None:
-        super().__init__(message)
-        self.error_code = error_code.code if isinstance(error_code, ErrorCode) else int(error_code)  # type: ignore[attr-defined]
-        self.message = message
-
-
-class ConfigEntry(NamedTuple):
-    """One DescribeConfigs row: value as text, whether default, read-only, ConfigSource code."""
-
-    value: str
-    is_default: bool
-    read_only: bool
-    source: int
-
-
-@dataclass(frozen=True)
-class TopicConfig:
-    """A topic's effective settings (overrides merged over broker defaults). -1 = unlimited."""
-
-    retention_ms: int
-    retention_bytes: int
-    segment_bytes: int
-    segment_ms: int
-    cleanup_policy: str
-    max_message_bytes: int
-
 
 @dataclass(frozen=True)
 class TopicInfo:
@@ -104,41 +81,6 @@ class TopicInfo:
     partitions: int
     configs: Mapping[str, str] = field(default_factory=dict)
     internal: bool = False
-
-
-# name -> (broker setting it defaults to, parser of text values, minimum)
-def _int_value(name: str, minimum: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(str(text).strip())
-        except ValueError:
-            raise TopicError(ErrorCode.INVALID_CONFIG, f"{name}: {text!r} is not an integer") from None
-        if value < minimum:
-            raise TopicError(ErrorCode.INVALID_CONFIG, f"{name}: {value} is below the minimum {minimum}")
-        return value
-
-    return parse
-
-
-def _cleanup_policy(text: str) -> str:
-    if str(text).strip() != "delete":
-        raise TopicError(
-            ErrorCode.INVALID_CONFIG,
-            f"cleanup.policy: {text!r} is not supported; streamcore supports only 'delete' (no compaction)",
-        )
-    return "delete"
-
-
-_TOPIC_CONFIGS: dict[str, tuple[str | None, Callable[[str], Any]]] = {
-    "retention.ms": ("storage.retention_ms", _int_value("retention.ms", -1)),
-    "retention.bytes": ("storage.retention_bytes", _int_value("retention.bytes", -1)),
-    "segment.bytes": ("storage.segment_bytes", _int_value("segment.bytes", 1024)),
-    "segment.ms": ("storage.segment_ms", _int_value("segment.ms", 1)),
-    "cleanup.policy": (None, _cleanup_policy),
-    "max.message.bytes": ("limits.max_message_bytes", _int_value("max.message.bytes", 0)),
-}
-#: Names of the per-topic configs that may be set.
-TOPIC_CONFIG_NAMES: tuple[str, ...] = tuple(_TOPIC_CONFIGS)
 
 
 def validate_topic_name(name: str) -> None:
@@ -183,19 +125,13 @@ class TopicManager:
     ) -> None:
         self.data_dir = Path(data_dir)
         self.config = config
-        if log_factory is None:
-            from streamcore.storage import Log
-
-            log_factory = Log
-        self._log_factory = log_factory
         self._lock = threading.RLock()
         self._topics: dict[str, TopicInfo] = {}
         self._by_id: dict[uuid.UUID, str] = {}
-        self._logs: dict[tuple[str, int], Any] = {}
         self._closed = False
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        #: The partition logs (opening, retention, removal, closing).
+        self.logs = LogManager(self.data_dir, log_factory=log_factory)
         self._load()
-        self._remove_deleted_leftovers()
         if OFFSETS_TOPIC not in self._topics:
             self._create_locked(
                 OFFSETS_TOPIC,
@@ -258,11 +194,6 @@ class TopicManager:
         self._topics = topics
         self._by_id = {info.topic_id: name for name, info in topics.items()}
 
-    def _remove_deleted_leftovers(self) -> None:
-        for entry in self.data_dir.iterdir():
-            if entry.is_dir() and entry.name.endswith("-delete"):
-                shutil.rmtree(entry, ignore_errors=True)
-
     # ------------------------------------------------------------------ queries
 
     def get(self, name: str) -> TopicInfo | None:
@@ -284,22 +215,16 @@ class TopicManager:
     def topic_config(self, name: str) -> TopicConfig:
         """Effective settings of a topic (raises TopicError UNKNOWN_TOPIC_OR_PARTITION)."""
         info = self._require(name)
-        values = {key: self._effective(info, key)[0] for key in _TOPIC_CONFIGS}
-        return TopicConfig(
-            retention_ms=values["retention.ms"],
-            retention_bytes=values["retention.bytes"],
-            segment_bytes=values["segment.bytes"],
-            segment_ms=values["segment.ms"],
-            cleanup_policy=values["cleanup.policy"],
-            max_message_bytes=values["max.message.bytes"],
-        )
+        return TopicConfig(**{d.field: self._effective(info, key)[0] for key, d in TOPIC_CONFIGS.items()})
 
     def _effective(self, info: TopicInfo, key: str) -> tuple[Any, int]:
-        setting, parse = _TOPIC_CONFIGS[key]
+        definition = TOPIC_CONFIGS[key]
         if key in info.configs:
-            return parse(info.configs[key]), CONFIG_SOURCE_TOPIC
+            return definition.parse(info.configs[key]), CONFIG_SOURCE_TOPIC
+        setting = definition.broker_setting
         if setting is None:
-            return parse("delete"), CONFIG_SOURCE_DEFAULT
+            assert definition.default is not None
+            return definition.parse(definition.default), CONFIG_SOURCE_DEFAULT
         value = self.config.get(setting)
         source = (
             CONFIG_SOURCE_DEFAULT if self.config.source(setting) == "default" else CONFIG_SOURCE_STATIC_BROKER
@@ -314,7 +239,7 @@ class TopicManager:
         """
         info = self._require(name)
         out: dict[str, ConfigEntry] = {}
-        for key in _TOPIC_CONFIGS:
+        for key in TOPIC_CONFIGS:
             if keys is not None and key not in keys:
                 continue
             value, source = self._effective(info, key)
@@ -328,20 +253,6 @@ class TopicManager:
         return info
 
     # ------------------------------------------------------------------ changes
-
-    def _check_configs(self, configs: Mapping[str, str | None]) -> dict[str, str]:
-        clean: dict[str, str] = {}
-        for key, value in configs.items():
-            if key not in _TOPIC_CONFIGS:
-                raise TopicError(
-                    ErrorCode.INVALID_CONFIG,
-                    f"unknown or unsupported topic config {key!r}; supported: {', '.join(_TOPIC_CONFIGS)}",
-                )
-            if value is None:
-                raise TopicError(ErrorCode.INVALID_CONFIG, f"{key}: a value is required")
-            _TOPIC_CONFIGS[key][1](value)
-            clean[key] = str(value).strip()
-        return clean
 
     def create_topic(
         self,
@@ -372,7 +283,7 @@ class TopicManager:
                 ErrorCode.INVALID_PARTITIONS,
                 f"number of partitions must be between 1 and {_MAX_PARTITIONS}, not {num_partitions}",
             )
-        clean = self._check_configs(configs or {})
+        clean = check_topic_configs(configs or {})
         with self._lock:
             self._check_open()
             if name in self._topics:
@@ -452,9 +363,9 @@ class TopicManager:
         when a partition log is next opened. Raises TopicError INVALID_CONFIG /
         UNKNOWN_TOPIC_OR_PARTITION.
         """
-        clean = self._check_configs(set_configs)
+        clean = check_topic_configs(set_configs)
         for key in delete_keys:
-            if key not in _TOPIC_CONFIGS:
+            if key not in TOPIC_CONFIGS:
                 raise TopicError(ErrorCode.INVALID_CONFIG, f"unknown topic config {key!r}")
         with self._lock:
             self._check_open()
@@ -468,10 +379,11 @@ class TopicManager:
                 return altered
             self._commit({**self._topics, name: altered})
             cfg = self.topic_config(name)
-            for (topic, _), log in self._logs.items():
-                if topic == name:
-                    log.retention_ms = None if cfg.retention_ms < 0 else cfg.retention_ms
-                    log.retention_bytes = None if cfg.retention_bytes < 0 else cfg.retention_bytes
+            self.logs.set_retention(
+                [(name, p) for p in range(altered.partitions)],
+                None if cfg.retention_ms < 0 else cfg.retention_ms,
+                None if cfg.retention_bytes < 0 else cfg.retention_bytes,
+            )
             return altered
 
     def delete_topic(self, name: str) -> TopicInfo:
@@ -488,24 +400,7 @@ class TopicManager:
                 raise TopicError(ErrorCode.INVALID_TOPIC, f"{name} is internal and cannot be deleted")
             # The catalogue goes first: if it cannot be written the topic stays whole.
             self._commit({k: v for k, v in self._topics.items() if k != name})
-            for p in range(info.partitions):
-                log = self._logs.pop((name, p), None)
-                if log is not None:
-                    try:
-                        log.close()
-                    except Exception:
-                        logger.exception("closing %s-%d before deletion failed", name, p)
-            doomed = []
-            for p in range(info.partitions):
-                directory = self.data_dir / f"{name}-{p}"
-                if directory.exists():
-                    target = directory.with_name(f"{directory.name}.{info.topic_id.hex}-delete")
-                    os.replace(directory, target)
-                    doomed.append(target)
-            if doomed:
-                fsync_dir(self.data_dir)
-            for target in doomed:
-                shutil.rmtree(target, ignore_errors=True)
+            self.logs.delete([(name, p) for p in range(info.partitions)], info.topic_id.hex)
             return info
 
     def delete_topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo:
@@ -523,12 +418,12 @@ class TopicManager:
         Raises TopicError UNKNOWN_TOPIC_OR_PARTITION for an unknown topic or partition.
         """
         key = (name, partition)
-        log = self._logs.get(key)
+        log = self.logs.get(key)
         if log is not None:
             return log
         with self._lock:
             self._check_open()
-            log = self._logs.get(key)
+            log = self.logs.get(key)
             if log is not None:
                 return log
             info = self._require(name)
@@ -537,15 +432,15 @@ class TopicManager:
                     ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                     f"topic {name!r} has partitions 0..{info.partitions - 1}, not {partition}",
                 )
-            log = self._open_log(name, partition)
-            self._logs[key] = log
-            return log
+            return self._open_log(name, partition)
 
     def _open_log(self, name: str, partition: int) -> Any:
         cfg = self.topic_config(name)
         storage = self.config.storage
-        return self._log_factory(
-            self.data_dir / f"{name}-{partition}",
+        return self.logs.open(
+            (name, partition),
+            # The offset store reclaims the offsets topic's space itself.
+            retention=name != OFFSETS_TOPIC,
             fsync=storage.fsync,
             fsync_interval_ms=storage.fsync_interval_ms,
             profile=storage.profile,
@@ -568,8 +463,7 @@ class TopicManager:
 
     def open_logs(self) -> list[tuple[tuple[str, int], Any]]:
         """Currently open logs as ((topic, partition), log) pairs."""
-        with self._lock:
-            return list(self._logs.items())
+        return self.logs.items()
 
     def offsets_log(self) -> Any:
         """Partition 0 of ``__consumer_offsets``, for the offset store."""
@@ -581,15 +475,7 @@ class TopicManager:
         The offsets topic is left alone: the offset store reclaims its space itself.
         A failing log is logged and skipped.
         """
-        deleted = 0
-        for (topic, p), log in self.open_logs():
-            if topic == OFFSETS_TOPIC:
-                continue
-            try:
-                deleted += log.apply_retention(now_ms)
-            except Exception:
-                logger.exception("retention failed for %s-%d", topic, p)
-        return deleted
+        return self.logs.apply_retention(now_ms)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -599,12 +485,7 @@ class TopicManager:
         """Close every open log (each drains, fsyncs and checkpoints); idempotent."""
         with self._lock:
             self._closed = True
-            logs, self._logs = list(self._logs.items()), {}
-        for (topic, p), log in logs:
-            try:
-                log.close()
-            except Exception:
-                logger.exception("closing %s-%d failed", topic, p)
+        self.logs.close()
 
     def __enter__(self) -> TopicManager:
         return self

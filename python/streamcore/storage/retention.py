@@ -1,4 +1,8 @@
-"""Periodic retention: call ``Log.apply_retention()`` on a set of logs every ``interval_ms``."""
+"""Periodic retention: call ``Log.apply_retention()`` on a set of logs every ``interval_ms``.
+
+The broker's retention loop: ``storage.log_manager.LogManager.start_retention`` runs
+one over the broker's partition logs.
+"""
 
 from __future__ import annotations
 
@@ -49,7 +53,9 @@ class RetentionScheduler:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_ms / 1000.0):
-            self.run_once()
+            deleted = self.run_once()
+            if deleted:
+                logger.info("retention deleted %d segment(s)", deleted)
 
     def start(self) -> None:
         """Start the background thread (once)."""

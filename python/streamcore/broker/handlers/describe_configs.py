@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamcore.broker.topic_configs import TOPIC_CONFIGS
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
@@ -25,14 +26,6 @@ API_KEY = 32
 REQUEST = DescribeConfigsRequest
 
 _TOPIC, _BROKER = 2, 4
-# ConfigType codes of DescribeConfigs v3+: 3 INT, 5 LONG, 2 STRING.
-_TYPES = {
-    "retention.ms": 5,
-    "retention.bytes": 5,
-    "segment.bytes": 3,
-    "segment.ms": 5,
-    "max.message.bytes": 3,
-}
 
 
 def handle(
@@ -59,7 +52,7 @@ def handle(
                     read_only=e.read_only,
                     config_source=e.source,
                     is_default=e.is_default,
-                    config_type=_TYPES.get(name, 2),
+                    config_type=int(TOPIC_CONFIGS[name].config_type),
                     documentation=None,
                 )
                 for name, e in entries.items()
