@@ -129,3 +129,24 @@ def test_runtime_serves_metrics_and_stops_everything(tmp_path):
         await runtime.stop()  # idempotent
 
     asyncio.run(main())
+
+
+def test_the_runtime_runs_segment_retention_on_the_configured_interval(tmp_path):
+    async def main() -> int:
+        runtime = BrokerRuntime(_config(tmp_path, **{"storage.retention_check_interval_ms": 20}))
+        await runtime.start()
+        try:
+            topics = runtime.state.topics
+            topics.create_topic("t", 1, configs={"segment.bytes": "1024", "retention.bytes": "1"})
+            plog = topics.log("t", 0)
+            for _ in range(8):
+                plog.append(encode_batch([b"x" * 400]))
+            for _ in range(500):
+                if plog.log_start_offset > 0:
+                    break
+                await asyncio.sleep(0.01)
+            return plog.log_start_offset
+        finally:
+            await runtime.stop()
+
+    assert asyncio.run(main()) > 0
