@@ -21,7 +21,6 @@ the writer thread to the Produce response.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from streamcore.broker.delayed_fetch import DelayedFetch
@@ -84,7 +83,7 @@ class Appender:
         except BaseException:
             self._producers.abort(check.token)
             raise
-        fut.add_done_callback(_Record(self._producers, self._delayed, key, check.token))
+        fut.add_done_callback(_Record(self._producers, self._delayed, topic, partition, check.token))
         # The caller waits on an outer future: cancelling it (a hang-up) leaves the WAL's
         # future, and so the sequence record above, to complete.
         return asyncio.shield(fut)
@@ -108,14 +107,15 @@ class _Notify:
 class _Record:
     """Done-callback of an idempotent append: record or withdraw the sequence reservation."""
 
-    __slots__ = ("_delayed", "_key", "_producers", "_token")
+    __slots__ = ("_delayed", "_partition", "_producers", "_token", "_topic")
 
     def __init__(
-        self, producers: ProducerStateManager, delayed: DelayedFetch, key: Hashable, token: Any
+        self, producers: ProducerStateManager, delayed: DelayedFetch, topic: str, partition: int, token: Any
     ) -> None:
         self._producers = producers
         self._delayed = delayed
-        self._key = key
+        self._topic = topic
+        self._partition = partition
         self._token = token
 
     def __call__(self, fut: asyncio.Future[AppendResult]) -> None:
@@ -126,5 +126,4 @@ class _Record:
             return
         result = fut.result()
         self._producers.complete(self._token, result.base_offset, result.last_offset)
-        topic, partition = self._key  # type: ignore[misc]
-        self._delayed.notify(topic, partition)
+        self._delayed.notify(self._topic, self._partition)

@@ -40,7 +40,7 @@ class TopicError(StreamcoreError):
 
     def __init__(self, error_code: ErrorCode | int, message: str) -> None:
         super().__init__(message)
-        self.error_code = error_code.code if isinstance(error_code, ErrorCode) else int(error_code)  # type: ignore[attr-defined]
+        self.error_code = error_code.code if isinstance(error_code, ErrorCode) else int(error_code)
         self.message = message
 
 
