@@ -16,7 +16,7 @@ from typing import Any
 
 from streamcore.client import admin as _admin
 from streamcore.client.config import build_config
-from streamcore.client.consumer import Callback, ConsumerCore
+from streamcore.client.consumer import STOP, Callback, ConsumerCore, split_consumer_timeout
 from streamcore.client.errors import BufferFullError
 from streamcore.client.offsets import EARLIEST, LATEST
 from streamcore.client.producer import ProducerCore
@@ -159,6 +159,11 @@ class Consumer:
     >>> c = Consumer("127.0.0.1:9092", group_id="g", auto_offset_reset="earliest")  # doctest: +SKIP
     >>> c.subscribe(["events"])                                                   # doctest: +SKIP
     >>> records = c.poll(timeout_ms=1000)                                          # doctest: +SKIP
+    >>> for record in c:                                                           # doctest: +SKIP
+    ...     print(record.offset, record.value)
+
+    Iteration goes on until the consumer is closed or, with ``consumer_timeout_ms``
+    (kafka-python's setting), until that many ms pass without a record.
     """
 
     def __init__(
@@ -167,6 +172,7 @@ class Consumer:
         config: Mapping[str, Any] | None = None,
         **settings: Any,
     ) -> None:
+        self._iteration_timeout_s, config, settings = split_consumer_timeout(config, settings)
         self.config = build_config("consumer", bootstrap_servers, config, settings)
         self._lt = loop_thread()
         self._core: ConsumerCore = self._lt.call(ConsumerCore, self.config)
@@ -177,6 +183,21 @@ class Consumer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def __iter__(self) -> Consumer:
+        return self
+
+    def __next__(self) -> Any:
+        """The next record (PartitionColumns under ``columnar``); StopIteration when closed or
+        after ``consumer_timeout_ms`` without one. Raises what poll() raises."""
+        # Records already taken are handed out on this thread: one loop round trip per
+        # poll's worth of records, not per record.
+        item = self._core.take_lent()
+        if item is None:
+            item = self._lt.run(self._core.next_item(self._iteration_timeout_s))
+        if item is STOP:
+            raise StopIteration
+        return item
 
     def subscribe(
         self, topics: Iterable[str], on_assign: Callback | None = None, on_revoke: Callback | None = None

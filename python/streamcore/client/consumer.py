@@ -13,6 +13,14 @@ Background tasks, all on the client's event loop:
 This module keeps the public ``Consumer`` and ``ConsumerCore``, which owns the
 assignment and the positions and turns buffered batches into records.
 
+Iteration (``for record in consumer`` on the blocking consumer, ``async for`` on
+this one) takes records a poll at a time but moves a partition's position only
+past the records it has yielded, as kafka-python does: leaving the loop early,
+committing inside it or a rebalance never skips a record that was taken and not
+yet yielded. ``consumer_timeout_ms`` ends an iteration that waited that long for
+its next record (kafka-python's meaning); without it iteration goes on until the
+consumer is closed.
+
 Rebalance callbacks run on the group task: ``on_revoke(partitions)`` before
 partitions go (after their positions are auto-committed), ``on_assign(partitions)``
 once new ones arrive. Under "range" (eager) every partition is revoked before a
@@ -28,17 +36,93 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from streamcore import _units
 from streamcore.client.cluster import Cluster
-from streamcore.client.config import ClientConfig, build_config
+from streamcore.client.config import ClientConfig, _normalize_name, build_config
 from streamcore.client.errors import ClientClosedError
 from streamcore.client.fetcher import Fetcher, PartitionState
 from streamcore.client.group import Callback, GroupLoop, GroupMembership
 from streamcore.client.offsets import EARLIEST, LATEST
 from streamcore.client.types import ConsumerRecord, OffsetAndMetadata, PartitionColumns, TopicPartition
+from streamcore.errors import ConfigError
 
-__all__ = ["Consumer", "ConsumerCore", "Callback"]
+__all__ = ["Consumer", "ConsumerCore", "Callback", "STOP", "split_consumer_timeout"]
 
 _tuple_new = tuple.__new__
+
+#: What ``ConsumerCore.next_item`` returns when an iteration is over.
+STOP: Any = object()
+# Longest single wait of an iteration without consumer_timeout_ms: it then looks at
+# the closed flag again, whatever woke it or not.
+_ITERATION_SLICE_MS = 1000
+_CONSUMER_TIMEOUT = "consumer_timeout_ms"
+
+
+def split_consumer_timeout(
+    config: Mapping[str, Any] | None, settings: Mapping[str, Any]
+) -> tuple[float | None, dict[str, Any] | None, dict[str, Any]]:
+    """Take ``consumer_timeout_ms`` (any spelling, e.g. ``consumer.timeout.ms``) out of the settings.
+
+    Returns (seconds an iteration waits for its next record, or None for no limit;
+    the dotted properties without it; the keyword settings without it). None,
+    ``float("inf")`` (kafka-python's default) and -1 mean no limit; otherwise
+    milliseconds as an int or a duration text (``"10s"``). A bad value raises
+    ConfigError.
+    """
+    timeout: float | None = None
+    rest: list[dict[str, Any]] = []
+    for source in config or {}, settings:
+        kept = {}
+        for name, value in source.items():
+            if _normalize_name(name) != _CONSUMER_TIMEOUT:
+                kept[name] = value
+            elif value is None or value == float("inf"):
+                timeout = None
+            else:
+                try:
+                    ms = _units.parse_duration_ms(value, _CONSUMER_TIMEOUT, allow_forever=True)
+                except _units.UnitValueError as exc:
+                    raise ConfigError(str(exc)) from None
+                timeout = None if ms == _units.FOREVER else ms / 1000.0
+        rest.append(kept)
+    return timeout, (rest[0] if config is not None else None), rest[1]
+
+
+def _item_tp(item: Any) -> TopicPartition:
+    return TopicPartition(item.topic, item.partition)
+
+
+def _item_offset(item: Any) -> int:
+    """First offset of a ConsumerRecord or a PartitionColumns."""
+    if type(item) is PartitionColumns:
+        return int(item.columns["offset"][0])
+    return int(item.offset)
+
+
+class _Lent:
+    """Records one poll took for iteration; ``next`` indexes the first one not yet yielded.
+
+    The blocking consumer's iterating thread moves ``next``; the loop thread only
+    reads it (a stale read gives a lower position: a record delivered twice, never
+    one skipped). ``epochs`` is each partition's epoch when the records were taken:
+    a seek, a pause or a revoke since makes that partition's remaining records stale.
+    """
+
+    __slots__ = ("items", "next", "epochs")
+
+    def __init__(self, items: list[Any], epochs: dict[TopicPartition, int]) -> None:
+        self.items = items
+        self.next = 0
+        self.epochs = epochs
+
+    def first_unyielded(self, tp: TopicPartition) -> int | None:
+        """Offset of the first record of ``tp`` not yet yielded (None if none)."""
+        items = self.items
+        for i in range(self.next, len(items)):
+            item = items[i]
+            if item.topic == tp.topic and item.partition == tp.partition:
+                return _item_offset(item)
+        return None
 
 
 class ConsumerCore:
@@ -74,11 +158,17 @@ class ConsumerCore:
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self._closed = False
+        self.lent: _Lent | None = None
         self._started = False
         self._rr = itertools.count()
         self.max_buffered = self.fetcher.max_buffered
         self.key_deserializer = config.key_deserializer
         self.value_deserializer = config.value_deserializer
+
+    @property
+    def closed(self) -> bool:
+        """True once close() began."""
+        return self._closed
 
     @property
     def subscription(self) -> list[str] | None:
@@ -179,17 +269,28 @@ class ConsumerCore:
     def positions_to_commit(
         self, parts: Iterable[TopicPartition] | None = None
     ) -> dict[TopicPartition, OffsetAndMetadata]:
-        """Positions of ``parts`` (default all assigned) that differ from the last commit."""
+        """Positions of ``parts`` (default all assigned) that differ from the last commit.
+
+        A partition's position counts only the records an iteration has yielded.
+        """
         out = {}
         for tp in parts if parts is not None else list(self.states):
             st = self.states.get(tp)
-            if (
-                st is not None
-                and st.position is not None
-                and self._committed_positions.get(tp) != st.position
-            ):
-                out[tp] = OffsetAndMetadata(st.position)
+            if st is None:
+                continue
+            pos = self._delivered(tp, st)
+            if pos is not None and self._committed_positions.get(tp) != pos:
+                out[tp] = OffsetAndMetadata(pos)
         return out
+
+    def _delivered(self, tp: TopicPartition, st: PartitionState) -> int | None:
+        """Position of ``tp`` as the application has seen it: before any record taken but not yielded."""
+        lent = self.lent
+        if lent is not None and lent.epochs.get(tp) == st.epoch:
+            first = lent.first_unyielded(tp)
+            if first is not None:
+                return first
+        return st.position
 
     async def commit_positions(self, parts: Iterable[TopicPartition] | None = None) -> None:
         """Commit the current positions (auto-commit and commit() without offsets)."""
@@ -301,6 +402,14 @@ class ConsumerCore:
         self.start()
         n = max_records or self.config.max_poll_records
         deadline = time.monotonic() + timeout_ms / 1000.0
+        out: list[Any] = []
+        while len(out) < n:  # records an iteration took and did not yield come first
+            item = self.take_lent()
+            if item is None:
+                break
+            out.append(item)
+        if out:
+            return out
         while True:
             self._raise_pending()
             out = self.collect(n)
@@ -312,6 +421,49 @@ class ConsumerCore:
             self._data.clear()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._data.wait(), left)
+
+    # ------------------------------------------------------------------ iteration
+
+    def take_lent(self) -> Any | None:
+        """The next record an iteration took and has not yielded, skipping stale ones; None if none.
+
+        Safe to call from the blocking consumer's own thread: it reads the loop's
+        state and writes only ``lent.next``.
+        """
+        lent = self.lent
+        if lent is None:
+            return None
+        items, states, epochs = lent.items, self.states, lent.epochs
+        while lent.next < len(items):
+            item = items[lent.next]
+            tp = _item_tp(item)
+            st = states.get(tp)
+            lent.next += 1
+            if st is not None and st.epoch == epochs.get(tp):
+                return item
+        return None
+
+    async def next_item(self, timeout_s: float | None) -> Any:
+        """The next record of an iteration, waiting up to ``timeout_s`` (None: until closed).
+
+        Returns STOP when the wait ran out or the consumer is closed; raises what
+        poll() raises.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            item = self.take_lent()
+            if item is not None:
+                return item
+            if self._closed:
+                return STOP
+            wait_ms = _ITERATION_SLICE_MS
+            if deadline is not None:
+                wait_ms = int(min(wait_ms, max(0.0, deadline - time.monotonic()) * 1000.0))
+            items = await self.poll(wait_ms)
+            if items:
+                self.lent = _Lent(items, {tp: self.states[tp].epoch for tp in {_item_tp(i) for i in items}})
+            elif deadline is not None and time.monotonic() >= deadline:
+                return STOP
 
     # ------------------------------------------------------------------ positions
 
@@ -340,12 +492,20 @@ class ConsumerCore:
                 raise TimeoutError(f"position of {tp} not resolved within {timeout:g} s")
             self.fetcher.wake()
             await asyncio.sleep(0.01)
-        return st.position  # type: ignore[return-value]
+        return self._delivered(st.tp, st)  # type: ignore[return-value]
 
     def pause(self, parts: Iterable[TopicPartition]) -> None:
         """Stop fetching and returning records of ``parts`` until resume()."""
         for tp in parts:
-            self._state(tp).paused = True
+            st = self._state(tp)
+            st.paused = True
+            lent = self.lent
+            if lent is not None and lent.epochs.get(st.tp) == st.epoch:
+                first = lent.first_unyielded(st.tp)
+                if first is not None:
+                    # Records an iteration took and did not yield are fetched again
+                    # after resume(); the seek makes the taken ones stale.
+                    st.seek(first)
 
     def resume(self, parts: Iterable[TopicPartition]) -> None:
         """Undo pause()."""
@@ -382,6 +542,11 @@ class Consumer:
     ...     c.subscribe(["events"])
     ...     for record in await c.poll(timeout_ms=1000):
     ...         print(record.offset, record.value)
+    ...     async for record in c:      # until closed, or consumer_timeout_ms without a record
+    ...         print(record.offset, record.value)
+
+    Settings as in docs/client.md, plus ``consumer_timeout_ms``: how long (ms) an
+    iteration waits for its next record before it ends (default: no limit).
     """
 
     def __init__(
@@ -390,6 +555,7 @@ class Consumer:
         config: Mapping[str, Any] | None = None,
         **settings: Any,
     ) -> None:
+        self._iteration_timeout_s, config, settings = split_consumer_timeout(config, settings)
         self.config = build_config("consumer", bootstrap_servers, config, settings)
         self._core: ConsumerCore | None = None
 
@@ -406,6 +572,17 @@ class Consumer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+    def __aiter__(self) -> Consumer:
+        return self
+
+    async def __anext__(self) -> Any:
+        """The next record (PartitionColumns under ``columnar``); ends when closed or after
+        ``consumer_timeout_ms`` without one. Raises what poll() raises."""
+        item = await self.core.next_item(self._iteration_timeout_s)
+        if item is STOP:
+            raise StopAsyncIteration
+        return item
 
     def subscribe(
         self, topics: Iterable[str], on_assign: Callback | None = None, on_revoke: Callback | None = None
