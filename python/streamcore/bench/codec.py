@@ -21,10 +21,10 @@ from types import ModuleType
 from typing import Any
 
 from streamcore import _impl
-from streamcore._reference._batch_header import HEADER_SIZE, MAGIC, MAGIC_AT, batch_size
 from streamcore.bench.environment import distribution_version, native_module
 from streamcore.bench.timing import STANDARD, TimingPolicy, best_seconds_per_call
 from streamcore.bench.workload import CodecWorkload
+from streamcore.codec.batch_header import HEADER_SIZE, MAGIC, MAGIC_AT, batch_size
 
 __all__ = [
     "CODECS",

@@ -29,7 +29,7 @@ from streamcore.errors import KafkaError
 from streamcore.storage import AppendResult, Log
 
 if TYPE_CHECKING:
-    from streamcore._reference.record_types import BatchInfo
+    from streamcore.codec.batch_header import BatchInfo
 
 __all__ = ["Appender"]
 

@@ -12,7 +12,11 @@ the same :class:`streamcore.errors.CorruptRecordError` on malformed input.
   ``records`` are :class:`Record` objects and whose ``to_columns()`` gives numpy
   columns;
 * :func:`validate_batch` -- the broker's produce-time check, returning the
-  header fields as a 12-tuple without building records.
+  header fields as a :class:`~streamcore.codec.batch_header.BatchInfo` named tuple
+  without building records.
+
+The header layout itself (field offsets, flags, ``struct`` formats) is
+:mod:`streamcore.codec.batch_header`.
 
 Decompression is capped at ``max_decompressed_bytes`` (default
 :data:`DEFAULT_MAX_DECOMPRESSED_BYTES`, 64 MiB) per batch. Key-to-partition

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
 
 from streamcore import _impl
-from streamcore._reference._batch_header import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_header
+from streamcore.codec.batch_header import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_header
 from streamcore.errors import ConfigError, OffsetOutOfRangeError
 from streamcore.storage.dir_lock import DirLock
 from streamcore.storage.profiles import WalProfile, resolve_profile

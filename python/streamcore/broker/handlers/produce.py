@@ -21,9 +21,9 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from streamcore._reference._batch_header import CONTROL_FLAG, MAGIC, MAGIC_AT, TRANSACTIONAL_FLAG
 from streamcore.broker.topics import TopicError
 from streamcore.codec import validate_batch
+from streamcore.codec.batch_header import CONTROL_FLAG, MAGIC, MAGIC_AT, TRANSACTIONAL_FLAG
 from streamcore.errors import BackpressureError, CorruptRecordError, ErrorCode, KafkaError, StorageError
 from streamcore.protocol.messages import (
     ProduceRequest,
