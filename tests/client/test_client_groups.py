@@ -1,4 +1,5 @@
-"""Consumer groups: rebalances between two members, commits and resume, static membership."""
+"""Consumer groups: rebalances between two members, commits and resume, static membership;
+the group task's rebalances (GroupLoop) without a broker."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import time
 import pytest
 
 from streamcore.aio import AdminClient, Consumer, Producer
+from streamcore.client.config import build_config
+from streamcore.client.fetcher import PartitionState
+from streamcore.client.group import GroupLoop
 from streamcore.client.types import TopicPartition
 
 from .helpers import consume_n
@@ -116,5 +120,88 @@ def test_static_member_keeps_its_instance_id(kafka_bootstrap: str, topic_name: s
                 assert sorted(desc.members[0].assignment) == sorted(c.assignment())
             finally:
                 await c.close()
+
+    asyncio.run(main())
+
+
+# ---------------------------------------------------------------- GroupLoop without a broker
+
+
+class _ScriptedMembership:
+    """Stands in for GroupMembership: each join() answers the next planned assignment."""
+
+    def __init__(self, protocol: str, plan: list[list[TopicPartition]]) -> None:
+        self.protocol: str | None = None
+        self.strategies = (protocol,)
+        self.generation = -1
+        self.heartbeat_interval_s = 0.05
+        self.group_id = "g"
+        self.cluster = None
+        self._protocol = protocol
+        self._plan = plan
+        self.owned_at_join: list[list[TopicPartition]] = []
+
+    async def join(self, topics, owned, partition_counts):
+        self.owned_at_join.append(list(owned))
+        self.protocol = self._protocol
+        self.generation += 1
+        return self._plan.pop(0), self._protocol
+
+
+def _group_loop(protocol: str, plan: list[list[TopicPartition]]):
+    config = build_config("consumer", "127.0.0.1:1", None, {"group_id": "g"})
+    states: dict[TopicPartition, PartitionState] = {}
+    committed: dict[TopicPartition, int] = {}
+    commits: list[list[TopicPartition]] = []
+    events: list[tuple[str, list[TopicPartition]]] = []
+    wakes: list[bool] = []
+
+    async def commit_positions(parts):
+        commits.append(sorted(parts))
+
+    membership = _ScriptedMembership(protocol, plan)
+    loop = GroupLoop(
+        membership, config, states, committed, commit_positions, lambda: wakes.append(True), asyncio.Event()
+    )
+    loop.subscription = ["t"]
+    loop.on_assign = lambda parts: events.append(("assign", list(parts)))
+    loop.on_revoke = lambda parts: events.append(("revoke", list(parts)))
+    return loop, membership, states, committed, commits, events, wakes
+
+
+def test_group_loop_eager_rebalance_commits_and_revokes_everything_before_joining() -> None:
+    t0, t1, t2 = (TopicPartition("t", p) for p in range(3))
+
+    async def main() -> None:
+        loop, membership, states, committed, commits, events, wakes = _group_loop("range", [[t0, t1], [t2]])
+        await loop._rebalance()
+        assert set(states) == {t0, t1} and wakes
+        committed[t0] = 5
+        await loop._rebalance()
+        # Eager: both owned partitions go (positions committed first) before the join,
+        # which therefore reports nothing owned; the callback gets the whole new set.
+        assert membership.owned_at_join == [[], []]
+        assert commits == [[t0, t1]]
+        assert events == [("assign", [t0, t1]), ("revoke", [t0, t1]), ("assign", [t2])]
+        assert set(states) == {t2} and t0 not in committed
+
+    asyncio.run(main())
+
+
+def test_group_loop_cooperative_rebalance_revokes_only_moved_partitions_and_rejoins() -> None:
+    t0, t1, t2 = (TopicPartition("t", p) for p in range(3))
+
+    async def main() -> None:
+        loop, membership, states, _committed, commits, events, _wakes = _group_loop(
+            "cooperative-sticky", [[t0, t1], [t1, t2]]
+        )
+        await loop._rebalance()
+        loop._rejoin.clear()
+        await loop._rebalance()
+        assert membership.owned_at_join == [[], [t0, t1]]
+        assert commits == [[t0]]
+        assert events == [("assign", [t0, t1]), ("revoke", [t0]), ("assign", [t2])]
+        assert set(states) == {t1, t2}
+        assert loop._rejoin.is_set()  # a follow-up round hands t0 to its new owner
 
     asyncio.run(main())

@@ -1,13 +1,18 @@
-"""Produce then consume through the asyncio API: content, order, counts, partitioning."""
+"""Produce then consume through the asyncio API: content, order, counts, partitioning; how the
+consumer's fetcher takes a Fetch answer, without a broker."""
 
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import pytest
 
 from streamcore.aio import AdminClient, Consumer, Producer
+from streamcore.client.config import build_config
+from streamcore.client.fetcher import Fetcher, FetchSession, PartitionState
 from streamcore.client.types import TopicPartition
+from streamcore.codec import encode_batch
 from streamcore.codec.partitioner import default_partition
 
 from .helpers import by_partition, consume_n
@@ -157,3 +162,57 @@ def test_seek_pause_resume_and_position(kafka_bootstrap: str, topic_name: str) -
             assert await c.position(tp) == 20
 
     asyncio.run(main())
+
+
+# ---------------------------------------------------------------- Fetcher answers without a broker
+
+
+def _fetch_answer(topic: str, partition: int, records: bytes, error_code: int = 0, hw: int = 0):
+    part = SimpleNamespace(
+        partition_index=partition, error_code=error_code, high_watermark=hw, records=records
+    )
+    return SimpleNamespace(responses=[SimpleNamespace(topic=topic, partitions=[part])])
+
+
+def _fetcher(**settings):
+    config = build_config("consumer", "127.0.0.1:1", None, settings)
+    tp = TopicPartition("t", 0)
+    st = PartitionState(tp)
+    st.seek(10)
+    fetcher = Fetcher(None, config, {tp: st}, None, {}, asyncio.Event())
+    return fetcher, st, FetchSession()
+
+
+def test_fetcher_buffers_an_answer_from_the_fetch_offset_and_signals_poll() -> None:
+    fetcher, st, session = _fetcher()
+    # A batch from offset 8: the two records below the fetch offset are not buffered again.
+    batch = encode_batch([b"a", b"b", b"c", b"d"], timestamps_ms=[1] * 4, base_offset=8)
+    fetcher._handle_fetch(_fetch_answer("t", 0, batch, hw=12), {st.tp: st.epoch}, session)
+    assert (st.fetch_offset, st.high_watermark, st.buffered) == (12, 12, 4)
+    assert fetcher.data.is_set()
+
+
+def test_fetcher_drops_an_answer_for_a_partition_seeked_while_it_was_in_flight() -> None:
+    fetcher, st, session = _fetcher()
+    epoch = st.epoch
+    st.seek(0)
+    session.sent[st.tp] = 10
+    batch = encode_batch([b"a"], timestamps_ms=[1], base_offset=10)
+    fetcher._handle_fetch(_fetch_answer("t", 0, batch, hw=11), {st.tp: epoch}, session)
+    assert (st.fetch_offset, st.buffered) == (0, 0)
+    assert st.tp not in session.sent  # the next request names the partition again
+    assert not fetcher.data.is_set()
+
+
+@pytest.mark.parametrize(("policy", "reset"), [("earliest", -2), ("latest", -1)])
+def test_fetcher_resets_an_out_of_range_partition_by_auto_offset_reset(policy: str, reset: int) -> None:
+    fetcher, st, session = _fetcher(auto_offset_reset=policy)
+    fetcher._handle_fetch(_fetch_answer("t", 0, b"", error_code=1), {st.tp: st.epoch}, session)
+    assert st.reset == reset and st.error is None
+
+
+def test_fetcher_reports_out_of_range_to_poll_under_auto_offset_reset_none() -> None:
+    fetcher, st, session = _fetcher(auto_offset_reset="none")
+    fetcher._handle_fetch(_fetch_answer("t", 0, b"", error_code=1), {st.tp: st.epoch}, session)
+    assert st.error is not None and "t-0" in str(st.error)
+    assert fetcher.data.is_set()
