@@ -185,7 +185,8 @@ def _fetcher(**settings):
 
 def test_fetcher_buffers_an_answer_from_the_fetch_offset_and_signals_poll() -> None:
     fetcher, st, session = _fetcher()
-    # A batch from offset 8: the two records below the fetch offset are not buffered again.
+    # A batch from offset 8 that overlaps the fetch offset (10) is kept whole: poll skips
+    # the records below the position; the fetch offset moves past the batch.
     batch = encode_batch([b"a", b"b", b"c", b"d"], timestamps_ms=[1] * 4, base_offset=8)
     fetcher._handle_fetch(_fetch_answer("t", 0, batch, hw=12), {st.tp: st.epoch}, session)
     assert (st.fetch_offset, st.high_watermark, st.buffered) == (12, 12, 4)
