@@ -173,15 +173,3 @@ def test_aio_type_checks_without_its_own_import(tmp_path):
     )
     assert re.fullmatch(r"streamcore\.client\.\w+\.Producer", producer), producer
     assert producer != "streamcore.client.blocking.Producer"
-
-
-@pytest.mark.skipif(
-    streamcore.implementation()["wire"] != "native (cython)", reason="streamcore._cy_wire is not in use"
-)
-def test_cy_wire_stub_matches_the_built_extension(tmp_path):
-    pytest.importorskip("mypy", reason="mypy is not installed")
-    proc = subprocess.run(
-        [sys.executable, "-m", "mypy.stubtest", "--mypy-config-file", os.devnull, "streamcore._cy_wire"],
-        capture_output=True, text=True, cwd=tmp_path, env=_child_env(), timeout=300,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
