@@ -222,7 +222,7 @@ def classify_code(code: int) -> int:
     if code == 89:
         return BACKPRESSURE
     try:
-        known = ErrorCode(code)
+        known = ErrorCode(code)  # type: ignore[call-arg]  # lookup by value, not __new__
     except ValueError:
         return UNKNOWN
     if code <= 0:

@@ -102,7 +102,7 @@ _PENDING = "PENDING"
 _FINISHED = "FINISHED"
 
 
-class DeliveryFuture(concurrent.futures.Future):  # type: ignore[type-arg]
+class DeliveryFuture(concurrent.futures.Future[Any]):
     """A concurrent.futures.Future that is cheap to create and to complete.
 
     A producer makes one per record. Two costs of the base class are avoided:
@@ -125,14 +125,14 @@ class DeliveryFuture(concurrent.futures.Future):  # type: ignore[type-arg]
         self._result = None
         self._exception = None
         self._waiters = []
-        self._done_callbacks = []
+        self._done_callbacks: list[Callable[[concurrent.futures.Future[Any]], object]] = []
         self._batch: Any = None
         self._index = 0
 
     # The base class reads and writes ``_state``; a bound future is finished as soon
     # as its batch has an outcome.
     @property
-    def _state(self) -> str:  # type: ignore[override]
+    def _state(self) -> str:
         st = self._st
         if st == _PENDING and self._batch is not None and self._batch.outcome is not None:
             self._resolve()
@@ -225,7 +225,7 @@ class DeliveryFuture(concurrent.futures.Future):  # type: ignore[type-arg]
             return self._result
         return super().result(timeout)
 
-    def add_done_callback(self, fn: Callable[[concurrent.futures.Future[Any]], object]) -> None:  # type: ignore[override]
+    def add_done_callback(self, fn: Callable[[concurrent.futures.Future[Any]], object]) -> None:
         """Call ``fn(self)`` when done (on the callback thread if completed by the loop)."""
         super().add_done_callback(lambda f: run_callback(fn, f))
 

@@ -260,7 +260,8 @@ def decode_response(frame: bytes | bytearray | memoryview, api_key: int, api_ver
     body = memoryview(frame)[response_body_offset(frame, api_key, api_version) :]
     if api_key == API_VERSIONS_KEY:
         return decode_api_versions_response(body, api_version)
-    return RESPONSE_CLASSES[api_key].decode(body, api_version)
+    response_class: Any = RESPONSE_CLASSES[api_key]  # generated classes: typed as plain `type`
+    return response_class.decode(body, api_version)
 
 
 def decode_api_versions_response(body: bytes | bytearray | memoryview, version: int) -> ApiVersionsResponse:
