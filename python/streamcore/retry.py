@@ -54,6 +54,7 @@ __all__ = [
     "MAX_EXPONENT",
     "MAX_DURATION_MS",
     "STRATEGIES",
+    "RETRY_ENV_VARS",
 ]
 
 
@@ -98,7 +99,7 @@ def classify_many(messages: Iterable[str]) -> list[ErrorCategory]:
 def classify_code(code: int | ErrorCode) -> ErrorCategory:
     """Category of a Kafka protocol error code (an int or an ``ErrorCode``)."""
     if isinstance(code, ErrorCode):
-        code = code.code  # type: ignore[attr-defined]
+        code = code.code
     return _as_category(_classifier.classify_code(code))
 
 
@@ -152,6 +153,14 @@ def parse_duration(value: str | int, setting: str = "duration") -> int:
 MAX_EXPONENT = 63
 #: Strategy names accepted by ``RetryPolicy`` and ``backoff_us``.
 STRATEGIES = ("exponential", "fixed", "linear")
+#: The environment variables that tune retries at deploy time: strategy, interval,
+#: multiplier, max delay (read by ``RetryPolicy.from_env`` and the client's settings).
+RETRY_ENV_VARS = (
+    "STREAMCORE_RETRY_STRATEGY",
+    "STREAMCORE_RETRY_INTERVAL",
+    "STREAMCORE_RETRY_MULTIPLIER",
+    "STREAMCORE_RETRY_MAX_DELAY",
+)
 
 _POW3: tuple[int, ...] = tuple(3**k for k in range(MAX_EXPONENT + 1))
 
@@ -299,12 +308,7 @@ class RetryPolicy:
         defaults, keyword ``overrides`` are passed to the constructor first."""
         env = os.environ if environ is None else environ
         kwargs: dict[str, object] = dict(overrides)
-        for var, key in (
-            ("STREAMCORE_RETRY_STRATEGY", "strategy"),
-            ("STREAMCORE_RETRY_INTERVAL", "interval"),
-            ("STREAMCORE_RETRY_MULTIPLIER", "multiplier"),
-            ("STREAMCORE_RETRY_MAX_DELAY", "max_delay"),
-        ):
+        for var, key in zip(RETRY_ENV_VARS, ("strategy", "interval", "multiplier", "max_delay"), strict=True):
             text = env.get(var, "").strip()
             if text:
                 kwargs[key] = _setting(var, key, text)
@@ -355,18 +359,21 @@ _ATTEMPTS = 0
 _SUCCESSES = 1
 _FIRST_CATEGORY = 2
 _N_CATEGORIES = len(ErrorCategory)
+_RETRIES = _FIRST_CATEGORY + _N_CATEGORIES
+_BACKOFF_US = _RETRIES + 1
 
 
 class RetryMetrics:
     """Counts of attempts, successes and failures by category, on the metric cells
     (lock-free atomics natively). Every attempt is recorded once, either as a success
     or with the category of its failure, and one call counts both the attempt and
-    its outcome (``CounterArray.inc_pair``)."""
+    its outcome (``CounterArray.inc_pair``). Retries scheduled after a failure and the
+    backoff they wait are counted apart (``record_backoff``)."""
 
     __slots__ = ("_cells",)
 
     def __init__(self) -> None:
-        self._cells = _cells.CounterArray(_FIRST_CATEGORY + _N_CATEGORIES)
+        self._cells = _cells.CounterArray(_BACKOFF_US + 1)
 
     def record(self, category: ErrorCategory | int) -> None:
         """Count one failed attempt of ``category``."""
@@ -383,6 +390,23 @@ class RetryMetrics:
     def record_success(self) -> None:
         """Count one successful attempt."""
         self._cells.inc_pair(_ATTEMPTS, _SUCCESSES)
+
+    def record_backoff(self, delay_us: int) -> None:
+        """Count one retry scheduled to wait ``delay_us`` microseconds first."""
+        if delay_us < 0:
+            raise ValueError(f"a backoff cannot be negative, got {delay_us} us")
+        self._cells.inc(_RETRIES)
+        self._cells.inc(_BACKOFF_US, delay_us)
+
+    @property
+    def retries(self) -> int:
+        """Retries scheduled (each after a failed attempt)."""
+        return self._cells.values()[_RETRIES]
+
+    @property
+    def backoff_us(self) -> int:
+        """Total backoff of the retries scheduled, in microseconds."""
+        return self._cells.values()[_BACKOFF_US]
 
     @property
     def attempts(self) -> int:
@@ -414,8 +438,9 @@ class RetryMetrics:
 
     def snapshot(self) -> dict[str, object]:
         """``attempts``, ``successes``, ``failures``, ``timeouts``, ``success_rate``,
-        ``timeout_rate`` and ``by_category`` (category name → failed attempts), all from
-        one read of the counters."""
+        ``timeout_rate``, ``by_category`` (category name → failed attempts), ``retries``
+        (scheduled) and ``backoff_us`` (their total wait, microseconds), all from one
+        read of the counters."""
         v = self._cells.values()
         attempts, successes = v[_ATTEMPTS], v[_SUCCESSES]
         by_category = {c.name: v[_FIRST_CATEGORY + c] for c in ErrorCategory}
@@ -427,4 +452,6 @@ class RetryMetrics:
             "success_rate": successes / attempts if attempts else 0.0,
             "timeout_rate": by_category["TIMEOUT"] / attempts if attempts else 0.0,
             "by_category": by_category,
+            "retries": v[_RETRIES],
+            "backoff_us": v[_BACKOFF_US],
         }

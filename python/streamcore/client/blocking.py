@@ -136,9 +136,10 @@ class Producer:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        """Buffer and connection counters."""
-        core = self._core
-        return {"buffer_used_bytes": core.acc.used, "batches_outstanding": core.sender.outstanding}
+        """A snapshot of the producer's counters: the same dict as ``streamcore.aio.Producer.metrics``
+        (buffer bytes, outstanding batches, ``retry`` attempts by outcome and category,
+        per-connection stats, throttle pauses)."""
+        return self._core.metrics()
 
 
 def _callback_on_thread(cb: Callback | None) -> Callback | None:
@@ -327,6 +328,12 @@ class AdminClient:
         """Configs per (resource type, name)."""
         return self._lt.run(self._admin.describe_configs(list(topics), list(brokers)))
 
+    def describe_config_entries(
+        self, resources: Iterable[tuple[int, str]]
+    ) -> dict[_admin.ConfigResource, dict[str, _admin.ConfigEntry]]:
+        """Every config of each (resource type, name) with its source; see the asyncio client."""
+        return self._lt.run(self._admin.describe_config_entries(list(resources)))
+
     def list_groups(self) -> list[tuple[str, str, str]]:
         """(group_id, protocol_type, state) of every group."""
         return self._lt.run(self._admin.list_groups())
@@ -338,6 +345,19 @@ class AdminClient:
     def list_offsets(self, specs: Mapping[TopicPartition, int | str], **kw: Any) -> dict[TopicPartition, int]:
         """Offsets per partition for "earliest", "latest" or a timestamp (ms)."""
         return self._lt.run(self._admin.list_offsets(specs, **kw))
+
+    def list_consumer_group_offsets(
+        self, group_id: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Committed offsets of ``group_id`` (all partitions when ``partitions`` is None)."""
+        parts = None if partitions is None else list(partitions)
+        return self._lt.run(self._admin.list_consumer_group_offsets(group_id, parts))
+
+    def alter_consumer_group_offsets(
+        self, group_id: str, offsets: Mapping[TopicPartition, OffsetAndMetadata | int]
+    ) -> dict[TopicPartition, Any]:
+        """Commit ``offsets`` for an inactive group; TopicPartition -> None or KafkaError."""
+        return self._lt.run(self._admin.alter_consumer_group_offsets(group_id, dict(offsets)))
 
     def close(self) -> None:
         """Close the connections."""

@@ -5,19 +5,40 @@ dotted properties (``{"linger.ms": 5}``); both spell the same names. An unknown 
 a value of the wrong type or a value outside its choices raises
 :class:`streamcore.errors.ConfigError` at construction, naming the valid choices, so a
 typo never turns silently into a default.
+
+Other spellings of the same setting are accepted where they mean exactly the same
+thing (``ALIASES``): librdkafka's names (``queue.buffering.max.ms`` is ``linger_ms``,
+``message.timeout.ms`` is ``delivery_timeout_ms`` ...) and the retry guide's
+``retry.*`` properties. librdkafka names without an exact equivalent here are refused
+by name, with the setting that comes closest (``NOT_EQUIVALENT``).
+
+Retry tuning at deploy time: ``STREAMCORE_RETRY_STRATEGY``, ``_INTERVAL``,
+``_MULTIPLIER`` and ``_MAX_DELAY`` (``streamcore.retry.RETRY_ENV_VARS``) set the
+retry settings a client was not given explicitly. Precedence: keyword > property >
+environment > default.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from streamcore.errors import ConfigError
-from streamcore.retry import parse_duration
+from streamcore.retry import RETRY_ENV_VARS, STRATEGIES, parse_duration
 
-__all__ = ["Setting", "SETTINGS", "ClientConfig", "build_config", "COMPRESSION_TYPES"]
+__all__ = [
+    "Setting",
+    "SETTINGS",
+    "ALIASES",
+    "NOT_EQUIVALENT",
+    "ClientConfig",
+    "build_config",
+    "COMPRESSION_TYPES",
+]
 
 COMPRESSION_TYPES = ("none", "gzip", "snappy", "lz4", "zstd")
 ASSIGNORS = ("range", "cooperative-sticky")
@@ -29,7 +50,8 @@ _C = frozenset({"consumer"})
 
 @dataclass(frozen=True)
 class Setting:
-    """One setting: its name, kind (int/bool/str/choice/list/float), default and who uses it."""
+    """One setting: its name, kind (int/float/bool/str/str?/choice/upper-choice/acks/assignors/
+    callable), default, who uses it and its bounds (``minimum``/``maximum``, inclusive)."""
 
     name: str
     kind: str
@@ -38,6 +60,7 @@ class Setting:
     used_by: frozenset[str] = _COMMON
     choices: tuple[Any, ...] = ()
     minimum: float | None = None
+    maximum: float | None = None
 
 
 def _s(
@@ -52,8 +75,57 @@ SETTINGS: tuple[Setting, ...] = (
     _s(
         "metadata_max_age_ms", "int", 300_000, "Refresh cluster metadata at least this often (ms).", minimum=0
     ),
-    _s("retry_backoff_ms", "int", 100, "First delay between retries of a failed request (ms).", minimum=0),
+    _s(
+        "retry_strategy",
+        "choice",
+        "exponential",
+        "How the delay between retries grows: exponential, fixed or linear (streamcore.retry).",
+        choices=STRATEGIES,
+    ),
+    _s(
+        "retry_backoff_ms",
+        "int",
+        100,
+        "Delay before the first retry of a failed request; the strategy's interval (ms).",
+        minimum=0,
+    ),
     _s("retry_backoff_max_ms", "int", 1_000, "Largest delay between retries (ms).", minimum=0),
+    _s(
+        "retry_multiplier",
+        "float",
+        2.0,
+        "Growth factor of the exponential strategy (>= 1.0; ignored by fixed and linear).",
+        minimum=1.0,
+    ),
+    _s(
+        "retry_jitter",
+        "float",
+        0.2,
+        "Fraction of each retry delay drawn at random, in [0, 1], so failing clients do not retry in step.",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    _s(
+        "high_priority_channel_capacity",
+        "int",
+        64,
+        "Requests (Metadata, Heartbeat ...) queued per connection before senders wait for room.",
+        minimum=1,
+    ),
+    _s(
+        "normal_priority_channel_capacity",
+        "int",
+        256,
+        "Requests (Produce, Fetch ...) queued per connection before senders wait for room.",
+        minimum=1,
+    ),
+    _s(
+        "security_protocol",
+        "upper-choice",
+        "PLAINTEXT",
+        "Transport to the brokers; only PLAINTEXT is implemented.",
+        choices=("PLAINTEXT",),
+    ),
     _s("connections_per_broker", "int", 1, "TCP connections per broker, used round-robin.", minimum=1),
     _s(
         "max_in_flight_requests_per_connection",
@@ -210,12 +282,57 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
-_ALIASES = {"retries_max": "retries"}
+
+#: Other names of a setting, normalized (dots and dashes as underscores), each meaning
+#: exactly what the setting means, in the same unit.
+ALIASES: dict[str, str] = {
+    "retries_max": "retries",
+    # the retry guide's properties (streamcore.retry.RetryPolicy.from_properties)
+    "retry_interval": "retry_backoff_ms",
+    "retry_max_delay": "retry_backoff_max_ms",
+    # librdkafka
+    "metadata_broker_list": "bootstrap_servers",
+    "queue_buffering_max_ms": "linger_ms",
+    "message_timeout_ms": "delivery_timeout_ms",
+    "message_send_max_retries": "retries",
+    "request_required_acks": "acks",
+    "compression_codec": "compression_type",
+    "max_in_flight": "max_in_flight_requests_per_connection",
+    "fetch_wait_max_ms": "fetch_max_wait_ms",
+    "fetch_message_max_bytes": "max_partition_fetch_bytes",
+}
+
+#: librdkafka names whose nearest setting here differs in unit or meaning: refused,
+#: with what to use instead.
+NOT_EQUIVALENT: dict[str, str] = {
+    "queue_buffering_max_kbytes": "buffer_memory (in bytes; librdkafka counts KiB)",
+    "queue_buffering_max_messages": "buffer_memory (a byte budget; there is no record-count bound)",
+    "batch_num_messages": "batch_size (in bytes; there is no record-count bound)",
+    "message_max_bytes": "max_request_size (producer) or max_partition_fetch_bytes (consumer)",
+    "socket_timeout_ms": "request_timeout_ms",
+    "topic_metadata_refresh_interval_ms": "metadata_max_age_ms",
+    "retry_backoff": "retry_backoff_ms",
+}
+
+#: librdkafka's auto.offset.reset spellings that mean ours.
+_OFFSET_RESET_SYNONYMS = {
+    "smallest": "earliest",
+    "beginning": "earliest",
+    "largest": "latest",
+    "end": "latest",
+}
 
 
 def _normalize_name(name: str) -> str:
     key = name.strip().replace(".", "_").replace("-", "_").lower()
-    return _ALIASES.get(key, key)
+    return ALIASES.get(key, key)
+
+
+def _check_range(setting: Setting, value: float) -> None:
+    if setting.minimum is not None and value < setting.minimum:
+        raise ConfigError(f"setting {setting.name!r}: must be >= {setting.minimum:g}, got {value}")
+    if setting.maximum is not None and value > setting.maximum:
+        raise ConfigError(f"setting {setting.name!r}: must be <= {setting.maximum:g}, got {value}")
 
 
 def _coerce(setting: Setting, value: Any) -> Any:
@@ -242,9 +359,27 @@ def _coerce(setting: Setting, value: Any) -> Any:
                 raise bad("an integer")
         if not isinstance(value, int):
             raise bad("an integer")
-        if setting.minimum is not None and value < setting.minimum:
-            raise ConfigError(f"setting {name!r}: must be >= {setting.minimum:g}, got {value}")
+        _check_range(setting, value)
         return value
+    if kind == "float":
+        if isinstance(value, bool):
+            raise bad("a number")
+        if isinstance(value, str):
+            try:
+                value = float(value.strip())
+            except ValueError:
+                raise bad("a number") from None
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise bad("a finite number")
+        value = float(value)
+        _check_range(setting, value)
+        return value
+    if kind == "upper-choice":
+        if not isinstance(value, str) or value.strip().upper() not in setting.choices:
+            raise ConfigError(
+                f"setting {name!r}: {value!r} is not supported; supported: {', '.join(setting.choices)}"
+            )
+        return value.strip().upper()
     if kind == "bool":
         if isinstance(value, bool):
             return value
@@ -260,6 +395,8 @@ def _coerce(setting: Setting, value: Any) -> Any:
             raise bad("a string or None")
         return value
     if kind == "choice":
+        if name == "auto_offset_reset" and isinstance(value, str):
+            value = _OFFSET_RESET_SYNONYMS.get(value, value)
         if value not in setting.choices:
             raise ConfigError(
                 f"setting {name!r}: {value!r} is not one of {', '.join(map(str, setting.choices))}"
@@ -286,12 +423,24 @@ def _coerce(setting: Setting, value: Any) -> Any:
 class ClientConfig:
     """The checked settings of one client; read them as attributes (``config.linger_ms``)."""
 
-    def __init__(self, role: str, bootstrap_servers: list[tuple[str, int]], values: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        role: str,
+        bootstrap_servers: list[tuple[str, int]],
+        values: dict[str, Any],
+        sources: dict[str, str] | None = None,
+    ) -> None:
         self.role = role
         self.bootstrap_servers = bootstrap_servers
         self._values = values
+        self._sources = sources if sources is not None else dict.fromkeys(values, "argument")
         for k, v in values.items():
             setattr(self, k, v)
+
+    def source(self, name: str) -> str:
+        """Where the value of setting ``name`` came from: "default", "argument" (a keyword
+        or property) or the environment variable's name."""
+        return self._sources[name]
 
     def as_dict(self) -> dict[str, Any]:
         """Every setting of this client's role with its effective value."""
@@ -324,51 +473,121 @@ def parse_bootstrap(servers: str | list[str] | tuple[str, ...]) -> list[tuple[st
     return out
 
 
+#: The environment variable -> the setting it fills when the client was not given it.
+_ENV_SETTINGS = dict(
+    zip(
+        RETRY_ENV_VARS,
+        ("retry_strategy", "retry_backoff_ms", "retry_multiplier", "retry_backoff_max_ms"),
+        strict=True,
+    )
+)
+
+
+def _from_environment(environ: Mapping[str, str]) -> dict[str, tuple[str, Any]]:
+    """Setting -> (variable, text) for each non-empty STREAMCORE_RETRY_* variable."""
+    out: dict[str, tuple[str, Any]] = {}
+    for var, key in _ENV_SETTINGS.items():
+        text = environ.get(var, "").strip()
+        if text:
+            out[key] = (var, text.lower() if key == "retry_strategy" else text)
+    return out
+
+
+def _unknown(role: str, key: str, raw: str) -> ConfigError:
+    valid = sorted(s.name for s in SETTINGS if role in s.used_by)
+    setting = _BY_NAME.get(key)
+    if setting is not None:
+        return ConfigError(
+            f"{raw!r} is not a {role} setting (it is for: {', '.join(sorted(setting.used_by))})"
+        )
+    instead = NOT_EQUIVALENT.get(key)
+    if instead is not None:
+        return ConfigError(f"unknown {role} setting {raw!r}: it has no exact equivalent here; use {instead}")
+    # Aliases are offered too, so a librdkafka-style typo is matched to the spelling it resembles.
+    candidates = valid + [
+        a for a, target in ALIASES.items() if target in valid or target == "bootstrap_servers"
+    ]
+    near = difflib.get_close_matches(key, candidates, n=3)
+    hint = ""
+    if near:
+        named = [n if n in _BY_NAME else f"{n} (= {ALIASES[n]})" for n in near]
+        hint = f" (did you mean {', '.join(named)}?)"
+    return ConfigError(
+        f"unknown {role} setting {raw!r}{hint}; valid settings: {', '.join(['bootstrap_servers', *valid])}"
+    )
+
+
 def build_config(
     role: str,
     bootstrap_servers: str | list[str] | None,
     properties: Mapping[str, Any] | None,
     kwargs: Mapping[str, Any],
+    *,
+    environ: Mapping[str, str] | None = None,
 ) -> ClientConfig:
-    """Merge dotted ``properties`` and snake_case ``kwargs`` (kwargs win) for ``role``.
+    """Merge dotted ``properties``, snake_case ``kwargs`` and the retry environment for ``role``.
 
-    ``role`` is "producer", "consumer" or "admin". Raises ConfigError for an unknown
-    name (with the closest valid names and the full list), an ill-typed value, a
-    value outside its choices, or a setting of another role (e.g. ``linger_ms`` on a
-    consumer).
+    ``role`` is "producer", "consumer" or "admin". Keywords win over properties, which
+    win over the ``STREAMCORE_RETRY_*`` variables of ``environ`` (``os.environ`` when
+    None), which win over defaults. Raises ConfigError for an unknown name (with the
+    closest valid names and the full list), a librdkafka name with no exact
+    equivalent (naming what to use), one setting given twice under two names in one
+    source, an ill-typed value, a value outside its choices, a setting of another
+    role (e.g. ``linger_ms`` on a consumer), or a bad environment value (naming the
+    variable).
     """
     merged: dict[str, Any] = {}
     for source in (properties or {}), kwargs:
+        spelled: dict[str, str] = {}
         for raw, value in source.items():
             key = _normalize_name(raw)
+            if key in spelled:
+                raise ConfigError(f"setting {key!r} is given twice, as {spelled[key]!r} and {raw!r}")
+            spelled[key] = raw
             if key == "bootstrap_servers":
                 bootstrap_servers = value
                 continue
+            setting = _BY_NAME.get(key)
+            if setting is None or role not in setting.used_by:
+                raise _unknown(role, key, raw)
             merged[key] = value
     if bootstrap_servers is None:
         raise ConfigError("bootstrap_servers is required (host:port[,host:port])")
-    valid = sorted(s.name for s in SETTINGS if role in s.used_by)
     values: dict[str, Any] = {s.name: s.default for s in SETTINGS if role in s.used_by}
+    sources = dict.fromkeys(values, "default")
+    env = _from_environment(os.environ if environ is None else environ)
+    for key, (var, text) in env.items():
+        if key in merged:
+            continue
+        try:
+            values[key] = _coerce(_BY_NAME[key], text)
+        except ConfigError as exc:
+            raise ConfigError(f"environment variable {var}: {exc}") from None
+        sources[key] = var
     for key, value in merged.items():
-        setting = _BY_NAME.get(key)
-        if setting is None or role not in setting.used_by:
-            near = difflib.get_close_matches(key, valid, n=3)
-            hint = f" (did you mean {', '.join(near)}?)" if near else ""
-            where = "" if setting is None else f" is not a {role} setting"
-            raise ConfigError(
-                f"unknown {role} setting {key!r}{where}{hint}; valid settings: {', '.join(['bootstrap_servers', *valid])}"
-            )
-        values[key] = _coerce(setting, value)
+        values[key] = _coerce(_BY_NAME[key], value)
+        sources[key] = "argument"
     if role == "producer" and "enable_idempotence" not in merged and values["acks"] != -1:
         # Like the Java client: idempotence is on by default only where it can hold.
         values["enable_idempotence"] = False
-    cfg = ClientConfig(role, parse_bootstrap(bootstrap_servers), values)
+    if (
+        sources["retry_backoff_max_ms"] == "default"
+        and values["retry_backoff_max_ms"] < values["retry_backoff_ms"]
+    ):
+        # Only the first delay was given, and it exceeds the default largest: it is both.
+        values["retry_backoff_max_ms"] = values["retry_backoff_ms"]
+    cfg = ClientConfig(role, parse_bootstrap(bootstrap_servers), values, sources)
     _check_consistency(cfg)
     return cfg
 
 
 def _check_consistency(cfg: ClientConfig) -> None:
     v = cfg.as_dict()
+    if v["retry_backoff_max_ms"] < v["retry_backoff_ms"]:
+        raise ConfigError(
+            f"retry_backoff_max_ms ({v['retry_backoff_max_ms']} ms) is below retry_backoff_ms "
+            f"({v['retry_backoff_ms']} ms): the largest delay cannot be shorter than the first"
+        )
     if v["min_in_flight_requests_per_connection"] > v["max_in_flight_requests_per_connection"]:
         raise ConfigError(
             "min_in_flight_requests_per_connection exceeds max_in_flight_requests_per_connection"

@@ -11,9 +11,19 @@ What it does, in the order a request meets it:
   Fetch, OffsetCommit ...), so a heartbeat never waits behind megabytes of produce
   data. ``priority=`` overrides the choice per request. When both queues are empty
   and the in-flight window has room the frame is written at once ("bypass").
+  Each channel holds at most its capacity (``high_capacity``, ``normal_capacity``:
+  64 and 256 by default) of queued requests: ``request()`` then waits for room,
+  ``send()`` raises ChannelFullError, so a stalled broker never grows a queue
+  without bound.
 * **Pipelining.** Up to ``in_flight_limit`` requests await answers at once;
   correlation ids match answers to requests. The limit adapts AIMD between the
   configured bounds: +1 per window of successes, halved on an error or throttle.
+* **Throttling.** An answer carrying ``throttle_time_ms`` > 0 (a broker quota, or
+  streamcore's full write queue) pauses writing to that broker for that long, as
+  Kafka clients do since KIP-219: queued requests wait, answers are still read. The
+  pause is shared by every connection of a broker's bundle (``ThrottleGate``). For
+  the old request versions whose answer the broker itself delayed, there is no
+  second pause (``CLIENT_THROTTLES_FROM``).
 * **Failure.** A lost connection fails every waiting request with
   ConnectionLostError; a request unanswered past ``request_timeout_ms`` closes
   the connection (answers come in order, so nothing behind it can arrive).
@@ -30,7 +40,7 @@ from typing import Any
 
 from streamcore._version import __version__
 from streamcore.client.errors import ConnectionLostError, RequestTimeoutError
-from streamcore.errors import ErrorCode, KafkaError, ProtocolError
+from streamcore.errors import BackpressureError, ErrorCode, KafkaError, ProtocolError
 from streamcore.protocol.headers import (
     ApiKey,
     FrameSplitter,
@@ -44,7 +54,10 @@ __all__ = [
     "Priority",
     "HIGH_PRIORITY_KEYS",
     "CLIENT_MAX_VERSION",
+    "CLIENT_THROTTLES_FROM",
+    "ChannelFullError",
     "ConnectionStats",
+    "ThrottleGate",
     "BrokerConnection",
 ]
 
@@ -80,10 +93,97 @@ CLIENT_MAX_VERSION: dict[int, int] = {
 }
 
 
+#: The first version of each API whose throttled answer comes at once, leaving the
+#: pause to the client (KIP-219); below it the broker delayed the answer itself. APIs
+#: not listed were added after KIP-219: the client always pauses.
+CLIENT_THROTTLES_FROM: dict[int, int] = {
+    ApiKey.PRODUCE: 6,
+    ApiKey.FETCH: 8,
+    ApiKey.LIST_OFFSETS: 3,
+    ApiKey.METADATA: 6,
+    ApiKey.OFFSET_COMMIT: 4,
+    ApiKey.OFFSET_FETCH: 4,
+    ApiKey.FIND_COORDINATOR: 2,
+    ApiKey.JOIN_GROUP: 3,
+    ApiKey.HEARTBEAT: 2,
+    ApiKey.LEAVE_GROUP: 2,
+    ApiKey.SYNC_GROUP: 2,
+    ApiKey.DESCRIBE_GROUPS: 2,
+    ApiKey.LIST_GROUPS: 2,
+    ApiKey.API_VERSIONS: 2,
+    ApiKey.CREATE_TOPICS: 3,
+    ApiKey.DELETE_TOPICS: 2,
+    ApiKey.INIT_PRODUCER_ID: 1,
+    ApiKey.DESCRIBE_CONFIGS: 2,
+}
+
+#: Default capacities of the two request channels (requests queued per connection).
+HIGH_CAPACITY = 64
+NORMAL_CAPACITY = 256
+
+
+class ChannelFullError(BackpressureError):
+    """A request channel of a connection holds its capacity of queued requests.
+
+    Raised by ``BrokerConnection.send`` (which cannot wait); ``request`` waits for room
+    instead. Retriable: room comes back as the broker answers.
+    """
+
+
+class ThrottleGate:
+    """Until when writes to one broker are paused because it answered a throttle time.
+
+    Shared by the connections of one broker's bundle: a quota applies to the client,
+    not to one of its connections. ``until`` is a ``time.monotonic()`` value in
+    seconds (0.0: not paused).
+    """
+
+    __slots__ = ("until", "_members")
+
+    def __init__(self) -> None:
+        self.until = 0.0
+        self._members: list[BrokerConnection] = []
+
+    def join(self, conn: BrokerConnection) -> None:
+        """Make ``conn`` pause with the others; a closed member is dropped."""
+        self._members = [c for c in self._members if not c.closed]
+        self._members.append(conn)
+        conn.throttle = self
+        if self.until > time.monotonic():
+            conn._schedule_resume(self.until)
+
+    def pause(self, throttle_ms: int) -> bool:
+        """Pause writes for ``throttle_ms`` milliseconds from now (a pause never shortens
+        one already running); True if it extended the pause."""
+        until = time.monotonic() + throttle_ms / 1000.0
+        if until <= self.until:
+            return False
+        self.until = until
+        for c in self._members:
+            if not c.closed:
+                c._schedule_resume(until)
+        return True
+
+    def remaining_s(self) -> float:
+        """Seconds left of the current pause (0.0 when not paused)."""
+        return max(0.0, self.until - time.monotonic()) if self.until else 0.0
+
+
 class ConnectionStats:
     """Counters of one connection (plain ints: read them any time)."""
 
-    __slots__ = ("high", "normal", "bypass", "responses", "errors", "bytes_written", "in_flight_limit")
+    __slots__ = (
+        "high",
+        "normal",
+        "bypass",
+        "responses",
+        "errors",
+        "bytes_written",
+        "in_flight_limit",
+        "throttled",
+        "throttle_time_ms",
+        "channel_full_waits",
+    )
 
     def __init__(self) -> None:
         self.high = 0  # requests sent on the high priority channel
@@ -93,6 +193,9 @@ class ConnectionStats:
         self.errors = 0
         self.bytes_written = 0
         self.in_flight_limit = 0.0
+        self.throttled = 0  # answers that paused writes (throttle_time_ms > 0)
+        self.throttle_time_ms = 0  # sum of the throttle times those answers asked for
+        self.channel_full_waits = 0  # times a request waited for room in a full channel
 
     def as_dict(self) -> dict[str, float]:
         """The counters as a dict."""
@@ -149,6 +252,9 @@ class BrokerConnection:
     ``write_log`` (a deque, or None) records the api key of every frame written;
     ``drop_after_write`` (a set of api keys) closes the connection right after the
     next frame of such an api key is written, before its answer can be read.
+
+    ``high_capacity`` and ``normal_capacity`` bound the requests queued in each
+    channel (requests written or awaiting an answer do not count).
     """
 
     def __init__(
@@ -161,7 +267,10 @@ class BrokerConnection:
         max_in_flight: int = 5,
         min_in_flight: int = 1,
         node_id: int = -1,
+        high_capacity: int = HIGH_CAPACITY,
+        normal_capacity: int = NORMAL_CAPACITY,
     ) -> None:
+
         self.host = host
         self.port = port
         self.node_id = node_id
@@ -180,6 +289,14 @@ class BrokerConnection:
             collections.deque(),
             collections.deque(),
         )
+        self.capacities = (HIGH_CAPACITY, NORMAL_CAPACITY)
+        self.set_channel_capacities(high_capacity, normal_capacity)
+        self._room_waiters: tuple[collections.deque[asyncio.Future[None]], ...] = (
+            collections.deque(),
+            collections.deque(),
+        )
+        self.throttle = ThrottleGate()
+        self._resume_handle: asyncio.TimerHandle | None = None
         self._pending: dict[int, _Request] = {}
         self._next_cid = 1
         self._closed_exc: BaseException | None = None
@@ -190,6 +307,7 @@ class BrokerConnection:
         self.write_log: collections.deque[int] | None = None
         self.drop_after_write: set[int] = set()
         self.on_close: Callable[[BrokerConnection], None] | None = None
+        ThrottleGate().join(self)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -210,7 +328,7 @@ class BrokerConnection:
             )
         except (OSError, asyncio.TimeoutError) as exc:
             raise ConnectionLostError(f"cannot connect to {host}:{port}: {exc!r}") from exc
-        conn._transport = transport  # type: ignore[assignment]
+        conn._transport = transport
         conn._protocol = protocol
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -257,6 +375,55 @@ class BrokerConnection:
         """Requests waiting in either channel."""
         return len(self._queues[0]) + len(self._queues[1])
 
+    def set_channel_capacities(self, high: int, normal: int) -> None:
+        """Bound the high and normal channels to ``high`` and ``normal`` queued requests
+        (requests already queued stay; new ones wait until the queue is below the bound)."""
+        if high < 1 or normal < 1:
+            raise ValueError(f"channel capacities must be >= 1, got high={high} normal={normal}")
+        self.capacities = (high, normal)
+
+    def room(self, priority: Priority) -> int:
+        """Requests the ``priority`` channel can still queue."""
+        return self.capacities[priority] - len(self._queues[priority])
+
+    @property
+    def throttled(self) -> bool:
+        """True while writes are paused by a broker's throttle time."""
+        until = self.throttle.until
+        return until > 0.0 and until > time.monotonic()
+
+    async def wait_for_room(self, priority: Priority) -> None:
+        """Return once the ``priority`` channel has room for one more request.
+
+        Raises the connection's failure if it closes meanwhile.
+        """
+        counted = False
+        while len(self._queues[priority]) >= self.capacities[priority]:
+            if self._closed_exc is not None:
+                raise type(self._closed_exc)(*self._closed_exc.args)
+            if not counted:
+                self.stats.channel_full_waits += 1
+                counted = True
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._room_waiters[priority].append(fut)
+            try:
+                await fut
+            except asyncio.CancelledError:
+                if fut.done() and not fut.cancelled():
+                    # Woken for room it will not use: pass the turn on.
+                    self._wake_room(priority)
+                raise
+        if self._closed_exc is not None:
+            raise type(self._closed_exc)(*self._closed_exc.args)
+
+    def _wake_room(self, priority: Priority | int) -> None:
+        waiters = self._room_waiters[priority]
+        while waiters:
+            fut = waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+
     def close(self) -> None:
         """Close the connection; waiting requests fail with ConnectionLostError."""
         self._fail(ConnectionLostError(f"connection to {self.address} closed by the client"))
@@ -267,6 +434,8 @@ class BrokerConnection:
         self._closed_exc = exc
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
         if self._transport is not None:
             self._transport.close()
         waiting = list(self._pending.values()) + list(self._queues[0]) + list(self._queues[1])
@@ -276,6 +445,11 @@ class BrokerConnection:
         for req in waiting:
             if req.future is not None and not req.future.done():
                 req.future.set_exception(type(exc)(*exc.args))
+        for waiters in self._room_waiters:
+            while waiters:
+                fut = waiters.popleft()
+                if not fut.done():
+                    fut.set_result(None)  # the waiter sees the failure and raises it
         if self.on_close is not None:
             self.on_close(self)
 
@@ -312,7 +486,8 @@ class BrokerConnection:
         """Queue ``msg`` and return a future of its decoded response (None if no answer is expected).
 
         ``priority`` defaults by api key (HIGH_PRIORITY_KEYS). Raises the connection's
-        failure if it is already closed.
+        failure if it is already closed, and ChannelFullError if the frame must queue
+        and its channel is full (``request`` waits for room instead).
         """
         if self._closed_exc is not None:
             raise type(self._closed_exc)(*self._closed_exc.args)
@@ -327,10 +502,6 @@ class BrokerConnection:
         req = _Request(cid, api_key, version, frame, fut, time.monotonic() + self.request_timeout_s, None)
         if priority is None:
             priority = Priority.HIGH if api_key in HIGH_PRIORITY_KEYS else Priority.NORMAL
-        if priority is Priority.HIGH:
-            self.stats.high += 1
-        else:
-            self.stats.normal += 1
         q_high, q_normal = self._queues
         if (
             not q_high
@@ -338,13 +509,30 @@ class BrokerConnection:
             and not self._held
             and not self._paused_by_transport
             and len(self._pending) < self._limit
+            and not self.throttled
         ):
+            self._count(priority)
             self.stats.bypass += 1
             self._write(req)
         else:
-            self._queues[priority].append(req)
+            queue = self._queues[priority]
+            if len(queue) >= self.capacities[priority]:
+                if fut is not None:
+                    fut.cancel()
+                raise ChannelFullError(
+                    f"the {priority.name.lower()} priority channel to {self.address} holds its capacity of "
+                    f"{self.capacities[priority]} queued requests"
+                )
+            self._count(priority)
+            queue.append(req)
             self._pump()
         return fut
+
+    def _count(self, priority: Priority) -> None:
+        if priority is Priority.HIGH:
+            self.stats.high += 1
+        else:
+            self.stats.normal += 1
 
     async def request(
         self,
@@ -354,7 +542,14 @@ class BrokerConnection:
         priority: Priority | None = None,
         expect_response: bool = True,
     ) -> Any:
-        """Send ``msg`` and await its decoded response (None when ``expect_response`` is False)."""
+        """Send ``msg`` and await its decoded response (None when ``expect_response`` is False).
+
+        Waits for room first when the request's channel is full (backpressure).
+        """
+        if priority is None:
+            priority = Priority.HIGH if type(msg).API_KEY in HIGH_PRIORITY_KEYS else Priority.NORMAL
+        if len(self._queues[priority]) >= self.capacities[priority]:
+            await self.wait_for_room(priority)
         fut = self.send(msg, version, priority=priority, expect_response=expect_response)
         if fut is None:
             return None
@@ -377,15 +572,40 @@ class BrokerConnection:
             )
 
     def _pump(self) -> None:
-        """Write queued frames, high channel first, while the window and the socket allow."""
-        if self._held or self._closed_exc is not None:
+        """Write queued frames, high channel first, while the window, the socket and any
+        throttle pause allow."""
+        if self._held or self._closed_exc is not None or self.throttled:
             return
         q_high, q_normal = self._queues
         while (q_high or q_normal) and not self._paused_by_transport and len(self._pending) < self._limit:
-            req = q_high.popleft() if q_high else q_normal.popleft()
+            if q_high:
+                req, channel = q_high.popleft(), Priority.HIGH
+            else:
+                req, channel = q_normal.popleft(), Priority.NORMAL
+            # The answer is due request_timeout_ms after the write, not after queueing.
+            req.deadline = time.monotonic() + self.request_timeout_s
             self._write(req)
+            if self._room_waiters[channel]:
+                self._wake_room(channel)
             if self._closed_exc is not None:
                 return
+
+    def _schedule_resume(self, until: float) -> None:
+        """Write what queued during a throttle pause once it ends at ``until`` (monotonic s)."""
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop (a connection never opened): nothing can be queued
+        self._resume_handle = loop.call_later(max(0.0, until - time.monotonic()), self._resume)
+
+    def _resume(self) -> None:
+        self._resume_handle = None
+        if self.throttled:  # the pause was extended meanwhile
+            self._schedule_resume(self.throttle.until)
+            return
+        self._pump()
 
     def hold_writes(self) -> None:
         """Test hook: keep new requests queued (nothing is written) until release_writes()."""
@@ -415,8 +635,13 @@ class BrokerConnection:
             self._fail(ConnectionLostError(f"undecodable answer from {self.address}: {exc}"))
             return
         self.stats.responses += 1
-        throttled = getattr(resp, "throttle_time_ms", 0)
-        self.record_outcome(not throttled)
+        throttle_ms = getattr(resp, "throttle_time_ms", 0) or 0
+        self.record_outcome(throttle_ms <= 0)
+        if throttle_ms > 0:
+            self.stats.throttled += 1
+            self.stats.throttle_time_ms += throttle_ms
+            if req.version >= CLIENT_THROTTLES_FROM.get(req.api_key, 0):
+                self.throttle.pause(throttle_ms)
         if not fut.done():
             fut.set_result(resp)
         if self._queues[0] or self._queues[1]:
@@ -452,7 +677,9 @@ class BrokerConnection:
         # queued requests time out too (the window may never reopen).
         oldest = min((r.deadline for r in self._pending.values()), default=None)
         queued = [r.deadline for q in self._queues for r in q if r.future is not None]
-        if (oldest is not None and oldest < now) or (queued and min(queued) < now):
+        # Time spent paused by the broker's own throttle is not the broker failing to answer.
+        queued_due = max(min(queued), self.throttle.until + self.request_timeout_s) if queued else None
+        if (oldest is not None and oldest < now) or (queued_due is not None and queued_due < now):
             self.record_outcome(False)
             self._fail(
                 RequestTimeoutError(f"no answer from {self.address} within {self.request_timeout_s:g} s")

@@ -6,6 +6,9 @@ way a reader could observe half-done. Opening a connection is slow (TCP plus an
 ApiVersions round trip), so it happens with no lock held: concurrent callers wanting
 the same node share one pending connect (a future), and callers wanting other
 nodes are never blocked by it.
+
+A broker's throttle time pauses the whole bundle: its connections share one
+``ThrottleGate``.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from streamcore.client.connection import BrokerConnection
+from streamcore.client.connection import BrokerConnection, ThrottleGate
 from streamcore.client.errors import ClientClosedError, ConnectionLostError
 
 __all__ = ["ConnectionBundle", "ConnectionPool"]
@@ -24,8 +27,17 @@ __all__ = ["ConnectionBundle", "ConnectionPool"]
 class ConnectionBundle:
     """Up to ``size`` connections to one broker, picked round-robin among the usable ones."""
 
-    def __init__(self, node_id: int, host: str, port: int, size: int, factory: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        node_id: int,
+        host: str,
+        port: int,
+        size: int,
+        factory: Callable[..., Any],
+        channel_capacities: tuple[int, int] | None = None,
+    ) -> None:
         self.node_id = node_id
+        self.channel_capacities = channel_capacities
         self.host = host
         self.port = port
         self.size = size
@@ -33,6 +45,8 @@ class ConnectionBundle:
         self._conns: list[BrokerConnection | None] = [None] * size
         self._connecting: list[asyncio.Future[BrokerConnection] | None] = [None] * size
         self._rr = itertools.count()
+        #: Pauses writes to this broker on every connection after a throttled answer.
+        self.throttle = ThrottleGate()
 
     def __len__(self) -> int:
         return self.size
@@ -93,6 +107,9 @@ class ConnectionBundle:
 
     async def _open(self, slot: int) -> BrokerConnection:
         conn = await self._factory(self.host, self.port, self.node_id)
+        self.throttle.join(conn)
+        if self.channel_capacities is not None:
+            conn.set_channel_capacities(*self.channel_capacities)
         self._conns[slot] = conn
         return conn
 
@@ -115,10 +132,19 @@ class ConnectionPool:
     """Bundles keyed by node id; ``get(node_id)`` returns a ready connection.
 
     ``factory(host, port, node_id)`` opens one connection (a coroutine).
+    ``channel_capacities`` (high, normal) bounds the request channels of every
+    connection the pool opens (None: the connections' defaults, 64 and 256); set it
+    before the first connection is opened.
     """
 
-    def __init__(self, connections_per_broker: int, factory: Callable[..., Any]) -> None:
+    def __init__(
+        self,
+        connections_per_broker: int,
+        factory: Callable[..., Any],
+        channel_capacities: tuple[int, int] | None = None,
+    ) -> None:
         self.connections_per_broker = connections_per_broker
+        self.channel_capacities = channel_capacities
         self._factory = factory
         self._bundles: dict[int, ConnectionBundle] = {}
         self._addresses: dict[int, tuple[str, int]] = {}
@@ -131,10 +157,23 @@ class ConnectionPool:
         self._addresses[node_id] = (host, port)
         old = self._bundles.get(node_id)
         bundles = dict(self._bundles)
-        bundles[node_id] = ConnectionBundle(node_id, host, port, self.connections_per_broker, self._factory)
+        bundles[node_id] = ConnectionBundle(
+            node_id, host, port, self.connections_per_broker, self._factory, self.channel_capacities
+        )
         self._bundles = bundles  # one reference swap: lock-free readers see old or new
         if old is not None:
             old.close()
+
+    def set_channel_capacities(self, high: int, normal: int) -> None:
+        """Bound the request channels (high, normal; queued requests) of every connection,
+        open or opened later."""
+        if high < 1 or normal < 1:
+            raise ValueError(f"channel capacities must be >= 1, got high={high} normal={normal}")
+        self.channel_capacities = (high, normal)
+        for b in self._bundles.values():
+            b.channel_capacities = self.channel_capacities
+            for c in b.connections:
+                c.set_channel_capacities(high, normal)
 
     def bundle(self, node_id: int) -> ConnectionBundle:
         """The bundle of ``node_id`` (KeyError if its address is unknown)."""

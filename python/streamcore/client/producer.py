@@ -25,6 +25,7 @@ numbers (and why a partition sometimes has only one batch in flight).
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -34,6 +35,7 @@ from streamcore.client.accumulator import RECORD_OVERHEAD, Accumulator
 from streamcore.client.cluster import Cluster
 from streamcore.client.config import ClientConfig, build_config
 from streamcore.client.errors import BufferFullError, ClientClosedError
+from streamcore.client.retrying import Backoff
 from streamcore.client.sender import Sender
 from streamcore.client.sequencing import Sequencer
 from streamcore.client.types import BatchMetadata, RecordMetadata, TopicPartition
@@ -43,8 +45,11 @@ __all__ = ["Producer", "ProducerCore"]
 
 
 def _to_bytes(x: Any, what: str) -> bytes | None:
-    if x is None or isinstance(x, (bytes, bytearray, memoryview)):
+    if x is None or isinstance(x, bytes):
         return x
+    if isinstance(x, (bytearray, memoryview)):
+        # Buffers pass through uncopied: the codec reads any buffer-protocol object.
+        return x  # type: ignore[return-value]
     if isinstance(x, str):
         return x.encode()
     raise TypeError(f"{what} must be bytes, str or None without a {what}_serializer, got {type(x).__name__}")
@@ -90,6 +95,12 @@ class ProducerCore:
         self.config = config
         c = config
         self.cluster = Cluster(config)
+        # The cluster's own metadata retries follow the configured policy too, and its
+        # connections get the configured channel capacities.
+        self.cluster.backoff = Backoff.from_config(c)
+        self.cluster.pool.set_channel_capacities(
+            c.high_priority_channel_capacity, c.normal_priority_channel_capacity
+        )
         self.idempotent = c.enable_idempotence
         self.key_serializer = c.key_serializer
         self.value_serializer = c.value_serializer
@@ -102,6 +113,17 @@ class ProducerCore:
         self._tp_cache: dict[str, list[TopicPartition]] = {}
         self._future_factory: Callable[[], Any] = lambda: None  # set by the blocking API
         self._closed = False
+
+    def metrics(self) -> dict[str, Any]:
+        """What ``Producer.metrics`` returns (both APIs); readable from any thread."""
+        bundles = self.cluster.pool._bundles  # replaced, never mutated: a safe read
+        return {
+            "buffer_used_bytes": self.acc.used,
+            "batches_outstanding": self.sender.outstanding,
+            "retry": self.retry_metrics.snapshot(),
+            "connections": {n: [c.stats.as_dict() for c in b.connections] for n, b in bundles.items()},
+            "throttle_remaining_s": {n: b.throttle.remaining_s() for n, b in bundles.items()},
+        }
 
     @property
     def producer_id(self) -> int:
@@ -294,12 +316,14 @@ class ProducerCore:
             groups = [(partition, values, keys)]
         avg = max(1, total // n)
         per_batch = max(1, max(self.acc.batch_size, self.config.send_batch_size) // avg)
-        chunks = []
-        for p, vs, ks in groups:
+        chunks: list[tuple[int | None, list[Any], list[Any] | None]] = []
+        for group_p, vs, ks in groups:
             for i in range(0, len(vs), per_batch):
-                chunks.append((p, vs[i : i + per_batch], ks[i : i + per_batch] if ks is not None else None))
+                chunks.append(
+                    (group_p, vs[i : i + per_batch], ks[i : i + per_batch] if ks is not None else None)
+                )
         collector = _SpanCollector(future, len(chunks))
-        return [(p, vs, ks, avg * len(vs), (collector, collector.next_order())) for p, vs, ks in chunks]
+        return [(cp, vs, ks, avg * len(vs), (collector, collector.next_order())) for cp, vs, ks in chunks]
 
     def append_run(
         self,
@@ -318,7 +342,7 @@ class ProducerCore:
                 if block_s <= 0 or not acc.reserve_blocking(size, block_s):
                     return False
             explicit = p is not None
-            part = p if explicit else self._pick_partition(topic, parts, None, None)
+            part = p if p is not None else self._pick_partition(topic, parts, None, None)
             tp = TopicPartition(topic, part)
             batch, sealed = acc.batch_for(tp, size, time.monotonic())
             if sealed and not explicit:
@@ -438,7 +462,7 @@ class Producer:
         fut: asyncio.Future[list[BatchMetadata]] = asyncio.get_running_loop().create_future()
         for run in core.plan_batch(topic, parts, values, keys, partition, fut):
             if not core.append_run(topic, parts, run, 0):
-                await self._wait_space(lambda run=run: core.append_run(topic, parts, run, 0))
+                await self._wait_space(functools.partial(core.append_run, topic, parts, run, 0))
         return fut
 
     async def flush(self, timeout: float | None = None) -> None:
@@ -458,13 +482,15 @@ class Producer:
 
     @property
     def metrics(self) -> dict[str, Any]:
-        """Counters: buffer bytes used, batches outstanding, per-connection stats."""
-        core = self._core
-        return {
-            "buffer_used_bytes": core.acc.used,
-            "batches_outstanding": core.sender.outstanding,
-            "produce_attempts": core.retry_metrics.snapshot(),
-            "connections": {
-                n: [c.stats.as_dict() for c in b.connections] for n, b in core.cluster.pool._bundles.items()
-            },
-        }
+        """A snapshot of the producer's counters, the same dict as the blocking producer's:
+
+        * ``buffer_used_bytes``: bytes of records not yet answered (``buffer_memory`` bound);
+        * ``batches_outstanding``: batches sealed or in flight, not yet completed;
+        * ``retry``: produce attempts (``streamcore.retry.RetryMetrics.snapshot``):
+          ``attempts``, ``successes``, ``failures``, ``timeouts``, ``success_rate`` and
+          ``timeout_rate`` (fractions), ``by_category`` (ErrorCategory name -> failed
+          attempts), ``retries`` scheduled and their total ``backoff_us``;
+        * ``connections``: node id -> one ``ConnectionStats.as_dict()`` per open connection;
+        * ``throttle_remaining_s``: node id -> seconds left of a broker's throttle pause.
+        """
+        return self._core.metrics()

@@ -1,8 +1,8 @@
 """The client's one dependency on :mod:`streamcore.retry`.
 
 Every retry loop in the client asks this module how long to wait before attempt
-*n* (``Backoff.delay_ms``, an exponential ``streamcore.retry.RetryPolicy`` with
-jitter), whether an error is worth retrying (``is_retriable``) and what must be
+*n* (``Backoff.delay_ms``, a ``streamcore.retry.RetryPolicy`` built from the client's
+``retry_*`` settings by ``Backoff.from_config``), whether an error is worth retrying (``is_retriable``) and what must be
 done before the retry: refresh metadata (``metadata_is_stale``), find the group
 coordinator again (``coordinator_moved``) or reconnect (``connection_failed``).
 What kind of failure an error is has one name in the project,
@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from streamcore.errors import ErrorCode, KafkaError
 from streamcore.retry import ErrorCategory, RetryMetrics, RetryPolicy, categorize
@@ -127,24 +127,50 @@ def tag(exc: BaseException) -> BaseException:
 
 
 class Backoff:
-    """Exponential backoff: ``initial_ms * multiplier**attempt`` capped at ``max_ms``, with jitter.
+    """Delays between retries: a ``streamcore.retry.RetryPolicy`` in milliseconds.
 
-    ``jitter`` is the fraction (0..1) of each delay drawn at random, so that many
-    clients failing together do not retry in lockstep. Delays come from a
-    ``streamcore.retry.RetryPolicy``.
+    ``strategy`` is exponential (``initial_ms * multiplier**attempt``), fixed
+    (``initial_ms``) or linear (``initial_ms * (attempt + 1)``), capped at ``max_ms``
+    (never below ``initial_ms``). ``jitter`` is the fraction (0..1) of each delay drawn
+    at random, so that many clients failing together do not retry in lockstep.
+    ``from_config`` builds one from a client's ``retry_*`` settings (which the
+    ``retry.*`` properties and ``STREAMCORE_RETRY_*`` variables fill).
     """
 
+    __slots__ = ("policy",)
+
     def __init__(
-        self, initial_ms: int = 100, max_ms: int = 1000, multiplier: float = 2.0, jitter: float = 0.2
+        self,
+        initial_ms: int = 100,
+        max_ms: int = 1000,
+        multiplier: float = 2.0,
+        jitter: float = 0.2,
+        strategy: str = "exponential",
     ):
         initial_ms = int(initial_ms)
         self.policy = RetryPolicy(
-            "exponential",
+            strategy,
             interval=initial_ms,
             multiplier=multiplier,
             max_delay=max(int(max_ms), initial_ms),
             jitter=jitter,
         )
+
+    @classmethod
+    def from_config(cls, config: Any) -> Backoff:
+        """The backoff a client's settings ask for (``retry_strategy``, ``retry_backoff_ms``,
+        ``retry_backoff_max_ms``, ``retry_multiplier``, ``retry_jitter``)."""
+        return cls(
+            config.retry_backoff_ms,
+            config.retry_backoff_max_ms,
+            config.retry_multiplier,
+            config.retry_jitter,
+            config.retry_strategy,
+        )
+
+    def delay_us(self, attempt: int) -> int:
+        """Delay before retry number ``attempt`` (0 = first retry), in microseconds."""
+        return self.policy.delay_us(attempt)
 
     def delay_ms(self, attempt: int) -> float:
         """Delay before retry number ``attempt`` (0 = first retry), in milliseconds."""

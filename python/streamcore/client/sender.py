@@ -2,12 +2,19 @@
 
 Each cycle it seals batches that are full or have lingered ``linger_ms``, picks per
 partition the batches that may go now (a leader is known, backoff has passed, the
-partition has a free in-flight slot), encodes each once with ONE
+partition has a free in-flight slot, its broker is not pausing after a throttled
+answer and the connection's normal channel has room), encodes each once with ONE
 ``streamcore.codec.encode_batch`` call (the producer id, epoch and base sequence go
 into the batch header; see ``sequencing``), groups them per leader and connection
 slot into Produce requests, and completes the records' futures from the answers.
-A failed batch is requeued with backoff while retries and ``delivery_timeout_ms``
-allow, else failed with its error tagged with an ``ErrorCategory``.
+A failed batch is requeued with backoff (``Backoff.from_config``: the client's
+``retry_*`` settings) while retries and ``delivery_timeout_ms`` allow, else failed
+with its error tagged with an ``ErrorCategory``; ``retry_metrics`` counts every
+attempt by outcome and every retry with the backoff it waits.
+
+Backpressure: batches for a broker whose throttle pause runs, or whose connection
+channel is full, stay in the accumulator (where ``buffer_memory`` bounds them and
+makes ``send`` wait) instead of queueing in the connection.
 
 In-flight bookkeeping: ``outstanding`` counts batches sealed or in flight and not yet
 completed (flush waits for it to reach 0); per partition, the number of batches in
@@ -27,6 +34,7 @@ from typing import Any
 from streamcore.client.accumulator import Accumulator, ProducerBatch
 from streamcore.client.cluster import Cluster
 from streamcore.client.config import ClientConfig
+from streamcore.client.connection import Priority
 from streamcore.client.errors import broker_error
 from streamcore.client.retrying import (
     Backoff,
@@ -79,7 +87,7 @@ class Sender:
         self.max_in_flight_per_partition = (
             min(c.max_in_flight_per_partition, 5) if sequencer is not None else c.max_in_flight_per_partition
         )
-        self.backoff = Backoff(c.retry_backoff_ms, c.retry_backoff_max_ms)
+        self.backoff = Backoff.from_config(c)
         self.retry_metrics = RetryMetrics()
         self._in_flight: dict[TopicPartition, int] = defaultdict(int)
         self.outstanding = 0  # batches sealed or in flight, not yet completed
@@ -194,6 +202,9 @@ class Sender:
             # A sequence hole: send nothing under the old producer id; the sender
             # takes a new one once every answer is in.
             return None
+        # Requests each (broker, connection slot) may still queue in this drain: each
+        # round makes one request per slot.
+        room: dict[tuple[int, int], int] = {}
         with acc.lock:
             # One batch per partition per request (as the protocol expects); further
             # ready batches of a partition go in the following requests, pipelined.
@@ -218,11 +229,22 @@ class Sender:
                     if leader is None:
                         need_metadata.add(tp.topic)
                         continue
+                    key = (leader, hash(tp) % self.config.connections_per_broker)
+                    if key not in by_node:
+                        left = room.get(key)
+                        if left is None:
+                            left, resume_at = self._slot_room(key)
+                            if resume_at is not None:
+                                next_retry = resume_at if next_retry is None else min(next_retry, resume_at)
+                        if left <= 0:
+                            room[key] = 0
+                            continue
+                        room[key] = left - 1
                     q.popleft()
                     self._in_flight[tp] += 1
                     self.outstanding += 1
                     batch.node = leader
-                    by_node[(leader, hash(tp) % self.config.connections_per_broker)].append(batch)
+                    by_node[key].append(batch)
                 if not by_node:
                     break
                 rounds.append(by_node)
@@ -236,6 +258,22 @@ class Sender:
                         self._encode(b)
                 self._send_request(node, slot, batches)
         return next_retry
+
+    def _slot_room(self, key: tuple[int, int]) -> tuple[int, float | None]:
+        """(requests the slot's connection may queue now, when a throttle pause ends or None).
+
+        No room while the broker's throttle pause runs; a slot not yet connected has
+        room for one request, which opens it.
+        """
+        node, slot = key
+        try:
+            bundle = self.cluster.pool.bundle(node)
+        except KeyError:
+            return 1, None
+        if bundle.throttle.remaining_s() > 0:
+            return 0, bundle.throttle.until
+        conn = bundle.get(slot)
+        return (1 if conn is None else conn.room(Priority.NORMAL)), None
 
     def _encode(self, b: ProducerBatch) -> None:
         ts: list[Any]
@@ -284,6 +322,8 @@ class Sender:
                 conn = await self.cluster.connection(node)
                 conn = bundle.get(slot) or conn
             if self.acks == 0:
+                if conn.room(Priority.NORMAL) <= 0:
+                    await conn.wait_for_room(Priority.NORMAL)
                 conn.send(req, expect_response=False)
                 for b in batches:
                     self._complete(b, -1, -1)
@@ -344,7 +384,8 @@ class Sender:
                     continue
                 off = base_offset + i if base_offset >= 0 else -1
                 ts = first if ts_list is None or log_append_time not in (-1, None) else ts_list[i]
-                f.set_result(RecordMetadata(topic, part, off, ts))
+                # _encode filled every None timestamp before the batch was sent.
+                f.set_result(RecordMetadata(topic, part, off, first if ts is None else ts))
         if b.bound:
             complete_batch(b, (base_offset, log_append_time))
         for start, count, (collector, order) in b.span_futures:
@@ -366,7 +407,9 @@ class Sender:
         now = time.monotonic()
         if retriable and b.attempts < self.config.retries and now < b.deadline and not self.closed:
             b.attempts += 1
-            b.retry_at = now + self.backoff.delay_ms(b.attempts - 1) / 1000.0
+            delay_us = self.backoff.delay_us(b.attempts - 1)
+            self.retry_metrics.record_backoff(delay_us)
+            b.retry_at = now + delay_us / 1_000_000
             if metadata_is_stale(exc) or connection_failed(exc):
                 asyncio.ensure_future(self._refresh_quietly([tp.topic]))
             self.acc.requeue(b)
