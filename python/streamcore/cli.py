@@ -4,7 +4,8 @@ Each subcommand is one ``add_<name>_command(subparsers)`` function that adds its
 parser and sets ``handler`` (a function taking the parsed arguments and returning
 the exit status). Adding a subcommand means writing that function and listing it
 in :data:`COMMANDS`. ``bench`` and its targets live in :mod:`streamcore.bench.cli`
-(listed in its ``TARGETS``); this module only wires them in.
+(listed in its ``TARGETS``), the client tools (``topics``, ``produce``, ``consume``,
+``groups``) in :mod:`streamcore.tools`; this module only wires them in.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from streamcore._version import __version__
 from streamcore.bench.cli import add_bench_command
+from streamcore.tools import TOOLS
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -193,7 +195,13 @@ def run_config_command(args: argparse.Namespace) -> int:
 # --- the command itself -------------------------------------------------------------
 
 #: Top-level subcommands, in help order.
-COMMANDS: list[CommandAdder] = [add_info_command, add_broker_command, add_config_command, add_bench_command]
+COMMANDS: list[CommandAdder] = [
+    add_info_command,
+    add_broker_command,
+    add_config_command,
+    *TOOLS,
+    add_bench_command,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,4 @@
-"""Asyncio admin client: topics, configs, groups and offsets.
+"""Asyncio admin client: topics, partitions, configs, groups, offsets and records.
 
 Topic creation and deletion return once the metadata the client reads agrees.
 Apache Kafka answers CreateTopics/DeleteTopics when its controller has committed
@@ -13,17 +13,25 @@ longer knows each deleted one, both bounded by the request's ``timeout_ms``.
 from __future__ import annotations
 
 import asyncio
+import enum
 import time
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from streamcore.client.cluster import Cluster, TopicInfo
 from streamcore.client.config import build_config
 from streamcore.client.errors import ConnectionLostError, broker_error
 from streamcore.client.offsets import list_offsets
-from streamcore.client.retrying import Backoff, connection_failed, metadata_is_stale, retry_async
-from streamcore.client.types import TopicPartition
+from streamcore.client.retrying import (
+    Backoff,
+    connection_failed,
+    coordinator_moved,
+    metadata_is_stale,
+    retry_async,
+)
+from streamcore.client.types import OffsetAndMetadata, TopicPartition
 from streamcore.errors import ErrorCode, KafkaError
 from streamcore.protocol.messages import (
     ConsumerProtocolAssignment,
@@ -36,12 +44,89 @@ from streamcore.protocol.messages import (
     DescribeConfigsRequest_DescribeConfigsResource,
     DescribeGroupsRequest,
     ListGroupsRequest,
+    OffsetCommitRequest,
+    OffsetCommitRequest_OffsetCommitRequestPartition,
+    OffsetCommitRequest_OffsetCommitRequestTopic,
+    OffsetFetchRequest,
+    OffsetFetchRequest_OffsetFetchRequestTopic,
 )
 
-__all__ = ["NewTopic", "GroupMember", "GroupDescription", "AdminClient", "RESOURCE_TOPIC", "RESOURCE_BROKER"]
+__all__ = [
+    "NewTopic",
+    "GroupMember",
+    "GroupDescription",
+    "AdminClient",
+    "ConfigResource",
+    "ConfigEntry",
+    "ConfigOp",
+    "AlterConfig",
+    "RESOURCE_TOPIC",
+    "RESOURCE_BROKER",
+]
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
+
+#: Kafka's ConfigSource numbers (DescribeConfigs v1+) by name.
+CONFIG_SOURCES = {
+    0: "UNKNOWN",
+    1: "DYNAMIC_TOPIC_CONFIG",
+    2: "DYNAMIC_BROKER_CONFIG",
+    3: "DYNAMIC_DEFAULT_BROKER_CONFIG",
+    4: "STATIC_BROKER_CONFIG",
+    5: "DEFAULT_CONFIG",
+    6: "DYNAMIC_BROKER_LOGGER_CONFIG",
+    7: "CLIENT_METRICS_CONFIG",
+    8: "GROUP_CONFIG",
+}
+
+
+class ConfigResource(NamedTuple):
+    """A resource that has configs: ``type`` RESOURCE_TOPIC (2) or RESOURCE_BROKER (4), and its name.
+
+    Equal to the plain ``(type, name)`` tuples ``describe_configs`` uses as keys.
+    """
+
+    type: int
+    name: str
+
+
+@dataclass
+class ConfigEntry:
+    """One config of a resource as DescribeConfigs reports it.
+
+    ``source`` is Kafka's ConfigSource name (``DYNAMIC_TOPIC_CONFIG`` for a value
+    set on the topic, ``DEFAULT_CONFIG`` or ``STATIC_BROKER_CONFIG`` for one it
+    inherits); ``value`` is None for sensitive configs.
+    """
+
+    name: str
+    value: str | None
+    source: str
+    is_default: bool
+    read_only: bool
+    is_sensitive: bool
+
+
+class ConfigOp(enum.IntEnum):
+    """IncrementalAlterConfigs operations; APPEND and SUBTRACT apply to list-valued configs only."""
+
+    SET = 0
+    DELETE = 1
+    APPEND = 2
+    SUBTRACT = 3
+
+
+@dataclass
+class AlterConfig:
+    """One change of ``incremental_alter_configs``: ``op`` on config ``name`` with ``value``.
+
+    DELETE takes no value and restores the config's default.
+    """
+
+    name: str
+    value: str | None = None
+    op: ConfigOp = ConfigOp.SET
 
 
 @dataclass
@@ -317,6 +402,41 @@ class AdminClient:
             out[(r.resource_type, r.resource_name)] = {c.name: c.value for c in r.configs}
         return out
 
+    async def describe_config_entries(
+        self, resources: Iterable[tuple[int, str]]
+    ) -> dict[ConfigResource, dict[str, ConfigEntry]]:
+        """Every config of each resource with its source: ConfigResource -> {name: ConfigEntry}.
+
+        ``resources`` are ``(RESOURCE_TOPIC, topic)`` or ``(RESOURCE_BROKER, "broker id")``
+        pairs. An unknown topic raises KafkaError(UNKNOWN_TOPIC_OR_PARTITION).
+        """
+        wanted = [ConfigResource(int(t), str(n)) for t, n in resources]
+        req = DescribeConfigsRequest(
+            resources=[
+                DescribeConfigsRequest_DescribeConfigsResource(
+                    resource_type=r.type, resource_name=r.name, configuration_keys=None
+                )
+                for r in wanted
+            ]
+        )
+        resp = await self.cluster.request_node(None, req)
+        out: dict[ConfigResource, dict[str, ConfigEntry]] = {}
+        for r in resp.results:
+            if r.error_code:
+                raise broker_error(r.error_code, r.error_message or r.resource_name)
+            out[ConfigResource(r.resource_type, r.resource_name)] = {
+                c.name: ConfigEntry(
+                    c.name,
+                    c.value,
+                    CONFIG_SOURCES.get(c.config_source, "UNKNOWN"),
+                    bool(c.is_default) or c.config_source == 5,
+                    bool(c.read_only),
+                    bool(c.is_sensitive),
+                )
+                for c in r.configs
+            }
+        return out
+
     # ------------------------------------------------------------------ groups
 
     async def list_groups(self) -> list[tuple[str, str, str]]:
@@ -356,6 +476,133 @@ class AdminClient:
                 )
         return out
 
+    async def _coordinator_call(self, group_id: str, call: Any) -> Any:
+        """Await ``call(node)`` against ``group_id``'s coordinator, finding it again when it moved.
+
+        Retries coordinator moves, a coordinator still loading and lost connections
+        with the client's backoff, for up to ``request_timeout_ms``.
+        """
+
+        async def attempt() -> Any:
+            node = await self.cluster.coordinator(group_id)
+            try:
+                return await call(node)
+            except Exception as exc:
+                if coordinator_moved(exc) or connection_failed(exc):
+                    self.cluster.forget_coordinator(group_id)
+                raise
+
+        def retriable(exc: BaseException) -> bool:
+            return coordinator_moved(exc) or connection_failed(exc)
+
+        deadline = time.monotonic() + self.config.request_timeout_ms / 1000.0
+        return await retry_async(attempt, self._backoff, deadline, retriable=retriable)
+
+    async def list_consumer_group_offsets(
+        self, group_id: str, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """Committed offsets of ``group_id`` (OffsetFetch): TopicPartition -> OffsetAndMetadata.
+
+        ``partitions`` None asks for every partition the group committed. Partitions
+        without a committed offset are left out. A group that does not exist has no
+        offsets (an empty dict), as on Kafka.
+        """
+        wanted = None if partitions is None else list(partitions)
+        by_topic: dict[str, list[int]] = defaultdict(list)
+        for tp in wanted or ():
+            by_topic[tp.topic].append(tp.partition)
+
+        async def call(node: int) -> Any:
+            conn = await self.cluster.connection(node)
+            version = conn.version_for(OffsetFetchRequest)
+            if wanted is None and version < 2:
+                raise KafkaError(ErrorCode.UNSUPPORTED_VERSION, "OffsetFetch of every topic needs v2+")
+            req = OffsetFetchRequest(
+                group_id=group_id,
+                topics=None
+                if wanted is None
+                else [
+                    OffsetFetchRequest_OffsetFetchRequestTopic(name=t, partition_indexes=ps)
+                    for t, ps in by_topic.items()
+                ],
+                require_stable=False,
+            )
+            resp = await conn.request(req, version)
+            code = getattr(resp, "error_code", 0)
+            if code:
+                raise broker_error(code, f"OffsetFetch (group {group_id!r})")
+            return resp
+
+        resp = await self._coordinator_call(group_id, call)
+        out: dict[TopicPartition, OffsetAndMetadata] = {}
+        for t in resp.topics:
+            for p in t.partitions:
+                if p.error_code:
+                    raise broker_error(
+                        p.error_code, f"OffsetFetch {t.name}-{p.partition_index} (group {group_id!r})"
+                    )
+                if p.committed_offset >= 0:
+                    out[TopicPartition(t.name, p.partition_index)] = OffsetAndMetadata(
+                        p.committed_offset, p.metadata or ""
+                    )
+        return out
+
+    async def alter_consumer_group_offsets(
+        self, group_id: str, offsets: Mapping[TopicPartition, OffsetAndMetadata | int]
+    ) -> dict[TopicPartition, KafkaError | None]:
+        """Commit ``offsets`` for ``group_id`` as an admin (OffsetCommit without membership).
+
+        Offsets are the next offset to consume. Brokers accept this only while the
+        group has no members (Kafka answers UNKNOWN_MEMBER_ID for an active group).
+        Returns TopicPartition -> None (committed) or the KafkaError the broker gave.
+        """
+        by_topic: dict[str, list[OffsetCommitRequest_OffsetCommitRequestPartition]] = defaultdict(list)
+        for tp, om in offsets.items():
+            om = om if isinstance(om, OffsetAndMetadata) else OffsetAndMetadata(int(om))
+            by_topic[tp.topic].append(
+                OffsetCommitRequest_OffsetCommitRequestPartition(
+                    partition_index=tp.partition,
+                    committed_offset=om.offset,
+                    committed_leader_epoch=-1,
+                    commit_timestamp=-1,
+                    committed_metadata=om.metadata,
+                )
+            )
+        if not by_topic:
+            return {}
+        req = OffsetCommitRequest(
+            group_id=group_id,
+            generation_id_or_member_epoch=-1,
+            member_id="",
+            group_instance_id=None,
+            retention_time_ms=-1,
+            topics=[
+                OffsetCommitRequest_OffsetCommitRequestTopic(name=t, partitions=ps)
+                for t, ps in by_topic.items()
+            ],
+        )
+
+        async def call(node: int) -> Any:
+            resp = await self.cluster.request_node(node, req)
+            for t in resp.topics:
+                for p in t.partitions:
+                    if p.error_code:
+                        err = broker_error(p.error_code, f"OffsetCommit (group {group_id!r})")
+                        if coordinator_moved(err):
+                            raise err
+            return resp
+
+        resp = await self._coordinator_call(group_id, call)
+        return {
+            TopicPartition(t.name, p.partition_index): (
+                broker_error(p.error_code, f"OffsetCommit {t.name}-{p.partition_index} (group {group_id!r})")
+                if p.error_code
+                else None
+            )
+            for t in resp.topics
+            for p in t.partitions
+        }
+
     # ------------------------------------------------------------------ offsets
 
     async def list_offsets(
@@ -366,10 +613,15 @@ class AdminClient:
         One ListOffsets request per leader broker. For a timestamp the answer is the
         first offset at or after it (-1 if none).
         """
-        resolved = {
-            tp: {"earliest": -2, "latest": -1}.get(v, v) if isinstance(v, str) else v
-            for tp, v in specs.items()
-        }
+        named = {"earliest": -2, "latest": -1}
+        resolved: dict[TopicPartition, int] = {}
+        for tp, v in specs.items():
+            if isinstance(v, str):
+                if v not in named:
+                    raise ValueError(f"offset spec {v!r}: expected 'earliest', 'latest' or a timestamp (ms)")
+                resolved[tp] = named[v]
+            else:
+                resolved[tp] = v
         topics = {tp.topic for tp in resolved}
         for t in topics:
             await self.cluster.wait_for_partitions(t, self.config.request_timeout_ms / 1000.0)
