@@ -423,3 +423,16 @@ def test_retry_metrics_lose_no_update_under_threads() -> None:
     assert snap["attempts"] == 4 * n
     assert snap["successes"] == 4 * 1000
     assert snap["timeouts"] == 4 * 2000
+
+
+def test_retry_metrics_count_retries_and_their_backoff_apart_from_attempts() -> None:
+    m = RetryMetrics()
+    m.record(ErrorCategory.NETWORK)
+    m.record_backoff(100_000)
+    m.record_backoff(200_000)
+    assert (m.retries, m.backoff_us, m.attempts) == (2, 300_000, 1)
+    snap = m.snapshot()
+    assert (snap["retries"], snap["backoff_us"]) == (2, 300_000)
+    with pytest.raises(ValueError):
+        m.record_backoff(-1)
+    assert m.retries == 2

@@ -79,3 +79,82 @@ def test_millisecond_settings_accept_duration_strings_and_other_ints_do_not() ->
         Producer("127.0.0.1:1", linger_ms="5 weeks")
     with pytest.raises(ConfigError, match="batch_size"):
         Producer("127.0.0.1:1", batch_size="16kb")
+
+
+def test_librdkafka_names_with_the_same_meaning_are_accepted() -> None:
+    cfg = build_config(
+        "producer",
+        None,
+        {
+            "metadata.broker.list": "h:1",
+            "security.protocol": "plaintext",
+            "queue.buffering.max.ms": 12,
+            "message.timeout.ms": "30s",
+            "message.send.max.retries": 7,
+            "request.required.acks": "all",
+            "compression.codec": "lz4",
+            "max.in.flight": 3,
+        },
+        {},
+        environ={},
+    )
+    assert cfg.bootstrap_servers == [("h", 1)] and cfg.security_protocol == "PLAINTEXT"
+    assert (cfg.linger_ms, cfg.delivery_timeout_ms, cfg.retries) == (12, 30_000, 7)
+    assert (cfg.acks, cfg.compression_type, cfg.max_in_flight_requests_per_connection) == (-1, "lz4", 3)
+    cons = build_config(
+        "consumer",
+        "h:1",
+        {"fetch.wait.max.ms": 250, "fetch.message.max.bytes": 4096, "auto.offset.reset": "smallest"},
+        {},
+        environ={},
+    )
+    assert (cons.fetch_max_wait_ms, cons.max_partition_fetch_bytes, cons.auto_offset_reset) == (
+        250,
+        4096,
+        "earliest",
+    )
+
+
+def test_security_protocols_not_implemented_are_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="'SASL_SSL' is not supported; supported: PLAINTEXT"):
+        build_config("producer", "h:1", {"security.protocol": "SASL_SSL"}, {}, environ={})
+
+
+@pytest.mark.parametrize(
+    ("name", "instead"),
+    [
+        ("queue.buffering.max.kbytes", "buffer_memory (in bytes"),
+        ("batch.num.messages", "batch_size"),
+        ("message.max.bytes", "max_request_size"),
+        ("socket.timeout.ms", "request_timeout_ms"),
+    ],
+)
+def test_librdkafka_names_without_an_exact_equivalent_are_refused_naming_what_to_use(
+    name: str, instead: str
+) -> None:
+    with pytest.raises(ConfigError, match="no exact equivalent") as info:
+        build_config("producer", "h:1", {name: 1}, {}, environ={})
+    assert name in str(info.value) and instead in str(info.value)
+
+
+def test_unknown_librdkafka_name_suggests_the_closest_spelling() -> None:
+    with pytest.raises(ConfigError, match=r"queue_buffering_max_ms \(= linger_ms\)"):
+        build_config("producer", "h:1", {"queue.buffering.max.mss": 5}, {}, environ={})
+    with pytest.raises(ConfigError, match="enable.partition.eof"):
+        build_config("consumer", "h:1", {"enable.partition.eof": True}, {}, environ={})
+
+
+def test_one_setting_given_twice_under_two_names_is_refused() -> None:
+    with pytest.raises(ConfigError, match="given twice, as 'linger.ms' and 'queue.buffering.max.ms'"):
+        build_config("producer", "h:1", {"linger.ms": 5, "queue.buffering.max.ms": 6}, {}, environ={})
+
+
+def test_retry_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="retry_jitter"):
+        build_config("producer", "h:1", None, {"retry_jitter": 1.5}, environ={})
+    with pytest.raises(ConfigError, match="retry_multiplier"):
+        build_config("producer", "h:1", {"retry.multiplier": "fast"}, {}, environ={})
+    with pytest.raises(ConfigError, match="exponential, fixed, linear"):
+        build_config("producer", "h:1", {"retry.strategy": "random"}, {}, environ={})
+    cfg = build_config("admin", "h:1", {"retry.interval": "250ms", "retry.max.delay": "4s"}, {}, environ={})
+    assert (cfg.retry_backoff_ms, cfg.retry_backoff_max_ms) == (250, 4000)

@@ -146,3 +146,96 @@ def test_unreachable_broker_raises_connection_lost() -> None:
             await BrokerConnection.connect("127.0.0.1", 1, connect_timeout_ms=2000)
 
     asyncio.run(main())
+
+
+def test_full_channel_makes_request_wait_and_send_refuse_without_growing_the_queue() -> None:
+    from streamcore.client.connection import ChannelFullError
+
+    from .fake_broker import FakeBroker
+
+    async def main(port: int) -> None:
+        conn = await BrokerConnection.connect("127.0.0.1", port, normal_capacity=2)
+        try:
+            conn.hold_writes()
+            produce = ProduceRequest(transactional_id=None, acks=1, timeout_ms=1000, topic_data=[])
+            queued = [conn.send(produce), conn.send(produce)]
+            waiting = asyncio.ensure_future(conn.request(produce))
+            for _ in range(5):
+                await asyncio.sleep(0)
+            assert not waiting.done() and conn.queued == 2 and conn.room(Priority.NORMAL) == 0
+            assert conn.stats.channel_full_waits == 1
+            with pytest.raises(ChannelFullError, match="capacity of 2"):
+                conn.send(produce)
+            assert conn.queued == 2
+            high = conn.send(MetadataRequest(topics=[]))  # the high channel has its own room
+            assert conn.queued == 3
+            conn.release_writes()
+            await asyncio.wait_for(asyncio.gather(waiting, high, *queued), 10)
+        finally:
+            conn.close()
+
+    with FakeBroker() as broker:
+        asyncio.run(main(broker.port))
+
+
+def test_closing_a_connection_fails_requests_waiting_for_room() -> None:
+    from .fake_broker import FakeBroker
+
+    async def main(port: int) -> None:
+        conn = await BrokerConnection.connect("127.0.0.1", port, high_capacity=1)
+        conn.hold_writes()
+        first = conn.send(MetadataRequest(topics=[]))
+        waiting = asyncio.ensure_future(conn.request(MetadataRequest(topics=[])))
+        await asyncio.sleep(0)
+        conn.close()
+        with pytest.raises(ConnectionLostError):
+            await asyncio.wait_for(waiting, 10)
+        with pytest.raises(ConnectionLostError):
+            await first
+
+    with FakeBroker() as broker:
+        asyncio.run(main(broker.port))
+
+
+def test_channel_capacities_default_to_64_and_256_and_follow_the_settings() -> None:
+    import streamcore.aio as aio
+
+    from .fake_broker import FakeBroker
+
+    assert BrokerConnection("127.0.0.1", 1).capacities == (64, 256)
+
+    async def main(bootstrap: str) -> None:
+        async with aio.Producer(
+            bootstrap, {"high.priority.channel.capacity": 8}, normal_priority_channel_capacity=3
+        ) as p:
+            conns = [c for b in p._core.cluster.pool._bundles.values() for c in b.connections]
+            assert conns and all(c.capacities == (8, 3) for c in conns)
+
+    with FakeBroker() as broker:
+        asyncio.run(main(broker.bootstrap))
+
+
+def test_producer_keeps_batches_back_while_the_channel_is_full() -> None:
+    import streamcore.aio as aio
+
+    from .fake_broker import FakeBroker
+
+    async def main(bootstrap: str) -> None:
+        async with aio.Producer(bootstrap, linger_ms=0, normal_priority_channel_capacity=1) as p:
+            await asyncio.wait_for(await p.send("t", b"warm-up"), 10)
+            (conn,) = [
+                c for b in p._core.cluster.pool._bundles.values() for c in b.connections if c.node_id == 0
+            ]
+            conn.hold_writes()
+            conn.send(ProduceRequest(transactional_id=None, acks=1, timeout_ms=1000, topic_data=[]))
+            fut = await p.send("t", b"held")
+            for _ in range(20):
+                await asyncio.sleep(0.01)
+                assert conn.queued <= 1  # never beyond the capacity
+            assert not fut.done()
+            assert any(p._core.acc.sealed.values()) or p._core.acc.open  # still in the accumulator
+            conn.release_writes()
+            assert (await asyncio.wait_for(fut, 10)).offset == 1
+
+    with FakeBroker() as broker:
+        asyncio.run(main(broker.bootstrap))
