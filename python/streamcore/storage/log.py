@@ -362,6 +362,17 @@ class Log:
             return 0
         return self._wal.apply_retention(self.retention_ms, self.retention_bytes, now_ms)
 
+    def delete_records(self, offset: int) -> int:
+        """Move the log start up to ``offset`` (Kafka's DeleteRecords); return the new log start.
+
+        Reads below it raise OffsetOutOfRangeError from now on, and the start survives
+        a restart (it is in the checkpoint, written before this returns). Closed
+        segments wholly below it are deleted; the one holding ``offset`` stays. An
+        offset at or below the log start changes nothing; a negative one or one
+        above ``high_watermark`` raises OffsetOutOfRangeError.
+        """
+        return self._wal.delete_records(offset)
+
     def close(self) -> None:
         """Drain queued appends, fsync, checkpoint and mark a clean shutdown; idempotent."""
         try:

@@ -65,6 +65,8 @@ pub struct WalLog {
     wal: Option<Wal>,
     directory: String,
     fsync: String,
+    /// What recovery did when this log was opened (see `recovery_report`).
+    report: Py<PyDict>,
 }
 
 impl WalLog {
@@ -143,12 +145,30 @@ impl WalLog {
             on_offline: Some(Box::new(log_error)),
         };
         let dir = directory.clone();
-        let wal =
-            gil::run(py, Work::Blocking, move || Wal::open(&dir, cfg, hooks)).map_err(to_pyerr)?;
+        let (wal, r) = gil::run(py, Work::Blocking, move || {
+            Wal::open_with_report(&dir, cfg, hooks)
+        })
+        .map_err(to_pyerr)?;
+        let report = PyDict::new(py);
+        report.set_item("directory", &directory)?;
+        report.set_item("clean", r.clean)?;
+        report.set_item("scanned_segments", r.scanned_segments)?;
+        report.set_item("truncated_bytes", r.truncated_bytes)?;
+        report.set_item("segments_deleted", r.segments_deleted)?;
+        report.set_item("first_dropped_offset", r.first_dropped_offset)?;
+        report.set_item("old_end_offset", r.old_end_offset)?;
+        report.set_item("end_offset", r.end_offset)?;
+        report.set_item(
+            "cut_file",
+            r.cut_file.map(|p| p.to_string_lossy().into_owned()),
+        )?;
+        report.set_item("cut_position", r.cut_position)?;
+        report.set_item("reason", r.reason)?;
         Ok(WalLog {
             wal: Some(wal),
             directory,
             fsync: fsync.to_owned(),
+            report: report.unbind(),
         })
     }
 
@@ -277,6 +297,25 @@ impl WalLog {
             wal.apply_retention(retention_ms, retention_bytes, now_ms)
         })
         .map_err(to_pyerr)
+    }
+
+    /// Moves the log start up to `offset` (DeleteRecords) and deletes closed segments
+    /// wholly below it; returns the new log start. The checkpoint is written before it
+    /// returns. An offset below the log start changes nothing; a negative one or one
+    /// above the high watermark raises OffsetOutOfRangeError.
+    fn delete_records(&self, py: Python<'_>, offset: i64) -> PyResult<i64> {
+        let wal = self.wal();
+        gil::run(py, Work::Blocking, || wal.delete_records(offset)).map_err(to_pyerr)
+    }
+
+    /// What opening did to the directory, as a new dict: directory, clean (the
+    /// clean-shutdown marker was present), scanned_segments, truncated_bytes (bytes
+    /// dropped), segments_deleted, first_dropped_offset (None when nothing was
+    /// dropped), old_end_offset and end_offset (the log's end before and after),
+    /// cut_file and cut_position (where the log was cut) and reason (why).
+    #[getter]
+    fn recovery_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        self.report.bind(py).copy()
     }
 
     /// Next offset to assign; everything below is written (fsync="always": fsynced).

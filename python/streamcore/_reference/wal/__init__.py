@@ -271,6 +271,15 @@ class WalLog:
         now = time.time() * 1000.0 if now_ms is None else now_ms
         return retention.apply(self, retention_ms, retention_bytes, now)
 
+    def delete_records(self, offset: int) -> int:
+        """Move the log start up to ``offset`` (DeleteRecords), deleting closed segments wholly below it.
+
+        Returns the new log start; the checkpoint is written before it returns. An
+        offset below the log start changes nothing; a negative one or one above the
+        high watermark raises OffsetOutOfRangeError.
+        """
+        return retention.delete_records(self, offset)
+
     # -- state ---------------------------------------------------------------
 
     @property
