@@ -4,6 +4,7 @@
 //! The scan reads segments in large chunks and checks each batch's CRC in memory, so
 //! it runs at memory/CRC speed with one `pread` per chunk, never one per batch.
 
+use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
@@ -14,7 +15,7 @@ use super::checkpoint::{self, Checkpoint, CLEAN_SHUTDOWN_NAME};
 use super::index::{self, IndexPlanner};
 use super::segment::{segment_path, HeaderWalk, Segment};
 use super::writer::{Active, Unsynced};
-use super::{WalConfig, WalError};
+use super::{Wal, WalConfig, WalError, WalHooks};
 use crate::record_batch::header::{BatchHeader, CRC_START, HEADER_LEN, MAGIC_V2};
 
 /// What recovery hands to the log.
@@ -25,6 +26,85 @@ pub(crate) struct Opened {
     pub recovery_point: i64,
     /// Scanned files whose contents may not be durable yet.
     pub unsynced: Unsynced,
+}
+
+/// What opening a directory did to it: the basis of the WARNING an operator reads
+/// when recovery dropped data. The pure-Python twin builds the same fields.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    /// The clean-shutdown marker was present.
+    pub clean: bool,
+    /// Segments whose every batch was CRC-checked.
+    pub scanned_segments: usize,
+    /// Bytes dropped: cut from the end of a segment plus the deleted segments' `.log` sizes.
+    pub truncated_bytes: u64,
+    /// Segments deleted because they came after the cut.
+    pub segments_deleted: usize,
+    /// First offset no longer in the log (the new end) when bytes were dropped.
+    pub first_dropped_offset: Option<i64>,
+    /// End of the log before the cut, as far as the dropped bytes' batch headers tell:
+    /// a chain of well-formed headers with consecutive offsets from the cut on (in
+    /// each deleted segment, from its base). Equal to `end_offset` when they tell nothing.
+    pub old_end_offset: i64,
+    /// End of the log (high watermark) after opening.
+    pub end_offset: i64,
+    /// The file where the log was cut, and the byte position of the cut.
+    pub cut_file: Option<PathBuf>,
+    pub cut_position: Option<u64>,
+    /// Why the scan stopped at the cut.
+    pub reason: Option<String>,
+}
+
+thread_local! {
+    // open_dir runs on the thread that opens the WAL: the report travels back to
+    // Wal::open_with_report through here, without widening the Wal's own state.
+    static LAST_REPORT: RefCell<Option<RecoveryReport>> = const { RefCell::new(None) };
+}
+
+impl Wal {
+    /// [`Wal::open`], also returning what recovery did to the directory.
+    pub fn open_with_report(
+        dir: impl AsRef<Path>,
+        cfg: WalConfig,
+        hooks: WalHooks,
+    ) -> Result<(Wal, RecoveryReport), WalError> {
+        LAST_REPORT.with(|r| r.borrow_mut().take());
+        let wal = Wal::open(dir, cfg, hooks)?;
+        let report = LAST_REPORT
+            .with(|r| r.borrow_mut().take())
+            .unwrap_or_default();
+        Ok((wal, report))
+    }
+}
+
+/// The operator's way out of a refused open, appended to every such error.
+fn way_out(dir: &Path) -> String {
+    format!(
+        "; to drop the damaged data and everything after it, run: streamcore log recover --truncate {}",
+        dir.display()
+    )
+}
+
+/// Next offset after the chain of well-formed batch headers with consecutive offsets
+/// that starts at byte `pos` of `file` with offset `expected` (bytes about to be dropped:
+/// nothing in them is trusted, so every header is checked before it is followed).
+fn header_chain_end(file: &File, mut pos: u64, size: u64, mut expected: i64) -> i64 {
+    let mut head = [0u8; HEADER_LEN];
+    while pos + HEADER_LEN as u64 <= size {
+        if file.read_exact_at(&mut head, pos).is_err() {
+            break;
+        }
+        let h = BatchHeader::parse(&head);
+        let Some(total) = h.checked_total_len() else {
+            break;
+        };
+        if h.magic != MAGIC_V2 || h.base_offset != expected || h.last_offset_delta < 0 {
+            break;
+        }
+        expected = h.next_offset();
+        pos += total;
+    }
+    expected
 }
 
 /// Bytes read per `pread` by the recovery scan.
@@ -437,6 +517,10 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
         found[i].next_offset = found[i + 1].base;
     }
 
+    let mut report = RecoveryReport {
+        clean: marker,
+        ..RecoveryReport::default()
+    };
     let mut clean = false;
     if marker {
         for f in found.iter_mut() {
@@ -445,7 +529,14 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
         let last = found.len() - 1;
         clean = finish_clean_tail(&mut found[last], interval)?;
         if clean {
-            recovery_point = found[last].next_offset;
+            let end = found[last].next_offset;
+            // A clean close leaves the recovery point at the end; one below it was
+            // lowered by an operator asking for a scan (and truncation) from there.
+            if ckpt.is_some() && recovery_point < end {
+                clean = false;
+            } else {
+                recovery_point = end;
+            }
         }
     }
     if !clean {
@@ -463,28 +554,45 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
                 if expected < recovery_point {
                     return Err(WalError::Storage(format!(
                         "{}: segment starts at offset {} but the log before it ends at {expected}, \
-                         below the recovery point {recovery_point}: fsynced data is missing",
+                         below the recovery point {recovery_point}: fsynced data is missing{}",
                         f.path.display(),
-                        f.base
+                        f.base,
+                        way_out(dir)
                     )));
                 }
+                report.cut_file = Some(f.path.clone());
+                report.cut_position = Some(0);
+                report.reason = Some(format!(
+                    "segment starts at offset {} where {expected} was expected",
+                    f.base
+                ));
                 keep = i;
                 break;
             }
+            report.scanned_segments += 1;
+            let file_size = f.size;
             match scan(f, interval, &mut buf)? {
                 ScanEnd::Clean => expected = f.next_offset,
                 ScanEnd::BadAt(pos, why) => {
                     if f.next_offset < recovery_point {
                         return Err(WalError::Storage(format!(
-                            "{}: corrupt record batch at byte {pos} ({why}) below the recovery \
-                             point {recovery_point}: data that was fsynced is damaged; refusing \
-                             to truncate it",
-                            f.path.display()
+                            "{}: corrupt record batch at byte {pos} (offset {}: {why}) below the \
+                             recovery point {recovery_point}: data that was fsynced is damaged; \
+                             refusing to truncate it{}",
+                            f.path.display(),
+                            f.next_offset,
+                            way_out(dir)
                         )));
                     }
+                    report.old_end_offset =
+                        header_chain_end(&f.file, pos, file_size, f.next_offset);
                     f.file
                         .set_len(pos)
                         .map_err(|e| storage(&f.path, "truncating a torn tail", e))?;
+                    report.truncated_bytes += file_size - pos;
+                    report.cut_file = Some(f.path.clone());
+                    report.cut_position = Some(pos);
+                    report.reason = Some(why);
                     keep = i + 1;
                     break;
                 }
@@ -495,12 +603,17 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
             let last = &found[keep - 1];
             return Err(WalError::Storage(format!(
                 "{}: the log ends at offset {end} (byte {}) below the recovery point \
-                 {recovery_point}: data that was fsynced is missing",
+                 {recovery_point}: data that was fsynced is missing{}",
                 last.path.display(),
-                last.size
+                last.size,
+                way_out(dir)
             )));
         }
         for f in found.drain(keep..) {
+            let chain_end = header_chain_end(&f.file, 0, f.size, f.base);
+            report.old_end_offset = report.old_end_offset.max(chain_end);
+            report.truncated_bytes += f.size;
+            report.segments_deleted += 1;
             drop(f.file);
             remove_segment_files(dir, f.base)?;
             dir_changed = true;
@@ -511,6 +624,7 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
             let last = &found[found.len() - 1];
             if last.size == 0 && last.base != found[found.len() - 2].next_offset {
                 let f = found.pop().expect("len > 1");
+                report.segments_deleted += 1;
                 remove_segment_files(dir, f.base)?;
                 dir_changed = true;
             } else {
@@ -620,6 +734,12 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
     if dir_changed {
         checkpoint::fsync_dir(dir).map_err(|e| storage(dir, "fsync of the directory", e))?;
     }
+    report.end_offset = recovery_point;
+    report.old_end_offset = report.old_end_offset.max(recovery_point);
+    if report.truncated_bytes > 0 {
+        report.first_dropped_offset = Some(recovery_point);
+    }
+    LAST_REPORT.with(|r| *r.borrow_mut() = Some(report));
     Ok(Opened {
         segments,
         active,
@@ -627,4 +747,146 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
         recovery_point,
         unsynced,
     })
+}
+
+#[cfg(test)]
+mod report_tests {
+    use super::super::checkpoint::CHECKPOINT_NAME;
+    use super::super::FsyncPolicy;
+    use super::*;
+    use crate::record_batch::header::LOG_OVERHEAD;
+
+    /// A fresh directory, removed on drop.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(tag: &str) -> Dir {
+            let p = std::env::temp_dir().join(format!(
+                "streamcore-recovery-report-{}-{tag}",
+                std::process::id()
+            ));
+            let _ = fs::remove_dir_all(&p);
+            Dir(p)
+        }
+        fn log(&self, base: i64) -> PathBuf {
+            segment_path(&self.0, base, ".log")
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    /// A v2 batch of `records` records and `payload` filler bytes with a valid CRC.
+    fn batch(records: i32, payload: usize) -> Vec<u8> {
+        let total = HEADER_LEN + payload;
+        let mut b = vec![0u8; total];
+        b[8..12].copy_from_slice(&((total - LOG_OVERHEAD) as i32).to_be_bytes());
+        b[16] = MAGIC_V2 as u8;
+        b[23..27].copy_from_slice(&(records - 1).to_be_bytes());
+        b[57..61].copy_from_slice(&records.to_be_bytes());
+        for (i, x) in b[HEADER_LEN..].iter_mut().enumerate() {
+            *x = (i * 13) as u8;
+        }
+        let crc = crate::crc32c::crc32c(&b[CRC_START..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    fn cfg() -> WalConfig {
+        WalConfig {
+            fsync: FsyncPolicy::Never,
+            ..WalConfig::default()
+        }
+    }
+
+    /// Four batches of 2 records (offsets 0..8), 100 payload bytes each, cleanly closed.
+    fn four_batches(d: &Dir) -> usize {
+        let wal = Wal::open(&d.0, cfg(), WalHooks::default()).unwrap();
+        for _ in 0..4 {
+            wal.append(&batch(2, 100)).unwrap();
+        }
+        wal.close().unwrap();
+        HEADER_LEN + 100
+    }
+
+    fn set_recovery_point(d: &Dir, rp: i64) {
+        fs::write(
+            d.0.join(CHECKPOINT_NAME),
+            format!("version 1\nlog_start_offset 0\nrecovery_point {rp}\n"),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn a_clean_open_reports_the_marker_and_drops_nothing() {
+        let d = Dir::new("clean");
+        four_batches(&d);
+        let (_wal, r) = Wal::open_with_report(&d.0, cfg(), WalHooks::default()).unwrap();
+        assert!(r.clean);
+        assert_eq!((r.truncated_bytes, r.segments_deleted), (0, 0));
+        assert_eq!(
+            (r.first_dropped_offset, r.end_offset, r.old_end_offset),
+            (None, 8, 8)
+        );
+    }
+
+    #[test]
+    fn a_torn_tail_is_reported_with_bytes_and_offsets_dropped() {
+        let d = Dir::new("torn");
+        let size = four_batches(&d);
+        let full = fs::read(d.log(0)).unwrap();
+        fs::write(d.log(0), &full[..full.len() - 10]).unwrap();
+        fs::remove_file(d.0.join(CLEAN_SHUTDOWN_NAME)).unwrap();
+        set_recovery_point(&d, 0);
+        let (wal, r) = Wal::open_with_report(&d.0, cfg(), WalHooks::default()).unwrap();
+        assert_eq!(wal.high_watermark(), 6);
+        assert!(!r.clean);
+        assert_eq!(r.scanned_segments, 1);
+        assert_eq!(r.truncated_bytes, (size - 10) as u64);
+        assert_eq!(r.first_dropped_offset, Some(6));
+        assert_eq!((r.end_offset, r.old_end_offset), (6, 8));
+        assert_eq!(r.cut_position, Some(3 * size as u64));
+        assert_eq!(r.cut_file.as_deref(), Some(d.log(0).as_path()));
+        assert!(r.reason.unwrap().contains("past the end of the file"));
+    }
+
+    #[test]
+    fn a_lowered_recovery_point_is_honoured_after_a_clean_close() {
+        let d = Dir::new("lowered");
+        let size = four_batches(&d);
+        let mut data = fs::read(d.log(0)).unwrap();
+        data[size + 70] ^= 0x10; // in the second batch's records: CRC mismatch
+        fs::write(d.log(0), &data).unwrap();
+        set_recovery_point(&d, 2);
+        assert!(d.0.join(CLEAN_SHUTDOWN_NAME).exists());
+        let (wal, r) = Wal::open_with_report(&d.0, cfg(), WalHooks::default()).unwrap();
+        assert_eq!(wal.high_watermark(), 2);
+        assert!(r.clean);
+        assert_eq!(r.first_dropped_offset, Some(2));
+        assert_eq!(r.truncated_bytes, 3 * size as u64);
+        assert_eq!(r.old_end_offset, 8);
+        assert!(r.reason.unwrap().starts_with("CRC32C mismatch"));
+        assert_eq!(wal.read(0, 1 << 20).unwrap(), &data[..size]);
+    }
+
+    #[test]
+    fn damage_below_the_recovery_point_names_the_way_out() {
+        let d = Dir::new("refused");
+        let size = four_batches(&d);
+        let mut data = fs::read(d.log(0)).unwrap();
+        data[size + 70] ^= 0x10;
+        fs::write(d.log(0), &data).unwrap();
+        fs::remove_file(d.0.join(CLEAN_SHUTDOWN_NAME)).unwrap();
+        let err = Wal::open(&d.0, cfg(), WalHooks::default())
+            .err()
+            .expect("open must fail")
+            .to_string();
+        let want = format!("streamcore log recover --truncate {}", d.0.display());
+        assert!(err.contains(&want), "{err}");
+        assert!(err.contains("offset 2"), "{err}");
+        assert_eq!(fs::metadata(d.log(0)).unwrap().len(), 4 * size as u64);
+    }
 }
