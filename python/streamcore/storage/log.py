@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import os
 import weakref
 from collections.abc import Callable, Iterator
@@ -124,6 +125,56 @@ def _span_headers(path: str, position: int, length: int) -> Iterator[BatchHeader
             position += header.batch_length + LOG_OVERHEAD
 
 
+logger = logging.getLogger("streamcore.storage")
+
+
+def _take_recovery_report(wal: Any) -> dict[str, Any]:
+    report = getattr(wal, "recovery_report", None)
+    if report is None:
+        # The reference WalLog does not carry its report; its recovery hands it over
+        # on the opening thread instead (same keys as the native property).
+        from streamcore._reference.wal.recovery import take_last_report
+
+        report = take_last_report()
+    return dict(report or {})
+
+
+def describe_recovery(report: dict[str, Any]) -> str | None:
+    """One line saying what recovery dropped, or None when it dropped nothing.
+
+    ``report`` has the keys of ``Log.recovery_report``.
+    """
+    dropped = report.get("truncated_bytes", 0)
+    if not dropped:
+        return None
+    first, old_end = report["first_dropped_offset"], report["old_end_offset"]
+    if old_end > first:
+        offsets = f"offsets {first} to {old_end - 1} ({old_end - first} offsets) were dropped"
+    else:
+        offsets = f"offsets from {first} on were dropped (the dropped bytes name no whole batch)"
+    where = f"cut {report['cut_file']} at byte {report['cut_position']}: {report['reason']}"
+    deleted = report.get("segments_deleted", 0)
+    later = f"; {deleted} later segment(s) deleted" if deleted else ""
+    return (
+        f"recovery of {report['directory']} dropped {dropped} bytes: {offsets}; "
+        f"the log now ends at offset {report['end_offset']} ({where}{later})"
+    )
+
+
+def _log_recovery(report: dict[str, Any]) -> None:
+    line = describe_recovery(report)
+    if line is not None:
+        logger.warning(line)
+    elif report and not report.get("clean", True):
+        logger.info(
+            "recovered %s after an unclean shutdown: %d segment(s) scanned, nothing dropped, "
+            "the log ends at offset %d",
+            report["directory"],
+            report["scanned_segments"],
+            report["end_offset"],
+        )
+
+
 def _optional_ms(name: str, value: int | None) -> int | None:
     if value is None:
         return None
@@ -154,7 +205,17 @@ class Log:
             is open, so that no second process opens the same log. The broker passes
             False: its lock on the whole data directory covers every log in it.
 
-    Raises DataDirLockedError when another process has the log or its data directory open.
+    Raises DataDirLockedError when another process has the log or its data directory open,
+    and StorageError when fsynced data is damaged (the message names the file, the byte
+    and ``streamcore log recover --truncate DIR``, the way out).
+
+    ``recovery_report`` says what opening did, as a dict: ``directory``; ``clean``
+    (the clean-shutdown marker was present); ``scanned_segments``; ``truncated_bytes``
+    (bytes dropped); ``segments_deleted``; ``first_dropped_offset`` (None when nothing
+    was dropped); ``old_end_offset`` and ``end_offset`` (the end before, as far as the
+    dropped bytes' headers tell, and after); ``cut_file``, ``cut_position`` and
+    ``reason`` (where and why the log was cut). When data was dropped, one WARNING on
+    the ``streamcore.storage`` logger says so at open.
     """
 
     def __init__(
@@ -238,6 +299,8 @@ class Log:
             segment_ms=_optional_ms("segment_ms", segment_ms),
             index_interval_bytes=index_interval_bytes,
         )
+        self.recovery_report: dict[str, Any] = _take_recovery_report(self._wal)
+        _log_recovery(self.recovery_report)
         self.fsync = fsync
 
     # -- writing ---------------------------------------------------------------

@@ -11,13 +11,20 @@ Twin of ``recovery.rs``. The rules (docs/storage.md, identical in the native twi
   are deleted. A bad batch *below* the recovery point is a StorageError.
 * indexes of scanned segments are rebuilt; indexes of other segments are
   loaded and, if implausible, rebuilt from the ``.log``.
+* a recovery point below the end of a cleanly closed log (an operator lowered
+  it) is honoured: the log is scanned from there as after a crash.
+
+What opening did is summed up in a report (:func:`take_last_report`, the same
+fields as the native ``RecoveryReport``).
 """
 
 from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
+from typing import Any
 
 from streamcore._atomic_file import fsync_dir
 from streamcore._reference._batch_header import (
@@ -27,6 +34,7 @@ from streamcore._reference._batch_header import (
     MAGIC,
     MIN_BATCH_LENGTH,
     PREFIX,
+    parse_header,
 )
 from streamcore._reference.crc32c import crc32c
 from streamcore._reference.wal.checkpoint import CLEAN_SHUTDOWN_NAME, read_checkpoint
@@ -40,7 +48,7 @@ from streamcore._reference.wal.segment import (
 )
 from streamcore.errors import StorageError
 
-__all__ = ["Recovered", "open_directory"]
+__all__ = ["Recovered", "new_report", "open_directory", "take_last_report"]
 
 #: Suffixes left behind by a crash mid-deletion, mid-checkpoint or mid-compaction.
 STRAY_SUFFIXES = (".deleted", ".tmp", ".cleaned")
@@ -48,13 +56,73 @@ STRAY_SUFFIXES = (".deleted", ".tmp", ".cleaned")
 
 @dataclass
 class Recovered:
-    """What open() found: segments (last = active, all opened), offsets and whether it scanned."""
+    """What open() found: segments (last = active, all opened), offsets and the recovery report."""
 
     segments: list[Segment]
     log_start_offset: int
     high_watermark: int
-    scanned_segments: int
-    truncated_bytes: int
+    report: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def scanned_segments(self) -> int:
+        return int(self.report["scanned_segments"])
+
+    @property
+    def truncated_bytes(self) -> int:
+        return int(self.report["truncated_bytes"])
+
+
+def new_report(directory: str, clean: bool) -> dict[str, Any]:
+    """An empty recovery report (keys and meaning as the native ``WalLog.recovery_report``)."""
+    return {
+        "directory": directory,
+        "clean": clean,
+        "scanned_segments": 0,
+        "truncated_bytes": 0,
+        "segments_deleted": 0,
+        "first_dropped_offset": None,
+        "old_end_offset": 0,
+        "end_offset": 0,
+        "cut_file": None,
+        "cut_position": None,
+        "reason": None,
+    }
+
+
+# open_directory runs on the thread that opens the WAL; its report travels back to
+# the opener through here, as in the native twin.
+_last = threading.local()
+
+
+def take_last_report() -> dict[str, Any] | None:
+    """The report of the last successful :func:`open_directory` on this thread, once; None after."""
+    report: dict[str, Any] | None = getattr(_last, "report", None)
+    _last.report = None
+    return report
+
+
+def _way_out(directory: str) -> str:
+    return f"; to drop the damaged data and everything after it, run: streamcore log recover --truncate {directory}"
+
+
+def _header_chain_end(fd: int, pos: int, size: int, expected: int) -> int:
+    """Next offset after the chain of well-formed headers with consecutive offsets from byte ``pos``.
+
+    For bytes about to be dropped: nothing in them is trusted, so each header is
+    checked before it is followed (twin of ``header_chain_end``).
+    """
+    while pos + HEADER_SIZE <= size:
+        head = os.pread(fd, HEADER_SIZE, pos)
+        if len(head) < HEADER_SIZE:
+            break
+        h = parse_header(head)
+        if h.batch_length < MIN_BATCH_LENGTH or h.magic != MAGIC or h.base_offset != expected:
+            break
+        if h.last_offset_delta < 0:
+            break
+        expected = h.base_offset + h.last_offset_delta + 1
+        pos += h.batch_length + LOG_OVERHEAD
+    return expected
 
 
 def _remove_strays(directory: str) -> bool:
@@ -92,25 +160,31 @@ def _scan(seg: Segment, expected: int, interval: int) -> tuple[int, int, str | N
     reason = None
     unpack = PREFIX.unpack_from
     try:
+        # The reasons are word for word the native twin's: the report carries them.
         while pos < size:
             if size - pos < HEADER_SIZE:
-                reason = f"short batch header ({size - pos} bytes before end of file)"
+                reason = "batch header cut short by the end of the file"
                 break
             base, length, _e, magic, crc, _a, last_delta, _bts, max_ts = unpack(view, pos)
-            if length <= 0 or magic != MAGIC:
-                reason = f"zeroed or invalid batch (batchLength {length}, magic {magic})"
+            if length < MIN_BATCH_LENGTH:
+                reason = f"batchLength {length} cannot frame a batch"
+                break
+            if magic != MAGIC:
+                reason = f"magic {magic} is not 2"
                 break
             end = pos + LOG_OVERHEAD + length
-            if length < MIN_BATCH_LENGTH or end > size:
-                reason = f"batchLength {length} runs past end of file ({size} bytes)"
+            if end > size:
+                reason = f"batch of {end - pos} bytes runs past the end of the file"
                 break
-            if crc32c(view[pos + CRC_START : end]) != crc:
-                reason = "CRC32C mismatch"
+            computed = crc32c(view[pos + CRC_START : end])
+            if computed != crc:
+                reason = f"CRC32C mismatch (stored {crc:#010x}, computed {computed:#010x})"
                 break
-            if base != expected or last_delta < 0:
-                reason = (
-                    f"baseOffset {base} (lastOffsetDelta {last_delta}) where offset {expected} was expected"
-                )
+            if base != expected:
+                reason = f"baseOffset {base} where {expected} was expected"
+                break
+            if last_delta < 0:
+                reason = f"negative lastOffsetDelta {last_delta}"
                 break
             idx, tidx = plan_batch(seg, base, pos, end - pos, max_ts, interval, entries)
             idx_out += idx
@@ -184,8 +258,7 @@ def open_directory(directory: str, interval: int) -> Recovered:
     checkpoint = read_checkpoint(directory)
     log_start, recovery_point = checkpoint if checkpoint is not None else (0, 0)
     bases = list_segment_bases(directory)
-    scanned = 0
-    truncated = 0
+    report = new_report(directory, clean)
 
     if not bases:
         seg = Segment(directory, log_start)
@@ -195,30 +268,41 @@ def open_directory(directory: str, interval: int) -> Recovered:
         segments = [seg]
     else:
         trusted = _try_clean_open(directory, bases) if clean else None
+        if trusted is not None and checkpoint is not None:
+            end = trusted[-1].next_offset
+            # A clean close leaves the recovery point at the end; one below it was
+            # lowered by an operator asking for a scan (and truncation) from there.
+            if end is not None and max(recovery_point, log_start, bases[0]) < end:
+                for seg in trusted:
+                    seg.close()
+                trusted = None
         if trusted is not None:
             segments = trusted
         else:
-            segments, scanned, truncated = _recover(directory, bases, recovery_point, interval)
+            segments = _recover(directory, bases, max(recovery_point, log_start), interval, report)
 
     active = segments[-1]
     hw = active.next_offset if active.next_offset is not None else active.base
     log_start = min(max(log_start, segments[0].base), hw)
     active.open_index_writers()
     active.restore_writer_state()
-    return Recovered(segments, log_start, hw, scanned, truncated)
+    report["end_offset"] = hw
+    report["old_end_offset"] = max(report["old_end_offset"], hw)
+    if report["truncated_bytes"] > 0:
+        report["first_dropped_offset"] = hw
+    _last.report = report
+    return Recovered(segments, log_start, hw, report)
 
 
 def _recover(
-    directory: str, bases: list[int], recovery_point: int, interval: int
-) -> tuple[list[Segment], int, int]:
+    directory: str, bases: list[int], recovery_point: int, interval: int, report: dict[str, Any]
+) -> list[Segment]:
     # The segment holding the recovery point: the last one starting at or below it.
     first_scan = 0
     for i, base in enumerate(bases):
         if base <= recovery_point:
             first_scan = i
     segments: list[Segment] = []
-    scanned = 0
-    truncated = 0
     try:
         for i, base in enumerate(bases[:first_scan]):
             seg = Segment(directory, base)
@@ -229,9 +313,10 @@ def _recover(
             if not load_indexes(seg, bases[i + 1]):
                 end, nxt, reason, idx, tidx = _scan(seg, base, interval)
                 if reason is not None or nxt != bases[i + 1]:
+                    why = reason or f"segment ends at offset {nxt}, next segment starts at {bases[i + 1]}"
                     raise StorageError(
                         f"{seg.log_path}: corrupt data at byte {end} below the recovery point "
-                        f"{recovery_point}: {reason or f'segment ends at offset {nxt}, next segment starts at {bases[i + 1]}'}"
+                        f"{recovery_point}: {why}{_way_out(directory)}"
                     )
                 write_index_file(seg.index_path, idx)
                 write_index_file(seg.timeindex_path, tidx)
@@ -241,26 +326,36 @@ def _recover(
             base = bases[i]
             if base != expected:
                 # A gap or overlap between segments ends the log at the previous segment.
+                path = segment_path(directory, base, ".log")
                 if expected < recovery_point:
                     raise StorageError(
-                        f"{segment_path(directory, base, '.log')}: starts at offset {base} but the previous "
-                        f"segment ends at {expected}, below the recovery point {recovery_point}"
+                        f"{path}: segment starts at offset {base} but the log before it ends at {expected}, "
+                        f"below the recovery point {recovery_point}: fsynced data is missing"
+                        f"{_way_out(directory)}"
                     )
+                report["cut_file"] = path
+                report["cut_position"] = 0
+                report["reason"] = f"segment starts at offset {base} where {expected} was expected"
                 stop_at = i
                 break
             seg = Segment(directory, base)
             segments.append(seg)
             seg.open_log(create=False)
             end, nxt, reason, idx, tidx = _scan(seg, expected, interval)
-            scanned += 1
+            report["scanned_segments"] += 1
             if reason is not None and nxt < recovery_point:
                 raise StorageError(
-                    f"{seg.log_path}: corrupt batch at byte {end} (offset {nxt}) below the recovery point "
-                    f"{recovery_point}: {reason}; fsynced data was damaged, refusing to drop it"
+                    f"{seg.log_path}: corrupt record batch at byte {end} (offset {nxt}: {reason}) below the "
+                    f"recovery point {recovery_point}: data that was fsynced is damaged; refusing to "
+                    f"truncate it{_way_out(directory)}"
                 )
             file_size = os.fstat(seg.fd).st_size
             if end < file_size:
-                truncated += file_size - end
+                report["old_end_offset"] = _header_chain_end(seg.fd, end, file_size, nxt)
+                report["truncated_bytes"] += file_size - end
+                report["cut_file"] = seg.log_path
+                report["cut_position"] = end
+                report["reason"] = reason
                 os.ftruncate(seg.fd, end)
             os.fsync(seg.fd)
             seg.size = end
@@ -271,16 +366,26 @@ def _recover(
             if reason is not None:
                 stop_at = i + 1
                 break
-        for base in bases[stop_at:]:
-            _delete_segment_files(directory, base)
         if expected < recovery_point:
             raise StorageError(
-                f"{directory}: the log ends at offset {expected}, below the recovery point {recovery_point}; "
-                "fsynced data is missing"
+                f"{directory}: the log ends at offset {expected}, below the recovery point {recovery_point}: "
+                f"data that was fsynced is missing{_way_out(directory)}"
             )
+        for base in bases[stop_at:]:
+            path = segment_path(directory, base, ".log")
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                size = os.fstat(fd).st_size
+                chain_end = _header_chain_end(fd, 0, size, base)
+            finally:
+                os.close(fd)
+            report["old_end_offset"] = max(report["old_end_offset"], chain_end)
+            report["truncated_bytes"] += size
+            report["segments_deleted"] += 1
+            _delete_segment_files(directory, base)
         fsync_dir(directory)
     except BaseException:
         for seg in segments:
             seg.close()
         raise
-    return segments, scanned, truncated
+    return segments
