@@ -212,6 +212,22 @@ class GroupCoordinator:
             return 0
         return g.empty_since_ms if not g.members else None
 
+    def member_subscriptions(self, group_id: str) -> tuple[str, list[bytes]]:
+        """(protocol type, each member's protocol metadata) of a group; ("", []) without members.
+
+        The metadata is the member's for the group's selected protocol, or its first
+        (preferred) protocol while none is selected; for a consumer group it is a
+        ConsumerProtocolSubscription, which says the topics the member consumes.
+        """
+        g = self._groups.get(group_id)
+        if g is None or not g.members:
+            return "", []
+        out = []
+        for m in g.members.values():
+            name = g.protocol_name or (m.protocols[0][0] if m.protocols else "")
+            out.append(m.metadata_for(name))
+        return g.protocol_type or "", out
+
     def describe_group(self, group_id: str) -> GroupDescription:
         """DescribeGroups data; an unknown group is reported Dead with no members."""
         g = self._groups.get(group_id)

@@ -342,6 +342,31 @@ class OffsetStore:
             self._forget(group, tp)
         return len(doomed)
 
+    async def _delete_async(self, doomed: list[tuple[str, tuple[str, int]]]) -> int:
+        # The tombstones are durable (per the fsync policy) before memory forgets the
+        # offsets, so a deletion that was answered stays done after a restart.
+        if not doomed:
+            return 0
+        ts = self._timestamp()
+        for batch in self._encode([(encode_offset_key(g, tp[0], tp[1]), None) for g, tp in doomed], ts):
+            await self._log.append_async(batch)
+        for group, tp in doomed:
+            self._forget(group, tp)
+        return len(doomed)
+
+    async def delete_group_async(self, group_id: str) -> int:
+        """:meth:`delete_group` without blocking the event loop."""
+        return await self._delete_async([(group_id, tp) for tp in self._offsets.get(group_id, {})])
+
+    async def delete_offsets_async(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> int:
+        """:meth:`delete_offsets` without blocking the event loop."""
+        table = self._offsets.get(group_id, {})
+        return await self._delete_async([(group_id, tp) for tp in partitions if tp in table])
+
+    def has_group(self, group_id: str) -> bool:
+        """True when the group has committed offsets."""
+        return bool(self._offsets.get(group_id))
+
     def delete_group(self, group_id: str) -> int:
         """Delete every offset of a group (DeleteGroups); returns how many were removed."""
         return self._delete([(group_id, tp) for tp in self._offsets.get(group_id, {})])

@@ -256,6 +256,20 @@ class ProducerStateManager:
         """producer id -> current epoch for one partition."""
         return {pid: e.epoch for pid, e in self._state.get(partition_key, {}).items()}
 
+    def describe(self, partition_key: Hashable) -> list[tuple[int, int, int, int]]:
+        """DescribeProducers for one partition: (producer id, epoch, last sequence, last timestamp ms).
+
+        Sorted by producer id; the last sequence is that of the newest batch written
+        (-1 if none), the timestamp the newest batch's max timestamp when rebuilt from
+        the log, else the broker's clock at the producer's last write.
+        """
+        out = []
+        for pid, entry in sorted(self._state.get(partition_key, {}).items()):
+            written = [b for b in entry.batches if not b.pending]
+            last_seq = written[-1].last_seq if written else -1
+            out.append((pid, entry.epoch, last_seq, entry.last_write_ms if written else -1))
+        return out
+
     def last_sequence(self, partition_key: Hashable, producer_id: int) -> int | None:
         """Last sequence recorded for a producer in a partition, None if unknown."""
         entry = self._state.get(partition_key, {}).get(producer_id)

@@ -19,6 +19,10 @@ __all__ = [
     "CONFIG_SOURCE_DEFAULT",
     "CONFIG_SOURCE_STATIC_BROKER",
     "CONFIG_SOURCE_TOPIC",
+    "OP_APPEND",
+    "OP_DELETE",
+    "OP_SET",
+    "OP_SUBTRACT",
     "TOPIC_CONFIGS",
     "TOPIC_CONFIG_NAMES",
     "ConfigEntry",
@@ -27,6 +31,7 @@ __all__ = [
     "TopicConfigDef",
     "TopicError",
     "check_topic_configs",
+    "incremental_change",
 ]
 
 #: Kafka DescribeConfigs ConfigSource values used here.
@@ -89,6 +94,8 @@ class TopicConfigDef:
     parse: Callable[[str], Any]
     #: The :class:`TopicConfig` field it fills.
     field: str
+    #: A comma-separated list in Kafka (IncrementalAlterConfigs may APPEND to or SUBTRACT from it).
+    is_list: bool = False
 
 
 def _int_value(name: str, minimum: int) -> Callable[[str], int]:
@@ -126,7 +133,13 @@ TOPIC_CONFIGS: Mapping[str, TopicConfigDef] = {
         _int_config("segment.bytes", ConfigType.INT, "storage.segment_bytes", 1024, "segment_bytes"),
         _int_config("segment.ms", ConfigType.LONG, "storage.segment_ms", 1, "segment_ms"),
         TopicConfigDef(
-            "cleanup.policy", ConfigType.STRING, None, "delete", _cleanup_policy, "cleanup_policy"
+            "cleanup.policy",
+            ConfigType.STRING,
+            None,
+            "delete",
+            _cleanup_policy,
+            "cleanup_policy",
+            is_list=True,
         ),
         _int_config("max.message.bytes", ConfigType.INT, "limits.max_message_bytes", 0, "max_message_bytes"),
     )
@@ -157,3 +170,44 @@ def check_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
         definition.parse(value)
         clean[key] = str(value).strip()
     return clean
+
+
+#: IncrementalAlterConfigs operations (Kafka's AlterConfigOp.OpType codes).
+OP_SET, OP_DELETE, OP_APPEND, OP_SUBTRACT = 0, 1, 2, 3
+
+
+def incremental_change(name: str, op: int, value: str | None, current: str) -> str | None:
+    """The value ``name`` has after one IncrementalAlterConfigs operation; None = back to the default.
+
+    ``current`` is the config's effective value now (text). APPEND adds each
+    comma-separated item not yet in the list, SUBTRACT removes each, as Kafka does;
+    both are for list configs only. Raises TopicError INVALID_CONFIG for an unknown
+    name, APPEND/SUBTRACT on a non-list config or a SET/APPEND/SUBTRACT without a
+    value, INVALID_REQUEST for an unknown operation. The result is not validated here.
+    """
+    definition = TOPIC_CONFIGS.get(name)
+    if definition is None:
+        raise TopicError(
+            ErrorCode.INVALID_CONFIG,
+            f"unknown or unsupported topic config {name!r}; supported: {', '.join(TOPIC_CONFIGS)}",
+        )
+    if op == OP_DELETE:
+        return None
+    if op not in (OP_SET, OP_APPEND, OP_SUBTRACT):
+        raise TopicError(ErrorCode.INVALID_REQUEST, f"{name}: unknown config operation {op}")
+    if value is None:
+        raise TopicError(ErrorCode.INVALID_CONFIG, f"{name}: a value is required")
+    if op == OP_SET:
+        return value
+    if not definition.is_list:
+        verb = "append" if op == OP_APPEND else "subtract"
+        raise TopicError(
+            ErrorCode.INVALID_CONFIG, f"{name} is not a list config: {verb} is not allowed for it"
+        )
+    items = [item.strip() for item in current.split(",") if item.strip()]
+    given = [item.strip() for item in value.split(",") if item.strip()]
+    if op == OP_APPEND:
+        items.extend(item for item in given if item not in items)
+    else:
+        items = [item for item in items if item not in given]
+    return ",".join(items)

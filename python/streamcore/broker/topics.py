@@ -42,6 +42,7 @@ from streamcore.broker.topic_configs import (
     TopicConfig,
     TopicError,
     check_topic_configs,
+    incremental_change,
 )
 from streamcore.errors import ErrorCode, StreamcoreError
 from streamcore.storage.log_manager import LogManager
@@ -374,17 +375,58 @@ class TopicManager:
             for key in delete_keys:
                 configs.pop(key, None)
             configs.update(clean)
-            altered = TopicInfo(info.name, info.topic_id, info.partitions, configs, info.internal)
-            if validate_only:
-                return altered
-            self._commit({**self._topics, name: altered})
-            cfg = self.topic_config(name)
-            self.logs.set_retention(
-                [(name, p) for p in range(altered.partitions)],
-                None if cfg.retention_ms < 0 else cfg.retention_ms,
-                None if cfg.retention_bytes < 0 else cfg.retention_bytes,
+            return self._replace_configs(info, configs, validate_only)
+
+    def incremental_alter_configs(
+        self,
+        name: str,
+        changes: list[tuple[str, int, str | None]] | tuple[tuple[str, int, str | None], ...],
+        *,
+        validate_only: bool = False,
+    ) -> TopicInfo:
+        """IncrementalAlterConfigs on a topic: ``changes`` are (config name, operation, value).
+
+        Operations are Kafka's: 0 SET, 1 DELETE (back to the default), 2 APPEND and
+        3 SUBTRACT (list configs only, applied to the effective value). They apply in
+        order, the result is validated as a whole and, unless ``validate_only``,
+        persisted in the catalogue before it takes effect. Raises TopicError
+        INVALID_CONFIG, INVALID_REQUEST (a config named twice, an unknown operation) or
+        UNKNOWN_TOPIC_OR_PARTITION.
+        """
+        names = [key for key, _, _ in changes]
+        duplicates = sorted({key for key in names if names.count(key) > 1})
+        if duplicates:
+            raise TopicError(
+                ErrorCode.INVALID_REQUEST, f"configs named more than once: {', '.join(duplicates)}"
             )
+        with self._lock:
+            self._check_open()
+            info = self._require(name)
+            configs = dict(info.configs)
+            for key, op, value in changes:
+                current = configs[key] if key in configs else None
+                if current is None and key in TOPIC_CONFIGS:
+                    current = str(self._effective(info, key)[0])
+                changed = incremental_change(key, op, value, current or "")
+                if changed is None:
+                    configs.pop(key, None)
+                else:
+                    configs[key] = changed
+            return self._replace_configs(info, check_topic_configs(configs), validate_only)
+
+    def _replace_configs(self, info: TopicInfo, configs: dict[str, str], validate_only: bool) -> TopicInfo:
+        # Caller holds the lock and has validated ``configs``.
+        altered = TopicInfo(info.name, info.topic_id, info.partitions, configs, info.internal)
+        if validate_only:
             return altered
+        self._commit({**self._topics, info.name: altered})
+        cfg = self.topic_config(info.name)
+        self.logs.set_retention(
+            [(info.name, p) for p in range(altered.partitions)],
+            None if cfg.retention_ms < 0 else cfg.retention_ms,
+            None if cfg.retention_bytes < 0 else cfg.retention_bytes,
+        )
+        return altered
 
     def delete_topic(self, name: str) -> TopicInfo:
         """Delete a topic and its data (DeleteTopics).

@@ -23,6 +23,7 @@ replacing topic names). The clients this table is checked against:
 
 from __future__ import annotations
 
+from streamcore.protocol import admin_messages
 from streamcore.protocol.messages import (
     REQUESTS,
     RESPONSES,
@@ -40,17 +41,21 @@ __all__ = [
     "api_version_entries",
 ]
 
-REQUEST_CLASSES: dict[int, type] = dict(REQUESTS)
+# The admin APIs' classes (DeleteRecords, AlterConfigs, ...) are generated into
+# protocol/admin_messages.py until messages.py carries them. API_NAMES stays with
+# messages.py's APIs until ``headers.ApiKey`` (checked against it at import) names the
+# admin APIs too.
+REQUEST_CLASSES: dict[int, type] = {**REQUESTS, **admin_messages.REQUESTS}
 """Generated request class per api key."""
 
-RESPONSE_CLASSES: dict[int, type] = dict(RESPONSES)
+RESPONSE_CLASSES: dict[int, type] = {**RESPONSES, **admin_messages.RESPONSES}
 """Generated response class per api key."""
 
 API_NAMES: dict[int, str] = {k: c.__name__.removesuffix("Request") for k, c in REQUESTS.items()}
 """Api key -> name ("Produce", "Fetch", ...)."""
 
 flexible_from: dict[int, int] = {
-    k: c.FLEXIBLE_FROM for k, c in sorted(REQUESTS.items()) if c.FLEXIBLE_FROM is not None
+    k: c.FLEXIBLE_FROM for k, c in sorted(REQUEST_CLASSES.items()) if c.FLEXIBLE_FROM is not None
 }
 """Api key -> first flexible version (request header v2, compact encodings, tagged fields)."""
 
@@ -105,6 +110,16 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     23: (2, 4),
     # DescribeCluster: full range.
     60: (0, 2),
+    # Admin APIs, each over its whole spec range (Kafka 4.0's ranges; DescribeLogDirs v0
+    # is gone from the spec, v4 adds the volume's total and usable bytes).
+    21: (0, 2),  # DeleteRecords
+    33: (0, 2),  # AlterConfigs
+    35: (1, 4),  # DescribeLogDirs
+    37: (0, 3),  # CreatePartitions
+    42: (0, 2),  # DeleteGroups
+    44: (0, 1),  # IncrementalAlterConfigs
+    47: (0, 0),  # OffsetDelete
+    61: (0, 0),  # DescribeProducers
 }
 
 

@@ -16,15 +16,22 @@ from typing import cast
 
 from streamcore.broker.context import HandlerModule
 from streamcore.broker.handlers import (
+    alter_configs,
     api_versions,
+    create_partitions,
     create_topics,
+    delete_groups,
+    delete_records,
     delete_topics,
     describe_cluster,
     describe_configs,
     describe_groups,
+    describe_log_dirs,
+    describe_producers,
     fetch,
     find_coordinator,
     heartbeat,
+    incremental_alter_configs,
     init_producer_id,
     join_group,
     leave_group,
@@ -32,6 +39,7 @@ from streamcore.broker.handlers import (
     list_offsets,
     metadata,
     offset_commit,
+    offset_delete,
     offset_fetch,
     offset_for_leader_epoch,
     produce,
@@ -62,6 +70,14 @@ _MODULES: tuple[ModuleType, ...] = (
     offset_for_leader_epoch,
     describe_configs,
     describe_cluster,
+    delete_records,
+    alter_configs,
+    describe_log_dirs,
+    create_partitions,
+    delete_groups,
+    incremental_alter_configs,
+    offset_delete,
+    describe_producers,
 )
 
 HANDLERS: dict[int, HandlerModule] = {}

@@ -2,8 +2,11 @@
 
 v0-v3 take one key; v4+ a batch of ``coordinator_keys`` answered one by one. Key
 type 0 is a group, 1 a transactional id. streamcore has no transactions, so a
-transactional key gets COORDINATOR_NOT_AVAILABLE with a message saying so, rather
-than a coordinator that would then fail every transactional request.
+transactional key gets TRANSACTIONAL_ID_AUTHORIZATION_FAILED with a message saying
+so (v1+ carry it). That code is the one librdkafka, the Java client and kafka-python
+all treat as fatal for a transaction-coordinator lookup, so ``init_transactions()``
+fails at once; a retriable code such as COORDINATOR_NOT_AVAILABLE made them retry
+for their whole timeout.
 """
 
 from __future__ import annotations
@@ -24,7 +27,11 @@ if TYPE_CHECKING:
 API_KEY = 10
 REQUEST = FindCoordinatorRequest
 
-_NO_TXN = "streamcore does not support transactions"
+_NO_TXN = (
+    "streamcore does not support transactions; use an idempotent producer "
+    "(enable.idempotence) without transactional.id"
+)
+_TXN_ERROR = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code
 
 
 def handle(
@@ -45,14 +52,15 @@ def handle(
                         node_id=-1,
                         host="",
                         port=-1,
-                        error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE.code,
+                        error_code=_TXN_ERROR,
                         error_message=_NO_TXN,
                     )
                 )
         return FindCoordinatorResponse(coordinators=coordinators)
     if request.key_type != 0:
+        state.metrics.error(_TXN_ERROR)
         return FindCoordinatorResponse(
-            error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE.code,
+            error_code=_TXN_ERROR,
             error_message=_NO_TXN,
             node_id=-1,
             host="",

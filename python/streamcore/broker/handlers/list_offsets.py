@@ -39,6 +39,8 @@ def _by_timestamp(log, ts: int) -> tuple[int, int]:
     if found is None:
         return -1, -1
     offset, _batch_ts = found
+    # DeleteRecords may have moved the log start into the middle of the batch found.
+    offset = max(offset, log.log_start_offset)
     try:
         for batch in decode_batches(log.read(offset, 1)):
             for record in batch.records:

@@ -1,0 +1,60 @@
+"""DescribeLogDirs (35): the one log directory, and each partition's size in it.
+
+v1-v4 (Kafka 4.0's range: v0 is gone from the spec); v2 is flexible, v3 adds a
+top-level error code, v4 the volume's total and usable bytes. The answer has one
+directory, the broker's data directory (absolute path); per partition its size is
+the bytes of its segments and its offset lag 0 (there are no replicas to trail and
+no future logs). Null topics mean every partition, ``__consumer_offsets`` included;
+named topics or partitions that do not exist are left out, as Kafka leaves them out.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING
+
+from streamcore.protocol.admin_messages import (
+    DescribeLogDirsRequest,
+    DescribeLogDirsResponse,
+    DescribeLogDirsResponse_DescribeLogDirsPartition,
+    DescribeLogDirsResponse_DescribeLogDirsResult,
+    DescribeLogDirsResponse_DescribeLogDirsTopic,
+)
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
+API_KEY = 35
+REQUEST = DescribeLogDirsRequest
+
+
+def handle(
+    state: BrokerState, ctx: RequestContext, request: DescribeLogDirsRequest
+) -> DescribeLogDirsResponse:
+    every = {t.name: range(t.partitions) for t in state.topics.list_topics(include_internal=True)}
+    if request.topics is None:
+        wanted = every
+    else:
+        wanted = {}
+        for t in request.topics:
+            if t.topic in every:
+                have = every[t.topic]
+                wanted[t.topic] = sorted({p for p in t.partitions if p in have})
+    topics_out = []
+    for name, partitions in sorted(wanted.items()):
+        parts = [
+            DescribeLogDirsResponse_DescribeLogDirsPartition(
+                partition_index=p, partition_size=state.topics.log(name, p).size_bytes, offset_lag=0
+            )
+            for p in partitions
+        ]
+        if parts:
+            topics_out.append(DescribeLogDirsResponse_DescribeLogDirsTopic(name=name, partitions=parts))
+    data_dir = os.path.abspath(state.config.data_dir)
+    result = DescribeLogDirsResponse_DescribeLogDirsResult(log_dir=data_dir, topics=topics_out)
+    if ctx.api_version >= 4:
+        fs = os.statvfs(data_dir)
+        result.total_bytes = fs.f_blocks * fs.f_frsize
+        result.usable_bytes = fs.f_bavail * fs.f_frsize
+    return DescribeLogDirsResponse(results=[result])

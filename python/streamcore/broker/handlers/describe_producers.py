@@ -1,0 +1,60 @@
+"""DescribeProducers (61): the idempotent producers active on partitions.
+
+v0 only (Kafka's range; flexible). Per partition, each producer the broker tracks
+for sequence checks: id, epoch, last sequence written and last timestamp (the
+newest batch's max timestamp when rebuilt from the log at start, else the broker's
+clock at the producer's last write, ms). There are no transactions, so the
+coordinator epoch and current transaction start offset are always -1. Producers
+idle past the expiry (one day) are forgotten, as in Kafka. An unknown partition is
+UNKNOWN_TOPIC_OR_PARTITION.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from streamcore.errors import ErrorCode
+from streamcore.protocol.admin_messages import (
+    DescribeProducersRequest,
+    DescribeProducersResponse,
+    DescribeProducersResponse_PartitionResponse,
+    DescribeProducersResponse_ProducerState,
+    DescribeProducersResponse_TopicResponse,
+)
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
+API_KEY = 61
+REQUEST = DescribeProducersRequest
+
+
+def handle(
+    state: BrokerState, ctx: RequestContext, request: DescribeProducersRequest
+) -> DescribeProducersResponse:
+    topics_out = []
+    for t in request.topics:
+        info = state.topics.get(t.name)
+        parts = []
+        for index in t.partition_indexes:
+            out = DescribeProducersResponse_PartitionResponse(partition_index=index)
+            parts.append(out)
+            if info is None or not 0 <= index < info.partitions:
+                out.error_code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
+                out.error_message = f"topic {t.name!r} has no partition {index}"
+                state.metrics.error(out.error_code)
+                continue
+            out.active_producers = [
+                DescribeProducersResponse_ProducerState(
+                    producer_id=pid,
+                    producer_epoch=epoch,
+                    last_sequence=last_sequence,
+                    last_timestamp=last_timestamp,
+                    coordinator_epoch=-1,
+                    current_txn_start_offset=-1,
+                )
+                for pid, epoch, last_sequence, last_timestamp in state.producers.describe((t.name, index))
+            ]
+        topics_out.append(DescribeProducersResponse_TopicResponse(name=t.name, partitions=parts))
+    return DescribeProducersResponse(topics=topics_out)

@@ -1,0 +1,92 @@
+"""OffsetDelete (47): delete some committed offsets of a consumer group.
+
+v0 only (Kafka's range; not flexible). As in Kafka: an unknown group is
+GROUP_ID_NOT_FOUND; a group with members that does not speak the consumer protocol
+is NON_EMPTY_GROUP; a partition whose topic a current member subscribes to is
+GROUP_SUBSCRIBED_TO_TOPIC (when a member's subscription cannot be read, every topic
+counts as subscribed, which is Kafka's cautious choice too); a partition of an
+unknown topic is UNKNOWN_TOPIC_OR_PARTITION. The other partitions' offsets are
+removed with tombstones in ``__consumer_offsets``, durable before the answer.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from streamcore.errors import ErrorCode, ProtocolError, StreamcoreError
+from streamcore.protocol.admin_messages import (
+    OffsetDeleteRequest,
+    OffsetDeleteResponse,
+    OffsetDeleteResponse_OffsetDeleteResponsePartition,
+    OffsetDeleteResponse_OffsetDeleteResponseTopic,
+)
+from streamcore.protocol.messages import ConsumerProtocolSubscription
+
+if TYPE_CHECKING:
+    from streamcore.broker.context import RequestContext
+    from streamcore.broker.state import BrokerState
+
+API_KEY = 47
+REQUEST = OffsetDeleteRequest
+
+_VERSION = struct.Struct(">h")
+
+
+def subscribed_topics(metadata: list[bytes]) -> set[str] | None:
+    """Topics the consumer-protocol members subscribe to; None when one subscription is unreadable."""
+    topics: set[str] = set()
+    for blob in metadata:
+        try:
+            (version,) = _VERSION.unpack_from(blob, 0)
+            # Newer versions only append fields, so the highest known one reads them.
+            known = min(version, ConsumerProtocolSubscription.MAX_VERSION)
+            topics.update(ConsumerProtocolSubscription.decode(memoryview(blob)[2:], known).topics)
+        except (struct.error, ProtocolError, ValueError):
+            return None
+    return topics
+
+
+async def handle(
+    state: BrokerState, ctx: RequestContext, request: OffsetDeleteRequest
+) -> OffsetDeleteResponse:
+    group_id = request.group_id
+    known = state.coordinator.state(group_id) is not None or state.offsets.has_group(group_id)
+    if not known:
+        code = ErrorCode.GROUP_ID_NOT_FOUND.code
+        state.metrics.error(code)
+        return OffsetDeleteResponse(error_code=code)
+    protocol_type, metadata = state.coordinator.member_subscriptions(group_id)
+    subscribed: set[str] | None = set()
+    if metadata:
+        if protocol_type != "consumer":
+            code = ErrorCode.NON_EMPTY_GROUP.code
+            state.metrics.error(code)
+            return OffsetDeleteResponse(error_code=code)
+        subscribed = subscribed_topics(metadata)
+    topics_out = []
+    doomed: list[tuple[str, int]] = []
+    for t in request.topics:
+        info = state.topics.get(t.name)
+        parts = []
+        for p in t.partitions:
+            if info is None or not 0 <= p.partition_index < info.partitions:
+                code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
+            elif subscribed is None or t.name in subscribed:
+                code = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC.code
+            else:
+                code = ErrorCode.NO_ERROR.code
+                doomed.append((t.name, p.partition_index))
+            state.metrics.error(code)
+            parts.append(
+                OffsetDeleteResponse_OffsetDeleteResponsePartition(
+                    partition_index=p.partition_index, error_code=code
+                )
+            )
+        topics_out.append(OffsetDeleteResponse_OffsetDeleteResponseTopic(name=t.name, partitions=parts))
+    try:
+        await state.offsets.delete_offsets_async(group_id, doomed)
+    except StreamcoreError:
+        # Retriable: nothing was forgotten, the client may send the request again.
+        return OffsetDeleteResponse(error_code=ErrorCode.COORDINATOR_NOT_AVAILABLE.code)
+    return OffsetDeleteResponse(error_code=ErrorCode.NO_ERROR.code, topics=topics_out)
