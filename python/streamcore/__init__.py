@@ -14,6 +14,7 @@ from streamcore import errors
 from streamcore._impl import crc32c as _crc32c_impl
 from streamcore._impl import implementation
 from streamcore._version import __version__
+from streamcore.buffer_pool import BufferPool
 
 if TYPE_CHECKING:
     # What a type checker sees for the names that __getattr__ serves at run time;
@@ -30,6 +31,7 @@ else:
 __all__ = [
     "AdminClient",
     "Broker",
+    "BufferPool",
     "Consumer",
     "Producer",
     "__version__",
