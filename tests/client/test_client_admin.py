@@ -11,7 +11,7 @@ import pytest
 from streamcore.aio import AdminClient, Producer
 from streamcore.broker.handlers import metadata as metadata_handler
 from streamcore.client import NewTopic
-from streamcore.client.types import TopicPartition
+from streamcore.client.types import OffsetAndMetadata, TopicPartition
 from streamcore.errors import ErrorCode, KafkaError
 from streamcore.protocol.messages import MetadataResponse_MetadataResponseTopic
 
@@ -146,3 +146,173 @@ def test_create_and_delete_topics_return_once_metadata_agrees(
             assert topic_name not in await admin.list_topics()
 
     asyncio.run(main())
+
+
+# ---------------------------------------------------------------- configs, partitions, groups, records
+
+
+def test_incremental_alter_configs_sets_and_deletes(kafka_bootstrap: str, topic_name: str) -> None:
+    from streamcore.client.admin import RESOURCE_TOPIC, AlterConfig, ConfigOp
+
+    async def main() -> None:
+        async with AdminClient(kafka_bootstrap) as admin:
+            await admin.create_topic(topic_name, config={"retention.ms": "100000"})
+            res = (RESOURCE_TOPIC, topic_name)
+            errors = await admin.incremental_alter_configs(
+                {
+                    res: [
+                        AlterConfig("segment.ms", "200000"),
+                        AlterConfig("retention.ms", None, ConfigOp.DELETE),
+                    ]
+                }
+            )
+            assert errors == {res: None}
+            entries = (await admin.describe_config_entries([res]))[res]
+            assert entries["segment.ms"].value == "200000"
+            assert entries["segment.ms"].source == "DYNAMIC_TOPIC_CONFIG"
+            assert entries["retention.ms"].source != "DYNAMIC_TOPIC_CONFIG"
+            # validate_only checks and changes nothing.
+            errors = await admin.incremental_alter_configs(
+                {res: [AlterConfig("segment.ms", "300000")]}, validate_only=True
+            )
+            assert errors == {res: None}
+            assert (await admin.describe_configs(topics=[topic_name]))[res]["segment.ms"] == "200000"
+
+    asyncio.run(main())
+
+
+def test_incremental_alter_configs_reports_bad_values_and_unknown_topics(
+    kafka_bootstrap: str, topic_name: str
+) -> None:
+    from streamcore.client.admin import RESOURCE_TOPIC, AlterConfig
+
+    async def main() -> None:
+        async with AdminClient(kafka_bootstrap) as admin:
+            await admin.create_topic(topic_name)
+            res = (RESOURCE_TOPIC, topic_name)
+            errors = await admin.incremental_alter_configs({res: [AlterConfig("retention.ms", "soon")]})
+            err = errors[res]
+            assert err is not None and err.error is ErrorCode.INVALID_CONFIG
+            missing = (RESOURCE_TOPIC, f"{topic_name}-missing")
+            errors = await admin.incremental_alter_configs({missing: [AlterConfig("retention.ms", "1000")]})
+            err = errors[missing]
+            assert err is not None and err.error is ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+    asyncio.run(main())
+
+
+def test_alter_configs_replaces_the_whole_set(kafka_bootstrap: str, topic_name: str) -> None:
+    from streamcore.client.admin import RESOURCE_TOPIC
+
+    async def main() -> None:
+        async with AdminClient(kafka_bootstrap) as admin:
+            await admin.create_topic(topic_name, config={"retention.ms": "100000"})
+            res = (RESOURCE_TOPIC, topic_name)
+            assert await admin.alter_configs({res: {"segment.ms": "200000"}}) == {res: None}
+            entries = (await admin.describe_config_entries([res]))[res]
+            assert entries["segment.ms"].source == "DYNAMIC_TOPIC_CONFIG"
+            assert entries["retention.ms"].source != "DYNAMIC_TOPIC_CONFIG"  # left out: back to default
+
+    asyncio.run(main())
+
+
+def test_create_partitions_grows_and_refuses_to_shrink(kafka_bootstrap: str, topic_name: str) -> None:
+    async def main() -> None:
+        async with AdminClient(kafka_bootstrap) as admin:
+            await admin.create_topic(topic_name, num_partitions=2)
+            assert await admin.create_partitions({topic_name: 5}) == {topic_name: None}
+            assert (await admin.describe_topics([topic_name]))[topic_name].partitions == [0, 1, 2, 3, 4]
+            err = (await admin.create_partitions({topic_name: 3}))[topic_name]
+            assert err is not None and err.error is ErrorCode.INVALID_PARTITIONS
+            err = (await admin.create_partitions({f"{topic_name}-missing": 3}))[f"{topic_name}-missing"]
+            assert err is not None and err.error is ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+    asyncio.run(main())
+
+
+def test_group_offsets_alter_list_and_delete_group(kafka_bootstrap: str, topic_name: str) -> None:
+    group = f"g-{topic_name}"
+
+    async def main() -> None:
+        async with AdminClient(kafka_bootstrap) as admin:
+            await admin.create_topic(topic_name, num_partitions=2)
+            tp0, tp1 = TopicPartition(topic_name, 0), TopicPartition(topic_name, 1)
+            assert await admin.list_consumer_group_offsets(group) == {}
+            res = await admin.alter_consumer_group_offsets(group, {tp0: 0, tp1: OffsetAndMetadata(0, "note")})
+            assert res == {tp0: None, tp1: None}
+            got = await admin.list_consumer_group_offsets(group)
+            assert got == {tp0: OffsetAndMetadata(0, ""), tp1: OffsetAndMetadata(0, "note")}
+            assert await admin.list_consumer_group_offsets(group, [tp1]) == {
+                tp1: OffsetAndMetadata(0, "note")
+            }
+            assert await admin.delete_groups([group]) == {group: None}
+            assert await admin.list_consumer_group_offsets(group) == {}
+            err = (await admin.delete_groups([group]))[group]
+            assert err is not None and err.error is ErrorCode.GROUP_ID_NOT_FOUND
+
+    asyncio.run(main())
+
+
+def test_delete_groups_refuses_a_group_with_members(kafka_bootstrap: str, topic_name: str) -> None:
+    from streamcore.aio import Consumer
+
+    group = f"g-{topic_name}"
+
+    async def main() -> None:
+        async with AdminClient(kafka_bootstrap) as admin:
+            await admin.create_topic(topic_name)
+            c = Consumer(kafka_bootstrap, group_id=group, session_timeout_ms=6000, heartbeat_interval_ms=100)
+            c.subscribe([topic_name])
+            try:
+                await c.wait_for_assignment(20)
+                err = (await admin.delete_groups([group]))[group]
+                assert err is not None and err.error is ErrorCode.NON_EMPTY_GROUP
+                # An admin commit into an active group is refused as well.
+                res = await admin.alter_consumer_group_offsets(group, {TopicPartition(topic_name, 0): 0})
+                err = res[TopicPartition(topic_name, 0)]
+                assert err is not None
+            finally:
+                await c.close()
+
+    asyncio.run(main())
+
+
+def test_delete_records_moves_the_log_start(kafka_bootstrap: str, topic_name: str) -> None:
+    async def main() -> None:
+        async with Producer(kafka_bootstrap) as p:
+            await (await p.send_batch(topic_name, [b"v"] * 10, partition=0))
+        async with AdminClient(kafka_bootstrap) as admin:
+            tp = TopicPartition(topic_name, 0)
+            assert await admin.delete_records({tp: 4}) == {tp: 4}
+            assert await admin.list_offsets({tp: "earliest"}) == {tp: 4}
+            with pytest.raises(KafkaError) as info:
+                await admin.delete_records({tp: 99})
+            assert info.value.error is ErrorCode.OFFSET_OUT_OF_RANGE
+            assert await admin.delete_records({tp: -1}) == {tp: 10}  # -1: up to the high watermark
+            assert await admin.list_offsets({tp: "earliest"}) == {tp: 10}
+
+    asyncio.run(main())
+
+
+def test_blocking_admin_client_has_the_same_calls(kafka_bootstrap: str, topic_name: str) -> None:
+    from streamcore.client.admin import RESOURCE_TOPIC, AlterConfig
+    from streamcore.client.blocking import AdminClient as BlockingAdminClient
+    from streamcore.client.blocking import Producer as BlockingProducer
+
+    group = f"g-{topic_name}"
+    res = (RESOURCE_TOPIC, topic_name)
+    tp = TopicPartition(topic_name, 0)
+    with BlockingAdminClient(kafka_bootstrap) as admin:
+        admin.create_topic(topic_name, num_partitions=1)
+        assert admin.create_partitions({topic_name: 2}) == {topic_name: None}
+        assert admin.incremental_alter_configs({res: [AlterConfig("retention.ms", "100000")]}) == {res: None}
+        assert admin.alter_configs({res: {"segment.ms": "200000"}}) == {res: None}
+        entries = admin.describe_config_entries([res])[res]
+        assert entries["segment.ms"].source == "DYNAMIC_TOPIC_CONFIG"
+        assert entries["retention.ms"].source != "DYNAMIC_TOPIC_CONFIG"
+        with BlockingProducer(kafka_bootstrap) as p:
+            p.send_batch(topic_name, [b"v"] * 3, partition=0).result(30)
+        assert admin.delete_records({tp: 2}) == {tp: 2}
+        assert admin.alter_consumer_group_offsets(group, {tp: 2}) == {tp: None}
+        assert admin.list_consumer_group_offsets(group) == {tp: OffsetAndMetadata(2, "")}
+        assert admin.delete_groups([group]) == {group: None}

@@ -33,6 +33,20 @@ from streamcore.client.retrying import (
 )
 from streamcore.client.types import OffsetAndMetadata, TopicPartition
 from streamcore.errors import ErrorCode, KafkaError
+from streamcore.protocol.admin_messages import (
+    AlterConfigsRequest,
+    AlterConfigsRequest_AlterableConfig,
+    AlterConfigsRequest_AlterConfigsResource,
+    CreatePartitionsRequest,
+    CreatePartitionsRequest_CreatePartitionsTopic,
+    DeleteGroupsRequest,
+    DeleteRecordsRequest,
+    DeleteRecordsRequest_DeleteRecordsPartition,
+    DeleteRecordsRequest_DeleteRecordsTopic,
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsRequest_AlterableConfig,
+    IncrementalAlterConfigsRequest_AlterConfigsResource,
+)
 from streamcore.protocol.messages import (
     ConsumerProtocolAssignment,
     CreateTopicsRequest,
@@ -327,6 +341,99 @@ class AdminClient:
         self.cluster.forget_topics(set(deleted))
         return out
 
+    async def create_partitions(
+        self, new_counts: Mapping[str, int], *, timeout_ms: int | None = None, validate_only: bool = False
+    ) -> dict[str, KafkaError | None]:
+        """Grow topics to ``new_counts`` partitions (topic -> new total count).
+
+        Returns topic -> None (grown) or the KafkaError the broker gave, e.g.
+        INVALID_PARTITIONS for a count not above the current one. Like
+        ``create_topics``, returns once Metadata shows the new partitions with
+        leaders, or after ``timeout_ms`` (default request_timeout_ms).
+        """
+        counts = {t: int(n) for t, n in new_counts.items()}
+        if not counts:
+            return {}
+        req = CreatePartitionsRequest(
+            topics=[
+                CreatePartitionsRequest_CreatePartitionsTopic(name=t, count=n, assignments=None)
+                for t, n in counts.items()
+            ],
+            timeout_ms=self._timeout_ms(timeout_ms),
+            validate_only=validate_only,
+        )
+        resp = await self.cluster.request_node(await self._controller(), req)
+        out: dict[str, KafkaError | None] = {
+            r.name: broker_error(r.error_code, r.error_message or r.name) if r.error_code else None
+            for r in resp.results
+        }
+        if not validate_only:
+            grown = {t: counts[t] for t, err in out.items() if err is None and t in counts}
+            await self._await_metadata(grown, self._timeout_ms(timeout_ms) / 1000.0)
+        return out
+
+    async def delete_records(
+        self, before: Mapping[TopicPartition, int], *, timeout_ms: int | None = None
+    ) -> dict[TopicPartition, int]:
+        """Delete the records of each partition below an offset (DeleteRecords, sent to each leader).
+
+        ``before`` maps a partition to the first offset to keep; -1 means the high
+        watermark (delete everything). Returns each partition's new log start offset
+        (low watermark). Raises the first KafkaError a partition got (e.g.
+        OFFSET_OUT_OF_RANGE for an offset above the high watermark); leader moves
+        are retried with fresh metadata within ``request_timeout_ms``.
+        """
+        wanted = {tp: int(o) for tp, o in before.items()}
+        topics = sorted({tp.topic for tp in wanted})
+        for t in topics:
+            await self.cluster.wait_for_partitions(t, self.config.request_timeout_ms / 1000.0)
+        done: dict[TopicPartition, int] = {}
+
+        async def attempt() -> dict[TopicPartition, int]:
+            by_leader: dict[int | None, dict[str, list[DeleteRecordsRequest_DeleteRecordsPartition]]] = {}
+            for tp, offset in wanted.items():
+                if tp in done:
+                    continue
+                leader = self.cluster.leader_for(tp.topic, tp.partition)
+                if leader is None:
+                    raise broker_error(ErrorCode.LEADER_NOT_AVAILABLE.code, f"{tp.topic}-{tp.partition}")
+                by_leader.setdefault(leader, defaultdict(list))[tp.topic].append(
+                    DeleteRecordsRequest_DeleteRecordsPartition(partition_index=tp.partition, offset=offset)
+                )
+            first: KafkaError | None = None
+            for leader, by_topic in by_leader.items():
+                req = DeleteRecordsRequest(
+                    topics=[
+                        DeleteRecordsRequest_DeleteRecordsTopic(name=t, partitions=ps)
+                        for t, ps in by_topic.items()
+                    ],
+                    timeout_ms=self._timeout_ms(timeout_ms),
+                )
+                resp = await self.cluster.request_node(leader, req)
+                for t in resp.topics:
+                    for p in t.partitions:
+                        if p.error_code:
+                            first = first or broker_error(
+                                p.error_code, f"DeleteRecords {t.name}-{p.partition_index}"
+                            )
+                        else:
+                            done[TopicPartition(t.name, p.partition_index)] = p.low_watermark
+            if first is not None:
+                raise first
+            return done
+
+        async def refresh(_exc: BaseException) -> None:
+            await self.cluster.refresh(topics)
+
+        deadline = time.monotonic() + self.config.request_timeout_ms / 1000.0
+        return await retry_async(
+            attempt,
+            self._backoff,
+            deadline,
+            retriable=lambda e: metadata_is_stale(e) or connection_failed(e),
+            on_error=refresh,
+        )
+
     async def list_topics(self, *, include_internal: bool = False) -> dict[str, TopicInfo]:
         """Every topic the cluster has: name -> TopicInfo (partition -> leader)."""
         await self.cluster.refresh(all_topics=True)
@@ -437,6 +544,93 @@ class AdminClient:
             }
         return out
 
+    @staticmethod
+    def _config_node(resource: ConfigResource) -> int | None:
+        # A broker's own configs are altered on that broker; topic configs on any (Kafka
+        # forwards them to its controller).
+        if resource.type == RESOURCE_BROKER and resource.name.strip().lstrip("-").isdigit():
+            return int(resource.name)
+        return None
+
+    async def _alter(
+        self, resources: list[ConfigResource], make: Any
+    ) -> dict[ConfigResource, KafkaError | None]:
+        by_node: dict[int | None, list[ConfigResource]] = defaultdict(list)
+        for r in resources:
+            by_node[self._config_node(r)].append(r)
+        out: dict[ConfigResource, KafkaError | None] = {}
+        for node, rs in by_node.items():
+            if node is not None and not self.cluster.brokers:
+                await self.cluster.refresh()
+            resp = await self.cluster.request_node(node, make(rs))
+            for r in resp.responses:
+                key = ConfigResource(r.resource_type, r.resource_name)
+                out[key] = (
+                    broker_error(r.error_code, r.error_message or r.resource_name) if r.error_code else None
+                )
+        return out
+
+    async def alter_configs(
+        self, configs: Mapping[tuple[int, str], Mapping[str, str | None]], *, validate_only: bool = False
+    ) -> dict[ConfigResource, KafkaError | None]:
+        """Replace the configs of each resource (AlterConfigs): ``(type, name) -> {config: value}``.
+
+        As in Kafka, this is not a merge: configs of the resource left out of the
+        mapping return to their defaults. Prefer ``incremental_alter_configs``.
+        Returns ConfigResource -> None (altered) or the KafkaError the broker gave
+        (INVALID_CONFIG, UNKNOWN_TOPIC_OR_PARTITION ...). ``validate_only`` checks
+        without changing anything.
+        """
+        wanted = {ConfigResource(int(t), str(n)): dict(v) for (t, n), v in configs.items()}
+
+        def make(rs: list[ConfigResource]) -> AlterConfigsRequest:
+            return AlterConfigsRequest(
+                resources=[
+                    AlterConfigsRequest_AlterConfigsResource(
+                        resource_type=r.type,
+                        resource_name=r.name,
+                        configs=[
+                            AlterConfigsRequest_AlterableConfig(name=k, value=v) for k, v in wanted[r].items()
+                        ],
+                    )
+                    for r in rs
+                ],
+                validate_only=validate_only,
+            )
+
+        return await self._alter(list(wanted), make)
+
+    async def incremental_alter_configs(
+        self, changes: Mapping[tuple[int, str], Iterable[AlterConfig]], *, validate_only: bool = False
+    ) -> dict[ConfigResource, KafkaError | None]:
+        """Apply SET/DELETE/APPEND/SUBTRACT changes to configs (IncrementalAlterConfigs).
+
+        ``changes`` maps ``(type, name)`` to AlterConfig items; configs not named keep
+        their values. Returns ConfigResource -> None (altered) or the KafkaError the
+        broker gave. ``validate_only`` checks without changing anything.
+        """
+        wanted = {ConfigResource(int(t), str(n)): list(v) for (t, n), v in changes.items()}
+
+        def make(rs: list[ConfigResource]) -> IncrementalAlterConfigsRequest:
+            return IncrementalAlterConfigsRequest(
+                resources=[
+                    IncrementalAlterConfigsRequest_AlterConfigsResource(
+                        resource_type=r.type,
+                        resource_name=r.name,
+                        configs=[
+                            IncrementalAlterConfigsRequest_AlterableConfig(
+                                name=c.name, config_operation=int(c.op), value=c.value
+                            )
+                            for c in wanted[r]
+                        ],
+                    )
+                    for r in rs
+                ],
+                validate_only=validate_only,
+            )
+
+        return await self._alter(list(wanted), make)
+
     # ------------------------------------------------------------------ groups
 
     async def list_groups(self) -> list[tuple[str, str, str]]:
@@ -497,6 +691,29 @@ class AdminClient:
 
         deadline = time.monotonic() + self.config.request_timeout_ms / 1000.0
         return await retry_async(attempt, self._backoff, deadline, retriable=retriable)
+
+    async def delete_groups(self, group_ids: Iterable[str]) -> dict[str, KafkaError | None]:
+        """Delete consumer groups and their committed offsets (DeleteGroups, sent to each coordinator).
+
+        Only groups without members can be deleted. Returns group id -> None
+        (deleted) or the KafkaError the broker gave: NON_EMPTY_GROUP while the group
+        has members, GROUP_ID_NOT_FOUND for a group the broker does not know.
+        """
+        out: dict[str, KafkaError | None] = {}
+        for gid in dict.fromkeys(group_ids):
+
+            async def call(node: int, gid: str = gid) -> KafkaError | None:
+                resp = await self.cluster.request_node(node, DeleteGroupsRequest(groups_names=[gid]))
+                for r in resp.results:
+                    if r.group_id == gid and r.error_code:
+                        err = broker_error(r.error_code, f"DeleteGroups (group {gid!r})")
+                        if coordinator_moved(err):
+                            raise err
+                        return err
+                return None
+
+            out[gid] = await self._coordinator_call(gid, call)
+        return out
 
     async def list_consumer_group_offsets(
         self, group_id: str, partitions: Iterable[TopicPartition] | None = None

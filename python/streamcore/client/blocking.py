@@ -312,6 +312,14 @@ class AdminClient:
         """See streamcore.aio.AdminClient.delete_topics."""
         return self._lt.run(self._admin.delete_topics(list(names), **kw))
 
+    def create_partitions(self, new_counts: Mapping[str, int], **kw: Any) -> dict[str, Any]:
+        """Grow topics to new partition counts; see streamcore.aio.AdminClient.create_partitions."""
+        return self._lt.run(self._admin.create_partitions(dict(new_counts), **kw))
+
+    def delete_records(self, before: Mapping[TopicPartition, int], **kw: Any) -> dict[TopicPartition, int]:
+        """Delete records below offsets; returns new log start offsets (see the asyncio client)."""
+        return self._lt.run(self._admin.delete_records(dict(before), **kw))
+
     def list_topics(self, include_internal: bool = False) -> dict[str, Any]:
         """Every topic: name -> TopicInfo."""
         return self._lt.run(self._admin.list_topics(include_internal=include_internal))
@@ -334,6 +342,18 @@ class AdminClient:
         """Every config of each (resource type, name) with its source; see the asyncio client."""
         return self._lt.run(self._admin.describe_config_entries(list(resources)))
 
+    def alter_configs(
+        self, configs: Mapping[tuple[int, str], Mapping[str, str | None]], **kw: Any
+    ) -> dict[_admin.ConfigResource, Any]:
+        """Replace resources' configs (AlterConfigs); see streamcore.aio.AdminClient.alter_configs."""
+        return self._lt.run(self._admin.alter_configs(configs, **kw))
+
+    def incremental_alter_configs(
+        self, changes: Mapping[tuple[int, str], Iterable[_admin.AlterConfig]], **kw: Any
+    ) -> dict[_admin.ConfigResource, Any]:
+        """SET/DELETE/APPEND/SUBTRACT configs; see streamcore.aio.AdminClient.incremental_alter_configs."""
+        return self._lt.run(self._admin.incremental_alter_configs(changes, **kw))
+
     def list_groups(self) -> list[tuple[str, str, str]]:
         """(group_id, protocol_type, state) of every group."""
         return self._lt.run(self._admin.list_groups())
@@ -341,6 +361,10 @@ class AdminClient:
     def describe_groups(self, group_ids: Iterable[str]) -> list[_admin.GroupDescription]:
         """State and members of each group."""
         return self._lt.run(self._admin.describe_groups(list(group_ids)))
+
+    def delete_groups(self, group_ids: Iterable[str]) -> dict[str, Any]:
+        """Delete groups without members; group id -> None or KafkaError."""
+        return self._lt.run(self._admin.delete_groups(list(group_ids)))
 
     def list_offsets(self, specs: Mapping[TopicPartition, int | str], **kw: Any) -> dict[TopicPartition, int]:
         """Offsets per partition for "earliest", "latest" or a timestamp (ms)."""
