@@ -25,6 +25,7 @@ class WalLog:
         fsync: str = "interval",
         fsync_interval_ms: int = 1000,
         queue_depth: int = 10000,
+        memory_budget_bytes: int = ...,
         max_group_batches: int = 15000,
         max_wait_ms: int = 10,
         segment_bytes: int = ...,

@@ -10,6 +10,7 @@ use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use streamcore_core::wal::{
     AppendOutcome, AppendResult, Completion, FsyncPolicy, Wal, WalConfig, WalHooks,
+    DEFAULT_MEMORY_BUDGET_BYTES,
 };
 
 use crate::buffer::ByteView;
@@ -52,9 +53,12 @@ fn check_at_least(name: &str, value: i64, min: i64) -> PyResult<()> {
 ///     fsync_interval_ms: interval of fsync="interval" (ms).
 ///     queue_depth: appends queued and not yet written before append raises
 ///         BackpressureError.
+///     memory_budget_bytes: bytes of batches queued or being written beyond which
+///         append raises BackpressureError (an empty queue still takes one larger batch).
 ///     max_group_batches: most batches written (and fsynced) as one group.
-///     max_wait_ms: bound on lingering for a bigger group (ms); the writer never
-///         lingers, it writes as soon as it is idle and something is queued.
+///     max_wait_ms: longest the writer lingers for a bigger group, from the oldest
+///         queued append (ms); it lingers only under fsync "always" or "interval"
+///         while more appenders are expected (docs/storage.md has the rule).
 ///     segment_bytes: roll before an append that would make the active segment
 ///         larger (bytes, at most 2**31 - 1).
 ///     segment_ms: roll when the active segment's first append (in this process)
@@ -95,6 +99,7 @@ impl WalLog {
         fsync = "interval",
         fsync_interval_ms = 1000,
         queue_depth = 10000,
+        memory_budget_bytes = DEFAULT_MEMORY_BUDGET_BYTES as i64,
         max_group_batches = 15000,
         max_wait_ms = 10,
         segment_bytes = 1 << 30,
@@ -108,6 +113,7 @@ impl WalLog {
         fsync: &str,
         fsync_interval_ms: i64,
         queue_depth: i64,
+        memory_budget_bytes: i64,
         max_group_batches: i64,
         max_wait_ms: i64,
         segment_bytes: i64,
@@ -121,6 +127,7 @@ impl WalLog {
         let policy = FsyncPolicy::parse(fsync).map_err(to_pyerr)?;
         check_at_least("fsync_interval_ms", fsync_interval_ms, 1)?;
         check_at_least("queue_depth", queue_depth, 1)?;
+        check_at_least("memory_budget_bytes", memory_budget_bytes, 1)?;
         check_at_least("max_group_batches", max_group_batches, 1)?;
         check_at_least("segment_bytes", segment_bytes, 1)?;
         check_at_least("index_interval_bytes", index_interval_bytes, 1)?;
@@ -132,6 +139,7 @@ impl WalLog {
             fsync: policy,
             fsync_interval_ms: fsync_interval_ms as u64,
             queue_depth: queue_depth as usize,
+            memory_budget_bytes: memory_budget_bytes as u64,
             max_group_batches: max_group_batches as usize,
             max_wait_ms: max_wait_ms as u64,
             segment_bytes: segment_bytes as u64,

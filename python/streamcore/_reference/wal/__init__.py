@@ -47,7 +47,7 @@ from streamcore._reference._batch_header import (
 )
 from streamcore._reference.wal import checkpoint, error, read, retention
 from streamcore._reference.wal.completion import AppendTuple, Callback, Item
-from streamcore._reference.wal.config import WalConfig
+from streamcore._reference.wal.config import DEFAULT_MEMORY_BUDGET_BYTES, WalConfig
 from streamcore._reference.wal.recovery import open_directory
 from streamcore._reference.wal.segment import Segment
 from streamcore._reference.wal.writer import Writer
@@ -94,8 +94,11 @@ class WalLog:
             (the writer fsyncs at most every ``fsync_interval_ms``), "never" (only at close).
         fsync_interval_ms: period of the "interval" policy (ms).
         queue_depth: appends queued but not yet written beyond which append raises BackpressureError.
+        memory_budget_bytes: bytes of batches queued or being written beyond which append raises
+            BackpressureError (an empty queue still takes one larger batch).
         max_group_batches: most batches written by one group (one writev + one fsync).
-        max_wait_ms: bound on lingering for a bigger group (the reference never lingers).
+        max_wait_ms: longest the writer lingers for a bigger group, from the oldest queued
+            append (ms); see ``writer.py`` for when it lingers at all.
         segment_bytes: roll before an append that would make the active segment larger (bytes).
         segment_ms: roll when the active segment's first append is older than this (ms).
         index_interval_bytes: bytes of log between sparse index entries.
@@ -108,6 +111,7 @@ class WalLog:
         fsync: str = "interval",
         fsync_interval_ms: int = 1000,
         queue_depth: int = 10000,
+        memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES,
         max_group_batches: int = 15000,
         max_wait_ms: int = 10,
         segment_bytes: int = 1 << 30,
@@ -118,6 +122,7 @@ class WalLog:
             fsync=fsync,
             fsync_interval_ms=fsync_interval_ms,
             queue_depth=queue_depth,
+            memory_budget_bytes=memory_budget_bytes,
             max_group_batches=max_group_batches,
             max_wait_ms=max_wait_ms,
             segment_bytes=segment_bytes,
@@ -167,19 +172,7 @@ class WalLog:
     # -- appending -------------------------------------------------------------
 
     def _enqueue(self, item: Item) -> None:
-        with self._cond:
-            if self._offline is not None:
-                raise error.offline(self._offline)
-            if self._closing:
-                raise error.closed(self._directory)
-            if item.buf is not None:
-                queued = len(self._queue)
-                if queued >= self._config.queue_depth:
-                    self._stats["backpressure_rejections"] += 1
-                    throttle = max(1, int(queued * self._seconds_per_append * 1000.0 + 0.5))
-                    raise error.backpressure(self._directory, queued, throttle)
-            self._queue.append(item)
-            self._cond.notify()
+        self._writer.enqueue(item)
 
     def _prepare(self, batch: Any) -> Item:
         # The caller may reuse its buffer at once: copy before queueing.

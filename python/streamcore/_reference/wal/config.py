@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FSYNC_POLICIES", "WalConfig"]
+__all__ = ["DEFAULT_MEMORY_BUDGET_BYTES", "FSYNC_POLICIES", "WalConfig"]
 
 #: Accepted values of ``fsync``.
 FSYNC_POLICIES = ("always", "interval", "never")
+#: The "medium" profile's queue memory budget (100 MiB), the default of a log.
+DEFAULT_MEMORY_BUDGET_BYTES = 100 << 20
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,7 @@ class WalConfig:
     fsync: str = "interval"
     fsync_interval_ms: int = 1000
     queue_depth: int = 10000
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET_BYTES
     max_group_batches: int = 15000
     max_wait_ms: int = 10
     segment_bytes: int = 1 << 30
@@ -33,6 +36,7 @@ class WalConfig:
         for name in (
             "fsync_interval_ms",
             "queue_depth",
+            "memory_budget_bytes",
             "max_group_batches",
             "segment_bytes",
             "index_interval_bytes",

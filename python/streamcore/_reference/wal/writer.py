@@ -6,10 +6,15 @@ active segment with one ``os.writev``, appends the sparse index entries, and
 (fsync="always") fsyncs once for the whole group before completing any of its
 appends: group commit.
 
-The reference writer never lingers to grow a group: it writes as soon as it is
-idle and something is queued. Groups form naturally while it is busy writing
-or fsyncing, so ``max_wait_ms`` (a bound on lingering) is accepted and kept for
-parity with the native twin but has nothing to bound here.
+Groups form while the writer is busy writing or fsyncing; beyond that it
+lingers for a bigger group only when waiting can help (the rule of
+``Writer.linger_deadline``, the same as ``writer.rs``): under fsync "always" or
+"interval", with no flush or close waiting and no backlog left by a full group,
+while fewer appends are queued than were outstanding when the last group
+completed, and never past ``max_wait_ms`` after the oldest queued append.
+
+Appends enter through :meth:`Writer.enqueue`, which also enforces the queue's
+bounds: ``queue_depth`` appends and ``memory_budget_bytes`` bytes.
 
 The :class:`Writer` owns the active segment's file handles and the counters
 only it changes (next offset, unsynced data, last fsync); it publishes the
@@ -54,6 +59,20 @@ class Writer:
     def __init__(self, log: WalLog, next_offset: int) -> None:
         self.log = log
         self.next_offset = next_offset
+        # Queue accounting, guarded by ``log._cond`` (appenders and the writer share it).
+        #: Bytes of appends queued or being written: what the memory budget bounds.
+        self.pending_bytes = 0
+        #: Flush requests in the queue (a queued flush is never kept waiting).
+        self.flushes = 0
+        #: Arrival (monotonic s) of the oldest append queued since the writer last took everything.
+        self.oldest: float | None = None
+        #: Queued appends at which a waiting writer wants waking (more than 1 while lingering).
+        self.wake_at = 1
+        # Only the writer thread touches these two.
+        #: Appends outstanding when the last group completed (its own and those queued meanwhile).
+        self.company = 1
+        #: The last group was full and left appends queued: write the rest at once.
+        self.backlog = False
         #: Data written since the last fsync.
         self.dirty = False
         self.last_fsync = time.monotonic()
@@ -67,6 +86,69 @@ class Writer:
     def join(self) -> None:
         self.thread.join()
 
+    # -- the queue -------------------------------------------------------------
+
+    def enqueue(self, item: Item) -> None:
+        """Admit ``item`` under the queue's bounds and queue it (called by appenders).
+
+        Raises LogOfflineError, StorageError (closed) or BackpressureError when
+        ``queue_depth`` appends are queued or the batch would take the queued bytes
+        past ``memory_budget_bytes`` (an empty queue takes even a larger batch:
+        refusing it would ask for a retry that can never succeed).
+        """
+        log = self.log
+        cfg = log._config
+        with log._cond:
+            if log._offline is not None:
+                raise error.offline(log._offline)
+            if log._closing:
+                raise error.closed(log._directory)
+            queue = log._queue
+            buf = item.buf
+            if buf is None:
+                self.flushes += 1
+                queue.append(item)
+                log._cond.notify()
+                return
+            size = len(buf)
+            queued = len(queue)
+            over_budget = self.pending_bytes > 0 and self.pending_bytes + size > cfg.memory_budget_bytes
+            if queued >= cfg.queue_depth or over_budget:
+                log._stats["backpressure_rejections"] += 1
+                # The time the writer needs to drain what is queued, at its recent pace.
+                throttle = max(1, int(queued * log._seconds_per_append * 1000.0 + 0.5))
+                if not over_budget:
+                    raise error.backpressure(log._directory, queued, throttle)
+                raise error.BackpressureError(
+                    f"{log._directory}: write queue holds {self.pending_bytes} bytes and a {size}-byte "
+                    f"batch would pass its memory budget of {cfg.memory_budget_bytes} bytes; retry later",
+                    throttle,
+                )
+            self.pending_bytes += size
+            if self.oldest is None:
+                self.oldest = time.monotonic()
+            queue.append(item)
+            if queued + 1 - self.flushes >= self.wake_at:
+                log._cond.notify()
+
+    def linger_deadline(self) -> tuple[float, int] | None:
+        """(monotonic time at which to stop lingering, appends to wait for); None: write what is queued now.
+
+        Called with ``log._cond`` held. Waiting can only grow the group when its
+        appenders are still to come: a single synchronous appender has no company
+        (its next append follows the completion of the last), so it never waits;
+        N threads appending in a loop get groups of N, written as soon as the N-th
+        arrives. The wait ends ``max_wait_ms`` after the oldest queued append.
+        """
+        log = self.log
+        cfg = log._config
+        if log._closing or self.flushes or self.backlog or cfg.max_wait_ms == 0 or cfg.fsync == "never":
+            return None
+        target = min(self.company, cfg.max_group_batches)
+        if len(log._queue) - self.flushes >= target or self.oldest is None:
+            return None
+        return self.oldest + cfg.max_wait_ms / 1000.0, target
+
     # -- the loop --------------------------------------------------------------
 
     def run(self) -> None:
@@ -79,7 +161,20 @@ class Writer:
         max_group = cfg.max_group_batches
         while True:
             with cond:
-                while not queue and not log._closing:
+                while True:
+                    if queue:
+                        linger = self.linger_deadline()
+                        if linger is None:
+                            break
+                        left = linger[0] - time.monotonic()
+                        if left <= 0:
+                            break
+                        self.wake_at = linger[1]
+                        cond.wait(left)
+                        self.wake_at = 1
+                        continue
+                    if log._closing:
+                        break
                     timeout = None
                     if self.dirty and interval_policy:
                         timeout = self.last_fsync + interval_s - time.monotonic()
@@ -88,8 +183,19 @@ class Writer:
                     cond.wait(timeout)
                 if not queue and log._closing:
                     return
-                n = min(len(queue), max_group)
-                group = [queue.popleft() for _ in range(n)]
+                group = []
+                appends = 0
+                while queue:
+                    if queue[0].buf is None:
+                        self.flushes -= 1
+                    elif appends == max_group:
+                        break
+                    else:
+                        appends += 1
+                    group.append(queue.popleft())
+                # What stays behind arrived while the writer was busy: no reason to wait for it.
+                self.backlog = bool(queue)
+                self.oldest = None
             try:
                 self.write_group(group)
             except OSError as exc:
@@ -248,6 +354,10 @@ class Writer:
             log._hw = next_off
             if synced:
                 log._recovery_point = next_off
+        if appended:
+            with log._cond:
+                self.company = appended + len(log._queue) - self.flushes
+                self.pending_bytes -= written
         stats = log._stats
         stats["appends"] += appended
         if group:
@@ -272,6 +382,8 @@ class Writer:
             log._offline = message
             pending = list(log._queue)
             log._queue.clear()
+            self.pending_bytes = 0
+            self.flushes = 0
         for item in group + pending:
             item.result = None
             item.exc = error.offline(message, exc)

@@ -27,6 +27,9 @@ impl FsyncPolicy {
     }
 }
 
+/// The "medium" profile's queue memory budget (100 MiB), the default of a log.
+pub const DEFAULT_MEMORY_BUDGET_BYTES: u64 = 100 << 20;
+
 /// Settings of one log (see the Python `WalLog` docstring for their meaning).
 #[derive(Clone, Debug)]
 pub struct WalConfig {
@@ -34,11 +37,14 @@ pub struct WalConfig {
     pub fsync_interval_ms: u64,
     /// Most appends queued and not yet written before `append` answers backpressure.
     pub queue_depth: usize,
+    /// Most bytes of batches queued and not yet written before `append` answers
+    /// backpressure (a lone batch larger than this is still taken by an empty queue).
+    pub memory_budget_bytes: u64,
     /// Most appends written (and fsynced) as one group.
     pub max_group_batches: usize,
-    /// Longest a group may linger for more appends (ms). The writer never lingers:
-    /// it writes as soon as it is idle and something is queued, so this bound always
-    /// holds; group sizes come from appends arriving while it writes or fsyncs.
+    /// Longest the writer lingers for more appends before writing a group (ms),
+    /// counted from the oldest queued append; only under fsync=always or interval,
+    /// and only while the previous round showed company (see `writer::linger_target`).
     pub max_wait_ms: u64,
     /// Roll before an append that would make the active segment exceed this (bytes).
     pub segment_bytes: u64,
@@ -54,6 +60,7 @@ impl Default for WalConfig {
             fsync: FsyncPolicy::Interval,
             fsync_interval_ms: 1000,
             queue_depth: 10_000,
+            memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
             max_group_batches: 15_000,
             max_wait_ms: 10,
             segment_bytes: 1 << 30,
@@ -68,6 +75,9 @@ impl WalConfig {
         let bad = |m: String| Err(WalError::InvalidArgument(m));
         if self.queue_depth == 0 {
             return bad("queue_depth must be >= 1".into());
+        }
+        if self.memory_budget_bytes == 0 {
+            return bad("memory_budget_bytes must be >= 1".into());
         }
         if self.max_group_batches == 0 {
             return bad("max_group_batches must be >= 1".into());

@@ -29,7 +29,6 @@ mod retention;
 mod segment;
 mod writer;
 
-use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
@@ -43,7 +42,7 @@ pub use completion::{
     AppendOutcome, AppendResult, Callback, CallbackRunner, Completion, OfflineHook, Slot, Waiter,
     WalHooks,
 };
-pub use config::{FsyncPolicy, WalConfig};
+pub use config::{FsyncPolicy, WalConfig, DEFAULT_MEMORY_BUDGET_BYTES};
 pub use error::WalError;
 pub use index::{encode_index_entry, encode_time_entry, INDEX_ENTRY_SIZE, TIME_INDEX_ENTRY_SIZE};
 pub use read::{PreparedRead, Span};
@@ -53,7 +52,7 @@ use crate::record_batch::header::{
     MAGIC_OFFSET, MAGIC_V2,
 };
 use segment::Segment;
-use writer::{Item, Queue};
+use writer::Queue;
 
 /// Counters of [`Wal::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -175,12 +174,7 @@ impl Wal {
         let opened = recovery::open_dir(&dir, &cfg)?;
         let shared = Arc::new(Shared {
             dir,
-            queue: Mutex::new(Queue {
-                items: VecDeque::new(),
-                closing: false,
-                pending: 0,
-                writer_idle: false,
-            }),
+            queue: Mutex::new(Queue::new()),
             queue_cv: Condvar::new(),
             high_watermark: AtomicI64::new(opened.active.next_offset),
             log_start: AtomicI64::new(opened.log_start),
@@ -261,34 +255,10 @@ impl Wal {
             return Err(WalError::Offline(cause.clone()));
         }
         let buf = self.shared.pools.copy_of(batch);
-        let mut q = lock(&self.shared.queue);
-        if q.closing {
-            return Err(self.closed_error());
-        }
-        if q.pending >= self.shared.cfg.queue_depth {
-            let pending = q.pending as u64;
-            drop(q);
-            let c = &self.shared.counters;
-            c.backpressure_rejections.fetch_add(1, Ordering::Relaxed);
-            let ns = c.ns_per_batch.load(Ordering::Relaxed).max(1);
-            let throttle = (pending * ns / 1_000_000).max(1);
-            return Err(WalError::Backpressure {
-                message: format!(
-                    "write queue of log {} is full ({pending} appends waiting); retry in {throttle} ms",
-                    self.shared.dir.display()
-                ),
-                throttle_time_ms: throttle,
-            });
-        }
-        q.pending += 1;
-        q.items.push_back(Item::Append { buf, done });
-        // Only an idle writer sleeps on the condvar: skip the wake-up syscall otherwise.
-        if q.writer_idle {
-            q.writer_idle = false;
-            drop(q);
-            self.shared.queue_cv.notify_one();
-        }
-        Ok(())
+        writer::enqueue(&self.shared, buf, done).map_err(|refused| match refused {
+            writer::Refusal::Closed => self.closed_error(),
+            writer::Refusal::Full(e) => e,
+        })
     }
 
     /// Queues a copy of `batch` and returns a [`Waiter`] for its outcome.
@@ -314,8 +284,7 @@ impl Wal {
             if q.closing {
                 return Err(self.closed_error());
             }
-            q.items.push_back(Item::Flush(slot.clone()));
-            q.writer_idle = false;
+            q.push_flush(slot.clone());
         }
         self.shared.queue_cv.notify_one();
         slot.take()

@@ -31,8 +31,103 @@ pub(crate) struct Queue {
     pub closing: bool,
     /// Appends queued or being written, not yet written: what backpressure counts.
     pub pending: usize,
+    /// Bytes of the batches counted by `pending`: what the memory budget bounds.
+    pub pending_bytes: u64,
     /// The writer is asleep on the condvar and needs a notify.
     pub writer_idle: bool,
+    /// Flush requests among `items` (a queued flush is never kept waiting).
+    flushes: usize,
+    /// Arrival of the oldest append queued since the writer last took everything.
+    oldest: Option<Instant>,
+    /// Queued appends at which a sleeping writer wants waking (more than 1 while it
+    /// lingers for a group, so that each append does not cost it a wake-up).
+    wake_at: usize,
+}
+
+/// Why [`enqueue`] refused an append.
+pub(crate) enum Refusal {
+    /// The log is closing.
+    Closed,
+    /// Queue depth or memory budget exceeded (a Backpressure error).
+    Full(WalError),
+}
+
+impl Queue {
+    pub fn new() -> Queue {
+        Queue {
+            items: VecDeque::new(),
+            closing: false,
+            pending: 0,
+            pending_bytes: 0,
+            writer_idle: false,
+            flushes: 0,
+            oldest: None,
+            wake_at: 1,
+        }
+    }
+
+    fn queued_appends(&self) -> usize {
+        self.items.len() - self.flushes
+    }
+
+    /// Queues a flush request (the caller notifies the writer).
+    pub fn push_flush(&mut self, slot: Arc<Slot<Result<(), WalError>>>) {
+        self.flushes += 1;
+        self.items.push_back(Item::Flush(slot));
+        self.writer_idle = false;
+    }
+}
+
+/// Admits one append under the queue-depth and memory-budget bounds, queues it and
+/// wakes the writer when it waits for this many appends.
+pub(crate) fn enqueue(shared: &Shared, buf: PooledBuf, done: Completion) -> Result<(), Refusal> {
+    let cfg = &shared.cfg;
+    let len = buf.len() as u64;
+    let mut q = lock(&shared.queue);
+    if q.closing {
+        return Err(Refusal::Closed);
+    }
+    // An empty queue takes even a batch larger than the whole budget: refusing it
+    // would be a "retry later" that can never succeed.
+    let over_budget = q.pending > 0 && q.pending_bytes + len > cfg.memory_budget_bytes;
+    if q.pending >= cfg.queue_depth || over_budget {
+        let (pending, bytes) = (q.pending as u64, q.pending_bytes);
+        drop(q);
+        let c = &shared.counters;
+        c.backpressure_rejections.fetch_add(1, Ordering::Relaxed);
+        // The time the writer needs to drain what is queued, at its recent pace.
+        let ns = c.ns_per_batch.load(Ordering::Relaxed).max(1);
+        let throttle = (pending * ns / 1_000_000).max(1);
+        let what = if over_budget {
+            format!(
+                "holds {bytes} bytes and a {len}-byte batch would pass its memory budget of {} bytes",
+                cfg.memory_budget_bytes
+            )
+        } else {
+            format!("is full ({pending} appends waiting)")
+        };
+        return Err(Refusal::Full(WalError::Backpressure {
+            message: format!(
+                "write queue of log {} {what}; retry in {throttle} ms",
+                shared.dir.display()
+            ),
+            throttle_time_ms: throttle,
+        }));
+    }
+    q.pending += 1;
+    q.pending_bytes += len;
+    if q.oldest.is_none() {
+        q.oldest = Some(Instant::now());
+    }
+    q.items.push_back(Item::Append { buf, done });
+    // Only a sleeping writer waits on the condvar, and a lingering one only for a
+    // whole group: skip the wake-up syscall otherwise.
+    if q.writer_idle && q.queued_appends() >= q.wake_at {
+        q.writer_idle = false;
+        drop(q);
+        shared.queue_cv.notify_one();
+    }
+    Ok(())
 }
 
 /// The segment being appended to, as the writer sees it.
@@ -94,6 +189,8 @@ pub(crate) fn spawn(
         last_fsync: Instant::now(),
         checkpointed_rp: checkpointed,
         last_checkpoint: Instant::now(),
+        company: 1,
+        backlog: false,
         bufs: Vec::new(),
         dones: Vec::new(),
         flushes: Vec::new(),
@@ -118,6 +215,11 @@ struct Writer {
     last_fsync: Instant,
     checkpointed_rp: i64,
     last_checkpoint: Instant,
+    /// Appends outstanding when the last group completed: its own plus those that
+    /// arrived meanwhile. The next group lingers for that many (see `linger_deadline`).
+    company: usize,
+    /// The last group was full and left appends queued: write the rest at once.
+    backlog: bool,
     // Per-group scratch, kept to avoid allocating every group.
     bufs: Vec<PooledBuf>,
     dones: Vec<Completion>,
@@ -185,6 +287,32 @@ impl Writer {
         }
     }
 
+    /// When the writer should stop lingering for more appends, or None to write the
+    /// queued ones now.
+    ///
+    /// It lingers only when waiting can grow the group: under fsync=always or interval
+    /// (a group saves an fsync or a write call), with no flush or close waiting, no
+    /// backlog from a full group, and fewer appends queued than were outstanding when
+    /// the last group completed (`company`). A single synchronous appender has no
+    /// company (its next append comes only after the last one completed), so it never
+    /// waits; N threads appending in a loop get groups of N, each written as soon as
+    /// the N-th arrives. The wait ends `max_wait_ms` after the oldest queued append.
+    fn linger_deadline(&self, q: &Queue) -> Option<(Instant, usize)> {
+        let cfg = &self.shared.cfg;
+        if q.closing || q.flushes > 0 || self.backlog || cfg.max_wait_ms == 0 {
+            return None;
+        }
+        if self.policy() == FsyncPolicy::Never {
+            return None;
+        }
+        let target = self.company.min(cfg.max_group_batches);
+        if q.queued_appends() >= target {
+            return None;
+        }
+        let oldest = q.oldest?;
+        Some((oldest + Duration::from_millis(cfg.max_wait_ms), target))
+    }
+
     /// Waits for work; moves up to `max_group_batches` appends into `group`. Returns
     /// true when the log is closing and the queue is drained.
     fn next_group(&mut self, group: &mut Vec<Item>) -> bool {
@@ -192,7 +320,24 @@ impl Writer {
         let mut q = lock(&self.shared.queue);
         loop {
             if !q.items.is_empty() {
-                break;
+                let Some((deadline, target)) = self.linger_deadline(&q) else {
+                    break;
+                };
+                let now = Instant::now();
+                if now >= deadline {
+                    break;
+                }
+                q.wake_at = target;
+                q.writer_idle = true;
+                let (g, _) = self
+                    .shared
+                    .queue_cv
+                    .wait_timeout(q, deadline - now)
+                    .unwrap_or_else(|e| e.into_inner());
+                q = g;
+                q.writer_idle = false;
+                q.wake_at = 1;
+                continue;
             }
             if q.closing {
                 return true;
@@ -226,17 +371,29 @@ impl Writer {
         }
         let mut appends = 0;
         while let Some(item) = q.items.front() {
-            if matches!(item, Item::Append { .. }) {
-                if appends == max {
-                    break;
-                }
-                appends += 1;
+            match item {
+                Item::Append { .. } if appends == max => break,
+                Item::Append { .. } => appends += 1,
+                Item::Flush(_) => q.flushes -= 1,
             }
             if let Some(item) = q.items.pop_front() {
                 group.push(item);
             }
         }
+        // What stays behind arrived while the writer was busy: no reason to wait for it.
+        self.backlog = !q.items.is_empty();
+        q.oldest = None;
         q.closing && q.items.is_empty()
+    }
+
+    /// Takes `n` written (or failed) appends of `bytes` bytes off the queue's account;
+    /// returns how many appends were outstanding just before.
+    fn release(&self, n: usize, bytes: u64) -> usize {
+        let mut q = lock(&self.shared.queue);
+        let outstanding = q.pending;
+        q.pending -= n;
+        q.pending_bytes -= bytes;
+        outstanding
     }
 
     /// How long the idle writer may sleep before an interval fsync or a checkpoint
@@ -328,19 +485,20 @@ impl Writer {
     /// Fails every item of `group` with the offline error.
     fn fail_all(&mut self, group: &mut Vec<Item>) {
         let err = self.offline_error();
-        let mut appends = 0;
+        let (mut appends, mut bytes) = (0, 0u64);
         self.dones.clear();
         for item in group.drain(..) {
             match item {
-                Item::Append { done, .. } => {
+                Item::Append { done, buf } => {
                     appends += 1;
+                    bytes += buf.len() as u64;
                     self.dones.push(done);
                 }
                 Item::Flush(slot) => slot.put(Err(err.clone())),
             }
         }
         self.bufs.clear();
-        lock(&self.shared.queue).pending -= appends;
+        self.release(appends, bytes);
         let mut dones = std::mem::take(&mut self.dones);
         self.complete(&mut dones, |_| Err(err.clone()));
         self.dones = dones;
@@ -384,6 +542,7 @@ impl Writer {
             }
         }
         let n = self.bufs.len();
+        let queued_bytes: u64 = self.bufs.iter().map(|b| b.len() as u64).sum();
         let append_ms = now_ms();
         let written = self.write_group();
         let synced = written.and_then(|bytes| {
@@ -400,7 +559,7 @@ impl Writer {
             Err(e) => {
                 self.go_offline(format!("write or fsync failed: {e}"));
                 let err = self.offline_error();
-                lock(&self.shared.queue).pending -= n;
+                self.release(n, queued_bytes);
                 for f in self.flushes.drain(..) {
                     f.put(Err(err.clone()));
                 }
@@ -416,7 +575,9 @@ impl Writer {
             .store(self.active.next_offset, Ordering::Release);
         // Queue copies go back to their pool before the callers run.
         self.bufs.clear();
-        lock(&self.shared.queue).pending -= n;
+        if n > 0 {
+            self.company = self.release(n, queued_bytes);
+        }
         let c = &self.shared.counters;
         c.appends.fetch_add(n as u64, Ordering::Relaxed);
         c.groups.fetch_add(1, Ordering::Relaxed);
@@ -618,5 +779,200 @@ impl Writer {
             self.offline_error()
         });
         *lock(&self.shared.close_result) = Some(outcome);
+    }
+}
+
+#[cfg(test)]
+mod linger_tests {
+    //! The linger rule and the memory budget, driven through the public API with the
+    //! writer stalled at its gate where a test needs a known queue.
+
+    use super::super::{Wal, WalConfig, WalHooks};
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc::{channel, Receiver};
+
+    /// Long enough that a test fails (by its receive timeout) long before a wrongly
+    /// lingering writer would give up.
+    const HOUR_MS: u64 = 3_600_000;
+    const PATIENCE: Duration = Duration::from_secs(60);
+
+    static N: AtomicUsize = AtomicUsize::new(0);
+
+    struct Dir(std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn open(cfg: WalConfig) -> (Wal, Dir) {
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("streamcore-linger-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        let wal = Wal::open(&p, cfg, WalHooks::default()).expect("open");
+        (wal, Dir(p))
+    }
+
+    /// A one-record v2 batch of `payload` filler bytes (the WAL checks framing only).
+    fn batch(payload: usize) -> Vec<u8> {
+        let total = header::HEADER_LEN + payload;
+        let mut b = vec![0u8; total];
+        b[8..12].copy_from_slice(&((total - header::LOG_OVERHEAD) as i32).to_be_bytes());
+        b[16] = header::MAGIC_V2 as u8;
+        b[57..61].copy_from_slice(&1i32.to_be_bytes());
+        b
+    }
+
+    fn always(max_wait_ms: u64) -> WalConfig {
+        WalConfig {
+            fsync: FsyncPolicy::Always,
+            max_wait_ms,
+            ..WalConfig::default()
+        }
+    }
+
+    fn submit(wal: &Wal) -> Receiver<AppendOutcome> {
+        let (tx, rx) = channel();
+        wal.submit(
+            &batch(10),
+            Completion::Callback(Box::new(move |r| {
+                let _ = tx.send(r);
+            })),
+        )
+        .unwrap();
+        rx
+    }
+
+    /// Stalls the writer on its first append (A) while B and C queue, then lets it
+    /// go: A's group completes with three appends outstanding.
+    fn three_outstanding(wal: &Wal) -> [Receiver<AppendOutcome>; 3] {
+        let gate = lock(&wal.shared.writer_gate);
+        let a = submit(wal);
+        // The writer has taken A once the queue is empty but A is still pending.
+        while !lock(&wal.shared.queue).items.is_empty() {
+            std::thread::yield_now();
+        }
+        let b = submit(wal);
+        let c = submit(wal);
+        drop(gate);
+        [a, b, c]
+    }
+
+    #[test]
+    fn a_lone_synchronous_appender_never_waits() {
+        let (wal, _d) = open(always(HOUR_MS));
+        let (tx, rx) = channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for _ in 0..5 {
+                    wal.append(&batch(10)).unwrap();
+                }
+                tx.send(()).unwrap();
+            });
+            rx.recv_timeout(PATIENCE)
+                .expect("a lone appender was held for company that never comes");
+        });
+        assert_eq!((wal.stats().appends, wal.stats().groups), (5, 5));
+    }
+
+    #[test]
+    fn a_group_waits_for_the_appenders_of_the_last_round_and_goes_when_they_arrive() {
+        let (wal, _d) = open(always(HOUR_MS));
+        let [a, b, c] = three_outstanding(&wal);
+        a.recv_timeout(PATIENCE).unwrap().unwrap();
+        // Three were outstanding when A completed: B and C wait for a third. Waiting
+        // here cannot make this check pass wrongly, only give a broken rule time to show.
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(b.try_recv().is_err() && c.try_recv().is_err());
+        assert_eq!(wal.stats().groups, 1);
+        let d = submit(&wal);
+        for r in [b, c, d] {
+            r.recv_timeout(PATIENCE).unwrap().unwrap();
+        }
+        assert_eq!((wal.stats().appends, wal.stats().groups), (4, 2));
+    }
+
+    #[test]
+    fn lingering_ends_max_wait_after_the_oldest_queued_append() {
+        let max_wait = Duration::from_millis(200);
+        let (wal, _d) = open(always(max_wait.as_millis() as u64));
+        let [a, b, c] = three_outstanding(&wal);
+        let queued_at = Instant::now();
+        a.recv_timeout(PATIENCE).unwrap().unwrap();
+        b.recv_timeout(PATIENCE)
+            .expect("max_wait_ms did not end the wait")
+            .unwrap();
+        c.recv_timeout(PATIENCE).unwrap().unwrap();
+        // B and C went together, and not before the deadline (a lower bound, which
+        // scheduling delays cannot break).
+        assert!(queued_at.elapsed() >= max_wait);
+        assert_eq!((wal.stats().appends, wal.stats().groups), (3, 2));
+    }
+
+    #[test]
+    fn fsync_never_and_a_queued_flush_never_keep_a_group_waiting() {
+        // fsync=never: nothing to save by waiting, so B and C go at once.
+        let (wal, _d) = open(WalConfig {
+            fsync: FsyncPolicy::Never,
+            max_wait_ms: HOUR_MS,
+            ..WalConfig::default()
+        });
+        for r in three_outstanding(&wal) {
+            r.recv_timeout(PATIENCE).unwrap().unwrap();
+        }
+        // fsync=always: a flush request ends the wait.
+        let (wal, _d) = open(always(HOUR_MS));
+        let [a, b, c] = three_outstanding(&wal);
+        a.recv_timeout(PATIENCE).unwrap().unwrap();
+        wal.flush().unwrap();
+        for r in [b, c] {
+            r.recv_timeout(PATIENCE).unwrap().unwrap();
+        }
+    }
+
+    #[test]
+    fn the_memory_budget_bounds_queued_bytes_with_backpressure() {
+        let (wal, _d) = open(WalConfig {
+            fsync: FsyncPolicy::Never,
+            memory_budget_bytes: 1000,
+            ..WalConfig::default()
+        });
+        let gate = lock(&wal.shared.writer_gate);
+        // An empty queue takes a batch larger than the whole budget.
+        let big = wal.enqueue(&batch(1500)).unwrap();
+        match wal.enqueue(&batch(10)) {
+            Err(WalError::Backpressure {
+                throttle_time_ms,
+                message,
+            }) => {
+                assert!(throttle_time_ms >= 1);
+                assert!(message.contains("memory budget of 1000 bytes"), "{message}");
+            }
+            other => panic!("expected backpressure, got {:?}", other.map(|_| ())),
+        }
+        drop(gate);
+        big.wait().unwrap();
+        // Within the budget: 10 batches of 71 bytes queue while the writer is stalled.
+        let gate = lock(&wal.shared.writer_gate);
+        let first = wal.enqueue(&batch(10)).unwrap();
+        while !lock(&wal.shared.queue).items.is_empty() {
+            std::thread::yield_now();
+        }
+        let mut waiters = vec![first];
+        let len = batch(10).len() as u64;
+        while lock(&wal.shared.queue).pending_bytes + len <= 1000 {
+            waiters.push(wal.enqueue(&batch(10)).unwrap());
+        }
+        assert!(matches!(
+            wal.enqueue(&batch(10)),
+            Err(WalError::Backpressure { .. })
+        ));
+        assert_eq!(wal.stats().backpressure_rejections, 2);
+        drop(gate);
+        for w in waiters {
+            w.wait().unwrap();
+        }
+        assert_eq!(lock(&wal.shared.queue).pending_bytes, 0);
     }
 }
