@@ -9,7 +9,6 @@ import shutil
 
 import pytest
 
-from streamcore._reference.wal.recovery import take_last_report
 from streamcore.errors import StorageError
 from streamcore.storage import Log
 
@@ -21,11 +20,7 @@ SIZE = 200  # bytes per batch in these logs
 
 def _report(wal) -> dict:
     """The recovery report of a just-opened WalLog of either twin, without its directory."""
-    report = getattr(wal, "recovery_report", None)
-    if report is None:
-        report = take_last_report()
-    assert report is not None
-    report = dict(report)
+    report = dict(wal.recovery_report)
     report.pop("directory")
     return report
 

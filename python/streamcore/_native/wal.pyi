@@ -2,7 +2,7 @@
 
 from collections.abc import Callable
 from os import PathLike
-from typing import final
+from typing import Any, final
 
 from typing_extensions import Buffer
 
@@ -45,6 +45,8 @@ class WalLog:
         self, retention_ms: int | None, retention_bytes: int | None, now_ms: int | None = None
     ) -> int: ...
     def delete_records(self, offset: int) -> int: ...
+    @property
+    def recovery_report(self) -> dict[str, Any]: ...
     @property
     def high_watermark(self) -> int: ...
     @property

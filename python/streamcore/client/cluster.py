@@ -66,7 +66,8 @@ class Cluster:
         self._last_refresh = 0.0
         self._coordinators: dict[str, int] = {}
         self._closed = False
-        self.backoff = Backoff(config.retry_backoff_ms, config.retry_backoff_max_ms)
+        # Metadata and coordinator retries follow the configured retry policy (retry.* settings).
+        self.backoff = Backoff.from_config(config)
 
     async def _open_connection(self, host: str, port: int, node_id: int) -> BrokerConnection:
         c = self.config
@@ -79,6 +80,8 @@ class Cluster:
             min_in_flight=c.min_in_flight_requests_per_connection,
             connect_timeout_ms=c.socket_connection_setup_timeout_ms,
             node_id=node_id,
+            high_capacity=c.high_priority_channel_capacity,
+            normal_capacity=c.normal_priority_channel_capacity,
         )
 
     def close(self) -> None:

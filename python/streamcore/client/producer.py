@@ -35,7 +35,6 @@ from streamcore.client.accumulator import RECORD_OVERHEAD, Accumulator
 from streamcore.client.cluster import Cluster
 from streamcore.client.config import ClientConfig, build_config
 from streamcore.client.errors import BufferFullError, ClientClosedError
-from streamcore.client.retrying import Backoff
 from streamcore.client.sender import Sender
 from streamcore.client.sequencing import Sequencer
 from streamcore.client.types import BatchMetadata, RecordMetadata, TopicPartition
@@ -95,12 +94,6 @@ class ProducerCore:
         self.config = config
         c = config
         self.cluster = Cluster(config)
-        # The cluster's own metadata retries follow the configured policy too, and its
-        # connections get the configured channel capacities.
-        self.cluster.backoff = Backoff.from_config(c)
-        self.cluster.pool.set_channel_capacities(
-            c.high_priority_channel_capacity, c.normal_priority_channel_capacity
-        )
         self.idempotent = c.enable_idempotence
         self.key_serializer = c.key_serializer
         self.value_serializer = c.value_serializer

@@ -128,17 +128,6 @@ def _span_headers(path: str, position: int, length: int) -> Iterator[BatchHeader
 logger = logging.getLogger("streamcore.storage")
 
 
-def _take_recovery_report(wal: Any) -> dict[str, Any]:
-    report = getattr(wal, "recovery_report", None)
-    if report is None:
-        # The reference WalLog does not carry its report; its recovery hands it over
-        # on the opening thread instead (same keys as the native property).
-        from streamcore._reference.wal.recovery import take_last_report
-
-        report = take_last_report()
-    return dict(report or {})
-
-
 def describe_recovery(report: dict[str, Any]) -> str | None:
     """One line saying what recovery dropped, or None when it dropped nothing.
 
@@ -198,7 +187,8 @@ class Log:
             timestamp is older than this (ms); None = keep.
         retention_bytes: ``apply_retention`` deletes oldest closed segments while the
             log stays at least this big without them (bytes); None = keep.
-        queue_depth, max_group_batches, max_wait_ms: override the profile's values.
+        queue_depth, max_group_batches, max_wait_ms, memory_budget_bytes: override the
+            profile's values (memory_budget_bytes: bytes queued before BackpressureError).
         index_interval_bytes: bytes of log between sparse index entries.
         lock: take ``directory/.lock`` exclusively (and a shared lock on the parent's
             ``.lock`` if the parent is a broker's data directory) for as long as the log
@@ -232,6 +222,7 @@ class Log:
         queue_depth: int | None = None,
         max_group_batches: int | None = None,
         max_wait_ms: int | None = None,
+        memory_budget_bytes: int | None = None,
         index_interval_bytes: int = 4096,
         lock: bool = True,
     ) -> None:
@@ -261,6 +252,7 @@ class Log:
                 queue_depth=queue_depth,
                 max_group_batches=max_group_batches,
                 max_wait_ms=max_wait_ms,
+                memory_budget_bytes=memory_budget_bytes,
                 index_interval_bytes=index_interval_bytes,
             )
         except BaseException:
@@ -281,10 +273,15 @@ class Log:
         queue_depth: int | None,
         max_group_batches: int | None,
         max_wait_ms: int | None,
+        memory_budget_bytes: int | None,
         index_interval_bytes: int,
     ) -> None:
         self.profile: WalProfile = resolve_profile(
-            profile, queue_depth=queue_depth, max_group_batches=max_group_batches, max_wait_ms=max_wait_ms
+            profile,
+            queue_depth=queue_depth,
+            max_group_batches=max_group_batches,
+            max_wait_ms=max_wait_ms,
+            memory_budget_bytes=memory_budget_bytes,
         )
         self.retention_ms = _optional_ms("retention_ms", retention_ms)
         self.retention_bytes = _optional_ms("retention_bytes", retention_bytes)
@@ -293,13 +290,14 @@ class Log:
             fsync=fsync,
             fsync_interval_ms=fsync_interval_ms,
             queue_depth=self.profile.queue_depth,
+            memory_budget_bytes=self.profile.memory_budget_bytes,
             max_group_batches=self.profile.max_group_batches,
             max_wait_ms=self.profile.max_wait_ms,
             segment_bytes=segment_bytes,
             segment_ms=_optional_ms("segment_ms", segment_ms),
             index_interval_bytes=index_interval_bytes,
         )
-        self.recovery_report: dict[str, Any] = _take_recovery_report(self._wal)
+        self.recovery_report: dict[str, Any] = dict(self._wal.recovery_report)
         _log_recovery(self.recovery_report)
         self.fsync = fsync
 

@@ -137,6 +137,7 @@ class WalLog:
         self._hw = rec.high_watermark
         self._log_start = rec.log_start_offset
         self._recovery_point = rec.high_watermark
+        self._recovery_report: dict[str, Any] = dict(rec.report)
         self._lock = threading.Lock()
         self._ckpt_lock = threading.Lock()
         self._retention_lock = threading.Lock()
@@ -274,6 +275,11 @@ class WalLog:
         return retention.delete_records(self, offset)
 
     # -- state ---------------------------------------------------------------
+
+    @property
+    def recovery_report(self) -> dict[str, Any]:
+        """What opening did: clean marker, segments scanned, bytes and offsets dropped, where and why."""
+        return dict(self._recovery_report)
 
     @property
     def high_watermark(self) -> int:

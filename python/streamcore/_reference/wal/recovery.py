@@ -14,15 +14,14 @@ Twin of ``recovery.rs``. The rules (docs/storage.md, identical in the native twi
 * a recovery point below the end of a cleanly closed log (an operator lowered
   it) is honoured: the log is scanned from there as after a crash.
 
-What opening did is summed up in a report (:func:`take_last_report`, the same
-fields as the native ``RecoveryReport``).
+What opening did is summed up in a report (``Recovered.report``, the same
+fields as the native ``RecoveryReport``), which ``WalLog.recovery_report`` serves.
 """
 
 from __future__ import annotations
 
 import mmap
 import os
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,7 +47,7 @@ from streamcore._reference.wal.segment import (
 )
 from streamcore.errors import StorageError
 
-__all__ = ["Recovered", "new_report", "open_directory", "take_last_report"]
+__all__ = ["Recovered", "new_report", "open_directory"]
 
 #: Suffixes left behind by a crash mid-deletion, mid-checkpoint or mid-compaction.
 STRAY_SUFFIXES = (".deleted", ".tmp", ".cleaned")
@@ -87,18 +86,6 @@ def new_report(directory: str, clean: bool) -> dict[str, Any]:
         "cut_position": None,
         "reason": None,
     }
-
-
-# open_directory runs on the thread that opens the WAL; its report travels back to
-# the opener through here, as in the native twin.
-_last = threading.local()
-
-
-def take_last_report() -> dict[str, Any] | None:
-    """The report of the last successful :func:`open_directory` on this thread, once; None after."""
-    report: dict[str, Any] | None = getattr(_last, "report", None)
-    _last.report = None
-    return report
 
 
 def _way_out(directory: str) -> str:
@@ -290,7 +277,6 @@ def open_directory(directory: str, interval: int) -> Recovered:
     report["old_end_offset"] = max(report["old_end_offset"], hw)
     if report["truncated_bytes"] > 0:
         report["first_dropped_offset"] = hw
-    _last.report = report
     return Recovered(segments, log_start, hw, report)
 
 
