@@ -355,9 +355,9 @@ def test_validate_only_checks_without_changing(client: WireClient) -> None:
 
 def test_broker_configs_are_static_and_refused_with_a_message(client: WireClient) -> None:
     code, message = _incremental(client, "0", [("log.retention.ms", SET, "1000")], resource_type=BROKER)
-    assert code == E.INVALID_CONFIG.code
+    assert code == E.INVALID_REQUEST.code
     assert "log.retention.ms" in message and "static" in message
-    assert _alter(client, "0", {"log.retention.ms": "1000"}, resource_type=BROKER) == E.INVALID_CONFIG.code
+    assert _alter(client, "0", {"log.retention.ms": "1000"}, resource_type=BROKER) == E.INVALID_REQUEST.code
     code, message = _incremental(client, "7", [("log.retention.ms", SET, "1")], resource_type=BROKER)
     assert code == E.INVALID_REQUEST.code and "broker 0" in message
 

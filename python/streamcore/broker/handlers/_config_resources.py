@@ -3,7 +3,8 @@
 Resource type 2 is a topic, 4 a broker, 8 a broker logger (Kafka's ConfigResource.Type).
 streamcore's broker settings come from its config file, environment and command line
 when it starts; none can change at run time, so every change to a broker resource is
-refused, the way Kafka refuses a change to a config it cannot update dynamically.
+refused with INVALID_REQUEST, the answer Apache Kafka gives for a config it cannot update
+dynamically (such as log.dirs; tests/interop/test_admin_interop.py compares the two).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ def broker_change_error(state: BrokerState, resource_name: str, names: list[str]
             f"this is broker {state.node_id}, not {resource_name!r} (streamcore is a single broker)",
         )
     listed = ", ".join(sorted(names)) or "(none)"
+    # Kafka answers INVALID_REQUEST for a config it cannot update dynamically (log.dirs).
     return (
-        ErrorCode.INVALID_CONFIG.code,
+        ErrorCode.INVALID_REQUEST.code,
         f"cannot update these broker configs at run time: {listed}; streamcore's broker settings are "
         "static (config file, STREAMCORE_* environment, command line) and apply at the next start",
     )
