@@ -14,7 +14,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 __all__ = [
     "DEFAULT_BOOTSTRAP",
@@ -29,6 +29,7 @@ __all__ = [
     "one_line",
     "parse_key_values",
     "run_tool",
+    "tool_parser",
     "shared_settings",
 ]
 
@@ -47,6 +48,22 @@ class ToolError(Exception):
 
 class UsageError(ToolError):
     """Arguments or settings are wrong; exits with :data:`EXIT_USAGE`."""
+
+
+def tool_parser(subparsers: Subparsers, name: str, **kw: Any) -> argparse.ArgumentParser:
+    """``subparsers.add_parser(name, **kw)`` whose usage errors are one stderr line (status 2).
+
+    argparse prints the whole usage text before its error; the tools promise scripts
+    one line, so the line names the problem and points at ``--help`` instead.
+    """
+    kw.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+    p: argparse.ArgumentParser = subparsers.add_parser(name, **kw)
+
+    def error(message: str) -> NoReturn:
+        p.exit(EXIT_USAGE, f"{p.prog}: error: {message} (see {p.prog} --help)\n")
+
+    p.error = error  # type: ignore[method-assign]
+    return p
 
 
 def add_connection_options(p: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ from streamcore.tools._common import (
     client_settings,
     run_tool,
     shared_settings,
+    tool_parser,
 )
 
 __all__ = ["add_consume_command", "format_record"]
@@ -37,14 +38,14 @@ _COMMIT_EVERY_S = 1.0
 
 def add_consume_command(subparsers: Subparsers) -> None:
     """Add ``streamcore consume``."""
-    p = subparsers.add_parser(
+    p = tool_parser(
+        subparsers,
         "consume",
         help="print records of a topic",
         description="Print the records of TOPIC on standard output, one per line. Without --group the tool "
         "reads every partition (or --partition) with no group and commits nothing; with --group it joins "
         "that consumer group, resumes from its committed offsets and commits what it has printed.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("topic", metavar="TOPIC")
     p.add_argument(

@@ -14,6 +14,7 @@ from streamcore.tools._common import (
     client_settings,
     format_table,
     run_tool,
+    tool_parser,
 )
 
 __all__ = ["add_groups_command", "plan_reset"]
@@ -33,12 +34,12 @@ _INACTIVE = ("Empty", "Dead")
 
 def add_groups_command(subparsers: Subparsers) -> None:
     """Add ``streamcore groups`` and its actions."""
-    p = subparsers.add_parser(
+    p = tool_parser(
+        subparsers,
         "groups",
         help="list, describe, delete consumer groups and reset their offsets",
         description="Inspect and manage consumer groups on any Kafka-protocol broker.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -104,12 +105,12 @@ def add_groups_command(subparsers: Subparsers) -> None:
 
 
 def _action(actions: Subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
-    a: argparse.ArgumentParser = actions.add_parser(
+    a = tool_parser(
+        actions,
         name,
         help=help,
         description=help[0].upper() + help[1:] + ".",
         epilog=f"examples:\n  {examples}\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_connection_options(a)
     return a
@@ -272,6 +273,7 @@ def run_reset_offsets(args: argparse.Namespace) -> int:
         how, amount = "offset", args.to_offset
     else:
         how, amount = "shift", args.shift_by
+    specs = [] if args.all_topics else [_topic_spec(text) for text in args.topic]
     with _admin(args) as admin:
         desc = _describe(admin, args.group)
         if desc is not None and desc.state not in _INACTIVE:
@@ -286,8 +288,7 @@ def run_reset_offsets(args: argparse.Namespace) -> int:
                 raise ToolError(f"consumer group {args.group!r} has no committed offsets to reset")
         else:
             parts = []
-            for text in args.topic:
-                topic, wanted = _topic_spec(text)
+            for topic, wanted in specs:
                 try:
                     have = admin.describe_topics([topic])[topic].partitions
                 except KafkaError as exc:

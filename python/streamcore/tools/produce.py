@@ -17,6 +17,7 @@ from streamcore.tools._common import (
     one_line,
     parse_key_values,
     run_tool,
+    tool_parser,
 )
 
 __all__ = ["add_produce_command"]
@@ -36,13 +37,13 @@ def add_produce_command(subparsers: Subparsers) -> None:
     """Add ``streamcore produce``."""
     from streamcore.client.config import COMPRESSION_TYPES
 
-    p = subparsers.add_parser(
+    p = tool_parser(
+        subparsers,
         "produce",
         help="send lines from stdin or a file as records",
         description="Send each line of standard input (or --file) to TOPIC as one record, without its line "
         "ending, then flush and exit: 0 once every record is acknowledged, 1 if any failed.",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("topic", metavar="TOPIC")
     p.add_argument("--file", metavar="PATH", help="read lines from PATH instead of standard input")

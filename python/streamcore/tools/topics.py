@@ -13,6 +13,7 @@ from streamcore.tools._common import (
     client_settings,
     parse_key_values,
     run_tool,
+    tool_parser,
 )
 
 __all__ = ["add_topics_command"]
@@ -30,12 +31,12 @@ examples:
 
 def add_topics_command(subparsers: Subparsers) -> None:
     """Add ``streamcore topics`` and its actions."""
-    p = subparsers.add_parser(
+    p = tool_parser(
+        subparsers,
         "topics",
         help="list, describe, create, alter and delete topics",
         description="Manage topics on any Kafka-protocol broker (streamcore or Apache Kafka).",
         epilog=_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
@@ -105,12 +106,12 @@ def add_topics_command(subparsers: Subparsers) -> None:
 
 
 def _action(actions: Subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
-    a: argparse.ArgumentParser = actions.add_parser(
+    a = tool_parser(
+        actions,
         name,
         help=help,
         description=help[0].upper() + help[1:] + ".",
         epilog=f"examples:\n  {examples}\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_connection_options(a)
     return a
