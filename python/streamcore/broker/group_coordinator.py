@@ -319,7 +319,7 @@ class GroupCoordinator:
         )
         if not member_id or (member_id in g.pending_members):
             if group_instance_id is not None and group_instance_id in g.static_members:
-                return await self._rejoin_static_with_new_id(g, loop, *new_member_args)
+                return await self._rejoin_static_with_new_id(g, loop, group_instance_id, *new_member_args[1:])
             if not member_id and require_known_member_id and group_instance_id is None:
                 new_id = self._new_member_id(client_id)
                 g.pending_members[new_id] = loop.call_later(
@@ -336,9 +336,10 @@ class GroupCoordinator:
         # a known member id
         if g.is_static_fenced(member_id, group_instance_id):
             return JoinResult(_FENCED_INSTANCE_ID, member_id=member_id)
-        member = g.members.get(member_id)
-        if member is None or g.state is GroupState.EMPTY:
+        known = g.members.get(member_id)
+        if known is None or g.state is GroupState.EMPTY:
             return JoinResult(_UNKNOWN_MEMBER_ID, member_id=member_id)
+        member = known
         member.client_id, member.client_host = client_id, client_host
         member.session_timeout_ms, member.rebalance_timeout_ms = session_timeout_ms, rebalance_timeout_ms
         unchanged = member.protocols == protocols

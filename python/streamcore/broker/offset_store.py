@@ -389,7 +389,7 @@ class OffsetStore:
         ``now_ms - retention_ms``. Returns the number of offsets removed.
         """
         cutoff = now_ms - retention_ms
-        doomed = []
+        doomed: list[tuple[str, tuple[str, int]]] = []
         for group, table in self._offsets.items():
             since = empty_since_ms(group)
             if since is None or since > cutoff:
@@ -420,7 +420,9 @@ class OffsetStore:
             return 0
         snapshot_ts = self._timestamp() + 1
         self._last_ts = snapshot_ts
-        records = [(encode_offset_key(g, tp[0], tp[1]), encode_offset_value(e)) for g, tp, e in live]
+        records: list[tuple[bytes, bytes | None]] = [
+            (encode_offset_key(g, tp[0], tp[1]), encode_offset_value(e)) for g, tp, e in live
+        ]
         for batch in self._encode(records, snapshot_ts):
             self._log.append(batch)
         self._log.flush()

@@ -26,7 +26,9 @@ REQUEST = DeleteTopicsRequest
 _ZERO_UUID = bytes(16)
 
 
-def _delete(state, name: str | None, topic_id: bytes) -> DeleteTopicsResponse_DeletableTopicResult:
+def _delete(
+    state: BrokerState, name: str | None, topic_id: bytes
+) -> DeleteTopicsResponse_DeletableTopicResult:
     result = DeleteTopicsResponse_DeletableTopicResult(name=name, topic_id=topic_id, error_message=None)
     try:
         if name:

@@ -32,15 +32,15 @@ REQUEST = DescribeLogDirsRequest
 def handle(
     state: BrokerState, ctx: RequestContext, request: DescribeLogDirsRequest
 ) -> DescribeLogDirsResponse:
-    every = {t.name: range(t.partitions) for t in state.topics.list_topics(include_internal=True)}
+    every = {t.name: t.partitions for t in state.topics.list_topics(include_internal=True)}
+    wanted: dict[str, list[int]]
     if request.topics is None:
-        wanted = every
+        wanted = {name: list(range(count)) for name, count in every.items()}
     else:
         wanted = {}
         for t in request.topics:
             if t.topic in every:
-                have = every[t.topic]
-                wanted[t.topic] = sorted({p for p in t.partitions if p in have})
+                wanted[t.topic] = sorted({p for p in t.partitions if 0 <= p < every[t.topic]})
     topics_out = []
     for name, partitions in sorted(wanted.items()):
         parts = [

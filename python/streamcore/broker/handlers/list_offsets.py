@@ -25,6 +25,7 @@ from streamcore.protocol.messages import (
 if TYPE_CHECKING:
     from streamcore.broker.context import RequestContext
     from streamcore.broker.state import BrokerState
+    from streamcore.storage import Log
 
 API_KEY = 2
 REQUEST = ListOffsetsRequest
@@ -33,7 +34,7 @@ _LATEST, _EARLIEST, _MAX_TIMESTAMP, _EARLIEST_LOCAL, _LATEST_TIERED = -1, -2, -3
 _UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
 
 
-def _by_timestamp(log, ts: int) -> tuple[int, int]:
+def _by_timestamp(log: Log, ts: int) -> tuple[int, int]:
     """First record with timestamp >= ts: the time index finds the batch, its records the offset."""
     found = log.offset_for_timestamp(ts)
     if found is None:
@@ -51,7 +52,7 @@ def _by_timestamp(log, ts: int) -> tuple[int, int]:
     return _batch_ts, offset
 
 
-def _max_timestamp(log) -> tuple[int, int]:
+def _max_timestamp(log: Log) -> tuple[int, int]:
     """The record with the largest timestamp (the earliest such record if tied)."""
     best_ts, best_offset = -1, -1
     offset = log.log_start_offset
