@@ -54,6 +54,14 @@ APIS = (
     "OffsetForLeaderEpoch",
     "DescribeCluster",
     "SaslHandshake",
+    "DeleteRecords",
+    "AlterConfigs",
+    "DescribeLogDirs",
+    "CreatePartitions",
+    "DeleteGroups",
+    "IncrementalAlterConfigs",
+    "OffsetDelete",
+    "DescribeProducers",
 )
 # Non-API data structures (the consumer group protocol's subscription and assignment).
 DATA_SPECS = ("ConsumerProtocolSubscription", "ConsumerProtocolAssignment")

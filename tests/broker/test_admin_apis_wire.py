@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import struct
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from streamcore.errors import ErrorCode
-from streamcore.protocol import admin_messages as a
+from streamcore.protocol import messages as a
 from streamcore.protocol import messages as m
 from streamcore.protocol.api_versions import ADVERTISED
 
@@ -283,30 +282,6 @@ def test_the_admin_apis_are_advertised_over_kafkas_version_ranges(client: WireCl
         61: (0, 0),
     }
     assert all(ranges[k] == v for k, v in ADVERTISED.items())
-
-
-def test_admin_messages_is_what_the_generator_writes() -> None:
-    # The module is generated, never edited: regenerate it the way it was made and compare.
-    sys.path.insert(0, str(REPO / "tools"))
-    try:
-        import gen_protocol
-    finally:
-        sys.path.pop(0)
-    saved = gen_protocol.APIS, gen_protocol.DATA_SPECS
-    gen_protocol.APIS = tuple(c.__name__.removesuffix("Request") for c in a.REQUESTS.values())
-    gen_protocol.DATA_SPECS = ()
-    try:
-        expected = gen_protocol.generate(*gen_protocol.default_spec_dir())
-    finally:
-        gen_protocol.APIS, gen_protocol.DATA_SPECS = saved
-    # Two comment lines go before it: mypy's exemption, which messages.py gets from pyproject.
-    text = Path(a.__file__).read_text(encoding="utf-8")
-    head, body = text.split("\n", 2)[:2], text.split("\n", 2)[2]
-    assert head[0] == "# mypy: ignore-errors" and head[1].startswith("# ")
-    assert body == expected
-
-
-# ---------------------------------------------------------------- configs
 
 
 def test_incremental_alter_configs_set_and_delete_show_in_describe_configs(client: WireClient) -> None:

@@ -33,30 +33,28 @@ from streamcore.client.retrying import (
 )
 from streamcore.client.types import OffsetAndMetadata, TopicPartition
 from streamcore.errors import ErrorCode, KafkaError
-from streamcore.protocol.admin_messages import (
+from streamcore.protocol.messages import (
     AlterConfigsRequest,
     AlterConfigsRequest_AlterableConfig,
     AlterConfigsRequest_AlterConfigsResource,
+    ConsumerProtocolAssignment,
     CreatePartitionsRequest,
     CreatePartitionsRequest_CreatePartitionsTopic,
+    CreateTopicsRequest,
+    CreateTopicsRequest_CreatableTopic,
+    CreateTopicsRequest_CreatableTopicConfig,
     DeleteGroupsRequest,
     DeleteRecordsRequest,
     DeleteRecordsRequest_DeleteRecordsPartition,
     DeleteRecordsRequest_DeleteRecordsTopic,
-    IncrementalAlterConfigsRequest,
-    IncrementalAlterConfigsRequest_AlterableConfig,
-    IncrementalAlterConfigsRequest_AlterConfigsResource,
-)
-from streamcore.protocol.messages import (
-    ConsumerProtocolAssignment,
-    CreateTopicsRequest,
-    CreateTopicsRequest_CreatableTopic,
-    CreateTopicsRequest_CreatableTopicConfig,
     DeleteTopicsRequest,
     DeleteTopicsRequest_DeleteTopicState,
     DescribeConfigsRequest,
     DescribeConfigsRequest_DescribeConfigsResource,
     DescribeGroupsRequest,
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsRequest_AlterableConfig,
+    IncrementalAlterConfigsRequest_AlterConfigsResource,
     ListGroupsRequest,
     OffsetCommitRequest,
     OffsetCommitRequest_OffsetCommitRequestPartition,

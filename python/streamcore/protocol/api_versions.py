@@ -25,7 +25,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamcore.protocol import admin_messages
 from streamcore.protocol.messages import (
     REQUESTS,
     RESPONSES,
@@ -43,24 +42,17 @@ __all__ = [
     "api_version_entries",
 ]
 
-# The admin APIs' classes (DeleteRecords, AlterConfigs, ...) are generated into
-# protocol/admin_messages.py until messages.py carries them. API_NAMES stays with
-# messages.py's APIs until ``headers.ApiKey`` (checked against it at import) names the
-# admin APIs too.
-REQUEST_CLASSES: dict[int, type] = {**REQUESTS, **admin_messages.REQUESTS}
+REQUEST_CLASSES: dict[int, Any] = dict(REQUESTS)
 """Generated request class per api key."""
 
-RESPONSE_CLASSES: dict[int, type] = {**RESPONSES, **admin_messages.RESPONSES}
-_GENERATED_RESPONSES: dict[int, Any] = RESPONSE_CLASSES
+RESPONSE_CLASSES: dict[int, Any] = dict(RESPONSES)
 """Generated response class per api key."""
 
 API_NAMES: dict[int, str] = {k: c.__name__.removesuffix("Request") for k, c in REQUESTS.items()}
 """Api key -> name ("Produce", "Fetch", ...)."""
 
-_GENERATED: dict[int, Any] = {**REQUESTS, **admin_messages.REQUESTS}
-
 flexible_from: dict[int, int] = {
-    k: c.FLEXIBLE_FROM for k, c in sorted(_GENERATED.items()) if c.FLEXIBLE_FROM is not None
+    k: c.FLEXIBLE_FROM for k, c in sorted(REQUEST_CLASSES.items()) if c.FLEXIBLE_FROM is not None
 }
 """Api key -> first flexible version (request header v2, compact encodings, tagged fields)."""
 
@@ -145,7 +137,7 @@ def api_version_entries() -> list[ApiVersionsResponse_ApiVersion]:
 def _check_table() -> None:
     # A range the generated classes cannot decode would be a broken promise to clients.
     for key, (lo, hi) in ADVERTISED.items():
-        req, resp = _GENERATED[key], _GENERATED_RESPONSES[key]
+        req, resp = REQUEST_CLASSES[key], RESPONSE_CLASSES[key]
         if not (
             req.MIN_VERSION <= lo <= hi <= req.MAX_VERSION
             and resp.MIN_VERSION <= lo <= hi <= resp.MAX_VERSION

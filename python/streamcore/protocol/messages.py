@@ -3407,6 +3407,1228 @@ class SaslHandshakeResponse:
 
 
 
+class DeleteRecordsRequest_DeleteRecordsPartition:
+    """Struct DeleteRecordsPartition of a Kafka message."""
+
+    __slots__ = ('partition_index', 'offset', )
+
+    def __init__(self, partition_index=0, offset=0):
+        self.partition_index = partition_index
+        self.offset = offset
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.partition_index == other.partition_index and self.offset == other.offset
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteRecordsRequest_DeleteRecordsPartition(partition_index={self.partition_index!r}, offset={self.offset!r})"
+
+
+class DeleteRecordsRequest_DeleteRecordsTopic:
+    """Struct DeleteRecordsTopic of a Kafka message."""
+
+    __slots__ = ('name', 'partitions', )
+
+    def __init__(self, name='', partitions=_MISSING):
+        self.name = name
+        self.partitions = [] if partitions is _MISSING else partitions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.partitions == other.partitions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteRecordsRequest_DeleteRecordsTopic(name={self.name!r}, partitions={self.partitions!r})"
+
+
+class DeleteRecordsRequest:
+    """Kafka DeleteRecordsRequest request (api key 21), versions 0-2; flexible from v2."""
+
+    __slots__ = ('topics', 'timeout_ms', )
+    API_KEY = 21
+    MIN_VERSION = 0
+    MAX_VERSION = 2
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, topics=_MISSING, timeout_ms=0):
+        self.topics = [] if topics is _MISSING else topics
+        self.timeout_ms = timeout_ms
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.topics == other.topics and self.timeout_ms == other.timeout_ms
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteRecordsRequest(topics={self.topics!r}, timeout_ms={self.timeout_ms!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DeleteRecordsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DeleteRecordsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DeleteRecordsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DeleteRecordsRequest, w, version)
+
+
+DeleteRecordsRequest.DeleteRecordsTopic = DeleteRecordsRequest_DeleteRecordsTopic
+DeleteRecordsRequest.DeleteRecordsPartition = DeleteRecordsRequest_DeleteRecordsPartition
+
+
+class DeleteRecordsResponse_DeleteRecordsPartitionResult:
+    """Struct DeleteRecordsPartitionResult of a Kafka message."""
+
+    __slots__ = ('partition_index', 'low_watermark', 'error_code', )
+
+    def __init__(self, partition_index=0, low_watermark=0, error_code=0):
+        self.partition_index = partition_index
+        self.low_watermark = low_watermark
+        self.error_code = error_code
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.partition_index == other.partition_index and self.low_watermark == other.low_watermark and self.error_code == other.error_code
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteRecordsResponse_DeleteRecordsPartitionResult(partition_index={self.partition_index!r}, low_watermark={self.low_watermark!r}, error_code={self.error_code!r})"
+
+
+class DeleteRecordsResponse_DeleteRecordsTopicResult:
+    """Struct DeleteRecordsTopicResult of a Kafka message."""
+
+    __slots__ = ('name', 'partitions', )
+
+    def __init__(self, name='', partitions=_MISSING):
+        self.name = name
+        self.partitions = [] if partitions is _MISSING else partitions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.partitions == other.partitions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteRecordsResponse_DeleteRecordsTopicResult(name={self.name!r}, partitions={self.partitions!r})"
+
+
+class DeleteRecordsResponse:
+    """Kafka DeleteRecordsResponse response (api key 21), versions 0-2; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'topics', )
+    API_KEY = 21
+    MIN_VERSION = 0
+    MAX_VERSION = 2
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, throttle_time_ms=0, topics=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _MISSING else topics
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.topics == other.topics
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteRecordsResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DeleteRecordsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DeleteRecordsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DeleteRecordsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DeleteRecordsResponse, w, version)
+
+
+DeleteRecordsResponse.DeleteRecordsTopicResult = DeleteRecordsResponse_DeleteRecordsTopicResult
+DeleteRecordsResponse.DeleteRecordsPartitionResult = DeleteRecordsResponse_DeleteRecordsPartitionResult
+
+
+class AlterConfigsRequest_AlterableConfig:
+    """Struct AlterableConfig of a Kafka message."""
+
+    __slots__ = ('name', 'value', )
+
+    def __init__(self, name='', value=''):
+        self.name = name
+        self.value = value
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.value == other.value
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterConfigsRequest_AlterableConfig(name={self.name!r}, value={self.value!r})"
+
+
+class AlterConfigsRequest_AlterConfigsResource:
+    """Struct AlterConfigsResource of a Kafka message."""
+
+    __slots__ = ('resource_type', 'resource_name', 'configs', )
+
+    def __init__(self, resource_type=0, resource_name='', configs=_MISSING):
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        self.configs = [] if configs is _MISSING else configs
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.resource_type == other.resource_type and self.resource_name == other.resource_name and self.configs == other.configs
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterConfigsRequest_AlterConfigsResource(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, configs={self.configs!r})"
+
+
+class AlterConfigsRequest:
+    """Kafka AlterConfigsRequest request (api key 33), versions 0-2; flexible from v2."""
+
+    __slots__ = ('resources', 'validate_only', )
+    API_KEY = 33
+    MIN_VERSION = 0
+    MAX_VERSION = 2
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, resources=_MISSING, validate_only=False):
+        self.resources = [] if resources is _MISSING else resources
+        self.validate_only = validate_only
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.resources == other.resources and self.validate_only == other.validate_only
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterConfigsRequest(resources={self.resources!r}, validate_only={self.validate_only!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a AlterConfigsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_AlterConfigsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_AlterConfigsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_AlterConfigsRequest, w, version)
+
+
+AlterConfigsRequest.AlterConfigsResource = AlterConfigsRequest_AlterConfigsResource
+AlterConfigsRequest.AlterableConfig = AlterConfigsRequest_AlterableConfig
+
+
+class AlterConfigsResponse_AlterConfigsResourceResponse:
+    """Struct AlterConfigsResourceResponse of a Kafka message."""
+
+    __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', )
+
+    def __init__(self, error_code=0, error_message='', resource_type=0, resource_name=''):
+        self.error_code = error_code
+        self.error_message = error_message
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.error_code == other.error_code and self.error_message == other.error_message and self.resource_type == other.resource_type and self.resource_name == other.resource_name
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterConfigsResponse_AlterConfigsResourceResponse(error_code={self.error_code!r}, error_message={self.error_message!r}, resource_type={self.resource_type!r}, resource_name={self.resource_name!r})"
+
+
+class AlterConfigsResponse:
+    """Kafka AlterConfigsResponse response (api key 33), versions 0-2; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'responses', )
+    API_KEY = 33
+    MIN_VERSION = 0
+    MAX_VERSION = 2
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, throttle_time_ms=0, responses=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.responses = [] if responses is _MISSING else responses
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.responses == other.responses
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterConfigsResponse(throttle_time_ms={self.throttle_time_ms!r}, responses={self.responses!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a AlterConfigsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_AlterConfigsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_AlterConfigsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_AlterConfigsResponse, w, version)
+
+
+AlterConfigsResponse.AlterConfigsResourceResponse = AlterConfigsResponse_AlterConfigsResourceResponse
+
+
+class DescribeLogDirsRequest_DescribableLogDirTopic:
+    """Struct DescribableLogDirTopic of a Kafka message."""
+
+    __slots__ = ('topic', 'partitions', )
+
+    def __init__(self, topic='', partitions=_MISSING):
+        self.topic = topic
+        self.partitions = [] if partitions is _MISSING else partitions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.topic == other.topic and self.partitions == other.partitions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeLogDirsRequest_DescribableLogDirTopic(topic={self.topic!r}, partitions={self.partitions!r})"
+
+
+class DescribeLogDirsRequest:
+    """Kafka DescribeLogDirsRequest request (api key 35), versions 1-5; flexible from v2."""
+
+    __slots__ = ('topics', )
+    API_KEY = 35
+    MIN_VERSION = 1
+    MAX_VERSION = 5
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, topics=_MISSING):
+        self.topics = [] if topics is _MISSING else topics
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.topics == other.topics
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeLogDirsRequest(topics={self.topics!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeLogDirsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeLogDirsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeLogDirsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeLogDirsRequest, w, version)
+
+
+DescribeLogDirsRequest.DescribableLogDirTopic = DescribeLogDirsRequest_DescribableLogDirTopic
+
+
+class DescribeLogDirsResponse_DescribeLogDirsPartition:
+    """Struct DescribeLogDirsPartition of a Kafka message."""
+
+    __slots__ = ('partition_index', 'partition_size', 'offset_lag', 'is_future_key', )
+
+    def __init__(self, partition_index=0, partition_size=0, offset_lag=0, is_future_key=False):
+        self.partition_index = partition_index
+        self.partition_size = partition_size
+        self.offset_lag = offset_lag
+        self.is_future_key = is_future_key
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.partition_index == other.partition_index and self.partition_size == other.partition_size and self.offset_lag == other.offset_lag and self.is_future_key == other.is_future_key
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeLogDirsResponse_DescribeLogDirsPartition(partition_index={self.partition_index!r}, partition_size={self.partition_size!r}, offset_lag={self.offset_lag!r}, is_future_key={self.is_future_key!r})"
+
+
+class DescribeLogDirsResponse_DescribeLogDirsTopic:
+    """Struct DescribeLogDirsTopic of a Kafka message."""
+
+    __slots__ = ('name', 'partitions', )
+
+    def __init__(self, name='', partitions=_MISSING):
+        self.name = name
+        self.partitions = [] if partitions is _MISSING else partitions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.partitions == other.partitions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeLogDirsResponse_DescribeLogDirsTopic(name={self.name!r}, partitions={self.partitions!r})"
+
+
+class DescribeLogDirsResponse_DescribeLogDirsResult:
+    """Struct DescribeLogDirsResult of a Kafka message."""
+
+    __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes', 'is_cordoned', )
+
+    def __init__(self, error_code=0, log_dir='', topics=_MISSING, total_bytes=-1, usable_bytes=-1, is_cordoned=False):
+        self.error_code = error_code
+        self.log_dir = log_dir
+        self.topics = [] if topics is _MISSING else topics
+        self.total_bytes = total_bytes
+        self.usable_bytes = usable_bytes
+        self.is_cordoned = is_cordoned
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.error_code == other.error_code and self.log_dir == other.log_dir and self.topics == other.topics and self.total_bytes == other.total_bytes and self.usable_bytes == other.usable_bytes and self.is_cordoned == other.is_cordoned
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeLogDirsResponse_DescribeLogDirsResult(error_code={self.error_code!r}, log_dir={self.log_dir!r}, topics={self.topics!r}, total_bytes={self.total_bytes!r}, usable_bytes={self.usable_bytes!r}, is_cordoned={self.is_cordoned!r})"
+
+
+class DescribeLogDirsResponse:
+    """Kafka DescribeLogDirsResponse response (api key 35), versions 1-5; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'results', )
+    API_KEY = 35
+    MIN_VERSION = 1
+    MAX_VERSION = 5
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, throttle_time_ms=0, error_code=0, results=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.results = [] if results is _MISSING else results
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.error_code == other.error_code and self.results == other.results
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeLogDirsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, results={self.results!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeLogDirsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeLogDirsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeLogDirsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeLogDirsResponse, w, version)
+
+
+DescribeLogDirsResponse.DescribeLogDirsResult = DescribeLogDirsResponse_DescribeLogDirsResult
+DescribeLogDirsResponse.DescribeLogDirsTopic = DescribeLogDirsResponse_DescribeLogDirsTopic
+DescribeLogDirsResponse.DescribeLogDirsPartition = DescribeLogDirsResponse_DescribeLogDirsPartition
+
+
+class CreatePartitionsRequest_CreatePartitionsAssignment:
+    """Struct CreatePartitionsAssignment of a Kafka message."""
+
+    __slots__ = ('broker_ids', )
+
+    def __init__(self, broker_ids=_MISSING):
+        self.broker_ids = [] if broker_ids is _MISSING else broker_ids
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.broker_ids == other.broker_ids
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"CreatePartitionsRequest_CreatePartitionsAssignment(broker_ids={self.broker_ids!r})"
+
+
+class CreatePartitionsRequest_CreatePartitionsTopic:
+    """Struct CreatePartitionsTopic of a Kafka message."""
+
+    __slots__ = ('name', 'count', 'assignments', )
+
+    def __init__(self, name='', count=0, assignments=_MISSING):
+        self.name = name
+        self.count = count
+        self.assignments = [] if assignments is _MISSING else assignments
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.count == other.count and self.assignments == other.assignments
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"CreatePartitionsRequest_CreatePartitionsTopic(name={self.name!r}, count={self.count!r}, assignments={self.assignments!r})"
+
+
+class CreatePartitionsRequest:
+    """Kafka CreatePartitionsRequest request (api key 37), versions 0-3; flexible from v2."""
+
+    __slots__ = ('topics', 'timeout_ms', 'validate_only', )
+    API_KEY = 37
+    MIN_VERSION = 0
+    MAX_VERSION = 3
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, topics=_MISSING, timeout_ms=0, validate_only=False):
+        self.topics = [] if topics is _MISSING else topics
+        self.timeout_ms = timeout_ms
+        self.validate_only = validate_only
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.topics == other.topics and self.timeout_ms == other.timeout_ms and self.validate_only == other.validate_only
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"CreatePartitionsRequest(topics={self.topics!r}, timeout_ms={self.timeout_ms!r}, validate_only={self.validate_only!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a CreatePartitionsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_CreatePartitionsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_CreatePartitionsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_CreatePartitionsRequest, w, version)
+
+
+CreatePartitionsRequest.CreatePartitionsTopic = CreatePartitionsRequest_CreatePartitionsTopic
+CreatePartitionsRequest.CreatePartitionsAssignment = CreatePartitionsRequest_CreatePartitionsAssignment
+
+
+class CreatePartitionsResponse_CreatePartitionsTopicResult:
+    """Struct CreatePartitionsTopicResult of a Kafka message."""
+
+    __slots__ = ('name', 'error_code', 'error_message', )
+
+    def __init__(self, name='', error_code=0, error_message=None):
+        self.name = name
+        self.error_code = error_code
+        self.error_message = error_message
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.error_code == other.error_code and self.error_message == other.error_message
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"CreatePartitionsResponse_CreatePartitionsTopicResult(name={self.name!r}, error_code={self.error_code!r}, error_message={self.error_message!r})"
+
+
+class CreatePartitionsResponse:
+    """Kafka CreatePartitionsResponse response (api key 37), versions 0-3; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'results', )
+    API_KEY = 37
+    MIN_VERSION = 0
+    MAX_VERSION = 3
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, throttle_time_ms=0, results=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _MISSING else results
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.results == other.results
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"CreatePartitionsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a CreatePartitionsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_CreatePartitionsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_CreatePartitionsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_CreatePartitionsResponse, w, version)
+
+
+CreatePartitionsResponse.CreatePartitionsTopicResult = CreatePartitionsResponse_CreatePartitionsTopicResult
+
+
+class DeleteGroupsRequest:
+    """Kafka DeleteGroupsRequest request (api key 42), versions 0-2; flexible from v2."""
+
+    __slots__ = ('groups_names', )
+    API_KEY = 42
+    MIN_VERSION = 0
+    MAX_VERSION = 2
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, groups_names=_MISSING):
+        self.groups_names = [] if groups_names is _MISSING else groups_names
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.groups_names == other.groups_names
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteGroupsRequest(groups_names={self.groups_names!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DeleteGroupsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DeleteGroupsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DeleteGroupsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DeleteGroupsRequest, w, version)
+
+
+
+
+class DeleteGroupsResponse_DeletableGroupResult:
+    """Struct DeletableGroupResult of a Kafka message."""
+
+    __slots__ = ('group_id', 'error_code', )
+
+    def __init__(self, group_id='', error_code=0):
+        self.group_id = group_id
+        self.error_code = error_code
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.group_id == other.group_id and self.error_code == other.error_code
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteGroupsResponse_DeletableGroupResult(group_id={self.group_id!r}, error_code={self.error_code!r})"
+
+
+class DeleteGroupsResponse:
+    """Kafka DeleteGroupsResponse response (api key 42), versions 0-2; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'results', )
+    API_KEY = 42
+    MIN_VERSION = 0
+    MAX_VERSION = 2
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, throttle_time_ms=0, results=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _MISSING else results
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.results == other.results
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteGroupsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DeleteGroupsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DeleteGroupsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DeleteGroupsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DeleteGroupsResponse, w, version)
+
+
+DeleteGroupsResponse.DeletableGroupResult = DeleteGroupsResponse_DeletableGroupResult
+
+
+class IncrementalAlterConfigsRequest_AlterableConfig:
+    """Struct AlterableConfig of a Kafka message."""
+
+    __slots__ = ('name', 'config_operation', 'value', )
+
+    def __init__(self, name='', config_operation=0, value=''):
+        self.name = name
+        self.config_operation = config_operation
+        self.value = value
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.config_operation == other.config_operation and self.value == other.value
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"IncrementalAlterConfigsRequest_AlterableConfig(name={self.name!r}, config_operation={self.config_operation!r}, value={self.value!r})"
+
+
+class IncrementalAlterConfigsRequest_AlterConfigsResource:
+    """Struct AlterConfigsResource of a Kafka message."""
+
+    __slots__ = ('resource_type', 'resource_name', 'configs', )
+
+    def __init__(self, resource_type=0, resource_name='', configs=_MISSING):
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        self.configs = [] if configs is _MISSING else configs
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.resource_type == other.resource_type and self.resource_name == other.resource_name and self.configs == other.configs
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"IncrementalAlterConfigsRequest_AlterConfigsResource(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, configs={self.configs!r})"
+
+
+class IncrementalAlterConfigsRequest:
+    """Kafka IncrementalAlterConfigsRequest request (api key 44), versions 0-1; flexible from v1."""
+
+    __slots__ = ('resources', 'validate_only', )
+    API_KEY = 44
+    MIN_VERSION = 0
+    MAX_VERSION = 1
+    FLEXIBLE_FROM = 1
+
+    def __init__(self, resources=_MISSING, validate_only=False):
+        self.resources = [] if resources is _MISSING else resources
+        self.validate_only = validate_only
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.resources == other.resources and self.validate_only == other.validate_only
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"IncrementalAlterConfigsRequest(resources={self.resources!r}, validate_only={self.validate_only!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a IncrementalAlterConfigsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_IncrementalAlterConfigsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_IncrementalAlterConfigsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_IncrementalAlterConfigsRequest, w, version)
+
+
+IncrementalAlterConfigsRequest.AlterConfigsResource = IncrementalAlterConfigsRequest_AlterConfigsResource
+IncrementalAlterConfigsRequest.AlterableConfig = IncrementalAlterConfigsRequest_AlterableConfig
+
+
+class IncrementalAlterConfigsResponse_AlterConfigsResourceResponse:
+    """Struct AlterConfigsResourceResponse of a Kafka message."""
+
+    __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', )
+
+    def __init__(self, error_code=0, error_message='', resource_type=0, resource_name=''):
+        self.error_code = error_code
+        self.error_message = error_message
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.error_code == other.error_code and self.error_message == other.error_message and self.resource_type == other.resource_type and self.resource_name == other.resource_name
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"IncrementalAlterConfigsResponse_AlterConfigsResourceResponse(error_code={self.error_code!r}, error_message={self.error_message!r}, resource_type={self.resource_type!r}, resource_name={self.resource_name!r})"
+
+
+class IncrementalAlterConfigsResponse:
+    """Kafka IncrementalAlterConfigsResponse response (api key 44), versions 0-1; flexible from v1."""
+
+    __slots__ = ('throttle_time_ms', 'responses', )
+    API_KEY = 44
+    MIN_VERSION = 0
+    MAX_VERSION = 1
+    FLEXIBLE_FROM = 1
+
+    def __init__(self, throttle_time_ms=0, responses=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.responses = [] if responses is _MISSING else responses
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.responses == other.responses
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"IncrementalAlterConfigsResponse(throttle_time_ms={self.throttle_time_ms!r}, responses={self.responses!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a IncrementalAlterConfigsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_IncrementalAlterConfigsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_IncrementalAlterConfigsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_IncrementalAlterConfigsResponse, w, version)
+
+
+IncrementalAlterConfigsResponse.AlterConfigsResourceResponse = IncrementalAlterConfigsResponse_AlterConfigsResourceResponse
+
+
+class OffsetDeleteRequest_OffsetDeleteRequestPartition:
+    """Struct OffsetDeleteRequestPartition of a Kafka message."""
+
+    __slots__ = ('partition_index', )
+
+    def __init__(self, partition_index=0):
+        self.partition_index = partition_index
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.partition_index == other.partition_index
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"OffsetDeleteRequest_OffsetDeleteRequestPartition(partition_index={self.partition_index!r})"
+
+
+class OffsetDeleteRequest_OffsetDeleteRequestTopic:
+    """Struct OffsetDeleteRequestTopic of a Kafka message."""
+
+    __slots__ = ('name', 'partitions', )
+
+    def __init__(self, name='', partitions=_MISSING):
+        self.name = name
+        self.partitions = [] if partitions is _MISSING else partitions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.partitions == other.partitions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"OffsetDeleteRequest_OffsetDeleteRequestTopic(name={self.name!r}, partitions={self.partitions!r})"
+
+
+class OffsetDeleteRequest:
+    """Kafka OffsetDeleteRequest request (api key 47), versions 0-0."""
+
+    __slots__ = ('group_id', 'topics', )
+    API_KEY = 47
+    MIN_VERSION = 0
+    MAX_VERSION = 0
+    FLEXIBLE_FROM = None
+
+    def __init__(self, group_id='', topics=_MISSING):
+        self.group_id = group_id
+        self.topics = [] if topics is _MISSING else topics
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.group_id == other.group_id and self.topics == other.topics
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"OffsetDeleteRequest(group_id={self.group_id!r}, topics={self.topics!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a OffsetDeleteRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_OffsetDeleteRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_OffsetDeleteRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_OffsetDeleteRequest, w, version)
+
+
+OffsetDeleteRequest.OffsetDeleteRequestTopic = OffsetDeleteRequest_OffsetDeleteRequestTopic
+OffsetDeleteRequest.OffsetDeleteRequestPartition = OffsetDeleteRequest_OffsetDeleteRequestPartition
+
+
+class OffsetDeleteResponse_OffsetDeleteResponsePartition:
+    """Struct OffsetDeleteResponsePartition of a Kafka message."""
+
+    __slots__ = ('partition_index', 'error_code', )
+
+    def __init__(self, partition_index=0, error_code=0):
+        self.partition_index = partition_index
+        self.error_code = error_code
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.partition_index == other.partition_index and self.error_code == other.error_code
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"OffsetDeleteResponse_OffsetDeleteResponsePartition(partition_index={self.partition_index!r}, error_code={self.error_code!r})"
+
+
+class OffsetDeleteResponse_OffsetDeleteResponseTopic:
+    """Struct OffsetDeleteResponseTopic of a Kafka message."""
+
+    __slots__ = ('name', 'partitions', )
+
+    def __init__(self, name='', partitions=_MISSING):
+        self.name = name
+        self.partitions = [] if partitions is _MISSING else partitions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.partitions == other.partitions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"OffsetDeleteResponse_OffsetDeleteResponseTopic(name={self.name!r}, partitions={self.partitions!r})"
+
+
+class OffsetDeleteResponse:
+    """Kafka OffsetDeleteResponse response (api key 47), versions 0-0."""
+
+    __slots__ = ('error_code', 'throttle_time_ms', 'topics', )
+    API_KEY = 47
+    MIN_VERSION = 0
+    MAX_VERSION = 0
+    FLEXIBLE_FROM = None
+
+    def __init__(self, error_code=0, throttle_time_ms=0, topics=_MISSING):
+        self.error_code = error_code
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _MISSING else topics
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.error_code == other.error_code and self.throttle_time_ms == other.throttle_time_ms and self.topics == other.topics
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"OffsetDeleteResponse(error_code={self.error_code!r}, throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a OffsetDeleteResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_OffsetDeleteResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_OffsetDeleteResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_OffsetDeleteResponse, w, version)
+
+
+OffsetDeleteResponse.OffsetDeleteResponseTopic = OffsetDeleteResponse_OffsetDeleteResponseTopic
+OffsetDeleteResponse.OffsetDeleteResponsePartition = OffsetDeleteResponse_OffsetDeleteResponsePartition
+
+
+class DescribeProducersRequest_TopicRequest:
+    """Struct TopicRequest of a Kafka message."""
+
+    __slots__ = ('name', 'partition_indexes', )
+
+    def __init__(self, name='', partition_indexes=_MISSING):
+        self.name = name
+        self.partition_indexes = [] if partition_indexes is _MISSING else partition_indexes
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.partition_indexes == other.partition_indexes
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeProducersRequest_TopicRequest(name={self.name!r}, partition_indexes={self.partition_indexes!r})"
+
+
+class DescribeProducersRequest:
+    """Kafka DescribeProducersRequest request (api key 61), versions 0-0; flexible from v0."""
+
+    __slots__ = ('topics', )
+    API_KEY = 61
+    MIN_VERSION = 0
+    MAX_VERSION = 0
+    FLEXIBLE_FROM = 0
+
+    def __init__(self, topics=_MISSING):
+        self.topics = [] if topics is _MISSING else topics
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.topics == other.topics
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeProducersRequest(topics={self.topics!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeProducersRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeProducersRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeProducersRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeProducersRequest, w, version)
+
+
+DescribeProducersRequest.TopicRequest = DescribeProducersRequest_TopicRequest
+
+
+class DescribeProducersResponse_ProducerState:
+    """Struct ProducerState of a Kafka message."""
+
+    __slots__ = ('producer_id', 'producer_epoch', 'last_sequence', 'last_timestamp', 'coordinator_epoch', 'current_txn_start_offset', )
+
+    def __init__(self, producer_id=0, producer_epoch=0, last_sequence=-1, last_timestamp=-1, coordinator_epoch=0, current_txn_start_offset=-1):
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.last_sequence = last_sequence
+        self.last_timestamp = last_timestamp
+        self.coordinator_epoch = coordinator_epoch
+        self.current_txn_start_offset = current_txn_start_offset
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.producer_id == other.producer_id and self.producer_epoch == other.producer_epoch and self.last_sequence == other.last_sequence and self.last_timestamp == other.last_timestamp and self.coordinator_epoch == other.coordinator_epoch and self.current_txn_start_offset == other.current_txn_start_offset
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeProducersResponse_ProducerState(producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, last_sequence={self.last_sequence!r}, last_timestamp={self.last_timestamp!r}, coordinator_epoch={self.coordinator_epoch!r}, current_txn_start_offset={self.current_txn_start_offset!r})"
+
+
+class DescribeProducersResponse_PartitionResponse:
+    """Struct PartitionResponse of a Kafka message."""
+
+    __slots__ = ('partition_index', 'error_code', 'error_message', 'active_producers', )
+
+    def __init__(self, partition_index=0, error_code=0, error_message=None, active_producers=_MISSING):
+        self.partition_index = partition_index
+        self.error_code = error_code
+        self.error_message = error_message
+        self.active_producers = [] if active_producers is _MISSING else active_producers
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.partition_index == other.partition_index and self.error_code == other.error_code and self.error_message == other.error_message and self.active_producers == other.active_producers
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeProducersResponse_PartitionResponse(partition_index={self.partition_index!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, active_producers={self.active_producers!r})"
+
+
+class DescribeProducersResponse_TopicResponse:
+    """Struct TopicResponse of a Kafka message."""
+
+    __slots__ = ('name', 'partitions', )
+
+    def __init__(self, name='', partitions=_MISSING):
+        self.name = name
+        self.partitions = [] if partitions is _MISSING else partitions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.partitions == other.partitions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeProducersResponse_TopicResponse(name={self.name!r}, partitions={self.partitions!r})"
+
+
+class DescribeProducersResponse:
+    """Kafka DescribeProducersResponse response (api key 61), versions 0-0; flexible from v0."""
+
+    __slots__ = ('throttle_time_ms', 'topics', )
+    API_KEY = 61
+    MIN_VERSION = 0
+    MAX_VERSION = 0
+    FLEXIBLE_FROM = 0
+
+    def __init__(self, throttle_time_ms=0, topics=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _MISSING else topics
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.topics == other.topics
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeProducersResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeProducersResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeProducersResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeProducersResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeProducersResponse, w, version)
+
+
+DescribeProducersResponse.TopicResponse = DescribeProducersResponse_TopicResponse
+DescribeProducersResponse.PartitionResponse = DescribeProducersResponse_PartitionResponse
+DescribeProducersResponse.ProducerState = DescribeProducersResponse_ProducerState
+
+
 class ConsumerProtocolSubscription_TopicPartition:
     """Struct TopicPartition of a Kafka message."""
 
@@ -15298,6 +16520,1871 @@ def _e_SaslHandshakeResponse_v0(o, w):
             m(e)
 
 
+def _d_DeleteRecordsRequest_DeleteRecordsPartition_v0(r):
+    f0 = r.int32()
+    f1 = r.int64()
+    return DeleteRecordsRequest_DeleteRecordsPartition(f0, f1)
+
+
+def _e_DeleteRecordsRequest_DeleteRecordsPartition_v0(o, w):
+    w.int32(o.partition_index)
+    w.int64(o.offset)
+
+
+def _d_DeleteRecordsRequest_DeleteRecordsTopic_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('DeleteRecordsRequest.DeleteRecordsTopic.name')
+    n = r.array_length()
+    if n is None:
+        raise _null('DeleteRecordsRequest.DeleteRecordsTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteRecordsRequest.DeleteRecordsTopic.partitions')
+    else:
+        f1 = [_d_DeleteRecordsRequest_DeleteRecordsPartition_v0(r) for _ in range(n)]
+    return DeleteRecordsRequest_DeleteRecordsTopic(f0, f1)
+
+
+def _e_DeleteRecordsRequest_DeleteRecordsTopic_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('DeleteRecordsRequest.DeleteRecordsTopic.name')
+    w.string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('DeleteRecordsRequest.DeleteRecordsTopic.partitions')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DeleteRecordsRequest_DeleteRecordsPartition_v0(e, w)
+
+
+def _d_DeleteRecordsRequest_v0(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('DeleteRecordsRequest.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteRecordsRequest.topics')
+    else:
+        f0 = [_d_DeleteRecordsRequest_DeleteRecordsTopic_v0(r) for _ in range(n)]
+    f1 = r.int32()
+    return DeleteRecordsRequest(f0, f1)
+
+
+def _e_DeleteRecordsRequest_v0(o, w):
+    x = o.topics
+    if x is None:
+        raise _null_enc('DeleteRecordsRequest.topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DeleteRecordsRequest_DeleteRecordsTopic_v0(e, w)
+    w.int32(o.timeout_ms)
+
+
+def _d_DeleteRecordsRequest_DeleteRecordsPartition_v2(r):
+    f0 = r.int32()
+    f1 = r.int64()
+    r.tagged_fields()
+    return DeleteRecordsRequest_DeleteRecordsPartition(f0, f1)
+
+
+def _e_DeleteRecordsRequest_DeleteRecordsPartition_v2(o, w):
+    w.int32(o.partition_index)
+    w.int64(o.offset)
+    w.uvarint(0)
+
+
+def _d_DeleteRecordsRequest_DeleteRecordsTopic_v2(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DeleteRecordsRequest.DeleteRecordsTopic.name')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DeleteRecordsRequest.DeleteRecordsTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteRecordsRequest.DeleteRecordsTopic.partitions')
+    else:
+        f1 = [_d_DeleteRecordsRequest_DeleteRecordsPartition_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DeleteRecordsRequest_DeleteRecordsTopic(f0, f1)
+
+
+def _e_DeleteRecordsRequest_DeleteRecordsTopic_v2(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('DeleteRecordsRequest.DeleteRecordsTopic.name')
+    w.compact_string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('DeleteRecordsRequest.DeleteRecordsTopic.partitions')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DeleteRecordsRequest_DeleteRecordsPartition_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DeleteRecordsRequest_v2(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DeleteRecordsRequest.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteRecordsRequest.topics')
+    else:
+        f0 = [_d_DeleteRecordsRequest_DeleteRecordsTopic_v2(r) for _ in range(n)]
+    f1 = r.int32()
+    r.tagged_fields()
+    return DeleteRecordsRequest(f0, f1)
+
+
+def _e_DeleteRecordsRequest_v2(o, w):
+    x = o.topics
+    if x is None:
+        raise _null_enc('DeleteRecordsRequest.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DeleteRecordsRequest_DeleteRecordsTopic_v2(e, w)
+    w.int32(o.timeout_ms)
+    w.uvarint(0)
+
+
+def _d_DeleteRecordsResponse_DeleteRecordsPartitionResult_v0(r):
+    f0 = r.int32()
+    f1 = r.int64()
+    f2 = r.int16()
+    return DeleteRecordsResponse_DeleteRecordsPartitionResult(f0, f1, f2)
+
+
+def _e_DeleteRecordsResponse_DeleteRecordsPartitionResult_v0(o, w):
+    w.int32(o.partition_index)
+    w.int64(o.low_watermark)
+    w.int16(o.error_code)
+
+
+def _d_DeleteRecordsResponse_DeleteRecordsTopicResult_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('DeleteRecordsResponse.DeleteRecordsTopicResult.name')
+    n = r.array_length()
+    if n is None:
+        raise _null('DeleteRecordsResponse.DeleteRecordsTopicResult.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteRecordsResponse.DeleteRecordsTopicResult.partitions')
+    else:
+        f1 = [_d_DeleteRecordsResponse_DeleteRecordsPartitionResult_v0(r) for _ in range(n)]
+    return DeleteRecordsResponse_DeleteRecordsTopicResult(f0, f1)
+
+
+def _e_DeleteRecordsResponse_DeleteRecordsTopicResult_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('DeleteRecordsResponse.DeleteRecordsTopicResult.name')
+    w.string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('DeleteRecordsResponse.DeleteRecordsTopicResult.partitions')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DeleteRecordsResponse_DeleteRecordsPartitionResult_v0(e, w)
+
+
+def _d_DeleteRecordsResponse_v0(r):
+    f0 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('DeleteRecordsResponse.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteRecordsResponse.topics')
+    else:
+        f1 = [_d_DeleteRecordsResponse_DeleteRecordsTopicResult_v0(r) for _ in range(n)]
+    return DeleteRecordsResponse(f0, f1)
+
+
+def _e_DeleteRecordsResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.topics
+    if x is None:
+        raise _null_enc('DeleteRecordsResponse.topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DeleteRecordsResponse_DeleteRecordsTopicResult_v0(e, w)
+
+
+def _d_DeleteRecordsResponse_DeleteRecordsPartitionResult_v2(r):
+    f0 = r.int32()
+    f1 = r.int64()
+    f2 = r.int16()
+    r.tagged_fields()
+    return DeleteRecordsResponse_DeleteRecordsPartitionResult(f0, f1, f2)
+
+
+def _e_DeleteRecordsResponse_DeleteRecordsPartitionResult_v2(o, w):
+    w.int32(o.partition_index)
+    w.int64(o.low_watermark)
+    w.int16(o.error_code)
+    w.uvarint(0)
+
+
+def _d_DeleteRecordsResponse_DeleteRecordsTopicResult_v2(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DeleteRecordsResponse.DeleteRecordsTopicResult.name')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DeleteRecordsResponse.DeleteRecordsTopicResult.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteRecordsResponse.DeleteRecordsTopicResult.partitions')
+    else:
+        f1 = [_d_DeleteRecordsResponse_DeleteRecordsPartitionResult_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DeleteRecordsResponse_DeleteRecordsTopicResult(f0, f1)
+
+
+def _e_DeleteRecordsResponse_DeleteRecordsTopicResult_v2(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('DeleteRecordsResponse.DeleteRecordsTopicResult.name')
+    w.compact_string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('DeleteRecordsResponse.DeleteRecordsTopicResult.partitions')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DeleteRecordsResponse_DeleteRecordsPartitionResult_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DeleteRecordsResponse_v2(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DeleteRecordsResponse.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteRecordsResponse.topics')
+    else:
+        f1 = [_d_DeleteRecordsResponse_DeleteRecordsTopicResult_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DeleteRecordsResponse(f0, f1)
+
+
+def _e_DeleteRecordsResponse_v2(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.topics
+    if x is None:
+        raise _null_enc('DeleteRecordsResponse.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DeleteRecordsResponse_DeleteRecordsTopicResult_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_AlterConfigsRequest_AlterableConfig_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('AlterConfigsRequest.AlterableConfig.name')
+    f1 = r.string()
+    return AlterConfigsRequest_AlterableConfig(f0, f1)
+
+
+def _e_AlterConfigsRequest_AlterableConfig_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('AlterConfigsRequest.AlterableConfig.name')
+    w.string(x)
+    w.string(o.value)
+
+
+def _d_AlterConfigsRequest_AlterConfigsResource_v0(r):
+    f0 = r.int8()
+    f1 = r.string()
+    if f1 is None:
+        raise _null('AlterConfigsRequest.AlterConfigsResource.resource_name')
+    n = r.array_length()
+    if n is None:
+        raise _null('AlterConfigsRequest.AlterConfigsResource.configs')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterConfigsRequest.AlterConfigsResource.configs')
+    else:
+        f2 = [_d_AlterConfigsRequest_AlterableConfig_v0(r) for _ in range(n)]
+    return AlterConfigsRequest_AlterConfigsResource(f0, f1, f2)
+
+
+def _e_AlterConfigsRequest_AlterConfigsResource_v0(o, w):
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('AlterConfigsRequest.AlterConfigsResource.resource_name')
+    w.string(x)
+    x = o.configs
+    if x is None:
+        raise _null_enc('AlterConfigsRequest.AlterConfigsResource.configs')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AlterConfigsRequest_AlterableConfig_v0(e, w)
+
+
+def _d_AlterConfigsRequest_v0(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('AlterConfigsRequest.resources')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterConfigsRequest.resources')
+    else:
+        f0 = [_d_AlterConfigsRequest_AlterConfigsResource_v0(r) for _ in range(n)]
+    f1 = r.boolean()
+    return AlterConfigsRequest(f0, f1)
+
+
+def _e_AlterConfigsRequest_v0(o, w):
+    x = o.resources
+    if x is None:
+        raise _null_enc('AlterConfigsRequest.resources')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AlterConfigsRequest_AlterConfigsResource_v0(e, w)
+    w.boolean(o.validate_only)
+
+
+def _d_AlterConfigsRequest_AlterableConfig_v2(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AlterConfigsRequest.AlterableConfig.name')
+    f1 = r.compact_string()
+    r.tagged_fields()
+    return AlterConfigsRequest_AlterableConfig(f0, f1)
+
+
+def _e_AlterConfigsRequest_AlterableConfig_v2(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('AlterConfigsRequest.AlterableConfig.name')
+    w.compact_string(x)
+    w.compact_string(o.value)
+    w.uvarint(0)
+
+
+def _d_AlterConfigsRequest_AlterConfigsResource_v2(r):
+    f0 = r.int8()
+    f1 = r.compact_string()
+    if f1 is None:
+        raise _null('AlterConfigsRequest.AlterConfigsResource.resource_name')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AlterConfigsRequest.AlterConfigsResource.configs')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterConfigsRequest.AlterConfigsResource.configs')
+    else:
+        f2 = [_d_AlterConfigsRequest_AlterableConfig_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return AlterConfigsRequest_AlterConfigsResource(f0, f1, f2)
+
+
+def _e_AlterConfigsRequest_AlterConfigsResource_v2(o, w):
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('AlterConfigsRequest.AlterConfigsResource.resource_name')
+    w.compact_string(x)
+    x = o.configs
+    if x is None:
+        raise _null_enc('AlterConfigsRequest.AlterConfigsResource.configs')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AlterConfigsRequest_AlterableConfig_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_AlterConfigsRequest_v2(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AlterConfigsRequest.resources')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterConfigsRequest.resources')
+    else:
+        f0 = [_d_AlterConfigsRequest_AlterConfigsResource_v2(r) for _ in range(n)]
+    f1 = r.boolean()
+    r.tagged_fields()
+    return AlterConfigsRequest(f0, f1)
+
+
+def _e_AlterConfigsRequest_v2(o, w):
+    x = o.resources
+    if x is None:
+        raise _null_enc('AlterConfigsRequest.resources')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AlterConfigsRequest_AlterConfigsResource_v2(e, w)
+    w.boolean(o.validate_only)
+    w.uvarint(0)
+
+
+def _d_AlterConfigsResponse_AlterConfigsResourceResponse_v0(r):
+    f0 = r.int16()
+    f1 = r.string()
+    f2 = r.int8()
+    f3 = r.string()
+    if f3 is None:
+        raise _null('AlterConfigsResponse.AlterConfigsResourceResponse.resource_name')
+    return AlterConfigsResponse_AlterConfigsResourceResponse(f0, f1, f2, f3)
+
+
+def _e_AlterConfigsResponse_AlterConfigsResourceResponse_v0(o, w):
+    w.int16(o.error_code)
+    w.string(o.error_message)
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('AlterConfigsResponse.AlterConfigsResourceResponse.resource_name')
+    w.string(x)
+
+
+def _d_AlterConfigsResponse_v0(r):
+    f0 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('AlterConfigsResponse.responses')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterConfigsResponse.responses')
+    else:
+        f1 = [_d_AlterConfigsResponse_AlterConfigsResourceResponse_v0(r) for _ in range(n)]
+    return AlterConfigsResponse(f0, f1)
+
+
+def _e_AlterConfigsResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.responses
+    if x is None:
+        raise _null_enc('AlterConfigsResponse.responses')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AlterConfigsResponse_AlterConfigsResourceResponse_v0(e, w)
+
+
+def _d_AlterConfigsResponse_AlterConfigsResourceResponse_v2(r):
+    f0 = r.int16()
+    f1 = r.compact_string()
+    f2 = r.int8()
+    f3 = r.compact_string()
+    if f3 is None:
+        raise _null('AlterConfigsResponse.AlterConfigsResourceResponse.resource_name')
+    r.tagged_fields()
+    return AlterConfigsResponse_AlterConfigsResourceResponse(f0, f1, f2, f3)
+
+
+def _e_AlterConfigsResponse_AlterConfigsResourceResponse_v2(o, w):
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('AlterConfigsResponse.AlterConfigsResourceResponse.resource_name')
+    w.compact_string(x)
+    w.uvarint(0)
+
+
+def _d_AlterConfigsResponse_v2(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AlterConfigsResponse.responses')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterConfigsResponse.responses')
+    else:
+        f1 = [_d_AlterConfigsResponse_AlterConfigsResourceResponse_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return AlterConfigsResponse(f0, f1)
+
+
+def _e_AlterConfigsResponse_v2(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.responses
+    if x is None:
+        raise _null_enc('AlterConfigsResponse.responses')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AlterConfigsResponse_AlterConfigsResourceResponse_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeLogDirsRequest_DescribableLogDirTopic_v1(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('DescribeLogDirsRequest.DescribableLogDirTopic.topic')
+    n = r.array_length()
+    if n is None:
+        raise _null('DescribeLogDirsRequest.DescribableLogDirTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsRequest.DescribableLogDirTopic.partitions')
+    else:
+        f1 = [r.int32() for _ in range(n)]
+    return DescribeLogDirsRequest_DescribableLogDirTopic(f0, f1)
+
+
+def _e_DescribeLogDirsRequest_DescribableLogDirTopic_v1(o, w):
+    x = o.topic
+    if x is None:
+        raise _null_enc('DescribeLogDirsRequest.DescribableLogDirTopic.topic')
+    w.string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('DescribeLogDirsRequest.DescribableLogDirTopic.partitions')
+    else:
+        w.array_length(len(x))
+        m = w.int32
+        for e in x:
+            m(e)
+
+
+def _d_DescribeLogDirsRequest_v1(r):
+    n = r.array_length()
+    if n is None:
+        f0 = None
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsRequest.topics')
+    else:
+        f0 = [_d_DescribeLogDirsRequest_DescribableLogDirTopic_v1(r) for _ in range(n)]
+    return DescribeLogDirsRequest(f0)
+
+
+def _e_DescribeLogDirsRequest_v1(o, w):
+    x = o.topics
+    if x is None:
+        w.array_length(None)
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsRequest_DescribableLogDirTopic_v1(e, w)
+
+
+def _d_DescribeLogDirsRequest_DescribableLogDirTopic_v2(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DescribeLogDirsRequest.DescribableLogDirTopic.topic')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeLogDirsRequest.DescribableLogDirTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsRequest.DescribableLogDirTopic.partitions')
+    else:
+        f1 = [r.int32() for _ in range(n)]
+    r.tagged_fields()
+    return DescribeLogDirsRequest_DescribableLogDirTopic(f0, f1)
+
+
+def _e_DescribeLogDirsRequest_DescribableLogDirTopic_v2(o, w):
+    x = o.topic
+    if x is None:
+        raise _null_enc('DescribeLogDirsRequest.DescribableLogDirTopic.topic')
+    w.compact_string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('DescribeLogDirsRequest.DescribableLogDirTopic.partitions')
+    else:
+        w.compact_array_length(len(x))
+        m = w.int32
+        for e in x:
+            m(e)
+    w.uvarint(0)
+
+
+def _d_DescribeLogDirsRequest_v2(r):
+    n = r.compact_array_length()
+    if n is None:
+        f0 = None
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsRequest.topics')
+    else:
+        f0 = [_d_DescribeLogDirsRequest_DescribableLogDirTopic_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeLogDirsRequest(f0)
+
+
+def _e_DescribeLogDirsRequest_v2(o, w):
+    x = o.topics
+    if x is None:
+        w.compact_array_length(None)
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsRequest_DescribableLogDirTopic_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeLogDirsResponse_DescribeLogDirsPartition_v1(r):
+    f0 = r.int32()
+    f1 = r.int64()
+    f2 = r.int64()
+    f3 = r.boolean()
+    return DescribeLogDirsResponse_DescribeLogDirsPartition(f0, f1, f2, f3)
+
+
+def _e_DescribeLogDirsResponse_DescribeLogDirsPartition_v1(o, w):
+    w.int32(o.partition_index)
+    w.int64(o.partition_size)
+    w.int64(o.offset_lag)
+    w.boolean(o.is_future_key)
+
+
+def _d_DescribeLogDirsResponse_DescribeLogDirsTopic_v1(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsTopic.name')
+    n = r.array_length()
+    if n is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsResponse.DescribeLogDirsTopic.partitions')
+    else:
+        f1 = [_d_DescribeLogDirsResponse_DescribeLogDirsPartition_v1(r) for _ in range(n)]
+    return DescribeLogDirsResponse_DescribeLogDirsTopic(f0, f1)
+
+
+def _e_DescribeLogDirsResponse_DescribeLogDirsTopic_v1(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsTopic.name')
+    w.string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsTopic.partitions')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsResponse_DescribeLogDirsPartition_v1(e, w)
+
+
+def _d_DescribeLogDirsResponse_DescribeLogDirsResult_v1(r):
+    f0 = r.int16()
+    f1 = r.string()
+    if f1 is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsResult.log_dir')
+    n = r.array_length()
+    if n is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    else:
+        f2 = [_d_DescribeLogDirsResponse_DescribeLogDirsTopic_v1(r) for _ in range(n)]
+    return DescribeLogDirsResponse_DescribeLogDirsResult(f0, f1, f2, -1, -1, False)
+
+
+def _e_DescribeLogDirsResponse_DescribeLogDirsResult_v1(o, w):
+    w.int16(o.error_code)
+    x = o.log_dir
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsResult.log_dir')
+    w.string(x)
+    x = o.topics
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsResponse_DescribeLogDirsTopic_v1(e, w)
+
+
+def _d_DescribeLogDirsResponse_v1(r):
+    f0 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('DescribeLogDirsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsResponse.results')
+    else:
+        f2 = [_d_DescribeLogDirsResponse_DescribeLogDirsResult_v1(r) for _ in range(n)]
+    return DescribeLogDirsResponse(f0, 0, f2)
+
+
+def _e_DescribeLogDirsResponse_v1(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.results
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.results')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsResponse_DescribeLogDirsResult_v1(e, w)
+
+
+def _d_DescribeLogDirsResponse_DescribeLogDirsPartition_v2(r):
+    f0 = r.int32()
+    f1 = r.int64()
+    f2 = r.int64()
+    f3 = r.boolean()
+    r.tagged_fields()
+    return DescribeLogDirsResponse_DescribeLogDirsPartition(f0, f1, f2, f3)
+
+
+def _e_DescribeLogDirsResponse_DescribeLogDirsPartition_v2(o, w):
+    w.int32(o.partition_index)
+    w.int64(o.partition_size)
+    w.int64(o.offset_lag)
+    w.boolean(o.is_future_key)
+    w.uvarint(0)
+
+
+def _d_DescribeLogDirsResponse_DescribeLogDirsTopic_v2(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsTopic.name')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsResponse.DescribeLogDirsTopic.partitions')
+    else:
+        f1 = [_d_DescribeLogDirsResponse_DescribeLogDirsPartition_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeLogDirsResponse_DescribeLogDirsTopic(f0, f1)
+
+
+def _e_DescribeLogDirsResponse_DescribeLogDirsTopic_v2(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsTopic.name')
+    w.compact_string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsTopic.partitions')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsResponse_DescribeLogDirsPartition_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeLogDirsResponse_DescribeLogDirsResult_v2(r):
+    f0 = r.int16()
+    f1 = r.compact_string()
+    if f1 is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsResult.log_dir')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    else:
+        f2 = [_d_DescribeLogDirsResponse_DescribeLogDirsTopic_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeLogDirsResponse_DescribeLogDirsResult(f0, f1, f2, -1, -1, False)
+
+
+def _e_DescribeLogDirsResponse_DescribeLogDirsResult_v2(o, w):
+    w.int16(o.error_code)
+    x = o.log_dir
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsResult.log_dir')
+    w.compact_string(x)
+    x = o.topics
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsResponse_DescribeLogDirsTopic_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeLogDirsResponse_v2(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeLogDirsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsResponse.results')
+    else:
+        f2 = [_d_DescribeLogDirsResponse_DescribeLogDirsResult_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeLogDirsResponse(f0, 0, f2)
+
+
+def _e_DescribeLogDirsResponse_v2(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.results
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.results')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsResponse_DescribeLogDirsResult_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeLogDirsResponse_v3(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeLogDirsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsResponse.results')
+    else:
+        f2 = [_d_DescribeLogDirsResponse_DescribeLogDirsResult_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeLogDirsResponse(f0, f1, f2)
+
+
+def _e_DescribeLogDirsResponse_v3(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    x = o.results
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.results')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsResponse_DescribeLogDirsResult_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeLogDirsResponse_DescribeLogDirsResult_v4(r):
+    f0 = r.int16()
+    f1 = r.compact_string()
+    if f1 is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsResult.log_dir')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    else:
+        f2 = [_d_DescribeLogDirsResponse_DescribeLogDirsTopic_v2(r) for _ in range(n)]
+    f3 = r.int64()
+    f4 = r.int64()
+    r.tagged_fields()
+    return DescribeLogDirsResponse_DescribeLogDirsResult(f0, f1, f2, f3, f4, False)
+
+
+def _e_DescribeLogDirsResponse_DescribeLogDirsResult_v4(o, w):
+    w.int16(o.error_code)
+    x = o.log_dir
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsResult.log_dir')
+    w.compact_string(x)
+    x = o.topics
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsResponse_DescribeLogDirsTopic_v2(e, w)
+    w.int64(o.total_bytes)
+    w.int64(o.usable_bytes)
+    w.uvarint(0)
+
+
+def _d_DescribeLogDirsResponse_v4(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeLogDirsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsResponse.results')
+    else:
+        f2 = [_d_DescribeLogDirsResponse_DescribeLogDirsResult_v4(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeLogDirsResponse(f0, f1, f2)
+
+
+def _e_DescribeLogDirsResponse_v4(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    x = o.results
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.results')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsResponse_DescribeLogDirsResult_v4(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeLogDirsResponse_DescribeLogDirsResult_v5(r):
+    f0 = r.int16()
+    f1 = r.compact_string()
+    if f1 is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsResult.log_dir')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    else:
+        f2 = [_d_DescribeLogDirsResponse_DescribeLogDirsTopic_v2(r) for _ in range(n)]
+    f3 = r.int64()
+    f4 = r.int64()
+    f5 = r.boolean()
+    r.tagged_fields()
+    return DescribeLogDirsResponse_DescribeLogDirsResult(f0, f1, f2, f3, f4, f5)
+
+
+def _e_DescribeLogDirsResponse_DescribeLogDirsResult_v5(o, w):
+    w.int16(o.error_code)
+    x = o.log_dir
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsResult.log_dir')
+    w.compact_string(x)
+    x = o.topics
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.DescribeLogDirsResult.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsResponse_DescribeLogDirsTopic_v2(e, w)
+    w.int64(o.total_bytes)
+    w.int64(o.usable_bytes)
+    w.boolean(o.is_cordoned)
+    w.uvarint(0)
+
+
+def _d_DescribeLogDirsResponse_v5(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeLogDirsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeLogDirsResponse.results')
+    else:
+        f2 = [_d_DescribeLogDirsResponse_DescribeLogDirsResult_v5(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeLogDirsResponse(f0, f1, f2)
+
+
+def _e_DescribeLogDirsResponse_v5(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    x = o.results
+    if x is None:
+        raise _null_enc('DescribeLogDirsResponse.results')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeLogDirsResponse_DescribeLogDirsResult_v5(e, w)
+    w.uvarint(0)
+
+
+def _d_CreatePartitionsRequest_CreatePartitionsAssignment_v0(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('CreatePartitionsRequest.CreatePartitionsAssignment.broker_ids')
+    elif n > r.remaining():
+        raise _count(n, r, 'CreatePartitionsRequest.CreatePartitionsAssignment.broker_ids')
+    else:
+        f0 = [r.int32() for _ in range(n)]
+    return CreatePartitionsRequest_CreatePartitionsAssignment(f0)
+
+
+def _e_CreatePartitionsRequest_CreatePartitionsAssignment_v0(o, w):
+    x = o.broker_ids
+    if x is None:
+        raise _null_enc('CreatePartitionsRequest.CreatePartitionsAssignment.broker_ids')
+    else:
+        w.array_length(len(x))
+        m = w.int32
+        for e in x:
+            m(e)
+
+
+def _d_CreatePartitionsRequest_CreatePartitionsTopic_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('CreatePartitionsRequest.CreatePartitionsTopic.name')
+    f1 = r.int32()
+    n = r.array_length()
+    if n is None:
+        f2 = None
+    elif n > r.remaining():
+        raise _count(n, r, 'CreatePartitionsRequest.CreatePartitionsTopic.assignments')
+    else:
+        f2 = [_d_CreatePartitionsRequest_CreatePartitionsAssignment_v0(r) for _ in range(n)]
+    return CreatePartitionsRequest_CreatePartitionsTopic(f0, f1, f2)
+
+
+def _e_CreatePartitionsRequest_CreatePartitionsTopic_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('CreatePartitionsRequest.CreatePartitionsTopic.name')
+    w.string(x)
+    w.int32(o.count)
+    x = o.assignments
+    if x is None:
+        w.array_length(None)
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_CreatePartitionsRequest_CreatePartitionsAssignment_v0(e, w)
+
+
+def _d_CreatePartitionsRequest_v0(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('CreatePartitionsRequest.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'CreatePartitionsRequest.topics')
+    else:
+        f0 = [_d_CreatePartitionsRequest_CreatePartitionsTopic_v0(r) for _ in range(n)]
+    f1 = r.int32()
+    f2 = r.boolean()
+    return CreatePartitionsRequest(f0, f1, f2)
+
+
+def _e_CreatePartitionsRequest_v0(o, w):
+    x = o.topics
+    if x is None:
+        raise _null_enc('CreatePartitionsRequest.topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_CreatePartitionsRequest_CreatePartitionsTopic_v0(e, w)
+    w.int32(o.timeout_ms)
+    w.boolean(o.validate_only)
+
+
+def _d_CreatePartitionsRequest_CreatePartitionsAssignment_v2(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('CreatePartitionsRequest.CreatePartitionsAssignment.broker_ids')
+    elif n > r.remaining():
+        raise _count(n, r, 'CreatePartitionsRequest.CreatePartitionsAssignment.broker_ids')
+    else:
+        f0 = [r.int32() for _ in range(n)]
+    r.tagged_fields()
+    return CreatePartitionsRequest_CreatePartitionsAssignment(f0)
+
+
+def _e_CreatePartitionsRequest_CreatePartitionsAssignment_v2(o, w):
+    x = o.broker_ids
+    if x is None:
+        raise _null_enc('CreatePartitionsRequest.CreatePartitionsAssignment.broker_ids')
+    else:
+        w.compact_array_length(len(x))
+        m = w.int32
+        for e in x:
+            m(e)
+    w.uvarint(0)
+
+
+def _d_CreatePartitionsRequest_CreatePartitionsTopic_v2(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('CreatePartitionsRequest.CreatePartitionsTopic.name')
+    f1 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        f2 = None
+    elif n > r.remaining():
+        raise _count(n, r, 'CreatePartitionsRequest.CreatePartitionsTopic.assignments')
+    else:
+        f2 = [_d_CreatePartitionsRequest_CreatePartitionsAssignment_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return CreatePartitionsRequest_CreatePartitionsTopic(f0, f1, f2)
+
+
+def _e_CreatePartitionsRequest_CreatePartitionsTopic_v2(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('CreatePartitionsRequest.CreatePartitionsTopic.name')
+    w.compact_string(x)
+    w.int32(o.count)
+    x = o.assignments
+    if x is None:
+        w.compact_array_length(None)
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_CreatePartitionsRequest_CreatePartitionsAssignment_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_CreatePartitionsRequest_v2(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('CreatePartitionsRequest.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'CreatePartitionsRequest.topics')
+    else:
+        f0 = [_d_CreatePartitionsRequest_CreatePartitionsTopic_v2(r) for _ in range(n)]
+    f1 = r.int32()
+    f2 = r.boolean()
+    r.tagged_fields()
+    return CreatePartitionsRequest(f0, f1, f2)
+
+
+def _e_CreatePartitionsRequest_v2(o, w):
+    x = o.topics
+    if x is None:
+        raise _null_enc('CreatePartitionsRequest.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_CreatePartitionsRequest_CreatePartitionsTopic_v2(e, w)
+    w.int32(o.timeout_ms)
+    w.boolean(o.validate_only)
+    w.uvarint(0)
+
+
+def _d_CreatePartitionsResponse_CreatePartitionsTopicResult_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('CreatePartitionsResponse.CreatePartitionsTopicResult.name')
+    f1 = r.int16()
+    f2 = r.string()
+    return CreatePartitionsResponse_CreatePartitionsTopicResult(f0, f1, f2)
+
+
+def _e_CreatePartitionsResponse_CreatePartitionsTopicResult_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('CreatePartitionsResponse.CreatePartitionsTopicResult.name')
+    w.string(x)
+    w.int16(o.error_code)
+    w.string(o.error_message)
+
+
+def _d_CreatePartitionsResponse_v0(r):
+    f0 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('CreatePartitionsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'CreatePartitionsResponse.results')
+    else:
+        f1 = [_d_CreatePartitionsResponse_CreatePartitionsTopicResult_v0(r) for _ in range(n)]
+    return CreatePartitionsResponse(f0, f1)
+
+
+def _e_CreatePartitionsResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.results
+    if x is None:
+        raise _null_enc('CreatePartitionsResponse.results')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_CreatePartitionsResponse_CreatePartitionsTopicResult_v0(e, w)
+
+
+def _d_CreatePartitionsResponse_CreatePartitionsTopicResult_v2(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('CreatePartitionsResponse.CreatePartitionsTopicResult.name')
+    f1 = r.int16()
+    f2 = r.compact_string()
+    r.tagged_fields()
+    return CreatePartitionsResponse_CreatePartitionsTopicResult(f0, f1, f2)
+
+
+def _e_CreatePartitionsResponse_CreatePartitionsTopicResult_v2(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('CreatePartitionsResponse.CreatePartitionsTopicResult.name')
+    w.compact_string(x)
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    w.uvarint(0)
+
+
+def _d_CreatePartitionsResponse_v2(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('CreatePartitionsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'CreatePartitionsResponse.results')
+    else:
+        f1 = [_d_CreatePartitionsResponse_CreatePartitionsTopicResult_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return CreatePartitionsResponse(f0, f1)
+
+
+def _e_CreatePartitionsResponse_v2(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.results
+    if x is None:
+        raise _null_enc('CreatePartitionsResponse.results')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_CreatePartitionsResponse_CreatePartitionsTopicResult_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DeleteGroupsRequest_v0(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('DeleteGroupsRequest.groups_names')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteGroupsRequest.groups_names')
+    else:
+        f0 = [r.string() for _ in range(n)]
+        if None in f0:
+            raise _null('DeleteGroupsRequest.groups_names[]')
+    return DeleteGroupsRequest(f0)
+
+
+def _e_DeleteGroupsRequest_v0(o, w):
+    x = o.groups_names
+    if x is None:
+        raise _null_enc('DeleteGroupsRequest.groups_names')
+    else:
+        w.array_length(len(x))
+        m = w.string
+        for e in x:
+            if e is None:
+                raise _null_enc('DeleteGroupsRequest.groups_names[]')
+            m(e)
+
+
+def _d_DeleteGroupsRequest_v2(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DeleteGroupsRequest.groups_names')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteGroupsRequest.groups_names')
+    else:
+        f0 = [r.compact_string() for _ in range(n)]
+        if None in f0:
+            raise _null('DeleteGroupsRequest.groups_names[]')
+    r.tagged_fields()
+    return DeleteGroupsRequest(f0)
+
+
+def _e_DeleteGroupsRequest_v2(o, w):
+    x = o.groups_names
+    if x is None:
+        raise _null_enc('DeleteGroupsRequest.groups_names')
+    else:
+        w.compact_array_length(len(x))
+        m = w.compact_string
+        for e in x:
+            if e is None:
+                raise _null_enc('DeleteGroupsRequest.groups_names[]')
+            m(e)
+    w.uvarint(0)
+
+
+def _d_DeleteGroupsResponse_DeletableGroupResult_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('DeleteGroupsResponse.DeletableGroupResult.group_id')
+    f1 = r.int16()
+    return DeleteGroupsResponse_DeletableGroupResult(f0, f1)
+
+
+def _e_DeleteGroupsResponse_DeletableGroupResult_v0(o, w):
+    x = o.group_id
+    if x is None:
+        raise _null_enc('DeleteGroupsResponse.DeletableGroupResult.group_id')
+    w.string(x)
+    w.int16(o.error_code)
+
+
+def _d_DeleteGroupsResponse_v0(r):
+    f0 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('DeleteGroupsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteGroupsResponse.results')
+    else:
+        f1 = [_d_DeleteGroupsResponse_DeletableGroupResult_v0(r) for _ in range(n)]
+    return DeleteGroupsResponse(f0, f1)
+
+
+def _e_DeleteGroupsResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.results
+    if x is None:
+        raise _null_enc('DeleteGroupsResponse.results')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DeleteGroupsResponse_DeletableGroupResult_v0(e, w)
+
+
+def _d_DeleteGroupsResponse_DeletableGroupResult_v2(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DeleteGroupsResponse.DeletableGroupResult.group_id')
+    f1 = r.int16()
+    r.tagged_fields()
+    return DeleteGroupsResponse_DeletableGroupResult(f0, f1)
+
+
+def _e_DeleteGroupsResponse_DeletableGroupResult_v2(o, w):
+    x = o.group_id
+    if x is None:
+        raise _null_enc('DeleteGroupsResponse.DeletableGroupResult.group_id')
+    w.compact_string(x)
+    w.int16(o.error_code)
+    w.uvarint(0)
+
+
+def _d_DeleteGroupsResponse_v2(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DeleteGroupsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteGroupsResponse.results')
+    else:
+        f1 = [_d_DeleteGroupsResponse_DeletableGroupResult_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DeleteGroupsResponse(f0, f1)
+
+
+def _e_DeleteGroupsResponse_v2(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.results
+    if x is None:
+        raise _null_enc('DeleteGroupsResponse.results')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DeleteGroupsResponse_DeletableGroupResult_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_IncrementalAlterConfigsRequest_AlterableConfig_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('IncrementalAlterConfigsRequest.AlterableConfig.name')
+    f1 = r.int8()
+    f2 = r.string()
+    return IncrementalAlterConfigsRequest_AlterableConfig(f0, f1, f2)
+
+
+def _e_IncrementalAlterConfigsRequest_AlterableConfig_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsRequest.AlterableConfig.name')
+    w.string(x)
+    w.int8(o.config_operation)
+    w.string(o.value)
+
+
+def _d_IncrementalAlterConfigsRequest_AlterConfigsResource_v0(r):
+    f0 = r.int8()
+    f1 = r.string()
+    if f1 is None:
+        raise _null('IncrementalAlterConfigsRequest.AlterConfigsResource.resource_name')
+    n = r.array_length()
+    if n is None:
+        raise _null('IncrementalAlterConfigsRequest.AlterConfigsResource.configs')
+    elif n > r.remaining():
+        raise _count(n, r, 'IncrementalAlterConfigsRequest.AlterConfigsResource.configs')
+    else:
+        f2 = [_d_IncrementalAlterConfigsRequest_AlterableConfig_v0(r) for _ in range(n)]
+    return IncrementalAlterConfigsRequest_AlterConfigsResource(f0, f1, f2)
+
+
+def _e_IncrementalAlterConfigsRequest_AlterConfigsResource_v0(o, w):
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsRequest.AlterConfigsResource.resource_name')
+    w.string(x)
+    x = o.configs
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsRequest.AlterConfigsResource.configs')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_IncrementalAlterConfigsRequest_AlterableConfig_v0(e, w)
+
+
+def _d_IncrementalAlterConfigsRequest_v0(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('IncrementalAlterConfigsRequest.resources')
+    elif n > r.remaining():
+        raise _count(n, r, 'IncrementalAlterConfigsRequest.resources')
+    else:
+        f0 = [_d_IncrementalAlterConfigsRequest_AlterConfigsResource_v0(r) for _ in range(n)]
+    f1 = r.boolean()
+    return IncrementalAlterConfigsRequest(f0, f1)
+
+
+def _e_IncrementalAlterConfigsRequest_v0(o, w):
+    x = o.resources
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsRequest.resources')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_IncrementalAlterConfigsRequest_AlterConfigsResource_v0(e, w)
+    w.boolean(o.validate_only)
+
+
+def _d_IncrementalAlterConfigsRequest_AlterableConfig_v1(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('IncrementalAlterConfigsRequest.AlterableConfig.name')
+    f1 = r.int8()
+    f2 = r.compact_string()
+    r.tagged_fields()
+    return IncrementalAlterConfigsRequest_AlterableConfig(f0, f1, f2)
+
+
+def _e_IncrementalAlterConfigsRequest_AlterableConfig_v1(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsRequest.AlterableConfig.name')
+    w.compact_string(x)
+    w.int8(o.config_operation)
+    w.compact_string(o.value)
+    w.uvarint(0)
+
+
+def _d_IncrementalAlterConfigsRequest_AlterConfigsResource_v1(r):
+    f0 = r.int8()
+    f1 = r.compact_string()
+    if f1 is None:
+        raise _null('IncrementalAlterConfigsRequest.AlterConfigsResource.resource_name')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('IncrementalAlterConfigsRequest.AlterConfigsResource.configs')
+    elif n > r.remaining():
+        raise _count(n, r, 'IncrementalAlterConfigsRequest.AlterConfigsResource.configs')
+    else:
+        f2 = [_d_IncrementalAlterConfigsRequest_AlterableConfig_v1(r) for _ in range(n)]
+    r.tagged_fields()
+    return IncrementalAlterConfigsRequest_AlterConfigsResource(f0, f1, f2)
+
+
+def _e_IncrementalAlterConfigsRequest_AlterConfigsResource_v1(o, w):
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsRequest.AlterConfigsResource.resource_name')
+    w.compact_string(x)
+    x = o.configs
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsRequest.AlterConfigsResource.configs')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_IncrementalAlterConfigsRequest_AlterableConfig_v1(e, w)
+    w.uvarint(0)
+
+
+def _d_IncrementalAlterConfigsRequest_v1(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('IncrementalAlterConfigsRequest.resources')
+    elif n > r.remaining():
+        raise _count(n, r, 'IncrementalAlterConfigsRequest.resources')
+    else:
+        f0 = [_d_IncrementalAlterConfigsRequest_AlterConfigsResource_v1(r) for _ in range(n)]
+    f1 = r.boolean()
+    r.tagged_fields()
+    return IncrementalAlterConfigsRequest(f0, f1)
+
+
+def _e_IncrementalAlterConfigsRequest_v1(o, w):
+    x = o.resources
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsRequest.resources')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_IncrementalAlterConfigsRequest_AlterConfigsResource_v1(e, w)
+    w.boolean(o.validate_only)
+    w.uvarint(0)
+
+
+def _d_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v0(r):
+    f0 = r.int16()
+    f1 = r.string()
+    f2 = r.int8()
+    f3 = r.string()
+    if f3 is None:
+        raise _null('IncrementalAlterConfigsResponse.AlterConfigsResourceResponse.resource_name')
+    return IncrementalAlterConfigsResponse_AlterConfigsResourceResponse(f0, f1, f2, f3)
+
+
+def _e_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v0(o, w):
+    w.int16(o.error_code)
+    w.string(o.error_message)
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsResponse.AlterConfigsResourceResponse.resource_name')
+    w.string(x)
+
+
+def _d_IncrementalAlterConfigsResponse_v0(r):
+    f0 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('IncrementalAlterConfigsResponse.responses')
+    elif n > r.remaining():
+        raise _count(n, r, 'IncrementalAlterConfigsResponse.responses')
+    else:
+        f1 = [_d_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v0(r) for _ in range(n)]
+    return IncrementalAlterConfigsResponse(f0, f1)
+
+
+def _e_IncrementalAlterConfigsResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.responses
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsResponse.responses')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v0(e, w)
+
+
+def _d_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v1(r):
+    f0 = r.int16()
+    f1 = r.compact_string()
+    f2 = r.int8()
+    f3 = r.compact_string()
+    if f3 is None:
+        raise _null('IncrementalAlterConfigsResponse.AlterConfigsResourceResponse.resource_name')
+    r.tagged_fields()
+    return IncrementalAlterConfigsResponse_AlterConfigsResourceResponse(f0, f1, f2, f3)
+
+
+def _e_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v1(o, w):
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsResponse.AlterConfigsResourceResponse.resource_name')
+    w.compact_string(x)
+    w.uvarint(0)
+
+
+def _d_IncrementalAlterConfigsResponse_v1(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('IncrementalAlterConfigsResponse.responses')
+    elif n > r.remaining():
+        raise _count(n, r, 'IncrementalAlterConfigsResponse.responses')
+    else:
+        f1 = [_d_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v1(r) for _ in range(n)]
+    r.tagged_fields()
+    return IncrementalAlterConfigsResponse(f0, f1)
+
+
+def _e_IncrementalAlterConfigsResponse_v1(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.responses
+    if x is None:
+        raise _null_enc('IncrementalAlterConfigsResponse.responses')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_v1(e, w)
+    w.uvarint(0)
+
+
+def _d_OffsetDeleteRequest_OffsetDeleteRequestPartition_v0(r):
+    f0 = r.int32()
+    return OffsetDeleteRequest_OffsetDeleteRequestPartition(f0)
+
+
+def _e_OffsetDeleteRequest_OffsetDeleteRequestPartition_v0(o, w):
+    w.int32(o.partition_index)
+
+
+def _d_OffsetDeleteRequest_OffsetDeleteRequestTopic_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('OffsetDeleteRequest.OffsetDeleteRequestTopic.name')
+    n = r.array_length()
+    if n is None:
+        raise _null('OffsetDeleteRequest.OffsetDeleteRequestTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'OffsetDeleteRequest.OffsetDeleteRequestTopic.partitions')
+    else:
+        f1 = [_d_OffsetDeleteRequest_OffsetDeleteRequestPartition_v0(r) for _ in range(n)]
+    return OffsetDeleteRequest_OffsetDeleteRequestTopic(f0, f1)
+
+
+def _e_OffsetDeleteRequest_OffsetDeleteRequestTopic_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('OffsetDeleteRequest.OffsetDeleteRequestTopic.name')
+    w.string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('OffsetDeleteRequest.OffsetDeleteRequestTopic.partitions')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_OffsetDeleteRequest_OffsetDeleteRequestPartition_v0(e, w)
+
+
+def _d_OffsetDeleteRequest_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('OffsetDeleteRequest.group_id')
+    n = r.array_length()
+    if n is None:
+        raise _null('OffsetDeleteRequest.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'OffsetDeleteRequest.topics')
+    else:
+        f1 = [_d_OffsetDeleteRequest_OffsetDeleteRequestTopic_v0(r) for _ in range(n)]
+    return OffsetDeleteRequest(f0, f1)
+
+
+def _e_OffsetDeleteRequest_v0(o, w):
+    x = o.group_id
+    if x is None:
+        raise _null_enc('OffsetDeleteRequest.group_id')
+    w.string(x)
+    x = o.topics
+    if x is None:
+        raise _null_enc('OffsetDeleteRequest.topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_OffsetDeleteRequest_OffsetDeleteRequestTopic_v0(e, w)
+
+
+def _d_OffsetDeleteResponse_OffsetDeleteResponsePartition_v0(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    return OffsetDeleteResponse_OffsetDeleteResponsePartition(f0, f1)
+
+
+def _e_OffsetDeleteResponse_OffsetDeleteResponsePartition_v0(o, w):
+    w.int32(o.partition_index)
+    w.int16(o.error_code)
+
+
+def _d_OffsetDeleteResponse_OffsetDeleteResponseTopic_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('OffsetDeleteResponse.OffsetDeleteResponseTopic.name')
+    n = r.array_length()
+    if n is None:
+        raise _null('OffsetDeleteResponse.OffsetDeleteResponseTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'OffsetDeleteResponse.OffsetDeleteResponseTopic.partitions')
+    else:
+        f1 = [_d_OffsetDeleteResponse_OffsetDeleteResponsePartition_v0(r) for _ in range(n)]
+    return OffsetDeleteResponse_OffsetDeleteResponseTopic(f0, f1)
+
+
+def _e_OffsetDeleteResponse_OffsetDeleteResponseTopic_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('OffsetDeleteResponse.OffsetDeleteResponseTopic.name')
+    w.string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('OffsetDeleteResponse.OffsetDeleteResponseTopic.partitions')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_OffsetDeleteResponse_OffsetDeleteResponsePartition_v0(e, w)
+
+
+def _d_OffsetDeleteResponse_v0(r):
+    f0 = r.int16()
+    f1 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('OffsetDeleteResponse.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'OffsetDeleteResponse.topics')
+    else:
+        f2 = [_d_OffsetDeleteResponse_OffsetDeleteResponseTopic_v0(r) for _ in range(n)]
+    return OffsetDeleteResponse(f0, f1, f2)
+
+
+def _e_OffsetDeleteResponse_v0(o, w):
+    w.int16(o.error_code)
+    w.int32(o.throttle_time_ms)
+    x = o.topics
+    if x is None:
+        raise _null_enc('OffsetDeleteResponse.topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_OffsetDeleteResponse_OffsetDeleteResponseTopic_v0(e, w)
+
+
+def _d_DescribeProducersRequest_TopicRequest_v0(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DescribeProducersRequest.TopicRequest.name')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeProducersRequest.TopicRequest.partition_indexes')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeProducersRequest.TopicRequest.partition_indexes')
+    else:
+        f1 = [r.int32() for _ in range(n)]
+    r.tagged_fields()
+    return DescribeProducersRequest_TopicRequest(f0, f1)
+
+
+def _e_DescribeProducersRequest_TopicRequest_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('DescribeProducersRequest.TopicRequest.name')
+    w.compact_string(x)
+    x = o.partition_indexes
+    if x is None:
+        raise _null_enc('DescribeProducersRequest.TopicRequest.partition_indexes')
+    else:
+        w.compact_array_length(len(x))
+        m = w.int32
+        for e in x:
+            m(e)
+    w.uvarint(0)
+
+
+def _d_DescribeProducersRequest_v0(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeProducersRequest.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeProducersRequest.topics')
+    else:
+        f0 = [_d_DescribeProducersRequest_TopicRequest_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeProducersRequest(f0)
+
+
+def _e_DescribeProducersRequest_v0(o, w):
+    x = o.topics
+    if x is None:
+        raise _null_enc('DescribeProducersRequest.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeProducersRequest_TopicRequest_v0(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeProducersResponse_ProducerState_v0(r):
+    f0 = r.int64()
+    f1 = r.int32()
+    f2 = r.int32()
+    f3 = r.int64()
+    f4 = r.int32()
+    f5 = r.int64()
+    r.tagged_fields()
+    return DescribeProducersResponse_ProducerState(f0, f1, f2, f3, f4, f5)
+
+
+def _e_DescribeProducersResponse_ProducerState_v0(o, w):
+    w.int64(o.producer_id)
+    w.int32(o.producer_epoch)
+    w.int32(o.last_sequence)
+    w.int64(o.last_timestamp)
+    w.int32(o.coordinator_epoch)
+    w.int64(o.current_txn_start_offset)
+    w.uvarint(0)
+
+
+def _d_DescribeProducersResponse_PartitionResponse_v0(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    f2 = r.compact_string()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeProducersResponse.PartitionResponse.active_producers')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeProducersResponse.PartitionResponse.active_producers')
+    else:
+        f3 = [_d_DescribeProducersResponse_ProducerState_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeProducersResponse_PartitionResponse(f0, f1, f2, f3)
+
+
+def _e_DescribeProducersResponse_PartitionResponse_v0(o, w):
+    w.int32(o.partition_index)
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    x = o.active_producers
+    if x is None:
+        raise _null_enc('DescribeProducersResponse.PartitionResponse.active_producers')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeProducersResponse_ProducerState_v0(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeProducersResponse_TopicResponse_v0(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DescribeProducersResponse.TopicResponse.name')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeProducersResponse.TopicResponse.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeProducersResponse.TopicResponse.partitions')
+    else:
+        f1 = [_d_DescribeProducersResponse_PartitionResponse_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeProducersResponse_TopicResponse(f0, f1)
+
+
+def _e_DescribeProducersResponse_TopicResponse_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('DescribeProducersResponse.TopicResponse.name')
+    w.compact_string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('DescribeProducersResponse.TopicResponse.partitions')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeProducersResponse_PartitionResponse_v0(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeProducersResponse_v0(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeProducersResponse.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeProducersResponse.topics')
+    else:
+        f1 = [_d_DescribeProducersResponse_TopicResponse_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeProducersResponse(f0, f1)
+
+
+def _e_DescribeProducersResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.topics
+    if x is None:
+        raise _null_enc('DescribeProducersResponse.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeProducersResponse_TopicResponse_v0(e, w)
+    w.uvarint(0)
+
+
 def _d_ConsumerProtocolSubscription_v0(r):
     n = r.array_length()
     if n is None:
@@ -15625,6 +18712,38 @@ _D_SaslHandshakeRequest = (_d_SaslHandshakeRequest_v0, _d_SaslHandshakeRequest_v
 _E_SaslHandshakeRequest = (_e_SaslHandshakeRequest_v0, _e_SaslHandshakeRequest_v0,)
 _D_SaslHandshakeResponse = (_d_SaslHandshakeResponse_v0, _d_SaslHandshakeResponse_v0,)
 _E_SaslHandshakeResponse = (_e_SaslHandshakeResponse_v0, _e_SaslHandshakeResponse_v0,)
+_D_DeleteRecordsRequest = (_d_DeleteRecordsRequest_v0, _d_DeleteRecordsRequest_v0, _d_DeleteRecordsRequest_v2,)
+_E_DeleteRecordsRequest = (_e_DeleteRecordsRequest_v0, _e_DeleteRecordsRequest_v0, _e_DeleteRecordsRequest_v2,)
+_D_DeleteRecordsResponse = (_d_DeleteRecordsResponse_v0, _d_DeleteRecordsResponse_v0, _d_DeleteRecordsResponse_v2,)
+_E_DeleteRecordsResponse = (_e_DeleteRecordsResponse_v0, _e_DeleteRecordsResponse_v0, _e_DeleteRecordsResponse_v2,)
+_D_AlterConfigsRequest = (_d_AlterConfigsRequest_v0, _d_AlterConfigsRequest_v0, _d_AlterConfigsRequest_v2,)
+_E_AlterConfigsRequest = (_e_AlterConfigsRequest_v0, _e_AlterConfigsRequest_v0, _e_AlterConfigsRequest_v2,)
+_D_AlterConfigsResponse = (_d_AlterConfigsResponse_v0, _d_AlterConfigsResponse_v0, _d_AlterConfigsResponse_v2,)
+_E_AlterConfigsResponse = (_e_AlterConfigsResponse_v0, _e_AlterConfigsResponse_v0, _e_AlterConfigsResponse_v2,)
+_D_DescribeLogDirsRequest = (_d_DescribeLogDirsRequest_v1, _d_DescribeLogDirsRequest_v2, _d_DescribeLogDirsRequest_v2, _d_DescribeLogDirsRequest_v2, _d_DescribeLogDirsRequest_v2,)
+_E_DescribeLogDirsRequest = (_e_DescribeLogDirsRequest_v1, _e_DescribeLogDirsRequest_v2, _e_DescribeLogDirsRequest_v2, _e_DescribeLogDirsRequest_v2, _e_DescribeLogDirsRequest_v2,)
+_D_DescribeLogDirsResponse = (_d_DescribeLogDirsResponse_v1, _d_DescribeLogDirsResponse_v2, _d_DescribeLogDirsResponse_v3, _d_DescribeLogDirsResponse_v4, _d_DescribeLogDirsResponse_v5,)
+_E_DescribeLogDirsResponse = (_e_DescribeLogDirsResponse_v1, _e_DescribeLogDirsResponse_v2, _e_DescribeLogDirsResponse_v3, _e_DescribeLogDirsResponse_v4, _e_DescribeLogDirsResponse_v5,)
+_D_CreatePartitionsRequest = (_d_CreatePartitionsRequest_v0, _d_CreatePartitionsRequest_v0, _d_CreatePartitionsRequest_v2, _d_CreatePartitionsRequest_v2,)
+_E_CreatePartitionsRequest = (_e_CreatePartitionsRequest_v0, _e_CreatePartitionsRequest_v0, _e_CreatePartitionsRequest_v2, _e_CreatePartitionsRequest_v2,)
+_D_CreatePartitionsResponse = (_d_CreatePartitionsResponse_v0, _d_CreatePartitionsResponse_v0, _d_CreatePartitionsResponse_v2, _d_CreatePartitionsResponse_v2,)
+_E_CreatePartitionsResponse = (_e_CreatePartitionsResponse_v0, _e_CreatePartitionsResponse_v0, _e_CreatePartitionsResponse_v2, _e_CreatePartitionsResponse_v2,)
+_D_DeleteGroupsRequest = (_d_DeleteGroupsRequest_v0, _d_DeleteGroupsRequest_v0, _d_DeleteGroupsRequest_v2,)
+_E_DeleteGroupsRequest = (_e_DeleteGroupsRequest_v0, _e_DeleteGroupsRequest_v0, _e_DeleteGroupsRequest_v2,)
+_D_DeleteGroupsResponse = (_d_DeleteGroupsResponse_v0, _d_DeleteGroupsResponse_v0, _d_DeleteGroupsResponse_v2,)
+_E_DeleteGroupsResponse = (_e_DeleteGroupsResponse_v0, _e_DeleteGroupsResponse_v0, _e_DeleteGroupsResponse_v2,)
+_D_IncrementalAlterConfigsRequest = (_d_IncrementalAlterConfigsRequest_v0, _d_IncrementalAlterConfigsRequest_v1,)
+_E_IncrementalAlterConfigsRequest = (_e_IncrementalAlterConfigsRequest_v0, _e_IncrementalAlterConfigsRequest_v1,)
+_D_IncrementalAlterConfigsResponse = (_d_IncrementalAlterConfigsResponse_v0, _d_IncrementalAlterConfigsResponse_v1,)
+_E_IncrementalAlterConfigsResponse = (_e_IncrementalAlterConfigsResponse_v0, _e_IncrementalAlterConfigsResponse_v1,)
+_D_OffsetDeleteRequest = (_d_OffsetDeleteRequest_v0,)
+_E_OffsetDeleteRequest = (_e_OffsetDeleteRequest_v0,)
+_D_OffsetDeleteResponse = (_d_OffsetDeleteResponse_v0,)
+_E_OffsetDeleteResponse = (_e_OffsetDeleteResponse_v0,)
+_D_DescribeProducersRequest = (_d_DescribeProducersRequest_v0,)
+_E_DescribeProducersRequest = (_e_DescribeProducersRequest_v0,)
+_D_DescribeProducersResponse = (_d_DescribeProducersResponse_v0,)
+_E_DescribeProducersResponse = (_e_DescribeProducersResponse_v0,)
 _D_ConsumerProtocolSubscription = (_d_ConsumerProtocolSubscription_v0, _d_ConsumerProtocolSubscription_v1, _d_ConsumerProtocolSubscription_v2, _d_ConsumerProtocolSubscription_v3,)
 _E_ConsumerProtocolSubscription = (_e_ConsumerProtocolSubscription_v0, _e_ConsumerProtocolSubscription_v1, _e_ConsumerProtocolSubscription_v2, _e_ConsumerProtocolSubscription_v3,)
 _D_ConsumerProtocolAssignment = (_d_ConsumerProtocolAssignment_v0, _d_ConsumerProtocolAssignment_v0, _d_ConsumerProtocolAssignment_v0, _d_ConsumerProtocolAssignment_v0,)
@@ -16268,6 +19387,194 @@ SaslHandshakeResponse.FIELDS = (
     FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 1), None, None, None, False, 0),
     FieldInfo('Mechanisms', 'mechanisms', 'string', True, None, (0, 1), None, None, None, False, ()),
 )
+DeleteRecordsRequest.FIELDS = (
+    FieldInfo('Topics', 'topics', 'DeleteRecordsTopic', True, DeleteRecordsRequest_DeleteRecordsTopic, (0, 2), None, None, None, False, ()),
+    FieldInfo('TimeoutMs', 'timeout_ms', 'int32', False, None, (0, 2), None, None, None, False, 0),
+)
+DeleteRecordsRequest_DeleteRecordsTopic.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 2), None, None, None, False, ''),
+    FieldInfo('Partitions', 'partitions', 'DeleteRecordsPartition', True, DeleteRecordsRequest_DeleteRecordsPartition, (0, 2), None, None, None, False, ()),
+)
+DeleteRecordsRequest_DeleteRecordsPartition.FIELDS = (
+    FieldInfo('PartitionIndex', 'partition_index', 'int32', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('Offset', 'offset', 'int64', False, None, (0, 2), None, None, None, False, 0),
+)
+DeleteRecordsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('Topics', 'topics', 'DeleteRecordsTopicResult', True, DeleteRecordsResponse_DeleteRecordsTopicResult, (0, 2), None, None, None, False, ()),
+)
+DeleteRecordsResponse_DeleteRecordsTopicResult.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 2), None, None, None, False, ''),
+    FieldInfo('Partitions', 'partitions', 'DeleteRecordsPartitionResult', True, DeleteRecordsResponse_DeleteRecordsPartitionResult, (0, 2), None, None, None, False, ()),
+)
+DeleteRecordsResponse_DeleteRecordsPartitionResult.FIELDS = (
+    FieldInfo('PartitionIndex', 'partition_index', 'int32', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('LowWatermark', 'low_watermark', 'int64', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 2), None, None, None, False, 0),
+)
+AlterConfigsRequest.FIELDS = (
+    FieldInfo('Resources', 'resources', 'AlterConfigsResource', True, AlterConfigsRequest_AlterConfigsResource, (0, 2), None, None, None, False, ()),
+    FieldInfo('ValidateOnly', 'validate_only', 'bool', False, None, (0, 2), None, None, None, False, False),
+)
+AlterConfigsRequest_AlterConfigsResource.FIELDS = (
+    FieldInfo('ResourceType', 'resource_type', 'int8', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('ResourceName', 'resource_name', 'string', False, None, (0, 2), None, None, None, False, ''),
+    FieldInfo('Configs', 'configs', 'AlterableConfig', True, AlterConfigsRequest_AlterableConfig, (0, 2), None, None, None, False, ()),
+)
+AlterConfigsRequest_AlterableConfig.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 2), None, None, None, False, ''),
+    FieldInfo('Value', 'value', 'string', False, None, (0, 2), (0, 2), None, None, False, ''),
+)
+AlterConfigsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('Responses', 'responses', 'AlterConfigsResourceResponse', True, AlterConfigsResponse_AlterConfigsResourceResponse, (0, 2), None, None, None, False, ()),
+)
+AlterConfigsResponse_AlterConfigsResourceResponse.FIELDS = (
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (0, 2), (0, 2), None, None, False, ''),
+    FieldInfo('ResourceType', 'resource_type', 'int8', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('ResourceName', 'resource_name', 'string', False, None, (0, 2), None, None, None, False, ''),
+)
+DescribeLogDirsRequest.FIELDS = (
+    FieldInfo('Topics', 'topics', 'DescribableLogDirTopic', True, DescribeLogDirsRequest_DescribableLogDirTopic, (1, 5), (1, 5), None, None, False, ()),
+)
+DescribeLogDirsRequest_DescribableLogDirTopic.FIELDS = (
+    FieldInfo('Topic', 'topic', 'string', False, None, (1, 5), None, None, None, False, ''),
+    FieldInfo('Partitions', 'partitions', 'int32', True, None, (1, 5), None, None, None, False, ()),
+)
+DescribeLogDirsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (1, 5), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (3, 5), None, None, None, True, 0),
+    FieldInfo('Results', 'results', 'DescribeLogDirsResult', True, DescribeLogDirsResponse_DescribeLogDirsResult, (1, 5), None, None, None, False, ()),
+)
+DescribeLogDirsResponse_DescribeLogDirsResult.FIELDS = (
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (1, 5), None, None, None, False, 0),
+    FieldInfo('LogDir', 'log_dir', 'string', False, None, (1, 5), None, None, None, False, ''),
+    FieldInfo('Topics', 'topics', 'DescribeLogDirsTopic', True, DescribeLogDirsResponse_DescribeLogDirsTopic, (1, 5), None, None, None, False, ()),
+    FieldInfo('TotalBytes', 'total_bytes', 'int64', False, None, (4, 5), None, None, None, True, -1),
+    FieldInfo('UsableBytes', 'usable_bytes', 'int64', False, None, (4, 5), None, None, None, True, -1),
+    FieldInfo('IsCordoned', 'is_cordoned', 'bool', False, None, (5, 5), None, None, None, True, False),
+)
+DescribeLogDirsResponse_DescribeLogDirsTopic.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (1, 5), None, None, None, False, ''),
+    FieldInfo('Partitions', 'partitions', 'DescribeLogDirsPartition', True, DescribeLogDirsResponse_DescribeLogDirsPartition, (1, 5), None, None, None, False, ()),
+)
+DescribeLogDirsResponse_DescribeLogDirsPartition.FIELDS = (
+    FieldInfo('PartitionIndex', 'partition_index', 'int32', False, None, (1, 5), None, None, None, False, 0),
+    FieldInfo('PartitionSize', 'partition_size', 'int64', False, None, (1, 5), None, None, None, False, 0),
+    FieldInfo('OffsetLag', 'offset_lag', 'int64', False, None, (1, 5), None, None, None, False, 0),
+    FieldInfo('IsFutureKey', 'is_future_key', 'bool', False, None, (1, 5), None, None, None, False, False),
+)
+CreatePartitionsRequest.FIELDS = (
+    FieldInfo('Topics', 'topics', 'CreatePartitionsTopic', True, CreatePartitionsRequest_CreatePartitionsTopic, (0, 3), None, None, None, False, ()),
+    FieldInfo('TimeoutMs', 'timeout_ms', 'int32', False, None, (0, 3), None, None, None, False, 0),
+    FieldInfo('ValidateOnly', 'validate_only', 'bool', False, None, (0, 3), None, None, None, False, False),
+)
+CreatePartitionsRequest_CreatePartitionsTopic.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 3), None, None, None, False, ''),
+    FieldInfo('Count', 'count', 'int32', False, None, (0, 3), None, None, None, False, 0),
+    FieldInfo('Assignments', 'assignments', 'CreatePartitionsAssignment', True, CreatePartitionsRequest_CreatePartitionsAssignment, (0, 3), (0, 3), None, None, False, ()),
+)
+CreatePartitionsRequest_CreatePartitionsAssignment.FIELDS = (
+    FieldInfo('BrokerIds', 'broker_ids', 'int32', True, None, (0, 3), None, None, None, False, ()),
+)
+CreatePartitionsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 3), None, None, None, False, 0),
+    FieldInfo('Results', 'results', 'CreatePartitionsTopicResult', True, CreatePartitionsResponse_CreatePartitionsTopicResult, (0, 3), None, None, None, False, ()),
+)
+CreatePartitionsResponse_CreatePartitionsTopicResult.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 3), None, None, None, False, ''),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 3), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (0, 3), (0, 3), None, None, False, None),
+)
+DeleteGroupsRequest.FIELDS = (
+    FieldInfo('GroupsNames', 'groups_names', 'string', True, None, (0, 2), None, None, None, False, ()),
+)
+DeleteGroupsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('Results', 'results', 'DeletableGroupResult', True, DeleteGroupsResponse_DeletableGroupResult, (0, 2), None, None, None, False, ()),
+)
+DeleteGroupsResponse_DeletableGroupResult.FIELDS = (
+    FieldInfo('GroupId', 'group_id', 'string', False, None, (0, 2), None, None, None, False, ''),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 2), None, None, None, False, 0),
+)
+IncrementalAlterConfigsRequest.FIELDS = (
+    FieldInfo('Resources', 'resources', 'AlterConfigsResource', True, IncrementalAlterConfigsRequest_AlterConfigsResource, (0, 1), None, None, None, False, ()),
+    FieldInfo('ValidateOnly', 'validate_only', 'bool', False, None, (0, 1), None, None, None, False, False),
+)
+IncrementalAlterConfigsRequest_AlterConfigsResource.FIELDS = (
+    FieldInfo('ResourceType', 'resource_type', 'int8', False, None, (0, 1), None, None, None, False, 0),
+    FieldInfo('ResourceName', 'resource_name', 'string', False, None, (0, 1), None, None, None, False, ''),
+    FieldInfo('Configs', 'configs', 'AlterableConfig', True, IncrementalAlterConfigsRequest_AlterableConfig, (0, 1), None, None, None, False, ()),
+)
+IncrementalAlterConfigsRequest_AlterableConfig.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 1), None, None, None, False, ''),
+    FieldInfo('ConfigOperation', 'config_operation', 'int8', False, None, (0, 1), None, None, None, False, 0),
+    FieldInfo('Value', 'value', 'string', False, None, (0, 1), (0, 1), None, None, False, ''),
+)
+IncrementalAlterConfigsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 1), None, None, None, False, 0),
+    FieldInfo('Responses', 'responses', 'AlterConfigsResourceResponse', True, IncrementalAlterConfigsResponse_AlterConfigsResourceResponse, (0, 1), None, None, None, False, ()),
+)
+IncrementalAlterConfigsResponse_AlterConfigsResourceResponse.FIELDS = (
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 1), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (0, 1), (0, 1), None, None, False, ''),
+    FieldInfo('ResourceType', 'resource_type', 'int8', False, None, (0, 1), None, None, None, False, 0),
+    FieldInfo('ResourceName', 'resource_name', 'string', False, None, (0, 1), None, None, None, False, ''),
+)
+OffsetDeleteRequest.FIELDS = (
+    FieldInfo('GroupId', 'group_id', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('Topics', 'topics', 'OffsetDeleteRequestTopic', True, OffsetDeleteRequest_OffsetDeleteRequestTopic, (0, 0), None, None, None, False, ()),
+)
+OffsetDeleteRequest_OffsetDeleteRequestTopic.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('Partitions', 'partitions', 'OffsetDeleteRequestPartition', True, OffsetDeleteRequest_OffsetDeleteRequestPartition, (0, 0), None, None, None, False, ()),
+)
+OffsetDeleteRequest_OffsetDeleteRequestPartition.FIELDS = (
+    FieldInfo('PartitionIndex', 'partition_index', 'int32', False, None, (0, 0), None, None, None, False, 0),
+)
+OffsetDeleteResponse.FIELDS = (
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 0), None, None, None, True, 0),
+    FieldInfo('Topics', 'topics', 'OffsetDeleteResponseTopic', True, OffsetDeleteResponse_OffsetDeleteResponseTopic, (0, 0), None, None, None, False, ()),
+)
+OffsetDeleteResponse_OffsetDeleteResponseTopic.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('Partitions', 'partitions', 'OffsetDeleteResponsePartition', True, OffsetDeleteResponse_OffsetDeleteResponsePartition, (0, 0), None, None, None, False, ()),
+)
+OffsetDeleteResponse_OffsetDeleteResponsePartition.FIELDS = (
+    FieldInfo('PartitionIndex', 'partition_index', 'int32', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 0), None, None, None, False, 0),
+)
+DescribeProducersRequest.FIELDS = (
+    FieldInfo('Topics', 'topics', 'TopicRequest', True, DescribeProducersRequest_TopicRequest, (0, 0), None, None, None, False, ()),
+)
+DescribeProducersRequest_TopicRequest.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('PartitionIndexes', 'partition_indexes', 'int32', True, None, (0, 0), None, None, None, False, ()),
+)
+DescribeProducersResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('Topics', 'topics', 'TopicResponse', True, DescribeProducersResponse_TopicResponse, (0, 0), None, None, None, False, ()),
+)
+DescribeProducersResponse_TopicResponse.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('Partitions', 'partitions', 'PartitionResponse', True, DescribeProducersResponse_PartitionResponse, (0, 0), None, None, None, False, ()),
+)
+DescribeProducersResponse_PartitionResponse.FIELDS = (
+    FieldInfo('PartitionIndex', 'partition_index', 'int32', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (0, 0), (0, 0), None, None, False, None),
+    FieldInfo('ActiveProducers', 'active_producers', 'ProducerState', True, DescribeProducersResponse_ProducerState, (0, 0), None, None, None, False, ()),
+)
+DescribeProducersResponse_ProducerState.FIELDS = (
+    FieldInfo('ProducerId', 'producer_id', 'int64', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('ProducerEpoch', 'producer_epoch', 'int32', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('LastSequence', 'last_sequence', 'int32', False, None, (0, 0), None, None, None, False, -1),
+    FieldInfo('LastTimestamp', 'last_timestamp', 'int64', False, None, (0, 0), None, None, None, False, -1),
+    FieldInfo('CoordinatorEpoch', 'coordinator_epoch', 'int32', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('CurrentTxnStartOffset', 'current_txn_start_offset', 'int64', False, None, (0, 0), None, None, None, False, -1),
+)
 ConsumerProtocolSubscription.FIELDS = (
     FieldInfo('Topics', 'topics', 'string', True, None, (0, 3), None, None, None, False, ()),
     FieldInfo('UserData', 'user_data', 'bytes', False, None, (0, 3), (0, 3), None, None, False, None),
@@ -16310,6 +19617,14 @@ REQUESTS = {c.API_KEY: c for c in (
     OffsetForLeaderEpochRequest,
     DescribeClusterRequest,
     SaslHandshakeRequest,
+    DeleteRecordsRequest,
+    AlterConfigsRequest,
+    DescribeLogDirsRequest,
+    CreatePartitionsRequest,
+    DeleteGroupsRequest,
+    IncrementalAlterConfigsRequest,
+    OffsetDeleteRequest,
+    DescribeProducersRequest,
 )}
 RESPONSES = {c.API_KEY: c for c in (
     ApiVersionsResponse,
@@ -16333,6 +19648,14 @@ RESPONSES = {c.API_KEY: c for c in (
     OffsetForLeaderEpochResponse,
     DescribeClusterResponse,
     SaslHandshakeResponse,
+    DeleteRecordsResponse,
+    AlterConfigsResponse,
+    DescribeLogDirsResponse,
+    CreatePartitionsResponse,
+    DeleteGroupsResponse,
+    IncrementalAlterConfigsResponse,
+    OffsetDeleteResponse,
+    DescribeProducersResponse,
 )}
 MESSAGES = (
     ApiVersionsRequest,
@@ -16377,6 +19700,22 @@ MESSAGES = (
     DescribeClusterResponse,
     SaslHandshakeRequest,
     SaslHandshakeResponse,
+    DeleteRecordsRequest,
+    DeleteRecordsResponse,
+    AlterConfigsRequest,
+    AlterConfigsResponse,
+    DescribeLogDirsRequest,
+    DescribeLogDirsResponse,
+    CreatePartitionsRequest,
+    CreatePartitionsResponse,
+    DeleteGroupsRequest,
+    DeleteGroupsResponse,
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+    OffsetDeleteRequest,
+    OffsetDeleteResponse,
+    DescribeProducersRequest,
+    DescribeProducersResponse,
     ConsumerProtocolSubscription,
     ConsumerProtocolAssignment,
 )
@@ -16447,6 +19786,32 @@ STRUCTS = (
     OffsetForLeaderEpochResponse_OffsetForLeaderTopicResult,
     OffsetForLeaderEpochResponse_EpochEndOffset,
     DescribeClusterResponse_DescribeClusterBroker,
+    DeleteRecordsRequest_DeleteRecordsTopic,
+    DeleteRecordsRequest_DeleteRecordsPartition,
+    DeleteRecordsResponse_DeleteRecordsTopicResult,
+    DeleteRecordsResponse_DeleteRecordsPartitionResult,
+    AlterConfigsRequest_AlterConfigsResource,
+    AlterConfigsRequest_AlterableConfig,
+    AlterConfigsResponse_AlterConfigsResourceResponse,
+    DescribeLogDirsRequest_DescribableLogDirTopic,
+    DescribeLogDirsResponse_DescribeLogDirsResult,
+    DescribeLogDirsResponse_DescribeLogDirsTopic,
+    DescribeLogDirsResponse_DescribeLogDirsPartition,
+    CreatePartitionsRequest_CreatePartitionsTopic,
+    CreatePartitionsRequest_CreatePartitionsAssignment,
+    CreatePartitionsResponse_CreatePartitionsTopicResult,
+    DeleteGroupsResponse_DeletableGroupResult,
+    IncrementalAlterConfigsRequest_AlterConfigsResource,
+    IncrementalAlterConfigsRequest_AlterableConfig,
+    IncrementalAlterConfigsResponse_AlterConfigsResourceResponse,
+    OffsetDeleteRequest_OffsetDeleteRequestTopic,
+    OffsetDeleteRequest_OffsetDeleteRequestPartition,
+    OffsetDeleteResponse_OffsetDeleteResponseTopic,
+    OffsetDeleteResponse_OffsetDeleteResponsePartition,
+    DescribeProducersRequest_TopicRequest,
+    DescribeProducersResponse_TopicResponse,
+    DescribeProducersResponse_PartitionResponse,
+    DescribeProducersResponse_ProducerState,
     ConsumerProtocolSubscription_TopicPartition,
     ConsumerProtocolAssignment_TopicPartition,
 )
@@ -16495,6 +19860,22 @@ __all__ = [
     'DescribeClusterResponse',
     'SaslHandshakeRequest',
     'SaslHandshakeResponse',
+    'DeleteRecordsRequest',
+    'DeleteRecordsResponse',
+    'AlterConfigsRequest',
+    'AlterConfigsResponse',
+    'DescribeLogDirsRequest',
+    'DescribeLogDirsResponse',
+    'CreatePartitionsRequest',
+    'CreatePartitionsResponse',
+    'DeleteGroupsRequest',
+    'DeleteGroupsResponse',
+    'IncrementalAlterConfigsRequest',
+    'IncrementalAlterConfigsResponse',
+    'OffsetDeleteRequest',
+    'OffsetDeleteResponse',
+    'DescribeProducersRequest',
+    'DescribeProducersResponse',
     'ConsumerProtocolSubscription',
     'ConsumerProtocolAssignment',
 ]

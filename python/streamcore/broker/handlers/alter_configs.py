@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from streamcore.broker.handlers._config_resources import BROKER, TOPIC, broker_change_error, unsupported_type
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
-from streamcore.protocol.admin_messages import (
+from streamcore.protocol.messages import (
     AlterConfigsRequest,
     AlterConfigsResponse,
     AlterConfigsResponse_AlterConfigsResourceResponse,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
-from streamcore.protocol.admin_messages import (
+from streamcore.protocol.messages import (
     CreatePartitionsRequest,
     CreatePartitionsResponse,
     CreatePartitionsResponse_CreatePartitionsTopicResult,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamcore.errors import ErrorCode, StreamcoreError
-from streamcore.protocol.admin_messages import (
+from streamcore.protocol.messages import (
     DeleteGroupsRequest,
     DeleteGroupsResponse,
     DeleteGroupsResponse_DeletableGroupResult,

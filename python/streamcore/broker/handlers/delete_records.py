@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode, OffsetOutOfRangeError, StreamcoreError
-from streamcore.protocol.admin_messages import (
+from streamcore.protocol.messages import (
     DeleteRecordsRequest,
     DeleteRecordsResponse,
     DeleteRecordsResponse_DeleteRecordsPartitionResult,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from streamcore.protocol.admin_messages import (
+from streamcore.protocol.messages import (
     DescribeLogDirsRequest,
     DescribeLogDirsResponse,
     DescribeLogDirsResponse_DescribeLogDirsPartition,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamcore.errors import ErrorCode
-from streamcore.protocol.admin_messages import (
+from streamcore.protocol.messages import (
     DescribeProducersRequest,
     DescribeProducersResponse,
     DescribeProducersResponse_PartitionResponse,

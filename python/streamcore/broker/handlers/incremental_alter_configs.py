@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from streamcore.broker.handlers._config_resources import BROKER, TOPIC, broker_change_error, unsupported_type
 from streamcore.broker.topics import TopicError
-from streamcore.protocol.admin_messages import (
+from streamcore.protocol.messages import (
     IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
     IncrementalAlterConfigsResponse_AlterConfigsResourceResponse,

@@ -15,13 +15,13 @@ import struct
 from typing import TYPE_CHECKING
 
 from streamcore.errors import ErrorCode, ProtocolError, StreamcoreError
-from streamcore.protocol.admin_messages import (
+from streamcore.protocol.messages import (
+    ConsumerProtocolSubscription,
     OffsetDeleteRequest,
     OffsetDeleteResponse,
     OffsetDeleteResponse_OffsetDeleteResponsePartition,
     OffsetDeleteResponse_OffsetDeleteResponseTopic,
 )
-from streamcore.protocol.messages import ConsumerProtocolSubscription
 
 if TYPE_CHECKING:
     from streamcore.broker.context import RequestContext
