@@ -117,6 +117,23 @@ class LimitsConfig:
     max_inflight_per_connection: int = 100
     #: Largest record batch accepted (Kafka's message.max.bytes default: 1 MiB + 12).
     max_message_bytes: int = 1024 * 1024 + 12
+    #: Kafka's queued.max.request.bytes: bytes of requests read but not yet answered, and of
+    #: partial frames, across all connections; reading from sockets pauses past it.
+    queued_max_request_bytes: int = 256 * 1024 * 1024
+    #: Response bytes a connection may have waiting in its send buffer before no further
+    #: requests of that connection are dispatched (a client that does not read).
+    max_buffered_response_bytes: int = 4 * 1024 * 1024
+    #: A request must arrive completely within this long of its first byte, and a connection
+    #: whose responses do not drain for this long is closed (Kafka clients' request.timeout.ms).
+    request_timeout_ms: int = 30_000
+    #: Kafka's fetch.max.bytes: the most record bytes one Fetch response carries (KIP-74 aside).
+    fetch_max_bytes: int = 55 * 1024 * 1024
+    #: Kafka's max.connections.per.ip.
+    max_connections_per_ip: int = 2147483647
+    #: Kafka's max.connections.per.ip.overrides: ``host:count`` pairs, comma-separated.
+    max_connections_per_ip_overrides: str = ""
+    #: Kafka's max.connection.creation.rate: new connections accepted per second.
+    max_connection_creation_rate: int = 2147483647
 
 
 @dataclass
@@ -317,6 +334,19 @@ SETTINGS: tuple[Setting, ...] = (
     _s("limits.connection_idle_ms", "duration", "Close a connection idle this long.", minimum=1),
     _s("limits.max_inflight_per_connection", "int", "Requests processed at once per connection.", minimum=1),
     _s("limits.max_message_bytes", "size", "Largest record batch accepted.", minimum=1024),
+    _s("limits.queued_max_request_bytes", "size",
+       "Bytes of requests read and not yet answered (and partial frames), all connections; reading pauses past it.",
+       minimum=1024),
+    _s("limits.max_buffered_response_bytes", "size",
+       "Unsent response bytes of one connection before its further requests wait.", minimum=1024),
+    _s("limits.request_timeout_ms", "duration",
+       "A request must arrive within this long of its first byte; unread responses may wait this long.",
+       minimum=1),
+    _s("limits.fetch_max_bytes", "size", "Most record bytes in one Fetch response.", minimum=1024),
+    _s("limits.max_connections_per_ip", "int", "Connections accepted at once from one address.", minimum=0),
+    _s("limits.max_connections_per_ip_overrides", "str",
+       "Per-address exceptions, 'host:count,host:count'."),
+    _s("limits.max_connection_creation_rate", "int", "New connections accepted per second.", minimum=1),
     _s("groups.min_session_timeout_ms", "duration", "Smallest session timeout a member may ask.", minimum=1),
     _s("groups.max_session_timeout_ms", "duration", "Largest session timeout a member may ask.", minimum=1),
     _s("groups.initial_rebalance_delay_ms", "duration", "Wait before the first rebalance of an empty group.",

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import resource
 from pathlib import Path
 
 from streamcore.broker.config import BrokerConfig
 from streamcore.broker.metrics import serve_metrics
 from streamcore.broker.server import KafkaServer
 from streamcore.broker.state import BrokerState
+from streamcore.errors import ConfigError
 from streamcore.storage.dir_lock import DirLock
 
 log = logging.getLogger("streamcore.broker")
@@ -75,6 +77,7 @@ class BrokerRuntime:
             raise RuntimeError("this broker runtime was already started")
         self._started = True
         cfg = self.config
+        _raise_open_file_limit(cfg)
         Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
         self._dir_lock = DirLock(cfg.data_dir).acquire()
         try:
@@ -153,3 +156,44 @@ class BrokerRuntime:
                 state.producers.expire(now)
             except Exception:  # housekeeping failures must not stop the broker
                 log.exception("periodic housekeeping failed")
+
+
+# Descriptors the broker needs besides client connections: the listener, the metrics
+# endpoint, the event loop, log files being opened, executor threads' files.
+_FD_RESERVE = 128
+
+
+def _raise_open_file_limit(cfg: BrokerConfig) -> None:
+    """Raise the open-file soft limit to the hard limit (as the JVM does for Kafka), then
+    check that ``limits.max_connections`` fits in it.
+
+    An explicitly configured limit that cannot fit is refused with ConfigError; the default
+    is lowered to fit, with one WARNING, so that a default broker starts on any machine.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d to %d: %s", soft, hard, exc)
+    if soft == resource.RLIM_INFINITY:
+        return
+    wanted = cfg.limits.max_connections + _FD_RESERVE
+    if wanted <= soft:
+        return
+    fits = soft - _FD_RESERVE
+    if cfg.source("limits.max_connections") != "default" or fits < 1:
+        raise ConfigError(
+            f"limits.max_connections ({cfg.limits.max_connections}) plus {_FD_RESERVE} descriptors "
+            f"for the broker itself does not fit in the open-file limit of {soft} (hard limit "
+            f"{hard}); lower limits.max_connections to at most {max(fits, 0)} or raise the hard "
+            "limit (ulimit -Hn, LimitNOFILE= in a systemd unit)"
+        )
+    log.warning(
+        "limits.max_connections lowered from its default %d to %d to fit the open-file limit of %d",
+        cfg.limits.max_connections,
+        fits,
+        soft,
+    )
+    cfg.limits.max_connections = fits

@@ -1,4 +1,4 @@
-"""The asyncio Kafka-wire server: connections, framing, dispatch, in-order responses.
+"""The asyncio Kafka-wire server: accepting, framing, dispatch, in-order responses, budgets.
 
 One ``KafkaConnection`` (an ``asyncio.Protocol``) per client socket. Bytes are cut
 into frames by ``streamcore.protocol.headers.FrameSplitter`` (with the configured maximum
@@ -6,26 +6,55 @@ request size); each frame's request header (``headers.parse_request_header``) pi
 from ``streamcore.broker.handlers``, called with the shared state and a
 ``streamcore.broker.context.RequestContext``. Handlers may answer at once or later (long-polling
 fetches, joins waiting for a rebalance), yet the responses on one connection leave in
-the order the requests arrived, as the protocol requires. A client that pipelines more
-than ``max_inflight_per_connection`` requests is paused until answers drain.
+the order the requests arrived, as the protocol requires.
 
-A malformed frame, an unknown API key or an unsupported version (except ApiVersions,
-which gets the protocol's downgrade answer) closes that one connection with one log
-line; nothing a client sends reaches past its own connection.
+Memory is bounded whatever clients send:
+
+* ``limits.queued_max_request_bytes`` (Kafka's queued.max.request.bytes) counts the bytes of
+  every request read and not yet answered, plus partial frames, across connections
+  (:class:`RequestMemory`). Past it, reading pauses on every connection. A connection's own
+  partial frame does not count against it, so one large request always completes; and a
+  partial frame above 64 KiB grows only while the other connections' partial frames hold
+  less than half the budget, so clients that trickle huge frames cannot starve the rest.
+* A connection dispatches at most ``limits.max_inflight_per_connection`` requests at once;
+  frames beyond that, even ones that arrived in the same socket read, wait undecoded and
+  the socket is not read meanwhile.
+* Once ``limits.max_buffered_response_bytes`` of responses wait in a connection's send buffer
+  (the transport's high-water mark), its further requests wait until it drains to half.
+* A Fetch is dispatched only when every earlier request of its connection is answered and
+  the send buffer is below that mark, so its records are read when they can be sent, never
+  for a whole burst of pipelined fetches at once.
+* A request must arrive completely within ``limits.request_timeout_ms`` of its first byte,
+  and a connection whose responses have not drained for that long is closed.
+
+Accepting is our own loop on the listening socket (``KafkaServer``), so that the global
+connection limit and the creation rate hold before any work is spent on a socket: at the
+limit the listener is not read (the kernel's backlog holds new clients, as Kafka's acceptor
+does); over the rate accepting pauses until a token is due; a client over
+``limits.max_connections_per_ip`` is closed right after accept. Accepted sockets get TCP
+keepalive so that half-open peers go away.
+
+Refused connections and connections closed for what the client sent (malformed frames,
+unknown APIs, timeouts) are logged as one summary line per kind every
+``LOG_SUMMARY_INTERVAL_S`` seconds, with counts and the last example, never one line each:
+an attacker cannot fill the disk with log lines.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import errno
+import functools
 import logging
+import socket
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from streamcore.broker import handlers as _handlers
 from streamcore.broker.context import RequestContext
-from streamcore.errors import ProtocolError
+from streamcore.errors import ConfigError, ProtocolError
 from streamcore.protocol import headers
 from streamcore.protocol.headers import ApiKey
 
@@ -34,31 +63,188 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("streamcore.broker")
 
+__all__ = ["KafkaConnection", "KafkaServer", "RequestMemory", "parse_ip_overrides", "LOG_SUMMARY_INTERVAL_S"]
 
-class _Slot:
-    """One request's place in its connection's response queue."""
+#: Seconds between the summary lines of refused and closed connections.
+LOG_SUMMARY_INTERVAL_S = 10.0
 
-    __slots__ = ("data", "done")
+# A partial frame this small never waits for other connections' partial frames: small
+# requests that straddle two socket reads are the normal case for well-behaved clients.
+_SMALL_PARTIAL_BYTES = 64 * 1024
+
+# Budgets resume readers only below this fraction, so that a budget at its edge does not
+# pause and resume every connection on each request.
+_RESUME_FRACTION = 7 / 8
+
+# Connections accepted per readiness event of the listening socket (asyncio's own default
+# is the backlog; a smaller batch lets the rate limit and the limits act between accepts).
+_ACCEPT_BATCH = 64
+
+# Errors of accept() that mean "out of a resource", not "this one client failed": back off.
+_ACCEPT_RESOURCE_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+_ACCEPT_BACKOFF_S = 0.1
+
+# Keepalive: probe a silent peer after a minute, give up after six unanswered probes 10 s
+# apart. (The kernel default waits two hours before the first probe.)
+_KEEPALIVE_IDLE_S = 60
+_KEEPALIVE_INTERVAL_S = 10
+_KEEPALIVE_PROBES = 6
+
+_FETCH_KEY_BYTES = ApiKey.FETCH.to_bytes(2, "big")
+
+
+def parse_ip_overrides(text: str) -> dict[str, int]:
+    """Parse ``host:count,host:count`` (Kafka's max.connections.per.ip.overrides) to {ip: count}.
+
+    A host name is resolved once, here, to every address it has. IPv6 addresses may be
+    written in brackets (``[::1]:5``). Raises ConfigError naming the bad entry.
+    """
+    out: dict[str, int] = {}
+    for raw in text.split(","):
+        entry = raw.strip()
+        if not entry:
+            continue
+        host, sep, count_text = entry.rpartition(":")
+        host = host.strip().removeprefix("[").removesuffix("]")
+        if not sep or not host:
+            raise ConfigError(
+                f"limits.max_connections_per_ip_overrides: {entry!r} is not 'host:count' "
+                "(for example '127.0.0.1:200,10.0.0.7:50')"
+            )
+        try:
+            count = int(count_text.strip())
+        except ValueError:
+            count = -1
+        if count < 0:
+            raise ConfigError(
+                f"limits.max_connections_per_ip_overrides: count {count_text.strip()!r} of {host!r} "
+                "is not a whole number >= 0"
+            )
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise ConfigError(
+                f"limits.max_connections_per_ip_overrides: cannot resolve {host!r}: {exc}"
+            ) from None
+        for info in infos:
+            out[str(info[4][0])] = count
+    return out
+
+
+class _ConnectionLog:
+    """Counts refusals and client-caused closes by kind; one log line per kind per interval."""
 
     def __init__(self) -> None:
+        self._counts: dict[str, int] = {}
+        self._last: dict[str, str] = {}
+
+    def note(self, kind: str, peer: str, detail: str) -> None:
+        self._counts[kind] = self._counts.get(kind, 0) + 1
+        self._last[kind] = f"{peer}: {detail}"
+
+    def flush(self, interval_s: float) -> None:
+        for kind, count in self._counts.items():
+            log.warning(
+                "%d connection(s) %s in the last %.0f s (last: %s)",
+                count,
+                kind,
+                interval_s,
+                self._last[kind],
+            )
+        self._counts.clear()
+        self._last.clear()
+
+
+class RequestMemory:
+    """The broker-wide budget of request bytes read and not yet answered (bytes).
+
+    ``used`` counts complete frames until answered and partial frames as they grow.
+    Connections that must wait for room register with :meth:`wait` and are re-checked
+    once the budget drains below 7/8 of the limit.
+    """
+
+    def __init__(self, limit_bytes: int) -> None:
+        #: The budget, bytes.
+        self.limit = limit_bytes
+        #: Bytes of complete and partial frames held now.
+        self.used = 0
+        #: Of ``used``, bytes of partial frames.
+        self.partial = 0
+        #: Largest ``used`` seen, bytes (for tests and the soak benchmark).
+        self.peak = 0
+        self._waiting: dict[KafkaConnection, None] = {}
+
+    @property
+    def partial_limit(self) -> int:
+        """Partial frames of other connections beyond which a large partial frame waits."""
+        return self.limit // 2
+
+    def add(self, complete: int, partial_delta: int) -> None:
+        self.used += complete + partial_delta
+        self.partial += partial_delta
+        if self.used > self.peak:
+            self.peak = self.used
+
+    def release(self, complete: int, partial: int = 0) -> None:
+        self.used -= complete + partial
+        self.partial -= partial
+        if self._waiting and (
+            self.used < self.limit * _RESUME_FRACTION or self.partial < self.partial_limit * _RESUME_FRACTION
+        ):
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            for conn in waiting:
+                conn.update_reading()
+
+    def wait(self, conn: KafkaConnection) -> None:
+        self._waiting[conn] = None
+
+    def forget(self, conn: KafkaConnection) -> None:
+        self._waiting.pop(conn, None)
+
+
+class _Slot:
+    """One dispatched request's place in its connection's response queue."""
+
+    __slots__ = ("data", "done", "size")
+
+    def __init__(self, size: int) -> None:
         self.data: bytes | None = None
         self.done = False
+        #: Bytes of the request frame, held in the budget until the response is written.
+        self.size = size
 
 
 class KafkaConnection(asyncio.Protocol):
     """Serves one client socket."""
 
-    def __init__(self, server: KafkaServer) -> None:
+    def __init__(self, server: KafkaServer, ip: str) -> None:
         self._server = server
         self._state = server.state
+        self._memory = server.memory
         limits = server.state.config.limits
         self._splitter = headers.FrameSplitter(limits.max_request_bytes)
         self._max_inflight = max(1, limits.max_inflight_per_connection)
+        self._response_buffer = limits.max_buffered_response_bytes
+        #: Frames read but not yet dispatched (beyond the in-flight limit, or a Fetch
+        #: waiting for its turn).
+        self._backlog: collections.deque[bytes] = collections.deque()
         self._pending: collections.deque[_Slot] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self._reading_paused = False
         self._writing_paused = False
+        self._pumping = False
         self._closed = False
+        self._released = False
+        #: Bytes of the partial frame counted in the budget.
+        self._partial = 0
+        #: Bytes of backlog frames counted in the budget.
+        self._backlog_bytes = 0
+        #: monotonic() of the first byte of the partial frame; 0.0 when there is none.
+        self.partial_since = 0.0
+        #: monotonic() since which the send buffer is over its high-water mark; 0.0 when not.
+        self.write_stalled_since = 0.0
+        self.ip = ip
         self.peer = "?"
         self.last_active = time.monotonic()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -70,66 +256,114 @@ class KafkaConnection(asyncio.Protocol):
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
-        if not self._server.register(self):
-            log.warning("refusing connection from %s: max_connections reached", self.peer)
-            self._closed = True
-            transport.close()
+        transport.set_write_buffer_limits(high=self._response_buffer, low=self._response_buffer // 2)
+        self._server.register(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self._server.unregister(self)
+        self._release_all()
         for task in list(self._tasks):
             task.cancel()
 
     def pause_writing(self) -> None:
         self._writing_paused = True
-        self._update_reading()
+        self.write_stalled_since = time.monotonic()
+        self.update_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
-        self._update_reading()
+        self.write_stalled_since = 0.0
+        self.last_active = time.monotonic()
+        self._pump()
 
     def data_received(self, data: bytes) -> None:
-        self.last_active = time.monotonic()
+        now = time.monotonic()
+        self.last_active = now
         try:
             frames = self._splitter.feed(data)
         except ProtocolError as exc:
-            self.close(f"malformed frame: {exc}")
+            self.close(f"malformed frame: {exc}", kind="closed for a malformed frame")
             return
+        buffered = self._splitter.buffered()
+        if not buffered:
+            self.partial_since = 0.0
+        elif frames or not self.partial_since:
+            # The partial frame's first byte came in this read.
+            self.partial_since = now
+        complete = 0
         for frame in frames:
-            if self._closed:
-                return
-            self._dispatch(frame)
-        self._update_reading()
+            complete += len(frame)
+        self._memory.add(complete, buffered - self._partial)
+        self._partial = buffered
+        if frames:
+            self._backlog_bytes += complete
+            self._backlog.extend(frames)
+        self._pump()
 
     # -- dispatch ---------------------------------------------------------------------
 
+    def _pump(self) -> None:
+        """Dispatch what the limits allow, then decide whether to read on."""
+        if self._pumping:
+            return
+        self._pumping = True
+        try:
+            backlog = self._backlog
+            while backlog and not self._closed:
+                if self._writing_paused or len(self._pending) >= self._max_inflight:
+                    break
+                frame = backlog[0]
+                if self._pending and frame[:2] == _FETCH_KEY_BYTES:
+                    # Its records are read when the earlier answers are out (see module doc).
+                    break
+                backlog.popleft()
+                self._backlog_bytes -= len(frame)
+                self._dispatch(frame)
+        finally:
+            self._pumping = False
+        self.update_reading()
+
     def _dispatch(self, frame: bytes) -> None:
+        size = len(frame)
+        slot = self._handle(frame, size)
+        if slot is None:
+            # Answered (or refused) already: the request's bytes leave the budget.
+            self._memory.release(size)
+
+    def _handle(self, frame: bytes, size: int) -> _Slot | None:
+        """Run the frame's handler; returns the slot of an answer still to come, else None."""
         state = self._state
         try:
             api_key, version, correlation_id, client_id, body_offset = headers.parse_request_header(frame)
         except ProtocolError as exc:
-            self.close(f"malformed request header: {exc}")
-            return
+            self.close(f"malformed request header: {exc}", kind="closed for a malformed request")
+            return None
         handler = _handlers.HANDLERS.get(api_key)
         if handler is None:
-            self.close(f"unknown api key {api_key} (correlation id {correlation_id})")
-            return
+            self.close(
+                f"unknown api key {api_key} (correlation id {correlation_id})",
+                kind="closed for an unknown api key",
+            )
+            return None
         if not handler.MIN_VERSION <= version <= handler.MAX_VERSION:
             if api_key == ApiKey.API_VERSIONS:
                 # The protocol's downgrade answer: a v0 body listing what we support.
                 self._respond_now(headers.unsupported_api_versions_response(correlation_id))
-                return
+                return None
             self.close(
                 f"unsupported version {version} of api {api_key} "
-                f"(we support {handler.MIN_VERSION}-{handler.MAX_VERSION})"
+                f"(we support {handler.MIN_VERSION}-{handler.MAX_VERSION})",
+                kind="closed for an unsupported api version",
             )
-            return
+            return None
         try:
             request = handler.REQUEST.decode(memoryview(frame)[body_offset:], version)
         except ProtocolError as exc:
-            self.close(f"malformed api {api_key} v{version} request: {exc}")
-            return
+            self.close(
+                f"malformed api {api_key} v{version} request: {exc}", kind="closed for a malformed request"
+            )
+            return None
         state.metrics.request(api_key)
         ctx = RequestContext(api_key, version, correlation_id, client_id, self.peer)
         try:
@@ -137,21 +371,23 @@ class KafkaConnection(asyncio.Protocol):
         except Exception:
             log.exception("handler for api %d v%d failed; closing %s", api_key, version, self.peer)
             self.close(None)
-            return
+            return None
         if isinstance(result, Awaitable):
-            slot = _Slot()
+            slot = _Slot(size)
             self._pending.append(slot)
             task = asyncio.ensure_future(result)
             self._tasks.add(task)
-            task.add_done_callback(lambda t, s=slot, c=ctx: self._finished(t, s, c))
-        elif result is not None:
+            task.add_done_callback(functools.partial(self._finished, slot=slot, ctx=ctx))
+            return slot
+        if result is not None:
             data = self._encode(ctx, result)
             if data is not None:
                 self._respond_now(data)
         # None: nothing to send (acks=0 produce).
+        return None
 
-    def _finished(self, task: asyncio.Future[Any], slot: _Slot, ctx: RequestContext) -> None:
-        self._tasks.discard(task)  # type: ignore[arg-type]
+    def _finished(self, task: asyncio.Task[Any], *, slot: _Slot, ctx: RequestContext) -> None:
+        self._tasks.discard(task)
         slot.done = True
         if task.cancelled() or self._closed:
             return
@@ -191,7 +427,7 @@ class KafkaConnection(asyncio.Protocol):
         if not self._pending:
             self._write(data)
             return
-        slot = _Slot()
+        slot = _Slot(0)
         slot.data = data
         slot.done = True
         self._pending.append(slot)
@@ -199,22 +435,38 @@ class KafkaConnection(asyncio.Protocol):
 
     def _flush(self) -> None:
         pending = self._pending
+        released = 0
         while pending and pending[0].done:
-            data = pending.popleft().data
-            if data is not None:
-                self._write(data)
-        self._update_reading()
+            slot = pending.popleft()
+            released += slot.size
+            if slot.data is not None:
+                self._write(slot.data)
+        if released:
+            self._memory.release(released)
+        self._pump()
 
     def _write(self, data: bytes) -> None:
         if self._transport is not None and not self._closed:
             self._state.metrics.bytes_out(len(data))
             self._transport.write(data)
 
-    def _update_reading(self) -> None:
+    def update_reading(self) -> None:
+        """Pause or resume reading from the socket by the limits (see module doc)."""
         transport = self._transport
         if transport is None or self._closed:
             return
-        should_pause = self._writing_paused or len(self._pending) >= self._max_inflight
+        memory = self._memory
+        waits_for_memory = memory.used - self._partial >= memory.limit or (
+            self._partial > _SMALL_PARTIAL_BYTES and memory.partial - self._partial >= memory.partial_limit
+        )
+        if waits_for_memory:
+            memory.wait(self)
+        should_pause = (
+            waits_for_memory
+            or self._writing_paused
+            or bool(self._backlog)
+            or len(self._pending) >= self._max_inflight
+        )
         if should_pause and not self._reading_paused:
             self._reading_paused = True
             transport.pause_reading()
@@ -222,74 +474,263 @@ class KafkaConnection(asyncio.Protocol):
             self._reading_paused = False
             transport.resume_reading()
 
-    def close(self, reason: str | None) -> None:
-        """Close this connection; ``reason`` becomes the one log line."""
+    def _release_all(self) -> None:
+        """Give back every budget byte this connection holds (it is gone)."""
+        if self._released:
+            return
+        self._released = True
+        self._memory.forget(self)
+        held = self._backlog_bytes + sum(slot.size for slot in self._pending)
+        self._backlog.clear()
+        self._backlog_bytes = 0
+        for slot in self._pending:
+            slot.size = 0
+        partial = self._partial
+        self._partial = 0
+        self._memory.release(held, partial)
+
+    def close(self, reason: str | None, *, kind: str | None = None) -> None:
+        """Close this connection; ``reason`` goes into the summary log under ``kind``."""
         if self._closed:
             return
         self._closed = True
         if reason:
-            log.warning("closing connection from %s: %s", self.peer, reason)
+            self._server.connection_log.note(kind or "closed", self.peer, reason)
         if self._transport is not None:
             self._transport.close()
+        self._release_all()
 
     @property
     def idle_seconds(self) -> float:
+        """Seconds since the last read or drained write; 0 while a request is being served."""
         return time.monotonic() - self.last_active if not self._pending else 0.0
 
 
 class KafkaServer:
-    """Listens on one address and owns the set of live connections."""
+    """Listens on one address, accepts within the connection limits, owns the live connections."""
 
     def __init__(self, state: BrokerState) -> None:
         self.state = state
-        self._server: asyncio.base_events.Server | None = None
+        limits = state.config.limits
+        self.memory = RequestMemory(limits.queued_max_request_bytes)
+        self.connection_log = _ConnectionLog()
+        self._ip_overrides = parse_ip_overrides(limits.max_connections_per_ip_overrides)
+        self._per_ip: dict[str, int] = {}
         self._connections: set[KafkaConnection] = set()
-        self._idle_task: asyncio.Task[None] | None = None
+        #: Accepted sockets whose transport is still being set up (they hold a slot).
+        self._opening = 0
+        self._sock: socket.socket | None = None
+        self._accepting = False
+        self._accept_resume: asyncio.TimerHandle | None = None
+        self._rate = limits.max_connection_creation_rate
+        self._tokens = float(self._rate)
+        self._tokens_at = time.monotonic()
+        self._sweep_task: asyncio.Task[None] | None = None
+        self._last_summary = time.monotonic()
+        self._opening_tasks: set[asyncio.Task[Any]] = set()
         self.host = state.config.listeners.host
         self.port = state.config.listeners.port
 
-    def register(self, conn: KafkaConnection) -> bool:
-        if len(self._connections) >= self.state.config.limits.max_connections:
-            return False
+    # -- connection bookkeeping ----------------------------------------------------------
+
+    @property
+    def connection_count(self) -> int:
+        """Open connections (including ones being set up)."""
+        return len(self._connections) + self._opening
+
+    def register(self, conn: KafkaConnection) -> None:
         self._connections.add(conn)
         self.state.metrics.connections(len(self._connections))
-        return True
 
     def unregister(self, conn: KafkaConnection) -> None:
+        if conn not in self._connections:
+            return
         self._connections.discard(conn)
+        self._forget_ip(conn.ip)
         self.state.metrics.connections(len(self._connections))
+        self._maybe_resume_accepting()
+
+    def _forget_ip(self, ip: str) -> None:
+        left = self._per_ip.get(ip, 0) - 1
+        if left > 0:
+            self._per_ip[ip] = left
+        else:
+            self._per_ip.pop(ip, None)
+
+    def _ip_limit(self, ip: str) -> int:
+        return self._ip_overrides.get(ip, self.state.config.limits.max_connections_per_ip)
+
+    # -- accepting -------------------------------------------------------------------------
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            lambda: KafkaConnection(self),
-            self.host,
-            self.port,
-            reuse_address=True,
-            backlog=1024,
+        infos = await loop.getaddrinfo(
+            self.host or None, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
         )
-        sock = self._server.sockets[0]
+        family, type_, proto, _, address = infos[0]
+        sock = socket.socket(family, type_, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                # "::" serves IPv4 clients too, as asyncio's create_server does on Linux.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind(address)
+            sock.listen(1024)
+            sock.setblocking(False)
+        except BaseException:
+            sock.close()
+            raise
+        self._sock = sock
         self.port = sock.getsockname()[1]
-        self._idle_task = loop.create_task(self._close_idle())
+        self._start_accepting()
+        self._sweep_task = loop.create_task(self._sweep())
 
-    async def _close_idle(self) -> None:
-        limit_s = self.state.config.limits.connection_idle_ms / 1000.0
+    def _start_accepting(self) -> None:
+        if self._sock is not None and not self._accepting and self._accept_resume is None:
+            self._accepting = True
+            asyncio.get_running_loop().add_reader(self._sock.fileno(), self._on_acceptable)
+
+    def _stop_accepting(self, resume_after_s: float | None = None) -> None:
+        if self._accepting and self._sock is not None:
+            self._accepting = False
+            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+        if resume_after_s is not None and self._accept_resume is None:
+            self._accept_resume = asyncio.get_running_loop().call_later(resume_after_s, self._resume_timer)
+
+    def _resume_timer(self) -> None:
+        self._accept_resume = None
+        self._maybe_resume_accepting()
+
+    def _maybe_resume_accepting(self) -> None:
+        if (
+            self._sock is not None
+            and not self._accepting
+            and self._accept_resume is None
+            and self.connection_count < self.state.config.limits.max_connections
+        ):
+            self._start_accepting()
+
+    def _take_token(self) -> float:
+        """0.0 when a connection may be created now, else seconds until the next token."""
+        now = time.monotonic()
+        self._tokens = min(float(self._rate), self._tokens + (now - self._tokens_at) * self._rate)
+        self._tokens_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self._rate
+
+    def _on_acceptable(self) -> None:
+        sock = self._sock
+        if sock is None:
+            return
+        max_connections = self.state.config.limits.max_connections
+        for _ in range(_ACCEPT_BATCH):
+            if self.connection_count >= max_connections:
+                # Not read until a connection closes: the kernel's backlog holds the rest.
+                self._stop_accepting()
+                return
+            wait_s = self._take_token()
+            if wait_s > 0.0:
+                self._stop_accepting(resume_after_s=wait_s)
+                return
+            try:
+                client, address = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                self._tokens += 1.0  # nothing was created
+                return
+            except OSError as exc:
+                self._tokens += 1.0
+                self.connection_log.note("not accepted", "listener", str(exc))
+                if exc.errno in _ACCEPT_RESOURCE_ERRNOS:
+                    self._stop_accepting(resume_after_s=_ACCEPT_BACKOFF_S)
+                    return
+                continue
+            ip = str(address[0])
+            limit = self._ip_limit(ip)
+            if self._per_ip.get(ip, 0) >= limit:
+                client.close()
+                self.connection_log.note(
+                    "refused: too many from one address", ip, f"max_connections_per_ip is {limit}"
+                )
+                continue
+            self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
+            self._open(client, ip)
+
+    def _open(self, client: socket.socket, ip: str) -> None:
+        client.setblocking(False)
+        try:
+            client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            if hasattr(socket, "TCP_KEEPIDLE"):
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, _KEEPALIVE_IDLE_S)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, _KEEPALIVE_INTERVAL_S)
+                client.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, _KEEPALIVE_PROBES)
+        except OSError as exc:  # the peer may already be gone
+            client.close()
+            self._forget_ip(ip)
+            self.connection_log.note("failed during setup", ip, str(exc))
+            return
+        self._opening += 1
+        loop = asyncio.get_running_loop()
+        task = loop.create_task(loop.connect_accepted_socket(lambda: KafkaConnection(self, ip), client))
+        self._opening_tasks.add(task)
+        task.add_done_callback(functools.partial(self._opened, client=client, ip=ip))
+
+    def _opened(self, task: asyncio.Task[Any], *, client: socket.socket, ip: str) -> None:
+        self._opening_tasks.discard(task)
+        self._opening -= 1
+        if task.cancelled() or task.exception() is not None:
+            client.close()
+            self._forget_ip(ip)
+            if not task.cancelled():
+                self.connection_log.note("failed during setup", ip, str(task.exception()))
+        self._maybe_resume_accepting()
+
+    # -- housekeeping ----------------------------------------------------------------------
+
+    async def _sweep(self) -> None:
+        """Close idle, slow-sending and non-reading connections; write the summary lines."""
+        limits = self.state.config.limits
+        idle_s = limits.connection_idle_ms / 1000.0
+        timeout_s = limits.request_timeout_ms / 1000.0
+        tick_s = min(max(min(idle_s, timeout_s) / 4, 0.05), 1.0)
         while True:
-            await asyncio.sleep(min(max(limit_s / 4, 0.05), 5.0))
+            await asyncio.sleep(tick_s)
+            now = time.monotonic()
             for conn in list(self._connections):
-                if conn.idle_seconds > limit_s:
-                    conn.close(f"idle for more than {limit_s:.0f} s")
+                if conn.partial_since and now - conn.partial_since > timeout_s:
+                    conn.close(
+                        f"request not complete {timeout_s:g} s after its first byte",
+                        kind="closed for a request arriving too slowly",
+                    )
+                elif conn.write_stalled_since and now - conn.write_stalled_since > timeout_s:
+                    conn.close(
+                        f"responses not read for {timeout_s:g} s",
+                        kind="closed for not reading responses",
+                    )
+                elif conn.idle_seconds > idle_s:
+                    conn.close(f"idle for more than {idle_s:g} s", kind="closed after being idle")
+            if now - self._last_summary >= LOG_SUMMARY_INTERVAL_S:
+                self.connection_log.flush(now - self._last_summary)
+                self._last_summary = now
 
     async def stop(self, grace_s: float = 5.0) -> None:
         """Stop accepting, give in-flight requests ``grace_s`` seconds, then close all."""
-        if self._server is not None:
-            self._server.close()
-        if self._idle_task is not None:
-            self._idle_task.cancel()
+        self._stop_accepting()
+        if self._accept_resume is not None:
+            self._accept_resume.cancel()
+            self._accept_resume = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+        if self._sweep_task is not None:
+            self._sweep_task.cancel()
+        for task in list(self._opening_tasks):
+            task.cancel()
         deadline = time.monotonic() + grace_s
         while time.monotonic() < deadline and any(c._pending for c in self._connections):
             await asyncio.sleep(0.01)
         for conn in list(self._connections):
             conn.close(None)
-        if self._server is not None:
-            await self._server.wait_closed()
+        self.connection_log.flush(time.monotonic() - self._last_summary)

@@ -8,7 +8,8 @@ offset is the high watermark); v5 log start offsets; v7 incremental fetch sessio
 flexible. v13 would name topics by id.
 
 Limits, as Kafka applies them: each partition gets at most partition_max_bytes and
-the response at most max_bytes, except that the first batch of the first partition
+the response at most max_bytes (itself at most the broker's ``limits.fetch_max_bytes``,
+Kafka's fetch.max.bytes), except that the first batch of the first partition
 with data is returned whole even when it is larger (KIP-74), so a consumer can
 always make progress.
 """
@@ -16,7 +17,8 @@ always make progress.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, cast
 
 from streamcore.broker.fetch_sessions import FetchContext, FetchPartition
 from streamcore.broker.topics import TopicError
@@ -40,11 +42,13 @@ _STORAGE = ErrorCode.KAFKA_STORAGE_ERROR.code
 _UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
 
 
-def handle(state: BrokerState, ctx: RequestContext, request: FetchRequest):
+def handle(state: BrokerState, ctx: RequestContext, request: FetchRequest) -> Awaitable[FetchResponse]:
     return _fetch(state, ctx, request)
 
 
-def _read(state, wanted, max_bytes: int) -> tuple[list[FetchResponse_PartitionData], int, bool]:
+def _read(
+    state: BrokerState, wanted: list[tuple[tuple[str, int], FetchPartition]], max_bytes: int
+) -> tuple[list[FetchResponse_PartitionData], int, bool]:
     """Read every wanted partition once.
 
     ``wanted`` is a list of ((topic, partition), FetchPartition). Returns (partition
@@ -91,7 +95,7 @@ def _read(state, wanted, max_bytes: int) -> tuple[list[FetchResponse_PartitionDa
     return out, total, error
 
 
-async def _fetch(state, ctx, request: FetchRequest):
+async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest) -> FetchResponse:
     started = time.perf_counter()
     version = ctx.api_version
     requested = [
@@ -120,9 +124,14 @@ async def _fetch(state, ctx, request: FetchRequest):
             return FetchResponse(error_code=context.error_code, session_id=0, responses=[])
     else:
         context = FetchContext(partitions=requested)
-    wanted = context.partitions()
+    # Sessions key partitions by any hashable; Fetch's keys are always (topic, partition).
+    wanted = cast("list[tuple[tuple[str, int], FetchPartition]]", context.partitions())
 
-    max_bytes = request.max_bytes if request.max_bytes > 0 else 0x7FFFFFFF
+    # Kafka clamps the client's max_bytes to the broker's fetch.max.bytes: a client cannot
+    # make one response hold more than the operator allows.
+    max_bytes = min(
+        request.max_bytes if request.max_bytes > 0 else 0x7FFFFFFF, state.config.limits.fetch_max_bytes
+    )
     data, total, error = _read(state, wanted, max_bytes)
     if total < request.min_bytes and request.max_wait_ms > 0 and not error and wanted:
         deadline = time.monotonic() + request.max_wait_ms / 1000.0
