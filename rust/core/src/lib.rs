@@ -8,6 +8,7 @@
 
 pub mod buffer_pool;
 pub mod classifier;
+pub mod cleaner;
 pub mod compression;
 pub mod crc32c;
 pub mod error;
