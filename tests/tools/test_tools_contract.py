@@ -89,6 +89,7 @@ def test_missing_command_config_file_is_a_usage_error(tmp_path) -> None:
         ("topics", "alter", "t"),
         ("produce", "t", "--header", "novalue"),
         ("produce", "t", "--file", "/nonexistent/file"),
+        ("produce", "t", "--compression", "brotli"),
         ("consume", "t", "--group", "g", "--partition", "0"),
         ("consume", "t", "--max-messages", "0"),
         ("groups", "reset-offsets", "g", "--topic", "t:x", "--to-earliest"),

@@ -108,3 +108,10 @@ def test_client_settings_refuses_a_setting_of_another_client(tmp_path) -> None:
     assert client_settings(_args(command_config=str(path)), "producer")["linger_ms"] == "5"
     with pytest.raises(UsageError, match="linger"):
         client_settings(_args(command_config=str(path)), "consumer")
+
+
+def test_produce_help_names_every_compression_codec_the_client_takes() -> None:
+    from streamcore.client.config import COMPRESSION_TYPES
+    from streamcore.tools import produce
+
+    assert produce._COMPRESSION_HELP.replace(" or ", ", ").split(", ") == list(COMPRESSION_TYPES)

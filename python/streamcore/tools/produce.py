@@ -31,12 +31,11 @@ examples:
 """
 
 _ACKS = ("0", "1", "all", "-1")
+_COMPRESSION_HELP = "none, gzip, snappy, lz4 or zstd"
 
 
 def add_produce_command(subparsers: Subparsers) -> None:
     """Add ``streamcore produce``."""
-    from streamcore.client.config import COMPRESSION_TYPES
-
     p = tool_parser(
         subparsers,
         "produce",
@@ -60,7 +59,12 @@ def add_produce_command(subparsers: Subparsers) -> None:
         help="header added to every record (repeatable)",
     )
     p.add_argument(
-        "--compression", choices=COMPRESSION_TYPES, default=None, help="batch compression (default none)"
+        "--compression",
+        metavar="CODEC",
+        default=None,
+        # Checked by the client's settings table (one place); not argparse choices, so that
+        # building the parser for every command does not import the client.
+        help=f"batch compression: {_COMPRESSION_HELP} (default none)",
     )
     p.add_argument(
         "--acks", choices=_ACKS, default=None, help="acknowledgement the broker gives (default all)"
