@@ -352,7 +352,7 @@ def prepare(bootstrap: str, scenario: str) -> None:
             read_frame(sock)
         if scenario == "fetchers":
             for i in range(8):
-                sock.sendall(produce_frame(TOPIC, 1 << 20, 10 + i))
+                sock.sendall(produce_frame(TOPIC, (1 << 20) - 200, 10 + i))
                 read_frame(sock)
 
 

@@ -52,3 +52,35 @@ def test_malformed_frame_closes_only_its_connection(broker: Any, payload: bytes)
         assert [b.port for b in meta.brokers] == [broker.port]
     with WireClient(broker.bootstrap_servers) as fresh:
         assert fresh.request(m.ApiVersionsRequest(), 0).error_code == 0
+
+
+def test_a_request_dribbled_slower_than_request_timeout_is_closed(streamcore_broker_factory: Any) -> None:
+    # The idle timeout is far away: only the request timeout, counted from the request's
+    # first byte, can close this connection, though it sends a byte every 0.1 s.
+    broker = streamcore_broker_factory(limits_request_timeout_ms=1000, limits_connection_idle_ms=600_000)
+    payload = request_frame(m.MetadataRequest(topics=None), 12, 1)
+    with WireClient(broker.bootstrap_servers) as slow, WireClient(broker.bootstrap_servers) as bystander:
+        closed = False
+        for i in range(len(payload) - 1):  # never the last byte; bounded by the payload
+            try:
+                slow.send_raw(payload[i : i + 1])
+            except OSError:
+                closed = True
+                break
+            if slow.is_closed_by_peer(timeout_s=0.1):
+                closed = True
+                break
+        assert closed or slow.is_closed_by_peer(timeout_s=10.0), (
+            "a dribbling client outlived request_timeout_ms"
+        )
+        assert bystander.request(m.ApiVersionsRequest(), 3).error_code == 0
+
+
+def test_a_frame_declaring_a_huge_size_does_not_preallocate(streamcore_broker_factory: Any) -> None:
+    # Declares the maximum request size, sends 10 bytes: the broker holds 10 bytes, not 100 MiB,
+    # and closes the connection once the request timeout passes.
+    broker = streamcore_broker_factory(limits_request_timeout_ms=500)
+    with WireClient(broker.bootstrap_servers) as c:
+        c.send_raw(struct.pack(">i", MAX_REQUEST_BYTES) + b"\x00" * 10)
+        assert c.is_closed_by_peer(timeout_s=10.0)
+    assert broker.runtime._server.memory.peak < 1024 * 1024

@@ -119,7 +119,7 @@ class LimitsConfig:
     max_message_bytes: int = 1024 * 1024 + 12
     #: Kafka's queued.max.request.bytes: bytes of requests read but not yet answered, and of
     #: partial frames, across all connections; reading from sockets pauses past it.
-    queued_max_request_bytes: int = 256 * 1024 * 1024
+    queued_max_request_bytes: int = 100 * 1024 * 1024
     #: Response bytes a connection may have waiting in its send buffer before no further
     #: requests of that connection are dispatched (a client that does not read).
     max_buffered_response_bytes: int = 4 * 1024 * 1024

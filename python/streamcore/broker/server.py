@@ -12,10 +12,13 @@ Memory is bounded whatever clients send:
 
 * ``limits.queued_max_request_bytes`` (Kafka's queued.max.request.bytes) counts the bytes of
   every request read and not yet answered, plus partial frames, across connections
-  (:class:`RequestMemory`). Past it, reading pauses on every connection. A connection's own
-  partial frame does not count against it, so one large request always completes; and a
-  partial frame above 64 KiB grows only while the other connections' partial frames hold
-  less than half the budget, so clients that trickle huge frames cannot starve the rest.
+  (:class:`RequestMemory`), in two halves. Once complete requests waiting for their answers
+  hold half of it, no connection is read until answers go out. A partial frame above 64 KiB
+  grows only while the partial frames begun before it hold less than the other half: the
+  oldest partial frame always completes (no deadlock however many arrive at once), and
+  clients that trickle huge frames cannot starve clients that send small requests. So the
+  bytes held stay below the budget plus one largest request, plus what each connection read
+  in its last socket read (at most 256 KiB) and 64 KiB of a small partial frame.
 * A connection dispatches at most ``limits.max_inflight_per_connection`` requests at once;
   frames beyond that, even ones that arrived in the same socket read, wait undecoded and
   the socket is not read meanwhile.
@@ -71,10 +74,6 @@ LOG_SUMMARY_INTERVAL_S = 10.0
 # A partial frame this small never waits for other connections' partial frames: small
 # requests that straddle two socket reads are the normal case for well-behaved clients.
 _SMALL_PARTIAL_BYTES = 64 * 1024
-
-# Budgets resume readers only below this fraction, so that a budget at its edge does not
-# pause and resume every connection on each request.
-_RESUME_FRACTION = 7 / 8
 
 # Connections accepted per readiness event of the listening socket (asyncio's own default
 # is the backlog; a smaller batch lets the rate limit and the limits act between accepts).
@@ -160,7 +159,8 @@ class RequestMemory:
 
     ``used`` counts complete frames until answered and partial frames as they grow.
     Connections that must wait for room register with :meth:`wait` and are re-checked
-    once the budget drains below 7/8 of the limit.
+    whenever bytes leave the budget. Connections holding a partial frame are kept in the
+    order their frames began (:meth:`older_partial`).
     """
 
     def __init__(self, limit_bytes: int) -> None:
@@ -173,11 +173,18 @@ class RequestMemory:
         #: Largest ``used`` seen, bytes (for tests and the soak benchmark).
         self.peak = 0
         self._waiting: dict[KafkaConnection, None] = {}
+        # Connections with a partial frame, oldest first (dicts keep insertion order).
+        self._partials: dict[KafkaConnection, None] = {}
 
     @property
     def partial_limit(self) -> int:
-        """Partial frames of other connections beyond which a large partial frame waits."""
+        """Bytes of older partial frames beyond which a partial frame above 64 KiB waits."""
         return self.limit // 2
+
+    @property
+    def complete_limit(self) -> int:
+        """Bytes of complete requests not yet answered beyond which no connection is read."""
+        return self.limit - self.limit // 2
 
     def add(self, complete: int, partial_delta: int) -> None:
         self.used += complete + partial_delta
@@ -188,19 +195,39 @@ class RequestMemory:
     def release(self, complete: int, partial: int = 0) -> None:
         self.used -= complete + partial
         self.partial -= partial
-        if self._waiting and (
-            self.used < self.limit * _RESUME_FRACTION or self.partial < self.partial_limit * _RESUME_FRACTION
-        ):
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiting:
             waiting = list(self._waiting)
             self._waiting.clear()
             for conn in waiting:
                 conn.update_reading()
+
+    def partial_started(self, conn: KafkaConnection) -> None:
+        """``conn`` began a new partial frame: it is now the youngest."""
+        self._partials.pop(conn, None)
+        self._partials[conn] = None
+
+    def partial_ended(self, conn: KafkaConnection) -> None:
+        if self._partials.pop(conn, 0) is None:
+            self._wake()
+
+    def older_partial(self, conn: KafkaConnection) -> int:
+        """Bytes of the partial frames that began before ``conn``'s (all of them if it has none)."""
+        total = 0
+        for other in self._partials:
+            if other is conn:
+                break
+            total += other.partial_bytes
+        return total
 
     def wait(self, conn: KafkaConnection) -> None:
         self._waiting[conn] = None
 
     def forget(self, conn: KafkaConnection) -> None:
         self._waiting.pop(conn, None)
+        self._partials.pop(conn, None)
 
 
 class _Slot:
@@ -286,11 +313,15 @@ class KafkaConnection(asyncio.Protocol):
             self.close(f"malformed frame: {exc}", kind="closed for a malformed frame")
             return
         buffered = self._splitter.buffered()
+        memory = self._memory
         if not buffered:
+            if self.partial_since:
+                memory.partial_ended(self)
             self.partial_since = 0.0
         elif frames or not self.partial_since:
             # The partial frame's first byte came in this read.
             self.partial_since = now
+            memory.partial_started(self)
         complete = 0
         for frame in frames:
             complete += len(frame)
@@ -456,9 +487,16 @@ class KafkaConnection(asyncio.Protocol):
         if transport is None or self._closed:
             return
         memory = self._memory
-        waits_for_memory = memory.used - self._partial >= memory.limit or (
-            self._partial > _SMALL_PARTIAL_BYTES and memory.partial - self._partial >= memory.partial_limit
-        )
+        own = self._partial
+        waits_for_memory = memory.used - memory.partial >= memory.complete_limit
+        if (
+            not waits_for_memory
+            and own > _SMALL_PARTIAL_BYTES
+            and memory.partial - own >= memory.partial_limit
+        ):
+            # Only frames begun earlier count against this one (see module doc); the walk is
+            # taken only near the budget.
+            waits_for_memory = memory.older_partial(self) >= memory.partial_limit
         if waits_for_memory:
             memory.wait(self)
         should_pause = (
@@ -499,6 +537,11 @@ class KafkaConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.close()
         self._release_all()
+
+    @property
+    def partial_bytes(self) -> int:
+        """Bytes of this connection's partial frame held in the budget."""
+        return self._partial
 
     @property
     def idle_seconds(self) -> float:
