@@ -34,6 +34,7 @@ _CAPABILITIES: dict[str, tuple[str, str]] = {
     "wal": ("rust", "wal"),
     "metrics": ("rust", "metrics"),
     "classifier": ("rust", "classifier"),
+    "cleaner": ("rust", "cleaner"),
 }
 
 _active: dict[str, str] = {}
@@ -84,6 +85,7 @@ buffer_pool = _load("buffer_pool")
 wal = _load("wal")
 metrics = _load("metrics")
 classifier = _load("classifier")
+cleaner = _load("cleaner")
 
 if not NO_EXTENSIONS and native_load_errors:
     # Said once, at import: a user who did not ask for pure Python should know why

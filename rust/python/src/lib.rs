@@ -18,6 +18,7 @@ mod module;
 
 mod buffer_pool;
 mod classifier;
+mod cleaner;
 mod crc32c;
 mod metrics;
 mod record_batch;
@@ -32,5 +33,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     module::add_submodule(m, "wal", wal::build)?;
     module::add_submodule(m, "metrics", metrics::build)?;
     module::add_submodule(m, "classifier", classifier::build)?;
+    cleaner::register(m)?;
     Ok(())
 }
