@@ -97,6 +97,9 @@ class StorageConfig:
     #: -1 means no size limit.
     retention_bytes: int = -1
     retention_check_interval_ms: int = 5 * 60 * 1000
+    #: A partition whose files are damaged at start: "offline" (the broker starts without
+    #: it) or "refuse" (the broker does not start).
+    on_damage: str = "offline"
 
 
 @dataclass
@@ -325,6 +328,8 @@ SETTINGS: tuple[Setting, ...] = (
     _s("storage.retention_ms", "duration", "Delete segments older than this (-1 = keep forever).", minimum=-1),
     _s("storage.retention_bytes", "size", "Per-partition size limit (-1 = none).", minimum=-1),
     _s("storage.retention_check_interval_ms", "duration", "How often retention runs.", minimum=1),
+    _s("storage.on_damage", "choice", "A damaged partition at start: keep it offline, or refuse to start.",
+       choices=("offline", "refuse")),
     _s("topics.auto_create", "bool", "Create unknown topics on Metadata/Produce.",
        env="STREAMCORE_AUTO_CREATE_TOPICS"),
     _s("topics.default_partitions", "int", "Partitions of auto-created topics and CreateTopics(-1).",

@@ -46,6 +46,7 @@ class BrokerMetrics:
             "streamcore_backpressure_rejections_total", "Appends refused because the WAL queue was full"
         )
         self._wal_sources: list[Callable[[], dict[str, int]]] = []
+        self._storage_health: Callable[[], dict[str, int]] | None = None
 
     # -- hot-path recorders -------------------------------------------------------------
 
@@ -69,6 +70,11 @@ class BrokerMetrics:
     def add_wal_source(self, source: Callable[[], dict[str, int]]) -> None:
         """Register a function returning summed WAL stats (queue depth, fsyncs …)."""
         self._wal_sources.append(source)
+
+    def set_storage_health(self, source: Callable[[], dict[str, int]]) -> None:
+        """Register the function giving ``offline_partitions`` and ``damaged_reads``
+        (``LogManager.health_figures``)."""
+        self._storage_health = source
 
     # -- exposition ---------------------------------------------------------------------
 
@@ -105,11 +111,26 @@ class BrokerMetrics:
             lines.append(f"# HELP {name} {help_text}")
             lines.append(f"# TYPE {name} {kind}")
             lines.append(f"{name} {totals.get(key, 0)}")
+        health = self._storage_health() if self._storage_health is not None else {}
+        lines += [
+            "# HELP streamcore_offline_partitions Partitions offline now (storage failure or damaged data)",
+            "# TYPE streamcore_offline_partitions gauge",
+            f"streamcore_offline_partitions {health.get('offline_partitions', 0)}",
+            "# HELP streamcore_storage_damaged_reads_total Reads that met corrupt or missing log data",
+            "# TYPE streamcore_storage_damaged_reads_total counter",
+            f"streamcore_storage_damaged_reads_total {health.get('damaged_reads', 0)}",
+        ]
         return "\n".join(lines) + "\n"
 
 
-async def serve_metrics(metrics: BrokerMetrics, host: str, port: int) -> asyncio.base_events.Server:
-    """Serve ``GET /metrics`` on host:port (a deliberately tiny HTTP/1.0 responder)."""
+async def serve_metrics(
+    metrics: BrokerMetrics, host: str, port: int, health: Callable[[], str | None] | None = None
+) -> asyncio.base_events.Server:
+    """Serve ``GET /metrics`` on host:port (a deliberately tiny HTTP/1.0 responder).
+
+    With ``health``, ``GET /health`` answers 200 ``ok`` when ``health()`` returns None and
+    503 with its text otherwise.
+    """
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -117,9 +138,15 @@ async def serve_metrics(metrics: BrokerMetrics, host: str, port: int) -> asyncio
             while (await asyncio.wait_for(reader.readline(), 5.0)) not in (b"\r\n", b"\n", b""):
                 pass
             parts = request_line.split()
-            if len(parts) >= 2 and parts[0] == b"GET" and parts[1].split(b"?")[0] == b"/metrics":
+            path = parts[1].split(b"?")[0] if len(parts) >= 2 and parts[0] == b"GET" else b""
+            if path == b"/metrics":
                 body = metrics.render().encode()
                 head = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+            elif path == b"/health" and health is not None:
+                problem = health()
+                body = b"ok\n" if problem is None else problem.encode() + b"\n"
+                status = b"200 OK" if problem is None else b"503 Service Unavailable"
+                head = b"HTTP/1.0 " + status + b"\r\nContent-Type: text/plain\r\n"
             else:
                 body = b"not found\n"
                 head = b"HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"

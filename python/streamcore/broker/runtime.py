@@ -95,7 +95,20 @@ class BrokerRuntime:
         cfg = self.config
         state = self.state
         state.open()
-        state.topics.logs.start_retention(cfg.storage.retention_check_interval_ms)
+        logs = state.topics.logs
+        logs.start_retention(cfg.storage.retention_check_interval_ms)
+        loop = asyncio.get_running_loop()
+
+        def reopened(key: tuple[str, int], plog: object) -> None:
+            # Called on the log manager's health thread; producer state belongs to the loop.
+            try:
+                loop.call_soon_threadsafe(self._partition_reopened, key, plog)
+            except RuntimeError:
+                pass  # the loop closed during shutdown: nobody produces any more
+
+        logs.add_reopen_listener(reopened)
+        logs.start_healing()
+        state.metrics.set_storage_health(logs.health_figures)
         self._server = KafkaServer(state)
         await self._server.start()
         state.listen_port = self._server.port
@@ -106,7 +119,7 @@ class BrokerRuntime:
         self._housekeeping_task = asyncio.get_running_loop().create_task(self._housekeeping())
         if cfg.metrics.http_port is not None:
             self._metrics_server = await serve_metrics(
-                state.metrics, state.listen_host, cfg.metrics.http_port
+                state.metrics, state.listen_host, cfg.metrics.http_port, health=self.health_problem
             )
             state.metrics_port = self._metrics_server.sockets[0].getsockname()[1]
         log.info(
@@ -116,6 +129,28 @@ class BrokerRuntime:
             state.listen_host,
             state.listen_port,
         )
+
+    def health_problem(self) -> str | None:
+        """None while the broker is healthy; otherwise what ``/health`` answers 503 with:
+        one line per offline partition, naming it and why."""
+        offline = self.state.topics.logs.offline_partitions()
+        if not offline:
+            return None
+        lines = [f"{len(offline)} partition(s) offline"]
+        lines += [f"{topic}-{partition}: {reason}" for (topic, partition), reason in sorted(offline.items())]
+        return "\n".join(lines)
+
+    def _partition_reopened(self, key: tuple[str, int], plog: object) -> None:
+        # Recovery may have kept batches whose append failed before an acknowledgement; the
+        # producer state is rebuilt from the log so that a producer's retry of one is
+        # answered as a duplicate instead of being written twice.
+        state = self.state
+        try:
+            largest = state.producers.rebuild_from_log(key, plog)  # type: ignore[arg-type]
+            if largest >= 0:
+                state.producer_ids.observe(largest)
+        except Exception:
+            log.exception("rebuilding producer state of %s-%d after its reopen failed", *key)
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish, flush and close every log."""

@@ -44,7 +44,7 @@ from streamcore.broker.topic_configs import (
     check_topic_configs,
     incremental_change,
 )
-from streamcore.errors import ErrorCode, StreamcoreError
+from streamcore.errors import ErrorCode, LogOfflineError, StreamcoreError
 from streamcore.storage.log_manager import LogManager
 
 __all__ = [
@@ -131,7 +131,7 @@ class TopicManager:
         self._by_id: dict[uuid.UUID, str] = {}
         self._closed = False
         #: The partition logs (opening, retention, removal, closing).
-        self.logs = LogManager(self.data_dir, log_factory=log_factory)
+        self.logs = LogManager(self.data_dir, log_factory=log_factory, on_damage=config.storage.on_damage)
         self._load()
         if OFFSETS_TOPIC not in self._topics:
             self._create_locked(
@@ -457,7 +457,9 @@ class TopicManager:
     def log(self, name: str, partition: int) -> Any:
         """The partition's Log, opened (and recovered) on first use.
 
-        Raises TopicError UNKNOWN_TOPIC_OR_PARTITION for an unknown topic or partition.
+        Raises TopicError UNKNOWN_TOPIC_OR_PARTITION for an unknown topic or partition,
+        and TopicError KAFKA_STORAGE_ERROR for a partition that could not be opened (its
+        data is damaged, or the disk failed; the log manager keeps it offline).
         """
         key = (name, partition)
         log = self.logs.get(key)
@@ -479,27 +481,41 @@ class TopicManager:
     def _open_log(self, name: str, partition: int) -> Any:
         cfg = self.topic_config(name)
         storage = self.config.storage
-        return self.logs.open(
-            (name, partition),
-            # The offset store reclaims the offsets topic's space itself.
-            retention=name != OFFSETS_TOPIC,
-            fsync=storage.fsync,
-            fsync_interval_ms=storage.fsync_interval_ms,
-            profile=storage.profile,
-            segment_bytes=cfg.segment_bytes,
-            segment_ms=cfg.segment_ms,
-            retention_ms=None if cfg.retention_ms < 0 else cfg.retention_ms,
-            retention_bytes=None if cfg.retention_bytes < 0 else cfg.retention_bytes,
-            # The broker's lock on the whole data directory covers its logs.
-            lock=False,
-        )
+        try:
+            return self.logs.open(
+                (name, partition),
+                # The offset store reclaims the offsets topic's space itself.
+                retention=name != OFFSETS_TOPIC,
+                fsync=storage.fsync,
+                fsync_interval_ms=storage.fsync_interval_ms,
+                profile=storage.profile,
+                segment_bytes=cfg.segment_bytes,
+                segment_ms=cfg.segment_ms,
+                retention_ms=None if cfg.retention_ms < 0 else cfg.retention_ms,
+                retention_bytes=None if cfg.retention_bytes < 0 else cfg.retention_bytes,
+                # The broker's lock on the whole data directory covers its logs.
+                lock=False,
+            )
+        except LogOfflineError as exc:
+            raise TopicError(ErrorCode.KAFKA_STORAGE_ERROR, str(exc)) from exc
 
     def open_all(self) -> int:
-        """Open every partition log now (e.g. at start, to recover before serving); returns the count."""
+        """Open every partition log now (e.g. at start, to recover before serving); returns the
+        count opened.
+
+        A partition that cannot be opened stays offline (the log manager logged why) and
+        the others are opened; with ``storage.on_damage=refuse`` damaged data raises
+        StorageError instead.
+        """
         count = 0
         for info in self.list_topics(include_internal=True):
             for p in range(info.partitions):
-                self.log(info.name, p)
+                try:
+                    self.log(info.name, p)
+                except TopicError as exc:
+                    if exc.error_code != ErrorCode.KAFKA_STORAGE_ERROR.code:
+                        raise
+                    continue
                 count += 1
         return count
 

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from streamcore import _impl
 from streamcore.codec.batch_header import HEADER_SIZE, LOG_OVERHEAD, BatchHeader, parse_header
-from streamcore.errors import ConfigError, OffsetOutOfRangeError
+from streamcore.errors import ConfigError, OffsetOutOfRangeError, StorageError
 from streamcore.storage.dir_lock import DirLock
 from streamcore.storage.profiles import WalProfile, resolve_profile
 
@@ -285,18 +285,19 @@ class Log:
         )
         self.retention_ms = _optional_ms("retention_ms", retention_ms)
         self.retention_bytes = _optional_ms("retention_bytes", retention_bytes)
-        self._wal = _impl.wal.WalLog(
-            os.fspath(directory),
-            fsync=fsync,
-            fsync_interval_ms=fsync_interval_ms,
-            queue_depth=self.profile.queue_depth,
-            memory_budget_bytes=self.profile.memory_budget_bytes,
-            max_group_batches=self.profile.max_group_batches,
-            max_wait_ms=self.profile.max_wait_ms,
-            segment_bytes=segment_bytes,
-            segment_ms=_optional_ms("segment_ms", segment_ms),
-            index_interval_bytes=index_interval_bytes,
-        )
+        # Kept so that reopen() builds the same WAL again.
+        self._wal_settings: dict[str, Any] = {
+            "fsync": fsync,
+            "fsync_interval_ms": fsync_interval_ms,
+            "queue_depth": self.profile.queue_depth,
+            "memory_budget_bytes": self.profile.memory_budget_bytes,
+            "max_group_batches": self.profile.max_group_batches,
+            "max_wait_ms": self.profile.max_wait_ms,
+            "segment_bytes": segment_bytes,
+            "segment_ms": _optional_ms("segment_ms", segment_ms),
+            "index_interval_bytes": index_interval_bytes,
+        }
+        self._wal = _impl.wal.WalLog(os.fspath(directory), **self._wal_settings)
         self.recovery_report: dict[str, Any] = dict(self._wal.recovery_report)
         _log_recovery(self.recovery_report)
         self.fsync = fsync
@@ -413,6 +414,29 @@ class Log:
         return dict(self._wal.stats())
 
     # -- maintenance -----------------------------------------------------------
+
+    def reopen(self) -> dict[str, Any]:
+        """Close the WAL and open the directory again through crash recovery; return the recovery report.
+
+        For a log that went offline after a failed write or fsync: the old WAL is closed
+        without a clean-shutdown marker (nothing is retried on its files), so opening
+        scans from the checkpoint's recovery point, keeps every intact batch and cuts
+        at the first torn one. The Log object stays the same, so every holder of it
+        sees the reopened log. Meanwhile appends and reads fail with StorageError.
+        Raises what opening raises (OSError while the disk still fails, StorageError
+        when fsynced data is damaged); the log then stays closed and offline, and
+        reopen may be called again.
+        """
+        directory = self._wal.directory
+        try:
+            self._wal.close()
+        except StorageError:
+            pass  # an offline WAL may fail its closing fsync: that is why it is being reopened
+        wal = _impl.wal.WalLog(directory, **self._wal_settings)
+        self._wal = wal
+        self.recovery_report = dict(wal.recovery_report)
+        _log_recovery(self.recovery_report)
+        return self.recovery_report
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Delete closed segments past the configured retention; return how many were deleted.

@@ -9,6 +9,14 @@ Retention runs on its own daemon thread (:class:`~streamcore.storage.retention.R
 once :meth:`LogManager.start_retention` is called: it only deletes closed segment
 files, which the WAL does safely alongside appends and reads.
 
+Faults and damage (docs/storage.md, "Faults"): a log whose write or fsync failed is
+offline; the health thread (:meth:`LogManager.start_healing`) notices it, waits a
+backoff, checks that the partition directory takes writes again and reopens the log
+through crash recovery. A partition whose files are damaged (recovery refuses it, or a
+segment is missing) is offline until an operator repairs it, unless ``on_damage`` is
+``"refuse"``, in which case opening raises. Damage met by a read is reported once per
+place with :meth:`LogManager.check_read`.
+
 Thread safety: every method may be called from any thread.
 """
 
@@ -18,15 +26,28 @@ import logging
 import os
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from streamcore import _impl
 from streamcore._atomic_file import fsync_dir
+from streamcore.codec.batch_header import (
+    CRC_START,
+    HEADER_SIZE,
+    LOG_OVERHEAD,
+    MAGIC,
+    MIN_BATCH_LENGTH,
+    PREFIX,
+    PREFIX_SIZE,
+)
+from streamcore.errors import DataDirLockedError, LogOfflineError, StorageError
 from streamcore.storage.log import Log
 from streamcore.storage.retention import RetentionScheduler
 
-__all__ = ["LogManager", "PartitionKey"]
+__all__ = ["Damage", "LogManager", "PartitionKey", "find_damage", "find_missing_offsets"]
 
 logger = logging.getLogger("streamcore.storage")
 
@@ -36,6 +57,183 @@ PartitionKey = tuple[str, int]
 _DELETED_SUFFIX = "-delete"
 _ONE_OFF_INTERVAL_MS = 60_000  # unused by a single pass; any valid interval
 
+#: What opening does with a damaged partition: keep the broker up with it offline, or refuse.
+ON_DAMAGE_CHOICES = ("offline", "refuse")
+# Every refusal to open damaged data names this way out (docs/storage.md); a failure
+# without it (ENOSPC, EMFILE, EIO) is transient and worth retrying.
+_DAMAGE_HINT = "streamcore log recover"
+# The probe file ends in .tmp so that a crash leaves nothing the WAL's open keeps.
+_PROBE_NAME = "write-probe.tmp"
+# Bytes the probe writes and fsyncs: a disk with room for a checkpoint but not for one
+# more batch would let the log come back only to fail again at once.
+_PROBE_BYTES = 64 * 1024
+# Leftovers of an interrupted retention pass or cleaner swap, which the WAL's open
+# resolves; while they are there a segment may rightly be missing.
+_IN_FLIGHT_SUFFIXES = (".deleted", ".cleaned", ".swap")
+
+
+class Damage(NamedTuple):
+    """Where a read met damaged or missing data."""
+
+    #: Segment file and byte position of the first bad byte (the file is None when the
+    #: read could not be mapped to one).
+    file: str | None
+    position: int
+    #: Offsets the bad range was expected to hold (first, last; last -1 when unknown).
+    first_offset: int
+    last_offset: int
+    #: What is wrong, in words.
+    reason: str
+    #: True when bytes are missing (file shorter than the log says, zeroed range, offsets
+    #: going backwards across a hole); False for corrupt bytes (CRC, framing).
+    missing: bool
+
+
+def find_damage(data: bytes | bytearray | memoryview, offset: int) -> tuple[int, int, int, str, bool] | None:
+    """Check batches read for ``offset``: framing, magic, CRC32C and offsets that run forward.
+
+    Returns None when ``data`` is sound, else (byte index into ``data``, first offset,
+    last offset or -1, reason, missing) of the first bad batch. Offsets may skip (a
+    compacted log has gaps); they must not go backwards, and the first batch must reach
+    ``offset``.
+    """
+    view = memoryview(data)
+    size = len(view)
+    crc32c = _impl.crc32c.crc32c
+    unpack = PREFIX.unpack_from
+    pos = 0
+    expected = offset  # the lowest offset the next batch may end at
+    while pos < size:
+        if size - pos < HEADER_SIZE:
+            return pos, expected, -1, f"{size - pos} bytes where a batch header needs {HEADER_SIZE}", True
+        base, length, _epoch, magic, crc, _attrs, last_delta, _bts, _mts = unpack(view, pos)
+        if length == 0 and magic == 0 and not any(view[pos : pos + PREFIX_SIZE]):
+            return pos, expected, -1, "zeroed bytes where a batch should start", True
+        if length < MIN_BATCH_LENGTH or magic != MAGIC or last_delta < 0:
+            return pos, base, -1, f"not a v2 batch header (batchLength {length}, magic {magic})", False
+        end = pos + length + LOG_OVERHEAD
+        last = base + last_delta
+        if end > size:
+            return pos, base, last, f"batch of {length + LOG_OVERHEAD} bytes runs past the data read", True
+        if last < expected:
+            return pos, base, last, f"batch ends at offset {last}, below the expected {expected}", False
+        actual = crc32c(view[pos + CRC_START : end])
+        if actual != crc:
+            return pos, base, last, f"CRC32C mismatch (stored {crc:#010x}, computed {actual:#010x})", False
+        expected = last + 1
+        pos = end
+    return None
+
+
+def _read_checkpoint(directory: Path) -> tuple[int, int] | None:
+    """(log start offset, recovery point) from ``directory/checkpoint``; None if absent or unreadable
+    (opening the log reports an unreadable one)."""
+    try:
+        text = (directory / "checkpoint").read_text("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    fields = dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+    try:
+        return int(fields["log_start_offset"]), int(fields["recovery_point"])
+    except (KeyError, ValueError):
+        return None
+
+
+def _segment_end(log_path: Path, base: int) -> int | None:
+    """The offset after the last whole batch of a segment, walking from its last offset-index
+    entry; None when its framing is broken (recovery and reads report that)."""
+    position = 0
+    index = log_path.with_suffix(".index")
+    try:
+        size = log_path.stat().st_size
+        index_size = index.stat().st_size if index.exists() else 0
+        with open(log_path, "rb") as fh:
+            if index_size >= 8:
+                with open(index, "rb") as ih:
+                    ih.seek((index_size // 8 - 1) * 8)
+                    entry = ih.read(8)
+                rel, at = int.from_bytes(entry[:4], "big"), int.from_bytes(entry[4:], "big")
+                fh.seek(at)
+                head = fh.read(8)
+                # An index that does not point at its batch is ignored: walk from the start.
+                if at < size and len(head) == 8 and int.from_bytes(head, "big", signed=True) == base + rel:
+                    position = at
+            end = base
+            while position < size:
+                fh.seek(position)
+                head = fh.read(PREFIX_SIZE)
+                if len(head) < PREFIX_SIZE:
+                    return None
+                batch_base, length, _e, magic, _c, _a, last_delta, _b, _m = PREFIX.unpack_from(head)
+                if length < MIN_BATCH_LENGTH or magic != MAGIC or position + length + LOG_OVERHEAD > size:
+                    return None
+                end = batch_base + last_delta + 1
+                position += length + LOG_OVERHEAD
+            return end
+    except OSError:
+        return None
+
+
+def find_missing_offsets(directory: str | os.PathLike[str]) -> str | None:
+    """What a partition directory is missing, in words, or None.
+
+    Finds a segment missing between two others (a segment ends before the next one
+    starts), offsets missing below the first segment (the checkpoint's log start offset
+    is below it) and a log that ends below the checkpoint's recovery point (a lost
+    tail). Cheap: one header walk from the last index entry of each segment. Skipped
+    while leftovers of an interrupted retention pass or cleaner swap are present.
+    """
+    d = Path(directory)
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return None
+    if any(n.endswith(_IN_FLIGHT_SUFFIXES) for n in names):
+        return None
+    segments = sorted(
+        (int(n[:20]), d / n) for n in names if len(n) == 24 and n.endswith(".log") and n[:20].isdigit()
+    )
+    if not segments:
+        return None
+    checkpoint = _read_checkpoint(d)
+    if checkpoint is not None and checkpoint[0] < segments[0][0]:
+        return (
+            f"offsets {checkpoint[0]} to {segments[0][0] - 1} are missing: the checkpoint says the log "
+            f"starts at {checkpoint[0]} but the first segment is {segments[0][1]}"
+        )
+    end = None
+    for (base, path), nxt in zip(segments, segments[1:] + [None], strict=True):
+        end = _segment_end(path, base)
+        if end is None or nxt is None:
+            continue
+        if end < nxt[0]:
+            return (
+                f"offsets {end} to {nxt[0] - 1} are missing: {path} ends at offset {end} "
+                f"but the next segment is {nxt[1]}"
+            )
+    if checkpoint is not None and end is not None and end < checkpoint[1]:
+        return (
+            f"offsets {end} to {checkpoint[1] - 1} are missing: the log ends at offset {end} "
+            f"({segments[-1][1]}) but the checkpoint's recovery point says {checkpoint[1]} were fsynced"
+        )
+    return None
+
+
+@dataclass
+class _Offline:
+    """A partition that is offline: why, since when, and when to try it again."""
+
+    reason: str
+    #: Damaged data waits for an operator; anything else is retried.
+    damaged: bool
+    since: float
+    backoff_s: float
+    next_try: float
+    #: Settings to open it with, when it has no log yet (opening failed).
+    settings: dict[str, Any] | None = None
+    retention: bool = True
+    attempts: int = field(default=0)
+
 
 class LogManager:
     """Partition logs under ``data_dir``, keyed by (topic, partition).
@@ -43,18 +241,50 @@ class LogManager:
     ``log_factory(directory, **kwargs)`` builds a log (default :class:`Log`; kwargs
     are those of ``Log``). Directories left by an interrupted deletion are removed
     when the manager is created.
+
+    ``on_damage``: ``"offline"`` (a partition whose files are damaged is kept offline,
+    :meth:`open` raises LogOfflineError for it, the other partitions work) or
+    ``"refuse"`` (:meth:`open` raises the StorageError naming the damage).
+    ``retry_backoff_ms`` and ``retry_backoff_max_ms``: the wait before the first
+    attempt to bring an offline partition back, doubled after each failed attempt up to
+    the maximum (ms). ``health_interval_ms``: how often the health thread looks for
+    offline logs (ms).
     """
 
     def __init__(
-        self, data_dir: str | os.PathLike[str], *, log_factory: Callable[..., Any] | None = None
+        self,
+        data_dir: str | os.PathLike[str],
+        *,
+        log_factory: Callable[..., Any] | None = None,
+        on_damage: str = "offline",
+        retry_backoff_ms: int = 500,
+        retry_backoff_max_ms: int = 4000,
+        health_interval_ms: int = 250,
     ) -> None:
+        if on_damage not in ON_DAMAGE_CHOICES:
+            raise ValueError(f"on_damage must be one of {', '.join(ON_DAMAGE_CHOICES)}, not {on_damage!r}")
+        if not 0 < retry_backoff_ms <= retry_backoff_max_ms or health_interval_ms <= 0:
+            raise ValueError(
+                "need 0 < retry_backoff_ms <= retry_backoff_max_ms and health_interval_ms > 0 (ms), not "
+                f"{retry_backoff_ms}, {retry_backoff_max_ms}, {health_interval_ms}"
+            )
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log_factory: Callable[..., Any] = Log if log_factory is None else log_factory
+        self.on_damage = on_damage
+        self._backoff_s = retry_backoff_ms / 1000.0
+        self._backoff_max_s = retry_backoff_max_ms / 1000.0
+        self._health_interval_s = health_interval_ms / 1000.0
         self._lock = threading.RLock()
         self._logs: dict[PartitionKey, Any] = {}
         self._no_retention: set[PartitionKey] = set()
         self._retention: RetentionScheduler | None = None
+        self._offline: dict[PartitionKey, _Offline] = {}
+        self._reopen_listeners: list[Callable[[PartitionKey, Any], None]] = []
+        self._reported_damage: set[tuple[str | None, int]] = set()
+        self._damaged_reads = 0
+        self._health_thread: threading.Thread | None = None
+        self._health_stop = threading.Event()
         self._closed = False
         self._remove_deleted_leftovers()
 
@@ -81,12 +311,35 @@ class LogManager:
             if self._closed:
                 raise RuntimeError("the log manager is closed")
             log = self._logs.get(key)
-            if log is None:
-                log = self._log_factory(self.directory(key), **log_settings)
-                self._logs[key] = log
-                if not retention:
-                    self._no_retention.add(key)
+            if log is not None:
+                return log
+            entry = self._offline.get(key)
+            if entry is not None:
+                raise LogOfflineError(f"partition {key[0]}-{key[1]} is offline: {entry.reason}")
+            try:
+                log = self._open_checked(key, log_settings)
+            except DataDirLockedError:
+                raise
+            except (StorageError, OSError) as exc:
+                damaged = _is_damage(exc)
+                if damaged and self.on_damage == "refuse":
+                    raise
+                self._go_offline(key, str(exc), damaged, settings=dict(log_settings), retention=retention)
+                raise LogOfflineError(f"partition {key[0]}-{key[1]} is offline: {exc}") from exc
+            self._logs[key] = log
+            if not retention:
+                self._no_retention.add(key)
             return log
+
+    def _open_checked(self, key: PartitionKey, log_settings: dict[str, Any]) -> Any:
+        directory = self.directory(key)
+        missing = find_missing_offsets(directory)
+        if missing is not None:
+            raise StorageError(
+                f"{directory}: {missing}; to drop the damaged data and everything after it, run: "
+                f"streamcore log recover --truncate {directory}"
+            )
+        return self._log_factory(directory, **log_settings)
 
     def items(self) -> list[tuple[PartitionKey, Any]]:
         """Open logs as (key, log) pairs."""
@@ -108,7 +361,11 @@ class LogManager:
 
     def _retained(self) -> list[Any]:
         with self._lock:
-            return [log for key, log in self._logs.items() if key not in self._no_retention]
+            return [
+                log
+                for key, log in self._logs.items()
+                if key not in self._no_retention and not getattr(log, "is_offline", False)
+            ]
 
     def apply_retention(self, now_ms: int | None = None) -> int:
         """Apply each retained log's retention now; returns segments deleted.
@@ -129,6 +386,209 @@ class LogManager:
             self._retention = RetentionScheduler(self._retained, interval_ms)
             self._retention.start()
 
+    # ------------------------------------------------------------------ faults and damage
+
+    def add_reopen_listener(self, listener: Callable[[PartitionKey, Any], None]) -> None:
+        """Call ``listener(key, log)`` (on the health thread) each time an offline partition
+        comes back, after its log was reopened through recovery."""
+        self._reopen_listeners.append(listener)
+
+    def offline_partitions(self) -> dict[PartitionKey, str]:
+        """Every partition that is offline now, with the reason."""
+        with self._lock:
+            out = {key: entry.reason for key, entry in self._offline.items()}
+            for key, log in self._logs.items():
+                if key not in out and getattr(log, "is_offline", False):
+                    out[key] = "a write or fsync failed"
+            return out
+
+    def health_figures(self) -> dict[str, int]:
+        """``offline_partitions`` (now) and ``damaged_reads`` (reads that met damage, since start)."""
+        return {"offline_partitions": len(self.offline_partitions()), "damaged_reads": self._damaged_reads}
+
+    def start_healing(self) -> None:
+        """Run :meth:`check_health` every ``health_interval_ms`` on a daemon thread until :meth:`close`."""
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the log manager is closed")
+            if self._health_thread is not None:
+                raise RuntimeError("healing is already running")
+            self._health_thread = threading.Thread(
+                target=self._health_loop, name="streamcore-log-health", daemon=True
+            )
+            self._health_thread.start()
+
+    def _health_loop(self) -> None:
+        while not self._health_stop.wait(self._health_interval_s):
+            try:
+                self.check_health()
+            except Exception:  # the loop must outlive one bad pass
+                logger.exception("log health check failed")
+
+    def check_health(self, now: float | None = None) -> int:
+        """One pass: note logs that went offline, try those whose backoff is over; returns
+        how many partitions came back.
+
+        ``now`` is ``time.monotonic()`` seconds (default: now). A partition is tried by
+        writing and fsyncing a probe file in its directory; when that works its log is
+        reopened through crash recovery (or opened, if it never was). Each change of state
+        is logged once: offline (ERROR), back (INFO), found damaged (ERROR).
+        """
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            if self._closed:
+                return 0
+            for key, log in self._logs.items():
+                if key not in self._offline and getattr(log, "is_offline", False):
+                    self._go_offline(key, "a write or fsync failed", False, now=now)
+            due = [key for key, e in self._offline.items() if not e.damaged and e.next_try <= now]
+        healed = 0
+        for key in due:
+            healed += self._try_heal(key, now)
+        return healed
+
+    def _go_offline(
+        self,
+        key: PartitionKey,
+        reason: str,
+        damaged: bool,
+        *,
+        now: float | None = None,
+        settings: dict[str, Any] | None = None,
+        retention: bool = True,
+    ) -> None:
+        # Caller holds the lock.
+        now = time.monotonic() if now is None else now
+        self._offline[key] = _Offline(
+            reason, damaged, now, self._backoff_s, now + self._backoff_s, settings, retention
+        )
+        directory = self.directory(key)
+        if damaged:
+            logger.error(
+                "partition %s-%d is offline: its data is damaged (%s); the broker keeps serving the "
+                "other partitions; stop it and run: streamcore log recover --truncate %s",
+                *key,
+                reason,
+                directory,
+            )
+        else:
+            logger.error(
+                "partition %s-%d is offline after a storage failure (%s); it is reopened through "
+                "recovery once %s takes writes again",
+                *key,
+                reason,
+                directory,
+            )
+
+    def _try_heal(self, key: PartitionKey, now: float) -> int:
+        directory = self.directory(key)
+        with self._lock:
+            entry = self._offline.get(key)
+            if entry is None or entry.damaged or self._closed:
+                return 0
+            entry.attempts += 1
+            try:
+                _probe_writes(directory)
+                log = self._logs.get(key)
+                if log is None:
+                    assert entry.settings is not None
+                    log = self._open_checked(key, entry.settings)
+                    self._logs[key] = log
+                    if not entry.retention:
+                        self._no_retention.add(key)
+                else:
+                    log.reopen()
+            except (StorageError, OSError) as exc:
+                if _is_damage(exc):
+                    if self.on_damage == "refuse":
+                        logger.error("partition %s-%d cannot be reopened: %s", *key, exc)
+                    entry.damaged = True
+                    entry.reason = str(exc)
+                    logger.error(
+                        "partition %s-%d stays offline: recovery found damaged data (%s); stop the "
+                        "broker and run: streamcore log recover --truncate %s",
+                        *key,
+                        exc,
+                        directory,
+                    )
+                    return 0
+                entry.backoff_s = min(entry.backoff_s * 2, self._backoff_max_s)
+                entry.next_try = now + entry.backoff_s
+                logger.debug(
+                    "partition %s-%d still offline: %s (next try in %.1f s)", *key, exc, entry.backoff_s
+                )
+                return 0
+            del self._offline[key]
+        logger.info(
+            "partition %s-%d is back online after %.1f s offline (%d attempt(s)); it ends at offset %d",
+            *key,
+            now - entry.since,
+            entry.attempts,
+            log.high_watermark,
+        )
+        for listener in self._reopen_listeners:
+            try:
+                listener(key, log)
+            except Exception:
+                logger.exception("reopen listener failed for %s-%d", *key)
+        return 1
+
+    def check_read(
+        self, key: PartitionKey, log: Any, offset: int, max_bytes: int, data: bytes | bytearray | memoryview
+    ) -> Damage | None:
+        """Check what ``log.read(offset, max_bytes)`` returned (see :func:`find_damage`).
+
+        Sound data gives None. Damage is counted (``damaged_reads``), logged at ERROR once
+        per file and position (naming them and the offsets; later reads of the same place
+        log at DEBUG) and returned.
+        """
+        found = find_damage(data, offset)
+        if found is None:
+            return None
+        index, first, last, reason, missing = found
+        file, position = None, index
+        try:
+            for path, start, length in log.read_spans(offset, max_bytes):
+                if index < length:
+                    file, position = path, start + index
+                    break
+                index -= length
+        except (StorageError, OSError):
+            pass  # the damage is reported without a file name
+        damage = Damage(file, position, first, last, reason, missing)
+        self._report_damage(key, damage)
+        return damage
+
+    def report_read_failure(self, key: PartitionKey, offset: int, exc: BaseException) -> Damage:
+        """Count and log (once per partition and offset) a read that failed with ``exc``."""
+        damage = Damage(None, -1, offset, -1, str(exc), True)
+        self._report_damage(key, damage)
+        return damage
+
+    def _report_damage(self, key: PartitionKey, damage: Damage) -> None:
+        with self._lock:
+            self._damaged_reads += 1
+            place = (damage.file or f"{key[0]}-{key[1]}@{damage.first_offset}", damage.position)
+            first_time = place not in self._reported_damage
+            self._reported_damage.add(place)
+        offsets = (
+            f"offsets {damage.first_offset} to {damage.last_offset}"
+            if damage.last_offset >= 0
+            else f"from offset {damage.first_offset}"
+        )
+        where = f"{damage.file} at byte {damage.position}" if damage.file else "a segment"
+        logger.log(
+            logging.ERROR if first_time else logging.DEBUG,
+            "partition %s-%d: a read met %s data in %s (%s): %s; check it with: streamcore log verify %s",
+            key[0],
+            key[1],
+            "missing" if damage.missing else "corrupt",
+            where,
+            offsets,
+            damage.reason,
+            self.directory(key),
+        )
+
     # ------------------------------------------------------------------ removal and closing
 
     def delete(self, keys: Iterable[PartitionKey], tag: str) -> None:
@@ -142,6 +602,7 @@ class LogManager:
         with self._lock:
             for key in keys:
                 self._no_retention.discard(key)
+                self._offline.pop(key, None)
                 log = self._logs.pop(key, None)
                 if log is not None:
                     try:
@@ -175,6 +636,10 @@ class LogManager:
         with self._lock:
             self._closed = True
             scheduler, self._retention = self._retention, None
+            health, self._health_thread = self._health_thread, None
+        self._health_stop.set()
+        if health is not None:
+            health.join()
         if scheduler is not None:
             # Outside the lock: a pass in progress takes it to list the logs.
             scheduler.stop()
@@ -186,3 +651,27 @@ class LogManager:
                 log.close()
             except Exception:
                 logger.exception("closing %s-%d failed", *key)
+
+
+def _is_damage(exc: BaseException) -> bool:
+    return isinstance(exc, StorageError) and _DAMAGE_HINT in str(exc)
+
+
+def _probe_writes(directory: Path) -> None:
+    """Write, fsync and remove a probe file in ``directory``; raises OSError while it fails."""
+    probe = directory / _PROBE_NAME
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(bytes(_PROBE_BYTES))
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    finally:
+        try:
+            os.unlink(probe)
+        except FileNotFoundError:
+            pass

@@ -38,6 +38,7 @@ API_KEY = 1
 REQUEST = FetchRequest
 
 _OUT_OF_RANGE = ErrorCode.OFFSET_OUT_OF_RANGE.code
+_CORRUPT = ErrorCode.CORRUPT_MESSAGE.code
 _STORAGE = ErrorCode.KAFKA_STORAGE_ERROR.code
 _UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
 
@@ -68,6 +69,12 @@ def _read(
             pd.high_watermark = pd.last_stable_offset = pd.log_start_offset = -1
             error = True
             continue
+        if plog.is_offline:
+            # Kafka answers an offline log's partitions with the storage error, data or not.
+            pd.error_code = _STORAGE
+            pd.high_watermark = pd.last_stable_offset = pd.log_start_offset = -1
+            error = True
+            continue
         hw = plog.high_watermark
         pd.high_watermark = pd.last_stable_offset = hw
         pd.log_start_offset = plog.log_start_offset
@@ -83,12 +90,22 @@ def _read(
             pd.error_code = _OUT_OF_RANGE
             error = True
             continue
-        except StorageError:
+        except StorageError as exc:
             pd.error_code = _STORAGE
             error = True
+            # A log that went offline or was replaced meanwhile is not damage; anything
+            # else (an I/O error reading a segment) is reported once and counted.
+            if not plog.is_offline and tm.logs.get((topic, partition)) is plog:
+                tm.logs.report_read_failure((topic, partition), offset, exc)
             continue
         if total > 0 and len(data) > limit:
             # Only the response's first batch may exceed the limits (KIP-74).
+            continue
+        # Damage is never passed on: a consumer would fail on it with a less useful error.
+        damage = tm.logs.check_read((topic, partition), plog, offset, max(limit, 1), data)
+        if damage is not None:
+            pd.error_code = _STORAGE if damage.missing else _CORRUPT
+            error = True
             continue
         pd.records = data
         total += len(data)

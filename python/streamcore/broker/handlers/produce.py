@@ -82,7 +82,11 @@ async def _produce(
             if topic_error or not 0 <= pdata.index < partitions:
                 resp.error_code = topic_error or _UNKNOWN
                 continue
-            log = state.topics.log(name, pdata.index)
+            try:
+                log = state.topics.log(name, pdata.index)
+            except TopicError as exc:  # a partition kept offline: damaged data, failed disk
+                resp.error_code, resp.error_message = exc.error_code, exc.message
+                continue
             try:
                 fut = _start_append(state, name, pdata.index, log, pdata.records, request)
             except _Refused as exc:
