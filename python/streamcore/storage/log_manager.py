@@ -432,7 +432,8 @@ class LogManager:
         ``now`` is ``time.monotonic()`` seconds (default: now). A partition is tried by
         writing and fsyncing a probe file in its directory; when that works its log is
         reopened through crash recovery (or opened, if it never was). Each change of state
-        is logged once: offline (ERROR), back (INFO), found damaged (ERROR).
+        is logged once: offline (WARNING; the WAL logged the failure at ERROR), back (INFO),
+        found damaged (ERROR).
         """
         now = time.monotonic() if now is None else now
         with self._lock:
@@ -472,9 +473,9 @@ class LogManager:
                 directory,
             )
         else:
-            logger.error(
-                "partition %s-%d is offline after a storage failure (%s); it is reopened through "
-                "recovery once %s takes writes again",
+            # WARNING: the failure itself was logged at ERROR by the WAL, with its cause.
+            logger.warning(
+                "partition %s-%d is offline (%s); it is reopened through recovery once %s takes writes again",
                 *key,
                 reason,
                 directory,
