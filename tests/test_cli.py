@@ -95,7 +95,18 @@ def test_every_registered_command_appears_in_help(capsys):
         cli.main(["--help"])
     assert excinfo.value.code == 0
     out = capsys.readouterr().out
-    assert "info" in out and "bench" in out
+    for command in ("info", "broker", "config", "topics", "produce", "consume", "groups", "log", "bench"):
+        assert f"    {command} " in out, command
+
+
+def test_log_command_verifies_a_log_through_the_main_entry_point(tmp_path, capsys):
+    from streamcore.codec import encode_batch
+    from streamcore.storage import Log
+
+    with Log(tmp_path / "t-0") as log:
+        log.append(encode_batch([b"a", b"b"], None, None, [0, 1]))
+    assert cli.main(["log", "verify", str(tmp_path / "t-0")]) == 0
+    assert "sound" in capsys.readouterr().out
 
 
 def test_bench_help_lists_every_target_of_the_bench_package(capsys):

@@ -2,7 +2,8 @@
 
 ``streamcore topics``, ``produce``, ``consume`` and ``groups`` use the public
 client (:mod:`streamcore.client`) only, so they behave the same against streamcore
-and Apache Kafka. Each module has one ``add_<name>_command(subparsers)``;
+and Apache Kafka. ``streamcore log`` (:mod:`streamcore.tools.log`) reads a data
+directory's files directly, without a broker. Each module has one ``add_<name>_command(subparsers)``;
 :data:`TOOLS` lists them for ``streamcore.cli``. The options, output formats and
 exit statuses scripts may rely on are in :mod:`streamcore.tools._common` and
 docs/cli.md.
@@ -12,10 +13,11 @@ from __future__ import annotations
 
 from streamcore.tools.consume import add_consume_command
 from streamcore.tools.groups import add_groups_command
+from streamcore.tools.log import register as add_log_command
 from streamcore.tools.produce import add_produce_command
 from streamcore.tools.topics import add_topics_command
 
 __all__ = ["TOOLS"]
 
 #: The client tools' subcommand adders, in help order.
-TOOLS = [add_topics_command, add_produce_command, add_consume_command, add_groups_command]
+TOOLS = [add_topics_command, add_produce_command, add_consume_command, add_groups_command, add_log_command]
