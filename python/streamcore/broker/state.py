@@ -106,7 +106,9 @@ class BrokerState:
     # -- shared operations ----------------------------------------------------------------
 
     def forget_topic(self, name: str, partitions: int) -> None:
-        """Drop per-topic state after a deletion."""
+        """Drop per-topic state after a deletion, committed offsets included (as Kafka does:
+        a topic created again under the same name starts without the old group positions)."""
+        self.offsets.delete_topic(name)
         for p in range(partitions):
             self.producers.forget_partition((name, p))
         self.fetch_sessions.forget_partitions(lambda key: key[0] == name)
