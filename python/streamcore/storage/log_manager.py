@@ -544,6 +544,11 @@ class LogManager:
         log at DEBUG) and returned.
         """
         found = find_damage(data, offset)
+        if found is None and not data and offset < log.high_watermark:
+            # Nothing where the log holds offsets: the segment is shorter than the log says.
+            damage = _cut_short(log.directory, offset)
+            self._report_damage(key, damage)
+            return damage
         if found is None:
             return None
         index, first, last, reason, missing = found
@@ -676,3 +681,22 @@ def _probe_writes(directory: Path) -> None:
             os.unlink(probe)
         except FileNotFoundError:
             pass
+
+
+def _cut_short(directory: str, offset: int) -> Damage:
+    """The damage of a read that found no bytes at ``offset``, below the high watermark:
+    the segment that should hold it ends early (its size is the position named)."""
+    bases = sorted(
+        (int(n[:20]), n)
+        for n in os.listdir(directory)
+        if len(n) == 24 and n.endswith(".log") and n[:20].isdigit()
+    )
+    holding = [name for base, name in bases if base <= offset]
+    if not holding:
+        return Damage(None, -1, offset, -1, "no segment holds this offset", True)
+    path = os.path.join(directory, holding[-1])
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        return Damage(path, -1, offset, -1, f"the segment cannot be read: {exc}", True)
+    return Damage(path, size, offset, -1, f"the segment ends at byte {size}, before offset {offset}", True)
