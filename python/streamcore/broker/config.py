@@ -108,6 +108,12 @@ class TopicsConfig:
 
     auto_create: bool = True
     default_partitions: int = 1
+    #: Most partitions one CreateTopics or CreatePartitions request may add, summed over its
+    #: topics (Kafka's controller refuses more than 10,000 per request with POLICY_VIOLATION).
+    max_partitions_per_request: int = 10_000
+    #: Most partitions the broker holds, all topics together (internal ones included); a
+    #: creation that would pass it is refused with INVALID_PARTITIONS.
+    max_partitions: int = 50_000
 
 
 @dataclass
@@ -334,6 +340,10 @@ SETTINGS: tuple[Setting, ...] = (
        env="STREAMCORE_AUTO_CREATE_TOPICS"),
     _s("topics.default_partitions", "int", "Partitions of auto-created topics and CreateTopics(-1).",
        env="STREAMCORE_DEFAULT_PARTITIONS", cli="--default-partitions", minimum=1),
+    _s("topics.max_partitions_per_request", "int",
+       "Partitions one CreateTopics/CreatePartitions request may add (more: POLICY_VIOLATION).", minimum=1),
+    _s("topics.max_partitions", "int",
+       "Partitions of all topics together (a creation passing it: INVALID_PARTITIONS).", minimum=1),
     _s("limits.max_request_bytes", "size", "Largest request frame accepted.", minimum=1024),
     _s("limits.max_connections", "int", "Connections accepted at once.", minimum=1),
     _s("limits.connection_idle_ms", "duration", "Close a connection idle this long.", minimum=1),

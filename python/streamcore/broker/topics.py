@@ -284,9 +284,11 @@ class TopicManager:
                 ErrorCode.INVALID_PARTITIONS,
                 f"number of partitions must be between 1 and {_MAX_PARTITIONS}, not {num_partitions}",
             )
+        self.check_request_partitions(num_partitions)
         clean = check_topic_configs(configs or {})
         with self._lock:
             self._check_open()
+            self._check_broker_partitions(num_partitions)
             if name in self._topics:
                 raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
             key = _collision_key(name)
@@ -299,6 +301,38 @@ class TopicManager:
             if validate_only:
                 return TopicInfo(name, uuid.UUID(int=0), num_partitions, clean)
             return self._create_locked(name, num_partitions, clean)
+
+    def partition_count(self) -> int:
+        """Partitions of every topic together, internal ones included."""
+        return sum(info.partitions for info in self._topics.values())
+
+    def check_request_partitions(self, added: int) -> None:
+        """Refuse a request that adds more than ``topics.max_partitions_per_request`` partitions.
+
+        ``added`` is the sum over the request's topics (CreateTopics: each topic's count,
+        -1 counted as ``topics.default_partitions``; CreatePartitions: each increase).
+        Raises TopicError POLICY_VIOLATION, the code Kafka's controller answers for an
+        excessively large request, so that one request cannot make the broker open
+        thousands of logs at once.
+        """
+        limit = self.config.topics.max_partitions_per_request
+        if added > limit:
+            raise TopicError(
+                ErrorCode.POLICY_VIOLATION,
+                f"the request adds {added} partitions, more than topics.max_partitions_per_request "
+                f"({limit}); split it into smaller requests or raise the setting",
+            )
+
+    def _check_broker_partitions(self, added: int) -> None:
+        # Called with self._lock held so that two concurrent creations cannot both fit.
+        limit = self.config.topics.max_partitions
+        have = self.partition_count()
+        if have + added > limit:
+            raise TopicError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"adding {added} partitions to the broker's {have} would pass topics.max_partitions "
+                f"({limit}); delete topics or raise the setting",
+            )
 
     def _create_locked(
         self, name: str, partitions: int, configs: dict[str, str], *, internal: bool = False
@@ -343,6 +377,8 @@ class TopicManager:
                     f"topic {name!r} has {info.partitions} partitions; the new count must be larger "
                     f"(and at most {_MAX_PARTITIONS}), not {total}",
                 )
+            self.check_request_partitions(total - info.partitions)
+            self._check_broker_partitions(total - info.partitions)
             grown = TopicInfo(info.name, info.topic_id, total, info.configs, info.internal)
             if validate_only:
                 return grown
