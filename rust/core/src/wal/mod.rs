@@ -8,10 +8,12 @@
 //! recovery point), `.clean_shutdown` (present between a clean close and the next open).
 //!
 //! Threads: callers queue copies of their batches ([`Wal::submit`], [`Wal::append`]);
-//! ONE writer thread per log takes everything queued (up to `max_group_batches`),
+//! the log's writer, run by the threads of a shared [`WriterPool`] (a few per data
+//! directory, not per log), takes everything queued (up to `max_group_batches`),
 //! assigns offsets by patching each baseOffset, writes the group with vectored writes,
 //! fsyncs per policy, publishes the new high watermark and completes the callers.
-//! Readers look segments up under a read lock and `pread` from the files.
+//! Readers look segments up under a read lock and `pread` from the files, which the
+//! pool's [`FileCache`] opens on demand and keeps to a bounded number.
 //!
 //! Files: `config` (settings), `error`, `completion` (append results, waiters,
 //! callbacks, hooks), `read` (spans and timestamp lookup), `segment` (walks and
@@ -22,7 +24,9 @@ mod checkpoint;
 mod completion;
 mod config;
 mod error;
+mod files;
 mod index;
+mod pool;
 mod read;
 mod recovery;
 mod retention;
@@ -30,9 +34,8 @@ mod segment;
 mod writer;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock, RwLockReadGuard, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::buffer_pool::{PoolStats, SizedPools};
@@ -44,15 +47,18 @@ pub use completion::{
 };
 pub use config::{FsyncPolicy, WalConfig, DEFAULT_MEMORY_BUDGET_BYTES};
 pub use error::WalError;
+pub use files::{Access, FileCache, FileCacheStats};
 pub use index::{encode_index_entry, encode_time_entry, INDEX_ENTRY_SIZE, TIME_INDEX_ENTRY_SIZE};
+pub use pool::{WriterPool, WriterPoolStats};
 pub use read::{PreparedRead, Span};
 
 use crate::record_batch::header::{
     BatchHeader, BATCH_LENGTH_OFFSET, HEADER_LEN, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD,
     MAGIC_OFFSET, MAGIC_V2,
 };
+use pool::{LogTask, PoolInner};
 use segment::Segment;
-use writer::Queue;
+use writer::{Queue, Writer};
 
 /// Counters of [`Wal::stats`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -95,7 +101,11 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     pub cfg: WalConfig,
     pub queue: Mutex<Queue>,
-    pub queue_cv: Condvar,
+    /// The pool's file cache: every segment file of the log is opened through it.
+    pub files: Arc<FileCache>,
+    /// The log's place in its pool, for waking its writer.
+    pub task: OnceLock<Weak<LogTask>>,
+    pub pool: OnceLock<Weak<PoolInner>>,
     pub state: RwLock<LogState>,
     pub high_watermark: AtomicI64,
     pub log_start: AtomicI64,
@@ -136,6 +146,15 @@ impl Shared {
         self.state.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Puts the log's writer on its pool's ready queue (its queue was just marked busy).
+    pub fn schedule(&self) {
+        let task = self.task.get().and_then(Weak::upgrade);
+        let pool = self.pool.get().and_then(Weak::upgrade);
+        if let (Some(task), Some(pool)) = (task, pool) {
+            pool.schedule(task);
+        }
+    }
+
     pub fn storage_err(&self, what: &str, e: std::io::Error) -> WalError {
         WalError::Storage(format!("{}: {what}: {e}", self.dir.display()))
     }
@@ -162,20 +181,65 @@ fn queue_pools() -> SizedPools {
 /// The write-ahead log of one partition directory.
 pub struct Wal {
     shared: Arc<Shared>,
-    writer: Mutex<Option<JoinHandle<()>>>,
-    notifier: Mutex<Option<JoinHandle<()>>>,
+    task: Arc<LogTask>,
+    pool: WriterPool,
+    /// The pool was made for this log alone (by [`Wal::open`]) and goes with it.
+    private_pool: bool,
+    /// [`Wal::close_in_background`] was called: dropping must not wait.
+    detached: AtomicBool,
+    closed_once: Mutex<bool>,
 }
 
+/// Files a private pool (one log's) keeps open: its active segment's three and a
+/// few closed segments being read.
+const PRIVATE_POOL_FILES: usize = 16;
+
 impl Wal {
-    /// Opens (creating if missing) and recovers `dir`, then starts the writer thread.
+    /// Opens (creating if missing) and recovers `dir` with a writer pool of its own
+    /// (one writer thread, one notifier thread). A process with many logs uses
+    /// [`Wal::open_in`] with one shared [`WriterPool`] instead.
     pub fn open(dir: impl AsRef<Path>, cfg: WalConfig, hooks: WalHooks) -> Result<Wal, WalError> {
+        let pool = WriterPool::new(1, PRIVATE_POOL_FILES)?;
+        match Wal::open_inner(dir.as_ref(), cfg, hooks, &pool, true) {
+            Ok(w) => Ok(w),
+            Err(e) => {
+                let _ = pool.shutdown();
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens (creating if missing) and recovers `dir`; its writer runs on `pool`'s
+    /// threads and its files come from `pool`'s cache.
+    pub fn open_in(
+        dir: impl AsRef<Path>,
+        cfg: WalConfig,
+        hooks: WalHooks,
+        pool: &WriterPool,
+    ) -> Result<Wal, WalError> {
+        Wal::open_inner(dir.as_ref(), cfg, hooks, pool, false)
+    }
+
+    fn open_inner(
+        dir: &Path,
+        cfg: WalConfig,
+        hooks: WalHooks,
+        pool: &WriterPool,
+        private_pool: bool,
+    ) -> Result<Wal, WalError> {
         cfg.validate()?;
-        let dir = dir.as_ref().to_path_buf();
-        let opened = recovery::open_dir(&dir, &cfg)?;
+        let notices = pool.notices()?;
+        let dir = dir.to_path_buf();
+        let files = pool.files().clone();
+        // Handles left from an earlier open of this directory may name replaced files.
+        files.forget_dir(&dir);
+        let opened = recovery::open_dir(&dir, &cfg, &files)?;
         let shared = Arc::new(Shared {
             dir,
             queue: Mutex::new(Queue::new()),
-            queue_cv: Condvar::new(),
+            files,
+            task: OnceLock::new(),
+            pool: OnceLock::new(),
             high_watermark: AtomicI64::new(opened.active.next_offset),
             log_start: AtomicI64::new(opened.log_start),
             recovery_point: AtomicI64::new(opened.recovery_point),
@@ -195,12 +259,15 @@ impl Wal {
             #[cfg(test)]
             writer_gate: Mutex::new(()),
         });
-        let (handle, notifier) = writer::spawn(shared.clone(), opened.active, opened.unsynced)
-            .map_err(|e| WalError::Storage(format!("cannot start the WAL threads: {e}")))?;
+        let w = Writer::new(shared.clone(), opened.active, opened.unsynced, notices);
+        let task = pool.register(shared.clone(), w)?;
         Ok(Wal {
             shared,
-            writer: Mutex::new(Some(handle)),
-            notifier: Mutex::new(Some(notifier)),
+            task,
+            pool: pool.clone(),
+            private_pool,
+            detached: AtomicBool::new(false),
+            closed_once: Mutex::new(false),
         })
     }
 
@@ -285,8 +352,8 @@ impl Wal {
                 return Err(self.closed_error());
             }
             q.push_flush(slot.clone());
+            writer::kick(&self.shared, q);
         }
-        self.shared.queue_cv.notify_one();
         slot.take()
     }
 
@@ -366,42 +433,37 @@ impl Wal {
         &self.shared.dir
     }
 
-    fn begin_close(&self) {
-        let mut q = lock(&self.shared.queue);
-        q.closing = true;
-        q.writer_idle = false;
-        drop(q);
-        self.shared.queue_cv.notify_one();
-    }
-
     /// Stops accepting appends, drains the queue, fsyncs, writes the checkpoint and
-    /// the clean-shutdown marker. Idempotent; returns the first close's outcome.
+    /// the clean-shutdown marker, then waits until every `submit` callback has run.
+    /// Idempotent; returns the first close's outcome.
     pub fn close(&self) -> Result<(), WalError> {
-        self.begin_close();
-        let handle = lock(&self.writer).take();
-        if let Some(h) = handle {
-            let joined = h.join();
-            // The writer's exit closes the notifier's channel: it ends after running
-            // the callbacks still queued.
-            if let Some(n) = lock(&self.notifier).take() {
-                let _ = n.join();
-            }
+        let mut once = lock(&self.closed_once);
+        if !*once {
+            writer::begin_close(&self.shared);
+            self.task.wait_finished();
+            self.pool.notifier_barrier();
             self.shared.closed.store(true, Ordering::Release);
-            if joined.is_err() {
-                return Err(WalError::Storage(format!(
-                    "{}: the WAL writer thread panicked",
-                    self.shared.dir.display()
-                )));
+            if self.private_pool {
+                self.pool.shutdown()?;
             }
+            *once = true;
         }
+        drop(once);
         lock(&self.shared.close_result).clone().unwrap_or(Ok(()))
     }
 
     /// Like [`Wal::close`] but returns at once; the writer finishes in the background.
     pub fn close_in_background(&self) {
-        self.begin_close();
-        drop(lock(&self.writer).take());
-        drop(lock(&self.notifier).take());
+        writer::begin_close(&self.shared);
+        self.detached.store(true, Ordering::Release);
+        if self.private_pool {
+            self.pool.stop_when_idle();
+        }
+    }
+
+    /// The pool this log runs in.
+    pub fn pool(&self) -> &WriterPool {
+        &self.pool
     }
 
     /// Makes the next write or fsync fail (tests of the offline path).
@@ -413,7 +475,9 @@ impl Wal {
 
 impl Drop for Wal {
     fn drop(&mut self) {
-        let _ = self.close();
+        if !self.detached.load(Ordering::Acquire) {
+            let _ = self.close();
+        }
     }
 }
 

@@ -101,7 +101,8 @@ impl Wal {
         'segments: for seg in &segs[first..] {
             let span_start = pos;
             let mut end = pos;
-            for item in segment::HeaderWalk::new(&seg.file, pos, seg.size) {
+            let file = seg.file().map_err(io_err)?;
+            for item in segment::HeaderWalk::new(&file, pos, seg.size) {
                 let (p, h) = item.map_err(io_err)?;
                 if h.base_offset >= hw {
                     break;
@@ -115,7 +116,7 @@ impl Wal {
                                 position: span_start,
                                 length: end - span_start,
                             },
-                            seg.file.clone(),
+                            file.clone(),
                         ));
                     }
                     break 'segments;
@@ -130,7 +131,7 @@ impl Wal {
                         position: span_start,
                         length: end - span_start,
                     },
-                    seg.file.clone(),
+                    file.clone(),
                 ));
             }
             if seg.next_offset >= hw {

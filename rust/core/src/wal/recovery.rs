@@ -6,16 +6,17 @@
 
 use std::cell::RefCell;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use super::checkpoint::{self, Checkpoint, CLEAN_SHUTDOWN_NAME};
+use super::files::FileCache;
 use super::index::{self, IndexPlanner};
 use super::segment::{segment_path, HeaderWalk, Segment};
 use super::writer::{Active, Unsynced};
-use super::{Wal, WalConfig, WalError, WalHooks};
+use super::{Wal, WalConfig, WalError, WalHooks, WriterPool};
 use crate::record_batch::header::{BatchHeader, CRC_START, HEADER_LEN, MAGIC_V2};
 
 /// What recovery hands to the log.
@@ -70,6 +71,21 @@ impl Wal {
     ) -> Result<(Wal, RecoveryReport), WalError> {
         LAST_REPORT.with(|r| r.borrow_mut().take());
         let wal = Wal::open(dir, cfg, hooks)?;
+        let report = LAST_REPORT
+            .with(|r| r.borrow_mut().take())
+            .unwrap_or_default();
+        Ok((wal, report))
+    }
+
+    /// [`Wal::open_in`], also returning what recovery did to the directory.
+    pub fn open_with_report_in(
+        dir: impl AsRef<Path>,
+        cfg: WalConfig,
+        hooks: WalHooks,
+        pool: &WriterPool,
+    ) -> Result<(Wal, RecoveryReport), WalError> {
+        LAST_REPORT.with(|r| r.borrow_mut().take());
+        let wal = Wal::open_in(dir, cfg, hooks, pool)?;
         let report = LAST_REPORT
             .with(|r| r.borrow_mut().take())
             .unwrap_or_default();
@@ -475,7 +491,11 @@ fn remove_segment_files(dir: &Path, base: i64) -> Result<(), WalError> {
 }
 
 /// Opens and recovers `dir` (see the module docs and the storage contract).
-pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> {
+pub(crate) fn open_dir(
+    dir: &Path,
+    cfg: &WalConfig,
+    files: &Arc<FileCache>,
+) -> Result<Opened, WalError> {
     fs::create_dir_all(dir).map_err(|e| storage(dir, "creating the directory", e))?;
     let interval = cfg.index_interval_bytes;
     let (bases, mut dir_changed) = tidy_and_list(dir)?;
@@ -652,15 +672,12 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
         }
     }
 
-    let unsynced = Unsynced {
-        files: Vec::new(),
-        logs: Vec::new(),
-    };
+    let unsynced = Unsynced { paths: Vec::new() };
     let mut segments = Vec::with_capacity(found.len());
     let mut active = None;
     let count = found.len();
     for (i, f) in found.into_iter().enumerate() {
-        let file = Arc::new(f.file);
+        let file = f.file;
         let is_last = i + 1 == count;
         if f.scanned || f.rewrite_indexes {
             // Scanned bytes may sit only in the page cache (after a process crash):
@@ -676,23 +693,25 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
                     .map_err(|e| storage(&p, "fsync after recovery", e))?;
             }
         }
+        // Recovery's own handle closes here: the log opens its files through the
+        // pool's cache when it needs them, so an idle log holds none.
+        drop(file);
         if is_last {
             let ip = segment_path(dir, f.base, ".index");
             let tp = segment_path(dir, f.base, ".timeindex");
-            let index_file = index::open_for_append(&ip).map_err(|e| storage(&ip, "opening", e))?;
-            let time_file = index::open_for_append(&tp).map_err(|e| storage(&tp, "opening", e))?;
-            (&*file)
-                .seek(SeekFrom::Start(f.size))
-                .map_err(|e| storage(&f.path, "seeking", e))?;
+            // The index files must exist for the writer to append to them.
+            for p in [&ip, &tp] {
+                index::open_for_append(p).map_err(|e| storage(p, "opening", e))?;
+            }
             let planner = f
                 .planner
                 .clone()
                 .unwrap_or_else(|| IndexPlanner::new(f.base, interval));
             active = Some(Active {
                 base: f.base,
-                file: file.clone(),
-                index_file,
-                time_file,
+                path: f.path.clone(),
+                index_path: ip,
+                time_path: tp,
                 size: f.size,
                 next_offset: f.next_offset,
                 planner,
@@ -708,7 +727,7 @@ pub(crate) fn open_dir(dir: &Path, cfg: &WalConfig) -> Result<Opened, WalError> 
         segments.push(Segment {
             base: f.base,
             path: f.path,
-            file,
+            files: files.clone(),
             size: f.size,
             next_offset: f.next_offset,
             index: f.index,

@@ -68,6 +68,8 @@ pub(crate) fn apply(
         for suffix in [".log", ".index", ".timeindex"] {
             let from = segment_path(dir, v.base, suffix);
             let to = segment_path(dir, v.base, &format!("{suffix}.deleted"));
+            // A deleted segment must not keep a descriptor in the pool's cache.
+            shared.files.forget(&from);
             match fs::rename(&from, &to) {
                 Ok(()) => renamed.push(to),
                 Err(e) if e.kind() == io::ErrorKind::NotFound && suffix != ".log" => {}
@@ -129,6 +131,8 @@ pub(crate) fn delete_records(shared: &Shared, offset: i64) -> Result<i64, WalErr
         for suffix in [".log", ".index", ".timeindex"] {
             let from = segment_path(dir, v.base, suffix);
             let to = segment_path(dir, v.base, &format!("{suffix}.deleted"));
+            // A deleted segment must not keep a descriptor in the pool's cache.
+            shared.files.forget(&from);
             match fs::rename(&from, &to) {
                 Ok(()) => renamed.push(to),
                 Err(e) if e.kind() == io::ErrorKind::NotFound && suffix != ".log" => {}

@@ -8,6 +8,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
+use super::files::{Access, FileCache};
 use crate::record_batch::header::{BatchHeader, HEADER_LEN};
 
 /// Header bytes a walk reads per batch: the whole fixed header.
@@ -117,11 +118,11 @@ impl Iterator for HeaderWalk<'_> {
 
 /// Reader-visible state of one segment. Only the writer thread changes the active
 /// (last) segment, under the log's state lock; other segments are immutable until
-/// retention removes them.
+/// retention removes them. The `.log` is opened through the pool's cache when read.
 pub(crate) struct Segment {
     pub base: i64,
     pub path: PathBuf,
-    pub file: Arc<File>,
+    pub files: Arc<FileCache>,
     /// Bytes of whole batches; readers never look past it.
     pub size: u64,
     /// Offset after the last batch.
@@ -137,6 +138,11 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
+    /// The open `.log` (from the cache, opened if it was closed).
+    pub fn file(&self) -> io::Result<Arc<File>> {
+        self.files.get(&self.path, Access::Read)
+    }
+
     /// File position of the last indexed batch whose base offset is <= `offset`.
     pub fn index_floor(&self, offset: i64) -> u64 {
         let rel = offset - self.base;
@@ -150,7 +156,8 @@ impl Segment {
 
     /// (position, header) of the batch containing `offset`, walking from the index.
     pub fn find_batch(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
-        for item in HeaderWalk::new(&self.file, self.index_floor(offset), self.size) {
+        let file = self.file()?;
+        for item in HeaderWalk::new(&file, self.index_floor(offset), self.size) {
             let (pos, h) = item?;
             if h.last_offset() >= offset {
                 return Ok(Some((pos, h)));
@@ -173,7 +180,8 @@ impl Segment {
             Some(&(ts, rel)) => (self.index_floor(self.base + rel as i64), Some(ts)),
             None => (0, None),
         };
-        for item in HeaderWalk::new(&self.file, start, self.size) {
+        let file = self.file()?;
+        for item in HeaderWalk::new(&file, start, self.size) {
             let (_, h) = item?;
             best = Some(best.map_or(h.max_timestamp, |b: i64| b.max(h.max_timestamp)));
         }
@@ -190,7 +198,8 @@ impl Segment {
         } else {
             self.index_floor(self.base + self.time_index[i - 1].1 as i64)
         };
-        for item in HeaderWalk::new(&self.file, start, self.size) {
+        let file = self.file()?;
+        for item in HeaderWalk::new(&file, start, self.size) {
             let (_, h) = item?;
             if h.max_timestamp >= ts {
                 return Ok(Some((h.base_offset, h.max_timestamp)));

@@ -1,20 +1,27 @@
-//! The writer thread: group commit, segment roll, fsync policy, checkpoints, close.
+//! The writer of one log: group commit, segment roll, fsync policy, checkpoints, close.
+//!
+//! It runs on the threads of a [`super::WriterPool`], one step at a time
+//! ([`Writer::step`]): a step writes one group or does one periodic round, or finds
+//! nothing to do and leaves the log idle, with a deadline when a linger, an interval
+//! fsync or a checkpoint falls due. Files come from the pool's [`super::FileCache`]
+//! by path, so an idle log holds no descriptor.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Seek, SeekFrom, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc, OnceLock};
-use std::thread::JoinHandle;
+use std::sync::{mpsc, Arc, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::checkpoint::{self, CLEAN_SHUTDOWN_NAME};
+use super::files::Access;
 use super::index::{self, IndexPlanner};
+use super::pool::{CallbackBatch, Notice};
 use super::segment::{segment_path, Segment};
 use super::{
-    lock, now_ms, AppendOutcome, AppendResult, Callback, Completion, FsyncPolicy, Shared, Slot,
-    WalError,
+    lock, now_ms, AppendOutcome, AppendResult, Completion, FsyncPolicy, Shared, Slot, WalError,
 };
 use crate::buffer_pool::PooledBuf;
 use crate::record_batch::header;
@@ -70,12 +77,38 @@ impl Queue {
         self.items.len() - self.flushes
     }
 
-    /// Queues a flush request (the caller notifies the writer).
+    /// Queues a flush request (the caller then wakes the writer with [`kick`]).
     pub fn push_flush(&mut self, slot: Arc<Slot<Result<(), WalError>>>) {
         self.flushes += 1;
         self.items.push_back(Item::Flush(slot));
-        self.writer_idle = false;
     }
+}
+
+/// Puts an idle log's writer on its pool's ready queue (`q` is its queue, locked).
+pub(crate) fn kick(shared: &Shared, mut q: MutexGuard<'_, Queue>) {
+    if !q.writer_idle {
+        return;
+    }
+    q.writer_idle = false;
+    drop(q);
+    shared.schedule();
+}
+
+/// Wakes the writer of `shared` when it is idle, through `schedule` (a due timer).
+pub(crate) fn wake_if_idle(shared: &Shared, schedule: impl FnOnce()) {
+    let mut q = lock(&shared.queue);
+    if q.writer_idle {
+        q.writer_idle = false;
+        drop(q);
+        schedule();
+    }
+}
+
+/// Stops the log taking appends and wakes its writer to drain and finish.
+pub(crate) fn begin_close(shared: &Shared) {
+    let mut q = lock(&shared.queue);
+    q.closing = true;
+    kick(shared, q);
 }
 
 /// Admits one append under the queue-depth and memory-budget bounds, queues it and
@@ -123,19 +156,18 @@ pub(crate) fn enqueue(shared: &Shared, buf: PooledBuf, done: Completion) -> Resu
     // Only a sleeping writer waits on the condvar, and a lingering one only for a
     // whole group: skip the wake-up syscall otherwise.
     if q.writer_idle && q.queued_appends() >= q.wake_at {
-        q.writer_idle = false;
-        drop(q);
-        shared.queue_cv.notify_one();
+        kick(shared, q);
     }
     Ok(())
 }
 
-/// The segment being appended to, as the writer sees it.
+/// The segment being appended to, as the writer sees it (paths: its files come from
+/// the pool's cache).
 pub(crate) struct Active {
     pub base: i64,
-    pub file: Arc<File>,
-    pub index_file: File,
-    pub time_file: File,
+    pub path: PathBuf,
+    pub index_path: PathBuf,
+    pub time_path: PathBuf,
     pub size: u64,
     pub next_offset: i64,
     pub planner: IndexPlanner,
@@ -143,70 +175,67 @@ pub(crate) struct Active {
     pub first_append: Option<Instant>,
 }
 
-/// Files written since the last fsync round, other than the active log.
+/// Files written since the last fsync round, other than the active segment's.
 pub(crate) struct Unsynced {
-    pub files: Vec<File>,
-    pub logs: Vec<Arc<File>>,
+    pub paths: Vec<PathBuf>,
 }
 
 /// Checkpoints are written at most this often while appends advance the recovery point.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// A group's callbacks with their outcomes, in offset order.
-type CallbackBatch = Vec<(Callback, AppendOutcome)>;
-
-/// Starts the writer thread and the notifier thread that runs `submit` callbacks.
-pub(crate) fn spawn(
-    shared: Arc<Shared>,
-    active: Active,
-    unsynced: Unsynced,
-) -> io::Result<(JoinHandle<()>, JoinHandle<()>)> {
-    let checkpointed = shared.recovery_point.load(Ordering::Acquire);
-    let (tx, rx) = mpsc::channel::<CallbackBatch>();
-    let notifier_shared = shared.clone();
-    let notifier = std::thread::Builder::new()
-        .name("streamcore-wal-notify".into())
-        .spawn(move || {
-            for mut batch in rx {
-                let mut run = || {
-                    for (cb, outcome) in batch.drain(..) {
-                        // A panicking callback must not stop the others.
-                        let _ = catch_unwind(AssertUnwindSafe(move || cb(outcome)));
-                    }
-                };
-                match &notifier_shared.hooks.run_callbacks {
-                    Some(hook) => hook(&mut run),
-                    None => run(),
-                }
-            }
-        })?;
-    let mut w = Writer {
-        callbacks: tx,
-        shared,
-        active,
-        unsynced,
-        dirty: false,
-        last_fsync: Instant::now(),
-        checkpointed_rp: checkpointed,
-        last_checkpoint: Instant::now(),
-        company: 1,
-        backlog: false,
-        bufs: Vec::new(),
-        dones: Vec::new(),
-        flushes: Vec::new(),
-        results: Vec::new(),
-        new_index: Vec::new(),
-        new_time: Vec::new(),
-        scratch: Vec::new(),
-    };
-    let writer = std::thread::Builder::new()
-        .name("streamcore-wal".into())
-        .spawn(move || w.run())?;
-    Ok((writer, notifier))
+/// What one [`Writer::step`] left to do.
+pub(crate) enum Step {
+    /// More work is queued: run the log again.
+    Again,
+    /// The log is idle until woken, or until the deadline (linger, interval fsync,
+    /// checkpoint).
+    Wait(Option<Instant>),
+    /// Closed: the writer is done.
+    Finished,
 }
 
-struct Writer {
-    callbacks: mpsc::Sender<CallbackBatch>,
+/// What [`Writer::next_group`] found.
+enum Next {
+    Group,
+    Periodic,
+    Wait(Option<Instant>),
+    Finish,
+}
+
+impl Writer {
+    /// The writer of a freshly opened log; `notices` reaches the pool's notifier.
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        active: Active,
+        unsynced: Unsynced,
+        notices: mpsc::Sender<Notice>,
+    ) -> Writer {
+        let checkpointed = shared.recovery_point.load(Ordering::Acquire);
+        Writer {
+            notices,
+            shared,
+            active,
+            unsynced,
+            dirty: false,
+            last_fsync: Instant::now(),
+            checkpointed_rp: checkpointed,
+            last_checkpoint: Instant::now(),
+            company: 1,
+            backlog: false,
+            group: Vec::new(),
+            bufs: Vec::new(),
+            dones: Vec::new(),
+            flushes: Vec::new(),
+            results: Vec::new(),
+            new_index: Vec::new(),
+            new_time: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+}
+
+pub(crate) struct Writer {
+    notices: mpsc::Sender<Notice>,
     shared: Arc<Shared>,
     active: Active,
     unsynced: Unsynced,
@@ -221,6 +250,7 @@ struct Writer {
     /// The last group was full and left appends queued: write the rest at once.
     backlog: bool,
     // Per-group scratch, kept to avoid allocating every group.
+    group: Vec<Item>,
     bufs: Vec<PooledBuf>,
     dones: Vec<Completion>,
     flushes: Vec<Arc<Slot<Result<(), WalError>>>>,
@@ -262,29 +292,50 @@ impl Writer {
         Ok(())
     }
 
-    fn run(&mut self) {
-        let mut group: Vec<Item> = Vec::new();
-        loop {
-            let closing = self.next_group(&mut group);
-            if group.is_empty() {
-                if closing {
-                    self.finish();
-                    return;
+    /// Runs one step: one group, or one periodic round, or nothing (idle).
+    pub(crate) fn step(&mut self) -> Step {
+        let mut group = std::mem::take(&mut self.group);
+        let step = match self.next_group(&mut group) {
+            Next::Wait(deadline) => Step::Wait(deadline),
+            Next::Finish => {
+                self.finish();
+                Step::Finished
+            }
+            Next::Periodic => {
+                if let Err(e) = self.periodic() {
+                    self.go_offline(format!("periodic fsync or checkpoint failed: {e}"));
+                }
+                Step::Again
+            }
+            Next::Group => {
+                let outcome = catch_unwind(AssertUnwindSafe(|| self.process(&mut group)));
+                if outcome.is_err() {
+                    self.go_offline("internal error in the WAL writer (panic)".into());
+                    self.fail_all(&mut group);
                 }
                 if let Err(e) = self.periodic() {
                     self.go_offline(format!("periodic fsync or checkpoint failed: {e}"));
                 }
-                continue;
+                Step::Again
             }
-            let outcome = catch_unwind(AssertUnwindSafe(|| self.process(&mut group)));
-            if outcome.is_err() {
-                self.go_offline("internal error in the WAL writer (panic)".into());
-                self.fail_all(&mut group);
-            }
-            if let Err(e) = self.periodic() {
-                self.go_offline(format!("periodic fsync or checkpoint failed: {e}"));
-            }
-        }
+        };
+        group.clear();
+        self.group = group;
+        step
+    }
+
+    /// After a panic outside a group: the log goes offline, everything queued fails
+    /// and a waiting close returns.
+    pub(crate) fn abandon(&mut self, cause: &str) {
+        self.go_offline(cause.into());
+        let mut rest: Vec<Item> = {
+            let mut q = lock(&self.shared.queue);
+            q.closing = true;
+            q.flushes = 0;
+            q.items.drain(..).collect()
+        };
+        self.fail_all(&mut rest);
+        *lock(&self.shared.close_result) = Some(Err(self.offline_error()));
     }
 
     /// When the writer should stop lingering for more appends, or None to write the
@@ -313,60 +364,31 @@ impl Writer {
         Some((oldest + Duration::from_millis(cfg.max_wait_ms), target))
     }
 
-    /// Waits for work; moves up to `max_group_batches` appends into `group`. Returns
-    /// true when the log is closing and the queue is drained.
-    fn next_group(&mut self, group: &mut Vec<Item>) -> bool {
+    /// Moves up to `max_group_batches` appends into `group`, or says why not: the
+    /// writer lingers for company, has a periodic round due, waits for work, or the
+    /// log is closing with nothing left. Never blocks: a waiting log is marked idle
+    /// (`writer_idle`) so that the next append, flush or close wakes it.
+    fn next_group(&mut self, group: &mut Vec<Item>) -> Next {
         let max = self.shared.cfg.max_group_batches;
         let mut q = lock(&self.shared.queue);
-        loop {
-            if !q.items.is_empty() {
-                let Some((deadline, target)) = self.linger_deadline(&q) else {
-                    break;
-                };
-                let now = Instant::now();
-                if now >= deadline {
-                    break;
+        q.wake_at = 1;
+        if q.items.is_empty() {
+            if q.closing {
+                return Next::Finish;
+            }
+            return match self.next_deadline() {
+                Some(d) if d.is_zero() => Next::Periodic,
+                d => {
+                    q.writer_idle = true;
+                    Next::Wait(d.map(|d| Instant::now() + d))
                 }
+            };
+        }
+        if let Some((deadline, target)) = self.linger_deadline(&q) {
+            if Instant::now() < deadline {
                 q.wake_at = target;
                 q.writer_idle = true;
-                let (g, _) = self
-                    .shared
-                    .queue_cv
-                    .wait_timeout(q, deadline - now)
-                    .unwrap_or_else(|e| e.into_inner());
-                q = g;
-                q.writer_idle = false;
-                q.wake_at = 1;
-                continue;
-            }
-            if q.closing {
-                return true;
-            }
-            let timeout = self.next_deadline();
-            match timeout {
-                Some(d) if d.is_zero() => return false,
-                Some(d) => {
-                    q.writer_idle = true;
-                    let (g, res) = self
-                        .shared
-                        .queue_cv
-                        .wait_timeout(q, d)
-                        .unwrap_or_else(|e| e.into_inner());
-                    q = g;
-                    q.writer_idle = false;
-                    if res.timed_out() && q.items.is_empty() {
-                        return false;
-                    }
-                }
-                None => {
-                    q.writer_idle = true;
-                    q = self
-                        .shared
-                        .queue_cv
-                        .wait(q)
-                        .unwrap_or_else(|e| e.into_inner());
-                    q.writer_idle = false;
-                }
+                return Next::Wait(Some(deadline));
             }
         }
         let mut appends = 0;
@@ -383,7 +405,7 @@ impl Writer {
         // What stays behind arrived while the writer was busy: no reason to wait for it.
         self.backlog = !q.items.is_empty();
         q.oldest = None;
-        q.closing && q.items.is_empty()
+        Next::Group
     }
 
     /// Takes `n` written (or failed) appends of `bytes` bytes off the queue's account;
@@ -399,6 +421,9 @@ impl Writer {
     /// How long the idle writer may sleep before an interval fsync or a checkpoint
     /// is due (None: until woken).
     fn next_deadline(&self) -> Option<Duration> {
+        if self.shared.offline.get().is_some() {
+            return None;
+        }
         let mut next: Option<Duration> = None;
         let mut consider = |d: Duration| next = Some(next.map_or(d, |n: Duration| n.min(d)));
         if self.dirty && self.policy() == FsyncPolicy::Interval {
@@ -439,15 +464,18 @@ impl Writer {
     fn sync(&mut self) -> io::Result<()> {
         let t = Instant::now();
         self.injected_failure()?;
-        for f in &self.unsynced.logs {
-            f.sync_data()?;
+        let files = &self.shared.files;
+        for p in &self.unsynced.paths {
+            match files.get(p, Access::Sync) {
+                Ok(f) => f.sync_data()?,
+                // Retention or DeleteRecords removed the closed segment meanwhile:
+                // nothing of it is left to make durable.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
         }
-        for f in &self.unsynced.files {
-            f.sync_data()?;
-        }
-        self.unsynced.logs.clear();
-        self.unsynced.files.clear();
-        self.active.file.sync_data()?;
+        self.unsynced.paths.clear();
+        files.get(&self.active.path, Access::Sync)?.sync_data()?;
         let c = &self.shared.counters;
         c.fsyncs.fetch_add(1, Ordering::Relaxed);
         c.fsync_total_us
@@ -514,8 +542,10 @@ impl Writer {
             }
         }
         if !callbacks.is_empty() {
-            // The notifier lives until this writer drops the sender.
-            let _ = self.callbacks.send(callbacks);
+            // The notifier lives until every writer of the pool dropped its sender.
+            let _ = self
+                .notices
+                .send(Notice::Run(self.shared.clone(), callbacks));
         }
     }
 
@@ -669,22 +699,28 @@ impl Writer {
             return Ok(());
         }
         self.injected_failure()?;
+        let files = self.shared.files.clone();
+        let written: u64 = self.bufs[from..to].iter().map(|b| b.len() as u64).sum();
+        let file = files.get(&self.active.path, Access::Write)?;
+        // The handle may be fresh from the cache or shared with an earlier chunk:
+        // position it where this chunk starts. Readers use pread and never move it.
+        (&*file).seek(SeekFrom::Start(self.active.size - written))?;
         let mut slices: Vec<IoSlice<'_>> = self.bufs[from..to]
             .iter()
             .map(|b| IoSlice::new(b))
             .collect();
-        write_all_vectored(&self.active.file, &mut slices)?;
+        write_all_vectored(&file, &mut slices)?;
         drop(slices);
         self.dirty = true;
         if !self.new_index.is_empty() {
             self.scratch.clear();
             index::encode_index(&self.new_index, &mut self.scratch);
-            self.active.index_file.write_all(&self.scratch)?;
+            (&*files.get(&self.active.index_path, Access::Append)?).write_all(&self.scratch)?;
         }
         if !self.new_time.is_empty() {
             self.scratch.clear();
             index::encode_time_index(&self.new_time, &mut self.scratch);
-            self.active.time_file.write_all(&self.scratch)?;
+            (&*files.get(&self.active.time_path, Access::Append)?).write_all(&self.scratch)?;
         }
         let mut state = self.shared.write_state();
         if let Some(seg) = state.segments.last_mut() {
@@ -702,20 +738,18 @@ impl Writer {
         let dir = &self.shared.dir;
         let base = self.active.next_offset;
         let path = segment_path(dir, base, ".log");
-        let file = Arc::new(
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(&path)?,
-        );
-        (&*file).seek(SeekFrom::Start(0))?;
+        // A stale handle of an earlier file by this name must not serve the new one.
+        self.shared.files.forget(&path);
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
         let index_path = segment_path(dir, base, ".index");
         let time_path = segment_path(dir, base, ".timeindex");
+        self.shared.files.forget(&index_path);
+        self.shared.files.forget(&time_path);
         index::write_index_files(&index_path, &time_path, &[], &[])?;
-        let index_file = index::open_for_append(&index_path)?;
-        let time_file = index::open_for_append(&time_path)?;
         if self.policy() != FsyncPolicy::Never {
             checkpoint::fsync_dir(dir)?;
         }
@@ -724,9 +758,9 @@ impl Writer {
             &mut self.active,
             Active {
                 base,
-                file: file.clone(),
-                index_file,
-                time_file,
+                path: path.clone(),
+                index_path,
+                time_path,
                 size: 0,
                 next_offset: base,
                 planner: IndexPlanner::new(base, interval),
@@ -735,9 +769,9 @@ impl Writer {
         );
         // The old segment's data and indexes are made durable by the next fsync
         // round, which then moves the recovery point past them.
-        self.unsynced.logs.push(old.file);
-        self.unsynced.files.push(old.index_file);
-        self.unsynced.files.push(old.time_file);
+        self.unsynced.paths.push(old.path);
+        self.unsynced.paths.push(old.index_path);
+        self.unsynced.paths.push(old.time_path);
         let mut state = self.shared.write_state();
         if let Some(last) = state.segments.last_mut() {
             last.max_ts = Some(old.planner.max_ts());
@@ -745,7 +779,7 @@ impl Writer {
         state.segments.push(Segment {
             base,
             path,
-            file,
+            files: self.shared.files.clone(),
             size: 0,
             next_offset: base,
             index: Vec::new(),
@@ -758,15 +792,23 @@ impl Writer {
 
     /// Final fsync, checkpoint and clean-shutdown marker.
     fn finish(&mut self) {
+        self.finish_files();
+        // A closed log holds no descriptor.
+        self.shared.files.forget_dir(&self.shared.dir);
+    }
+
+    fn finish_files(&mut self) {
         if self.shared.offline.get().is_some() {
             *lock(&self.shared.close_result) = Some(Ok(()));
             return;
         }
         let result = (|| -> io::Result<()> {
-            self.unsynced
-                .files
-                .push(self.active.index_file.try_clone()?);
-            self.unsynced.files.push(self.active.time_file.try_clone()?);
+            let (ip, tp) = (
+                self.active.index_path.clone(),
+                self.active.time_path.clone(),
+            );
+            self.unsynced.paths.push(ip);
+            self.unsynced.paths.push(tp);
             self.sync()?;
             self.injected_failure()?;
             self.shared.write_checkpoint()?;
