@@ -6,11 +6,20 @@ from typing import Any, final
 
 from typing_extensions import Buffer
 
-__all__ = ["WalLog"]
+__all__ = ["WalLog", "WalPool"]
 
 #: (base_offset, last_offset, log_append_time_ms)
 _AppendResult = tuple[int, int, int]
 
+@final
+class WalPool:
+    """Writer threads, a notifier thread and a bounded cache of open segment files shared by logs."""
+
+    def __new__(cls, *, writer_threads: int = 2, max_open_files: int = 256) -> WalPool: ...
+    def shutdown(self) -> None: ...
+    def stats(self) -> dict[str, int]: ...
+
+def _shutdown_all_pools() -> None: ...
 @final
 class WalLog:
     """Segment files of v2 batches with sparse indexes, a writer thread and an fsync policy.
@@ -31,6 +40,7 @@ class WalLog:
         segment_bytes: int = ...,
         segment_ms: int | None = None,
         index_interval_bytes: int = 4096,
+        pool: WalPool | None = None,
     ) -> WalLog: ...
     def append(self, batch: Buffer) -> _AppendResult: ...
     def submit(

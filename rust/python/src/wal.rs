@@ -2,14 +2,22 @@
 //!
 //! Type conversion only. Batches are copied into the WAL's queue (its Rust buffer
 //! pool) while the GIL is held, then the GIL is released for the wait, the reads
-//! and everything that touches files. `submit` callbacks run on the log's notifier
-//! thread, which the writer hands each group to: it takes the GIL once per group,
-//! and the writer goes on writing while it waits for the GIL.
+//! and everything that touches files. Logs run on a `WalPool` (writer threads, one
+//! notifier thread, a bounded file cache); `submit` callbacks run on the pool's
+//! notifier thread, which takes the GIL once per group, so writers go on writing
+//! while it waits for the GIL.
+//!
+//! No pool thread may touch Python once the interpreter finalizes: every pool is
+//! shut down (its logs closed, its threads joined) by an `atexit` hook, which runs
+//! before finalization, and the hooks that take the GIL give up instead of
+//! attaching to a finalizing interpreter.
+use std::sync::Mutex;
+
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyTuple};
 
 use streamcore_core::wal::{
-    AppendOutcome, AppendResult, Completion, FsyncPolicy, Wal, WalConfig, WalHooks,
+    AppendOutcome, AppendResult, Completion, FsyncPolicy, Wal, WalConfig, WalHooks, WriterPool,
     DEFAULT_MEMORY_BUDGET_BYTES,
 };
 
@@ -23,7 +31,8 @@ fn result_tuple<'py>(py: Python<'py>, r: &AppendResult) -> PyResult<Bound<'py, P
 
 /// Logs one line on `streamcore.storage` (the writer thread's offline notice).
 fn log_error(message: &str) {
-    Python::attach(|py| {
+    // A finalizing interpreter gets no log line rather than a crash.
+    Python::try_attach(|py| {
         let logged = py
             .import("logging")
             .and_then(|l| l.call_method1("getLogger", ("streamcore.storage",)))
@@ -32,6 +41,95 @@ fn log_error(message: &str) {
             e.write_unraisable(py, None);
         }
     });
+}
+
+/// Every pool not yet shut down, for the atexit hook; and the default pool.
+static POOLS: Mutex<Vec<WriterPool>> = Mutex::new(Vec::new());
+static DEFAULT_POOL: Mutex<Option<WriterPool>> = Mutex::new(None);
+
+/// Writer threads and open files of the pool a `WalLog` uses when given none.
+const DEFAULT_WRITER_THREADS: usize = 2;
+const DEFAULT_MAX_OPEN_FILES: usize = 256;
+
+fn pools() -> std::sync::MutexGuard<'static, Vec<WriterPool>> {
+    POOLS.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn default_pool() -> PyResult<WriterPool> {
+    let mut g = DEFAULT_POOL.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = g.as_ref() {
+        return Ok(p.clone());
+    }
+    let p = WriterPool::new(DEFAULT_WRITER_THREADS, DEFAULT_MAX_OPEN_FILES).map_err(to_pyerr)?;
+    pools().push(p.clone());
+    *g = Some(p.clone());
+    Ok(p)
+}
+
+/// Shuts every pool down (the atexit hook): logs still open are closed cleanly and
+/// no pool thread is left to touch Python during finalization.
+#[pyfunction]
+fn _shutdown_all_pools(py: Python<'_>) -> PyResult<()> {
+    let all: Vec<WriterPool> = pools().drain(..).collect();
+    *DEFAULT_POOL.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    py.detach(|| {
+        for p in all {
+            let _ = p.shutdown();
+        }
+    });
+    Ok(())
+}
+
+/// Writer threads, a notifier thread and a bounded cache of open segment files,
+/// shared by the `WalLog`s opened with it (a few threads per data directory instead
+/// of two per partition; an idle log holds no thread and no descriptor).
+///
+/// Args:
+///     writer_threads: threads writing and fsyncing groups (each log is written by
+///         one thread at a time, its group commit unchanged).
+///     max_open_files: most segment files held open across the pool's logs; others
+///         are opened on demand and the least recently used closed.
+#[pyclass(module = "streamcore._native.wal", frozen)]
+pub struct WalPool {
+    pool: WriterPool,
+}
+
+#[pymethods]
+impl WalPool {
+    #[new]
+    #[pyo3(signature = (*, writer_threads = 2, max_open_files = 256))]
+    fn new(writer_threads: i64, max_open_files: i64) -> PyResult<Self> {
+        check_at_least("writer_threads", writer_threads, 1)?;
+        check_at_least("max_open_files", max_open_files, 1)?;
+        let pool =
+            WriterPool::new(writer_threads as usize, max_open_files as usize).map_err(to_pyerr)?;
+        pools().push(pool.clone());
+        Ok(WalPool { pool })
+    }
+
+    /// Closes every log still open in the pool (drain, fsync, checkpoint, clean
+    /// marker), waits for their callbacks and joins the pool's threads. Idempotent;
+    /// afterwards opening a log in it raises StorageError.
+    fn shutdown(&self, py: Python<'_>) -> PyResult<()> {
+        let pool = self.pool.clone();
+        let r = py.detach(move || pool.shutdown());
+        pools().retain(|p| !p.same_pool(&self.pool));
+        r.map_err(to_pyerr)
+    }
+
+    /// Counters: writer_threads, logs (open in the pool), open_files, max_open_files,
+    /// files_opened and files_evicted (since the start).
+    fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.pool.stats();
+        let d = PyDict::new(py);
+        d.set_item("writer_threads", s.writer_threads)?;
+        d.set_item("logs", s.logs)?;
+        d.set_item("open_files", s.files.open)?;
+        d.set_item("max_open_files", s.files.capacity)?;
+        d.set_item("files_opened", s.files.opened)?;
+        d.set_item("files_evicted", s.files.evicted)?;
+        Ok(d)
+    }
 }
 
 fn check_at_least(name: &str, value: i64, min: i64) -> PyResult<()> {
@@ -64,6 +162,8 @@ fn check_at_least(name: &str, value: i64, min: i64) -> PyResult<()> {
 ///     segment_ms: roll when the active segment's first append (in this process)
 ///         is this old (ms); None: never by age.
 ///     index_interval_bytes: bytes of log between sparse index entries.
+///     pool: the WalPool whose threads and file cache the log uses (None: a
+///         process-wide default pool of 2 writer threads and 256 open files).
 #[pyclass(module = "streamcore._native.wal", frozen)]
 pub struct WalLog {
     wal: Option<Wal>,
@@ -104,7 +204,8 @@ impl WalLog {
         max_wait_ms = 10,
         segment_bytes = 1 << 30,
         segment_ms = None,
-        index_interval_bytes = 4096
+        index_interval_bytes = 4096,
+        pool = None
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -119,6 +220,7 @@ impl WalLog {
         segment_bytes: i64,
         segment_ms: Option<i64>,
         index_interval_bytes: i64,
+        pool: Option<&Bound<'_, WalPool>>,
     ) -> PyResult<Self> {
         let directory: String = py
             .import("os")?
@@ -148,13 +250,19 @@ impl WalLog {
         };
         let hooks = WalHooks {
             run_callbacks: Some(Box::new(|run: &mut dyn FnMut()| {
-                Python::attach(|_py| run());
+                // Callbacks settle Python futures: during finalization there is no one
+                // left to settle them, and attaching would crash the process.
+                Python::try_attach(|_py| run());
             })),
             on_offline: Some(Box::new(log_error)),
         };
+        let pool = match pool {
+            Some(p) => p.get().pool.clone(),
+            None => default_pool()?,
+        };
         let dir = directory.clone();
         let (wal, r) = gil::run(py, Work::Blocking, move || {
-            Wal::open_with_report(&dir, cfg, hooks)
+            Wal::open_with_report_in(&dir, cfg, hooks, &pool)
         })
         .map_err(to_pyerr)?;
         let report = PyDict::new(py);
@@ -434,6 +542,10 @@ impl WalLog {
 /// Fills `_native.wal`.
 pub fn build(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<WalLog>()?;
-    m.add("__all__", vec!["WalLog"])?;
+    m.add_class::<WalPool>()?;
+    m.add_function(wrap_pyfunction!(_shutdown_all_pools, m)?)?;
+    let hook = m.getattr("_shutdown_all_pools")?;
+    m.py().import("atexit")?.call_method1("register", (hook,))?;
+    m.add("__all__", vec!["WalLog", "WalPool"])?;
     Ok(())
 }

@@ -169,6 +169,11 @@ impl WriterPool {
         Ok(pool)
     }
 
+    /// True when both handles are the same pool.
+    pub fn same_pool(&self, other: &WriterPool) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     pub(crate) fn files(&self) -> &Arc<FileCache> {
         &self.inner.files
     }
