@@ -311,12 +311,11 @@ impl PoolInner {
     }
 
     fn finished(&self, task: &LogTask) {
+        // The pool's count first: a close that returns sees the log gone from it.
+        lock(&self.state).live -= 1;
+        self.cv.notify_all();
         *lock(&task.finished) = true;
         task.finished_cv.notify_all();
-        let mut st = lock(&self.state);
-        st.live -= 1;
-        drop(st);
-        self.cv.notify_all();
     }
 
     /// The next log to run, or None when the pool stops.
