@@ -19,6 +19,7 @@ from typing import Any
 from streamcore._version import __version__
 from streamcore.bench.cli import add_bench_command
 from streamcore.tools import TOOLS
+from streamcore.tools._common import tool_parser
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -125,7 +126,13 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE.toml", help="TOML configuration file")
     for s in SETTINGS:
         if s.cli:
-            p.add_argument(s.cli, dest=s.name, default=None, help=s.help, choices=s.choices or None)
+            if s.choices:
+                # Choices are lower case; str.lower lets "--log-level INFO" through as well.
+                p.add_argument(
+                    s.cli, dest=s.name, default=None, help=s.help, choices=s.choices, type=str.lower
+                )
+            else:
+                p.add_argument(s.cli, dest=s.name, default=None, help=s.help)
 
 
 def _load_broker_config(args: argparse.Namespace) -> Any:
@@ -137,40 +144,69 @@ def _load_broker_config(args: argparse.Namespace) -> Any:
     return load_config(args.config, cli=cli)
 
 
+_BROKER_EXAMPLES = """
+examples:
+  streamcore broker --data-dir /var/lib/streamcore --metrics-port 9100
+  streamcore broker --port 0 --metrics-port 0 --log-level info --log-format json
+  STREAMCORE_STORAGE_FSYNC=always streamcore broker --config broker.toml
+"""
+
+
 def add_broker_command(subparsers: Subparsers) -> None:
     """``streamcore broker``: run the Kafka-wire broker until SIGTERM/SIGINT."""
-    p = subparsers.add_parser(
+    p = tool_parser(
+        subparsers,
         "broker",
         help="run the broker (prints 'listening on HOST:PORT' when ready)",
-        description="Run the Kafka-protocol broker. Settings: CLI flags > STREAMCORE_* environment > "
-        "--config FILE.toml > defaults; `streamcore config --show` lists them all. Prints exactly one line, "
-        "'listening on HOST:PORT', on stdout when ready; SIGTERM/SIGINT stop it cleanly (exit 0).",
+        description="Run the Kafka-protocol broker.\n\n"
+        "Settings: CLI flags > STREAMCORE_* environment > --config FILE.toml > defaults;\n"
+        "`streamcore config --show` lists them all. When ready it prints 'listening on HOST:PORT'\n"
+        "on stdout, then 'metrics on http://HOST:PORT/metrics' if --metrics-port is given\n"
+        "(0 = a free port). SIGTERM/SIGINT stop it cleanly (exit 0). Logs go to stderr\n"
+        "(--log-level; --log-format json writes one JSON object per line). A bad setting, a data\n"
+        "directory in use or not writable, or a port in use is one line on stderr, exit non-zero.",
+        epilog=_BROKER_EXAMPLES,
     )
     _add_setting_flags(p)
-    p.add_argument("--log-level", default="WARNING", help="logging level (default WARNING)")
     p.set_defaults(handler=run_broker_command)
 
 
-def run_broker_command(args: argparse.Namespace) -> int:
-    import logging
+def _early_logging(args: argparse.Namespace) -> None:
+    """Configure logging from the flags or the environment before the configuration is
+    read, so that what reading it warns about (an unknown variable) is logged in the
+    chosen format."""
+    import os
 
+    from streamcore.broker.config import SETTINGS
+    from streamcore.logging_setup import configure_logging
+
+    chosen = {}
+    for s in SETTINGS:
+        if s.name in ("log.level", "log.format"):
+            raw = getattr(args, s.name, None) or os.environ.get(s.env)
+            chosen[s.name] = s.parse(raw) if raw is not None else None
+    configure_logging(chosen["log.level"] or "warning", chosen["log.format"] or "text")
+
+
+def run_broker_command(args: argparse.Namespace) -> int:
     from streamcore.broker.embedded import run_broker
     from streamcore.errors import ConfigError
+    from streamcore.logging_setup import configure_logging
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
     try:
+        _early_logging(args)
         config = _load_broker_config(args)
     except ConfigError as exc:
         print(f"streamcore broker: {exc}", file=sys.stderr)
         return 2
+    configure_logging(config.log.level, config.log.format)
     return run_broker(config)
 
 
 def add_config_command(subparsers: Subparsers) -> None:
     """``streamcore config --show``: every broker setting with its value and source."""
-    p = subparsers.add_parser(
+    p = tool_parser(
+        subparsers,
         "config",
         help="show the broker configuration and where each value comes from",
         description="Resolve the broker configuration as `streamcore broker` would with the same flags.",
@@ -185,6 +221,7 @@ def run_config_command(args: argparse.Namespace) -> int:
     from streamcore.errors import ConfigError
 
     try:
+        _early_logging(args)
         print(config_show(_load_broker_config(args)), end="")
     except ConfigError as exc:
         print(f"streamcore config: {exc}", file=sys.stderr)

@@ -2,8 +2,14 @@
 
 ``streamcore_broker`` starts an embedded broker on 127.0.0.1 with a free port and a
 temporary data directory, and yields its bootstrap address (``"127.0.0.1:PORT"``).
-It is function-scoped, so every test gets an empty broker; ``streamcore_broker_factory``
-starts brokers with settings of your choice.
+It is function-scoped, so every test gets an empty broker. ``streamcore_broker_session``
+is one broker for the whole test session (faster; tests share its topics and groups, so
+use names of their own). ``streamcore_broker_factory`` starts brokers with settings of
+your choice.
+
+Every one of them is hermetic: the ``STREAMCORE_*`` environment is ignored, so settings
+in a developer's shell cannot change what the tests see. Pass ``use_env=True`` to the
+factory to read it.
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import pytest
 if TYPE_CHECKING:
     from streamcore.broker.embedded import Broker
 
-__all__ = ["streamcore_broker", "streamcore_broker_factory"]
+__all__ = ["streamcore_broker", "streamcore_broker_factory", "streamcore_broker_session"]
 
 
 @pytest.fixture
 def streamcore_broker_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Broker]]:
-    """Call it with Broker keyword settings; every broker started is stopped afterwards."""
+    """Call it with Broker keyword settings (``use_env=True`` to read ``STREAMCORE_*``);
+    every broker started is stopped after the test."""
     # Imported here so that loading the plugin (every pytest run in this environment)
     # does not import the broker.
     from streamcore.broker.embedded import Broker
@@ -43,3 +50,15 @@ def streamcore_broker_factory(tmp_path_factory: pytest.TempPathFactory) -> Itera
 def streamcore_broker(streamcore_broker_factory: Callable[..., Broker]) -> str:
     """The bootstrap address of a fresh broker on a temporary directory."""
     return streamcore_broker_factory().bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def streamcore_broker_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The bootstrap address of one broker shared by every test of the session, stopped at its end."""
+    from streamcore.broker.embedded import Broker
+
+    broker = Broker(str(tmp_path_factory.mktemp("streamcore-session")), host="127.0.0.1", port=0).start()
+    try:
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -199,9 +200,74 @@ def test_missing_config_file_is_a_config_error(tmp_path):
         load_config(tmp_path / "absent.toml", env={})
 
 
-def test_unknown_streamcore_env_var_lists_valid_names():
-    with pytest.raises(ConfigError, match="STREAMCORE_STORAGE_FSINC.*STREAMCORE_STORAGE_FSYNC"):
-        load_config(env={"STREAMCORE_STORAGE_FSINC": "always"})
+def test_unknown_streamcore_env_var_is_a_warning_naming_the_closest_valid_one(caplog):
+    with caplog.at_level(logging.WARNING, logger="streamcore.config"):
+        cfg = load_config(env={"STREAMCORE_STORAGE_FSINC": "always", "STREAMCORE_BIN": "/usr/bin/x"})
+    assert cfg == BrokerConfig()
+    messages = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(messages) == 2
+    assert any(
+        "STREAMCORE_STORAGE_FSINC" in m and "did you mean STREAMCORE_STORAGE_FSYNC?" in m for m in messages
+    )
+    assert any("STREAMCORE_BIN" in m and "did you mean STREAMCORE_" in m for m in messages)
+
+
+def test_client_and_tool_variables_are_known_and_not_even_a_warning(caplog):
+    env = {
+        "STREAMCORE_RETRY_STRATEGY": "fixed",
+        "STREAMCORE_RETRY_INTERVAL": "250ms",
+        "STREAMCORE_RETRY_MULTIPLIER": "2",
+        "STREAMCORE_RETRY_MAX_DELAY": "5s",
+        "STREAMCORE_BOOTSTRAP": "kafka:9092",
+        "STREAMCORE_TEST_SEED": "1",
+    }
+    with caplog.at_level(logging.DEBUG, logger="streamcore.config"):
+        cfg = load_config(env=env)
+    assert cfg == BrokerConfig()
+    assert caplog.records == []
+
+
+def test_unknown_toml_key_suggests_the_closest_valid_one_in_one_line(tmp_path):
+    toml = write_toml(tmp_path, "[limits]\nmax_conections = 5\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(toml, env={})
+    text = str(info.value)
+    assert "'limits.max_conections'; did you mean 'limits.max_connections'?" in text
+    assert "\n" not in text
+
+
+@pytest.mark.parametrize("name", ["listeners.port", "listeners.advertised_port", "metrics.http_port"])
+def test_ports_above_65535_are_refused(name):
+    with pytest.raises(ConfigError, match=rf"^{re.escape(name)}: 70000 is above the maximum 65535$"):
+        load_config(env={}, cli={name: "70000"})
+    assert load_config(env={}, cli={name: "65535"}).get(name) == 65535
+
+
+def test_log_level_and_format_are_settings_with_choices():
+    cfg = load_config(env={"STREAMCORE_LOG_LEVEL": "INFO", "STREAMCORE_LOG_FORMAT": "json"})
+    assert (cfg.log.level, cfg.log.format) == ("info", "json")
+    assert cfg.source("log.level") == "env STREAMCORE_LOG_LEVEL"
+    assert load_config(env={}, cli={"--log-level": "debug"}).log.level == "debug"
+    with pytest.raises(ConfigError, match="^log.level: 'chatty' is not one of debug, info, warning, error$"):
+        load_config(env={"STREAMCORE_LOG_LEVEL": "chatty"})
+    with pytest.raises(ConfigError, match="log.format"):
+        load_config(env={}, cli={"--log-format": "xml"})
+
+
+def test_meta_properties_is_written_by_the_atomic_file_helper(tmp_path, monkeypatch):
+    import streamcore.broker.config as config_module
+
+    written: list[str] = []
+    real = config_module.write_atomic
+
+    def spy(path, data):
+        written.append(str(path))
+        real(path, data)
+
+    monkeypatch.setattr(config_module, "write_atomic", spy)
+    load_or_create_cluster_id(tmp_path, 0)
+    assert written == [str(tmp_path / "meta.properties")]
+    assert not hasattr(config_module, "_fsync_dir")
 
 
 def test_build_and_test_switches_in_env_are_not_settings():
@@ -219,9 +285,11 @@ def test_values_below_minimum_are_refused():
         load_config(env={"STREAMCORE_DEFAULT_PARTITIONS": "0"})
 
 
-def test_unknown_cli_setting_is_refused():
-    with pytest.raises(ConfigError, match="--fsync"):
+def test_unknown_cli_setting_is_refused_naming_the_closest_flag():
+    with pytest.raises(ConfigError, match="'--fsnyc'; did you mean '--fsync'"):
         load_config(env={}, cli={"--fsnyc": "always"})
+    with pytest.raises(ConfigError, match="'storage.fsinc'; did you mean 'storage.fsync'"):
+        load_config(env={}, cli={"storage.fsinc": "always"})
 
 
 def test_inconsistent_session_timeouts_are_refused():

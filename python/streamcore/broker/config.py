@@ -7,9 +7,11 @@ config file > defaults. Every setting remembers where its value came from, so
 Durations accept an int (milliseconds) or a string ``250ms``, ``30s``, ``5m``,
 ``1h``, ``7d``; sizes accept an int (bytes) or ``512KiB``, ``64MiB``, ``1GiB``
 (``KB``/``MB``/``GB`` are decimal). ``-1`` means "unlimited" where a setting
-says so. A malformed value, an unknown key or an unknown ``STREAMCORE_*``
-variable raises :class:`~streamcore.errors.ConfigError` naming the setting and
-listing the valid choices.
+says so. A malformed value or an unknown key raises
+:class:`~streamcore.errors.ConfigError` in one line naming the setting (and, for an
+unknown name, the closest valid one). An unknown ``STREAMCORE_*`` environment
+variable is only a WARNING naming the closest valid one: the environment is shared
+with other programs, so a stray variable must never stop a broker from starting.
 
 The full list of settings lives in :data:`SETTINGS`; docs/configuration.md is
 checked against it by the tests.
@@ -19,20 +21,25 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import difflib
+import logging
 import os
+import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from streamcore import _units
+from streamcore._atomic_file import write_atomic
 from streamcore.errors import ConfigError
+from streamcore.retry import RETRY_ENV_VARS
 
-try:  # Python 3.11+
+if sys.version_info >= (3, 11):
     import tomllib as _toml
-except ModuleNotFoundError:  # pragma: no cover - Python 3.10 path, needs the `tomli` backport
-    import tomli as _toml  # type: ignore[no-redef]
+else:  # pragma: no cover - Python 3.10 path, needs the `tomli` backport
+    import tomli as _toml
 
 __all__ = [
     "BrokerConfig",
@@ -43,10 +50,12 @@ __all__ = [
     "GroupsConfig",
     "FetchSessionsConfig",
     "MetricsConfig",
+    "LogConfig",
     "Setting",
     "SETTINGS",
     "CLI_FLAGS",
     "IGNORED_ENV",
+    "closest",
     "load_config",
     "config_show",
     "parse_duration_ms",
@@ -56,6 +65,9 @@ __all__ = [
 ]
 
 _DAY_MS = 24 * 3600 * 1000
+_MAX_PORT = 65535
+
+log = logging.getLogger("streamcore.config")
 
 
 @dataclass
@@ -175,6 +187,16 @@ class MetricsConfig:
 
 
 @dataclass
+class LogConfig:
+    """Logging of the ``streamcore broker`` command (an embedded broker leaves logging to its program)."""
+
+    #: debug, info, warning or error.
+    level: str = "warning"
+    #: ``text`` (one readable line per event) or ``json`` (one JSON object per line).
+    format: str = "text"
+
+
+@dataclass
 class BrokerConfig:
     """The whole broker configuration; ``sources`` maps a setting name to where it came from."""
 
@@ -189,6 +211,7 @@ class BrokerConfig:
     groups: GroupsConfig = field(default_factory=GroupsConfig)
     fetch_sessions: FetchSessionsConfig = field(default_factory=FetchSessionsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def get(self, name: str) -> Any:
@@ -286,6 +309,7 @@ class Setting:
     optional: bool = False  # accepts "none"/"" (env/CLI) or is absent; None means "off/derived"
     minimum: int | None = None
     cli: str | None = None
+    maximum: int | None = None
 
     def parse(self, value: object) -> Any:
         """Convert a raw value (TOML value, env string, CLI string) to the typed value."""
@@ -293,15 +317,23 @@ class Setting:
             value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
         ):
             return None
-        if self.kind in ("duration", "size"):
-            # A minimum of -1 is how a setting says "-1 means forever / unlimited".
-            parsed = _PARSERS[self.kind](value, self.name, allow_forever=self.minimum == -1)
+        # A minimum of -1 is how a setting says "-1 means forever / unlimited".
+        forever = self.minimum == -1
+        parsed: Any
+        if self.kind == "duration":
+            parsed = parse_duration_ms(value, self.name, allow_forever=forever)
+        elif self.kind == "size":
+            parsed = parse_size_bytes(value, self.name, allow_forever=forever)
         else:
             parsed = _PARSERS[self.kind](value, self.name)
-        if self.kind == "choice" and parsed not in self.choices:
-            raise ConfigError(f"{self.name}: {parsed!r} is not one of {', '.join(self.choices)}")
+        if self.kind == "choice":
+            parsed = parsed.strip().lower()
+            if parsed not in self.choices:
+                raise ConfigError(f"{self.name}: {parsed!r} is not one of {', '.join(self.choices)}")
         if self.minimum is not None and isinstance(parsed, int) and parsed < self.minimum:
             raise ConfigError(f"{self.name}: {parsed} is below the minimum {self.minimum}")
+        if self.maximum is not None and isinstance(parsed, int) and parsed > self.maximum:
+            raise ConfigError(f"{self.name}: {parsed} is above the maximum {self.maximum}")
         return parsed
 
 
@@ -315,11 +347,12 @@ def _s(
 #: Every setting, in display order.
 SETTINGS: tuple[Setting, ...] = (
     _s("listeners.host", "str", "Address to bind.", env="STREAMCORE_HOST", cli="--host"),
-    _s("listeners.port", "int", "TCP port to bind.", env="STREAMCORE_PORT", cli="--port", minimum=0),
+    _s("listeners.port", "int", "TCP port to bind (0 = any free port).", env="STREAMCORE_PORT", cli="--port",
+       minimum=0, maximum=_MAX_PORT),
     _s("listeners.advertised_host", "str", "Host given to clients (default: host, or localhost for 0.0.0.0).",
        env="STREAMCORE_ADVERTISED_HOST", cli="--advertised-host", optional=True),
     _s("listeners.advertised_port", "int", "Port given to clients (default: port).",
-       env="STREAMCORE_ADVERTISED_PORT", cli="--advertised-port", optional=True, minimum=1),
+       env="STREAMCORE_ADVERTISED_PORT", cli="--advertised-port", optional=True, minimum=1, maximum=_MAX_PORT),
     _s("data_dir", "str", "Directory holding all logs and metadata.", cli="--data-dir"),
     _s("node_id", "int", "This broker's node id.", cli="--node-id", minimum=0),
     _s("cluster_id", "str", "Cluster id (default: generated once, kept in data_dir/meta.properties).",
@@ -369,8 +402,12 @@ SETTINGS: tuple[Setting, ...] = (
     _s("groups.offsets_retention_ms", "duration", "Drop offsets of member-less groups after this.", minimum=1),
     _s("fetch_sessions.max_cache_slots", "int", "Incremental fetch sessions kept.", minimum=0),
     _s("fetch_sessions.eviction_ms", "duration", "A session idle this long may be evicted.", minimum=0),
-    _s("metrics.http_port", "int", "Port of the Prometheus /metrics endpoint (none = off).",
-       cli="--metrics-port", optional=True, minimum=0),
+    _s("metrics.http_port", "int", "Port of the Prometheus /metrics endpoint (none = off, 0 = any free port).",
+       cli="--metrics-port", optional=True, minimum=0, maximum=_MAX_PORT),
+    _s("log.level", "choice", "Least severe log events written (streamcore broker).",
+       choices=("debug", "info", "warning", "error"), env="STREAMCORE_LOG_LEVEL", cli="--log-level"),
+    _s("log.format", "choice", "Log lines as text, or one JSON object per line for log shippers.",
+       choices=("text", "json"), env="STREAMCORE_LOG_FORMAT", cli="--log-format"),
 )  # fmt: skip
 
 _BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -379,7 +416,10 @@ _BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
 #: CLI flag -> setting name, for cli.py's argument parser.
 CLI_FLAGS: dict[str, str] = {s.cli: s.name for s in SETTINGS if s.cli}
 
-#: ``STREAMCORE_*`` variables that are not settings (build/test switches); never an error.
+#: ``STREAMCORE_*`` variables that are not broker settings but are read elsewhere: the
+#: build and test switches, the config file name, the client's retry tuning
+#: (``streamcore.retry.RETRY_ENV_VARS``) and the command-line tools' bootstrap address
+#: (``streamcore.tools``). Known, so never even a warning.
 IGNORED_ENV: frozenset[str] = frozenset(
     {
         "STREAMCORE_NO_EXTENSIONS",
@@ -387,10 +427,11 @@ IGNORED_ENV: frozenset[str] = frozenset(
         "STREAMCORE_DEV_PARTIAL",
         "STREAMCORE_FUZZ_EXAMPLES",
         "STREAMCORE_CONFIG",
-        "STREAMCORE_LOG_LEVEL",
+        "STREAMCORE_BOOTSTRAP",
+        *RETRY_ENV_VARS,
     }
 )
-#: Prefixes of ``STREAMCORE_*`` variables owned by tooling (tests, benchmarks), never an error.
+#: Prefixes of ``STREAMCORE_*`` variables owned by tooling (tests, benchmarks), never a warning.
 IGNORED_ENV_PREFIXES: tuple[str, ...] = ("STREAMCORE_TEST_", "STREAMCORE_BENCH_")
 
 
@@ -412,6 +453,28 @@ def _flatten_toml(data: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[name] = value
     return out
+
+
+def closest(name: str, candidates: Iterable[str], *, strip: str = "") -> str | None:
+    """The candidate most like ``name`` (difflib's ratio), None when there is none.
+
+    ``strip``: a prefix all share (``STREAMCORE_``), left out of the comparison so that
+    it does not make every candidate look alike.
+    """
+    options = list(candidates)
+    if not options:
+        return None
+    key = name.removeprefix(strip).lower()
+
+    def score(option: str) -> float:
+        return difflib.SequenceMatcher(None, key, option.removeprefix(strip).lower()).ratio()
+
+    return max(options, key=score)
+
+
+def _did_you_mean(name: str, candidates: Iterable[str], *, strip: str = "") -> str:
+    best = closest(name, candidates, strip=strip)
+    return f"; did you mean {best!r}?" if best is not None else ""
 
 
 def _check_consistency(cfg: BrokerConfig) -> None:
@@ -439,10 +502,13 @@ def load_config(
     """Build the configuration from defaults, a TOML file, the environment and CLI values.
 
     ``config_file``: TOML path; None = ``$STREAMCORE_CONFIG`` if set, else no file.
-    ``env``: the environment to read (default ``os.environ``); only ``STREAMCORE_*`` names matter.
+    ``env``: the environment to read (default ``os.environ``; ``{}`` for none); only
+    ``STREAMCORE_*`` names matter, and one that is neither a setting nor in
+    :data:`IGNORED_ENV` is logged at WARNING with the closest valid name, then ignored.
     ``cli``: setting name (``"storage.fsync"``) or flag (``"--fsync"``) -> raw value; values
     that are None are skipped so an argparse namespace can be passed through ``vars()``.
-    Raises ConfigError on anything unknown or malformed.
+    Raises ConfigError, in one line, on an unknown file key or CLI setting (naming the
+    closest valid one), a malformed value or a missing or unreadable file.
     """
     env = os.environ if env is None else env
     cfg = BrokerConfig()
@@ -455,15 +521,15 @@ def load_config(
             with path.open("rb") as fh:
                 data = _toml.load(fh)
         except OSError as exc:
-            raise ConfigError(f"config file {str(path)!r}: {exc.strerror or exc}") from exc
+            raise ConfigError(f"config file {str(path)!r}: {exc.strerror or exc}") from None
         except _toml.TOMLDecodeError as exc:
-            raise ConfigError(f"config file {str(path)!r}: invalid TOML: {exc}") from exc
+            raise ConfigError(f"config file {str(path)!r}: invalid TOML: {exc}") from None
         for name, raw in _flatten_toml(data).items():
             setting = _BY_NAME.get(name)
             if setting is None:
                 raise ConfigError(
-                    f"config file {str(path)!r}: unknown setting {name!r}; valid settings: "
-                    + ", ".join(_BY_NAME)
+                    f"config file {str(path)!r}: unknown setting {name!r}{_did_you_mean(name, _BY_NAME)} "
+                    "(`streamcore config --show` lists every setting)"
                 )
             _set(cfg, name, setting.parse(raw), f"file {path}")
 
@@ -472,7 +538,9 @@ def load_config(
             continue
         setting = _BY_ENV.get(var)
         if setting is None:
-            raise ConfigError(f"unknown environment variable {var}; valid variables: " + ", ".join(_BY_ENV))
+            best = closest(var, [*_BY_ENV, *sorted(IGNORED_ENV)], strip="STREAMCORE_")
+            log.warning("ignoring unknown environment variable %s (did you mean %s?)", var, best)
+            continue
         _set(cfg, setting.name, setting.parse(env[var]), f"env {var}")
 
     for key, raw in (cli or {}).items():
@@ -481,9 +549,10 @@ def load_config(
         name = CLI_FLAGS.get(key, key)
         setting = _BY_NAME.get(name)
         if setting is None:
+            candidates = [*CLI_FLAGS, *_BY_NAME] if key.startswith("-") else list(_BY_NAME)
             raise ConfigError(
-                f"unknown command-line setting {key!r}; valid flags: {', '.join(CLI_FLAGS)}; "
-                f"valid setting names: {', '.join(_BY_NAME)}"
+                f"unknown setting {key!r}{_did_you_mean(key, candidates)} "
+                "(`streamcore config --show` lists every setting)"
             )
         label = setting.cli if setting.cli else key
         _set(cfg, name, setting.parse(raw), f"cli {label}")
@@ -520,7 +589,7 @@ def load_or_create_cluster_id(
     """Return the cluster id kept in ``<data_dir>/meta.properties``, creating the file once.
 
     A configured id that differs from the stored one raises ConfigError (the data
-    belongs to another cluster). The file is written temp -> fsync -> rename.
+    belongs to another cluster). The file is written with ``_atomic_file.write_atomic``.
     """
     directory = Path(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -541,25 +610,8 @@ def load_or_create_cluster_id(
             )
         return stored
     cluster_id = configured or _new_cluster_id()
-    tmp = meta.with_name(_META_FILE + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.write(f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, meta)
-    _fsync_dir(directory)
+    write_atomic(meta, f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n")
     return cluster_id
-
-
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def settings_table() -> list[dict[str, Any]]:

@@ -14,27 +14,37 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from streamcore.broker.config import SETTINGS, BrokerConfig, load_config
+from streamcore.broker.config import SETTINGS, BrokerConfig, closest, load_config
 from streamcore.broker.runtime import BrokerRuntime
 from streamcore.broker.state import BrokerState
+from streamcore.errors import ConfigError, StreamcoreError
 
 log = logging.getLogger("streamcore.broker")
 
 __all__ = ["Broker", "run_broker", "serve"]
 
 
-def _setting_name(key: str) -> str:
-    """Map a keyword (``fsync``, ``default_partitions``, ``storage_fsync``) to a setting name."""
+def _keyword_forms() -> dict[str, str]:
+    """Every keyword ``Broker`` accepts -> its setting name: the dotted name with
+    underscores (``storage_fsync``) and the last part where only one setting has it (``fsync``)."""
     names = [s.name for s in SETTINGS]
-    if key in names:
+    forms = {n.replace(".", "_"): n for n in names}
+    last = [n.rsplit(".", 1)[-1] for n in names]
+    for n, tail in zip(names, last, strict=True):
+        if last.count(tail) == 1:
+            forms.setdefault(tail, n)
+    return forms
+
+
+def _setting_name(key: str) -> str:
+    """Map a keyword (``fsync``, ``default_partitions``, ``storage_fsync``) or a dotted
+    name to a setting name; ConfigError naming the closest keyword for anything else."""
+    if any(s.name == key for s in SETTINGS):
         return key
-    dotted = [n for n in names if n.replace(".", "_") == key]
-    if dotted:
-        return dotted[0]
-    short = [n for n in names if n.rsplit(".", 1)[-1] == key]
-    if len(short) == 1:
-        return short[0]
-    return key  # load_config reports it as unknown, listing the valid names
+    forms = _keyword_forms()
+    if key in forms:
+        return forms[key]
+    raise ConfigError(f"Broker: unknown setting {key!r}; did you mean {closest(key, forms)!r}?")
 
 
 async def serve(config: BrokerConfig) -> BrokerRuntime:
@@ -57,7 +67,11 @@ class Broker:
     ``data_dir`` defaults to a fresh temporary directory removed on exit. ``port=0``
     picks a free port. Other keyword settings use the dotted names of
     ``streamcore config --show`` with underscores, or pass ``settings={"storage.fsync":
-    "always"}``.
+    "always"}``; an unknown name raises ConfigError naming the closest valid one.
+
+    Hermetic by default: the ``STREAMCORE_*`` environment (``STREAMCORE_CONFIG`` too) is
+    ignored, so that a user's shell cannot change a test's broker. ``use_env=True`` reads
+    it as ``streamcore broker`` does (arguments still win).
     """
 
     def __init__(
@@ -68,6 +82,7 @@ class Broker:
         port: int = 0,
         settings: Mapping[str, Any] | None = None,
         config_file: str | None = None,
+        use_env: bool = False,
         **kwargs: Any,
     ) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -79,7 +94,7 @@ class Broker:
             cli[key] = value
         for key, value in kwargs.items():
             cli[_setting_name(key)] = value
-        self.config = load_config(config_file, cli=cli)
+        self.config = load_config(config_file, env=None if use_env else {}, cli=cli)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runtime: BrokerRuntime | None = None
@@ -160,10 +175,13 @@ class Broker:
 
 
 def run_broker(config: BrokerConfig) -> int:
-    """Run until SIGTERM/SIGINT, printing ``listening on HOST:PORT`` once ready.
+    """Run until SIGTERM/SIGINT, printing ``listening on HOST:PORT`` once ready, then
+    ``metrics on http://HOST:PORT/metrics`` when the metrics endpoint is served (its real
+    port, also when ``metrics.http_port`` is 0).
 
     On a signal: stop accepting, finish in-flight requests, flush, write the
-    clean-shutdown markers, return 0.
+    clean-shutdown markers, return 0. A broker that cannot start (data directory in use
+    or not writable, port taken, bad setting) prints one line on stderr and returns 1.
     """
 
     async def main() -> None:
@@ -173,13 +191,22 @@ def run_broker(config: BrokerConfig) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         print(f"listening on {runtime.listen_host}:{runtime.listen_port}", flush=True)
+        if runtime.metrics_port is not None:
+            print(f"metrics on http://{runtime.listen_host}:{runtime.metrics_port}/metrics", flush=True)
         await stop.wait()
         log.info("shutting down")
         await runtime.stop()
 
     try:
         asyncio.run(main())
-    except OSError as exc:
-        print(f"streamcore broker: {exc}", file=sys.stderr)
+    except (OSError, StreamcoreError) as exc:
+        print(f"streamcore broker: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    # An OSError built with (errno, message) prints "[Errno 98] message": the message
+    # alone is the sentence an operator needs.
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror and exc.filename is None else str(exc)
+    return " ".join(str(text).split())

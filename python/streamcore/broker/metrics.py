@@ -1,52 +1,117 @@
 """The broker's metrics and its Prometheus ``/metrics`` HTTP endpoint.
 
 Counters live in the native atomics of the ``metrics`` capability, so recording a
-request costs a couple of atomic adds on the hot path.
+request costs a couple of atomic adds on the hot path. Figures that are state rather
+than events (partition offsets and sizes, consumer lag, WAL totals, the process) are
+read at scrape time from the sources the runtime registers. docs/broker.md lists every
+name; docs/grafana-dashboard.json charts them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+import platform
+import struct
+from collections.abc import Callable, Iterable
 
+from streamcore._version import __version__
+from streamcore.codec.batch_header import BATCH_LENGTH_AT, LOG_OVERHEAD, RECORDS_COUNT_AT
 from streamcore.errors import ErrorCode
-from streamcore.metrics import CounterArray, Registry
+from streamcore.metrics import CounterArray, Family, Registry, process_families
 
 log = logging.getLogger("streamcore.broker")
+
+__all__ = ["BrokerMetrics", "serve_metrics", "batch_records"]
 
 _MAX_API_KEY = 128
 # Error codes run from -1 to 127; index = code + 1.
 _ERROR_SLOTS = 130
+# Observations are microseconds; exposed in seconds.
+_US = 1_000_000
+
+_INT32 = struct.Struct(">i")
+
+#: A source of partition logs: ((topic, partition), log) pairs, ``log`` having
+#: ``high_watermark``, ``log_start_offset`` and ``size_bytes``.
+PartitionSource = Callable[[], Iterable[tuple[tuple[str, int], object]]]
+#: A source of committed offsets: (group, topic, partition, offset) tuples.
+CommittedSource = Callable[[], Iterable[tuple[str, str, int, int]]]
+
+
+def batch_records(data: bytes | memoryview) -> int:
+    """Records in a run of whole v2 record batches (the sum of their recordsCount fields).
+
+    Reads two header fields per batch and nothing else; a truncated last batch is not counted.
+    """
+    total = 0
+    pos = 0
+    end = len(data)
+    while pos + RECORDS_COUNT_AT + 4 <= end:
+        total += _INT32.unpack_from(data, pos + RECORDS_COUNT_AT)[0]
+        pos += LOG_OVERHEAD + _INT32.unpack_from(data, pos + BATCH_LENGTH_AT)[0]
+    return total
+
+
+def _implementation_label() -> str:
+    from streamcore._impl import implementation
+
+    kinds = {"reference" if v == "reference" else "native" for v in implementation().values()}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
 
 
 class BrokerMetrics:
-    """Requests by API and error code, bytes, latencies, rebalances, WAL figures."""
+    """Requests by API and error code, bytes and records per topic, latencies, rebalances,
+    WAL figures, partition offsets and sizes, consumer lag, process figures, build info."""
 
     def __init__(self) -> None:
         self.registry = Registry()
         r = self.registry
         self._requests = CounterArray(_MAX_API_KEY)
         self._errors = CounterArray(_ERROR_SLOTS)
-        self._bytes_in = r.counter("streamcore_bytes_in_total", "Record batch bytes accepted by Produce")
-        self._bytes_out = r.counter("streamcore_bytes_out_total", "Response bytes written to clients")
+        self._produced_bytes = r.labelled_counters(
+            "streamcore_produced_bytes_total", "Record batch bytes appended by Produce, by topic", ("topic",)
+        )
+        self._produced_records = r.labelled_counters(
+            "streamcore_produced_records_total", "Records appended by Produce, by topic", ("topic",)
+        )
+        self._fetched_bytes = r.labelled_counters(
+            "streamcore_fetched_bytes_total", "Record batch bytes returned by Fetch, by topic", ("topic",)
+        )
+        self._fetched_records = r.labelled_counters(
+            "streamcore_fetched_records_total",
+            "Records in the batches returned by Fetch, by topic",
+            ("topic",),
+        )
+        self._response_bytes = r.counter(
+            "streamcore_response_bytes_total", "Response bytes written to client connections"
+        )
         self._connections = r.gauge("streamcore_connections", "Open client connections")
         self.produce_latency_us = r.histogram(
-            "streamcore_produce_latency_seconds", "Produce request handling time", scale=1e-6
+            "streamcore_produce_request_duration_seconds", "Produce request handling time", divisor=_US
         )
         self.fetch_latency_us = r.histogram(
-            "streamcore_fetch_latency_seconds",
-            "Fetch request handling time (including long-poll wait)",
-            scale=1e-6,
+            "streamcore_fetch_request_duration_seconds",
+            "Fetch request handling time (including the long-poll wait)",
+            divisor=_US,
         )
         self.rebalances = r.counter(
             "streamcore_group_rebalances_total", "Consumer group rebalances completed"
         )
-        self.backpressure_rejections = r.counter(
-            "streamcore_backpressure_rejections_total", "Appends refused because the WAL queue was full"
-        )
+        r.add_collector(self._collect)
         self._wal_sources: list[Callable[[], dict[str, int]]] = []
         self._storage_health: Callable[[], dict[str, int]] | None = None
+        self._partitions: PartitionSource | None = None
+        self._committed: CommittedSource | None = None
+        self._topics: Callable[[], Iterable[str]] | None = None
+        self._build_labels = {
+            "version": __version__,
+            "implementation": _implementation_label(),
+            "python": platform.python_version(),
+        }
+        # Per-topic counter pairs by topic, so the hot path does one dict lookup.
+        self._produced: dict[str, tuple[object, object]] = {}
+        self._fetched: dict[str, tuple[object, object]] = {}
 
     # -- hot-path recorders -------------------------------------------------------------
 
@@ -58,14 +123,36 @@ class BrokerMetrics:
         if code:
             self._errors.inc(min(max(code + 1, 0), _ERROR_SLOTS - 1))
 
-    def bytes_in(self, n: int) -> None:
-        self._bytes_in.inc(n)
+    def produced(self, topic: str, nbytes: int, records: int) -> None:
+        """One batch of ``records`` records, ``nbytes`` bytes, appended to ``topic``."""
+        cells = self._produced.get(topic)
+        if cells is None:
+            cells = self._produced[topic] = (
+                self._produced_bytes.labels(topic),
+                self._produced_records.labels(topic),
+            )
+        cells[0].inc(nbytes)  # type: ignore[attr-defined]
+        cells[1].inc(records)  # type: ignore[attr-defined]
+
+    def fetched(self, topic: str, data: bytes | memoryview) -> None:
+        """Record batches ``data`` (whole batches) returned to a consumer from ``topic``."""
+        cells = self._fetched.get(topic)
+        if cells is None:
+            cells = self._fetched[topic] = (
+                self._fetched_bytes.labels(topic),
+                self._fetched_records.labels(topic),
+            )
+        cells[0].inc(len(data))  # type: ignore[attr-defined]
+        cells[1].inc(batch_records(data))  # type: ignore[attr-defined]
 
     def bytes_out(self, n: int) -> None:
-        self._bytes_out.inc(n)
+        """Response bytes written to a connection."""
+        self._response_bytes.inc(n)
 
     def connections(self, n: int) -> None:
         self._connections.set(n)
+
+    # -- scrape-time sources ------------------------------------------------------------
 
     def add_wal_source(self, source: Callable[[], dict[str, int]]) -> None:
         """Register a function returning summed WAL stats (queue depth, fsyncs …)."""
@@ -76,81 +163,160 @@ class BrokerMetrics:
         (``LogManager.health_figures``)."""
         self._storage_health = source
 
+    def set_partition_source(self, partitions: PartitionSource, topics: Callable[[], Iterable[str]]) -> None:
+        """Register the open partition logs (for offsets and sizes) and the topic names
+        (per-topic series of a deleted topic are dropped at the next scrape)."""
+        self._partitions = partitions
+        self._topics = topics
+
+    def set_committed_source(self, committed: CommittedSource) -> None:
+        """Register the committed offsets of every group (for consumer lag)."""
+        self._committed = committed
+
     # -- exposition ---------------------------------------------------------------------
 
     def render(self) -> str:
         """All broker metrics in Prometheus text format."""
+        if self._topics is not None:
+            live = set(self._topics())
+            for cells in (
+                self._produced_bytes,
+                self._produced_records,
+                self._fetched_bytes,
+                self._fetched_records,
+            ):
+                cells.remove_unless(lambda values: values[0] in live)
+            for cache in (self._produced, self._fetched):
+                for topic in [t for t in cache if t not in live]:
+                    del cache[topic]
+        return self.registry.render()
+
+    def _collect(self) -> list[Family]:
         from streamcore.protocol import api_versions
 
         names = api_versions.API_NAMES
-        lines = [self.registry.render().rstrip("\n")]
-        lines.append("# HELP streamcore_requests_total Requests received, by API")
-        lines.append("# TYPE streamcore_requests_total counter")
+        requests = Family("streamcore_requests_total", "counter", "Requests received, by API")
         for key, value in enumerate(self._requests.values()):
             if value:
-                lines.append(f'streamcore_requests_total{{api="{names.get(key, key)}"}} {value}')
-        lines.append("# HELP streamcore_errors_total Error codes answered, by code")
-        lines.append("# TYPE streamcore_errors_total counter")
+                requests.add(value, api=names.get(key, key))
+        errors = Family("streamcore_errors_total", "counter", "Error codes answered, by error")
         for slot, value in enumerate(self._errors.values()):
             if value:
-                lines.append(
-                    f'streamcore_errors_total{{error="{ErrorCode.from_code(slot - 1).name}"}} {value}'
-                )
+                errors.add(value, error=ErrorCode.from_code(slot - 1).name)
+        fams = [requests, errors, *self._wal_families(), *self._storage_families()]
+        fams += self._partition_families()
+        fams += process_families()
+        build = Family(
+            "streamcore_build_info", "gauge", "Version and implementation of this broker (always 1)"
+        )
+        build.add(1, **self._build_labels)
+        fams.append(build)
+        return fams
+
+    def _wal_families(self) -> list[Family]:
         totals: dict[str, int] = {}
         for source in self._wal_sources:
             for k, v in source().items():
                 totals[k] = totals.get(k, 0) + int(v)
-        for key, help_text, kind in (
-            ("queue_depth", "Appends queued in the WAL and not yet written", "gauge"),
-            ("fsyncs", "fsync calls made by the WAL", "counter"),
-            ("fsync_total_us", "Time spent in fsync, microseconds", "counter"),
-            ("bytes_written", "Bytes written to segment files", "counter"),
-            ("backpressure_rejections", "WAL appends refused because the queue was full", "counter"),
-        ):
-            name = f"streamcore_wal_{key}" + ("_total" if kind == "counter" else "")
-            lines.append(f"# HELP {name} {help_text}")
-            lines.append(f"# TYPE {name} {kind}")
-            lines.append(f"{name} {totals.get(key, 0)}")
+        # Totals are summed over the open logs: a deleted partition's share leaves them,
+        # which Prometheus's rate() reads as a counter reset.
+        return [
+            Family("streamcore_wal_queue_depth", "gauge", "Appends queued in the WAL and not yet written",
+                   [((), totals.get("queue_depth", 0))]),
+            Family("streamcore_wal_fsyncs_total", "counter", "fsync calls made by the WAL",
+                   [((), totals.get("fsyncs", 0))]),
+            Family("streamcore_wal_fsync_seconds_total", "counter", "Time spent in WAL fsync calls, in seconds",
+                   [((), totals.get("fsync_total_us", 0) / _US)]),
+            Family("streamcore_wal_written_bytes_total", "counter", "Bytes written to segment files",
+                   [((), totals.get("bytes_written", 0))]),
+            Family("streamcore_wal_backpressure_rejections_total", "counter",
+                   "Appends refused because the WAL queue was full", [((), totals.get("backpressure_rejections", 0))]),
+        ]  # fmt: skip
+
+    def _storage_families(self) -> list[Family]:
         health = self._storage_health() if self._storage_health is not None else {}
-        lines += [
-            "# HELP streamcore_offline_partitions Partitions offline now (storage failure or damaged data)",
-            "# TYPE streamcore_offline_partitions gauge",
-            f"streamcore_offline_partitions {health.get('offline_partitions', 0)}",
-            "# HELP streamcore_storage_damaged_reads_total Reads that met corrupt or missing log data",
-            "# TYPE streamcore_storage_damaged_reads_total counter",
-            f"streamcore_storage_damaged_reads_total {health.get('damaged_reads', 0)}",
-        ]
-        return "\n".join(lines) + "\n"
+        return [
+            Family("streamcore_offline_partitions", "gauge",
+                   "Partitions offline now (storage failure or damaged data)",
+                   [((), health.get("offline_partitions", 0))]),
+            Family("streamcore_storage_damaged_reads_total", "counter",
+                   "Reads that met corrupt or missing log data", [((), health.get("damaged_reads", 0))]),
+        ]  # fmt: skip
+
+    def _partition_families(self) -> list[Family]:
+        end = Family("streamcore_log_end_offset", "gauge", "Next offset to be written, by partition")
+        start = Family("streamcore_log_start_offset", "gauge", "First offset still in the log, by partition")
+        size = Family(
+            "streamcore_log_size_bytes", "gauge", "Bytes of record batches in the log, by partition"
+        )
+        ends: dict[tuple[str, int], int] = {}
+        for (topic, partition), plog in sorted(self._partitions() if self._partitions else (), key=_by_key):
+            try:
+                hw = int(plog.high_watermark)  # type: ignore[attr-defined]
+                lso = int(plog.log_start_offset)  # type: ignore[attr-defined]
+                nbytes = int(plog.size_bytes)  # type: ignore[attr-defined]
+            except Exception:  # a log closed or offline while we looked: leave it out this time
+                continue
+            ends[(topic, partition)] = hw
+            end.add(hw, topic=topic, partition=partition)
+            start.add(lso, topic=topic, partition=partition)
+            size.add(nbytes, topic=topic, partition=partition)
+        committed = Family(
+            "streamcore_group_committed_offset", "gauge", "Committed offset, by group and partition"
+        )
+        lag = Family(
+            "streamcore_group_lag",
+            "gauge",
+            "Records between a group's committed offset and the log end offset, by group and partition",
+        )
+        for group, topic, partition, offset in sorted(self._committed() if self._committed else ()):
+            committed.add(offset, group=group, topic=topic, partition=partition)
+            hw_now = ends.get((topic, partition))
+            if hw_now is not None:
+                lag.add(max(hw_now - offset, 0), group=group, topic=topic, partition=partition)
+        return [end, start, size, committed, lag]
+
+
+def _by_key(item: tuple[tuple[str, int], object]) -> tuple[str, int]:
+    return item[0]
+
+
+_HTTP_TIMEOUT_S = 5.0
 
 
 async def serve_metrics(
     metrics: BrokerMetrics, host: str, port: int, health: Callable[[], str | None] | None = None
 ) -> asyncio.base_events.Server:
-    """Serve ``GET /metrics`` on host:port (a deliberately tiny HTTP/1.0 responder).
+    """Serve ``GET``/``HEAD /metrics`` on host:port (a deliberately tiny HTTP/1.0 responder).
 
-    With ``health``, ``GET /health`` answers 200 ``ok`` when ``health()`` returns None and
-    503 with its text otherwise.
+    With ``health``, ``/health`` answers 200 ``ok`` when ``health()`` returns None and
+    503 with its text otherwise. HEAD answers the same headers as GET, without the body.
     """
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            request_line = await asyncio.wait_for(reader.readline(), 5.0)
-            while (await asyncio.wait_for(reader.readline(), 5.0)) not in (b"\r\n", b"\n", b""):
+            request_line = await asyncio.wait_for(reader.readline(), _HTTP_TIMEOUT_S)
+            while (await asyncio.wait_for(reader.readline(), _HTTP_TIMEOUT_S)) not in (b"\r\n", b"\n", b""):
                 pass
             parts = request_line.split()
-            path = parts[1].split(b"?")[0] if len(parts) >= 2 and parts[0] == b"GET" else b""
+            method = parts[0] if parts else b""
+            path = parts[1].split(b"?")[0] if len(parts) >= 2 and method in (b"GET", b"HEAD") else b""
             if path == b"/metrics":
                 body = metrics.render().encode()
-                head = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n"
+                head = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
             elif path == b"/health" and health is not None:
                 problem = health()
                 body = b"ok\n" if problem is None else problem.encode() + b"\n"
                 status = b"200 OK" if problem is None else b"503 Service Unavailable"
                 head = b"HTTP/1.0 " + status + b"\r\nContent-Type: text/plain\r\n"
+            elif method not in (b"GET", b"HEAD"):
+                body = b"method not allowed\n"
+                head = b"HTTP/1.0 405 Method Not Allowed\r\nAllow: GET, HEAD\r\nContent-Type: text/plain\r\n"
             else:
                 body = b"not found\n"
                 head = b"HTTP/1.0 404 Not Found\r\nContent-Type: text/plain\r\n"
-            writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            head += b"Content-Length: %d\r\n\r\n" % len(body)
+            writer.write(head if method == b"HEAD" else head + body)
             await writer.drain()
         except (asyncio.TimeoutError, ConnectionError):
             pass

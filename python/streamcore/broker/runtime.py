@@ -11,6 +11,7 @@ and lets in-flight requests finish before the logs are flushed and closed.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import resource
 from pathlib import Path
@@ -19,7 +20,7 @@ from streamcore.broker.config import BrokerConfig
 from streamcore.broker.metrics import serve_metrics
 from streamcore.broker.server import KafkaServer
 from streamcore.broker.state import BrokerState
-from streamcore.errors import ConfigError
+from streamcore.errors import ConfigError, DataDirLockedError, StorageError
 from streamcore.storage.dir_lock import DirLock
 
 log = logging.getLogger("streamcore.broker")
@@ -70,16 +71,27 @@ class BrokerRuntime:
     async def start(self) -> None:
         """Lock and open the data directory, recover the logs, start listening.
 
-        Raises DataDirLockedError when another process has the data directory open;
-        on any failure everything started so far is stopped again.
+        Raises DataDirLockedError when another process has the data directory open,
+        StorageError when the data directory cannot be created or written, OSError (its
+        message naming the address and the setting) when a port cannot be bound; on any
+        failure everything started so far is stopped again.
         """
         if self._started:
             raise RuntimeError("this broker runtime was already started")
         self._started = True
         cfg = self.config
         _raise_open_file_limit(cfg)
-        Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
-        self._dir_lock = DirLock(cfg.data_dir).acquire()
+        try:
+            Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+            self._dir_lock = DirLock(cfg.data_dir).acquire()
+        except DataDirLockedError:
+            raise
+        except OSError as exc:
+            raise StorageError(
+                f"data directory {cfg.data_dir!r} cannot be used: {exc.strerror or exc}"
+                + (f" ({exc.filename})" if exc.filename and str(exc.filename) != cfg.data_dir else "")
+                + "; choose a writable --data-dir"
+            ) from exc
         try:
             await self._start_locked()
         except BaseException:
@@ -109,8 +121,17 @@ class BrokerRuntime:
         logs.add_reopen_listener(reopened)
         logs.start_healing()
         state.metrics.set_storage_health(logs.health_figures)
+        topics = state.topics
+        state.metrics.set_partition_source(
+            topics.open_logs, lambda: [t.name for t in topics.list_topics(include_internal=True)]
+        )
+        state.metrics.set_committed_source(self._committed_offsets)
+        self._log_rebalances()
         self._server = KafkaServer(state)
-        await self._server.start()
+        try:
+            await self._server.start()
+        except OSError as exc:
+            raise _bind_error(exc, "listeners.port", state.listen_host, cfg.listeners.port) from exc
         state.listen_port = self._server.port
         state.advertised_host = cfg.listeners.advertised_host or (
             "localhost" if state.listen_host in ("0.0.0.0", "::", "") else state.listen_host
@@ -118,9 +139,12 @@ class BrokerRuntime:
         state.advertised_port = cfg.listeners.advertised_port or state.listen_port
         self._housekeeping_task = asyncio.get_running_loop().create_task(self._housekeeping())
         if cfg.metrics.http_port is not None:
-            self._metrics_server = await serve_metrics(
-                state.metrics, state.listen_host, cfg.metrics.http_port, health=self.health_problem
-            )
+            try:
+                self._metrics_server = await serve_metrics(
+                    state.metrics, state.listen_host, cfg.metrics.http_port, health=self.health_problem
+                )
+            except OSError as exc:
+                raise _bind_error(exc, "metrics.http_port", state.listen_host, cfg.metrics.http_port) from exc
             state.metrics_port = self._metrics_server.sockets[0].getsockname()[1]
         log.info(
             "broker %d (cluster %s) listening on %s:%d",
@@ -129,6 +153,29 @@ class BrokerRuntime:
             state.listen_host,
             state.listen_port,
         )
+
+    def _committed_offsets(self) -> list[tuple[str, str, int, int]]:
+        """(group, topic, partition, committed offset) of every group, for the lag metrics."""
+        offsets = self.state.offsets
+        return [
+            (group, topic, partition, entry.offset)
+            for group in offsets.groups()
+            for (topic, partition), entry in offsets.fetch(group).items()
+            if entry is not None
+        ]
+
+    def _log_rebalances(self) -> None:
+        # The coordinator reports each completed rebalance to one callback (the state's
+        # metric); the log line is added around it here, where the process's logging lives.
+        coordinator = self.state.coordinator
+        counted = coordinator.on_rebalance
+
+        def rebalanced(group_id: str, generation: int) -> None:
+            if counted is not None:
+                counted(group_id, generation)
+            log.info("group %s rebalanced: generation %d", group_id, generation)
+
+        coordinator.on_rebalance = rebalanced
 
     def health_problem(self) -> str | None:
         """None while the broker is healthy; otherwise what ``/health`` answers 503 with:
@@ -191,6 +238,12 @@ class BrokerRuntime:
                 state.producers.expire(now)
             except Exception:  # housekeeping failures must not stop the broker
                 log.exception("periodic housekeeping failed")
+
+
+def _bind_error(exc: OSError, setting: str, host: str, port: int) -> OSError:
+    """The bind failure as one line naming the address and the setting that chose it."""
+    reason = "address already in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+    return OSError(exc.errno, f"cannot listen on {host}:{port} ({setting}): {reason}")
 
 
 # Descriptors the broker needs besides client connections: the listener, the metrics

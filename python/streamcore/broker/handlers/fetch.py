@@ -177,6 +177,8 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
             continue
         if pd.error_code:
             state.metrics.error(pd.error_code)
+        elif pd.records:
+            state.metrics.fetched(topic, pd.records)
         if topic != last_topic or current is None:
             current = FetchResponse_FetchableTopicResponse(topic=topic, partitions=[])
             responses.append(current)

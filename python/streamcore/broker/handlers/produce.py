@@ -64,7 +64,10 @@ async def _produce(
     started = time.perf_counter()
     throttle_ms = 0
     topics_out = []
-    pending: list[tuple[ProduceResponse_PartitionProduceResponse, asyncio.Future[AppendResult], Log]] = []
+    # (response, append future, log, topic, batch bytes, batch records)
+    pending: list[
+        tuple[ProduceResponse_PartitionProduceResponse, asyncio.Future[AppendResult], Log, str, int, int]
+    ] = []
     for topic_data in request.topic_data:
         name = topic_data.name
         parts_out = []
@@ -88,7 +91,7 @@ async def _produce(
                 resp.error_code, resp.error_message = exc.error_code, exc.message
                 continue
             try:
-                fut = _start_append(state, name, pdata.index, log, pdata.records, request)
+                fut, records = _start_append(state, name, pdata.index, log, pdata.records, request)
             except _Refused as exc:
                 resp.error_code = exc.code
                 resp.error_message = exc.message
@@ -100,10 +103,10 @@ async def _produce(
                 resp.error_code, resp.error_message = code, message
                 throttle_ms = max(throttle_ms, getattr(exc, "throttle_time_ms", 0))
                 continue
-            pending.append((resp, fut, log))
+            pending.append((resp, fut, log, name, len(pdata.records), records))
         topics_out.append(ProduceResponse_TopicProduceResponse(name=name, partition_responses=parts_out))
 
-    for resp, fut, log in pending:
+    for resp, fut, log, name, nbytes, records in pending:
         try:
             result = await fut
         except BaseException as exc:
@@ -117,6 +120,7 @@ async def _produce(
             # Topics use CreateTime: Kafka answers -1 here for them.
             resp.log_append_time_ms = -1
             resp.log_start_offset = log.log_start_offset
+            state.metrics.produced(name, nbytes, records)
     for t in topics_out:
         for p in t.partition_responses:
             if p.error_code:
@@ -138,7 +142,6 @@ class _Refused(Exception):
 def _failure(state: BrokerState, exc: BaseException) -> tuple[int, str]:
     """The (error code, message) a failed append is answered with; code -1 for anything else."""
     if isinstance(exc, BackpressureError):
-        state.metrics.backpressure_rejections.inc()
         return _TIMED_OUT, str(exc)
     if isinstance(exc, StorageError):
         return _STORAGE, str(exc)
@@ -149,8 +152,9 @@ def _failure(state: BrokerState, exc: BaseException) -> tuple[int, str]:
 
 def _start_append(
     state: BrokerState, topic: str, partition: int, log: Log, records: Any, request: ProduceRequest
-) -> asyncio.Future[AppendResult]:
-    """Check and validate one partition's batch and queue its append.
+) -> tuple[asyncio.Future[AppendResult], int]:
+    """Check and validate one partition's batch and queue its append; returns the append's
+    future and the batch's record count.
 
     Raises _Refused for a batch that must not be appended, or what the appender raises.
     """
@@ -173,7 +177,6 @@ def _start_append(
     if request.transactional_id is not None or info.attributes & _TXN_OR_CONTROL:
         # Transactional or control batches would need the transaction protocol.
         raise _Refused(_TXN_UNSUPPORTED, "streamcore does not support transactions")
-    state.metrics.bytes_in(size)
     # The WAL copies the batch when the append is queued, so the request frame's
     # memoryview is handed over as it is (one copy, not two).
-    return state.appender.append(topic, partition, log, records, info)
+    return state.appender.append(topic, partition, log, records, info), info.record_count
