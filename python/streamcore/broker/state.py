@@ -111,7 +111,7 @@ class BrokerState:
         self.offsets.delete_topic(name)
         for p in range(partitions):
             self.producers.forget_partition((name, p))
-        self.fetch_sessions.forget_partitions(lambda key: key[0] == name)
+        self.fetch_sessions.forget_partitions(lambda key: isinstance(key, tuple) and key[0] == name)
         self.delayed.notify_topic_deleted(name)
 
     def broker_configs(self) -> dict[str, object]:

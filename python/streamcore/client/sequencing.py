@@ -134,7 +134,7 @@ class Sequencer:
         if self.needs_new_id:
             return True
         q = self._unacked.get(b.tp)
-        return not (bool(q) and q[0] is b)
+        return not (q is not None and len(q) > 0 and q[0] is b)
 
     def hole(self, b: ProducerBatch) -> None:
         """``b`` failed for good: if it had a sequence, later ones cannot follow it."""

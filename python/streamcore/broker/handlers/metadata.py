@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING
 
-from streamcore.broker.topics import TopicError
+from streamcore.broker.topics import TopicError, TopicInfo
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
     MetadataRequest,
@@ -36,7 +36,7 @@ _ZERO_UUID = bytes(16)
 _UNKNOWN_TOPIC_ID = ErrorCode.UNKNOWN_TOPIC_ID.code
 
 
-def _topic_entry(state, info) -> MetadataResponse_MetadataResponseTopic:
+def _topic_entry(state: BrokerState, info: TopicInfo) -> MetadataResponse_MetadataResponseTopic:
     node = state.node_id
     return MetadataResponse_MetadataResponseTopic(
         error_code=0,

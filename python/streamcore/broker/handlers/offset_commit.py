@@ -10,6 +10,7 @@ appended to the internal offsets log before the answer.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from streamcore.errors import ErrorCode
@@ -30,11 +31,15 @@ REQUEST = OffsetCommitRequest
 _UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
 
 
-def handle(state: BrokerState, ctx: RequestContext, request: OffsetCommitRequest):
+def handle(
+    state: BrokerState, ctx: RequestContext, request: OffsetCommitRequest
+) -> Awaitable[OffsetCommitResponse]:
     return _commit(state, ctx, request)
 
 
-async def _commit(state, ctx, request: OffsetCommitRequest) -> OffsetCommitResponse:
+async def _commit(
+    state: BrokerState, ctx: RequestContext, request: OffsetCommitRequest
+) -> OffsetCommitResponse:
     version = ctx.api_version
     items = []
     unknown: set[tuple[str, int]] = set()

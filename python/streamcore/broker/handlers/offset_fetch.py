@@ -9,7 +9,7 @@ A partition without a committed offset answers offset -1 with no error.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from streamcore.protocol.messages import (
     OffsetFetchRequest,
@@ -29,7 +29,9 @@ API_KEY = 9
 REQUEST = OffsetFetchRequest
 
 
-def _lookup(state, group_id: str, topics) -> dict[str, list[tuple[int, int, int, str]]]:
+def _lookup(
+    state: BrokerState, group_id: str, topics: list[Any] | None
+) -> dict[str, list[tuple[int, int, int, str]]]:
     """topic -> [(partition, offset, leader_epoch, metadata)] in request order (or all)."""
     wanted = None if topics is None else [(t.name, p) for t in topics for p in t.partition_indexes]
     found = state.offsets.fetch(group_id, wanted)
