@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # Hypothesis example budgets for the fuzz tests (CI sets the issue's minimums).
 export STREAMCORE_FUZZ_EXAMPLES ?= 100000
 
-.PHONY: run test venv build lint rust-check interop-tools pytest-native pytest-reference pytest-dist dist bench clean
+.PHONY: run test venv build lint typecheck rust-check interop-tools pytest-native pytest-reference pytest-dist dist bench clean
 
 $(VENV)/.deps: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: venv
 	$(VENV)/bin/ruff check python tests tools benchmarks asv_benchmarks setup.py
 	$(VENV)/bin/ruff format --check python tests tools benchmarks asv_benchmarks setup.py
 
+# mypy over the package (config in pyproject.toml); the native stubs are checked against the
+# built extensions by tests/test_stubs.py (mypy.stubtest).
+typecheck: venv
+	PYTHONPATH=python $(PY) -m mypy
+
 # kcat (librdkafka 2.0 as Debian ships it) for the interop tests; java and mvn come with
 # the machine. A missing tool makes its tests fail with a message naming it.
 interop-tools:
@@ -51,7 +56,7 @@ pytest-reference: build
 pytest-dist: build
 	$(PY) -m pytest -q --durations=5 tests/distribution
 
-test: build rust-check lint interop-tools pytest-native pytest-reference pytest-dist
+test: build rust-check lint typecheck interop-tools pytest-native pytest-reference pytest-dist
 	$(VENV)/bin/streamcore info
 
 # The published artefacts: dist/streamcore_kafka-*.tar.gz and a manylinux wheel (auditwheel repair
