@@ -50,8 +50,9 @@ PYTEST_ARGS := -q --durations=25 --ignore=tests/distribution
 pytest-native: build interop-tools
 	$(PY) -m pytest $(PYTEST_ARGS) -p no:randomly tests
 
+# The real-tool ecosystem cases (Kafka Connect, Streams, Quix) run once, in the native pass.
 pytest-reference: build
-	STREAMCORE_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS) tests
+	STREAMCORE_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS) -m "not ecosystem" tests
 
 pytest-dist: build
 	$(PY) -m pytest -q --durations=5 tests/distribution
