@@ -3,7 +3,7 @@
 Each case is parametrized over the brokers it passes on (``ecosystem_broker`` is
 indirect): ``apache-kafka`` is the control, ``streamcore`` joins a case once streamcore
 serves what that tool needs (docs/ecosystem.md keeps the list). To see where a case
-stands on streamcore today, set STREAMCORE_ECOSYSTEM_TRY=streamcore: every case then also
+stands on streamcore today, set STREAMCORE_TEST_ECOSYSTEM_TRY=streamcore: every case then also
 runs against streamcore, and its failure message carries the tool's logs and the broker's.
 """
 
@@ -32,9 +32,12 @@ class BrokerUnderTest:
 
 
 def brokers(*passing: str) -> pytest.MarkDecorator:
-    """Parametrize a case over ``passing`` brokers (plus streamcore when STREAMCORE_ECOSYSTEM_TRY says so)."""
+    """Parametrize a case over ``passing`` brokers (plus streamcore when STREAMCORE_TEST_ECOSYSTEM_TRY says so)."""
     chosen = list(passing)
-    if STREAMCORE in os.environ.get("STREAMCORE_ECOSYSTEM_TRY", "").split(",") and STREAMCORE not in chosen:
+    if (
+        STREAMCORE in os.environ.get("STREAMCORE_TEST_ECOSYSTEM_TRY", "").split(",")
+        and STREAMCORE not in chosen
+    ):
         chosen.append(STREAMCORE)
     return pytest.mark.parametrize("ecosystem_broker", chosen, indirect=True)
 
@@ -63,6 +66,21 @@ def ecosystem_broker(
         logger.removeHandler(handler)
         logger.setLevel(level)
         handler.close()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """A failed case against streamcore shows the broker's log beside the tool's."""
+    outcome = yield
+    report = outcome.get_result()
+    broker = getattr(item, "funcargs", {}).get("ecosystem_broker")
+    if (
+        report.failed
+        and isinstance(broker, BrokerUnderTest)
+        and broker.log is not None
+        and broker.log.exists()
+    ):
+        report.sections.append(("streamcore broker log", broker.log.read_text(errors="replace")[-8000:]))
 
 
 @pytest.fixture(scope="session")

@@ -185,10 +185,13 @@ class Proc:
         return self.stdout_path.read_text(errors="replace").splitlines()
 
     def tail(self, extra: Path | None = None, chars: int = 4000) -> str:
+        """The ends of stdout and stderr, and of ``extra`` (a log) its first errors and its end."""
         parts = [f"--- {self.name} stdout ---\n{self.stdout_path.read_text(errors='replace')[-chars:]}"]
         parts.append(f"--- {self.name} stderr ---\n{self.stderr_path.read_text(errors='replace')[-chars:]}")
         if extra is not None and extra.exists():
-            parts.append(f"--- {extra.name} ---\n{extra.read_text(errors='replace')[-chars:]}")
+            text = extra.read_text(errors="replace")
+            parts.append(f"--- {extra.name}: first errors ---\n{first_errors(text)}")
+            parts.append(f"--- {extra.name}: end ---\n{text[-chars:]}")
         return "\n".join(parts)
 
     def alive(self) -> bool:
@@ -224,6 +227,26 @@ class Proc:
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
+
+
+def first_errors(log: str, limit: int = 40) -> str:
+    """ERROR lines of a Kafka log with their exception and cause lines (no stack frames).
+
+    The root cause of a tool's failure is near its first error; the end of the log is
+    mostly the shutdown that followed.
+    """
+    out: list[str] = []
+    in_error = False
+    for line in log.splitlines():
+        if line.startswith("["):
+            in_error = "] ERROR " in line
+            if in_error:
+                out.append(line)
+        elif in_error and not line.startswith("\tat ") and not line.lstrip().startswith("..."):
+            out.append(line)
+        if len(out) >= limit:
+            break
+    return "\n".join(out)
 
 
 def java(classpath: str, main: str, args: Sequence[str], workdir: Path, name: str) -> tuple[Proc, Path]:
