@@ -12,13 +12,20 @@ Memory is bounded whatever clients send:
 
 * ``limits.queued_max_request_bytes`` (Kafka's queued.max.request.bytes) counts the bytes of
   every request read and not yet answered, plus partial frames, across connections
-  (:class:`RequestMemory`), in two halves. Once complete requests waiting for their answers
-  hold half of it, no connection is read until answers go out. A partial frame above 64 KiB
-  grows only while the partial frames begun before it hold less than the other half: the
-  oldest partial frame always completes (no deadlock however many arrive at once), and
-  clients that trickle huge frames cannot starve clients that send small requests. So the
-  bytes held stay below the budget plus one largest request, plus what each connection read
-  in its last socket read (at most 256 KiB) and 64 KiB of a small partial frame.
+  (:class:`RequestMemory`), in two halves. The budget is fair the way Kafka's muting is: a
+  connection that holds nothing (no request queued or being served, no partial frame above
+  64 KiB) may always read its next request, as Kafka reads from a connection it has
+  unmuted, so a client sending one request at a time is never held up behind a flood. A
+  connection that does hold budget reads only while complete requests waiting for their
+  answers hold less than half of it; otherwise it queues, and as answers go out the queued
+  connections are resumed oldest-waiting first, each promised one socket read (256 KiB) of
+  the room, so the room freed is shared in turn rather than taken by whoever reads first.
+  A partial frame above 64 KiB also grows only while the partial frames begun before it
+  hold less than the other half: the oldest partial frame always completes (no deadlock
+  however many arrive at once), and clients that trickle huge frames cannot starve clients
+  that send small requests. So the bytes held stay below the budget plus one largest
+  request, plus what each connection read in its last socket read (at most 256 KiB) and
+  64 KiB of a small partial frame; a connection holding nothing adds no more than that.
 * A connection dispatches at most ``limits.max_inflight_per_connection`` requests at once;
   frames beyond that, even ones that arrived in the same socket read, wait undecoded and
   the socket is not read meanwhile.
@@ -74,6 +81,16 @@ LOG_SUMMARY_INTERVAL_S = 10.0
 # A partial frame this small never waits for other connections' partial frames: small
 # requests that straddle two socket reads are the normal case for well-behaved clients.
 _SMALL_PARTIAL_BYTES = 64 * 1024
+
+# What one socket read can bring (asyncio's selector transports recv() at most this much);
+# the room promised to a connection resumed for the budget.
+_READ_BYTES = 256 * 1024
+
+# Connections holding budget resumed per turn of the event loop while the budget is full:
+# each brings up to one socket read into the same turn, so a flood of pipelining clients
+# adds a few reads to each turn rather than one per connection, and whoever sends one
+# request at a time waits at most that long (see RequestMemory).
+_GRANTS_PER_TURN = 4
 
 # Connections accepted per readiness event of the listening socket (asyncio's own default
 # is the backlog; a smaller batch lets the rate limit and the limits act between accepts).
@@ -158,9 +175,13 @@ class RequestMemory:
     """The broker-wide budget of request bytes read and not yet answered (bytes).
 
     ``used`` counts complete frames until answered and partial frames as they grow.
-    Connections that must wait for room register with :meth:`wait` and are re-checked
-    whenever bytes leave the budget. Connections holding a partial frame are kept in the
-    order their frames began (:meth:`older_partial`).
+    Connections that hold budget and find the complete half full queue with :meth:`may_read`;
+    as bytes leave the budget they are resumed oldest-waiting first, each with a grant of one
+    socket read counted against the room until that read arrives, so that freed room is
+    handed out rather than raced for. Connections whose partial frame waits for older
+    partial frames (:meth:`wait_partial`) are re-checked whenever bytes leave the budget.
+    Connections holding a partial frame are kept in the order their frames began
+    (:meth:`older_partial`).
     """
 
     def __init__(self, limit_bytes: int) -> None:
@@ -172,9 +193,23 @@ class RequestMemory:
         self.partial = 0
         #: Largest ``used`` seen, bytes (for tests and the soak benchmark).
         self.peak = 0
-        self._waiting: dict[KafkaConnection, None] = {}
-        # Connections with a partial frame, oldest first (dicts keep insertion order).
+        #: Bytes promised to resumed connections for their next socket read.
+        self.granted = 0
+        #: Times a connection holding budget was queued for room (a count, never reset).
+        self.waits = 0
+        #: Reads by connections holding nothing while the complete half was full (a count).
+        self.free_reads = 0
+        # Connections holding budget that wait for room, oldest first (dicts keep insertion order).
+        self._queue: dict[KafkaConnection, None] = {}
+        self._grants: set[KafkaConnection] = set()
+        self._partial_waiting: dict[KafkaConnection, None] = {}
+        # Connections with a partial frame, oldest first.
         self._partials: dict[KafkaConnection, None] = {}
+        self._waking = False
+        self._wake_again = False
+        # Grants given in this turn of the event loop, and the callback that starts the next.
+        self._turn_grants = 0
+        self._turn_end: asyncio.Handle | None = None
 
     @property
     def partial_limit(self) -> int:
@@ -183,8 +218,23 @@ class RequestMemory:
 
     @property
     def complete_limit(self) -> int:
-        """Bytes of complete requests not yet answered beyond which no connection is read."""
+        """Bytes of complete requests not yet answered beyond which connections holding budget wait."""
         return self.limit - self.limit // 2
+
+    @property
+    def complete_used(self) -> int:
+        """Bytes of complete requests read and not yet answered."""
+        return self.used - self.partial
+
+    @property
+    def full(self) -> bool:
+        """Whether the complete half is used up (connections holding budget are paused)."""
+        return self.used - self.partial >= self.complete_limit
+
+    @property
+    def queued(self) -> int:
+        """Connections waiting now for room in the complete half."""
+        return len(self._queue)
 
     def add(self, complete: int, partial_delta: int) -> None:
         self.used += complete + partial_delta
@@ -197,12 +247,77 @@ class RequestMemory:
         self.partial -= partial
         self._wake()
 
+    def _room(self) -> bool:
+        return self.used - self.partial + self.granted < self.complete_limit
+
+    def may_read(self, conn: KafkaConnection) -> bool:
+        """Whether ``conn``, which holds budget, may read now; if not, it queues for room.
+
+        A connection that was resumed holds a grant until its next read. Otherwise it may
+        read only while nobody is queued before it and the complete half has room.
+        """
+        if conn in self._grants:
+            return True
+        if not self._queue and self._room():
+            return True
+        if conn not in self._queue:
+            self._queue[conn] = None
+            self.waits += 1
+            conn.budget_waits += 1
+        return False
+
+    def read_by(self, conn: KafkaConnection) -> None:
+        """``conn`` read from its socket: a grant it held is used up."""
+        if conn in self._grants:
+            self._grants.discard(conn)
+            self.granted -= _READ_BYTES
+            self._wake()
+
+    def unqueue(self, conn: KafkaConnection) -> None:
+        """``conn`` no longer waits for room (it holds nothing, or waits for its own reasons)."""
+        self._queue.pop(conn, None)
+        if conn in self._grants:
+            self._grants.discard(conn)
+            self.granted -= _READ_BYTES
+            self._wake()
+
     def _wake(self) -> None:
-        if self._waiting:
-            waiting = list(self._waiting)
-            self._waiting.clear()
-            for conn in waiting:
-                conn.update_reading()
+        if self._waking:
+            # A resumed connection gave bytes back while being resumed: go round once more.
+            self._wake_again = True
+            return
+        self._waking = True
+        try:
+            while True:
+                self._wake_again = False
+                if self._partial_waiting:
+                    waiting = list(self._partial_waiting)
+                    self._partial_waiting.clear()
+                    for conn in waiting:
+                        conn.update_reading()
+                queue = self._queue
+                while queue and self._room():
+                    if self._turn_grants >= _GRANTS_PER_TURN:
+                        break
+                    conn = next(iter(queue))
+                    del queue[conn]
+                    if conn.wants_budget():
+                        self._grants.add(conn)
+                        self.granted += _READ_BYTES
+                        self._turn_grants += 1
+                        if self._turn_end is None:
+                            self._turn_end = asyncio.get_running_loop().call_soon(self._new_turn)
+                        conn.update_reading()
+                if not self._wake_again:
+                    return
+        finally:
+            self._waking = False
+
+    def _new_turn(self) -> None:
+        self._turn_end = None
+        self._turn_grants = 0
+        if self._queue:
+            self._wake()
 
     def partial_started(self, conn: KafkaConnection) -> None:
         """``conn`` began a new partial frame: it is now the youngest."""
@@ -222,12 +337,17 @@ class RequestMemory:
             total += other.partial_bytes
         return total
 
-    def wait(self, conn: KafkaConnection) -> None:
-        self._waiting[conn] = None
+    def wait_partial(self, conn: KafkaConnection) -> None:
+        """``conn``'s partial frame waits until older partial frames shrink."""
+        self._partial_waiting[conn] = None
 
     def forget(self, conn: KafkaConnection) -> None:
-        self._waiting.pop(conn, None)
+        self._partial_waiting.pop(conn, None)
         self._partials.pop(conn, None)
+        self._queue.pop(conn, None)
+        if conn in self._grants:
+            self._grants.discard(conn)
+            self.granted -= _READ_BYTES
 
 
 class _Slot:
@@ -274,6 +394,8 @@ class KafkaConnection(asyncio.Protocol):
         self.ip = ip
         self.peer = "?"
         self.last_active = time.monotonic()
+        #: Times this connection, holding budget, was queued for room (a count, never reset).
+        self.budget_waits = 0
         self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- asyncio.Protocol -------------------------------------------------------------
@@ -314,6 +436,8 @@ class KafkaConnection(asyncio.Protocol):
             return
         buffered = self._splitter.buffered()
         memory = self._memory
+        if memory.full and not self._holds_budget():
+            memory.free_reads += 1
         if not buffered:
             if self.partial_since:
                 memory.partial_ended(self)
@@ -325,11 +449,12 @@ class KafkaConnection(asyncio.Protocol):
         complete = 0
         for frame in frames:
             complete += len(frame)
-        self._memory.add(complete, buffered - self._partial)
+        memory.add(complete, buffered - self._partial)
         self._partial = buffered
         if frames:
             self._backlog_bytes += complete
             self._backlog.extend(frames)
+        memory.read_by(self)
         self._pump()
 
     # -- dispatch ---------------------------------------------------------------------
@@ -481,6 +606,23 @@ class KafkaConnection(asyncio.Protocol):
             self._state.metrics.bytes_out(len(data))
             self._transport.write(data)
 
+    def _holds_budget(self) -> bool:
+        """A request queued or in progress, or a partial frame above 64 KiB."""
+        return bool(self._pending or self._backlog) or self._partial > _SMALL_PARTIAL_BYTES
+
+    def _paused_by_itself(self) -> bool:
+        """Paused whatever the budget: responses unsent, frames undispatched, in-flight limit."""
+        return self._writing_paused or bool(self._backlog) or len(self._pending) >= self._max_inflight
+
+    def wants_budget(self) -> bool:
+        """Whether a grant of room would let this connection read (see :class:`RequestMemory`)."""
+        return (
+            not self._closed
+            and self._transport is not None
+            and self._holds_budget()
+            and not self._paused_by_itself()
+        )
+
     def update_reading(self) -> None:
         """Pause or resume reading from the socket by the limits (see module doc)."""
         transport = self._transport
@@ -488,23 +630,27 @@ class KafkaConnection(asyncio.Protocol):
             return
         memory = self._memory
         own = self._partial
-        waits_for_memory = memory.used - memory.partial >= memory.complete_limit
-        if (
-            not waits_for_memory
-            and own > _SMALL_PARTIAL_BYTES
+        if self._paused_by_itself():
+            # A grant or a place in the queue is for a connection that would read.
+            memory.unqueue(self)
+            should_pause = True
+        elif (
+            own > _SMALL_PARTIAL_BYTES
             and memory.partial - own >= memory.partial_limit
+            and memory.older_partial(self) >= memory.partial_limit
         ):
             # Only frames begun earlier count against this one (see module doc); the walk is
             # taken only near the budget.
-            waits_for_memory = memory.older_partial(self) >= memory.partial_limit
-        if waits_for_memory:
-            memory.wait(self)
-        should_pause = (
-            waits_for_memory
-            or self._writing_paused
-            or bool(self._backlog)
-            or len(self._pending) >= self._max_inflight
-        )
+            memory.unqueue(self)
+            memory.wait_partial(self)
+            should_pause = True
+        elif self._holds_budget():
+            should_pause = not memory.may_read(self)
+        else:
+            # Nothing outstanding: like a connection Kafka unmutes, it may always bring its
+            # next request (see module doc).
+            memory.unqueue(self)
+            should_pause = False
         if should_pause and not self._reading_paused:
             self._reading_paused = True
             transport.pause_reading()
@@ -580,6 +726,11 @@ class KafkaServer:
     def connection_count(self) -> int:
         """Open connections (including ones being set up)."""
         return len(self._connections) + self._opening
+
+    @property
+    def connections(self) -> list[KafkaConnection]:
+        """The open connections, a snapshot (read it on the broker's event loop)."""
+        return list(self._connections)
 
     def register(self, conn: KafkaConnection) -> None:
         self._connections.add(conn)
