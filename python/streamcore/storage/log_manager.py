@@ -103,26 +103,46 @@ def find_damage(data: bytes | bytearray | memoryview, offset: int) -> tuple[int,
     unpack = PREFIX.unpack_from
     pos = 0
     expected = offset  # the lowest offset the next batch may end at
+    # The fast loop only decides sound or not (it runs once per batch of every fetch);
+    # _describe_damage says what is wrong with the batch it stopped at.
     while pos < size:
         if size - pos < HEADER_SIZE:
-            return pos, expected, -1, f"{size - pos} bytes where a batch header needs {HEADER_SIZE}", True
+            break
         base, length, _epoch, magic, crc, _attrs, last_delta, _bts, _mts = unpack(view, pos)
-        if length == 0 and magic == 0 and not any(view[pos : pos + PREFIX_SIZE]):
-            return pos, expected, -1, "zeroed bytes where a batch should start", True
-        if length < MIN_BATCH_LENGTH or magic != MAGIC or last_delta < 0:
-            return pos, base, -1, f"not a v2 batch header (batchLength {length}, magic {magic})", False
         end = pos + length + LOG_OVERHEAD
-        last = base + last_delta
-        if end > size:
-            return pos, base, last, f"batch of {length + LOG_OVERHEAD} bytes runs past the data read", True
-        if last < expected:
-            return pos, base, last, f"batch ends at offset {last}, below the expected {expected}", False
-        actual = crc32c(view[pos + CRC_START : end])
-        if actual != crc:
-            return pos, base, last, f"CRC32C mismatch (stored {crc:#010x}, computed {actual:#010x})", False
-        expected = last + 1
+        if (
+            magic != MAGIC
+            or length < MIN_BATCH_LENGTH
+            or last_delta < 0
+            or end > size
+            or base + last_delta < expected
+            or crc32c(view[pos + CRC_START : end]) != crc
+        ):
+            break
+        expected = base + last_delta + 1
         pos = end
-    return None
+    else:
+        return None
+    return _describe_damage(view, pos, expected)
+
+
+def _describe_damage(view: memoryview, pos: int, expected: int) -> tuple[int, int, int, str, bool]:
+    size = len(view)
+    if size - pos < HEADER_SIZE:
+        return pos, expected, -1, f"{size - pos} bytes where a batch header needs {HEADER_SIZE}", True
+    base, length, _epoch, magic, crc, _attrs, last_delta, _bts, _mts = PREFIX.unpack_from(view, pos)
+    if length == 0 and magic == 0 and not any(view[pos : pos + PREFIX_SIZE]):
+        return pos, expected, -1, "zeroed bytes where a batch should start", True
+    if length < MIN_BATCH_LENGTH or magic != MAGIC or last_delta < 0:
+        return pos, base, -1, f"not a v2 batch header (batchLength {length}, magic {magic})", False
+    end = pos + length + LOG_OVERHEAD
+    last = base + last_delta
+    if end > size:
+        return pos, base, last, f"batch of {length + LOG_OVERHEAD} bytes runs past the data read", True
+    if last < expected:
+        return pos, base, last, f"batch ends at offset {last}, below the expected {expected}", False
+    actual = _impl.crc32c.crc32c(view[pos + CRC_START : end])
+    return pos, base, last, f"CRC32C mismatch (stored {crc:#010x}, computed {actual:#010x})", False
 
 
 def _read_checkpoint(directory: Path) -> tuple[int, int] | None:
