@@ -108,36 +108,44 @@ impl OffsetMap {
         (u64::from_le_bytes(b) % self.slots as u64) as usize
     }
 
-    /// Finds the slot holding `hash`, or the empty slot where it would go.
+    /// Finds the slot holding `hash`, or else the empty slot where it would go (None
+    /// when every slot holds another digest, possible at load factor 1.0).
     #[inline]
-    fn find(&self, hash: &[u8; HASH_BYTES]) -> (usize, bool) {
+    fn find(&self, hash: &[u8; HASH_BYTES]) -> Result<usize, Option<usize>> {
         let mut slot = self.probe_start(hash);
-        loop {
+        for _ in 0..self.slots {
             let at = slot * ENTRY_BYTES;
             let stored = &self.table[at..at + HASH_BYTES];
             if stored == hash {
-                return (at, true);
+                return Ok(at);
             }
             if stored.iter().all(|&b| b == 0) {
-                return (at, false);
+                return Err(Some(at));
             }
             slot += 1;
             if slot == self.slots {
                 slot = 0;
             }
         }
+        Err(None)
     }
 
-    /// Records `offset` as the latest for the key with digest `hash`. The caller keeps
-    /// the map below `max_entries` (so an empty slot always exists).
-    pub fn put_hash(&mut self, hash: &[u8; HASH_BYTES], offset: i64) {
-        let (at, found) = self.find(hash);
-        if !found {
-            self.table[at..at + HASH_BYTES].copy_from_slice(hash);
-            self.entries += 1;
-        }
+    /// Records `offset` as the latest for the key with digest `hash`; false (and no
+    /// change) when the digest is new and no slot is free. The filling pass stops at
+    /// `max_entries`, so it always finds room.
+    pub fn put_hash(&mut self, hash: &[u8; HASH_BYTES], offset: i64) -> bool {
+        let at = match self.find(hash) {
+            Ok(at) => at,
+            Err(Some(at)) => {
+                self.table[at..at + HASH_BYTES].copy_from_slice(hash);
+                self.entries += 1;
+                at
+            }
+            Err(None) => return false,
+        };
         self.table[at + HASH_BYTES..at + ENTRY_BYTES].copy_from_slice(&offset.to_be_bytes());
         self.latest_offset = offset;
+        true
     }
 
     /// The latest offset recorded for `key`, or -1.
@@ -148,12 +156,12 @@ impl OffsetMap {
     /// The latest offset recorded for the digest `hash`, or -1.
     pub fn get_hash(&self, hash: &[u8; HASH_BYTES]) -> i64 {
         match self.find(hash) {
-            (at, true) => {
+            Ok(at) => {
                 let mut b = [0u8; 8];
                 b.copy_from_slice(&self.table[at + HASH_BYTES..at + ENTRY_BYTES]);
                 i64::from_be_bytes(b)
             }
-            _ => -1,
+            Err(_) => -1,
         }
     }
 
@@ -270,6 +278,10 @@ mod tests {
             m.put_hash(&key_hash(*k), i as i64);
         }
         assert_eq!((m.get(b"x"), m.get(b"y"), m.get(b"z")), (0, 1, 2));
+        // Every slot taken: a missing key is still answered, not probed forever.
+        assert_eq!(m.get(b"w"), -1);
+        assert!(!m.put_hash(&key_hash(b"w"), 9));
+        assert!(m.put_hash(&key_hash(b"x"), 9));
     }
 
     #[test]
