@@ -20,8 +20,9 @@ from streamcore.errors import CorruptRecordError, OffsetOutOfRangeError, Storage
 from .batches import make_batch
 
 
-def test_package_public_face_is_only_wallog():
-    assert reference_wal.__all__ == ["WalLog"]
+def test_package_public_face_is_the_log_and_its_pool():
+    # The same public names as the native module (``_native.wal``).
+    assert reference_wal.__all__ == ["WalLog", "WalPool"]
 
 
 def test_checkpoint_bytes_are_three_exact_lines_and_no_temp_file_is_left(tmp_path):

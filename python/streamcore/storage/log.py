@@ -194,6 +194,9 @@ class Log:
             ``.lock`` if the parent is a broker's data directory) for as long as the log
             is open, so that no second process opens the same log. The broker passes
             False: its lock on the whole data directory covers every log in it.
+        pool: the ``_impl.wal.WalPool`` whose writer threads and file cache the log
+            uses (a LogManager passes the one pool of its data directory); None: the
+            process-wide default pool (2 writer threads, 256 open files).
 
     Raises DataDirLockedError when another process has the log or its data directory open,
     and StorageError when fsynced data is damaged (the message names the file, the byte
@@ -225,6 +228,7 @@ class Log:
         memory_budget_bytes: int | None = None,
         index_interval_bytes: int = 4096,
         lock: bool = True,
+        pool: Any | None = None,
     ) -> None:
         self._locks: list[DirLock] = []
         if lock:
@@ -254,6 +258,7 @@ class Log:
                 max_wait_ms=max_wait_ms,
                 memory_budget_bytes=memory_budget_bytes,
                 index_interval_bytes=index_interval_bytes,
+                pool=pool,
             )
         except BaseException:
             self._release_locks()
@@ -275,6 +280,7 @@ class Log:
         max_wait_ms: int | None,
         memory_budget_bytes: int | None,
         index_interval_bytes: int,
+        pool: Any | None,
     ) -> None:
         self.profile: WalProfile = resolve_profile(
             profile,
@@ -297,6 +303,8 @@ class Log:
             "segment_ms": _optional_ms("segment_ms", segment_ms),
             "index_interval_bytes": index_interval_bytes,
         }
+        if pool is not None:
+            self._wal_settings["pool"] = pool
         self._wal = _impl.wal.WalLog(os.fspath(directory), **self._wal_settings)
         self.recovery_report: dict[str, Any] = dict(self._wal.recovery_report)
         _log_recovery(self.recovery_report)

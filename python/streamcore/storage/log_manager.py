@@ -269,6 +269,11 @@ class LogManager:
     attempt to bring an offline partition back, doubled after each failed attempt up to
     the maximum (ms). ``health_interval_ms``: how often the health thread looks for
     offline logs (ms).
+
+    Every log of the directory runs on one ``WalPool`` (``self.pool``): a few writer
+    threads (``wal_writer_threads``) and a cache of at most ``wal_max_open_files``
+    open segment files, whatever the number of partitions; each log gets it as
+    ``pool=`` and :meth:`close` shuts it down after the logs.
     """
 
     def __init__(
@@ -280,6 +285,8 @@ class LogManager:
         retry_backoff_ms: int = 500,
         retry_backoff_max_ms: int = 4000,
         health_interval_ms: int = 250,
+        wal_writer_threads: int = 2,
+        wal_max_open_files: int = 256,
     ) -> None:
         if on_damage not in ON_DAMAGE_CHOICES:
             raise ValueError(f"on_damage must be one of {', '.join(ON_DAMAGE_CHOICES)}, not {on_damage!r}")
@@ -307,6 +314,10 @@ class LogManager:
         self._health_stop = threading.Event()
         self._closed = False
         self._remove_deleted_leftovers()
+        # Last: nothing above may fail and leave the pool's threads behind.
+        self.pool: Any = _impl.wal.WalPool(
+            writer_threads=wal_writer_threads, max_open_files=wal_max_open_files
+        )
 
     def directory(self, key: PartitionKey) -> Path:
         """Where the partition's log lives."""
@@ -359,7 +370,7 @@ class LogManager:
                 f"{directory}: {missing}; to drop the damaged data and everything after it, run: "
                 f"streamcore log recover --truncate {directory}"
             )
-        return self._log_factory(directory, **log_settings)
+        return self._log_factory(directory, **{"pool": self.pool, **log_settings})
 
     def items(self) -> list[tuple[PartitionKey, Any]]:
         """Open logs as (key, log) pairs."""
@@ -677,6 +688,8 @@ class LogManager:
                 log.close()
             except Exception:
                 logger.exception("closing %s-%d failed", *key)
+        # After the logs: the pool would close them too, but without naming a failure.
+        self.pool.shutdown()
 
 
 def _is_damage(exc: BaseException) -> bool:

@@ -1,8 +1,11 @@
 """Reference twin of the ``wal`` capability: a segmented, group-committed write-ahead log.
 
 One ``WalLog`` is one partition directory (format: docs/storage.md). Appends are
-copied into a bounded queue; one writer thread writes them in groups, with one
-fsync per group under fsync="always" (see ``writer.py``).
+copied into a bounded queue; the log's writer writes them in groups, with one
+fsync per group under fsync="always" (see ``writer.py``). Writers run on the
+threads of a shared ``WalPool`` (``pool.py``: a few writer threads and a notifier
+thread for many logs) and open segment files through its bounded cache
+(``files.py``), so an idle log holds no thread and no descriptor.
 
 The package mirrors ``rust/core/src/wal/`` file for file:
 
@@ -11,7 +14,9 @@ The package mirrors ``rust/core/src/wal/`` file for file:
 ``config.py``       settings and their checks
 ``error.py``        which ``streamcore.errors`` class the WAL raises, for what
 ``completion.py``   queued requests and how their outcome reaches the caller
-``writer.py``       the writer thread: group commit, roll, fsync policy, close
+``pool.py``         ``WalPool``: writer threads, notifier thread, the default pool
+``files.py``        the bounded LRU cache of open segment files
+``writer.py``       a log's writer: group commit, roll, fsync policy, close
 ``read.py``         locating what a read returns
 ``segment.py``      segment files, names and header walks
 ``index.py``        sparse offset/time indexes and the rule that picks entries
@@ -20,9 +25,10 @@ The package mirrors ``rust/core/src/wal/`` file for file:
 ``checkpoint.py``   the checkpoint file and the clean-shutdown marker
 ==================  ===============================================================
 
-Threads: appenders touch only the queue (under ``_cond``); the writer owns the
-active segment's file handles and its own counters; readers, retention and the
-writer share the segment list, high watermark and index lists under ``_lock``.
+Threads: appenders touch only the queue (under ``_cond``); the writer (run by one
+pool thread at a time) owns the active segment and its own counters; readers,
+retention and the writer share the segment list, high watermark and index lists
+under ``_lock``.
 ``writer.py`` and ``retention.py`` work on that shared state (the attributes
 below with a leading underscore), as their Rust twins work on ``Shared``.
 """
@@ -48,11 +54,16 @@ from streamcore._reference._batch_header import (
 from streamcore._reference.wal import checkpoint, error, read, retention
 from streamcore._reference.wal.completion import AppendTuple, Callback, Item
 from streamcore._reference.wal.config import DEFAULT_MEMORY_BUDGET_BYTES, WalConfig
+from streamcore._reference.wal.files import READ
+from streamcore._reference.wal.pool import WalPool, default_pool, shutdown_all_pools
 from streamcore._reference.wal.recovery import open_directory
 from streamcore._reference.wal.segment import Segment
 from streamcore._reference.wal.writer import Writer
 
-__all__ = ["WalLog"]
+__all__ = ["WalLog", "WalPool"]
+
+#: The atexit hook, under the native module's name.
+_shutdown_all_pools = shutdown_all_pools
 
 logger = logging.getLogger("streamcore.storage")
 
@@ -86,7 +97,7 @@ def check_append_header(batch: bytes | bytearray | memoryview) -> int:
 
 
 class WalLog:
-    """A partition's segmented log with a group-commit writer thread (see module docstring).
+    """A partition's segmented log with a group-commit writer (see module docstring).
 
     Args:
         directory: partition directory (created if missing, recovered if present).
@@ -102,6 +113,8 @@ class WalLog:
         segment_bytes: roll before an append that would make the active segment larger (bytes).
         segment_ms: roll when the active segment's first append is older than this (ms).
         index_interval_bytes: bytes of log between sparse index entries.
+        pool: the WalPool whose threads and file cache the log uses (None: a
+            process-wide default pool of 2 writer threads and 256 open files).
     """
 
     def __init__(
@@ -117,6 +130,7 @@ class WalLog:
         segment_bytes: int = 1 << 30,
         segment_ms: int | None = None,
         index_interval_bytes: int = 4096,
+        pool: WalPool | None = None,
     ) -> None:
         self._config = WalConfig(
             fsync=fsync,
@@ -130,8 +144,16 @@ class WalLog:
             index_interval_bytes=index_interval_bytes,
         )
         self._directory = os.fspath(directory)
+        if pool is None:
+            pool = default_pool()
+        elif not isinstance(pool, WalPool):
+            raise TypeError(f"pool must be a streamcore._reference.wal.WalPool, not {type(pool).__name__}")
+        pool.check_open()
+        self._pool = pool
+        # Handles left from an earlier open of this directory may name replaced files.
+        pool.files.forget_dir(self._directory)
 
-        rec = open_directory(self._directory, self._config.index_interval_bytes)
+        rec = open_directory(self._directory, self._config.index_interval_bytes, pool.files)
         self._segments: list[Segment] = rec.segments
         self._bases = [s.base for s in self._segments]
         self._hw = rec.high_watermark
@@ -143,15 +165,16 @@ class WalLog:
         self._retention_lock = threading.Lock()
         self._close_lock = threading.Lock()
         self._last_checkpoint = time.monotonic()
+        #: The recovery point the checkpoint file holds.
+        self._checkpointed_rp = self._recovery_point
         try:
             checkpoint.write_checkpoint(self._directory, self._log_start, self._recovery_point)
         except OSError:
-            for seg in self._segments:
-                seg.close()
+            pool.files.forget_dir(self._directory)
             raise
 
         self._queue: deque[Item] = deque()
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = threading.Lock()
         self._closing = False
         self._closed = False
         self._offline: str | None = None
@@ -167,8 +190,13 @@ class WalLog:
             "bytes_written": 0,
             "backpressure_rejections": 0,
         }
-        self._writer = Writer(self, self._hw)
-        self._writer.start()
+        self._writer = Writer(self, self._hw, pool)
+        try:
+            self._task = pool.register(self._writer)
+        except BaseException:
+            pool.files.forget_dir(self._directory)
+            raise
+        self._writer.task = self._task
 
     # -- appending -------------------------------------------------------------
 
@@ -195,7 +223,7 @@ class WalLog:
         return result
 
     def submit(self, batch: Any, callback: Callback) -> None:
-        """Queue one batch without waiting; ``callback(result, exc)`` runs once on the writer thread."""
+        """Queue one batch without waiting; ``callback(result, exc)`` runs once on the pool's notifier thread."""
         item = self._prepare(batch)
         item.callback = callback
         self._enqueue(item)
@@ -211,7 +239,9 @@ class WalLog:
 
     def _write_checkpoint(self) -> None:
         with self._ckpt_lock:
-            checkpoint.write_checkpoint(self._directory, self._log_start, self._recovery_point)
+            rp = self._recovery_point
+            checkpoint.write_checkpoint(self._directory, self._log_start, rp)
+            self._checkpointed_rp = rp
             self._last_checkpoint = time.monotonic()
 
     def _check_readable(self) -> None:
@@ -233,7 +263,10 @@ class WalLog:
         """
         with self._lock:
             self._check_readable()
-            parts = [os.pread(seg.fd, length, pos) for seg, pos, length in self._spans(offset, max_bytes)]
+            parts = []
+            for seg, pos, length in self._spans(offset, max_bytes):
+                with seg.files.use(seg.log_path, READ) as fd:
+                    parts.append(os.pread(fd, length, pos))
         if len(parts) == 1:
             return parts[0]
         return b"".join(parts)
@@ -327,26 +360,22 @@ class WalLog:
     # -- closing ---------------------------------------------------------------
 
     def close(self) -> None:
-        """Drain the queue, fsync, checkpoint, write the clean-shutdown marker; idempotent."""
+        """Drain the queue, fsync, checkpoint, write the clean-shutdown marker, then wait until
+        every ``submit`` callback has run.
+
+        Idempotent; every call raises what the first close raised (StorageError when
+        a step failed; the log is then offline).
+        """
         with self._close_lock:
-            if self._closed:
-                return
-            with self._cond:
-                self._closing = True
-                self._cond.notify_all()
-            self._writer.join()
-            try:
-                if self._offline is None:
-                    self._writer.finish()
-            except OSError as exc:
-                self._offline = f"{self._directory}: close failed: {exc!r}"
-                logger.error(self._offline)
-                raise error.StorageError(self._offline) from exc
-            finally:
+            if not self._closed:
+                self._writer.begin_close()
+                self._task.finished.wait()
+                self._pool.notifier_barrier()
                 with self._lock:
                     self._closed = True
-                    for seg in self._segments:
-                        seg.close()
+        failure = self._writer.close_error
+        if failure is not None:
+            raise failure
 
     def __enter__(self) -> WalLog:
         return self

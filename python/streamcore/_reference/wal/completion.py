@@ -2,20 +2,17 @@
 
 Every queued request is an :class:`Item`. A blocking caller (``append``,
 ``flush``) waits on a lock the writer releases; ``submit`` leaves a callback
-that the writer runs with ``(result, exc)``. The reference twin runs callbacks
-on the writer thread itself (the native twin hands them to a notifier thread).
+that runs with ``(result, exc)`` on the pool's notifier thread, to which the
+writer hands each group's callbacks (see ``pool.py``).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Callable
 from typing import Any
 
 __all__ = ["AppendTuple", "Callback", "Item"]
-
-logger = logging.getLogger("streamcore.storage")
 
 #: (base_offset, last_offset, log_append_time_ms)
 AppendTuple = tuple[int, int, int]
@@ -48,12 +45,10 @@ class Item:
             raise self.exc
         return self.result
 
-    def complete(self) -> None:
-        """Hand the outcome (``result`` or ``exc``, already set) to the waiter or the callback."""
+    def complete(self, callbacks: list[tuple[Callback, AppendTuple | None, BaseException | None]]) -> None:
+        """Hand the outcome (``result`` or ``exc``, already set) to the waiter, or add the
+        callback and its arguments to ``callbacks`` (which the writer sends to the notifier)."""
         if self.lock is not None:
             self.lock.release()
         elif self.callback is not None:
-            try:
-                self.callback(self.result, self.exc)
-            except Exception:
-                logger.exception("append callback raised")
+            callbacks.append((self.callback, self.result, self.exc))

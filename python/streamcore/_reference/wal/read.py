@@ -9,6 +9,7 @@ from __future__ import annotations
 from bisect import bisect_right
 
 from streamcore._reference.wal import error
+from streamcore._reference.wal.files import READ
 from streamcore._reference.wal.segment import Segment, iter_headers
 
 __all__ = ["Span", "find_spans", "offset_for_timestamp"]
@@ -47,13 +48,14 @@ def find_spans(
         seg = segments[i]
         start = pos
         full = False
-        for p, _base, size, _ld, _mts in iter_headers(seg.fd, pos, seg.size):
-            if not first and total + size > max_bytes:
-                full = True
-                break
-            first = False
-            total += size
-            pos = p + size
+        with seg.files.use(seg.log_path, READ) as fd:
+            for p, _base, size, _ld, _mts in iter_headers(fd, pos, seg.size):
+                if not first and total + size > max_bytes:
+                    full = True
+                    break
+                first = False
+                total += size
+                pos = p + size
         if pos > start:
             spans.append((seg, start, pos - start))
         if full:

@@ -37,6 +37,7 @@ from streamcore._reference._batch_header import (
 )
 from streamcore._reference.crc32c import crc32c
 from streamcore._reference.wal.checkpoint import CLEAN_SHUTDOWN_NAME, read_checkpoint
+from streamcore._reference.wal.files import READ, FileCache
 from streamcore._reference.wal.index import load_indexes, plan_batch, write_index_file
 from streamcore._reference.wal.segment import (
     SEGMENT_SUFFIXES,
@@ -55,7 +56,7 @@ STRAY_SUFFIXES = (".deleted", ".tmp", ".cleaned")
 
 @dataclass
 class Recovered:
-    """What open() found: segments (last = active, all opened), offsets and the recovery report."""
+    """What open() found: segments (last = active), offsets and the recovery report."""
 
     segments: list[Segment]
     log_start_offset: int
@@ -128,20 +129,20 @@ def _remove_strays(directory: str) -> bool:
     return removed
 
 
-def _scan(seg: Segment, expected: int, interval: int) -> tuple[int, int, str | None, bytes, bytes]:
-    """Validate every batch of ``seg`` from byte 0, rebuilding its index entries on the way.
+def _scan(seg: Segment, fd: int, expected: int, interval: int) -> tuple[int, int, str | None, bytes, bytes]:
+    """Validate every batch of ``seg`` (open as ``fd``) from byte 0, rebuilding its index entries on the way.
 
     Returns (end position of the last good batch, next offset, reason the scan
     stopped early or None, offset index bytes, time index bytes).
     """
     seg.reset_indexes()
-    size = os.fstat(seg.fd).st_size
+    size = os.fstat(fd).st_size
     idx_out = bytearray()
     tidx_out = bytearray()
     entries: list = []
     if size == 0:
         return 0, expected, None, b"", b""
-    mm = mmap.mmap(seg.fd, size, prot=mmap.PROT_READ)
+    mm = mmap.mmap(fd, size, prot=mmap.PROT_READ)
     view = memoryview(mm)
     pos = 0
     reason = None
@@ -185,10 +186,12 @@ def _scan(seg: Segment, expected: int, interval: int) -> tuple[int, int, str | N
     return pos, expected, reason, bytes(idx_out), bytes(tidx_out)
 
 
-def _delete_segment_files(directory: str, base: int) -> None:
+def _delete_segment_files(directory: str, base: int, files: FileCache) -> None:
     for suffix in SEGMENT_SUFFIXES:
+        path = segment_path(directory, base, suffix)
+        files.forget(path)
         try:
-            os.unlink(segment_path(directory, base, suffix))
+            os.unlink(path)
         except FileNotFoundError:
             pass
 
@@ -198,22 +201,22 @@ def _clean_tail(seg: Segment) -> int | None:
     start = seg.idx_pos[-1] if seg.idx_pos else 0
     expected = seg.base + seg.idx_rel[-1] if seg.idx_rel else seg.base
     pos = start
-    for p, base, total, last_delta, _mts in iter_headers(seg.fd, start, seg.size):
-        if p != pos or base != expected or total < HEADER_SIZE or last_delta < 0:
-            return None
-        pos = p + total
-        expected = base + last_delta + 1
+    with seg.files.use(seg.log_path, READ) as fd:
+        for p, base, total, last_delta, _mts in iter_headers(fd, start, seg.size):
+            if p != pos or base != expected or total < HEADER_SIZE or last_delta < 0:
+                return None
+            pos = p + total
+            expected = base + last_delta + 1
     return expected if pos == seg.size else None
 
 
-def _try_clean_open(directory: str, bases: list[int]) -> list[Segment] | None:
+def _try_clean_open(directory: str, bases: list[int], files: FileCache) -> list[Segment] | None:
     segments: list[Segment] = []
     try:
         for i, base in enumerate(bases):
-            seg = Segment(directory, base)
+            seg = Segment(directory, base, files)
             segments.append(seg)
-            seg.open_log(create=False)
-            seg.size = os.fstat(seg.fd).st_size
+            seg.size = os.stat(seg.log_path).st_size
             limit = bases[i + 1] if i + 1 < len(bases) else None
             if not load_indexes(seg, limit):
                 raise LookupError(seg.index_path)
@@ -225,13 +228,15 @@ def _try_clean_open(directory: str, bases: list[int]) -> list[Segment] | None:
         last.next_offset = nxt
         return segments
     except LookupError:
-        for seg in segments:
-            seg.close()
         return None
 
 
-def open_directory(directory: str, interval: int) -> Recovered:
-    """Open (creating if needed) and recover a partition directory; see the module docstring."""
+def open_directory(directory: str, interval: int, files: FileCache) -> Recovered:
+    """Open (creating if needed) and recover a partition directory; see the module docstring.
+
+    Segment files are opened through ``files`` when read; recovery's own scans and
+    truncations use descriptors it closes before returning.
+    """
     os.makedirs(directory, exist_ok=True)
     dirty_dir = _remove_strays(directory)
     marker = os.path.join(directory, CLEAN_SHUTDOWN_NAME)
@@ -248,30 +253,28 @@ def open_directory(directory: str, interval: int) -> Recovered:
     report = new_report(directory, clean)
 
     if not bases:
-        seg = Segment(directory, log_start)
-        seg.open_log(create=True)
+        seg = Segment(directory, log_start, files)
+        seg.create_files(truncate=False)
         seg.next_offset = log_start
         fsync_dir(directory)
         segments = [seg]
     else:
-        trusted = _try_clean_open(directory, bases) if clean else None
+        trusted = _try_clean_open(directory, bases, files) if clean else None
         if trusted is not None and checkpoint is not None:
             end = trusted[-1].next_offset
             # A clean close leaves the recovery point at the end; one below it was
             # lowered by an operator asking for a scan (and truncation) from there.
             if end is not None and max(recovery_point, log_start, bases[0]) < end:
-                for seg in trusted:
-                    seg.close()
                 trusted = None
         if trusted is not None:
             segments = trusted
         else:
-            segments = _recover(directory, bases, max(recovery_point, log_start), interval, report)
+            segments = _recover(directory, bases, max(recovery_point, log_start), interval, report, files)
 
     active = segments[-1]
     hw = active.next_offset if active.next_offset is not None else active.base
     log_start = min(max(log_start, segments[0].base), hw)
-    active.open_index_writers()
+    active.create_files(truncate=False)
     active.restore_writer_state()
     report["end_offset"] = hw
     report["old_end_offset"] = max(report["old_end_offset"], hw)
@@ -281,7 +284,12 @@ def open_directory(directory: str, interval: int) -> Recovered:
 
 
 def _recover(
-    directory: str, bases: list[int], recovery_point: int, interval: int, report: dict[str, Any]
+    directory: str,
+    bases: list[int],
+    recovery_point: int,
+    interval: int,
+    report: dict[str, Any],
+    files: FileCache,
 ) -> list[Segment]:
     # The segment holding the recovery point: the last one starting at or below it.
     first_scan = 0
@@ -291,13 +299,16 @@ def _recover(
     segments: list[Segment] = []
     try:
         for i, base in enumerate(bases[:first_scan]):
-            seg = Segment(directory, base)
+            seg = Segment(directory, base, files)
             segments.append(seg)
-            seg.open_log(create=False)
-            seg.size = os.fstat(seg.fd).st_size
+            seg.size = os.stat(seg.log_path).st_size
             seg.next_offset = bases[i + 1]
             if not load_indexes(seg, bases[i + 1]):
-                end, nxt, reason, idx, tidx = _scan(seg, base, interval)
+                fd = os.open(seg.log_path, os.O_RDONLY)
+                try:
+                    end, nxt, reason, idx, tidx = _scan(seg, fd, base, interval)
+                finally:
+                    os.close(fd)
                 if reason is not None or nxt != bases[i + 1]:
                     why = reason or f"segment ends at offset {nxt}, next segment starts at {bases[i + 1]}"
                     raise StorageError(
@@ -324,26 +335,29 @@ def _recover(
                 report["reason"] = f"segment starts at offset {base} where {expected} was expected"
                 stop_at = i
                 break
-            seg = Segment(directory, base)
+            seg = Segment(directory, base, files)
             segments.append(seg)
-            seg.open_log(create=False)
-            end, nxt, reason, idx, tidx = _scan(seg, expected, interval)
-            report["scanned_segments"] += 1
-            if reason is not None and nxt < recovery_point:
-                raise StorageError(
-                    f"{seg.log_path}: corrupt record batch at byte {end} (offset {nxt}: {reason}) below the "
-                    f"recovery point {recovery_point}: data that was fsynced is damaged; refusing to "
-                    f"truncate it{_way_out(directory)}"
-                )
-            file_size = os.fstat(seg.fd).st_size
-            if end < file_size:
-                report["old_end_offset"] = _header_chain_end(seg.fd, end, file_size, nxt)
-                report["truncated_bytes"] += file_size - end
-                report["cut_file"] = seg.log_path
-                report["cut_position"] = end
-                report["reason"] = reason
-                os.ftruncate(seg.fd, end)
-            os.fsync(seg.fd)
+            fd = os.open(seg.log_path, os.O_RDWR)
+            try:
+                end, nxt, reason, idx, tidx = _scan(seg, fd, expected, interval)
+                report["scanned_segments"] += 1
+                if reason is not None and nxt < recovery_point:
+                    raise StorageError(
+                        f"{seg.log_path}: corrupt record batch at byte {end} (offset {nxt}: {reason}) below "
+                        f"the recovery point {recovery_point}: data that was fsynced is damaged; refusing "
+                        f"to truncate it{_way_out(directory)}"
+                    )
+                file_size = os.fstat(fd).st_size
+                if end < file_size:
+                    report["old_end_offset"] = _header_chain_end(fd, end, file_size, nxt)
+                    report["truncated_bytes"] += file_size - end
+                    report["cut_file"] = seg.log_path
+                    report["cut_position"] = end
+                    report["reason"] = reason
+                    os.ftruncate(fd, end)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             seg.size = end
             seg.next_offset = nxt
             write_index_file(seg.index_path, idx)
@@ -368,10 +382,10 @@ def _recover(
             report["old_end_offset"] = max(report["old_end_offset"], chain_end)
             report["truncated_bytes"] += size
             report["segments_deleted"] += 1
-            _delete_segment_files(directory, base)
+            _delete_segment_files(directory, base, files)
         fsync_dir(directory)
     except BaseException:
         for seg in segments:
-            seg.close()
+            seg.forget_files()
         raise
     return segments

@@ -68,7 +68,7 @@ def apply(log: WalLog, retention_ms: int | None, retention_bytes: int | None, no
             del log._bases[:victims]
             log._log_start = max(log._log_start, log._segments[0].base)
             for seg in doomed:
-                seg.close()
+                seg.forget_files()
         fsync_dir(log._directory)
         log._write_checkpoint()
         for path in renamed:
@@ -113,7 +113,7 @@ def delete_records(log: WalLog, offset: int) -> int:
             # Only the first remaining segment's base is known fsynced by the deletion.
             log._recovery_point = max(log._recovery_point, log._segments[0].base)
             for seg in doomed:
-                seg.close()
+                seg.forget_files()
         if renamed:
             fsync_dir(log._directory)
         # The new log start is durable before the caller acknowledges it.

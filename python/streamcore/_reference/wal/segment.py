@@ -2,9 +2,12 @@
 
 A segment is ``<base>.log`` plus ``<base>.index`` and ``<base>.timeindex``.
 The in-memory index lists mirror the index files; lookups bisect them, then walk
-batch headers in the ``.log`` from the entry found. Only the writer thread
+batch headers in the ``.log`` from the entry found. Only the writer
 mutates a segment's counters; readers see ``size`` (committed bytes) and the
 index lists, which the writer extends under the log's state lock.
+
+A segment holds paths, not descriptors: its files come from the pool's
+:class:`~streamcore._reference.wal.files.FileCache` when they are used.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from bisect import bisect_right
 from collections.abc import Iterator
 
 from streamcore._reference._batch_header import LOG_OVERHEAD, PREFIX, PREFIX_SIZE
+from streamcore._reference.wal.files import READ, FileCache
 
 __all__ = ["SEGMENT_SUFFIXES", "Segment", "iter_headers", "list_segment_bases", "segment_path"]
 
@@ -69,9 +73,7 @@ class Segment:
         "log_path",
         "index_path",
         "timeindex_path",
-        "fd",
-        "index_fd",
-        "timeindex_fd",
+        "files",
         "size",
         "next_offset",
         "idx_rel",
@@ -84,15 +86,13 @@ class Segment:
         "first_append_ms",
     )
 
-    def __init__(self, directory: str, base: int) -> None:
+    def __init__(self, directory: str, base: int, files: FileCache) -> None:
         self.base = base
         self.directory = directory
         self.log_path = segment_path(directory, base, ".log")
         self.index_path = segment_path(directory, base, ".index")
         self.timeindex_path = segment_path(directory, base, ".timeindex")
-        self.fd = -1
-        self.index_fd = -1
-        self.timeindex_fd = -1
+        self.files = files
         #: Committed size of the .log (bytes): readers never look past it.
         self.size = 0
         #: Offset after the last batch, when known (always for the active segment).
@@ -111,35 +111,19 @@ class Segment:
 
     # -- files ---------------------------------------------------------------
 
-    def open_log(self, create: bool) -> None:
-        """Open the .log for reading and appending (creating it if asked)."""
-        flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
-        self.fd = os.open(self.log_path, flags, 0o644)
+    def create_files(self, truncate: bool) -> None:
+        """Create the segment's three files (emptied when ``truncate``: a roll over a stale name)."""
+        flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if truncate else 0)
+        for path in (self.log_path, self.index_path, self.timeindex_path):
+            if truncate:
+                # A cached handle of an earlier file by this name must not serve the new one.
+                self.files.forget(path)
+            os.close(os.open(path, flags, 0o644))
 
-    def open_index_writers(self) -> None:
-        """Open both index files for appending (the active segment only)."""
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-        self.index_fd = os.open(self.index_path, flags, 0o644)
-        self.timeindex_fd = os.open(self.timeindex_path, flags, 0o644)
-
-    def close_index_writers(self, fsync: bool) -> None:
-        """fsync (if asked) and close the index files' write handles."""
-        for name in ("index_fd", "timeindex_fd"):
-            fd = getattr(self, name)
-            if fd >= 0:
-                try:
-                    if fsync:
-                        os.fsync(fd)
-                finally:
-                    os.close(fd)
-                    setattr(self, name, -1)
-
-    def close(self) -> None:
-        """Close every handle of the segment (idempotent)."""
-        self.close_index_writers(fsync=False)
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+    def forget_files(self) -> None:
+        """Drop the cached handles of the segment's files (deleted or renamed)."""
+        for path in (self.log_path, self.index_path, self.timeindex_path):
+            self.files.forget(path)
 
     # -- index maintenance (writer thread and recovery; rules in index.py) ----
 
@@ -181,9 +165,10 @@ class Segment:
 
     def find_batch(self, offset: int) -> int | None:
         """File position of the committed batch containing ``offset``; None if past the end."""
-        for pos, base, _total, last_delta, _mts in iter_headers(self.fd, self.index_floor(offset), self.size):
-            if base + last_delta >= offset:
-                return pos
+        with self.files.use(self.log_path, READ) as fd:
+            for pos, base, _total, last_delta, _mts in iter_headers(fd, self.index_floor(offset), self.size):
+                if base + last_delta >= offset:
+                    return pos
         return None
 
     def largest_timestamp(self) -> int | None:
@@ -194,9 +179,10 @@ class Segment:
             return None
         start = self.index_floor(self.base + self.t_rel[-1]) if self.t_rel else 0
         best = self.t_ts[-1] if self.t_ts else None
-        for _pos, _base, _total, _ld, mts in iter_headers(self.fd, start, self.size):
-            if best is None or mts > best:
-                best = mts
+        with self.files.use(self.log_path, READ) as fd:
+            for _pos, _base, _total, _ld, mts in iter_headers(fd, start, self.size):
+                if best is None or mts > best:
+                    best = mts
         self.max_ts = best
         return best
 
@@ -206,7 +192,8 @@ class Segment:
         # entry below ts_ms is below it as well: start the walk there.
         i = bisect_right(self.t_ts, ts_ms - 1) - 1
         start = self.index_floor(self.base + self.t_rel[i]) if i >= 0 else 0
-        for _pos, base, _total, _ld, mts in iter_headers(self.fd, start, self.size):
-            if mts >= ts_ms:
-                return base, mts
+        with self.files.use(self.log_path, READ) as fd:
+            for _pos, base, _total, _ld, mts in iter_headers(fd, start, self.size):
+                if mts >= ts_ms:
+                    return base, mts
         return None

@@ -1,4 +1,10 @@
-"""The writer thread: group commit, segment roll, fsync policy, checkpoints, close (twin of ``writer.rs``).
+"""The writer of one log: group commit, segment roll, fsync policy, checkpoints, close (twin of ``writer.rs``).
+
+It runs on the threads of a :class:`~streamcore._reference.wal.pool.WalPool`, one
+step at a time (:meth:`Writer.step`): a step writes one group or does one periodic
+round, or finds nothing to do and leaves the log idle, with a deadline when a
+linger, an interval fsync or a checkpoint falls due. Files come from the pool's
+file cache by path, so an idle log holds no thread and no descriptor.
 
 ONE writer per log takes everything queued (up to ``max_group_batches``),
 assigns offsets by patching each batch's baseOffset, writes the group to the
@@ -14,9 +20,10 @@ while fewer appends are queued than were outstanding when the last group
 completed, and never past ``max_wait_ms`` after the oldest queued append.
 
 Appends enter through :meth:`Writer.enqueue`, which also enforces the queue's
-bounds: ``queue_depth`` appends and ``memory_budget_bytes`` bytes.
+bounds: ``queue_depth`` appends and ``memory_budget_bytes`` bytes, and wakes an
+idle writer when it waits for this many appends.
 
-The :class:`Writer` owns the active segment's file handles and the counters
+The :class:`Writer` owns the active segment and the counters
 only it changes (next offset, unsynced data, last fsync); it publishes the
 high watermark, recovery point and index entries into the log's shared state
 under the log's state lock.
@@ -27,8 +34,8 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import threading
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 from streamcore._atomic_file import fsync_dir
@@ -36,7 +43,9 @@ from streamcore._reference._batch_header import max_timestamp, patch_base_offset
 from streamcore._reference.wal import error
 from streamcore._reference.wal.checkpoint import write_clean_shutdown_marker
 from streamcore._reference.wal.completion import Item
+from streamcore._reference.wal.files import APPEND, SYNC, WRITE
 from streamcore._reference.wal.index import plan_batch
+from streamcore._reference.wal.pool import AGAIN, FINISHED, WAIT, LogTask, WalPool
 from streamcore._reference.wal.segment import Segment
 
 if TYPE_CHECKING:
@@ -54,10 +63,13 @@ _sync_data = getattr(os, "fdatasync", os.fsync)
 
 
 class Writer:
-    """The writer thread of one log and the state only it touches (see module docstring)."""
+    """The writer of one log and the state only it touches (see module docstring)."""
 
-    def __init__(self, log: WalLog, next_offset: int) -> None:
+    def __init__(self, log: WalLog, next_offset: int, pool: WalPool) -> None:
         self.log = log
+        self.pool = pool
+        #: The log's place in the pool, set once registered.
+        self.task: LogTask | None = None
         self.next_offset = next_offset
         # Queue accounting, guarded by ``log._cond`` (appenders and the writer share it).
         #: Bytes of appends queued or being written: what the memory budget bounds.
@@ -66,9 +78,12 @@ class Writer:
         self.flushes = 0
         #: Arrival (monotonic s) of the oldest append queued since the writer last took everything.
         self.oldest: float | None = None
-        #: Queued appends at which a waiting writer wants waking (more than 1 while lingering).
+        #: Queued appends at which an idle writer wants waking (more than 1 while lingering).
         self.wake_at = 1
-        # Only the writer thread touches these two.
+        #: Nobody runs the writer and it is not scheduled: the next append it waits for,
+        #: a flush, a close or a due timer schedules it.
+        self.idle = False
+        # Only the writer touches the rest.
         #: Appends outstanding when the last group completed (its own and those queued meanwhile).
         self.company = 1
         #: The last group was full and left appends queued: write the rest at once.
@@ -76,15 +91,34 @@ class Writer:
         #: Data written since the last fsync.
         self.dirty = False
         self.last_fsync = time.monotonic()
-        self.thread = threading.Thread(
-            target=self.run, name=f"streamcore-wal:{os.path.basename(log._directory)}", daemon=True
-        )
+        #: What closing raised (StorageError), for every close() to raise.
+        self.close_error: BaseException | None = None
 
-    def start(self) -> None:
-        self.thread.start()
+    # -- scheduling ------------------------------------------------------------
 
-    def join(self) -> None:
-        self.thread.join()
+    def _kick(self) -> bool:
+        """Mark an idle writer busy (caller holds ``log._cond``); True when the caller must schedule it."""
+        if not self.idle or self.task is None:
+            return False
+        self.idle = False
+        return True
+
+    def _schedule(self) -> None:
+        assert self.task is not None
+        self.pool.schedule(self.task)
+
+    def wake_if_idle(self) -> bool:
+        """A due timer: True when the writer was idle and the caller must schedule it."""
+        with self.log._cond:
+            return self._kick()
+
+    def begin_close(self) -> None:
+        """Stop the log taking appends and wake the writer to drain and finish."""
+        with self.log._cond:
+            self.log._closing = True
+            kick = self._kick()
+        if kick:
+            self._schedule()
 
     # -- the queue -------------------------------------------------------------
 
@@ -97,7 +131,6 @@ class Writer:
         refusing it would ask for a retry that can never succeed).
         """
         log = self.log
-        cfg = log._config
         with log._cond:
             if log._offline is not None:
                 raise error.offline(log._offline)
@@ -108,28 +141,36 @@ class Writer:
             if buf is None:
                 self.flushes += 1
                 queue.append(item)
-                log._cond.notify()
-                return
-            size = len(buf)
-            queued = len(queue)
-            over_budget = self.pending_bytes > 0 and self.pending_bytes + size > cfg.memory_budget_bytes
-            if queued >= cfg.queue_depth or over_budget:
-                log._stats["backpressure_rejections"] += 1
-                # The time the writer needs to drain what is queued, at its recent pace.
-                throttle = max(1, int(queued * log._seconds_per_append * 1000.0 + 0.5))
-                if not over_budget:
-                    raise error.backpressure(log._directory, queued, throttle)
-                raise error.BackpressureError(
-                    f"{log._directory}: write queue holds {self.pending_bytes} bytes and a {size}-byte "
-                    f"batch would pass its memory budget of {cfg.memory_budget_bytes} bytes; retry later",
-                    throttle,
-                )
-            self.pending_bytes += size
-            if self.oldest is None:
-                self.oldest = time.monotonic()
-            queue.append(item)
-            if queued + 1 - self.flushes >= self.wake_at:
-                log._cond.notify()
+                kick = self._kick()
+            else:
+                kick = self._admit(item, buf, queue)
+        if kick:
+            self._schedule()
+
+    def _admit(self, item: Item, buf: bytearray, queue: deque[Item]) -> bool:
+        # Called with log._cond held; True when the writer must be scheduled.
+        log = self.log
+        cfg = log._config
+        size = len(buf)
+        queued = len(queue)
+        over_budget = self.pending_bytes > 0 and self.pending_bytes + size > cfg.memory_budget_bytes
+        if queued >= cfg.queue_depth or over_budget:
+            log._stats["backpressure_rejections"] += 1
+            # The time the writer needs to drain what is queued, at its recent pace.
+            throttle = max(1, int(queued * log._seconds_per_append * 1000.0 + 0.5))
+            if not over_budget:
+                raise error.backpressure(log._directory, queued, throttle)
+            raise error.BackpressureError(
+                f"{log._directory}: write queue holds {self.pending_bytes} bytes and a {size}-byte "
+                f"batch would pass its memory budget of {cfg.memory_budget_bytes} bytes; retry later",
+                throttle,
+            )
+        self.pending_bytes += size
+        if self.oldest is None:
+            self.oldest = time.monotonic()
+        queue.append(item)
+        # An idle writer lingering for a group wants waking only once the whole group is here.
+        return queued + 1 - self.flushes >= self.wake_at and self._kick()
 
     def linger_deadline(self) -> tuple[float, int] | None:
         """(monotonic time at which to stop lingering, appends to wait for); None: write what is queued now.
@@ -149,40 +190,53 @@ class Writer:
             return None
         return self.oldest + cfg.max_wait_ms / 1000.0, target
 
-    # -- the loop --------------------------------------------------------------
+    # -- one step ---------------------------------------------------------------
 
-    def run(self) -> None:
+    def next_deadline(self) -> float | None:
+        """Monotonic time at which an interval fsync or a checkpoint falls due (None: none).
+
+        Called with ``log._cond`` held.
+        """
         log = self.log
-        cfg = log._config
-        cond = log._cond
+        if log._offline is not None:
+            return None
+        due = None
+        if self.dirty and log._config.fsync == "interval":
+            due = self.last_fsync + log._config.fsync_interval_s
+        if log._recovery_point != log._checkpointed_rp:
+            at = log._last_checkpoint + CHECKPOINT_EVERY_S
+            due = at if due is None else min(due, at)
+        return due
+
+    def step(self) -> tuple[str, float | None]:
+        """Run one step: one group, one periodic round, the close, or nothing (idle).
+
+        Returns (AGAIN, None) when there may be more to do, (WAIT, deadline or None)
+        when the log is idle until woken or until the monotonic deadline, and
+        (FINISHED, None) once closed. Never blocks waiting for work.
+        """
+        log = self.log
         queue = log._queue
-        interval_policy = cfg.fsync == "interval"
-        interval_s = cfg.fsync_interval_s
-        max_group = cfg.max_group_batches
-        while True:
-            with cond:
-                while True:
-                    if queue:
-                        linger = self.linger_deadline()
-                        if linger is None:
-                            break
-                        left = linger[0] - time.monotonic()
-                        if left <= 0:
-                            break
-                        self.wake_at = linger[1]
-                        cond.wait(left)
-                        self.wake_at = 1
-                        continue
-                    if log._closing:
-                        break
-                    timeout = None
-                    if self.dirty and interval_policy:
-                        timeout = self.last_fsync + interval_s - time.monotonic()
-                        if timeout <= 0:
-                            break
-                    cond.wait(timeout)
-                if not queue and log._closing:
-                    return
+        max_group = log._config.max_group_batches
+        # None: the log is closing with nothing queued.
+        group: list[Item] | None
+        with log._cond:
+            self.wake_at = 1
+            if not queue:
+                if log._closing:
+                    group = None
+                else:
+                    due = self.next_deadline()
+                    if due is None or due > time.monotonic():
+                        self.idle = True
+                        return WAIT, due
+                    group = []
+            else:
+                linger = self.linger_deadline()
+                if linger is not None and time.monotonic() < linger[0]:
+                    self.wake_at = linger[1]
+                    self.idle = True
+                    return WAIT, linger[0]
                 group = []
                 appends = 0
                 while queue:
@@ -196,14 +250,42 @@ class Writer:
                 # What stays behind arrived while the writer was busy: no reason to wait for it.
                 self.backlog = bool(queue)
                 self.oldest = None
+        if group is None:
+            self.finish()
+            return FINISHED, None
+        if group:
             try:
                 self.write_group(group)
             except OSError as exc:
                 self.go_offline(exc, group)
-                return
             except BaseException as exc:  # a bug must not leave appenders blocked forever
                 self.go_offline(exc, group)
                 raise
+        self.periodic()
+        return AGAIN, None
+
+    def periodic(self) -> None:
+        """Interval fsync and checkpoint, when due; a failure takes the log offline."""
+        log = self.log
+        if log._offline is not None:
+            return
+        try:
+            if self.dirty and log._config.fsync == "interval":
+                if time.monotonic() - self.last_fsync >= log._config.fsync_interval_s:
+                    active = log._segments[-1]
+                    with active.files.use(active.log_path, SYNC) as fd:
+                        self.sync(fd)
+                    self.dirty = False
+                    self.last_fsync = time.monotonic()
+                    with log._lock:
+                        log._recovery_point = self.next_offset
+            if (
+                log._recovery_point != log._checkpointed_rp
+                and time.monotonic() - log._last_checkpoint >= CHECKPOINT_EVERY_S
+            ):
+                log._write_checkpoint()
+        except OSError as exc:
+            self.go_offline(exc, [])
 
     # -- I/O -------------------------------------------------------------------
 
@@ -245,23 +327,33 @@ class Writer:
 
     def _flush_segment(self, seg: Segment, iov: list, idx: bytearray, tidx: bytearray) -> None:
         if iov:
-            self._writev(seg.fd, iov)
+            files = seg.files
+            with files.use(seg.log_path, WRITE) as fd:
+                self._writev(fd, iov)
             if idx:
-                os.write(seg.index_fd, idx)
+                with files.use(seg.index_path, APPEND) as fd:
+                    _write_all(fd, idx)
             if tidx:
-                os.write(seg.timeindex_fd, tidx)
+                with files.use(seg.timeindex_path, APPEND) as fd:
+                    _write_all(fd, tidx)
             self.dirty = True
+
+    def _sync_indexes(self, seg: Segment) -> None:
+        for path in (seg.index_path, seg.timeindex_path):
+            with seg.files.use(path, SYNC) as fd:
+                os.fsync(fd)
 
     def _roll(self, old: Segment, base: int) -> Segment:
         log = self.log
         durable = log._config.fsync != "never"
         if durable and self.dirty:
-            self.sync(old.fd)
+            with old.files.use(old.log_path, SYNC) as fd:
+                self.sync(fd)
             self.dirty = False
-        old.close_index_writers(fsync=durable)
-        seg = Segment(log._directory, base)
-        seg.open_log(create=True)
-        seg.open_index_writers()
+        if durable:
+            self._sync_indexes(old)
+        seg = Segment(log._directory, base, old.files)
+        seg.create_files(truncate=True)
         seg.next_offset = base
         if durable:
             fsync_dir(log._directory)
@@ -339,7 +431,8 @@ class Writer:
             or flushes
             or (cfg.fsync == "interval" and time.monotonic() - self.last_fsync >= cfg.fsync_interval_s)
         ):
-            self.sync(seg.fd)
+            with seg.files.use(seg.log_path, SYNC) as fd:
+                self.sync(fd)
             self.dirty = False
             self.last_fsync = time.monotonic()
             synced = True
@@ -368,10 +461,17 @@ class Writer:
             log._seconds_per_append = (
                 per if not log._seconds_per_append else 0.8 * log._seconds_per_append + 0.2 * per
             )
-        for item in group:
-            item.complete()
+        self.complete(group)
         if synced and time.monotonic() - log._last_checkpoint >= CHECKPOINT_EVERY_S:
             log._write_checkpoint()
+
+    def complete(self, items: list[Item]) -> None:
+        """Deliver outcomes: wake waiters, hand callbacks to the pool's notifier thread."""
+        callbacks: list = []
+        for item in items:
+            item.complete(callbacks)
+        if callbacks:
+            self.pool.notify(callbacks)
 
     def go_offline(self, exc: BaseException, group: list[Item]) -> None:
         """Take the log offline after ``exc``: fail this group and everything still queued."""
@@ -387,20 +487,51 @@ class Writer:
         for item in group + pending:
             item.result = None
             item.exc = error.offline(message, exc)
-            item.complete()
+        self.complete(group + pending)
+
+    def abandon(self, exc: BaseException) -> None:
+        """After a bug in a step: the log goes offline, everything queued fails, a waiting close returns."""
+        log = self.log
+        if log._offline is None:
+            self.go_offline(exc, [])
+        with log._cond:
+            log._closing = True
+        self.close_error = error.offline(log._offline or "log is offline", exc)
+        log._pool.files.forget_dir(log._directory)
 
     # -- close -----------------------------------------------------------------
 
     def finish(self) -> None:
-        """After the thread ended on close: fsync, checkpoint, clean-shutdown marker.
+        """The close, as the writer's last step: fsync, checkpoint, clean-shutdown marker.
 
-        Runs on the closing thread; raises OSError when any step fails.
+        An offline log gets none of them (nothing is retried on its files). A failure
+        takes the log offline and is kept in ``close_error`` for ``close()`` to raise.
+        Afterwards the log holds no descriptor.
         """
         log = self.log
-        active = log._segments[-1]
-        self.sync(active.fd)
-        active.close_index_writers(fsync=True)
-        log._recovery_point = log._hw
-        log._write_checkpoint()
-        write_clean_shutdown_marker(log._directory)
-        fsync_dir(log._directory)
+        try:
+            if log._offline is None:
+                active = log._segments[-1]
+                with active.files.use(active.log_path, SYNC) as fd:
+                    self.sync(fd)
+                self._sync_indexes(active)
+                log._recovery_point = log._hw
+                log._write_checkpoint()
+                write_clean_shutdown_marker(log._directory)
+                fsync_dir(log._directory)
+        except OSError as exc:
+            message = f"{log._directory}: close failed: {exc!r}"
+            with log._cond:
+                log._offline = message
+            logger.error(message)
+            failure = error.StorageError(message)
+            failure.__cause__ = exc
+            self.close_error = failure
+        finally:
+            log._pool.files.forget_dir(log._directory)
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
