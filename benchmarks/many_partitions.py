@@ -79,7 +79,8 @@ class Sampler:
     def _sample(self) -> None:
         try:
             threads, fds, rss, hwm = _proc_figures(self.pid)
-        except (FileNotFoundError, ProcessLookupError):
+        except (FileNotFoundError, ProcessLookupError, KeyError):
+            # Gone, or a zombie (its status has no memory lines any more).
             return
         with self._lock:
             p = self.peak
