@@ -36,13 +36,16 @@ from streamcore.broker.topic_configs import (
     CONFIG_SOURCE_DEFAULT,
     CONFIG_SOURCE_STATIC_BROKER,
     CONFIG_SOURCE_TOPIC,
+    DESCRIBED_CONFIG_NAMES,
     TOPIC_CONFIG_NAMES,
     TOPIC_CONFIGS,
     ConfigEntry,
+    ConfigSynonym,
     TopicConfig,
     TopicError,
     check_topic_configs,
     incremental_change,
+    unknown_config,
 )
 from streamcore.errors import ErrorCode, LogOfflineError, StreamcoreError
 from streamcore.storage.log_manager import LogManager
@@ -129,6 +132,7 @@ class TopicManager:
         self._lock = threading.RLock()
         self._topics: dict[str, TopicInfo] = {}
         self._by_id: dict[uuid.UUID, str] = {}
+        self._config_cache: dict[str, TopicConfig] = {}
         self._closed = False
         #: The partition logs (opening, retention, removal, closing).
         self.logs = LogManager(self.data_dir, log_factory=log_factory, on_damage=config.storage.on_damage)
@@ -194,6 +198,7 @@ class TopicManager:
             ) from exc
         self._topics = topics
         self._by_id = {info.topic_id: name for name, info in topics.items()}
+        self._config_cache = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -214,37 +219,71 @@ class TopicManager:
             )
 
     def topic_config(self, name: str) -> TopicConfig:
-        """Effective settings of a topic (raises TopicError UNKNOWN_TOPIC_OR_PARTITION)."""
-        info = self._require(name)
-        return TopicConfig(**{d.field: self._effective(info, key)[0] for key, d in TOPIC_CONFIGS.items()})
+        """Effective settings of a topic (raises TopicError UNKNOWN_TOPIC_OR_PARTITION).
 
-    def _effective(self, info: TopicInfo, key: str) -> tuple[Any, int]:
+        Cached per catalogue version: the produce path asks for it on every batch.
+        """
+        # The cache is read before the catalogue: a commit in between replaces the whole
+        # dict (after the catalogue), so a stale entry only lands in a discarded one.
+        cache = self._config_cache
+        cached = cache.get(name)
+        if cached is not None:
+            return cached
+        info = self._require(name)
+        cfg = TopicConfig(
+            **{d.field: self._effective(info, key)[0] for key, d in TOPIC_CONFIGS.items() if d.field}
+        )
+        cache[name] = cfg
+        return cfg
+
+    def _inherited(self, key: str) -> tuple[Any, str | None, int]:
+        # What a topic without an override gets: (parsed value, text, ConfigSource code).
         definition = TOPIC_CONFIGS[key]
-        if key in info.configs:
-            return definition.parse(info.configs[key]), CONFIG_SOURCE_TOPIC
         setting = definition.broker_setting
         if setting is None:
-            assert definition.default is not None
-            return definition.parse(definition.default), CONFIG_SOURCE_DEFAULT
+            if definition.default is None:
+                return None, None, CONFIG_SOURCE_DEFAULT
+            return definition.parse(definition.default), definition.default, CONFIG_SOURCE_DEFAULT
         value = self.config.get(setting)
         source = (
             CONFIG_SOURCE_DEFAULT if self.config.source(setting) == "default" else CONFIG_SOURCE_STATIC_BROKER
         )
-        return value, source
+        return value, str(value), source
+
+    def _effective(self, info: TopicInfo, key: str) -> tuple[Any, str | None, int]:
+        """(parsed value, value as text, ConfigSource code) of config ``key`` on topic ``info``."""
+        if key in info.configs:
+            text = info.configs[key]
+            return TOPIC_CONFIGS[key].parse(text), text, CONFIG_SOURCE_TOPIC
+        return self._inherited(key)
 
     def describe_configs(self, name: str, keys: list[str] | None = None) -> dict[str, ConfigEntry]:
         """DescribeConfigs for a topic: config name -> ConfigEntry; ``keys`` narrows the answer.
 
-        Unknown keys are left out (Kafka does the same). Raises TopicError
-        UNKNOWN_TOPIC_OR_PARTITION for an unknown topic.
+        Every public Kafka topic config is listed, sorted by name, with its synonyms as
+        Kafka reports them: the topic's override (DYNAMIC_TOPIC_CONFIG), then the
+        broker-wide value under Kafka's server property name (STATIC_BROKER_CONFIG when
+        set in streamcore's settings, else DEFAULT_CONFIG). Unknown keys are left out
+        (Kafka does the same). Raises TopicError UNKNOWN_TOPIC_OR_PARTITION for an
+        unknown topic.
         """
         info = self._require(name)
         out: dict[str, ConfigEntry] = {}
-        for key in TOPIC_CONFIGS:
+        for key in DESCRIBED_CONFIG_NAMES:
             if keys is not None and key not in keys:
                 continue
-            value, source = self._effective(info, key)
-            out[key] = ConfigEntry(str(value), source == CONFIG_SOURCE_DEFAULT, False, source)
+            definition = TOPIC_CONFIGS[key]
+            _, text, source = self._effective(info, key)
+            synonyms: list[ConfigSynonym] = []
+            if source == CONFIG_SOURCE_TOPIC:
+                synonyms.append(ConfigSynonym(key, text or "", source))
+            if definition.synonym is not None:
+                _, inherited, inherited_source = self._inherited(key)
+                if inherited_source != CONFIG_SOURCE_DEFAULT or definition.default_synonym:
+                    synonyms.append(ConfigSynonym(definition.synonym, inherited or "", inherited_source))
+            out[key] = ConfigEntry(
+                text or "", source == CONFIG_SOURCE_DEFAULT, False, source, tuple(synonyms)
+            )
         return out
 
     def _require(self, name: str) -> TopicInfo:
@@ -271,6 +310,10 @@ class TopicManager:
         ``validate_only`` checks everything and creates nothing.
         """
         validate_topic_name(name)
+        # Kafka answers TOPIC_ALREADY_EXISTS before looking at counts or configs (Connect
+        # re-creates its topics with configs at every start and relies on it).
+        if name in self._topics:
+            raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"topic {name!r} already exists")
         if replication_factor not in (-1, 1):
             raise TopicError(
                 ErrorCode.INVALID_REPLICATION_FACTOR,
@@ -400,10 +443,10 @@ class TopicManager:
         when a partition log is next opened. Raises TopicError INVALID_CONFIG /
         UNKNOWN_TOPIC_OR_PARTITION.
         """
-        clean = check_topic_configs(set_configs)
+        clean = check_topic_configs(set_configs, null_code=ErrorCode.INVALID_REQUEST)
         for key in delete_keys:
             if key not in TOPIC_CONFIGS:
-                raise TopicError(ErrorCode.INVALID_CONFIG, f"unknown topic config {key!r}")
+                raise unknown_config(key)
         with self._lock:
             self._check_open()
             info = self._require(name)
@@ -430,11 +473,8 @@ class TopicManager:
         UNKNOWN_TOPIC_OR_PARTITION.
         """
         names = [key for key, _, _ in changes]
-        duplicates = sorted({key for key in names if names.count(key) > 1})
-        if duplicates:
-            raise TopicError(
-                ErrorCode.INVALID_REQUEST, f"configs named more than once: {', '.join(duplicates)}"
-            )
+        if len(set(names)) != len(names):
+            raise TopicError(ErrorCode.INVALID_REQUEST, "Error due to duplicate config keys")
         with self._lock:
             self._check_open()
             info = self._require(name)
@@ -442,13 +482,15 @@ class TopicManager:
             for key, op, value in changes:
                 current = configs[key] if key in configs else None
                 if current is None and key in TOPIC_CONFIGS:
-                    current = str(self._effective(info, key)[0])
+                    current = self._effective(info, key)[1]
                 changed = incremental_change(key, op, value, current or "")
                 if changed is None:
                     configs.pop(key, None)
                 else:
                     configs[key] = changed
-            return self._replace_configs(info, check_topic_configs(configs), validate_only)
+            return self._replace_configs(
+                info, check_topic_configs(configs, null_code=ErrorCode.INVALID_REQUEST), validate_only
+            )
 
     def _replace_configs(self, info: TopicInfo, configs: dict[str, str], validate_only: bool) -> TopicInfo:
         # Caller holds the lock and has validated ``configs``.
@@ -456,11 +498,9 @@ class TopicManager:
         if validate_only:
             return altered
         self._commit({**self._topics, info.name: altered})
-        cfg = self.topic_config(info.name)
+        retention_ms, retention_bytes = self.topic_config(info.name).retention_limits
         self.logs.set_retention(
-            [(info.name, p) for p in range(altered.partitions)],
-            None if cfg.retention_ms < 0 else cfg.retention_ms,
-            None if cfg.retention_bytes < 0 else cfg.retention_bytes,
+            [(info.name, p) for p in range(altered.partitions)], retention_ms, retention_bytes
         )
         return altered
 
@@ -516,6 +556,7 @@ class TopicManager:
 
     def _open_log(self, name: str, partition: int) -> Any:
         cfg = self.topic_config(name)
+        retention_ms, retention_bytes = cfg.retention_limits
         storage = self.config.storage
         try:
             return self.logs.open(
@@ -525,10 +566,11 @@ class TopicManager:
                 fsync=storage.fsync,
                 fsync_interval_ms=storage.fsync_interval_ms,
                 profile=storage.profile,
-                segment_bytes=cfg.segment_bytes,
+                segment_bytes=cfg.effective_segment_bytes,
                 segment_ms=cfg.segment_ms,
-                retention_ms=None if cfg.retention_ms < 0 else cfg.retention_ms,
-                retention_bytes=None if cfg.retention_bytes < 0 else cfg.retention_bytes,
+                # Only a policy with delete lets time and size retention remove segments.
+                retention_ms=retention_ms,
+                retention_bytes=retention_bytes,
                 # The broker's lock on the whole data directory covers its logs.
                 lock=False,
             )

@@ -1,7 +1,10 @@
 """DescribeConfigs (32): topic configs (and the broker's, read-only).
 
-Advertised v1-v4 (the spec's floor). v1 adds synonyms; v3 config types and
-documentation; v4 is flexible. Resource type 2 is a topic, 4 a broker.
+Advertised v1-v4 (the spec's floor). v1 adds synonyms (sent when the request asks
+for them, as Kafka does); v3 config types and documentation; v4 is flexible.
+Resource type 2 is a topic, 4 a broker. A topic lists every public Kafka topic
+config from ``broker.topic_configs``, with Kafka's ConfigType (cleanup.policy is a
+LIST) and its synonyms.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from streamcore.protocol.messages import (
     DescribeConfigsResponse,
     DescribeConfigsResponse_DescribeConfigsResourceResult,
     DescribeConfigsResponse_DescribeConfigsResult,
+    DescribeConfigsResponse_DescribeConfigsSynonym,
 )
 
 if TYPE_CHECKING:
@@ -54,6 +58,14 @@ def handle(
                     is_default=e.is_default,
                     config_type=int(TOPIC_CONFIGS[name].config_type),
                     documentation=None,
+                    synonyms=[
+                        DescribeConfigsResponse_DescribeConfigsSynonym(
+                            name=s.name, value=s.value, source=s.source
+                        )
+                        for s in e.synonyms
+                    ]
+                    if request.include_synonyms
+                    else [],
                 )
                 for name, e in entries.items()
             ]

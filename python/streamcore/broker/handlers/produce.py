@@ -7,7 +7,10 @@ v9 is flexible; v13 would switch to topic ids.
 
 Per partition: size check (MESSAGE_TOO_LARGE), magic check, full validation by the
 record-batch codec (lengths, CRC32C, record count, varints, decompression within the
-cap → CORRUPT_MESSAGE), idempotent-producer sequence check (a duplicate gets its
+cap → CORRUPT_MESSAGE), the topic's config rules (the topic's max.message.bytes first, then
+``broker.record_policy``: keys on compacted topics → INVALID_RECORD, timestamp range →
+INVALID_TIMESTAMP, each with per-record errors from v8; LogAppendTime stamping, whose
+time the response carries), idempotent-producer sequence check (a duplicate gets its
 original offsets; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER), then the WAL append.
 acks=0 gets no response but the appends still happen in order; acks=1 and acks=-1
 answer after the append, which under fsync=always means after the fsync covering it
@@ -21,6 +24,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from streamcore.broker.record_policy import PolicyRefusal, apply_record_policy
 from streamcore.broker.topics import TopicError
 from streamcore.codec import validate_batch
 from streamcore.codec.batch_header import CONTROL_FLAG, MAGIC, MAGIC_AT, TRANSACTIONAL_FLAG
@@ -28,6 +32,7 @@ from streamcore.errors import BackpressureError, CorruptRecordError, ErrorCode, 
 from streamcore.protocol.messages import (
     ProduceRequest,
     ProduceResponse,
+    ProduceResponse_BatchIndexAndErrorMessage,
     ProduceResponse_PartitionProduceResponse,
     ProduceResponse_TopicProduceResponse,
 )
@@ -64,9 +69,9 @@ async def _produce(
     started = time.perf_counter()
     throttle_ms = 0
     topics_out = []
-    # (response, append future, log, topic, batch bytes, batch records)
+    # (response, append future, log, topic, batch bytes, batch records, log append time or -1)
     pending: list[
-        tuple[ProduceResponse_PartitionProduceResponse, asyncio.Future[AppendResult], Log, str, int, int]
+        tuple[ProduceResponse_PartitionProduceResponse, asyncio.Future[AppendResult], Log, str, int, int, int]
     ] = []
     for topic_data in request.topic_data:
         name = topic_data.name
@@ -91,10 +96,19 @@ async def _produce(
                 resp.error_code, resp.error_message = exc.error_code, exc.message
                 continue
             try:
-                fut, records = _start_append(state, name, pdata.index, log, pdata.records, request)
+                fut, records, append_time = _start_append(
+                    state, name, pdata.index, log, pdata.records, request
+                )
             except _Refused as exc:
                 resp.error_code = exc.code
                 resp.error_message = exc.message
+                continue
+            except PolicyRefusal as exc:
+                resp.error_code, resp.error_message = exc.code, exc.message
+                resp.record_errors = [
+                    ProduceResponse_BatchIndexAndErrorMessage(batch_index=i, batch_index_error_message=m)
+                    for i, m in exc.record_errors
+                ]
                 continue
             except BaseException as exc:
                 code, message = _failure(state, exc)
@@ -103,10 +117,10 @@ async def _produce(
                 resp.error_code, resp.error_message = code, message
                 throttle_ms = max(throttle_ms, getattr(exc, "throttle_time_ms", 0))
                 continue
-            pending.append((resp, fut, log, name, len(pdata.records), records))
+            pending.append((resp, fut, log, name, len(pdata.records), records, append_time))
         topics_out.append(ProduceResponse_TopicProduceResponse(name=name, partition_responses=parts_out))
 
-    for resp, fut, log, name, nbytes, records in pending:
+    for resp, fut, log, name, nbytes, records, append_time in pending:
         try:
             result = await fut
         except BaseException as exc:
@@ -117,8 +131,8 @@ async def _produce(
             throttle_ms = max(throttle_ms, getattr(exc, "throttle_time_ms", 0))
         else:
             resp.base_offset = result.base_offset
-            # Topics use CreateTime: Kafka answers -1 here for them.
-            resp.log_append_time_ms = -1
+            # -1 under CreateTime, as Kafka answers.
+            resp.log_append_time_ms = append_time
             resp.log_start_offset = log.log_start_offset
             state.metrics.produced(name, nbytes, records)
     for t in topics_out:
@@ -152,17 +166,26 @@ def _failure(state: BrokerState, exc: BaseException) -> tuple[int, str]:
 
 def _start_append(
     state: BrokerState, topic: str, partition: int, log: Log, records: Any, request: ProduceRequest
-) -> tuple[asyncio.Future[AppendResult], int]:
+) -> tuple[asyncio.Future[AppendResult], int, int]:
     """Check and validate one partition's batch and queue its append; returns the append's
-    future and the batch's record count.
+    future, the batch's record count and its log append time (ms; -1 under CreateTime).
 
-    Raises _Refused for a batch that must not be appended, or what the appender raises.
+    Raises _Refused or PolicyRefusal for a batch that must not be appended, or what the
+    appender raises.
     """
     if records is None or len(records) == 0:
         raise _Refused(_CORRUPT, "no record batch")
+    try:
+        cfg = state.topics.topic_config(topic)
+    except TopicError as exc:  # deleted since the partition was looked up
+        raise _Refused(exc.error_code, exc.message) from None
     size = len(records)
-    if size > state.config.limits.max_message_bytes:
-        raise _Refused(_TOO_LARGE, f"batch of {size} bytes exceeds max_message_bytes")
+    # The topic's max.message.bytes (limits.max_message_bytes unless overridden), as in Kafka.
+    if size > cfg.max_message_bytes:
+        raise _Refused(
+            _TOO_LARGE,
+            f"batch of {size} bytes exceeds the topic's max.message.bytes ({cfg.max_message_bytes})",
+        )
     if size <= MAGIC_AT:
         raise _Refused(_CORRUPT, f"record data of {size} bytes is shorter than a batch header")
     # Only the magic byte is read here, to tell an old message format from corruption;
@@ -177,6 +200,8 @@ def _start_append(
     if request.transactional_id is not None or info.attributes & _TXN_OR_CONTROL:
         # Transactional or control batches would need the transaction protocol.
         raise _Refused(_TXN_UNSUPPORTED, "streamcore does not support transactions")
+    accepted = apply_record_policy(cfg, topic, partition, records, info)
     # The WAL copies the batch when the append is queued, so the request frame's
     # memoryview is handed over as it is (one copy, not two).
-    return state.appender.append(topic, partition, log, records, info), info.record_count
+    fut = state.appender.append(topic, partition, log, accepted.records, accepted.info)
+    return fut, info.record_count, accepted.log_append_time_ms
