@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import APACHE_KAFKA, BrokerUnderTest, brokers
+from .conftest import APACHE_KAFKA, STREAMCORE, BrokerUnderTest, brokers
 from .harness import Proc, create_topic, free_port, java, offsets, topic_config, wait_until
 
 pytestmark = pytest.mark.ecosystem
@@ -135,7 +135,7 @@ def wait_for_copy(worker: Worker, output: Path, expected: list[str]) -> None:
     )
 
 
-@brokers(APACHE_KAFKA)
+@brokers(APACHE_KAFKA, STREAMCORE)
 def test_connect_file_source_to_sink_copies_exactly_and_resumes_after_restart(
     ecosystem_broker: BrokerUnderTest, ecosystem_classpath: str, tmp_path: Path
 ) -> None:

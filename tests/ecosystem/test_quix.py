@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import APACHE_KAFKA, BrokerUnderTest, brokers
+from .conftest import APACHE_KAFKA, STREAMCORE, BrokerUnderTest, brokers
 from .harness import (
     ECOSYSTEM,
     Proc,
@@ -74,7 +74,7 @@ def wait_for_counts(proc: Proc, bootstrap: str, output: str, expected: dict[byte
     wait_until(current, COUNT_TIMEOUT_S, lambda: f"the expected counts in {output}\n{proc.tail()}")
 
 
-@brokers(APACHE_KAFKA)
+@brokers(APACHE_KAFKA, STREAMCORE)
 def test_quix_count_per_key_exact_across_a_restart_that_recovers_state_from_its_changelog(
     ecosystem_broker: BrokerUnderTest, quix_interpreter: str, tmp_path: Path
 ) -> None:

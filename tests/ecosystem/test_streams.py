@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import APACHE_KAFKA, BrokerUnderTest, brokers
+from .conftest import APACHE_KAFKA, STREAMCORE, BrokerUnderTest, brokers
 from .harness import Proc, create_topic, java, latest_per_key, offsets, produce, topic_config, wait_until
 
 pytestmark = pytest.mark.ecosystem
@@ -76,7 +76,7 @@ def wait_for_counts(proc: Proc, log: Path, bootstrap: str, output: str, expected
     wait_until(counts, COUNT_TIMEOUT_S, lambda: f"the expected word counts in {output}\n{proc.tail(log)}")
 
 
-@brokers(APACHE_KAFKA)
+@brokers(APACHE_KAFKA, STREAMCORE)
 def test_streams_word_count_exact_across_a_restart_that_restores_the_store_from_its_changelog(
     ecosystem_broker: BrokerUnderTest, ecosystem_classpath: str, tmp_path: Path
 ) -> None:

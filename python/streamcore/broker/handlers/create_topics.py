@@ -5,6 +5,11 @@ Advertised v2-v7 (the spec's floor). v4 lets num_partitions / replication_factor
 Replication factors other than 1 (or -1) are refused with INVALID_REPLICATION_FACTOR
 and a message saying why: this is one broker. Manual replica assignments are refused
 the same way unless they name only this broker.
+
+A topic that exists is TOPIC_ALREADY_EXISTS before its counts or configs are looked at,
+as in Kafka (Kafka Connect re-creates its topics, with configs, at every start). Configs
+are checked against every topic config Kafka defines (``broker.topic_configs``); v5+
+answers with all of them, sorted by name, with their sources.
 """
 
 from __future__ import annotations
