@@ -9,6 +9,7 @@ server, on whichever metrics cells (native or reference) this pass loaded.
 from __future__ import annotations
 
 import http.client
+import json
 import os
 import re
 import selectors
@@ -313,3 +314,19 @@ def test_counter_and_gauge_names_follow_the_total_rule():
     labelled.labels('q"uote').inc(1)
     [family] = list(text_string_to_metric_families(r.render()))
     assert {s.labels["topic"]: s.value for s in family.samples} == {"a": 5.0, 'q"uote': 1.0}
+
+
+def test_the_grafana_dashboard_uses_only_names_the_broker_exposes(broker_process):
+    dashboard = json.loads(
+        (Path(__file__).resolve().parents[2] / "docs" / "grafana-dashboard.json").read_text()
+    )
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    exprs += [v["definition"] for v in dashboard["templating"]["list"] if "definition" in v]
+    used = {name for e in exprs for name in re.findall(r"\b(?:streamcore|process)_[a-z_]+", e)}
+    _, port = broker_process
+    text = _scrape(port).text
+    # Every family has a TYPE line, even before its first sample (a fresh broker has no topics).
+    types = dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M))
+    exposed = set(types) | {f"{name}_bucket" for name, kind in types.items() if kind == "histogram"}
+    assert used, "no metric names found in the dashboard"
+    assert used <= exposed, sorted(used - exposed)
