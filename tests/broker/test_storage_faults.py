@@ -23,6 +23,7 @@ import pytest
 from streamcore.broker.embedded import Broker
 from streamcore.codec.batch_header import LOG_OVERHEAD, parse_header
 from streamcore.errors import ErrorCode, StorageError
+from streamcore.protocol import messages as m
 
 from .wire_client import (
     WireClient,
@@ -179,6 +180,16 @@ def test_a_damaged_partition_starts_offline_and_recover_repairs_it(tmp_path, cap
             assert produce(c, "t", 1, batch([b"no"])).error_code == STORAGE
             assert [v for _, _, v in records_of(_fetch(c, "t", 0, 0).records)] == [b"v0", b"v1", b"v2"]
             assert produce(c, "t", 0, batch([b"v3"])).error_code == 0
+            # Metadata says which replica is offline; DescribeLogDirs lists only online partitions.
+            meta = c.request(m.MetadataRequest(topics=[m.MetadataRequest_MetadataRequestTopic(name="t")]), 9)
+            parts = {p.partition_index: p for p in meta.topics[0].partitions}
+            assert parts[1].error_code == STORAGE and parts[1].offline_replicas == [parts[1].leader_id]
+            assert parts[0].error_code == 0 and parts[0].offline_replicas == []
+            dirs = c.request(m.DescribeLogDirsRequest(topics=None), 1)
+            listed = {
+                (t.name, p.partition_index) for r in dirs.results for t in r.topics for p in t.partitions
+            }
+            assert ("t", 0) in listed and ("t", 1) not in listed
     damaged = [r.getMessage() for r in caplog.records if "its data is damaged" in r.getMessage()]
     assert len(damaged) == 1
     assert str(data_dir / "t-1") in damaged[0] and "streamcore log recover --truncate" in damaged[0]

@@ -42,12 +42,15 @@ def handle(
             if t.topic in every:
                 wanted[t.topic] = sorted({p for p in t.partitions if 0 <= p < every[t.topic]})
     topics_out = []
+    # An offline partition is in no online log directory, so Kafka lists it nowhere.
+    offline = set(state.topics.logs.offline_partitions())
     for name, partitions in sorted(wanted.items()):
         parts = [
             DescribeLogDirsResponse_DescribeLogDirsPartition(
                 partition_index=p, partition_size=state.topics.log(name, p).size_bytes, offset_lag=0
             )
             for p in partitions
+            if (name, p) not in offline
         ]
         if parts:
             topics_out.append(DescribeLogDirsResponse_DescribeLogDirsTopic(name=name, partitions=parts))

@@ -34,9 +34,12 @@ REQUEST = MetadataRequest
 
 _ZERO_UUID = bytes(16)
 _UNKNOWN_TOPIC_ID = ErrorCode.UNKNOWN_TOPIC_ID.code
+_STORAGE_ERROR = ErrorCode.KAFKA_STORAGE_ERROR.code
 
 
-def _topic_entry(state: BrokerState, info: TopicInfo) -> MetadataResponse_MetadataResponseTopic:
+def _topic_entry(
+    state: BrokerState, info: TopicInfo, offline: set[tuple[str, int]]
+) -> MetadataResponse_MetadataResponseTopic:
     node = state.node_id
     return MetadataResponse_MetadataResponseTopic(
         error_code=0,
@@ -44,14 +47,17 @@ def _topic_entry(state: BrokerState, info: TopicInfo) -> MetadataResponse_Metada
         topic_id=info.topic_id.bytes,
         is_internal=info.internal,
         partitions=[
+            # An offline partition (storage fault, damage) says so as Kafka does: its one
+            # replica is offline and the error is retriable, so clients back off and retry
+            # until the log manager brings it back.
             MetadataResponse_MetadataResponsePartition(
-                error_code=0,
+                error_code=_STORAGE_ERROR if (info.name, p) in offline else 0,
                 partition_index=p,
                 leader_id=node,
                 leader_epoch=0,
                 replica_nodes=[node],
-                isr_nodes=[node],
-                offline_replicas=[],
+                isr_nodes=[] if (info.name, p) in offline else [node],
+                offline_replicas=[node] if (info.name, p) in offline else [],
             )
             for p in range(info.partitions)
         ],
@@ -62,8 +68,9 @@ def handle(state: BrokerState, ctx: RequestContext, request: MetadataRequest) ->
     version = ctx.api_version
     topics_mgr = state.topics
     wanted = request.topics
+    offline = set(topics_mgr.logs.offline_partitions())
     if wanted is None or (version == 0 and not wanted):
-        topics = [_topic_entry(state, info) for info in topics_mgr.list_topics()]
+        topics = [_topic_entry(state, info, offline) for info in topics_mgr.list_topics()]
     else:
         allow_create = request.allow_auto_topic_creation if version >= 4 else True
         topics = []
@@ -79,7 +86,7 @@ def handle(state: BrokerState, ctx: RequestContext, request: MetadataRequest) ->
                     )
                     state.metrics.error(_UNKNOWN_TOPIC_ID)
                     continue
-                topics.append(_topic_entry(state, info))
+                topics.append(_topic_entry(state, info, offline))
                 continue
             try:
                 info = topics_mgr.ensure_topic(name) if allow_create else topics_mgr.get(name)
@@ -89,7 +96,7 @@ def handle(state: BrokerState, ctx: RequestContext, request: MetadataRequest) ->
                 state.metrics.error(exc.error_code)
                 topics.append(MetadataResponse_MetadataResponseTopic(error_code=exc.error_code, name=name))
                 continue
-            topics.append(_topic_entry(state, info))
+            topics.append(_topic_entry(state, info, offline))
     return MetadataResponse(
         brokers=[
             MetadataResponse_MetadataResponseBroker(
