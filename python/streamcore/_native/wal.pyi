@@ -20,6 +20,7 @@ class WalPool:
     def stats(self) -> dict[str, int]: ...
 
 def _shutdown_all_pools() -> None: ...
+
 @final
 class WalLog:
     """Segment files of v2 batches with sparse indexes, a writer thread and an fsync policy.
