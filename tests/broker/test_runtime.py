@@ -137,7 +137,7 @@ def test_the_runtime_runs_segment_retention_on_the_configured_interval(tmp_path)
         await runtime.start()
         try:
             topics = runtime.state.topics
-            topics.create_topic("t", 1, configs={"segment.bytes": "1024", "retention.bytes": "1"})
+            topics.create_topic("t", 1, configs={"internal.segment.bytes": "1024", "retention.bytes": "1"})
             plog = topics.log("t", 0)
             for _ in range(8):
                 plog.append(encode_batch([b"x" * 400]))

@@ -173,7 +173,7 @@ def test_cli_broker_metrics_endpoint_counts_requests(
     samples = _check_exposition(text)
     assert samples['streamcore_requests_total{api="Produce"}'] == 3
     assert samples['streamcore_requests_total{api="ApiVersions"}'] >= 1
-    assert samples["streamcore_bytes_in_total"] > 300
+    assert samples['streamcore_produced_bytes_total{topic="metered"}'] > 300
     code, _, err = broker.terminate()
     assert code == 0, err
 
