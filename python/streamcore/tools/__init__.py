@@ -11,13 +11,23 @@ docs/cli.md.
 
 from __future__ import annotations
 
+from typing import Any
+
 from streamcore.tools.consume import add_consume_command
 from streamcore.tools.groups import add_groups_command
-from streamcore.tools.log import register as add_log_command
 from streamcore.tools.produce import add_produce_command
 from streamcore.tools.topics import add_topics_command
 
 __all__ = ["TOOLS"]
+
+
+def add_log_command(subparsers: Any) -> None:
+    """Add ``streamcore log``; imported on use, so ``python -m streamcore.tools.log`` runs it
+    without the package having imported the module first."""
+    from streamcore.tools.log import register
+
+    register(subparsers)
+
 
 #: The client tools' subcommand adders, in help order.
 TOOLS = [add_topics_command, add_produce_command, add_consume_command, add_groups_command, add_log_command]
