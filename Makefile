@@ -50,9 +50,11 @@ PYTEST_ARGS := -q --durations=25 --ignore=tests/distribution
 pytest-native: build interop-tools
 	$(PY) -m pytest $(PYTEST_ARGS) -p no:randomly tests
 
-# The real-tool ecosystem cases (Kafka Connect, Streams, Quix) run once, in the native pass.
+# Real third-party tools and the Apache Kafka control (interop, ecosystem, *apache* cases) run
+# once, in the native pass; the pure-Python pass keeps every unit, property, protocol and
+# live-broker test.
 pytest-reference: build
-	STREAMCORE_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS) -m "not ecosystem" tests
+	STREAMCORE_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS) -m "not ecosystem and not interop" -k "not apache" tests
 
 pytest-dist: build
 	$(PY) -m pytest -q --durations=5 tests/distribution
