@@ -280,3 +280,15 @@ def test_operations_after_close_are_refused(tmp_path):
     with pytest.raises(TopicError) as info:
         tm.create_topic("t")
     assert info.value.error_code == E.KAFKA_STORAGE_ERROR.code
+
+
+def test_topic_creation_and_deletion_are_logged(tmp_path, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="streamcore.broker")
+    with manager(tmp_path) as tm:
+        tm.create_topic("logged", 2)
+        tm.delete_topic("logged")
+    messages = [r.getMessage() for r in caplog.records]
+    assert "created topic logged (2 partitions)" in messages
+    assert "deleted topic logged (2 partitions)" in messages

@@ -343,7 +343,9 @@ class TopicManager:
                     )
             if validate_only:
                 return TopicInfo(name, uuid.UUID(int=0), num_partitions, clean)
-            return self._create_locked(name, num_partitions, clean)
+            created = self._create_locked(name, num_partitions, clean)
+            logger.info("created topic %s (%d partitions)", name, num_partitions)
+            return created
 
     def partition_count(self) -> int:
         """Partitions of every topic together, internal ones included."""
@@ -519,6 +521,7 @@ class TopicManager:
             # The catalogue goes first: if it cannot be written the topic stays whole.
             self._commit({k: v for k, v in self._topics.items() if k != name})
             self.logs.delete([(name, p) for p in range(info.partitions)], info.topic_id.hex)
+            logger.info("deleted topic %s (%d partitions)", name, info.partitions)
             return info
 
     def delete_topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo:
