@@ -154,7 +154,8 @@ def _log_recovery(report: dict[str, Any]) -> None:
     line = describe_recovery(report)
     if line is not None:
         logger.warning(line)
-    elif report and not report.get("clean", True):
+    elif report and not report.get("clean", True) and report.get("old_end_offset", 0) > 0:
+        # (A brand-new, empty log has no marker either; there was nothing to recover.)
         logger.info(
             "recovered %s after an unclean shutdown: %d segment(s) scanned, nothing dropped, "
             "the log ends at offset %d",
