@@ -286,7 +286,9 @@ def test_the_admin_apis_are_advertised_over_kafkas_version_ranges(client: WireCl
 
 def test_incremental_alter_configs_set_and_delete_show_in_describe_configs(client: WireClient) -> None:
     create_topic(client, "ic")
-    assert _incremental(client, "ic", [("retention.ms", SET, "60000"), ("segment.bytes", SET, "2097152")]) == (
+    assert _incremental(
+        client, "ic", [("retention.ms", SET, "60000"), ("segment.bytes", SET, "2097152")]
+    ) == (
         0,
         None,
     )
