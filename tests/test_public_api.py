@@ -122,7 +122,10 @@ def _mypy_reveal(tmp_path: Path, source: str) -> list[str]:
     pytest.importorskip("mypy", reason="mypy is not installed")
     (tmp_path / "snippet.py").write_text(textwrap.dedent(source))
     env = _child_env()
-    env["MYPYPATH"] = _PACKAGE_PARENT
+    # mypy refuses a site-packages directory on MYPYPATH and finds an installed (py.typed)
+    # streamcore by itself; only a source tree has to be pointed at.
+    if not _PACKAGE_PARENT.endswith("site-packages"):
+        env["MYPYPATH"] = _PACKAGE_PARENT
     # cwd is the empty tmp_path so that no project mypy configuration applies, and imports
     # are followed silently: this is about what the facade offers, not the whole package.
     proc = subprocess.run(

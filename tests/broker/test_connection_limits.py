@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 
+import streamcore
 from streamcore.errors import ConfigError
 from streamcore.protocol import messages as m
 
 from .wire_client import WireClient
 
-PYTHON_DIR = str(Path(__file__).resolve().parents[2] / "python")
+# The same streamcore as this test run (installed in CI, the source tree in a checkout).
+PYTHON_DIR = str(Path(streamcore.__file__).resolve().parents[1])
 
 
 def _served(bootstrap: str, timeout_s: float = 10.0) -> bool:

@@ -21,11 +21,13 @@ from pathlib import Path
 
 import pytest
 
+import streamcore
 from streamcore.protocol import messages as m
 
 from .wire_client import WireClient, batch, create_topic, fetch_request, produce, request_frame
 
-PYTHON_DIR = str(Path(__file__).resolve().parents[2] / "python")
+# The same streamcore as this test run (installed in CI, the source tree in a checkout).
+PYTHON_DIR = str(Path(streamcore.__file__).resolve().parents[1])
 MIB = 1024 * 1024
 QUEUED_BYTES = 16 * MIB
 RESPONSE_BUFFER_BYTES = 1 * MIB

@@ -13,15 +13,16 @@ import sys
 
 import pytest
 
+import streamcore
 from storage.batches import make_batch, split_batches
 from storage.crash import set_crash_state
 from streamcore.errors import StorageError
 from streamcore.storage import Log
 from streamcore.storage.dir_lock import DirLock
 
-PYTHON_DIR = os.path.join(
-    os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "python"
-)
+# The subprocess imports the same streamcore as this test run: the installed package in CI
+# (where the native extensions live), the source tree in a development checkout.
+PYTHON_DIR = os.path.dirname(os.path.dirname(os.path.abspath(streamcore.__file__)))
 VALUES = [b"hello", b"\x00\x01\xff"]
 
 
