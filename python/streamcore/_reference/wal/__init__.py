@@ -22,6 +22,7 @@ The package mirrors ``rust/core/src/wal/`` file for file:
 ``index.py``        sparse offset/time indexes and the rule that picks entries
 ``recovery.py``     opening a directory: clean-shutdown fast path, crash recovery
 ``retention.py``    deleting old segments crash-safely
+``swap.py``         swapping cleaned segments in, completing a swap at open
 ``checkpoint.py``   the checkpoint file and the clean-shutdown marker
 ==================  ===============================================================
 
@@ -51,7 +52,7 @@ from streamcore._reference._batch_header import (
     MAGIC_AT,
     PREFIX,
 )
-from streamcore._reference.wal import checkpoint, error, read, retention
+from streamcore._reference.wal import checkpoint, error, read, retention, swap
 from streamcore._reference.wal.completion import AppendTuple, Callback, Item
 from streamcore._reference.wal.config import DEFAULT_MEMORY_BUDGET_BYTES, WalConfig
 from streamcore._reference.wal.files import READ
@@ -160,6 +161,8 @@ class WalLog:
         self._log_start = rec.log_start_offset
         self._recovery_point = rec.high_watermark
         self._recovery_report: dict[str, Any] = dict(rec.report)
+        #: Below this offset compaction may have removed offsets (``compacted-offset``).
+        self._compacted_offset = rec.compacted_offset
         self._lock = threading.Lock()
         self._ckpt_lock = threading.Lock()
         self._retention_lock = threading.Lock()
@@ -306,6 +309,25 @@ class WalLog:
         high watermark raises OffsetOutOfRangeError.
         """
         return retention.delete_records(self, offset)
+
+    # -- compaction ------------------------------------------------------------
+
+    def replace_segments(self, cleaned_path: str, base: int, end: int) -> bool:
+        """Swap a cleaned file in for the closed segments with a base in [``base``, ``end``), crash-safely.
+
+        ``cleaned_path`` is ``<dir>/<base:020>.log.cleaned`` from the cleaner; ``base``
+        must be a segment's base and ``end`` a later segment's base, at most the active
+        one's. Returns False (the file deleted) when those segments are no longer the
+        log's. Raises ValueError on bad arguments, CorruptRecordError when the cleaned
+        file is malformed (it is deleted) and StorageError on I/O failure (the log goes
+        offline). Contract: docs/storage.md, "Swapping cleaned segments into a live log".
+        """
+        return swap.replace_segments(self, cleaned_path, base, end)
+
+    @property
+    def compacted_offset(self) -> int:
+        """Offset below which compaction may have removed offsets (0: never compacted)."""
+        return self._compacted_offset
 
     # -- state ---------------------------------------------------------------
 

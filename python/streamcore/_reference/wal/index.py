@@ -65,7 +65,7 @@ def load_indexes(seg: Segment, limit_offset: int | None) -> bool:
 
     Plausible: whole entries, strictly increasing, positions inside the
     committed ``.log``, offsets below ``limit_offset`` (the next segment's
-    base), and a first entry of each kind for the segment's first batch.
+    base), and a first entry of each kind for the segment's first batch (at byte 0).
     """
     seg.reset_indexes()
     try:
@@ -98,7 +98,8 @@ def load_indexes(seg: Segment, limit_offset: int | None) -> bool:
         seg.t_ts.append(ts)
         seg.t_rel.append(rel)
         prev_ts, prev_rel = ts, rel
-    if not seg.idx_rel or seg.idx_rel[0] != 0 or seg.idx_pos[0] != 0 or not seg.t_rel or seg.t_rel[0] != 0:
+    # The first batch may start above the segment's base once compaction removed offsets.
+    if not seg.idx_rel or seg.idx_pos[0] != 0 or not seg.t_rel or seg.t_rel[0] != seg.idx_rel[0]:
         return False
     return True
 

@@ -39,6 +39,7 @@ from streamcore._reference.crc32c import crc32c
 from streamcore._reference.wal.checkpoint import CLEAN_SHUTDOWN_NAME, read_checkpoint
 from streamcore._reference.wal.files import READ, FileCache
 from streamcore._reference.wal.index import load_indexes, plan_batch, write_index_file
+from streamcore._reference.wal.swap import complete_swaps, read_compacted_offset
 from streamcore._reference.wal.segment import (
     SEGMENT_SUFFIXES,
     Segment,
@@ -62,6 +63,8 @@ class Recovered:
     log_start_offset: int
     high_watermark: int
     report: dict[str, Any] = field(default_factory=dict)
+    #: offsets below it may be missing (removed by compaction); see swap.py
+    compacted_offset: int = 0
 
     @property
     def scanned_segments(self) -> int:
@@ -129,9 +132,13 @@ def _remove_strays(directory: str) -> bool:
     return removed
 
 
-def _scan(seg: Segment, fd: int, expected: int, interval: int) -> tuple[int, int, str | None, bytes, bytes]:
+def _scan(
+    seg: Segment, fd: int, expected: int, interval: int, gaps_below: int = 0
+) -> tuple[int, int, str | None, bytes, bytes]:
     """Validate every batch of ``seg`` (open as ``fd``) from byte 0, rebuilding its index entries on the way.
 
+    A batch must start at ``expected`` (the next offset), or above it when it starts
+    below ``gaps_below`` (the compacted offset: compaction removes offsets).
     Returns (end position of the last good batch, next offset, reason the scan
     stopped early or None, offset index bytes, time index bytes).
     """
@@ -168,7 +175,7 @@ def _scan(seg: Segment, fd: int, expected: int, interval: int) -> tuple[int, int
             if computed != crc:
                 reason = f"CRC32C mismatch (stored {crc:#010x}, computed {computed:#010x})"
                 break
-            if base != expected:
+            if base != expected and not (expected < base < gaps_below):
                 reason = f"baseOffset {base} where {expected} was expected"
                 break
             if last_delta < 0:
@@ -238,6 +245,9 @@ def open_directory(directory: str, interval: int, files: FileCache) -> Recovered
     truncations use descriptors it closes before returning.
     """
     os.makedirs(directory, exist_ok=True)
+    # A committed swap is finished before anything is listed; an uncommitted one
+    # (a .cleaned file) is rolled back with the other strays.
+    swaps = complete_swaps(directory, files)
     dirty_dir = _remove_strays(directory)
     marker = os.path.join(directory, CLEAN_SHUTDOWN_NAME)
     clean = os.path.exists(marker)
@@ -250,6 +260,7 @@ def open_directory(directory: str, interval: int, files: FileCache) -> Recovered
     checkpoint = read_checkpoint(directory)
     log_start, recovery_point = checkpoint if checkpoint is not None else (0, 0)
     bases = list_segment_bases(directory)
+    compacted = read_compacted_offset(directory)
     report = new_report(directory, clean)
 
     if not bases:
@@ -269,7 +280,9 @@ def open_directory(directory: str, interval: int, files: FileCache) -> Recovered
         if trusted is not None:
             segments = trusted
         else:
-            segments = _recover(directory, bases, max(recovery_point, log_start), interval, report, files)
+            segments = _recover(
+                directory, bases, max(recovery_point, log_start), interval, report, files, compacted
+            )
 
     active = segments[-1]
     hw = active.next_offset if active.next_offset is not None else active.base
@@ -280,7 +293,7 @@ def open_directory(directory: str, interval: int, files: FileCache) -> Recovered
     report["old_end_offset"] = max(report["old_end_offset"], hw)
     if report["truncated_bytes"] > 0:
         report["first_dropped_offset"] = hw
-    return Recovered(segments, log_start, hw, report)
+    return Recovered(segments, log_start, hw, report, compacted)
 
 
 def _recover(
@@ -290,6 +303,7 @@ def _recover(
     interval: int,
     report: dict[str, Any],
     files: FileCache,
+    compacted: int,
 ) -> list[Segment]:
     # The segment holding the recovery point: the last one starting at or below it.
     first_scan = 0
@@ -306,10 +320,12 @@ def _recover(
             if not load_indexes(seg, bases[i + 1]):
                 fd = os.open(seg.log_path, os.O_RDONLY)
                 try:
-                    end, nxt, reason, idx, tidx = _scan(seg, fd, base, interval)
+                    end, nxt, reason, idx, tidx = _scan(seg, fd, base, interval, compacted)
                 finally:
                     os.close(fd)
-                if reason is not None or nxt != bases[i + 1]:
+                # Compaction may leave a segment ending before the next one starts.
+                ends_early = nxt < bases[i + 1] <= compacted
+                if reason is not None or (nxt != bases[i + 1] and not ends_early):
                     why = reason or f"segment ends at offset {nxt}, next segment starts at {bases[i + 1]}"
                     raise StorageError(
                         f"{seg.log_path}: corrupt data at byte {end} below the recovery point "
@@ -321,7 +337,7 @@ def _recover(
         stop_at = len(bases)
         for i in range(first_scan, len(bases)):
             base = bases[i]
-            if base != expected:
+            if base != expected and not (expected < base <= compacted):
                 # A gap or overlap between segments ends the log at the previous segment.
                 path = segment_path(directory, base, ".log")
                 if expected < recovery_point:
@@ -339,7 +355,7 @@ def _recover(
             segments.append(seg)
             fd = os.open(seg.log_path, os.O_RDWR)
             try:
-                end, nxt, reason, idx, tidx = _scan(seg, fd, expected, interval)
+                end, nxt, reason, idx, tidx = _scan(seg, fd, expected, interval, compacted)
                 report["scanned_segments"] += 1
                 if reason is not None and nxt < recovery_point:
                     raise StorageError(
@@ -366,6 +382,8 @@ def _recover(
             if reason is not None:
                 stop_at = i + 1
                 break
+            if i + 1 < len(bases) and nxt < bases[i + 1] <= compacted:
+                expected = bases[i + 1]
         if expected < recovery_point:
             raise StorageError(
                 f"{directory}: the log ends at offset {expected}, below the recovery point {recovery_point}: "
