@@ -39,7 +39,6 @@ from streamcore._reference.crc32c import crc32c
 from streamcore._reference.wal.checkpoint import CLEAN_SHUTDOWN_NAME, read_checkpoint
 from streamcore._reference.wal.files import READ, FileCache
 from streamcore._reference.wal.index import load_indexes, plan_batch, write_index_file
-from streamcore._reference.wal.swap import complete_swaps, read_compacted_offset
 from streamcore._reference.wal.segment import (
     SEGMENT_SUFFIXES,
     Segment,
@@ -47,6 +46,7 @@ from streamcore._reference.wal.segment import (
     list_segment_bases,
     segment_path,
 )
+from streamcore._reference.wal.swap import complete_swaps, read_compacted_offset
 from streamcore.errors import StorageError
 
 __all__ = ["Recovered", "new_report", "open_directory"]
@@ -247,7 +247,7 @@ def open_directory(directory: str, interval: int, files: FileCache) -> Recovered
     os.makedirs(directory, exist_ok=True)
     # A committed swap is finished before anything is listed; an uncommitted one
     # (a .cleaned file) is rolled back with the other strays.
-    swaps = complete_swaps(directory, files)
+    complete_swaps(directory, files)
     dirty_dir = _remove_strays(directory)
     marker = os.path.join(directory, CLEAN_SHUTDOWN_NAME)
     clean = os.path.exists(marker)

@@ -136,7 +136,9 @@ def _index_bytes(seg: Segment) -> tuple[bytes, bytes]:
 
 
 def _go_offline(log: WalLog, exc: OSError) -> StorageError:
-    message = f"{log._directory}: storage failure while swapping in a cleaned segment, log is offline: {exc!r}"
+    message = (
+        f"{log._directory}: storage failure while swapping in a cleaned segment, log is offline: {exc!r}"
+    )
     with log._cond:
         if log._offline is None:
             log._offline = message
