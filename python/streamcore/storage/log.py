@@ -467,6 +467,23 @@ class Log:
         """
         return self._wal.delete_records(offset)
 
+    def replace_segments(self, cleaned_path: str | os.PathLike[str], base: int, end: int) -> bool:
+        """Swap a cleaned file in for the closed segments with a base in [``base``, ``end``), crash-safely.
+
+        The cleaner's step (docs/storage.md, "Swapping cleaned segments into a live
+        log"): ``cleaned_path`` is ``<directory>/<base:020>.log.cleaned``; ``end`` is the
+        base of the segment after the last one replaced, at most the active segment's.
+        Returns False (the file deleted) when retention or DeleteRecords removed those
+        segments meanwhile. Raises ValueError on bad arguments, CorruptRecordError for a
+        malformed cleaned file, StorageError on I/O failure (the log goes offline).
+        """
+        return bool(self._wal.replace_segments(os.fspath(cleaned_path), base, end))
+
+    @property
+    def compacted_offset(self) -> int:
+        """Offset below which compaction may have removed offsets (0: never compacted)."""
+        return int(self._wal.compacted_offset)
+
     def close(self) -> None:
         """Drain queued appends, fsync, checkpoint and mark a clean shutdown; idempotent."""
         try:

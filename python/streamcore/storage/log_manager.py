@@ -44,6 +44,7 @@ from streamcore.codec.batch_header import (
     PREFIX_SIZE,
 )
 from streamcore.errors import DataDirLockedError, LogOfflineError, StorageError
+from streamcore.storage.cleaner import CompactionSettings, LogCleaner
 from streamcore.storage.log import Log
 from streamcore.storage.retention import RetentionScheduler
 
@@ -159,6 +160,14 @@ def _read_checkpoint(directory: Path) -> tuple[int, int] | None:
         return None
 
 
+def _read_compacted_offset(directory: Path) -> int:
+    """The WAL's ``compacted-offset`` (0 when absent or unreadable: opening reports the latter)."""
+    try:
+        return max(0, int((directory / "compacted-offset").read_text("utf-8").strip()))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return 0
+
+
 def _segment_end(log_path: Path, base: int) -> int | None:
     """The offset after the last whole batch of a segment, walking from its last offset-index
     entry; None when its framing is broken (recovery and reads report that)."""
@@ -198,7 +207,8 @@ def find_missing_offsets(directory: str | os.PathLike[str]) -> str | None:
     """What a partition directory is missing, in words, or None.
 
     Finds a segment missing between two others (a segment ends before the next one
-    starts), offsets missing below the first segment (the checkpoint's log start offset
+    starts, unless compaction removed those offsets: below the log's compacted offset),
+    offsets missing below the first segment (the checkpoint's log start offset
     is below it) and a log that ends below the checkpoint's recovery point (a lost
     tail). Cheap: one header walk from the last index entry of each segment. Skipped
     while leftovers of an interrupted retention pass or cleaner swap are present.
@@ -216,6 +226,7 @@ def find_missing_offsets(directory: str | os.PathLike[str]) -> str | None:
     if not segments:
         return None
     checkpoint = _read_checkpoint(d)
+    compacted = _read_compacted_offset(d)
     if checkpoint is not None and checkpoint[0] < segments[0][0]:
         return (
             f"offsets {checkpoint[0]} to {segments[0][0] - 1} are missing: the checkpoint says the log "
@@ -226,7 +237,8 @@ def find_missing_offsets(directory: str | os.PathLike[str]) -> str | None:
         end = _segment_end(path, base)
         if end is None or nxt is None:
             continue
-        if end < nxt[0]:
+        # Below the compacted offset a segment may end early: compaction removed offsets.
+        if end < nxt[0] and nxt[0] > compacted:
             return (
                 f"offsets {end} to {nxt[0] - 1} are missing: {path} ends at offset {end} "
                 f"but the next segment is {nxt[1]}"
@@ -306,6 +318,8 @@ class LogManager:
         self._logs: dict[PartitionKey, Any] = {}
         self._no_retention: set[PartitionKey] = set()
         self._retention: RetentionScheduler | None = None
+        #: The compaction thread, once :meth:`start_cleaner` ran.
+        self.cleaner: LogCleaner | None = None
         self._offline: dict[PartitionKey, _Offline] = {}
         self._reopen_listeners: list[Callable[[PartitionKey, Any], None]] = []
         self._reported_damage: set[tuple[str | None, int]] = set()
@@ -416,6 +430,38 @@ class LogManager:
                 raise RuntimeError("retention is already running")
             self._retention = RetentionScheduler(self._retained, interval_ms)
             self._retention.start()
+
+    def start_cleaner(
+        self,
+        settings: Callable[[PartitionKey], CompactionSettings | None],
+        *,
+        io_max_bytes_per_second: float | None = None,
+        dedupe_buffer_bytes: int = 128 * 1024 * 1024,
+        backoff_ms: int = 15_000,
+    ) -> LogCleaner:
+        """Compact the logs whose ``settings(key)`` is not None on a daemon thread until :meth:`close`.
+
+        See :class:`~streamcore.storage.cleaner.LogCleaner` for the arguments (bytes/s,
+        bytes, ms). Returns the cleaner (its ``stats``, ``wake()``).
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the log manager is closed")
+            if self.cleaner is not None:
+                raise RuntimeError("the cleaner is already running")
+            self.cleaner = LogCleaner(
+                self._cleanable,
+                settings,
+                io_max_bytes_per_second=io_max_bytes_per_second,
+                dedupe_buffer_bytes=dedupe_buffer_bytes,
+                backoff_ms=backoff_ms,
+            )
+            self.cleaner.start()
+            return self.cleaner
+
+    def _cleanable(self) -> list[tuple[PartitionKey, Any]]:
+        with self._lock:
+            return list(self._logs.items())
 
     # ------------------------------------------------------------------ faults and damage
 
@@ -668,12 +714,16 @@ class LogManager:
         return self._closed
 
     def close(self) -> None:
-        """Stop the retention thread, then close every log (each drains, fsyncs and
+        """Stop the cleaner, health and retention threads, then close every log (each drains, fsyncs and
         checkpoints); idempotent."""
         with self._lock:
             self._closed = True
             scheduler, self._retention = self._retention, None
             health, self._health_thread = self._health_thread, None
+            cleaner, self.cleaner = self.cleaner, None
+        if cleaner is not None:
+            # First: a pass in progress finishes its swap before the logs close.
+            cleaner.stop()
         self._health_stop.set()
         if health is not None:
             health.join()
