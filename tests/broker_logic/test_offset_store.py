@@ -15,6 +15,7 @@ from streamcore.broker.offset_store import (
 from streamcore.codec import decode_batches
 from streamcore.errors import ErrorCode, LogOfflineError
 from streamcore.storage import Log
+from streamcore.storage.cleaner import CompactionSettings, LogCleaner
 
 E = ErrorCode
 
@@ -189,8 +190,9 @@ def test_offsets_of_empty_groups_expire_after_retention(tmp_path):
         assert list(OffsetStore(log).fetch("idle")) == [("t", 1)]
 
 
-def test_compaction_reclaims_segments_and_keeps_every_live_offset(tmp_path):
+def test_the_cleaner_compacts_the_offsets_log_and_every_live_offset_survives(tmp_path):
     clock = Clock()
+    settings = CompactionSettings(delete_retention_ms=1_000, segment_bytes=4096)
     with open_log(tmp_path, segment_bytes=4096) as log:
         store = OffsetStore(log, wall_clock_ms=clock)
         for round_ in range(40):
@@ -198,20 +200,36 @@ def test_compaction_reclaims_segments_and_keeps_every_live_offset(tmp_path):
             store.commit("g", [("t", p, round_, -1, "x" * 20) for p in range(8)])
         store.commit("gone", [("t", 0, 1, -1, "")])
         store.delete_group("gone")
-        segments_before = log.segment_count
+        for round_ in range(40, 60):  # later commits push the tombstones out of the active segment
+            clock.now += 1
+            store.commit("g", [("t", p, round_, -1, "x" * 20) for p in range(8)])
         size_before = log.size_bytes
-        assert segments_before > 3
-        assert store.maybe_compact() == 0  # below min_log_bytes: nothing to do
-        deleted = store.maybe_compact(min_log_bytes=0)
-        assert deleted >= segments_before - 2
-        assert log.size_bytes < size_before
-        assert log.retention_ms is None  # the log's own settings are restored
+        cleaner = LogCleaner(lambda: [("o", log)], lambda _key: settings, clock=clock)
+        assert cleaner.clean_log(log, settings) is not None
+        assert log.size_bytes < size_before / 2
         expected = store.fetch("g")
-        assert [e.offset for e in expected.values()] == [39] * 8
+        assert [e.offset for e in expected.values()] == [59] * 8
     with open_log(tmp_path, segment_bytes=4096) as log:
         again = OffsetStore(log, wall_clock_ms=clock)
         assert again.fetch("g") == expected
         assert again.groups() == ["g"]
+        # The deleted group's tombstones were kept by the first pass; past the horizon they go.
+        keys = [r.key for b in decode_batches(log.read(log.log_start_offset, 1 << 20)) for r in b.records]
+        assert encode_offset_key("gone", "t", 0) in keys
+        clock.now += 2_000
+        store_more = OffsetStore(log, wall_clock_ms=clock)
+        for round_ in range(60, 80):
+            clock.now += 1
+            store_more.commit("g", [("t", p, round_, -1, "x" * 20) for p in range(8)])
+        cleaner = LogCleaner(lambda: [("o", log)], lambda _key: settings, clock=clock)
+        assert cleaner.clean_log(log, settings) is not None
+        offset, records = log.log_start_offset, []
+        while offset < log.high_watermark:
+            batches = decode_batches(log.read(offset, 1 << 20))
+            records.extend(r.key for b in batches for r in b.records)
+            offset = batches[-1].last_offset + 1
+        assert encode_offset_key("gone", "t", 0) not in records
+        assert OffsetStore(log, wall_clock_ms=clock).fetch("g") == store_more.fetch("g")
 
 
 def test_timestamps_never_go_backwards_even_if_the_clock_does(tmp_path):

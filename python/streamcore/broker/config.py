@@ -112,6 +112,14 @@ class StorageConfig:
     #: A partition whose files are damaged at start: "offline" (the broker starts without
     #: it) or "refuse" (the broker does not start).
     on_damage: str = "offline"
+    #: Kafka's log.cleaner.enable: compact the logs of topics whose policy has compact.
+    cleaner_enable: bool = True
+    #: Kafka's log.cleaner.io.max.bytes.per.second (reads and writes together); -1 = unlimited.
+    cleaner_io_max_bytes_per_second: int = -1
+    #: Kafka's log.cleaner.dedupe.buffer.size: memory of the cleaner's offset map (bytes).
+    cleaner_dedupe_buffer_bytes: int = 128 * 1024 * 1024
+    #: Kafka's log.cleaner.backoff.ms: the wait between rounds with nothing to clean (ms).
+    cleaner_backoff_ms: int = 15_000
 
 
 @dataclass
@@ -369,6 +377,11 @@ SETTINGS: tuple[Setting, ...] = (
     _s("storage.retention_check_interval_ms", "duration", "How often retention runs.", minimum=1),
     _s("storage.on_damage", "choice", "A damaged partition at start: keep it offline, or refuse to start.",
        choices=("offline", "refuse")),
+    _s("storage.cleaner_enable", "bool", "Compact the logs of topics with cleanup.policy compact."),
+    _s("storage.cleaner_io_max_bytes_per_second", "size",
+       "The cleaner's reads and writes together, bytes/s (-1 = unlimited).", minimum=-1),
+    _s("storage.cleaner_dedupe_buffer_bytes", "size", "Memory of the cleaner's offset map.", minimum=1024),
+    _s("storage.cleaner_backoff_ms", "duration", "The cleaner's wait when nothing needs cleaning.", minimum=1),
     _s("topics.auto_create", "bool", "Create unknown topics on Metadata/Produce.",
        env="STREAMCORE_AUTO_CREATE_TOPICS"),
     _s("topics.default_partitions", "int", "Partitions of auto-created topics and CreateTopics(-1).",

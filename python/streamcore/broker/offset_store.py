@@ -8,10 +8,11 @@ Kafka's own ``__consumer_offsets`` layout, so the log is readable by Kafka tools
 * value (version 3): ``int16 version, int64 offset, int32 leader_epoch, string metadata,
   int64 commit_timestamp``; a deletion is a tombstone (null value).
 
-(``string`` = int16 length + UTF-8.) Record timestamps never go backwards, which
-is what lets :meth:`OffsetStore.maybe_compact` reclaim space without a
-compactor: it rewrites every live offset at the end of the log, then deletes
-the closed segments older than that snapshot through the log's time retention.
+(``string`` = int16 length + UTF-8.) The topic is compacted, as Kafka's is: the
+log cleaner keeps the latest record per key (group, topic, partition), and the
+tombstones of deleted or expired offsets go after ``delete.retention.ms``, so the
+log (and the replay at start) stays proportional to the live offsets. Record
+timestamps never go backwards.
 
 Commit validation (generation, member id, static-member fencing) is delegated to
 a ``validator(group_id, generation_id, member_id, group_instance_id) -> error
@@ -191,7 +192,7 @@ class OffsetStore:
     # ------------------------------------------------------------------ commit
 
     def _timestamp(self) -> int:
-        # never behind an earlier record: maybe_compact relies on it
+        # never behind an earlier record, so time-based lookups in the log stay ordered
         self._last_ts = max(self._now(), self._last_ts)
         return self._last_ts
 
@@ -397,41 +398,6 @@ class OffsetStore:
             doomed.extend((group, tp) for tp, entry in table.items() if entry.commit_timestamp_ms <= cutoff)
         return self._delete(doomed)
 
-    # ------------------------------------------------------------------ compaction
-
     def live_count(self) -> int:
         """Number of committed offsets held."""
         return sum(len(t) for t in self._offsets.values())
-
-    def maybe_compact(
-        self, *, min_log_bytes: int = 64 * 1024 * 1024, factor: int = 4, force: bool = False
-    ) -> int:
-        """Reclaim log space once it exceeds ``factor`` times the live data and ``min_log_bytes``.
-
-        Appends every live offset again (a snapshot whose record timestamps are newer
-        than anything before it), then deletes the closed segments older than the
-        snapshot. Returns the number of segments deleted. Call it from the broker's
-        periodic maintenance, not per request (it blocks while appending).
-        """
-        live = [(g, tp, e) for g, table in self._offsets.items() for tp, e in table.items()]
-        estimate = sum(64 + len(g) + len(tp[0]) + len(e.metadata) for g, tp, e in live)
-        size = self._log.size_bytes
-        if not force and (size < min_log_bytes or size < factor * estimate):
-            return 0
-        snapshot_ts = self._timestamp() + 1
-        self._last_ts = snapshot_ts
-        records: list[tuple[bytes, bytes | None]] = [
-            (encode_offset_key(g, tp[0], tp[1]), encode_offset_value(e)) for g, tp, e in live
-        ]
-        for batch in self._encode(records, snapshot_ts):
-            self._log.append(batch)
-        self._log.flush()
-        # Every record before the snapshot has a timestamp < snapshot_ts, so "time
-        # retention of 0 ms at now = snapshot_ts" deletes exactly the closed segments
-        # that lie wholly before it.
-        saved = (self._log.retention_ms, self._log.retention_bytes)
-        self._log.retention_ms, self._log.retention_bytes = 0, None
-        try:
-            return int(self._log.apply_retention(snapshot_ts))
-        finally:
-            self._log.retention_ms, self._log.retention_bytes = saved

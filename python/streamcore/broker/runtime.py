@@ -109,6 +109,7 @@ class BrokerRuntime:
         state.open()
         logs = state.topics.logs
         logs.start_retention(cfg.storage.retention_check_interval_ms)
+        state.topics.start_cleaner()
         loop = asyncio.get_running_loop()
 
         def reopened(key: tuple[str, int], plog: object) -> None:
@@ -217,16 +218,14 @@ class BrokerRuntime:
             self._dir_lock.release()
 
     async def _housekeeping(self) -> None:
-        """On the retention interval: expired offsets of empty groups, compaction of the
-        offsets log, idle producer state. (Segment retention is the log manager's own
-        thread, started with the logs.)
+        """On the retention interval: expired offsets of empty groups, idle producer state.
+        (Segment retention and the cleaner, which compacts the offsets log as any
+        compacted topic, are the log manager's own threads, started with the logs.)
 
-        File work runs in the executor; the state the handlers also touch (offsets,
-        producers) is changed here, on the loop.
+        The state the handlers also touch (offsets, producers) is changed here, on the loop.
         """
         state = self.state
         interval = self.config.storage.retention_check_interval_ms / 1000.0
-        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(interval)
             try:
@@ -234,7 +233,6 @@ class BrokerRuntime:
                 state.offsets.expire(
                     now, self.config.groups.offsets_retention_ms, state.coordinator.empty_since_ms
                 )
-                await loop.run_in_executor(None, state.offsets.maybe_compact)
                 state.producers.expire(now)
             except Exception:  # housekeeping failures must not stop the broker
                 log.exception("periodic housekeeping failed")

@@ -10,7 +10,7 @@ synonyms are Kafka 4.1's (``LogConfig``), and so are the error messages a bad va
 gets (INVALID_CONFIG, "Invalid value X for configuration N: ..."). Rows with
 ``acts=True`` change what this broker does; the others are validated, stored and
 described, and have no effect on one node (replication, flushing by count, index
-sizing, tiered storage, the cleaner's tuning until the cleaner runs on live logs).
+sizing, tiered storage).
 docs/broker.md lists which is which.
 """
 
@@ -118,6 +118,13 @@ class TopicConfig:
     message_timestamp_after_max_ms: int
     #: Kafka's internal.segment.bytes (tests only): replaces segment.bytes when set.
     internal_segment_bytes: int | None
+    #: How long the cleaner keeps a tombstone once its batch was first cleaned (ms).
+    delete_retention_ms: int = 86_400_000
+    #: Dirty share of the cleanable bytes at which the cleaner compacts the log.
+    min_cleanable_dirty_ratio: float = 0.5
+    #: A record stays uncompacted at least / at most this long (ms).
+    min_compaction_lag_ms: int = 0
+    max_compaction_lag_ms: int = (1 << 63) - 1
 
     @property
     def compact(self) -> bool:
@@ -355,7 +362,13 @@ TOPIC_CONFIGS: Mapping[str, TopicConfigDef] = {
             synonym="compression.type",
         ),
         _int("compression.zstd.level", -131072, 22, default="3", synonym="compression.zstd.level"),
-        _long("delete.retention.ms", 0, default="86400000", synonym="log.cleaner.delete.retention.ms"),
+        _long(
+            "delete.retention.ms",
+            0,
+            default="86400000",
+            synonym="log.cleaner.delete.retention.ms",
+            field="delete_retention_ms",
+        ),
         _long("file.delete.delay.ms", 0, default="60000", synonym="log.segment.delete.delay.ms"),
         _long("flush.messages", 1, default=_MAX, synonym="log.flush.interval.messages"),
         _long("flush.ms", 0, default=_MAX, synonym="log.flush.interval.ms", default_synonym=False),
@@ -374,7 +387,13 @@ TOPIC_CONFIGS: Mapping[str, TopicConfigDef] = {
         ),
         _long("local.retention.bytes", -2, default="-2", synonym="log.local.retention.bytes"),
         _long("local.retention.ms", -2, default="-2", synonym="log.local.retention.ms"),
-        _long("max.compaction.lag.ms", 1, default=_MAX, synonym="log.cleaner.max.compaction.lag.ms"),
+        _long(
+            "max.compaction.lag.ms",
+            1,
+            default=_MAX,
+            synonym="log.cleaner.max.compaction.lag.ms",
+            field="max_compaction_lag_ms",
+        ),
         _int(
             "max.message.bytes",
             0,
@@ -410,8 +429,15 @@ TOPIC_CONFIGS: Mapping[str, TopicConfigDef] = {
             _double("min.cleanable.dirty.ratio", 0, 1),
             default="0.5",
             synonym="log.cleaner.min.cleanable.ratio",
+            field="min_cleanable_dirty_ratio",
         ),
-        _long("min.compaction.lag.ms", 0, default="0", synonym="log.cleaner.min.compaction.lag.ms"),
+        _long(
+            "min.compaction.lag.ms",
+            0,
+            default="0",
+            synonym="log.cleaner.min.compaction.lag.ms",
+            field="min_compaction_lag_ms",
+        ),
         # Any value >= 1 is accepted; on one broker with replication factor 1, Kafka 4.1
         # still acknowledges acks=all with min.insync.replicas above 1, and so does streamcore.
         _int("min.insync.replicas", 1, default="1", synonym="min.insync.replicas"),

@@ -48,6 +48,7 @@ from streamcore.broker.topic_configs import (
     unknown_config,
 )
 from streamcore.errors import ErrorCode, LogOfflineError, StreamcoreError
+from streamcore.storage.cleaner import CompactionSettings
 from streamcore.storage.log_manager import LogManager
 
 __all__ = [
@@ -68,7 +69,15 @@ logger = logging.getLogger("streamcore.broker")
 
 #: Internal topic holding committed offsets (partition 0).
 OFFSETS_TOPIC = "__consumer_offsets"
-_OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024  # small so that offset-store compaction frees space early
+_OFFSETS_SEGMENT_BYTES = 16 * 1024 * 1024  # small so that the cleaner frees space early
+# Kafka's __consumer_offsets is compacted: the latest commit per group and partition is
+# kept, and a deleted group's tombstones go after delete.retention.ms.
+_OFFSETS_CONFIGS = {
+    "cleanup.policy": "compact",
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "segment.bytes": str(_OFFSETS_SEGMENT_BYTES),
+}
 
 _CATALOGUE = "topics.json"
 _MAX_NAME = 249
@@ -138,11 +147,17 @@ class TopicManager:
         self.logs = LogManager(self.data_dir, log_factory=log_factory, on_damage=config.storage.on_damage)
         self._load()
         if OFFSETS_TOPIC not in self._topics:
-            self._create_locked(
-                OFFSETS_TOPIC,
-                1,
-                {"retention.ms": "-1", "retention.bytes": "-1", "segment.bytes": str(_OFFSETS_SEGMENT_BYTES)},
-                internal=True,
+            self._create_locked(OFFSETS_TOPIC, 1, dict(_OFFSETS_CONFIGS), internal=True)
+        elif "cleanup.policy" not in self._topics[OFFSETS_TOPIC].configs:
+            # A data directory from before compaction: its offsets topic becomes compacted
+            # as Kafka's is (the offset store reclaimed its space by snapshots until then).
+            info = self._topics[OFFSETS_TOPIC]
+            configs = {**info.configs, "cleanup.policy": "compact"}
+            self._commit(
+                {
+                    **self._topics,
+                    OFFSETS_TOPIC: TopicInfo(info.name, info.topic_id, info.partitions, configs, True),
+                }
             )
 
     # ------------------------------------------------------------------ catalogue persistence
@@ -504,6 +519,8 @@ class TopicManager:
         self.logs.set_retention(
             [(info.name, p) for p in range(altered.partitions)], retention_ms, retention_bytes
         )
+        if self.logs.cleaner is not None:
+            self.logs.cleaner.wake()  # the policy or the cleaner's settings may have changed
         return altered
 
     def delete_topic(self, name: str) -> TopicInfo:
@@ -603,6 +620,36 @@ class TopicManager:
     def open_logs(self) -> list[tuple[tuple[str, int], Any]]:
         """Currently open logs as ((topic, partition), log) pairs."""
         return self.logs.items()
+
+    def compaction_settings(self, key: tuple[str, int]) -> CompactionSettings | None:
+        """The cleaner's settings for a partition, or None when its topic's policy has no compact
+        (or the topic is gone)."""
+        try:
+            cfg = self.topic_config(key[0])
+        except TopicError:
+            return None
+        if not cfg.compact:
+            return None
+        return CompactionSettings(
+            delete_retention_ms=cfg.delete_retention_ms,
+            min_cleanable_dirty_ratio=cfg.min_cleanable_dirty_ratio,
+            min_compaction_lag_ms=cfg.min_compaction_lag_ms,
+            max_compaction_lag_ms=cfg.max_compaction_lag_ms,
+            segment_bytes=cfg.effective_segment_bytes,
+        )
+
+    def start_cleaner(self) -> None:
+        """Start the log cleaner for compacted topics, with the broker's cleaner settings."""
+        storage = self.config.storage
+        if not storage.cleaner_enable:
+            return
+        rate = storage.cleaner_io_max_bytes_per_second
+        self.logs.start_cleaner(
+            self.compaction_settings,
+            io_max_bytes_per_second=None if rate < 0 else float(rate),
+            dedupe_buffer_bytes=storage.cleaner_dedupe_buffer_bytes,
+            backoff_ms=storage.cleaner_backoff_ms,
+        )
 
     def offsets_log(self) -> Any:
         """Partition 0 of ``__consumer_offsets``, for the offset store."""
