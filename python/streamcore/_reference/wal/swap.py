@@ -81,7 +81,10 @@ def complete_swaps(directory: str, files: FileCache) -> int:
     [base, end) are deleted and the swap becomes ``<base>.log`` (its indexes are
     rebuilt by the open that follows). The directory is fsynced once at the end.
     """
-    swaps = sorted(m for m in (_SWAP_NAME.match(n) for n in os.listdir(directory)) if m is not None)
+    swaps = sorted(
+        (m for m in (_SWAP_NAME.match(n) for n in os.listdir(directory)) if m is not None),
+        key=lambda m: m.group(0),
+    )
     if not swaps:
         return 0
     names = os.listdir(directory)
