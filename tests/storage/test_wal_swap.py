@@ -494,6 +494,7 @@ def test_a_swap_while_appending_and_reading_keeps_every_live_record_at_its_offse
     written: Records = {}
     errors: list[BaseException] = []
     swapped = threading.Event()
+    started = threading.Event()
     reads = [0]
     with twin(path, **KW) as wal:
         _append_rounds(wal, range(4), written)
@@ -503,7 +504,9 @@ def test_a_swap_while_appending_and_reading_keeps_every_live_record_at_its_offse
 
         def appender() -> None:
             try:
-                _append_rounds(wal, range(4, 10), later)
+                _append_rounds(wal, range(4, 5), later)
+                started.set()
+                _append_rounds(wal, range(5, 30), later)
             except BaseException as exc:  # surfaced by the main thread
                 errors.append(exc)
 
@@ -531,6 +534,8 @@ def test_a_swap_while_appending_and_reading_keeps_every_live_record_at_its_offse
         for t in threads:
             t.start()
         try:
+            # The swap starts with appends under way (or, on a slow scheduler, done).
+            assert started.wait(60), errors
             cleaned = _clean_range(path, 0, 21)
             assert wal.replace_segments(cleaned, 0, 21) is True
             assert wal.compacted_offset == 21
@@ -543,12 +548,12 @@ def test_a_swap_while_appending_and_reading_keeps_every_live_record_at_its_offse
         assert reads[0] >= 1
         written.update(later)
         expected = _clean_model(written, 0, 21)
-        assert (wal.high_watermark, wal.log_start_offset, wal.compacted_offset) == (70, 0, 21)
+        assert (wal.high_watermark, wal.log_start_offset, wal.compacted_offset) == (210, 0, 21)
         data = wal.read(0, BIG)
         assert _records(data) == expected
         # Rounds 0 and 1 keep their unique keys only; round 2 keeps its keyed records; keyless ones go.
         assert sorted(o for o in expected if o < 21) == [1, 5, 8, 12, 14, 15, 16, 17, 18, 19]
-        assert _bases(path) == [0] + list(range(21, 70, 7))
+        assert _bases(path) == [0] + list(range(21, 210, 7))
         assert _leftovers(path) == []
         assert os.path.exists(_seg(path, 0, ".index")) and os.path.exists(_seg(path, 0, ".timeindex"))
         assert wal.segment_count == len(_bases(path))
