@@ -342,7 +342,15 @@ class LogCleaner:
         for n, out in enumerate(outputs):
             last_input = out.inputs[-1]
             last_base = int(os.path.basename(last_input)[:20])
-            swapped = log.replace_segments(out.path, out.base_offset, next_base[last_base])
+            try:
+                swapped = log.replace_segments(out.path, out.base_offset, next_base[last_base])
+            except ValueError as exc:
+                # The directory listing saw a segment file the writer created for a roll
+                # before the log counted it: the last closed segment was still the active
+                # one. Harmless; the next round sees the roll finished.
+                logger.debug("cleaner: %s: swap refused, pass retried later: %s", directory, exc)
+                _unlink_quietly(out.path)
+                swapped = False
             if not swapped:
                 completed = False
                 for rest in outputs[n + 1 :]:
