@@ -3,8 +3,8 @@
 :func:`add_bench_command` is what the ``streamcore`` command wires in; each target is
 one ``add_<target>_command(targets)`` function listed in :data:`TARGETS` that adds its
 parser and sets ``handler`` (a function taking the parsed arguments and returning the
-exit status). The measuring itself lives in :mod:`streamcore.bench.codec` and
-:mod:`streamcore.bench.broker`; this module only parses options, starts what a run
+exit status). The measuring itself lives in :mod:`streamcore.bench.codec`,
+:mod:`streamcore.bench.broker` and :mod:`streamcore.bench.compaction`; this module only parses options, starts what a run
 needs and prints or writes the figures.
 
 Nothing here imports :mod:`streamcore.cli`: the dependency runs one way, from the
@@ -31,8 +31,10 @@ __all__ = [
     "add_broker_arguments",
     "add_broker_commands",
     "add_codec_command",
+    "add_compaction_command",
     "run_broker_workload",
     "run_codec",
+    "run_compaction",
 ]
 
 Subparsers = Any  # argparse's _SubParsersAction is private; only add_parser is used
@@ -303,5 +305,192 @@ def run_broker_workload(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- compaction -------------------------------------------------------------------------
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
+    return value
+
+
+def add_compaction_command(targets: Subparsers) -> None:
+    """``streamcore bench compaction``: cleaner MB/s, and produce MB/s with and without the cleaner."""
+    p = targets.add_parser(
+        "compaction",
+        help="log cleaner throughput on a dirty log, and produce throughput while the cleaner runs",
+        description="(1) Write a dirty log of --mb MiB (1 KiB values, 16-record batches, every key "
+        "written ten times in random order, so 10%% of the records are live) and time the active "
+        "cleaner core's offset-map and cleaning passes (MB/s of input). (2) Append --produce-mb MiB of "
+        "the same kind of batches to a storage Log (fsync=never, --segment-mb segments) without and with "
+        "a LogCleaner thread compacting it, alternating over --rounds rounds; report median MB/s of each "
+        "and their ratio. MB = 10^6 bytes.",
+    )
+    p.add_argument(
+        "--mb", type=_positive_int, default=256, help="dirty log size, MiB (default 256; the issue's is 1024)"
+    )
+    p.add_argument(
+        "--produce-mb",
+        type=_positive_int,
+        default=256,
+        help="MiB appended per produce run, held in memory (default 256)",
+    )
+    p.add_argument(
+        "--segment-mb",
+        type=_positive_int,
+        default=8,
+        help="segment size of the produce runs, MiB (default 8)",
+    )
+    p.add_argument(
+        "--rounds", type=_positive_int, default=3, help="produce rounds, each without + with (default 3)"
+    )
+    p.add_argument("--codec", choices=("none", "gzip", "snappy", "lz4", "zstd"), default="none")
+    p.add_argument(
+        "--min-dirty-ratio",
+        type=_ratio,
+        default=0.1,
+        help="the cleaner's min.cleanable.dirty.ratio in the produce runs (default 0.1)",
+    )
+    p.add_argument(
+        "--backoff-ms",
+        type=_positive_int,
+        default=20,
+        help="the cleaner's wait between rounds in the produce runs, ms (default 20)",
+    )
+    p.add_argument(
+        "--dedupe-mb", type=_positive_int, default=128, help="offset map memory, MiB (default 128)"
+    )
+    p.add_argument("--only", choices=("cleaner", "produce"), help="run one of the two measurements")
+    p.add_argument("--dir", help="where the logs go (default: a temporary directory)")
+    p.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=120.0,
+        help="bound of each produce run, seconds (default 120)",
+    )
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE ('-' for stdout)")
+    p.set_defaults(handler=run_compaction)
+
+
+def _mb_s(value: float | None) -> str:
+    from streamcore.bench.table import format_figure
+
+    return "-" if value is None else format_figure(value)
+
+
+def _print_compaction(report: dict[str, Any]) -> None:
+    from streamcore.bench.table import render_table
+
+    impl = _impl.implementation()
+    print(
+        f"streamcore {__version__} compaction benchmark (cleaner: {impl.get('cleaner')}, "
+        f"wal: {impl.get('wal')}); MB = 10^6 B; higher is faster"
+    )
+    c = report.get("cleaner")
+    if c is not None:
+        p = report["parameters"]
+        print()
+        print(
+            f"cleaner throughput: {p['mb']} MiB dirty log ({c['segments']} segment(s), codec {c['codec']}), "
+            f"{c['records']:,} records, {c['live_keys']:,} keys"
+        )
+        rows = [
+            ["offset map", f"{c['map_s']:.3f}", _mb_s(c["map_mb_per_s"])],
+            ["cleaning", f"{c['clean_s']:.3f}", _mb_s(c["clean_mb_per_s"])],
+            ["both", f"{c['total_s']:.3f}", _mb_s(c["total_mb_per_s"])],
+        ]
+        print(render_table(["pass", "seconds", "MB/s of input"], rows))
+        print(
+            f"in {c['bytes_in'] / 1e6:,.1f} MB, out {c['bytes_out'] / 1e6:,.1f} MB; "
+            f"{c['records_kept']:,} of {c['records_read']:,} records kept"
+            + (" (offset map full: a partial pass)" if c["map_full"] else "")
+        )
+    r = report.get("produce")
+    if r is not None:
+        print()
+        print(
+            f"produce while cleaning: {r['produce_bytes'] / 1e6:,.1f} MB per run, "
+            f"{r['segment_bytes'] >> 20} MiB segments, fsync=never, one appender; "
+            f"medians of {r['rounds']} round(s)"
+        )
+        rows = [["without cleaner", _mb_s(r["without_cleaner_mb_per_s"]), "", ""]]
+        rows.append(
+            [
+                "with cleaner",
+                _mb_s(r["with_cleaner_mb_per_s"]),
+                f"{r['cleaner_passes']:g}",
+                f"{r['cleaner_bytes_read'] / 1e6:,.1f}",
+            ]
+        )
+        print(render_table(["run", "MB/s", "cleaner passes", "MB cleaned"], rows))
+        ratio = r["ratio"]
+        print(f"with / without: {'-' if ratio is None else f'{ratio:.2f}'} (goal >= 0.90)")
+        if any(run["truncated_by_timeout"] for run in r["runs"]):
+            print("note: some runs stopped at --timeout before appending everything")
+        if r["cleaner_failures"]:
+            print(f"warning: {r['cleaner_failures']} cleaner pass(es) failed (see the log messages above)")
+
+
+def run_compaction(args: argparse.Namespace) -> int:
+    """Run ``streamcore bench compaction`` from parsed ``args``; print, write JSON; return 0."""
+    from streamcore.bench import compaction
+    from streamcore.bench.environment import collect_environment
+
+    report: dict[str, Any] = {
+        "benchmark": "compaction",
+        "parameters": {
+            "mb": args.mb,
+            "produce_mb": args.produce_mb,
+            "segment_mb": args.segment_mb,
+            "rounds": args.rounds,
+            "codec": args.codec,
+            "min_dirty_ratio": args.min_dirty_ratio,
+            "backoff_ms": args.backoff_ms,
+            "dedupe_mb": args.dedupe_mb,
+            "only": args.only,
+            "timeout_s": args.timeout,
+        },
+        "environment": collect_environment(),
+    }
+    with tempfile.TemporaryDirectory(prefix="streamcore-bench-compaction-", dir=args.dir) as root:
+        if args.only in (None, "cleaner"):
+            print(f"cleaner throughput on a {args.mb} MiB dirty log ...", file=sys.stderr)
+            report["cleaner"] = compaction.run_cleaner_throughput(
+                root, args.mb << 20, codec=args.codec, memory_bytes=args.dedupe_mb << 20
+            )
+        if args.only in (None, "produce"):
+            print(
+                f"produce {args.produce_mb} MiB without / with the cleaner, {args.rounds} round(s) ...",
+                file=sys.stderr,
+            )
+            report["produce"] = compaction.run_produce_while_cleaning(
+                root,
+                args.produce_mb << 20,
+                rounds=args.rounds,
+                segment_bytes=args.segment_mb << 20,
+                min_dirty_ratio=args.min_dirty_ratio,
+                backoff_ms=args.backoff_ms,
+                dedupe_bytes=args.dedupe_mb << 20,
+                codec=args.codec,
+                timeout_s=args.timeout,
+                progress=True,
+            )
+    if args.json == "-":
+        print(json.dumps(report, indent=2, sort_keys=True))
+        return 0
+    if args.json:
+        _write_json(args.json, report)
+    _print_compaction(report)
+    return 0
+
+
 #: Targets of ``streamcore bench``, in help order.
-TARGETS: list[TargetAdder] = [add_codec_command, add_broker_commands]
+TARGETS: list[TargetAdder] = [add_codec_command, add_broker_commands, add_compaction_command]
