@@ -56,8 +56,23 @@ class WalLog:
         self, retention_ms: int | None, retention_bytes: int | None, now_ms: int | None = None
     ) -> int: ...
     def delete_records(self, offset: int) -> int: ...
+    def replace_segments(self, cleaned_path: str | PathLike[str], base: int, end: int) -> bool:
+        """Swap ``<directory>/<base:020>.log.cleaned`` in for the closed segments with a base in [base, end).
+
+        Crash-safe; appends and reads go on meanwhile. ``base`` must be a segment's base
+        offset and ``end`` a later one's, at most the active segment's. Returns False (the
+        file deleted) when those segments are no longer the log's or the log is closed.
+        Raises ValueError on bad arguments (the file is left alone), CorruptRecordError
+        when the cleaned file is malformed (it is deleted), StorageError on an I/O failure
+        (the log goes offline) and LogOfflineError when it already is. Contract:
+        docs/storage.md, "Swapping cleaned segments into a live log".
+        """
     @property
-    def recovery_report(self) -> dict[str, Any]: ...
+    def compacted_offset(self) -> int:
+        """Offset below which compaction may have removed offsets (0: never compacted)."""
+    @property
+    def recovery_report(self) -> dict[str, Any]:
+        """What opening did to the directory (keys as the reference twin's, ``swaps_completed`` included)."""
     @property
     def high_watermark(self) -> int: ...
     @property

@@ -280,6 +280,7 @@ impl WalLog {
         )?;
         report.set_item("cut_position", r.cut_position)?;
         report.set_item("reason", r.reason)?;
+        report.set_item("swaps_completed", r.swaps_completed)?;
         Ok(WalLog {
             wal: Some(wal),
             directory,
@@ -424,11 +425,63 @@ impl WalLog {
         gil::run(py, Work::Blocking, || wal.delete_records(offset)).map_err(to_pyerr)
     }
 
+    /// Swaps the cleaned file `cleaned_path` (`<directory>/<base:020>.log.cleaned`) in
+    /// for the closed segments with a base offset in [`base`, `end`), crash-safely;
+    /// appends and reads go on meanwhile.
+    ///
+    /// `base` must be a segment's base and `end` a later segment's base, at most the
+    /// active segment's. Returns False (the file deleted) when those segments are no
+    /// longer the log's or the log is closed. Raises ValueError for bad arguments (the
+    /// file is left alone), CorruptRecordError when the cleaned file is malformed (it
+    /// is deleted), StorageError on an I/O failure (the log goes offline) and
+    /// LogOfflineError when the log already is. Contract: docs/storage.md, "Swapping
+    /// cleaned segments into a live log".
+    fn replace_segments(
+        &self,
+        py: Python<'_>,
+        cleaned_path: &Bound<'_, PyAny>,
+        base: &Bound<'_, PyAny>,
+        end: &Bound<'_, PyAny>,
+    ) -> PyResult<bool> {
+        let path: String = py
+            .import("os")?
+            .call_method1("fspath", (cleaned_path,))?
+            .extract()?;
+        // Offsets that are not ints, or do not fit an offset, are refused as the
+        // reference twin refuses them, naming both values.
+        let offsets = (|| -> Option<(i64, i64)> {
+            let int = py.get_type::<pyo3::types::PyInt>();
+            if !base.is_instance(&int).ok()? || !end.is_instance(&int).ok()? {
+                return None;
+            }
+            Some((base.extract().ok()?, end.extract().ok()?))
+        })();
+        let Some((base_off, end_off)) = offsets else {
+            return Err(PyValueError::new_err(format!(
+                "replace_segments needs 0 <= base < end, not base={} end={}",
+                base.repr()?,
+                end.repr()?
+            )));
+        };
+        let wal = self.wal();
+        gil::run(py, Work::Blocking, || {
+            wal.replace_segments(&path, base_off, end_off)
+        })
+        .map_err(to_pyerr)
+    }
+
+    /// Offset below which compaction may have removed offsets (0: never compacted).
+    #[getter]
+    fn compacted_offset(&self) -> i64 {
+        self.wal().compacted_offset()
+    }
+
     /// What opening did to the directory, as a new dict: directory, clean (the
     /// clean-shutdown marker was present), scanned_segments, truncated_bytes (bytes
     /// dropped), segments_deleted, first_dropped_offset (None when nothing was
     /// dropped), old_end_offset and end_offset (the log's end before and after),
-    /// cut_file and cut_position (where the log was cut) and reason (why).
+    /// cut_file and cut_position (where the log was cut), reason (why) and
+    /// swaps_completed (committed swaps of cleaned segments that opening finished).
     #[getter]
     fn recovery_report<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         self.report.bind(py).copy()

@@ -147,10 +147,12 @@ pub(crate) fn load_index(path: &Path, log_size: u64) -> io::Result<Option<Vec<(u
             )
         })
         .collect();
+    // The first entry is the segment's first batch, at byte 0; its offset may lie
+    // above the segment's base once compaction removed offsets.
     let ok = match entries.first() {
         None => log_size == 0,
         Some(&first) => {
-            first == (0, 0)
+            first.1 == 0
                 && entries
                     .windows(2)
                     .all(|w| w[1].0 > w[0].0 && w[1].1 > w[0].1)
@@ -160,8 +162,13 @@ pub(crate) fn load_index(path: &Path, log_size: u64) -> io::Result<Option<Vec<(u
     Ok(if ok { Some(entries) } else { None })
 }
 
-/// Reads a time index; None when missing or not plausible (see [`load_index`]).
-pub(crate) fn load_time_index(path: &Path, log_size: u64) -> io::Result<Option<Vec<(i64, u32)>>> {
+/// Reads a time index; None when missing or not plausible (see [`load_index`]):
+/// its first entry must name the segment's first batch, `first_rel`.
+pub(crate) fn load_time_index(
+    path: &Path,
+    log_size: u64,
+    first_rel: u32,
+) -> io::Result<Option<Vec<(i64, u32)>>> {
     let data = match fs::read(path) {
         Ok(d) => d,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -184,13 +191,37 @@ pub(crate) fn load_time_index(path: &Path, log_size: u64) -> io::Result<Option<V
     let ok = match entries.first() {
         None => log_size == 0,
         Some(&(_, rel)) => {
-            rel == 0
+            rel == first_rel
                 && entries
                     .windows(2)
                     .all(|w| w[1].0 > w[0].0 && w[1].1 > w[0].1)
         }
     };
     Ok(if ok { Some(entries) } else { None })
+}
+
+/// Both indexes of a segment of `log_size` bytes; None when either is missing or
+/// not plausible, or when they disagree on the first batch (the caller rebuilds them).
+pub(crate) type LoadedIndexes = (Vec<(u32, u32)>, Vec<(i64, u32)>);
+
+/// Reads both index files of a segment of `log_size` bytes (see [`LoadedIndexes`]).
+pub(crate) fn load_indexes(
+    index_path: &Path,
+    time_path: &Path,
+    log_size: u64,
+) -> io::Result<Option<LoadedIndexes>> {
+    let Some(index) = load_index(index_path, log_size)? else {
+        return Ok(None);
+    };
+    let first_rel = index.first().map_or(0, |e| e.0);
+    let Some(time_index) = load_time_index(time_path, log_size, first_rel)? else {
+        return Ok(None);
+    };
+    // An empty segment has empty indexes, and a non-empty one entries in both.
+    if index.is_empty() != time_index.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((index, time_index)))
 }
 
 /// Replaces both index files of a segment with `index` and `time_index`.

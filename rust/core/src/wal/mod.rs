@@ -5,7 +5,9 @@
 //! Directory format (shared byte for byte with the pure-Python twin):
 //! `<base:020>.log` (batches back to back), `<base:020>.index` (8-byte entries),
 //! `<base:020>.timeindex` (12-byte entries), `checkpoint` (log start offset and
-//! recovery point), `.clean_shutdown` (present between a clean close and the next open).
+//! recovery point), `.clean_shutdown` (present between a clean close and the next open),
+//! `compacted-offset` (below it compaction may have removed offsets; absent until the
+//! first swap of a cleaned segment).
 //!
 //! Threads: callers queue copies of their batches ([`Wal::submit`], [`Wal::append`]);
 //! the log's writer, run by the threads of a shared [`WriterPool`] (a few per data
@@ -17,8 +19,9 @@
 //!
 //! Files: `config` (settings), `error`, `completion` (append results, waiters,
 //! callbacks, hooks), `read` (spans and timestamp lookup), `segment` (walks and
-//! per-segment state), `index`, `checkpoint`, `recovery`, `retention` and `writer`
-//! (the group-commit thread); the pure-Python twin mirrors them file for file.
+//! per-segment state), `index`, `checkpoint`, `recovery`, `retention`, `swap`
+//! (swapping cleaned segments in, completing a swap at open) and `writer` (the
+//! group-commit thread); the pure-Python twin mirrors them file for file.
 
 mod checkpoint;
 mod completion;
@@ -31,6 +34,7 @@ mod read;
 mod recovery;
 mod retention;
 mod segment;
+mod swap;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -51,6 +55,7 @@ pub use files::{Access, FileCache, FileCacheStats};
 pub use index::{encode_index_entry, encode_time_entry, INDEX_ENTRY_SIZE, TIME_INDEX_ENTRY_SIZE};
 pub use pool::{WriterPool, WriterPoolStats};
 pub use read::{PreparedRead, Span};
+pub use swap::COMPACTED_OFFSET_NAME;
 
 use crate::record_batch::header::{
     BatchHeader, BATCH_LENGTH_OFFSET, HEADER_LEN, LAST_OFFSET_DELTA_OFFSET, LOG_OVERHEAD,
@@ -118,6 +123,11 @@ pub(crate) struct Shared {
     pub hooks: WalHooks,
     /// Serialises checkpoint writers (writer thread, retention, close).
     pub checkpoint_lock: Mutex<()>,
+    /// Serialises retention, DeleteRecords and swaps of cleaned segments: each
+    /// decides on the segment list and then changes files outside the state lock.
+    pub retention_lock: Mutex<()>,
+    /// Below this offset compaction may have removed offsets (`compacted-offset`).
+    pub compacted: AtomicI64,
     pub close_result: Mutex<Option<Result<(), WalError>>>,
     #[cfg(test)]
     pub fail_next_io: std::sync::atomic::AtomicBool,
@@ -252,6 +262,8 @@ impl Wal {
             pools: queue_pools(),
             hooks,
             checkpoint_lock: Mutex::new(()),
+            retention_lock: Mutex::new(()),
+            compacted: AtomicI64::new(opened.compacted_offset),
             close_result: Mutex::new(None),
             cfg,
             #[cfg(test)]
@@ -365,6 +377,7 @@ impl Wal {
         now_ms: Option<i64>,
     ) -> Result<usize, WalError> {
         self.check_open()?;
+        let _serial = lock(&self.shared.retention_lock);
         retention::apply(
             &self.shared,
             retention_ms,

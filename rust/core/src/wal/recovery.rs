@@ -15,6 +15,7 @@ use super::checkpoint::{self, Checkpoint, CLEAN_SHUTDOWN_NAME};
 use super::files::FileCache;
 use super::index::{self, IndexPlanner};
 use super::segment::{segment_path, HeaderWalk, Segment};
+use super::swap;
 use super::writer::{Active, Unsynced};
 use super::{Wal, WalConfig, WalError, WalHooks, WriterPool};
 use crate::record_batch::header::{BatchHeader, CRC_START, HEADER_LEN, MAGIC_V2};
@@ -27,6 +28,8 @@ pub(crate) struct Opened {
     pub recovery_point: i64,
     /// Scanned files whose contents may not be durable yet.
     pub unsynced: Unsynced,
+    /// Offsets below it may be missing (removed by compaction); see `swap.rs`.
+    pub compacted_offset: i64,
 }
 
 /// What opening a directory did to it: the basis of the WARNING an operator reads
@@ -54,6 +57,8 @@ pub struct RecoveryReport {
     pub cut_position: Option<u64>,
     /// Why the scan stopped at the cut.
     pub reason: Option<String>,
+    /// Committed swaps of cleaned segments that a crash interrupted, completed.
+    pub swaps_completed: usize,
 }
 
 thread_local! {
@@ -250,21 +255,29 @@ fn rebuild_from_headers(f: &mut Found, interval: u64) -> Result<(), WalError> {
 /// Loads the index files of a segment trusted without a CRC scan; rebuilds them
 /// from the batch headers when missing or implausible.
 fn load_trusted(f: &mut Found, interval: u64) -> Result<(), WalError> {
-    let ip = segment_path(f.path.parent().unwrap_or(Path::new(".")), f.base, ".index");
-    let tp = segment_path(
-        f.path.parent().unwrap_or(Path::new(".")),
-        f.base,
-        ".timeindex",
-    );
-    let idx = index::load_index(&ip, f.size).map_err(|e| storage(&ip, "reading", e))?;
-    let tix = index::load_time_index(&tp, f.size).map_err(|e| storage(&tp, "reading", e))?;
-    match (idx, tix) {
-        (Some(i), Some(t)) => {
+    let dir = f.path.parent().unwrap_or(Path::new("."));
+    let ip = segment_path(dir, f.base, ".index");
+    let tp = segment_path(dir, f.base, ".timeindex");
+    match index::load_indexes(&ip, &tp, f.size)
+        .map_err(|e| storage(&ip, "reading the index files", e))?
+    {
+        Some((i, t)) => {
             f.index = i;
             f.time_index = t;
             Ok(())
         }
-        _ => rebuild_from_headers(f, interval),
+        None => rebuild_from_headers(f, interval),
+    }
+}
+
+/// A segment that compaction left ending before the next one's base (at most the
+/// compacted offset) still ends there: the offsets between were removed, not lost.
+fn close_compaction_gaps(found: &mut [Found], compacted: i64) {
+    for i in 1..found.len() {
+        let next = found[i].base;
+        if found[i - 1].next_offset < next && next <= compacted {
+            found[i - 1].next_offset = next;
+        }
     }
 }
 
@@ -341,8 +354,15 @@ enum ScanEnd {
     BadAt(u64, String),
 }
 
-/// CRC scan of one segment from its start, expecting offsets from `f.base`.
-fn scan(f: &mut Found, interval: u64, buf: &mut Vec<u8>) -> Result<ScanEnd, WalError> {
+/// CRC scan of one segment from its start, expecting offsets from `f.base`; a batch
+/// may start above the expected offset when it starts below `gaps_below` (the
+/// compacted offset: compaction removes offsets).
+fn scan(
+    f: &mut Found,
+    interval: u64,
+    buf: &mut Vec<u8>,
+    gaps_below: i64,
+) -> Result<ScanEnd, WalError> {
     let mut planner = IndexPlanner::new(f.base, interval);
     f.index.clear();
     f.time_index.clear();
@@ -412,7 +432,7 @@ fn scan(f: &mut Found, interval: u64, buf: &mut Vec<u8>) -> Result<ScanEnd, WalE
                 ),
             );
         }
-        if h.base_offset != expected {
+        if h.base_offset != expected && !(expected < h.base_offset && h.base_offset < gaps_below) {
             break ScanEnd::BadAt(
                 pos,
                 format!("baseOffset {} where {expected} was expected", h.base_offset),
@@ -440,6 +460,63 @@ fn scan(f: &mut Found, interval: u64, buf: &mut Vec<u8>) -> Result<ScanEnd, WalE
         f.size = *p;
     }
     Ok(end)
+}
+
+/// What [`scan_file`] found in a file of batches (a cleaned segment).
+pub(super) struct ScannedFile {
+    /// Bytes in the file.
+    pub size: u64,
+    /// File position after the last good batch.
+    pub stop: u64,
+    /// Offset after the last good batch.
+    pub next_offset: i64,
+    /// Why the scan stopped before the end of the file (None: it did not).
+    pub reason: Option<String>,
+    /// Sparse offset index entries (relative offset, position).
+    pub index: Vec<(u32, u32)>,
+    /// Time index entries (max timestamp so far, relative offset).
+    pub time_index: Vec<(i64, u32)>,
+    /// Largest maxTimestamp of the good batches (None when there are none).
+    pub max_ts: Option<i64>,
+}
+
+/// Scans `path` batch by batch as a segment of base `base` with recovery's rules
+/// (a batch may start above the expected offset below `gaps_below`), building its
+/// index entries on the way. Only reads the file.
+pub(super) fn scan_file(
+    path: &Path,
+    base: i64,
+    interval: u64,
+    gaps_below: i64,
+) -> Result<ScannedFile, WalError> {
+    let file = File::open(path).map_err(|e| storage(path, "opening", e))?;
+    let size = file.metadata().map_err(|e| storage(path, "stat", e))?.len();
+    let mut f = Found {
+        base,
+        path: path.to_path_buf(),
+        file,
+        size,
+        index: Vec::new(),
+        time_index: Vec::new(),
+        next_offset: base,
+        planner: None,
+        rewrite_indexes: false,
+        scanned: false,
+    };
+    let mut buf = vec![0u8; SCAN_CHUNK.min(size as usize)];
+    let reason = match scan(&mut f, interval, &mut buf, gaps_below)? {
+        ScanEnd::Clean => None,
+        ScanEnd::BadAt(_, why) => Some(why),
+    };
+    Ok(ScannedFile {
+        size,
+        stop: f.size,
+        next_offset: f.next_offset,
+        reason,
+        index: f.index,
+        time_index: f.time_index,
+        max_ts: f.planner.and_then(|p| p.max_ts()),
+    })
 }
 
 /// Makes `buf` hold file bytes from `pos`, at least `need` of them when the file has
@@ -498,8 +575,12 @@ pub(crate) fn open_dir(
 ) -> Result<Opened, WalError> {
     fs::create_dir_all(dir).map_err(|e| storage(dir, "creating the directory", e))?;
     let interval = cfg.index_interval_bytes;
+    // A committed swap is finished before anything is listed; an uncommitted one (a
+    // `.cleaned` file) is rolled back with the other strays.
+    let swaps_completed = swap::complete_swaps(dir, files)?;
     let (bases, mut dir_changed) = tidy_and_list(dir)?;
     let ckpt = checkpoint::read(dir).map_err(WalError::Storage)?;
+    let compacted = swap::read_compacted_offset(dir)?;
     let marker_path = dir.join(CLEAN_SHUTDOWN_NAME);
     let marker = marker_path.exists();
 
@@ -539,6 +620,7 @@ pub(crate) fn open_dir(
 
     let mut report = RecoveryReport {
         clean: marker,
+        swaps_completed,
         ..RecoveryReport::default()
     };
     let mut clean = false;
@@ -546,6 +628,7 @@ pub(crate) fn open_dir(
         for f in found.iter_mut() {
             load_trusted(f, interval)?;
         }
+        close_compaction_gaps(&mut found, compacted);
         let last = found.len() - 1;
         clean = finish_clean_tail(&mut found[last], interval)?;
         if clean {
@@ -566,11 +649,13 @@ pub(crate) fn open_dir(
         for f in found[..start].iter_mut() {
             load_trusted(f, interval)?;
         }
+        close_compaction_gaps(&mut found[..=start], compacted);
         let mut buf = vec![0u8; SCAN_CHUNK];
         let mut expected = found[start].base;
         let mut keep = found.len();
         for (i, f) in found.iter_mut().enumerate().skip(start) {
-            if f.base != expected {
+            // Below the compacted offset a segment may start after the previous one's end.
+            if f.base != expected && !(expected < f.base && f.base <= compacted) {
                 if expected < recovery_point {
                     return Err(WalError::Storage(format!(
                         "{}: segment starts at offset {} but the log before it ends at {expected}, \
@@ -591,8 +676,17 @@ pub(crate) fn open_dir(
             }
             report.scanned_segments += 1;
             let file_size = f.size;
-            match scan(f, interval, &mut buf)? {
-                ScanEnd::Clean => expected = f.next_offset,
+            match scan(f, interval, &mut buf, compacted)? {
+                ScanEnd::Clean => {
+                    expected = f.next_offset;
+                    // Compaction may leave a segment ending before the next one starts.
+                    if let Some(&next) = bases.get(i + 1) {
+                        if expected < next && next <= compacted {
+                            expected = next;
+                            f.next_offset = next;
+                        }
+                    }
+                }
                 ScanEnd::BadAt(pos, why) => {
                     if f.next_offset < recovery_point {
                         return Err(WalError::Storage(format!(
@@ -765,6 +859,7 @@ pub(crate) fn open_dir(
         log_start,
         recovery_point,
         unsynced,
+        compacted_offset: compacted,
     })
 }
 
