@@ -475,6 +475,17 @@ def test_delete_records_moves_the_log_start_for_fetch_and_list_offsets(
         assert _earliest(c, "dr") == 10
 
 
+def test_delete_records_on_a_compact_only_topic_is_a_policy_violation(client: WireClient) -> None:
+    create_topic(client, "drc")
+    _fill(client, "drc", 3)
+    assert _alter(client, "drc", {"cleanup.policy": "compact"}) == 0
+    assert _delete_records(client, "drc", 0, 2) == (E.POLICY_VIOLATION.code, -1)
+    assert _earliest(client, "drc") == 0
+    # With delete in the policy as well, Kafka allows it again.
+    assert _alter(client, "drc", {"cleanup.policy": "compact,delete"}) == 0
+    assert _delete_records(client, "drc", 0, 2) == (0, 2)
+
+
 # ---------------------------------------------------------------- DescribeLogDirs and DescribeProducers
 
 

@@ -4,7 +4,8 @@ v0-v2 (Kafka's range); v2 is flexible. Per partition, ``offset`` becomes the new
 start (-1 = the high watermark); the answer's low watermark is the log start
 afterwards. As in Kafka: an offset below the current log start changes nothing, one
 above the high watermark is OFFSET_OUT_OF_RANGE, the internal ``__consumer_offsets``
-is INVALID_TOPIC_EXCEPTION, an unknown partition UNKNOWN_TOPIC_OR_PARTITION. From
+is INVALID_TOPIC_EXCEPTION, a topic whose cleanup.policy lacks ``delete`` (compact only)
+POLICY_VIOLATION, an unknown partition UNKNOWN_TOPIC_OR_PARTITION. From
 then on fetches below the new start get OFFSET_OUT_OF_RANGE and ListOffsets earliest
 returns it; it is in the partition's checkpoint (written before the answer), so it
 survives a restart. Closed segments wholly below it are deleted at once.
@@ -41,6 +42,10 @@ def _delete(state: BrokerState, topic: str, partition: int, offset: int) -> tupl
         return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code, -1
     if info.internal:
         return ErrorCode.INVALID_TOPIC_EXCEPTION.code, -1
+    if not state.topics.topic_config(topic).delete:
+        # Kafka: records of a topic whose policy lacks delete "can not be deleted due to
+        # the configured policy" (a compacted log keeps every key's latest record).
+        return ErrorCode.POLICY_VIOLATION.code, -1
     try:
         log = state.topics.log(topic, partition)
         if offset == _HIGH_WATERMARK:
