@@ -61,6 +61,7 @@ def test_a_torn_tail_is_reported_alike_by_both_twins(torn_log, twin, tmp_path):
             "cut_file": os.path.join(path, f"{0:020d}.log"),
             "cut_position": 3 * SIZE,
             "reason": f"batch of {SIZE} bytes runs past the end of the file",
+            "swaps_completed": 0,
         }
     finally:
         wal.close()

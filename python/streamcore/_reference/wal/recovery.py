@@ -89,6 +89,7 @@ def new_report(directory: str, clean: bool) -> dict[str, Any]:
         "cut_file": None,
         "cut_position": None,
         "reason": None,
+        "swaps_completed": 0,
     }
 
 
@@ -247,7 +248,7 @@ def open_directory(directory: str, interval: int, files: FileCache) -> Recovered
     os.makedirs(directory, exist_ok=True)
     # A committed swap is finished before anything is listed; an uncommitted one
     # (a .cleaned file) is rolled back with the other strays.
-    complete_swaps(directory, files)
+    swaps = complete_swaps(directory, files)
     dirty_dir = _remove_strays(directory)
     marker = os.path.join(directory, CLEAN_SHUTDOWN_NAME)
     clean = os.path.exists(marker)
@@ -262,6 +263,7 @@ def open_directory(directory: str, interval: int, files: FileCache) -> Recovered
     bases = list_segment_bases(directory)
     compacted = read_compacted_offset(directory)
     report = new_report(directory, clean)
+    report["swaps_completed"] = swaps
 
     if not bases:
         seg = Segment(directory, log_start, files)
