@@ -46,10 +46,12 @@ def _check_produce_figures(r: dict, rounds: int) -> None:
         assert run["bytes"] == r["produce_bytes"] > 0
         assert run["truncated_by_timeout"] is False
         assert run["mb_per_s"] > 0
+        assert run["process_cpu_s"] > 0
     assert r["without_cleaner_mb_per_s"] > 0
     assert r["with_cleaner_mb_per_s"] > 0
     assert r["ratio"] == pytest.approx(r["with_cleaner_mb_per_s"] / r["without_cleaner_mb_per_s"])
     assert r["cleaner_failures"] == 0
+    assert r["with_cleaner_seconds"] > 0 and r["without_cleaner_seconds"] > 0
     assert r["cleaner_passes"] >= 0
     assert r["cleaner_bytes_read"] >= 0
 
@@ -79,7 +81,13 @@ def test_cleaner_throughput_keeps_exactly_the_live_keys(tmp_path: Path) -> None:
 
 def test_produce_while_cleaning_reports_both_rates(tmp_path: Path) -> None:
     r = compaction.run_produce_while_cleaning(
-        tmp_path, 1 << 20, rounds=2, segment_bytes=64 << 10, backoff_ms=5, dedupe_bytes=1 << 20
+        tmp_path,
+        1 << 20,
+        rounds=2,
+        segment_bytes=64 << 10,
+        backoff_ms=5,
+        dedupe_bytes=1 << 20,
+        io_max_bytes_per_second=50e6,
     )
     _check_produce_figures(r, 2)
     # Segments rolled, so the cleaner had closed segments to work on.

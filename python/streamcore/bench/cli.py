@@ -368,6 +368,12 @@ def add_compaction_command(targets: Subparsers) -> None:
     p.add_argument(
         "--dedupe-mb", type=_positive_int, default=128, help="offset map memory, MiB (default 128)"
     )
+    p.add_argument(
+        "--cleaner-io-mb-s",
+        type=_positive_float,
+        default=None,
+        help="the cleaner's io.max.bytes.per.second in the produce runs, MB/s (default unlimited)",
+    )
     p.add_argument("--only", choices=("cleaner", "produce"), help="run one of the two measurements")
     p.add_argument("--dir", help="where the logs go (default: a temporary directory)")
     p.add_argument(
@@ -419,18 +425,28 @@ def _print_compaction(report: dict[str, Any]) -> None:
         print(
             f"produce while cleaning: {r['produce_bytes'] / 1e6:,.1f} MB per run, "
             f"{r['segment_bytes'] >> 20} MiB segments, fsync=never, one appender; "
-            f"medians of {r['rounds']} round(s)"
+            f"medians of {r['rounds']} round(s); CPU s = all threads of this process"
         )
-        rows = [["without cleaner", _mb_s(r["without_cleaner_mb_per_s"]), "", ""]]
-        rows.append(
+        rows = [
+            [
+                "without cleaner",
+                _mb_s(r["without_cleaner_mb_per_s"]),
+                f"{r['without_cleaner_seconds']:.2f}",
+                f"{r['without_cleaner_cpu_s']:.2f}",
+                "",
+                "",
+            ],
             [
                 "with cleaner",
                 _mb_s(r["with_cleaner_mb_per_s"]),
+                f"{r['with_cleaner_seconds']:.2f}",
+                f"{r['with_cleaner_cpu_s']:.2f}",
                 f"{r['cleaner_passes']:g}",
                 f"{r['cleaner_bytes_read'] / 1e6:,.1f}",
-            ]
-        )
-        print(render_table(["run", "MB/s", "cleaner passes", "MB cleaned"], rows))
+            ],
+        ]
+        header = ["run", "MB/s", "seconds", "CPU s", "cleaner passes", "MB cleaned"]
+        print(render_table(header, rows))
         ratio = r["ratio"]
         print(f"with / without: {'-' if ratio is None else f'{ratio:.2f}'} (goal >= 0.90)")
         if any(run["truncated_by_timeout"] for run in r["runs"]):
@@ -455,6 +471,7 @@ def run_compaction(args: argparse.Namespace) -> int:
             "min_dirty_ratio": args.min_dirty_ratio,
             "backoff_ms": args.backoff_ms,
             "dedupe_mb": args.dedupe_mb,
+            "cleaner_io_mb_s": args.cleaner_io_mb_s,
             "only": args.only,
             "timeout_s": args.timeout,
         },
@@ -479,6 +496,7 @@ def run_compaction(args: argparse.Namespace) -> int:
                 min_dirty_ratio=args.min_dirty_ratio,
                 backoff_ms=args.backoff_ms,
                 dedupe_bytes=args.dedupe_mb << 20,
+                io_max_bytes_per_second=None if args.cleaner_io_mb_s is None else args.cleaner_io_mb_s * 1e6,
                 codec=args.codec,
                 timeout_s=args.timeout,
                 progress=True,

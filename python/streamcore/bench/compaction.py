@@ -209,6 +209,7 @@ def _produce_once(
     min_dirty_ratio: float,
     backoff_ms: int,
     dedupe_bytes: int,
+    io_max_bytes_per_second: float | None,
     timeout_s: float,
 ) -> dict[str, Any]:
     """Append ``batches`` to a new Log in ``directory`` (a cleaner thread running or not); then delete it."""
@@ -226,10 +227,12 @@ def _produce_once(
                 lambda: [("bench", log)],
                 lambda _key: settings,
                 dedupe_buffer_bytes=dedupe_bytes,
+                io_max_bytes_per_second=io_max_bytes_per_second,
                 backoff_ms=backoff_ms,
             )
             cleaner.start()
         deadline = time.monotonic() + timeout_s
+        cpu0 = time.process_time()
         t0 = time.perf_counter()
         for batch in batches:
             log.append(batch)
@@ -237,6 +240,7 @@ def _produce_once(
             if time.monotonic() > deadline:
                 break
         elapsed = time.perf_counter() - t0
+        cpu_s = time.process_time() - cpu0
         segments_at_end = log.segment_count
         during = None
         if cleaner is not None:
@@ -255,6 +259,8 @@ def _produce_once(
         "seconds": elapsed,
         "mb_per_s": appended / _MB / elapsed if elapsed > 0 else None,
         "truncated_by_timeout": appended < total,
+        # CPU of every thread of this process (appender, WAL writer, cleaner) over the run.
+        "process_cpu_s": cpu_s,
         "segments_at_end": segments_at_end,
     }
     if cleaner is not None and during is not None:
@@ -285,6 +291,7 @@ def run_produce_while_cleaning(
     min_dirty_ratio: float = 0.1,
     backoff_ms: int = 20,
     dedupe_bytes: int = 128 << 20,
+    io_max_bytes_per_second: float | None = None,
     codec: str = "none",
     timeout_s: float = 120.0,
     progress: bool = False,
@@ -296,7 +303,8 @@ def run_produce_while_cleaning(
     Log (fsync="never", ``segment_bytes`` segments) under ``directory``, which is
     deleted afterwards. With the cleaner, a :class:`LogCleaner` thread polls every
     ``backoff_ms`` and cleans when the dirty ratio reaches ``min_dirty_ratio``, with an
-    offset map of ``dedupe_bytes``. The two runs alternate, the order swapping each
+    offset map of ``dedupe_bytes`` and its reads and writes limited to
+    ``io_max_bytes_per_second`` (None: unlimited). The two runs alternate, the order swapping each
     round. A run stops early after ``timeout_s`` seconds (``truncated_by_timeout``).
 
     Returns the per-run figures (``runs``), the median MB/s of each kind, their ratio
@@ -324,6 +332,7 @@ def run_produce_while_cleaning(
                     min_dirty_ratio=min_dirty_ratio,
                     backoff_ms=backoff_ms,
                     dedupe_bytes=dedupe_bytes,
+                    io_max_bytes_per_second=io_max_bytes_per_second,
                     timeout_s=timeout_s,
                 )
             finally:
@@ -348,6 +357,10 @@ def run_produce_while_cleaning(
         "without_cleaner_mb_per_s": median_without,
         "with_cleaner_mb_per_s": median_with,
         "ratio": median_with / median_without if median_with and median_without else None,
+        "without_cleaner_cpu_s": _median([r["process_cpu_s"] for r in without]),
+        "with_cleaner_cpu_s": _median([r["process_cpu_s"] for r in with_]),
+        "without_cleaner_seconds": _median([r["seconds"] for r in without]),
+        "with_cleaner_seconds": _median([r["seconds"] for r in with_]),
         "cleaner_passes": _median([r["cleaner_passes"] for r in with_]),
         "cleaner_bytes_read": _median([r["cleaner_bytes_read"] for r in with_]),
         "cleaner_bytes_written": _median([r["cleaner_bytes_written"] for r in with_]),
