@@ -495,4 +495,6 @@ impl Drop for Wal {
 }
 
 #[cfg(test)]
+mod swap_tests;
+#[cfg(test)]
 mod tests;

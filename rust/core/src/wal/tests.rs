@@ -9,10 +9,10 @@ use std::sync::mpsc;
 static DIR_COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// A fresh directory removed on drop.
-struct TempDir(PathBuf);
+pub(super) struct TempDir(PathBuf);
 
 impl TempDir {
-    fn new(tag: &str) -> Self {
+    pub(super) fn new(tag: &str) -> Self {
         let n = DIR_COUNTER.fetch_add(1, Ordering::SeqCst);
         let p = std::env::temp_dir().join(format!(
             "streamcore-wal-test-{}-{tag}-{n}",
@@ -21,10 +21,10 @@ impl TempDir {
         let _ = fs::remove_dir_all(&p);
         TempDir(p)
     }
-    fn path(&self) -> &Path {
+    pub(super) fn path(&self) -> &Path {
         &self.0
     }
-    fn file(&self, base: i64, suffix: &str) -> PathBuf {
+    pub(super) fn file(&self, base: i64, suffix: &str) -> PathBuf {
         self.0.join(format!("{base:020}{suffix}"))
     }
 }
@@ -36,7 +36,7 @@ impl Drop for TempDir {
 }
 
 /// A v2 batch of `records` records with `payload` filler bytes and a valid CRC.
-fn batch(records: i32, max_ts: i64, payload: usize) -> Vec<u8> {
+pub(super) fn batch(records: i32, max_ts: i64, payload: usize) -> Vec<u8> {
     let total = HEADER_LEN + payload;
     let mut b = vec![0u8; total];
     b[8..12].copy_from_slice(&((total - LOG_OVERHEAD) as i32).to_be_bytes());
@@ -54,7 +54,7 @@ fn batch(records: i32, max_ts: i64, payload: usize) -> Vec<u8> {
     b
 }
 
-fn cfg(fsync: FsyncPolicy) -> WalConfig {
+pub(super) fn cfg(fsync: FsyncPolicy) -> WalConfig {
     WalConfig {
         fsync,
         ..WalConfig::default()
@@ -66,7 +66,7 @@ fn open(dir: &TempDir, c: WalConfig) -> Wal {
 }
 
 /// Simulates a crash after a clean close: no marker, recovery point `rp`.
-fn forget_clean_close(dir: &TempDir, rp: i64) {
+pub(super) fn forget_clean_close(dir: &TempDir, rp: i64) {
     let _ = fs::remove_file(dir.path().join(CLEAN_SHUTDOWN_NAME));
     checkpoint::write(
         dir.path(),
