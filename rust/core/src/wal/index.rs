@@ -200,11 +200,12 @@ pub(crate) fn load_time_index(
     Ok(if ok { Some(entries) } else { None })
 }
 
-/// Both indexes of a segment of `log_size` bytes; None when either is missing or
-/// not plausible, or when they disagree on the first batch (the caller rebuilds them).
+/// A segment's offset index and time index entries.
 pub(crate) type LoadedIndexes = (Vec<(u32, u32)>, Vec<(i64, u32)>);
 
-/// Reads both index files of a segment of `log_size` bytes (see [`LoadedIndexes`]).
+/// Reads both index files of a segment of `log_size` bytes; None when either is
+/// missing or not plausible, or when they disagree on the first batch (the caller
+/// then rebuilds them from the log).
 pub(crate) fn load_indexes(
     index_path: &Path,
     time_path: &Path,
@@ -275,6 +276,29 @@ mod tests {
         assert_eq!(idx, vec![(0, 0), (50, 5000)]);
         assert_eq!(t, vec![(5, 0), (10, 50)]);
         assert_eq!(p.max_ts(), Some(14));
+    }
+
+    #[test]
+    fn loaded_indexes_may_start_above_the_base_but_at_byte_zero_and_agreeing() {
+        let dir =
+            std::env::temp_dir().join(format!("streamcore-index-load-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let (ip, tp) = (dir.join("i"), dir.join("t"));
+        let load = |index: &[(u32, u32)], time: &[(i64, u32)]| {
+            write_index_files(&ip, &tp, index, time).unwrap();
+            load_indexes(&ip, &tp, 1000).unwrap()
+        };
+        // Compaction removed the segment's first offsets: the first batch is at rel 3.
+        assert_eq!(
+            load(&[(3, 0), (9, 500)], &[(7, 3)]),
+            Some((vec![(3, 0), (9, 500)], vec![(7, 3)]))
+        );
+        // The first entry must be at byte 0, and both indexes must name the same batch.
+        assert_eq!(load(&[(3, 10)], &[(7, 3)]), None);
+        assert_eq!(load(&[(3, 0)], &[(7, 0)]), None);
+        assert_eq!(load(&[(3, 0)], &[]), None);
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]
