@@ -54,6 +54,8 @@ def read_compacted_offset(directory: str) -> int:
             text = f.read()
     except FileNotFoundError:
         return 0
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StorageError(f"{path}: unreadable compacted offset ({exc})") from exc
     try:
         value = int(text.strip())
         if value < 0:
@@ -80,7 +82,15 @@ def complete_swaps(directory: str, files: FileCache) -> int:
     For each ``<base>-<end>.log.swap``: the files of every segment with a base in
     [base, end) are deleted and the swap becomes ``<base>.log`` (its indexes are
     rebuilt by the open that follows). The directory is fsynced once at the end.
+    An I/O failure is a StorageError naming the directory (the next open retries).
     """
+    try:
+        return _complete_swaps(directory, files)
+    except OSError as exc:
+        raise StorageError(f"{directory}: completing a swap of cleaned segments failed: {exc!r}") from exc
+
+
+def _complete_swaps(directory: str, files: FileCache) -> int:
     swaps = sorted(
         (m for m in (_SWAP_NAME.match(n) for n in os.listdir(directory)) if m is not None),
         key=lambda m: m.group(0),
@@ -184,6 +194,12 @@ def replace_segments(log: WalLog, cleaned_path: str, base: int, end: int) -> boo
             raise ValueError(f"{cleaned_path}: no such cleaned segment")
         try:
             seg = _scan_cleaned(log, cleaned_path, base, end)
+        except OSError as exc:
+            # Nothing of the log was touched yet: the log stays online (as in swap.rs).
+            _unlink_quietly(cleaned_path)
+            raise StorageError(
+                f"{cleaned_path}: cannot read the cleaned segment: {exc.strerror or exc}"
+            ) from exc
         except BaseException:
             _unlink_quietly(cleaned_path)
             raise

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 
 use super::checkpoint;
 use super::segment::segment_path;
-use super::{Shared, WalError};
+use super::{lock, Shared, WalError};
 
 pub(crate) fn apply(
     shared: &Shared,
@@ -159,6 +159,9 @@ impl super::Wal {
     /// (or negative) is [`WalError::OffsetOutOfRange`].
     pub fn delete_records(&self, offset: i64) -> Result<i64, WalError> {
         self.check_open()?;
+        // Serialised with retention and with swaps of cleaned segments (swap.rs), which
+        // must find the segments they replace still in place.
+        let _serial = lock(&self.shared.retention_lock);
         delete_records(&self.shared, offset)
     }
 }
