@@ -289,22 +289,6 @@ fn to_python<'py>(py: Python<'py>, r: &CleanResult) -> PyResult<Bound<'py, PyAny
     result_t.call1((segments, stats))
 }
 
-/// Attaches `_native.cleaner` to `parent` and to `sys.modules`, like
-/// `module::add_submodule` but without listing it in `_native.__all__`: the stub
-/// package's `__init__.pyi` does not name `cleaner` yet, and `mypy.stubtest` checks
-/// that `__all__` against it. Once the stub lists it, registration should go through
-/// `module::add_submodule` like every other capability.
-pub(crate) fn register(parent: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = parent.py();
-    let m = PyModule::new(py, "cleaner")?;
-    build(&m)?;
-    parent.setattr("cleaner", &m)?;
-    py.import("sys")?
-        .getattr("modules")?
-        .set_item("streamcore._native.cleaner", &m)?;
-    Ok(())
-}
-
 pub(crate) fn build(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<OffsetMap>()?;
     m.add_function(wrap_pyfunction!(build_offset_map, m)?)?;

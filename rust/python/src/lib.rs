@@ -33,6 +33,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     module::add_submodule(m, "wal", wal::build)?;
     module::add_submodule(m, "metrics", metrics::build)?;
     module::add_submodule(m, "classifier", classifier::build)?;
-    cleaner::register(m)?;
+    module::add_submodule(m, "cleaner", cleaner::build)?;
     Ok(())
 }
