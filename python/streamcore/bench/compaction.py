@@ -305,7 +305,7 @@ def run_produce_while_cleaning(
     ``backoff_ms`` and cleans when the dirty ratio reaches ``min_dirty_ratio``, with an
     offset map of ``dedupe_bytes`` and its reads and writes limited to
     ``io_max_bytes_per_second`` (None: unlimited). The two runs alternate, the order swapping each
-    round. A run stops early after ``timeout_s`` seconds (``truncated_by_timeout``).
+    round; between runs the log is deleted and ``os.sync()`` called, untimed. A run stops early after ``timeout_s`` seconds (``truncated_by_timeout``).
 
     Returns the per-run figures (``runs``), the median MB/s of each kind, their ratio
     (with / without) and the median cleaner passes and bytes read during a run.
@@ -337,6 +337,9 @@ def run_produce_while_cleaning(
                 )
             finally:
                 shutil.rmtree(path, ignore_errors=True)
+                # Outside the timed window: the next run starts without this one's
+                # writeback (and, on a discard-mounted file system, its discards) pending.
+                os.sync()
             run["round"] = round_no
             runs.append(run)
             if progress:
