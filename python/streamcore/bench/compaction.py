@@ -304,11 +304,15 @@ def run_produce_while_cleaning(
     deleted afterwards. With the cleaner, a :class:`LogCleaner` thread polls every
     ``backoff_ms`` and cleans when the dirty ratio reaches ``min_dirty_ratio``, with an
     offset map of ``dedupe_bytes`` and its reads and writes limited to
-    ``io_max_bytes_per_second`` (None: unlimited). The two runs alternate, the order swapping each
-    round; between runs the log is deleted and ``os.sync()`` called, untimed. A run stops early after ``timeout_s`` seconds (``truncated_by_timeout``).
+    ``io_max_bytes_per_second`` (bytes/s; None: unlimited). The two runs alternate,
+    the order swapping each round; between runs the log is deleted and ``os.sync()``
+    called, untimed. A run stops early after ``timeout_s`` seconds
+    (``truncated_by_timeout``).
 
-    Returns the per-run figures (``runs``), the median MB/s of each kind, their ratio
-    (with / without) and the median cleaner passes and bytes read during a run.
+    Returns the per-run figures (``runs``: MB/s, seconds, process CPU seconds, and for
+    the cleaner runs its passes and bytes read and written while the appends ran), the
+    median MB/s, seconds and CPU seconds of each kind, their MB/s ratio (with /
+    without), and the median cleaner passes and bytes read and written during a run.
     """
     if rounds < 1:
         raise ValueError(f"rounds must be >= 1, not {rounds}")
