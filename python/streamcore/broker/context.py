@@ -29,7 +29,7 @@ HandlerResult = Any | Awaitable[Any] | None
 class RequestContext:
     """One request's header fields and its sender, as handlers see them."""
 
-    __slots__ = ("api_key", "api_version", "client_host", "client_id", "correlation_id", "peer")
+    __slots__ = ("api_key", "api_version", "client_host", "client_id", "correlation_id", "peer", "principal")
 
     def __init__(
         self,
@@ -38,6 +38,7 @@ class RequestContext:
         correlation_id: int,
         client_id: str | None,
         peer: str,
+        principal: str = "User:ANONYMOUS",
     ) -> None:
         #: The request's api key (``streamcore.protocol.headers.ApiKey``).
         self.api_key = api_key
@@ -50,6 +51,10 @@ class RequestContext:
         self.peer = peer
         #: ``/host`` as Kafka shows a member's host in DescribeGroups.
         self.client_host = "/" + peer.rsplit(":", 1)[0]
+        #: Who sent it, as Kafka names principals: ``User:<name>`` once the connection
+        #: authenticated (SASL username, TLS certificate subject), ``User:ANONYMOUS`` on
+        #: an unauthenticated listener. Authorizers decide on it.
+        self.principal = principal
 
     def __repr__(self) -> str:
         return (
