@@ -62,6 +62,15 @@ APIS = (
     "IncrementalAlterConfigs",
     "OffsetDelete",
     "DescribeProducers",
+    # Security (issue 13): SASL, SCRAM credentials, ACLs, client quotas.
+    "SaslAuthenticate",
+    "DescribeUserScramCredentials",
+    "AlterUserScramCredentials",
+    "CreateAcls",
+    "DescribeAcls",
+    "DeleteAcls",
+    "DescribeClientQuotas",
+    "AlterClientQuotas",
 )
 # Non-API data structures (the consumer group protocol's subscription and assignment).
 DATA_SPECS = ("ConsumerProtocolSubscription", "ConsumerProtocolAssignment")

@@ -4629,6 +4629,1163 @@ DescribeProducersResponse.PartitionResponse = DescribeProducersResponse_Partitio
 DescribeProducersResponse.ProducerState = DescribeProducersResponse_ProducerState
 
 
+class SaslAuthenticateRequest:
+    """Kafka SaslAuthenticateRequest request (api key 36), versions 0-2; flexible from v2."""
+
+    __slots__ = ('auth_bytes', )
+    API_KEY = 36
+    MIN_VERSION = 0
+    MAX_VERSION = 2
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, auth_bytes=b''):
+        self.auth_bytes = auth_bytes
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.auth_bytes == other.auth_bytes
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"SaslAuthenticateRequest(auth_bytes={self.auth_bytes!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a SaslAuthenticateRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_SaslAuthenticateRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_SaslAuthenticateRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_SaslAuthenticateRequest, w, version)
+
+
+
+
+class SaslAuthenticateResponse:
+    """Kafka SaslAuthenticateResponse response (api key 36), versions 0-2; flexible from v2."""
+
+    __slots__ = ('error_code', 'error_message', 'auth_bytes', 'session_lifetime_ms', )
+    API_KEY = 36
+    MIN_VERSION = 0
+    MAX_VERSION = 2
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, error_code=0, error_message='', auth_bytes=b'', session_lifetime_ms=0):
+        self.error_code = error_code
+        self.error_message = error_message
+        self.auth_bytes = auth_bytes
+        self.session_lifetime_ms = session_lifetime_ms
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.error_code == other.error_code and self.error_message == other.error_message and self.auth_bytes == other.auth_bytes and self.session_lifetime_ms == other.session_lifetime_ms
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"SaslAuthenticateResponse(error_code={self.error_code!r}, error_message={self.error_message!r}, auth_bytes={self.auth_bytes!r}, session_lifetime_ms={self.session_lifetime_ms!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a SaslAuthenticateResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_SaslAuthenticateResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_SaslAuthenticateResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_SaslAuthenticateResponse, w, version)
+
+
+
+
+class DescribeUserScramCredentialsRequest_UserName:
+    """Struct UserName of a Kafka message."""
+
+    __slots__ = ('name', )
+
+    def __init__(self, name=''):
+        self.name = name
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeUserScramCredentialsRequest_UserName(name={self.name!r})"
+
+
+class DescribeUserScramCredentialsRequest:
+    """Kafka DescribeUserScramCredentialsRequest request (api key 50), versions 0-0; flexible from v0."""
+
+    __slots__ = ('users', )
+    API_KEY = 50
+    MIN_VERSION = 0
+    MAX_VERSION = 0
+    FLEXIBLE_FROM = 0
+
+    def __init__(self, users=_MISSING):
+        self.users = [] if users is _MISSING else users
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.users == other.users
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeUserScramCredentialsRequest(users={self.users!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeUserScramCredentialsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeUserScramCredentialsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeUserScramCredentialsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeUserScramCredentialsRequest, w, version)
+
+
+DescribeUserScramCredentialsRequest.UserName = DescribeUserScramCredentialsRequest_UserName
+
+
+class DescribeUserScramCredentialsResponse_CredentialInfo:
+    """Struct CredentialInfo of a Kafka message."""
+
+    __slots__ = ('mechanism', 'iterations', )
+
+    def __init__(self, mechanism=0, iterations=0):
+        self.mechanism = mechanism
+        self.iterations = iterations
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.mechanism == other.mechanism and self.iterations == other.iterations
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeUserScramCredentialsResponse_CredentialInfo(mechanism={self.mechanism!r}, iterations={self.iterations!r})"
+
+
+class DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult:
+    """Struct DescribeUserScramCredentialsResult of a Kafka message."""
+
+    __slots__ = ('user', 'error_code', 'error_message', 'credential_infos', )
+
+    def __init__(self, user='', error_code=0, error_message='', credential_infos=_MISSING):
+        self.user = user
+        self.error_code = error_code
+        self.error_message = error_message
+        self.credential_infos = [] if credential_infos is _MISSING else credential_infos
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.user == other.user and self.error_code == other.error_code and self.error_message == other.error_message and self.credential_infos == other.credential_infos
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult(user={self.user!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, credential_infos={self.credential_infos!r})"
+
+
+class DescribeUserScramCredentialsResponse:
+    """Kafka DescribeUserScramCredentialsResponse response (api key 50), versions 0-0; flexible from v0."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results', )
+    API_KEY = 50
+    MIN_VERSION = 0
+    MAX_VERSION = 0
+    FLEXIBLE_FROM = 0
+
+    def __init__(self, throttle_time_ms=0, error_code=0, error_message='', results=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.results = [] if results is _MISSING else results
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.error_code == other.error_code and self.error_message == other.error_message and self.results == other.results
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeUserScramCredentialsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, results={self.results!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeUserScramCredentialsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeUserScramCredentialsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeUserScramCredentialsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeUserScramCredentialsResponse, w, version)
+
+
+DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult = DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult
+DescribeUserScramCredentialsResponse.CredentialInfo = DescribeUserScramCredentialsResponse_CredentialInfo
+
+
+class AlterUserScramCredentialsRequest_ScramCredentialUpsertion:
+    """Struct ScramCredentialUpsertion of a Kafka message."""
+
+    __slots__ = ('name', 'mechanism', 'iterations', 'salt', 'salted_password', )
+
+    def __init__(self, name='', mechanism=0, iterations=0, salt=b'', salted_password=b''):
+        self.name = name
+        self.mechanism = mechanism
+        self.iterations = iterations
+        self.salt = salt
+        self.salted_password = salted_password
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.mechanism == other.mechanism and self.iterations == other.iterations and self.salt == other.salt and self.salted_password == other.salted_password
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterUserScramCredentialsRequest_ScramCredentialUpsertion(name={self.name!r}, mechanism={self.mechanism!r}, iterations={self.iterations!r}, salt={self.salt!r}, salted_password={self.salted_password!r})"
+
+
+class AlterUserScramCredentialsRequest_ScramCredentialDeletion:
+    """Struct ScramCredentialDeletion of a Kafka message."""
+
+    __slots__ = ('name', 'mechanism', )
+
+    def __init__(self, name='', mechanism=0):
+        self.name = name
+        self.mechanism = mechanism
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.mechanism == other.mechanism
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterUserScramCredentialsRequest_ScramCredentialDeletion(name={self.name!r}, mechanism={self.mechanism!r})"
+
+
+class AlterUserScramCredentialsRequest:
+    """Kafka AlterUserScramCredentialsRequest request (api key 51), versions 0-0; flexible from v0."""
+
+    __slots__ = ('deletions', 'upsertions', )
+    API_KEY = 51
+    MIN_VERSION = 0
+    MAX_VERSION = 0
+    FLEXIBLE_FROM = 0
+
+    def __init__(self, deletions=_MISSING, upsertions=_MISSING):
+        self.deletions = [] if deletions is _MISSING else deletions
+        self.upsertions = [] if upsertions is _MISSING else upsertions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.deletions == other.deletions and self.upsertions == other.upsertions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterUserScramCredentialsRequest(deletions={self.deletions!r}, upsertions={self.upsertions!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a AlterUserScramCredentialsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_AlterUserScramCredentialsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_AlterUserScramCredentialsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_AlterUserScramCredentialsRequest, w, version)
+
+
+AlterUserScramCredentialsRequest.ScramCredentialDeletion = AlterUserScramCredentialsRequest_ScramCredentialDeletion
+AlterUserScramCredentialsRequest.ScramCredentialUpsertion = AlterUserScramCredentialsRequest_ScramCredentialUpsertion
+
+
+class AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult:
+    """Struct AlterUserScramCredentialsResult of a Kafka message."""
+
+    __slots__ = ('user', 'error_code', 'error_message', )
+
+    def __init__(self, user='', error_code=0, error_message=''):
+        self.user = user
+        self.error_code = error_code
+        self.error_message = error_message
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.user == other.user and self.error_code == other.error_code and self.error_message == other.error_message
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult(user={self.user!r}, error_code={self.error_code!r}, error_message={self.error_message!r})"
+
+
+class AlterUserScramCredentialsResponse:
+    """Kafka AlterUserScramCredentialsResponse response (api key 51), versions 0-0; flexible from v0."""
+
+    __slots__ = ('throttle_time_ms', 'results', )
+    API_KEY = 51
+    MIN_VERSION = 0
+    MAX_VERSION = 0
+    FLEXIBLE_FROM = 0
+
+    def __init__(self, throttle_time_ms=0, results=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _MISSING else results
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.results == other.results
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterUserScramCredentialsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a AlterUserScramCredentialsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_AlterUserScramCredentialsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_AlterUserScramCredentialsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_AlterUserScramCredentialsResponse, w, version)
+
+
+AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult = AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult
+
+
+class CreateAclsRequest_AclCreation:
+    """Struct AclCreation of a Kafka message."""
+
+    __slots__ = ('resource_type', 'resource_name', 'resource_pattern_type', 'principal', 'host', 'operation', 'permission_type', )
+
+    def __init__(self, resource_type=0, resource_name='', resource_pattern_type=3, principal='', host='', operation=0, permission_type=0):
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        self.resource_pattern_type = resource_pattern_type
+        self.principal = principal
+        self.host = host
+        self.operation = operation
+        self.permission_type = permission_type
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.resource_type == other.resource_type and self.resource_name == other.resource_name and self.resource_pattern_type == other.resource_pattern_type and self.principal == other.principal and self.host == other.host and self.operation == other.operation and self.permission_type == other.permission_type
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"CreateAclsRequest_AclCreation(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, resource_pattern_type={self.resource_pattern_type!r}, principal={self.principal!r}, host={self.host!r}, operation={self.operation!r}, permission_type={self.permission_type!r})"
+
+
+class CreateAclsRequest:
+    """Kafka CreateAclsRequest request (api key 30), versions 1-3; flexible from v2."""
+
+    __slots__ = ('creations', )
+    API_KEY = 30
+    MIN_VERSION = 1
+    MAX_VERSION = 3
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, creations=_MISSING):
+        self.creations = [] if creations is _MISSING else creations
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.creations == other.creations
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"CreateAclsRequest(creations={self.creations!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a CreateAclsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_CreateAclsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_CreateAclsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_CreateAclsRequest, w, version)
+
+
+CreateAclsRequest.AclCreation = CreateAclsRequest_AclCreation
+
+
+class CreateAclsResponse_AclCreationResult:
+    """Struct AclCreationResult of a Kafka message."""
+
+    __slots__ = ('error_code', 'error_message', )
+
+    def __init__(self, error_code=0, error_message=''):
+        self.error_code = error_code
+        self.error_message = error_message
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.error_code == other.error_code and self.error_message == other.error_message
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"CreateAclsResponse_AclCreationResult(error_code={self.error_code!r}, error_message={self.error_message!r})"
+
+
+class CreateAclsResponse:
+    """Kafka CreateAclsResponse response (api key 30), versions 1-3; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'results', )
+    API_KEY = 30
+    MIN_VERSION = 1
+    MAX_VERSION = 3
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, throttle_time_ms=0, results=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _MISSING else results
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.results == other.results
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"CreateAclsResponse(throttle_time_ms={self.throttle_time_ms!r}, results={self.results!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a CreateAclsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_CreateAclsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_CreateAclsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_CreateAclsResponse, w, version)
+
+
+CreateAclsResponse.AclCreationResult = CreateAclsResponse_AclCreationResult
+
+
+class DescribeAclsRequest:
+    """Kafka DescribeAclsRequest request (api key 29), versions 1-3; flexible from v2."""
+
+    __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', )
+    API_KEY = 29
+    MIN_VERSION = 1
+    MAX_VERSION = 3
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, resource_type_filter=0, resource_name_filter='', pattern_type_filter=3, principal_filter='', host_filter='', operation=0, permission_type=0):
+        self.resource_type_filter = resource_type_filter
+        self.resource_name_filter = resource_name_filter
+        self.pattern_type_filter = pattern_type_filter
+        self.principal_filter = principal_filter
+        self.host_filter = host_filter
+        self.operation = operation
+        self.permission_type = permission_type
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.resource_type_filter == other.resource_type_filter and self.resource_name_filter == other.resource_name_filter and self.pattern_type_filter == other.pattern_type_filter and self.principal_filter == other.principal_filter and self.host_filter == other.host_filter and self.operation == other.operation and self.permission_type == other.permission_type
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeAclsRequest(resource_type_filter={self.resource_type_filter!r}, resource_name_filter={self.resource_name_filter!r}, pattern_type_filter={self.pattern_type_filter!r}, principal_filter={self.principal_filter!r}, host_filter={self.host_filter!r}, operation={self.operation!r}, permission_type={self.permission_type!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeAclsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeAclsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeAclsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeAclsRequest, w, version)
+
+
+
+
+class DescribeAclsResponse_AclDescription:
+    """Struct AclDescription of a Kafka message."""
+
+    __slots__ = ('principal', 'host', 'operation', 'permission_type', )
+
+    def __init__(self, principal='', host='', operation=0, permission_type=0):
+        self.principal = principal
+        self.host = host
+        self.operation = operation
+        self.permission_type = permission_type
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.principal == other.principal and self.host == other.host and self.operation == other.operation and self.permission_type == other.permission_type
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeAclsResponse_AclDescription(principal={self.principal!r}, host={self.host!r}, operation={self.operation!r}, permission_type={self.permission_type!r})"
+
+
+class DescribeAclsResponse_DescribeAclsResource:
+    """Struct DescribeAclsResource of a Kafka message."""
+
+    __slots__ = ('resource_type', 'resource_name', 'pattern_type', 'acls', )
+
+    def __init__(self, resource_type=0, resource_name='', pattern_type=3, acls=_MISSING):
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        self.pattern_type = pattern_type
+        self.acls = [] if acls is _MISSING else acls
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.resource_type == other.resource_type and self.resource_name == other.resource_name and self.pattern_type == other.pattern_type and self.acls == other.acls
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeAclsResponse_DescribeAclsResource(resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, pattern_type={self.pattern_type!r}, acls={self.acls!r})"
+
+
+class DescribeAclsResponse:
+    """Kafka DescribeAclsResponse response (api key 29), versions 1-3; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'resources', )
+    API_KEY = 29
+    MIN_VERSION = 1
+    MAX_VERSION = 3
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, throttle_time_ms=0, error_code=0, error_message='', resources=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.resources = [] if resources is _MISSING else resources
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.error_code == other.error_code and self.error_message == other.error_message and self.resources == other.resources
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeAclsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, resources={self.resources!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeAclsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeAclsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeAclsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeAclsResponse, w, version)
+
+
+DescribeAclsResponse.DescribeAclsResource = DescribeAclsResponse_DescribeAclsResource
+DescribeAclsResponse.AclDescription = DescribeAclsResponse_AclDescription
+
+
+class DeleteAclsRequest_DeleteAclsFilter:
+    """Struct DeleteAclsFilter of a Kafka message."""
+
+    __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type', )
+
+    def __init__(self, resource_type_filter=0, resource_name_filter='', pattern_type_filter=3, principal_filter='', host_filter='', operation=0, permission_type=0):
+        self.resource_type_filter = resource_type_filter
+        self.resource_name_filter = resource_name_filter
+        self.pattern_type_filter = pattern_type_filter
+        self.principal_filter = principal_filter
+        self.host_filter = host_filter
+        self.operation = operation
+        self.permission_type = permission_type
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.resource_type_filter == other.resource_type_filter and self.resource_name_filter == other.resource_name_filter and self.pattern_type_filter == other.pattern_type_filter and self.principal_filter == other.principal_filter and self.host_filter == other.host_filter and self.operation == other.operation and self.permission_type == other.permission_type
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteAclsRequest_DeleteAclsFilter(resource_type_filter={self.resource_type_filter!r}, resource_name_filter={self.resource_name_filter!r}, pattern_type_filter={self.pattern_type_filter!r}, principal_filter={self.principal_filter!r}, host_filter={self.host_filter!r}, operation={self.operation!r}, permission_type={self.permission_type!r})"
+
+
+class DeleteAclsRequest:
+    """Kafka DeleteAclsRequest request (api key 31), versions 1-3; flexible from v2."""
+
+    __slots__ = ('filters', )
+    API_KEY = 31
+    MIN_VERSION = 1
+    MAX_VERSION = 3
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, filters=_MISSING):
+        self.filters = [] if filters is _MISSING else filters
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.filters == other.filters
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteAclsRequest(filters={self.filters!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DeleteAclsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DeleteAclsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DeleteAclsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DeleteAclsRequest, w, version)
+
+
+DeleteAclsRequest.DeleteAclsFilter = DeleteAclsRequest_DeleteAclsFilter
+
+
+class DeleteAclsResponse_DeleteAclsMatchingAcl:
+    """Struct DeleteAclsMatchingAcl of a Kafka message."""
+
+    __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'pattern_type', 'principal', 'host', 'operation', 'permission_type', )
+
+    def __init__(self, error_code=0, error_message='', resource_type=0, resource_name='', pattern_type=3, principal='', host='', operation=0, permission_type=0):
+        self.error_code = error_code
+        self.error_message = error_message
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        self.pattern_type = pattern_type
+        self.principal = principal
+        self.host = host
+        self.operation = operation
+        self.permission_type = permission_type
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.error_code == other.error_code and self.error_message == other.error_message and self.resource_type == other.resource_type and self.resource_name == other.resource_name and self.pattern_type == other.pattern_type and self.principal == other.principal and self.host == other.host and self.operation == other.operation and self.permission_type == other.permission_type
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteAclsResponse_DeleteAclsMatchingAcl(error_code={self.error_code!r}, error_message={self.error_message!r}, resource_type={self.resource_type!r}, resource_name={self.resource_name!r}, pattern_type={self.pattern_type!r}, principal={self.principal!r}, host={self.host!r}, operation={self.operation!r}, permission_type={self.permission_type!r})"
+
+
+class DeleteAclsResponse_DeleteAclsFilterResult:
+    """Struct DeleteAclsFilterResult of a Kafka message."""
+
+    __slots__ = ('error_code', 'error_message', 'matching_acls', )
+
+    def __init__(self, error_code=0, error_message='', matching_acls=_MISSING):
+        self.error_code = error_code
+        self.error_message = error_message
+        self.matching_acls = [] if matching_acls is _MISSING else matching_acls
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.error_code == other.error_code and self.error_message == other.error_message and self.matching_acls == other.matching_acls
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteAclsResponse_DeleteAclsFilterResult(error_code={self.error_code!r}, error_message={self.error_message!r}, matching_acls={self.matching_acls!r})"
+
+
+class DeleteAclsResponse:
+    """Kafka DeleteAclsResponse response (api key 31), versions 1-3; flexible from v2."""
+
+    __slots__ = ('throttle_time_ms', 'filter_results', )
+    API_KEY = 31
+    MIN_VERSION = 1
+    MAX_VERSION = 3
+    FLEXIBLE_FROM = 2
+
+    def __init__(self, throttle_time_ms=0, filter_results=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.filter_results = [] if filter_results is _MISSING else filter_results
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.filter_results == other.filter_results
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DeleteAclsResponse(throttle_time_ms={self.throttle_time_ms!r}, filter_results={self.filter_results!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DeleteAclsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DeleteAclsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DeleteAclsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DeleteAclsResponse, w, version)
+
+
+DeleteAclsResponse.DeleteAclsFilterResult = DeleteAclsResponse_DeleteAclsFilterResult
+DeleteAclsResponse.DeleteAclsMatchingAcl = DeleteAclsResponse_DeleteAclsMatchingAcl
+
+
+class DescribeClientQuotasRequest_ComponentData:
+    """Struct ComponentData of a Kafka message."""
+
+    __slots__ = ('entity_type', 'match_type', 'match', )
+
+    def __init__(self, entity_type='', match_type=0, match=''):
+        self.entity_type = entity_type
+        self.match_type = match_type
+        self.match = match
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.entity_type == other.entity_type and self.match_type == other.match_type and self.match == other.match
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeClientQuotasRequest_ComponentData(entity_type={self.entity_type!r}, match_type={self.match_type!r}, match={self.match!r})"
+
+
+class DescribeClientQuotasRequest:
+    """Kafka DescribeClientQuotasRequest request (api key 48), versions 0-1; flexible from v1."""
+
+    __slots__ = ('components', 'strict', )
+    API_KEY = 48
+    MIN_VERSION = 0
+    MAX_VERSION = 1
+    FLEXIBLE_FROM = 1
+
+    def __init__(self, components=_MISSING, strict=False):
+        self.components = [] if components is _MISSING else components
+        self.strict = strict
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.components == other.components and self.strict == other.strict
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeClientQuotasRequest(components={self.components!r}, strict={self.strict!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeClientQuotasRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeClientQuotasRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeClientQuotasRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeClientQuotasRequest, w, version)
+
+
+DescribeClientQuotasRequest.ComponentData = DescribeClientQuotasRequest_ComponentData
+
+
+class DescribeClientQuotasResponse_ValueData:
+    """Struct ValueData of a Kafka message."""
+
+    __slots__ = ('key', 'value', )
+
+    def __init__(self, key='', value=0.0):
+        self.key = key
+        self.value = value
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.key == other.key and self.value == other.value
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeClientQuotasResponse_ValueData(key={self.key!r}, value={self.value!r})"
+
+
+class DescribeClientQuotasResponse_EntityData:
+    """Struct EntityData of a Kafka message."""
+
+    __slots__ = ('entity_type', 'entity_name', )
+
+    def __init__(self, entity_type='', entity_name=''):
+        self.entity_type = entity_type
+        self.entity_name = entity_name
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.entity_type == other.entity_type and self.entity_name == other.entity_name
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeClientQuotasResponse_EntityData(entity_type={self.entity_type!r}, entity_name={self.entity_name!r})"
+
+
+class DescribeClientQuotasResponse_EntryData:
+    """Struct EntryData of a Kafka message."""
+
+    __slots__ = ('entity', 'values', )
+
+    def __init__(self, entity=_MISSING, values=_MISSING):
+        self.entity = [] if entity is _MISSING else entity
+        self.values = [] if values is _MISSING else values
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.entity == other.entity and self.values == other.values
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeClientQuotasResponse_EntryData(entity={self.entity!r}, values={self.values!r})"
+
+
+class DescribeClientQuotasResponse:
+    """Kafka DescribeClientQuotasResponse response (api key 48), versions 0-1; flexible from v1."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'entries', )
+    API_KEY = 48
+    MIN_VERSION = 0
+    MAX_VERSION = 1
+    FLEXIBLE_FROM = 1
+
+    def __init__(self, throttle_time_ms=0, error_code=0, error_message='', entries=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.entries = [] if entries is _MISSING else entries
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.error_code == other.error_code and self.error_message == other.error_message and self.entries == other.entries
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeClientQuotasResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, error_message={self.error_message!r}, entries={self.entries!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeClientQuotasResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeClientQuotasResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeClientQuotasResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeClientQuotasResponse, w, version)
+
+
+DescribeClientQuotasResponse.EntryData = DescribeClientQuotasResponse_EntryData
+DescribeClientQuotasResponse.EntityData = DescribeClientQuotasResponse_EntityData
+DescribeClientQuotasResponse.ValueData = DescribeClientQuotasResponse_ValueData
+
+
+class AlterClientQuotasRequest_OpData:
+    """Struct OpData of a Kafka message."""
+
+    __slots__ = ('key', 'value', 'remove', )
+
+    def __init__(self, key='', value=0.0, remove=False):
+        self.key = key
+        self.value = value
+        self.remove = remove
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.key == other.key and self.value == other.value and self.remove == other.remove
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterClientQuotasRequest_OpData(key={self.key!r}, value={self.value!r}, remove={self.remove!r})"
+
+
+class AlterClientQuotasRequest_EntityData:
+    """Struct EntityData of a Kafka message."""
+
+    __slots__ = ('entity_type', 'entity_name', )
+
+    def __init__(self, entity_type='', entity_name=''):
+        self.entity_type = entity_type
+        self.entity_name = entity_name
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.entity_type == other.entity_type and self.entity_name == other.entity_name
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterClientQuotasRequest_EntityData(entity_type={self.entity_type!r}, entity_name={self.entity_name!r})"
+
+
+class AlterClientQuotasRequest_EntryData:
+    """Struct EntryData of a Kafka message."""
+
+    __slots__ = ('entity', 'ops', )
+
+    def __init__(self, entity=_MISSING, ops=_MISSING):
+        self.entity = [] if entity is _MISSING else entity
+        self.ops = [] if ops is _MISSING else ops
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.entity == other.entity and self.ops == other.ops
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterClientQuotasRequest_EntryData(entity={self.entity!r}, ops={self.ops!r})"
+
+
+class AlterClientQuotasRequest:
+    """Kafka AlterClientQuotasRequest request (api key 49), versions 0-1; flexible from v1."""
+
+    __slots__ = ('entries', 'validate_only', )
+    API_KEY = 49
+    MIN_VERSION = 0
+    MAX_VERSION = 1
+    FLEXIBLE_FROM = 1
+
+    def __init__(self, entries=_MISSING, validate_only=False):
+        self.entries = [] if entries is _MISSING else entries
+        self.validate_only = validate_only
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.entries == other.entries and self.validate_only == other.validate_only
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterClientQuotasRequest(entries={self.entries!r}, validate_only={self.validate_only!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a AlterClientQuotasRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_AlterClientQuotasRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_AlterClientQuotasRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_AlterClientQuotasRequest, w, version)
+
+
+AlterClientQuotasRequest.EntryData = AlterClientQuotasRequest_EntryData
+AlterClientQuotasRequest.EntityData = AlterClientQuotasRequest_EntityData
+AlterClientQuotasRequest.OpData = AlterClientQuotasRequest_OpData
+
+
+class AlterClientQuotasResponse_EntityData:
+    """Struct EntityData of a Kafka message."""
+
+    __slots__ = ('entity_type', 'entity_name', )
+
+    def __init__(self, entity_type='', entity_name=''):
+        self.entity_type = entity_type
+        self.entity_name = entity_name
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.entity_type == other.entity_type and self.entity_name == other.entity_name
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterClientQuotasResponse_EntityData(entity_type={self.entity_type!r}, entity_name={self.entity_name!r})"
+
+
+class AlterClientQuotasResponse_EntryData:
+    """Struct EntryData of a Kafka message."""
+
+    __slots__ = ('error_code', 'error_message', 'entity', )
+
+    def __init__(self, error_code=0, error_message='', entity=_MISSING):
+        self.error_code = error_code
+        self.error_message = error_message
+        self.entity = [] if entity is _MISSING else entity
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.error_code == other.error_code and self.error_message == other.error_message and self.entity == other.entity
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterClientQuotasResponse_EntryData(error_code={self.error_code!r}, error_message={self.error_message!r}, entity={self.entity!r})"
+
+
+class AlterClientQuotasResponse:
+    """Kafka AlterClientQuotasResponse response (api key 49), versions 0-1; flexible from v1."""
+
+    __slots__ = ('throttle_time_ms', 'entries', )
+    API_KEY = 49
+    MIN_VERSION = 0
+    MAX_VERSION = 1
+    FLEXIBLE_FROM = 1
+
+    def __init__(self, throttle_time_ms=0, entries=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.entries = [] if entries is _MISSING else entries
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.entries == other.entries
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AlterClientQuotasResponse(throttle_time_ms={self.throttle_time_ms!r}, entries={self.entries!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a AlterClientQuotasResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_AlterClientQuotasResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_AlterClientQuotasResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_AlterClientQuotasResponse, w, version)
+
+
+AlterClientQuotasResponse.EntryData = AlterClientQuotasResponse_EntryData
+AlterClientQuotasResponse.EntityData = AlterClientQuotasResponse_EntityData
+
+
 class ConsumerProtocolSubscription_TopicPartition:
     """Struct TopicPartition of a Kafka message."""
 
@@ -18385,6 +19542,1631 @@ def _e_DescribeProducersResponse_v0(o, w):
     w.uvarint(0)
 
 
+def _d_SaslAuthenticateRequest_v0(r):
+    f0 = r.bytes_()
+    if f0 is None:
+        raise _null('SaslAuthenticateRequest.auth_bytes')
+    return SaslAuthenticateRequest(f0)
+
+
+def _e_SaslAuthenticateRequest_v0(o, w):
+    x = o.auth_bytes
+    if x is None:
+        raise _null_enc('SaslAuthenticateRequest.auth_bytes')
+    w.bytes_(x)
+
+
+def _d_SaslAuthenticateRequest_v2(r):
+    f0 = r.compact_bytes()
+    if f0 is None:
+        raise _null('SaslAuthenticateRequest.auth_bytes')
+    r.tagged_fields()
+    return SaslAuthenticateRequest(f0)
+
+
+def _e_SaslAuthenticateRequest_v2(o, w):
+    x = o.auth_bytes
+    if x is None:
+        raise _null_enc('SaslAuthenticateRequest.auth_bytes')
+    w.compact_bytes(x)
+    w.uvarint(0)
+
+
+def _d_SaslAuthenticateResponse_v0(r):
+    f0 = r.int16()
+    f1 = r.string()
+    f2 = r.bytes_()
+    if f2 is None:
+        raise _null('SaslAuthenticateResponse.auth_bytes')
+    return SaslAuthenticateResponse(f0, f1, f2, 0)
+
+
+def _e_SaslAuthenticateResponse_v0(o, w):
+    w.int16(o.error_code)
+    w.string(o.error_message)
+    x = o.auth_bytes
+    if x is None:
+        raise _null_enc('SaslAuthenticateResponse.auth_bytes')
+    w.bytes_(x)
+
+
+def _d_SaslAuthenticateResponse_v1(r):
+    f0 = r.int16()
+    f1 = r.string()
+    f2 = r.bytes_()
+    if f2 is None:
+        raise _null('SaslAuthenticateResponse.auth_bytes')
+    f3 = r.int64()
+    return SaslAuthenticateResponse(f0, f1, f2, f3)
+
+
+def _e_SaslAuthenticateResponse_v1(o, w):
+    w.int16(o.error_code)
+    w.string(o.error_message)
+    x = o.auth_bytes
+    if x is None:
+        raise _null_enc('SaslAuthenticateResponse.auth_bytes')
+    w.bytes_(x)
+    w.int64(o.session_lifetime_ms)
+
+
+def _d_SaslAuthenticateResponse_v2(r):
+    f0 = r.int16()
+    f1 = r.compact_string()
+    f2 = r.compact_bytes()
+    if f2 is None:
+        raise _null('SaslAuthenticateResponse.auth_bytes')
+    f3 = r.int64()
+    r.tagged_fields()
+    return SaslAuthenticateResponse(f0, f1, f2, f3)
+
+
+def _e_SaslAuthenticateResponse_v2(o, w):
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    x = o.auth_bytes
+    if x is None:
+        raise _null_enc('SaslAuthenticateResponse.auth_bytes')
+    w.compact_bytes(x)
+    w.int64(o.session_lifetime_ms)
+    w.uvarint(0)
+
+
+def _d_DescribeUserScramCredentialsRequest_UserName_v0(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DescribeUserScramCredentialsRequest.UserName.name')
+    r.tagged_fields()
+    return DescribeUserScramCredentialsRequest_UserName(f0)
+
+
+def _e_DescribeUserScramCredentialsRequest_UserName_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('DescribeUserScramCredentialsRequest.UserName.name')
+    w.compact_string(x)
+    w.uvarint(0)
+
+
+def _d_DescribeUserScramCredentialsRequest_v0(r):
+    n = r.compact_array_length()
+    if n is None:
+        f0 = None
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeUserScramCredentialsRequest.users')
+    else:
+        f0 = [_d_DescribeUserScramCredentialsRequest_UserName_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeUserScramCredentialsRequest(f0)
+
+
+def _e_DescribeUserScramCredentialsRequest_v0(o, w):
+    x = o.users
+    if x is None:
+        w.compact_array_length(None)
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeUserScramCredentialsRequest_UserName_v0(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeUserScramCredentialsResponse_CredentialInfo_v0(r):
+    f0 = r.int8()
+    f1 = r.int32()
+    r.tagged_fields()
+    return DescribeUserScramCredentialsResponse_CredentialInfo(f0, f1)
+
+
+def _e_DescribeUserScramCredentialsResponse_CredentialInfo_v0(o, w):
+    w.int8(o.mechanism)
+    w.int32(o.iterations)
+    w.uvarint(0)
+
+
+def _d_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_v0(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult.user')
+    f1 = r.int16()
+    f2 = r.compact_string()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult.credential_infos')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult.credential_infos')
+    else:
+        f3 = [_d_DescribeUserScramCredentialsResponse_CredentialInfo_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult(f0, f1, f2, f3)
+
+
+def _e_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_v0(o, w):
+    x = o.user
+    if x is None:
+        raise _null_enc('DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult.user')
+    w.compact_string(x)
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    x = o.credential_infos
+    if x is None:
+        raise _null_enc('DescribeUserScramCredentialsResponse.DescribeUserScramCredentialsResult.credential_infos')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeUserScramCredentialsResponse_CredentialInfo_v0(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeUserScramCredentialsResponse_v0(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    f2 = r.compact_string()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeUserScramCredentialsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeUserScramCredentialsResponse.results')
+    else:
+        f3 = [_d_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeUserScramCredentialsResponse(f0, f1, f2, f3)
+
+
+def _e_DescribeUserScramCredentialsResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    x = o.results
+    if x is None:
+        raise _null_enc('DescribeUserScramCredentialsResponse.results')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult_v0(e, w)
+    w.uvarint(0)
+
+
+def _d_AlterUserScramCredentialsRequest_ScramCredentialDeletion_v0(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AlterUserScramCredentialsRequest.ScramCredentialDeletion.name')
+    f1 = r.int8()
+    r.tagged_fields()
+    return AlterUserScramCredentialsRequest_ScramCredentialDeletion(f0, f1)
+
+
+def _e_AlterUserScramCredentialsRequest_ScramCredentialDeletion_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('AlterUserScramCredentialsRequest.ScramCredentialDeletion.name')
+    w.compact_string(x)
+    w.int8(o.mechanism)
+    w.uvarint(0)
+
+
+def _d_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_v0(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AlterUserScramCredentialsRequest.ScramCredentialUpsertion.name')
+    f1 = r.int8()
+    f2 = r.int32()
+    f3 = r.compact_bytes()
+    if f3 is None:
+        raise _null('AlterUserScramCredentialsRequest.ScramCredentialUpsertion.salt')
+    f4 = r.compact_bytes()
+    if f4 is None:
+        raise _null('AlterUserScramCredentialsRequest.ScramCredentialUpsertion.salted_password')
+    r.tagged_fields()
+    return AlterUserScramCredentialsRequest_ScramCredentialUpsertion(f0, f1, f2, f3, f4)
+
+
+def _e_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('AlterUserScramCredentialsRequest.ScramCredentialUpsertion.name')
+    w.compact_string(x)
+    w.int8(o.mechanism)
+    w.int32(o.iterations)
+    x = o.salt
+    if x is None:
+        raise _null_enc('AlterUserScramCredentialsRequest.ScramCredentialUpsertion.salt')
+    w.compact_bytes(x)
+    x = o.salted_password
+    if x is None:
+        raise _null_enc('AlterUserScramCredentialsRequest.ScramCredentialUpsertion.salted_password')
+    w.compact_bytes(x)
+    w.uvarint(0)
+
+
+def _d_AlterUserScramCredentialsRequest_v0(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AlterUserScramCredentialsRequest.deletions')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterUserScramCredentialsRequest.deletions')
+    else:
+        f0 = [_d_AlterUserScramCredentialsRequest_ScramCredentialDeletion_v0(r) for _ in range(n)]
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AlterUserScramCredentialsRequest.upsertions')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterUserScramCredentialsRequest.upsertions')
+    else:
+        f1 = [_d_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return AlterUserScramCredentialsRequest(f0, f1)
+
+
+def _e_AlterUserScramCredentialsRequest_v0(o, w):
+    x = o.deletions
+    if x is None:
+        raise _null_enc('AlterUserScramCredentialsRequest.deletions')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AlterUserScramCredentialsRequest_ScramCredentialDeletion_v0(e, w)
+    x = o.upsertions
+    if x is None:
+        raise _null_enc('AlterUserScramCredentialsRequest.upsertions')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AlterUserScramCredentialsRequest_ScramCredentialUpsertion_v0(e, w)
+    w.uvarint(0)
+
+
+def _d_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult_v0(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult.user')
+    f1 = r.int16()
+    f2 = r.compact_string()
+    r.tagged_fields()
+    return AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult(f0, f1, f2)
+
+
+def _e_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult_v0(o, w):
+    x = o.user
+    if x is None:
+        raise _null_enc('AlterUserScramCredentialsResponse.AlterUserScramCredentialsResult.user')
+    w.compact_string(x)
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    w.uvarint(0)
+
+
+def _d_AlterUserScramCredentialsResponse_v0(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AlterUserScramCredentialsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterUserScramCredentialsResponse.results')
+    else:
+        f1 = [_d_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return AlterUserScramCredentialsResponse(f0, f1)
+
+
+def _e_AlterUserScramCredentialsResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.results
+    if x is None:
+        raise _null_enc('AlterUserScramCredentialsResponse.results')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult_v0(e, w)
+    w.uvarint(0)
+
+
+def _d_CreateAclsRequest_AclCreation_v1(r):
+    f0 = r.int8()
+    f1 = r.string()
+    if f1 is None:
+        raise _null('CreateAclsRequest.AclCreation.resource_name')
+    f2 = r.int8()
+    f3 = r.string()
+    if f3 is None:
+        raise _null('CreateAclsRequest.AclCreation.principal')
+    f4 = r.string()
+    if f4 is None:
+        raise _null('CreateAclsRequest.AclCreation.host')
+    f5 = r.int8()
+    f6 = r.int8()
+    return CreateAclsRequest_AclCreation(f0, f1, f2, f3, f4, f5, f6)
+
+
+def _e_CreateAclsRequest_AclCreation_v1(o, w):
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('CreateAclsRequest.AclCreation.resource_name')
+    w.string(x)
+    w.int8(o.resource_pattern_type)
+    x = o.principal
+    if x is None:
+        raise _null_enc('CreateAclsRequest.AclCreation.principal')
+    w.string(x)
+    x = o.host
+    if x is None:
+        raise _null_enc('CreateAclsRequest.AclCreation.host')
+    w.string(x)
+    w.int8(o.operation)
+    w.int8(o.permission_type)
+
+
+def _d_CreateAclsRequest_v1(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('CreateAclsRequest.creations')
+    elif n > r.remaining():
+        raise _count(n, r, 'CreateAclsRequest.creations')
+    else:
+        f0 = [_d_CreateAclsRequest_AclCreation_v1(r) for _ in range(n)]
+    return CreateAclsRequest(f0)
+
+
+def _e_CreateAclsRequest_v1(o, w):
+    x = o.creations
+    if x is None:
+        raise _null_enc('CreateAclsRequest.creations')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_CreateAclsRequest_AclCreation_v1(e, w)
+
+
+def _d_CreateAclsRequest_AclCreation_v2(r):
+    f0 = r.int8()
+    f1 = r.compact_string()
+    if f1 is None:
+        raise _null('CreateAclsRequest.AclCreation.resource_name')
+    f2 = r.int8()
+    f3 = r.compact_string()
+    if f3 is None:
+        raise _null('CreateAclsRequest.AclCreation.principal')
+    f4 = r.compact_string()
+    if f4 is None:
+        raise _null('CreateAclsRequest.AclCreation.host')
+    f5 = r.int8()
+    f6 = r.int8()
+    r.tagged_fields()
+    return CreateAclsRequest_AclCreation(f0, f1, f2, f3, f4, f5, f6)
+
+
+def _e_CreateAclsRequest_AclCreation_v2(o, w):
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('CreateAclsRequest.AclCreation.resource_name')
+    w.compact_string(x)
+    w.int8(o.resource_pattern_type)
+    x = o.principal
+    if x is None:
+        raise _null_enc('CreateAclsRequest.AclCreation.principal')
+    w.compact_string(x)
+    x = o.host
+    if x is None:
+        raise _null_enc('CreateAclsRequest.AclCreation.host')
+    w.compact_string(x)
+    w.int8(o.operation)
+    w.int8(o.permission_type)
+    w.uvarint(0)
+
+
+def _d_CreateAclsRequest_v2(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('CreateAclsRequest.creations')
+    elif n > r.remaining():
+        raise _count(n, r, 'CreateAclsRequest.creations')
+    else:
+        f0 = [_d_CreateAclsRequest_AclCreation_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return CreateAclsRequest(f0)
+
+
+def _e_CreateAclsRequest_v2(o, w):
+    x = o.creations
+    if x is None:
+        raise _null_enc('CreateAclsRequest.creations')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_CreateAclsRequest_AclCreation_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_CreateAclsResponse_AclCreationResult_v1(r):
+    f0 = r.int16()
+    f1 = r.string()
+    return CreateAclsResponse_AclCreationResult(f0, f1)
+
+
+def _e_CreateAclsResponse_AclCreationResult_v1(o, w):
+    w.int16(o.error_code)
+    w.string(o.error_message)
+
+
+def _d_CreateAclsResponse_v1(r):
+    f0 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('CreateAclsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'CreateAclsResponse.results')
+    else:
+        f1 = [_d_CreateAclsResponse_AclCreationResult_v1(r) for _ in range(n)]
+    return CreateAclsResponse(f0, f1)
+
+
+def _e_CreateAclsResponse_v1(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.results
+    if x is None:
+        raise _null_enc('CreateAclsResponse.results')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_CreateAclsResponse_AclCreationResult_v1(e, w)
+
+
+def _d_CreateAclsResponse_AclCreationResult_v2(r):
+    f0 = r.int16()
+    f1 = r.compact_string()
+    r.tagged_fields()
+    return CreateAclsResponse_AclCreationResult(f0, f1)
+
+
+def _e_CreateAclsResponse_AclCreationResult_v2(o, w):
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    w.uvarint(0)
+
+
+def _d_CreateAclsResponse_v2(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('CreateAclsResponse.results')
+    elif n > r.remaining():
+        raise _count(n, r, 'CreateAclsResponse.results')
+    else:
+        f1 = [_d_CreateAclsResponse_AclCreationResult_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return CreateAclsResponse(f0, f1)
+
+
+def _e_CreateAclsResponse_v2(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.results
+    if x is None:
+        raise _null_enc('CreateAclsResponse.results')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_CreateAclsResponse_AclCreationResult_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeAclsRequest_v1(r):
+    f0 = r.int8()
+    f1 = r.string()
+    f2 = r.int8()
+    f3 = r.string()
+    f4 = r.string()
+    f5 = r.int8()
+    f6 = r.int8()
+    return DescribeAclsRequest(f0, f1, f2, f3, f4, f5, f6)
+
+
+def _e_DescribeAclsRequest_v1(o, w):
+    w.int8(o.resource_type_filter)
+    w.string(o.resource_name_filter)
+    w.int8(o.pattern_type_filter)
+    w.string(o.principal_filter)
+    w.string(o.host_filter)
+    w.int8(o.operation)
+    w.int8(o.permission_type)
+
+
+def _d_DescribeAclsRequest_v2(r):
+    f0 = r.int8()
+    f1 = r.compact_string()
+    f2 = r.int8()
+    f3 = r.compact_string()
+    f4 = r.compact_string()
+    f5 = r.int8()
+    f6 = r.int8()
+    r.tagged_fields()
+    return DescribeAclsRequest(f0, f1, f2, f3, f4, f5, f6)
+
+
+def _e_DescribeAclsRequest_v2(o, w):
+    w.int8(o.resource_type_filter)
+    w.compact_string(o.resource_name_filter)
+    w.int8(o.pattern_type_filter)
+    w.compact_string(o.principal_filter)
+    w.compact_string(o.host_filter)
+    w.int8(o.operation)
+    w.int8(o.permission_type)
+    w.uvarint(0)
+
+
+def _d_DescribeAclsResponse_AclDescription_v1(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('DescribeAclsResponse.AclDescription.principal')
+    f1 = r.string()
+    if f1 is None:
+        raise _null('DescribeAclsResponse.AclDescription.host')
+    f2 = r.int8()
+    f3 = r.int8()
+    return DescribeAclsResponse_AclDescription(f0, f1, f2, f3)
+
+
+def _e_DescribeAclsResponse_AclDescription_v1(o, w):
+    x = o.principal
+    if x is None:
+        raise _null_enc('DescribeAclsResponse.AclDescription.principal')
+    w.string(x)
+    x = o.host
+    if x is None:
+        raise _null_enc('DescribeAclsResponse.AclDescription.host')
+    w.string(x)
+    w.int8(o.operation)
+    w.int8(o.permission_type)
+
+
+def _d_DescribeAclsResponse_DescribeAclsResource_v1(r):
+    f0 = r.int8()
+    f1 = r.string()
+    if f1 is None:
+        raise _null('DescribeAclsResponse.DescribeAclsResource.resource_name')
+    f2 = r.int8()
+    n = r.array_length()
+    if n is None:
+        raise _null('DescribeAclsResponse.DescribeAclsResource.acls')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeAclsResponse.DescribeAclsResource.acls')
+    else:
+        f3 = [_d_DescribeAclsResponse_AclDescription_v1(r) for _ in range(n)]
+    return DescribeAclsResponse_DescribeAclsResource(f0, f1, f2, f3)
+
+
+def _e_DescribeAclsResponse_DescribeAclsResource_v1(o, w):
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('DescribeAclsResponse.DescribeAclsResource.resource_name')
+    w.string(x)
+    w.int8(o.pattern_type)
+    x = o.acls
+    if x is None:
+        raise _null_enc('DescribeAclsResponse.DescribeAclsResource.acls')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DescribeAclsResponse_AclDescription_v1(e, w)
+
+
+def _d_DescribeAclsResponse_v1(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    f2 = r.string()
+    n = r.array_length()
+    if n is None:
+        raise _null('DescribeAclsResponse.resources')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeAclsResponse.resources')
+    else:
+        f3 = [_d_DescribeAclsResponse_DescribeAclsResource_v1(r) for _ in range(n)]
+    return DescribeAclsResponse(f0, f1, f2, f3)
+
+
+def _e_DescribeAclsResponse_v1(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    w.string(o.error_message)
+    x = o.resources
+    if x is None:
+        raise _null_enc('DescribeAclsResponse.resources')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DescribeAclsResponse_DescribeAclsResource_v1(e, w)
+
+
+def _d_DescribeAclsResponse_AclDescription_v2(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DescribeAclsResponse.AclDescription.principal')
+    f1 = r.compact_string()
+    if f1 is None:
+        raise _null('DescribeAclsResponse.AclDescription.host')
+    f2 = r.int8()
+    f3 = r.int8()
+    r.tagged_fields()
+    return DescribeAclsResponse_AclDescription(f0, f1, f2, f3)
+
+
+def _e_DescribeAclsResponse_AclDescription_v2(o, w):
+    x = o.principal
+    if x is None:
+        raise _null_enc('DescribeAclsResponse.AclDescription.principal')
+    w.compact_string(x)
+    x = o.host
+    if x is None:
+        raise _null_enc('DescribeAclsResponse.AclDescription.host')
+    w.compact_string(x)
+    w.int8(o.operation)
+    w.int8(o.permission_type)
+    w.uvarint(0)
+
+
+def _d_DescribeAclsResponse_DescribeAclsResource_v2(r):
+    f0 = r.int8()
+    f1 = r.compact_string()
+    if f1 is None:
+        raise _null('DescribeAclsResponse.DescribeAclsResource.resource_name')
+    f2 = r.int8()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeAclsResponse.DescribeAclsResource.acls')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeAclsResponse.DescribeAclsResource.acls')
+    else:
+        f3 = [_d_DescribeAclsResponse_AclDescription_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeAclsResponse_DescribeAclsResource(f0, f1, f2, f3)
+
+
+def _e_DescribeAclsResponse_DescribeAclsResource_v2(o, w):
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('DescribeAclsResponse.DescribeAclsResource.resource_name')
+    w.compact_string(x)
+    w.int8(o.pattern_type)
+    x = o.acls
+    if x is None:
+        raise _null_enc('DescribeAclsResponse.DescribeAclsResource.acls')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeAclsResponse_AclDescription_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeAclsResponse_v2(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    f2 = r.compact_string()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeAclsResponse.resources')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeAclsResponse.resources')
+    else:
+        f3 = [_d_DescribeAclsResponse_DescribeAclsResource_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeAclsResponse(f0, f1, f2, f3)
+
+
+def _e_DescribeAclsResponse_v2(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    x = o.resources
+    if x is None:
+        raise _null_enc('DescribeAclsResponse.resources')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeAclsResponse_DescribeAclsResource_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DeleteAclsRequest_DeleteAclsFilter_v1(r):
+    f0 = r.int8()
+    f1 = r.string()
+    f2 = r.int8()
+    f3 = r.string()
+    f4 = r.string()
+    f5 = r.int8()
+    f6 = r.int8()
+    return DeleteAclsRequest_DeleteAclsFilter(f0, f1, f2, f3, f4, f5, f6)
+
+
+def _e_DeleteAclsRequest_DeleteAclsFilter_v1(o, w):
+    w.int8(o.resource_type_filter)
+    w.string(o.resource_name_filter)
+    w.int8(o.pattern_type_filter)
+    w.string(o.principal_filter)
+    w.string(o.host_filter)
+    w.int8(o.operation)
+    w.int8(o.permission_type)
+
+
+def _d_DeleteAclsRequest_v1(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('DeleteAclsRequest.filters')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteAclsRequest.filters')
+    else:
+        f0 = [_d_DeleteAclsRequest_DeleteAclsFilter_v1(r) for _ in range(n)]
+    return DeleteAclsRequest(f0)
+
+
+def _e_DeleteAclsRequest_v1(o, w):
+    x = o.filters
+    if x is None:
+        raise _null_enc('DeleteAclsRequest.filters')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DeleteAclsRequest_DeleteAclsFilter_v1(e, w)
+
+
+def _d_DeleteAclsRequest_DeleteAclsFilter_v2(r):
+    f0 = r.int8()
+    f1 = r.compact_string()
+    f2 = r.int8()
+    f3 = r.compact_string()
+    f4 = r.compact_string()
+    f5 = r.int8()
+    f6 = r.int8()
+    r.tagged_fields()
+    return DeleteAclsRequest_DeleteAclsFilter(f0, f1, f2, f3, f4, f5, f6)
+
+
+def _e_DeleteAclsRequest_DeleteAclsFilter_v2(o, w):
+    w.int8(o.resource_type_filter)
+    w.compact_string(o.resource_name_filter)
+    w.int8(o.pattern_type_filter)
+    w.compact_string(o.principal_filter)
+    w.compact_string(o.host_filter)
+    w.int8(o.operation)
+    w.int8(o.permission_type)
+    w.uvarint(0)
+
+
+def _d_DeleteAclsRequest_v2(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DeleteAclsRequest.filters')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteAclsRequest.filters')
+    else:
+        f0 = [_d_DeleteAclsRequest_DeleteAclsFilter_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DeleteAclsRequest(f0)
+
+
+def _e_DeleteAclsRequest_v2(o, w):
+    x = o.filters
+    if x is None:
+        raise _null_enc('DeleteAclsRequest.filters')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DeleteAclsRequest_DeleteAclsFilter_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DeleteAclsResponse_DeleteAclsMatchingAcl_v1(r):
+    f0 = r.int16()
+    f1 = r.string()
+    f2 = r.int8()
+    f3 = r.string()
+    if f3 is None:
+        raise _null('DeleteAclsResponse.DeleteAclsMatchingAcl.resource_name')
+    f4 = r.int8()
+    f5 = r.string()
+    if f5 is None:
+        raise _null('DeleteAclsResponse.DeleteAclsMatchingAcl.principal')
+    f6 = r.string()
+    if f6 is None:
+        raise _null('DeleteAclsResponse.DeleteAclsMatchingAcl.host')
+    f7 = r.int8()
+    f8 = r.int8()
+    return DeleteAclsResponse_DeleteAclsMatchingAcl(f0, f1, f2, f3, f4, f5, f6, f7, f8)
+
+
+def _e_DeleteAclsResponse_DeleteAclsMatchingAcl_v1(o, w):
+    w.int16(o.error_code)
+    w.string(o.error_message)
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('DeleteAclsResponse.DeleteAclsMatchingAcl.resource_name')
+    w.string(x)
+    w.int8(o.pattern_type)
+    x = o.principal
+    if x is None:
+        raise _null_enc('DeleteAclsResponse.DeleteAclsMatchingAcl.principal')
+    w.string(x)
+    x = o.host
+    if x is None:
+        raise _null_enc('DeleteAclsResponse.DeleteAclsMatchingAcl.host')
+    w.string(x)
+    w.int8(o.operation)
+    w.int8(o.permission_type)
+
+
+def _d_DeleteAclsResponse_DeleteAclsFilterResult_v1(r):
+    f0 = r.int16()
+    f1 = r.string()
+    n = r.array_length()
+    if n is None:
+        raise _null('DeleteAclsResponse.DeleteAclsFilterResult.matching_acls')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteAclsResponse.DeleteAclsFilterResult.matching_acls')
+    else:
+        f2 = [_d_DeleteAclsResponse_DeleteAclsMatchingAcl_v1(r) for _ in range(n)]
+    return DeleteAclsResponse_DeleteAclsFilterResult(f0, f1, f2)
+
+
+def _e_DeleteAclsResponse_DeleteAclsFilterResult_v1(o, w):
+    w.int16(o.error_code)
+    w.string(o.error_message)
+    x = o.matching_acls
+    if x is None:
+        raise _null_enc('DeleteAclsResponse.DeleteAclsFilterResult.matching_acls')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DeleteAclsResponse_DeleteAclsMatchingAcl_v1(e, w)
+
+
+def _d_DeleteAclsResponse_v1(r):
+    f0 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('DeleteAclsResponse.filter_results')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteAclsResponse.filter_results')
+    else:
+        f1 = [_d_DeleteAclsResponse_DeleteAclsFilterResult_v1(r) for _ in range(n)]
+    return DeleteAclsResponse(f0, f1)
+
+
+def _e_DeleteAclsResponse_v1(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.filter_results
+    if x is None:
+        raise _null_enc('DeleteAclsResponse.filter_results')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DeleteAclsResponse_DeleteAclsFilterResult_v1(e, w)
+
+
+def _d_DeleteAclsResponse_DeleteAclsMatchingAcl_v2(r):
+    f0 = r.int16()
+    f1 = r.compact_string()
+    f2 = r.int8()
+    f3 = r.compact_string()
+    if f3 is None:
+        raise _null('DeleteAclsResponse.DeleteAclsMatchingAcl.resource_name')
+    f4 = r.int8()
+    f5 = r.compact_string()
+    if f5 is None:
+        raise _null('DeleteAclsResponse.DeleteAclsMatchingAcl.principal')
+    f6 = r.compact_string()
+    if f6 is None:
+        raise _null('DeleteAclsResponse.DeleteAclsMatchingAcl.host')
+    f7 = r.int8()
+    f8 = r.int8()
+    r.tagged_fields()
+    return DeleteAclsResponse_DeleteAclsMatchingAcl(f0, f1, f2, f3, f4, f5, f6, f7, f8)
+
+
+def _e_DeleteAclsResponse_DeleteAclsMatchingAcl_v2(o, w):
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    w.int8(o.resource_type)
+    x = o.resource_name
+    if x is None:
+        raise _null_enc('DeleteAclsResponse.DeleteAclsMatchingAcl.resource_name')
+    w.compact_string(x)
+    w.int8(o.pattern_type)
+    x = o.principal
+    if x is None:
+        raise _null_enc('DeleteAclsResponse.DeleteAclsMatchingAcl.principal')
+    w.compact_string(x)
+    x = o.host
+    if x is None:
+        raise _null_enc('DeleteAclsResponse.DeleteAclsMatchingAcl.host')
+    w.compact_string(x)
+    w.int8(o.operation)
+    w.int8(o.permission_type)
+    w.uvarint(0)
+
+
+def _d_DeleteAclsResponse_DeleteAclsFilterResult_v2(r):
+    f0 = r.int16()
+    f1 = r.compact_string()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DeleteAclsResponse.DeleteAclsFilterResult.matching_acls')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteAclsResponse.DeleteAclsFilterResult.matching_acls')
+    else:
+        f2 = [_d_DeleteAclsResponse_DeleteAclsMatchingAcl_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DeleteAclsResponse_DeleteAclsFilterResult(f0, f1, f2)
+
+
+def _e_DeleteAclsResponse_DeleteAclsFilterResult_v2(o, w):
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    x = o.matching_acls
+    if x is None:
+        raise _null_enc('DeleteAclsResponse.DeleteAclsFilterResult.matching_acls')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DeleteAclsResponse_DeleteAclsMatchingAcl_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DeleteAclsResponse_v2(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DeleteAclsResponse.filter_results')
+    elif n > r.remaining():
+        raise _count(n, r, 'DeleteAclsResponse.filter_results')
+    else:
+        f1 = [_d_DeleteAclsResponse_DeleteAclsFilterResult_v2(r) for _ in range(n)]
+    r.tagged_fields()
+    return DeleteAclsResponse(f0, f1)
+
+
+def _e_DeleteAclsResponse_v2(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.filter_results
+    if x is None:
+        raise _null_enc('DeleteAclsResponse.filter_results')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DeleteAclsResponse_DeleteAclsFilterResult_v2(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeClientQuotasRequest_ComponentData_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('DescribeClientQuotasRequest.ComponentData.entity_type')
+    f1 = r.int8()
+    f2 = r.string()
+    return DescribeClientQuotasRequest_ComponentData(f0, f1, f2)
+
+
+def _e_DescribeClientQuotasRequest_ComponentData_v0(o, w):
+    x = o.entity_type
+    if x is None:
+        raise _null_enc('DescribeClientQuotasRequest.ComponentData.entity_type')
+    w.string(x)
+    w.int8(o.match_type)
+    w.string(o.match)
+
+
+def _d_DescribeClientQuotasRequest_v0(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('DescribeClientQuotasRequest.components')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeClientQuotasRequest.components')
+    else:
+        f0 = [_d_DescribeClientQuotasRequest_ComponentData_v0(r) for _ in range(n)]
+    f1 = r.boolean()
+    return DescribeClientQuotasRequest(f0, f1)
+
+
+def _e_DescribeClientQuotasRequest_v0(o, w):
+    x = o.components
+    if x is None:
+        raise _null_enc('DescribeClientQuotasRequest.components')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DescribeClientQuotasRequest_ComponentData_v0(e, w)
+    w.boolean(o.strict)
+
+
+def _d_DescribeClientQuotasRequest_ComponentData_v1(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DescribeClientQuotasRequest.ComponentData.entity_type')
+    f1 = r.int8()
+    f2 = r.compact_string()
+    r.tagged_fields()
+    return DescribeClientQuotasRequest_ComponentData(f0, f1, f2)
+
+
+def _e_DescribeClientQuotasRequest_ComponentData_v1(o, w):
+    x = o.entity_type
+    if x is None:
+        raise _null_enc('DescribeClientQuotasRequest.ComponentData.entity_type')
+    w.compact_string(x)
+    w.int8(o.match_type)
+    w.compact_string(o.match)
+    w.uvarint(0)
+
+
+def _d_DescribeClientQuotasRequest_v1(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeClientQuotasRequest.components')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeClientQuotasRequest.components')
+    else:
+        f0 = [_d_DescribeClientQuotasRequest_ComponentData_v1(r) for _ in range(n)]
+    f1 = r.boolean()
+    r.tagged_fields()
+    return DescribeClientQuotasRequest(f0, f1)
+
+
+def _e_DescribeClientQuotasRequest_v1(o, w):
+    x = o.components
+    if x is None:
+        raise _null_enc('DescribeClientQuotasRequest.components')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeClientQuotasRequest_ComponentData_v1(e, w)
+    w.boolean(o.strict)
+    w.uvarint(0)
+
+
+def _d_DescribeClientQuotasResponse_EntityData_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('DescribeClientQuotasResponse.EntityData.entity_type')
+    f1 = r.string()
+    return DescribeClientQuotasResponse_EntityData(f0, f1)
+
+
+def _e_DescribeClientQuotasResponse_EntityData_v0(o, w):
+    x = o.entity_type
+    if x is None:
+        raise _null_enc('DescribeClientQuotasResponse.EntityData.entity_type')
+    w.string(x)
+    w.string(o.entity_name)
+
+
+def _d_DescribeClientQuotasResponse_ValueData_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('DescribeClientQuotasResponse.ValueData.key')
+    f1 = r.float64()
+    return DescribeClientQuotasResponse_ValueData(f0, f1)
+
+
+def _e_DescribeClientQuotasResponse_ValueData_v0(o, w):
+    x = o.key
+    if x is None:
+        raise _null_enc('DescribeClientQuotasResponse.ValueData.key')
+    w.string(x)
+    w.float64(o.value)
+
+
+def _d_DescribeClientQuotasResponse_EntryData_v0(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('DescribeClientQuotasResponse.EntryData.entity')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeClientQuotasResponse.EntryData.entity')
+    else:
+        f0 = [_d_DescribeClientQuotasResponse_EntityData_v0(r) for _ in range(n)]
+    n = r.array_length()
+    if n is None:
+        raise _null('DescribeClientQuotasResponse.EntryData.values')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeClientQuotasResponse.EntryData.values')
+    else:
+        f1 = [_d_DescribeClientQuotasResponse_ValueData_v0(r) for _ in range(n)]
+    return DescribeClientQuotasResponse_EntryData(f0, f1)
+
+
+def _e_DescribeClientQuotasResponse_EntryData_v0(o, w):
+    x = o.entity
+    if x is None:
+        raise _null_enc('DescribeClientQuotasResponse.EntryData.entity')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DescribeClientQuotasResponse_EntityData_v0(e, w)
+    x = o.values
+    if x is None:
+        raise _null_enc('DescribeClientQuotasResponse.EntryData.values')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DescribeClientQuotasResponse_ValueData_v0(e, w)
+
+
+def _d_DescribeClientQuotasResponse_v0(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    f2 = r.string()
+    n = r.array_length()
+    if n is None:
+        f3 = None
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeClientQuotasResponse.entries')
+    else:
+        f3 = [_d_DescribeClientQuotasResponse_EntryData_v0(r) for _ in range(n)]
+    return DescribeClientQuotasResponse(f0, f1, f2, f3)
+
+
+def _e_DescribeClientQuotasResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    w.string(o.error_message)
+    x = o.entries
+    if x is None:
+        w.array_length(None)
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_DescribeClientQuotasResponse_EntryData_v0(e, w)
+
+
+def _d_DescribeClientQuotasResponse_EntityData_v1(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DescribeClientQuotasResponse.EntityData.entity_type')
+    f1 = r.compact_string()
+    r.tagged_fields()
+    return DescribeClientQuotasResponse_EntityData(f0, f1)
+
+
+def _e_DescribeClientQuotasResponse_EntityData_v1(o, w):
+    x = o.entity_type
+    if x is None:
+        raise _null_enc('DescribeClientQuotasResponse.EntityData.entity_type')
+    w.compact_string(x)
+    w.compact_string(o.entity_name)
+    w.uvarint(0)
+
+
+def _d_DescribeClientQuotasResponse_ValueData_v1(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DescribeClientQuotasResponse.ValueData.key')
+    f1 = r.float64()
+    r.tagged_fields()
+    return DescribeClientQuotasResponse_ValueData(f0, f1)
+
+
+def _e_DescribeClientQuotasResponse_ValueData_v1(o, w):
+    x = o.key
+    if x is None:
+        raise _null_enc('DescribeClientQuotasResponse.ValueData.key')
+    w.compact_string(x)
+    w.float64(o.value)
+    w.uvarint(0)
+
+
+def _d_DescribeClientQuotasResponse_EntryData_v1(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeClientQuotasResponse.EntryData.entity')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeClientQuotasResponse.EntryData.entity')
+    else:
+        f0 = [_d_DescribeClientQuotasResponse_EntityData_v1(r) for _ in range(n)]
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeClientQuotasResponse.EntryData.values')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeClientQuotasResponse.EntryData.values')
+    else:
+        f1 = [_d_DescribeClientQuotasResponse_ValueData_v1(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeClientQuotasResponse_EntryData(f0, f1)
+
+
+def _e_DescribeClientQuotasResponse_EntryData_v1(o, w):
+    x = o.entity
+    if x is None:
+        raise _null_enc('DescribeClientQuotasResponse.EntryData.entity')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeClientQuotasResponse_EntityData_v1(e, w)
+    x = o.values
+    if x is None:
+        raise _null_enc('DescribeClientQuotasResponse.EntryData.values')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeClientQuotasResponse_ValueData_v1(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeClientQuotasResponse_v1(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    f2 = r.compact_string()
+    n = r.compact_array_length()
+    if n is None:
+        f3 = None
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeClientQuotasResponse.entries')
+    else:
+        f3 = [_d_DescribeClientQuotasResponse_EntryData_v1(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeClientQuotasResponse(f0, f1, f2, f3)
+
+
+def _e_DescribeClientQuotasResponse_v1(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    x = o.entries
+    if x is None:
+        w.compact_array_length(None)
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeClientQuotasResponse_EntryData_v1(e, w)
+    w.uvarint(0)
+
+
+def _d_AlterClientQuotasRequest_EntityData_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('AlterClientQuotasRequest.EntityData.entity_type')
+    f1 = r.string()
+    return AlterClientQuotasRequest_EntityData(f0, f1)
+
+
+def _e_AlterClientQuotasRequest_EntityData_v0(o, w):
+    x = o.entity_type
+    if x is None:
+        raise _null_enc('AlterClientQuotasRequest.EntityData.entity_type')
+    w.string(x)
+    w.string(o.entity_name)
+
+
+def _d_AlterClientQuotasRequest_OpData_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('AlterClientQuotasRequest.OpData.key')
+    f1 = r.float64()
+    f2 = r.boolean()
+    return AlterClientQuotasRequest_OpData(f0, f1, f2)
+
+
+def _e_AlterClientQuotasRequest_OpData_v0(o, w):
+    x = o.key
+    if x is None:
+        raise _null_enc('AlterClientQuotasRequest.OpData.key')
+    w.string(x)
+    w.float64(o.value)
+    w.boolean(o.remove)
+
+
+def _d_AlterClientQuotasRequest_EntryData_v0(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('AlterClientQuotasRequest.EntryData.entity')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterClientQuotasRequest.EntryData.entity')
+    else:
+        f0 = [_d_AlterClientQuotasRequest_EntityData_v0(r) for _ in range(n)]
+    n = r.array_length()
+    if n is None:
+        raise _null('AlterClientQuotasRequest.EntryData.ops')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterClientQuotasRequest.EntryData.ops')
+    else:
+        f1 = [_d_AlterClientQuotasRequest_OpData_v0(r) for _ in range(n)]
+    return AlterClientQuotasRequest_EntryData(f0, f1)
+
+
+def _e_AlterClientQuotasRequest_EntryData_v0(o, w):
+    x = o.entity
+    if x is None:
+        raise _null_enc('AlterClientQuotasRequest.EntryData.entity')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AlterClientQuotasRequest_EntityData_v0(e, w)
+    x = o.ops
+    if x is None:
+        raise _null_enc('AlterClientQuotasRequest.EntryData.ops')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AlterClientQuotasRequest_OpData_v0(e, w)
+
+
+def _d_AlterClientQuotasRequest_v0(r):
+    n = r.array_length()
+    if n is None:
+        raise _null('AlterClientQuotasRequest.entries')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterClientQuotasRequest.entries')
+    else:
+        f0 = [_d_AlterClientQuotasRequest_EntryData_v0(r) for _ in range(n)]
+    f1 = r.boolean()
+    return AlterClientQuotasRequest(f0, f1)
+
+
+def _e_AlterClientQuotasRequest_v0(o, w):
+    x = o.entries
+    if x is None:
+        raise _null_enc('AlterClientQuotasRequest.entries')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AlterClientQuotasRequest_EntryData_v0(e, w)
+    w.boolean(o.validate_only)
+
+
+def _d_AlterClientQuotasRequest_EntityData_v1(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AlterClientQuotasRequest.EntityData.entity_type')
+    f1 = r.compact_string()
+    r.tagged_fields()
+    return AlterClientQuotasRequest_EntityData(f0, f1)
+
+
+def _e_AlterClientQuotasRequest_EntityData_v1(o, w):
+    x = o.entity_type
+    if x is None:
+        raise _null_enc('AlterClientQuotasRequest.EntityData.entity_type')
+    w.compact_string(x)
+    w.compact_string(o.entity_name)
+    w.uvarint(0)
+
+
+def _d_AlterClientQuotasRequest_OpData_v1(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AlterClientQuotasRequest.OpData.key')
+    f1 = r.float64()
+    f2 = r.boolean()
+    r.tagged_fields()
+    return AlterClientQuotasRequest_OpData(f0, f1, f2)
+
+
+def _e_AlterClientQuotasRequest_OpData_v1(o, w):
+    x = o.key
+    if x is None:
+        raise _null_enc('AlterClientQuotasRequest.OpData.key')
+    w.compact_string(x)
+    w.float64(o.value)
+    w.boolean(o.remove)
+    w.uvarint(0)
+
+
+def _d_AlterClientQuotasRequest_EntryData_v1(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AlterClientQuotasRequest.EntryData.entity')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterClientQuotasRequest.EntryData.entity')
+    else:
+        f0 = [_d_AlterClientQuotasRequest_EntityData_v1(r) for _ in range(n)]
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AlterClientQuotasRequest.EntryData.ops')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterClientQuotasRequest.EntryData.ops')
+    else:
+        f1 = [_d_AlterClientQuotasRequest_OpData_v1(r) for _ in range(n)]
+    r.tagged_fields()
+    return AlterClientQuotasRequest_EntryData(f0, f1)
+
+
+def _e_AlterClientQuotasRequest_EntryData_v1(o, w):
+    x = o.entity
+    if x is None:
+        raise _null_enc('AlterClientQuotasRequest.EntryData.entity')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AlterClientQuotasRequest_EntityData_v1(e, w)
+    x = o.ops
+    if x is None:
+        raise _null_enc('AlterClientQuotasRequest.EntryData.ops')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AlterClientQuotasRequest_OpData_v1(e, w)
+    w.uvarint(0)
+
+
+def _d_AlterClientQuotasRequest_v1(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AlterClientQuotasRequest.entries')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterClientQuotasRequest.entries')
+    else:
+        f0 = [_d_AlterClientQuotasRequest_EntryData_v1(r) for _ in range(n)]
+    f1 = r.boolean()
+    r.tagged_fields()
+    return AlterClientQuotasRequest(f0, f1)
+
+
+def _e_AlterClientQuotasRequest_v1(o, w):
+    x = o.entries
+    if x is None:
+        raise _null_enc('AlterClientQuotasRequest.entries')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AlterClientQuotasRequest_EntryData_v1(e, w)
+    w.boolean(o.validate_only)
+    w.uvarint(0)
+
+
+def _d_AlterClientQuotasResponse_EntityData_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('AlterClientQuotasResponse.EntityData.entity_type')
+    f1 = r.string()
+    return AlterClientQuotasResponse_EntityData(f0, f1)
+
+
+def _e_AlterClientQuotasResponse_EntityData_v0(o, w):
+    x = o.entity_type
+    if x is None:
+        raise _null_enc('AlterClientQuotasResponse.EntityData.entity_type')
+    w.string(x)
+    w.string(o.entity_name)
+
+
+def _d_AlterClientQuotasResponse_EntryData_v0(r):
+    f0 = r.int16()
+    f1 = r.string()
+    n = r.array_length()
+    if n is None:
+        raise _null('AlterClientQuotasResponse.EntryData.entity')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterClientQuotasResponse.EntryData.entity')
+    else:
+        f2 = [_d_AlterClientQuotasResponse_EntityData_v0(r) for _ in range(n)]
+    return AlterClientQuotasResponse_EntryData(f0, f1, f2)
+
+
+def _e_AlterClientQuotasResponse_EntryData_v0(o, w):
+    w.int16(o.error_code)
+    w.string(o.error_message)
+    x = o.entity
+    if x is None:
+        raise _null_enc('AlterClientQuotasResponse.EntryData.entity')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AlterClientQuotasResponse_EntityData_v0(e, w)
+
+
+def _d_AlterClientQuotasResponse_v0(r):
+    f0 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('AlterClientQuotasResponse.entries')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterClientQuotasResponse.entries')
+    else:
+        f1 = [_d_AlterClientQuotasResponse_EntryData_v0(r) for _ in range(n)]
+    return AlterClientQuotasResponse(f0, f1)
+
+
+def _e_AlterClientQuotasResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.entries
+    if x is None:
+        raise _null_enc('AlterClientQuotasResponse.entries')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AlterClientQuotasResponse_EntryData_v0(e, w)
+
+
+def _d_AlterClientQuotasResponse_EntityData_v1(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AlterClientQuotasResponse.EntityData.entity_type')
+    f1 = r.compact_string()
+    r.tagged_fields()
+    return AlterClientQuotasResponse_EntityData(f0, f1)
+
+
+def _e_AlterClientQuotasResponse_EntityData_v1(o, w):
+    x = o.entity_type
+    if x is None:
+        raise _null_enc('AlterClientQuotasResponse.EntityData.entity_type')
+    w.compact_string(x)
+    w.compact_string(o.entity_name)
+    w.uvarint(0)
+
+
+def _d_AlterClientQuotasResponse_EntryData_v1(r):
+    f0 = r.int16()
+    f1 = r.compact_string()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AlterClientQuotasResponse.EntryData.entity')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterClientQuotasResponse.EntryData.entity')
+    else:
+        f2 = [_d_AlterClientQuotasResponse_EntityData_v1(r) for _ in range(n)]
+    r.tagged_fields()
+    return AlterClientQuotasResponse_EntryData(f0, f1, f2)
+
+
+def _e_AlterClientQuotasResponse_EntryData_v1(o, w):
+    w.int16(o.error_code)
+    w.compact_string(o.error_message)
+    x = o.entity
+    if x is None:
+        raise _null_enc('AlterClientQuotasResponse.EntryData.entity')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AlterClientQuotasResponse_EntityData_v1(e, w)
+    w.uvarint(0)
+
+
+def _d_AlterClientQuotasResponse_v1(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AlterClientQuotasResponse.entries')
+    elif n > r.remaining():
+        raise _count(n, r, 'AlterClientQuotasResponse.entries')
+    else:
+        f1 = [_d_AlterClientQuotasResponse_EntryData_v1(r) for _ in range(n)]
+    r.tagged_fields()
+    return AlterClientQuotasResponse(f0, f1)
+
+
+def _e_AlterClientQuotasResponse_v1(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.entries
+    if x is None:
+        raise _null_enc('AlterClientQuotasResponse.entries')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AlterClientQuotasResponse_EntryData_v1(e, w)
+    w.uvarint(0)
+
+
 def _d_ConsumerProtocolSubscription_v0(r):
     n = r.array_length()
     if n is None:
@@ -18744,6 +21526,38 @@ _D_DescribeProducersRequest = (_d_DescribeProducersRequest_v0,)
 _E_DescribeProducersRequest = (_e_DescribeProducersRequest_v0,)
 _D_DescribeProducersResponse = (_d_DescribeProducersResponse_v0,)
 _E_DescribeProducersResponse = (_e_DescribeProducersResponse_v0,)
+_D_SaslAuthenticateRequest = (_d_SaslAuthenticateRequest_v0, _d_SaslAuthenticateRequest_v0, _d_SaslAuthenticateRequest_v2,)
+_E_SaslAuthenticateRequest = (_e_SaslAuthenticateRequest_v0, _e_SaslAuthenticateRequest_v0, _e_SaslAuthenticateRequest_v2,)
+_D_SaslAuthenticateResponse = (_d_SaslAuthenticateResponse_v0, _d_SaslAuthenticateResponse_v1, _d_SaslAuthenticateResponse_v2,)
+_E_SaslAuthenticateResponse = (_e_SaslAuthenticateResponse_v0, _e_SaslAuthenticateResponse_v1, _e_SaslAuthenticateResponse_v2,)
+_D_DescribeUserScramCredentialsRequest = (_d_DescribeUserScramCredentialsRequest_v0,)
+_E_DescribeUserScramCredentialsRequest = (_e_DescribeUserScramCredentialsRequest_v0,)
+_D_DescribeUserScramCredentialsResponse = (_d_DescribeUserScramCredentialsResponse_v0,)
+_E_DescribeUserScramCredentialsResponse = (_e_DescribeUserScramCredentialsResponse_v0,)
+_D_AlterUserScramCredentialsRequest = (_d_AlterUserScramCredentialsRequest_v0,)
+_E_AlterUserScramCredentialsRequest = (_e_AlterUserScramCredentialsRequest_v0,)
+_D_AlterUserScramCredentialsResponse = (_d_AlterUserScramCredentialsResponse_v0,)
+_E_AlterUserScramCredentialsResponse = (_e_AlterUserScramCredentialsResponse_v0,)
+_D_CreateAclsRequest = (_d_CreateAclsRequest_v1, _d_CreateAclsRequest_v2, _d_CreateAclsRequest_v2,)
+_E_CreateAclsRequest = (_e_CreateAclsRequest_v1, _e_CreateAclsRequest_v2, _e_CreateAclsRequest_v2,)
+_D_CreateAclsResponse = (_d_CreateAclsResponse_v1, _d_CreateAclsResponse_v2, _d_CreateAclsResponse_v2,)
+_E_CreateAclsResponse = (_e_CreateAclsResponse_v1, _e_CreateAclsResponse_v2, _e_CreateAclsResponse_v2,)
+_D_DescribeAclsRequest = (_d_DescribeAclsRequest_v1, _d_DescribeAclsRequest_v2, _d_DescribeAclsRequest_v2,)
+_E_DescribeAclsRequest = (_e_DescribeAclsRequest_v1, _e_DescribeAclsRequest_v2, _e_DescribeAclsRequest_v2,)
+_D_DescribeAclsResponse = (_d_DescribeAclsResponse_v1, _d_DescribeAclsResponse_v2, _d_DescribeAclsResponse_v2,)
+_E_DescribeAclsResponse = (_e_DescribeAclsResponse_v1, _e_DescribeAclsResponse_v2, _e_DescribeAclsResponse_v2,)
+_D_DeleteAclsRequest = (_d_DeleteAclsRequest_v1, _d_DeleteAclsRequest_v2, _d_DeleteAclsRequest_v2,)
+_E_DeleteAclsRequest = (_e_DeleteAclsRequest_v1, _e_DeleteAclsRequest_v2, _e_DeleteAclsRequest_v2,)
+_D_DeleteAclsResponse = (_d_DeleteAclsResponse_v1, _d_DeleteAclsResponse_v2, _d_DeleteAclsResponse_v2,)
+_E_DeleteAclsResponse = (_e_DeleteAclsResponse_v1, _e_DeleteAclsResponse_v2, _e_DeleteAclsResponse_v2,)
+_D_DescribeClientQuotasRequest = (_d_DescribeClientQuotasRequest_v0, _d_DescribeClientQuotasRequest_v1,)
+_E_DescribeClientQuotasRequest = (_e_DescribeClientQuotasRequest_v0, _e_DescribeClientQuotasRequest_v1,)
+_D_DescribeClientQuotasResponse = (_d_DescribeClientQuotasResponse_v0, _d_DescribeClientQuotasResponse_v1,)
+_E_DescribeClientQuotasResponse = (_e_DescribeClientQuotasResponse_v0, _e_DescribeClientQuotasResponse_v1,)
+_D_AlterClientQuotasRequest = (_d_AlterClientQuotasRequest_v0, _d_AlterClientQuotasRequest_v1,)
+_E_AlterClientQuotasRequest = (_e_AlterClientQuotasRequest_v0, _e_AlterClientQuotasRequest_v1,)
+_D_AlterClientQuotasResponse = (_d_AlterClientQuotasResponse_v0, _d_AlterClientQuotasResponse_v1,)
+_E_AlterClientQuotasResponse = (_e_AlterClientQuotasResponse_v0, _e_AlterClientQuotasResponse_v1,)
 _D_ConsumerProtocolSubscription = (_d_ConsumerProtocolSubscription_v0, _d_ConsumerProtocolSubscription_v1, _d_ConsumerProtocolSubscription_v2, _d_ConsumerProtocolSubscription_v3,)
 _E_ConsumerProtocolSubscription = (_e_ConsumerProtocolSubscription_v0, _e_ConsumerProtocolSubscription_v1, _e_ConsumerProtocolSubscription_v2, _e_ConsumerProtocolSubscription_v3,)
 _D_ConsumerProtocolAssignment = (_d_ConsumerProtocolAssignment_v0, _d_ConsumerProtocolAssignment_v0, _d_ConsumerProtocolAssignment_v0, _d_ConsumerProtocolAssignment_v0,)
@@ -19575,6 +22389,197 @@ DescribeProducersResponse_ProducerState.FIELDS = (
     FieldInfo('CoordinatorEpoch', 'coordinator_epoch', 'int32', False, None, (0, 0), None, None, None, False, 0),
     FieldInfo('CurrentTxnStartOffset', 'current_txn_start_offset', 'int64', False, None, (0, 0), None, None, None, False, -1),
 )
+SaslAuthenticateRequest.FIELDS = (
+    FieldInfo('AuthBytes', 'auth_bytes', 'bytes', False, None, (0, 2), None, None, None, False, b''),
+)
+SaslAuthenticateResponse.FIELDS = (
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (0, 2), (0, 2), None, None, False, ''),
+    FieldInfo('AuthBytes', 'auth_bytes', 'bytes', False, None, (0, 2), None, None, None, False, b''),
+    FieldInfo('SessionLifetimeMs', 'session_lifetime_ms', 'int64', False, None, (1, 2), None, None, None, True, 0),
+)
+DescribeUserScramCredentialsRequest.FIELDS = (
+    FieldInfo('Users', 'users', 'UserName', True, DescribeUserScramCredentialsRequest_UserName, (0, 0), (0, 0), None, None, False, ()),
+)
+DescribeUserScramCredentialsRequest_UserName.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 0), None, None, None, False, ''),
+)
+DescribeUserScramCredentialsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (0, 0), (0, 0), None, None, False, ''),
+    FieldInfo('Results', 'results', 'DescribeUserScramCredentialsResult', True, DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult, (0, 0), None, None, None, False, ()),
+)
+DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult.FIELDS = (
+    FieldInfo('User', 'user', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (0, 0), (0, 0), None, None, False, ''),
+    FieldInfo('CredentialInfos', 'credential_infos', 'CredentialInfo', True, DescribeUserScramCredentialsResponse_CredentialInfo, (0, 0), None, None, None, False, ()),
+)
+DescribeUserScramCredentialsResponse_CredentialInfo.FIELDS = (
+    FieldInfo('Mechanism', 'mechanism', 'int8', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('Iterations', 'iterations', 'int32', False, None, (0, 0), None, None, None, False, 0),
+)
+AlterUserScramCredentialsRequest.FIELDS = (
+    FieldInfo('Deletions', 'deletions', 'ScramCredentialDeletion', True, AlterUserScramCredentialsRequest_ScramCredentialDeletion, (0, 0), None, None, None, False, ()),
+    FieldInfo('Upsertions', 'upsertions', 'ScramCredentialUpsertion', True, AlterUserScramCredentialsRequest_ScramCredentialUpsertion, (0, 0), None, None, None, False, ()),
+)
+AlterUserScramCredentialsRequest_ScramCredentialDeletion.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('Mechanism', 'mechanism', 'int8', False, None, (0, 0), None, None, None, False, 0),
+)
+AlterUserScramCredentialsRequest_ScramCredentialUpsertion.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('Mechanism', 'mechanism', 'int8', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('Iterations', 'iterations', 'int32', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('Salt', 'salt', 'bytes', False, None, (0, 0), None, None, None, False, b''),
+    FieldInfo('SaltedPassword', 'salted_password', 'bytes', False, None, (0, 0), None, None, None, False, b''),
+)
+AlterUserScramCredentialsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('Results', 'results', 'AlterUserScramCredentialsResult', True, AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult, (0, 0), None, None, None, False, ()),
+)
+AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult.FIELDS = (
+    FieldInfo('User', 'user', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (0, 0), (0, 0), None, None, False, ''),
+)
+CreateAclsRequest.FIELDS = (
+    FieldInfo('Creations', 'creations', 'AclCreation', True, CreateAclsRequest_AclCreation, (1, 3), None, None, None, False, ()),
+)
+CreateAclsRequest_AclCreation.FIELDS = (
+    FieldInfo('ResourceType', 'resource_type', 'int8', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('ResourceName', 'resource_name', 'string', False, None, (1, 3), None, None, None, False, ''),
+    FieldInfo('ResourcePatternType', 'resource_pattern_type', 'int8', False, None, (1, 3), None, None, None, False, 3),
+    FieldInfo('Principal', 'principal', 'string', False, None, (1, 3), None, None, None, False, ''),
+    FieldInfo('Host', 'host', 'string', False, None, (1, 3), None, None, None, False, ''),
+    FieldInfo('Operation', 'operation', 'int8', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('PermissionType', 'permission_type', 'int8', False, None, (1, 3), None, None, None, False, 0),
+)
+CreateAclsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('Results', 'results', 'AclCreationResult', True, CreateAclsResponse_AclCreationResult, (1, 3), None, None, None, False, ()),
+)
+CreateAclsResponse_AclCreationResult.FIELDS = (
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (1, 3), (1, 3), None, None, False, ''),
+)
+DescribeAclsRequest.FIELDS = (
+    FieldInfo('ResourceTypeFilter', 'resource_type_filter', 'int8', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('ResourceNameFilter', 'resource_name_filter', 'string', False, None, (1, 3), (1, 3), None, None, False, ''),
+    FieldInfo('PatternTypeFilter', 'pattern_type_filter', 'int8', False, None, (1, 3), None, None, None, False, 3),
+    FieldInfo('PrincipalFilter', 'principal_filter', 'string', False, None, (1, 3), (1, 3), None, None, False, ''),
+    FieldInfo('HostFilter', 'host_filter', 'string', False, None, (1, 3), (1, 3), None, None, False, ''),
+    FieldInfo('Operation', 'operation', 'int8', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('PermissionType', 'permission_type', 'int8', False, None, (1, 3), None, None, None, False, 0),
+)
+DescribeAclsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (1, 3), (1, 3), None, None, False, ''),
+    FieldInfo('Resources', 'resources', 'DescribeAclsResource', True, DescribeAclsResponse_DescribeAclsResource, (1, 3), None, None, None, False, ()),
+)
+DescribeAclsResponse_DescribeAclsResource.FIELDS = (
+    FieldInfo('ResourceType', 'resource_type', 'int8', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('ResourceName', 'resource_name', 'string', False, None, (1, 3), None, None, None, False, ''),
+    FieldInfo('PatternType', 'pattern_type', 'int8', False, None, (1, 3), None, None, None, False, 3),
+    FieldInfo('Acls', 'acls', 'AclDescription', True, DescribeAclsResponse_AclDescription, (1, 3), None, None, None, False, ()),
+)
+DescribeAclsResponse_AclDescription.FIELDS = (
+    FieldInfo('Principal', 'principal', 'string', False, None, (1, 3), None, None, None, False, ''),
+    FieldInfo('Host', 'host', 'string', False, None, (1, 3), None, None, None, False, ''),
+    FieldInfo('Operation', 'operation', 'int8', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('PermissionType', 'permission_type', 'int8', False, None, (1, 3), None, None, None, False, 0),
+)
+DeleteAclsRequest.FIELDS = (
+    FieldInfo('Filters', 'filters', 'DeleteAclsFilter', True, DeleteAclsRequest_DeleteAclsFilter, (1, 3), None, None, None, False, ()),
+)
+DeleteAclsRequest_DeleteAclsFilter.FIELDS = (
+    FieldInfo('ResourceTypeFilter', 'resource_type_filter', 'int8', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('ResourceNameFilter', 'resource_name_filter', 'string', False, None, (1, 3), (1, 3), None, None, False, ''),
+    FieldInfo('PatternTypeFilter', 'pattern_type_filter', 'int8', False, None, (1, 3), None, None, None, False, 3),
+    FieldInfo('PrincipalFilter', 'principal_filter', 'string', False, None, (1, 3), (1, 3), None, None, False, ''),
+    FieldInfo('HostFilter', 'host_filter', 'string', False, None, (1, 3), (1, 3), None, None, False, ''),
+    FieldInfo('Operation', 'operation', 'int8', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('PermissionType', 'permission_type', 'int8', False, None, (1, 3), None, None, None, False, 0),
+)
+DeleteAclsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('FilterResults', 'filter_results', 'DeleteAclsFilterResult', True, DeleteAclsResponse_DeleteAclsFilterResult, (1, 3), None, None, None, False, ()),
+)
+DeleteAclsResponse_DeleteAclsFilterResult.FIELDS = (
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (1, 3), (1, 3), None, None, False, ''),
+    FieldInfo('MatchingAcls', 'matching_acls', 'DeleteAclsMatchingAcl', True, DeleteAclsResponse_DeleteAclsMatchingAcl, (1, 3), None, None, None, False, ()),
+)
+DeleteAclsResponse_DeleteAclsMatchingAcl.FIELDS = (
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (1, 3), (1, 3), None, None, False, ''),
+    FieldInfo('ResourceType', 'resource_type', 'int8', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('ResourceName', 'resource_name', 'string', False, None, (1, 3), None, None, None, False, ''),
+    FieldInfo('PatternType', 'pattern_type', 'int8', False, None, (1, 3), None, None, None, False, 3),
+    FieldInfo('Principal', 'principal', 'string', False, None, (1, 3), None, None, None, False, ''),
+    FieldInfo('Host', 'host', 'string', False, None, (1, 3), None, None, None, False, ''),
+    FieldInfo('Operation', 'operation', 'int8', False, None, (1, 3), None, None, None, False, 0),
+    FieldInfo('PermissionType', 'permission_type', 'int8', False, None, (1, 3), None, None, None, False, 0),
+)
+DescribeClientQuotasRequest.FIELDS = (
+    FieldInfo('Components', 'components', 'ComponentData', True, DescribeClientQuotasRequest_ComponentData, (0, 1), None, None, None, False, ()),
+    FieldInfo('Strict', 'strict', 'bool', False, None, (0, 1), None, None, None, False, False),
+)
+DescribeClientQuotasRequest_ComponentData.FIELDS = (
+    FieldInfo('EntityType', 'entity_type', 'string', False, None, (0, 1), None, None, None, False, ''),
+    FieldInfo('MatchType', 'match_type', 'int8', False, None, (0, 1), None, None, None, False, 0),
+    FieldInfo('Match', 'match', 'string', False, None, (0, 1), (0, 1), None, None, False, ''),
+)
+DescribeClientQuotasResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 1), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 1), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (0, 1), (0, 1), None, None, False, ''),
+    FieldInfo('Entries', 'entries', 'EntryData', True, DescribeClientQuotasResponse_EntryData, (0, 1), (0, 1), None, None, False, ()),
+)
+DescribeClientQuotasResponse_EntryData.FIELDS = (
+    FieldInfo('Entity', 'entity', 'EntityData', True, DescribeClientQuotasResponse_EntityData, (0, 1), None, None, None, False, ()),
+    FieldInfo('Values', 'values', 'ValueData', True, DescribeClientQuotasResponse_ValueData, (0, 1), None, None, None, False, ()),
+)
+DescribeClientQuotasResponse_EntityData.FIELDS = (
+    FieldInfo('EntityType', 'entity_type', 'string', False, None, (0, 1), None, None, None, False, ''),
+    FieldInfo('EntityName', 'entity_name', 'string', False, None, (0, 1), (0, 1), None, None, False, ''),
+)
+DescribeClientQuotasResponse_ValueData.FIELDS = (
+    FieldInfo('Key', 'key', 'string', False, None, (0, 1), None, None, None, False, ''),
+    FieldInfo('Value', 'value', 'float64', False, None, (0, 1), None, None, None, False, 0.0),
+)
+AlterClientQuotasRequest.FIELDS = (
+    FieldInfo('Entries', 'entries', 'EntryData', True, AlterClientQuotasRequest_EntryData, (0, 1), None, None, None, False, ()),
+    FieldInfo('ValidateOnly', 'validate_only', 'bool', False, None, (0, 1), None, None, None, False, False),
+)
+AlterClientQuotasRequest_EntryData.FIELDS = (
+    FieldInfo('Entity', 'entity', 'EntityData', True, AlterClientQuotasRequest_EntityData, (0, 1), None, None, None, False, ()),
+    FieldInfo('Ops', 'ops', 'OpData', True, AlterClientQuotasRequest_OpData, (0, 1), None, None, None, False, ()),
+)
+AlterClientQuotasRequest_EntityData.FIELDS = (
+    FieldInfo('EntityType', 'entity_type', 'string', False, None, (0, 1), None, None, None, False, ''),
+    FieldInfo('EntityName', 'entity_name', 'string', False, None, (0, 1), (0, 1), None, None, False, ''),
+)
+AlterClientQuotasRequest_OpData.FIELDS = (
+    FieldInfo('Key', 'key', 'string', False, None, (0, 1), None, None, None, False, ''),
+    FieldInfo('Value', 'value', 'float64', False, None, (0, 1), None, None, None, False, 0.0),
+    FieldInfo('Remove', 'remove', 'bool', False, None, (0, 1), None, None, None, False, False),
+)
+AlterClientQuotasResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 1), None, None, None, False, 0),
+    FieldInfo('Entries', 'entries', 'EntryData', True, AlterClientQuotasResponse_EntryData, (0, 1), None, None, None, False, ()),
+)
+AlterClientQuotasResponse_EntryData.FIELDS = (
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 1), None, None, None, False, 0),
+    FieldInfo('ErrorMessage', 'error_message', 'string', False, None, (0, 1), (0, 1), None, None, False, ''),
+    FieldInfo('Entity', 'entity', 'EntityData', True, AlterClientQuotasResponse_EntityData, (0, 1), None, None, None, False, ()),
+)
+AlterClientQuotasResponse_EntityData.FIELDS = (
+    FieldInfo('EntityType', 'entity_type', 'string', False, None, (0, 1), None, None, None, False, ''),
+    FieldInfo('EntityName', 'entity_name', 'string', False, None, (0, 1), (0, 1), None, None, False, ''),
+)
 ConsumerProtocolSubscription.FIELDS = (
     FieldInfo('Topics', 'topics', 'string', True, None, (0, 3), None, None, None, False, ()),
     FieldInfo('UserData', 'user_data', 'bytes', False, None, (0, 3), (0, 3), None, None, False, None),
@@ -19625,6 +22630,14 @@ REQUESTS = {c.API_KEY: c for c in (
     IncrementalAlterConfigsRequest,
     OffsetDeleteRequest,
     DescribeProducersRequest,
+    SaslAuthenticateRequest,
+    DescribeUserScramCredentialsRequest,
+    AlterUserScramCredentialsRequest,
+    CreateAclsRequest,
+    DescribeAclsRequest,
+    DeleteAclsRequest,
+    DescribeClientQuotasRequest,
+    AlterClientQuotasRequest,
 )}
 RESPONSES = {c.API_KEY: c for c in (
     ApiVersionsResponse,
@@ -19656,6 +22669,14 @@ RESPONSES = {c.API_KEY: c for c in (
     IncrementalAlterConfigsResponse,
     OffsetDeleteResponse,
     DescribeProducersResponse,
+    SaslAuthenticateResponse,
+    DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsResponse,
+    CreateAclsResponse,
+    DescribeAclsResponse,
+    DeleteAclsResponse,
+    DescribeClientQuotasResponse,
+    AlterClientQuotasResponse,
 )}
 MESSAGES = (
     ApiVersionsRequest,
@@ -19716,6 +22737,22 @@ MESSAGES = (
     OffsetDeleteResponse,
     DescribeProducersRequest,
     DescribeProducersResponse,
+    SaslAuthenticateRequest,
+    SaslAuthenticateResponse,
+    DescribeUserScramCredentialsRequest,
+    DescribeUserScramCredentialsResponse,
+    AlterUserScramCredentialsRequest,
+    AlterUserScramCredentialsResponse,
+    CreateAclsRequest,
+    CreateAclsResponse,
+    DescribeAclsRequest,
+    DescribeAclsResponse,
+    DeleteAclsRequest,
+    DeleteAclsResponse,
+    DescribeClientQuotasRequest,
+    DescribeClientQuotasResponse,
+    AlterClientQuotasRequest,
+    AlterClientQuotasResponse,
     ConsumerProtocolSubscription,
     ConsumerProtocolAssignment,
 )
@@ -19812,6 +22849,28 @@ STRUCTS = (
     DescribeProducersResponse_TopicResponse,
     DescribeProducersResponse_PartitionResponse,
     DescribeProducersResponse_ProducerState,
+    DescribeUserScramCredentialsRequest_UserName,
+    DescribeUserScramCredentialsResponse_DescribeUserScramCredentialsResult,
+    DescribeUserScramCredentialsResponse_CredentialInfo,
+    AlterUserScramCredentialsRequest_ScramCredentialDeletion,
+    AlterUserScramCredentialsRequest_ScramCredentialUpsertion,
+    AlterUserScramCredentialsResponse_AlterUserScramCredentialsResult,
+    CreateAclsRequest_AclCreation,
+    CreateAclsResponse_AclCreationResult,
+    DescribeAclsResponse_DescribeAclsResource,
+    DescribeAclsResponse_AclDescription,
+    DeleteAclsRequest_DeleteAclsFilter,
+    DeleteAclsResponse_DeleteAclsFilterResult,
+    DeleteAclsResponse_DeleteAclsMatchingAcl,
+    DescribeClientQuotasRequest_ComponentData,
+    DescribeClientQuotasResponse_EntryData,
+    DescribeClientQuotasResponse_EntityData,
+    DescribeClientQuotasResponse_ValueData,
+    AlterClientQuotasRequest_EntryData,
+    AlterClientQuotasRequest_EntityData,
+    AlterClientQuotasRequest_OpData,
+    AlterClientQuotasResponse_EntryData,
+    AlterClientQuotasResponse_EntityData,
     ConsumerProtocolSubscription_TopicPartition,
     ConsumerProtocolAssignment_TopicPartition,
 )
@@ -19876,6 +22935,22 @@ __all__ = [
     'OffsetDeleteResponse',
     'DescribeProducersRequest',
     'DescribeProducersResponse',
+    'SaslAuthenticateRequest',
+    'SaslAuthenticateResponse',
+    'DescribeUserScramCredentialsRequest',
+    'DescribeUserScramCredentialsResponse',
+    'AlterUserScramCredentialsRequest',
+    'AlterUserScramCredentialsResponse',
+    'CreateAclsRequest',
+    'CreateAclsResponse',
+    'DescribeAclsRequest',
+    'DescribeAclsResponse',
+    'DeleteAclsRequest',
+    'DeleteAclsResponse',
+    'DescribeClientQuotasRequest',
+    'DescribeClientQuotasResponse',
+    'AlterClientQuotasRequest',
+    'AlterClientQuotasResponse',
     'ConsumerProtocolSubscription',
     'ConsumerProtocolAssignment',
 ]
