@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from streamcore.codec import decode_batches
 from streamcore.errors import ErrorCode
 from streamcore.protocol import messages as a
 from streamcore.protocol import messages as m
@@ -571,3 +572,19 @@ def test_init_producer_id_with_a_transactional_id_is_refused(client: WireClient)
     resp = client.request(m.InitProducerIdRequest(transactional_id="txn", transaction_timeout_ms=60_000), 4)
     assert resp.error_code == E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code
     assert resp.producer_id == -1
+
+
+def test_compression_type_makes_the_broker_store_its_codec(client: WireClient) -> None:
+    create_topic(client, "cz")
+    assert _alter(client, "cz", {"compression.type": "zstd"}) == 0
+    sent = batch([b"a" * 100, b"b" * 100], keys=[b"k1", b"k2"], compression="gzip")
+    assert produce(client, "cz", 0, sent).error_code == 0
+    stored = fetched_partition(client.request(fetch_request("cz", 0, 0), 12), "cz", 0)
+    [got] = decode_batches(bytes(stored.records))
+    assert got.compression == "zstd"
+    assert [(r.key, r.value) for r in got.records] == [(b"k1", b"a" * 100), (b"k2", b"b" * 100)]
+    # Back to producer: the producer's codec is kept as sent.
+    assert _alter(client, "cz", {"compression.type": "producer"}) == 0
+    assert produce(client, "cz", 0, sent).error_code == 0
+    later = fetched_partition(client.request(fetch_request("cz", 0, 2), 12), "cz", 0)
+    assert decode_batches(bytes(later.records))[0].compression == "gzip"

@@ -392,3 +392,54 @@ def test_log_append_time_stamps_the_batch_with_a_valid_crc(compression):
     assert (info.first_timestamp, info.max_timestamp) == (1000, now)
     decoded = decode_batch(accepted.records)
     assert [(r.value, r.timestamp_ms) for r in decoded.records] == [(b"a", now), (b"b", now)]
+
+
+@pytest.mark.parametrize(
+    ("produced", "topic", "stored"),
+    [
+        ("gzip", "zstd", 4),
+        ("none", "lz4", 3),
+        ("snappy", "uncompressed", 0),
+        ("lz4", "gzip", 1),
+        ("zstd", "producer", 4),
+        ("gzip", "gzip", 1),
+    ],
+)
+def test_compression_type_re_encodes_batches_keeping_records_and_producer_fields(produced, topic, stored):
+    now = 1_700_000_000_000
+    data = encode_batch(
+        [b"v1", None, b"v3" * 100],
+        [b"k1", b"k2", None],
+        headers=[[("h", b"x")], None, [("a", None), ("b", b"y")]],
+        timestamps_ms=[now, now + 5, now + 2],
+        compression=produced,
+        producer_id=77,
+        producer_epoch=3,
+        base_sequence=41,
+        partition_leader_epoch=9,
+    )
+    before = validate_batch(data)
+    accepted = apply_record_policy(_cfg(compression_type=topic), "t", 0, data, before, now_ms=now)
+    info = validate_batch(accepted.records)
+    assert info == accepted.info
+    assert info.attributes & 0x07 == stored
+    if topic in ("producer", produced):
+        assert accepted.records is data  # nothing to do: the producer's bytes are kept
+    for name in ("producer_id", "producer_epoch", "base_sequence", "partition_leader_epoch", "record_count"):
+        assert getattr(info, name) == getattr(before, name), name
+    assert (info.first_timestamp, info.max_timestamp, info.last_offset_delta) == (now, now + 5, 2)
+    got = [
+        (r.offset, r.timestamp_ms, r.key, r.value, r.headers) for r in decode_batch(accepted.records).records
+    ]
+    want = [(r.offset, r.timestamp_ms, r.key, r.value, r.headers) for r in decode_batch(data).records]
+    assert got == want
+
+
+def test_recompression_then_log_append_time_stamps_the_re_encoded_batch():
+    now = 1_700_000_000_999
+    data = encode_batch([b"a", b"b"], timestamps_ms=[1000, 2000], compression="gzip")
+    cfg = _cfg(compression_type="zstd", message_timestamp_type="LogAppendTime")
+    accepted = apply_record_policy(cfg, "t", 0, data, validate_batch(data), now_ms=now)
+    info = validate_batch(accepted.records)
+    assert info.attributes & 0x07 == 4 and info.attributes & LOG_APPEND_TIME_FLAG
+    assert info.max_timestamp == now and accepted.log_append_time_ms == now

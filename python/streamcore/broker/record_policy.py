@@ -10,6 +10,11 @@ Kafka's LogValidator rules that depend on topic configs, applied per batch:
   ``after.max.ms``: a record timestamp outside [now - before, now + after] is
   INVALID_TIMESTAMP (32) with one record error per such record (records without a
   timestamp, -1, pass, as in Kafka).
+- ``compression.type`` other than ``producer``: a batch whose codec differs is re-encoded
+  with the topic's codec (and its compression.*.level), as Kafka's LogValidator does:
+  same records (offset deltas, timestamps, keys, values, headers), same producer id,
+  epoch, base sequence and partition leader epoch, so idempotent producers see no
+  difference; the Produce response is unchanged.
 - ``message.timestamp.type=LogAppendTime``: the broker stamps the batch with the append
   time: attributes bit 3 set, maxTimestamp = now, CRC recomputed; the records keep their
   bytes, so a compressed batch is not recompressed (Kafka does the same for v2 batches).
@@ -27,7 +32,7 @@ from typing import Any, NamedTuple
 
 from streamcore import _impl
 from streamcore.broker.topic_configs import TopicConfig
-from streamcore.codec import decode_batch
+from streamcore.codec import decode_batch, encode_batch, validate_batch
 from streamcore.codec.batch_header import (
     ATTRIBUTES_AT,
     CRC_AT,
@@ -45,6 +50,8 @@ _LONG_MAX = (1 << 63) - 1
 _I16 = struct.Struct(">h")
 _I64 = struct.Struct(">q")
 _U32 = struct.Struct(">I")
+_CODEC_MASK = 0x07
+_CODEC_NAMES = ("none", "gzip", "snappy", "lz4", "zstd", "?", "?", "?")
 
 
 class PolicyRefusal(Exception):
@@ -95,9 +102,38 @@ def apply_record_policy(
             ]
             raise PolicyRefusal(ErrorCode.INVALID_RECORD.code, _summary(errors), errors)
     if cfg.log_append_time:
+        records, info = _recompress(cfg, records, info, decoded)
         return Accepted(*_stamp(records, info, now), now)
     _check_timestamps(cfg, records, info, now, decoded)
+    records, info = _recompress(cfg, records, info, decoded)
     return Accepted(records, info, _NO_TIMESTAMP)
+
+
+def _recompress(cfg: TopicConfig, records: Any, info: BatchInfo, decoded: Any) -> tuple[Any, BatchInfo]:
+    """The batch re-encoded with the topic's codec when compression.type asks for another one."""
+    target = cfg.recompression
+    if target is None:
+        return records, info
+    codec, level = target
+    if _CODEC_NAMES[info.attributes & _CODEC_MASK] == codec:
+        return records, info
+    batch = decoded if decoded is not None else decode_batch(records)
+    recs = batch.records
+    encoded = encode_batch(
+        [r.value for r in recs],
+        keys=[r.key for r in recs],
+        headers=[r.headers for r in recs],
+        timestamps_ms=[r.timestamp_ms for r in recs],
+        compression=codec,
+        compression_level=level,
+        producer_id=info.producer_id,
+        producer_epoch=info.producer_epoch,
+        base_sequence=info.base_sequence,
+        partition_leader_epoch=info.partition_leader_epoch,
+    )
+    # The producer's batches carry offset deltas 0..n-1 (validate_batch checks it), so
+    # re-encoding them in order keeps every record's delta.
+    return encoded, validate_batch(encoded)
 
 
 def _summary(errors: list[tuple[int, str]]) -> str:

@@ -125,6 +125,28 @@ class TopicConfig:
     #: A record stays uncompacted at least / at most this long (ms).
     min_compaction_lag_ms: int = 0
     max_compaction_lag_ms: int = (1 << 63) - 1
+    #: compression.type: ``producer`` keeps the producer's codec; any other value is the
+    #: codec the broker stores (``uncompressed``, ``gzip``, ``snappy``, ``lz4``, ``zstd``).
+    compression_type: str = "producer"
+    #: compression.gzip.level (-1: the codec's default), .lz4.level, .zstd.level.
+    compression_gzip_level: int = -1
+    compression_lz4_level: int = 9
+    compression_zstd_level: int = 3
+
+    @property
+    def recompression(self) -> tuple[str, int | None] | None:
+        """(codec, level) the broker re-encodes batches to, or None under ``producer``."""
+        kind = self.compression_type
+        if kind == "producer":
+            return None
+        if kind == "uncompressed":
+            return "none", None
+        level = {
+            "gzip": None if self.compression_gzip_level == -1 else self.compression_gzip_level,
+            "lz4": self.compression_lz4_level,
+            "zstd": self.compression_zstd_level,
+        }.get(kind)
+        return kind, level
 
     @property
     def compact(self) -> bool:
@@ -352,16 +374,38 @@ TOPIC_CONFIGS: Mapping[str, TopicConfigDef] = {
             synonym="log.cleanup.policy",
             field="cleanup_policy",
         ),
-        _row("compression.gzip.level", _I, _gzip_level, default="-1", synonym="compression.gzip.level"),
-        _int("compression.lz4.level", 1, 17, default="9", synonym="compression.lz4.level"),
+        _row(
+            "compression.gzip.level",
+            _I,
+            _gzip_level,
+            default="-1",
+            synonym="compression.gzip.level",
+            field="compression_gzip_level",
+        ),
+        _int(
+            "compression.lz4.level",
+            1,
+            17,
+            default="9",
+            synonym="compression.lz4.level",
+            field="compression_lz4_level",
+        ),
         _row(
             "compression.type",
             ConfigType.STRING,
             _one_of("compression.type", ("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")),
             default="producer",
             synonym="compression.type",
+            field="compression_type",
         ),
-        _int("compression.zstd.level", -131072, 22, default="3", synonym="compression.zstd.level"),
+        _int(
+            "compression.zstd.level",
+            -131072,
+            22,
+            default="3",
+            synonym="compression.zstd.level",
+            field="compression_zstd_level",
+        ),
         _long(
             "delete.retention.ms",
             0,
