@@ -71,6 +71,13 @@ APIS = (
     "DeleteAcls",
     "DescribeClientQuotas",
     "AlterClientQuotas",
+    # Transactions (issue 12).
+    "AddPartitionsToTxn",
+    "AddOffsetsToTxn",
+    "EndTxn",
+    "TxnOffsetCommit",
+    "DescribeTransactions",
+    "ListTransactions",
 )
 # Non-API data structures (the consumer group protocol's subscription and assignment).
 DATA_SPECS = ("ConsumerProtocolSubscription", "ConsumerProtocolAssignment")

@@ -5786,6 +5786,782 @@ AlterClientQuotasResponse.EntryData = AlterClientQuotasResponse_EntryData
 AlterClientQuotasResponse.EntityData = AlterClientQuotasResponse_EntityData
 
 
+class AddPartitionsToTxnRequest_AddPartitionsToTxnTopic:
+    """Struct AddPartitionsToTxnTopic of a Kafka message."""
+
+    __slots__ = ('name', 'partitions', )
+
+    def __init__(self, name='', partitions=_MISSING):
+        self.name = name
+        self.partitions = [] if partitions is _MISSING else partitions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.partitions == other.partitions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AddPartitionsToTxnRequest_AddPartitionsToTxnTopic(name={self.name!r}, partitions={self.partitions!r})"
+
+
+class AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction:
+    """Struct AddPartitionsToTxnTransaction of a Kafka message."""
+
+    __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'verify_only', 'topics', )
+
+    def __init__(self, transactional_id='', producer_id=0, producer_epoch=0, verify_only=False, topics=_MISSING):
+        self.transactional_id = transactional_id
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.verify_only = verify_only
+        self.topics = [] if topics is _MISSING else topics
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.transactional_id == other.transactional_id and self.producer_id == other.producer_id and self.producer_epoch == other.producer_epoch and self.verify_only == other.verify_only and self.topics == other.topics
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, verify_only={self.verify_only!r}, topics={self.topics!r})"
+
+
+class AddPartitionsToTxnRequest:
+    """Kafka AddPartitionsToTxnRequest request (api key 24), versions 0-5; flexible from v3."""
+
+    __slots__ = ('transactions', 'v3_and_below_transactional_id', 'v3_and_below_producer_id', 'v3_and_below_producer_epoch', 'v3_and_below_topics', )
+    API_KEY = 24
+    MIN_VERSION = 0
+    MAX_VERSION = 5
+    FLEXIBLE_FROM = 3
+
+    def __init__(self, transactions=_MISSING, v3_and_below_transactional_id='', v3_and_below_producer_id=0, v3_and_below_producer_epoch=0, v3_and_below_topics=_MISSING):
+        self.transactions = [] if transactions is _MISSING else transactions
+        self.v3_and_below_transactional_id = v3_and_below_transactional_id
+        self.v3_and_below_producer_id = v3_and_below_producer_id
+        self.v3_and_below_producer_epoch = v3_and_below_producer_epoch
+        self.v3_and_below_topics = [] if v3_and_below_topics is _MISSING else v3_and_below_topics
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.transactions == other.transactions and self.v3_and_below_transactional_id == other.v3_and_below_transactional_id and self.v3_and_below_producer_id == other.v3_and_below_producer_id and self.v3_and_below_producer_epoch == other.v3_and_below_producer_epoch and self.v3_and_below_topics == other.v3_and_below_topics
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AddPartitionsToTxnRequest(transactions={self.transactions!r}, v3_and_below_transactional_id={self.v3_and_below_transactional_id!r}, v3_and_below_producer_id={self.v3_and_below_producer_id!r}, v3_and_below_producer_epoch={self.v3_and_below_producer_epoch!r}, v3_and_below_topics={self.v3_and_below_topics!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a AddPartitionsToTxnRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_AddPartitionsToTxnRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_AddPartitionsToTxnRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_AddPartitionsToTxnRequest, w, version)
+
+
+AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction = AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction
+AddPartitionsToTxnRequest.AddPartitionsToTxnTopic = AddPartitionsToTxnRequest_AddPartitionsToTxnTopic
+
+
+class AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult:
+    """Struct AddPartitionsToTxnPartitionResult of a Kafka message."""
+
+    __slots__ = ('partition_index', 'partition_error_code', )
+
+    def __init__(self, partition_index=0, partition_error_code=0):
+        self.partition_index = partition_index
+        self.partition_error_code = partition_error_code
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.partition_index == other.partition_index and self.partition_error_code == other.partition_error_code
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult(partition_index={self.partition_index!r}, partition_error_code={self.partition_error_code!r})"
+
+
+class AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult:
+    """Struct AddPartitionsToTxnTopicResult of a Kafka message."""
+
+    __slots__ = ('name', 'results_by_partition', )
+
+    def __init__(self, name='', results_by_partition=_MISSING):
+        self.name = name
+        self.results_by_partition = [] if results_by_partition is _MISSING else results_by_partition
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.results_by_partition == other.results_by_partition
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult(name={self.name!r}, results_by_partition={self.results_by_partition!r})"
+
+
+class AddPartitionsToTxnResponse_AddPartitionsToTxnResult:
+    """Struct AddPartitionsToTxnResult of a Kafka message."""
+
+    __slots__ = ('transactional_id', 'topic_results', )
+
+    def __init__(self, transactional_id='', topic_results=_MISSING):
+        self.transactional_id = transactional_id
+        self.topic_results = [] if topic_results is _MISSING else topic_results
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.transactional_id == other.transactional_id and self.topic_results == other.topic_results
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AddPartitionsToTxnResponse_AddPartitionsToTxnResult(transactional_id={self.transactional_id!r}, topic_results={self.topic_results!r})"
+
+
+class AddPartitionsToTxnResponse:
+    """Kafka AddPartitionsToTxnResponse response (api key 24), versions 0-5; flexible from v3."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'results_by_transaction', 'results_by_topic_v3_and_below', )
+    API_KEY = 24
+    MIN_VERSION = 0
+    MAX_VERSION = 5
+    FLEXIBLE_FROM = 3
+
+    def __init__(self, throttle_time_ms=0, error_code=0, results_by_transaction=_MISSING, results_by_topic_v3_and_below=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.results_by_transaction = [] if results_by_transaction is _MISSING else results_by_transaction
+        self.results_by_topic_v3_and_below = [] if results_by_topic_v3_and_below is _MISSING else results_by_topic_v3_and_below
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.error_code == other.error_code and self.results_by_transaction == other.results_by_transaction and self.results_by_topic_v3_and_below == other.results_by_topic_v3_and_below
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AddPartitionsToTxnResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, results_by_transaction={self.results_by_transaction!r}, results_by_topic_v3_and_below={self.results_by_topic_v3_and_below!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a AddPartitionsToTxnResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_AddPartitionsToTxnResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_AddPartitionsToTxnResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_AddPartitionsToTxnResponse, w, version)
+
+
+AddPartitionsToTxnResponse.AddPartitionsToTxnResult = AddPartitionsToTxnResponse_AddPartitionsToTxnResult
+AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult = AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult
+AddPartitionsToTxnResponse.AddPartitionsToTxnPartitionResult = AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult
+
+
+class AddOffsetsToTxnRequest:
+    """Kafka AddOffsetsToTxnRequest request (api key 25), versions 0-4; flexible from v3."""
+
+    __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'group_id', )
+    API_KEY = 25
+    MIN_VERSION = 0
+    MAX_VERSION = 4
+    FLEXIBLE_FROM = 3
+
+    def __init__(self, transactional_id='', producer_id=0, producer_epoch=0, group_id=''):
+        self.transactional_id = transactional_id
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.group_id = group_id
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.transactional_id == other.transactional_id and self.producer_id == other.producer_id and self.producer_epoch == other.producer_epoch and self.group_id == other.group_id
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AddOffsetsToTxnRequest(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, group_id={self.group_id!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a AddOffsetsToTxnRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_AddOffsetsToTxnRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_AddOffsetsToTxnRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_AddOffsetsToTxnRequest, w, version)
+
+
+
+
+class AddOffsetsToTxnResponse:
+    """Kafka AddOffsetsToTxnResponse response (api key 25), versions 0-4; flexible from v3."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', )
+    API_KEY = 25
+    MIN_VERSION = 0
+    MAX_VERSION = 4
+    FLEXIBLE_FROM = 3
+
+    def __init__(self, throttle_time_ms=0, error_code=0):
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.error_code == other.error_code
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"AddOffsetsToTxnResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a AddOffsetsToTxnResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_AddOffsetsToTxnResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_AddOffsetsToTxnResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_AddOffsetsToTxnResponse, w, version)
+
+
+
+
+class EndTxnRequest:
+    """Kafka EndTxnRequest request (api key 26), versions 0-5; flexible from v3."""
+
+    __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'committed', )
+    API_KEY = 26
+    MIN_VERSION = 0
+    MAX_VERSION = 5
+    FLEXIBLE_FROM = 3
+
+    def __init__(self, transactional_id='', producer_id=0, producer_epoch=0, committed=False):
+        self.transactional_id = transactional_id
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.committed = committed
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.transactional_id == other.transactional_id and self.producer_id == other.producer_id and self.producer_epoch == other.producer_epoch and self.committed == other.committed
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"EndTxnRequest(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, committed={self.committed!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a EndTxnRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_EndTxnRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_EndTxnRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_EndTxnRequest, w, version)
+
+
+
+
+class EndTxnResponse:
+    """Kafka EndTxnResponse response (api key 26), versions 0-5; flexible from v3."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch', )
+    API_KEY = 26
+    MIN_VERSION = 0
+    MAX_VERSION = 5
+    FLEXIBLE_FROM = 3
+
+    def __init__(self, throttle_time_ms=0, error_code=0, producer_id=-1, producer_epoch=-1):
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.error_code == other.error_code and self.producer_id == other.producer_id and self.producer_epoch == other.producer_epoch
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"EndTxnResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a EndTxnResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_EndTxnResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_EndTxnResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_EndTxnResponse, w, version)
+
+
+
+
+class TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition:
+    """Struct TxnOffsetCommitRequestPartition of a Kafka message."""
+
+    __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata', )
+
+    def __init__(self, partition_index=0, committed_offset=0, committed_leader_epoch=-1, committed_metadata=''):
+        self.partition_index = partition_index
+        self.committed_offset = committed_offset
+        self.committed_leader_epoch = committed_leader_epoch
+        self.committed_metadata = committed_metadata
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.partition_index == other.partition_index and self.committed_offset == other.committed_offset and self.committed_leader_epoch == other.committed_leader_epoch and self.committed_metadata == other.committed_metadata
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition(partition_index={self.partition_index!r}, committed_offset={self.committed_offset!r}, committed_leader_epoch={self.committed_leader_epoch!r}, committed_metadata={self.committed_metadata!r})"
+
+
+class TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic:
+    """Struct TxnOffsetCommitRequestTopic of a Kafka message."""
+
+    __slots__ = ('name', 'partitions', )
+
+    def __init__(self, name='', partitions=_MISSING):
+        self.name = name
+        self.partitions = [] if partitions is _MISSING else partitions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.partitions == other.partitions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic(name={self.name!r}, partitions={self.partitions!r})"
+
+
+class TxnOffsetCommitRequest:
+    """Kafka TxnOffsetCommitRequest request (api key 28), versions 0-5; flexible from v3."""
+
+    __slots__ = ('transactional_id', 'group_id', 'producer_id', 'producer_epoch', 'generation_id', 'member_id', 'group_instance_id', 'topics', )
+    API_KEY = 28
+    MIN_VERSION = 0
+    MAX_VERSION = 5
+    FLEXIBLE_FROM = 3
+
+    def __init__(self, transactional_id='', group_id='', producer_id=0, producer_epoch=0, generation_id=-1, member_id='', group_instance_id=None, topics=_MISSING):
+        self.transactional_id = transactional_id
+        self.group_id = group_id
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.generation_id = generation_id
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.topics = [] if topics is _MISSING else topics
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.transactional_id == other.transactional_id and self.group_id == other.group_id and self.producer_id == other.producer_id and self.producer_epoch == other.producer_epoch and self.generation_id == other.generation_id and self.member_id == other.member_id and self.group_instance_id == other.group_instance_id and self.topics == other.topics
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"TxnOffsetCommitRequest(transactional_id={self.transactional_id!r}, group_id={self.group_id!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, generation_id={self.generation_id!r}, member_id={self.member_id!r}, group_instance_id={self.group_instance_id!r}, topics={self.topics!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a TxnOffsetCommitRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_TxnOffsetCommitRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_TxnOffsetCommitRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_TxnOffsetCommitRequest, w, version)
+
+
+TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic = TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic
+TxnOffsetCommitRequest.TxnOffsetCommitRequestPartition = TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition
+
+
+class TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition:
+    """Struct TxnOffsetCommitResponsePartition of a Kafka message."""
+
+    __slots__ = ('partition_index', 'error_code', )
+
+    def __init__(self, partition_index=0, error_code=0):
+        self.partition_index = partition_index
+        self.error_code = error_code
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.partition_index == other.partition_index and self.error_code == other.error_code
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition(partition_index={self.partition_index!r}, error_code={self.error_code!r})"
+
+
+class TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic:
+    """Struct TxnOffsetCommitResponseTopic of a Kafka message."""
+
+    __slots__ = ('name', 'partitions', )
+
+    def __init__(self, name='', partitions=_MISSING):
+        self.name = name
+        self.partitions = [] if partitions is _MISSING else partitions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.name == other.name and self.partitions == other.partitions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic(name={self.name!r}, partitions={self.partitions!r})"
+
+
+class TxnOffsetCommitResponse:
+    """Kafka TxnOffsetCommitResponse response (api key 28), versions 0-5; flexible from v3."""
+
+    __slots__ = ('throttle_time_ms', 'topics', )
+    API_KEY = 28
+    MIN_VERSION = 0
+    MAX_VERSION = 5
+    FLEXIBLE_FROM = 3
+
+    def __init__(self, throttle_time_ms=0, topics=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _MISSING else topics
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.topics == other.topics
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"TxnOffsetCommitResponse(throttle_time_ms={self.throttle_time_ms!r}, topics={self.topics!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a TxnOffsetCommitResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_TxnOffsetCommitResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_TxnOffsetCommitResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_TxnOffsetCommitResponse, w, version)
+
+
+TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic = TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic
+TxnOffsetCommitResponse.TxnOffsetCommitResponsePartition = TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition
+
+
+class DescribeTransactionsRequest:
+    """Kafka DescribeTransactionsRequest request (api key 65), versions 0-0; flexible from v0."""
+
+    __slots__ = ('transactional_ids', )
+    API_KEY = 65
+    MIN_VERSION = 0
+    MAX_VERSION = 0
+    FLEXIBLE_FROM = 0
+
+    def __init__(self, transactional_ids=_MISSING):
+        self.transactional_ids = [] if transactional_ids is _MISSING else transactional_ids
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.transactional_ids == other.transactional_ids
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeTransactionsRequest(transactional_ids={self.transactional_ids!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeTransactionsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeTransactionsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeTransactionsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeTransactionsRequest, w, version)
+
+
+
+
+class DescribeTransactionsResponse_TopicData:
+    """Struct TopicData of a Kafka message."""
+
+    __slots__ = ('topic', 'partitions', )
+
+    def __init__(self, topic='', partitions=_MISSING):
+        self.topic = topic
+        self.partitions = [] if partitions is _MISSING else partitions
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.topic == other.topic and self.partitions == other.partitions
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeTransactionsResponse_TopicData(topic={self.topic!r}, partitions={self.partitions!r})"
+
+
+class DescribeTransactionsResponse_TransactionState:
+    """Struct TransactionState of a Kafka message."""
+
+    __slots__ = ('error_code', 'transactional_id', 'transaction_state', 'transaction_timeout_ms', 'transaction_start_time_ms', 'producer_id', 'producer_epoch', 'topics', )
+
+    def __init__(self, error_code=0, transactional_id='', transaction_state='', transaction_timeout_ms=0, transaction_start_time_ms=0, producer_id=0, producer_epoch=0, topics=_MISSING):
+        self.error_code = error_code
+        self.transactional_id = transactional_id
+        self.transaction_state = transaction_state
+        self.transaction_timeout_ms = transaction_timeout_ms
+        self.transaction_start_time_ms = transaction_start_time_ms
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.topics = [] if topics is _MISSING else topics
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.error_code == other.error_code and self.transactional_id == other.transactional_id and self.transaction_state == other.transaction_state and self.transaction_timeout_ms == other.transaction_timeout_ms and self.transaction_start_time_ms == other.transaction_start_time_ms and self.producer_id == other.producer_id and self.producer_epoch == other.producer_epoch and self.topics == other.topics
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeTransactionsResponse_TransactionState(error_code={self.error_code!r}, transactional_id={self.transactional_id!r}, transaction_state={self.transaction_state!r}, transaction_timeout_ms={self.transaction_timeout_ms!r}, transaction_start_time_ms={self.transaction_start_time_ms!r}, producer_id={self.producer_id!r}, producer_epoch={self.producer_epoch!r}, topics={self.topics!r})"
+
+
+class DescribeTransactionsResponse:
+    """Kafka DescribeTransactionsResponse response (api key 65), versions 0-0; flexible from v0."""
+
+    __slots__ = ('throttle_time_ms', 'transaction_states', )
+    API_KEY = 65
+    MIN_VERSION = 0
+    MAX_VERSION = 0
+    FLEXIBLE_FROM = 0
+
+    def __init__(self, throttle_time_ms=0, transaction_states=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.transaction_states = [] if transaction_states is _MISSING else transaction_states
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.transaction_states == other.transaction_states
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"DescribeTransactionsResponse(throttle_time_ms={self.throttle_time_ms!r}, transaction_states={self.transaction_states!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a DescribeTransactionsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_DescribeTransactionsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_DescribeTransactionsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_DescribeTransactionsResponse, w, version)
+
+
+DescribeTransactionsResponse.TransactionState = DescribeTransactionsResponse_TransactionState
+DescribeTransactionsResponse.TopicData = DescribeTransactionsResponse_TopicData
+
+
+class ListTransactionsRequest:
+    """Kafka ListTransactionsRequest request (api key 66), versions 0-2; flexible from v0."""
+
+    __slots__ = ('state_filters', 'producer_id_filters', 'duration_filter', 'transactional_id_pattern', )
+    API_KEY = 66
+    MIN_VERSION = 0
+    MAX_VERSION = 2
+    FLEXIBLE_FROM = 0
+
+    def __init__(self, state_filters=_MISSING, producer_id_filters=_MISSING, duration_filter=-1, transactional_id_pattern=None):
+        self.state_filters = [] if state_filters is _MISSING else state_filters
+        self.producer_id_filters = [] if producer_id_filters is _MISSING else producer_id_filters
+        self.duration_filter = duration_filter
+        self.transactional_id_pattern = transactional_id_pattern
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.state_filters == other.state_filters and self.producer_id_filters == other.producer_id_filters and self.duration_filter == other.duration_filter and self.transactional_id_pattern == other.transactional_id_pattern
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"ListTransactionsRequest(state_filters={self.state_filters!r}, producer_id_filters={self.producer_id_filters!r}, duration_filter={self.duration_filter!r}, transactional_id_pattern={self.transactional_id_pattern!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a ListTransactionsRequest body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_ListTransactionsRequest, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_ListTransactionsRequest, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_ListTransactionsRequest, w, version)
+
+
+
+
+class ListTransactionsResponse_TransactionState:
+    """Struct TransactionState of a Kafka message."""
+
+    __slots__ = ('transactional_id', 'producer_id', 'transaction_state', )
+
+    def __init__(self, transactional_id='', producer_id=0, transaction_state=''):
+        self.transactional_id = transactional_id
+        self.producer_id = producer_id
+        self.transaction_state = transaction_state
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.transactional_id == other.transactional_id and self.producer_id == other.producer_id and self.transaction_state == other.transaction_state
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"ListTransactionsResponse_TransactionState(transactional_id={self.transactional_id!r}, producer_id={self.producer_id!r}, transaction_state={self.transaction_state!r})"
+
+
+class ListTransactionsResponse:
+    """Kafka ListTransactionsResponse response (api key 66), versions 0-2; flexible from v0."""
+
+    __slots__ = ('throttle_time_ms', 'error_code', 'unknown_state_filters', 'transaction_states', )
+    API_KEY = 66
+    MIN_VERSION = 0
+    MAX_VERSION = 2
+    FLEXIBLE_FROM = 0
+
+    def __init__(self, throttle_time_ms=0, error_code=0, unknown_state_filters=_MISSING, transaction_states=_MISSING):
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.unknown_state_filters = [] if unknown_state_filters is _MISSING else unknown_state_filters
+        self.transaction_states = [] if transaction_states is _MISSING else transaction_states
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return self.throttle_time_ms == other.throttle_time_ms and self.error_code == other.error_code and self.unknown_state_filters == other.unknown_state_filters and self.transaction_states == other.transaction_states
+
+    __hash__ = None
+
+    def __repr__(self):
+        return f"ListTransactionsResponse(throttle_time_ms={self.throttle_time_ms!r}, error_code={self.error_code!r}, unknown_state_filters={self.unknown_state_filters!r}, transaction_states={self.transaction_states!r})"
+
+    @classmethod
+    def decode(cls, buf, version):
+        """Decode a ListTransactionsResponse body of ``version`` from bytes-like ``buf`` or a wire Reader."""
+        return _decode(cls, _D_ListTransactionsResponse, buf, version)
+
+    def encode(self, version):
+        """The body at ``version`` as bytes (ValueError for a value this version cannot carry)."""
+        w = _Writer()
+        _encode(self, _E_ListTransactionsResponse, w, version)
+        return w.getvalue()
+
+    def encode_into(self, w, version):
+        """Append the body at ``version`` to wire Writer ``w``."""
+        _encode(self, _E_ListTransactionsResponse, w, version)
+
+
+ListTransactionsResponse.TransactionState = ListTransactionsResponse_TransactionState
+
+
 class ConsumerProtocolSubscription_TopicPartition:
     """Struct TopicPartition of a Kafka message."""
 
@@ -21167,6 +21943,1376 @@ def _e_AlterClientQuotasResponse_v1(o, w):
     w.uvarint(0)
 
 
+def _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('AddPartitionsToTxnRequest.AddPartitionsToTxnTopic.name')
+    n = r.array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnRequest.AddPartitionsToTxnTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnRequest.AddPartitionsToTxnTopic.partitions')
+    else:
+        f1 = [r.int32() for _ in range(n)]
+    return AddPartitionsToTxnRequest_AddPartitionsToTxnTopic(f0, f1)
+
+
+def _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.AddPartitionsToTxnTopic.name')
+    w.string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.AddPartitionsToTxnTopic.partitions')
+    else:
+        w.array_length(len(x))
+        m = w.int32
+        for e in x:
+            m(e)
+
+
+def _d_AddPartitionsToTxnRequest_v0(r):
+    f1 = r.string()
+    if f1 is None:
+        raise _null('AddPartitionsToTxnRequest.v3_and_below_transactional_id')
+    f2 = r.int64()
+    f3 = r.int16()
+    n = r.array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnRequest.v3_and_below_topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnRequest.v3_and_below_topics')
+    else:
+        f4 = [_d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v0(r) for _ in range(n)]
+    return AddPartitionsToTxnRequest(_MISSING, f1, f2, f3, f4)
+
+
+def _e_AddPartitionsToTxnRequest_v0(o, w):
+    if not (o.transactions == []):
+        raise _absent('AddPartitionsToTxnRequest.transactions', 0)
+    x = o.v3_and_below_transactional_id
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.v3_and_below_transactional_id')
+    w.string(x)
+    w.int64(o.v3_and_below_producer_id)
+    w.int16(o.v3_and_below_producer_epoch)
+    x = o.v3_and_below_topics
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.v3_and_below_topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v0(e, w)
+
+
+def _e_AddPartitionsToTxnRequest_v1(o, w):
+    if not (o.transactions == []):
+        raise _absent('AddPartitionsToTxnRequest.transactions', 1)
+    x = o.v3_and_below_transactional_id
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.v3_and_below_transactional_id')
+    w.string(x)
+    w.int64(o.v3_and_below_producer_id)
+    w.int16(o.v3_and_below_producer_epoch)
+    x = o.v3_and_below_topics
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.v3_and_below_topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v0(e, w)
+
+
+def _e_AddPartitionsToTxnRequest_v2(o, w):
+    if not (o.transactions == []):
+        raise _absent('AddPartitionsToTxnRequest.transactions', 2)
+    x = o.v3_and_below_transactional_id
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.v3_and_below_transactional_id')
+    w.string(x)
+    w.int64(o.v3_and_below_producer_id)
+    w.int16(o.v3_and_below_producer_epoch)
+    x = o.v3_and_below_topics
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.v3_and_below_topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v0(e, w)
+
+
+def _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v3(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AddPartitionsToTxnRequest.AddPartitionsToTxnTopic.name')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnRequest.AddPartitionsToTxnTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnRequest.AddPartitionsToTxnTopic.partitions')
+    else:
+        f1 = [r.int32() for _ in range(n)]
+    r.tagged_fields()
+    return AddPartitionsToTxnRequest_AddPartitionsToTxnTopic(f0, f1)
+
+
+def _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v3(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.AddPartitionsToTxnTopic.name')
+    w.compact_string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.AddPartitionsToTxnTopic.partitions')
+    else:
+        w.compact_array_length(len(x))
+        m = w.int32
+        for e in x:
+            m(e)
+    w.uvarint(0)
+
+
+def _d_AddPartitionsToTxnRequest_v3(r):
+    f1 = r.compact_string()
+    if f1 is None:
+        raise _null('AddPartitionsToTxnRequest.v3_and_below_transactional_id')
+    f2 = r.int64()
+    f3 = r.int16()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnRequest.v3_and_below_topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnRequest.v3_and_below_topics')
+    else:
+        f4 = [_d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v3(r) for _ in range(n)]
+    r.tagged_fields()
+    return AddPartitionsToTxnRequest(_MISSING, f1, f2, f3, f4)
+
+
+def _e_AddPartitionsToTxnRequest_v3(o, w):
+    if not (o.transactions == []):
+        raise _absent('AddPartitionsToTxnRequest.transactions', 3)
+    x = o.v3_and_below_transactional_id
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.v3_and_below_transactional_id')
+    w.compact_string(x)
+    w.int64(o.v3_and_below_producer_id)
+    w.int16(o.v3_and_below_producer_epoch)
+    x = o.v3_and_below_topics
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.v3_and_below_topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v3(e, w)
+    w.uvarint(0)
+
+
+def _d_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_v4(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction.transactional_id')
+    f1 = r.int64()
+    f2 = r.int16()
+    f3 = r.boolean()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction.topics')
+    else:
+        f4 = [_d_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v3(r) for _ in range(n)]
+    r.tagged_fields()
+    return AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction(f0, f1, f2, f3, f4)
+
+
+def _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_v4(o, w):
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction.transactional_id')
+    w.compact_string(x)
+    w.int64(o.producer_id)
+    w.int16(o.producer_epoch)
+    w.boolean(o.verify_only)
+    x = o.topics
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.AddPartitionsToTxnTransaction.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTopic_v3(e, w)
+    w.uvarint(0)
+
+
+def _d_AddPartitionsToTxnRequest_v4(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnRequest.transactions')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnRequest.transactions')
+    else:
+        f0 = [_d_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_v4(r) for _ in range(n)]
+    r.tagged_fields()
+    return AddPartitionsToTxnRequest(f0, '', 0, 0, _MISSING)
+
+
+def _e_AddPartitionsToTxnRequest_v4(o, w):
+    x = o.transactions
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.transactions')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_v4(e, w)
+    if not (o.v3_and_below_transactional_id == ''):
+        raise _absent('AddPartitionsToTxnRequest.v3_and_below_transactional_id', 4)
+    if not (o.v3_and_below_producer_id == 0):
+        raise _absent('AddPartitionsToTxnRequest.v3_and_below_producer_id', 4)
+    if not (o.v3_and_below_producer_epoch == 0):
+        raise _absent('AddPartitionsToTxnRequest.v3_and_below_producer_epoch', 4)
+    if not (o.v3_and_below_topics == []):
+        raise _absent('AddPartitionsToTxnRequest.v3_and_below_topics', 4)
+    w.uvarint(0)
+
+
+def _e_AddPartitionsToTxnRequest_v5(o, w):
+    x = o.transactions
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnRequest.transactions')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction_v4(e, w)
+    if not (o.v3_and_below_transactional_id == ''):
+        raise _absent('AddPartitionsToTxnRequest.v3_and_below_transactional_id', 5)
+    if not (o.v3_and_below_producer_id == 0):
+        raise _absent('AddPartitionsToTxnRequest.v3_and_below_producer_id', 5)
+    if not (o.v3_and_below_producer_epoch == 0):
+        raise _absent('AddPartitionsToTxnRequest.v3_and_below_producer_epoch', 5)
+    if not (o.v3_and_below_topics == []):
+        raise _absent('AddPartitionsToTxnRequest.v3_and_below_topics', 5)
+    w.uvarint(0)
+
+
+def _d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_v0(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    return AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult(f0, f1)
+
+
+def _e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_v0(o, w):
+    w.int32(o.partition_index)
+    w.int16(o.partition_error_code)
+
+
+def _d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult.name')
+    n = r.array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult.results_by_partition')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult.results_by_partition')
+    else:
+        f1 = [_d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_v0(r) for _ in range(n)]
+    return AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult(f0, f1)
+
+
+def _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult.name')
+    w.string(x)
+    x = o.results_by_partition
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult.results_by_partition')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_v0(e, w)
+
+
+def _d_AddPartitionsToTxnResponse_v0(r):
+    f0 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnResponse.results_by_topic_v3_and_below')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnResponse.results_by_topic_v3_and_below')
+    else:
+        f3 = [_d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_v0(r) for _ in range(n)]
+    return AddPartitionsToTxnResponse(f0, 0, _MISSING, f3)
+
+
+def _e_AddPartitionsToTxnResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.results_by_topic_v3_and_below
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnResponse.results_by_topic_v3_and_below')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_v0(e, w)
+
+
+def _d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_v3(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    r.tagged_fields()
+    return AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult(f0, f1)
+
+
+def _e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_v3(o, w):
+    w.int32(o.partition_index)
+    w.int16(o.partition_error_code)
+    w.uvarint(0)
+
+
+def _d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_v3(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult.name')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult.results_by_partition')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult.results_by_partition')
+    else:
+        f1 = [_d_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_v3(r) for _ in range(n)]
+    r.tagged_fields()
+    return AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult(f0, f1)
+
+
+def _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_v3(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult.name')
+    w.compact_string(x)
+    x = o.results_by_partition
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnResponse.AddPartitionsToTxnTopicResult.results_by_partition')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult_v3(e, w)
+    w.uvarint(0)
+
+
+def _d_AddPartitionsToTxnResponse_v3(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnResponse.results_by_topic_v3_and_below')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnResponse.results_by_topic_v3_and_below')
+    else:
+        f3 = [_d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_v3(r) for _ in range(n)]
+    r.tagged_fields()
+    return AddPartitionsToTxnResponse(f0, 0, _MISSING, f3)
+
+
+def _e_AddPartitionsToTxnResponse_v3(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.results_by_topic_v3_and_below
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnResponse.results_by_topic_v3_and_below')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_v3(e, w)
+    w.uvarint(0)
+
+
+def _d_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_v4(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AddPartitionsToTxnResponse.AddPartitionsToTxnResult.transactional_id')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnResponse.AddPartitionsToTxnResult.topic_results')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnResponse.AddPartitionsToTxnResult.topic_results')
+    else:
+        f1 = [_d_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_v3(r) for _ in range(n)]
+    r.tagged_fields()
+    return AddPartitionsToTxnResponse_AddPartitionsToTxnResult(f0, f1)
+
+
+def _e_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_v4(o, w):
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnResponse.AddPartitionsToTxnResult.transactional_id')
+    w.compact_string(x)
+    x = o.topic_results
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnResponse.AddPartitionsToTxnResult.topic_results')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult_v3(e, w)
+    w.uvarint(0)
+
+
+def _d_AddPartitionsToTxnResponse_v4(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('AddPartitionsToTxnResponse.results_by_transaction')
+    elif n > r.remaining():
+        raise _count(n, r, 'AddPartitionsToTxnResponse.results_by_transaction')
+    else:
+        f2 = [_d_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_v4(r) for _ in range(n)]
+    r.tagged_fields()
+    return AddPartitionsToTxnResponse(f0, f1, f2, _MISSING)
+
+
+def _e_AddPartitionsToTxnResponse_v4(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    x = o.results_by_transaction
+    if x is None:
+        raise _null_enc('AddPartitionsToTxnResponse.results_by_transaction')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_AddPartitionsToTxnResponse_AddPartitionsToTxnResult_v4(e, w)
+    w.uvarint(0)
+
+
+def _d_AddOffsetsToTxnRequest_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('AddOffsetsToTxnRequest.transactional_id')
+    f1 = r.int64()
+    f2 = r.int16()
+    f3 = r.string()
+    if f3 is None:
+        raise _null('AddOffsetsToTxnRequest.group_id')
+    return AddOffsetsToTxnRequest(f0, f1, f2, f3)
+
+
+def _e_AddOffsetsToTxnRequest_v0(o, w):
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('AddOffsetsToTxnRequest.transactional_id')
+    w.string(x)
+    w.int64(o.producer_id)
+    w.int16(o.producer_epoch)
+    x = o.group_id
+    if x is None:
+        raise _null_enc('AddOffsetsToTxnRequest.group_id')
+    w.string(x)
+
+
+def _d_AddOffsetsToTxnRequest_v3(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('AddOffsetsToTxnRequest.transactional_id')
+    f1 = r.int64()
+    f2 = r.int16()
+    f3 = r.compact_string()
+    if f3 is None:
+        raise _null('AddOffsetsToTxnRequest.group_id')
+    r.tagged_fields()
+    return AddOffsetsToTxnRequest(f0, f1, f2, f3)
+
+
+def _e_AddOffsetsToTxnRequest_v3(o, w):
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('AddOffsetsToTxnRequest.transactional_id')
+    w.compact_string(x)
+    w.int64(o.producer_id)
+    w.int16(o.producer_epoch)
+    x = o.group_id
+    if x is None:
+        raise _null_enc('AddOffsetsToTxnRequest.group_id')
+    w.compact_string(x)
+    w.uvarint(0)
+
+
+def _d_AddOffsetsToTxnResponse_v0(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    return AddOffsetsToTxnResponse(f0, f1)
+
+
+def _e_AddOffsetsToTxnResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+
+
+def _d_AddOffsetsToTxnResponse_v3(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    r.tagged_fields()
+    return AddOffsetsToTxnResponse(f0, f1)
+
+
+def _e_AddOffsetsToTxnResponse_v3(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    w.uvarint(0)
+
+
+def _d_EndTxnRequest_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('EndTxnRequest.transactional_id')
+    f1 = r.int64()
+    f2 = r.int16()
+    f3 = r.boolean()
+    return EndTxnRequest(f0, f1, f2, f3)
+
+
+def _e_EndTxnRequest_v0(o, w):
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('EndTxnRequest.transactional_id')
+    w.string(x)
+    w.int64(o.producer_id)
+    w.int16(o.producer_epoch)
+    w.boolean(o.committed)
+
+
+def _d_EndTxnRequest_v3(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('EndTxnRequest.transactional_id')
+    f1 = r.int64()
+    f2 = r.int16()
+    f3 = r.boolean()
+    r.tagged_fields()
+    return EndTxnRequest(f0, f1, f2, f3)
+
+
+def _e_EndTxnRequest_v3(o, w):
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('EndTxnRequest.transactional_id')
+    w.compact_string(x)
+    w.int64(o.producer_id)
+    w.int16(o.producer_epoch)
+    w.boolean(o.committed)
+    w.uvarint(0)
+
+
+def _d_EndTxnResponse_v0(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    return EndTxnResponse(f0, f1, -1, -1)
+
+
+def _e_EndTxnResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+
+
+def _d_EndTxnResponse_v3(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    r.tagged_fields()
+    return EndTxnResponse(f0, f1, -1, -1)
+
+
+def _e_EndTxnResponse_v3(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    w.uvarint(0)
+
+
+def _d_EndTxnResponse_v5(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    f2 = r.int64()
+    f3 = r.int16()
+    r.tagged_fields()
+    return EndTxnResponse(f0, f1, f2, f3)
+
+
+def _e_EndTxnResponse_v5(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    w.int64(o.producer_id)
+    w.int16(o.producer_epoch)
+    w.uvarint(0)
+
+
+def _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v0(r):
+    f0 = r.int32()
+    f1 = r.int64()
+    f3 = r.string()
+    return TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition(f0, f1, -1, f3)
+
+
+def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v0(o, w):
+    w.int32(o.partition_index)
+    w.int64(o.committed_offset)
+    w.string(o.committed_metadata)
+
+
+def _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.name')
+    n = r.array_length()
+    if n is None:
+        raise _null('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.partitions')
+    else:
+        f1 = [_d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v0(r) for _ in range(n)]
+    return TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic(f0, f1)
+
+
+def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.name')
+    w.string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.partitions')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v0(e, w)
+
+
+def _d_TxnOffsetCommitRequest_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('TxnOffsetCommitRequest.transactional_id')
+    f1 = r.string()
+    if f1 is None:
+        raise _null('TxnOffsetCommitRequest.group_id')
+    f2 = r.int64()
+    f3 = r.int16()
+    n = r.array_length()
+    if n is None:
+        raise _null('TxnOffsetCommitRequest.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'TxnOffsetCommitRequest.topics')
+    else:
+        f7 = [_d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(r) for _ in range(n)]
+    return TxnOffsetCommitRequest(f0, f1, f2, f3, -1, '', None, f7)
+
+
+def _e_TxnOffsetCommitRequest_v0(o, w):
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.transactional_id')
+    w.string(x)
+    x = o.group_id
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.group_id')
+    w.string(x)
+    w.int64(o.producer_id)
+    w.int16(o.producer_epoch)
+    if not (o.generation_id == -1):
+        raise _absent('TxnOffsetCommitRequest.generation_id', 0)
+    if not (o.member_id == ''):
+        raise _absent('TxnOffsetCommitRequest.member_id', 0)
+    if not (o.group_instance_id is None):
+        raise _absent('TxnOffsetCommitRequest.group_instance_id', 0)
+    x = o.topics
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(e, w)
+
+
+def _e_TxnOffsetCommitRequest_v1(o, w):
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.transactional_id')
+    w.string(x)
+    x = o.group_id
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.group_id')
+    w.string(x)
+    w.int64(o.producer_id)
+    w.int16(o.producer_epoch)
+    if not (o.generation_id == -1):
+        raise _absent('TxnOffsetCommitRequest.generation_id', 1)
+    if not (o.member_id == ''):
+        raise _absent('TxnOffsetCommitRequest.member_id', 1)
+    if not (o.group_instance_id is None):
+        raise _absent('TxnOffsetCommitRequest.group_instance_id', 1)
+    x = o.topics
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v0(e, w)
+
+
+def _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v2(r):
+    f0 = r.int32()
+    f1 = r.int64()
+    f2 = r.int32()
+    f3 = r.string()
+    return TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition(f0, f1, f2, f3)
+
+
+def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v2(o, w):
+    w.int32(o.partition_index)
+    w.int64(o.committed_offset)
+    w.int32(o.committed_leader_epoch)
+    w.string(o.committed_metadata)
+
+
+def _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.name')
+    n = r.array_length()
+    if n is None:
+        raise _null('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.partitions')
+    else:
+        f1 = [_d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v2(r) for _ in range(n)]
+    return TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic(f0, f1)
+
+
+def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.name')
+    w.string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.partitions')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v2(e, w)
+
+
+def _d_TxnOffsetCommitRequest_v2(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('TxnOffsetCommitRequest.transactional_id')
+    f1 = r.string()
+    if f1 is None:
+        raise _null('TxnOffsetCommitRequest.group_id')
+    f2 = r.int64()
+    f3 = r.int16()
+    n = r.array_length()
+    if n is None:
+        raise _null('TxnOffsetCommitRequest.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'TxnOffsetCommitRequest.topics')
+    else:
+        f7 = [_d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2(r) for _ in range(n)]
+    return TxnOffsetCommitRequest(f0, f1, f2, f3, -1, '', None, f7)
+
+
+def _e_TxnOffsetCommitRequest_v2(o, w):
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.transactional_id')
+    w.string(x)
+    x = o.group_id
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.group_id')
+    w.string(x)
+    w.int64(o.producer_id)
+    w.int16(o.producer_epoch)
+    if not (o.generation_id == -1):
+        raise _absent('TxnOffsetCommitRequest.generation_id', 2)
+    if not (o.member_id == ''):
+        raise _absent('TxnOffsetCommitRequest.member_id', 2)
+    if not (o.group_instance_id is None):
+        raise _absent('TxnOffsetCommitRequest.group_instance_id', 2)
+    x = o.topics
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v2(e, w)
+
+
+def _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v3(r):
+    f0 = r.int32()
+    f1 = r.int64()
+    f2 = r.int32()
+    f3 = r.compact_string()
+    r.tagged_fields()
+    return TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition(f0, f1, f2, f3)
+
+
+def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v3(o, w):
+    w.int32(o.partition_index)
+    w.int64(o.committed_offset)
+    w.int32(o.committed_leader_epoch)
+    w.compact_string(o.committed_metadata)
+    w.uvarint(0)
+
+
+def _d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.name')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.partitions')
+    else:
+        f1 = [_d_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v3(r) for _ in range(n)]
+    r.tagged_fields()
+    return TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic(f0, f1)
+
+
+def _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.name')
+    w.compact_string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.TxnOffsetCommitRequestTopic.partitions')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition_v3(e, w)
+    w.uvarint(0)
+
+
+def _d_TxnOffsetCommitRequest_v3(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('TxnOffsetCommitRequest.transactional_id')
+    f1 = r.compact_string()
+    if f1 is None:
+        raise _null('TxnOffsetCommitRequest.group_id')
+    f2 = r.int64()
+    f3 = r.int16()
+    f4 = r.int32()
+    f5 = r.compact_string()
+    if f5 is None:
+        raise _null('TxnOffsetCommitRequest.member_id')
+    f6 = r.compact_string()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('TxnOffsetCommitRequest.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'TxnOffsetCommitRequest.topics')
+    else:
+        f7 = [_d_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3(r) for _ in range(n)]
+    r.tagged_fields()
+    return TxnOffsetCommitRequest(f0, f1, f2, f3, f4, f5, f6, f7)
+
+
+def _e_TxnOffsetCommitRequest_v3(o, w):
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.transactional_id')
+    w.compact_string(x)
+    x = o.group_id
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.group_id')
+    w.compact_string(x)
+    w.int64(o.producer_id)
+    w.int16(o.producer_epoch)
+    w.int32(o.generation_id)
+    x = o.member_id
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.member_id')
+    w.compact_string(x)
+    w.compact_string(o.group_instance_id)
+    x = o.topics
+    if x is None:
+        raise _null_enc('TxnOffsetCommitRequest.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic_v3(e, w)
+    w.uvarint(0)
+
+
+def _d_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_v0(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    return TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition(f0, f1)
+
+
+def _e_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_v0(o, w):
+    w.int32(o.partition_index)
+    w.int16(o.error_code)
+
+
+def _d_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0(r):
+    f0 = r.string()
+    if f0 is None:
+        raise _null('TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.name')
+    n = r.array_length()
+    if n is None:
+        raise _null('TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.partitions')
+    else:
+        f1 = [_d_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_v0(r) for _ in range(n)]
+    return TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic(f0, f1)
+
+
+def _e_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.name')
+    w.string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.partitions')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_v0(e, w)
+
+
+def _d_TxnOffsetCommitResponse_v0(r):
+    f0 = r.int32()
+    n = r.array_length()
+    if n is None:
+        raise _null('TxnOffsetCommitResponse.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'TxnOffsetCommitResponse.topics')
+    else:
+        f1 = [_d_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0(r) for _ in range(n)]
+    return TxnOffsetCommitResponse(f0, f1)
+
+
+def _e_TxnOffsetCommitResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.topics
+    if x is None:
+        raise _null_enc('TxnOffsetCommitResponse.topics')
+    else:
+        w.array_length(len(x))
+        for e in x:
+            _e_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v0(e, w)
+
+
+def _d_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_v3(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    r.tagged_fields()
+    return TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition(f0, f1)
+
+
+def _e_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_v3(o, w):
+    w.int32(o.partition_index)
+    w.int16(o.error_code)
+    w.uvarint(0)
+
+
+def _d_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.name')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.partitions')
+    else:
+        f1 = [_d_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_v3(r) for _ in range(n)]
+    r.tagged_fields()
+    return TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic(f0, f1)
+
+
+def _e_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3(o, w):
+    x = o.name
+    if x is None:
+        raise _null_enc('TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.name')
+    w.compact_string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('TxnOffsetCommitResponse.TxnOffsetCommitResponseTopic.partitions')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition_v3(e, w)
+    w.uvarint(0)
+
+
+def _d_TxnOffsetCommitResponse_v3(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('TxnOffsetCommitResponse.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'TxnOffsetCommitResponse.topics')
+    else:
+        f1 = [_d_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3(r) for _ in range(n)]
+    r.tagged_fields()
+    return TxnOffsetCommitResponse(f0, f1)
+
+
+def _e_TxnOffsetCommitResponse_v3(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.topics
+    if x is None:
+        raise _null_enc('TxnOffsetCommitResponse.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic_v3(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeTransactionsRequest_v0(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeTransactionsRequest.transactional_ids')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeTransactionsRequest.transactional_ids')
+    else:
+        f0 = [r.compact_string() for _ in range(n)]
+        if None in f0:
+            raise _null('DescribeTransactionsRequest.transactional_ids[]')
+    r.tagged_fields()
+    return DescribeTransactionsRequest(f0)
+
+
+def _e_DescribeTransactionsRequest_v0(o, w):
+    x = o.transactional_ids
+    if x is None:
+        raise _null_enc('DescribeTransactionsRequest.transactional_ids')
+    else:
+        w.compact_array_length(len(x))
+        m = w.compact_string
+        for e in x:
+            if e is None:
+                raise _null_enc('DescribeTransactionsRequest.transactional_ids[]')
+            m(e)
+    w.uvarint(0)
+
+
+def _d_DescribeTransactionsResponse_TopicData_v0(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('DescribeTransactionsResponse.TopicData.topic')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeTransactionsResponse.TopicData.partitions')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeTransactionsResponse.TopicData.partitions')
+    else:
+        f1 = [r.int32() for _ in range(n)]
+    r.tagged_fields()
+    return DescribeTransactionsResponse_TopicData(f0, f1)
+
+
+def _e_DescribeTransactionsResponse_TopicData_v0(o, w):
+    x = o.topic
+    if x is None:
+        raise _null_enc('DescribeTransactionsResponse.TopicData.topic')
+    w.compact_string(x)
+    x = o.partitions
+    if x is None:
+        raise _null_enc('DescribeTransactionsResponse.TopicData.partitions')
+    else:
+        w.compact_array_length(len(x))
+        m = w.int32
+        for e in x:
+            m(e)
+    w.uvarint(0)
+
+
+def _d_DescribeTransactionsResponse_TransactionState_v0(r):
+    f0 = r.int16()
+    f1 = r.compact_string()
+    if f1 is None:
+        raise _null('DescribeTransactionsResponse.TransactionState.transactional_id')
+    f2 = r.compact_string()
+    if f2 is None:
+        raise _null('DescribeTransactionsResponse.TransactionState.transaction_state')
+    f3 = r.int32()
+    f4 = r.int64()
+    f5 = r.int64()
+    f6 = r.int16()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeTransactionsResponse.TransactionState.topics')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeTransactionsResponse.TransactionState.topics')
+    else:
+        f7 = [_d_DescribeTransactionsResponse_TopicData_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeTransactionsResponse_TransactionState(f0, f1, f2, f3, f4, f5, f6, f7)
+
+
+def _e_DescribeTransactionsResponse_TransactionState_v0(o, w):
+    w.int16(o.error_code)
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('DescribeTransactionsResponse.TransactionState.transactional_id')
+    w.compact_string(x)
+    x = o.transaction_state
+    if x is None:
+        raise _null_enc('DescribeTransactionsResponse.TransactionState.transaction_state')
+    w.compact_string(x)
+    w.int32(o.transaction_timeout_ms)
+    w.int64(o.transaction_start_time_ms)
+    w.int64(o.producer_id)
+    w.int16(o.producer_epoch)
+    x = o.topics
+    if x is None:
+        raise _null_enc('DescribeTransactionsResponse.TransactionState.topics')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeTransactionsResponse_TopicData_v0(e, w)
+    w.uvarint(0)
+
+
+def _d_DescribeTransactionsResponse_v0(r):
+    f0 = r.int32()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('DescribeTransactionsResponse.transaction_states')
+    elif n > r.remaining():
+        raise _count(n, r, 'DescribeTransactionsResponse.transaction_states')
+    else:
+        f1 = [_d_DescribeTransactionsResponse_TransactionState_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return DescribeTransactionsResponse(f0, f1)
+
+
+def _e_DescribeTransactionsResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    x = o.transaction_states
+    if x is None:
+        raise _null_enc('DescribeTransactionsResponse.transaction_states')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_DescribeTransactionsResponse_TransactionState_v0(e, w)
+    w.uvarint(0)
+
+
+def _d_ListTransactionsRequest_v0(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('ListTransactionsRequest.state_filters')
+    elif n > r.remaining():
+        raise _count(n, r, 'ListTransactionsRequest.state_filters')
+    else:
+        f0 = [r.compact_string() for _ in range(n)]
+        if None in f0:
+            raise _null('ListTransactionsRequest.state_filters[]')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('ListTransactionsRequest.producer_id_filters')
+    elif n > r.remaining():
+        raise _count(n, r, 'ListTransactionsRequest.producer_id_filters')
+    else:
+        f1 = [r.int64() for _ in range(n)]
+    r.tagged_fields()
+    return ListTransactionsRequest(f0, f1, -1, None)
+
+
+def _e_ListTransactionsRequest_v0(o, w):
+    x = o.state_filters
+    if x is None:
+        raise _null_enc('ListTransactionsRequest.state_filters')
+    else:
+        w.compact_array_length(len(x))
+        m = w.compact_string
+        for e in x:
+            if e is None:
+                raise _null_enc('ListTransactionsRequest.state_filters[]')
+            m(e)
+    x = o.producer_id_filters
+    if x is None:
+        raise _null_enc('ListTransactionsRequest.producer_id_filters')
+    else:
+        w.compact_array_length(len(x))
+        m = w.int64
+        for e in x:
+            m(e)
+    if not (o.duration_filter == -1):
+        raise _absent('ListTransactionsRequest.duration_filter', 0)
+    if not (o.transactional_id_pattern is None):
+        raise _absent('ListTransactionsRequest.transactional_id_pattern', 0)
+    w.uvarint(0)
+
+
+def _d_ListTransactionsRequest_v1(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('ListTransactionsRequest.state_filters')
+    elif n > r.remaining():
+        raise _count(n, r, 'ListTransactionsRequest.state_filters')
+    else:
+        f0 = [r.compact_string() for _ in range(n)]
+        if None in f0:
+            raise _null('ListTransactionsRequest.state_filters[]')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('ListTransactionsRequest.producer_id_filters')
+    elif n > r.remaining():
+        raise _count(n, r, 'ListTransactionsRequest.producer_id_filters')
+    else:
+        f1 = [r.int64() for _ in range(n)]
+    f2 = r.int64()
+    r.tagged_fields()
+    return ListTransactionsRequest(f0, f1, f2, None)
+
+
+def _e_ListTransactionsRequest_v1(o, w):
+    x = o.state_filters
+    if x is None:
+        raise _null_enc('ListTransactionsRequest.state_filters')
+    else:
+        w.compact_array_length(len(x))
+        m = w.compact_string
+        for e in x:
+            if e is None:
+                raise _null_enc('ListTransactionsRequest.state_filters[]')
+            m(e)
+    x = o.producer_id_filters
+    if x is None:
+        raise _null_enc('ListTransactionsRequest.producer_id_filters')
+    else:
+        w.compact_array_length(len(x))
+        m = w.int64
+        for e in x:
+            m(e)
+    w.int64(o.duration_filter)
+    if not (o.transactional_id_pattern is None):
+        raise _absent('ListTransactionsRequest.transactional_id_pattern', 1)
+    w.uvarint(0)
+
+
+def _d_ListTransactionsRequest_v2(r):
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('ListTransactionsRequest.state_filters')
+    elif n > r.remaining():
+        raise _count(n, r, 'ListTransactionsRequest.state_filters')
+    else:
+        f0 = [r.compact_string() for _ in range(n)]
+        if None in f0:
+            raise _null('ListTransactionsRequest.state_filters[]')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('ListTransactionsRequest.producer_id_filters')
+    elif n > r.remaining():
+        raise _count(n, r, 'ListTransactionsRequest.producer_id_filters')
+    else:
+        f1 = [r.int64() for _ in range(n)]
+    f2 = r.int64()
+    f3 = r.compact_string()
+    r.tagged_fields()
+    return ListTransactionsRequest(f0, f1, f2, f3)
+
+
+def _e_ListTransactionsRequest_v2(o, w):
+    x = o.state_filters
+    if x is None:
+        raise _null_enc('ListTransactionsRequest.state_filters')
+    else:
+        w.compact_array_length(len(x))
+        m = w.compact_string
+        for e in x:
+            if e is None:
+                raise _null_enc('ListTransactionsRequest.state_filters[]')
+            m(e)
+    x = o.producer_id_filters
+    if x is None:
+        raise _null_enc('ListTransactionsRequest.producer_id_filters')
+    else:
+        w.compact_array_length(len(x))
+        m = w.int64
+        for e in x:
+            m(e)
+    w.int64(o.duration_filter)
+    w.compact_string(o.transactional_id_pattern)
+    w.uvarint(0)
+
+
+def _d_ListTransactionsResponse_TransactionState_v0(r):
+    f0 = r.compact_string()
+    if f0 is None:
+        raise _null('ListTransactionsResponse.TransactionState.transactional_id')
+    f1 = r.int64()
+    f2 = r.compact_string()
+    if f2 is None:
+        raise _null('ListTransactionsResponse.TransactionState.transaction_state')
+    r.tagged_fields()
+    return ListTransactionsResponse_TransactionState(f0, f1, f2)
+
+
+def _e_ListTransactionsResponse_TransactionState_v0(o, w):
+    x = o.transactional_id
+    if x is None:
+        raise _null_enc('ListTransactionsResponse.TransactionState.transactional_id')
+    w.compact_string(x)
+    w.int64(o.producer_id)
+    x = o.transaction_state
+    if x is None:
+        raise _null_enc('ListTransactionsResponse.TransactionState.transaction_state')
+    w.compact_string(x)
+    w.uvarint(0)
+
+
+def _d_ListTransactionsResponse_v0(r):
+    f0 = r.int32()
+    f1 = r.int16()
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('ListTransactionsResponse.unknown_state_filters')
+    elif n > r.remaining():
+        raise _count(n, r, 'ListTransactionsResponse.unknown_state_filters')
+    else:
+        f2 = [r.compact_string() for _ in range(n)]
+        if None in f2:
+            raise _null('ListTransactionsResponse.unknown_state_filters[]')
+    n = r.compact_array_length()
+    if n is None:
+        raise _null('ListTransactionsResponse.transaction_states')
+    elif n > r.remaining():
+        raise _count(n, r, 'ListTransactionsResponse.transaction_states')
+    else:
+        f3 = [_d_ListTransactionsResponse_TransactionState_v0(r) for _ in range(n)]
+    r.tagged_fields()
+    return ListTransactionsResponse(f0, f1, f2, f3)
+
+
+def _e_ListTransactionsResponse_v0(o, w):
+    w.int32(o.throttle_time_ms)
+    w.int16(o.error_code)
+    x = o.unknown_state_filters
+    if x is None:
+        raise _null_enc('ListTransactionsResponse.unknown_state_filters')
+    else:
+        w.compact_array_length(len(x))
+        m = w.compact_string
+        for e in x:
+            if e is None:
+                raise _null_enc('ListTransactionsResponse.unknown_state_filters[]')
+            m(e)
+    x = o.transaction_states
+    if x is None:
+        raise _null_enc('ListTransactionsResponse.transaction_states')
+    else:
+        w.compact_array_length(len(x))
+        for e in x:
+            _e_ListTransactionsResponse_TransactionState_v0(e, w)
+    w.uvarint(0)
+
+
 def _d_ConsumerProtocolSubscription_v0(r):
     n = r.array_length()
     if n is None:
@@ -21558,6 +23704,30 @@ _D_AlterClientQuotasRequest = (_d_AlterClientQuotasRequest_v0, _d_AlterClientQuo
 _E_AlterClientQuotasRequest = (_e_AlterClientQuotasRequest_v0, _e_AlterClientQuotasRequest_v1,)
 _D_AlterClientQuotasResponse = (_d_AlterClientQuotasResponse_v0, _d_AlterClientQuotasResponse_v1,)
 _E_AlterClientQuotasResponse = (_e_AlterClientQuotasResponse_v0, _e_AlterClientQuotasResponse_v1,)
+_D_AddPartitionsToTxnRequest = (_d_AddPartitionsToTxnRequest_v0, _d_AddPartitionsToTxnRequest_v0, _d_AddPartitionsToTxnRequest_v0, _d_AddPartitionsToTxnRequest_v3, _d_AddPartitionsToTxnRequest_v4, _d_AddPartitionsToTxnRequest_v4,)
+_E_AddPartitionsToTxnRequest = (_e_AddPartitionsToTxnRequest_v0, _e_AddPartitionsToTxnRequest_v1, _e_AddPartitionsToTxnRequest_v2, _e_AddPartitionsToTxnRequest_v3, _e_AddPartitionsToTxnRequest_v4, _e_AddPartitionsToTxnRequest_v5,)
+_D_AddPartitionsToTxnResponse = (_d_AddPartitionsToTxnResponse_v0, _d_AddPartitionsToTxnResponse_v0, _d_AddPartitionsToTxnResponse_v0, _d_AddPartitionsToTxnResponse_v3, _d_AddPartitionsToTxnResponse_v4, _d_AddPartitionsToTxnResponse_v4,)
+_E_AddPartitionsToTxnResponse = (_e_AddPartitionsToTxnResponse_v0, _e_AddPartitionsToTxnResponse_v0, _e_AddPartitionsToTxnResponse_v0, _e_AddPartitionsToTxnResponse_v3, _e_AddPartitionsToTxnResponse_v4, _e_AddPartitionsToTxnResponse_v4,)
+_D_AddOffsetsToTxnRequest = (_d_AddOffsetsToTxnRequest_v0, _d_AddOffsetsToTxnRequest_v0, _d_AddOffsetsToTxnRequest_v0, _d_AddOffsetsToTxnRequest_v3, _d_AddOffsetsToTxnRequest_v3,)
+_E_AddOffsetsToTxnRequest = (_e_AddOffsetsToTxnRequest_v0, _e_AddOffsetsToTxnRequest_v0, _e_AddOffsetsToTxnRequest_v0, _e_AddOffsetsToTxnRequest_v3, _e_AddOffsetsToTxnRequest_v3,)
+_D_AddOffsetsToTxnResponse = (_d_AddOffsetsToTxnResponse_v0, _d_AddOffsetsToTxnResponse_v0, _d_AddOffsetsToTxnResponse_v0, _d_AddOffsetsToTxnResponse_v3, _d_AddOffsetsToTxnResponse_v3,)
+_E_AddOffsetsToTxnResponse = (_e_AddOffsetsToTxnResponse_v0, _e_AddOffsetsToTxnResponse_v0, _e_AddOffsetsToTxnResponse_v0, _e_AddOffsetsToTxnResponse_v3, _e_AddOffsetsToTxnResponse_v3,)
+_D_EndTxnRequest = (_d_EndTxnRequest_v0, _d_EndTxnRequest_v0, _d_EndTxnRequest_v0, _d_EndTxnRequest_v3, _d_EndTxnRequest_v3, _d_EndTxnRequest_v3,)
+_E_EndTxnRequest = (_e_EndTxnRequest_v0, _e_EndTxnRequest_v0, _e_EndTxnRequest_v0, _e_EndTxnRequest_v3, _e_EndTxnRequest_v3, _e_EndTxnRequest_v3,)
+_D_EndTxnResponse = (_d_EndTxnResponse_v0, _d_EndTxnResponse_v0, _d_EndTxnResponse_v0, _d_EndTxnResponse_v3, _d_EndTxnResponse_v3, _d_EndTxnResponse_v5,)
+_E_EndTxnResponse = (_e_EndTxnResponse_v0, _e_EndTxnResponse_v0, _e_EndTxnResponse_v0, _e_EndTxnResponse_v3, _e_EndTxnResponse_v3, _e_EndTxnResponse_v5,)
+_D_TxnOffsetCommitRequest = (_d_TxnOffsetCommitRequest_v0, _d_TxnOffsetCommitRequest_v0, _d_TxnOffsetCommitRequest_v2, _d_TxnOffsetCommitRequest_v3, _d_TxnOffsetCommitRequest_v3, _d_TxnOffsetCommitRequest_v3,)
+_E_TxnOffsetCommitRequest = (_e_TxnOffsetCommitRequest_v0, _e_TxnOffsetCommitRequest_v1, _e_TxnOffsetCommitRequest_v2, _e_TxnOffsetCommitRequest_v3, _e_TxnOffsetCommitRequest_v3, _e_TxnOffsetCommitRequest_v3,)
+_D_TxnOffsetCommitResponse = (_d_TxnOffsetCommitResponse_v0, _d_TxnOffsetCommitResponse_v0, _d_TxnOffsetCommitResponse_v0, _d_TxnOffsetCommitResponse_v3, _d_TxnOffsetCommitResponse_v3, _d_TxnOffsetCommitResponse_v3,)
+_E_TxnOffsetCommitResponse = (_e_TxnOffsetCommitResponse_v0, _e_TxnOffsetCommitResponse_v0, _e_TxnOffsetCommitResponse_v0, _e_TxnOffsetCommitResponse_v3, _e_TxnOffsetCommitResponse_v3, _e_TxnOffsetCommitResponse_v3,)
+_D_DescribeTransactionsRequest = (_d_DescribeTransactionsRequest_v0,)
+_E_DescribeTransactionsRequest = (_e_DescribeTransactionsRequest_v0,)
+_D_DescribeTransactionsResponse = (_d_DescribeTransactionsResponse_v0,)
+_E_DescribeTransactionsResponse = (_e_DescribeTransactionsResponse_v0,)
+_D_ListTransactionsRequest = (_d_ListTransactionsRequest_v0, _d_ListTransactionsRequest_v1, _d_ListTransactionsRequest_v2,)
+_E_ListTransactionsRequest = (_e_ListTransactionsRequest_v0, _e_ListTransactionsRequest_v1, _e_ListTransactionsRequest_v2,)
+_D_ListTransactionsResponse = (_d_ListTransactionsResponse_v0, _d_ListTransactionsResponse_v0, _d_ListTransactionsResponse_v0,)
+_E_ListTransactionsResponse = (_e_ListTransactionsResponse_v0, _e_ListTransactionsResponse_v0, _e_ListTransactionsResponse_v0,)
 _D_ConsumerProtocolSubscription = (_d_ConsumerProtocolSubscription_v0, _d_ConsumerProtocolSubscription_v1, _d_ConsumerProtocolSubscription_v2, _d_ConsumerProtocolSubscription_v3,)
 _E_ConsumerProtocolSubscription = (_e_ConsumerProtocolSubscription_v0, _e_ConsumerProtocolSubscription_v1, _e_ConsumerProtocolSubscription_v2, _e_ConsumerProtocolSubscription_v3,)
 _D_ConsumerProtocolAssignment = (_d_ConsumerProtocolAssignment_v0, _d_ConsumerProtocolAssignment_v0, _d_ConsumerProtocolAssignment_v0, _d_ConsumerProtocolAssignment_v0,)
@@ -22580,6 +24750,134 @@ AlterClientQuotasResponse_EntityData.FIELDS = (
     FieldInfo('EntityType', 'entity_type', 'string', False, None, (0, 1), None, None, None, False, ''),
     FieldInfo('EntityName', 'entity_name', 'string', False, None, (0, 1), (0, 1), None, None, False, ''),
 )
+AddPartitionsToTxnRequest.FIELDS = (
+    FieldInfo('Transactions', 'transactions', 'AddPartitionsToTxnTransaction', True, AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction, (4, 5), None, None, None, False, ()),
+    FieldInfo('V3AndBelowTransactionalId', 'v3_and_below_transactional_id', 'string', False, None, (0, 3), None, None, None, False, ''),
+    FieldInfo('V3AndBelowProducerId', 'v3_and_below_producer_id', 'int64', False, None, (0, 3), None, None, None, False, 0),
+    FieldInfo('V3AndBelowProducerEpoch', 'v3_and_below_producer_epoch', 'int16', False, None, (0, 3), None, None, None, False, 0),
+    FieldInfo('V3AndBelowTopics', 'v3_and_below_topics', 'AddPartitionsToTxnTopic', True, AddPartitionsToTxnRequest_AddPartitionsToTxnTopic, (0, 3), None, None, None, False, ()),
+)
+AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction.FIELDS = (
+    FieldInfo('TransactionalId', 'transactional_id', 'string', False, None, (4, 5), None, None, None, False, ''),
+    FieldInfo('ProducerId', 'producer_id', 'int64', False, None, (4, 5), None, None, None, False, 0),
+    FieldInfo('ProducerEpoch', 'producer_epoch', 'int16', False, None, (4, 5), None, None, None, False, 0),
+    FieldInfo('VerifyOnly', 'verify_only', 'bool', False, None, (4, 5), None, None, None, False, False),
+    FieldInfo('Topics', 'topics', 'AddPartitionsToTxnTopic', True, AddPartitionsToTxnRequest_AddPartitionsToTxnTopic, (4, 5), None, None, None, False, ()),
+)
+AddPartitionsToTxnRequest_AddPartitionsToTxnTopic.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 5), None, None, None, False, ''),
+    FieldInfo('Partitions', 'partitions', 'int32', True, None, (0, 5), None, None, None, False, ()),
+)
+AddPartitionsToTxnResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (4, 5), None, None, None, True, 0),
+    FieldInfo('ResultsByTransaction', 'results_by_transaction', 'AddPartitionsToTxnResult', True, AddPartitionsToTxnResponse_AddPartitionsToTxnResult, (4, 5), None, None, None, False, ()),
+    FieldInfo('ResultsByTopicV3AndBelow', 'results_by_topic_v3_and_below', 'AddPartitionsToTxnTopicResult', True, AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult, (0, 3), None, None, None, False, ()),
+)
+AddPartitionsToTxnResponse_AddPartitionsToTxnResult.FIELDS = (
+    FieldInfo('TransactionalId', 'transactional_id', 'string', False, None, (4, 5), None, None, None, False, ''),
+    FieldInfo('TopicResults', 'topic_results', 'AddPartitionsToTxnTopicResult', True, AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult, (4, 5), None, None, None, False, ()),
+)
+AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 5), None, None, None, False, ''),
+    FieldInfo('ResultsByPartition', 'results_by_partition', 'AddPartitionsToTxnPartitionResult', True, AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult, (0, 5), None, None, None, False, ()),
+)
+AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult.FIELDS = (
+    FieldInfo('PartitionIndex', 'partition_index', 'int32', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('PartitionErrorCode', 'partition_error_code', 'int16', False, None, (0, 5), None, None, None, False, 0),
+)
+AddOffsetsToTxnRequest.FIELDS = (
+    FieldInfo('TransactionalId', 'transactional_id', 'string', False, None, (0, 4), None, None, None, False, ''),
+    FieldInfo('ProducerId', 'producer_id', 'int64', False, None, (0, 4), None, None, None, False, 0),
+    FieldInfo('ProducerEpoch', 'producer_epoch', 'int16', False, None, (0, 4), None, None, None, False, 0),
+    FieldInfo('GroupId', 'group_id', 'string', False, None, (0, 4), None, None, None, False, ''),
+)
+AddOffsetsToTxnResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 4), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 4), None, None, None, False, 0),
+)
+EndTxnRequest.FIELDS = (
+    FieldInfo('TransactionalId', 'transactional_id', 'string', False, None, (0, 5), None, None, None, False, ''),
+    FieldInfo('ProducerId', 'producer_id', 'int64', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('ProducerEpoch', 'producer_epoch', 'int16', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('Committed', 'committed', 'bool', False, None, (0, 5), None, None, None, False, False),
+)
+EndTxnResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('ProducerId', 'producer_id', 'int64', False, None, (5, 5), None, None, None, True, -1),
+    FieldInfo('ProducerEpoch', 'producer_epoch', 'int16', False, None, (5, 5), None, None, None, True, -1),
+)
+TxnOffsetCommitRequest.FIELDS = (
+    FieldInfo('TransactionalId', 'transactional_id', 'string', False, None, (0, 5), None, None, None, False, ''),
+    FieldInfo('GroupId', 'group_id', 'string', False, None, (0, 5), None, None, None, False, ''),
+    FieldInfo('ProducerId', 'producer_id', 'int64', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('ProducerEpoch', 'producer_epoch', 'int16', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('GenerationId', 'generation_id', 'int32', False, None, (3, 5), None, None, None, False, -1),
+    FieldInfo('MemberId', 'member_id', 'string', False, None, (3, 5), None, None, None, False, ''),
+    FieldInfo('GroupInstanceId', 'group_instance_id', 'string', False, None, (3, 5), (3, 5), None, None, False, None),
+    FieldInfo('Topics', 'topics', 'TxnOffsetCommitRequestTopic', True, TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic, (0, 5), None, None, None, False, ()),
+)
+TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 5), None, None, None, False, ''),
+    FieldInfo('Partitions', 'partitions', 'TxnOffsetCommitRequestPartition', True, TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition, (0, 5), None, None, None, False, ()),
+)
+TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition.FIELDS = (
+    FieldInfo('PartitionIndex', 'partition_index', 'int32', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('CommittedOffset', 'committed_offset', 'int64', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('CommittedLeaderEpoch', 'committed_leader_epoch', 'int32', False, None, (2, 5), None, None, None, True, -1),
+    FieldInfo('CommittedMetadata', 'committed_metadata', 'string', False, None, (0, 5), (0, 5), None, None, False, ''),
+)
+TxnOffsetCommitResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('Topics', 'topics', 'TxnOffsetCommitResponseTopic', True, TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic, (0, 5), None, None, None, False, ()),
+)
+TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic.FIELDS = (
+    FieldInfo('Name', 'name', 'string', False, None, (0, 5), None, None, None, False, ''),
+    FieldInfo('Partitions', 'partitions', 'TxnOffsetCommitResponsePartition', True, TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition, (0, 5), None, None, None, False, ()),
+)
+TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition.FIELDS = (
+    FieldInfo('PartitionIndex', 'partition_index', 'int32', False, None, (0, 5), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 5), None, None, None, False, 0),
+)
+DescribeTransactionsRequest.FIELDS = (
+    FieldInfo('TransactionalIds', 'transactional_ids', 'string', True, None, (0, 0), None, None, None, False, ()),
+)
+DescribeTransactionsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('TransactionStates', 'transaction_states', 'TransactionState', True, DescribeTransactionsResponse_TransactionState, (0, 0), None, None, None, False, ()),
+)
+DescribeTransactionsResponse_TransactionState.FIELDS = (
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('TransactionalId', 'transactional_id', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('TransactionState', 'transaction_state', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('TransactionTimeoutMs', 'transaction_timeout_ms', 'int32', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('TransactionStartTimeMs', 'transaction_start_time_ms', 'int64', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('ProducerId', 'producer_id', 'int64', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('ProducerEpoch', 'producer_epoch', 'int16', False, None, (0, 0), None, None, None, False, 0),
+    FieldInfo('Topics', 'topics', 'TopicData', True, DescribeTransactionsResponse_TopicData, (0, 0), None, None, None, False, ()),
+)
+DescribeTransactionsResponse_TopicData.FIELDS = (
+    FieldInfo('Topic', 'topic', 'string', False, None, (0, 0), None, None, None, False, ''),
+    FieldInfo('Partitions', 'partitions', 'int32', True, None, (0, 0), None, None, None, False, ()),
+)
+ListTransactionsRequest.FIELDS = (
+    FieldInfo('StateFilters', 'state_filters', 'string', True, None, (0, 2), None, None, None, False, ()),
+    FieldInfo('ProducerIdFilters', 'producer_id_filters', 'int64', True, None, (0, 2), None, None, None, False, ()),
+    FieldInfo('DurationFilter', 'duration_filter', 'int64', False, None, (1, 2), None, None, None, False, -1),
+    FieldInfo('TransactionalIdPattern', 'transactional_id_pattern', 'string', False, None, (2, 2), (2, 2), None, None, False, None),
+)
+ListTransactionsResponse.FIELDS = (
+    FieldInfo('ThrottleTimeMs', 'throttle_time_ms', 'int32', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('ErrorCode', 'error_code', 'int16', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('UnknownStateFilters', 'unknown_state_filters', 'string', True, None, (0, 2), None, None, None, False, ()),
+    FieldInfo('TransactionStates', 'transaction_states', 'TransactionState', True, ListTransactionsResponse_TransactionState, (0, 2), None, None, None, False, ()),
+)
+ListTransactionsResponse_TransactionState.FIELDS = (
+    FieldInfo('TransactionalId', 'transactional_id', 'string', False, None, (0, 2), None, None, None, False, ''),
+    FieldInfo('ProducerId', 'producer_id', 'int64', False, None, (0, 2), None, None, None, False, 0),
+    FieldInfo('TransactionState', 'transaction_state', 'string', False, None, (0, 2), None, None, None, False, ''),
+)
 ConsumerProtocolSubscription.FIELDS = (
     FieldInfo('Topics', 'topics', 'string', True, None, (0, 3), None, None, None, False, ()),
     FieldInfo('UserData', 'user_data', 'bytes', False, None, (0, 3), (0, 3), None, None, False, None),
@@ -22638,6 +24936,12 @@ REQUESTS = {c.API_KEY: c for c in (
     DeleteAclsRequest,
     DescribeClientQuotasRequest,
     AlterClientQuotasRequest,
+    AddPartitionsToTxnRequest,
+    AddOffsetsToTxnRequest,
+    EndTxnRequest,
+    TxnOffsetCommitRequest,
+    DescribeTransactionsRequest,
+    ListTransactionsRequest,
 )}
 RESPONSES = {c.API_KEY: c for c in (
     ApiVersionsResponse,
@@ -22677,6 +24981,12 @@ RESPONSES = {c.API_KEY: c for c in (
     DeleteAclsResponse,
     DescribeClientQuotasResponse,
     AlterClientQuotasResponse,
+    AddPartitionsToTxnResponse,
+    AddOffsetsToTxnResponse,
+    EndTxnResponse,
+    TxnOffsetCommitResponse,
+    DescribeTransactionsResponse,
+    ListTransactionsResponse,
 )}
 MESSAGES = (
     ApiVersionsRequest,
@@ -22753,6 +25063,18 @@ MESSAGES = (
     DescribeClientQuotasResponse,
     AlterClientQuotasRequest,
     AlterClientQuotasResponse,
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse,
+    AddOffsetsToTxnRequest,
+    AddOffsetsToTxnResponse,
+    EndTxnRequest,
+    EndTxnResponse,
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
+    DescribeTransactionsRequest,
+    DescribeTransactionsResponse,
+    ListTransactionsRequest,
+    ListTransactionsResponse,
     ConsumerProtocolSubscription,
     ConsumerProtocolAssignment,
 )
@@ -22871,6 +25193,18 @@ STRUCTS = (
     AlterClientQuotasRequest_OpData,
     AlterClientQuotasResponse_EntryData,
     AlterClientQuotasResponse_EntityData,
+    AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction,
+    AddPartitionsToTxnRequest_AddPartitionsToTxnTopic,
+    AddPartitionsToTxnResponse_AddPartitionsToTxnResult,
+    AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult,
+    AddPartitionsToTxnResponse_AddPartitionsToTxnPartitionResult,
+    TxnOffsetCommitRequest_TxnOffsetCommitRequestTopic,
+    TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition,
+    TxnOffsetCommitResponse_TxnOffsetCommitResponseTopic,
+    TxnOffsetCommitResponse_TxnOffsetCommitResponsePartition,
+    DescribeTransactionsResponse_TransactionState,
+    DescribeTransactionsResponse_TopicData,
+    ListTransactionsResponse_TransactionState,
     ConsumerProtocolSubscription_TopicPartition,
     ConsumerProtocolAssignment_TopicPartition,
 )
@@ -22951,6 +25285,18 @@ __all__ = [
     'DescribeClientQuotasResponse',
     'AlterClientQuotasRequest',
     'AlterClientQuotasResponse',
+    'AddPartitionsToTxnRequest',
+    'AddPartitionsToTxnResponse',
+    'AddOffsetsToTxnRequest',
+    'AddOffsetsToTxnResponse',
+    'EndTxnRequest',
+    'EndTxnResponse',
+    'TxnOffsetCommitRequest',
+    'TxnOffsetCommitResponse',
+    'DescribeTransactionsRequest',
+    'DescribeTransactionsResponse',
+    'ListTransactionsRequest',
+    'ListTransactionsResponse',
     'ConsumerProtocolSubscription',
     'ConsumerProtocolAssignment',
 ]
