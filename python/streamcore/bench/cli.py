@@ -392,6 +392,10 @@ def _mb_s(value: float | None) -> str:
     return "-" if value is None else format_figure(value)
 
 
+def _cpu(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
 def _print_compaction(report: dict[str, Any]) -> None:
     from streamcore.bench.table import render_table
 
@@ -425,7 +429,8 @@ def _print_compaction(report: dict[str, Any]) -> None:
         print(
             f"produce while cleaning: {r['produce_bytes'] / 1e6:,.1f} MB per run, "
             f"{r['segment_bytes'] >> 20} MiB segments, fsync=never, one appender; "
-            f"medians of {r['rounds']} round(s); CPU s = all threads of this process"
+            f"medians of {r['rounds']} round(s); CPU s = all threads of this process, "
+            "other CPU s = the rest of the machine meanwhile"
         )
         rows = [
             [
@@ -433,6 +438,7 @@ def _print_compaction(report: dict[str, Any]) -> None:
                 _mb_s(r["without_cleaner_mb_per_s"]),
                 f"{r['without_cleaner_seconds']:.2f}",
                 f"{r['without_cleaner_cpu_s']:.2f}",
+                _cpu(r["without_cleaner_other_cpu_s"]),
                 "",
                 "",
             ],
@@ -441,11 +447,12 @@ def _print_compaction(report: dict[str, Any]) -> None:
                 _mb_s(r["with_cleaner_mb_per_s"]),
                 f"{r['with_cleaner_seconds']:.2f}",
                 f"{r['with_cleaner_cpu_s']:.2f}",
+                _cpu(r["with_cleaner_other_cpu_s"]),
                 f"{r['cleaner_passes']:g}",
                 f"{r['cleaner_bytes_read'] / 1e6:,.1f}",
             ],
         ]
-        header = ["run", "MB/s", "seconds", "CPU s", "cleaner passes", "MB cleaned"]
+        header = ["run", "MB/s", "seconds", "CPU s", "other CPU s", "cleaner passes", "MB cleaned"]
         print(render_table(header, rows))
         ratio = r["ratio"]
         print(f"with / without: {'-' if ratio is None else f'{ratio:.2f}'} (goal >= 0.90)")

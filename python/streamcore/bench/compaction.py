@@ -200,6 +200,19 @@ def run_cleaner_throughput(
     }
 
 
+def _machine_busy_cpu_s() -> float | None:
+    """CPU seconds all processors have spent busy since boot (Linux ``/proc/stat``); None elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as fh:
+            fields = fh.readline().split()
+        ticks = [int(x) for x in fields[1:]]
+        # user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+        busy = sum(ticks[:8]) - ticks[3] - ticks[4]
+        return busy / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _produce_once(
     directory: str,
     batches: list[bytes],
@@ -233,6 +246,7 @@ def _produce_once(
             cleaner.start()
         deadline = time.monotonic() + timeout_s
         cpu0 = time.process_time()
+        busy0 = _machine_busy_cpu_s()
         t0 = time.perf_counter()
         for batch in batches:
             log.append(batch)
@@ -241,6 +255,7 @@ def _produce_once(
                 break
         elapsed = time.perf_counter() - t0
         cpu_s = time.process_time() - cpu0
+        busy1 = _machine_busy_cpu_s()
         segments_at_end = log.segment_count
         during = None
         if cleaner is not None:
@@ -261,6 +276,9 @@ def _produce_once(
         "truncated_by_timeout": appended < total,
         # CPU of every thread of this process (appender, WAL writer, cleaner) over the run.
         "process_cpu_s": cpu_s,
+        # Busy CPU of everything else on the machine meanwhile: on a shared machine, the
+        # sign that a run competed with other work (None where /proc/stat is missing).
+        "other_cpu_s": None if busy0 is None or busy1 is None else max(0.0, busy1 - busy0 - cpu_s),
         "segments_at_end": segments_at_end,
     }
     if cleaner is not None and during is not None:
@@ -309,7 +327,8 @@ def run_produce_while_cleaning(
     called, untimed. A run stops early after ``timeout_s`` seconds
     (``truncated_by_timeout``).
 
-    Returns the per-run figures (``runs``: MB/s, seconds, process CPU seconds, and for
+    Returns the per-run figures (``runs``: MB/s, seconds, process CPU seconds, busy CPU
+    seconds of the rest of the machine (``other_cpu_s``), and for
     the cleaner runs its passes and bytes read and written while the appends ran), the
     median MB/s, seconds and CPU seconds of each kind, their MB/s ratio (with /
     without), and the median cleaner passes and bytes read and written during a run.
@@ -366,6 +385,8 @@ def run_produce_while_cleaning(
         "ratio": median_with / median_without if median_with and median_without else None,
         "without_cleaner_cpu_s": _median([r["process_cpu_s"] for r in without]),
         "with_cleaner_cpu_s": _median([r["process_cpu_s"] for r in with_]),
+        "without_cleaner_other_cpu_s": _median([r["other_cpu_s"] for r in without]),
+        "with_cleaner_other_cpu_s": _median([r["other_cpu_s"] for r in with_]),
         "without_cleaner_seconds": _median([r["seconds"] for r in without]),
         "with_cleaner_seconds": _median([r["seconds"] for r in with_]),
         "cleaner_passes": _median([r["cleaner_passes"] for r in with_]),
