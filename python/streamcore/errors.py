@@ -20,6 +20,7 @@ __all__ = [
     "DataDirLockedError",
     "LogOfflineError",
     "ConfigError",
+    "AuthenticationError",
     "OffsetOutOfRangeError",
     "KafkaError",
     "ErrorCode",
@@ -81,6 +82,30 @@ class BufferFullError(StreamcoreError):
 
 class ConfigError(StreamcoreError, ValueError):
     """A setting is unknown, ill-typed or out of range."""
+
+
+class AuthenticationError(StreamcoreError):
+    """A broker refused the client's credentials, or the TLS handshake failed.
+
+    Never retriable: the same credentials or certificates fail the same way, so the
+    client raises it at once instead of reconnecting. ``error`` is the ``ErrorCode``
+    the broker answered (SASL_AUTHENTICATION_FAILED, UNSUPPORTED_SASL_MECHANISM,
+    ILLEGAL_SASL_STATE ...), or None when the failure was the TLS handshake or a
+    check made by the client itself (a SCRAM server signature that does not match).
+    """
+
+    retriable = False
+
+    def __init__(self, message: str, error: ErrorCode | None = None) -> None:
+        # args keep both, so type(exc)(*exc.args) rebuilds an equal error for each waiter.
+        super().__init__(message, error)
+        self.message = message
+        self.error = error
+
+    def __str__(self) -> str:
+        if self.error is None:
+            return self.message
+        return f"[{self.error.code}] {self.error.name}: {self.message}"
 
 
 class ErrorCode(enum.Enum):

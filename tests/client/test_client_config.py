@@ -115,9 +115,15 @@ def test_librdkafka_names_with_the_same_meaning_are_accepted() -> None:
     )
 
 
-def test_security_protocols_not_implemented_are_refused_by_name() -> None:
-    with pytest.raises(ConfigError, match="'SASL_SSL' is not supported; supported: PLAINTEXT"):
-        build_config("producer", "h:1", {"security.protocol": "SASL_SSL"}, {}, environ={})
+def test_security_protocols_and_mechanisms_not_implemented_are_refused_by_name() -> None:
+    with pytest.raises(
+        ConfigError, match="'TLS' is not supported; supported: PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"
+    ):
+        build_config("producer", "h:1", {"security.protocol": "TLS"}, {}, environ={})
+    with pytest.raises(ConfigError, match="'GSSAPI' is not supported; supported: PLAIN, SCRAM-SHA-256"):
+        build_config(
+            "producer", "h:1", {"security.protocol": "SASL_SSL", "sasl.mechanism": "GSSAPI"}, {}, environ={}
+        )
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ from streamcore.client.connection import BrokerConnection, Priority
 from streamcore.client.errors import ClientClosedError, ConnectionLostError, broker_error
 from streamcore.client.pool import ConnectionPool
 from streamcore.client.retrying import Backoff, retry_async
+from streamcore.client.security import Security
+from streamcore.errors import AuthenticationError
 from streamcore.protocol.messages import (
     FindCoordinatorRequest,
     MetadataRequest,
@@ -51,6 +53,13 @@ class Cluster:
     def __init__(self, config: ClientConfig, *, auto_create_topics: bool = True) -> None:
         self.config = config
         self.auto_create_topics = auto_create_topics
+        # TLS context and SASL credentials, built once: a bad certificate file fails here.
+        self.security = Security.from_config(config)
+        #: The last authentication failure of a connection attempt, until taken
+        #: (``take_auth_failure``): background tasks (fetcher, group) hand it to poll().
+        self.auth_failure: AuthenticationError | None = None
+        #: Called with each authentication failure (the consumer wakes a waiting poll).
+        self.on_auth_failure: list[Any] = []
         self.pool = ConnectionPool(config.connections_per_broker, self._open_connection)
         self.bootstrap_ids: list[int] = []
         for i, (host, port) in enumerate(config.bootstrap_servers):
@@ -70,6 +79,20 @@ class Cluster:
         self.backoff = Backoff.from_config(config)
 
     async def _open_connection(self, host: str, port: int, node_id: int) -> BrokerConnection:
+        try:
+            return await self._connect(host, port, node_id)
+        except AuthenticationError as exc:
+            self.auth_failure = exc
+            for callback in self.on_auth_failure:
+                callback(exc)
+            raise
+
+    def take_auth_failure(self) -> AuthenticationError | None:
+        """The authentication failure recorded since the last call (None if none), cleared."""
+        exc, self.auth_failure = self.auth_failure, None
+        return exc
+
+    async def _connect(self, host: str, port: int, node_id: int) -> BrokerConnection:
         c = self.config
         return await BrokerConnection.connect(
             host,
@@ -82,6 +105,7 @@ class Cluster:
             node_id=node_id,
             high_capacity=c.high_priority_channel_capacity,
             normal_capacity=c.normal_priority_channel_capacity,
+            security=self.security,
         )
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streamcore.client.security import SASL_MECHANISMS, SECURITY_PROTOCOLS, jaas_credentials
 from streamcore.errors import ConfigError
 from streamcore.retry import RETRY_ENV_VARS, STRATEGIES, parse_duration
 
@@ -51,7 +52,7 @@ _C = frozenset({"consumer"})
 @dataclass(frozen=True)
 class Setting:
     """One setting: its name, kind (int/float/bool/str/str?/choice/upper-choice/acks/assignors/
-    callable), default, who uses it and its bounds (``minimum``/``maximum``, inclusive)."""
+    callable/token-provider/ssl-context), default, who uses it and its bounds (``minimum``/``maximum``, inclusive)."""
 
     name: str
     kind: str
@@ -123,8 +124,62 @@ SETTINGS: tuple[Setting, ...] = (
         "security_protocol",
         "upper-choice",
         "PLAINTEXT",
-        "Transport to the brokers; only PLAINTEXT is implemented.",
-        choices=("PLAINTEXT",),
+        "Transport to the brokers: PLAINTEXT, SSL (TLS), SASL_PLAINTEXT or SASL_SSL (SASL over TLS).",
+        choices=SECURITY_PROTOCOLS,
+    ),
+    _s(
+        "ssl_cafile",
+        "str?",
+        None,
+        "PEM file of the CA certificates that verify the brokers (None: the system's default CAs).",
+    ),
+    _s(
+        "ssl_certfile",
+        "str?",
+        None,
+        "PEM file of this client's certificate (chain), for brokers that require client certificates.",
+    ),
+    _s(
+        "ssl_keyfile",
+        "str?",
+        None,
+        "PEM file of ssl_certfile's private key (None: the key is in ssl_certfile).",
+    ),
+    _s("ssl_password", "str?", None, "Password of an encrypted ssl_keyfile."),
+    _s(
+        "ssl_check_hostname",
+        "bool",
+        True,
+        "Match the broker's certificate against the host name or address connected to.",
+    ),
+    _s(
+        "ssl_context",
+        "ssl-context",
+        None,
+        "A ready ssl.SSLContext used as is, instead of the other ssl_* settings.",
+    ),
+    _s(
+        "sasl_mechanism",
+        "upper-choice",
+        "PLAIN",
+        "SASL mechanism under SASL_PLAINTEXT/SASL_SSL: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER.",
+        choices=SASL_MECHANISMS,
+    ),
+    _s("sasl_username", "str?", None, "User name for PLAIN and SCRAM."),
+    _s("sasl_password", "str?", None, "Password for PLAIN and SCRAM."),
+    _s(
+        "sasl_jaas_config",
+        "str?",
+        None,
+        "A Java client's JAAS entry (PlainLoginModule/ScramLoginModule with username and password): "
+        "fills sasl_username and sasl_password when those are not given.",
+    ),
+    _s(
+        "sasl_oauth_token_provider",
+        "token-provider",
+        None,
+        "OAUTHBEARER: a callable returning a token or (token, expiry in seconds since the epoch), "
+        "or an object with a token() method; called for each new connection.",
     ),
     _s("connections_per_broker", "int", 1, "TCP connections per broker, used round-robin.", minimum=1),
     _s(
@@ -300,6 +355,16 @@ ALIASES: dict[str, str] = {
     "max_in_flight": "max_in_flight_requests_per_connection",
     "fetch_wait_max_ms": "fetch_max_wait_ms",
     "fetch_message_max_bytes": "max_partition_fetch_bytes",
+    "ssl_ca_location": "ssl_cafile",
+    "ssl_certificate_location": "ssl_certfile",
+    "ssl_key_location": "ssl_keyfile",
+    "ssl_key_password": "ssl_password",
+    # "https" checks the host name, "none" (or empty) does not: see _coerce
+    "ssl_endpoint_identification_algorithm": "ssl_check_hostname",
+    "sasl_mechanisms": "sasl_mechanism",
+    # kafka-python
+    "sasl_plain_username": "sasl_username",
+    "sasl_plain_password": "sasl_password",
 }
 
 #: librdkafka names whose nearest setting here differs in unit or meaning: refused,
@@ -312,7 +377,17 @@ NOT_EQUIVALENT: dict[str, str] = {
     "socket_timeout_ms": "request_timeout_ms",
     "topic_metadata_refresh_interval_ms": "metadata_max_age_ms",
     "retry_backoff": "retry_backoff_ms",
+    "enable_ssl_certificate_verification": "ssl_context (one built with verify_mode=ssl.CERT_NONE); "
+    "there is no setting that turns verification off",
+    "ssl_truststore_location": "ssl_cafile (PEM; export the truststore's certificates to a PEM file)",
+    "ssl_keystore_location": "ssl_certfile and ssl_keyfile (PEM; export the keystore's entry)",
+    "ssl_certificate_pem": "ssl_certfile (a file name, not the PEM text)",
+    "ssl_ca_pem": "ssl_cafile (a file name, not the PEM text)",
+    "ssl_key_pem": "ssl_keyfile (a file name, not the PEM text)",
 }
+
+#: Settings whose values are never shown (repr of a ClientConfig).
+SECRET_SETTINGS = frozenset({"ssl_password", "sasl_password", "sasl_jaas_config"})
 
 #: librdkafka's auto.offset.reset spellings that mean ours.
 _OFFSET_RESET_SYNONYMS = {
@@ -383,6 +458,9 @@ def _coerce(setting: Setting, value: Any) -> Any:
     if kind == "bool":
         if isinstance(value, bool):
             return value
+        if name == "ssl_check_hostname" and isinstance(value, str) and value.lower() in ("https", "none", ""):
+            # librdkafka's and Java's ssl.endpoint.identification.algorithm
+            return value.lower() == "https"
         if isinstance(value, str) and value.lower() in ("true", "false"):
             return value.lower() == "true"
         raise bad("true or false")
@@ -417,6 +495,16 @@ def _coerce(setting: Setting, value: Any) -> Any:
         if value is not None and not callable(value):
             raise bad("a callable or None")
         return value
+    if kind == "token-provider":
+        if value is not None and not callable(value) and not callable(getattr(value, "token", None)):
+            raise bad("a callable or an object with a token() method")
+        return value
+    if kind == "ssl-context":
+        import ssl
+
+        if value is not None and not isinstance(value, ssl.SSLContext):
+            raise bad("an ssl.SSLContext or None")
+        return value
     raise AssertionError(f"unknown kind {kind}")  # the table above is the only source of kinds
 
 
@@ -447,7 +535,8 @@ class ClientConfig:
         return dict(self._values)
 
     def __repr__(self) -> str:
-        return f"ClientConfig({self.role}, {self.bootstrap_servers}, {self._values})"
+        shown = {k: ("***" if k in SECRET_SETTINGS and v is not None else v) for k, v in self._values.items()}
+        return f"ClientConfig({self.role}, {self.bootstrap_servers}, {shown})"
 
     def __getattr__(self, name: str) -> Any:  # only for names not set in __init__
         raise AttributeError(f"no client setting {name!r}")
@@ -570,6 +659,12 @@ def build_config(
     if role == "producer" and "enable_idempotence" not in merged and values["acks"] != -1:
         # Like the Java client: idempotence is on by default only where it can hold.
         values["enable_idempotence"] = False
+    if values["sasl_jaas_config"] is not None and values["sasl_username"] is None:
+        values["sasl_username"], jaas_password = jaas_credentials(
+            values["sasl_jaas_config"], values["sasl_mechanism"]
+        )
+        if values["sasl_password"] is None:
+            values["sasl_password"] = jaas_password
     if (
         sources["retry_backoff_max_ms"] == "default"
         and values["retry_backoff_max_ms"] < values["retry_backoff_ms"]
@@ -581,8 +676,45 @@ def build_config(
     return cfg
 
 
+def _check_security(v: Mapping[str, Any]) -> None:
+    protocol = v["security_protocol"]
+    tls = protocol in ("SSL", "SASL_SSL")
+    sasl = protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+    ssl_given = [n for n in ("ssl_cafile", "ssl_certfile", "ssl_keyfile", "ssl_password") if v[n] is not None]
+    if v["ssl_context"] is not None:
+        ssl_given.append("ssl_context")
+    if not tls and ssl_given:
+        # A forgotten security_protocol would otherwise send in the clear what was meant to be encrypted.
+        raise ConfigError(
+            f"{', '.join(ssl_given)} given but security_protocol is {protocol}: use SSL or SASL_SSL"
+        )
+    if v["ssl_context"] is not None and len(ssl_given) > 1:
+        raise ConfigError(
+            "ssl_context is used as is: do not give ssl_cafile/ssl_certfile/ssl_keyfile/ssl_password too"
+        )
+    sasl_given = [
+        n
+        for n in ("sasl_username", "sasl_password", "sasl_jaas_config", "sasl_oauth_token_provider")
+        if v[n] is not None
+    ]
+    if not sasl:
+        if sasl_given:
+            raise ConfigError(
+                f"{', '.join(sasl_given)} given but security_protocol is {protocol}: "
+                "use SASL_PLAINTEXT or SASL_SSL"
+            )
+        return
+    mech = v["sasl_mechanism"]
+    if mech == "OAUTHBEARER":
+        if v["sasl_oauth_token_provider"] is None:
+            raise ConfigError("sasl_mechanism OAUTHBEARER needs sasl_oauth_token_provider")
+    elif v["sasl_username"] is None or v["sasl_password"] is None:
+        raise ConfigError(f"sasl_mechanism {mech} needs sasl_username and sasl_password")
+
+
 def _check_consistency(cfg: ClientConfig) -> None:
     v = cfg.as_dict()
+    _check_security(v)
     if v["retry_backoff_max_ms"] < v["retry_backoff_ms"]:
         raise ConfigError(
             f"retry_backoff_max_ms ({v['retry_backoff_max_ms']} ms) is below retry_backoff_ms "

@@ -27,6 +27,13 @@ What it does, in the order a request meets it:
 * **Failure.** A lost connection fails every waiting request with
   ConnectionLostError; a request unanswered past ``request_timeout_ms`` closes
   the connection (answers come in order, so nothing behind it can arrive).
+* **Security.** With a ``Security`` (client.security) the socket is wrapped in TLS
+  and, after ApiVersions, SaslHandshake v1 and SaslAuthenticate authenticate it
+  before ``connect()`` returns. A refusal, or a TLS handshake the broker or we
+  reject, is AuthenticationError (never retried). When the broker limits the
+  session (SaslAuthenticate v1+ ``session_lifetime_ms``, KIP-368) the connection
+  retires itself at 85 % of it: it takes no new requests, closes once its answers
+  are in, and the pool opens a fresh, freshly authenticated one in its place.
 """
 
 from __future__ import annotations
@@ -34,13 +41,15 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import ssl
 import time
 from collections.abc import Callable
 from typing import Any
 
 from streamcore._version import __version__
 from streamcore.client.errors import ConnectionLostError, RequestTimeoutError
-from streamcore.errors import BackpressureError, ErrorCode, KafkaError, ProtocolError
+from streamcore.client.security import Security
+from streamcore.errors import AuthenticationError, BackpressureError, ErrorCode, KafkaError, ProtocolError
 from streamcore.protocol.headers import (
     ApiKey,
     FrameSplitter,
@@ -48,7 +57,7 @@ from streamcore.protocol.headers import (
     encode_request,
     response_correlation_id,
 )
-from streamcore.protocol.messages import ApiVersionsRequest
+from streamcore.protocol.messages import ApiVersionsRequest, SaslAuthenticateRequest, SaslHandshakeRequest
 
 __all__ = [
     "Priority",
@@ -74,8 +83,19 @@ class Priority(enum.IntEnum):
 
 #: Requests that keep membership and routing alive.
 HIGH_PRIORITY_KEYS = frozenset(
-    {ApiKey.API_VERSIONS, ApiKey.METADATA, ApiKey.HEARTBEAT, ApiKey.FIND_COORDINATOR, ApiKey.SASL_HANDSHAKE}
+    {
+        ApiKey.API_VERSIONS,
+        ApiKey.METADATA,
+        ApiKey.HEARTBEAT,
+        ApiKey.FIND_COORDINATOR,
+        ApiKey.SASL_HANDSHAKE,
+        ApiKey.SASL_AUTHENTICATE,
+    }
 )
+
+#: Fraction of the broker's session lifetime after which a connection retires (the
+#: Java client re-authenticates between 85 and 95 %).
+REAUTH_FRACTION = 0.85
 
 #: Highest version the client sends per api key, where the newest generated version
 #: changes a field's shape we do not use: topic ids instead of names (Produce 13,
@@ -232,6 +252,11 @@ class _Protocol(asyncio.Protocol):
             self.conn._on_frame(frame)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if _is_tls_refusal(exc):
+            # A TLS alert (bad certificate, certificate required ...) will come again on
+            # every reconnect: it is an authentication failure, not a lost connection.
+            self.conn._fail(AuthenticationError(f"TLS with {self.conn.address} failed: {exc}"))
+            return
         self.conn._fail(
             ConnectionLostError(f"connection to {self.conn.address} closed" + (f": {exc}" if exc else ""))
         )
@@ -242,6 +267,12 @@ class _Protocol(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.conn._paused_by_transport = False
         self.conn._pump()
+
+
+def _is_tls_refusal(exc: BaseException | None) -> bool:
+    """True for a TLS failure that retrying cannot cure: a certificate refused by either
+    side or a protocol alert. An EOF in the middle of TLS is a lost connection."""
+    return isinstance(exc, ssl.SSLError) and not isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError))
 
 
 class BrokerConnection:
@@ -269,6 +300,7 @@ class BrokerConnection:
         node_id: int = -1,
         high_capacity: int = HIGH_CAPACITY,
         normal_capacity: int = NORMAL_CAPACITY,
+        security: Security | None = None,
     ) -> None:
 
         self.host = host
@@ -307,6 +339,13 @@ class BrokerConnection:
         self.write_log: collections.deque[int] | None = None
         self.drop_after_write: set[int] = set()
         self.on_close: Callable[[BrokerConnection], None] | None = None
+        self.security = security or Security()
+        #: Mechanism this connection authenticated with (None: no SASL).
+        self.sasl_mechanism: str | None = None
+        #: What the broker answered in SaslAuthenticate v1+ (0: no limit).
+        self.session_lifetime_ms = 0
+        self._retiring = False
+        self._retire_handle: asyncio.TimerHandle | None = None
         ThrottleGate().join(self)
 
     # ------------------------------------------------------------------ lifecycle
@@ -315,18 +354,27 @@ class BrokerConnection:
     async def connect(
         cls, host: str, port: int, *, connect_timeout_ms: int = 10_000, **kw: Any
     ) -> BrokerConnection:
-        """Open the TCP connection and negotiate API versions.
+        """Open the TCP connection (and TLS), negotiate API versions, then authenticate (SASL).
 
         Raises ConnectionLostError (an OSError subclass) when the broker cannot be
-        reached within ``connect_timeout_ms``.
+        reached within ``connect_timeout_ms`` (the TLS handshake included), and
+        AuthenticationError when the TLS handshake or SASL authentication is refused.
         """
         conn = cls(host, port, **kw)
         loop = asyncio.get_running_loop()
+        ctx = conn.security.ssl_context
+        timeout_s = connect_timeout_ms / 1000.0
+        tls: dict[str, Any] = {}
+        if ctx is not None:
+            # server_hostname is what check_hostname compares the certificate with.
+            tls = {"ssl": ctx, "server_hostname": host, "ssl_handshake_timeout": timeout_s}
         try:
             transport, protocol = await asyncio.wait_for(
-                loop.create_connection(lambda: _Protocol(conn), host, port), connect_timeout_ms / 1000.0
+                loop.create_connection(lambda: _Protocol(conn), host, port, **tls), timeout_s
             )
         except (OSError, asyncio.TimeoutError) as exc:
+            if _is_tls_refusal(exc):
+                raise AuthenticationError(f"TLS handshake with {host}:{port} failed: {exc}") from exc
             raise ConnectionLostError(f"cannot connect to {host}:{port}: {exc!r}") from exc
         conn._transport = transport
         conn._protocol = protocol
@@ -338,10 +386,66 @@ class BrokerConnection:
         conn._arm_sweeper()
         try:
             await conn._negotiate()
+            if conn.security.uses_sasl:
+                await conn._authenticate()
         except BaseException:
             conn.close()
             raise
         return conn
+
+    async def _authenticate(self) -> None:
+        """SaslHandshake v1, then SaslAuthenticate until the mechanism's exchange ends."""
+        sec = self.security
+        mech = sec.mechanism
+        assert mech is not None
+        hs = self.api_versions.get(ApiKey.SASL_HANDSHAKE)
+        if hs is None or hs[1] < 1 or ApiKey.SASL_AUTHENTICATE not in self.api_versions:
+            raise AuthenticationError(
+                f"{self.address} does not serve SaslHandshake v1 and SaslAuthenticate: "
+                "is this listener SASL-enabled, and the broker Kafka 1.0 or newer?"
+            )
+        resp = await self.request(SaslHandshakeRequest(mechanism=mech), 1)
+        if resp.error_code:
+            offered = ", ".join(resp.mechanisms) or "none"
+            raise AuthenticationError(
+                f"{self.address} refused SASL mechanism {mech} (it offers: {offered})",
+                ErrorCode.from_code(resp.error_code),
+            )
+        version = self.version_for(SaslAuthenticateRequest)
+        client = await sec.sasl_client()
+        message: bytes | None = client.initial()
+        while message is not None:
+            resp = await self.request(SaslAuthenticateRequest(auth_bytes=message), version)
+            if resp.error_code:
+                detail = resp.error_message or "no reason given"
+                extra = getattr(client, "error_detail", None)
+                raise AuthenticationError(
+                    f"{mech} authentication with {self.address} failed: {detail}"
+                    + (f" ({extra})" if extra else ""),
+                    ErrorCode.from_code(resp.error_code),
+                )
+            message = client.evaluate(bytes(resp.auth_bytes or b""))
+            self.session_lifetime_ms = int(getattr(resp, "session_lifetime_ms", 0) or 0)
+        extra = getattr(client, "error_detail", None)
+        if extra:
+            # OAUTHBEARER: the broker sent its error and should have failed the exchange.
+            raise AuthenticationError(f"OAUTHBEARER authentication with {self.address} failed: {extra}")
+        self.sasl_mechanism = mech
+        if self.session_lifetime_ms > 0:
+            self._retire_handle = asyncio.get_running_loop().call_later(
+                self.session_lifetime_ms * REAUTH_FRACTION / 1000.0, self.retire
+            )
+
+    def retire(self) -> None:
+        """Take no new requests (``closed`` turns True, so the pool opens a replacement) and
+        close once the requests already written or queued are answered."""
+        self._retiring = True
+        self._retire_handle = None
+        self._close_if_retired()
+
+    def _close_if_retired(self) -> None:
+        if self._retiring and not self._pending and not self._queues[0] and not self._queues[1]:
+            self._fail(ConnectionLostError(f"connection to {self.address} retired (SASL session expiring)"))
 
     async def _negotiate(self) -> None:
         version = 3
@@ -362,8 +466,8 @@ class BrokerConnection:
 
     @property
     def closed(self) -> bool:
-        """True once the connection failed or was closed."""
-        return self._closed_exc is not None
+        """True once the connection failed or was closed, or retired (no new requests)."""
+        return self._closed_exc is not None or self._retiring
 
     @property
     def in_flight(self) -> int:
@@ -436,6 +540,8 @@ class BrokerConnection:
             self._sweeper.cancel()
         if self._resume_handle is not None:
             self._resume_handle.cancel()
+        if self._retire_handle is not None:
+            self._retire_handle.cancel()
         if self._transport is not None:
             self._transport.close()
         waiting = list(self._pending.values()) + list(self._queues[0]) + list(self._queues[1])
@@ -646,6 +752,8 @@ class BrokerConnection:
             fut.set_result(resp)
         if self._queues[0] or self._queues[1]:
             self._pump()
+        elif self._retiring:
+            self._close_if_retired()
 
     def record_outcome(self, ok: bool) -> None:
         """Feed the adaptive window: success grows it by 1 per window, an error halves it."""

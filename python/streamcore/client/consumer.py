@@ -44,7 +44,7 @@ from streamcore.client.fetcher import Fetcher, PartitionState
 from streamcore.client.group import Callback, GroupLoop, GroupMembership
 from streamcore.client.offsets import EARLIEST, LATEST
 from streamcore.client.types import ConsumerRecord, OffsetAndMetadata, PartitionColumns, TopicPartition
-from streamcore.errors import ConfigError
+from streamcore.errors import AuthenticationError, ConfigError
 
 __all__ = ["Consumer", "ConsumerCore", "Callback", "STOP", "split_consumer_timeout"]
 
@@ -139,6 +139,8 @@ class ConsumerCore:
         self.states: dict[TopicPartition, PartitionState] = {}
         self._committed_positions: dict[TopicPartition, int] = {}
         self._data = asyncio.Event()
+        # An authentication failure in a background task ends the wait of poll().
+        self.cluster.on_auth_failure.append(lambda _exc: self._data.set())
         self.group = GroupMembership(self.cluster, config.group_id, config) if config.group_id else None
         self.fetcher = Fetcher(
             self.cluster, config, self.states, self.group, self._committed_positions, self._data
@@ -323,6 +325,9 @@ class ConsumerCore:
     def _raise_pending(self) -> None:
         if self.group_loop is not None and self.group_loop.error is not None:
             raise self.group_loop.error
+        auth: AuthenticationError | None = self.cluster.take_auth_failure()
+        if auth is not None:
+            raise auth
         for st in self.states.values():
             if st.error is not None:
                 err, st.error = st.error, None

@@ -27,7 +27,7 @@ from streamcore.client.offsets import EARLIEST, LATEST, list_offsets
 from streamcore.client.retrying import metadata_is_stale
 from streamcore.client.types import TopicPartition
 from streamcore.codec import decode_batches
-from streamcore.errors import ErrorCode, OffsetOutOfRangeError
+from streamcore.errors import AuthenticationError, ErrorCode, OffsetOutOfRangeError
 from streamcore.protocol.messages import (
     FetchRequest,
     FetchRequest_FetchPartition,
@@ -347,7 +347,8 @@ class Fetcher:
                 version = conn.version_for(FetchRequest)
                 req, include, forgotten = session.build(wanted, version, self.config)  # type: ignore[arg-type]
                 resp = await conn.request(req, version)
-            except (ConnectionError, OSError, TimeoutError) as exc:
+            except (ConnectionError, OSError, TimeoutError, AuthenticationError) as exc:
+                # An authentication failure reaches poll() through cluster.auth_failure.
                 log.info("fetch from node %s failed: %s", node, exc)
                 session.reset()
                 now = time.monotonic()

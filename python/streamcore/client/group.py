@@ -30,7 +30,7 @@ from streamcore.client.errors import broker_error
 from streamcore.client.fetcher import PartitionState
 from streamcore.client.retrying import coordinator_moved, is_retriable
 from streamcore.client.types import OffsetAndMetadata, TopicPartition
-from streamcore.errors import ErrorCode, KafkaError
+from streamcore.errors import AuthenticationError, ErrorCode, KafkaError
 from streamcore.protocol.messages import (
     ConsumerProtocolAssignment,
     ConsumerProtocolAssignment_TopicPartition,
@@ -456,6 +456,10 @@ class GroupLoop:
                     log.warning("consumer group %s: %s", group.group_id, exc)
             except (ConnectionError, OSError, TimeoutError) as exc:
                 log.info("consumer group %s: coordinator unreachable (%s), retrying", group.group_id, exc)
+                group.coordinator_lost()
+            except AuthenticationError as exc:
+                # poll() raises it (cluster.auth_failure); try again after a heartbeat interval.
+                log.warning("consumer group %s: %s", group.group_id, exc)
                 group.coordinator_lost()
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._rejoin.wait(), interval)
