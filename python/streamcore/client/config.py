@@ -606,6 +606,38 @@ def _unknown(role: str, key: str, raw: str) -> ConfigError:
     )
 
 
+#: Java's store properties: the setting a PEM store's location stands for.
+_JAVA_STORES = {"truststore": "ssl_cafile", "keystore": "ssl_certfile"}
+
+
+def _java_pem_stores(source: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``source`` with Java's PEM stores as ssl_cafile/ssl_certfile.
+
+    ``ssl.truststore.type=PEM`` makes ``ssl.truststore.location`` the CA file, and
+    ``ssl.keystore.type=PEM`` makes ``ssl.keystore.location`` (key and chain in one
+    file) the certificate file. Another store type is refused: JKS and PKCS12 files
+    are not read here.
+    """
+    keys = {_normalize_name(k): k for k in source}
+    if not any(f"ssl_{kind}_type" in keys for kind in _JAVA_STORES):
+        return source
+    out = dict(source)
+    for kind, setting in _JAVA_STORES.items():
+        type_raw = keys.get(f"ssl_{kind}_type")
+        if type_raw is None:
+            continue
+        store_type = str(out.pop(type_raw)).strip().upper()
+        if store_type != "PEM":
+            raise ConfigError(
+                f"{type_raw!r} is {store_type}: only PEM files are read; export the store to PEM "
+                f"and give it as {setting}"
+            )
+        location_raw = keys.get(f"ssl_{kind}_location")
+        if location_raw is not None:
+            out[setting] = out.pop(location_raw)
+    return out
+
+
 def build_config(
     role: str,
     bootstrap_servers: str | list[str] | None,
@@ -628,7 +660,7 @@ def build_config(
     merged: dict[str, Any] = {}
     for source in (properties or {}), kwargs:
         spelled: dict[str, str] = {}
-        for raw, value in source.items():
+        for raw, value in _java_pem_stores(source).items():
             key = _normalize_name(raw)
             if key in spelled:
                 raise ConfigError(f"setting {key!r} is given twice, as {spelled[key]!r} and {raw!r}")

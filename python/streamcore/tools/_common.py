@@ -123,7 +123,11 @@ def client_settings(
     """Keyword arguments for a ``role`` client ("producer", "consumer", "admin") built from ``args``.
 
     Precedence: the tool's own flags (``overrides``) > ``--command-config`` file >
-    the timeouts ``--timeout`` implies. The bootstrap address is ``--bootstrap``, else
+    the timeouts ``--timeout`` implies. The file may hold the security settings as
+    Java or librdkafka clients write them (``security.protocol``, ``ssl.ca.location``,
+    ``ssl.truststore.type=PEM`` with ``ssl.truststore.location``, ``sasl.mechanism``,
+    ``sasl.jaas.config`` or ``sasl.username``/``sasl.password``); they reach every
+    client the tool opens. The bootstrap address is ``--bootstrap``, else
     ``STREAMCORE_BOOTSTRAP``, else the file's ``bootstrap.servers``, else
     127.0.0.1:9092. Every property is checked against the client's settings table
     here, so an unknown one is a UsageError naming it and the file.
@@ -177,8 +181,18 @@ def shared_settings(settings: Mapping[str, Any], role: str) -> dict[str, Any]:
 
 
 def _snake(props: Mapping[str, Any]) -> dict[str, Any]:
-    # The client accepts both spellings; one spelling here lets later sources override earlier ones.
-    return {k.strip().replace(".", "_").replace("-", "_").lower(): v for k, v in props.items()}
+    """Each property under its setting's own name (``ssl.ca.location`` -> ``ssl_cafile``).
+
+    One spelling lets later sources override earlier ones, and lets shared_settings
+    hand a second client the security settings a file gave under another spelling.
+    """
+    from streamcore.client.config import ALIASES
+
+    out: dict[str, Any] = {}
+    for k, v in props.items():
+        key = k.strip().replace(".", "_").replace("-", "_").lower()
+        out[ALIASES.get(key, key)] = v
+    return out
 
 
 def parse_key_values(items: Iterable[str], what: str) -> dict[str, str]:
