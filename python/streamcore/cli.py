@@ -126,7 +126,11 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE.toml", help="TOML configuration file")
     for s in SETTINGS:
         if s.cli:
-            if s.choices:
+            if s.repeatable:
+                p.add_argument(
+                    s.cli, dest=s.name, default=None, action="append", help=s.help + " Repeatable."
+                )
+            elif s.choices and s.kind == "choice":
                 # Choices are lower case; str.lower lets "--log-level INFO" through as well.
                 p.add_argument(
                     s.cli, dest=s.name, default=None, help=s.help, choices=s.choices, type=str.lower

@@ -24,6 +24,7 @@ import dataclasses
 import difflib
 import logging
 import os
+import re
 import sys
 import uuid
 from collections.abc import Iterable, Mapping
@@ -44,6 +45,10 @@ else:  # pragma: no cover - Python 3.10 path, needs the `tomli` backport
 __all__ = [
     "BrokerConfig",
     "ListenerConfig",
+    "ListenerSpec",
+    "SECURITY_PROTOCOLS",
+    "SslConfig",
+    "SaslConfig",
     "StorageConfig",
     "TopicsConfig",
     "LimitsConfig",
@@ -81,6 +86,11 @@ class ListenerConfig:
     advertised_host: str | None = None
     #: Port put in Metadata answers; None = ``port``.
     advertised_port: int | None = None
+    #: The ``listeners`` setting: ``PROTOCOL://HOST:PORT`` entries; empty = one PLAINTEXT
+    #: listener on ``host``:``port``. :meth:`BrokerConfig.listener_specs` resolves them.
+    addresses: tuple[str, ...] = ()
+    #: The ``advertised_listeners`` setting: ``PROTOCOL://HOST:PORT`` per listener.
+    advertised: tuple[str, ...] = ()
 
     def effective_advertised_host(self) -> str:
         """The host clients are told to connect to."""
@@ -93,6 +103,110 @@ class ListenerConfig:
     def effective_advertised_port(self) -> int:
         """The port clients are told to connect to."""
         return self.advertised_port if self.advertised_port is not None else self.port
+
+
+#: Kafka's security protocols, the scheme of a ``listeners`` entry.
+SECURITY_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+
+#: The SASL mechanisms the broker speaks.
+SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+@dataclass(frozen=True)
+class ListenerSpec:
+    """One resolved listener: what to bind, which security protocol, what to advertise.
+
+    ``name`` is the listener's name (the protocol: a broker has at most one listener per
+    protocol). ``port`` 0 binds any free port. ``advertised_host``/``advertised_port``
+    None mean the bind host (``localhost`` for a wildcard host) and the bound port.
+    """
+
+    name: str
+    protocol: str
+    host: str
+    port: int
+    advertised_host: str | None = None
+    advertised_port: int | None = None
+
+    @property
+    def uses_tls(self) -> bool:
+        """SSL and SASL_SSL listeners speak TLS."""
+        return self.protocol in ("SSL", "SASL_SSL")
+
+    @property
+    def uses_sasl(self) -> bool:
+        """SASL_PLAINTEXT and SASL_SSL listeners authenticate with SASL before anything else."""
+        return self.protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.name}://{host}:{self.port}"
+
+
+def parse_listener(text: str, setting: str = "listeners") -> ListenerSpec:
+    """``PROTOCOL://HOST:PORT`` (IPv6 hosts in brackets, an empty host = every interface)
+    to a ListenerSpec; ConfigError naming ``setting`` when malformed."""
+    entry = text.strip()
+    scheme, sep, rest = entry.partition("://")
+    if not sep:
+        raise ConfigError(
+            f"{setting}: {entry!r} is not PROTOCOL://HOST:PORT (for example PLAINTEXT://127.0.0.1:9092)"
+        )
+    protocol = scheme.strip().upper()
+    if protocol not in SECURITY_PROTOCOLS:
+        raise ConfigError(
+            f"{setting}: {scheme!r} in {entry!r} is not a security protocol; use one of {', '.join(SECURITY_PROTOCOLS)}"
+        )
+    host, colon, port_text = rest.rpartition(":")
+    if not colon:
+        raise ConfigError(f"{setting}: {entry!r} has no port (PROTOCOL://HOST:PORT)")
+    if host.startswith("["):
+        if not host.endswith("]"):
+            raise ConfigError(f"{setting}: {entry!r}: an IPv6 address in brackets must end with ']'")
+        host = host[1:-1]
+    elif ":" in host:
+        raise ConfigError(f"{setting}: {entry!r}: write an IPv6 address in brackets, [::1]:9092")
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise ConfigError(f"{setting}: port {port_text!r} of {entry!r} is not a number") from None
+    if not 0 <= port <= _MAX_PORT:
+        raise ConfigError(f"{setting}: port {port} of {entry!r} is outside 0-{_MAX_PORT}")
+    return ListenerSpec(name=protocol, protocol=protocol, host=host.strip(), port=port)
+
+
+@dataclass
+class SslConfig:
+    """TLS of the SSL and SASL_SSL listeners."""
+
+    #: PEM file of the broker's certificate (and its chain; the key too if ``keyfile`` is None).
+    certfile: str | None = None
+    #: PEM file of the private key.
+    keyfile: str | None = None
+    #: Password of an encrypted private key.
+    key_password: str | None = None
+    #: PEM file of the CAs that sign client certificates (needed for ``client_auth``).
+    cafile: str | None = None
+    #: Kafka's ssl.client.auth on SSL listeners: none, requested or required.
+    client_auth: str = "none"
+
+
+@dataclass
+class SaslConfig:
+    """SASL of the SASL_PLAINTEXT and SASL_SSL listeners."""
+
+    #: Mechanisms offered, in the order SaslHandshake lists them.
+    mechanisms: tuple[str, ...] = SASL_MECHANISMS
+    #: PLAIN users as ``user:password`` entries.
+    plain_users: tuple[str, ...] = ()
+    #: A file of ``user:password`` lines (``#`` comments), PLAIN users besides ``plain_users``.
+    plain_users_file: str | None = None
+    #: Kafka's connections.max.reauth.ms: a session lives this long before the client must
+    #: re-authenticate (KIP-368); 0 = forever.
+    connections_max_reauth_ms: int = 0
+    #: The answer to the Nth consecutive failed authentication from one address waits
+    #: min(2^N x this, 5 s); 0 = no wait.
+    failed_authentication_delay_ms: int = 50
 
 
 @dataclass
@@ -220,18 +334,86 @@ class BrokerConfig:
     fetch_sessions: FetchSessionsConfig = field(default_factory=FetchSessionsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    ssl: SslConfig = field(default_factory=SslConfig)
+    sasl: SaslConfig = field(default_factory=SaslConfig)
+    #: ``none`` (every principal may do everything) or ``acl`` (streamcore.broker.authorizer).
+    authorizer: str = "none"
+    #: Principals the ACL authorizer allows everything (``User:admin``).
+    super_users: tuple[str, ...] = ()
+    #: Kafka's allow.everyone.if.no.acl.found: a resource without ACLs is open to everyone.
+    allow_everyone_if_no_acl_found: bool = False
     sources: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def get(self, name: str) -> Any:
         """Value of the dotted setting ``name`` (e.g. ``"storage.fsync"``)."""
         obj: Any = self
-        for part in name.split("."):
+        for part in _attr_path(name):
             obj = getattr(obj, part)
         return obj
 
     def source(self, name: str) -> str:
         """Where setting ``name`` came from: ``default``, ``file <path>``, ``env NAME`` or ``cli --flag``."""
         return self.sources.get(name, "default")
+
+    def listener_specs(self) -> list[ListenerSpec]:
+        """The listeners to open, the first being the one advertised for bootstrap.
+
+        ``listeners`` empty: one PLAINTEXT listener on ``listeners.host``:``listeners.port``.
+        Otherwise ``listeners.host``/``listeners.port``, when set at the same or a higher
+        precedence than ``listeners``, name the first listener's address (so ``--host`` and
+        ``--port`` given beside ``--listener`` change that address). ``advertised_listeners``
+        gives a listener's advertised address (port 0 = its bound port); the first
+        listener without one takes ``listeners.advertised_host``/``advertised_port``.
+        Raises ConfigError for a malformed entry, two listeners of one protocol, or an
+        advertised entry naming no listener.
+        """
+        lc = self.listeners
+        if not lc.addresses:
+            specs = [ListenerSpec("PLAINTEXT", "PLAINTEXT", lc.host, lc.port)]
+        else:
+            specs = [parse_listener(entry) for entry in lc.addresses]
+            rank = _rank(self.source("listeners"))
+            first = specs[0]
+            host = (
+                lc.host
+                if self.source("listeners.host") != "default" and _rank(self.source("listeners.host")) >= rank
+                else first.host
+            )
+            port = (
+                lc.port
+                if self.source("listeners.port") != "default" and _rank(self.source("listeners.port")) >= rank
+                else first.port
+            )
+            specs[0] = dataclasses.replace(first, host=host, port=port)
+        names = [s.name for s in specs]
+        for name in names:
+            if names.count(name) > 1:
+                raise ConfigError(
+                    f"listeners: two {name} listeners; a broker has at most one listener per security protocol"
+                )
+        advertised: dict[str, ListenerSpec] = {}
+        for entry in lc.advertised:
+            adv = parse_listener(entry, "advertised_listeners")
+            if adv.name not in names:
+                raise ConfigError(
+                    f"advertised_listeners: {entry!r} names no listener (listeners: {', '.join(names)})"
+                )
+            if adv.name in advertised:
+                raise ConfigError(f"advertised_listeners: {adv.name} is given twice")
+            if adv.host in ("", "0.0.0.0", "::"):
+                raise ConfigError(f"advertised_listeners: {entry!r} must name a host clients can connect to")
+            advertised[adv.name] = adv
+        out = []
+        for i, spec in enumerate(specs):
+            adv_host: str | None = None
+            adv_port: int | None = None
+            if spec.name in advertised:
+                adv_host = advertised[spec.name].host
+                adv_port = advertised[spec.name].port or None
+            elif i == 0:
+                adv_host, adv_port = lc.advertised_host, lc.advertised_port
+            out.append(dataclasses.replace(spec, advertised_host=adv_host, advertised_port=adv_port))
+        return out
 
 
 # ---------------------------------------------------------------------------
@@ -295,6 +477,47 @@ def _parse_str(value: object, setting: str) -> str:
     raise ConfigError(f"{setting}: expected a string, got {value!r}")
 
 
+def _list_items(value: object, setting: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise ConfigError(f"{setting}: expected a list of strings or a comma-separated string, got {value!r}")
+
+
+def _parse_list(value: object, setting: str) -> tuple[str, ...]:
+    """A TOML list of strings, or a string of comma-separated items (each list item is
+    split on commas too, so ``--listener A,B`` is two entries)."""
+    out = []
+    for item in _list_items(value, setting):
+        out += [part.strip() for part in item.split(",") if part.strip()]
+    return tuple(out)
+
+
+_PRINCIPAL_START = re.compile(r"^[A-Za-z][A-Za-z0-9_]*:")
+
+
+def _parse_principals(value: object, setting: str) -> tuple[str, ...]:
+    """Principals (``User:alice``) separated by ``;`` or ``,``. Within one string, a piece
+    that does not begin with ``Type:`` continues the previous principal, so a certificate
+    subject such as ``User:CN=app,O=Acme`` stays whole."""
+    out: list[str] = []
+    for item in _list_items(value, setting):
+        first = len(out)
+        for piece in re.split(r"[;,]", item):
+            text = piece.strip()
+            if not text:
+                continue
+            if len(out) > first and not _PRINCIPAL_START.match(text):
+                out[-1] += "," + text
+            else:
+                out.append(text)
+    for principal in out:
+        if not _PRINCIPAL_START.match(principal) or not principal.partition(":")[2]:
+            raise ConfigError(f"{setting}: {principal!r} is not a principal such as User:alice")
+    return tuple(out)
+
+
 _PARSERS = {
     "int": _parse_int,
     "duration": parse_duration_ms,
@@ -302,6 +525,8 @@ _PARSERS = {
     "bool": _parse_bool,
     "str": _parse_str,
     "choice": _parse_str,
+    "list": _parse_list,
+    "principals": _parse_principals,
 }
 
 
@@ -310,7 +535,7 @@ class Setting:
     """One configurable value: its dotted name, kind, env variable, CLI flag and help text."""
 
     name: str
-    kind: str  # int | duration | size | bool | str | choice
+    kind: str  # int | duration | size | bool | str | choice | list | principals
     env: str
     help: str
     choices: tuple[str, ...] = ()
@@ -318,6 +543,13 @@ class Setting:
     minimum: int | None = None
     cli: str | None = None
     maximum: int | None = None
+    #: The CLI flag may be given more than once (each value is one more list entry).
+    repeatable: bool = False
+    #: Where the value lives in BrokerConfig when that is not the dotted name itself
+    #: (``listeners`` is a list kept beside the ``listeners.*`` section's fields).
+    attr: str | None = None
+    #: Holds a password: ``config --show`` prints it masked.
+    secret: bool = False
 
     def parse(self, value: object) -> Any:
         """Convert a raw value (TOML value, env string, CLI string) to the typed value."""
@@ -338,6 +570,12 @@ class Setting:
             parsed = parsed.strip().lower()
             if parsed not in self.choices:
                 raise ConfigError(f"{self.name}: {parsed!r} is not one of {', '.join(self.choices)}")
+        if self.kind == "list" and self.choices:
+            canonical = {c.upper(): c for c in self.choices}
+            unknown = [v for v in parsed if v.upper() not in canonical]
+            if unknown:
+                raise ConfigError(f"{self.name}: {unknown[0]!r} is not one of {', '.join(self.choices)}")
+            parsed = tuple(dict.fromkeys(canonical[v.upper()] for v in parsed))
         if self.minimum is not None and isinstance(parsed, int) and parsed < self.minimum:
             raise ConfigError(f"{self.name}: {parsed} is below the minimum {self.minimum}")
         if self.maximum is not None and isinstance(parsed, int) and parsed > self.maximum:
@@ -361,6 +599,13 @@ SETTINGS: tuple[Setting, ...] = (
        env="STREAMCORE_ADVERTISED_HOST", cli="--advertised-host", optional=True),
     _s("listeners.advertised_port", "int", "Port given to clients (default: port).",
        env="STREAMCORE_ADVERTISED_PORT", cli="--advertised-port", optional=True, minimum=1, maximum=_MAX_PORT),
+    _s("listeners", "list",
+       "Listeners as PROTOCOL://HOST:PORT (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); the first is "
+       "advertised for bootstrap (default: PLAINTEXT on host:port).",
+       cli="--listener", repeatable=True, attr="listeners.addresses"),
+    _s("advertised_listeners", "list",
+       "Address given to clients per listener, PROTOCOL://HOST:PORT (port 0 = the bound port).",
+       cli="--advertised-listener", repeatable=True, attr="listeners.advertised"),
     _s("data_dir", "str", "Directory holding all logs and metadata.", cli="--data-dir"),
     _s("node_id", "int", "This broker's node id.", cli="--node-id", minimum=0),
     _s("cluster_id", "str", "Cluster id (default: generated once, kept in data_dir/meta.properties).",
@@ -421,6 +666,30 @@ SETTINGS: tuple[Setting, ...] = (
        choices=("debug", "info", "warning", "error"), env="STREAMCORE_LOG_LEVEL", cli="--log-level"),
     _s("log.format", "choice", "Log lines as text, or one JSON object per line for log shippers.",
        choices=("text", "json"), env="STREAMCORE_LOG_FORMAT", cli="--log-format"),
+    _s("ssl.certfile", "str", "PEM certificate (chain) of the SSL and SASL_SSL listeners.",
+       cli="--ssl-certfile", optional=True),
+    _s("ssl.keyfile", "str", "PEM private key of that certificate (default: in the certfile).",
+       cli="--ssl-keyfile", optional=True),
+    _s("ssl.key_password", "str", "Password of an encrypted private key.", optional=True, secret=True),
+    _s("ssl.cafile", "str", "PEM CA certificates that client certificates must chain to.",
+       cli="--ssl-cafile", optional=True),
+    _s("ssl.client_auth", "choice", "Client certificates on SSL listeners: none, requested or required.",
+       choices=("none", "requested", "required"), cli="--ssl-client-auth"),
+    _s("sasl.mechanisms", "list", "SASL mechanisms offered on SASL listeners, in order.",
+       choices=SASL_MECHANISMS, cli="--sasl-mechanisms"),
+    _s("sasl.plain_users", "list", "PLAIN users as user:password entries.", secret=True),
+    _s("sasl.plain_users_file", "str", "File of user:password lines, PLAIN users besides sasl.plain_users.",
+       cli="--sasl-plain-users-file", optional=True),
+    _s("sasl.connections_max_reauth_ms", "duration",
+       "A SASL session's lifetime before the client must re-authenticate (0 = forever).", minimum=0),
+    _s("sasl.failed_authentication_delay_ms", "duration",
+       "The Nth consecutive failed authentication from one address is answered after "
+       "min(2^N x this, 5 s) (0 = at once).", minimum=0),
+    _s("authorizer", "choice", "none (everyone may do everything) or acl (Kafka's ACL model).",
+       choices=("none", "acl"), cli="--authorizer"),
+    _s("super_users", "principals", "Principals the ACL authorizer allows everything (User:admin).",
+       cli="--super-user", repeatable=True),
+    _s("allow_everyone_if_no_acl_found", "bool", "A resource without any ACL is open to every principal."),
 )  # fmt: skip
 
 _BY_NAME: dict[str, Setting] = {s.name: s for s in SETTINGS}
@@ -448,8 +717,22 @@ IGNORED_ENV: frozenset[str] = frozenset(
 IGNORED_ENV_PREFIXES: tuple[str, ...] = ("STREAMCORE_TEST_", "STREAMCORE_BENCH_")
 
 
+def _attr_path(name: str) -> list[str]:
+    """Attribute path of setting ``name`` inside BrokerConfig."""
+    setting = _BY_NAME.get(name)
+    return ((setting.attr if setting is not None and setting.attr else None) or name).split(".")
+
+
+_SOURCE_RANKS = {"default": 0, "file": 1, "env": 2, "cli": 3}
+
+
+def _rank(source: str) -> int:
+    """Precedence of a source (``cli --port`` > ``env ...`` > ``file ...`` > ``default``)."""
+    return _SOURCE_RANKS.get(source.split(" ", 1)[0], 0)
+
+
 def _set(cfg: BrokerConfig, name: str, value: Any, source: str) -> None:
-    parts = name.split(".")
+    parts = _attr_path(name)
     obj: Any = cfg
     for part in parts[:-1]:
         obj = getattr(obj, part)
@@ -504,6 +787,22 @@ def _check_consistency(cfg: BrokerConfig) -> None:
         )
     if cfg.cluster_id is not None and not cfg.cluster_id.strip():
         raise ConfigError("cluster_id: must not be blank (omit it to generate one)")
+    specs = cfg.listener_specs()
+    if any(spec.uses_tls for spec in specs):
+        if not cfg.ssl.certfile:
+            tls = ", ".join(str(spec) for spec in specs if spec.uses_tls)
+            raise ConfigError(f"ssl.certfile: the TLS listener {tls} needs a certificate (--ssl-certfile)")
+    if cfg.ssl.client_auth != "none" and not cfg.ssl.cafile and any(s.protocol == "SSL" for s in specs):
+        raise ConfigError(
+            f"ssl.client_auth {cfg.ssl.client_auth}: client certificates are checked against ssl.cafile; set it"
+        )
+    if any(spec.uses_sasl for spec in specs) and not cfg.sasl.mechanisms:
+        raise ConfigError("sasl.mechanisms: a SASL listener needs at least one mechanism")
+    for i, entry in enumerate(cfg.sasl.plain_users, 1):
+        user, sep, _ = entry.partition(":")
+        if not sep or not user:
+            # The entry may hold a password: name its position only.
+            raise ConfigError(f"sasl.plain_users: entry {i} is not user:password")
 
 
 def load_config(
@@ -580,7 +879,14 @@ def config_show(cfg: BrokerConfig) -> str:
     lines = []
     for s in SETTINGS:
         value = cfg.get(s.name)
-        shown = "none" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
+        if s.secret and value:
+            value = [e.partition(":")[0] + ":***" for e in value] if isinstance(value, tuple) else "***"
+        if isinstance(value, (tuple, list)):
+            shown = ",".join(value) if value else '""'
+        else:
+            shown = (
+                "none" if value is None else (str(value).lower() if isinstance(value, bool) else str(value))
+            )
         lines.append(f"{s.name.ljust(width)} = {shown}  # {cfg.source(s.name)}")
     return "\n".join(lines) + "\n"
 

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from streamcore.broker.config import SETTINGS, BrokerConfig, closest, load_config
+from streamcore.broker.config import CLI_FLAGS, SETTINGS, BrokerConfig, closest, load_config
 from streamcore.broker.runtime import BrokerRuntime
 from streamcore.broker.state import BrokerState
 from streamcore.errors import ConfigError, StreamcoreError
@@ -78,8 +78,8 @@ class Broker:
         self,
         data_dir: str | None = None,
         *,
-        host: str = "127.0.0.1",
-        port: int = 0,
+        host: str | None = None,
+        port: int | None = None,
         settings: Mapping[str, Any] | None = None,
         config_file: str | None = None,
         use_env: bool = False,
@@ -89,11 +89,18 @@ class Broker:
         if data_dir is None:
             self._tmp = tempfile.TemporaryDirectory(prefix="streamcore-")
             data_dir = self._tmp.name
-        cli: dict[str, Any] = {"data_dir": data_dir, "listeners.host": host, "listeners.port": port}
+        cli: dict[str, Any] = {"data_dir": data_dir}
         for key, value in (settings or {}).items():
             cli[key] = value
         for key, value in kwargs.items():
             cli[_setting_name(key)] = value
+        # 127.0.0.1 and a free port, unless listeners name their own addresses; host and
+        # port given beside listeners name the first listener's address.
+        named_listeners = any(CLI_FLAGS.get(key, key) == "listeners" for key in cli)
+        if host is not None or not named_listeners:
+            cli["listeners.host"] = "127.0.0.1" if host is None else host
+        if port is not None or not named_listeners:
+            cli["listeners.port"] = 0 if port is None else port
         self.config = load_config(config_file, env=None if use_env else {}, cli=cli)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -116,8 +123,18 @@ class Broker:
 
     @property
     def bootstrap_servers(self) -> str:
-        """``host:port`` to give a Kafka client."""
+        """``host:port`` to give a Kafka client (of the first listener)."""
         return f"{self.host}:{self.port}"
+
+    @property
+    def listeners(self) -> dict[str, str]:
+        """Listener name (its security protocol) -> ``host:port`` to give a client of it,
+        in the configured order."""
+        return {listener.name: listener.bootstrap for listener in self.runtime.listeners}
+
+    def bootstrap_for(self, protocol: str) -> str:
+        """``host:port`` of the listener of ``protocol`` (``"SASL_SSL"``); KeyError if none."""
+        return self.listeners[protocol.upper()]
 
     @property
     def runtime(self) -> BrokerRuntime:
@@ -138,6 +155,21 @@ class Broker:
         if self._error is not None:
             raise self._error
         return self
+
+    def reload_certificates(self, timeout_s: float = 30.0) -> int:
+        """Read the TLS certificate, key and CA files again (what SIGHUP does to ``streamcore
+        broker``): new connections get them, open ones keep theirs. Returns the number of
+        TLS listeners reloaded; raises ConfigError, the old certificates staying in use,
+        when a file cannot be used."""
+        loop = self._loop
+        if loop is None or self._runtime is None:
+            raise RuntimeError("broker not started")
+        runtime = self._runtime
+
+        async def reload() -> int:
+            return runtime.reload_certificates()
+
+        return asyncio.run_coroutine_threadsafe(reload(), loop).result(timeout_s)
 
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
@@ -175,9 +207,10 @@ class Broker:
 
 
 def run_broker(config: BrokerConfig) -> int:
-    """Run until SIGTERM/SIGINT, printing ``listening on HOST:PORT`` once ready, then
-    ``metrics on http://HOST:PORT/metrics`` when the metrics endpoint is served (its real
-    port, also when ``metrics.http_port`` is 0).
+    """Run until SIGTERM/SIGINT, printing ``listening on HOST:PORT`` (the first listener) once
+    ready, ``listener NAME on HOST:PORT`` for each further listener, then ``metrics on
+    http://HOST:PORT/metrics`` when the metrics endpoint is served (its real port, also when
+    ``metrics.http_port`` is 0).
 
     On a signal: stop accepting, finish in-flight requests, flush, write the
     clean-shutdown markers, return 0. A broker that cannot start (data directory in use
@@ -190,7 +223,10 @@ def run_broker(config: BrokerConfig) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGHUP, _reload, runtime)
         print(f"listening on {runtime.listen_host}:{runtime.listen_port}", flush=True)
+        for listener in runtime.listeners[1:]:
+            print(f"listener {listener.name} on {listener.host}:{listener.port}", flush=True)
         if runtime.metrics_port is not None:
             print(f"metrics on http://{runtime.listen_host}:{runtime.metrics_port}/metrics", flush=True)
         await stop.wait()
@@ -203,6 +239,17 @@ def run_broker(config: BrokerConfig) -> int:
         print(f"streamcore broker: {_one_line(exc)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _reload(runtime: BrokerRuntime) -> None:
+    """SIGHUP: certificates (and the PLAIN users file) read again; a failure keeps the old
+    ones and is logged, never fatal."""
+    try:
+        reloaded = runtime.reload_certificates()
+    except (ConfigError, OSError) as exc:
+        log.error("SIGHUP: reload failed, keeping the previous files: %s", _one_line(exc))
+        return
+    log.info("SIGHUP: reloaded the certificates of %d TLS listener(s)", reloaded)
 
 
 def _one_line(exc: BaseException) -> str:

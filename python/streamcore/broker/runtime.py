@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import ipaddress
 import logging
 import resource
+import socket
 from pathlib import Path
 
 from streamcore.broker.config import BrokerConfig
 from streamcore.broker.metrics import serve_metrics
-from streamcore.broker.server import KafkaServer
+from streamcore.broker.server import KafkaServer, Listener
 from streamcore.broker.state import BrokerState
 from streamcore.errors import ConfigError, DataDirLockedError, StorageError
 from streamcore.storage.dir_lock import DirLock
@@ -65,6 +67,19 @@ class BrokerRuntime:
     def metrics_port(self) -> int | None:
         """Port of the ``/metrics`` endpoint, None when it is not served."""
         return self.state.metrics_port
+
+    def reload_certificates(self) -> int:
+        """Read the TLS certificate, key and CA files again, for new connections (open ones
+        are kept). Call on the broker's event loop. Returns the TLS listeners reloaded;
+        ConfigError, with the old certificates still in use, when a file cannot be used."""
+        if self._server is None:
+            raise RuntimeError("the broker is not running")
+        return self._server.reload_certificates()
+
+    @property
+    def listeners(self) -> list[Listener]:
+        """The bound listeners, the first being the bootstrap one (empty before start)."""
+        return list(self._server.listeners) if self._server is not None else []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -132,12 +147,18 @@ class BrokerRuntime:
         try:
             await self._server.start()
         except OSError as exc:
-            raise _bind_error(exc, "listeners.port", state.listen_host, cfg.listeners.port) from exc
-        state.listen_port = self._server.port
-        state.advertised_host = cfg.listeners.advertised_host or (
-            "localhost" if state.listen_host in ("0.0.0.0", "::", "") else state.listen_host
-        )
-        state.advertised_port = cfg.listeners.advertised_port or state.listen_port
+            failed = getattr(exc, "listener", None)
+            if failed is None or not cfg.listeners.addresses:
+                raise _bind_error(exc, "listeners.port", state.listen_host, cfg.listeners.port) from exc
+            raise _bind_error(exc, f"listeners: {failed.name}", failed.host, failed.port) from exc
+        listeners = self._server.listeners
+        first = listeners[0]
+        state.listeners = list(listeners)
+        state.listen_host = first.host
+        state.listen_port = first.port
+        state.advertised_host = first.advertised_host
+        state.advertised_port = first.advertised_port
+        _warn_unauthenticated(listeners, cfg)
         self._housekeeping_task = asyncio.get_running_loop().create_task(self._housekeeping())
         if cfg.metrics.http_port is not None:
             try:
@@ -148,11 +169,10 @@ class BrokerRuntime:
                 raise _bind_error(exc, "metrics.http_port", state.listen_host, cfg.metrics.http_port) from exc
             state.metrics_port = self._metrics_server.sockets[0].getsockname()[1]
         log.info(
-            "broker %d (cluster %s) listening on %s:%d",
+            "broker %d (cluster %s) listening on %s",
             state.node_id,
             state.cluster_id,
-            state.listen_host,
-            state.listen_port,
+            ", ".join(f"{lst.name}://{lst.host}:{lst.port}" for lst in listeners),
         )
 
     def _committed_offsets(self) -> list[tuple[str, str, int, int]]:
@@ -236,6 +256,39 @@ class BrokerRuntime:
                 state.producers.expire(now)
             except Exception:  # housekeeping failures must not stop the broker
                 log.exception("periodic housekeeping failed")
+
+
+def _is_loopback(host: str) -> bool:
+    """True for an address only this machine can reach (a name is resolved)."""
+    if host in ("", "0.0.0.0", "::"):
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return bool(infos) and all(ipaddress.ip_address(str(info[4][0])).is_loopback for info in infos)
+
+
+def _warn_unauthenticated(listeners: list[Listener], cfg: BrokerConfig) -> None:
+    """One WARNING per listener that other machines can reach without authenticating:
+    PLAINTEXT, and SSL without required client certificates."""
+    for listener in listeners:
+        authenticated = listener.spec.uses_sasl or (
+            listener.protocol == "SSL" and cfg.ssl.client_auth == "required"
+        )
+        if not authenticated and not _is_loopback(listener.host):
+            log.warning(
+                "listener %s://%s:%d is reachable beyond this machine without authentication: anyone "
+                "who can connect may read, write and delete every topic and group (use a SASL listener, "
+                "SSL with ssl.client_auth=required, or bind 127.0.0.1)",
+                listener.name,
+                listener.host or "0.0.0.0",
+                listener.port,
+            )
 
 
 def _bind_error(exc: OSError, setting: str, host: str, port: int) -> OSError:

@@ -58,12 +58,16 @@ import errno
 import functools
 import logging
 import socket
+import ssl
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from streamcore.broker import handlers as _handlers
+from streamcore.broker.config import ListenerSpec
 from streamcore.broker.context import RequestContext
+from streamcore.broker.security import tls
+from streamcore.broker.state import current_listener
 from streamcore.errors import ConfigError, ProtocolError
 from streamcore.protocol import headers
 from streamcore.protocol.headers import ApiKey
@@ -73,7 +77,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("streamcore.broker")
 
-__all__ = ["KafkaConnection", "KafkaServer", "RequestMemory", "parse_ip_overrides", "LOG_SUMMARY_INTERVAL_S"]
+__all__ = [
+    "KafkaConnection",
+    "KafkaServer",
+    "Listener",
+    "RequestMemory",
+    "parse_ip_overrides",
+    "LOG_SUMMARY_INTERVAL_S",
+]
 
 #: Seconds between the summary lines of refused and closed connections.
 LOG_SUMMARY_INTERVAL_S = 10.0
@@ -365,8 +376,12 @@ class _Slot:
 class KafkaConnection(asyncio.Protocol):
     """Serves one client socket."""
 
-    def __init__(self, server: KafkaServer, ip: str) -> None:
+    def __init__(self, server: KafkaServer, ip: str, listener: Listener) -> None:
         self._server = server
+        #: The listener this connection came in on.
+        self.listener = listener
+        #: Who the requests of this connection come from (see RequestContext.principal).
+        self.principal = "User:ANONYMOUS"
         self._state = server.state
         self._memory = server.memory
         limits = server.state.config.limits
@@ -405,6 +420,11 @@ class KafkaConnection(asyncio.Protocol):
         self._transport = transport
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "?"
+        if self.listener.protocol == "SSL":
+            # Verified during the handshake; absent unless ssl.client_auth asked for one.
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                self.principal = tls.principal_from_certificate(ssl_object.getpeercert())
         transport.set_write_buffer_limits(high=self._response_buffer, low=self._response_buffer // 2)
         self._server.register(self)
 
@@ -521,20 +541,25 @@ class KafkaConnection(asyncio.Protocol):
             )
             return None
         state.metrics.request(api_key)
-        ctx = RequestContext(api_key, version, correlation_id, client_id, self.peer)
+        ctx = RequestContext(api_key, version, correlation_id, client_id, self.peer, self.principal)
+        # The handler, and the task of an answer that waits, see this connection's listener.
+        token = current_listener.set(self.listener)
         try:
-            result = handler.handle(state, ctx, request)
-        except Exception:
-            log.exception("handler for api %d v%d failed; closing %s", api_key, version, self.peer)
-            self.close(None)
-            return None
-        if isinstance(result, Awaitable):
-            slot = _Slot(size)
-            self._pending.append(slot)
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(functools.partial(self._finished, slot=slot, ctx=ctx))
-            return slot
+            try:
+                result = handler.handle(state, ctx, request)
+            except Exception:
+                log.exception("handler for api %d v%d failed; closing %s", api_key, version, self.peer)
+                self.close(None)
+                return None
+            if isinstance(result, Awaitable):
+                slot = _Slot(size)
+                self._pending.append(slot)
+                task = asyncio.ensure_future(result)
+                self._tasks.add(task)
+                task.add_done_callback(functools.partial(self._finished, slot=slot, ctx=ctx))
+                return slot
+        finally:
+            current_listener.reset(token)
         if result is not None:
             data = self._encode(ctx, result)
             if data is not None:
@@ -695,8 +720,47 @@ class KafkaConnection(asyncio.Protocol):
         return time.monotonic() - self.last_active if not self._pending else 0.0
 
 
+class Listener:
+    """One listening socket: its spec, bound port, advertised address and TLS context."""
+
+    def __init__(self, spec: ListenerSpec) -> None:
+        self.spec = spec
+        #: The listener's name (its security protocol).
+        self.name = spec.name
+        self.protocol = spec.protocol
+        self.host = spec.host
+        #: The bound port (the real one once bound, also for port 0).
+        self.port = spec.port
+        self.sock: socket.socket | None = None
+        #: The TLS context new connections get (replaced by a certificate reload), None
+        #: on PLAINTEXT and SASL_PLAINTEXT listeners.
+        self.ssl_context: ssl.SSLContext | None = None
+
+    @property
+    def advertised_host(self) -> str:
+        """The host clients are told to connect to for this listener."""
+        if self.spec.advertised_host:
+            return self.spec.advertised_host
+        return "localhost" if self.host in ("", "0.0.0.0", "::") else self.host
+
+    @property
+    def advertised_port(self) -> int:
+        """The port clients are told to connect to for this listener."""
+        return self.spec.advertised_port or self.port
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` to give a client of this listener."""
+        host = self.advertised_host
+        return f"[{host}]:{self.advertised_port}" if ":" in host else f"{host}:{self.advertised_port}"
+
+    def __repr__(self) -> str:
+        return f"<Listener {self.name}://{self.host}:{self.port}>"
+
+
 class KafkaServer:
-    """Listens on one address, accepts within the connection limits, owns the live connections."""
+    """Listens on every configured listener, accepts within the connection limits (shared by
+    all listeners), owns the live connections."""
 
     def __init__(self, state: BrokerState) -> None:
         self.state = state
@@ -708,7 +772,8 @@ class KafkaServer:
         self._connections: set[KafkaConnection] = set()
         #: Accepted sockets whose transport is still being set up (they hold a slot).
         self._opening = 0
-        self._sock: socket.socket | None = None
+        #: The listeners, the first being the bootstrap one.
+        self.listeners = [Listener(spec) for spec in state.config.listener_specs()]
         self._accepting = False
         self._accept_resume: asyncio.TimerHandle | None = None
         self._rate = limits.max_connection_creation_rate
@@ -717,8 +782,16 @@ class KafkaServer:
         self._sweep_task: asyncio.Task[None] | None = None
         self._last_summary = time.monotonic()
         self._opening_tasks: set[asyncio.Task[Any]] = set()
-        self.host = state.config.listeners.host
-        self.port = state.config.listeners.port
+
+    @property
+    def host(self) -> str:
+        """Bind host of the first listener."""
+        return self.listeners[0].host
+
+    @property
+    def port(self) -> int:
+        """Bound port of the first listener."""
+        return self.listeners[0].port
 
     # -- connection bookkeeping ----------------------------------------------------------
 
@@ -756,11 +829,55 @@ class KafkaServer:
 
     # -- accepting -------------------------------------------------------------------------
 
+    def _tls_contexts(self) -> dict[str, ssl.SSLContext]:
+        """A new TLS context per TLS listener name; ConfigError when a file cannot be used.
+
+        Client certificates are asked for on SSL listeners only: on SASL_SSL the client
+        authenticates with SASL (as in Kafka, where ssl.client.auth applies to SSL).
+        """
+        cfg = self.state.config.ssl
+        contexts = {}
+        for listener in self.listeners:
+            if listener.spec.uses_tls:
+                client_auth = cfg.client_auth if listener.protocol == "SSL" else "none"
+                contexts[listener.name] = tls.server_context(cfg, client_auth)
+        return contexts
+
+    def reload_certificates(self) -> int:
+        """Load the certificate, key and CA files again; new connections get them, open ones
+        keep theirs. All or nothing: ConfigError (the old contexts stay) when a file cannot
+        be used. Returns the number of TLS listeners reloaded."""
+        contexts = self._tls_contexts()
+        for listener in self.listeners:
+            if listener.name in contexts:
+                listener.ssl_context = contexts[listener.name]
+        return len(contexts)
+
     async def start(self) -> None:
+        """Load TLS contexts, bind every listener (all or none: a failure closes those
+        bound and raises the OSError with ``.listener`` set to the one that failed), accept."""
+        self.reload_certificates()
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(
-            self.host or None, self.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-        )
+        try:
+            for listener in self.listeners:
+                try:
+                    listener.sock = await self._bind(loop, listener.host, listener.port)
+                except OSError as exc:
+                    exc.listener = listener  # type: ignore[attr-defined]
+                    raise
+                listener.port = listener.sock.getsockname()[1]
+        except BaseException:
+            for listener in self.listeners:
+                if listener.sock is not None:
+                    listener.sock.close()
+                    listener.sock = None
+            raise
+        self._start_accepting()
+        self._sweep_task = loop.create_task(self._sweep())
+
+    @staticmethod
+    async def _bind(loop: asyncio.AbstractEventLoop, host: str, port: int) -> socket.socket:
+        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
         family, type_, proto, _, address = infos[0]
         sock = socket.socket(family, type_, proto)
         try:
@@ -774,20 +891,23 @@ class KafkaServer:
         except BaseException:
             sock.close()
             raise
-        self._sock = sock
-        self.port = sock.getsockname()[1]
-        self._start_accepting()
-        self._sweep_task = loop.create_task(self._sweep())
+        return sock
 
     def _start_accepting(self) -> None:
-        if self._sock is not None and not self._accepting and self._accept_resume is None:
+        if not self._accepting and self._accept_resume is None and self.listeners[0].sock is not None:
             self._accepting = True
-            asyncio.get_running_loop().add_reader(self._sock.fileno(), self._on_acceptable)
+            loop = asyncio.get_running_loop()
+            for listener in self.listeners:
+                if listener.sock is not None:
+                    loop.add_reader(listener.sock.fileno(), self._on_acceptable, listener)
 
     def _stop_accepting(self, resume_after_s: float | None = None) -> None:
-        if self._accepting and self._sock is not None:
+        if self._accepting:
             self._accepting = False
-            asyncio.get_running_loop().remove_reader(self._sock.fileno())
+            loop = asyncio.get_running_loop()
+            for listener in self.listeners:
+                if listener.sock is not None:
+                    loop.remove_reader(listener.sock.fileno())
         if resume_after_s is not None and self._accept_resume is None:
             self._accept_resume = asyncio.get_running_loop().call_later(resume_after_s, self._resume_timer)
 
@@ -797,7 +917,7 @@ class KafkaServer:
 
     def _maybe_resume_accepting(self) -> None:
         if (
-            self._sock is not None
+            self.listeners[0].sock is not None
             and not self._accepting
             and self._accept_resume is None
             and self.connection_count < self.state.config.limits.max_connections
@@ -814,8 +934,8 @@ class KafkaServer:
             return 0.0
         return (1.0 - self._tokens) / self._rate
 
-    def _on_acceptable(self) -> None:
-        sock = self._sock
+    def _on_acceptable(self, listener: Listener) -> None:
+        sock = listener.sock
         if sock is None:
             return
         max_connections = self.state.config.limits.max_connections
@@ -849,9 +969,9 @@ class KafkaServer:
                 )
                 continue
             self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
-            self._open(client, ip)
+            self._open(client, ip, listener)
 
-    def _open(self, client: socket.socket, ip: str) -> None:
+    def _open(self, client: socket.socket, ip: str, listener: Listener) -> None:
         client.setblocking(False)
         try:
             client.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -867,7 +987,18 @@ class KafkaServer:
             return
         self._opening += 1
         loop = asyncio.get_running_loop()
-        task = loop.create_task(loop.connect_accepted_socket(lambda: KafkaConnection(self, ip), client))
+        ssl_context = listener.ssl_context
+        if ssl_context is None:
+            setup = loop.connect_accepted_socket(lambda: KafkaConnection(self, ip, listener), client)
+        else:
+            # The TLS handshake must end within the request timeout, as a request must.
+            setup = loop.connect_accepted_socket(
+                lambda: KafkaConnection(self, ip, listener),
+                client,
+                ssl=ssl_context,
+                ssl_handshake_timeout=self.state.config.limits.request_timeout_ms / 1000.0,
+            )
+        task = loop.create_task(setup)
         self._opening_tasks.add(task)
         task.add_done_callback(functools.partial(self._opened, client=client, ip=ip))
 
@@ -915,9 +1046,10 @@ class KafkaServer:
         if self._accept_resume is not None:
             self._accept_resume.cancel()
             self._accept_resume = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+        for listener in self.listeners:
+            if listener.sock is not None:
+                listener.sock.close()
+                listener.sock = None
         if self._sweep_task is not None:
             self._sweep_task.cancel()
         for task in list(self._opening_tasks):

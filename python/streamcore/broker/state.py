@@ -8,8 +8,10 @@ loops) is ``streamcore.broker.runtime``.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
+from typing import Any, Protocol
 
 from streamcore.broker.append import Appender
 from streamcore.broker.config import BrokerConfig, load_or_create_cluster_id
@@ -23,7 +25,25 @@ from streamcore.broker.topics import TopicManager
 
 log = logging.getLogger("streamcore.broker")
 
-__all__ = ["BrokerState"]
+__all__ = ["BrokerState", "AdvertisedListener", "current_listener"]
+
+
+class AdvertisedListener(Protocol):
+    """What a request's listener tells clients (``streamcore.broker.server.Listener``)."""
+
+    @property
+    def advertised_host(self) -> str: ...
+
+    @property
+    def advertised_port(self) -> int: ...
+
+
+#: The listener the request being handled came in on: the server sets it around each
+#: handler call (and the tasks a handler starts inherit it), so that Metadata,
+#: FindCoordinator and DescribeCluster answer with that listener's advertised address.
+current_listener: contextvars.ContextVar[AdvertisedListener | None] = contextvars.ContextVar(
+    "streamcore_current_listener", default=None
+)
 
 
 class BrokerState:
@@ -41,9 +61,11 @@ class BrokerState:
         #: Where the Kafka listener is bound (the port is the real one after binding port 0).
         self.listen_host = config.listeners.host
         self.listen_port = config.listeners.port
-        #: What Metadata and FindCoordinator tell clients to connect to.
-        self.advertised_host = config.listeners.host
-        self.advertised_port = config.listeners.port
+        # The first listener's advertised address (see the advertised_* properties).
+        self._advertised_host = config.listeners.host
+        self._advertised_port = config.listeners.port
+        #: The bound listeners, the first being the bootstrap one (set by the runtime).
+        self.listeners: list[Any] = []
         #: Port of the ``/metrics`` endpoint, None when it is not served.
         self.metrics_port: int | None = None
         self.topics: TopicManager
@@ -102,6 +124,29 @@ class BrokerState:
 
     def _on_rebalance(self, group_id: str, generation: int) -> None:
         self.metrics.rebalances.inc()
+
+    # -- what clients are told to connect to ------------------------------------------------
+
+    @property
+    def advertised_host(self) -> str:
+        """Host Metadata and FindCoordinator give clients: that of the listener the request
+        came in on, else (outside a request) the first listener's."""
+        listener = current_listener.get()
+        return listener.advertised_host if listener is not None else self._advertised_host
+
+    @advertised_host.setter
+    def advertised_host(self, host: str) -> None:
+        self._advertised_host = host
+
+    @property
+    def advertised_port(self) -> int:
+        """Port that goes with :attr:`advertised_host`."""
+        listener = current_listener.get()
+        return listener.advertised_port if listener is not None else self._advertised_port
+
+    @advertised_port.setter
+    def advertised_port(self, port: int) -> None:
+        self._advertised_port = port
 
     # -- shared operations ----------------------------------------------------------------
 
