@@ -38,6 +38,7 @@ __all__ = [
     "NOT_EQUIVALENT",
     "ClientConfig",
     "build_config",
+    "java_pem_stores",
     "COMPRESSION_TYPES",
 ]
 
@@ -610,7 +611,7 @@ def _unknown(role: str, key: str, raw: str) -> ConfigError:
 _JAVA_STORES = {"truststore": "ssl_cafile", "keystore": "ssl_certfile"}
 
 
-def _java_pem_stores(source: Mapping[str, Any]) -> Mapping[str, Any]:
+def java_pem_stores(source: Mapping[str, Any]) -> Mapping[str, Any]:
     """``source`` with Java's PEM stores as ssl_cafile/ssl_certfile.
 
     ``ssl.truststore.type=PEM`` makes ``ssl.truststore.location`` the CA file, and
@@ -660,7 +661,7 @@ def build_config(
     merged: dict[str, Any] = {}
     for source in (properties or {}), kwargs:
         spelled: dict[str, str] = {}
-        for raw, value in _java_pem_stores(source).items():
+        for raw, value in java_pem_stores(source).items():
             key = _normalize_name(raw)
             if key in spelled:
                 raise ConfigError(f"setting {key!r} is given twice, as {spelled[key]!r} and {raw!r}")

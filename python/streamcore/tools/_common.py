@@ -132,7 +132,7 @@ def client_settings(
     127.0.0.1:9092. Every property is checked against the client's settings table
     here, so an unknown one is a UsageError naming it and the file.
     """
-    from streamcore.client.config import build_config
+    from streamcore.client.config import build_config, java_pem_stores
     from streamcore.errors import ConfigError
 
     timeout_ms = max(1, int(args.timeout * 1000))
@@ -143,9 +143,13 @@ def client_settings(
     if role == "producer":
         settings["max_block_ms"] = timeout_ms
         settings["delivery_timeout_ms"] = timeout_ms
-    properties: dict[str, str] = {}
+    properties: dict[str, Any] = {}
     if args.command_config is not None:
-        properties = load_properties(args.command_config)
+        try:
+            # Under the names of the settings they stand for, so a second client gets them too.
+            properties = dict(java_pem_stores(load_properties(args.command_config)))
+        except ConfigError as exc:
+            raise UsageError(f"--command-config {args.command_config}: {one_line(exc)}") from None
     file_bootstrap = next(
         (v for k, v in properties.items() if k.strip().replace("_", ".").lower() == "bootstrap.servers"), None
     )
