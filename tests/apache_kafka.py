@@ -84,7 +84,9 @@ class BrokerSecurity:
     ``ssl_client_auth`` is "required" (the SASL_SSL listener never asks for one).
     ``plain_users`` and ``scram_users`` map user names to passwords; SCRAM users get
     SCRAM-SHA-256 and SCRAM-SHA-512 credentials. ``mechanisms`` are the SASL
-    mechanisms the SASL listeners enable.
+    mechanisms the SASL listeners enable. ``max_reauth_ms`` limits SASL sessions
+    (KIP-368 ``connections.max.reauth.ms``) per "LISTENER-MECHANISM" key, such as
+    "SASL_PLAINTEXT-SCRAM-SHA-256"; the others never expire.
     """
 
     keystore_pem: Path | None = None
@@ -93,6 +95,7 @@ class BrokerSecurity:
     plain_users: dict[str, str] = field(default_factory=dict)
     scram_users: dict[str, str] = field(default_factory=dict)
     mechanisms: tuple[str, ...] = _SASL_MECHANISMS
+    max_reauth_ms: dict[str, int] = field(default_factory=dict)
 
     @property
     def protocols(self) -> tuple[str, ...]:
@@ -110,7 +113,11 @@ class BrokerSecurity:
                 if mech == "PLAIN":
                     options = " ".join(f'user_{u}="{p}"' for u, p in self.plain_users.items())
                 entry = f"{_LOGIN_MODULE[mech]} required {options}".rstrip() + ";"
-                lines.append(f"listener.name.{listener.lower()}.{mech.lower()}.sasl.jaas.config={entry}")
+                prefix = f"listener.name.{listener.lower()}.{mech.lower()}"
+                lines.append(f"{prefix}.sasl.jaas.config={entry}")
+                reauth = self.max_reauth_ms.get(f"{listener}-{mech}")
+                if reauth is not None:
+                    lines.append(f"{prefix}.connections.max.reauth.ms={reauth}")
         if self.keystore_pem is not None:
             lines += ["ssl.keystore.type=PEM", f"ssl.keystore.location={self.keystore_pem}"]
             if self.truststore_pem is not None:

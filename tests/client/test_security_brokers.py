@@ -30,6 +30,8 @@ from .helpers import consume_n
 from .tls_certs import CertFiles, TestCA
 
 PASSWORD = "alice-secret"
+#: The one listener and mechanism whose SASL sessions the broker limits (KIP-368).
+REAUTH_CASE, REAUTH_MS = "SASL_PLAINTEXT-SCRAM-SHA-256", 2000
 
 
 def unsecured_jws(subject: str, lifetime_s: int = 3600) -> tuple[str, float]:
@@ -89,6 +91,7 @@ def secured(
         truststore_pem=ca.ca_file,
         plain_users={"alice": PASSWORD},
         scram_users={"alice": PASSWORD},
+        max_reauth_ms={REAUTH_CASE: REAUTH_MS},
     )
     broker = ApacheKafka(workdir, security=security).start()
     try:
@@ -154,6 +157,37 @@ def test_asyncio_clients_produce_and_consume(secured: SecuredBroker, case: str) 
         return [r.value for r in records]
 
     assert asyncio.run(main()) == [f"a{i}".encode() for i in range(5)]
+
+
+def test_connections_are_replaced_before_the_brokers_sasl_session_limit(secured: SecuredBroker) -> None:
+    settings = secured.settings(REAUTH_CASE)
+    topic = _name(REAUTH_CASE, "reauth")
+    seen: list[Any] = []  # every broker connection the producer used, in order of appearance
+    sent = 0
+    with Producer(**settings) as producer:
+        cluster = producer._core.cluster
+        deadline = time.monotonic() + 60  # bound only: the loop ends on the third connection
+        while len(seen) < 3 and time.monotonic() < deadline:
+            producer.send(topic, b"r%d" % sent).result(30)
+            sent += 1
+            for node in list(cluster.brokers):
+                for conn in cluster.pool.bundle(node).connections:
+                    if all(conn is not c for c in seen):
+                        seen.append(conn)
+            time.sleep(0.05)
+        # each earlier one retired (or is still answering what it had): none was cut off by the broker
+        ends = [c._closed_exc for c in seen[:-1]]
+    assert all(e is None or "retired" in str(e) for e in ends), ends
+    assert len(seen) >= 3, f"{len(seen)} connection(s) in {sent} sends"
+    assert all(0 < c.session_lifetime_ms <= REAUTH_MS and c.sasl_mechanism == "SCRAM-SHA-256" for c in seen)
+    # a group consumer reads them all while its own connections are replaced in turn
+    with Consumer(**settings, group_id=_name(REAUTH_CASE, "g"), auto_offset_reset="earliest") as consumer:
+        consumer.subscribe([topic])
+        got: list[Any] = []
+        deadline = time.monotonic() + 60
+        while len(got) < sent and time.monotonic() < deadline:
+            got += consumer.poll(timeout_ms=300)
+    assert [r.value for r in got] == [b"r%d" % i for i in range(sent)]
 
 
 WRONG = ["SASL_PLAINTEXT-PLAIN", "SASL_PLAINTEXT-SCRAM-SHA-512", "SASL_SSL-PLAIN", "SASL_SSL-SCRAM-SHA-256"]
