@@ -9,6 +9,7 @@ Kafka broker without ``authorizer.class.name``). Handlers ask it with
 from __future__ import annotations
 
 from streamcore.broker.authorizer.acl_authorizer import ACL_FILE, AclAuthorizer
+from streamcore.broker.authorizer.checks import denied
 from streamcore.broker.authorizer.model import (
     CLUSTER_NAME,
     SUPPORTED_OPERATIONS,
@@ -37,4 +38,5 @@ __all__ = [
     "AclPermissionType",
     "PatternType",
     "ResourceType",
+    "denied",
 ]

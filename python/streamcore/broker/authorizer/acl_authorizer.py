@@ -259,6 +259,12 @@ class AclAuthorizer:
             ctx.principal, ctx.client_host[1:], operation, ResourceType.CLUSTER, CLUSTER_NAME
         )
 
+    def may_create_topic(self, ctx: RequestContext, name: str) -> bool:
+        """CREATE on the cluster or on topic ``name`` (CreateTopics, auto-creation)."""
+        return self.allows_cluster(ctx, AclOperation.CREATE) or self.allows(
+            ctx, AclOperation.CREATE, ResourceType.TOPIC, name
+        )
+
     def authorize_any(self, principal: str, host: str, operation: int, resource_type: int) -> bool:
         """Whether ``operation`` is allowed on at least one resource of ``resource_type``
         (Kafka's authorizeByResourceType, which InitProducerId uses for "WRITE on some

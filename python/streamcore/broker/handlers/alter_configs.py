@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from streamcore.broker.handlers._config_resources import BROKER, TOPIC, broker_change_error, unsupported_type
+from streamcore.broker.authorizer import AclOperation
+from streamcore.broker.handlers._config_resources import (
+    BROKER,
+    TOPIC,
+    broker_change_error,
+    config_access_error,
+    unsupported_type,
+)
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
@@ -36,6 +43,12 @@ def handle(state: BrokerState, ctx: RequestContext, request: AlterConfigsRequest
         )
         responses.append(out)
         names = [c.name for c in res.configs]
+        refused = config_access_error(
+            state, ctx, AclOperation.ALTER_CONFIGS, res.resource_type, res.resource_name
+        )
+        if refused is not None:
+            out.error_code, out.error_message = refused
+            continue
         if res.resource_type == TOPIC:
             if len(set(names)) != len(names):
                 out.error_code = ErrorCode.INVALID_REQUEST.code

@@ -6,6 +6,8 @@ must list one replica per new partition, on this broker (INVALID_REPLICA_ASSIGNM
 otherwise: streamcore is one broker). A topic named twice is INVALID_REQUEST. The
 catalogue is written before the new partitions are visible; their logs open on
 first use. ``validate_only`` checks and changes nothing.
+
+With an authorizer, a topic the sender may not ALTER answers TOPIC_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation, ResourceType, denied
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
@@ -40,6 +43,10 @@ def handle(
         if named[t.name] > 1:
             result.error_code = ErrorCode.INVALID_REQUEST.code
             result.error_message = f"topic {t.name!r} is named more than once in the request"
+            continue
+        if denied(state, ctx, AclOperation.ALTER, ResourceType.TOPIC, t.name):
+            result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
+            state.metrics.error(result.error_code)
             continue
         try:
             if t.assignments is not None:

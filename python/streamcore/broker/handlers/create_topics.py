@@ -10,12 +10,18 @@ A topic that exists is TOPIC_ALREADY_EXISTS before its counts or configs are loo
 as in Kafka (Kafka Connect re-creates its topics, with configs, at every start). Configs
 are checked against every topic config Kafka defines (``broker.topic_configs``); v5+
 answers with all of them, sorted by name, with their sources.
+
+With an authorizer (as Kafka): creating needs CREATE on the cluster or on the topic
+(TOPIC_AUTHORIZATION_FAILED "Authorization failed." otherwise); a created topic's
+configs are returned only to a sender with DESCRIBE_CONFIGS on it (otherwise
+topic_config_error_code is TOPIC_AUTHORIZATION_FAILED and the list is empty).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation, ResourceType
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
@@ -36,9 +42,15 @@ REQUEST = CreateTopicsRequest
 def handle(state: BrokerState, ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
     version = ctx.api_version
     results = []
+    authorizer = getattr(state, "authorizer", None)
     for t in request.topics:
         result = CreateTopicsResponse_CreatableTopicResult(name=t.name, error_message=None)
         results.append(result)
+        if authorizer is not None and not authorizer.may_create_topic(ctx, t.name):
+            result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
+            result.error_message = "Authorization failed."
+            state.metrics.error(result.error_code)
+            continue
         partitions, rf = t.num_partitions, t.replication_factor
         if t.assignments:
             nodes = {b for a in t.assignments for b in a.broker_ids}
@@ -66,6 +78,12 @@ def handle(state: BrokerState, ctx: RequestContext, request: CreateTopicsRequest
         if version >= 5:
             result.num_partitions = info.partitions
             result.replication_factor = 1
+            if authorizer is not None and not authorizer.allows(
+                ctx, AclOperation.DESCRIBE_CONFIGS, ResourceType.TOPIC, t.name
+            ):
+                result.topic_config_error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
+                result.configs = []
+                continue
             result.configs = (
                 [
                     CreateTopicsResponse_CreatableTopicConfigs(

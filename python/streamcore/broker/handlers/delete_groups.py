@@ -6,12 +6,15 @@ GROUP_ID_NOT_FOUND. A group known only by its committed offsets (a "simple" cons
 that committed without joining) is Empty for Kafka and is deleted too. The
 committed offsets are removed with tombstones in ``__consumer_offsets``, durable
 before the answer, so they stay gone after a restart.
+
+With an authorizer, a group the sender may not DELETE answers GROUP_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation, ResourceType, denied
 from streamcore.errors import ErrorCode, StreamcoreError
 from streamcore.protocol.messages import (
     DeleteGroupsRequest,
@@ -34,6 +37,11 @@ async def handle(
 ) -> DeleteGroupsResponse:
     results = []
     for group_id in dict.fromkeys(request.groups_names):
+        if denied(state, ctx, AclOperation.DELETE, ResourceType.GROUP, group_id):
+            code = ErrorCode.GROUP_AUTHORIZATION_FAILED.code
+            state.metrics.error(code)
+            results.append(DeleteGroupsResponse_DeletableGroupResult(group_id=group_id, error_code=code))
+            continue
         code = state.coordinator.delete_groups([group_id])[group_id]
         if code == _NOT_FOUND and state.offsets.has_group(group_id):
             code = ErrorCode.NO_ERROR.code

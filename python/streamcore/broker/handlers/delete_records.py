@@ -9,6 +9,9 @@ POLICY_VIOLATION, an unknown partition UNKNOWN_TOPIC_OR_PARTITION. From
 then on fetches below the new start get OFFSET_OUT_OF_RANGE and ListOffsets earliest
 returns it; it is in the partition's checkpoint (written before the answer), so it
 survives a restart. Closed segments wholly below it are deleted at once.
+
+With an authorizer, the partitions of a topic the sender may not DELETE answer
+TOPIC_AUTHORIZATION_FAILED, whether it exists or not.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation, ResourceType, denied
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode, OffsetOutOfRangeError, StreamcoreError
 from streamcore.protocol.messages import (
@@ -65,8 +69,12 @@ async def handle(
     topics_out = []
     for t in request.topics:
         parts = []
+        refused = denied(state, ctx, AclOperation.DELETE, ResourceType.TOPIC, t.name)
         for p in t.partitions:
-            code, low = await asyncio.to_thread(_delete, state, t.name, p.partition_index, p.offset)
+            if refused:
+                code, low = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code, -1
+            else:
+                code, low = await asyncio.to_thread(_delete, state, t.name, p.partition_index, p.offset)
             state.metrics.error(code)
             parts.append(
                 DeleteRecordsResponse_DeleteRecordsPartitionResult(

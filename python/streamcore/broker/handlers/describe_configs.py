@@ -5,12 +5,17 @@ for them, as Kafka does); v3 config types and documentation; v4 is flexible.
 Resource type 2 is a topic, 4 a broker. A topic lists every public Kafka topic
 config from ``broker.topic_configs``, with Kafka's ConfigType (cleanup.policy is a
 LIST) and its synonyms.
+
+With an authorizer, a resource the sender may not DESCRIBE_CONFIGS answers the
+matching *_AUTHORIZATION_FAILED (see ``_config_resources``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation
+from streamcore.broker.handlers._config_resources import config_access_error
 from streamcore.broker.topic_configs import TOPIC_CONFIGS
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
@@ -41,6 +46,12 @@ def handle(
             resource_type=res.resource_type, resource_name=res.resource_name, error_message=None
         )
         results.append(out)
+        refused = config_access_error(
+            state, ctx, AclOperation.DESCRIBE_CONFIGS, res.resource_type, res.resource_name
+        )
+        if refused is not None:
+            out.error_code, out.error_message = refused
+            continue
         if res.resource_type == _TOPIC:
             try:
                 # Null (or empty) configuration keys mean every config, for topics and the broker alike.

@@ -6,6 +6,9 @@ directory, the broker's data directory (absolute path); per partition its size i
 the bytes of its segments and its offset lag 0 (there are no replicas to trail and
 no future logs). Null topics mean every partition, ``__consumer_offsets`` included;
 named topics or partitions that do not exist are left out, as Kafka leaves them out.
+
+With an authorizer, a sender without DESCRIBE on the cluster gets
+CLUSTER_AUTHORIZATION_FAILED (v3+; older versions just an empty list), as in Kafka.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import CLUSTER_NAME, AclOperation, ResourceType, denied
+from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
     DescribeLogDirsRequest,
     DescribeLogDirsResponse,
@@ -32,6 +37,10 @@ REQUEST = DescribeLogDirsRequest
 def handle(
     state: BrokerState, ctx: RequestContext, request: DescribeLogDirsRequest
 ) -> DescribeLogDirsResponse:
+    if denied(state, ctx, AclOperation.DESCRIBE, ResourceType.CLUSTER, CLUSTER_NAME):
+        code = ErrorCode.CLUSTER_AUTHORIZATION_FAILED.code
+        state.metrics.error(code)
+        return DescribeLogDirsResponse(error_code=code if ctx.api_version >= 3 else 0, results=[])
     every = {t.name: t.partitions for t in state.topics.list_topics(include_internal=True)}
     wanted: dict[str, list[int]]
     if request.topics is None:

@@ -7,12 +7,16 @@ clock at the producer's last write, ms). There are no transactions, so the
 coordinator epoch and current transaction start offset are always -1. Producers
 idle past the expiry (one day) are forgotten, as in Kafka. An unknown partition is
 UNKNOWN_TOPIC_OR_PARTITION.
+
+With an authorizer, the partitions of a topic the sender may not READ answer
+TOPIC_AUTHORIZATION_FAILED, whether it exists or not.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation, ResourceType, denied
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
     DescribeProducersRequest,
@@ -37,9 +41,14 @@ def handle(
     for t in request.topics:
         info = state.topics.get(t.name)
         parts = []
+        refused = denied(state, ctx, AclOperation.READ, ResourceType.TOPIC, t.name)
         for index in t.partition_indexes:
             out = DescribeProducersResponse_PartitionResponse(partition_index=index)
             parts.append(out)
+            if refused:
+                out.error_code, out.error_message = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code, None
+                state.metrics.error(out.error_code)
+                continue
             if info is None or not 0 <= index < info.partitions:
                 out.error_code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
                 out.error_message = f"topic {t.name!r} has no partition {index}"

@@ -12,6 +12,10 @@ the response at most max_bytes (itself at most the broker's ``limits.fetch_max_b
 Kafka's fetch.max.bytes), except that the first batch of the first partition
 with data is returned whole even when it is larger (KIP-74), so a consumer can
 always make progress.
+
+With an authorizer, a partition of a topic the sender may not READ (a replica's fetch:
+without CLUSTER_ACTION on the cluster) answers TOPIC_AUTHORIZATION_FAILED and is not
+read; the other partitions are served, long poll included, as in Kafka.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, cast
 
+from streamcore.broker.authorizer import AclOperation, ResourceType
 from streamcore.broker.fetch_sessions import FetchContext, FetchPartition
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode, OffsetOutOfRangeError, StorageError
@@ -41,6 +46,9 @@ _OUT_OF_RANGE = ErrorCode.OFFSET_OUT_OF_RANGE.code
 _CORRUPT = ErrorCode.CORRUPT_MESSAGE.code
 _STORAGE = ErrorCode.KAFKA_STORAGE_ERROR.code
 _UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
+_DENIED = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
+_READ = int(AclOperation.READ)
+_TOPIC = int(ResourceType.TOPIC)
 
 
 def handle(state: BrokerState, ctx: RequestContext, request: FetchRequest) -> Awaitable[FetchResponse]:
@@ -48,12 +56,17 @@ def handle(state: BrokerState, ctx: RequestContext, request: FetchRequest) -> Aw
 
 
 def _read(
-    state: BrokerState, wanted: list[tuple[tuple[str, int], FetchPartition]], max_bytes: int
+    state: BrokerState,
+    wanted: list[tuple[tuple[str, int], FetchPartition]],
+    max_bytes: int,
+    denied: set[str] | None = None,
 ) -> tuple[list[FetchResponse_PartitionData], int, bool]:
     """Read every wanted partition once.
 
-    ``wanted`` is a list of ((topic, partition), FetchPartition). Returns (partition
-    data in the same order, bytes of records, whether any partition had an error).
+    ``wanted`` is a list of ((topic, partition), FetchPartition); partitions of the
+    ``denied`` topics get TOPIC_AUTHORIZATION_FAILED without being read. Returns
+    (partition data in the same order, bytes of records, whether any partition read
+    had an error).
     """
     out: list[FetchResponse_PartitionData] = []
     total = 0
@@ -62,6 +75,11 @@ def _read(
     for (topic, partition), req in wanted:
         pd = FetchResponse_PartitionData(partition_index=partition, records=b"")
         out.append(pd)
+        if denied and topic in denied:
+            # Not an error of the read: the allowed partitions still long-poll, as in Kafka.
+            pd.error_code = _DENIED
+            pd.high_watermark = pd.last_stable_offset = pd.log_start_offset = -1
+            continue
         try:
             plog = tm.log(topic, partition)
         except TopicError as exc:
@@ -149,16 +167,28 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
     max_bytes = min(
         request.max_bytes if request.max_bytes > 0 else 0x7FFFFFFF, state.config.limits.fetch_max_bytes
     )
-    data, total, error = _read(state, wanted, max_bytes)
-    if total < request.min_bytes and request.max_wait_ms > 0 and not error and wanted:
+    denied: set[str] | None = None
+    authorizer = getattr(state, "authorizer", None)
+    if authorizer is not None:
+        denied = set()
+        if request.replica_id >= 0 and not authorizer.allows_cluster(ctx, AclOperation.CLUSTER_ACTION):
+            denied.update(topic for (topic, _), _ in wanted)
+        else:
+            for topic in {topic for (topic, _), _ in wanted}:
+                if not authorizer.allows(ctx, _READ, _TOPIC, topic):
+                    denied.add(topic)
+    data, total, error = _read(state, wanted, max_bytes, denied)
+    # Only partitions the sender may read are waited on (none: answer at once, as Kafka does).
+    readable = [w for w in wanted if w[0][0] not in denied] if denied else wanted
+    if total < request.min_bytes and request.max_wait_ms > 0 and not error and readable:
         deadline = time.monotonic() + request.max_wait_ms / 1000.0
-        keys = [key for key, _ in wanted]
+        keys = [key for key, _ in readable]
         while True:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
             woken = await state.delayed.wait_for(keys, None, remaining_ms)
-            data, total, error = _read(state, wanted, max_bytes)
+            data, total, error = _read(state, wanted, max_bytes, denied)
             if not woken or total >= request.min_bytes or error:
                 break
 

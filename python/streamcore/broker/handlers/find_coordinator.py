@@ -7,12 +7,16 @@ so (v1+ carry it). That code is the one librdkafka, the Java client and kafka-py
 all treat as fatal for a transaction-coordinator lookup, so ``init_transactions()``
 fails at once; a retriable code such as COORDINATOR_NOT_AVAILABLE made them retry
 for their whole timeout.
+
+With an authorizer, a group key the sender may not DESCRIBE answers
+GROUP_AUTHORIZATION_FAILED (no node), as in Kafka.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation, ResourceType
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
     FindCoordinatorRequest,
@@ -32,16 +36,31 @@ _NO_TXN = (
     "(enable.idempotence) without transactional.id"
 )
 _TXN_ERROR = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code
+_GROUP_DENIED = ErrorCode.GROUP_AUTHORIZATION_FAILED.code
+_DESCRIBE = int(AclOperation.DESCRIBE)
+_GROUP = int(ResourceType.GROUP)
 
 
 def handle(
     state: BrokerState, ctx: RequestContext, request: FindCoordinatorRequest
 ) -> FindCoordinatorResponse:
     host, port, node = state.advertised_host, state.advertised_port, state.node_id
+    authorizer = getattr(state, "authorizer", None)
     if ctx.api_version >= 4:
         coordinators = []
         for key in request.coordinator_keys:
-            if request.key_type == 0:
+            if (
+                request.key_type == 0
+                and authorizer is not None
+                and not authorizer.allows(ctx, _DESCRIBE, _GROUP, key)
+            ):
+                state.metrics.error(_GROUP_DENIED)
+                coordinators.append(
+                    FindCoordinatorResponse_Coordinator(
+                        key=key, node_id=-1, host="", port=-1, error_code=_GROUP_DENIED, error_message=None
+                    )
+                )
+            elif request.key_type == 0:
                 coordinators.append(
                     FindCoordinatorResponse_Coordinator(key=key, node_id=node, host=host, port=port)
                 )
@@ -65,5 +84,10 @@ def handle(
             node_id=-1,
             host="",
             port=-1,
+        )
+    if authorizer is not None and not authorizer.allows(ctx, _DESCRIBE, _GROUP, request.key):
+        state.metrics.error(_GROUP_DENIED)
+        return FindCoordinatorResponse(
+            error_code=_GROUP_DENIED, error_message=None, node_id=-1, host="", port=-1
         )
     return FindCoordinatorResponse(error_code=0, error_message=None, node_id=node, host=host, port=port)

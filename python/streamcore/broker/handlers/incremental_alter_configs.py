@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from streamcore.broker.handlers._config_resources import BROKER, TOPIC, broker_change_error, unsupported_type
+from streamcore.broker.authorizer import AclOperation
+from streamcore.broker.handlers._config_resources import (
+    BROKER,
+    TOPIC,
+    broker_change_error,
+    config_access_error,
+    unsupported_type,
+)
 from streamcore.broker.topics import TopicError
 from streamcore.protocol.messages import (
     IncrementalAlterConfigsRequest,
@@ -38,6 +45,12 @@ def handle(
             resource_type=res.resource_type, resource_name=res.resource_name, error_message=None
         )
         responses.append(out)
+        refused = config_access_error(
+            state, ctx, AclOperation.ALTER_CONFIGS, res.resource_type, res.resource_name
+        )
+        if refused is not None:
+            out.error_code, out.error_message = refused
+            continue
         if res.resource_type == TOPIC:
             try:
                 state.topics.incremental_alter_configs(

@@ -9,12 +9,16 @@ classic protocol assigns on the client's leader).
 The answer waits until the rebalance completes — as soon as every known member has
 rejoined, or the rebalance timeout ends — so a second and third member joining get
 through in well under a second when every member answers promptly.
+
+With an authorizer, a sender without READ on the group gets GROUP_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation, ResourceType, denied
+from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
     JoinGroupRequest,
     JoinGroupResponse,
@@ -31,6 +35,17 @@ REQUEST = JoinGroupRequest
 
 async def handle(state: BrokerState, ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
     version = ctx.api_version
+    if denied(state, ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
+        code = ErrorCode.GROUP_AUTHORIZATION_FAILED.code
+        state.metrics.error(code)
+        return JoinGroupResponse(
+            error_code=code,
+            generation_id=-1,
+            protocol_name=None if version >= 7 else "",
+            leader="",
+            member_id="",
+            members=[],
+        )
     result = await state.coordinator.join_group(
         request.group_id,
         request.member_id,

@@ -6,12 +6,16 @@ isolation level (read_committed sees the same offsets: no transactions, so the l
 stable offset is the high watermark); v4 leader epochs; v6 is flexible; v7 the
 max-timestamp query (-3); v8 earliest-local (-4, the same as earliest here: there is
 no tiered storage); v9 latest-tiered (-5: none, so -1/-1); v10 a timeout.
+
+With an authorizer, the partitions of a topic the sender may not DESCRIBE answer
+TOPIC_AUTHORIZATION_FAILED (timestamp and offset -1), whether it exists or not.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation, ResourceType
 from streamcore.broker.topics import TopicError
 from streamcore.codec import decode_batches
 from streamcore.errors import CorruptRecordError, ErrorCode
@@ -32,6 +36,9 @@ REQUEST = ListOffsetsRequest
 
 _LATEST, _EARLIEST, _MAX_TIMESTAMP, _EARLIEST_LOCAL, _LATEST_TIERED = -1, -2, -3, -4, -5
 _UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
+_DENIED = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
+_DESCRIBE = int(AclOperation.DESCRIBE)
+_TOPIC = int(ResourceType.TOPIC)
 
 
 def _by_timestamp(log: Log, ts: int) -> tuple[int, int]:
@@ -75,8 +82,19 @@ def _max_timestamp(log: Log) -> tuple[int, int]:
 
 def handle(state: BrokerState, ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse:
     topics_out = []
+    authorizer = getattr(state, "authorizer", None)
     for t in request.topics:
         parts = []
+        if authorizer is not None and not authorizer.allows(ctx, _DESCRIBE, _TOPIC, t.name):
+            for p in t.partitions:
+                parts.append(
+                    ListOffsetsResponse_ListOffsetsPartitionResponse(
+                        partition_index=p.partition_index, error_code=_DENIED
+                    )
+                )
+                state.metrics.error(_DENIED)
+            topics_out.append(ListOffsetsResponse_ListOffsetsTopicResponse(name=t.name, partitions=parts))
+            continue
         info = state.topics.get(t.name)
         for p in t.partitions:
             resp = ListOffsetsResponse_ListOffsetsPartitionResponse(partition_index=p.partition_index)

@@ -7,6 +7,10 @@ GROUP_SUBSCRIBED_TO_TOPIC (when a member's subscription cannot be read, every to
 counts as subscribed, which is Kafka's cautious choice too); a partition of an
 unknown topic is UNKNOWN_TOPIC_OR_PARTITION. The other partitions' offsets are
 removed with tombstones in ``__consumer_offsets``, durable before the answer.
+
+With an authorizer (as Kafka): without DELETE on the group the answer is
+GROUP_AUTHORIZATION_FAILED; the partitions of a topic the sender may not READ answer
+TOPIC_AUTHORIZATION_FAILED and keep their offsets.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import struct
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation, ResourceType
 from streamcore.errors import ErrorCode, ProtocolError, StreamcoreError
 from streamcore.protocol.messages import (
     ConsumerProtocolSubscription,
@@ -51,6 +56,18 @@ async def handle(
     state: BrokerState, ctx: RequestContext, request: OffsetDeleteRequest
 ) -> OffsetDeleteResponse:
     group_id = request.group_id
+    authorizer = getattr(state, "authorizer", None)
+    unreadable: set[str] = set()
+    if authorizer is not None:
+        if not authorizer.allows(ctx, AclOperation.DELETE, ResourceType.GROUP, group_id):
+            code = ErrorCode.GROUP_AUTHORIZATION_FAILED.code
+            state.metrics.error(code)
+            return OffsetDeleteResponse(error_code=code)
+        unreadable = {
+            t.name
+            for t in request.topics
+            if not authorizer.allows(ctx, AclOperation.READ, ResourceType.TOPIC, t.name)
+        }
     known = state.coordinator.state(group_id) is not None or state.offsets.has_group(group_id)
     if not known:
         code = ErrorCode.GROUP_ID_NOT_FOUND.code
@@ -70,7 +87,9 @@ async def handle(
         info = state.topics.get(t.name)
         parts = []
         for p in t.partitions:
-            if info is None or not 0 <= p.partition_index < info.partitions:
+            if t.name in unreadable:
+                code = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
+            elif info is None or not 0 <= p.partition_index < info.partitions:
                 code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
             elif subscribed is None or t.name in subscribed:
                 code = ErrorCode.GROUP_SUBSCRIBED_TO_TOPIC.code

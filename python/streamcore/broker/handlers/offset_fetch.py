@@ -5,12 +5,20 @@ committed) and adds a top-level error; v5 leader epochs; v6 is flexible; v7
 require_stable (always stable here: no transactions); v8 batches several groups;
 v9 adds the member id/epoch of the new consumer protocol (ignored: classic groups).
 A partition without a committed offset answers offset -1 with no error.
+
+With an authorizer (as Kafka): a group the sender may not DESCRIBE answers
+GROUP_AUTHORIZATION_FAILED (v1: on every partition asked for; v2-v7: top-level;
+v8+: for that group); the partitions of a topic named in the request that it may not
+DESCRIBE answer TOPIC_AUTHORIZATION_FAILED, and when every committed partition is
+asked for (null topics) such topics are left out.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from streamcore.broker.authorizer import AclOperation, ResourceType
+from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
     OffsetFetchRequest,
     OffsetFetchResponse,
@@ -22,39 +30,73 @@ from streamcore.protocol.messages import (
 )
 
 if TYPE_CHECKING:
+    from streamcore.broker.authorizer import AclAuthorizer
     from streamcore.broker.context import RequestContext
     from streamcore.broker.state import BrokerState
 
 API_KEY = 9
 REQUEST = OffsetFetchRequest
 
+_TOPIC_DENIED = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
+_GROUP_DENIED = ErrorCode.GROUP_AUTHORIZATION_FAILED.code
+_DESCRIBE = int(AclOperation.DESCRIBE)
+_TOPIC = int(ResourceType.TOPIC)
 
-def _lookup(
-    state: BrokerState, group_id: str, topics: list[Any] | None
-) -> dict[str, list[tuple[int, int, int, str]]]:
-    """topic -> [(partition, offset, leader_epoch, metadata)] in request order (or all)."""
+#: (partition, committed offset, leader epoch, metadata, error code)
+_Row = tuple[int, int, int, str, int]
+
+
+def _lookup(state: BrokerState, group_id: str, topics: list[Any] | None) -> dict[str, list[_Row]]:
+    """topic -> rows in request order (or all)."""
     wanted = None if topics is None else [(t.name, p) for t in topics for p in t.partition_indexes]
     found = state.offsets.fetch(group_id, wanted)
-    out: dict[str, list[tuple[int, int, int, str]]] = {}
+    out: dict[str, list[_Row]] = {}
     for (topic, partition), entry in found.items():
         row = (
-            (partition, -1, -1, "")
+            (partition, -1, -1, "", 0)
             if entry is None
-            else (partition, entry.offset, entry.leader_epoch, entry.metadata)
+            else (partition, entry.offset, entry.leader_epoch, entry.metadata, 0)
         )
         out.setdefault(topic, []).append(row)
     return out
 
 
+def _group(
+    state: BrokerState,
+    ctx: RequestContext,
+    authorizer: AclAuthorizer | None,
+    group_id: str,
+    topics: list[Any] | None,
+) -> tuple[int, dict[str, list[_Row]]]:
+    """(group error code, topic -> rows) for one group, as the sender may see them."""
+    if authorizer is None:
+        return 0, _lookup(state, group_id, topics)
+    if not authorizer.allows(ctx, _DESCRIBE, ResourceType.GROUP, group_id):
+        state.metrics.error(_GROUP_DENIED)
+        return _GROUP_DENIED, {}
+    if topics is None:
+        found = _lookup(state, group_id, None)
+        return 0, {t: rows for t, rows in found.items() if authorizer.allows(ctx, _DESCRIBE, _TOPIC, t)}
+    allowed = [t for t in topics if authorizer.allows(ctx, _DESCRIBE, _TOPIC, t.name)]
+    found = _lookup(state, group_id, allowed) if allowed else {}
+    for t in topics:
+        if t.name not in found and not authorizer.allows(ctx, _DESCRIBE, _TOPIC, t.name):
+            found[t.name] = [(p, -1, -1, "", _TOPIC_DENIED) for p in t.partition_indexes]
+            state.metrics.error(_TOPIC_DENIED)
+    return 0, found
+
+
 def handle(state: BrokerState, ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
     version = ctx.api_version
+    authorizer = getattr(state, "authorizer", None)
     if version >= 8:
         groups = []
         for g in request.groups:
-            found = _lookup(state, g.group_id, g.topics)
+            code, found = _group(state, ctx, authorizer, g.group_id, g.topics)
             groups.append(
                 OffsetFetchResponse_OffsetFetchResponseGroup(
                     group_id=g.group_id,
+                    error_code=code,
                     topics=[
                         OffsetFetchResponse_OffsetFetchResponseTopics(
                             name=topic,
@@ -64,8 +106,9 @@ def handle(state: BrokerState, ctx: RequestContext, request: OffsetFetchRequest)
                                     committed_offset=o,
                                     committed_leader_epoch=e,
                                     metadata=m,
+                                    error_code=err,
                                 )
-                                for p, o, e, m in rows
+                                for p, o, e, m, err in rows
                             ],
                         )
                         for topic, rows in found.items()
@@ -73,18 +116,27 @@ def handle(state: BrokerState, ctx: RequestContext, request: OffsetFetchRequest)
                 )
             )
         return OffsetFetchResponse(groups=groups)
-    found = _lookup(state, request.group_id, request.topics)
+    code, found = _group(state, ctx, authorizer, request.group_id, request.topics)
+    if code and version < 2:
+        # v1 has no top-level error: every partition asked for carries it.
+        found = {t.name: [(p, -1, -1, "", code) for p in t.partition_indexes] for t in request.topics or ()}
+        code = 0
     return OffsetFetchResponse(
+        error_code=code,
         topics=[
             OffsetFetchResponse_OffsetFetchResponseTopic(
                 name=topic,
                 partitions=[
                     OffsetFetchResponse_OffsetFetchResponsePartition(
-                        partition_index=p, committed_offset=o, committed_leader_epoch=e, metadata=m
+                        partition_index=p,
+                        committed_offset=o,
+                        committed_leader_epoch=e,
+                        metadata=m,
+                        error_code=err,
                     )
-                    for p, o, e, m in rows
+                    for p, o, e, m, err in rows
                 ],
             )
             for topic, rows in found.items()
-        ]
+        ],
     )

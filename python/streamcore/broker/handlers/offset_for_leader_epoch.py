@@ -5,12 +5,16 @@ since this broker is the only leader it will ever have; so epoch 0 ends at the h
 watermark, and a consumer validating its position after a "leader change" finds its
 offset intact. Asking for a later epoch than 0 is answered with the current end too
 (the client then compares offsets), an earlier one with UNDEFINED (-1).
+
+With an authorizer, a sender with neither CLUSTER_ACTION on the cluster nor DESCRIBE
+on a topic gets TOPIC_AUTHORIZATION_FAILED for its partitions (KIP-320's rule).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation, ResourceType
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
@@ -34,11 +38,21 @@ def handle(
     state: BrokerState, ctx: RequestContext, request: OffsetForLeaderEpochRequest
 ) -> OffsetForLeaderEpochResponse:
     topics = []
+    authorizer = getattr(state, "authorizer", None)
+    if authorizer is not None and authorizer.allows_cluster(ctx, AclOperation.CLUSTER_ACTION):
+        authorizer = None
     for t in request.topics:
         parts = []
+        refused = authorizer is not None and not authorizer.allows(
+            ctx, AclOperation.DESCRIBE, ResourceType.TOPIC, t.topic
+        )
         for p in t.partitions:
             out = OffsetForLeaderEpochResponse_EpochEndOffset(partition=p.partition)
             parts.append(out)
+            if refused:
+                out.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
+                state.metrics.error(out.error_code)
+                continue
             try:
                 log = state.topics.log(t.topic, p.partition)
             except TopicError as exc:

@@ -12,6 +12,11 @@ cap → CORRUPT_MESSAGE), the topic's config rules (the topic's max.message.byte
 INVALID_TIMESTAMP, each with per-record errors from v8; LogAppendTime stamping, whose
 time the response carries), idempotent-producer sequence check (a duplicate gets its
 original offsets; a gap gets OUT_OF_ORDER_SEQUENCE_NUMBER), then the WAL append.
+With an authorizer, a topic the sender may not WRITE is TOPIC_AUTHORIZATION_FAILED
+for all its partitions before anything else is looked at (as in Kafka, whatever the
+topic's existence), and a missing topic is auto-created only for a sender allowed
+CREATE on the cluster or the topic (UNKNOWN_TOPIC_OR_PARTITION otherwise). An
+idempotent producer needs no more than WRITE (Kafka dropped IDEMPOTENT_WRITE in 3.0).
 acks=0 gets no response but the appends still happen in order; acks=1 and acks=-1
 answer after the append, which under fsync=always means after the fsync covering it
 (on one node the in-sync replica set is this broker, so both acks mean the same).
@@ -24,6 +29,7 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from streamcore.broker.authorizer import AclOperation, ResourceType
 from streamcore.broker.record_policy import PolicyRefusal, apply_record_policy
 from streamcore.broker.topics import TopicError
 from streamcore.codec import validate_batch
@@ -55,6 +61,9 @@ _TIMED_OUT = ErrorCode.REQUEST_TIMED_OUT.code
 _INVALID_RECORD = ErrorCode.INVALID_RECORD.code
 _TXN_UNSUPPORTED = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code
 _TXN_OR_CONTROL = TRANSACTIONAL_FLAG | CONTROL_FLAG
+_TOPIC_DENIED = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
+_WRITE = int(AclOperation.WRITE)
+_TOPIC = int(ResourceType.TOPIC)
 
 
 def handle(
@@ -73,13 +82,24 @@ async def _produce(
     pending: list[
         tuple[ProduceResponse_PartitionProduceResponse, asyncio.Future[AppendResult], Log, str, int, int, int]
     ] = []
+    authorizer = getattr(state, "authorizer", None)
     for topic_data in request.topic_data:
         name = topic_data.name
         parts_out = []
         topic_error = 0
         partitions = 0
         try:
-            partitions = state.topics.ensure_topic(name).partitions
+            if authorizer is None:
+                partitions = state.topics.ensure_topic(name).partitions
+            elif not authorizer.allows(ctx, _WRITE, _TOPIC, name):
+                topic_error = _TOPIC_DENIED
+            else:
+                info = state.topics.get(name)
+                if info is None and authorizer.may_create_topic(ctx, name):
+                    info = state.topics.ensure_topic(name)
+                if info is None:
+                    raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"unknown topic {name!r}")
+                partitions = info.partitions
         except TopicError as exc:
             topic_error = exc.error_code
         for pdata in topic_data.partition_data:

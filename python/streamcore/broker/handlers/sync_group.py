@@ -3,12 +3,16 @@
 v0-v5. v3 adds group.instance.id; v4 is flexible; v5 carries protocol type and name,
 which must match the group's. Followers wait here until the leader's SyncGroup
 arrives (or the group rebalances again).
+
+With an authorizer, a sender without READ on the group gets GROUP_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from streamcore.broker.authorizer import AclOperation, ResourceType, denied
+from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import SyncGroupRequest, SyncGroupResponse
 
 if TYPE_CHECKING:
@@ -21,6 +25,10 @@ REQUEST = SyncGroupRequest
 
 async def handle(state: BrokerState, ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
     version = ctx.api_version
+    if denied(state, ctx, AclOperation.READ, ResourceType.GROUP, request.group_id):
+        code = ErrorCode.GROUP_AUTHORIZATION_FAILED.code
+        state.metrics.error(code)
+        return SyncGroupResponse(error_code=code, assignment=b"")
     result = await state.coordinator.sync_group(
         request.group_id,
         request.generation_id,
