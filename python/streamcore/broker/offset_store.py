@@ -17,6 +17,16 @@ timestamps never go backwards.
 Commit validation (generation, member id, static-member fencing) is delegated to
 a ``validator(group_id, generation_id, member_id, group_instance_id) -> error
 code`` -- normally :meth:`GroupCoordinator.validate_commit`.
+
+Transactional commits (TxnOffsetCommit) are appended the same way but as a
+transactional batch of the producer (its id and epoch, the transactional bit set)
+and kept *pending* per producer id: fetches do not see them. When the transaction
+coordinator has written the producer's COMMIT marker to this log it calls
+:meth:`OffsetStore.complete_transaction`, which makes them the committed offsets;
+after an ABORT marker they are dropped. Replay follows the same records: a
+transactional batch is pending until the marker after it. A plain commit of a
+partition made while a transactional one is pending wins over it (it is later in the
+log, as in Kafka), so the pending one is dropped then.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamcore.codec import decode_batches, encode_batch
+from streamcore.codec.batch_header import CONTROL_FLAG, TRANSACTIONAL_FLAG
 from streamcore.errors import ErrorCode, StreamcoreError
 
 __all__ = ["CommittedOffset", "OffsetStore", "OffsetCommitItem", "encode_offset_key", "encode_offset_value"]
@@ -36,6 +47,10 @@ __all__ = ["CommittedOffset", "OffsetStore", "OffsetCommitItem", "encode_offset_
 logger = logging.getLogger("streamcore.broker")
 
 _KEY_VERSION = 1
+# A control record's key (transaction markers): int16 version 0, int16 type.
+_CONTROL_KEY = struct.Struct(">hh")
+_CONTROL_COMMIT = 1
+_CONTROL_ABORT = 0
 _VALUE_VERSION = 3
 _I16 = struct.Struct(">h")
 _I32 = struct.Struct(">i")
@@ -139,6 +154,9 @@ class OffsetStore:
         self._now = wall_clock_ms or (lambda: int(time.time() * 1000))
         # group -> {(topic, partition): CommittedOffset}
         self._offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
+        # producer id -> group -> {(topic, partition): CommittedOffset}: transactional
+        # commits waiting for their transaction's marker
+        self._pending: dict[int, dict[str, dict[tuple[str, int], CommittedOffset]]] = {}
         self._last_ts = -1  # newest record timestamp written or replayed
         #: Records replayed from the log at start (count).
         self.replayed_records = 0
@@ -158,15 +176,34 @@ class OffsetStore:
             if not batches:
                 raise StreamcoreError(f"offsets log {log.directory}: no whole batch at offset {position}")
             for batch in batches:
+                if batch.attributes & CONTROL_FLAG:
+                    if batch.last_offset >= position:
+                        self._replay_marker(batch)
+                    position = max(position, batch.last_offset + 1)
+                    continue
+                producer = batch.producer_id if batch.attributes & TRANSACTIONAL_FLAG else None
                 for record in batch.records:
                     if record.offset < position:
                         continue
-                    self._replay_record(record.key, record.value, record.timestamp_ms)
+                    self._replay_record(record.key, record.value, record.timestamp_ms, producer)
                     self.replayed_records += 1
                     self._last_ts = max(self._last_ts, record.timestamp_ms)
                 position = max(position, batch.last_offset + 1)
 
-    def _replay_record(self, key: bytes | None, value: bytes | None, ts: int) -> None:
+    def _replay_marker(self, batch: Any) -> None:
+        """A transaction marker in the log: the producer's pending commits end here."""
+        if not batch.records:
+            return  # a control batch emptied by cleaning ends nothing
+        key = batch.records[0].key
+        if key is None or len(key) < _CONTROL_KEY.size:
+            return
+        _version, kind = _CONTROL_KEY.unpack_from(key, 0)
+        if kind in (_CONTROL_COMMIT, _CONTROL_ABORT):
+            self.complete_transaction(batch.producer_id, kind == _CONTROL_COMMIT)
+
+    def _replay_record(
+        self, key: bytes | None, value: bytes | None, ts: int, producer_id: int | None = None
+    ) -> None:
         if not key:
             return
         try:
@@ -174,10 +211,17 @@ class OffsetStore:
             if decoded is None:
                 return
             group, topic, partition = decoded
-            if value is None:
-                self._forget(group, (topic, partition))
+            tp = (topic, partition)
+            if producer_id is not None:
+                if value is not None:
+                    self._pending.setdefault(producer_id, {}).setdefault(group, {})[tp] = _decode_value(
+                        value, ts
+                    )
+            elif value is None:
+                self._forget(group, tp)
             else:
-                self._offsets.setdefault(group, {})[(topic, partition)] = _decode_value(value, ts)
+                self._offsets.setdefault(group, {})[tp] = _decode_value(value, ts)
+                self._supersede_pending(group, tp)
         except (ValueError, struct.error, UnicodeDecodeError) as exc:
             # one unreadable record must not keep every group from starting
             logger.warning("skipping unreadable record in %s: %s", self._log.directory, exc)
@@ -188,6 +232,22 @@ class OffsetStore:
             table.pop(tp, None)
             if not table:
                 del self._offsets[group]
+        self._supersede_pending(group, tp)
+
+    def _supersede_pending(self, group: str, tp: tuple[str, int]) -> None:
+        """A later plain commit or deletion of (group, tp) wins over pending transactional ones."""
+        if not self._pending:
+            return
+        for producer_id in list(self._pending):
+            groups = self._pending[producer_id]
+            table = groups.get(group)
+            if table is None or tp not in table:
+                continue
+            del table[tp]
+            if not table:
+                del groups[group]
+            if not groups:
+                del self._pending[producer_id]
 
     # ------------------------------------------------------------------ commit
 
@@ -232,8 +292,24 @@ class OffsetStore:
         return errors, accepted, batches
 
     @staticmethod
-    def _encode(records: list[tuple[bytes, bytes | None]], ts: int) -> list[bytes]:
+    def _encode(
+        records: list[tuple[bytes, bytes | None]], ts: int, producer: tuple[int, int] | None = None
+    ) -> list[bytes]:
         out = []
+        if producer is not None:
+            # One batch: a transaction's commit must not be split across batches that a
+            # failure could leave half written. Base sequence 0, as Kafka's coordinator writes.
+            return [
+                encode_batch(
+                    [v for _, v in records],
+                    keys=[k for k, _ in records],
+                    timestamps_ms=[ts] * len(records),
+                    producer_id=producer[0],
+                    producer_epoch=producer[1],
+                    base_sequence=0,
+                    transactional=True,
+                )
+            ]
         for i in range(0, len(records), _RECORDS_PER_BATCH):
             chunk = records[i : i + _RECORDS_PER_BATCH]
             out.append(
@@ -254,6 +330,7 @@ class OffsetStore:
             assert table is not None
             table[tp] = entry
             errors[tp] = _NONE
+            self._supersede_pending(group_id, tp)
         return errors
 
     @staticmethod
@@ -313,6 +390,72 @@ class OffsetStore:
             return self._storage_failure(errors, accepted, exc)
         return self._apply(group_id, errors, accepted)
 
+    # ------------------------------------------------------------------ transactional commits
+
+    async def commit_transactional_async(
+        self,
+        group_id: str,
+        producer_id: int,
+        producer_epoch: int,
+        offsets: Iterable[OffsetCommitItem],
+        *,
+        generation_id: int = -1,
+        member_id: str = "",
+        group_instance_id: str | None = None,
+    ) -> dict[tuple[str, int], int]:
+        """TxnOffsetCommit: validate and durably append offsets as part of ``producer_id``'s
+        transaction; they stay pending (invisible to :meth:`fetch`) until
+        :meth:`complete_transaction`. Returns (topic, partition) -> error code.
+
+        The caller (the TxnOffsetCommit handler) has checked with the transaction
+        coordinator that the producer's transaction includes this log. A storage
+        failure answers COORDINATOR_NOT_AVAILABLE and changes nothing in memory.
+        """
+        errors, accepted, _ = self._prepare_commit(
+            group_id, offsets, generation_id, member_id, group_instance_id
+        )
+        if not accepted:
+            return errors
+        now = accepted[0][1].commit_timestamp_ms
+        records = [
+            (encode_offset_key(group_id, tp[0], tp[1]), encode_offset_value(entry)) for tp, entry in accepted
+        ]
+        try:
+            for batch in self._encode(records, now, (producer_id, producer_epoch)):
+                await self._log.append_async(batch)
+        except StreamcoreError as exc:
+            return self._storage_failure(errors, accepted, exc)
+        table = self._pending.setdefault(producer_id, {}).setdefault(group_id, {})
+        for tp, entry in accepted:
+            table[tp] = entry
+            errors[tp] = _NONE
+        return errors
+
+    def complete_transaction(self, producer_id: int, commit: bool) -> int:
+        """The producer's marker is durable in this log: on commit its pending offsets
+        become the committed ones, on abort they are dropped. Returns how many changed."""
+        groups = self._pending.pop(producer_id, None)
+        if not groups:
+            return 0
+        count = 0
+        for group, table in groups.items():
+            count += len(table)
+            if commit:
+                self._offsets.setdefault(group, {}).update(table)
+        return count
+
+    def pending_partitions(self, group_id: str) -> set[tuple[str, int]]:
+        """Partitions of ``group_id`` with a transactional commit still pending (OffsetFetch
+        with require_stable answers UNSTABLE_OFFSET_COMMIT for them)."""
+        out: set[tuple[str, int]] = set()
+        for groups in self._pending.values():
+            out.update(groups.get(group_id, ()))
+        return out
+
+    def pending_producers(self) -> list[int]:
+        """Producer ids with pending transactional commits, sorted."""
+        return sorted(self._pending)
+
     # ------------------------------------------------------------------ fetch
 
     def fetch(
@@ -357,7 +500,15 @@ class OffsetStore:
 
     async def delete_group_async(self, group_id: str) -> int:
         """:meth:`delete_group` without blocking the event loop."""
+        self._drop_pending_group(group_id)
         return await self._delete_async([(group_id, tp) for tp in self._offsets.get(group_id, {})])
+
+    def _drop_pending_group(self, group_id: str) -> None:
+        for producer_id in list(self._pending):
+            groups = self._pending[producer_id]
+            groups.pop(group_id, None)
+            if not groups:
+                del self._pending[producer_id]
 
     async def delete_offsets_async(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> int:
         """:meth:`delete_offsets` without blocking the event loop."""
@@ -370,6 +521,7 @@ class OffsetStore:
 
     def delete_group(self, group_id: str) -> int:
         """Delete every offset of a group (DeleteGroups); returns how many were removed."""
+        self._drop_pending_group(group_id)
         return self._delete([(group_id, tp) for tp in self._offsets.get(group_id, {})])
 
     def delete_offsets(self, group_id: str, partitions: Iterable[tuple[str, int]]) -> int:

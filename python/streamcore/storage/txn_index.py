@@ -1,0 +1,393 @@
+"""A partition's transaction state: where open transactions start, and which were aborted.
+
+Transactional producers write record batches with the transactional flag; the
+transaction coordinator later ends each transaction in each of its partitions with
+a control batch (a COMMIT or ABORT marker). From those two kinds of batches follow:
+
+* the *open transactions* of the partition: producer id -> offset of the first
+  batch of its current transaction. The smallest of those offsets is the partition's
+  first unstable offset; the last stable offset (LSO) is that, or the high watermark
+  when nothing is open. A read_committed consumer reads only below the LSO.
+* the *aborted transactions*: (producer id, first offset, last offset, LSO just after
+  the abort). Fetch hands a read_committed consumer the ones overlapping what it
+  reads, so that the consumer drops their batches.
+
+:class:`PartitionTxnState` keeps both in memory for one partition log and persists
+the aborted list in ``<partition dir>/transactions.txnindex``: Kafka's
+``AbortedTxn`` records, 34 bytes each (int16 version 0, int64 producer id, int64
+first offset, int64 last offset, int64 last stable offset). Kafka keeps one such
+file per segment; here there is one per partition, and entries below the log start
+are dropped when the file is next rewritten.
+
+Crash safety. The log is the truth: everything here can be rebuilt from the batch
+headers (``Log.batch_headers``; the flags and producer id are in the header, the
+marker's COMMIT/ABORT type in its one record's key, read with ``Log.read``). A
+snapshot, ``<partition dir>/transactions.snapshot`` (written with
+``write_atomic``), records how far the log had been scanned (``indexed_to``), how
+many index entries were complete and fsynced then, and the open transactions at that
+offset. Opening loads the snapshot when it is consistent with the log (its
+``indexed_to`` not above the recovered high watermark: recovery only ever cuts a
+log's tail, so everything below survives unchanged), keeps that many index entries,
+scans the headers from ``indexed_to`` on, rewrites the index and writes a new
+snapshot. Without a usable snapshot it scans the whole log. Entries appended after
+the snapshot (one per abort, not fsynced) are thus redundant with the log and are
+rebuilt by the next opening's scan if a crash tore them.
+
+A partition that never saw a transactional batch gets no files at all.
+
+Nothing here checks who may write what: that is the broker's job (the transaction
+coordinator and the produce path). This module only follows the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import struct
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+from streamcore._atomic_file import fsync_dir, write_atomic
+from streamcore.codec import decode_batches
+from streamcore.codec.batch_header import CONTROL_FLAG, TRANSACTIONAL_FLAG
+from streamcore.errors import CorruptRecordError, OffsetOutOfRangeError, StorageError
+
+__all__ = [
+    "ABORTED_TXN",
+    "CONTROL_ABORT",
+    "CONTROL_COMMIT",
+    "CONTROL_KEY",
+    "CONTROL_VALUE",
+    "INDEX_FILE",
+    "SNAPSHOT_FILE",
+    "AbortedTxn",
+    "PartitionTxnState",
+    "control_type",
+    "entries_from_bytes",
+]
+
+logger = logging.getLogger("streamcore.storage")
+
+#: One aborted-transaction entry: version, producer id, first, last and last stable offset.
+ABORTED_TXN = struct.Struct(">hqqqq")
+_ENTRY_VERSION = 0
+
+#: A control record's key: int16 version (0), int16 type (0 ABORT, 1 COMMIT).
+CONTROL_KEY = struct.Struct(">hh")
+#: An end-transaction marker's value: int16 version (0), int32 coordinator epoch.
+CONTROL_VALUE = struct.Struct(">hi")
+CONTROL_ABORT = 0
+CONTROL_COMMIT = 1
+
+INDEX_FILE = "transactions.txnindex"
+SNAPSHOT_FILE = "transactions.snapshot"
+_SNAPSHOT_VERSION = 1
+
+
+class AbortedTxn(NamedTuple):
+    """An aborted transaction of one producer in one partition (offsets inclusive)."""
+
+    producer_id: int
+    #: Offset of the transaction's first batch in the partition.
+    first_offset: int
+    #: Offset of its ABORT marker.
+    last_offset: int
+    #: The partition's last stable offset once this abort was written.
+    last_stable_offset: int
+
+
+def control_type(key: bytes | None) -> int | None:
+    """The type a control record's key names (CONTROL_ABORT, CONTROL_COMMIT or another
+    Kafka control type), or None for a key too short to be one."""
+    if key is None or len(key) < CONTROL_KEY.size:
+        return None
+    return CONTROL_KEY.unpack_from(key, 0)[1]
+
+
+def _read_marker_type(log: Any, offset: int) -> int | None:
+    """The control type of the control batch at ``offset`` (None: empty or unreadable)."""
+    try:
+        batches = decode_batches(log.read(offset, 1))
+    except (CorruptRecordError, OffsetOutOfRangeError):
+        return None
+    for batch in batches:
+        if batch.base_offset <= offset <= batch.last_offset:
+            # A control batch holds one record; a cleaner may leave it empty once the
+            # transaction's data is gone, and then it ends nothing.
+            return control_type(batch.records[0].key) if batch.records else None
+    return None
+
+
+class PartitionTxnState:
+    """Open and aborted transactions of one partition log (see the module doc).
+
+    ``log``: the partition's :class:`streamcore.storage.Log` (anything with
+    ``directory``, ``high_watermark``, ``log_start_offset``, ``batch_headers`` and
+    ``read``). :meth:`load` must run before use, while nothing appends to the log.
+    """
+
+    __slots__ = ("_aborted", "_dir", "_file", "_log", "_ongoing", "_persisted")
+
+    def __init__(self, log: Any) -> None:
+        self._log = log
+        self._dir = os.fspath(log.directory)
+        #: producer id -> offset of the first batch of its open transaction
+        self._ongoing: dict[int, int] = {}
+        #: sorted by last offset (markers are appended in offset order)
+        self._aborted: list[AbortedTxn] = []
+        self._file: Any = None
+        #: True once this partition has transaction files on disk
+        self._persisted = False
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def log(self) -> Any:
+        return self._log
+
+    def ongoing(self) -> dict[int, int]:
+        """producer id -> first offset of each open transaction (a copy)."""
+        return dict(self._ongoing)
+
+    def first_unstable_offset(self) -> int | None:
+        """Offset of the earliest open transaction's first batch, None when none is open."""
+        return min(self._ongoing.values()) if self._ongoing else None
+
+    def last_stable_offset(self, high_watermark: int | None = None) -> int:
+        """The LSO: the first unstable offset, capped by the high watermark (the log's
+        current one unless given)."""
+        hw = self._log.high_watermark if high_watermark is None else high_watermark
+        first = self.first_unstable_offset()
+        return hw if first is None else min(first, hw)
+
+    def aborted(self) -> list[AbortedTxn]:
+        """Every aborted transaction known (a copy), in marker order."""
+        return list(self._aborted)
+
+    def collect_aborted(self, fetch_offset: int, upper_offset: int) -> list[AbortedTxn]:
+        """Aborted transactions that may have batches in [``fetch_offset``, ``upper_offset``):
+        those ending at or after ``fetch_offset`` and starting below ``upper_offset``."""
+        out = []
+        for txn in self._aborted:
+            if txn.last_offset >= fetch_offset and txn.first_offset < upper_offset:
+                out.append(txn)
+            # Kafka's early stop: nothing aborted later can start below an offset that
+            # was already stable when this abort was written.
+            if txn.last_stable_offset >= upper_offset:
+                break
+        return out
+
+    # ------------------------------------------------------------------ following appends
+
+    def begin(self, producer_id: int, first_offset: int) -> bool:
+        """Record that ``producer_id`` opened a transaction at ``first_offset``; False (and
+        nothing changes) when it already has one open here."""
+        if producer_id in self._ongoing:
+            return False
+        self._ongoing[producer_id] = first_offset
+        return True
+
+    def move_start(self, producer_id: int, first_offset: int) -> None:
+        """Replace an open transaction's first offset (a provisional one becomes exact)."""
+        if producer_id in self._ongoing:
+            self._ongoing[producer_id] = first_offset
+
+    def drop(self, producer_id: int) -> None:
+        """Forget an open transaction that never reached the log (its only append failed)."""
+        self._ongoing.pop(producer_id, None)
+
+    def end(self, producer_id: int, marker_offset: int, commit: bool) -> AbortedTxn | None:
+        """A COMMIT/ABORT marker of ``producer_id`` was written at ``marker_offset``.
+
+        Closes its open transaction (a marker for a producer with nothing open here
+        changes nothing, as in Kafka). For an abort, returns the new index entry after
+        appending it to the index file (not fsynced; the snapshot protocol makes that
+        safe). Raises StorageError if the index file cannot be written: the entry stays
+        in memory and the next opening rebuilds the file from the log.
+        """
+        first = self._ongoing.pop(producer_id, None)
+        if first is None or commit:
+            return None
+        entry = AbortedTxn(producer_id, first, marker_offset, self._stable_after(marker_offset))
+        self._aborted.append(entry)
+        self._append_entry(entry)
+        return entry
+
+    def _stable_after(self, marker_offset: int) -> int:
+        first = self.first_unstable_offset()
+        return marker_offset + 1 if first is None else first
+
+    def retain_from(self, log_start_offset: int) -> int:
+        """Forget aborted transactions wholly below ``log_start_offset`` (retention,
+        DeleteRecords); returns how many. The file keeps them until it is rewritten."""
+        keep = [t for t in self._aborted if t.last_offset >= log_start_offset]
+        removed = len(self._aborted) - len(keep)
+        self._aborted = keep
+        return removed
+
+    # ------------------------------------------------------------------ persistence
+
+    def _append_entry(self, entry: AbortedTxn) -> None:
+        try:
+            if self._file is None:
+                self._file = open(os.path.join(self._dir, INDEX_FILE), "ab")
+                self._persisted = True
+            self._file.write(ABORTED_TXN.pack(_ENTRY_VERSION, *entry))
+            self._file.flush()
+        except OSError as exc:
+            self._close_file()
+            raise StorageError(f"cannot append to {self._dir}/{INDEX_FILE}: {exc}") from exc
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+            self._file = None
+
+    def close(self) -> None:
+        """Close the index file (entries written since the last snapshot are rebuilt if torn)."""
+        self._close_file()
+
+    def _read_snapshot(self) -> tuple[int, int, dict[int, int]] | None:
+        path = os.path.join(self._dir, SNAPSHOT_FILE)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                data = json.load(fh)
+            if data.get("version") != _SNAPSHOT_VERSION:
+                return None
+            indexed_to = int(data["indexed_to"])
+            entries = int(data["entries"])
+            ongoing = {int(pid): int(first) for pid, first in data["ongoing"]}
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            logger.warning("ignoring unreadable %s (rebuilding from the log): %s", path, exc)
+            return None
+        return indexed_to, entries, ongoing
+
+    def _read_entries(self, count: int) -> list[AbortedTxn] | None:
+        path = os.path.join(self._dir, INDEX_FILE)
+        size = ABORTED_TXN.size
+        try:
+            with open(path, "rb") as fh:
+                raw = fh.read(count * size)
+        except FileNotFoundError:
+            raw = b""
+        except OSError as exc:
+            logger.warning("cannot read %s (rebuilding from the log): %s", path, exc)
+            return None
+        if len(raw) < count * size:
+            return None
+        out = []
+        for i in range(count):
+            version, *fields = ABORTED_TXN.unpack_from(raw, i * size)
+            if version != _ENTRY_VERSION:
+                return None
+            out.append(AbortedTxn(*fields))
+        return out
+
+    def load(self) -> dict[str, int]:
+        """Build the state from the snapshot (when usable) and the log's headers after it,
+        then persist it; returns what was done: ``from_offset`` (where the scan began),
+        ``scanned_batches``, ``aborted`` and ``ongoing`` (counts).
+
+        Raises StorageError when the files cannot be written; the in-memory state is
+        complete anyway.
+        """
+        self._close_file()
+        log = self._log
+        start, hw = log.log_start_offset, log.high_watermark
+        snapshot = self._read_snapshot()
+        ongoing: dict[int, int] = {}
+        aborted: list[AbortedTxn] = []
+        scan_from = start
+        if snapshot is not None:
+            self._persisted = True
+            indexed_to, count, snap_ongoing = snapshot
+            entries = self._read_entries(count) if indexed_to <= hw else None
+            if entries is not None:
+                aborted = entries
+                ongoing = snap_ongoing
+                scan_from = max(indexed_to, start)
+        elif os.path.exists(os.path.join(self._dir, INDEX_FILE)):
+            self._persisted = True
+        self._ongoing, self._aborted = ongoing, aborted
+        scanned = self._scan(scan_from, hw)
+        self.retain_from(start)
+        if self._persisted or self._ongoing or self._aborted:
+            self._write_files(hw)
+        return {
+            "from_offset": scan_from,
+            "scanned_batches": scanned,
+            "aborted": len(self._aborted),
+            "ongoing": len(self._ongoing),
+        }
+
+    def _scan(self, from_offset: int, end: int) -> int:
+        """Follow every transactional and control batch in [from_offset, end)."""
+        if from_offset >= end:
+            return 0
+        count = 0
+        for h in self._log.batch_headers(from_offset):
+            if h.base_offset >= end:
+                break
+            count += 1
+            if h.producer_id < 0:
+                continue
+            if h.attributes & CONTROL_FLAG:
+                kind = _read_marker_type(self._log, h.base_offset)
+                if kind in (CONTROL_ABORT, CONTROL_COMMIT):
+                    first = self._ongoing.pop(h.producer_id, None)
+                    if first is not None and kind == CONTROL_ABORT:
+                        stable = self._stable_after(h.base_offset)
+                        self._aborted.append(AbortedTxn(h.producer_id, first, h.base_offset, stable))
+            elif h.attributes & TRANSACTIONAL_FLAG:
+                self._ongoing.setdefault(h.producer_id, h.base_offset)
+        return count
+
+    def _write_files(self, indexed_to: int) -> None:
+        """Rewrite the index with the current entries, then the snapshot naming them."""
+        index_path = os.path.join(self._dir, INDEX_FILE)
+        snapshot_path = os.path.join(self._dir, SNAPSHOT_FILE)
+        try:
+            # The old snapshot goes first: until the new one exists, a crash leaves no
+            # snapshot (a full rebuild) rather than one counting entries of another file.
+            try:
+                os.unlink(snapshot_path)
+            except FileNotFoundError:
+                pass
+            write_atomic(index_path, b"".join(ABORTED_TXN.pack(_ENTRY_VERSION, *t) for t in self._aborted))
+            snapshot = {
+                "version": _SNAPSHOT_VERSION,
+                "indexed_to": indexed_to,
+                "entries": len(self._aborted),
+                "ongoing": sorted(self._ongoing.items()),
+            }
+            write_atomic(snapshot_path, json.dumps(snapshot))
+            self._persisted = True
+        except OSError as exc:
+            raise StorageError(f"cannot write the transaction index of {self._dir}: {exc}") from exc
+
+    @staticmethod
+    def remove_files(directory: str | os.PathLike[str]) -> None:
+        """Delete a partition directory's transaction files (tests, tools)."""
+        removed = False
+        for name in (INDEX_FILE, SNAPSHOT_FILE):
+            try:
+                os.unlink(os.path.join(directory, name))
+                removed = True
+            except FileNotFoundError:
+                pass
+        if removed:
+            fsync_dir(directory)
+
+
+def entries_from_bytes(raw: bytes) -> Iterable[AbortedTxn]:
+    """Decode back-to-back index entries (a trailing partial one is ignored)."""
+    size = ABORTED_TXN.size
+    for at in range(0, len(raw) - size + 1, size):
+        _version, *fields = ABORTED_TXN.unpack_from(raw, at)
+        yield AbortedTxn(*fields)
