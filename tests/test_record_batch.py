@@ -696,3 +696,37 @@ def test_both_twins_decode_into_the_one_record_class(both):
     ref_rec, nat_rec = (impl.decode_batch(data).records[0] for impl in both)
     assert type(ref_rec) is Record and type(nat_rec) is Record
     assert nat_rec == ref_rec == Record(0, 1234, b"k", b"v", [("h", None)])
+
+
+# ------------------------------------------------------------ check_batches (what a log read returned)
+
+
+def _run(batches: list[bytes]) -> bytes:
+    return b"".join(batches)
+
+
+def test_check_batches_gives_the_same_answer_on_both_twins(both):
+    ref, nat = both
+    one = reference.encode_batch([b"a", b"b"], timestamps_ms=[1, 2], base_offset=0)
+    two = reference.encode_batch([b"c"], timestamps_ms=[3], base_offset=2, compression="gzip")
+    skip = reference.encode_batch([b"d"], timestamps_ms=[4], base_offset=9)
+    flipped = bytearray(two)
+    flipped[-1] ^= 1
+    backwards = reference.encode_batch([b"e"], timestamps_ms=[5], base_offset=1)
+    old_magic = bytearray(one)
+    old_magic[16] = 1
+    cases = [
+        (_run([one, two, skip]), 0, None),  # sound, with a compacted gap before 9
+        (_run([one, two]), 1, None),  # the first batch holds the wanted offset 1
+        (b"", 0, None),
+        (_run([one, bytes(flipped)]), 0, (len(one), 2)),  # CRC
+        (_run([one, backwards]), 0, (len(one), 2)),  # offsets going back
+        (_run([one, two])[: len(one) + 30], 0, (len(one), 2)),  # a torn header
+        (_run([one, two])[:-1], 0, (len(one), 2)),  # a batch cut short
+        (bytes(old_magic), 0, (0, 0)),
+        (one, 5, (0, 5)),  # the read starts below the wanted offset
+    ]
+    for data, offset, want in cases:
+        for impl in (ref, nat):
+            for wrap in (bytes, bytearray, memoryview):
+                assert impl.check_batches(wrap(data), offset) == want, (impl.__name__, offset, want)

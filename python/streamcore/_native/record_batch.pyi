@@ -22,6 +22,7 @@ __all__ = [
     "decode_batch",
     "decode_batches",
     "validate_batch",
+    "check_batches",
 ]
 
 #: Default cap on the decompressed size of one batch's records (bytes).
@@ -109,3 +110,7 @@ def decode_batches(
 
 def validate_batch(data: Buffer, *, max_decompressed_bytes: int = ...) -> BatchInfo:
     """The broker's produce-time check; returns the header fields."""
+
+def check_batches(data: Buffer, offset: int) -> tuple[int, int] | None:
+    """None when the batches read for ``offset`` are sound (framing, magic, CRC-32C, offsets
+    never going back); else (byte index, lowest offset it had to end at) of the first bad one."""

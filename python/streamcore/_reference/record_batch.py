@@ -65,6 +65,7 @@ from streamcore._reference._batch_header import (
     MAGIC,
     MAGIC_AT,
     MIN_BATCH_LENGTH,
+    PREFIX,
     RECORDS_COUNT_AT,
     BatchHeader,
     batch_length,
@@ -81,6 +82,7 @@ __all__ = [
     "BatchInfo",
     "Record",
     "RecordBatch",
+    "check_batches",
     "decode_batch",
     "decode_batches",
     "encode_batch",
@@ -281,3 +283,39 @@ def validate_batch(
         h.base_sequence,
         h.record_count,
     )
+
+
+# ---------------------------------------------------------------- checking what a log read returned
+
+
+def check_batches(data: Any, offset: int) -> tuple[int, int] | None:
+    """Check back-to-back batches read from a log for ``offset``.
+
+    Framing, magic v2, a CRC-32C that matches, and offsets that never go backwards
+    (they may skip, as in a compacted log); the first batch must reach ``offset``.
+    Returns None when every batch is sound, else (byte index of the first bad batch,
+    the lowest offset that batch had to end at). A trailing piece shorter than a
+    header counts as bad. Only sound-or-not: the caller says what is wrong.
+    """
+    view = memoryview(data).cast("B")
+    size = len(view)
+    unpack = PREFIX.unpack_from
+    pos = 0
+    expected = offset
+    while pos < size:
+        if size - pos < HEADER_SIZE:
+            return pos, expected
+        base, length, _epoch, magic, crc, _attrs, last_delta, _bts, _mts = unpack(view, pos)
+        end = pos + length + LOG_OVERHEAD
+        if (
+            magic != MAGIC
+            or length < MIN_BATCH_LENGTH
+            or last_delta < 0
+            or end > size
+            or base + last_delta < expected
+            or _crc32c(view[pos + CRC_START : end]) != crc
+        ):
+            return pos, expected
+        expected = base + last_delta + 1
+        pos = end
+    return None

@@ -98,32 +98,14 @@ def find_damage(data: bytes | bytearray | memoryview, offset: int) -> tuple[int,
     compacted log has gaps); they must not go backwards, and the first batch must reach
     ``offset``.
     """
-    view = memoryview(data)
-    size = len(view)
-    crc32c = _impl.crc32c.crc32c
-    unpack = PREFIX.unpack_from
-    pos = 0
-    expected = offset  # the lowest offset the next batch may end at
-    # The fast loop only decides sound or not (it runs once per batch of every fetch);
-    # _describe_damage says what is wrong with the batch it stopped at.
-    while pos < size:
-        if size - pos < HEADER_SIZE:
-            break
-        base, length, _epoch, magic, crc, _attrs, last_delta, _bts, _mts = unpack(view, pos)
-        end = pos + length + LOG_OVERHEAD
-        if (
-            magic != MAGIC
-            or length < MIN_BATCH_LENGTH
-            or last_delta < 0
-            or end > size
-            or base + last_delta < expected
-            or crc32c(view[pos + CRC_START : end]) != crc
-        ):
-            break
-        expected = base + last_delta + 1
-        pos = end
-    else:
+    # The sound-or-not loop runs once per batch of every fetch, so it is native
+    # (``record_batch.check_batches``); _describe_damage says what is wrong, and only
+    # runs when something is.
+    found = _impl.record_batch.check_batches(data, offset)
+    if found is None:
         return None
+    pos, expected = found
+    view = memoryview(data).cast("B")
     return _describe_damage(view, pos, expected)
 
 

@@ -24,8 +24,8 @@ pub use encode::{
     Timestamps,
 };
 pub use header::{
-    BatchHeader, ATTR_CODEC_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL,
-    HEADER_LEN, LOG_OVERHEAD, MIN_BATCH_LENGTH,
+    check_batches, BatchHeader, ATTR_CODEC_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME,
+    ATTR_TRANSACTIONAL, HEADER_LEN, LOG_OVERHEAD, MIN_BATCH_LENGTH,
 };
 
 /// Default cap on the decompressed size of one batch's records (bytes).

@@ -424,3 +424,19 @@ pub(super) fn validate_batch<'py>(
     .map_err(to_pyerr)?;
     types::batch_info(py, &h)
 }
+
+/// Check back-to-back batches read for `offset` (framing, magic, CRC-32C, offsets
+/// never going backwards); None when sound, else (byte index of the first bad batch,
+/// the lowest offset it had to end at).
+#[pyfunction]
+pub(super) fn check_batches(
+    py: Python<'_>,
+    data: &Bound<'_, PyAny>,
+    offset: i64,
+) -> PyResult<Option<(usize, i64)>> {
+    let view = input_view(data)?;
+    let slice = view.as_slice();
+    Ok(gil::run(py, Work::Bytes(slice.len()), || {
+        rb::check_batches(slice, offset)
+    }))
+}

@@ -37,5 +37,6 @@ pub fn build(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(decode::decode_batch, m)?)?;
     m.add_function(wrap_pyfunction!(decode::decode_batches, m)?)?;
     m.add_function(wrap_pyfunction!(decode::validate_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(decode::check_batches, m)?)?;
     Ok(())
 }
