@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import struct
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -293,7 +293,7 @@ class OffsetStore:
 
     @staticmethod
     def _encode(
-        records: list[tuple[bytes, bytes | None]], ts: int, producer: tuple[int, int] | None = None
+        records: Sequence[tuple[bytes, bytes | None]], ts: int, producer: tuple[int, int] | None = None
     ) -> list[bytes]:
         out = []
         if producer is not None:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import struct
@@ -559,7 +560,7 @@ class TransactionCoordinator:
             self._complete(meta), name=f"transaction markers {meta.transactional_id}"
         )
         self._completions[meta.transactional_id] = task
-        task.add_done_callback(lambda t, tid=meta.transactional_id: self._completion_done(tid, t))
+        task.add_done_callback(functools.partial(self._completion_done, meta.transactional_id))
         return task
 
     def _completion_done(self, transactional_id: str, task: asyncio.Task[None]) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from typing import Any
 
 from streamcore.errors import ErrorCode, KafkaError, StorageError
@@ -110,9 +110,9 @@ class TransactionalPartitions:
         self._states[key] = state
         return state
 
-    def forget(self, key: Hashable) -> None:
+    def forget(self, key: PartitionKey) -> None:
         """Drop a partition's state (its topic was deleted)."""
-        old = self._states.pop(key, None)  # type: ignore[arg-type]
+        old = self._states.pop(key, None)
         if old is not None:
             old.close()
         for k in [k for k in self._openings if k[0] == key]:
