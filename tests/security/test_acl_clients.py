@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient
 from streamcore.broker.authorizer import AclAuthorizer, AclBindingFilter
 
 from .test_acl_handlers import ADMIN, Harness
+from .test_acl_tool import acl_apis  # noqa: F401 (fixture)
 
 ANON = "User:ANONYMOUS"
 
@@ -138,3 +139,38 @@ def test_consumer_needs_group_read(h):
         c.commit(asynchronous=False)
     finally:
         c.close()
+
+
+@pytest.mark.usefixtures("acl_apis")
+def test_confluent_admin_manages_acls(streamcore_broker_factory, tmp_path):
+    from confluent_kafka.admin import (
+        AclBinding,
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    broker = streamcore_broker_factory()
+    (tmp_path / "acls").mkdir()
+    broker.runtime.state.authorizer = AclAuthorizer(tmp_path / "acls", super_users=[ANON])
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap_servers})
+    binding = AclBinding(
+        ResourceType.TOPIC,
+        "orders",
+        ResourcePatternType.PREFIXED,
+        "User:alice",
+        "*",
+        AclOperation.WRITE,
+        AclPermissionType.ALLOW,
+    )
+    for fut in admin.create_acls([binding], request_timeout=10).values():
+        assert fut.result(10) is None
+    any_filter = AclBindingFilter(
+        ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+    )
+    assert admin.describe_acls(any_filter, request_timeout=10).result(10) == [binding]
+    deleted = admin.delete_acls([any_filter], request_timeout=10)
+    assert [f.result(10) for f in deleted.values()] == [[binding]]
+    assert broker.runtime.state.authorizer.acls() == ()
