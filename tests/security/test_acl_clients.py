@@ -174,3 +174,27 @@ def test_confluent_admin_manages_acls(streamcore_broker_factory, tmp_path):
     deleted = admin.delete_acls([any_filter], request_timeout=10)
     assert [f.result(10) for f in deleted.values()] == [[binding]]
     assert broker.runtime.state.authorizer.acls() == ()
+
+
+@pytest.mark.interop
+def test_java_producer_without_write_gets_topic_authorization_failed(h):
+    import subprocess
+
+    from interop.conftest import JAVA_VERSIONS, JavaBuilds
+
+    classpath = JavaBuilds().classpath(JAVA_VERSIONS[-1])
+    bootstrap = h.broker.bootstrap_servers
+
+    def client_check(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = ["java", "-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC", "-cp", classpath]
+        cmd += ["streamcore.interop.ClientCheck", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=180)
+
+    # Idempotent (the Java default): WRITE on "writable" also lets InitProducerId through.
+    ok = client_check("produce", bootstrap, "writable", "10", "none", "true")
+    assert ok.returncode == 0 and ok.stdout.splitlines()[-1] == "produced 10", ok.stderr[-3000:]
+    for topic in ("readonly", "hidden"):
+        refused = client_check("produce", bootstrap, topic, "10", "none", "true")
+        assert refused.returncode != 0
+        assert "TopicAuthorizationException" in refused.stderr, refused.stderr[-3000:]
+    assert h.state.topics.log("readonly", 0).high_watermark == 0
