@@ -190,3 +190,40 @@ def test_entries_below_the_log_start_are_forgotten(tmp_path):
         assert state.retain_from(log.log_start_offset) == 1
         assert state.aborted() == []
         state.close()
+
+
+def test_a_snapshot_that_does_not_fit_an_empty_log_is_replaced(tmp_path):
+    with Log(tmp_path / "t-0", fsync="never") as log:
+        scenario(log, None)
+        PartitionTxnState(log).load()  # snapshot at 11, one entry
+    os.rename(tmp_path / "t-0", tmp_path / "old")
+    with Log(tmp_path / "t-0", fsync="never") as log:
+        for name in (INDEX_FILE, SNAPSHOT_FILE):
+            os.replace(tmp_path / "old" / name, tmp_path / "t-0" / name)
+        state = PartitionTxnState(log)
+        state.load()  # empty log: nothing of the old files may survive
+        assert state.aborted() == []
+        # The log grows past the old snapshot's offset with other transactions.
+        for batch in (data(5), data(6), build_marker(5, 0, commit=False), plain(9)):
+            write(log, state, batch)
+        state.close()
+        again = PartitionTxnState(log)
+        again.load()
+        assert again.aborted() == [AbortedTxn(5, 0, 4, 2)]
+        assert again.ongoing() == {6: 2}
+        again.close()
+
+
+def test_no_files_for_a_short_log_without_transactions(tmp_path, monkeypatch):
+    import streamcore.storage.txn_index as txn_index
+
+    with Log(tmp_path / "t-0", fsync="never") as log:
+        for _ in range(3):
+            log.append(plain())
+        PartitionTxnState(log).load()
+        assert not os.path.exists(tmp_path / "t-0" / SNAPSHOT_FILE)
+        monkeypatch.setattr(txn_index, "_SNAPSHOT_AFTER_BATCHES", 3)
+        PartitionTxnState(log).load()  # a long scan: worth a snapshot
+        assert os.path.exists(tmp_path / "t-0" / SNAPSHOT_FILE)
+        log.append(plain())
+        assert PartitionTxnState(log).load()["from_offset"] == 3

@@ -83,6 +83,8 @@ CONTROL_COMMIT = 1
 INDEX_FILE = "transactions.txnindex"
 SNAPSHOT_FILE = "transactions.snapshot"
 _SNAPSHOT_VERSION = 1
+#: A scan this long (batches) leaves a snapshot even for a partition without transactions.
+_SNAPSHOT_AFTER_BATCHES = 10_000
 
 
 class AbortedTxn(NamedTuple):
@@ -149,6 +151,10 @@ class PartitionTxnState:
     def ongoing(self) -> dict[int, int]:
         """producer id -> first offset of each open transaction (a copy)."""
         return dict(self._ongoing)
+
+    def open_transaction(self, producer_id: int) -> int | None:
+        """First offset of ``producer_id``'s open transaction here, None when it has none."""
+        return self._ongoing.get(producer_id)
 
     def first_unstable_offset(self) -> int | None:
         """Offset of the earliest open transaction's first batch, None when none is open."""
@@ -304,11 +310,13 @@ class PartitionTxnState:
         ongoing: dict[int, int] = {}
         aborted: list[AbortedTxn] = []
         scan_from = start
+        used = False
         if snapshot is not None:
             self._persisted = True
             indexed_to, count, snap_ongoing = snapshot
             entries = self._read_entries(count) if indexed_to <= hw else None
             if entries is not None:
+                used = True
                 aborted = entries
                 ongoing = snap_ongoing
                 scan_from = max(indexed_to, start)
@@ -317,7 +325,19 @@ class PartitionTxnState:
         self._ongoing, self._aborted = ongoing, aborted
         scanned = self._scan(scan_from, hw)
         self.retain_from(start)
-        if self._persisted or self._ongoing or self._aborted:
+        if used:
+            # Only the index prefix the snapshot counts is trusted; a new snapshot is
+            # due once the scan went further.
+            write = scan_from < hw
+        elif snapshot is not None:
+            write = True  # a snapshot that does not fit the log must go
+        else:
+            # Files are worth writing for a partition with transactions, or when they spare
+            # the next opening a long scan; a short log without any is cheaper to rescan.
+            write = (
+                self._persisted or bool(self._ongoing or self._aborted) or scanned >= _SNAPSHOT_AFTER_BATCHES
+            )
+        if write:
             self._write_files(hw)
         return {
             "from_offset": scan_from,

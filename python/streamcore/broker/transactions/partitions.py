@@ -166,7 +166,7 @@ class TransactionalPartitions:
         """
         state = self.state(topic, partition)
         key = (topic, partition)
-        open_first = state.ongoing().get(producer_id)
+        open_first = state.open_transaction(producer_id)
         if not transactional:
             if open_first is not None:
                 raise KafkaError(
