@@ -70,6 +70,8 @@ def test_commit_writes_markers_and_moves_the_lso(broker):
         assert parse_marker(state.topics.log(*tp).read(marker_offset, 1)).commit is True
         assert (marker.producer_id, marker.producer_epoch) == (pid, epoch)
         assert coord.lso(*tp) == state.topics.log(*tp).high_watermark
+        # Never above the high watermark a response reports beside it.
+        assert coord.lso(*tp, high_watermark=1) == 1
         assert coord.aborted_transactions(*tp, 0, 100) == []
     # A retried EndTxn(commit) is answered as done; an abort now is a state error.
     assert run(coord.end_transaction(TID, pid, epoch, True)) == NONE

@@ -95,6 +95,8 @@ _ABORTABLE = _E.TRANSACTION_ABORTABLE.code
 #: Kafka's INVALID_REGULAR_EXPRESSION (not in ErrorCode yet): a bad ListTransactions pattern.
 INVALID_REGULAR_EXPRESSION = 128
 _READ_CHUNK = 4 * 1024 * 1024
+#: Longest wait between two attempts to write a marker or a Complete* record, s.
+_MAX_RETRY_BACKOFF_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -582,7 +584,7 @@ class TransactionCoordinator:
             coordinator_epoch=self.coordinator_epoch,
             timestamp_ms=self._now(),
         )
-        backoff = self.settings.retry_backoff_ms / 1000.0
+        first_backoff = backoff = self.settings.retry_backoff_ms / 1000.0
         remaining = sorted(meta.partitions)
         while remaining:
             results = await asyncio.gather(
@@ -590,7 +592,10 @@ class TransactionCoordinator:
             )
             remaining = [tp for tp, ok in zip(remaining, results, strict=True) if not ok]
             if remaining:
+                # A partition that stays offline is retried less and less often.
                 await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, _MAX_RETRY_BACKOFF_S)
+        backoff = first_backoff
         while True:
             if meta.pending is not None or not meta.state.is_prepare or meta.producer_id != producer_id:
                 return  # someone else moved it on (cannot happen while we hold Prepare*)
@@ -604,6 +609,7 @@ class TransactionCoordinator:
                 return
             meta.cancel()
             await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, _MAX_RETRY_BACKOFF_S)
 
     async def _write_marker(self, tp: TopicPartition, batch: bytes, producer_id: int, commit: bool) -> bool:
         topic, partition = tp
@@ -772,9 +778,10 @@ class TransactionCoordinator:
 
     # ------------------------------------------------------------------ what the broker asks
 
-    def lso(self, topic: str, partition: int) -> int:
-        """The partition's last stable offset (Fetch/ListOffsets with read_committed)."""
-        return self.partitions.lso(topic, partition)
+    def lso(self, topic: str, partition: int, high_watermark: int | None = None) -> int:
+        """The partition's last stable offset (Fetch/ListOffsets with read_committed), at
+        most ``high_watermark`` when given (pass the one the response reports)."""
+        return self.partitions.lso(topic, partition, high_watermark)
 
     def aborted_transactions(
         self, topic: str, partition: int, fetch_offset: int, upper_offset: int

@@ -131,9 +131,13 @@ class TransactionalPartitions:
 
     # ------------------------------------------------------------------ what fetch asks
 
-    def lso(self, topic: str, partition: int) -> int:
-        """The partition's last stable offset: read_committed consumers read below it."""
-        return self.state(topic, partition).last_stable_offset()
+    def lso(self, topic: str, partition: int, high_watermark: int | None = None) -> int:
+        """The partition's last stable offset: read_committed consumers read below it.
+
+        ``high_watermark``: the one the caller already read (the log's current one by
+        default), so that the answer is never above the high watermark it reports.
+        """
+        return self.state(topic, partition).last_stable_offset(high_watermark)
 
     def aborted_transactions(
         self, topic: str, partition: int, fetch_offset: int, upper_offset: int
