@@ -16,6 +16,8 @@ from broker.wire_client import WireClient
 from streamcore import Broker
 from streamcore.protocol import messages as m
 
+from .certs import authenticated
+
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(streamcore.__file__)))
 PROCESS_TIMEOUT_S = 60
 
@@ -50,7 +52,7 @@ def test_each_listener_answers_with_its_own_advertised_address() -> None:
         assert sasl_port != broker.port
         with WireClient(plain) as c:
             assert set(addresses(c).values()) == {("127.0.0.1", broker.port)}
-        with WireClient(f"127.0.0.1:{sasl_port}") as c:
+        with authenticated(f"127.0.0.1:{sasl_port}", "PLAIN", "alice", "pw") as c:
             assert set(addresses(c).values()) == {("sasl.example.com", sasl_port)}
         # Outside a request the broker's address is the first listener's.
         assert (broker.state.advertised_host, broker.state.advertised_port) == ("127.0.0.1", broker.port)

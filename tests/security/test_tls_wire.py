@@ -32,7 +32,7 @@ from streamcore.broker.security.tls import format_subject, principal_from_certif
 from streamcore.errors import ConfigError
 from streamcore.protocol import messages as m
 
-from .certs import Pki, client_context, make_pki, tls_wire_client
+from .certs import Pki, authenticated, client_context, make_pki, tls_wire_client
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(streamcore.__file__)))
 PROCESS_TIMEOUT_S = 60
@@ -181,11 +181,14 @@ def test_reloaded_certificates_serve_new_connections_and_keep_open_ones(pki: Pki
 def test_sighup_reloads_the_certificates_of_the_standalone_broker(pki: Pki, tmp_path: Path) -> None:
     second = make_pki(tmp_path / "second", name="second CA")
     cert, key = _install(pki, tmp_path)
+    users_file = tmp_path / "plain-users"
+    users_file.write_text("dave:old-pw\n")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamcore.cli", "broker", "--data-dir", str(tmp_path / "d"), "--log-level", "info",
-         "--listener", "SSL://127.0.0.1:0", "--ssl-certfile", str(cert), "--ssl-keyfile", str(key)],
+         "--listener", "SSL://127.0.0.1:0", "--listener", "SASL_PLAINTEXT://127.0.0.1:0",
+         "--ssl-certfile", str(cert), "--ssl-keyfile", str(key), "--sasl-plain-users-file", str(users_file)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
     try:
@@ -193,9 +196,15 @@ def test_sighup_reloads_the_certificates_of_the_standalone_broker(pki: Pki, tmp_
         line = proc.stdout.readline().strip()
         assert line.startswith("listening on 127.0.0.1:"), line
         bootstrap = line.removeprefix("listening on ")
+        sasl_line = proc.stdout.readline().strip()
+        assert sasl_line.startswith("listener SASL_PLAINTEXT on 127.0.0.1:"), sasl_line
+        sasl_bootstrap = sasl_line.removeprefix("listener SASL_PLAINTEXT on ")
+        with authenticated(sasl_bootstrap, "PLAIN", "dave", "old-pw"):
+            pass
         with tls_wire_client(bootstrap, client_context(pki.ca_file)) as before:
             assert before.request(m.MetadataRequest(topics=[]), 1).brokers
             _install(second, tmp_path)
+            users_file.write_text("dave:new-pw\n")
             proc.send_signal(signal.SIGHUP)
             # Bounded: the reload happens on the broker's loop soon after the signal.
             for _ in range(200):
@@ -208,11 +217,14 @@ def test_sighup_reloads_the_certificates_of_the_standalone_broker(pki: Pki, tmp_
             else:
                 pytest.fail("the broker did not serve the new certificate after SIGHUP")
             assert before.request(m.MetadataRequest(topics=[]), 1).brokers
+        with authenticated(sasl_bootstrap, "PLAIN", "dave", "new-pw"):
+            pass
     finally:
         proc.terminate()
         _, err = proc.communicate(timeout=PROCESS_TIMEOUT_S)
     assert proc.returncode == 0, err
     assert "SIGHUP: reloaded the certificates of 1 TLS listener(s)" in err
+    assert "SIGHUP: reloaded 1 PLAIN user(s)" in err
 
 
 def test_subjects_are_written_as_kafka_writes_them() -> None:

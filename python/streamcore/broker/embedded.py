@@ -247,9 +247,19 @@ def _reload(runtime: BrokerRuntime) -> None:
     try:
         reloaded = runtime.reload_certificates()
     except (ConfigError, OSError) as exc:
-        log.error("SIGHUP: reload failed, keeping the previous files: %s", _one_line(exc))
-        return
-    log.info("SIGHUP: reloaded the certificates of %d TLS listener(s)", reloaded)
+        log.error("SIGHUP: certificate reload failed, keeping the previous ones: %s", _one_line(exc))
+    else:
+        log.info("SIGHUP: reloaded the certificates of %d TLS listener(s)", reloaded)
+    sasl = runtime.state.sasl
+    if sasl is not None and runtime.config.sasl.plain_users_file:
+        try:
+            users = sasl.reload_plain_users()
+        except ConfigError as exc:
+            log.error(
+                "SIGHUP: PLAIN users file reload failed, keeping the previous users: %s", _one_line(exc)
+            )
+        else:
+            log.info("SIGHUP: reloaded %d PLAIN user(s)", users)
 
 
 def _one_line(exc: BaseException) -> str:

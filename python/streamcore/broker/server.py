@@ -66,7 +66,10 @@ from typing import TYPE_CHECKING, Any
 from streamcore.broker import handlers as _handlers
 from streamcore.broker.config import ListenerSpec
 from streamcore.broker.context import RequestContext
+from streamcore.broker.handlers import sasl_authenticate, sasl_handshake
 from streamcore.broker.security import tls
+from streamcore.broker.security.mechanisms import AuthenticationFailed
+from streamcore.broker.security.sasl import AUTHENTICATE, COMPLETE, FAILED, SaslSession
 from streamcore.broker.state import current_listener
 from streamcore.errors import ConfigError, ProtocolError
 from streamcore.protocol import headers
@@ -118,6 +121,10 @@ _KEEPALIVE_INTERVAL_S = 10
 _KEEPALIVE_PROBES = 6
 
 _FETCH_KEY_BYTES = ApiKey.FETCH.to_bytes(2, "big")
+
+# Largest frame a SASL connection may send before it has authenticated (Kafka's
+# sasl.server.max.receive.size): strangers do not get to fill the request budget.
+_PRE_AUTH_MAX_BYTES = 512 * 1024
 
 
 def parse_ip_overrides(text: str) -> dict[str, int]:
@@ -364,13 +371,15 @@ class RequestMemory:
 class _Slot:
     """One dispatched request's place in its connection's response queue."""
 
-    __slots__ = ("data", "done", "size")
+    __slots__ = ("close_after", "data", "done", "size")
 
     def __init__(self, size: int) -> None:
         self.data: bytes | None = None
         self.done = False
         #: Bytes of the request frame, held in the budget until the response is written.
         self.size = size
+        #: Why the connection closes once this response is written (a failed authentication).
+        self.close_after: str | None = None
 
 
 class KafkaConnection(asyncio.Protocol):
@@ -412,6 +421,12 @@ class KafkaConnection(asyncio.Protocol):
         #: Times this connection, holding budget, was queued for room (a count, never reset).
         self.budget_waits = 0
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: The SASL exchange of a connection on a SASL listener (None elsewhere).
+        self.sasl: SaslSession | None = None
+        if listener.spec.uses_sasl and server.state.sasl is not None:
+            self.sasl = SaslSession(server.state.sasl)
+        #: monotonic() of the connection's start (a SASL client must authenticate in time).
+        self.connected_at = time.monotonic()
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -455,6 +470,14 @@ class KafkaConnection(asyncio.Protocol):
             self.close(f"malformed frame: {exc}", kind="closed for a malformed frame")
             return
         buffered = self._splitter.buffered()
+        sasl = self.sasl
+        if sasl is not None and sasl.state != COMPLETE:
+            if buffered > _PRE_AUTH_MAX_BYTES or any(len(f) > _PRE_AUTH_MAX_BYTES for f in frames):
+                self.close(
+                    f"a frame above {_PRE_AUTH_MAX_BYTES} bytes before SASL authentication",
+                    kind="closed for a request its SASL state does not allow",
+                )
+                return
         memory = self._memory
         if memory.full and not self._holds_budget():
             memory.free_reads += 1
@@ -489,6 +512,9 @@ class KafkaConnection(asyncio.Protocol):
             while backlog and not self._closed:
                 if self._writing_paused or len(self._pending) >= self._max_inflight:
                     break
+                if self.sasl is not None and self.sasl.state == FAILED:
+                    # The failure's answer is on its way; nothing more is served.
+                    break
                 frame = backlog[0]
                 if self._pending and frame[:2] == _FETCH_KEY_BYTES:
                     # Its records are read when the earlier answers are out (see module doc).
@@ -502,6 +528,10 @@ class KafkaConnection(asyncio.Protocol):
 
     def _dispatch(self, frame: bytes) -> None:
         size = len(frame)
+        if self.sasl is not None and self.sasl.expects_raw_token:
+            self._raw_token(frame)
+            self._memory.release(size)
+            return
         slot = self._handle(frame, size)
         if slot is None:
             # Answered (or refused) already: the request's bytes leave the budget.
@@ -515,6 +545,15 @@ class KafkaConnection(asyncio.Protocol):
         except ProtocolError as exc:
             self.close(f"malformed request header: {exc}", kind="closed for a malformed request")
             return None
+        sasl = self.sasl
+        if sasl is not None:
+            refusal = sasl.refusal(api_key)
+            if refusal is not None:
+                self.close(
+                    f"{refusal} (correlation id {correlation_id})",
+                    kind="closed for a request its SASL state does not allow",
+                )
+                return None
         handler = _handlers.HANDLERS.get(api_key)
         if handler is None:
             self.close(
@@ -542,6 +581,11 @@ class KafkaConnection(asyncio.Protocol):
             return None
         state.metrics.request(api_key)
         ctx = RequestContext(api_key, version, correlation_id, client_id, self.peer, self.principal)
+        if sasl is not None and (
+            api_key == ApiKey.SASL_HANDSHAKE
+            or (api_key == ApiKey.SASL_AUTHENTICATE and sasl.state == AUTHENTICATE)
+        ):
+            return self._sasl_exchange(ctx, request, size)
         # The handler, and the task of an answer that waits, see this connection's listener.
         token = current_listener.set(self.listener)
         try:
@@ -566,6 +610,72 @@ class KafkaConnection(asyncio.Protocol):
                 self._respond_now(data)
         # None: nothing to send (acks=0 produce).
         return None
+
+    # -- SASL ---------------------------------------------------------------------------
+
+    def _sasl_exchange(self, ctx: RequestContext, request: Any, size: int) -> _Slot | None:
+        """SaslHandshake or SaslAuthenticate on a SASL listener (see security.sasl)."""
+        sasl = self.sasl
+        assert sasl is not None
+        response: Any
+        if ctx.api_key == ApiKey.SASL_HANDSHAKE:
+            response, failure = sasl_handshake.handle_session(sasl, ctx, request)
+        else:
+            response, failure = sasl_authenticate.handle_session(sasl, ctx, request)
+        data = self._encode(ctx, response)
+        if data is None:
+            return None
+        if failure is not None:
+            return self._authentication_failed(failure, data, size)
+        if ctx.api_key == ApiKey.SASL_AUTHENTICATE and sasl.state == COMPLETE:
+            self._authenticated()
+        self._respond_now(data)
+        return None
+
+    def _raw_token(self, frame: bytes) -> None:
+        """A SASL token framed without a Kafka header (after SaslHandshake v0)."""
+        sasl = self.sasl
+        assert sasl is not None
+        try:
+            token, _ = sasl.authenticate(frame, supports_reauth=False)
+        except AuthenticationFailed as exc:
+            # This framing has no way to carry an error: the connection just closes.
+            self._authentication_failed(str(exc), None, 0)
+            return
+        if sasl.state == COMPLETE:
+            self._authenticated()
+        self._respond_now(len(token).to_bytes(4, "big") + token)
+
+    def _authenticated(self) -> None:
+        sasl = self.sasl
+        assert sasl is not None and sasl.principal is not None
+        self.principal = sasl.principal
+        state = self._state
+        if state.authentications is not None:
+            state.authentications.inc()
+        if state.sasl is not None:
+            state.sasl.throttle.succeeded(self.ip)
+
+    def _authentication_failed(self, reason: str, data: bytes | None, size: int) -> _Slot:
+        """Count the failure; answer ``data`` (if any) after the throttle's delay for this
+        address, then close."""
+        state = self._state
+        if state.authentication_failures is not None:
+            state.authentication_failures.inc()
+        throttle = state.sasl.throttle if state.sasl is not None else None
+        delay_s = throttle.failed(self.ip) if throttle is not None else 0.0
+        slot = _Slot(size)
+        slot.close_after = reason
+        self._pending.append(slot)
+        asyncio.get_running_loop().call_later(delay_s, self._deliver, slot, data)
+        return slot
+
+    def _deliver(self, slot: _Slot, data: bytes | None) -> None:
+        if self._closed:
+            return
+        slot.data = data
+        slot.done = True
+        self._flush()
 
     def _finished(self, task: asyncio.Task[Any], *, slot: _Slot, ctx: RequestContext) -> None:
         self._tasks.discard(task)
@@ -617,13 +727,21 @@ class KafkaConnection(asyncio.Protocol):
     def _flush(self) -> None:
         pending = self._pending
         released = 0
+        close_reason = None
         while pending and pending[0].done:
             slot = pending.popleft()
             released += slot.size
             if slot.data is not None:
                 self._write(slot.data)
+            if slot.close_after is not None:
+                close_reason = slot.close_after
+                break
         if released:
             self._memory.release(released)
+        if close_reason is not None:
+            # The transport sends what it holds before it closes.
+            self.close(close_reason, kind="closed after a failed authentication")
+            return
         self._pump()
 
     def _write(self, data: bytes) -> None:
@@ -1036,6 +1154,16 @@ class KafkaServer:
                     )
                 elif conn.idle_seconds > idle_s:
                     conn.close(f"idle for more than {idle_s:g} s", kind="closed after being idle")
+                elif (
+                    conn.sasl is not None
+                    and conn.sasl.principal is None
+                    and conn.sasl.state != FAILED
+                    and now - conn.connected_at > timeout_s
+                ):
+                    conn.close(
+                        f"not authenticated {timeout_s:g} s after connecting",
+                        kind="closed for not authenticating in time",
+                    )
             if now - self._last_summary >= LOG_SUMMARY_INTERVAL_S:
                 self.connection_log.flush(now - self._last_summary)
                 self._last_summary = now

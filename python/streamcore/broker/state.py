@@ -21,7 +21,10 @@ from streamcore.broker.group_coordinator import GroupCoordinator
 from streamcore.broker.metrics import BrokerMetrics
 from streamcore.broker.offset_store import OffsetStore
 from streamcore.broker.producer_state import ProducerIdManager, ProducerStateManager
+from streamcore.broker.security.credentials import CredentialStore
+from streamcore.broker.security.sasl import SaslAuthenticator
 from streamcore.broker.topics import TopicManager
+from streamcore.metrics import Counter
 
 log = logging.getLogger("streamcore.broker")
 
@@ -76,6 +79,18 @@ class BrokerState:
         self.coordinator: GroupCoordinator
         self.fetch_sessions: FetchSessionCache
         self.delayed = DelayedFetch()
+        #: SCRAM credentials of the data directory (DescribeUserScramCredentials and
+        #: AlterUserScramCredentials, SCRAM authentication).
+        self.scram_credentials: CredentialStore
+        #: What the SASL listeners share (mechanisms, PLAIN users, failure throttle); None
+        #: when no listener uses SASL.
+        self.sasl: SaslAuthenticator | None = None
+        #: The ACL authorizer (``authorizer = "acl"``), None = every request is allowed.
+        self.authorizer: Any = None
+        #: Failed SASL authentications, unsupported mechanisms included, and successful
+        #: ones (re-authentications too): counters exposed when a listener uses SASL.
+        self.authentication_failures: Counter | None = None
+        self.authentications: Counter | None = None
         self._opened = False
 
     def open(self) -> None:
@@ -86,6 +101,26 @@ class BrokerState:
         """
         cfg = self.config
         self.cluster_id = load_or_create_cluster_id(cfg.data_dir, cfg.node_id, cfg.cluster_id)
+        self.scram_credentials = CredentialStore(cfg.data_dir)
+        if any(spec.uses_sasl for spec in cfg.listener_specs()) and self.sasl is None:
+            self.sasl = SaslAuthenticator(cfg.sasl, self.scram_credentials)
+            registry = self.metrics.registry
+            self.authentication_failures = registry.counter(
+                "streamcore_authentication_failures_total",
+                "Failed SASL authentications and re-authentications (unsupported mechanisms included)",
+            )
+            self.authentications = registry.counter(
+                "streamcore_authentications_total", "Successful SASL authentications and re-authentications"
+            )
+        if cfg.authorizer == "acl":
+            # Imported on use: a broker without an authorizer never loads it.
+            from streamcore.broker.authorizer import AclAuthorizer
+
+            self.authorizer = AclAuthorizer(
+                cfg.data_dir,
+                super_users=cfg.super_users,
+                allow_everyone_if_no_acl_found=cfg.allow_everyone_if_no_acl_found,
+            )
         self.topics = TopicManager(cfg.data_dir, cfg)
         self._opened = True
         self.topics.open_all()

@@ -90,10 +90,13 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     # DescribeGroups, ListGroups: full ranges.
     15: (0, 6),
     16: (0, 5),
-    # SaslHandshake: listed so a client configured for SASL gets a clear
-    # UNSUPPORTED_SASL_MECHANISM answer (with an empty mechanism list) instead of
-    # hanging on an authentication exchange the broker does not speak.
+    # SaslHandshake: v0 is followed by raw SASL tokens (kafka-python and older clients
+    # when they negotiate it), v1 by SaslAuthenticate. On a listener without SASL it
+    # answers UNSUPPORTED_SASL_MECHANISM with no mechanisms, so a client configured for
+    # SASL fails at once instead of waiting for an exchange.
     17: (0, 1),
+    # SaslAuthenticate: v1 carries the session lifetime (KIP-368), v2 is flexible.
+    36: (0, 2),
     # ApiVersions: full range; a request above v4 gets the v0 downgrade answer.
     18: (0, 4),
     # CreateTopics, DeleteTopics, DescribeConfigs: spec floors (Kafka 4.0's too) to max.
@@ -117,6 +120,8 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     44: (0, 1),  # IncrementalAlterConfigs
     47: (0, 0),  # OffsetDelete
     61: (0, 0),  # DescribeProducers
+    50: (0, 0),  # DescribeUserScramCredentials
+    51: (0, 0),  # AlterUserScramCredentials
 }
 
 

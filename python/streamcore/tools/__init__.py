@@ -3,7 +3,9 @@
 ``streamcore topics``, ``produce``, ``consume`` and ``groups`` use the public
 client (:mod:`streamcore.client`) only, so they behave the same against streamcore
 and Apache Kafka. ``streamcore log`` (:mod:`streamcore.tools.log`) reads a data
-directory's files directly, without a broker. Each module has one ``add_<name>_command(subparsers)``;
+directory's files directly, without a broker; ``streamcore users``
+(:mod:`streamcore.tools.users`) manages SCRAM users offline in a data directory or
+online through a broker. Each module has one ``add_<name>_command(subparsers)``;
 :data:`TOOLS` lists them for ``streamcore.cli``. The options, output formats and
 exit statuses scripts may rely on are in :mod:`streamcore.tools._common` and
 docs/cli.md.
@@ -17,6 +19,7 @@ from streamcore.tools.consume import add_consume_command
 from streamcore.tools.groups import add_groups_command
 from streamcore.tools.produce import add_produce_command
 from streamcore.tools.topics import add_topics_command
+from streamcore.tools.users import add_users_command
 
 __all__ = ["TOOLS"]
 
@@ -30,4 +33,11 @@ def add_log_command(subparsers: Any) -> None:
 
 
 #: The client tools' subcommand adders, in help order.
-TOOLS = [add_topics_command, add_produce_command, add_consume_command, add_groups_command, add_log_command]
+TOOLS = [
+    add_topics_command,
+    add_produce_command,
+    add_consume_command,
+    add_groups_command,
+    add_log_command,
+    add_users_command,
+]

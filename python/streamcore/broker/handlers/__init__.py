@@ -17,6 +17,7 @@ from typing import cast
 from streamcore.broker.context import HandlerModule
 from streamcore.broker.handlers import (
     alter_configs,
+    alter_user_scram_credentials,
     api_versions,
     create_partitions,
     create_topics,
@@ -28,6 +29,7 @@ from streamcore.broker.handlers import (
     describe_groups,
     describe_log_dirs,
     describe_producers,
+    describe_user_scram_credentials,
     fetch,
     find_coordinator,
     heartbeat,
@@ -43,6 +45,7 @@ from streamcore.broker.handlers import (
     offset_fetch,
     offset_for_leader_epoch,
     produce,
+    sasl_authenticate,
     sasl_handshake,
     sync_group,
 )
@@ -78,6 +81,9 @@ _MODULES: tuple[ModuleType, ...] = (
     incremental_alter_configs,
     offset_delete,
     describe_producers,
+    sasl_authenticate,
+    describe_user_scram_credentials,
+    alter_user_scram_credentials,
 )
 
 HANDLERS: dict[int, HandlerModule] = {}
