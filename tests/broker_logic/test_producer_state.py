@@ -285,3 +285,38 @@ def test_producer_id_blocks_are_persisted_with_the_atomic_write_helper(tmp_path,
     assert [p.name for p in writes] == ["producer_ids.json", "producer_ids.json"]
     assert not list(tmp_path.glob("*.tmp"))
     assert ProducerIdManager(tmp_path).next_producer_id == 4
+
+
+def test_transaction_markers_do_not_become_a_producers_last_batch(log):
+    log.append(
+        encode_batch([b"a", b"b", b"c"], producer_id=7, producer_epoch=0, base_sequence=0, transactional=True)
+    )
+    # A COMMIT marker (key: version 0, type 1) for the same producer and epoch.
+    log.append(
+        encode_batch(
+            [b"\x00\x00\x00\x00\x00\x00"],
+            keys=[b"\x00\x00\x00\x01"],
+            producer_id=7,
+            producer_epoch=0,
+            transactional=True,
+            control=True,
+        )
+    )
+    psm = ProducerStateManager()
+    assert psm.rebuild_from_log(P, log) == 7
+    assert psm.last_sequence(P, 7) == 2
+    assert psm.check_and_record(P, 7, 0, 3, 0).status is S.NEW
+    # A marker of a newer epoch (the coordinator fenced the producer) resets it.
+    log.append(
+        encode_batch(
+            [b"\x00\x00\x00\x00\x00\x00"],
+            keys=[b"\x00\x00\x00\x00"],
+            producer_id=7,
+            producer_epoch=1,
+            transactional=True,
+            control=True,
+        )
+    )
+    assert psm.rebuild_from_log(P, log) == 7
+    assert psm.producers(P) == {7: 1}
+    assert psm.check_and_record(P, 7, 0, 3, 0).error_code == E.INVALID_PRODUCER_EPOCH.code

@@ -443,3 +443,18 @@ def test_recompression_then_log_append_time_stamps_the_re_encoded_batch():
     info = validate_batch(accepted.records)
     assert info.attributes & 0x07 == 4 and info.attributes & LOG_APPEND_TIME_FLAG
     assert info.max_timestamp == now and accepted.log_append_time_ms == now
+
+
+def test_recompression_keeps_the_transactional_flag():
+    data = encode_batch(
+        [b"a"],
+        timestamps_ms=[1],
+        compression="gzip",
+        producer_id=3,
+        producer_epoch=0,
+        base_sequence=0,
+        transactional=True,
+    )
+    accepted = apply_record_policy(_cfg(compression_type="lz4"), "t", 0, data, validate_batch(data), now_ms=1)
+    assert accepted.info.attributes & 0x07 == 3
+    assert accepted.info.attributes & 0x10  # the transactional bit

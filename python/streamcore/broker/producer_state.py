@@ -52,6 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from streamcore._atomic_file import write_atomic
+from streamcore.codec.batch_header import CONTROL_FLAG
 from streamcore.errors import ErrorCode
 
 if TYPE_CHECKING:
@@ -238,6 +239,8 @@ class BatchHeaderFields(Protocol):
     def producer_epoch(self) -> int: ...
     @property
     def base_sequence(self) -> int: ...
+    @property
+    def attributes(self) -> int: ...
 
 
 class ProducerStateManager:
@@ -374,6 +377,13 @@ class ProducerStateManager:
                 continue
             max_pid = max(max_pid, h.producer_id)
             entry = producers.get(h.producer_id)
+            if h.attributes & CONTROL_FLAG:
+                # A transaction marker carries the producer's epoch but no sequence: it
+                # must not become the producer's last batch (the next sequence would be
+                # checked against the marker's and refused).
+                if entry is None or h.producer_epoch > entry.epoch:
+                    producers[h.producer_id] = _ProducerEntry(h.producer_epoch)
+                continue
             if entry is None or h.producer_epoch > entry.epoch:
                 entry = _ProducerEntry(h.producer_epoch)
                 producers[h.producer_id] = entry

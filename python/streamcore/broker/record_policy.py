@@ -39,6 +39,7 @@ from streamcore.codec.batch_header import (
     CRC_START,
     LOG_APPEND_TIME_FLAG,
     MAX_TIMESTAMP_AT,
+    TRANSACTIONAL_FLAG,
     BatchInfo,
 )
 from streamcore.errors import ErrorCode
@@ -130,6 +131,7 @@ def _recompress(cfg: TopicConfig, records: Any, info: BatchInfo, decoded: Any) -
         producer_epoch=info.producer_epoch,
         base_sequence=info.base_sequence,
         partition_leader_epoch=info.partition_leader_epoch,
+        transactional=bool(info.attributes & TRANSACTIONAL_FLAG),
     )
     # The producer's batches carry offset deltas 0..n-1 (validate_batch checks it), so
     # re-encoding them in order keeps every record's delta.
