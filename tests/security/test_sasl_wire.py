@@ -4,7 +4,9 @@ and KIP-368 re-authentication."""
 
 from __future__ import annotations
 
+import contextlib
 import random
+import ssl
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -346,3 +348,31 @@ def test_the_plain_users_file_is_read_again_on_reload(tmp_path: Path) -> None:
             broker.state.sasl.reload_plain_users()
         with authenticated(broker.bootstrap_servers, "PLAIN", "dave", "new-pw"):
             pass
+
+
+def test_random_frames_before_authentication_on_a_sasl_ssl_listener_are_never_served(tmp_path: Path) -> None:
+    pki = make_pki(tmp_path / "pki")
+    with Broker(
+        listeners="SASL_SSL://127.0.0.1:0",
+        ssl_certfile=str(pki.server_cert),
+        ssl_keyfile=str(pki.server_key),
+        sasl_plain_users="bob:bob-pw",
+    ) as broker:
+        ctx = client_context(pki.ca_file)
+        rng = random.Random(9093)
+        for _ in range(30):
+            api_key = rng.choice([k for k in ADVERTISED if k not in (17, 18, 36)])
+            header = struct.pack(">hhi", api_key, rng.randrange(0, 13), rng.randrange(1 << 31)) + b"\xff\xff"
+            frame = header + rng.randbytes(rng.randrange(0, 64))
+            with tls_wire_client(broker.bootstrap_servers, ctx) as c:
+                c.send_raw(struct.pack(">i", len(frame)) + frame)
+                assert c.is_closed_by_peer(), api_key
+            # Garbage that is not even a frame header.
+            with tls_wire_client(broker.bootstrap_servers, ctx) as c:
+                c.send_raw(rng.randbytes(rng.randrange(1, 40)))
+                c.sock.settimeout(0.05)
+                with contextlib.suppress(TimeoutError, ssl.SSLError, ConnectionError):
+                    assert c.sock.recv(1) == b""
+        with authenticated(broker.bootstrap_servers, "PLAIN", "bob", "bob-pw", ctx) as c:
+            assert c.request(m.MetadataRequest(topics=None), 1).brokers
+            assert "User:bob" in [conn.principal for conn in connections(broker)]

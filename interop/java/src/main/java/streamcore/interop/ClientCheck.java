@@ -1,15 +1,25 @@
 package streamcore.interop;
 
+import java.io.FileInputStream;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
 import java.time.Duration;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.List;
+import java.util.Map;
 import java.util.Properties;
+import java.util.TreeMap;
 import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.NewTopic;
+import org.apache.kafka.clients.admin.ScramCredentialInfo;
+import org.apache.kafka.clients.admin.ScramMechanism;
+import org.apache.kafka.clients.admin.UserScramCredentialUpsertion;
+import org.apache.kafka.clients.admin.UserScramCredentialsDescription;
 import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
@@ -30,7 +40,13 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * create   BOOTSTRAP TOPIC PARTITIONS
  * produce  BOOTSTRAP TOPIC COUNT COMPRESSION IDEMPOTENT(true|false)
  * consume  BOOTSTRAP TOPIC GROUP COUNT TIMEOUT_MS
+ * topics   BOOTSTRAP                          (prints "topics N"; fails on an authentication error)
+ * scram-set  BOOTSTRAP USER PASSWORD MECHANISM (AlterUserScramCredentials, 4096 iterations)
+ * scram-list BOOTSTRAP                        (prints "U user mechanism iterations" per credential)
  * </pre>
+ *
+ * Any mode may end with "--command-config FILE": client properties (security.protocol,
+ * ssl.*, sasl.* ...) added to every client the mode creates, as Kafka's own tools take them.
  *
  * Records produced are key "k-{i}", value "v-{i}", header "seq" = "{i}". The consumer
  * prints "R partition offset key value seq" per record, then commits synchronously.
@@ -38,18 +54,67 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
 public final class ClientCheck {
   private ClientCheck() {}
 
-  public static void main(String[] args) throws Exception {
+  /** Properties of --command-config, added to every client. */
+  private static final Properties EXTRA = new Properties();
+
+  public static void main(String[] argv) throws Exception {
+    String[] args = argv;
+    int at = Arrays.asList(argv).indexOf("--command-config");
+    if (at >= 0) {
+      try (InputStream in = new FileInputStream(argv[at + 1])) {
+        EXTRA.load(in);
+      }
+      args = Arrays.copyOfRange(argv, 0, at);
+    }
     switch (args[0]) {
       case "create" -> create(args[1], args[2], Integer.parseInt(args[3]));
       case "produce" -> produce(args[1], args[2], Integer.parseInt(args[3]), args[4], Boolean.parseBoolean(args[5]));
       case "consume" -> consume(args[1], args[2], args[3], Integer.parseInt(args[4]), Long.parseLong(args[5]));
+      case "topics" -> topics(args[1]);
+      case "scram-set" -> scramSet(args[1], args[2], args[3], args[4]);
+      case "scram-list" -> scramList(args[1]);
       default -> throw new IllegalArgumentException("unknown mode " + args[0]);
     }
   }
 
-  private static void create(String bootstrap, String topic, int partitions) throws Exception {
+  private static Properties props(String bootstrap) {
     Properties p = new Properties();
+    p.putAll(EXTRA);
     p.put(AdminClientConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    return p;
+  }
+
+  private static void topics(String bootstrap) throws Exception {
+    Properties p = props(bootstrap);
+    p.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "30000");
+    try (Admin admin = Admin.create(p)) {
+      int n = admin.listTopics().names().get(30, TimeUnit.SECONDS).size();
+      System.out.println("topics " + n);
+    }
+  }
+
+  private static void scramSet(String bootstrap, String user, String password, String mechanism) throws Exception {
+    try (Admin admin = Admin.create(props(bootstrap))) {
+      ScramCredentialInfo info = new ScramCredentialInfo(ScramMechanism.fromMechanismName(mechanism), 4096);
+      admin.alterUserScramCredentials(List.of(new UserScramCredentialUpsertion(user, info, password))).all().get();
+      System.out.println("set " + user + " " + mechanism);
+    }
+  }
+
+  private static void scramList(String bootstrap) throws Exception {
+    try (Admin admin = Admin.create(props(bootstrap))) {
+      Map<String, UserScramCredentialsDescription> all =
+          new TreeMap<>(admin.describeUserScramCredentials().all().get());
+      for (UserScramCredentialsDescription d : all.values()) {
+        for (ScramCredentialInfo info : d.credentialInfos()) {
+          System.out.println("U " + d.name() + " " + info.mechanism().mechanismName() + " " + info.iterations());
+        }
+      }
+    }
+  }
+
+  private static void create(String bootstrap, String topic, int partitions) throws Exception {
+    Properties p = props(bootstrap);
     try (Admin admin = Admin.create(p)) {
       admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get();
       int seen = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size();
@@ -59,8 +124,7 @@ public final class ClientCheck {
 
   private static void produce(String bootstrap, String topic, int count, String compression, boolean idempotent)
       throws Exception {
-    Properties p = new Properties();
-    p.put(ProducerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    Properties p = props(bootstrap);
     p.put(ProducerConfig.COMPRESSION_TYPE_CONFIG, compression);
     if (!idempotent) {
       // Idempotence is the client's default (3.0+); only turning it off is explicit.
@@ -86,8 +150,7 @@ public final class ClientCheck {
   }
 
   private static void consume(String bootstrap, String topic, String group, int count, long timeoutMs) {
-    Properties p = new Properties();
-    p.put(ConsumerConfig.BOOTSTRAP_SERVERS_CONFIG, bootstrap);
+    Properties p = props(bootstrap);
     p.put(ConsumerConfig.GROUP_ID_CONFIG, group);
     p.put(ConsumerConfig.AUTO_OFFSET_RESET_CONFIG, "earliest");
     p.put(ConsumerConfig.ENABLE_AUTO_COMMIT_CONFIG, "false");
