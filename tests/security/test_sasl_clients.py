@@ -460,3 +460,36 @@ def test_java_admin_manages_scram_users(
     jenny = Case(scram.protocol, scram.bootstrap, None, "SCRAM-SHA-256", "jenny", "jenny-pw")
     jenny_props = ["--command-config", java_properties(jenny, tmp_path / "jenny.properties")]
     assert client_check(classpath, "topics", jenny.bootstrap, *jenny_props).stdout.startswith("topics ")
+
+
+def test_confluent_kafka_admin_manages_scram_users(secured: dict[str, Case]) -> None:
+    pytest.importorskip("confluent_kafka")
+    from confluent_kafka.admin import (
+        AdminClient,
+        ScramCredentialInfo,
+        ScramMechanism,
+        UserScramCredentialDeletion,
+        UserScramCredentialUpsertion,
+    )
+
+    admin = AdminClient(confluent_conf(secured["SASL_SSL-PLAIN"]))
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 8192)
+    for future in admin.alter_user_scram_credentials(
+        [UserScramCredentialUpsertion("kim", info, b"kim-pw")]
+    ).values():
+        assert future.result(WAIT_S) is None
+    [description] = [f.result(WAIT_S) for f in admin.describe_user_scram_credentials(["kim"]).values()]
+    assert [(i.mechanism, i.iterations) for i in description.scram_credential_infos] == [
+        (ScramMechanism.SCRAM_SHA_256, 8192)
+    ]
+    login = secured["SASL_PLAINTEXT-SCRAM-SHA-512"]
+    kim = Case(login.protocol, login.bootstrap, None, "SCRAM-SHA-256", "kim", "kim-pw")
+    assert "kim" not in admin.list_topics(timeout=WAIT_S).topics  # a round trip as the admin
+    import confluent_kafka
+
+    producer = confluent_kafka.Producer(confluent_conf(kim))
+    producer.produce("kim-topic", b"hello")
+    assert producer.flush(WAIT_S) == 0
+    deletion = UserScramCredentialDeletion("kim", ScramMechanism.SCRAM_SHA_256)
+    for future in admin.alter_user_scram_credentials([deletion]).values():
+        assert future.result(WAIT_S) is None
