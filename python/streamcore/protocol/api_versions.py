@@ -122,6 +122,11 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     61: (0, 0),  # DescribeProducers
     50: (0, 0),  # DescribeUserScramCredentials
     51: (0, 0),  # AlterUserScramCredentials
+    # DescribeAcls, CreateAcls, DeleteAcls: v1-v3 (Kafka 4 dropped v0); v2 is flexible.
+    # Without an authorizer they answer SECURITY_DISABLED, as Kafka does.
+    29: (1, 3),
+    30: (1, 3),
+    31: (1, 3),
 }
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamcore.tools.acls import add_acls_command
 from streamcore.tools.consume import add_consume_command
 from streamcore.tools.groups import add_groups_command
 from streamcore.tools.produce import add_produce_command
@@ -40,4 +41,5 @@ TOOLS = [
     add_groups_command,
     add_log_command,
     add_users_command,
+    add_acls_command,
 ]
