@@ -187,9 +187,33 @@ def tls_wire_client(bootstrap: str, ctx: ssl.SSLContext, server_hostname: str = 
 
 
 def sasl_client(mechanism: str, user: str, password: str) -> Any:
-    from streamcore.client.security import PlainClient, ScramClient
+    """streamcore's client side of ``mechanism``; for OAUTHBEARER ``password`` is the token."""
+    from streamcore.client.security import OAuthBearerClient, PlainClient, ScramClient
 
+    if mechanism == "OAUTHBEARER":
+        return OAuthBearerClient(password)
     return PlainClient(user, password) if mechanism == "PLAIN" else ScramClient(mechanism, user, password)
+
+
+def unsecured_jwt(
+    sub: str | None, exp: float | None, *, iat: float | None = None, alg: str = "none", signature: str = ""
+) -> str:
+    """An unsigned JWS (RFC 7515 compact form with base64url parts), as Kafka's and
+    librdkafka's unsecured token makers produce."""
+    import base64
+    import json
+
+    def part(obj: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
+
+    claims: dict[str, object] = {}
+    if sub is not None:
+        claims["sub"] = sub
+    if exp is not None:
+        claims["exp"] = exp
+    if iat is not None:
+        claims["iat"] = iat
+    return f"{part({'alg': alg})}.{part(claims)}.{signature}"
 
 
 def sasl_login(

@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import stat
+import time
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,19 @@ from streamcore.broker.security.credentials import (
     ScramCredential,
     mechanism_by_type,
 )
-from streamcore.broker.security.mechanisms import AuthenticationFailed, PlainServer, ScramServer
-from streamcore.broker.security.sasl import FailureThrottle, load_plain_users
+from streamcore.broker.security.mechanisms import (
+    AuthenticationFailed,
+    InvalidToken,
+    OAuthBearerServer,
+    PlainServer,
+    ScramServer,
+    validate_unsecured_jws,
+)
+from streamcore.broker.security.sasl import FailureThrottle, load_plain_users, load_token_validator
 from streamcore.client.security import PlainClient, ScramClient
 from streamcore.errors import ConfigError, StorageError
+
+from .certs import unsecured_jwt
 
 SHA256 = SCRAM_MECHANISMS["SCRAM-SHA-256"]
 SHA512 = SCRAM_MECHANISMS["SCRAM-SHA-512"]
@@ -252,3 +262,89 @@ def test_the_throttle_remembers_a_bounded_number_of_addresses() -> None:
     for i in range(5):
         throttle.failed(f"10.0.0.{i}")
     assert [throttle.failures(f"10.0.0.{i}") for i in range(5)] == [0, 0, 1, 1, 1]
+
+
+# -- OAUTHBEARER ---------------------------------------------------------------------------------
+
+
+def oauth_message(token: str, *, authzid: str = "", extensions: str = "") -> bytes:
+    head = f"n,a={authzid}," if authzid else "n,,"
+    return f"{head}\x01auth=Bearer {token}\x01{extensions}\x01".encode()
+
+
+def test_oauthbearer_accepts_an_unsecured_token_and_reports_its_expiry() -> None:
+    exp = time.time() + 3600
+    server = OAuthBearerServer(validate_unsecured_jws)
+    assert (
+        server.evaluate(
+            oauth_message(unsecured_jwt("alice", exp, iat=time.time()), extensions="traceId=abc 1\x01")
+        )
+        == b""
+    )
+    assert (server.complete, server.username, server.expires_at_ms) == (True, "alice", int(exp * 1000))
+    server = OAuthBearerServer(validate_unsecured_jws)
+    assert server.evaluate(oauth_message(unsecured_jwt("alice", exp), authzid="alice")) == b""
+    server = OAuthBearerServer(validate_unsecured_jws)
+    with pytest.raises(AuthenticationFailed, match=r"authorization id \(bob\) that is different .*\(alice\)"):
+        server.evaluate(oauth_message(unsecured_jwt("alice", exp), authzid="bob"))
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (unsecured_jwt("alice", time.time() - 1), "expired"),
+        (unsecured_jwt("alice", None), "No expiration time"),
+        (unsecured_jwt(None, time.time() + 60), "No principal name"),
+        (unsecured_jwt(" ", time.time() + 60), "No principal name"),
+        (unsecured_jwt("alice", time.time() + 60, alg="HS256"), "'none' for an algorithm"),
+        (unsecured_jwt("alice", time.time() + 60, signature="c2ln"), "must not contain a digital signature"),
+        (unsecured_jwt("alice", time.time() + 60, iat=time.time() + 120), "not after the Issued At"),
+        ("abc.def", "3 dot-separated"),
+        ("e30..", "contains '..'"),
+        ("a.e30.", "malformed Base64"),
+    ],
+)
+def test_oauthbearer_refuses_a_bad_token_with_kafkas_json_challenge_then_fails(
+    token: str, reason: str
+) -> None:
+    refused: list[str] = []
+    server = OAuthBearerServer(validate_unsecured_jws, refused.append)
+    assert server.evaluate(oauth_message(token)) == b'{"status":"invalid_token"}'
+    assert reason in refused[0]
+    assert not server.complete
+    with pytest.raises(AuthenticationFailed, match=r'^\{"status":"invalid_token"\}$'):
+        server.evaluate(b"\x01")
+
+
+@pytest.mark.parametrize(
+    "message",
+    [b"n,,auth=Bearer x\x01\x01", b"n,,\x01auth=Basic abc\x01\x01", b"n,,\x01\x01", b"y,,\x01auth=Bearer a\x01\x01",
+     b"n,,\x01auth=Bearer a b\x01\x01", b"\xff"],
+)  # fmt: skip
+def test_malformed_oauthbearer_messages_fail_at_once(message: bytes) -> None:
+    with pytest.raises(AuthenticationFailed, match="OAUTHBEARER"):
+        OAuthBearerServer(validate_unsecured_jws).evaluate(message)
+
+
+def test_a_validator_is_loaded_by_name_and_its_failures_refuse_the_token(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "my_tokens.py").write_text(
+        "from streamcore.broker.security.mechanisms import InvalidToken\n"
+        "def check(token):\n"
+        "    if token == 'good': return ('svc-a', None)\n"
+        "    if token == 'weird': return 'svc-a'\n"
+        "    if token == 'boom': raise RuntimeError('backend down')\n"
+        "    raise InvalidToken('unknown token')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    validator = load_token_validator("my_tokens:check")
+    assert validator("good") == ("svc-a", None)
+    for token, reason in [("bad", "unknown token"), ("boom", "validator failed"), ("weird", "no principal")]:
+        with pytest.raises(InvalidToken, match=reason):
+            validator(token)
+    assert load_token_validator(None) is validate_unsecured_jws
+    for spec, message in [("my_tokens", "not module:callable"), ("no_such_module:x", "cannot load"),
+                          ("my_tokens:nothing", "cannot load"), ("my_tokens:InvalidToken.args", "not callable")]:  # fmt: skip
+        with pytest.raises(ConfigError, match=message):
+            load_token_validator(spec)

@@ -8,6 +8,7 @@ import contextlib
 import random
 import ssl
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,15 @@ from streamcore.errors import ConfigError, ErrorCode
 from streamcore.protocol import messages as m
 from streamcore.protocol.api_versions import ADVERTISED
 
-from .certs import authenticated, client_context, make_pki, sasl_login, sasl_login_raw, tls_wire_client
+from .certs import (
+    authenticated,
+    client_context,
+    make_pki,
+    sasl_login,
+    sasl_login_raw,
+    tls_wire_client,
+    unsecured_jwt,
+)
 
 AUTH_FAILED = ErrorCode.SASL_AUTHENTICATION_FAILED.code
 USERS = {"alice": "alice-pw", "carol": "carol-pw"}
@@ -376,3 +385,32 @@ def test_random_frames_before_authentication_on_a_sasl_ssl_listener_are_never_se
         with authenticated(broker.bootstrap_servers, "PLAIN", "bob", "bob-pw", ctx) as c:
             assert c.request(m.MetadataRequest(topics=None), 1).brokers
             assert "User:bob" in [conn.principal for conn in connections(broker)]
+
+
+# -- OAUTHBEARER ------------------------------------------------------------------------------
+
+
+def test_oauthbearer_sessions_end_with_the_token(tmp_path: Path) -> None:
+    with Broker(
+        listeners="SASL_PLAINTEXT://127.0.0.1:0",
+        sasl_mechanisms="OAUTHBEARER,SCRAM-SHA-512",
+        sasl_connections_max_reauth_ms="10m",
+        sasl_failed_authentication_delay_ms=0,
+    ) as broker:
+        hour = unsecured_jwt("svc-a", time.time() + 3600)
+        with WireClient(broker.bootstrap_servers) as c:
+            ok = sasl_login(c, "OAUTHBEARER", "", hour)
+            # The shorter of connections.max.reauth.ms and the token's remaining life.
+            assert (ok.error_code, ok.session_lifetime_ms) == (0, 600_000)
+            assert [conn.principal for conn in connections(broker)] == ["User:svc-a"]
+            started = time.time()
+            soon = sasl_login(c, "OAUTHBEARER", "", unsecured_jwt("svc-a", started + 120))
+            assert soon.error_code == 0 and 0 < soon.session_lifetime_ms <= 120_000
+            # Re-authenticating with another principal's token is refused.
+            other = sasl_login(c, "OAUTHBEARER", "", unsecured_jwt("svc-b", time.time() + 60))
+            assert other.error_code == AUTH_FAILED and "Cannot change principals" in other.error_message
+        with WireClient(broker.bootstrap_servers) as c:
+            expired = sasl_login(c, "OAUTHBEARER", "", unsecured_jwt("svc-a", time.time() - 5))
+            assert (expired.error_code, expired.error_message) == (AUTH_FAILED, '{"status":"invalid_token"}')
+            assert c.is_closed_by_peer()
+        assert metric(broker, "streamcore_authentication_failures_total") == 2

@@ -109,7 +109,10 @@ class ListenerConfig:
 SECURITY_PROTOCOLS: tuple[str, ...] = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 
 #: The SASL mechanisms the broker speaks.
-SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "OAUTHBEARER")
+#: Those offered unless ``sasl.mechanisms`` says otherwise (OAUTHBEARER needs a validator
+#: to be more than a development aid, so it is asked for explicitly).
+DEFAULT_SASL_MECHANISMS: tuple[str, ...] = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
 @dataclass(frozen=True)
@@ -196,7 +199,7 @@ class SaslConfig:
     """SASL of the SASL_PLAINTEXT and SASL_SSL listeners."""
 
     #: Mechanisms offered, in the order SaslHandshake lists them.
-    mechanisms: tuple[str, ...] = SASL_MECHANISMS
+    mechanisms: tuple[str, ...] = DEFAULT_SASL_MECHANISMS
     #: PLAIN users as ``user:password`` entries.
     plain_users: tuple[str, ...] = ()
     #: A file of ``user:password`` lines (``#`` comments), PLAIN users besides ``plain_users``.
@@ -207,6 +210,9 @@ class SaslConfig:
     #: The answer to the Nth consecutive failed authentication from one address waits
     #: min(2^N x this, 5 s); 0 = no wait.
     failed_authentication_delay_ms: int = 50
+    #: OAUTHBEARER token validator, ``module:callable`` (token -> (principal, expiry ms));
+    #: None = Kafka's unsecured-JWS validator (development only).
+    oauthbearer_validator: str | None = None
 
 
 @dataclass
@@ -680,6 +686,9 @@ SETTINGS: tuple[Setting, ...] = (
     _s("sasl.plain_users", "list", "PLAIN users as user:password entries.", secret=True),
     _s("sasl.plain_users_file", "str", "File of user:password lines, PLAIN users besides sasl.plain_users.",
        cli="--sasl-plain-users-file", optional=True),
+    _s("sasl.oauthbearer_validator", "str",
+       "OAUTHBEARER token validator as module:callable (default: unsecured JWS, development only).",
+       optional=True),
     _s("sasl.connections_max_reauth_ms", "duration",
        "A SASL session's lifetime before the client must re-authenticate (0 = forever).", minimum=0),
     _s("sasl.failed_authentication_delay_ms", "duration",

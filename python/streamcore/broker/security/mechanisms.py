@@ -1,5 +1,5 @@
-"""The server side of the SASL mechanisms: PLAIN (RFC 4616) and SCRAM-SHA-256/512
-(RFC 5802, RFC 7677), with Kafka's messages and checks.
+"""The server side of the SASL mechanisms: PLAIN (RFC 4616), SCRAM-SHA-256/512
+(RFC 5802, RFC 7677) and OAUTHBEARER (RFC 7628), with Kafka's messages and checks.
 
 A mechanism object serves one authentication exchange: :meth:`evaluate` takes the
 client's next token and returns the server's answer, raising :class:`AuthenticationFailed`
@@ -13,12 +13,25 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
+import math
+import re
 import secrets
+import time
 from collections.abc import Callable
 
 from streamcore.broker.security.credentials import ScramCredential, ScramMechanism
 
-__all__ = ["AuthenticationFailed", "PlainServer", "ScramServer", "Mechanism"]
+__all__ = [
+    "AuthenticationFailed",
+    "PlainServer",
+    "ScramServer",
+    "OAuthBearerServer",
+    "InvalidToken",
+    "TokenValidator",
+    "validate_unsecured_jws",
+    "Mechanism",
+]
 
 
 class AuthenticationFailed(Exception):
@@ -241,4 +254,124 @@ class ScramServer:
         return f"v={_b64(server_signature)}".encode("ascii")
 
 
-Mechanism = PlainServer | ScramServer
+class InvalidToken(Exception):
+    """A bearer token was refused; ``str(exc)`` says why (logged, not sent to the client)."""
+
+
+#: ``validate(token) -> (principal name, expiry in epoch ms or None)``; raises InvalidToken.
+TokenValidator = Callable[[str], "tuple[str, int | None]"]
+
+
+def _b64url_json(part: str) -> dict[str, object]:
+    # JWS uses unpadded base64url; Kafka's own unsecured tokens decode with either alphabet.
+    padded = part.replace("-", "+").replace("_", "/") + "=" * (-len(part) % 4)
+    try:
+        value = json.loads(base64.b64decode(padded, validate=True))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise InvalidToken("malformed Base64 URL encoded value or JSON") from None
+    if not isinstance(value, dict):
+        raise InvalidToken("a JWS part is not a JSON object")
+    return value
+
+
+def validate_unsecured_jws(
+    token: str, *, now_ms: Callable[[], float] = lambda: time.time() * 1000
+) -> tuple[str, int | None]:
+    """Kafka's unsecured validator (OAuthBearerUnsecuredValidatorCallbackHandler): an
+    unsigned JWS (``alg`` none, empty signature) whose ``sub`` claim names the principal
+    and whose ``exp`` (seconds) is in the future; ``iat``, when present, must come before
+    ``exp``. Anyone can make such a token: for development only."""
+    if ".." in token:
+        raise InvalidToken("Malformed compact serialization contains '..'")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise InvalidToken(
+            "Unsecured JWS compact serializations must have 3 dot-separated Base64URL-encoded values"
+        )
+    header, claims = _b64url_json(parts[0]), _b64url_json(parts[1])
+    if header.get("alg") != "none":
+        raise InvalidToken("Unsecured JWS must have 'none' for an algorithm")
+    if parts[2]:
+        raise InvalidToken("Unsecured JWS must not contain a digital signature")
+    exp = claims.get("exp")
+    if not isinstance(exp, (int, float)) or isinstance(exp, bool) or not math.isfinite(exp):
+        raise InvalidToken("No expiration time in JWT")
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject.strip():
+        raise InvalidToken("No principal name in JWT claim: sub")
+    iat = claims.get("iat")
+    if iat is not None:
+        if not isinstance(iat, (int, float)) or isinstance(iat, bool):
+            raise InvalidToken("The 'iat' claim is not a number")
+        if exp <= iat:
+            raise InvalidToken("The Expiration Time is not after the Issued At time")
+    if now_ms() >= exp * 1000:
+        raise InvalidToken("The token has expired")
+    return subject, int(exp * 1000)
+
+
+# RFC 7628 client initial response: gs2 header, then key=value pairs each ended by ^A,
+# then a final ^A. Keys are letters; values printable ASCII, space, tab, CR, LF.
+_OAUTH_MESSAGE = re.compile(
+    r"n,(?:a=(?P<authzid>(?:[\x01-\x2b\x2d-\x3c\x3e-\x7f]|=2C|=3D)+))?,"
+    r"\x01(?P<pairs>(?:[A-Za-z]+=[\x21-\x7e \t\r\n]+\x01)*)\x01"
+)
+_AUTH_VALUE = re.compile(r"(?P<scheme>\w+) +(?P<token>[-_~+/.a-zA-Z0-9]+=*)")
+
+
+class OAuthBearerServer:
+    """OAUTHBEARER (RFC 7628, Kafka's KIP-255) with a token validator.
+
+    A refused token is answered, as Kafka does, with a JSON error challenge
+    (``{"status":"invalid_token"}``); the client's ``%x01`` answer to it then fails the
+    exchange. ``expires_at_ms`` is the token's expiry: the session ends with it (KIP-368).
+    """
+
+    name = "OAUTHBEARER"
+
+    def __init__(self, validator: TokenValidator, on_invalid: Callable[[str], None] | None = None) -> None:
+        self._validate = validator
+        self._on_invalid = on_invalid
+        self.complete = False
+        self.username: str | None = None
+        self.expires_at_ms: int | None = None
+        self._error: str | None = None
+
+    def evaluate(self, token: bytes) -> bytes:
+        if self._error is not None:
+            if token == b"\x01":
+                raise AuthenticationFailed(self._error)
+            raise AuthenticationFailed("Invalid OAUTHBEARER message after the server's error")
+        try:
+            text = token.decode("utf-8")
+        except UnicodeDecodeError:
+            raise AuthenticationFailed("Invalid OAUTHBEARER client first message") from None
+        match = _OAUTH_MESSAGE.fullmatch(text)
+        if match is None:
+            raise AuthenticationFailed("Invalid OAUTHBEARER client first message")
+        pairs = dict(item.split("=", 1) for item in match.group("pairs").split("\x01") if item)
+        auth = _AUTH_VALUE.fullmatch(pairs.pop("auth", ""))
+        if auth is None:
+            raise AuthenticationFailed("Invalid OAUTHBEARER client first message: invalid 'auth' format")
+        if auth.group("scheme").lower() != "bearer":
+            raise AuthenticationFailed("Invalid scheme in OAUTHBEARER client first message")
+        try:
+            principal, expires_at_ms = self._validate(auth.group("token"))
+        except InvalidToken as exc:
+            if self._on_invalid is not None:
+                self._on_invalid(str(exc))
+            self._error = json.dumps({"status": "invalid_token"}, separators=(",", ":"))
+            return self._error.encode("ascii")
+        authzid = match.group("authzid")
+        if authzid and _unescape_saslname(authzid) != principal:
+            raise AuthenticationFailed(
+                f"Authentication failed: Client requested an authorization id ({authzid}) that is different "
+                f"from the token's principal name ({principal})"
+            )
+        self.username = principal
+        self.expires_at_ms = expires_at_ms
+        self.complete = True
+        return b""
+
+
+Mechanism = PlainServer | ScramServer | OAuthBearerServer

@@ -19,6 +19,7 @@ A request the state does not allow closes the connection, as Kafka does.
 from __future__ import annotations
 
 import collections
+import importlib
 import logging
 import secrets
 import time
@@ -27,7 +28,16 @@ from pathlib import Path
 
 from streamcore.broker.config import SaslConfig
 from streamcore.broker.security.credentials import SCRAM_MECHANISMS, CredentialStore
-from streamcore.broker.security.mechanisms import AuthenticationFailed, Mechanism, PlainServer, ScramServer
+from streamcore.broker.security.mechanisms import (
+    AuthenticationFailed,
+    InvalidToken,
+    Mechanism,
+    OAuthBearerServer,
+    PlainServer,
+    ScramServer,
+    TokenValidator,
+    validate_unsecured_jws,
+)
 from streamcore.errors import ConfigError, ErrorCode
 from streamcore.protocol.headers import ApiKey
 
@@ -74,6 +84,53 @@ def load_plain_users(cfg: SaslConfig) -> dict[str, str]:
                 raise ConfigError(f"sasl.plain_users_file {path}: line {number} is not user:password")
             users[user.strip()] = password
     return users
+
+
+def load_token_validator(spec: str | None) -> TokenValidator:
+    """The OAUTHBEARER validator named ``module:callable`` (None: the unsecured-JWS one).
+
+    The callable takes the token and returns (principal name, expiry in epoch ms or None),
+    raising ``streamcore.broker.security.mechanisms.InvalidToken`` to refuse it. Any other
+    exception it raises refuses the token too (and is logged). ConfigError when the name
+    cannot be imported.
+    """
+    if spec is None:
+        return validate_unsecured_jws
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigError(f"sasl.oauthbearer_validator: {spec!r} is not module:callable")
+    try:
+        target: object = importlib.import_module(module_name)
+        for part in attr.split("."):
+            target = getattr(target, part)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError(f"sasl.oauthbearer_validator: cannot load {spec!r}: {exc}") from None
+    if not callable(target):
+        raise ConfigError(f"sasl.oauthbearer_validator: {spec!r} is not callable")
+    validator: Callable[[str], object] = target
+
+    def checked(token: str) -> tuple[str, int | None]:
+        try:
+            result = validator(token)
+        except InvalidToken:
+            raise
+        except Exception as exc:
+            log.exception("the OAUTHBEARER validator %s failed", spec)
+            raise InvalidToken(f"the validator failed: {exc}") from None
+        if (
+            not isinstance(result, tuple)
+            or len(result) != 2
+            or not isinstance(result[0], str)
+            or not result[0]
+            or not (result[1] is None or (isinstance(result[1], int) and not isinstance(result[1], bool)))
+        ):
+            log.error(
+                "the OAUTHBEARER validator %s returned %r, not (principal, expiry ms or None)", spec, result
+            )
+            raise InvalidToken("the validator returned no principal")
+        return result[0], result[1]
+
+    return checked
 
 
 class FailureThrottle:
@@ -124,6 +181,14 @@ class SaslAuthenticator:
         self.scram = scram
         self.max_reauth_ms = cfg.connections_max_reauth_ms
         self.throttle = FailureThrottle(cfg.failed_authentication_delay_ms)
+        self.token_validator: TokenValidator | None = None
+        if "OAUTHBEARER" in self.mechanisms:
+            self.token_validator = load_token_validator(cfg.oauthbearer_validator)
+            if cfg.oauthbearer_validator is None:
+                log.warning(
+                    "OAUTHBEARER accepts unsigned tokens (Kafka's unsecured JWS validator): anyone can claim "
+                    "any principal; for development only (set sasl.oauthbearer_validator)"
+                )
         self._cfg = cfg
         # Salts of unknown users are derived from this, so that they are stable per broker run.
         self._secret = secrets.token_bytes(32)
@@ -137,6 +202,9 @@ class SaslAuthenticator:
     def new_mechanism(self, name: str) -> Mechanism:
         if name == "PLAIN":
             return PlainServer(self.plain_users.get)
+        if name == "OAUTHBEARER":
+            assert self.token_validator is not None
+            return OAuthBearerServer(self.token_validator, _log_invalid_token)
         mechanism = SCRAM_MECHANISMS[name]
         store = self.scram
 
@@ -146,12 +214,22 @@ class SaslAuthenticator:
         return ScramServer(mechanism, lookup, self._secret)  # type: ignore[arg-type]
 
 
+def _log_invalid_token(reason: str) -> None:
+    log.debug("OAUTHBEARER token refused: %s", reason)
+
+
 class SaslSession:
     """One connection's SASL state machine (see the module doc)."""
 
-    def __init__(self, authenticator: SaslAuthenticator, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        authenticator: SaslAuthenticator,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._auth = authenticator
         self._clock = clock
+        self._wall_clock = wall_clock
         self.state = INITIAL
         #: Handshake v0: SASL tokens arrive as raw size-prefixed frames.
         self.raw = False
@@ -239,12 +317,22 @@ class SaslSession:
             self.state = COMPLETE
             self._mechanism = None
             self._reauthenticating = False
-            max_ms = self._auth.max_reauth_ms
-            if max_ms > 0:
+            # The session ends at connections.max.reauth.ms, or with the credential (a
+            # token's expiry), whichever comes first (KIP-368).
+            lifetimes = []
+            if self._auth.max_reauth_ms > 0:
+                lifetimes.append(self._auth.max_reauth_ms)
+            expires_at_ms = getattr(mechanism, "expires_at_ms", None)
+            if expires_at_ms is not None:
+                lifetimes.append(max(0, expires_at_ms - int(self._wall_clock() * 1000)))
+            if lifetimes:
+                life_ms = min(lifetimes)
                 # An old client (SaslAuthenticate v0, or raw tokens) cannot re-authenticate:
-                # Kafka closes its connection when the session ends all the same (KIP-368).
-                self.expires_at = self._clock() + max_ms / 1000.0
-                lifetime_ms = max_ms if supports_reauth else 0
+                # Kafka closes its connection when the session ends all the same.
+                self.expires_at = self._clock() + life_ms / 1000.0
+                lifetime_ms = life_ms if supports_reauth else 0
+            else:
+                self.expires_at = None
         return response, lifetime_ms
 
     @property
