@@ -125,7 +125,9 @@ def test_sasl_mechanisms_are_case_insensitive_and_checked():
     cfg = load_config(env={"STREAMCORE_SASL_MECHANISMS": "plain, scram-sha-512"})
     assert cfg.sasl.mechanisms == ("PLAIN", "SCRAM-SHA-512")
     assert load_config(env={}).sasl.mechanisms == ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
-    with pytest.raises(ConfigError, match="'GSSAPI' is not one of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN, OAUTHBEARER"):
+    with pytest.raises(
+        ConfigError, match="'GSSAPI' is not one of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN, OAUTHBEARER"
+    ):
         load_config(env={}, cli={"--sasl-mechanisms": "GSSAPI"})
 
 
