@@ -298,6 +298,18 @@ class GroupsConfig:
 
 
 @dataclass
+class TransactionsConfig:
+    """Transaction coordinator settings (Kafka's names in each setting's help)."""
+
+    #: Largest transaction timeout a producer may ask for, in ms.
+    max_timeout_ms: int = 15 * 60 * 1000
+    #: How often (ms) timed-out transactions are aborted and unfinished ones completed.
+    abort_interval_ms: int = 10_000
+    #: A transactional id idle this long (ms) is forgotten.
+    id_expiration_ms: int = 7 * _DAY_MS
+
+
+@dataclass
 class FetchSessionsConfig:
     """KIP-227 incremental fetch session cache."""
 
@@ -337,6 +349,7 @@ class BrokerConfig:
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
+    transactions: TransactionsConfig = field(default_factory=TransactionsConfig)
     fetch_sessions: FetchSessionsConfig = field(default_factory=FetchSessionsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     log: LogConfig = field(default_factory=LogConfig)
@@ -664,6 +677,13 @@ SETTINGS: tuple[Setting, ...] = (
     _s("groups.initial_rebalance_delay_ms", "duration", "Wait before the first rebalance of an empty group.",
        minimum=0),
     _s("groups.offsets_retention_ms", "duration", "Drop offsets of member-less groups after this.", minimum=1),
+    _s("transactions.max_timeout_ms", "duration",
+       "Largest transaction timeout a producer may ask for (transaction.max.timeout.ms).", minimum=1),
+    _s("transactions.abort_interval_ms", "duration",
+       "How often timed-out transactions are aborted "
+       "(transaction.abort.timed.out.transaction.cleanup.interval.ms).", minimum=1),
+    _s("transactions.id_expiration_ms", "duration",
+       "Forget a transactional id idle this long (transactional.id.expiration.ms).", minimum=1),
     _s("fetch_sessions.max_cache_slots", "int", "Incremental fetch sessions kept.", minimum=0),
     _s("fetch_sessions.eviction_ms", "duration", "A session idle this long may be evicted.", minimum=0),
     _s("metrics.http_port", "int", "Port of the Prometheus /metrics endpoint (none = off, 0 = any free port).",
