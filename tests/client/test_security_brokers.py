@@ -8,8 +8,8 @@ Each case runs against both broker kinds, configured alike: ``apache-kafka`` (a 
 Apache Kafka 4.1.1; java and mvn, one JVM for the module; its test ids name it, so
 these run once, in the native pass, like every Apache Kafka control) and
 ``streamcore`` (the embedded broker, SCRAM users added offline with ``streamcore users
-add`` before it starts). streamcore's broker has no OAUTHBEARER: there the case checks
-the refusal of a mechanism the listener does not enable.
+add`` before it starts). OAUTHBEARER tokens are unsecured JWS, which both brokers'
+development validators accept.
 """
 
 from __future__ import annotations
@@ -58,12 +58,6 @@ class SecuredBroker:
     addresses: dict[str, str]  # security protocol -> host:port
     ca: TestCA
     client_cert: CertFiles  # signed by ``ca``, key encrypted with ``key_password``
-    mechanisms: tuple[str, ...]  # enabled on the SASL listeners
-
-    def refuses(self, case: str) -> bool:
-        """True when ``case`` names a SASL mechanism the listeners do not enable."""
-        mechanism = case.partition("-")[2]
-        return bool(mechanism) and mechanism not in self.mechanisms
 
     def settings(self, case: str, password: str = PASSWORD, user: str = "alice") -> dict[str, Any]:
         """Client settings for ``case`` ("SASL_SSL-PLAIN", "SSL" ...), bootstrap included."""
@@ -93,12 +87,8 @@ CASES = [
     "SASL_SSL-PLAIN",
     "SASL_SSL-SCRAM-SHA-512",
 ]
-#: SASL mechanisms each broker kind's listeners enable here (streamcore's broker has no
-#: OAUTHBEARER): a case with another one checks the refusal instead.
-MECHANISMS = {
-    "apache-kafka": ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"),
-    "streamcore": ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"),
-}
+#: The broker kinds, each configured alike.
+KINDS = ["apache-kafka", "streamcore"]
 
 
 def _apache_kafka(workdir: Path, ca: TestCA, server: CertFiles) -> Iterator[dict[str, str]]:
@@ -144,7 +134,8 @@ def _streamcore(workdir: Path, ca: TestCA, server: CertFiles) -> Iterator[dict[s
         ssl_keyfile=str(server.key),
         ssl_cafile=str(ca.ca_file),
         ssl_client_auth="required",
-        sasl_mechanisms=",".join(MECHANISMS["streamcore"]),
+        # OAUTHBEARER with the development validator of unsecured JWS tokens, as Kafka's default
+        sasl_mechanisms="PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER",
         sasl_plain_users=f"alice:{PASSWORD}",
         # one limit for every SASL session here (Apache Kafka's is per listener and mechanism)
         sasl_connections_max_reauth_ms=REAUTH_MS,
@@ -155,7 +146,7 @@ def _streamcore(workdir: Path, ca: TestCA, server: CertFiles) -> Iterator[dict[s
         yield dict(broker.listeners)
 
 
-@pytest.fixture(scope="module", params=list(MECHANISMS))
+@pytest.fixture(scope="module", params=KINDS)
 def secured(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[SecuredBroker]:
@@ -167,7 +158,7 @@ def secured(
     client = ca.issue("client", "alice", server=False, key_password="client-key-pass")
     start = _apache_kafka if request.param == "apache-kafka" else _streamcore
     for addresses in start(workdir, ca, server):
-        yield SecuredBroker(request.param, addresses, ca, client, MECHANISMS[request.param])
+        yield SecuredBroker(request.param, addresses, ca, client)
 
 
 _counter = iter(range(1_000_000))
@@ -177,17 +168,9 @@ def _name(case: str, what: str) -> str:
     return f"sec-{what}-{case.lower()}-{next(_counter)}"
 
 
-def _check_refused(secured: SecuredBroker, settings: dict[str, Any]) -> None:
-    with pytest.raises(AuthenticationError, match="it offers: PLAIN, SCRAM") as info:
-        Producer(**settings)
-    assert info.value.error is ErrorCode.UNSUPPORTED_SASL_MECHANISM
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_blocking_clients_produce_and_consume(secured: SecuredBroker, case: str) -> None:
     settings = secured.settings(case)
-    if secured.refuses(case):
-        return _check_refused(secured, settings)
     topic = _name(case, "blocking")
     with AdminClient(**settings) as admin:
         admin.create_topic(topic, num_partitions=2)
@@ -209,8 +192,6 @@ def test_blocking_clients_produce_and_consume(secured: SecuredBroker, case: str)
 @pytest.mark.parametrize("case", CASES)
 def test_asyncio_clients_produce_and_consume(secured: SecuredBroker, case: str) -> None:
     settings = secured.settings(case)
-    if secured.refuses(case):
-        return _check_refused(secured, settings)
     topic = _name(case, "aio")
 
     async def main() -> list[bytes]:
