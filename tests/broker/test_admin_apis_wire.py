@@ -553,24 +553,66 @@ def test_describe_producers_lists_idempotent_producers(client: WireClient) -> No
     assert unknown.error_code == E.UNKNOWN_TOPIC_OR_PARTITION.code
 
 
-# ---------------------------------------------------------------- transactions fail fast
+# ---------------------------------------------------------------- transaction coordinator
 
 
 @pytest.mark.parametrize("version", [1, 3, 4])
-def test_find_coordinator_for_a_transactional_id_is_a_fatal_error(client: WireClient, version: int) -> None:
+def test_find_coordinator_for_a_transactional_id_answers_this_broker(
+    broker: Any, client: WireClient, version: int
+) -> None:
     if version >= 4:
         req = m.FindCoordinatorRequest(key_type=1, coordinator_keys=["txn"])
     else:
         req = m.FindCoordinatorRequest(key="txn", key_type=1)
     resp = client.request(req, version)
     entry = resp.coordinators[0] if version >= 4 else resp
-    assert entry.error_code == E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code
-    assert "does not support transactions" in entry.error_message
+    assert entry.error_code == 0
+    assert entry.node_id == broker.config.node_id
+    assert f"{entry.host}:{entry.port}" == broker.bootstrap_servers
 
 
-def test_init_producer_id_with_a_transactional_id_is_refused(client: WireClient) -> None:
-    resp = client.request(m.InitProducerIdRequest(transactional_id="txn", transaction_timeout_ms=60_000), 4)
-    assert resp.error_code == E.TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code
+def test_find_coordinator_for_an_unknown_key_type_is_an_invalid_request(client: WireClient) -> None:
+    resp = client.request(m.FindCoordinatorRequest(key_type=2, coordinator_keys=["share"]), 4)
+    assert resp.coordinators[0].error_code == E.INVALID_REQUEST.code
+    assert resp.coordinators[0].node_id == -1
+
+
+def test_init_producer_id_with_a_transactional_id_bumps_the_epoch(client: WireClient) -> None:
+    first = client.request(m.InitProducerIdRequest(transactional_id="txn", transaction_timeout_ms=60_000), 4)
+    assert first.error_code == 0
+    assert first.producer_id >= 0 and first.producer_epoch == 0
+    # A second producer of the same id gets the same producer id, the next epoch (fencing
+    # the first).
+    again = client.request(m.InitProducerIdRequest(transactional_id="txn", transaction_timeout_ms=60_000), 4)
+    assert (again.error_code, again.producer_id, again.producer_epoch) == (0, first.producer_id, 1)
+    # The first producer, naming its old epoch (KIP-360), is fenced.
+    stale = client.request(
+        m.InitProducerIdRequest(
+            transactional_id="txn",
+            transaction_timeout_ms=60_000,
+            producer_id=first.producer_id,
+            producer_epoch=0,
+        ),
+        4,
+    )
+    assert stale.error_code == E.PRODUCER_FENCED.code
+    stale = client.request(
+        m.InitProducerIdRequest(
+            transactional_id="txn",
+            transaction_timeout_ms=60_000,
+            producer_id=first.producer_id,
+            producer_epoch=0,
+        ),
+        3,
+    )
+    assert stale.error_code == E.INVALID_PRODUCER_EPOCH.code
+
+
+def test_init_producer_id_refuses_a_timeout_above_the_maximum(client: WireClient) -> None:
+    resp = client.request(
+        m.InitProducerIdRequest(transactional_id="txn", transaction_timeout_ms=15 * 60 * 1000 + 1), 4
+    )
+    assert resp.error_code == E.INVALID_TRANSACTION_TIMEOUT.code
     assert resp.producer_id == -1
 
 

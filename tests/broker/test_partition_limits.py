@@ -68,15 +68,15 @@ def test_a_topic_with_more_partitions_than_one_request_may_add_is_a_policy_viola
 def test_the_broker_wide_partition_cap_refuses_with_invalid_partitions(
     streamcore_broker_factory: Callable[..., Any],
 ) -> None:
-    # __consumer_offsets holds one partition of the 10.
+    # __consumer_offsets and __transaction_state hold one partition each of the 10.
     broker = streamcore_broker_factory(topics_max_partitions=10)
     with WireClient(broker.bootstrap_servers) as c:
         assert _create(c, {"a": 6})["a"][0] == 0
-        code, message = _create(c, {"b": 4})["b"]
+        code, message = _create(c, {"b": 3})["b"]
         assert code == ErrorCode.INVALID_PARTITIONS.code
         assert message is not None and "topics.max_partitions" in message
-        assert _create(c, {"b": 3})["b"][0] == 0
-        assert _grow(c, "b", 4)[0] == ErrorCode.INVALID_PARTITIONS.code
+        assert _create(c, {"b": 2})["b"][0] == 0
+        assert _grow(c, "b", 3)[0] == ErrorCode.INVALID_PARTITIONS.code
         # Auto-creation takes the same path and is refused the same way once full.
         c.request(
             m.MetadataRequest(

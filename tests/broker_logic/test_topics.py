@@ -13,6 +13,7 @@ from streamcore.broker.topics import (
     CONFIG_SOURCE_STATIC_BROKER,
     CONFIG_SOURCE_TOPIC,
     OFFSETS_TOPIC,
+    TRANSACTION_STATE_TOPIC,
     TopicError,
     TopicManager,
     validate_topic_name,
@@ -67,17 +68,38 @@ def test_catalogue_file_is_valid_json_and_no_temp_file_remains(tmp_path):
     assert not (tmp_path / "data" / "topics.json.tmp").exists()
 
 
-def test_internal_offsets_topic_exists_but_is_hidden(tmp_path):
+def test_internal_topics_exist_but_are_hidden(tmp_path):
     with manager(tmp_path) as tm:
         assert tm.list_topics() == []
         internal = tm.list_topics(include_internal=True)
-        assert [(t.name, t.partitions, t.internal) for t in internal] == [(OFFSETS_TOPIC, 1, True)]
-        with pytest.raises(TopicError) as info:
-            tm.create_topic(OFFSETS_TOPIC)
-        assert info.value.error_code == E.TOPIC_ALREADY_EXISTS.code
-        with pytest.raises(TopicError) as info:
-            tm.delete_topic(OFFSETS_TOPIC)
-        assert info.value.error_code == E.INVALID_TOPIC.code
+        assert [(t.name, t.partitions, t.internal) for t in internal] == [
+            (OFFSETS_TOPIC, 1, True),
+            (TRANSACTION_STATE_TOPIC, 1, True),
+        ]
+        for name in (OFFSETS_TOPIC, TRANSACTION_STATE_TOPIC):
+            with pytest.raises(TopicError) as info:
+                tm.create_topic(name)
+            assert info.value.error_code == E.TOPIC_ALREADY_EXISTS.code
+            with pytest.raises(TopicError) as info:
+                tm.delete_topic(name)
+            assert info.value.error_code == E.INVALID_TOPIC.code
+            with pytest.raises(TopicError) as info:
+                tm.create_partitions(name, 2)
+            assert info.value.error_code == E.INVALID_PARTITIONS.code
+
+
+def test_transaction_state_topic_is_compacted_and_kept(tmp_path):
+    with manager(tmp_path) as tm:
+        configs = tm.get(TRANSACTION_STATE_TOPIC).configs
+        assert configs["cleanup.policy"] == "compact"
+        assert configs["retention.ms"] == configs["retention.bytes"] == "-1"
+        cfg = tm.topic_config(TRANSACTION_STATE_TOPIC)
+        assert cfg.cleanup_policy == ("compact",)
+    # Created once: a reopened data directory keeps the same topic (and id).
+    with manager(tmp_path) as tm:
+        first = tm.get(TRANSACTION_STATE_TOPIC)
+    with manager(tmp_path) as tm:
+        assert tm.get(TRANSACTION_STATE_TOPIC).topic_id == first.topic_id
 
 
 @pytest.mark.parametrize("rf", [0, 2, 3, -2])
@@ -206,7 +228,7 @@ def test_open_all_opens_every_partition(tmp_path):
     with manager(tmp_path) as tm:
         tm.create_topic("a", 2)
         tm.create_topic("b", 1)
-        assert tm.open_all() == 4  # offsets topic included
+        assert tm.open_all() == 5  # the offsets and transaction state topics included
 
 
 def test_delete_topic_removes_data_and_allows_recreation(tmp_path):

@@ -3,8 +3,9 @@
 Each client runs the same steps against streamcore and against a real Apache Kafka broker
 (the control, ``apache_kafka_bootstrap``): where the answers differ, ours is wrong. What
 cannot match by design is checked apart: a broker config change (Kafka has dynamic
-broker configs; streamcore's are static) and transactions (which streamcore lacks, so a
-transactional producer must fail at once with a fatal error, in every client).
+broker configs; streamcore's are static). Transactions: the offsets ListOffsets gives
+each isolation level around an open, a committed and an aborted transaction, and a
+transactional producer's init_transactions from each client.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaException, Producer, TopicPartition
+from confluent_kafka import (
+    Consumer,
+    ConsumerGroupTopicPartitions,
+    IsolationLevel,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -249,29 +257,78 @@ def test_a_static_broker_config_is_refused_like_kafka_refuses_one(
     assert change_log_dirs(interop_broker.bootstrap_servers) == change_log_dirs(apache_kafka_bootstrap)
 
 
-# ---------------------------------------------------------------- transactions fail fast
+# ---------------------------------------------------------------- transactions
 
 
-def test_confluent_init_transactions_fails_at_once_with_a_fatal_error(interop_broker: Broker) -> None:
-    producer = Producer({"bootstrap.servers": interop_broker.bootstrap_servers, "transactional.id": "tx-c"})
+def transaction_offsets(bootstrap: str) -> list[tuple[str, int, int]]:
+    """(step, latest offset read_uncommitted, latest offset read_committed) of a one-partition
+    topic through an open, a committed and an aborted transaction."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic = f"txo-{uuid.uuid4().hex[:8]}"
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(STEP_TIMEOUT_S)
+    tp = TopicPartition(topic, 0)
+
+    def latest(step: str) -> tuple[str, int, int]:
+        ends = []
+        for level in (IsolationLevel.READ_UNCOMMITTED, IsolationLevel.READ_COMMITTED):
+            [future] = admin.list_offsets({tp: OffsetSpec.latest()}, isolation_level=level).values()
+            ends.append(future.result(STEP_TIMEOUT_S).offset)
+        return step, ends[0], ends[1]
+
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{topic}"})
+    producer.init_transactions(STEP_TIMEOUT_S)
+    steps = []
+    producer.begin_transaction()
+    for i in range(3):
+        producer.produce(topic, value=b"%d" % i, partition=0)
+    producer.flush(STEP_TIMEOUT_S)
+    steps.append(latest("open"))
+    producer.commit_transaction(STEP_TIMEOUT_S)
+    steps.append(latest("committed"))
+    producer.begin_transaction()
+    producer.produce(topic, value=b"dropped", partition=0)
+    producer.flush(STEP_TIMEOUT_S)
+    steps.append(latest("open again"))
+    producer.abort_transaction(STEP_TIMEOUT_S)
+    steps.append(latest("aborted"))
+    return steps
+
+
+def test_transaction_offsets_match_apache_kafka(interop_broker: Broker, apache_kafka_bootstrap: str) -> None:
+    ours = transaction_offsets(interop_broker.bootstrap_servers)
+    # 3 records, the COMMIT marker, 1 record, the ABORT marker; read_committed stops at
+    # the first offset of the open transaction.
+    assert ours == [("open", 3, 0), ("committed", 4, 4), ("open again", 5, 4), ("aborted", 6, 6)]
+    assert ours == transaction_offsets(apache_kafka_bootstrap)
+
+
+def test_a_second_confluent_producer_fences_the_first(interop_broker: Broker) -> None:
+    bootstrap = interop_broker.bootstrap_servers
+    first = Producer({"bootstrap.servers": bootstrap, "transactional.id": "tx-c"})
+    first.init_transactions(STEP_TIMEOUT_S)
+    first.begin_transaction()
+    first.produce("fenced", value=b"zombie")
+    first.flush(STEP_TIMEOUT_S)
+    second = Producer({"bootstrap.servers": bootstrap, "transactional.id": "tx-c"})
+    second.init_transactions(STEP_TIMEOUT_S)  # aborts the first's transaction
     with pytest.raises(KafkaException) as info:
-        producer.init_transactions(30)
+        first.commit_transaction(STEP_TIMEOUT_S)
     error = info.value.args[0]
-    assert error.name() == "TRANSACTIONAL_ID_AUTHORIZATION_FAILED"
-    assert error.fatal() and not error.retriable()
-    assert "does not support transactions" in error.str()
+    assert error.fatal(), error
+    assert error.name() in ("_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH"), error
 
 
-def test_kafka_python_init_transactions_fails_with_a_fatal_error(interop_broker: Broker) -> None:
+def test_kafka_python_init_transactions_succeeds(interop_broker: Broker) -> None:
     from kafka import KafkaProducer
-    from kafka.errors import TransactionalIdAuthorizationFailedError
 
     producer = KafkaProducer(
         bootstrap_servers=interop_broker.bootstrap_servers, transactional_id="tx-kp", max_block_ms=30_000
     )
     try:
-        with pytest.raises(TransactionalIdAuthorizationFailedError):
-            producer.init_transactions()
+        producer.init_transactions()
+        producer.begin_transaction()
+        producer.send("kp-txn", b"v").get(timeout=STEP_TIMEOUT_S)
+        producer.commit_transaction()
     finally:
         producer.close(timeout=0)
 
@@ -321,5 +378,5 @@ def test_java_admin_client_against_streamcore(
 ) -> None:
     lines = admin_check(java_builds.classpath(version), interop_broker.bootstrap_servers, True)
     assert lines[:-1] == JAVA_EXPECTED
-    # Transactions: the fatal authorization error, not a wait for max.block.ms.
-    assert lines[-1].startswith("init-transactions TransactionalIdAuthorizationException "), lines[-1]
+    # A transactional producer starts.
+    assert lines[-1].startswith("init-transactions ok "), lines[-1]

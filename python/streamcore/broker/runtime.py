@@ -41,6 +41,7 @@ class BrokerRuntime:
         self._server: KafkaServer | None = None
         self._metrics_server: asyncio.base_events.Server | None = None
         self._housekeeping_task: asyncio.Task[None] | None = None
+        self._transactions_task: asyncio.Task[None] | None = None
         self._started = False
         self._stopped = False
 
@@ -160,6 +161,7 @@ class BrokerRuntime:
         state.advertised_port = first.advertised_port
         _warn_unauthenticated(listeners, cfg)
         self._housekeeping_task = asyncio.get_running_loop().create_task(self._housekeeping())
+        self._transactions_task = asyncio.get_running_loop().create_task(self._transactions_loop())
         if cfg.metrics.http_port is not None:
             try:
                 self._metrics_server = await serve_metrics(
@@ -214,6 +216,8 @@ class BrokerRuntime:
         # answered as a duplicate instead of being written twice.
         state = self.state
         try:
+            # Its open and aborted transactions come from the recovered log too.
+            state.transactions.partitions.load(key, plog)
             largest = state.producers.rebuild_from_log(key, plog)  # type: ignore[arg-type]
             if largest >= 0:
                 state.producer_ids.observe(largest)
@@ -232,10 +236,27 @@ class BrokerRuntime:
             self.state.metrics_port = None
         if self._housekeeping_task is not None:
             self._housekeeping_task.cancel()
+        if self._transactions_task is not None:
+            self._transactions_task.cancel()
+        # Markers still being written are abandoned: their Prepare* records make the next
+        # start finish them.
+        await self.state.transactions.stop()
         # Closing a log drains its queue, fsyncs, checkpoints and writes the clean-shutdown marker.
         await asyncio.get_running_loop().run_in_executor(None, self.state.close)
         if self._dir_lock is not None:
             self._dir_lock.release()
+
+    async def _transactions_loop(self) -> None:
+        """At start and every transactions.abort_interval_ms: finish transactions a stop
+        left between decision and markers, abort timed-out ones, expire idle ids."""
+        coordinator = self.state.transactions
+        interval = self.config.transactions.abort_interval_ms / 1000.0
+        while True:
+            try:
+                await coordinator.tick()
+            except Exception:  # housekeeping failures must not stop the broker
+                log.exception("transaction housekeeping failed")
+            await asyncio.sleep(interval)
 
     async def _housekeeping(self) -> None:
         """On the retention interval: expired offsets of empty groups, idle producer state.

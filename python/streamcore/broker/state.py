@@ -1,7 +1,8 @@
 """The broker's shared state: what every connection and handler works with.
 
 ``BrokerState`` opens the data directory's contents (topic catalogue, partition
-logs, committed offsets, producer ids) and closes them again; it starts nothing.
+logs, committed offsets, producer ids, transaction state) and closes them again; it
+starts nothing.
 The process around it (data-directory lock, listener, ``/metrics``, background
 loops) is ``streamcore.broker.runtime``.
 """
@@ -24,6 +25,12 @@ from streamcore.broker.producer_state import ProducerIdManager, ProducerStateMan
 from streamcore.broker.security.credentials import CredentialStore
 from streamcore.broker.security.sasl import SaslAuthenticator
 from streamcore.broker.topics import TopicManager
+from streamcore.broker.transactions import (
+    TransactionalPartitions,
+    TransactionCoordinator,
+    TransactionSettings,
+    make_marker_appender,
+)
 from streamcore.metrics import Counter
 
 log = logging.getLogger("streamcore.broker")
@@ -78,6 +85,9 @@ class BrokerState:
         self.appender: Appender
         self.coordinator: GroupCoordinator
         self.fetch_sessions: FetchSessionCache
+        #: The transaction coordinator; also the per-partition LSO and aborted index
+        #: (``transactions.partitions``).
+        self.transactions: TransactionCoordinator
         self.delayed = DelayedFetch()
         #: SCRAM credentials of the data directory (DescribeUserScramCredentials and
         #: AlterUserScramCredentials, SCRAM authentication).
@@ -95,7 +105,7 @@ class BrokerState:
 
     def open(self) -> None:
         """Read the data directory: catalogue, every partition log (recovered now, so the
-        first request does not pay for it), committed offsets and producer state.
+        first request does not pay for it), committed offsets, producer and transaction state.
 
         The caller holds the data-directory lock.
         """
@@ -134,6 +144,26 @@ class BrokerState:
             largest = self.producers.rebuild_from_log((topic, partition), plog)
             if largest >= 0:
                 self.producer_ids.observe(largest)
+        # Every partition's open and aborted transactions, from its files and batch
+        # headers (now, so that no request pays for a scan), then the coordinator's state.
+        partitions = TransactionalPartitions(self.topics.log)
+        for key, plog in self.topics.open_logs():
+            partitions.load(key, plog)
+        txn = cfg.transactions
+        self.transactions = TransactionCoordinator(
+            self.topics.transaction_state_log(),
+            producer_ids=self.producer_ids,
+            partitions=partitions,
+            append_marker=make_marker_appender(self.topics),
+            offsets=self.offsets,
+            on_partition_change=self.delayed.notify,
+            settings=TransactionSettings(
+                max_timeout_ms=txn.max_timeout_ms,
+                abort_interval_ms=txn.abort_interval_ms,
+                transactional_id_expiration_ms=txn.id_expiration_ms,
+            ),
+        )
+        self.transactions.load()
         self.fetch_sessions = FetchSessionCache(
             max_slots=cfg.fetch_sessions.max_cache_slots, eviction_ms=cfg.fetch_sessions.eviction_ms
         )
@@ -144,6 +174,9 @@ class BrokerState:
         if not self._opened:
             return
         self._opened = False
+        transactions = getattr(self, "transactions", None)
+        if transactions is not None:
+            transactions.close()
         coordinator = getattr(self, "coordinator", None)
         if coordinator is not None:
             coordinator.close()
@@ -191,6 +224,7 @@ class BrokerState:
         self.offsets.delete_topic(name)
         for p in range(partitions):
             self.producers.forget_partition((name, p))
+            self.transactions.partitions.forget((name, p))
         self.fetch_sessions.forget_partitions(lambda key: isinstance(key, tuple) and key[0] == name)
         self.delayed.notify_topic_deleted(name)
 

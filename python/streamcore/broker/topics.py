@@ -10,8 +10,9 @@ closing) are kept by its :class:`streamcore.storage.log_manager.LogManager`
 are :class:`TopicError` carrying the Kafka error code a handler should answer with.
 
 Single node: the replication factor is always 1 (``-1`` = broker default, also 1).
-The internal topic ``__consumer_offsets`` (one partition) holds committed
-offsets; it is hidden from normal listings.
+The internal topics ``__consumer_offsets`` (committed offsets) and
+``__transaction_state`` (the transaction coordinator's records), one compacted
+partition each, are hidden from normal listings.
 
 Thread safety: methods take an internal lock, so the retention thread may run
 while the event loop creates or deletes topics. Opening a log recovers it from disk and may block for a moment.
@@ -53,6 +54,7 @@ from streamcore.storage.log_manager import LogManager
 
 __all__ = [
     "OFFSETS_TOPIC",
+    "TRANSACTION_STATE_TOPIC",
     "TOPIC_CONFIG_NAMES",
     "ConfigEntry",
     "TopicConfig",
@@ -77,6 +79,17 @@ _OFFSETS_CONFIGS = {
     "retention.ms": "-1",
     "retention.bytes": "-1",
     "segment.bytes": str(_OFFSETS_SEGMENT_BYTES),
+}
+
+#: Internal topic holding the transaction coordinator's state (partition 0).
+TRANSACTION_STATE_TOPIC = "__transaction_state"
+# Kafka's: compacted (the latest record per transactional id is what counts), 100 MiB
+# segments (transaction.state.log.segment.bytes).
+_TRANSACTION_STATE_CONFIGS = {
+    "cleanup.policy": "compact",
+    "retention.ms": "-1",
+    "retention.bytes": "-1",
+    "segment.bytes": str(100 * 1024 * 1024),
 }
 
 _CATALOGUE = "topics.json"
@@ -146,6 +159,8 @@ class TopicManager:
         #: The partition logs (opening, retention, removal, closing).
         self.logs = LogManager(self.data_dir, log_factory=log_factory, on_damage=config.storage.on_damage)
         self._load()
+        if TRANSACTION_STATE_TOPIC not in self._topics:
+            self._create_locked(TRANSACTION_STATE_TOPIC, 1, dict(_TRANSACTION_STATE_CONFIGS), internal=True)
         if OFFSETS_TOPIC not in self._topics:
             self._create_locked(OFFSETS_TOPIC, 1, dict(_OFFSETS_CONFIGS), internal=True)
         elif "cleanup.policy" not in self._topics[OFFSETS_TOPIC].configs:
@@ -650,6 +665,10 @@ class TopicManager:
             dedupe_buffer_bytes=storage.cleaner_dedupe_buffer_bytes,
             backoff_ms=storage.cleaner_backoff_ms,
         )
+
+    def transaction_state_log(self) -> Any:
+        """Partition 0 of ``__transaction_state``, for the transaction coordinator."""
+        return self.log(TRANSACTION_STATE_TOPIC, 0)
 
     def offsets_log(self) -> Any:
         """Partition 0 of ``__consumer_offsets``, for the offset store."""

@@ -127,6 +127,15 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     29: (1, 3),
     30: (1, 3),
     31: (1, 3),
+    # Transactions, protocol version 1: EndTxn v5 and TxnOffsetCommit v5 belong to
+    # KIP-890 part 2 (an epoch bump per transaction), which is not implemented.
+    # AddPartitionsToTxn v4-5 are the broker-to-broker batched/verify-only forms.
+    24: (0, 5),  # AddPartitionsToTxn
+    25: (0, 4),  # AddOffsetsToTxn
+    26: (0, 4),  # EndTxn
+    28: (0, 4),  # TxnOffsetCommit
+    65: (0, 0),  # DescribeTransactions
+    66: (0, 2),  # ListTransactions
 }
 
 

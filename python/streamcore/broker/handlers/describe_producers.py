@@ -1,10 +1,11 @@
-"""DescribeProducers (61): the idempotent producers active on partitions.
+"""DescribeProducers (61): the idempotent and transactional producers active on partitions.
 
 v0 only (Kafka's range; flexible). Per partition, each producer the broker tracks
 for sequence checks: id, epoch, last sequence written and last timestamp (the
 newest batch's max timestamp when rebuilt from the log at start, else the broker's
-clock at the producer's last write, ms). There are no transactions, so the
-coordinator epoch and current transaction start offset are always -1. Producers
+clock at the producer's last write, ms) and the first offset of its transaction open
+in the partition (-1 when none; what Kafka's tools use to find hanging transactions).
+The coordinator epoch is always -1 (markers are not tracked per producer). Producers
 idle past the expiry (one day) are forgotten, as in Kafka. An unknown partition is
 UNKNOWN_TOPIC_OR_PARTITION.
 
@@ -54,6 +55,7 @@ def handle(
                 out.error_message = f"topic {t.name!r} has no partition {index}"
                 state.metrics.error(out.error_code)
                 continue
+            open_txns = state.transactions.partitions.ongoing(t.name, index)
             out.active_producers = [
                 DescribeProducersResponse_ProducerState(
                     producer_id=pid,
@@ -61,7 +63,7 @@ def handle(
                     last_sequence=last_sequence,
                     last_timestamp=last_timestamp,
                     coordinator_epoch=-1,
-                    current_txn_start_offset=-1,
+                    current_txn_start_offset=open_txns.get(pid, -1),
                 )
                 for pid, epoch, last_sequence, last_timestamp in state.producers.describe((t.name, index))
             ]

@@ -1,9 +1,12 @@
 """Fetch (1): read record batches, long-polling until min_bytes or max_wait.
 
 Advertised v4-v12. v4 is the first version whose records are message format v2 and
-carries last_stable_offset and aborted transactions (always none here: there are no
-transactions, so read_committed reads what read_uncommitted does and the last stable
-offset is the high watermark); v5 log start offsets; v7 incremental fetch sessions
+carries last_stable_offset (reported whatever the isolation level: the offset of the
+first open transaction's first batch, else the high watermark) and aborted
+transactions: with isolation_level read_committed (1) a partition answers only whole
+batches starting below its last stable offset, with the aborted transactions among
+them (producer id, first offset) so that the consumer drops their batches; v5 log
+start offsets; v7 incremental fetch sessions
 (KIP-227); v11 rack ids / preferred read replica (always -1: one broker); v12 is
 flexible. v13 would name topics by id.
 
@@ -27,10 +30,12 @@ from typing import TYPE_CHECKING, cast
 from streamcore.broker.authorizer import AclOperation, ResourceType
 from streamcore.broker.fetch_sessions import FetchContext, FetchPartition
 from streamcore.broker.topics import TopicError
+from streamcore.broker.transactions import committed_prefix
 from streamcore.errors import ErrorCode, OffsetOutOfRangeError, StorageError
 from streamcore.protocol.messages import (
     FetchRequest,
     FetchResponse,
+    FetchResponse_AbortedTransaction,
     FetchResponse_FetchableTopicResponse,
     FetchResponse_PartitionData,
 )
@@ -60,11 +65,13 @@ def _read(
     wanted: list[tuple[tuple[str, int], FetchPartition]],
     max_bytes: int,
     denied: set[str] | None = None,
+    read_committed: bool = False,
 ) -> tuple[list[FetchResponse_PartitionData], int, bool]:
     """Read every wanted partition once.
 
     ``wanted`` is a list of ((topic, partition), FetchPartition); partitions of the
-    ``denied`` topics get TOPIC_AUTHORIZATION_FAILED without being read. Returns
+    ``denied`` topics get TOPIC_AUTHORIZATION_FAILED without being read;
+    ``read_committed`` stops each partition at its last stable offset. Returns
     (partition data in the same order, bytes of records, whether any partition read
     had an error).
     """
@@ -72,6 +79,7 @@ def _read(
     total = 0
     error = False
     tm = state.topics
+    transactions = state.transactions
     for (topic, partition), req in wanted:
         pd = FetchResponse_PartitionData(partition_index=partition, records=b"")
         out.append(pd)
@@ -94,11 +102,15 @@ def _read(
             error = True
             continue
         hw = plog.high_watermark
-        pd.high_watermark = pd.last_stable_offset = hw
+        # Kafka reports the last stable offset whatever the isolation level.
+        lso = transactions.lso(topic, partition, hw)
+        pd.high_watermark, pd.last_stable_offset = hw, lso
         pd.log_start_offset = plog.log_start_offset
         offset = req.fetch_offset
         if offset == hw:
             continue
+        if read_committed and lso <= offset < hw:
+            continue  # nothing stable to read yet: the fetch waits for a marker
         limit = min(req.partition_max_bytes, max_bytes - total)
         if limit <= 0 and total > 0:
             continue
@@ -125,6 +137,14 @@ def _read(
             pd.error_code = _STORAGE if damage.missing else _CORRUPT
             error = True
             continue
+        if read_committed:
+            # Only whole batches below the LSO, and the aborted transactions among them
+            # (the consumer drops their batches).
+            data, upper = committed_prefix(data, lso)
+            pd.aborted_transactions = [
+                FetchResponse_AbortedTransaction(producer_id=pid, first_offset=first)
+                for pid, first in transactions.aborted_transactions(topic, partition, offset, upper)
+            ]
         pd.records = data
         total += len(data)
     return out, total, error
@@ -177,7 +197,8 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
             for topic in {topic for (topic, _), _ in wanted}:
                 if not authorizer.allows(ctx, _READ, _TOPIC, topic):
                     denied.add(topic)
-    data, total, error = _read(state, wanted, max_bytes, denied)
+    read_committed = request.isolation_level == 1
+    data, total, error = _read(state, wanted, max_bytes, denied, read_committed)
     # Only partitions the sender may read are waited on (none: answer at once, as Kafka does).
     readable = [w for w in wanted if w[0][0] not in denied] if denied else wanted
     if total < request.min_bytes and request.max_wait_ms > 0 and not error and readable:
@@ -188,7 +209,7 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
             if remaining_ms <= 0:
                 break
             woken = await state.delayed.wait_for(keys, None, remaining_ms)
-            data, total, error = _read(state, wanted, max_bytes, denied)
+            data, total, error = _read(state, wanted, max_bytes, denied, read_committed)
             if not woken or total >= request.min_bytes or error:
                 break
 

@@ -2,8 +2,8 @@
 after a timestamp.
 
 Advertised v1-v10 (v0's multi-offset form is gone from the spec). v2 adds the
-isolation level (read_committed sees the same offsets: no transactions, so the last
-stable offset is the high watermark); v4 leader epochs; v6 is flexible; v7 the
+isolation level (read_committed: latest is the last stable offset, and a timestamp
+query finds nothing at or past it, as in Kafka); v4 leader epochs; v6 is flexible; v7 the
 max-timestamp query (-3); v8 earliest-local (-4, the same as earliest here: there is
 no tiered storage); v9 latest-tiered (-5: none, so -1/-1); v10 a timeout.
 
@@ -109,8 +109,12 @@ def handle(state: BrokerState, ctx: RequestContext, request: ListOffsetsRequest)
                 resp.error_code = exc.error_code
                 continue
             ts = p.timestamp
+            # read_committed (v2+) sees offsets below the last stable offset only.
+            committed = ctx.api_version >= 2 and request.isolation_level == 1
+            hw = log.high_watermark
+            end = state.transactions.lso(t.name, p.partition_index, hw) if committed else hw
             if ts == _LATEST:
-                resp.timestamp, resp.offset = -1, log.high_watermark
+                resp.timestamp, resp.offset = -1, end
             elif ts in (_EARLIEST, _EARLIEST_LOCAL):
                 resp.timestamp, resp.offset = -1, log.log_start_offset
             elif ts == _LATEST_TIERED:
@@ -119,6 +123,8 @@ def handle(state: BrokerState, ctx: RequestContext, request: ListOffsetsRequest)
                 resp.timestamp, resp.offset = _max_timestamp(log)
             else:
                 resp.timestamp, resp.offset = _by_timestamp(log, ts)
+            if committed and ts not in (_LATEST, _EARLIEST, _EARLIEST_LOCAL) and resp.offset >= end:
+                resp.timestamp, resp.offset = -1, -1  # Kafka: no answer at or past the LSO
             resp.leader_epoch = 0
         topics_out.append(ListOffsetsResponse_ListOffsetsTopicResponse(name=t.name, partitions=parts))
     return ListOffsetsResponse(topics=topics_out)

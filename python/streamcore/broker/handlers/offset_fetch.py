@@ -2,7 +2,9 @@
 
 Advertised v1-v9. v2 lets the topic list be null (every partition the group
 committed) and adds a top-level error; v5 leader epochs; v6 is flexible; v7
-require_stable (always stable here: no transactions); v8 batches several groups;
+require_stable: a partition with a transactional offset commit still pending (its
+transaction not yet ended) answers UNSTABLE_OFFSET_COMMIT, which the consumer retries,
+instead of an offset about to change; v8 batches several groups;
 v9 adds the member id/epoch of the new consumer protocol (ignored: classic groups).
 A partition without a committed offset answers offset -1 with no error.
 
@@ -39,6 +41,7 @@ REQUEST = OffsetFetchRequest
 
 _TOPIC_DENIED = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
 _GROUP_DENIED = ErrorCode.GROUP_AUTHORIZATION_FAILED.code
+_UNSTABLE = ErrorCode.UNSTABLE_OFFSET_COMMIT.code
 _DESCRIBE = int(AclOperation.DESCRIBE)
 _TOPIC = int(ResourceType.TOPIC)
 
@@ -86,6 +89,23 @@ def _group(
     return 0, found
 
 
+def _stable(state: BrokerState, group_id: str, found: dict[str, list[_Row]]) -> dict[str, list[_Row]]:
+    """require_stable: the rows of partitions with a transactional commit still pending
+    become UNSTABLE_OFFSET_COMMIT (retriable; offset -1), as in Kafka."""
+    pending = state.offsets.pending_partitions(group_id)
+    if not pending:
+        return found
+    out: dict[str, list[_Row]] = {}
+    for topic, rows in found.items():
+        out[topic] = []
+        for row in rows:
+            if (topic, row[0]) in pending and not row[4]:
+                state.metrics.error(_UNSTABLE)
+                row = (row[0], -1, -1, "", _UNSTABLE)
+            out[topic].append(row)
+    return out
+
+
 def handle(state: BrokerState, ctx: RequestContext, request: OffsetFetchRequest) -> OffsetFetchResponse:
     version = ctx.api_version
     authorizer = getattr(state, "authorizer", None)
@@ -93,6 +113,8 @@ def handle(state: BrokerState, ctx: RequestContext, request: OffsetFetchRequest)
         groups = []
         for g in request.groups:
             code, found = _group(state, ctx, authorizer, g.group_id, g.topics)
+            if request.require_stable:
+                found = _stable(state, g.group_id, found)
             groups.append(
                 OffsetFetchResponse_OffsetFetchResponseGroup(
                     group_id=g.group_id,
@@ -117,6 +139,8 @@ def handle(state: BrokerState, ctx: RequestContext, request: OffsetFetchRequest)
             )
         return OffsetFetchResponse(groups=groups)
     code, found = _group(state, ctx, authorizer, request.group_id, request.topics)
+    if version >= 7 and request.require_stable:
+        found = _stable(state, request.group_id, found)
     if code and version < 2:
         # v1 has no top-level error: every partition asked for carries it.
         found = {t.name: [(p, -1, -1, "", code) for p in t.partition_indexes] for t in request.topics or ()}

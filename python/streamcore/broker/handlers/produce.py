@@ -16,7 +16,14 @@ With an authorizer, a topic the sender may not WRITE is TOPIC_AUTHORIZATION_FAIL
 for all its partitions before anything else is looked at (as in Kafka, whatever the
 topic's existence), and a missing topic is auto-created only for a sender allowed
 CREATE on the cluster or the topic (UNKNOWN_TOPIC_OR_PARTITION otherwise). An
-idempotent producer needs no more than WRITE (Kafka dropped IDEMPOTENT_WRITE in 3.0).
+idempotent producer needs no more than WRITE (Kafka dropped IDEMPOTENT_WRITE in 3.0);
+a request carrying a transactional id needs WRITE on that id too, else every partition
+is TRANSACTIONAL_ID_AUTHORIZATION_FAILED. Batches of idempotent and transactional
+producers go through the transaction coordinator (``state.transactions.append``): a
+transactional batch must belong to the producer's Ongoing transaction containing the
+partition, a plain one must not come from a producer with a transaction open there.
+Control batches (COMMIT/ABORT markers) are the coordinator's to write: a client's is
+INVALID_RECORD.
 acks=0 gets no response but the appends still happen in order; acks=1 and acks=-1
 answer after the append, which under fsync=always means after the fsync covering it
 (on one node the in-sync replica set is this broker, so both acks mean the same).
@@ -59,11 +66,11 @@ _UNKNOWN = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION.code
 _STORAGE = ErrorCode.KAFKA_STORAGE_ERROR.code
 _TIMED_OUT = ErrorCode.REQUEST_TIMED_OUT.code
 _INVALID_RECORD = ErrorCode.INVALID_RECORD.code
-_TXN_UNSUPPORTED = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code
-_TXN_OR_CONTROL = TRANSACTIONAL_FLAG | CONTROL_FLAG
+_TXN_DENIED = ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code
 _TOPIC_DENIED = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
 _WRITE = int(AclOperation.WRITE)
 _TOPIC = int(ResourceType.TOPIC)
+_TXN_ID = int(ResourceType.TRANSACTIONAL_ID)
 
 
 def handle(
@@ -83,13 +90,22 @@ async def _produce(
         tuple[ProduceResponse_PartitionProduceResponse, asyncio.Future[AppendResult], Log, str, int, int, int]
     ] = []
     authorizer = getattr(state, "authorizer", None)
+    # Kafka: a transactional producer needs WRITE on its transactional id, else every
+    # partition of the request is refused (and no topic is looked up or created).
+    txn_denied = (
+        request.transactional_id is not None
+        and authorizer is not None
+        and not authorizer.allows(ctx, _WRITE, _TXN_ID, request.transactional_id)
+    )
     for topic_data in request.topic_data:
         name = topic_data.name
         parts_out = []
         topic_error = 0
         partitions = 0
         try:
-            if authorizer is None:
+            if txn_denied:
+                topic_error = _TXN_DENIED
+            elif authorizer is None:
                 partitions = state.topics.ensure_topic(name).partitions
             elif not authorizer.allows(ctx, _WRITE, _TOPIC, name):
                 topic_error = _TOPIC_DENIED
@@ -117,7 +133,7 @@ async def _produce(
                 continue
             try:
                 fut, records, append_time = _start_append(
-                    state, name, pdata.index, log, pdata.records, request
+                    state, name, pdata.index, log, pdata.records, request, ctx.api_version
                 )
             except _Refused as exc:
                 resp.error_code = exc.code
@@ -166,7 +182,7 @@ async def _produce(
 
 
 class _Refused(Exception):
-    """A batch refused before it reached the appender (size, format, corruption, transactions)."""
+    """A batch refused before it reached the appender (size, format, corruption, control batches)."""
 
     def __init__(self, code: int, message: str) -> None:
         self.code = code
@@ -185,7 +201,13 @@ def _failure(state: BrokerState, exc: BaseException) -> tuple[int, str]:
 
 
 def _start_append(
-    state: BrokerState, topic: str, partition: int, log: Log, records: Any, request: ProduceRequest
+    state: BrokerState,
+    topic: str,
+    partition: int,
+    log: Log,
+    records: Any,
+    request: ProduceRequest,
+    api_version: int,
 ) -> tuple[asyncio.Future[AppendResult], int, int]:
     """Check and validate one partition's batch and queue its append; returns the append's
     future, the batch's record count and its log append time (ms; -1 under CreateTime).
@@ -217,11 +239,28 @@ def _start_append(
         info = validate_batch(records)
     except CorruptRecordError as exc:
         raise _Refused(_CORRUPT, str(exc)) from None
-    if request.transactional_id is not None or info.attributes & _TXN_OR_CONTROL:
-        # Transactional or control batches would need the transaction protocol.
-        raise _Refused(_TXN_UNSUPPORTED, "streamcore does not support transactions")
+    if info.attributes & CONTROL_FLAG:
+        # Markers are the transaction coordinator's to write (Kafka's LogValidator rule).
+        raise _Refused(_INVALID_RECORD, "clients may not write control batches")
+    if info.attributes & TRANSACTIONAL_FLAG and info.producer_id < 0:
+        raise _Refused(_INVALID_RECORD, "a transactional batch needs a producer id")
     accepted = apply_record_policy(cfg, topic, partition, records, info)
     # The WAL copies the batch when the append is queued, so the request frame's
     # memoryview is handed over as it is (one copy, not two).
-    fut = state.appender.append(topic, partition, log, accepted.records, accepted.info)
+    if accepted.info.producer_id >= 0:
+        # The transaction checks (a transactional batch must belong to an Ongoing
+        # transaction containing the partition; a plain one must not come from a producer
+        # with a transaction open here), then the sequence check and the append.
+        fut = state.transactions.append(
+            topic,
+            partition,
+            log,
+            accepted.records,
+            accepted.info,
+            transactional_id=request.transactional_id,
+            api_version=api_version,
+            appender=state.appender,
+        )
+    else:
+        fut = state.appender.append(topic, partition, log, accepted.records, accepted.info)
     return fut, info.record_count, accepted.log_append_time_ms
