@@ -126,6 +126,11 @@ _FETCH_KEY_BYTES = ApiKey.FETCH.to_bytes(2, "big")
 # sasl.server.max.receive.size): strangers do not get to fill the request budget.
 _PRE_AUTH_MAX_BYTES = 512 * 1024
 
+# Seconds between the answer to a failed authentication and the close. A client that reads
+# the answer and the end of the stream in one go may drop the answer (kafka-python does):
+# the pause lets it read the error first. The connection reads nothing meanwhile.
+_FAILED_AUTH_LINGER_S = 0.5
+
 
 def parse_ip_overrides(text: str) -> dict[str, int]:
     """Parse ``host:count,host:count`` (Kafka's max.connections.per.ip.overrides) to {ip: count}.
@@ -739,8 +744,10 @@ class KafkaConnection(asyncio.Protocol):
         if released:
             self._memory.release(released)
         if close_reason is not None:
-            # The transport sends what it holds before it closes.
-            self.close(close_reason, kind="closed after a failed authentication")
+            asyncio.get_running_loop().call_later(
+                _FAILED_AUTH_LINGER_S,
+                functools.partial(self.close, close_reason, kind="closed after a failed authentication"),
+            )
             return
         self._pump()
 
@@ -754,8 +761,14 @@ class KafkaConnection(asyncio.Protocol):
         return bool(self._pending or self._backlog) or self._partial > _SMALL_PARTIAL_BYTES
 
     def _paused_by_itself(self) -> bool:
-        """Paused whatever the budget: responses unsent, frames undispatched, in-flight limit."""
-        return self._writing_paused or bool(self._backlog) or len(self._pending) >= self._max_inflight
+        """Paused whatever the budget: responses unsent, frames undispatched, in-flight limit,
+        or a failed authentication (the connection is about to close)."""
+        return (
+            self._writing_paused
+            or bool(self._backlog)
+            or len(self._pending) >= self._max_inflight
+            or (self.sasl is not None and self.sasl.state == FAILED)
+        )
 
     def wants_budget(self) -> bool:
         """Whether a grant of room would let this connection read (see :class:`RequestMemory`)."""
