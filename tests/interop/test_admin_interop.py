@@ -268,12 +268,18 @@ def transaction_offsets(bootstrap: str) -> list[tuple[str, int, int]]:
     admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(STEP_TIMEOUT_S)
     tp = TopicPartition(topic, 0)
 
-    def latest(step: str) -> tuple[str, int, int]:
-        ends = []
-        for level in (IsolationLevel.READ_UNCOMMITTED, IsolationLevel.READ_COMMITTED):
-            [future] = admin.list_offsets({tp: OffsetSpec.latest()}, isolation_level=level).values()
-            ends.append(future.result(STEP_TIMEOUT_S).offset)
-        return step, ends[0], ends[1]
+    def latest(step: str, settled: bool = False) -> tuple[str, int, int]:
+        """The two latest offsets; ``settled``: once the transaction's marker is written
+        (Kafka answers EndTxn before its markers are, so the offsets may lag it a moment)."""
+        deadline = time.monotonic() + STEP_TIMEOUT_S
+        while True:
+            ends = []
+            for level in (IsolationLevel.READ_UNCOMMITTED, IsolationLevel.READ_COMMITTED):
+                [future] = admin.list_offsets({tp: OffsetSpec.latest()}, isolation_level=level).values()
+                ends.append(future.result(STEP_TIMEOUT_S).offset)
+            if not settled or ends[0] == ends[1] or time.monotonic() > deadline:
+                return step, ends[0], ends[1]
+            time.sleep(0.1)
 
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": f"tx-{topic}"})
     producer.init_transactions(STEP_TIMEOUT_S)
@@ -284,13 +290,13 @@ def transaction_offsets(bootstrap: str) -> list[tuple[str, int, int]]:
     producer.flush(STEP_TIMEOUT_S)
     steps.append(latest("open"))
     producer.commit_transaction(STEP_TIMEOUT_S)
-    steps.append(latest("committed"))
+    steps.append(latest("committed", settled=True))
     producer.begin_transaction()
     producer.produce(topic, value=b"dropped", partition=0)
     producer.flush(STEP_TIMEOUT_S)
     steps.append(latest("open again"))
     producer.abort_transaction(STEP_TIMEOUT_S)
-    steps.append(latest("aborted"))
+    steps.append(latest("aborted", settled=True))
     return steps
 
 
