@@ -1,6 +1,6 @@
 """The admin APIs tools call, on the wire: AlterConfigs, IncrementalAlterConfigs, CreatePartitions,
-DeleteGroups, OffsetDelete, DeleteRecords, DescribeLogDirs, DescribeProducers, and the fast
-failure of transactional requests."""
+DeleteGroups, OffsetDelete, DeleteRecords, DescribeLogDirs, DescribeProducers, and the
+transaction coordinator's FindCoordinator and InitProducerId answers."""
 
 from __future__ import annotations
 

@@ -19,7 +19,8 @@ The rules (Kafka's cleaner for magic 2; the native ``rewrite.rs`` applies the sa
 * a batch left with no record is dropped unless it is its producer's last batch:
   then a header with no records stays (baseTimestamp -1, original maxTimestamp and
   lastOffsetDelta) so idempotent sequence checks keep working;
-* control and transactional batches are copied unchanged (no transactions yet).
+* control and transactional batches are copied unchanged (Kafka's removal of markers
+  and aborted data is not implemented; keeping them is safe).
 
 Consecutive input segments share one output while their sizes add up to at most
 ``segment_bytes`` and their offsets fit 32-bit relative index entries.

@@ -35,8 +35,8 @@ import org.apache.kafka.common.serialization.ByteArraySerializer;
  * </pre>
  *
  * "step result" lines; a step the broker refuses prints the exception's simple class name.
- * With TXN true a transactional producer's initTransactions is tried last and its error
- * class printed (streamcore has no transactions; Apache Kafka would start one).
+ * With TXN true a transactional producer's initTransactions is tried last and its outcome
+ * printed ("ok", or the exception's class).
  */
 public final class AdminCheck {
   private AdminCheck() {}
