@@ -1,0 +1,168 @@
+"""A real single-node Apache Kafka broker (KRaft) as a benchmark peer.
+
+The jars are the ones the interop tests use: ``mvn`` resolves
+``interop/kafka-broker/pom.xml`` of a source checkout into ~/.m2 and writes the
+classpath file beside it; nothing is downloaded when that file is fresh. An
+installed package has no such pom, so ``--kafka-classpath`` (or the environment
+variable ``STREAMCORE_KAFKA_CLASSPATH``) can name the jars instead.
+
+This launcher lives in the bench package, not in tests/, so that ``streamcore
+bench`` never needs the test tree on its path. It starts the broker the same way
+the tests do (one combined broker+controller node, PLAINTEXT on 127.0.0.1 at a free
+port, a temporary log directory, replication factor 1 for the internal topics) with
+the heap settings of Kafka's own start script (``-Xms1G -Xmx1G``, G1).
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+from streamcore.bench.processes import ServerProcess, free_port
+
+__all__ = [
+    "KAFKA_CLASSPATH_ENV",
+    "ApacheKafkaUnavailable",
+    "apache_kafka_process",
+    "broker_pom",
+    "resolve_classpath",
+]
+
+#: Environment variable naming the broker's classpath (``:``-separated jars).
+KAFKA_CLASSPATH_ENV = "STREAMCORE_KAFKA_CLASSPATH"
+
+# python/streamcore/bench/apache.py -> the checkout's root is three levels above the package.
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+
+# Kafka's kafka-server-start.sh defaults (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS).
+_JVM_FLAGS = ("-Xms1G", "-Xmx1G", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
+
+_LOG4J = """\
+rootLogger.level=WARN
+rootLogger.appenderRef.stdout.ref=STDOUT
+appender.stdout.type=Console
+appender.stdout.name=STDOUT
+appender.stdout.layout.type=PatternLayout
+appender.stdout.layout.pattern=[%d] %p %m (%c)%n
+"""
+
+
+class ApacheKafkaUnavailable(RuntimeError):
+    """java is missing, or the broker's jars cannot be found or resolved."""
+
+
+def broker_pom() -> Path | None:
+    """``interop/kafka-broker/pom.xml`` of the source checkout this package runs from, if any."""
+    pom = _REPO_ROOT / "interop" / "kafka-broker" / "pom.xml"
+    return pom if pom.is_file() else None
+
+
+def _usable(classpath: str) -> bool:
+    jars = [p for p in classpath.split(os.pathsep) if p]
+    return bool(jars) and all(Path(p).exists() for p in jars)
+
+
+def resolve_classpath(classpath: str | None = None, *, allow_mvn: bool = True) -> str:
+    """The Apache Kafka broker's classpath; raise :class:`ApacheKafkaUnavailable` if there is none.
+
+    In order: ``classpath``, ``$STREAMCORE_KAFKA_CLASSPATH``, the checkout's resolved
+    ``interop/kafka-broker/target/classpath.txt`` when no older than its pom, then (with
+    ``allow_mvn``) ``mvn dependency:build-classpath`` on that pom, which may download
+    the jars into ~/.m2 (bounded by 10 minutes).
+    """
+    if shutil.which("java") is None:
+        raise ApacheKafkaUnavailable("java is not on PATH")
+    for given in (classpath, os.environ.get(KAFKA_CLASSPATH_ENV)):
+        if given:
+            if not _usable(given):
+                raise ApacheKafkaUnavailable("the given Apache Kafka classpath names missing files")
+            return given
+    pom = broker_pom()
+    if pom is None:
+        raise ApacheKafkaUnavailable(
+            f"no interop/kafka-broker/pom.xml (not a source checkout): set {KAFKA_CLASSPATH_ENV} "
+            "or --kafka-classpath"
+        )
+    out = pom.parent / "target" / "classpath.txt"
+    if out.exists() and out.stat().st_mtime >= pom.stat().st_mtime:
+        cached = out.read_text().strip()
+        if _usable(cached):
+            return cached
+    if not allow_mvn:
+        raise ApacheKafkaUnavailable(f"{out} is missing or stale and mvn was not allowed to resolve it")
+    if shutil.which("mvn") is None:
+        raise ApacheKafkaUnavailable("mvn is not on PATH and the broker's classpath is not resolved yet")
+    proc = subprocess.run(
+        ["mvn", "-q", "-B", "dependency:build-classpath", f"-Dmdep.outputFile={out}"],
+        cwd=pom.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0 or not out.exists():
+        raise ApacheKafkaUnavailable(f"mvn could not resolve the broker's jars: {proc.stdout[-1000:]}")
+    return out.read_text().strip()
+
+
+def apache_kafka_process(workdir: str | os.PathLike[str], classpath: str) -> ServerProcess:
+    """A :class:`ServerProcess` (not started) running Apache Kafka on 127.0.0.1, free ports.
+
+    Formats a fresh KRaft log directory under ``workdir`` first (a separate JVM run of
+    ``kafka.tools.StorageTool``, about 2-5 s). Readiness is the PLAINTEXT port
+    accepting connections; ``bootstrap`` is then ``127.0.0.1:PORT``. The broker keeps
+    Kafka's defaults otherwise, notably no fsync of its own (``log.flush.interval.*``
+    unset): it leaves flushing to the page cache.
+    """
+    work = Path(workdir)
+    port, controller = free_port(), free_port()
+    props = work / "server.properties"
+    props.write_text(
+        "\n".join(
+            [
+                "process.roles=broker,controller",
+                "node.id=1",
+                f"controller.quorum.voters=1@127.0.0.1:{controller}",
+                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+                f"log.dirs={work / 'data'}",
+                "offsets.topic.replication.factor=1",
+                "offsets.topic.num.partitions=1",
+                "transaction.state.log.replication.factor=1",
+                "transaction.state.log.min.isr=1",
+                "transaction.state.log.num.partitions=1",
+                "group.initial.rebalance.delay.ms=0",
+                "num.partitions=1",
+                "auto.create.topics.enable=true",
+                "",
+            ]
+        )
+    )
+    log4j = work / "log4j2.properties"
+    log4j.write_text(_LOG4J)
+    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    java = ["java", *_JVM_FLAGS, "-cp", classpath]
+    formatted = subprocess.run(
+        [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if formatted.returncode != 0:
+        raise ApacheKafkaUnavailable(f"kafka-storage format failed: {formatted.stderr[-1000:]}")
+    argv = [*java, f"-Dlog4j2.configurationFile={log4j}", "kafka.Kafka", str(props)]
+    env = dict(os.environ, LOG_DIR=str(work))
+    return ServerProcess(
+        "apache-kafka",
+        argv,
+        env=env,
+        ready_port=port,
+        start_timeout_s=120.0,
+        log_path=work / "kafka.log",
+    )
