@@ -6,9 +6,18 @@ event-loop thread); ``streamcore.aio`` has the asyncio classes.
 
 from streamcore.client.admin import GroupDescription, GroupMember, NewTopic
 from streamcore.client.blocking import AdminClient, Consumer, Producer
-from streamcore.client.errors import BufferFullError
+from streamcore.client.errors import (
+    AbortableTransactionError,
+    BufferFullError,
+    FatalTransactionError,
+    TransactionAbortedError,
+    TransactionError,
+    TransactionStateError,
+)
+from streamcore.client.transactions import TransactionState
 from streamcore.client.types import (
     BatchMetadata,
+    ConsumerGroupMetadata,
     ConsumerRecord,
     OffsetAndMetadata,
     PartitionColumns,
@@ -17,11 +26,14 @@ from streamcore.client.types import (
 )
 
 __all__ = [
+    "AbortableTransactionError",
     "AdminClient",
     "BatchMetadata",
     "BufferFullError",
     "Consumer",
+    "ConsumerGroupMetadata",
     "ConsumerRecord",
+    "FatalTransactionError",
     "GroupDescription",
     "GroupMember",
     "NewTopic",
@@ -30,4 +42,8 @@ __all__ = [
     "Producer",
     "RecordMetadata",
     "TopicPartition",
+    "TransactionAbortedError",
+    "TransactionError",
+    "TransactionState",
+    "TransactionStateError",
 ]

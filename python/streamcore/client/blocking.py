@@ -21,7 +21,8 @@ from streamcore.client.errors import BufferFullError
 from streamcore.client.offsets import EARLIEST, LATEST
 from streamcore.client.producer import ProducerCore
 from streamcore.client.sync import DeliveryFuture, loop_thread
-from streamcore.client.types import OffsetAndMetadata, TopicPartition
+from streamcore.client.transactions import TransactionState
+from streamcore.client.types import ConsumerGroupMetadata, OffsetAndMetadata, TopicPartition
 
 __all__ = ["Producer", "Consumer", "AdminClient"]
 
@@ -130,6 +131,44 @@ class Producer:
         """Partition ids of ``topic``."""
         return list(self._parts(topic))
 
+    # ------------------------------------------------------------------ transactions
+
+    def _txn_wait(self, timeout: float | None) -> float:
+        # The operation bounds itself by ``timeout``; this only guards the thread.
+        return (self._block_s if timeout is None else timeout) + self.config.request_timeout_ms / 1000.0
+
+    def init_transactions(self, timeout: float | None = None) -> None:
+        """Register ``transactional_id`` with its coordinator; see ``streamcore.aio.Producer.init_transactions``."""
+        self._lt.run(self._core.init_transactions(timeout), self._txn_wait(timeout))
+
+    def begin_transaction(self) -> None:
+        """Open a transaction: records sent from now on belong to it."""
+        self._core.begin_transaction()
+
+    def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition | tuple[str, int], OffsetAndMetadata | int],
+        group_metadata: ConsumerGroupMetadata | str,
+        timeout: float | None = None,
+    ) -> None:
+        """Commit consumed offsets with the transaction; see ``streamcore.aio.Producer.send_offsets_to_transaction``."""
+        self._lt.run(
+            self._core.send_offsets_to_transaction(offsets, group_metadata, timeout), self._txn_wait(timeout)
+        )
+
+    def commit_transaction(self, timeout: float | None = None) -> None:
+        """Send every record, then commit; see ``streamcore.aio.Producer.commit_transaction``."""
+        self._lt.run(self._core.commit_transaction(timeout), self._txn_wait(timeout))
+
+    def abort_transaction(self, timeout: float | None = None) -> None:
+        """Abort the transaction; see ``streamcore.aio.Producer.abort_transaction``."""
+        self._lt.run(self._core.abort_transaction(timeout), self._txn_wait(timeout))
+
+    @property
+    def transaction_state(self) -> TransactionState | None:
+        """The ``TransactionState`` (None for a producer without ``transactional_id``)."""
+        return self._core.transaction_state
+
     def close(self, timeout: float | None = None) -> None:
         """Flush (up to ``timeout`` seconds) and close."""
         self._lt.run(self._core.close(timeout))
@@ -215,6 +254,10 @@ class Consumer:
     def assignment(self) -> set[TopicPartition]:
         """Partitions assigned now."""
         return self._lt.call(self._core.assignment)
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """This consumer's group membership, for ``Producer.send_offsets_to_transaction``."""
+        return self._lt.call(self._core.group_metadata)
 
     def poll(self, timeout_ms: int = 1000, max_records: int | None = None) -> list[Any]:
         """Up to ``max_records`` records (or columns), waiting up to ``timeout_ms`` for some."""

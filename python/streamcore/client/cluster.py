@@ -5,8 +5,8 @@
 * metadata: brokers, and per topic the leader of each partition; refreshed on
   demand (coalesced: concurrent callers share one request), after routing errors,
   and at least every ``metadata_max_age_ms``;
-* coordinators: FindCoordinator per group id, cached until a request says the
-  coordinator moved.
+* coordinators: FindCoordinator per group id (key type 0) or transactional id
+  (key type 1), cached until a request says the coordinator moved.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class Cluster:
         self._wanted: set[str] = set()
         self._refreshing: asyncio.Future[None] | None = None
         self._last_refresh = 0.0
-        self._coordinators: dict[str, int] = {}
+        self._coordinators: dict[tuple[int, str], int] = {}
         self._closed = False
         # Metadata and coordinator retries follow the configured retry policy (retry.* settings).
         self.backoff = Backoff.from_config(config)
@@ -259,13 +259,15 @@ class Cluster:
     # ------------------------------------------------------------------ coordinators
 
     async def coordinator(self, key: str, key_type: int = 0, *, refresh: bool = False) -> int:
-        """Node id of the coordinator of group ``key`` (key_type 0) via FindCoordinator.
+        """Node id of the coordinator of ``key`` via FindCoordinator: a group id (key_type 0)
+        or a transactional id (key_type 1).
 
         Retries COORDINATOR_NOT_AVAILABLE and network errors with backoff for up to
         ``request_timeout_ms``.
         """
-        if not refresh and key in self._coordinators:
-            return self._coordinators[key]
+        cache_key = (key_type, key)
+        if not refresh and cache_key in self._coordinators:
+            return self._coordinators[cache_key]
 
         async def attempt() -> int:
             conn = await self.any_connection()
@@ -273,15 +275,15 @@ class Cluster:
             req = FindCoordinatorRequest(key=key, key_type=key_type)
             resp = await conn.request(req, version, priority=Priority.HIGH)
             if resp.error_code:
-                raise broker_error(resp.error_code, f"FindCoordinator({key!r})")
+                raise broker_error(resp.error_code, f"FindCoordinator({key!r}, key type {key_type})")
             self.pool.set_address(resp.node_id, resp.host, resp.port)
             return resp.node_id
 
         deadline = time.monotonic() + self.config.request_timeout_ms / 1000.0
         node = await retry_async(attempt, self.backoff, deadline)
-        self._coordinators[key] = node
+        self._coordinators[cache_key] = node
         return node
 
-    def forget_coordinator(self, key: str) -> None:
+    def forget_coordinator(self, key: str, key_type: int = 0) -> None:
         """Drop the cached coordinator of ``key`` (after NOT_COORDINATOR and the like)."""
-        self._coordinators.pop(key, None)
+        self._coordinators.pop((key_type, key), None)

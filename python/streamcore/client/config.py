@@ -270,6 +270,21 @@ SETTINGS: tuple[Setting, ...] = (
         _P,
         minimum=1,
     ),
+    _s(
+        "transactional_id",
+        "str?",
+        None,
+        "Transactional producer id (implies idempotence): init_transactions() fences older producers of it.",
+        _P,
+    ),
+    _s(
+        "transaction_timeout_ms",
+        "int",
+        60_000,
+        "The coordinator aborts a transaction left open this long (ms); the broker caps it.",
+        _P,
+        minimum=1,
+    ),
     _s("key_serializer", "callable", None, "Callable turning a key into bytes.", _P),
     _s("value_serializer", "callable", None, "Callable turning a value into bytes.", _P),
     # consumer
@@ -689,9 +704,13 @@ def build_config(
     for key, value in merged.items():
         values[key] = _coerce(_BY_NAME[key], value)
         sources[key] = "argument"
-    if role == "producer" and "enable_idempotence" not in merged and values["acks"] != -1:
-        # Like the Java client: idempotence is on by default only where it can hold.
-        values["enable_idempotence"] = False
+    if role == "producer" and "enable_idempotence" not in merged:
+        if values["transactional_id"] is not None:
+            # Transactions are built on idempotence (the Java client's rule).
+            values["enable_idempotence"] = True
+        elif values["acks"] != -1:
+            # Like the Java client: idempotence is on by default only where it can hold.
+            values["enable_idempotence"] = False
     if values["sasl_jaas_config"] is not None and values["sasl_username"] is None:
         values["sasl_username"], jaas_password = jaas_credentials(
             values["sasl_jaas_config"], values["sasl_mechanism"]
@@ -757,6 +776,13 @@ def _check_consistency(cfg: ClientConfig) -> None:
         raise ConfigError(
             "min_in_flight_requests_per_connection exceeds max_in_flight_requests_per_connection"
         )
+    if cfg.role == "producer" and v["transactional_id"] is not None:
+        if not v["transactional_id"]:
+            raise ConfigError("transactional_id must not be empty")
+        if not v["enable_idempotence"]:
+            raise ConfigError("transactional_id needs enable_idempotence=True (transactions are idempotent)")
+        if v["acks"] != -1:
+            raise ConfigError("transactional_id needs acks='all' (-1)")
     if cfg.role == "producer" and v["enable_idempotence"]:
         if v["acks"] != -1:
             raise ConfigError(

@@ -100,7 +100,10 @@ REAUTH_FRACTION = 0.85
 #: Highest version the client sends per api key, where the newest generated version
 #: changes a field's shape we do not use: topic ids instead of names (Produce 13,
 #: Fetch 13+, OffsetCommit 10, OffsetFetch 10), batched coordinator keys
-#: (FindCoordinator 4+), grouped OffsetFetch (8+).
+#: (FindCoordinator 4+), grouped OffsetFetch (8+). The transactional APIs stop at
+#: transaction protocol version 1: AddPartitionsToTxn 4+ is the brokers' batched form,
+#: EndTxn 5 and TxnOffsetCommit 5 would ask for an epoch bump per transaction
+#: (KIP-890 part 2); the transactional producer also sends Produce at most v11.
 CLIENT_MAX_VERSION: dict[int, int] = {
     ApiKey.PRODUCE: 12,
     ApiKey.FETCH: 12,
@@ -110,6 +113,10 @@ CLIENT_MAX_VERSION: dict[int, int] = {
     ApiKey.LIST_OFFSETS: 10,
     ApiKey.METADATA: 12,
     ApiKey.INIT_PRODUCER_ID: 5,
+    ApiKey.ADD_PARTITIONS_TO_TXN: 3,
+    ApiKey.ADD_OFFSETS_TO_TXN: 4,
+    ApiKey.END_TXN: 4,
+    ApiKey.TXN_OFFSET_COMMIT: 4,
 }
 
 

@@ -43,7 +43,13 @@ from streamcore.client.errors import ClientClosedError
 from streamcore.client.fetcher import Fetcher, PartitionState
 from streamcore.client.group import Callback, GroupLoop, GroupMembership
 from streamcore.client.offsets import EARLIEST, LATEST
-from streamcore.client.types import ConsumerRecord, OffsetAndMetadata, PartitionColumns, TopicPartition
+from streamcore.client.types import (
+    ConsumerGroupMetadata,
+    ConsumerRecord,
+    OffsetAndMetadata,
+    PartitionColumns,
+    TopicPartition,
+)
 from streamcore.errors import AuthenticationError, ConfigError
 
 __all__ = ["Consumer", "ConsumerCore", "Callback", "STOP", "split_consumer_timeout"]
@@ -252,6 +258,17 @@ class ConsumerCore:
         """Partitions assigned now."""
         return set(self.states)
 
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """Group id, generation, member id and instance id as of now (generation -1 and
+        member "" when not a member: manual assignment, or before the first join).
+        ValueError without a ``group_id``."""
+        group = self.group
+        if group is None:
+            raise ValueError("group_metadata() needs a group_id")
+        if group.generation < 0:
+            return ConsumerGroupMetadata(group.group_id)
+        return ConsumerGroupMetadata(group.group_id, group.generation, group.member_id, group.instance_id)
+
     def _state(self, tp: TopicPartition) -> PartitionState:
         st = self.states.get(TopicPartition(*tp))
         if st is None:
@@ -388,6 +405,10 @@ class ConsumerCore:
                         next_pos = max(next_pos, b.last_offset + 1)
                 if next_pos > b.last_offset:
                     st.batches.popleft()
+                    if not st.batches and st.fetch_offset is not None and st.fetch_offset > next_pos:
+                        # Everything fetched is delivered: what lay after this batch was
+                        # skipped (transaction markers, aborted records).
+                        next_pos = st.fetch_offset
                 st.position = next_pos
                 st.buffered = max(0, st.buffered - taken) if st.batches else 0
                 left -= taken
@@ -602,6 +623,10 @@ class Consumer:
     def assignment(self) -> set[TopicPartition]:
         """Partitions assigned now."""
         return self.core.assignment()
+
+    def group_metadata(self) -> ConsumerGroupMetadata:
+        """This consumer's group membership, for ``Producer.send_offsets_to_transaction``."""
+        return self.core.group_metadata()
 
     async def poll(self, timeout_ms: int = 1000, max_records: int | None = None) -> list[Any]:
         """See ConsumerCore.poll."""

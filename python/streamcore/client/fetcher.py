@@ -9,6 +9,13 @@ as record batches; ``poll`` turns them into records (or numpy columns) on demand
 From Fetch v7 each broker gets a fetch session: the first request lists every
 partition, later ones only the partitions whose fetch offset changed, plus the
 ones to forget. A session error resets it to a full fetch.
+
+Transactions: control batches (COMMIT/ABORT markers) are never buffered; the
+partition's position moves past them. Under ``isolation_level="read_committed"``
+the broker returns records up to the last stable offset with the list of aborted
+transactions (producer id, first offset) overlapping them, and the batches of each
+aborted transaction, from its first offset to its ABORT marker, are dropped here
+(``committed_batches``, Kafka's consumer algorithm).
 """
 
 from __future__ import annotations
@@ -17,7 +24,9 @@ import asyncio
 import collections
 import contextlib
 import logging
+import struct
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from streamcore.client.cluster import Cluster
@@ -200,6 +209,43 @@ class FetchSession:
         self.sent.pop(tp, None)
 
 
+_ABORT_MARKER = 0  # control record type of an ABORT marker (1 is COMMIT)
+
+
+def is_abort_marker(batch: Any) -> bool:
+    """True if control batch ``batch`` holds an ABORT marker (key: int16 version, int16 type)."""
+    for record in batch.records:
+        key = record[2]
+        if key is not None and len(key) >= 4:
+            return bool(struct.unpack_from(">h", key, 2)[0] == _ABORT_MARKER)
+    return False
+
+
+def committed_batches(batches: Iterable[Any], aborted: Iterable[Any] | None) -> list[Any]:
+    """The data batches of ``batches`` a read_committed consumer returns.
+
+    ``aborted`` is the Fetch answer's aborted transactions (``producer_id``,
+    ``first_offset``). A transaction's batches are dropped from its first offset until
+    its producer's ABORT marker; control batches are never returned. (For
+    read_uncommitted pass ``aborted=None``: only control batches go.)
+    """
+    pending = sorted(((a.first_offset, a.producer_id) for a in aborted or ()), reverse=True)
+    aborting: set[int] = set()
+    out = []
+    for b in batches:
+        # Transactions that began at or before this batch's last offset are open for it.
+        while pending and pending[-1][0] <= b.last_offset:
+            aborting.add(pending.pop()[1])
+        if b.is_control:
+            if aborting and b.producer_id in aborting and is_abort_marker(b):
+                aborting.discard(b.producer_id)
+            continue
+        if b.is_transactional and b.producer_id in aborting:
+            continue
+        out.append(b)
+    return out
+
+
 def is_session_error(code: int) -> bool:
     """True for the top-level errors that mean "start a new session"."""
     return code in _SESSION_ERRORS
@@ -234,6 +280,7 @@ class Fetcher:
         #: Records buffered per partition before its fetches pause (``max_poll_records``).
         self.max_buffered = max(config.max_poll_records, 1)
         self.closed = False
+        self.read_committed = config.isolation_level == "read_committed"
         self._fetching: set[int] = set()
         self._wake = asyncio.Event()
 
@@ -284,7 +331,8 @@ class Fetcher:
         if missing:
             with contextlib.suppress(Exception):
                 await self.cluster.refresh(missing)
-        offsets, errors = await list_offsets(self.cluster, specs)
+        # Under read_committed "latest" is the last stable offset.
+        offsets, errors = await list_offsets(self.cluster, specs, 1 if self.read_committed else 0)
         for tp, off in offsets.items():
             found = self.states.get(tp)
             if found is not None and found.needs_position():
@@ -391,14 +439,17 @@ class Fetcher:
                         continue
                     fetch_offset = st.fetch_offset
                     added = 0
-                    for b in decode_batches(records, verify_crc=verify):
-                        last = b.last_offset
-                        if last < fetch_offset:
-                            continue
-                        if not b.is_control and b.record_count:
+                    fresh = [
+                        b for b in decode_batches(records, verify_crc=verify) if b.last_offset >= fetch_offset
+                    ]
+                    if fresh:
+                        # Batches skipped (markers, aborted data) still move the fetch offset.
+                        fetch_offset = fresh[-1].last_offset + 1
+                    aborted = p.aborted_transactions if self.read_committed else None
+                    for b in committed_batches(fresh, aborted):
+                        if b.record_count:
                             st.batches.append(b)
                             added += b.record_count
-                        fetch_offset = last + 1
                     if fetch_offset != st.fetch_offset:
                         st.fetch_offset = fetch_offset
                         st.buffered += added

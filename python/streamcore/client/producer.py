@@ -15,6 +15,11 @@ batches get consecutive sequence numbers when first sent, at most
 retry resends the same bytes, so the broker recognises a retry of a batch it
 already wrote and answers with the original offsets instead of writing it again.
 
+Transactions (``transactional_id``): ``init_transactions``, ``begin_transaction``,
+``send_offsets_to_transaction``, ``commit_transaction``, ``abort_transaction``; the
+state machine and its requests are in ``transactions``. ``send`` is refused outside
+a transaction.
+
 Where each part lives: this module holds the public ``Producer`` and the
 ``ProducerCore`` shared with the blocking API (serializing, partitioning, appending);
 ``accumulator`` the per-partition batches and the memory budget; ``sender`` the
@@ -37,7 +42,14 @@ from streamcore.client.config import ClientConfig, build_config
 from streamcore.client.errors import BufferFullError, ClientClosedError
 from streamcore.client.sender import Sender
 from streamcore.client.sequencing import Sequencer
-from streamcore.client.types import BatchMetadata, RecordMetadata, TopicPartition
+from streamcore.client.transactions import TransactionManager, TransactionState
+from streamcore.client.types import (
+    BatchMetadata,
+    ConsumerGroupMetadata,
+    OffsetAndMetadata,
+    RecordMetadata,
+    TopicPartition,
+)
 from streamcore.codec.partitioner import default_partition
 
 __all__ = ["Producer", "ProducerCore"]
@@ -102,6 +114,12 @@ class ProducerCore:
         self.sequencer = Sequencer() if self.idempotent else None
         self.sender = Sender(config, self.cluster, self.acc, self.sequencer, self.partitions)
         self.retry_metrics = self.sender.retry_metrics
+        self.txn: TransactionManager | None = None
+        if c.transactional_id is not None:
+            assert self.sequencer is not None  # transactional_id implies idempotence (config)
+            self.txn = TransactionManager(config, self.cluster, self.acc, self.sequencer, self.sender.backoff)
+            self.txn.sender = self.sender
+            self.sender.txn = self.txn
         self._sticky: dict[str, int] = {}
         self._tp_cache: dict[str, list[TopicPartition]] = {}
         self._future_factory: Callable[[], Any] = lambda: None  # set by the blocking API
@@ -126,10 +144,13 @@ class ProducerCore:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        """Bootstrap metadata, get a producer id (idempotence), start the sender task."""
+        """Bootstrap metadata, get a producer id (idempotence), start the sender task.
+
+        A transactional producer gets its producer id from ``init_transactions``.
+        """
         self.sender.bind_loop()
         await self.cluster.refresh()
-        if self.sequencer is not None:
+        if self.sequencer is not None and self.txn is None:
             await self.sequencer.init_producer_id(
                 self.cluster, self.sender.backoff, self.config.max_block_ms, self.acc
             )
@@ -143,6 +164,8 @@ class ProducerCore:
         """Send what is buffered (waiting up to ``timeout`` seconds, None = forever), then close."""
         if self._closed:
             return
+        if self.txn is not None:
+            await self.txn.close(timeout)
         try:
             await self.flush(timeout)
         except asyncio.TimeoutError:
@@ -150,6 +173,50 @@ class ProducerCore:
         self._closed = True
         await self.sender.close(ClientClosedError("producer closed before the record was sent"))
         self.cluster.close()
+
+    # ------------------------------------------------------------------ transactions
+
+    def transaction_manager(self, what: str) -> TransactionManager:
+        """The transaction manager; TransactionStateError naming ``what`` without ``transactional_id``."""
+        if self.txn is None:
+            from streamcore.client.errors import TransactionStateError
+
+            raise TransactionStateError(f"{what} needs a producer built with transactional_id")
+        return self.txn
+
+    async def init_transactions(self, timeout: float | None = None) -> None:
+        """See ``Producer.init_transactions``."""
+        await self.transaction_manager("init_transactions").init(timeout)
+
+    def begin_transaction(self) -> None:
+        """See ``Producer.begin_transaction``."""
+        txn = self.transaction_manager("begin_transaction")
+        with self.acc.lock:
+            txn.begin()
+
+    async def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[Any, OffsetAndMetadata | int],
+        group_metadata: ConsumerGroupMetadata | str,
+        timeout: float | None = None,
+    ) -> None:
+        """See ``Producer.send_offsets_to_transaction``."""
+        await self.transaction_manager("send_offsets_to_transaction").send_offsets(
+            offsets, group_metadata, timeout
+        )
+
+    async def commit_transaction(self, timeout: float | None = None) -> None:
+        """See ``Producer.commit_transaction``."""
+        await self.transaction_manager("commit_transaction").commit(timeout)
+
+    async def abort_transaction(self, timeout: float | None = None) -> None:
+        """See ``Producer.abort_transaction``."""
+        await self.transaction_manager("abort_transaction").abort(timeout)
+
+    @property
+    def transaction_state(self) -> TransactionState | None:
+        """The transaction state (None without ``transactional_id``)."""
+        return self.txn.state if self.txn is not None else None
 
     # ------------------------------------------------------------------ partitioning
 
@@ -221,7 +288,10 @@ class ProducerCore:
         else:
             headers = None
         acc = self.acc
+        txn = self.txn
         with acc.lock:
+            if txn is not None:
+                txn.check_send()  # before anything is charged
             used = acc.used + size
             if used > acc.buffer_memory and acc.used > 0:
                 if block_s <= 0 or not acc.reserve_blocking(size, block_s):
@@ -239,6 +309,8 @@ class ProducerCore:
             if tps is None or len(tps) <= p:
                 tps = self._tp_cache[topic] = [TopicPartition(topic, i) for i in range(max(parts) + 1)]
             tp = tps[p]
+            if txn is not None:
+                txn.want(tp)
             batch = acc.open.get(tp)
             if batch is None or batch.size + size > acc.batch_size:
                 batch, sealed = acc.batch_for(tp, size, time.monotonic())
@@ -330,13 +402,18 @@ class ProducerCore:
             raise ClientClosedError("producer is closed")
         p, vs, ks, size, token = run
         acc = self.acc
+        txn = self.txn
         with acc.lock:
+            if txn is not None:
+                txn.check_send()
             if not acc.try_reserve(size):
                 if block_s <= 0 or not acc.reserve_blocking(size, block_s):
                     return False
             explicit = p is not None
             part = p if p is not None else self._pick_partition(topic, parts, None, None)
             tp = TopicPartition(topic, part)
+            if txn is not None:
+                txn.want(tp)
             batch, sealed = acc.batch_for(tp, size, time.monotonic())
             if sealed and not explicit:
                 self._switch_sticky(topic, parts, part)
@@ -465,6 +542,63 @@ class Producer:
     async def partitions_for(self, topic: str) -> list[int]:
         """Partition ids of ``topic``."""
         return list(await self._core.partitions_of(topic))
+
+    # ------------------------------------------------------------------ transactions
+
+    async def init_transactions(self, timeout: float | None = None) -> None:
+        """Register ``transactional_id`` with its transaction coordinator (call once, first).
+
+        The coordinator fences any older producer with the same id (its open
+        transaction is aborted, its later calls raise FatalTransactionError) and
+        gives this one the id's next epoch. ``timeout`` in seconds (None:
+        ``max_block_ms``); when it passes, TimeoutError is raised and the call may be
+        made again to go on waiting. Raises FatalTransactionError if refused
+        (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, INVALID_TRANSACTION_TIMEOUT ...).
+        """
+        if not self._started:
+            await self.start()
+        await self._core.init_transactions(timeout)
+
+    def begin_transaction(self) -> None:
+        """Open a transaction: records sent from now on belong to it (no request is sent)."""
+        self._core.begin_transaction()
+
+    async def send_offsets_to_transaction(
+        self,
+        offsets: Mapping[TopicPartition | tuple[str, int], OffsetAndMetadata | int],
+        group_metadata: ConsumerGroupMetadata | str,
+        timeout: float | None = None,
+    ) -> None:
+        """Commit consumed ``offsets`` (next offset to read per partition) with the transaction.
+
+        ``group_metadata`` is ``Consumer.group_metadata()`` (or a group id for a
+        consumer without membership). The offsets become the group's committed
+        offsets only if the transaction commits. Retriable coordinator answers are
+        retried for up to ``timeout`` seconds (None: ``max_block_ms``), after which
+        the transaction fails (AbortableTransactionError).
+        """
+        await self._core.send_offsets_to_transaction(offsets, group_metadata, timeout)
+
+    async def commit_transaction(self, timeout: float | None = None) -> None:
+        """Send every record of the transaction, then commit it (EndTxn).
+
+        Raises AbortableTransactionError if a record or the offsets failed (call
+        ``abort_transaction``), FatalTransactionError if the producer was fenced, and
+        TimeoutError after ``timeout`` seconds (None: ``max_block_ms``): the commit
+        goes on, call ``commit_transaction`` again to wait for it.
+        """
+        await self._core.commit_transaction(timeout)
+
+    async def abort_transaction(self, timeout: float | None = None) -> None:
+        """Abort the transaction: records not yet sent are dropped (their futures get
+        TransactionAbortedError), those in flight are waited for, then EndTxn(abort).
+        Also the way out of an AbortableTransactionError. ``timeout`` as for commit."""
+        await self._core.abort_transaction(timeout)
+
+    @property
+    def transaction_state(self) -> TransactionState | None:
+        """The ``TransactionState`` (None for a producer without ``transactional_id``)."""
+        return self._core.transaction_state
 
     async def close(self, timeout: float | None = None) -> None:
         """Flush (up to ``timeout`` seconds), then close the connections."""

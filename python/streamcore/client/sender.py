@@ -12,6 +12,12 @@ A failed batch is requeued with backoff (``Backoff.from_config``: the client's
 with its error tagged with an ``ErrorCategory``; ``retry_metrics`` counts every
 attempt by outcome and every retry with the backoff it waits.
 
+Transactions: with a ``TransactionManager`` (``txn``), a partition's batches wait until
+AddPartitionsToTxn added the partition to the transaction, leave only while the
+transaction is open or committing, carry the transactional flag and go in Produce
+requests (at most v11) naming the transactional id; a batch that fails for good
+makes the transaction fail (``TransactionManager.record_failed``).
+
 Backpressure: batches for a broker whose throttle pause runs, or whose connection
 channel is full, stay in the accumulator (where ``buffer_memory`` bounds them and
 makes ``send`` wait) instead of queueing in the connection.
@@ -46,6 +52,7 @@ from streamcore.client.retrying import (
 )
 from streamcore.client.sequencing import Sequencer
 from streamcore.client.sync import complete_batch
+from streamcore.client.transactions import PRODUCE_MAX_VERSION, TransactionManager, TransactionState
 from streamcore.client.types import BatchMetadata, RecordMetadata, TopicPartition
 from streamcore.codec import encode_batch
 from streamcore.errors import ErrorCode, KafkaError
@@ -59,6 +66,8 @@ __all__ = ["Sender"]
 
 _DUPLICATE = ErrorCode.DUPLICATE_SEQUENCE_NUMBER.code
 _OUT_OF_ORDER = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER.code
+# Transaction states in which batches are sent (and failed ones retried).
+_SENDING = (TransactionState.IN_TRANSACTION, TransactionState.COMMITTING)
 
 
 class Sender:
@@ -89,6 +98,8 @@ class Sender:
         )
         self.backoff = Backoff.from_config(c)
         self.retry_metrics = RetryMetrics()
+        #: The transaction manager of a transactional producer (set by the producer).
+        self.txn: TransactionManager | None = None
         self._in_flight: dict[TopicPartition, int] = defaultdict(int)
         self.outstanding = 0  # batches sealed or in flight, not yet completed
         self.closed = False
@@ -133,6 +144,11 @@ class Sender:
         else:
             self.loop.call_soon_threadsafe(self._wake.set)  # type: ignore[union-attr]
 
+    def wake(self) -> None:
+        """Run a sender cycle soon (from the loop thread)."""
+        if self._wake is not None:
+            self._wake.set()
+
     async def flush(self, timeout: float | None = None) -> None:
         """Wait until every record appended so far is answered (``timeout`` in seconds)."""
         if not self.acc.has_data() and self.outstanding == 0:
@@ -164,17 +180,23 @@ class Sender:
             next_linger = self.acc.seal_expired(
                 now, force=self._flush_requested > 0 or self.acc.linger_s == 0
             )
-            if seq is not None and seq.needs_new_id and not any(self._in_flight.values()):
+            if (
+                seq is not None
+                and seq.needs_new_id
+                and self.txn is None
+                and not any(self._in_flight.values())
+            ):
                 seq.needs_new_id = False
                 try:
                     await seq.init_producer_id(self.cluster, self.backoff, self.config.max_block_ms, self.acc)
                 except Exception as exc:  # cannot continue idempotently: fail what is waiting
                     self.fail_all(exc)
+            next_add = self.txn.poll_adds(now) if self.txn is not None else None
             next_retry = await self._drain(now)
             self._expire(now)
             self.check_flushed()
             timeout = None
-            for t in (next_linger, next_retry):
+            for t in (next_linger, next_retry, next_add):
                 if t is not None:
                     d = max(0.0, t - time.monotonic())
                     timeout = d if timeout is None else min(timeout, d)
@@ -200,8 +222,13 @@ class Sender:
         seq = self.sequencer
         if seq is not None and seq.needs_new_id:
             # A sequence hole: send nothing under the old producer id; the sender
-            # takes a new one once every answer is in.
+            # takes a new one once every answer is in (a transactional producer when
+            # its transaction is aborted).
             return None
+        txn = self.txn
+        if txn is not None and txn.state not in _SENDING:
+            return None
+        added = txn.added if txn is not None else None
         # Requests each (broker, connection slot) may still queue in this drain: each
         # round makes one request per slot.
         room: dict[tuple[int, int], int] = {}
@@ -217,6 +244,8 @@ class Sender:
                     if batch.retry_at > now:
                         next_retry = batch.retry_at if next_retry is None else min(next_retry, batch.retry_at)
                         continue
+                    if added is not None and tp not in added:
+                        continue  # waits for AddPartitionsToTxn (the sender loop sends it)
                     if seq is not None and seq.must_go_alone(tp, batch):
                         # A retry goes alone (it is then the lowest unacknowledged
                         # sequence); so does the first batch of a producer id.
@@ -294,6 +323,7 @@ class Sender:
             producer_id=b.producer_id,
             producer_epoch=b.producer_epoch,
             base_sequence=b.base_sequence,
+            transactional=self.txn is not None,
         )
         if b.explicit_ts:
             b.timestamps = ts
@@ -305,7 +335,7 @@ class Sender:
                 ProduceRequest_PartitionProduceData(index=b.tp.partition, records=b.encoded)
             )
         req = ProduceRequest(
-            transactional_id=None,
+            transactional_id=self.txn.transactional_id if self.txn is not None else None,
             acks=self.acks,
             timeout_ms=self.config.request_timeout_ms,
             topic_data=[ProduceRequest_TopicProduceData(name=t, partition_data=p) for t, p in topics.items()],
@@ -328,7 +358,10 @@ class Sender:
                 for b in batches:
                     self._complete(b, -1, -1)
                 return
-            resp = await conn.request(req)
+            version = conn.version_for(ProduceRequest)
+            if self.txn is not None:
+                version = min(version, PRODUCE_MAX_VERSION)
+            resp = await conn.request(req, version)
         except Exception as exc:
             for b in batches:
                 self._failed(b, exc)
@@ -405,6 +438,9 @@ class Sender:
         else:
             retriable = is_retriable(exc)
         now = time.monotonic()
+        txn = self.txn
+        if txn is not None and txn.state not in _SENDING:
+            retriable = False  # the transaction is being aborted or has failed: no retry
         if retriable and b.attempts < self.config.retries and now < b.deadline and not self.closed:
             b.attempts += 1
             delay_us = self.backoff.delay_us(b.attempts - 1)
@@ -417,6 +453,8 @@ class Sender:
         self.outstanding += 1  # _fail_batch decrements
         self._fail_batch(b, exc)
         self._sequence_hole(b)
+        if txn is not None:
+            txn.record_failed(exc)
 
     def _sequence_hole(self, b: ProducerBatch) -> None:
         if self.sequencer is not None:
@@ -443,13 +481,29 @@ class Sender:
         for b in expired:
             self._sequence_hole(b)  # a retry that ran out of time
             self.outstanding += 1
-            self._fail_batch(
-                b,
-                KafkaError(
-                    ErrorCode.REQUEST_TIMED_OUT,
-                    f"{b.tp.topic}-{b.tp.partition}: not delivered within delivery_timeout_ms",
-                ),
+            exc = KafkaError(
+                ErrorCode.REQUEST_TIMED_OUT,
+                f"{b.tp.topic}-{b.tp.partition}: not delivered within delivery_timeout_ms",
             )
+            self._fail_batch(b, exc)
+            if self.txn is not None:
+                self.txn.record_failed(exc)
+
+    def fail_undrained(self, exc: BaseException) -> None:
+        """Fail every batch not in flight (open, sealed, waiting for a retry) with ``exc``;
+        one that had a sequence number leaves a hole (transactions: the batches of a
+        transaction that failed or is being aborted)."""
+        with self.acc.lock:
+            batches = list(self.acc.open.values())
+            self.acc.open.clear()
+            for q in self.acc.sealed.values():
+                batches.extend(q)
+                q.clear()
+        for b in batches:
+            self._sequence_hole(b)
+            self.outstanding += 1
+            self._fail_batch(b, exc)
+        self.check_flushed()
 
     def fail_all(self, exc: BaseException) -> None:
         with self.acc.lock:

@@ -11,6 +11,7 @@ __all__ = [
     "ConsumerRecord",
     "PartitionColumns",
     "OffsetAndMetadata",
+    "ConsumerGroupMetadata",
 ]
 
 
@@ -76,3 +77,18 @@ class OffsetAndMetadata(NamedTuple):
 
     offset: int
     metadata: str = ""
+
+
+class ConsumerGroupMetadata(NamedTuple):
+    """A consumer's group membership, for ``Producer.send_offsets_to_transaction``
+    (``Consumer.group_metadata()``): the group coordinator refuses the offsets of a
+    member that has been replaced since (a rebalance moved its partitions).
+
+    ``generation_id`` -1 and ``member_id`` "" stand for a consumer that is not a member
+    (manual assignment): the offsets are then committed without that check.
+    """
+
+    group_id: str
+    generation_id: int = -1
+    member_id: str = ""
+    group_instance_id: str | None = None
