@@ -81,12 +81,15 @@ def test_the_command_moves_every_message_through_each_listener(
         assert run["consume"]["errors"] == 0
         # Each listener really is the one measured: its own port.
         assert run["produce"]["bootstrap"] == run["consume"]["bootstrap"]
+        assert run["consume"]["after_first_mb_per_s"] > 0
         for phase in ("produce", "consume"):
             assert run[phase]["mb_per_s"] > 0
             assert run[phase]["broker_cpu_s"] >= 0 and run[phase]["client_cpu_s"] >= 0
     assert len({run["produce"]["bootstrap"] for run in report["runs"]}) == 3
     printed = capsys.readouterr().out
     assert "| listener | produce MB/s | vs plaintext |" in printed
+    assert "| after 1st record MB/s |" in printed
+    assert all(r["consume_after_first_mb_per_s"] > 0 for r in report["rows"])
     assert "| PLAINTEXT |" in printed and "| SSL |" in printed and "| SASL_SSL |" in printed
 
 
