@@ -361,3 +361,59 @@ def latest_per_key(bootstrap: str, topic: str) -> dict[bytes | None, bytes | Non
     for key, value in read_all(bootstrap, topic):
         latest[key] = value
     return latest
+
+
+def read_to_end(
+    bootstrap: str, topic: str, isolation: str = "read_committed", timeout_s: float = 60.0
+) -> list[tuple[bytes | None, bytes | None]]:
+    """Every record of ``topic`` that ``isolation`` shows, to each partition's end of now.
+
+    The end is where the consumer reports end of partition: the last stable offset under
+    read_committed (control batches and aborted records skipped, so no offset to wait
+    for), the high watermark under read_uncommitted.
+    """
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
+
+    partitions = sorted(offsets(bootstrap, topic))
+    out: dict[int, list[tuple[bytes | None, bytes | None]]] = {p: [] for p in partitions}
+    pending = set(partitions)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "ecosystem-check",
+            "enable.auto.commit": False,
+            "isolation.level": isolation,
+            "enable.partition.eof": True,
+        }
+    )
+    try:
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        deadline = time.monotonic() + timeout_s
+        while pending:
+            assert time.monotonic() < deadline, (
+                f"could not read {topic} ({isolation}) to its end in {timeout_s} s"
+            )
+            for msg in consumer.consume(1000, timeout=0.5):
+                error = msg.error()
+                if error is not None and error.code() == KafkaError._PARTITION_EOF:
+                    pending.discard(msg.partition())
+                    continue
+                assert error is None, f"reading {topic}: {error}"
+                out[msg.partition()].append((msg.key(), msg.value()))
+    finally:
+        consumer.close()
+    return [record for p in sorted(out) for record in out[p]]
+
+
+def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
+    """The group's committed offset per partition of ``topic`` (stable: pending transactional
+    commits are waited for, as a read_committed consumer does)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    partitions = sorted(offsets(bootstrap, topic))
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        got = consumer.committed([TopicPartition(topic, p) for p in partitions], timeout=30)
+        return {tp.partition: tp.offset for tp in got}
+    finally:
+        consumer.close()
