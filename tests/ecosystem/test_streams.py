@@ -35,9 +35,9 @@ START_TIMEOUT_S = 120
 COUNT_TIMEOUT_S = 120
 
 
-def make_lines(seed: int) -> list[tuple[str, str]]:
+def make_lines(seed: int, count: int = LINES) -> list[tuple[str, str]]:
     rng = random.Random(seed)
-    return [(f"k{i}", " ".join(rng.choices(VOCABULARY, k=WORDS_PER_LINE)).upper()) for i in range(LINES)]
+    return [(f"k{i}", " ".join(rng.choices(VOCABULARY, k=WORDS_PER_LINE)).upper()) for i in range(count)]
 
 
 def word_counts(lines: list[tuple[str, str]]) -> dict[bytes, int]:
@@ -52,11 +52,12 @@ def start_app(
     topics: tuple[str, str],
     workdir: Path,
     name: str,
+    guarantee: str = "at_least_once",
 ) -> tuple[Proc, Path]:
     proc, log = java(
         classpath,
         "streamcore.ecosystem.WordCount",
-        [bootstrap, app_id, str(state_dir), *topics],
+        [bootstrap, app_id, str(state_dir), *topics, guarantee],
         workdir,
         name,
     )

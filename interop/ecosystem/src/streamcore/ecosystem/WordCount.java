@@ -22,7 +22,12 @@ import org.apache.kafka.streams.processor.StateRestoreListener;
  * store "counts" (its changelog topic made by Streams) and the running counts written to
  * the output topic as (word, long).
  *
- * <p>Usage: WordCount BOOTSTRAP APPLICATION_ID STATE_DIR INPUT_TOPIC OUTPUT_TOPIC
+ * <p>Usage: WordCount BOOTSTRAP APPLICATION_ID STATE_DIR INPUT_TOPIC OUTPUT_TOPIC [GUARANTEE]
+ *
+ * <p>GUARANTEE is the processing.guarantee: at_least_once (the default) or exactly_once_v2.
+ * Under exactly_once_v2 every commit is a transaction of the output, changelog and
+ * repartition records with the consumed offsets, and the restarted app reads its changelog
+ * and repartition topic read_committed.
  *
  * <p>Stdout carries one line per event the test waits for: "state NEW_STATE" on every
  * state change, "restored STORE PARTITION RECORDS" when a store finishes restoring from
@@ -32,15 +37,18 @@ public final class WordCount {
   private WordCount() {}
 
   public static void main(String[] args) throws InterruptedException {
-    if (args.length != 5) {
-      System.err.println("usage: WordCount BOOTSTRAP APPLICATION_ID STATE_DIR INPUT_TOPIC OUTPUT_TOPIC");
+    if (args.length != 5 && args.length != 6) {
+      System.err.println(
+          "usage: WordCount BOOTSTRAP APPLICATION_ID STATE_DIR INPUT_TOPIC OUTPUT_TOPIC [GUARANTEE]");
       System.exit(2);
     }
     Properties props = new Properties();
     props.put(StreamsConfig.BOOTSTRAP_SERVERS_CONFIG, args[0]);
     props.put(StreamsConfig.APPLICATION_ID_CONFIG, args[1]);
     props.put(StreamsConfig.STATE_DIR_CONFIG, args[2]);
-    props.put(StreamsConfig.PROCESSING_GUARANTEE_CONFIG, StreamsConfig.AT_LEAST_ONCE);
+    props.put(
+        StreamsConfig.PROCESSING_GUARANTEE_CONFIG,
+        args.length == 6 ? args[5] : StreamsConfig.AT_LEAST_ONCE);
     props.put(StreamsConfig.REPLICATION_FACTOR_CONFIG, 1);
     // Short intervals so that a test of a few thousand records sees commits and
     // repartition-topic purges (DeleteRecords) within seconds, not the 30 s defaults.
