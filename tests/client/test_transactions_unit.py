@@ -320,3 +320,187 @@ def test_a_transactional_id_implies_idempotence_and_reads_kafka_property_names()
         True,
     )
     assert build_config("producer", "127.0.0.1:1", None, {}).transactional_id is None
+
+
+# ---------------------------------------------------------------- requests against a scripted coordinator
+
+
+class _Conn:
+    """A coordinator connection answering each request type from its own script."""
+
+    def __init__(self, script: dict[str, list[Any]]) -> None:
+        self.script = {name: list(answers) for name, answers in script.items()}
+        self.sent: list[Any] = []
+
+    def version_for(self, cls: type) -> int:
+        return 3
+
+    async def request(self, req: Any, version: int | None = None) -> Any:
+        self.sent.append(req)
+        return self.script[type(req).__name__].pop(0)
+
+
+class _Cluster:
+    def __init__(self, conn: _Conn) -> None:
+        self.conn = conn
+        self.forgotten = 0
+
+    async def coordinator(self, key: str, key_type: int = 0, *, refresh: bool = False) -> int:
+        return 1
+
+    async def connection(self, node: int) -> _Conn:
+        return self.conn
+
+    def forget_coordinator(self, key: str, key_type: int = 0) -> None:
+        self.forgotten += 1
+
+
+def _scripted(script: dict[str, list[Any]]) -> tuple[Any, _Conn, _Cluster]:
+    from streamcore.client.accumulator import Accumulator
+    from streamcore.client.retrying import Backoff
+    from streamcore.client.sequencing import Sequencer
+    from streamcore.client.transactions import TransactionManager
+
+    config = build_config("producer", "127.0.0.1:1", None, {"transactional_id": "t-1"})
+    conn = _Conn(script)
+    cluster = _Cluster(conn)
+    acc = Accumulator(1024, 1 << 20, 0, 60_000)
+    txn = TransactionManager(config, cluster, acc, Sequencer(), Backoff(1, 1, jitter=0.0))  # type: ignore[arg-type]
+    sender = _Sender()
+    sender.release.set()
+    txn.sender = sender  # type: ignore[assignment]
+    return txn, conn, cluster
+
+
+def _code(code: ErrorCode, **fields: Any) -> Any:
+    return SimpleNamespace(error_code=code.code, **fields)
+
+
+def _added(*codes: ErrorCode) -> list[Any]:
+    return [
+        SimpleNamespace(
+            results_by_topic_v3_and_below=[
+                SimpleNamespace(
+                    name="t",
+                    results_by_partition=[SimpleNamespace(partition_index=0, partition_error_code=c.code)],
+                )
+            ]
+        )
+        for c in codes
+    ]
+
+
+def test_retriable_coordinator_answers_are_retried_and_a_moved_coordinator_looked_up_again() -> None:
+    E = ErrorCode
+    ok = E.NO_ERROR
+
+    async def main() -> None:
+        txn, conn, cluster = _scripted(
+            {
+                "InitProducerIdRequest": [
+                    _code(E.CONCURRENT_TRANSACTIONS),
+                    _code(E.COORDINATOR_LOAD_IN_PROGRESS),
+                    _code(E.NOT_COORDINATOR),
+                    _code(ok, producer_id=7, producer_epoch=3),
+                ],
+                "AddPartitionsToTxnRequest": _added(E.CONCURRENT_TRANSACTIONS, ok),
+                "EndTxnRequest": [_code(E.CONCURRENT_TRANSACTIONS), _code(ok)],
+            }
+        )
+        await txn.init(5)
+        assert txn.state is TransactionState.READY
+        assert (txn.sequencer.producer_id, txn.sequencer.producer_epoch) == (7, 3)
+        # Looked up again after NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS, not after
+        # CONCURRENT_TRANSACTIONS (retrying.coordinator_moved).
+        assert cluster.forgotten == 2
+        sent = conn.sent[0]
+        assert (sent.transactional_id, sent.transaction_timeout_ms) == ("t-1", 60_000)
+        txn.begin()
+        tp = TopicPartition("t", 0)
+        with txn.acc.lock:
+            txn.check_send()
+            txn.want(tp)
+        # The first AddPartitionsToTxn meets CONCURRENT_TRANSACTIONS: the partition stays
+        # wanted and its batches wait; the retry adds it.
+        for _ in range(2):
+            txn.poll_adds(txn._add_retry_at)
+            assert txn._adding is not None
+            await txn._adding
+        assert tp in txn.added and not txn.wanted and txn.started
+        add = conn.sent[-1]
+        assert (add.v3_and_below_producer_id, add.v3_and_below_producer_epoch) == (7, 3)
+        await txn.commit(5)
+        assert txn.state is TransactionState.READY and not txn.added and not txn.started
+        end = conn.sent[-1]
+        assert type(end).__name__ == "EndTxnRequest" and end.committed is True
+        assert [type(r).__name__ for r in conn.sent].count("EndTxnRequest") == 2
+
+    asyncio.run(main())
+
+
+def test_offsets_whose_coordinator_stays_unavailable_doom_the_transaction() -> None:
+    async def main() -> None:
+        loading = [_code(ErrorCode.COORDINATOR_LOAD_IN_PROGRESS)] * 10_000
+        txn, conn, _ = _scripted({"AddOffsetsToTxnRequest": loading})
+        txn.state = TransactionState.IN_TRANSACTION
+        with pytest.raises(AbortableTransactionError) as failed:
+            await txn.send_offsets({TopicPartition("in", 0): 5}, "g", 0.2)
+        assert failed.value.error is ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+        assert txn.state is TransactionState.ABORTABLE_ERROR
+        assert len(conn.sent) > 1  # retried before giving up
+        assert not txn.started  # so the abort sends no EndTxn
+        await txn.abort(5)
+        assert txn.state is TransactionState.READY
+        assert all(type(r).__name__ == "AddOffsetsToTxnRequest" for r in conn.sent)
+
+    asyncio.run(main())
+
+
+def test_offsets_go_to_the_group_coordinator_with_the_members_generation() -> None:
+    async def main() -> None:
+        from streamcore.client.types import ConsumerGroupMetadata, OffsetAndMetadata
+
+        committed = SimpleNamespace(
+            topics=[SimpleNamespace(name="in", partitions=[SimpleNamespace(partition_index=0, error_code=0)])]
+        )
+        txn, conn, _ = _scripted(
+            {"AddOffsetsToTxnRequest": [_code(ErrorCode.NO_ERROR)], "TxnOffsetCommitRequest": [committed]}
+        )
+        txn.state = TransactionState.IN_TRANSACTION
+        meta = ConsumerGroupMetadata("g", 4, "member-1", "static-1")
+        await txn.send_offsets({("in", 0): OffsetAndMetadata(5, "m")}, meta, 5)
+        add, commit = conn.sent
+        assert add.group_id == "g" and txn.started
+        assert (commit.group_id, commit.generation_id, commit.member_id, commit.group_instance_id) == (
+            "g",
+            4,
+            "member-1",
+            "static-1",
+        )
+        part = commit.topics[0].partitions[0]
+        assert (
+            commit.topics[0].name,
+            part.partition_index,
+            part.committed_offset,
+            part.committed_metadata,
+        ) == (
+            "in",
+            0,
+            5,
+            "m",
+        )
+
+    asyncio.run(main())
+
+
+def test_a_fenced_end_txn_is_fatal() -> None:
+    async def main() -> None:
+        txn, _, _ = _scripted({"EndTxnRequest": [_code(ErrorCode.PRODUCER_FENCED)]})
+        txn.state = TransactionState.IN_TRANSACTION
+        txn.started = True
+        with pytest.raises(FatalTransactionError) as fenced:
+            await txn.commit(5)
+        assert fenced.value.error is ErrorCode.PRODUCER_FENCED
+        assert txn.state is TransactionState.FATAL_ERROR
+
+    asyncio.run(main())
