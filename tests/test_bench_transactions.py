@@ -125,7 +125,7 @@ def test_the_command_runs_its_own_broker_and_writes_json(
     out = tmp_path / "txn.json"
     args = _parse(
         ["--records", "200", "--size", "20", "--txn-sizes", "20,100", "--no-apache", "--no-progress",
-         "--json", str(out)]
+         "--warmup-rounds", "1", "--json", str(out)]
     )  # fmt: skip
     assert args.handler(args) == 0
     report = json.loads(out.read_text())
@@ -140,7 +140,8 @@ def test_the_command_runs_its_own_broker_and_writes_json(
     for row in report["rows"]:
         assert row["failed"] == 0 and row["records_per_s"] > 0
         assert row["broker_cpu_s"] is not None and row["broker_cpu_s"] >= 0
-    assert all(r["delivered"] == 200 for r in report["runs"])
+    # The warm-up round is not kept: one run per case.
+    assert len(report["runs"]) == 5 and all(r["delivered"] == 200 for r in report["runs"])
     printed = capsys.readouterr().out
     assert "| streamcore | transactional, 20 per txn |" in printed
     assert "Apache Kafka not run: --no-apache" in printed

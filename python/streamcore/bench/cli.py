@@ -562,6 +562,12 @@ def add_transactions_command(targets: Subparsers) -> None:
         "--rounds", type=_positive_int, default=1, help="rounds of every case, interleaved (default 1)"
     )
     p.add_argument(
+        "--warmup-rounds",
+        type=_non_negative_int,
+        default=0,
+        help="rounds run first and not kept, per broker (default 0; 1 lets a JVM broker compile)",
+    )
+    p.add_argument(
         "--bootstrap",
         metavar="HOST:PORT",
         help="load this broker instead of starting a streamcore broker (it must serve transactions)",
@@ -638,6 +644,7 @@ def run_transactions(args: argparse.Namespace) -> int:
             "txn_sizes": args.txn_sizes,
             "linger_ms": args.linger_ms,
             "rounds": args.rounds,
+            "warmup_rounds": args.warmup_rounds,
             "fsync": args.fsync,
             "timeout_s": args.timeout,
         },
@@ -653,6 +660,7 @@ def run_transactions(args: argparse.Namespace) -> int:
         size=args.size,
         txn_sizes=args.txn_sizes,
         rounds=args.rounds,
+        warmup_rounds=args.warmup_rounds,
         linger_ms=args.linger_ms,
         timeout_s=args.timeout,
         progress=progress,
@@ -660,7 +668,12 @@ def run_transactions(args: argparse.Namespace) -> int:
 
     def measure(name: str, bootstrap: str, pid: int | None) -> None:
         clock = (lambda: cpu_seconds(pid)) if pid is not None else None
-        print(f"{name}: {len(args.txn_sizes) * 2 + 1} case(s) x {args.rounds} round(s) ...", file=sys.stderr)
+        print(
+            f"{name}: {len(args.txn_sizes) * 2 + 1} case(s) x {args.rounds} round(s)"
+            + (f" after {args.warmup_rounds} warm-up round(s)" if args.warmup_rounds else "")
+            + " ...",
+            file=sys.stderr,
+        )
         result = transactions.run_transaction_benchmark(bootstrap, name, broker_cpu=clock, **common)
         report["rows"] += result["rows"]
         report["runs"] += result["runs"]
@@ -697,7 +710,9 @@ def run_transactions(args: argparse.Namespace) -> int:
         _write_json(args.json, report)
     print(
         f"streamcore {__version__} transactions benchmark: {args.records:,} records x {args.size} B per "
-        f"run, linger.ms={args.linger_ms:g}, confluent-kafka; medians of {args.rounds} round(s); "
+        f"run, linger.ms={args.linger_ms:g}, confluent-kafka; medians of {args.rounds} round(s)"
+        + (f" after {args.warmup_rounds} warm-up round(s)" if args.warmup_rounds else "")
+        + "; "
         "p50/p99 = commit_transaction() (or flush()) durations; MB = 10^6 B"
     )
     print()

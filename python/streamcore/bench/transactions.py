@@ -258,6 +258,7 @@ def run_transaction_benchmark(
     size: int,
     txn_sizes: Sequence[int],
     rounds: int = 1,
+    warmup_rounds: int = 0,
     linger_ms: float = 5.0,
     timeout_s: float = 300.0,
     progress: bool | None = None,
@@ -267,12 +268,14 @@ def run_transaction_benchmark(
 
     Each round runs the cases in the same order (idempotent, then per size: flush,
     transactional), each on a new topic, so a slow spell of a shared machine spreads
-    over all cases instead of landing on one. Returns ``{"rows": [...], "runs": [...]}``:
-    one summary row per case (:func:`summarize_runs`) and every single run.
+    over all cases instead of landing on one. ``warmup_rounds`` more rounds run first
+    and are not kept (a JVM broker compiles its hot paths during the first one).
+    Returns ``{"rows": [...], "runs": [...]}``: one summary row per case
+    (:func:`summarize_runs`) and every single kept run.
     """
     cases = _cases(txn_sizes)
     runs: dict[tuple[str, int | None], list[dict[str, Any]]] = {c: [] for c in cases}
-    for _ in range(rounds):
+    for round_ in range(warmup_rounds + rounds):
         for mode, n in cases:
             result = run_transactional_produce(
                 bootstrap,
@@ -286,7 +289,8 @@ def run_transaction_benchmark(
                 broker_cpu=broker_cpu,
             )
             result["broker"] = broker
-            runs[(mode, n)].append(result)
+            if round_ >= warmup_rounds:
+                runs[(mode, n)].append(result)
     rows = [summarize_runs(broker, runs[c]) for c in cases]
     every = [{k: v for k, v in r.items() if k != "sync_ms"} for c in cases for r in runs[c]]
     return {"rows": rows, "runs": every}
