@@ -57,9 +57,10 @@ def start_app(
     topics: tuple[str, str],
     workdir: Path,
     name: str,
+    guarantee: str = "at-least-once",
 ) -> Proc:
     script = ECOSYSTEM / "quix_count.py"
-    return Proc(name, [python, str(script), bootstrap, group, str(state_dir), *topics], workdir)
+    return Proc(name, [python, str(script), bootstrap, group, str(state_dir), *topics, guarantee], workdir)
 
 
 def wait_for_counts(proc: Proc, bootstrap: str, output: str, expected: dict[bytes, int]) -> None:
