@@ -23,6 +23,7 @@ import base64
 import dataclasses
 import difflib
 import logging
+import math
 import os
 import re
 import sys
@@ -52,6 +53,7 @@ __all__ = [
     "StorageConfig",
     "TopicsConfig",
     "LimitsConfig",
+    "QuotasConfig",
     "GroupsConfig",
     "FetchSessionsConfig",
     "MetricsConfig",
@@ -286,6 +288,29 @@ class LimitsConfig:
 
 
 @dataclass
+class QuotasConfig:
+    """Client quota defaults and the rate measurement (streamcore.broker.quotas).
+
+    The byte rates and the request percentage apply to each client-id that no quota set
+    with AlterClientQuotas covers (Kafka's former quota.producer.default and
+    quota.consumer.default); None = unlimited.
+    """
+
+    #: Produce bytes per second of each such client-id.
+    producer_byte_rate: int | None = None
+    #: Fetch bytes per second of each such client-id.
+    consumer_byte_rate: int | None = None
+    #: Percentage of the request handler's time (100 = the whole event loop) of each such client-id.
+    request_percentage: float | None = None
+    #: New connections per second from each address without an ``ip`` quota (KIP-612).
+    connection_creation_rate: int | None = None
+    #: Kafka's quota.window.num: samples a rate is measured over.
+    window_num: int = 11
+    #: Kafka's quota.window.size.seconds, in ms: the length of one sample.
+    window_size_ms: int = 1000
+
+
+@dataclass
 class GroupsConfig:
     """Consumer-group coordinator settings."""
 
@@ -348,6 +373,7 @@ class BrokerConfig:
     storage: StorageConfig = field(default_factory=StorageConfig)
     topics: TopicsConfig = field(default_factory=TopicsConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    quotas: QuotasConfig = field(default_factory=QuotasConfig)
     groups: GroupsConfig = field(default_factory=GroupsConfig)
     transactions: TransactionsConfig = field(default_factory=TransactionsConfig)
     fetch_sessions: FetchSessionsConfig = field(default_factory=FetchSessionsConfig)
@@ -490,6 +516,21 @@ def _parse_bool(value: object, setting: str) -> bool:
     raise ConfigError(f"{setting}: expected true/false (or 1/0, yes/no, on/off), got {value!r}")
 
 
+def _parse_number(value: object, setting: str) -> float:
+    """A finite decimal number (TOML int or float, or a string such as ``12.5``)."""
+    number: float | None = None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+    elif isinstance(value, str):
+        try:
+            number = float(value.strip())
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise ConfigError(f"{setting}: expected a number, got {value!r}")
+    return number
+
+
 def _parse_str(value: object, setting: str) -> str:
     if isinstance(value, str):
         return value
@@ -539,6 +580,7 @@ def _parse_principals(value: object, setting: str) -> tuple[str, ...]:
 
 _PARSERS = {
     "int": _parse_int,
+    "number": _parse_number,
     "duration": parse_duration_ms,
     "size": parse_size_bytes,
     "bool": _parse_bool,
@@ -554,7 +596,7 @@ class Setting:
     """One configurable value: its dotted name, kind, env variable, CLI flag and help text."""
 
     name: str
-    kind: str  # int | duration | size | bool | str | choice | list | principals
+    kind: str  # int | number | duration | size | bool | str | choice | list | principals
     env: str
     help: str
     choices: tuple[str, ...] = ()
@@ -595,9 +637,9 @@ class Setting:
             if unknown:
                 raise ConfigError(f"{self.name}: {unknown[0]!r} is not one of {', '.join(self.choices)}")
             parsed = tuple(dict.fromkeys(canonical[v.upper()] for v in parsed))
-        if self.minimum is not None and isinstance(parsed, int) and parsed < self.minimum:
+        if self.minimum is not None and isinstance(parsed, (int, float)) and parsed < self.minimum:
             raise ConfigError(f"{self.name}: {parsed} is below the minimum {self.minimum}")
-        if self.maximum is not None and isinstance(parsed, int) and parsed > self.maximum:
+        if self.maximum is not None and isinstance(parsed, (int, float)) and parsed > self.maximum:
             raise ConfigError(f"{self.name}: {parsed} is above the maximum {self.maximum}")
         return parsed
 
@@ -672,6 +714,21 @@ SETTINGS: tuple[Setting, ...] = (
     _s("limits.max_connections_per_ip_overrides", "str",
        "Per-address exceptions, 'host:count,host:count'."),
     _s("limits.max_connection_creation_rate", "int", "New connections accepted per second.", minimum=1),
+    _s("quotas.producer_byte_rate", "int",
+       "Produce bytes/s of each client-id no AlterClientQuotas quota covers (none = unlimited).",
+       optional=True, minimum=1),
+    _s("quotas.consumer_byte_rate", "int",
+       "Fetch bytes/s of each client-id no AlterClientQuotas quota covers (none = unlimited).",
+       optional=True, minimum=1),
+    _s("quotas.request_percentage", "number",
+       "Percent of the request handler's time of each client-id no quota covers (none = unlimited).",
+       optional=True),
+    _s("quotas.connection_creation_rate", "int",
+       "New connections/s accepted from each address without an ip quota (none = unlimited).",
+       optional=True, minimum=1),
+    _s("quotas.window_num", "int", "Samples a quota's rate is measured over (quota.window.num).", minimum=1),
+    _s("quotas.window_size_ms", "duration",
+       "Length of one quota sample (quota.window.size.seconds).", minimum=1),
     _s("groups.min_session_timeout_ms", "duration", "Smallest session timeout a member may ask.", minimum=1),
     _s("groups.max_session_timeout_ms", "duration", "Largest session timeout a member may ask.", minimum=1),
     _s("groups.initial_rebalance_delay_ms", "duration", "Wait before the first rebalance of an empty group.",
@@ -813,6 +870,11 @@ def _check_consistency(cfg: BrokerConfig) -> None:
         raise ConfigError(
             f"limits.max_message_bytes ({cfg.limits.max_message_bytes}) exceeds "
             f"limits.max_request_bytes ({cfg.limits.max_request_bytes})"
+        )
+    if cfg.quotas.request_percentage is not None and cfg.quotas.request_percentage <= 0:
+        raise ConfigError(
+            f"quotas.request_percentage: {cfg.quotas.request_percentage:g} must be greater than 0 "
+            "(none = unlimited)"
         )
     if cfg.cluster_id is not None and not cfg.cluster_id.strip():
         raise ConfigError("cluster_id: must not be blank (omit it to generate one)")

@@ -29,7 +29,16 @@ HandlerResult = Any | Awaitable[Any] | None
 class RequestContext:
     """One request's header fields and its sender, as handlers see them."""
 
-    __slots__ = ("api_key", "api_version", "client_host", "client_id", "correlation_id", "peer", "principal")
+    __slots__ = (
+        "api_key",
+        "api_version",
+        "client_host",
+        "client_id",
+        "correlation_id",
+        "peer",
+        "principal",
+        "throttle_ms",
+    )
 
     def __init__(
         self,
@@ -55,6 +64,10 @@ class RequestContext:
         #: authenticated (SASL username, TLS certificate subject), ``User:ANONYMOUS`` on
         #: an unauthenticated listener. Authorizers decide on it.
         self.principal = principal
+        #: Quota throttle time of this request, ms, set by the server (produce bytes) or a
+        #: handler (fetch bytes): the response carries it and the connection reads nothing
+        #: more for that long (``streamcore.broker.quotas``).
+        self.throttle_ms = 0
 
     def __repr__(self) -> str:
         return (

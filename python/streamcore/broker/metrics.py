@@ -14,11 +14,12 @@ import logging
 import platform
 import struct
 from collections.abc import Callable, Iterable
+from typing import Protocol
 
 from streamcore._version import __version__
 from streamcore.codec.batch_header import BATCH_LENGTH_AT, LOG_OVERHEAD, RECORDS_COUNT_AT
 from streamcore.errors import ErrorCode
-from streamcore.metrics import CounterArray, Family, Registry, process_families
+from streamcore.metrics import CounterArray, Family, LabelledCounters, Registry, process_families
 
 log = logging.getLogger("streamcore.broker")
 
@@ -37,6 +38,16 @@ _INT32 = struct.Struct(">i")
 PartitionSource = Callable[[], Iterable[tuple[tuple[str, int], object]]]
 #: A source of committed offsets: (group, topic, partition, offset) tuples.
 CommittedSource = Callable[[], Iterable[tuple[str, str, int, int]]]
+
+
+class QuotaSource(Protocol):
+    """What the quota metrics are read from (``streamcore.broker.quotas.QuotaManager``)."""
+
+    throttle_ms_total: dict[str, int]
+    throttled_total: dict[str, int]
+    enabled: dict[str, bool]
+
+    def sensors(self) -> list[tuple[str, str, str, float, float]]: ...
 
 
 def batch_records(data: bytes | memoryview) -> int:
@@ -87,6 +98,8 @@ class BrokerMetrics:
             "streamcore_response_bytes_total", "Response bytes written to client connections"
         )
         self._connections = r.gauge("streamcore_connections", "Open client connections")
+        # Registered at the first refusal: a broker that never refuses shows no such family.
+        self._refused: LabelledCounters | None = None
         self.produce_latency_us = r.histogram(
             "streamcore_produce_request_duration_seconds", "Produce request handling time", divisor=_US
         )
@@ -103,6 +116,7 @@ class BrokerMetrics:
         self._storage_health: Callable[[], dict[str, int]] | None = None
         self._partitions: PartitionSource | None = None
         self._committed: CommittedSource | None = None
+        self._quotas: QuotaSource | None = None
         self._topics: Callable[[], Iterable[str]] | None = None
         self._build_labels = {
             "version": __version__,
@@ -152,6 +166,18 @@ class BrokerMetrics:
     def connections(self, n: int) -> None:
         self._connections.set(n)
 
+    def connection_refused(self, reason: str) -> None:
+        """A connection closed right after accept (``max_connections_per_ip``,
+        ``connection_creation_rate``)."""
+        if self._refused is None:
+            self._refused = self.registry.labelled_counters(
+                "streamcore_connections_refused_total",
+                "Connections closed right after accept, by reason (max_connections_per_ip, "
+                "connection_creation_rate)",
+                ("reason",),
+            )
+        self._refused.labels(reason).inc()
+
     # -- scrape-time sources ------------------------------------------------------------
 
     def add_wal_source(self, source: Callable[[], dict[str, int]]) -> None:
@@ -172,6 +198,10 @@ class BrokerMetrics:
     def set_committed_source(self, committed: CommittedSource) -> None:
         """Register the committed offsets of every group (for consumer lag)."""
         self._committed = committed
+
+    def set_quota_source(self, quotas: QuotaSource) -> None:
+        """Register the client quota manager (throttle totals, measured rates)."""
+        self._quotas = quotas
 
     # -- exposition ---------------------------------------------------------------------
 
@@ -205,6 +235,7 @@ class BrokerMetrics:
                 errors.add(value, error=ErrorCode.from_code(slot - 1).name)
         fams = [requests, errors, *self._wal_families(), *self._storage_families()]
         fams += self._partition_families()
+        fams += self._quota_families()
         fams += process_families()
         build = Family(
             "streamcore_build_info", "gauge", "Version and implementation of this broker (always 1)"
@@ -275,6 +306,36 @@ class BrokerMetrics:
             if hw_now is not None:
                 lag.add(max(hw_now - offset, 0), group=group, topic=topic, partition=partition)
         return [end, start, size, committed, lag]
+
+    def _quota_families(self) -> list[Family]:
+        quotas = self._quotas
+        # Shown once a client quota exists (or has throttled someone): a broker without
+        # quotas shows no such families.
+        if quotas is None or not (any(quotas.enabled.values()) or any(quotas.throttled_total.values())):
+            return []
+        throttle = Family(
+            "streamcore_quota_throttle_seconds_total",
+            "counter",
+            "Throttle time given to clients over a quota, by quota (produce, fetch, request)",
+        )
+        throttled = Family(
+            "streamcore_quota_throttled_responses_total",
+            "counter",
+            "Responses throttled for a quota, by quota (produce, fetch, request)",
+        )
+        for kind in sorted(quotas.throttle_ms_total):
+            throttle.add(quotas.throttle_ms_total[kind] / 1000.0, quota=kind)
+            throttled.add(quotas.throttled_total.get(kind, 0), quota=kind)
+        rate = Family(
+            "streamcore_quota_rate",
+            "gauge",
+            "Measured rate of each client with a quota: bytes/s (produce, fetch) or percent (request)",
+        )
+        limit = Family("streamcore_quota_limit", "gauge", "The quota that rate is held to, same units")
+        for kind, user, client_id, value, bound in quotas.sensors():
+            rate.add(value, quota=kind, user=user, client_id=client_id)
+            limit.add(bound, quota=kind, user=user, client_id=client_id)
+        return [throttle, throttled, rate, limit]
 
 
 def _by_key(item: tuple[tuple[str, int], object]) -> tuple[str, int]:

@@ -60,13 +60,14 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Generator
 from typing import TYPE_CHECKING, Any
 
 from streamcore.broker import handlers as _handlers
 from streamcore.broker.config import ListenerSpec
 from streamcore.broker.context import RequestContext
 from streamcore.broker.handlers import sasl_authenticate, sasl_handshake
+from streamcore.broker.quotas import FETCH, PRODUCE, REQUEST, user_of
 from streamcore.broker.security import tls
 from streamcore.broker.security.mechanisms import AuthenticationFailed
 from streamcore.broker.security.sasl import AUTHENTICATE, COMPLETE, FAILED, SaslSession
@@ -121,6 +122,8 @@ _KEEPALIVE_INTERVAL_S = 10
 _KEEPALIVE_PROBES = 6
 
 _FETCH_KEY_BYTES = ApiKey.FETCH.to_bytes(2, "big")
+_PRODUCE = int(ApiKey.PRODUCE)
+_FETCH = int(ApiKey.FETCH)
 
 # Largest frame a SASL connection may send before it has authenticated (Kafka's
 # sasl.server.max.receive.size): strangers do not get to fill the request budget.
@@ -373,6 +376,46 @@ class RequestMemory:
             self.granted -= _READ_BYTES
 
 
+class _Timed:
+    """Awaits ``inner`` and adds up the time its steps run on the event loop (seconds), not
+    the time it waits: the request handler time the request quota measures."""
+
+    __slots__ = ("_inner", "seconds")
+
+    def __init__(self, inner: Awaitable[Any], seconds: float = 0.0) -> None:
+        self._inner = inner
+        #: Seconds the awaitable ran so far (and the handler call that made it).
+        self.seconds = seconds
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        steps = self._inner.__await__()
+        clock = time.perf_counter
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            started = clock()
+            try:
+                if error is not None:
+                    thrown, error = error, None
+                    yielded = steps.throw(thrown)
+                else:
+                    yielded = steps.send(value)
+            except StopIteration as stop:
+                self.seconds += clock() - started
+                return stop.value
+            except BaseException:
+                self.seconds += clock() - started
+                raise
+            self.seconds += clock() - started
+            try:
+                value = yield yielded
+            except GeneratorExit:
+                steps.close()
+                raise
+            except BaseException as exc:  # cancellation and the like go on to the inner awaitable
+                value, error = None, exc
+
+
 class _Slot:
     """One dispatched request's place in its connection's response queue."""
 
@@ -432,6 +475,10 @@ class KafkaConnection(asyncio.Protocol):
             self.sasl = SaslSession(server.state.sasl)
         #: monotonic() of the connection's start (a SASL client must authenticate in time).
         self.connected_at = time.monotonic()
+        #: monotonic() until which a quota throttles this connection (nothing is read or
+        #: dispatched meanwhile); 0.0 when it is not throttled.
+        self.throttled_until = 0.0
+        self._throttle_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -450,6 +497,9 @@ class KafkaConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        if self._throttle_timer is not None:
+            self._throttle_timer.cancel()
+            self._throttle_timer = None
         self._server.unregister(self)
         self._release_all()
         for task in list(self._tasks):
@@ -519,6 +569,9 @@ class KafkaConnection(asyncio.Protocol):
                     break
                 if self.sasl is not None and self.sasl.state == FAILED:
                     # The failure's answer is on its way; nothing more is served.
+                    break
+                if self.throttled_until:
+                    # Muted by a quota: the next request waits for the throttle to end.
                     break
                 frame = backlog[0]
                 if self._pending and frame[:2] == _FETCH_KEY_BYTES:
@@ -591,6 +644,17 @@ class KafkaConnection(asyncio.Protocol):
             or (api_key == ApiKey.SASL_AUTHENTICATE and sasl.state == AUTHENTICATE)
         ):
             return self._sasl_exchange(ctx, request, size)
+        quotas = state.quotas
+        if api_key == _PRODUCE and quotas.enabled[PRODUCE]:
+            # The request's bytes count against the producer's byte rate; over it, the
+            # requests behind this one wait from now on (the answer carries the time).
+            throttle_ms = quotas.record(PRODUCE, user_of(self.principal), ctx.client_id, size)
+            if throttle_ms:
+                ctx.throttle_ms = throttle_ms
+                quotas.throttled(PRODUCE, throttle_ms)
+                self._throttle(throttle_ms)
+        timed = quotas.enabled[REQUEST]
+        started = time.perf_counter() if timed else 0.0
         # The handler, and the task of an answer that waits, see this connection's listener.
         token = current_listener.set(self.listener)
         try:
@@ -603,12 +667,14 @@ class KafkaConnection(asyncio.Protocol):
             if isinstance(result, Awaitable):
                 slot = _Slot(size)
                 self._pending.append(slot)
-                task = asyncio.ensure_future(result)
+                timer = _Timed(result, time.perf_counter() - started) if timed else None
+                task = asyncio.ensure_future(result if timer is None else timer)
                 self._tasks.add(task)
-                task.add_done_callback(functools.partial(self._finished, slot=slot, ctx=ctx))
+                task.add_done_callback(functools.partial(self._finished, slot=slot, ctx=ctx, timer=timer))
                 return slot
         finally:
             current_listener.reset(token)
+        self._quota_answer(ctx, result, time.perf_counter() - started if timed else None)
         if result is not None:
             data = self._encode(ctx, result)
             if data is not None:
@@ -682,7 +748,9 @@ class KafkaConnection(asyncio.Protocol):
         slot.done = True
         self._flush()
 
-    def _finished(self, task: asyncio.Task[Any], *, slot: _Slot, ctx: RequestContext) -> None:
+    def _finished(
+        self, task: asyncio.Task[Any], *, slot: _Slot, ctx: RequestContext, timer: _Timed | None = None
+    ) -> None:
         self._tasks.discard(task)
         slot.done = True
         if task.cancelled() or self._closed:
@@ -699,11 +767,58 @@ class KafkaConnection(asyncio.Protocol):
             self.close(None)
             return
         response = task.result()
+        self._quota_answer(ctx, response, timer.seconds if timer is not None else None)
         if response is not None:
             slot.data = self._encode(ctx, response)
             if slot.data is None:
                 return
         self._flush()
+
+    # -- quotas ------------------------------------------------------------------------------
+
+    def _quota_answer(self, ctx: RequestContext, response: Any, handler_s: float | None) -> None:
+        """Record the handler time (``handler_s``, None when no request quota exists) and
+        throttle by the larger of it and the request's byte-rate throttle: the response
+        carries the time in throttle_time_ms and the connection reads nothing meanwhile.
+        (A Produce's byte throttle began at dispatch; an acks=0 Produce, which has no
+        response, is exempt from the request quota, as in Kafka.)"""
+        quotas = self._state.quotas
+        byte_ms = ctx.throttle_ms
+        request_ms = 0
+        if handler_s is not None and response is not None:
+            request_ms = quotas.record(REQUEST, user_of(self.principal), ctx.client_id, handler_s * 100.0)
+        if request_ms > byte_ms:
+            quotas.throttled(REQUEST, request_ms)
+            self._throttle(request_ms)
+        elif byte_ms and ctx.api_key == _FETCH:
+            quotas.throttled(FETCH, byte_ms)
+            self._throttle(byte_ms)
+        throttle_ms = max(byte_ms, request_ms)
+        if throttle_ms and response is not None and hasattr(response, "throttle_time_ms"):
+            response.throttle_time_ms = max(response.throttle_time_ms or 0, throttle_ms)
+
+    def _throttle(self, throttle_ms: int) -> None:
+        """Mute this connection for ``throttle_ms`` (longer if it already is)."""
+        until = time.monotonic() + throttle_ms / 1000.0
+        if until <= self.throttled_until or self._closed:
+            return
+        self.throttled_until = until
+        if self._throttle_timer is not None:
+            self._throttle_timer.cancel()
+        self._throttle_timer = asyncio.get_running_loop().call_at(
+            asyncio.get_running_loop().time() + throttle_ms / 1000.0, self._throttle_ended
+        )
+        self.update_reading()
+
+    def _throttle_ended(self) -> None:
+        self._throttle_timer = None
+        self.throttled_until = 0.0
+        if self._closed:
+            return
+        if self.partial_since:
+            # The frame could not arrive while nothing was read: its time starts again.
+            self.partial_since = time.monotonic()
+        self._pump()
 
     def _encode(self, ctx: RequestContext, response: Any) -> bytes | None:
         """Frame a response; a response we cannot encode is our bug: log it, close."""
@@ -762,12 +877,13 @@ class KafkaConnection(asyncio.Protocol):
 
     def _paused_by_itself(self) -> bool:
         """Paused whatever the budget: responses unsent, frames undispatched, in-flight limit,
-        or a failed authentication (the connection is about to close)."""
+        a failed authentication (the connection is about to close), or a quota's throttle."""
         return (
             self._writing_paused
             or bool(self._backlog)
             or len(self._pending) >= self._max_inflight
             or (self.sasl is not None and self.sasl.state == FAILED)
+            or bool(self.throttled_until)
         )
 
     def wants_budget(self) -> bool:
@@ -1092,12 +1208,23 @@ class KafkaServer:
                     return
                 continue
             ip = str(address[0])
+            # As Kafka's ConnectionQuotas: the address's creation rate first, then its count.
+            if not self.state.quotas.accept_connection(ip):
+                client.close()
+                self.connection_log.note(
+                    "refused: connection rate of one address",
+                    ip,
+                    f"connection_creation_rate is {self.state.quotas.connection_rate_limit(ip):g}/s",
+                )
+                self.state.metrics.connection_refused("connection_creation_rate")
+                continue
             limit = self._ip_limit(ip)
             if self._per_ip.get(ip, 0) >= limit:
                 client.close()
                 self.connection_log.note(
                     "refused: too many from one address", ip, f"max_connections_per_ip is {limit}"
                 )
+                self.state.metrics.connection_refused("max_connections_per_ip")
                 continue
             self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
             self._open(client, ip, listener)
@@ -1155,7 +1282,7 @@ class KafkaServer:
             await asyncio.sleep(tick_s)
             now = time.monotonic()
             for conn in list(self._connections):
-                if conn.partial_since and now - conn.partial_since > timeout_s:
+                if conn.partial_since and not conn.throttled_until and now - conn.partial_since > timeout_s:
                     conn.close(
                         f"request not complete {timeout_s:g} s after its first byte",
                         kind="closed for a request arriving too slowly",

@@ -22,6 +22,7 @@ from streamcore.broker.group_coordinator import GroupCoordinator
 from streamcore.broker.metrics import BrokerMetrics
 from streamcore.broker.offset_store import OffsetStore
 from streamcore.broker.producer_state import ProducerIdManager, ProducerStateManager
+from streamcore.broker.quotas import QuotaManager, QuotaStore, resolve_ip_quotas
 from streamcore.broker.security.credentials import CredentialStore
 from streamcore.broker.security.sasl import SaslAuthenticator
 from streamcore.broker.topics import TopicManager
@@ -101,6 +102,22 @@ class BrokerState:
         #: ones (re-authentications too): counters exposed when a listener uses SASL.
         self.authentication_failures: Counter | None = None
         self.authentications: Counter | None = None
+        q = config.quotas
+        #: Client quotas in force and the rates measured against them (the server and the
+        #: Produce/Fetch handlers throttle with it).
+        self.quotas = QuotaManager(
+            window_num=q.window_num,
+            window_size_ms=q.window_size_ms,
+            defaults={
+                "producer_byte_rate": q.producer_byte_rate,
+                "consumer_byte_rate": q.consumer_byte_rate,
+                "request_percentage": q.request_percentage,
+            },
+            connection_creation_rate=q.connection_creation_rate,
+        )
+        self.metrics.set_quota_source(self.quotas)
+        #: The quotas set with AlterClientQuotas, in the data directory.
+        self.quota_store: QuotaStore
         self._opened = False
 
     def open(self) -> None:
@@ -112,6 +129,8 @@ class BrokerState:
         cfg = self.config
         self.cluster_id = load_or_create_cluster_id(cfg.data_dir, cfg.node_id, cfg.cluster_id)
         self.scram_credentials = CredentialStore(cfg.data_dir)
+        self.quota_store = QuotaStore(cfg.data_dir)
+        self.quotas.install(self.quota_store.quotas, resolve_ip_quotas(self.quota_store.quotas))
         if any(spec.uses_sasl for spec in cfg.listener_specs()) and self.sasl is None:
             self.sasl = SaslAuthenticator(cfg.sasl, self.scram_credentials)
             registry = self.metrics.registry

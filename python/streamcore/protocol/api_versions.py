@@ -120,6 +120,9 @@ ADVERTISED: dict[int, tuple[int, int]] = {
     44: (0, 1),  # IncrementalAlterConfigs
     47: (0, 0),  # OffsetDelete
     61: (0, 0),  # DescribeProducers
+    # DescribeClientQuotas, AlterClientQuotas: full ranges (v1 is flexible).
+    48: (0, 1),
+    49: (0, 1),
     50: (0, 0),  # DescribeUserScramCredentials
     51: (0, 0),  # AlterUserScramCredentials
     # DescribeAcls, CreateAcls, DeleteAcls: v1-v3 (Kafka 4 dropped v0); v2 is flexible.

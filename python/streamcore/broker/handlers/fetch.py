@@ -16,6 +16,12 @@ Kafka's fetch.max.bytes), except that the first batch of the first partition
 with data is returned whole even when it is larger (KIP-74), so a consumer can
 always make progress.
 
+With a consumer byte-rate quota (``streamcore.broker.quotas``), max_bytes is also capped
+at what the quota allows over its measuring span, and a fetch whose record bytes would
+bring the client over its quota is answered without any partition (the bytes are not
+counted; an incremental session stays where it was) with the throttle time in
+throttle_time_ms, as Kafka's throttled response; the server mutes the connection for it.
+
 With an authorizer, a partition of a topic the sender may not READ (a replica's fetch:
 without CLUSTER_ACTION on the cluster) answers TOPIC_AUTHORIZATION_FAILED and is not
 read; the other partitions are served, long poll included, as in Kafka.
@@ -29,6 +35,7 @@ from typing import TYPE_CHECKING, cast
 
 from streamcore.broker.authorizer import AclOperation, ResourceType
 from streamcore.broker.fetch_sessions import FetchContext, FetchPartition
+from streamcore.broker.quotas import FETCH, user_of
 from streamcore.broker.topics import TopicError
 from streamcore.broker.transactions import committed_prefix
 from streamcore.errors import ErrorCode, OffsetOutOfRangeError, StorageError
@@ -187,6 +194,13 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
     max_bytes = min(
         request.max_bytes if request.max_bytes > 0 else 0x7FFFFFFF, state.config.limits.fetch_max_bytes
     )
+    quotas = state.quotas
+    quota_user = user_of(ctx.principal)
+    limited = quotas.enabled[FETCH] and request.replica_id < 0
+    if limited:
+        window_bytes = quotas.max_fetch_bytes(quota_user, ctx.client_id)
+        if window_bytes is not None:
+            max_bytes = min(max_bytes, window_bytes)
     denied: set[str] | None = None
     authorizer = getattr(state, "authorizer", None)
     if authorizer is not None:
@@ -212,6 +226,22 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
             data, total, error = _read(state, wanted, max_bytes, denied, read_committed)
             if not woken or total >= request.min_bytes or error:
                 break
+
+    if limited and total:
+        throttle_ms = quotas.record(FETCH, quota_user, ctx.client_id, total)
+        if throttle_ms:
+            # Kafka's throttled answer: no partitions, the bytes not counted, a session
+            # opened by this request not kept.
+            quotas.unrecord(FETCH, quota_user, ctx.client_id, total)
+            ctx.throttle_ms = throttle_ms
+            session_id = context.session_id
+            if not context.incremental and session_id:
+                state.fetch_sessions.remove(session_id)
+                session_id = 0
+            state.metrics.fetch_latency_us.observe(int((time.perf_counter() - started) * 1e6))
+            return FetchResponse(
+                throttle_time_ms=throttle_ms, error_code=0, session_id=session_id, responses=[]
+            )
 
     responses: list[FetchResponse_FetchableTopicResponse] = []
     last_topic = None
