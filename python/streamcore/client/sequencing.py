@@ -18,8 +18,9 @@ it already wrote. The bookkeeping, per partition, reasons like the Java client:
   more is sent until every answer is in, then the producer takes a new producer
   id and the batches still queued are sequenced again under it.
 
-The transactional producer (transactional id, epochs bumped by the coordinator)
-belongs beside this module.
+A transactional producer (``transactions``) uses the same bookkeeping with the
+producer id and epoch its coordinator gives; a hole there dooms the transaction, and
+the abort takes the next epoch instead of a new producer id.
 """
 
 from __future__ import annotations
