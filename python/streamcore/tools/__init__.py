@@ -5,7 +5,8 @@ client (:mod:`streamcore.client`) only, so they behave the same against streamco
 and Apache Kafka. ``streamcore log`` (:mod:`streamcore.tools.log`) reads a data
 directory's files directly, without a broker; ``streamcore users``
 (:mod:`streamcore.tools.users`) manages SCRAM users offline in a data directory or
-online through a broker. Each module has one ``add_<name>_command(subparsers)``;
+online through a broker; ``streamcore quotas`` (:mod:`streamcore.tools.quotas`) sets and
+shows client quotas through a broker. Each module has one ``add_<name>_command(subparsers)``;
 :data:`TOOLS` lists them for ``streamcore.cli``. The options, output formats and
 exit statuses scripts may rely on are in :mod:`streamcore.tools._common` and
 docs/cli.md.
@@ -19,6 +20,7 @@ from streamcore.tools.acls import add_acls_command
 from streamcore.tools.consume import add_consume_command
 from streamcore.tools.groups import add_groups_command
 from streamcore.tools.produce import add_produce_command
+from streamcore.tools.quotas import add_quotas_command
 from streamcore.tools.topics import add_topics_command
 from streamcore.tools.users import add_users_command
 
@@ -42,4 +44,5 @@ TOOLS = [
     add_log_command,
     add_users_command,
     add_acls_command,
+    add_quotas_command,
 ]
