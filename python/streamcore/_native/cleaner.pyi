@@ -63,6 +63,7 @@ def build_offset_map(
     load_factor: float = ...,
     io_max_bytes_per_second: float | None = None,
     max_decompressed_bytes: int = ...,
+    aborted_transactions: Sequence[tuple[int, int, int]] | None = None,
 ) -> OffsetMap:
     """Map each keyed record at ``start_offset <= o < end_offset`` to its key's latest offset."""
 
@@ -77,6 +78,7 @@ def clean_segments(
     producer_last_offsets: Mapping[int, int] | None = None,
     io_max_bytes_per_second: float | None = None,
     max_decompressed_bytes: int = ...,
+    aborted_transactions: Sequence[tuple[int, int, int]] | None = None,
 ) -> CleanResult:
     """Clean segments with ``offset_map`` into ``<out_dir>/<base:020d>.log.cleaned`` files."""
 

@@ -12,7 +12,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyList, PyType};
 
 use streamcore_core::cleaner::{
-    self as core, CleanOptions, CleanResult, Throttle, DEFAULT_LOAD_FACTOR,
+    self as core, AbortedTxn, CleanOptions, CleanResult, Throttle, DEFAULT_LOAD_FACTOR,
 };
 use streamcore_core::record_batch::DEFAULT_MAX_DECOMPRESSED_BYTES;
 
@@ -52,6 +52,18 @@ fn throttle(rate: Option<f64>) -> PyResult<Throttle> {
         }
     }
     Ok(Throttle::new(rate))
+}
+
+fn aborted_of(v: Option<Vec<(i64, i64, i64)>>) -> Option<Vec<AbortedTxn>> {
+    v.map(|list| {
+        list.into_iter()
+            .map(|(producer_id, first_offset, last_offset)| AbortedTxn {
+                producer_id,
+                first_offset,
+                last_offset,
+            })
+            .collect()
+    })
 }
 
 fn decompress_cap(v: i64) -> PyResult<usize> {
@@ -139,7 +151,9 @@ impl OffsetMap {
 ///
 /// Reading is limited to `io_max_bytes_per_second` (bytes/s, None: unlimited). When
 /// the map fills, the pass stops: `full` is set and `latest_offset` is the last
-/// offset mapped.
+/// offset mapped. `aborted_transactions`: (producer id, first offset, marker offset)
+/// of the partition's aborted transactions, whose records are not mapped; None
+/// leaves every transactional batch unmapped.
 #[pyfunction]
 #[pyo3(signature = (
     segment_paths,
@@ -149,7 +163,8 @@ impl OffsetMap {
     memory_bytes = DEFAULT_MEMORY_BYTES as i64,
     load_factor = DEFAULT_LOAD_FACTOR,
     io_max_bytes_per_second = None,
-    max_decompressed_bytes = DEFAULT_MAX_DECOMPRESSED_BYTES as i64
+    max_decompressed_bytes = DEFAULT_MAX_DECOMPRESSED_BYTES as i64,
+    aborted_transactions = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn build_offset_map(
@@ -161,6 +176,7 @@ fn build_offset_map(
     load_factor: f64,
     io_max_bytes_per_second: Option<f64>,
     max_decompressed_bytes: i64,
+    aborted_transactions: Option<Vec<(i64, i64, i64)>>,
 ) -> PyResult<OffsetMap> {
     if start_offset < 0 || end_offset < start_offset {
         return Err(PyValueError::new_err(format!(
@@ -171,6 +187,7 @@ fn build_offset_map(
     let cap = decompress_cap(max_decompressed_bytes)?;
     let mut map = OffsetMap::new(memory_bytes, load_factor)?;
     let paths = paths_of(segment_paths)?;
+    let aborted = aborted_of(aborted_transactions);
     gil::run(py, Work::Blocking, || {
         core::build_offset_map(
             &paths,
@@ -179,6 +196,7 @@ fn build_offset_map(
             &mut map.inner,
             &mut t,
             cap,
+            aborted.as_deref(),
         )
     })
     .map_err(to_pyerr)?;
@@ -200,7 +218,8 @@ fn build_offset_map(
     segment_bytes = 1 << 30,
     producer_last_offsets = None,
     io_max_bytes_per_second = None,
-    max_decompressed_bytes = DEFAULT_MAX_DECOMPRESSED_BYTES as i64
+    max_decompressed_bytes = DEFAULT_MAX_DECOMPRESSED_BYTES as i64,
+    aborted_transactions = None
 ))]
 #[allow(clippy::too_many_arguments)]
 fn clean_segments<'py>(
@@ -214,6 +233,7 @@ fn clean_segments<'py>(
     producer_last_offsets: Option<HashMap<i64, i64>>,
     io_max_bytes_per_second: Option<f64>,
     max_decompressed_bytes: i64,
+    aborted_transactions: Option<Vec<(i64, i64, i64)>>,
 ) -> PyResult<Bound<'py, PyAny>> {
     if delete_retention_ms < 0 {
         return Err(PyValueError::new_err(format!(
@@ -240,6 +260,7 @@ fn clean_segments<'py>(
         segment_bytes: segment_bytes as u64,
         max_decompressed_bytes: decompress_cap(max_decompressed_bytes)?,
         producer_last_offsets,
+        aborted_transactions: aborted_of(aborted_transactions),
     };
     let paths = paths_of(segment_paths)?;
     let inner = &map.get().inner;
@@ -261,6 +282,11 @@ fn to_python<'py>(py: Python<'py>, r: &CleanResult) -> PyResult<Bound<'py, PyAny
     let segments = PyList::empty(py);
     for s in &r.segments {
         let inputs: Vec<String> = s.inputs.iter().map(|p| path_str(p)).collect();
+        let aborted: Vec<(i64, i64, i64)> = s
+            .aborted_transactions
+            .iter()
+            .map(|t| (t.producer_id, t.first_offset, t.last_offset))
+            .collect();
         segments.append(seg_t.call1((
             path_str(&s.path),
             s.base_offset,
@@ -270,22 +296,30 @@ fn to_python<'py>(py: Python<'py>, r: &CleanResult) -> PyResult<Bound<'py, PyAny
             s.records,
             s.max_timestamp,
             s.last_modified_ms,
+            aborted,
         ))?)?;
     }
     let st = &r.stats;
-    let stats = stats_t.call1((
-        st.bytes_read,
-        st.bytes_written,
-        st.batches_read,
-        st.batches_written,
-        st.records_read,
-        st.records_kept,
-        st.superseded_removed,
-        st.tombstones_removed,
-        st.keyless_removed,
-        st.empty_batches_retained,
-        st.throttled_ms,
-    ))?;
+    // More fields than a Rust tuple can pass as call arguments: build the tuple.
+    let fields = pyo3::types::PyTuple::new(
+        py,
+        [
+            st.bytes_read,
+            st.bytes_written,
+            st.batches_read,
+            st.batches_written,
+            st.records_read,
+            st.records_kept,
+            st.superseded_removed,
+            st.tombstones_removed,
+            st.keyless_removed,
+            st.empty_batches_retained,
+            st.aborted_removed,
+            st.markers_removed,
+            st.throttled_ms,
+        ],
+    )?;
+    let stats = stats_t.call1(fields)?;
     result_t.call1((segments, stats))
 }
 

@@ -102,6 +102,7 @@ def read_batches(path: str) -> Iterator[tuple[int, bytes]]:
 class HeaderInfo(NamedTuple):
     last_offset: int
     producer_id: int
+    producer_epoch: int
     control: bool
 
 
@@ -128,6 +129,6 @@ def walk_headers(path: str) -> list[HeaderInfo]:
                 )
             last = h.base_offset + h.last_offset_delta
             last = ((last + (1 << 63)) & ((1 << 64) - 1)) - (1 << 63)
-            out.append(HeaderInfo(last, h.producer_id, bool(h.attributes & CONTROL_FLAG)))
+            out.append(HeaderInfo(last, h.producer_id, h.producer_epoch, bool(h.attributes & CONTROL_FLAG)))
             pos += total
     return out

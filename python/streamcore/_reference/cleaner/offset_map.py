@@ -11,16 +11,18 @@ whose key is already there, as Kafka does).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from streamcore._reference._batch_header import CONTROL_FLAG, TRANSACTIONAL_FLAG
 from streamcore._reference.cleaner.input import read_batches, segment_files
 from streamcore._reference.cleaner.key_hash import HASH_BYTES, key_hash
 from streamcore._reference.cleaner.throttle import Throttle
+from streamcore._reference.cleaner.txn import TxnTracker
 from streamcore._reference.record_batch import DEFAULT_MAX_DECOMPRESSED_BYTES, decode_batch
 from streamcore.errors import CorruptRecordError
 
 __all__ = ["DEFAULT_LOAD_FACTOR", "DEFAULT_MEMORY_BYTES", "ENTRY_BYTES", "OffsetMap", "build_offset_map"]
+
 
 #: Bytes of one slot: the digest and an offset.
 ENTRY_BYTES = HASH_BYTES + 8
@@ -110,12 +112,17 @@ def build_offset_map(
     load_factor: float = DEFAULT_LOAD_FACTOR,
     io_max_bytes_per_second: float | None = None,
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    aborted_transactions: Iterable[tuple[int, int, int]] | None = None,
 ) -> OffsetMap:
     """Map every keyed record at offsets ``start_offset <= o < end_offset`` to its key's latest offset.
 
     ``segment_paths`` are ``<base:020d>.log`` files in offset order; reading is limited
-    to ``io_max_bytes_per_second`` (bytes/s, None: unlimited). Control and
-    transactional batches are not mapped. After each whole segment the map covers up
+    to ``io_max_bytes_per_second`` (bytes/s, None: unlimited).
+    ``aborted_transactions`` are the partition's aborted transactions (producer id,
+    first offset, offset of the ABORT marker): their records are not mapped, while
+    committed transactional records are; control batches never are. None leaves
+    every control and transactional batch unmapped (their outcome is unknown).
+    After each whole segment the map covers up
     to the next segment's base (or the last batch of the last segment), capped at
     ``end_offset - 1``. When the map fills, the pass stops: ``full`` is set and
     ``latest_offset`` is the last offset mapped, the end of what a cleaning pass may
@@ -128,6 +135,7 @@ def build_offset_map(
     m = OffsetMap(memory_bytes, load_factor)
     segments = segment_files(segment_paths)
     throttle = Throttle(io_max_bytes_per_second)
+    txn = None if aborted_transactions is None else TxnTracker(_aborted_list(aborted_transactions))
     mapping = m._map
     max_entries = m._max_entries
     for i, seg in enumerate(segments):
@@ -150,7 +158,17 @@ def build_offset_map(
             segment_end = last + 1
             if last < start_offset:
                 continue
-            if not batch.attributes & (CONTROL_FLAG | TRANSACTIONAL_FLAG):
+            attrs = batch.attributes
+            if txn is None:
+                mapped = not attrs & (CONTROL_FLAG | TRANSACTIONAL_FLAG)
+            elif attrs & CONTROL_FLAG:
+                mapped = False
+            elif txn.is_aborted(attrs, batch.producer_id, last):
+                m._records_read += len(batch.records)
+                mapped = False
+            else:
+                mapped = True
+            if mapped:
                 for r in batch.records:
                     m._records_read += 1
                     off = r.offset
@@ -166,3 +184,14 @@ def build_offset_map(
         covered = min(next_base if next_base is not None else segment_end, end_offset) - 1
         m._latest = max(m._latest, covered)
     return m
+
+
+def _aborted_list(aborted: Iterable[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Check and copy (producer id, first offset, marker offset) triples."""
+    if isinstance(aborted, (str, bytes)):
+        raise TypeError("aborted_transactions must be a sequence of (producer_id, first, last) tuples")
+    out = []
+    for t in aborted:
+        pid, first, last = t
+        out.append((int(pid), int(first), int(last)))
+    return out

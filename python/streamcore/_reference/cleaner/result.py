@@ -24,6 +24,10 @@ class CleanedSegment(NamedTuple):
     max_timestamp: int
     #: modification time given to the file: the last input's (ms since the epoch)
     last_modified_ms: int
+    #: (producer id, first offset, marker offset) of each aborted transaction whose
+    #: ABORT marker this output keeps because batches of it were still there: the
+    #: output's aborted-transaction index entries, in marker order
+    aborted_transactions: list[tuple[int, int, int]]
 
 
 class CleanStats(NamedTuple):
@@ -43,6 +47,10 @@ class CleanStats(NamedTuple):
     keyless_removed: int
     #: batches left with no record but kept as a header for their producer's state
     empty_batches_retained: int
+    #: records of aborted transactions removed
+    aborted_removed: int
+    #: transaction markers (control batches) removed
+    markers_removed: int
     #: time the I/O throttle slept (ms)
     throttled_ms: int
 

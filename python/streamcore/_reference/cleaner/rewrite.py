@@ -18,9 +18,16 @@ The rules (Kafka's cleaner for magic 2; the native ``rewrite.rs`` applies the sa
   CRC is recomputed;
 * a batch left with no record is dropped unless it is its producer's last batch:
   then a header with no records stays (baseTimestamp -1, original maxTimestamp and
-  lastOffsetDelta) so idempotent sequence checks keep working;
-* control and transactional batches are copied unchanged (Kafka's removal of markers
-  and aborted data is not implemented; keeping them is safe).
+  lastOffsetDelta) so idempotent sequence checks keep working. A producer's last
+  batch holds its last data offset, or, when a marker of a newer epoch followed
+  its last data (fencing), it is that epoch's control batch;
+* transactions (with ``aborted_transactions``; None copies control and
+  transactional batches unchanged): records of aborted transactions go whatever
+  their keys; committed transactional records are cleaned like others; a
+  COMMIT/ABORT marker whose transaction has no batch left (``txn.py``) gets a delete
+  horizon like a tombstone's and goes once it has passed. An ABORT marker kept
+  because its transaction still had batches is reported in the output's
+  ``aborted_transactions`` (its entry of the cleaned aborted-transaction index).
 
 Consecutive input segments share one output while their sizes add up to at most
 ``segment_bytes`` and their offsets fit 32-bit relative index entries.
@@ -29,7 +36,7 @@ Consecutive input segments share one output while their sizes add up to at most
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from crc32c import crc32c as _crc32c
 
@@ -55,9 +62,10 @@ from streamcore._reference.cleaner.input import (
     walk_headers,
 )
 from streamcore._reference.cleaner.key_hash import key_hash
-from streamcore._reference.cleaner.offset_map import OffsetMap
+from streamcore._reference.cleaner.offset_map import OffsetMap, _aborted_list
 from streamcore._reference.cleaner.result import CleanedSegment, CleanResult, CleanStats
 from streamcore._reference.cleaner.throttle import Throttle
+from streamcore._reference.cleaner.txn import AbortedTxn, TxnTracker
 from streamcore._reference.compression import compress
 from streamcore._reference.record_batch import DEFAULT_MAX_DECOMPRESSED_BYTES, decode_batch
 from streamcore._reference.record_types import Record, RecordBatch
@@ -184,24 +192,80 @@ def _seal(out: bytearray) -> bytes:
     return bytes(out)
 
 
+#: What the pass keeps of a producer: (last data offset or None, producer epoch).
+_LastRecord = tuple[int | None, int]
+
+
+def _is_last(last: _LastRecord | None, batch: RecordBatch) -> bool:
+    if last is None:
+        return False
+    if last[0] is not None:
+        return batch.last_offset == last[0]
+    return bool(batch.attributes & CONTROL_FLAG) and batch.producer_epoch == last[1]
+
+
 class _Pass:
     def __init__(
-        self, offset_map: OffsetMap, now_ms: int, delete_retention_ms: int, producer_last: Mapping[int, int]
+        self,
+        offset_map: OffsetMap,
+        now_ms: int,
+        delete_retention_ms: int,
+        producer_last: Mapping[int, _LastRecord],
+        txn: TxnTracker | None,
     ) -> None:
         self.map = offset_map
         self.now_ms = now_ms
         self.delete_retention_ms = delete_retention_ms
         self.producer_last = producer_last
+        self.txn = txn
+        #: aborted transactions whose marker the current output keeps
+        self.retained: list[AbortedTxn] = []
         self.c = dict.fromkeys(CleanStats._fields, 0)
 
     def decide(self, raw: bytes, batch: RecordBatch) -> tuple[bytes | None, int, bool]:
         """(bytes to write or None, records in them, whether an empty header is kept)."""
         c = self.c
         records = batch.records
-        c["records_read"] += len(records)
+        n = len(records)
+        c["records_read"] += n
         attrs = batch.attributes
-        if attrs & (CONTROL_FLAG | TRANSACTIONAL_FLAG):
-            return raw, len(records), False
+        is_last = batch.producer_id >= 0 and _is_last(self.producer_last.get(batch.producer_id), batch)
+        txn = self.txn
+        if txn is None:
+            if attrs & (CONTROL_FLAG | TRANSACTIONAL_FLAG):
+                return raw, n, False
+            return self._records(raw, batch, is_last)
+        has_horizon = bool(attrs & DELETE_HORIZON_FLAG)
+        if attrs & CONTROL_FLAG:
+            # Kafka: a marker whose transaction has no batch left may go, once the
+            # delete horizon it then gets has passed; other control batches stay.
+            can_discard, retained = txn.on_control_batch(
+                batch.producer_id, batch.base_offset, batch.last_offset, n > 0, records[0].key if n else None
+            )
+            if retained is not None:
+                self.retained.append(retained)
+            discard = can_discard and has_horizon and self.now_ms >= batch.first_timestamp
+            if not discard and n > 0:
+                if can_discard and not has_horizon:
+                    horizon = min(self.now_ms + self.delete_retention_ms, _I64_MAX)
+                    return _rebuild(batch, list(records), horizon), n, False
+                return raw, n, False
+            if is_last:
+                return _empty_batch(batch), 0, True
+            c["markers_removed"] += 1
+            return None, 0, False
+        if txn.on_data_batch(attrs, batch.producer_id, batch.last_offset):
+            c["aborted_removed"] += n
+            if is_last:
+                return _empty_batch(batch), 0, True
+            return None, 0, False
+        return self._records(raw, batch, is_last)
+
+    def _records(self, raw: bytes, batch: RecordBatch, is_last: bool) -> tuple[bytes | None, int, bool]:
+        """The record-by-record rules for a data batch that is not aborted."""
+        c = self.c
+        records = batch.records
+        attrs = batch.attributes
         has_horizon = bool(attrs & DELETE_HORIZON_FLAG)
         retain_deletes = not has_horizon or self.now_ms < batch.first_timestamp
         latest = self.map.latest_offset
@@ -237,14 +301,17 @@ class _Pass:
             else:
                 horizon = None
             return _rebuild(batch, kept, horizon), len(kept), False
-        if batch.producer_id >= 0 and self.producer_last.get(batch.producer_id) == batch.last_offset:
+        if is_last:
             return _empty_batch(batch), 0, True
         return None, 0, False
 
 
-def _pre_pass(segments: list[SegmentFile], want_producers: bool) -> tuple[list[int], dict[int, int]]:
+def _pre_pass(segments: list[SegmentFile], want_producers: bool) -> tuple[list[int], dict[int, _LastRecord]]:
+    """Per segment its last offset (for grouping), and per producer what its last batch
+    is (as Kafka's producer state has it: a data batch sets the last data offset and
+    epoch; a control batch of another epoch clears the data offset)."""
     last_offsets: list[int] = []
-    producers: dict[int, int] = {}
+    producers: dict[int, _LastRecord] = {}
     for i, s in enumerate(segments):
         next_base = segments[i + 1].base_offset if i + 1 < len(segments) else None
         if not want_producers and next_base is not None:
@@ -252,8 +319,14 @@ def _pre_pass(segments: list[SegmentFile], want_producers: bool) -> tuple[list[i
             continue
         headers = walk_headers(s.path)
         for h in headers:
-            if h.producer_id >= 0 and not h.control:
-                producers[h.producer_id] = h.last_offset
+            if h.producer_id < 0:
+                continue
+            if not h.control:
+                producers[h.producer_id] = (h.last_offset, h.producer_epoch)
+            else:
+                cur = producers.get(h.producer_id)
+                if cur is None or cur[1] != h.producer_epoch:
+                    producers[h.producer_id] = (None, h.producer_epoch)
         if next_base is not None:
             last_offsets.append(next_base - 1)
         else:
@@ -272,6 +345,7 @@ def clean_segments(
     producer_last_offsets: Mapping[int, int] | None = None,
     io_max_bytes_per_second: float | None = None,
     max_decompressed_bytes: int = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    aborted_transactions: Iterable[tuple[int, int, int]] | None = None,
 ) -> CleanResult:
     """Clean ``<base:020d>.log`` segments (in offset order) with ``offset_map`` into ``out_dir``.
 
@@ -282,7 +356,11 @@ def clean_segments(
     outlives the pass that first keeps it (ms). ``producer_last_offsets`` maps a
     producer id to the last offset of its last data batch, whose batch is kept as an
     empty header when all its records go; None takes each producer's last batch among
-    the inputs. Reads and writes are limited to ``io_max_bytes_per_second`` (bytes/s).
+    the inputs. ``aborted_transactions`` are the partition's aborted transactions
+    (producer id, first offset, offset of the ABORT marker; the index's entries):
+    with them aborted data and markers are removed as Kafka does (see the module
+    doc); None copies control and transactional batches unchanged.
+    Reads and writes are limited to ``io_max_bytes_per_second`` (bytes/s).
     Raises ValueError on bad arguments, CorruptRecordError on a bad batch and
     StorageError on I/O errors.
     """
@@ -299,7 +377,12 @@ def clean_segments(
     out = os.fspath(out_dir)
     segments = segment_files(segment_paths)
     last_offsets, derived = _pre_pass(segments, producer_last_offsets is None)
-    producer_last = derived if producer_last_offsets is None else dict(producer_last_offsets)
+    producer_last: dict[int, _LastRecord] = (
+        derived
+        if producer_last_offsets is None
+        else {int(pid): (int(o), -1) for pid, o in producer_last_offsets.items()}
+    )
+    txn = None if aborted_transactions is None else TxnTracker(_aborted_list(aborted_transactions))
     sizes = []
     for s in segments:
         try:
@@ -308,7 +391,7 @@ def clean_segments(
             raise StorageError(f"cleaner: cannot stat {s.path}: {exc.strerror or exc}") from None
     groups = group_segments([s.base_offset for s in segments], sizes, last_offsets, segment_bytes)
     throttle = Throttle(io_max_bytes_per_second)
-    p = _Pass(offset_map, now_ms, delete_retention_ms, producer_last)
+    p = _Pass(offset_map, now_ms, delete_retention_ms, producer_last, txn)
     written = [
         _clean_group([segments[i] for i in g], p, out, throttle, max_decompressed_bytes) for g in groups
     ]
@@ -363,4 +446,7 @@ def _clean_group(
             raise StorageError(f"cleaner: cannot fsync {path}: {exc.strerror or exc}") from None
     ns = max(last_modified, 0) * 1_000_000
     os.utime(path, ns=(ns, ns))
-    return CleanedSegment(path, base, [s.path for s in group], size, batches, records, max_ts, last_modified)
+    retained, p.retained = p.retained, []
+    return CleanedSegment(
+        path, base, [s.path for s in group], size, batches, records, max_ts, last_modified, retained
+    )

@@ -139,6 +139,7 @@ impl BatchReader {
 pub struct HeaderInfo {
     pub last_offset: i64,
     pub producer_id: i64,
+    pub producer_epoch: i16,
     pub control: bool,
 }
 
@@ -180,6 +181,7 @@ pub fn walk_headers(path: &Path) -> Result<Vec<HeaderInfo>, WalError> {
         out.push(HeaderInfo {
             last_offset: hd.last_offset(),
             producer_id: hd.producer_id,
+            producer_epoch: hd.producer_epoch,
             control: hd.is_control(),
         });
     }

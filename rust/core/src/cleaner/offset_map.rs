@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use super::input::{segment_files, BatchReader};
 use super::key_hash::{key_hash, HASH_BYTES};
 use super::throttle::{Clock, Throttle};
+use super::txn::{AbortedTxn, TxnTracker};
 use crate::record_batch::{decode_batch, DecodeOptions};
 use crate::wal::WalError;
 
@@ -176,8 +177,11 @@ impl OffsetMap {
 /// the given segments (paths of `<base:020>.log` files in order), reading at most
 /// as fast as `throttle` allows.
 ///
-/// Control and transactional batches are not mapped: without transactions their
-/// outcome is unknown here, so records they would supersede are kept. After each
+/// With `aborted` (the partition's aborted transactions), records of aborted
+/// transactions are not mapped (they must not supersede anything) and committed
+/// transactional records are mapped like any others; control batches are never
+/// mapped. Without it (`None`), control and transactional batches are not mapped:
+/// their outcome is unknown, so records they would supersede are kept. After each
 /// whole segment the map covers up to the next segment's base (or the last batch of
 /// the last segment), capped at `end_offset - 1`. When the map fills, the pass stops
 /// and `map.full()` is set; `map.latest_offset()` is then the last offset mapped.
@@ -188,6 +192,7 @@ pub fn build_offset_map<C: Clock>(
     map: &mut OffsetMap,
     throttle: &mut Throttle<C>,
     max_decompressed_bytes: usize,
+    aborted: Option<&[AbortedTxn]>,
 ) -> Result<(), WalError> {
     if start_offset < 0 || end_offset < start_offset {
         return Err(WalError::InvalidArgument(format!(
@@ -195,6 +200,7 @@ pub fn build_offset_map<C: Clock>(
         )));
     }
     let segments = segment_files(segment_paths)?;
+    let mut txn = aborted.map(TxnTracker::new);
     let opts = DecodeOptions {
         verify_crc: true,
         max_decompressed_bytes,
@@ -227,7 +233,18 @@ pub fn build_offset_map<C: Clock>(
             if h.last_offset() < start_offset {
                 continue;
             }
-            if !(h.is_control() || h.is_transactional()) {
+            let mapped = match txn.as_mut() {
+                None => !(h.is_control() || h.is_transactional()),
+                Some(t) => {
+                    if !h.is_control() && t.is_aborted(&h) {
+                        map.records_read += batch.entries.len() as u64;
+                        false
+                    } else {
+                        !h.is_control()
+                    }
+                }
+            };
+            if mapped {
                 for e in &batch.entries {
                     let offset = batch.offset_of(e);
                     map.records_read += 1;

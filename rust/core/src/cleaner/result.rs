@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use super::txn::AbortedTxn;
+
 /// One `.cleaned` file: the cleaned records of a group of consecutive input segments.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CleanedSegment {
@@ -20,6 +22,10 @@ pub struct CleanedSegment {
     /// The modification time given to the file: the last input's (ms since the epoch),
     /// so that time-based retention sees the data as old as it was.
     pub last_modified_ms: i64,
+    /// Aborted transactions whose ABORT marker this output keeps (batches of theirs
+    /// were still there when the pass began): the output's entries of the
+    /// aborted-transaction index, in marker order.
+    pub aborted_transactions: Vec<AbortedTxn>,
 }
 
 /// Counters of one cleaning pass.
@@ -39,6 +45,10 @@ pub struct CleanStats {
     pub keyless_removed: u64,
     /// Batches left with no record but kept as a header for their producer's state.
     pub empty_batches_retained: u64,
+    /// Records of aborted transactions removed.
+    pub aborted_removed: u64,
+    /// Transaction markers (control batches) removed.
+    pub markers_removed: u64,
     /// Time the I/O throttle slept (ms).
     pub throttled_ms: u64,
 }

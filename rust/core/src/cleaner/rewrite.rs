@@ -18,8 +18,18 @@
 //!   one (the batch's own under log-append time), and the CRC is recomputed;
 //! * a batch left with no record is dropped, unless it is its producer's last batch:
 //!   then a header with no records stays (baseTimestamp -1, the original
-//!   maxTimestamp and lastOffsetDelta), so idempotent sequence checks still work;
-//! * control and transactional batches are copied unchanged (no transactions yet).
+//!   maxTimestamp and lastOffsetDelta), so idempotent sequence checks still work.
+//!   A producer's last batch is the one holding its last data offset, or, when a
+//!   marker with a newer epoch followed its last data (Kafka's fencing), the
+//!   control batch of that epoch;
+//! * transactions (when the caller gives the aborted transactions; `None` copies
+//!   control and transactional batches unchanged): records of aborted transactions
+//!   are removed whatever their keys; committed transactional records are cleaned
+//!   like any others; a COMMIT/ABORT marker whose transaction has no batch left
+//!   (see `txn`) gets a delete horizon like a tombstone's and is removed once it
+//!   has passed; until then markers are copied. An ABORT marker kept because its
+//!   transaction still had batches is reported in the output's aborted
+//!   transactions (its entry of the cleaned aborted-transaction index).
 //!
 //! Consecutive input segments are grouped into one output while their sizes add up
 //! to at most `segment_bytes` and their offsets fit 32-bit relative index entries
@@ -36,6 +46,7 @@ use super::key_hash::key_hash;
 use super::offset_map::OffsetMap;
 use super::result::{CleanResult, CleanStats, CleanedSegment};
 use super::throttle::{Clock, Throttle};
+use super::txn::{AbortedTxn, TxnTracker};
 use crate::compression::{self, Codec};
 use crate::record_batch::header::{
     seal_crc, BatchHeader, ATTR_CODEC_MASK, ATTR_CONTROL, ATTR_LOG_APPEND_TIME, ATTR_TRANSACTIONAL,
@@ -65,6 +76,27 @@ pub struct CleanOptions {
     /// Producer id -> last offset of its last data batch. `None`: taken from the
     /// inputs' headers (the last batch of each producer among them).
     pub producer_last_offsets: Option<HashMap<i64, i64>>,
+    /// The partition's aborted transactions (its aborted-transaction index), for
+    /// removing aborted data and markers. `None`: transactions are not resolved, and
+    /// control and transactional batches are copied unchanged.
+    pub aborted_transactions: Option<Vec<AbortedTxn>>,
+}
+
+/// What the cleaner keeps of a producer: the batch holding its last data offset, or
+/// (no data since its epoch changed) its control batch of that epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LastRecord {
+    pub last_data_offset: Option<i64>,
+    pub producer_epoch: i16,
+}
+
+impl LastRecord {
+    fn is_last(&self, h: &BatchHeader) -> bool {
+        match self.last_data_offset {
+            Some(o) => h.last_offset() == o,
+            None => h.is_control() && h.producer_epoch == self.producer_epoch,
+        }
+    }
 }
 
 fn storage(path: &Path, what: &str, e: std::io::Error) -> WalError {
@@ -107,19 +139,77 @@ enum Outcome {
 struct Pass<'a> {
     map: &'a OffsetMap,
     opts: &'a CleanOptions,
-    producer_last: &'a HashMap<i64, i64>,
+    producer_last: &'a HashMap<i64, LastRecord>,
+    /// None: transactions are not resolved.
+    txn: Option<TxnTracker>,
+    /// Aborted transactions whose marker the current output keeps.
+    retained: Vec<AbortedTxn>,
     stats: CleanStats,
 }
 
 impl Pass<'_> {
     fn decide(&mut self, batch: &DecodedBatch<'_>) -> Result<Outcome, WalError> {
         let h = &batch.header;
-        self.stats.records_read += batch.entries.len() as u64;
-        if h.is_control() || h.is_transactional() {
-            return Ok(Outcome::Verbatim {
-                records: batch.entries.len() as u64,
-            });
+        let n = batch.entries.len() as u64;
+        self.stats.records_read += n;
+        let is_last = h.producer_id >= 0
+            && self
+                .producer_last
+                .get(&h.producer_id)
+                .is_some_and(|l| l.is_last(h));
+        let Some(txn) = self.txn.as_mut() else {
+            if h.is_control() || h.is_transactional() {
+                return Ok(Outcome::Verbatim { records: n });
+            }
+            return self.decide_records(batch, is_last);
+        };
+        let has_horizon = h.attributes & ATTR_DELETE_HORIZON != 0;
+        if h.is_control() {
+            // Kafka: a marker whose transaction has no batch left may go, once the
+            // delete horizon it then gets has passed; other control batches stay.
+            let key = batch
+                .entries
+                .first()
+                .map(|e| batch.field(e.key_start, e.key_len));
+            let (can_discard, retained) = txn.on_control_batch(h, key);
+            if let Some(t) = retained {
+                self.retained.push(t);
+            }
+            let discard = can_discard && has_horizon && self.opts.now_ms >= h.first_timestamp;
+            if !discard && n > 0 {
+                if can_discard && !has_horizon {
+                    let kept: Vec<&RecordEntry> = batch.entries.iter().collect();
+                    let horizon = self
+                        .opts
+                        .now_ms
+                        .saturating_add(self.opts.delete_retention_ms);
+                    return Ok(Outcome::Rebuilt(rebuild(batch, &kept, Some(horizon))?, n));
+                }
+                return Ok(Outcome::Verbatim { records: n });
+            }
+            if is_last {
+                return Ok(Outcome::Empty(empty_batch(h)));
+            }
+            self.stats.markers_removed += 1;
+            return Ok(Outcome::Dropped);
         }
+        if txn.on_data_batch(h) {
+            self.stats.aborted_removed += n;
+            if is_last {
+                return Ok(Outcome::Empty(empty_batch(h)));
+            }
+            return Ok(Outcome::Dropped);
+        }
+        self.decide_records(batch, is_last)
+    }
+
+    /// The record-by-record rules for a data batch that is not aborted.
+    fn decide_records(
+        &mut self,
+        batch: &DecodedBatch<'_>,
+        is_last: bool,
+    ) -> Result<Outcome, WalError> {
+        let h = &batch.header;
         let has_horizon = h.attributes & ATTR_DELETE_HORIZON != 0;
         let retain_deletes = !has_horizon || self.opts.now_ms < h.first_timestamp;
         let latest = self.map.latest_offset();
@@ -174,7 +264,7 @@ impl Pass<'_> {
             let n = kept.len() as u64;
             return Ok(Outcome::Rebuilt(rebuild(batch, &kept, horizon)?, n));
         }
-        if h.producer_id >= 0 && self.producer_last.get(&h.producer_id) == Some(&h.last_offset()) {
+        if is_last {
             return Ok(Outcome::Empty(empty_batch(h)));
         }
         Ok(Outcome::Dropped)
@@ -309,7 +399,20 @@ pub fn clean_segments<C: Clock>(
     }
     let segments = segment_files(segment_paths)?;
     let (last_offsets, derived) = pre_pass(&segments, opts.producer_last_offsets.is_none())?;
-    let producer_last = opts.producer_last_offsets.as_ref().unwrap_or(&derived);
+    let given: Option<HashMap<i64, LastRecord>> = opts.producer_last_offsets.as_ref().map(|m| {
+        m.iter()
+            .map(|(&pid, &o)| {
+                (
+                    pid,
+                    LastRecord {
+                        last_data_offset: Some(o),
+                        producer_epoch: -1,
+                    },
+                )
+            })
+            .collect()
+    });
+    let producer_last = given.as_ref().unwrap_or(&derived);
     let mut sizes = Vec::with_capacity(segments.len());
     for s in &segments {
         let m = std::fs::metadata(&s.path).map_err(|e| storage(&s.path, "cannot stat", e))?;
@@ -321,6 +424,8 @@ pub fn clean_segments<C: Clock>(
         map,
         opts,
         producer_last,
+        txn: opts.aborted_transactions.as_deref().map(TxnTracker::new),
+        retained: Vec::new(),
         stats: CleanStats::default(),
     };
     let mut result = CleanResult::default();
@@ -335,12 +440,14 @@ pub fn clean_segments<C: Clock>(
     Ok(result)
 }
 
-/// Per segment its last offset (for grouping), and per producer the last offset of
-/// its last data batch (when `want_producers`).
+/// Per segment its last offset (for grouping), and per producer what its last batch
+/// is (when `want_producers`), as Kafka's producer state has it: a data batch sets
+/// the last data offset and epoch; a control batch of another epoch clears the data
+/// offset (the epoch changed: the marker now carries the producer's state).
 fn pre_pass(
     segments: &[SegmentFile],
     want_producers: bool,
-) -> Result<(Vec<i64>, HashMap<i64, i64>), WalError> {
+) -> Result<(Vec<i64>, HashMap<i64, LastRecord>), WalError> {
     let mut last_offsets = Vec::with_capacity(segments.len());
     let mut producers = HashMap::new();
     for (i, s) in segments.iter().enumerate() {
@@ -351,8 +458,28 @@ fn pre_pass(
         }
         let headers = walk_headers(&s.path)?;
         for hd in &headers {
-            if hd.producer_id >= 0 && !hd.control {
-                producers.insert(hd.producer_id, hd.last_offset);
+            if hd.producer_id < 0 {
+                continue;
+            }
+            if !hd.control {
+                producers.insert(
+                    hd.producer_id,
+                    LastRecord {
+                        last_data_offset: Some(hd.last_offset),
+                        producer_epoch: hd.producer_epoch,
+                    },
+                );
+            } else {
+                let cur = producers.get(&hd.producer_id);
+                if cur.is_none_or(|c| c.producer_epoch != hd.producer_epoch) {
+                    producers.insert(
+                        hd.producer_id,
+                        LastRecord {
+                            last_data_offset: None,
+                            producer_epoch: hd.producer_epoch,
+                        },
+                    );
+                }
             }
         }
         last_offsets.push(match next_base {
@@ -389,6 +516,7 @@ fn clean_group<C: Clock>(
         records: 0,
         max_timestamp: NO_TIMESTAMP,
         last_modified_ms: modified_ms(&group[group.len() - 1].path)?,
+        aborted_transactions: Vec::new(),
     };
     let opts = DecodeOptions {
         verify_crc: true,
@@ -430,6 +558,7 @@ fn clean_group<C: Clock>(
         .into_inner()
         .map_err(|e| storage(&path, "cannot write", e.into_error()))?;
     finish_file(&file, &path, out.last_modified_ms)?;
+    out.aborted_transactions = std::mem::take(&mut pass.retained);
     Ok(out)
 }
 
