@@ -264,7 +264,7 @@ def markdown_report(report: dict[str, Any]) -> str:
             med = meds[broker][section]
             if all(v is None for v in med.values()):
                 why = _errors(records, section)
-                note = f"failed: {why[0][:200]}" if why else "-"
+                note = f"failed: {why[0][:120]}" if why else "-"
                 if report["skipped"].get(broker, {}).get(section):
                     note = report["skipped"][broker][section]
                 lines.append(f"| {labels[broker]} | {note} |" + " |" * (len(columns) - 1))

@@ -63,11 +63,14 @@ def parse_consumer_performance(text: str) -> dict[str, Any]:
     """
     lines = [line.strip() for line in text.splitlines()]
     for i, line in enumerate(lines):
-        if line.startswith(_CONSUMER_HEADER) and i + 1 < len(lines):
-            names = [n.strip() for n in line.split(",")]
-            values = [v.strip() for v in lines[i + 1].split(",")]
+        if not line.startswith(_CONSUMER_HEADER):
+            continue
+        names = [n.strip() for n in line.split(",")]
+        # A warning (such as the idle timeout's) may stand between the header and the row.
+        for following in lines[i + 1 :]:
+            values = [v.strip() for v in following.split(",")]
             if len(values) != len(names):
-                break
+                continue
             row = dict(zip(names, values, strict=True))
             return {
                 "records": int(row["data.consumed.in.nMsg"]),
@@ -136,12 +139,13 @@ def run_consumer_performance(
     group: str,
     *,
     log4j_config: Path | None = None,
-    idle_timeout_ms: int = 10_000,
+    idle_timeout_ms: int = 60_000,
     timeout_s: float = 600.0,
 ) -> dict[str, Any]:
     """Run ConsumerPerformance for ``records`` records in a new ``group``; return its figures.
 
-    ``idle_timeout_ms``: the tool gives up after this long without a record. Raises
+    ``idle_timeout_ms``: the tool gives up after this long without a record (its own
+    default, 10 s, is shorter than some brokers' group join). Raises
     RuntimeError if it fails or reads fewer than ``records``, TimeoutError after ``timeout_s``.
     """
     argv = [_java()]
