@@ -18,6 +18,19 @@ This module decides *when* and *what*, as Kafka's ``LogCleanerManager`` does:
   to the end of what the map covers, swaps each output in, and only then moves the
   first dirty offset to that end (so a crash re-does the pass, never skips it).
 
+Transactions (Kafka's rules): a log is cleaned only below its last stable offset
+(LSO; more exactly, below the segment holding it), so an open transaction's batches
+are never touched. The pass gets the partition's aborted transactions: their records
+are not mapped and are removed, and markers go once their transaction has no batch
+left and ``delete.retention.ms`` more has passed. Both come from a *transaction
+source* per log: the broker's :class:`~streamcore.storage.txn_index.PartitionTxnState`
+when ``transactions(key)`` gives one for the same log object, else a
+:class:`~streamcore.storage.txn_index.TransactionScan` the cleaner keeps, which reads
+the log's headers. Before swapping in segments, the pass drops from the source the
+index entries of aborted transactions whose batches were already gone (their
+markers may be removed now or later; an entry without its marker would make
+read_committed consumers skip later committed data).
+
 Everything here is advisory: a pass that loses a race with retention or DeleteRecords
 (``replace_segments`` returns False) is abandoned and tried again on the next round.
 """
@@ -36,6 +49,7 @@ from typing import Any
 from streamcore import _impl
 from streamcore._atomic_file import write_atomic
 from streamcore.errors import OffsetOutOfRangeError, StorageError
+from streamcore.storage.txn_index import TransactionScan
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -92,6 +106,12 @@ class PassReport:
     duration_ms: float
     #: False when the pass was abandoned (retention or DeleteRecords got there first).
     completed: bool = True
+    #: Records of aborted transactions removed.
+    aborted_removed: int = 0
+    #: Transaction markers removed.
+    markers_removed: int = 0
+    #: Aborted-transaction index entries dropped (their transactions' data was gone).
+    aborted_entries_dropped: int = 0
 
 
 @dataclass
@@ -148,6 +168,10 @@ class _Plan:
     ratio: float
     dirty_bytes: int
     overdue: bool
+    #: Where the aborted transactions came from (cleaner_view / drop_aborted).
+    txn_source: Any = None
+    #: The partition's aborted transactions when planned (AbortedTxn entries).
+    aborted: tuple[Any, ...] = ()
 
 
 class LogCleaner:
@@ -163,6 +187,11 @@ class LogCleaner:
     unlimited); ``dedupe_buffer_bytes`` is the offset map's memory (bytes);
     ``backoff_ms`` the wait between rounds when nothing needs cleaning (ms).
     ``clock`` returns ms since the epoch (tests move it).
+    ``transactions(key)`` returns the owner's transaction state of a log (the
+    broker's :class:`~streamcore.storage.txn_index.PartitionTxnState`), or None; it is
+    called on the cleaner's thread. Without it (or for a None, or a state of another
+    log object) the cleaner follows the log's headers itself. It can also be set
+    later with :meth:`set_transaction_source`.
 
     Use :meth:`run_once` directly, or :meth:`start` / :meth:`stop` for the thread.
     """
@@ -176,6 +205,7 @@ class LogCleaner:
         dedupe_buffer_bytes: int = 128 * 1024 * 1024,
         backoff_ms: int = 15_000,
         clock: Callable[[], int] | None = None,
+        transactions: Callable[[Any], Any] | None = None,
     ) -> None:
         if io_max_bytes_per_second is not None and not io_max_bytes_per_second > 0:
             raise ValueError(f"io_max_bytes_per_second must be > 0 or None, not {io_max_bytes_per_second}")
@@ -195,10 +225,27 @@ class LogCleaner:
         self._thread: threading.Thread | None = None
         # Held for a whole pass: stop() waits for the pass in progress.
         self._pass_lock = threading.Lock()
+        self._transactions = transactions
+        #: key -> TransactionScan of logs without an owner's state
+        self._scans: dict[Any, TransactionScan] = {}
+
+    def set_transaction_source(self, transactions: Callable[[Any], Any] | None) -> None:
+        """Set ``transactions(key)`` (see the class doc); takes effect from the next pass."""
+        self._transactions = transactions
+
+    def _txn_source(self, key: Any, log: Any) -> Any:
+        if self._transactions is not None and key is not None:
+            state = self._transactions(key)
+            if state is not None and getattr(state, "log", None) is log:
+                return state
+        scan = self._scans.get(key)
+        if scan is None or scan.log is not log:
+            scan = self._scans[key] = TransactionScan(log)
+        return scan
 
     # ------------------------------------------------------------------ choosing
 
-    def _plan(self, log: Any, settings: CompactionSettings, now_ms: int) -> _Plan | None:
+    def _plan(self, key: Any, log: Any, settings: CompactionSettings, now_ms: int) -> _Plan | None:
         directory = os.fspath(log.directory)
         segments = _segments(directory)
         if len(segments) < 2:
@@ -216,6 +263,16 @@ class LogCleaner:
                 # The segment holding the first record newer than the lag is left alone.
                 holder = max((b for b, _, _ in segments if b <= newer[0]), default=segments[0][0])
                 first_uncleanable = min(first_uncleanable, holder)
+        # Kafka's first unstable offset: nothing from the segment holding the LSO on is
+        # cleaned, so an open transaction's batches (and the offsets above, whose
+        # transactions may still end either way) stay as written. The aborted list is
+        # taken together with the LSO: every transaction with batches below it has
+        # ended, and the list knows how.
+        source = self._txn_source(key, log)
+        lso, aborted = source.cleaner_view()
+        if lso < first_uncleanable:
+            holder = max((b for b, _, _ in segments if b <= lso), default=segments[0][0])
+            first_uncleanable = min(first_uncleanable, holder)
         if first_dirty >= first_uncleanable:
             return None
         clean_bytes = dirty_bytes = 0
@@ -234,7 +291,18 @@ class LogCleaner:
         if settings.max_compaction_lag_ms < _LONG_MAX:
             first = self._first_batch_timestamp(log, first_dirty)
             overdue = first is not None and first >= 0 and now_ms - first > settings.max_compaction_lag_ms
-        return _Plan(log, settings, segments, first_dirty, first_uncleanable, ratio, dirty_bytes, overdue)
+        return _Plan(
+            log,
+            settings,
+            segments,
+            first_dirty,
+            first_uncleanable,
+            ratio,
+            dirty_bytes,
+            overdue,
+            source,
+            tuple(aborted),
+        )
 
     @staticmethod
     def _first_batch_timestamp(log: Any, offset: int) -> int | None:
@@ -247,14 +315,18 @@ class LogCleaner:
 
     def _candidates(self, now_ms: int) -> list[_Plan]:
         plans = []
-        for key, log in list(self._logs()):
+        listed = list(self._logs())
+        keys = {key for key, _ in listed}
+        for gone in [k for k in self._scans if k not in keys]:
+            del self._scans[gone]
+        for key, log in listed:
             if getattr(log, "is_offline", False):
                 continue
             settings = self._settings(key)
             if settings is None:
                 continue
             try:
-                plan = self._plan(log, settings, now_ms)
+                plan = self._plan(key, log, settings, now_ms)
             except (OSError, StorageError) as exc:
                 logger.warning("cleaner: cannot inspect %s: %s", getattr(log, "directory", log), exc)
                 continue
@@ -294,8 +366,9 @@ class LogCleaner:
     ) -> PassReport | None:
         """Clean ``log`` now whatever its dirty ratio (None when it has nothing closed and dirty)."""
         now = self._clock() if now_ms is None else now_ms
+        key = next((k for k, listed in self._logs() if listed is log), None)
         with self._pass_lock:
-            plan = self._plan(log, settings, now)
+            plan = self._plan(key, log, settings, now)
             if plan is None:
                 return None
             try:
@@ -315,12 +388,14 @@ class LogCleaner:
             for i, (base, path, _size) in enumerate(segments[:-1])
             if base < plan.first_uncleanable and segments[i + 1][0] > plan.first_dirty
         ]
+        aborted = [(t[0], t[1], t[2]) for t in plan.aborted]
         offset_map = cleaner.build_offset_map(
             dirty,
             plan.first_dirty,
             plan.first_uncleanable,
             memory_bytes=self.dedupe_buffer_bytes,
             io_max_bytes_per_second=self.io_max_bytes_per_second,
+            aborted_transactions=aborted,
         )
         end = offset_map.latest_offset + 1 if offset_map.latest_offset >= 0 else plan.first_uncleanable
         end = max(end, plan.first_dirty)
@@ -335,10 +410,24 @@ class LogCleaner:
             delete_retention_ms=settings.delete_retention_ms,
             segment_bytes=settings.segment_bytes,
             io_max_bytes_per_second=self.io_max_bytes_per_second,
+            aborted_transactions=aborted,
         )
+        outputs = list(result.segments)
+        # Index entries of aborted transactions whose markers lie in what was cleaned
+        # but which no output keeps: no batch of theirs was left. Dropped before the
+        # swaps, which may remove their markers (safe either way: with no data left an
+        # entry protects nothing). A failure here fails the pass.
+        dropped = []
+        for out in outputs:
+            low = out.base_offset
+            high = next_base[int(os.path.basename(out.inputs[-1])[:20])]
+            kept = set(out.aborted_transactions)
+            dropped += [t for t in plan.aborted if low <= t[2] < high and (t[0], t[1], t[2]) not in kept]
+        stats = result.stats
+        if dropped or stats.markers_removed:
+            plan.txn_source.drop_aborted(dropped, markers_removed=stats.markers_removed > 0)
         replaced = 0
         completed = True
-        outputs = list(result.segments)
         for n, out in enumerate(outputs):
             last_input = out.inputs[-1]
             last_base = int(os.path.basename(last_input)[:20])
@@ -357,7 +446,6 @@ class LogCleaner:
                     _unlink_quietly(rest.path)
                 break
             replaced += len(out.inputs)
-        stats = result.stats
         self.stats.bytes_read += stats.bytes_read + offset_map.bytes_read
         self.stats.bytes_written += stats.bytes_written
         self.stats.segments_replaced += replaced
@@ -380,6 +468,9 @@ class LogCleaner:
             tombstones_removed=stats.tombstones_removed,
             duration_ms=(time.perf_counter() - started) * 1000.0,
             completed=completed,
+            aborted_removed=stats.aborted_removed,
+            markers_removed=stats.markers_removed,
+            aborted_entries_dropped=len(dropped),
         )
         self.stats.last_pass = report
         logger.info(

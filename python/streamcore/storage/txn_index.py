@@ -35,6 +35,20 @@ rebuilt by the next opening's scan if a crash tore them.
 
 A partition that never saw a transactional batch gets no files at all.
 
+Compaction. The log cleaner (``storage/cleaner.py``) removes aborted data and, once
+a transaction has no batch left, its marker (Kafka's rules). It reads the state
+through :meth:`PartitionTxnState.cleaner_view` and, before swapping in segments
+without them, drops the index entries of aborted transactions whose data is gone
+(:meth:`PartitionTxnState.drop_aborted`): an entry whose marker is gone would make a
+read_committed consumer skip the producer's later committed batches. Both may be
+called from the cleaner's thread; a lock orders them with the owner's updates.
+Dropping rewrites the index file and deletes the snapshot (the next opening then
+scans the whole log): a snapshot could name a transaction open at its
+``indexed_to`` whose marker the cleaner later removed. A marker the cleaner emptied
+(kept as a header without records) ends its producer's open transaction when
+scanned, without an index entry. :class:`TransactionScan` follows a log's headers
+for a cleaner that has no owner's state to ask (a log used without the broker).
+
 Nothing here checks who may write what: that is the broker's job (the transaction
 coordinator and the produce path). This module only follows the log.
 """
@@ -45,6 +59,7 @@ import json
 import logging
 import os
 import struct
+import threading
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -63,6 +78,7 @@ __all__ = [
     "SNAPSHOT_FILE",
     "AbortedTxn",
     "PartitionTxnState",
+    "TransactionScan",
     "control_type",
     "entries_from_bytes",
 ]
@@ -107,18 +123,62 @@ def control_type(key: bytes | None) -> int | None:
     return CONTROL_KEY.unpack_from(key, 0)[1]
 
 
+#: What :func:`_read_marker_type` answers for a control batch without records.
+_EMPTIED = -1
+
+
 def _read_marker_type(log: Any, offset: int) -> int | None:
-    """The control type of the control batch at ``offset`` (None: empty or unreadable)."""
+    """The control type of the control batch at ``offset``: ``_EMPTIED`` for one without
+    records (the cleaner empties a marker once its transaction's data is gone), None
+    when unreadable."""
     try:
         batches = decode_batches(log.read(offset, 1))
     except (CorruptRecordError, OffsetOutOfRangeError):
         return None
     for batch in batches:
         if batch.base_offset <= offset <= batch.last_offset:
-            # A control batch holds one record; a cleaner may leave it empty once the
-            # transaction's data is gone, and then it ends nothing.
-            return control_type(batch.records[0].key) if batch.records else None
+            return control_type(batch.records[0].key) if batch.records else _EMPTIED
     return None
+
+
+def _follow(
+    log: Any, from_offset: int, end: int, ongoing: dict[int, int], aborted: list[AbortedTxn]
+) -> tuple[int, int]:
+    """Follow every transactional and control batch of ``log`` in [from_offset, end),
+    updating ``ongoing`` and ``aborted``; returns (batches read, offset reached)."""
+    if from_offset >= end:
+        return 0, from_offset
+    count = 0
+    reached = from_offset
+    for h in log.batch_headers(from_offset):
+        if h.base_offset >= end:
+            break
+        count += 1
+        reached = h.base_offset + h.last_offset_delta + 1
+        if h.producer_id < 0:
+            continue
+        if h.attributes & CONTROL_FLAG:
+            kind = _read_marker_type(log, h.base_offset)
+            if kind in (CONTROL_ABORT, CONTROL_COMMIT):
+                first = ongoing.pop(h.producer_id, None)
+                if first is not None and kind == CONTROL_ABORT:
+                    stable = h.base_offset + 1 if not ongoing else min(ongoing.values())
+                    aborted.append(AbortedTxn(h.producer_id, first, h.base_offset, stable))
+            elif kind == _EMPTIED:
+                # Its transaction's batches were all gone when the cleaner emptied it;
+                # a transaction still open here (from a snapshot) ended at it.
+                ongoing.pop(h.producer_id, None)
+        elif h.attributes & TRANSACTIONAL_FLAG:
+            ongoing.setdefault(h.producer_id, h.base_offset)
+    return count, reached
+
+
+def _without(aborted: list[AbortedTxn], entries: Iterable[Any]) -> list[AbortedTxn]:
+    """``aborted`` less the entries naming the same (producer id, first, last offset)."""
+    gone = {(int(e[0]), int(e[1]), int(e[2])) for e in entries}
+    if not gone:
+        return aborted
+    return [t for t in aborted if (t.producer_id, t.first_offset, t.last_offset) not in gone]
 
 
 class PartitionTxnState:
@@ -129,10 +189,13 @@ class PartitionTxnState:
     ``read``). :meth:`load` must run before use, while nothing appends to the log.
     """
 
-    __slots__ = ("_aborted", "_dir", "_file", "_log", "_ongoing", "_persisted")
+    __slots__ = ("_aborted", "_dir", "_file", "_lock", "_log", "_ongoing", "_persisted")
 
     def __init__(self, log: Any) -> None:
         self._log = log
+        # The owner updates the state on its thread; the cleaner reads and drops entries
+        # on its own (cleaner_view, drop_aborted).
+        self._lock = threading.RLock()
         self._dir = os.fspath(log.directory)
         #: producer id -> offset of the first batch of its open transaction
         self._ongoing: dict[int, int] = {}
@@ -189,19 +252,22 @@ class PartitionTxnState:
     def begin(self, producer_id: int, first_offset: int) -> bool:
         """Record that ``producer_id`` opened a transaction at ``first_offset``; False (and
         nothing changes) when it already has one open here."""
-        if producer_id in self._ongoing:
-            return False
-        self._ongoing[producer_id] = first_offset
-        return True
+        with self._lock:
+            if producer_id in self._ongoing:
+                return False
+            self._ongoing[producer_id] = first_offset
+            return True
 
     def move_start(self, producer_id: int, first_offset: int) -> None:
         """Replace an open transaction's first offset (a provisional one becomes exact)."""
-        if producer_id in self._ongoing:
-            self._ongoing[producer_id] = first_offset
+        with self._lock:
+            if producer_id in self._ongoing:
+                self._ongoing[producer_id] = first_offset
 
     def drop(self, producer_id: int) -> None:
         """Forget an open transaction that never reached the log (its only append failed)."""
-        self._ongoing.pop(producer_id, None)
+        with self._lock:
+            self._ongoing.pop(producer_id, None)
 
     def end(self, producer_id: int, marker_offset: int, commit: bool) -> AbortedTxn | None:
         """A COMMIT/ABORT marker of ``producer_id`` was written at ``marker_offset``.
@@ -212,13 +278,14 @@ class PartitionTxnState:
         safe). Raises StorageError if the index file cannot be written: the entry stays
         in memory and the next opening rebuilds the file from the log.
         """
-        first = self._ongoing.pop(producer_id, None)
-        if first is None or commit:
-            return None
-        entry = AbortedTxn(producer_id, first, marker_offset, self._stable_after(marker_offset))
-        self._aborted.append(entry)
-        self._append_entry(entry)
-        return entry
+        with self._lock:
+            first = self._ongoing.pop(producer_id, None)
+            if first is None or commit:
+                return None
+            entry = AbortedTxn(producer_id, first, marker_offset, self._stable_after(marker_offset))
+            self._aborted.append(entry)
+            self._append_entry(entry)
+            return entry
 
     def _stable_after(self, marker_offset: int) -> int:
         first = self.first_unstable_offset()
@@ -227,10 +294,48 @@ class PartitionTxnState:
     def retain_from(self, log_start_offset: int) -> int:
         """Forget aborted transactions wholly below ``log_start_offset`` (retention,
         DeleteRecords); returns how many. The file keeps them until it is rewritten."""
-        keep = [t for t in self._aborted if t.last_offset >= log_start_offset]
-        removed = len(self._aborted) - len(keep)
-        self._aborted = keep
-        return removed
+        with self._lock:
+            keep = [t for t in self._aborted if t.last_offset >= log_start_offset]
+            removed = len(self._aborted) - len(keep)
+            self._aborted = keep
+            return removed
+
+    # ------------------------------------------------------------------ the cleaner
+
+    def cleaner_view(self) -> tuple[int, list[AbortedTxn]]:
+        """(last stable offset, aborted transactions), taken together: the log cleaner
+        cleans only below the LSO, with these entries. Safe from any thread."""
+        with self._lock:
+            return self.last_stable_offset(), list(self._aborted)
+
+    def drop_aborted(self, entries: Iterable[Any], markers_removed: bool = False) -> int:
+        """Forget the aborted transactions ``entries`` (anything indexable as producer id,
+        first offset, last offset) whose batches the cleaner found gone, before it swaps
+        in segments without their markers; returns how many were dropped. When entries
+        were dropped or ``markers_removed`` (a pass removed markers), the files are
+        brought in line: the index is rewritten and the snapshot deleted, so that the
+        next opening rescans the log. Safe from any thread. Raises StorageError when
+        the files cannot be changed (memory is already updated; the caller must not
+        remove markers then)."""
+        with self._lock:
+            keep = _without(self._aborted, entries)
+            dropped = len(self._aborted) - len(keep)
+            self._aborted = keep
+            if not (dropped or markers_removed) or not self._persisted:
+                return dropped
+            self._close_file()
+            try:
+                try:
+                    os.unlink(os.path.join(self._dir, SNAPSHOT_FILE))
+                except FileNotFoundError:
+                    pass
+                write_atomic(
+                    os.path.join(self._dir, INDEX_FILE),
+                    b"".join(ABORTED_TXN.pack(_ENTRY_VERSION, *t) for t in self._aborted),
+                )
+            except OSError as exc:
+                raise StorageError(f"cannot rewrite the transaction index of {self._dir}: {exc}") from exc
+            return dropped
 
     # ------------------------------------------------------------------ persistence
 
@@ -303,6 +408,10 @@ class PartitionTxnState:
         Raises StorageError when the files cannot be written; the in-memory state is
         complete anyway.
         """
+        with self._lock:
+            return self._load()
+
+    def _load(self) -> dict[str, int]:
         self._close_file()
         log = self._log
         start, hw = log.log_start_offset, log.high_watermark
@@ -348,25 +457,7 @@ class PartitionTxnState:
 
     def _scan(self, from_offset: int, end: int) -> int:
         """Follow every transactional and control batch in [from_offset, end)."""
-        if from_offset >= end:
-            return 0
-        count = 0
-        for h in self._log.batch_headers(from_offset):
-            if h.base_offset >= end:
-                break
-            count += 1
-            if h.producer_id < 0:
-                continue
-            if h.attributes & CONTROL_FLAG:
-                kind = _read_marker_type(self._log, h.base_offset)
-                if kind in (CONTROL_ABORT, CONTROL_COMMIT):
-                    first = self._ongoing.pop(h.producer_id, None)
-                    if first is not None and kind == CONTROL_ABORT:
-                        stable = self._stable_after(h.base_offset)
-                        self._aborted.append(AbortedTxn(h.producer_id, first, h.base_offset, stable))
-            elif h.attributes & TRANSACTIONAL_FLAG:
-                self._ongoing.setdefault(h.producer_id, h.base_offset)
-        return count
+        return _follow(self._log, from_offset, end, self._ongoing, self._aborted)[0]
 
     def _write_files(self, indexed_to: int) -> None:
         """Rewrite the index with the current entries, then the snapshot naming them."""
@@ -403,6 +494,52 @@ class PartitionTxnState:
                 pass
         if removed:
             fsync_dir(directory)
+
+
+class TransactionScan:
+    """A log's open and aborted transactions followed from its batch headers, in memory.
+
+    For the log cleaner when nobody keeps a :class:`PartitionTxnState` it could ask (a
+    log used without the broker): :meth:`cleaner_view` reads the headers appended
+    since the last call (the first call reads the whole log) up to the high
+    watermark. :meth:`drop_aborted` forgets entries in memory and, when the partition
+    directory has transaction files (a broker wrote them), deletes them: the broker's
+    next opening rebuilds them from the log.
+    """
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+        self._ongoing: dict[int, int] = {}
+        self._aborted: list[AbortedTxn] = []
+        self._to = -1
+
+    def cleaner_view(self) -> tuple[int, list[AbortedTxn]]:
+        """(last stable offset, aborted transactions) as the log's headers have them."""
+        log = self.log
+        start, hw = log.log_start_offset, log.high_watermark
+        if self._to < start:
+            # First call, or retention passed what was read: everything below the log
+            # start is gone, so start over there.
+            self._ongoing, self._aborted = {}, []
+            self._to = start
+        _count, self._to = _follow(log, self._to, hw, self._ongoing, self._aborted)
+        self._aborted = [t for t in self._aborted if t.last_offset >= start]
+        first = min(self._ongoing.values()) if self._ongoing else None
+        return (hw if first is None else min(first, hw)), list(self._aborted)
+
+    def drop_aborted(self, entries: Iterable[Any], markers_removed: bool = False) -> int:
+        """Forget ``entries``; see :meth:`PartitionTxnState.drop_aborted`."""
+        keep = _without(self._aborted, entries)
+        dropped = len(self._aborted) - len(keep)
+        self._aborted = keep
+        if dropped or markers_removed:
+            directory = os.fspath(self.log.directory)
+            if any(os.path.exists(os.path.join(directory, n)) for n in (INDEX_FILE, SNAPSHOT_FILE)):
+                try:
+                    PartitionTxnState.remove_files(directory)
+                except OSError as exc:
+                    raise StorageError(f"cannot remove the transaction files of {directory}: {exc}") from exc
+        return dropped
 
 
 def entries_from_bytes(raw: bytes) -> Iterable[AbortedTxn]:
