@@ -188,7 +188,7 @@ def test_a_zombie_is_fenced_by_its_successor(kafka_bootstrap: str, topic_name: s
         zombie = Producer(kafka_bootstrap, transactional_id=tid)
         await zombie.init_transactions(STEP_S)
         zombie.begin_transaction()
-        await (await zombie.send(topic_name, b"zombie"))
+        await asyncio.wait_for(await zombie.send(topic_name, b"zombie"), STEP_S)
         async with Producer(kafka_bootstrap, transactional_id=tid) as successor:
             # Its InitProducerId aborts the zombie's open transaction and fences it.
             await successor.init_transactions(STEP_S)
@@ -251,7 +251,7 @@ def test_abort_after_a_failed_record_then_a_new_transaction(kafka_bootstrap: str
             await p.init_transactions(STEP_S)
             p.begin_transaction()
             small = await p.send(topic_name, b"small", partition=0)
-            await small
+            await asyncio.wait_for(small, STEP_S)
             big = await p.send(topic_name, b"x" * 8192, partition=1)
             with pytest.raises(AbortableTransactionError) as failed:
                 await p.commit_transaction(STEP_S)

@@ -143,7 +143,8 @@ class Producer:
 
     def begin_transaction(self) -> None:
         """Open a transaction: records sent from now on belong to it."""
-        self._core.begin_transaction()
+        # On the loop thread, where the transaction manager's operations live.
+        self._lt.call(self._core.begin_transaction)
 
     def send_offsets_to_transaction(
         self,
