@@ -79,9 +79,13 @@ def test_streamcore_transactions_as_confluent_kafka_reads_them(kafka_bootstrap: 
         async with Producer(kafka_bootstrap, transactional_id="sc-" + uuid.uuid4().hex[:10]) as p:
             await p.init_transactions(STEP_S)
             p.begin_transaction()
-            for i in range(30):
+            for i in range(15):
                 await p.send(topic_name, b"c%d" % i, key=b"k%d" % i)
+            batch = await p.send_batch(
+                topic_name, [b"c%d" % i for i in range(15, 30)], keys=[b"k%d" % i for i in range(15, 30)]
+            )
             await p.commit_transaction(STEP_S)
+            assert sum(m.record_count for m in batch.result()) == 15
             p.begin_transaction()
             for i in range(30):
                 await p.send(topic_name, b"a%d" % i, key=b"k%d" % i)
