@@ -504,3 +504,28 @@ def test_a_fenced_end_txn_is_fatal() -> None:
         assert txn.state is TransactionState.FATAL_ERROR
 
     asyncio.run(main())
+
+
+def test_transactional_batches_carry_the_flag_the_producer_id_epoch_and_sequences() -> None:
+    from streamcore.client.accumulator import ProducerBatch
+    from streamcore.codec import decode_batch
+
+    async def main() -> None:
+        core, txn = _producer()
+        seq = core.sequencer
+        assert seq is not None
+        seq.producer_id, seq.producer_epoch = 42, 7
+        tp = TopicPartition("t", 0)
+        first, second = ProducerBatch(tp, 0.0, 60.0), ProducerBatch(tp, 0.0, 60.0)
+        for batch, n in ((first, 3), (second, 2)):
+            for i in range(n):
+                batch.add(b"v%d" % i, None, None, None, 10, None)
+            core.sender._encode(batch)
+        got = [decode_batch(b.encoded) for b in (first, second)]  # type: ignore[arg-type]
+        assert [(b.is_transactional, b.producer_id, b.producer_epoch, b.base_sequence) for b in got] == [
+            (True, 42, 7, 0),
+            (True, 42, 7, 3),
+        ]
+        core.cluster.close()
+
+    asyncio.run(main())
