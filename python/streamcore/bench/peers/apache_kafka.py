@@ -4,9 +4,9 @@ The jars come from Maven Central: ``mvn dependency:build-classpath`` resolves a 
 this repository into ~/.m2 once and writes the classpath to a file next to it, which is
 reused until the pom changes (by modification time). Two poms are used:
 
-* ``interop/kafka-broker/pom.xml`` — the broker (``kafka_2.13``), shared with the tests;
-  its classpath is written to ``interop/perf/target/kafka-broker-classpath.txt`` so that
-  the bench never rewrites a file the test fixture reads;
+* ``interop/kafka-broker/pom.xml`` — the broker (``kafka_2.13``), shared with the tests
+  and ``streamcore bench transactions`` (:mod:`streamcore.bench.apache` resolves it;
+  ``$STREAMCORE_KAFKA_CLASSPATH`` names the jars instead where there is no checkout);
 * ``interop/perf/pom.xml`` — ``kafka-tools`` (ProducerPerformance, ConsumerPerformance).
 
 The broker is configured like the ``server.properties`` Kafka ships (thread counts,
@@ -42,7 +42,6 @@ KAFKA_VERSION = "4.1.1"
 
 # python/streamcore/bench/peers/<this file>: four levels up is the checkout's root.
 REPO_ROOT = Path(__file__).resolve().parents[4]
-BROKER_POM = REPO_ROOT / "interop" / "kafka-broker" / "pom.xml"
 PERF_POM = REPO_ROOT / "interop" / "perf" / "pom.xml"
 CACHE_DIR = REPO_ROOT / "interop" / "perf" / "target"
 
@@ -111,8 +110,17 @@ def maven_classpath(pom: Path, out: Path, timeout_s: float = 600.0) -> str:
 
 
 def kafka_broker_classpath() -> str:
-    """Classpath of the Apache Kafka broker (``interop/kafka-broker/pom.xml``)."""
-    return maven_classpath(BROKER_POM, CACHE_DIR / "kafka-broker-classpath.txt")
+    """Classpath of the Apache Kafka broker: ``$STREAMCORE_KAFKA_CLASSPATH`` or ``interop/kafka-broker/pom.xml``.
+
+    Resolved by :func:`streamcore.bench.apache.resolve_classpath` (shared with
+    ``streamcore bench transactions``); its failures become :class:`ToolMissing`.
+    """
+    from streamcore.bench.apache import ApacheKafkaUnavailable, resolve_classpath
+
+    try:
+        return resolve_classpath()
+    except ApacheKafkaUnavailable as exc:
+        raise ToolMissing(str(exc)) from exc
 
 
 def perf_classpath() -> str:

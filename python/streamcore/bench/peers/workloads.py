@@ -74,6 +74,8 @@ LATENCY_LINGER_MS = 1
 FANOUT_RECORDS = 500_000
 FANOUT_SIZE = 1024
 FANOUT_PARTITIONS = 16
+#: A consumer that receives nothing for this long (a group join included) gives up.
+STALL_S = 60.0
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 
@@ -216,6 +218,7 @@ def _consume_all(bootstrap: str, topic: str, records: int, settings: Settings) -
     import confluent_kafka as ck
 
     assigned: list[float] = []
+    client_errors: list[str] = []
 
     def on_assign(consumer: Any, partitions: list[Any]) -> None:
         assigned.append(time.perf_counter())
@@ -225,7 +228,9 @@ def _consume_all(bootstrap: str, topic: str, records: int, settings: Settings) -
             "bootstrap.servers": bootstrap,
             "group.id": new_name("compare-tight"),
             "auto.offset.reset": "earliest",
-            "log_level": 3,
+            # Errors reach error_cb (kept for the report) instead of a line per retry on stderr.
+            "log_level": 2,
+            "error_cb": lambda err: client_errors.append(str(err)),
         }
     )
     received = 0
@@ -233,13 +238,22 @@ def _consume_all(bootstrap: str, topic: str, records: int, settings: Settings) -
     try:
         start = time.perf_counter()
         deadline = start + settings.timeout_s
+        progressed = start
         consumer.subscribe([topic], on_assign=on_assign)
         while received < records:
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"consume: {received} of {records} received after {settings.timeout_s} s")
+            now = time.perf_counter()
+            if now > deadline or now - progressed > STALL_S:
+                last = client_errors[-1] if client_errors else "none"
+                raise TimeoutError(
+                    f"consume: {received} of {records} received, none in the last "
+                    f"{now - progressed:.0f} s; last client error: {last}"
+                )
+            before = received
             for msg in consumer.consume(min(10_000, records - received), 0.2):
                 if msg.error() is None:
                     received += 1
+            if received > before:
+                progressed = time.perf_counter()
             bar.update(received)
         end = time.perf_counter()
         bar.close(received)
