@@ -1,10 +1,13 @@
-"""Property: any transactional workload (commits, aborts, fencing aborts, markers of
+"""Properties of transactional compaction.
+
+Any transactional workload (commits, aborts, fencing aborts, markers of
 producers with nothing open, plain and idempotent records, tombstones, keys shared
 between committed and aborted data), cleaned in any interleaving with any clock, reads
 back under read_committed as the model says: only committed records, each where it
 was written, the latest committed value of every key, and the same LSO, from the
 live transaction state and from one loaded afresh from the files or from the log
-alone.
+alone. And both cores (native and reference) clean the segments of any such workload,
+pass after pass, to the same bytes and the same reports.
 
 Runs on whichever WAL and cleaner ``streamcore._impl`` selected.
 """
@@ -18,10 +21,11 @@ import tempfile
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from streamcore._reference import cleaner as reference_cleaner
 from streamcore.storage.cleaner import CompactionSettings, LogCleaner
 from streamcore.storage.txn_index import PartitionTxnState
 
-from .test_log_cleaner_txn import Partition, _check_everything
+from .test_log_cleaner_txn import NOW, Partition, _check_everything, _native
 
 _EXAMPLES = int(os.environ.get("STREAMCORE_CLEANER_PROP_EXAMPLES", "60"))
 _RETENTION_MS = 10_000
@@ -92,4 +96,72 @@ def test_read_committed_view_of_a_cleaned_log_is_the_models(ops, hooked):
         event(f"markers removed: {'some' if markers else 'none'}")
     finally:
         p.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@settings(max_examples=_EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ops=st.lists(_op, min_size=5, max_size=60),
+    clocks=st.lists(st.sampled_from([0, 999, 1_000, _RETENTION_MS]), min_size=2, max_size=4),
+    memory=st.sampled_from([24 * 8, 1 << 14]),
+)
+def test_both_cores_write_the_same_bytes_for_any_transactional_workload(ops, clocks, memory):
+    directory = tempfile.mkdtemp(prefix="streamcore-cleaner-txn-twins-")
+    try:
+        p = Partition.open_at(os.path.join(directory, "p"), segment_bytes=512)
+        try:
+            for n, op in enumerate(ops):
+                if op[0] == "send":
+                    p.send(op[1], _recs(op[2], n))
+                elif op[0] == "end":
+                    p.end(op[1], op[2] and op[3] != 0, fence=op[3] == 0)
+                elif op[0] == "plain":
+                    p.plain(_recs(op[2], n), pid=op[1])
+            aborted = [(t.producer_id, t.first_offset, t.last_offset) for t in p.state.aborted()]
+            names = sorted(f for f in os.listdir(p.log.directory) if f.endswith(".log"))
+        finally:
+            p.close()
+        seen = {}
+        for name, twin in (("reference", reference_cleaner), ("native", _native())):
+            work = os.path.join(directory, name)
+            shutil.copytree(os.path.join(directory, "p"), work)
+            current = [os.path.join(work, f) for f in names]
+            now = NOW
+            trail = []
+            for k, step in enumerate(clocks):
+                now += step
+                m = twin.build_offset_map(
+                    current, 0, 1 << 62, memory_bytes=memory, aborted_transactions=aborted
+                )
+                out = os.path.join(work, f"out{k}")
+                os.mkdir(out)
+                r = twin.clean_segments(
+                    current,
+                    m,
+                    out_dir=out,
+                    now_ms=now,
+                    delete_retention_ms=_RETENTION_MS,
+                    segment_bytes=1500,
+                    aborted_transactions=aborted,
+                )
+                nxt = os.path.join(work, f"in{k}")
+                os.mkdir(nxt)
+                current = []
+                for seg in r.segments:
+                    dest = os.path.join(nxt, f"{seg.base_offset:020d}.log")
+                    os.replace(seg.path, dest)
+                    current.append(dest)
+                    with open(dest, "rb") as f:
+                        trail.append(f.read())
+                trail.append((m.latest_offset, len(m), m.full, m.records_read))
+                trail.append(r.stats._replace(throttled_ms=0))
+                trail.append(
+                    [
+                        (s.base_offset, s.batches, s.records, s.max_timestamp, s.aborted_transactions)
+                        for s in r.segments
+                    ]
+                )
+            seen[name] = trail
+        assert seen["reference"] == seen["native"]
+    finally:
         shutil.rmtree(directory, ignore_errors=True)
