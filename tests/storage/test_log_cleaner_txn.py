@@ -520,3 +520,66 @@ def test_both_cores_clean_transactional_segments_to_the_same_bytes(tmp_path):
     # The passes did something: aborted data, then markers.
     stats = [x[2] for x in ref if isinstance(x, tuple)]
     assert stats[0].aborted_removed > 0 and stats[-1].markers_removed > 0
+
+
+def test_with_the_brokers_partition_state_as_the_source(tmp_path):
+    """The wiring the broker uses: the cleaner asks TransactionalPartitions for the
+    loaded state of each partition, and what fetch answers stays right."""
+    from streamcore.broker.transactions.partitions import TransactionalPartitions
+
+    log = Log(str(tmp_path / "t-0"), fsync="never", index_interval_bytes=128, segment_bytes=_SEGMENT_BYTES)
+    partitions = TransactionalPartitions(lambda _t, _p: log)
+    partitions.load(("t", 0), log)
+    clock = [NOW]
+
+    def produce(pid: int, recs, *, txn: bool = True) -> int:
+        raw = encode_batch(
+            [v for _, v in recs],
+            keys=[k for k, _ in recs],
+            timestamps_ms=[clock[0]] * len(recs),
+            producer_id=pid,
+            producer_epoch=0 if pid >= 0 else -1,
+            base_sequence=0 if pid >= 0 else -1,
+            transactional=txn,
+        )
+        token = partitions.begin_append("t", 0, pid, txn) if pid >= 0 else None
+        base = log.append(raw).base_offset
+        partitions.finish_append(token, base)
+        return base
+
+    def marker(pid: int, commit: bool) -> int:
+        at = log.append(build_marker(pid, 0, commit=commit, timestamp_ms=clock[0])).base_offset
+        partitions.on_marker("t", 0, pid, at, commit)
+        return at
+
+    def filler(n: int = 14) -> None:
+        for i in range(n):
+            produce(-1, [(b"f%d" % (i % 2), b"x" * 100)], txn=False)
+
+    cleaner = LogCleaner(
+        lambda: [(("t", 0), log)],
+        lambda _key: _SETTINGS,
+        clock=lambda: clock[0],
+        transactions=lambda key: partitions._states.get(key),
+    )
+    try:
+        produce(1, [(b"a", b"ABORTED")])
+        abort_at = marker(1, commit=False)
+        committed = produce(1, [(b"a", b"committed")])
+        marker(1, commit=True)
+        filler()
+        for step in (0, 1_000, _RETENTION_MS + 1):
+            clock[0] += step
+            assert cleaner.clean_log(log, _SETTINGS, clock[0]) is not None
+            filler()
+        # The aborted record, its index entry and its marker are gone; fetch from the
+        # start hands the consumer no aborted transaction, and the committed record is read.
+        assert [b.base_offset for b in batches(log) if b.is_control and b.base_offset == abort_at] == []
+        lso = partitions.lso("t", 0)
+        assert partitions.aborted_transactions("t", 0, 0, lso) == []
+        view = read_committed(log, partitions.state("t", 0))
+        assert (committed, b"a", b"committed") in view
+        assert all(v != b"ABORTED" for _, _, v in view)
+    finally:
+        partitions.close()
+        log.close()
