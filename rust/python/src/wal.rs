@@ -291,7 +291,9 @@ impl WalLog {
 
     /// Appends one v2 record batch; returns (base_offset, last_offset, log_append_time_ms).
     ///
-    /// Blocks (GIL released) until written; under fsync="always" until fsynced.
+    /// Blocks (GIL released) until written; under fsync="always" until fsynced. When
+    /// the log's writer is idle this thread writes the group itself (leader/follower
+    /// group commit) instead of waking a pool thread.
     /// Raises CorruptRecordError for a bad header, BackpressureError when the queue
     /// is full, LogOfflineError after a storage failure, StorageError when closed.
     fn append<'py>(
@@ -302,11 +304,10 @@ impl WalLog {
         let view = ByteView::new(batch)?;
         let data = view.as_slice();
         let wal = self.wal();
-        // The copy into the queue runs without the GIL too: the buffer export held by
+        // The copy into the queue, and the write and fsync when this thread leads the
+        // group (the writer was idle), run without the GIL: the buffer export held by
         // `view` keeps the memory in place meanwhile.
-        let outcome = gil::run(py, Work::Blocking, || {
-            wal.enqueue(data).and_then(|w| w.wait())
-        });
+        let outcome = gil::run(py, Work::Blocking, || wal.append(data));
         drop(view);
         match outcome {
             Ok(r) => result_tuple(py, &r),
@@ -316,7 +317,9 @@ impl WalLog {
 
     /// Queues one batch without waiting; `callback(result, exc)` runs exactly once on
     /// the log's background notifier thread, right after the writer finished the
-    /// batch's group (result the 3-tuple or None, exc an exception or None).
+    /// batch's group (result the 3-tuple or None, exc an exception or None). Never
+    /// writes on the calling thread (an event loop must not wait for the disk): a
+    /// pool thread does.
     ///
     /// Raises at once (and never calls back) when the queue is full, the header is
     /// bad or the log is offline or closed.

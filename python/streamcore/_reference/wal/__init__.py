@@ -27,7 +27,8 @@ The package mirrors ``rust/core/src/wal/`` file for file:
 ==================  ===============================================================
 
 Threads: appenders touch only the queue (under ``_cond``); the writer (run by one
-pool thread at a time) owns the active segment and its own counters; readers,
+thread at a time: a pool thread, or a blocking appender that found it idle and
+leads its group) owns the active segment and its own counters; readers,
 retention and the writer share the segment list, high watermark and index lists
 under ``_lock``.
 ``writer.py`` and ``retention.py`` work on that shared state (the attributes
@@ -214,19 +215,26 @@ class WalLog:
     def append(self, batch: Any) -> AppendTuple:
         """Append one v2 record batch; return (base_offset, last_offset, log_append_time_ms).
 
-        Blocks until written (fsync="always": until fsynced). Raises
+        Blocks until written (fsync="always": until fsynced); when the writer is
+        idle, the calling thread writes the group itself instead of handing the
+        append to a pool thread (leader/follower group commit). Raises
         CorruptRecordError for a bad header, BackpressureError when the queue is
         full, LogOfflineError after a storage failure.
         """
         item = self._prepare(batch)
         item.make_waitable()
-        self._enqueue(item)
+        # The writer was idle: this thread writes the group itself (leader/follower).
+        if self._writer.enqueue(item, may_lead=True):
+            self._pool.lead(self._task, item)
         result = item.wait()
         assert result is not None
         return result
 
     def submit(self, batch: Any, callback: Callback) -> None:
-        """Queue one batch without waiting; ``callback(result, exc)`` runs once on the pool's notifier thread."""
+        """Queue one batch without waiting; ``callback(result, exc)`` runs once on the pool's notifier thread.
+
+        Never writes on the calling thread (an event loop must not wait for the disk).
+        """
         item = self._prepare(batch)
         item.callback = callback
         self._enqueue(item)

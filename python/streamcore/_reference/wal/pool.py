@@ -6,7 +6,9 @@ costs no thread. The append its writer waits for, a flush, a close or a due time
 (linger deadline, interval fsync, checkpoint) puts the log on the ready queue; a
 writer thread runs one step of it (one group, or one periodic round) and puts it
 back while work remains. A log is run by one thread at a time (its task lock), so
-its groups stay in offset order.
+its groups stay in offset order. A blocking append that finds its log's writer idle
+runs it on its own thread instead (``WalPool.lead``, leader/follower group commit);
+``submit`` always hands off.
 
 ``submit`` callbacks run on the pool's notifier thread, in the order the writers
 finished them, so a slow callback never delays a write.
@@ -34,6 +36,7 @@ from streamcore._reference.wal.files import FileCache
 from streamcore.errors import StorageError
 
 if TYPE_CHECKING:
+    from streamcore._reference.wal.completion import Item
     from streamcore._reference.wal.writer import Writer
 
 __all__ = ["AGAIN", "FINISHED", "WAIT", "WalPool", "default_pool", "shutdown_all_pools"]
@@ -199,28 +202,59 @@ class WalPool:
                     return None
                 self._cond.wait(self._timers[0][0] - now if self._timers else None)
 
+    def _run_step(self, task: LogTask, writer: Writer) -> str:
+        """Run one step of ``writer`` (``task.lock`` held) on the calling thread; return
+        AGAIN, WAIT (its timer set when it has a deadline) or FINISHED (the task done)."""
+        try:
+            what, deadline = writer.step()
+        except BaseException as exc:
+            # A bug in the writer: fail what it holds and stop serving the log
+            # rather than leave its callers waiting forever.
+            logger.exception("internal error in the WAL writer of %s", writer.log.directory)
+            writer.abandon(exc)
+            what, deadline = FINISHED, None
+        if what == WAIT:
+            if deadline is not None:
+                self._add_timer(deadline, task)
+        elif what == FINISHED:
+            task.writer = None
+            self._finished(task)
+        return what
+
     def _worker_loop(self) -> None:
         while (task := self._next()) is not None:
             with task.lock:
                 writer = task.writer
-                if writer is None:
-                    continue
-                try:
-                    what, deadline = writer.step()
-                except BaseException as exc:
-                    # A bug in the writer: fail what it holds and stop serving the log
-                    # rather than leave its callers waiting forever.
-                    logger.exception("internal error in the WAL writer of %s", writer.log.directory)
-                    writer.abandon(exc)
-                    what, deadline = FINISHED, None
-                if what == AGAIN:
+                if writer is not None and self._run_step(task, writer) == AGAIN:
                     self.schedule(task)
-                elif what == WAIT:
-                    if deadline is not None:
-                        self._add_timer(deadline, task)
-                else:
-                    task.writer = None
-                    self._finished(task)
+
+    def lead(self, task: LogTask, own: Item) -> None:
+        """Leader/follower group commit: run the writer of ``task`` on the calling thread.
+
+        Called by a blocking append that found the writer idle and claimed it
+        (``Writer.enqueue`` with ``may_lead``): it writes (and fsyncs, per policy)
+        the group holding its own append ``own`` and whatever else is queued, as a
+        pool thread would, instead of handing off and sleeping until woken; appends
+        arriving meanwhile queue behind it. Once ``own`` is done it leaves the log
+        idle when nothing is due, or hands what is left to the pool, so a leader never
+        goes on writing for others.
+        """
+        with task.lock:
+            while (writer := task.writer) is not None:
+                what = self._run_step(task, writer)
+                if what != AGAIN:
+                    # WAIT: lingering for company (``own`` still queued: the append
+                    # that completes the group leads it) or idle; or FINISHED.
+                    return
+                writer.groups_led += 1
+                if own.lock.locked():
+                    continue  # a full group ahead of ours
+                parked, deadline = writer.park()
+                if not parked:
+                    self.schedule(task)
+                elif deadline is not None:
+                    self._add_timer(deadline, task)
+                return
 
     def _notifier_loop(self) -> None:
         while True:

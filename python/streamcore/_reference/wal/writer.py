@@ -88,6 +88,8 @@ class Writer:
         self.company = 1
         #: The last group was full and left appends queued: write the rest at once.
         self.backlog = False
+        #: Groups written by a blocking appender on its own thread (``WalPool.lead``).
+        self.groups_led = 0
         #: Data written since the last fsync.
         self.dirty = False
         self.last_fsync = time.monotonic()
@@ -122,8 +124,13 @@ class Writer:
 
     # -- the queue -------------------------------------------------------------
 
-    def enqueue(self, item: Item) -> None:
+    def enqueue(self, item: Item, may_lead: bool = False) -> bool:
         """Admit ``item`` under the queue's bounds and queue it (called by appenders).
+
+        When the idle writer has to run for it, a caller with ``may_lead`` (a
+        blocking append) claims the writer and gets True: it then runs the writer on
+        its own thread (``WalPool.lead``); otherwise the log is scheduled on the pool
+        and False returned.
 
         Raises LogOfflineError, StorageError (closed) or BackpressureError when
         ``queue_depth`` appends are queued or the batch would take the queued bytes
@@ -145,7 +152,10 @@ class Writer:
             else:
                 kick = self._admit(item, buf, queue)
         if kick:
+            if may_lead:
+                return True
             self._schedule()
+        return False
 
     def _admit(self, item: Item, buf: bytearray, queue: deque[Item]) -> bool:
         # Called with log._cond held; True when the writer must be scheduled.
@@ -208,6 +218,38 @@ class Writer:
             due = at if due is None else min(due, at)
         return due
 
+    def _decide(self) -> tuple[str, float | None]:
+        """What the writer has to do now: ("group", None), ("periodic", None),
+        ("finish", None) or (WAIT, deadline or None), in which case the log is marked
+        idle (with ``wake_at`` when it lingers for a group). Called with ``log._cond`` held.
+        """
+        log = self.log
+        self.wake_at = 1
+        if not log._queue:
+            if log._closing:
+                return "finish", None
+            due = self.next_deadline()
+            if due is None or due > time.monotonic():
+                self.idle = True
+                return WAIT, due
+            return "periodic", None
+        linger = self.linger_deadline()
+        if linger is not None and time.monotonic() < linger[0]:
+            self.wake_at = linger[1]
+            self.idle = True
+            return WAIT, linger[0]
+        return "group", None
+
+    def park(self) -> tuple[bool, float | None]:
+        """For a leader whose own append is done: (True, deadline or None) when the log
+        was left idle with nothing to do now; (False, None) when work is due (a group,
+        a periodic round, the close), which the leader hands to the pool."""
+        with self.log._cond:
+            what, due = self._decide()
+        if what == WAIT:
+            return True, due
+        return False, None
+
     def step(self) -> tuple[str, float | None]:
         """Run one step: one group, one periodic round, the close, or nothing (idle).
 
@@ -221,22 +263,14 @@ class Writer:
         # None: the log is closing with nothing queued.
         group: list[Item] | None
         with log._cond:
-            self.wake_at = 1
-            if not queue:
-                if log._closing:
-                    group = None
-                else:
-                    due = self.next_deadline()
-                    if due is None or due > time.monotonic():
-                        self.idle = True
-                        return WAIT, due
-                    group = []
+            what, due = self._decide()
+            if what == WAIT:
+                return WAIT, due
+            if what == "finish":
+                group = None
+            elif what == "periodic":
+                group = []
             else:
-                linger = self.linger_deadline()
-                if linger is not None and time.monotonic() < linger[0]:
-                    self.wake_at = linger[1]
-                    self.idle = True
-                    return WAIT, linger[0]
                 group = []
                 appends = 0
                 while queue:

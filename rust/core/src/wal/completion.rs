@@ -57,6 +57,11 @@ impl<T> Slot<T> {
         }
     }
 
+    /// True once a value was put (and not yet taken).
+    pub(super) fn is_ready(&self) -> bool {
+        lock(&self.value).0.is_some()
+    }
+
     pub(super) fn take(&self) -> T {
         let mut g = lock(&self.value);
         loop {

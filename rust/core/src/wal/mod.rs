@@ -13,7 +13,10 @@
 //! the log's writer, run by the threads of a shared [`WriterPool`] (a few per data
 //! directory, not per log), takes everything queued (up to `max_group_batches`),
 //! assigns offsets by patching each baseOffset, writes the group with vectored writes,
-//! fsyncs per policy, publishes the new high watermark and completes the callers.
+//! fsyncs per policy, publishes the new high watermark and completes the callers. A
+//! blocking [`Wal::append`] that finds the writer idle runs it on its own thread
+//! instead (leader/follower, [`pool::lead`]); `submit` always hands off, so that an
+//! event loop never writes or fsyncs.
 //! Readers look segments up under a read lock and `pread` from the files, which the
 //! pool's [`FileCache`] opens on demand and keeps to a bounded number.
 //!
@@ -74,6 +77,9 @@ pub struct WalStats {
     pub appends: u64,
     /// Groups written.
     pub groups: u64,
+    /// Groups written by a blocking appender on its own thread (leader/follower
+    /// group commit), without a hand-off to a pool thread; included in `groups`.
+    pub groups_led: u64,
     /// fsync rounds (each covers every file with unsynced data).
     pub fsyncs: u64,
     /// Time spent in fsync rounds (µs).
@@ -90,6 +96,7 @@ pub struct WalStats {
 struct Counters {
     appends: AtomicU64,
     groups: AtomicU64,
+    groups_led: AtomicU64,
     fsyncs: AtomicU64,
     fsync_total_us: AtomicU64,
     bytes_written: AtomicU64,
@@ -163,6 +170,11 @@ impl Shared {
         if let (Some(task), Some(pool)) = (task, pool) {
             pool.schedule(task);
         }
+    }
+
+    /// Counts a step a leading appender ran (see [`WalStats::groups_led`]).
+    pub fn count_led_group(&self) {
+        self.counters.groups_led.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn storage_err(&self, what: &str, e: std::io::Error) -> WalError {
@@ -329,12 +341,18 @@ impl Wal {
     /// Fails at once (without calling `done`) on a malformed header, a full queue,
     /// an offline or a closed log.
     pub fn submit(&self, batch: &[u8], done: Completion) -> Result<(), WalError> {
+        self.admit(batch, done, false).map(|_| ())
+    }
+
+    /// Checks, copies and queues `batch`; Ok(true) when the caller claimed the idle
+    /// writer and must run it (`may_lead`).
+    fn admit(&self, batch: &[u8], done: Completion, may_lead: bool) -> Result<bool, WalError> {
         Self::check_batch(batch)?;
         if let Some(cause) = self.shared.offline.get() {
             return Err(WalError::Offline(cause.clone()));
         }
         let buf = self.shared.pools.copy_of(batch);
-        writer::enqueue(&self.shared, buf, done).map_err(|refused| match refused {
+        writer::enqueue(&self.shared, buf, done, may_lead).map_err(|refused| match refused {
             writer::Refusal::Closed => self.closed_error(),
             writer::Refusal::Full(e) => e,
         })
@@ -348,8 +366,18 @@ impl Wal {
     }
 
     /// Appends `batch` and blocks until it is written (fsynced under fsync=always).
+    ///
+    /// When the log's writer is idle the calling thread writes the group itself
+    /// (leader/follower group commit, see [`pool::lead`]): no hand-off to a pool
+    /// thread and back. Otherwise the append queues behind the group being written
+    /// and the thread sleeps until it completes. Either way the append is in the
+    /// next group written, with the same ordering, fsync and backpressure rules.
     pub fn append(&self, batch: &[u8]) -> AppendOutcome {
-        self.enqueue(batch)?.wait()
+        let slot = Arc::new(Slot::new());
+        if self.admit(batch, Completion::Waiter(slot.clone()), true)? {
+            pool::lead(&self.task, &slot);
+        }
+        slot.take()
     }
 
     /// Blocks until everything appended so far is written and fsynced.
@@ -393,6 +421,7 @@ impl Wal {
             queue_depth: lock(&self.shared.queue).pending as u64,
             appends: c.appends.load(Ordering::Relaxed),
             groups: c.groups.load(Ordering::Relaxed),
+            groups_led: c.groups_led.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
             fsync_total_us: c.fsync_total_us.load(Ordering::Relaxed),
             bytes_written: c.bytes_written.load(Ordering::Relaxed),

@@ -17,7 +17,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{mpsc, Arc, Condvar, Mutex, Weak};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::{JoinHandle, ThreadId};
 use std::time::Instant;
 
@@ -357,29 +357,39 @@ impl PoolInner {
     }
 }
 
-fn worker_loop(pool: &Arc<PoolInner>) {
-    while let Some(task) = pool.next() {
-        let mut guard = lock(&task.writer);
+/// What one step left the thread that ran it to do.
+enum Ran {
+    /// More may be queued: run the log again.
+    Again,
+    /// The log is idle (its timer set, when it has a deadline).
+    Idle,
+    /// The writer finished (closed or abandoned): drop the guard, then call
+    /// [`PoolInner::finished`].
+    Finished,
+    /// The writer had already finished.
+    Gone,
+}
+
+impl PoolInner {
+    /// Runs one step of `task`'s writer, held in `guard`, on the calling thread (a
+    /// pool thread, or an appender leading, see [`lead`]).
+    fn run_step(&self, task: &Arc<LogTask>, guard: &mut MutexGuard<'_, Option<Writer>>) -> Ran {
         let Some(w) = guard.as_mut() else {
-            continue;
+            return Ran::Gone;
         };
-        let step = catch_unwind(AssertUnwindSafe(|| w.step()));
-        match step {
-            Ok(Step::Again) => {
-                drop(guard);
-                pool.schedule(task);
-            }
+        match catch_unwind(AssertUnwindSafe(|| w.step())) {
+            Ok(Step::Again) => Ran::Again,
             Ok(Step::Wait(deadline)) => {
                 // Still holding the writer: a thread that picks the log up meanwhile
-                // waits here, and at worst finds nothing to do.
+                // waits for the guard, and at worst finds nothing to do.
                 if let Some(at) = deadline {
-                    pool.add_timer(at, &task);
+                    self.add_timer(at, task);
                 }
+                Ran::Idle
             }
             Ok(Step::Finished) => {
-                *guard = None;
-                drop(guard);
-                pool.finished(&task);
+                **guard = None;
+                Ran::Finished
             }
             Err(_) => {
                 // A bug in the writer: fail what it holds and stop serving the log
@@ -387,8 +397,74 @@ fn worker_loop(pool: &Arc<PoolInner>) {
                 if let Some(mut w) = guard.take() {
                     w.abandon("internal error in the WAL writer (panic)");
                 }
+                Ran::Finished
+            }
+        }
+    }
+}
+
+fn worker_loop(pool: &Arc<PoolInner>) {
+    while let Some(task) = pool.next() {
+        let mut guard = lock(&task.writer);
+        match pool.run_step(&task, &mut guard) {
+            Ran::Again => {
+                drop(guard);
+                pool.schedule(task);
+            }
+            Ran::Idle | Ran::Gone => {}
+            Ran::Finished => {
                 drop(guard);
                 pool.finished(&task);
+            }
+        }
+    }
+}
+
+/// Leader/follower group commit: a blocking appender that found the log's writer
+/// idle (and claimed it, see `writer::enqueue`) runs the writer on its own thread
+/// instead of handing its append to a pool thread and sleeping until woken. It
+/// writes (and fsyncs, per policy) its group, which takes whatever else is queued,
+/// exactly as a pool thread would; appenders arriving meanwhile queue behind it
+/// and wait on their completions. Once its own append is done (`own`), it leaves
+/// the log idle when nothing is due, or hands what is left (a backlog, a periodic
+/// round, a close) to the pool, so that a leader never goes on writing for others.
+pub(crate) fn lead(task: &Arc<LogTask>, own: &Slot<AppendOutcome>) {
+    let Some(pool) = task.shared.pool.get().and_then(Weak::upgrade) else {
+        // Unreachable while the log is open (it holds its pool); a run on the
+        // pool is the safe answer anyway.
+        task.shared.schedule();
+        return;
+    };
+    let mut guard = lock(&task.writer);
+    loop {
+        let ran = pool.run_step(task, &mut guard);
+        if matches!(ran, Ran::Again) {
+            task.shared.count_led_group();
+        }
+        match ran {
+            // A group ahead of ours (a full one), or a periodic round.
+            Ran::Again if !own.is_ready() => {}
+            Ran::Again => {
+                match guard.as_mut().and_then(|w| w.park()) {
+                    Some(deadline) => {
+                        if let Some(at) = deadline {
+                            pool.add_timer(at, task);
+                        }
+                    }
+                    None => {
+                        drop(guard);
+                        pool.schedule(task.clone());
+                    }
+                }
+                return;
+            }
+            // Lingering for company (the append still queued: the appender that
+            // completes the group leads it), or a timer is set.
+            Ran::Idle | Ran::Gone => return,
+            Ran::Finished => {
+                drop(guard);
+                pool.finished(task);
+                return;
             }
         }
     }

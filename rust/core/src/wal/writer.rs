@@ -111,9 +111,18 @@ pub(crate) fn begin_close(shared: &Shared) {
     kick(shared, q);
 }
 
-/// Admits one append under the queue-depth and memory-budget bounds, queues it and
-/// wakes the writer when it waits for this many appends.
-pub(crate) fn enqueue(shared: &Shared, buf: PooledBuf, done: Completion) -> Result<(), Refusal> {
+/// Admits one append under the queue-depth and memory-budget bounds and queues it.
+///
+/// When the writer is idle and waits for this many appends, it must run: with
+/// `may_lead` the caller claims it and gets `Ok(true)` (it then runs the writer
+/// itself, see [`super::pool::lead`]); otherwise the log goes on its pool's ready
+/// queue. `Ok(false)`: someone else writes the append.
+pub(crate) fn enqueue(
+    shared: &Shared,
+    buf: PooledBuf,
+    done: Completion,
+    may_lead: bool,
+) -> Result<bool, Refusal> {
     let cfg = &shared.cfg;
     let len = buf.len() as u64;
     let mut q = lock(&shared.queue);
@@ -153,12 +162,17 @@ pub(crate) fn enqueue(shared: &Shared, buf: PooledBuf, done: Completion) -> Resu
         q.oldest = Some(Instant::now());
     }
     q.items.push_back(Item::Append { buf, done });
-    // Only a sleeping writer waits on the condvar, and a lingering one only for a
-    // whole group: skip the wake-up syscall otherwise.
+    // Only an idle writer needs waking, and a lingering one only for a whole group:
+    // skip the wake-up otherwise.
     if q.writer_idle && q.queued_appends() >= q.wake_at {
+        if may_lead {
+            // Claimed: nobody schedules the log while the caller runs it.
+            q.writer_idle = false;
+            return Ok(true);
+        }
         kick(shared, q);
     }
-    Ok(())
+    Ok(false)
 }
 
 /// The segment being appended to, as the writer sees it (paths: its files come from
@@ -371,25 +385,9 @@ impl Writer {
     fn next_group(&mut self, group: &mut Vec<Item>) -> Next {
         let max = self.shared.cfg.max_group_batches;
         let mut q = lock(&self.shared.queue);
-        q.wake_at = 1;
-        if q.items.is_empty() {
-            if q.closing {
-                return Next::Finish;
-            }
-            return match self.next_deadline() {
-                Some(d) if d.is_zero() => Next::Periodic,
-                d => {
-                    q.writer_idle = true;
-                    Next::Wait(d.map(|d| Instant::now() + d))
-                }
-            };
-        }
-        if let Some((deadline, target)) = self.linger_deadline(&q) {
-            if Instant::now() < deadline {
-                q.wake_at = target;
-                q.writer_idle = true;
-                return Next::Wait(Some(deadline));
-            }
+        match self.decide(&mut q) {
+            Next::Group => {}
+            other => return other,
         }
         let mut appends = 0;
         while let Some(item) = q.items.front() {
@@ -406,6 +404,45 @@ impl Writer {
         self.backlog = !q.items.is_empty();
         q.oldest = None;
         Next::Group
+    }
+
+    /// What the writer has to do now (`q` locked): a group, a periodic round, the
+    /// close, or nothing until woken or a deadline, in which case the log is marked
+    /// idle (`writer_idle`, with `wake_at` when it lingers for a group).
+    fn decide(&self, q: &mut Queue) -> Next {
+        q.wake_at = 1;
+        if q.items.is_empty() {
+            if q.closing {
+                return Next::Finish;
+            }
+            return match self.next_deadline() {
+                Some(d) if d.is_zero() => Next::Periodic,
+                d => {
+                    q.writer_idle = true;
+                    Next::Wait(d.map(|d| Instant::now() + d))
+                }
+            };
+        }
+        if let Some((deadline, target)) = self.linger_deadline(q) {
+            if Instant::now() < deadline {
+                q.wake_at = target;
+                q.writer_idle = true;
+                return Next::Wait(Some(deadline));
+            }
+        }
+        Next::Group
+    }
+
+    /// For a leader whose own append is done: leaves the log idle when it has
+    /// nothing to do now and returns the deadline of its timer (if any); None when
+    /// work is due (a group, a periodic round, the close), which the caller hands
+    /// to the pool.
+    pub(crate) fn park(&mut self) -> Option<Option<Instant>> {
+        let mut q = lock(&self.shared.queue);
+        match self.decide(&mut q) {
+            Next::Wait(deadline) => Some(deadline),
+            Next::Group | Next::Periodic | Next::Finish => None,
+        }
     }
 
     /// Takes `n` written (or failed) appends of `bytes` bytes off the queue's account;
@@ -826,8 +863,9 @@ impl Writer {
 
 #[cfg(test)]
 mod linger_tests {
-    //! The linger rule and the memory budget, driven through the public API with the
-    //! writer stalled at its gate where a test needs a known queue.
+    //! The linger rule, the memory budget and leader/follower group commit, driven
+    //! through the public API with the writer stalled at its gate where a test needs
+    //! a known queue.
 
     use super::super::{Wal, WalConfig, WalHooks};
     use super::*;
@@ -1016,5 +1054,136 @@ mod linger_tests {
             w.wait().unwrap();
         }
         assert_eq!(lock(&wal.shared.queue).pending_bytes, 0);
+    }
+
+    fn never() -> WalConfig {
+        WalConfig {
+            fsync: FsyncPolicy::Never,
+            ..WalConfig::default()
+        }
+    }
+
+    /// Blocks until the writer took everything queued and `pending` appends are
+    /// still unwritten (a writer stalled at its gate holds them).
+    fn until_taken(wal: &Wal, pending: usize) {
+        loop {
+            let q = lock(&wal.shared.queue);
+            if q.items.is_empty() && q.pending == pending {
+                return;
+            }
+            drop(q);
+            std::thread::yield_now();
+        }
+    }
+
+    /// Blocks until the writer is idle (a freshly opened log's first step runs on
+    /// the pool: an append before it finds the writer busy and queues).
+    fn until_idle(wal: &Wal) {
+        while !lock(&wal.shared.queue).writer_idle {
+            std::thread::yield_now();
+        }
+    }
+
+    fn until_queued(wal: &Wal, n: usize) {
+        while lock(&wal.shared.queue).items.len() < n {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn a_lone_blocking_appender_writes_its_own_groups() {
+        for cfg in [always(HOUR_MS), never()] {
+            let (wal, _d) = open(cfg);
+            until_idle(&wal);
+            for i in 0..5 {
+                assert_eq!(wal.append(&batch(10)).unwrap().base_offset, i);
+            }
+            let s = wal.stats();
+            assert_eq!((s.appends, s.groups, s.groups_led), (5, 5, 5));
+            // Nothing left for the pool: the log went idle.
+            assert!(lock(&wal.shared.queue).writer_idle);
+        }
+    }
+
+    #[test]
+    fn appends_arriving_while_a_leader_writes_follow_it_in_order() {
+        let (wal, _d) = open(never());
+        until_idle(&wal);
+        let gate = lock(&wal.shared.writer_gate);
+        std::thread::scope(|s| {
+            let leader = s.spawn(|| wal.append(&batch(10)));
+            // The leader took its group and is stalled at the gate inside it.
+            until_taken(&wal, 1);
+            let f1 = s.spawn(|| wal.append(&batch(10)));
+            until_queued(&wal, 1);
+            let f2 = s.spawn(|| wal.append(&batch(10)));
+            until_queued(&wal, 2);
+            drop(gate);
+            assert_eq!(leader.join().unwrap().unwrap().base_offset, 0);
+            let rest = [
+                f1.join().unwrap().unwrap().base_offset,
+                f2.join().unwrap().unwrap().base_offset,
+            ];
+            // Queued in this order, so written in it.
+            assert_eq!(rest, [1, 2]);
+        });
+        // The followers went as one more group: handed to the pool by the leader
+        // once its own append was done.
+        let s = wal.stats();
+        assert_eq!((s.appends, s.groups, s.groups_led), (3, 2, 1));
+        let all = wal.read(0, 1 << 20).unwrap();
+        assert_eq!(all.len(), 3 * batch(10).len());
+    }
+
+    #[test]
+    fn submit_never_writes_on_the_calling_thread() {
+        let (wal, _d) = open(never());
+        let rx: Vec<_> = (0..5).map(|_| submit(&wal)).collect();
+        for (i, r) in rx.into_iter().enumerate() {
+            let got = r.recv_timeout(PATIENCE).unwrap().unwrap();
+            assert_eq!(got.base_offset, i as i64);
+        }
+        assert_eq!(wal.stats().groups_led, 0);
+    }
+
+    #[test]
+    fn a_close_while_a_leader_writes_waits_for_it_and_finishes_cleanly() {
+        let (wal, d) = open(always(HOUR_MS));
+        let gate = lock(&wal.shared.writer_gate);
+        std::thread::scope(|s| {
+            let leader = s.spawn(|| wal.append(&batch(10)));
+            until_taken(&wal, 1);
+            let closer = s.spawn(|| wal.close());
+            while !lock(&wal.shared.queue).closing {
+                std::thread::yield_now();
+            }
+            assert!(wal.append(&batch(10)).is_err());
+            drop(gate);
+            assert_eq!(leader.join().unwrap().unwrap().base_offset, 0);
+            closer.join().unwrap().unwrap();
+        });
+        assert!(d.0.join(CLEAN_SHUTDOWN_NAME).exists());
+        assert_eq!(wal.recovery_point(), 1);
+    }
+
+    #[test]
+    fn a_failed_write_by_a_leader_fails_its_followers_and_takes_the_log_offline() {
+        let (wal, _d) = open(never());
+        wal.append(&batch(10)).unwrap();
+        let gate = lock(&wal.shared.writer_gate);
+        wal.fail_next_io();
+        std::thread::scope(|s| {
+            let leader = s.spawn(|| wal.append(&batch(10)));
+            until_taken(&wal, 1);
+            let follower = s.spawn(|| wal.append(&batch(10)));
+            until_queued(&wal, 1);
+            drop(gate);
+            for r in [leader.join().unwrap(), follower.join().unwrap()] {
+                assert!(matches!(r, Err(WalError::Offline(_))), "{r:?}");
+            }
+        });
+        assert!(wal.is_offline());
+        assert!(matches!(wal.append(&batch(10)), Err(WalError::Offline(_))));
+        assert_eq!(wal.high_watermark(), 1);
     }
 }
