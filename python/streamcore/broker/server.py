@@ -1210,21 +1210,22 @@ class KafkaServer:
             ip = str(address[0])
             # As Kafka's ConnectionQuotas: the address's creation rate first, then its count.
             if not self.state.quotas.accept_connection(ip):
-                client.close()
+                # Counted before the close, so that whoever sees the close sees the count.
+                self.state.metrics.connection_refused("connection_creation_rate")
                 self.connection_log.note(
                     "refused: connection rate of one address",
                     ip,
                     f"connection_creation_rate is {self.state.quotas.connection_rate_limit(ip):g}/s",
                 )
-                self.state.metrics.connection_refused("connection_creation_rate")
+                client.close()
                 continue
             limit = self._ip_limit(ip)
             if self._per_ip.get(ip, 0) >= limit:
-                client.close()
+                self.state.metrics.connection_refused("max_connections_per_ip")
                 self.connection_log.note(
                     "refused: too many from one address", ip, f"max_connections_per_ip is {limit}"
                 )
-                self.state.metrics.connection_refused("max_connections_per_ip")
+                client.close()
                 continue
             self._per_ip[ip] = self._per_ip.get(ip, 0) + 1
             self._open(client, ip, listener)
