@@ -3,7 +3,7 @@
 :func:`build_offset_map` maps each key of the dirty range to its latest offset in a
 map of fixed capacity; :func:`clean_segments` rewrites segments with it into
 ``.cleaned`` files, keeping each key's latest record under Kafka's rules for
-tombstones, batch fields and producer state (see ``rewrite.py``). Swapping the
+tombstones, batch fields, producer state and transactions (see ``rewrite.py``). Swapping the
 files into a live log is the storage layer's work.
 
 The package mirrors ``rust/core/src/cleaner/`` file for file:
@@ -13,6 +13,7 @@ The package mirrors ``rust/core/src/cleaner/`` file for file:
 ``offset_map.py``   ``OffsetMap`` and ``build_offset_map``
 ``rewrite.py``      ``clean_segments``: batch decisions, re-encoding, grouping
 ``input.py``        reading segment files
+``txn.py``          aborted and committed transactions while walking the log
 ``throttle.py``     the I/O rate limit
 ``result.py``       ``CleanResult``, ``CleanedSegment``, ``CleanStats``
 ==================  ===============================================================
