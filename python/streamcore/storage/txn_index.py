@@ -360,7 +360,8 @@ class PartitionTxnState:
 
     def close(self) -> None:
         """Close the index file (entries written since the last snapshot are rebuilt if torn)."""
-        self._close_file()
+        with self._lock:
+            self._close_file()
 
     def _read_snapshot(self) -> tuple[int, int, dict[int, int]] | None:
         path = os.path.join(self._dir, SNAPSHOT_FILE)
