@@ -583,3 +583,54 @@ def test_with_the_brokers_partition_state_as_the_source(tmp_path):
     finally:
         partitions.close()
         log.close()
+
+
+def test_a_marker_the_cleaner_emptied_still_ends_its_transaction_on_a_rescan(tmp_path):
+    from streamcore._reference.cleaner.rewrite import _empty_batch
+    from streamcore._reference.record_batch import decode_batch
+
+    with Log(str(tmp_path / "p"), fsync="never") as log:
+        log.append(
+            encode_batch(
+                [b"v"], keys=[b"k"], producer_id=1, producer_epoch=0, base_sequence=0, transactional=True
+            )
+        )
+        # What a pass leaves of a fencing COMMIT marker once its horizon passed: the header.
+        emptied = _empty_batch(decode_batch(build_marker(1, 1, commit=True, timestamp_ms=5)))
+        assert log.append(emptied).base_offset == 1
+        state = PartitionTxnState(log)
+        state.load()
+        try:
+            assert state.ongoing() == {} and state.last_stable_offset() == 2 and state.aborted() == []
+        finally:
+            state.close()
+
+
+def test_drop_aborted_forgets_entries_rewrites_the_index_and_drops_the_snapshot(tmp_path):
+    p = Partition.open_at(str(tmp_path / "p"))
+    try:
+        p.send(1, [(b"a", b"1")])
+        first = p.end(1, commit=False)
+        p.send(2, [(b"b", b"1")])
+        second = p.end(2, commit=False)
+        p.state.close()
+        p.state = PartitionTxnState(p.log)
+        p.state.load()  # writes the snapshot and the index
+        assert os.path.exists(os.path.join(p.log.directory, SNAPSHOT_FILE))
+        assert [t.last_offset for t in p.state.aborted()] == [first, second]
+        lso, aborted = p.state.cleaner_view()
+        assert lso == p.log.high_watermark and aborted == p.state.aborted()
+        assert p.state.drop_aborted([(1, 0, first)]) == 1
+        assert [t.last_offset for t in p.state.aborted()] == [second]
+        assert not os.path.exists(os.path.join(p.log.directory, SNAPSHOT_FILE))
+        with open(os.path.join(p.log.directory, INDEX_FILE), "rb") as f:
+            from streamcore.storage.txn_index import entries_from_bytes
+
+            assert [t.last_offset for t in entries_from_bytes(f.read())] == [second]
+        # Appends after the rewrite land in the new file.
+        p.send(1, [(b"a", b"2")])
+        third = p.end(1, commit=False)
+        with open(os.path.join(p.log.directory, INDEX_FILE), "rb") as f:
+            assert [t.last_offset for t in entries_from_bytes(f.read())] == [second, third]
+    finally:
+        p.close()
