@@ -150,3 +150,22 @@ def test_the_runtime_runs_segment_retention_on_the_configured_interval(tmp_path)
             await runtime.stop()
 
     assert asyncio.run(main()) > 0
+
+
+def test_the_cleaner_reads_transaction_state_from_the_broker(tmp_path):
+    # Without this wiring the cleaner would drop ABORT markers the broker still lists.
+    async def main() -> None:
+        runtime = BrokerRuntime(_config(tmp_path))
+        await runtime.start()
+        try:
+            cleaner = runtime.state.topics.logs.cleaner
+            assert cleaner is not None
+            topics = runtime.state.topics
+            topics.create_topic("t", 1, configs={"cleanup.policy": "compact"})
+            partitions = runtime.state.transactions.partitions
+            loaded = partitions.state("t", 0)
+            assert cleaner._txn_source(("t", 0), topics.log("t", 0)) is loaded
+        finally:
+            await runtime.stop()
+
+    asyncio.run(main())

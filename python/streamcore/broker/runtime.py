@@ -126,6 +126,12 @@ class BrokerRuntime:
         logs = state.topics.logs
         logs.start_retention(cfg.storage.retention_check_interval_ms)
         state.topics.start_cleaner()
+        if logs.cleaner is not None:
+            # The cleaner reads each partition's transaction state (LSO, aborted list) from
+            # the broker, so that dropping an ABORT marker also drops the broker's entry for
+            # it; a read_committed reader would otherwise skip that producer's later batches.
+            partitions = state.transactions.partitions
+            logs.cleaner.set_transaction_source(partitions.loaded)
         loop = asyncio.get_running_loop()
 
         def reopened(key: tuple[str, int], plog: object) -> None:

@@ -83,6 +83,11 @@ class TransactionalPartitions:
         # again): load from the log as it is now.
         return self.load(key, log)
 
+    def loaded(self, key: PartitionKey) -> PartitionTxnState | None:
+        """The partition's state if already loaded, else None; never loads (safe from the
+        cleaner thread, which falls back to its own header scan)."""
+        return self._states.get(key)
+
     def load(self, key: PartitionKey, log: Any) -> PartitionTxnState:
         """(Re)load a partition's state from ``log`` (at start, after a reopen)."""
         old = self._states.pop(key, None)
