@@ -25,6 +25,7 @@ of values produced. Every loop is bounded in count and in time (``timeout_s``).
 from __future__ import annotations
 
 import json
+import logging
 import queue
 import statistics
 import subprocess
@@ -209,6 +210,18 @@ def tight(target: Target, settings: Settings) -> dict[str, Any]:
     }
 
 
+class _Keep(logging.Handler):
+    """Appends each record's message to a list (at most 100 kept)."""
+
+    def __init__(self, into: list[str]) -> None:
+        super().__init__()
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage()[-300:])
+        del self.into[:-100]
+
+
 def _consume_all(bootstrap: str, topic: str, records: int, settings: Settings) -> dict[str, Any]:
     """A new group reads ``records`` records of ``topic``; the join and the reading timed apart.
 
@@ -219,6 +232,11 @@ def _consume_all(bootstrap: str, topic: str, records: int, settings: Settings) -
 
     assigned: list[float] = []
     client_errors: list[str] = []
+    # librdkafka's log lines name causes its error callback does not (such as a Fetch
+    # answer over receive.message.max.bytes): keep the last few for the report, off stderr.
+    log = logging.getLogger(f"streamcore.bench.compare.{topic}")
+    log.propagate = False
+    log.addHandler(_Keep(client_errors))
 
     def on_assign(consumer: Any, partitions: list[Any]) -> None:
         assigned.append(time.perf_counter())
@@ -228,8 +246,8 @@ def _consume_all(bootstrap: str, topic: str, records: int, settings: Settings) -
             "bootstrap.servers": bootstrap,
             "group.id": new_name("compare-tight"),
             "auto.offset.reset": "earliest",
-            # Errors reach error_cb (kept for the report) instead of a line per retry on stderr.
-            "log_level": 2,
+            "logger": log,
+            "log_level": 3,
             "error_cb": lambda err: client_errors.append(str(err)),
         }
     )
@@ -243,10 +261,10 @@ def _consume_all(bootstrap: str, topic: str, records: int, settings: Settings) -
         while received < records:
             now = time.perf_counter()
             if now > deadline or now - progressed > STALL_S:
-                last = client_errors[-1] if client_errors else "none"
+                last = "; ".join(dict.fromkeys(client_errors[-4:])) or "none"
                 raise TimeoutError(
                     f"consume: {received} of {records} received, none in the last "
-                    f"{now - progressed:.0f} s; last client error: {last}"
+                    f"{now - progressed:.0f} s; last client errors: {last}"
                 )
             before = received
             for msg in consumer.consume(min(10_000, records - received), 0.2):
