@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # Hypothesis example budgets for the fuzz tests (CI sets the issue's minimums).
 export STREAMCORE_FUZZ_EXAMPLES ?= 100000
 
-.PHONY: run test venv build lint typecheck rust-check interop-tools pytest-native pytest-reference pytest-dist dist bench clean
+.PHONY: run test venv build lint typecheck rust-check interop-tools pytest-native pytest-ecosystem pytest-reference pytest-late pytest-dist dist bench clean
 
 $(VENV)/.deps: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -48,7 +48,14 @@ interop-tools:
 PYTEST_ARGS := -q --durations=25 --ignore=tests/distribution
 
 pytest-native: build interop-tools
-	$(PY) -m pytest $(PYTEST_ARGS) -p no:randomly tests
+	$(PY) -m pytest $(PYTEST_ARGS) -p no:randomly -m "not ecosystem" tests
+
+# The real-tool ecosystem cases (Kafka Connect, Streams, Quix, exactly-once loops; each
+# against streamcore and the Apache Kafka control), native build only. Each case starts
+# its own brokers and tools, so this pass runs beside the pure-Python pass (see
+# pytest-late): mostly JVM start-up and waiting, it leaves the second core to the other.
+pytest-ecosystem: build interop-tools
+	$(PY) -m pytest $(PYTEST_ARGS) -p no:randomly -m ecosystem tests/ecosystem
 
 # Real third-party tools and the Apache Kafka control (interop, ecosystem, *apache* cases) run
 # once, in the native pass; the pure-Python pass keeps every unit, property, protocol and
@@ -59,7 +66,12 @@ pytest-reference: build
 pytest-dist: build
 	$(PY) -m pytest -q --durations=5 tests/distribution
 
-test: build rust-check lint typecheck interop-tools pytest-native pytest-reference pytest-dist
+# The ecosystem and pure-Python passes are independent: run side by side, each one's
+# output printed whole when it ends.
+pytest-late: build interop-tools
+	$(MAKE) --no-print-directory -j2 --output-sync=target pytest-ecosystem pytest-reference
+
+test: build rust-check lint typecheck interop-tools pytest-native pytest-late pytest-dist
 	$(VENV)/bin/streamcore info
 
 # The published artefacts: dist/streamcore_kafka-*.tar.gz and a manylinux wheel (auditwheel repair
