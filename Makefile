@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # Hypothesis example budgets for the fuzz tests (CI sets the issue's minimums).
 export STREAMCORE_FUZZ_EXAMPLES ?= 100000
 
-.PHONY: run test venv build lint typecheck rust-check interop-tools pytest-native pytest-ecosystem pytest-reference pytest-late pytest-dist dist bench clean
+.PHONY: run test venv build lint typecheck rust-check interop-tools pytest-native pytest-ecosystem pytest-reference pytest-late run-ecosystem-pass run-reference-pass pytest-dist dist bench clean
 
 $(VENV)/.deps: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -55,12 +55,18 @@ pytest-native: build interop-tools
 # its own brokers and tools, so this pass runs beside the pure-Python pass (see
 # pytest-late): mostly JVM start-up and waiting, it leaves the second core to the other.
 pytest-ecosystem: build interop-tools
+	$(MAKE) --no-print-directory run-ecosystem-pass
+
+run-ecosystem-pass:
 	$(PY) -m pytest $(PYTEST_ARGS) -p no:randomly -m ecosystem tests/ecosystem
 
 # Real third-party tools and the Apache Kafka control (interop, ecosystem, *apache* cases) run
 # once, in the native pass; the pure-Python pass keeps every unit, property, protocol and
 # live-broker test.
 pytest-reference: build
+	$(MAKE) --no-print-directory run-reference-pass
+
+run-reference-pass:
 	STREAMCORE_NO_EXTENSIONS=1 $(PY) -m pytest $(PYTEST_ARGS) -m "not ecosystem and not interop" -k "not apache" tests
 
 pytest-dist: build
@@ -69,7 +75,7 @@ pytest-dist: build
 # The ecosystem and pure-Python passes are independent: run side by side, each one's
 # output printed whole when it ends.
 pytest-late: build interop-tools
-	$(MAKE) --no-print-directory -j2 --output-sync=target pytest-ecosystem pytest-reference
+	$(MAKE) --no-print-directory -j2 --output-sync=target run-ecosystem-pass run-reference-pass
 
 test: build rust-check lint typecheck interop-tools pytest-native pytest-late pytest-dist
 	$(VENV)/bin/streamcore info
