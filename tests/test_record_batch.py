@@ -7,7 +7,10 @@ against each other on the same inputs.
 
 from __future__ import annotations
 
+import gc
+import operator
 import struct
+import sys
 import time
 
 import numpy as np
@@ -696,6 +699,79 @@ def test_both_twins_decode_into_the_one_record_class(both):
     ref_rec, nat_rec = (impl.decode_batch(data).records[0] for impl in both)
     assert type(ref_rec) is Record and type(nat_rec) is Record
     assert nat_rec == ref_rec == Record(0, 1234, b"k", b"v", [("h", None)])
+
+
+def _iteration_batch(compression: str) -> tuple[bytes, list[bytes | None]]:
+    values = [b"v%d" % i * (i % 4) for i in range(9)] + [None]
+    data = codec.encode_batch(
+        values,
+        [None if i % 3 == 0 else b"k%d" % i for i in range(10)],
+        [[(f"h{j}", None if j else b"x") for j in range(i % 3)] for i in range(10)],
+        [500 + i // 4 for i in range(10)],  # runs of equal timestamps
+        compression=compression,
+        base_offset=40,
+    )
+    return data, values
+
+
+@pytest.mark.parametrize("compression", codec.COMPRESSION_TYPES)
+def test_iterating_a_batch_gives_the_records_in_order_on_both_twins(both, compression):
+    from streamcore._reference.record_types import Record
+
+    data, values = _iteration_batch(compression)
+    for impl in both:
+        batch = impl.decode_batch(data)
+        it = iter(batch)
+        assert operator.length_hint(it) == 10
+        first = next(it)
+        assert operator.length_hint(it) == 9
+        rest = list(it)
+        assert operator.length_hint(it) == 0
+        assert list(it) == []
+        with pytest.raises(StopIteration):
+            next(it)
+        seen = [first, *rest]
+        assert all(type(r) is Record for r in seen), impl.__name__
+        assert seen == batch.records
+        assert [r.value for r in seen] == values
+        assert [r.offset for r in seen] == list(range(40, 50))
+        assert [r.timestamp_ms for r in seen] == [500 + i // 4 for i in range(10)]
+        assert seen[2].headers == [("h0", b"x"), ("h1", None)]
+        # A second pass starts again from the first record.
+        assert [r.offset for r in batch] == list(range(40, 50))
+
+
+def test_iterating_after_reading_records_yields_those_very_records(both):
+    data, _ = _iteration_batch("none")
+    for impl in both:
+        batch = impl.decode_batch(data)
+        records = batch.records
+        assert all(a is b for a, b in zip(batch, records, strict=True)), impl.__name__
+
+
+def test_an_iterator_keeps_its_batch_alive(both):
+    data, values = _iteration_batch("lz4")
+    for impl in both:
+        it = iter(impl.decode_batches(data * 2)[1])
+        gc.collect()
+        assert [r.value for r in it] == values, impl.__name__
+
+
+def test_native_iteration_builds_each_record_on_demand(both):
+    _, nat = both
+    data, _ = _iteration_batch("none")
+    batch = nat.decode_batch(data)
+    record = next(iter(batch))
+    # Only this frame holds the record (plus getrefcount's argument): neither the batch
+    # nor the iterator keeps what it handed out, so a loop frees each record in turn.
+    assert sys.getrefcount(record) == 2
+    # Records built by iteration are equal to, but not, those of ``records``.
+    assert record == batch.records[0] and record is not batch.records[0]
+    # Each record built on demand gets its own headers list too.
+    fresh = nat.decode_batch(data)
+    a, b = next(iter(fresh)), next(iter(fresh))
+    a.headers.append(("mutated", None))
+    assert b.headers == [] and fresh.records[0].headers == []
 
 
 # ------------------------------------------------------------ check_batches (what a log read returned)

@@ -30,7 +30,8 @@ DEFAULT_MAX_DECOMPRESSED_BYTES: int
 
 @final
 class RecordBatch:
-    """One decoded batch: header fields, and its records built on first use."""
+    """One decoded batch: header fields, and its records built on first use
+    (all at once by ``records``, one at a time by iteration)."""
 
     @property
     def base_offset(self) -> int: ...
@@ -73,9 +74,13 @@ class RecordBatch:
     @property
     def record_count(self) -> int: ...
     @property
-    def records(self) -> list[Record]: ...
+    def records(self) -> list[Record]:
+        """Every record, built on first access; later accesses return the same list."""
     def __len__(self) -> int: ...
-    def __iter__(self) -> Iterator[Record]: ...
+    def __iter__(self) -> Iterator[Record]:
+        """The records in order. Until ``records`` has been read, each one is built as
+        the iterator reaches it and kept by nobody but the caller (equal to, not the same
+        object as, the matching item of ``records``); afterwards, the items of ``records``."""
     def to_columns(self) -> dict[str, Any]:
         """numpy columns (offset, timestamp_ms, key/value offsets and lengths) and buffer."""
 

@@ -57,6 +57,12 @@ class RecordBatch:
 
     ``records`` is a list of :class:`Record`; ``to_columns()`` gives the same data
     as numpy arrays indexing one bytes buffer (the uncompressed records region).
+
+    Iterating yields records equal to those of ``records``, in order. This twin builds
+    every record while decoding, so they are the very items of ``records``; the native
+    twin builds each one as its iterator reaches it until ``records`` has been read
+    (cheaper for a loop that reads each record once), so code must not rely on
+    iteration and ``records`` handing out the same objects.
     """
 
     __slots__ = (

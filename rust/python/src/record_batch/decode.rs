@@ -3,7 +3,7 @@
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple};
+use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 
 use streamcore_core::record_batch as rb;
 
@@ -102,8 +102,7 @@ impl RecordBatch {
 
     fn build_records<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let region = &self.buf.bind(py).as_bytes()[self.start..self.end];
-        let record_type = types::record_type(py)?;
-        let direct = types::direct_tuple_alloc(py);
+        let maker = RecordMaker::new(py)?;
         let n = self.entries.len();
         // SAFETY: PyList_New returns a new list of n NULL slots (or NULL with an error
         // set); every slot is filled exactly once below with a stolen reference, and
@@ -112,33 +111,9 @@ impl RecordBatch {
             let p = ffi::PyList_New(n as ffi::Py_ssize_t);
             Bound::from_owned_ptr_or_err(py, p)?.cast_into_unchecked::<PyList>()
         };
-        // Records of a batch usually share one timestamp: reuse the int object.
-        let mut last_ts: Option<(i64, Bound<'py, PyAny>)> = None;
+        let mut last_ts = None;
         for (i, e) in self.entries.iter().enumerate() {
-            let headers = self.header_list(py, region, e)?;
-            let key = bytes_or_none(py, region, e.key_start, e.key_len);
-            let value = bytes_or_none(py, region, e.value_start, e.value_len);
-            let ts = self.timestamp_of(e);
-            let ts_obj = match &last_ts {
-                Some((t, obj)) if *t == ts => obj.clone(),
-                _ => {
-                    let obj = ts.into_pyobject(py)?.into_any();
-                    last_ts = Some((ts, obj.clone()));
-                    obj
-                }
-            };
-            let rec = types::new_named_tuple(
-                py,
-                record_type,
-                direct,
-                [
-                    self.offset_of(e).into_pyobject(py)?.into_any(),
-                    ts_obj,
-                    key,
-                    value,
-                    headers.into_any(),
-                ],
-            )?;
+            let rec = maker.make(self, region, e, &mut last_ts)?;
             // SAFETY: i < n and the slot is empty; SET_ITEM steals the reference.
             unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, rec.into_ptr()) };
         }
@@ -168,6 +143,108 @@ impl RecordBatch {
             )?);
         }
         PyList::new(py, out)
+    }
+}
+
+/// Builds `Record` named tuples of one batch, one at a time.
+struct RecordMaker<'a, 'py> {
+    py: Python<'py>,
+    record_type: &'a Bound<'py, PyType>,
+    direct: bool,
+}
+
+impl<'py> RecordMaker<'py, 'py> {
+    fn new(py: Python<'py>) -> PyResult<Self> {
+        Ok(RecordMaker {
+            py,
+            record_type: types::record_type(py)?,
+            direct: types::direct_tuple_alloc(py),
+        })
+    }
+}
+
+impl<'a, 'py> RecordMaker<'a, 'py> {
+    /// The record at entry `e` of `batch` (whose records region is `region`).
+    /// `last_ts` carries the previous record's timestamp object: records of a batch
+    /// often share one timestamp, and then they share the int too.
+    #[inline]
+    fn make(
+        &self,
+        batch: &RecordBatch,
+        region: &[u8],
+        e: &rb::RecordEntry,
+        last_ts: &mut Option<(i64, Py<PyAny>)>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = self.py;
+        let headers = batch.header_list(py, region, e)?;
+        let key = bytes_or_none(py, region, e.key_start, e.key_len);
+        let value = bytes_or_none(py, region, e.value_start, e.value_len);
+        let ts = batch.timestamp_of(e);
+        let ts_obj = match last_ts {
+            Some((t, obj)) if *t == ts => obj.bind(py).clone(),
+            _ => {
+                let obj = ts.into_pyobject(py)?.into_any();
+                *last_ts = Some((ts, obj.clone().unbind()));
+                obj
+            }
+        };
+        types::new_named_tuple(
+            py,
+            self.record_type,
+            self.direct,
+            [
+                batch.offset_of(e).into_pyobject(py)?.into_any(),
+                ts_obj,
+                key,
+                value,
+                headers.into_any(),
+            ],
+        )
+    }
+}
+
+/// Iterator over a batch's records that builds each `Record` when asked for it.
+///
+/// Nothing keeps the records it hands out, so a loop that drops each record before
+/// taking the next one reuses the same few allocations and never grows the cyclic
+/// garbage collector's young generation (a `Record` holds a list, so it is tracked).
+/// With `records` built beforehand, `RecordBatch.__iter__` iterates that list instead.
+#[pyclass(module = "streamcore._native.record_batch")]
+pub struct RecordIterator {
+    batch: Py<RecordBatch>,
+    next: usize,
+    last_ts: Option<(i64, Py<PyAny>)>,
+    /// `Record` and [`types::direct_tuple_alloc`], looked up once per iterator.
+    record_type: Py<PyType>,
+    direct: bool,
+}
+
+#[pymethods]
+impl RecordIterator {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(mut slf: PyRefMut<'py, Self>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = slf.py();
+        let this = &mut *slf;
+        let batch = this.batch.get();
+        let Some(e) = batch.entries.get(this.next) else {
+            return Ok(None);
+        };
+        this.next += 1;
+        let region = &batch.buf.bind(py).as_bytes()[batch.start..batch.end];
+        let maker = RecordMaker {
+            py,
+            record_type: this.record_type.bind(py),
+            direct: this.direct,
+        };
+        maker.make(batch, region, e, &mut this.last_ts).map(Some)
+    }
+
+    /// Records not yet handed out.
+    fn __length_hint__(&self) -> usize {
+        self.batch.get().entries.len().saturating_sub(self.next)
     }
 }
 
@@ -266,8 +343,21 @@ impl RecordBatch {
     fn __len__(&self) -> usize {
         self.entries.len()
     }
-    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
-        Ok(self.records(py)?.try_iter()?.into_any())
+    /// The records in order: those of `records` once built, else each built as the
+    /// iterator reaches it (see [`RecordIterator`]).
+    fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        if let Some(l) = slf.get().records.get(py) {
+            return Ok(l.bind(py).try_iter()?.into_any());
+        }
+        let it = RecordIterator {
+            batch: slf.clone().unbind(),
+            next: 0,
+            last_ts: None,
+            record_type: types::record_type(py)?.clone().unbind(),
+            direct: types::direct_tuple_alloc(py),
+        };
+        Ok(Bound::new(py, it)?.into_any())
     }
     /// Columns of the batch: numpy arrays that index one uncompressed buffer.
     ///

@@ -3,9 +3,10 @@
 //! as byte slices while the GIL is held, the codec runs with the GIL released for
 //! large inputs, and results are built straight into Python objects.
 //!
-//! [`encode`] holds `encode_batch`, [`decode`] the `RecordBatch` class with the
-//! decode and validate functions, [`types`] the result classes `Record` and
-//! `BatchInfo`, which are the reference twin's own classes.
+//! [`encode`] holds `encode_batch`, [`decode`] the `RecordBatch` class (and the
+//! iterator that builds its records one at a time) with the decode and validate
+//! functions, [`types`] the result classes `Record` and `BatchInfo`, which are the
+//! reference twin's own classes.
 use pyo3::prelude::*;
 
 use streamcore_core::record_batch as rb;
