@@ -51,37 +51,77 @@ fn parse_cap(cap: i64) -> PyResult<usize> {
 #[pyclass(frozen, module = "streamcore._native.record_batch")]
 pub struct RecordBatch {
     header: rb::BatchHeader,
-    /// Holds the uncompressed records region at `start..end`.
-    buf: Py<PyBytes>,
-    start: usize,
-    end: usize,
+    /// The uncompressed records region.
+    region: Region,
     entries: Vec<rb::RecordEntry>,
     headers: Vec<rb::HeaderEntry>,
     records: PyOnceLock<Py<PyList>>,
 }
 
+/// Where a batch's uncompressed records region lives.
+enum Region {
+    /// Bytes `start..end` of the input `bytes` (an uncompressed batch): no copy.
+    Input {
+        buf: Py<PyBytes>,
+        start: usize,
+        end: usize,
+    },
+    /// Decompressed by us. Records read it in place; a `bytes` copy is made only if
+    /// `to_columns` asks for the buffer, once.
+    Owned {
+        data: Vec<u8>,
+        bytes: PyOnceLock<Py<PyBytes>>,
+    },
+}
+
+impl Region {
+    #[inline]
+    fn as_slice<'a>(&'a self, py: Python<'_>) -> &'a [u8] {
+        match self {
+            Region::Input { buf, start, end } => &buf.as_bytes(py)[*start..*end],
+            Region::Owned { data, .. } => data,
+        }
+    }
+
+    /// The region as a `bytes` object (shared with the input when it is all of it).
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        match self {
+            Region::Input { buf, start, end } => {
+                let whole = buf.bind(py);
+                if *start == 0 && *end == whole.as_bytes().len() {
+                    whole.clone()
+                } else {
+                    PyBytes::new(py, &whole.as_bytes()[*start..*end])
+                }
+            }
+            Region::Owned { data, bytes } => bytes
+                .get_or_init(py, || PyBytes::new(py, data).unbind())
+                .bind(py)
+                .clone(),
+        }
+    }
+}
+
 impl RecordBatch {
-    fn from_decoded(
-        py: Python<'_>,
-        input: &Bound<'_, PyBytes>,
-        d: rb::DecodedBatch<'_>,
-    ) -> PyResult<RecordBatch> {
-        let (buf, start, end) = match d.records {
+    fn from_decoded(input: &Bound<'_, PyBytes>, d: rb::DecodedBatch<'_>) -> PyResult<RecordBatch> {
+        let region = match d.records {
             std::borrow::Cow::Borrowed(region) => {
                 let base = input.as_bytes().as_ptr() as usize;
                 let start = region.as_ptr() as usize - base;
-                (input.clone().unbind(), start, start + region.len())
+                Region::Input {
+                    buf: input.clone().unbind(),
+                    start,
+                    end: start + region.len(),
+                }
             }
-            std::borrow::Cow::Owned(v) => {
-                let len = v.len();
-                (PyBytes::new(py, &v).unbind(), 0, len)
-            }
+            std::borrow::Cow::Owned(data) => Region::Owned {
+                data,
+                bytes: PyOnceLock::new(),
+            },
         };
         Ok(RecordBatch {
             header: d.header,
-            buf,
-            start,
-            end,
+            region,
             entries: d.entries,
             headers: d.headers,
             records: PyOnceLock::new(),
@@ -101,7 +141,7 @@ impl RecordBatch {
     }
 
     fn build_records<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let region = &self.buf.bind(py).as_bytes()[self.start..self.end];
+        let region = self.region.as_slice(py);
         let maker = RecordMaker::new(py)?;
         let n = self.entries.len();
         // SAFETY: PyList_New returns a new list of n NULL slots (or NULL with an error
@@ -233,7 +273,7 @@ impl RecordIterator {
             return Ok(None);
         };
         this.next += 1;
-        let region = &batch.buf.bind(py).as_bytes()[batch.start..batch.end];
+        let region = batch.region.as_slice(py);
         let maker = RecordMaker {
             py,
             record_type: this.record_type.bind(py),
@@ -411,15 +451,7 @@ impl RecordBatch {
             })?,
         )?;
         d.set_item("value_length", col32(&|e| e.value_len)?)?;
-        let whole = self.buf.bind(py);
-        if self.start == 0 && self.end == whole.as_bytes().len() {
-            d.set_item("buffer", whole)?;
-        } else {
-            d.set_item(
-                "buffer",
-                PyBytes::new(py, &whole.as_bytes()[self.start..self.end]),
-            )?;
-        }
+        d.set_item("buffer", self.region.to_bytes(py))?;
         Ok(d)
     }
     fn __repr__(&self) -> String {
@@ -461,7 +493,7 @@ pub(super) fn decode_batch<'py>(
         rb::decode_batch(slice, &opts)
     })
     .map_err(to_pyerr)?;
-    RecordBatch::from_decoded(py, &input, decoded)
+    RecordBatch::from_decoded(&input, decoded)
 }
 
 /// decode_batches(data, *, verify_crc=True, max_decompressed_bytes=...) -> list[RecordBatch]
@@ -489,7 +521,7 @@ pub(super) fn decode_batches<'py>(
     .map_err(to_pyerr)?;
     decoded
         .into_iter()
-        .map(|d| RecordBatch::from_decoded(py, &input, d))
+        .map(|d| RecordBatch::from_decoded(&input, d))
         .collect()
 }
 
