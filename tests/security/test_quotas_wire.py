@@ -203,6 +203,27 @@ def test_request_percentage_throttles_any_request(broker: Any) -> None:
         assert broker.state.quotas.throttled_total["request"] >= 2
 
 
+def test_request_percentage_times_handlers_that_answer_later(
+    broker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with WireClient(broker.bootstrap_servers) as c:
+        create_topic(c, "quota-t")
+        set_quota(c, "client-id", "busy", "request_percentage", 0.0001)
+        # Produce answers after its append, Fetch after its long poll: both are measured.
+        assert request_as(c, _produce_batch(100), 9, "busy").throttle_time_ms >= 0
+        assert request_as(c, _produce_batch(100), 9, "busy").throttle_time_ms > 0
+        r = request_as(c, fetch_request("quota-t", 0, 2, max_wait_ms=200, min_bytes=1), 12, "busy")
+        assert r.throttle_time_ms > 0
+    # A connection closed while its timed long poll waits goes away cleanly.
+    with WireClient(broker.bootstrap_servers) as c:
+        send_as(c, fetch_request("quota-t", 0, 2, max_wait_ms=30_000, min_bytes=1), 12, "busy")
+    deadline = time.monotonic() + 10
+    while broker.runtime._server.connections and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert broker.runtime._server.connections == []
+    assert not [r for r in caplog.records if r.levelname in ("ERROR", "CRITICAL")]
+
+
 def test_quotas_apply_without_a_restart_and_survive_one(tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     first = Broker(data, host="127.0.0.1", port=0, quotas_window_size_ms=100).start()
