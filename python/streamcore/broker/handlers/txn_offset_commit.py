@@ -133,6 +133,8 @@ async def _commit(
     )
     if any(code == _NONE for code in stored.values()):
         coordinator.partitions.finish_append_unknown(token)
+        if coordinator.crash_at is not None:  # test only (transactions/crash_points.py)
+            coordinator.crash_at.reached("after_txn_offset_commit")
     else:
         coordinator.partitions.finish_append(token, None)
     codes.update(stored)

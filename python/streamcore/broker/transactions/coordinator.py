@@ -46,6 +46,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from streamcore.broker.transactions.crash_points import CrashPoint, crash_point_from_environment
 from streamcore.broker.transactions.log_format import decode_key, decode_value, encode_key, encode_value
 from streamcore.broker.transactions.markers import AppendMarker, build_marker
 from streamcore.broker.transactions.metadata import (
@@ -197,6 +198,8 @@ class TransactionCoordinator:
             durable and the partition's LSO moved (``DelayedFetch.notify``).
         settings: :class:`TransactionSettings`.
         clock: wall clock in ms (tests pass their own).
+        crash_at: a test-only :class:`~.crash_points.CrashPoint`; None reads
+            ``STREAMCORE_TEST_CRASH_AT`` (normally unset: no point is armed).
     """
 
     def __init__(
@@ -211,6 +214,7 @@ class TransactionCoordinator:
         settings: TransactionSettings | None = None,
         clock: Callable[[], int] | None = None,
         coordinator_epoch: int = 0,
+        crash_at: CrashPoint | None = None,
     ) -> None:
         self._log = state_log
         self._producer_ids = producer_ids
@@ -228,6 +232,13 @@ class TransactionCoordinator:
         self._closed = False
         #: Records replayed from the state log by :meth:`load` (count).
         self.replayed_records = 0
+        #: The armed test crash point, None in normal operation (crash_points.py).
+        #: Read once here; each point costs one ``is not None`` test when unset.
+        self.crash_at = crash_at if crash_at is not None else crash_point_from_environment()
+        if self.crash_at is not None:
+            logger.warning(
+                "TEST ONLY: the transaction coordinator will SIGKILL this process at %r", self.crash_at
+            )
 
     # ------------------------------------------------------------------ loading and persistence
 
@@ -438,10 +449,14 @@ class TransactionCoordinator:
         if meta.state is TxnState.ONGOING and wanted <= meta.partitions:
             return _NONE
         transit = meta.prepare_add_partitions(wanted, self._now())
+        if self.crash_at is not None:
+            self.crash_at.reached("before_add_partitions_logged")
         code = await self._write(transactional_id, transit)
         if code:
             meta.cancel()
             return code
+        if self.crash_at is not None:
+            self.crash_at.reached("after_add_partitions_logged")
         meta.complete(transit)
         return _NONE
 
@@ -528,10 +543,14 @@ class TransactionCoordinator:
         self, meta: TransactionMetadata, commit: bool
     ) -> tuple[int, asyncio.Task[None] | None]:
         transit = meta.prepare_end(commit, self._now())
+        if self.crash_at is not None:
+            self.crash_at.reached("before_prepare_logged")
         code = await self._write(meta.transactional_id, transit)
         if code:
             meta.cancel()
             return code, None
+        if self.crash_at is not None:
+            self.crash_at.reached("after_prepare_commit_logged" if commit else "after_prepare_abort_logged")
         meta.complete(transit)
         return _NONE, self._start_completion(meta)
 
@@ -586,6 +605,11 @@ class TransactionCoordinator:
         )
         first_backoff = backoff = self.settings.retry_backoff_ms / 1000.0
         remaining = sorted(meta.partitions)
+        if self.crash_at is not None and len(remaining) > 1 and self.crash_at.armed("between_markers"):
+            # Test only: the first marker alone, so that the crash lands between markers.
+            if await self._write_marker(remaining[0], batch, producer_id, commit):
+                remaining = remaining[1:]
+                self.crash_at.reached("between_markers")
         while remaining:
             results = await asyncio.gather(
                 *(self._write_marker(tp, batch, producer_id, commit) for tp in remaining)
@@ -595,6 +619,8 @@ class TransactionCoordinator:
                 # A partition that stays offline is retried less and less often.
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, _MAX_RETRY_BACKOFF_S)
+        if self.crash_at is not None:
+            self.crash_at.reached("after_markers_before_complete")
         backoff = first_backoff
         while True:
             if meta.pending is not None or not meta.state.is_prepare or meta.producer_id != producer_id:
