@@ -10,11 +10,16 @@ acknowledgements; the consumer rows read a topic of ``--messages`` records from 
 start. Figures are messages per second (higher is better) and the ratio to
 confluent-kafka's. Measurements only; nothing is asserted.
 
-Rows:
+Rows (``keyed``: a distinct 8-byte key per record, built before the clock starts;
+``headers``: one header ``("h", b"v")`` per record; the keyed and headers rows
+are compared with confluent-kafka's row of the same kind):
 * streamcore send        blocking ``Producer.send`` in a loop, then ``flush``
+  (also ``keyed``, ``headers``)
 * streamcore send_batch  blocking ``Producer.send_batch`` of all values at once
 * streamcore aio send    ``await aio.Producer.send`` in a loop, then ``flush``
-* confluent produce      ``Producer.produce`` tight loop (``poll(0)`` on BufferError), ``flush``
+  (also ``keyed``)
+* confluent produce      ``Producer.produce`` tight loop with ``poll(0)`` after each
+  record (and ``poll`` then a retry on BufferError), ``flush`` (also ``keyed``, ``headers``)
 * kafka-python send      ``KafkaProducer.send`` loop, ``flush``
 * aiokafka send          ``await AIOKafkaProducer.send`` loop, ``flush``
 * streamcore consume     blocking ``Consumer.poll`` (assign, earliest) until all arrived
@@ -96,15 +101,32 @@ def timed(fn: Callable[[], int]) -> float:
 # ---------------------------------------------------------------- producers
 
 
-def sc_send(bootstrap: str, n: int, value: bytes) -> float:
+HEADERS = [("h", b"v")]
+
+
+def keys_for(n: int) -> list[bytes]:
+    """``n`` distinct 8-byte keys (made before timing starts)."""
+    return [b"%08d" % i for i in range(n)]
+
+
+def sc_send(bootstrap: str, n: int, value: bytes, kind: str = "") -> float:
     topic = fresh_topic(bootstrap, "sc-send")
     p = Producer(bootstrap, linger_ms=5)
     p.send(topic, value).result()
 
+    keys = keys_for(n) if kind == "keyed" else []
+
     def run() -> int:
         send = p.send
-        for _ in range(n):
-            send(topic, value)
+        if kind == "keyed":
+            for key in keys:
+                send(topic, value, key)
+        elif kind == "headers":
+            for _ in range(n):
+                send(topic, value, headers=HEADERS)
+        else:
+            for _ in range(n):
+                send(topic, value)
         p.flush()
         return n
 
@@ -130,38 +152,58 @@ def sc_send_batch(bootstrap: str, n: int, value: bytes) -> float:
         p.close()
 
 
-def sc_aio_send(bootstrap: str, n: int, value: bytes) -> float:
+def sc_aio_send(bootstrap: str, n: int, value: bytes, kind: str = "") -> float:
     topic = fresh_topic(bootstrap, "sc-aio")
+    keys = keys_for(n) if kind == "keyed" else [None] * n
 
     async def main() -> float:
         async with streamcore.aio.Producer(bootstrap, linger_ms=5) as p:
             await (await p.send(topic, value))
+            send = p.send
             t0 = time.perf_counter()
-            for _ in range(n):
-                await p.send(topic, value)
+            for key in keys:
+                await send(topic, value, key)
             await p.flush()
             return n / (time.perf_counter() - t0)
 
     return asyncio.run(main())
 
 
-def confluent_produce(bootstrap: str, n: int, value: bytes) -> float:
+def confluent_produce(bootstrap: str, n: int, value: bytes, kind: str = "") -> float:
     from confluent_kafka import Producer as CProducer
 
     topic = fresh_topic(bootstrap, "confluent")
     p = CProducer({"bootstrap.servers": bootstrap, "linger.ms": 5})
     p.produce(topic, value)
     p.flush()
+    keys = keys_for(n) if kind == "keyed" else []
 
     def run() -> int:
         produce, poll = p.produce, p.poll
-        for _ in range(n):
-            try:
-                produce(topic, value)
-            except BufferError:
-                poll(0.005)
-                produce(topic, value)
-            poll(0)
+        if kind == "keyed":
+            for key in keys:
+                try:
+                    produce(topic, value, key)
+                except BufferError:
+                    poll(0.005)
+                    produce(topic, value, key)
+                poll(0)
+        elif kind == "headers":
+            for _ in range(n):
+                try:
+                    produce(topic, value, headers=HEADERS)
+                except BufferError:
+                    poll(0.005)
+                    produce(topic, value, headers=HEADERS)
+                poll(0)
+        else:
+            for _ in range(n):
+                try:
+                    produce(topic, value)
+                except BufferError:
+                    poll(0.005)
+                    produce(topic, value)
+                poll(0)
         p.flush()
         return n
 
@@ -264,12 +306,21 @@ def confluent_consume(bootstrap: str, n: int, value: bytes) -> float:
         c.close()
 
 
+def _kind(fn: Callable[..., float], kind: str) -> Callable[[str, int, bytes], float]:
+    return lambda bootstrap, n, value: fn(bootstrap, n, value, kind)
+
+
 ROWS: list[tuple[str, Callable[[str, int, bytes], float], float, str]] = [
     # name, function, share of --messages, baseline row for the ratio
     ("streamcore send", sc_send, 1.0, "confluent produce"),
+    ("streamcore send keyed", _kind(sc_send, "keyed"), 1.0, "confluent produce keyed"),
+    ("streamcore send headers", _kind(sc_send, "headers"), 1.0, "confluent produce headers"),
     ("streamcore send_batch", sc_send_batch, 1.0, "confluent produce"),
     ("streamcore aio send", sc_aio_send, 1.0, "confluent produce"),
+    ("streamcore aio send keyed", _kind(sc_aio_send, "keyed"), 1.0, "confluent produce keyed"),
     ("confluent produce", confluent_produce, 1.0, "confluent produce"),
+    ("confluent produce keyed", _kind(confluent_produce, "keyed"), 1.0, "confluent produce keyed"),
+    ("confluent produce headers", _kind(confluent_produce, "headers"), 1.0, "confluent produce headers"),
     ("kafka-python send", kafka_python_send, 0.25, "confluent produce"),
     ("aiokafka send", aiokafka_send, 0.25, "confluent produce"),
     ("streamcore consume", sc_consume, 1.0, "confluent consume"),
@@ -299,16 +350,17 @@ def main(argv: list[str] | None = None) -> int:
             except ImportError as exc:
                 print(f"{name}: skipped ({exc})", file=sys.stderr)
                 continue
-            print(f"{name:24s} {results[name]:>12,.0f} msg/s  ({n} records)", file=sys.stderr)
+            print(f"{name:26s} {results[name]:>12,.0f} msg/s  ({n} records)", file=sys.stderr)
     print()
-    print(f"{'client':24s} {'msgs/s':>12s}  {'vs confluent':>12s}")
+    print(f"{'client':26s} {'msgs/s':>12s}  {'vs confluent':>12s}  {'(row)':s}")
     for name, _, _, base in ROWS:
         if name in results:
             ratio = results[name] / results[base] if base in results else float("nan")
-            print(f"{name:24s} {results[name]:>12,.0f}  {ratio:>11.2f}x")
+            print(f"{name:26s} {results[name]:>12,.0f}  {ratio:>11.2f}x  ({base})")
     print(
         f"\n{args.value_bytes}-byte values, {PARTITIONS} partitions, broker in its own process; "
-        f"implementation: {streamcore.implementation()}; python {platform.python_version()}"
+        f"implementation: {streamcore.implementation()}; python {platform.python_version()}; "
+        f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
     if args.json:
         with open(args.json, "w") as f:
@@ -318,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
                     "value_bytes": args.value_bytes,
                     "results": results,
                     "implementation": streamcore.implementation(),
+                    "load_average": os.getloadavg(),
                 },
                 f,
                 indent=2,

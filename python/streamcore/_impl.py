@@ -35,6 +35,8 @@ _CAPABILITIES: dict[str, tuple[str, str]] = {
     "metrics": ("rust", "metrics"),
     "classifier": ("rust", "classifier"),
     "cleaner": ("rust", "cleaner"),
+    "partitioner": ("rust", "partitioner"),
+    "accumulator": ("rust", "accumulator"),
 }
 
 _active: dict[str, str] = {}
@@ -86,6 +88,8 @@ wal = _load("wal")
 metrics = _load("metrics")
 classifier = _load("classifier")
 cleaner = _load("cleaner")
+partitioner = _load("partitioner")
+accumulator = _load("accumulator")
 
 if not NO_EXTENSIONS and native_load_errors:
     # Said once, at import: a user who did not ask for pure Python should know why

@@ -18,126 +18,25 @@ import asyncio
 import collections
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from streamcore._impl import accumulator as _accumulator
 from streamcore.client.types import TopicPartition
 
 __all__ = ["RECORD_OVERHEAD", "ProducerBatch", "Accumulator"]
 
 #: Bytes charged per record beyond key and value: the record framing and list slots.
-RECORD_OVERHEAD = 24
+RECORD_OVERHEAD: int = _accumulator.RECORD_OVERHEAD
 
-
-class ProducerBatch:
-    """Records of one partition on their way into one record batch v2."""
-
-    __slots__ = (
-        "tp",
-        "values",
-        "keys",
-        "headers",
-        "timestamps",
-        "record_futures",
-        "span_futures",
-        "size",
-        "created",
-        "explicit_ts",
-        "encoded",
-        "base_sequence",
-        "producer_id",
-        "producer_epoch",
-        "attempts",
-        "retry_at",
-        "deadline",
-        "count",
-        "first_ts",
-        "node",
-        "outcome",
-        "watched",
-        "bound",
-    )
-
-    def __init__(self, tp: TopicPartition, now: float, deadline: float) -> None:
-        self.tp = tp
-        self.values: list[Any] = []
-        self.keys: list[Any] | None = None
-        self.headers: list[Any] | None = None
-        self.timestamps: list[int | None] | None = None
-        self.record_futures: list[tuple[int, Any]] = []  # (index in batch, future) for send()
-        self.span_futures: list[tuple[int, int, Any]] = []  # (start, count, span collector) for send_batch()
-        self.size = 0
-        self.created = now
-        self.explicit_ts = False
-        self.encoded: bytes | None = None
-        self.base_sequence = -1
-        self.producer_id = -1
-        self.producer_epoch = -1
-        self.attempts = 0
-        self.retry_at = 0.0
-        self.deadline = deadline
-        self.count = 0
-        self.first_ts = 0
-        self.node = -1
-        self.outcome: Any = None  # (base offset, log append time) or an exception, once answered
-        self.watched: list[Any] = []  # bound record futures somebody waits on
-        self.bound = 0  # record futures that read their result from ``outcome``
-
-    def add(
-        self, value: Any, key: Any, headers: Any, timestamp_ms: int | None, size: int, future: Any
-    ) -> None:
-        """Append one record (the caller holds the accumulator lock)."""
-        i = self.count
-        if (
-            key is None
-            and headers is None
-            and timestamp_ms is None
-            and self.keys is None
-            and self.headers is None
-            and self.timestamps is None
-        ):
-            # The common record, value only, in a batch of value-only records: no
-            # parallel lists to keep aligned.
-            if future is not None:
-                self.record_futures.append((i, future))
-            self.values.append(value)
-            self.size += size
-            self.count = i + 1
-            return
-        self.values.append(value)
-        if key is not None or self.keys is not None:
-            if self.keys is None:
-                self.keys = [None] * i
-            self.keys.append(key)
-        if headers is not None or self.headers is not None:
-            if self.headers is None:
-                self.headers = [None] * i
-            self.headers.append(headers)
-        if timestamp_ms is not None or self.timestamps is not None:
-            if self.timestamps is None:
-                self.timestamps = [None] * i
-            self.timestamps.append(timestamp_ms)
-            self.explicit_ts = True
-        if future is not None:
-            self.record_futures.append((i, future))
-        self.size += size
-        self.count = i + 1
-
-    def add_many(self, values: list[Any], keys: list[Any] | None, size: int, collector: Any) -> None:
-        """Append a run of records from send_batch (the caller holds the lock)."""
-        i = self.count
-        n = len(values)
-        self.values.extend(values)
-        if keys is not None or self.keys is not None:
-            if self.keys is None:
-                self.keys = [None] * i
-            self.keys.extend(keys if keys is not None else [None] * n)
-        if self.headers is not None:
-            self.headers.extend([None] * n)
-        if self.timestamps is not None:
-            self.timestamps.extend([None] * n)
-        self.span_futures.append((i, n, collector))
-        self.size += size
-        self.count = i + n
+#: Records of one partition on their way into one record batch v2: per-record columns
+#: (values, keys, headers, timestamps), the records' futures and the batch's state on
+#: its way to the broker. Native when built (``_native.accumulator``), so that the
+#: one-call send path appends without attribute look-ups; the twin is
+#: ``streamcore._reference.accumulator.ProducerBatch``.
+if TYPE_CHECKING:
+    from streamcore._reference.accumulator import ProducerBatch
+else:
+    ProducerBatch = _accumulator.ProducerBatch
 
 
 class Accumulator:

@@ -51,6 +51,7 @@ class Producer:
         self._loop_ident = self._lt.ident
         self._block_s = self.config.max_block_ms / 1000.0
         self._lt.run(self._core.start(), timeout=self._block_s + self.config.request_timeout_ms / 1000.0)
+        self._core.enable_fast_path(DeliveryFuture)
 
     def __enter__(self) -> Producer:
         return self
@@ -78,6 +79,12 @@ class Producer:
         Blocks up to ``max_block_ms`` for buffer space (then raises BufferFullError)
         or for the topic's metadata. Delivery errors are set on the future.
         """
+        fast = self._core.fast
+        if fast is not None:
+            # One call for the common record (native when built); None: take the full path.
+            fut = fast.append(topic, value, key, headers, partition, timestamp_ms, None)
+            if fut is not None:
+                return fut
         core = self._core
         if type(value) is not bytes or key is not None or core.value_serializer is not None:
             value, key = core.serialize(topic, value, key)

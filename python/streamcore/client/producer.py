@@ -36,6 +36,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from streamcore._impl import accumulator as _accumulator
+from streamcore._impl import partitioner as _partitioner
 from streamcore.client.accumulator import RECORD_OVERHEAD, Accumulator
 from streamcore.client.cluster import Cluster
 from streamcore.client.config import ClientConfig, build_config
@@ -50,7 +52,6 @@ from streamcore.client.types import (
     RecordMetadata,
     TopicPartition,
 )
-from streamcore.codec.partitioner import default_partition
 
 __all__ = ["Producer", "ProducerCore"]
 
@@ -123,7 +124,20 @@ class ProducerCore:
         self._sticky: dict[str, int] = {}
         self._tp_cache: dict[str, list[TopicPartition]] = {}
         self._future_factory: Callable[[], Any] = lambda: None  # set by the blocking API
+        #: The one-call send path (``_impl.accumulator.Appender``) once started, else None.
+        self.fast: Any = None
         self._closed = False
+
+    def enable_fast_path(self, future_factory: Callable[[], Any] | None) -> None:
+        """Let ``send`` go through the one-call ``Appender`` (native when built).
+
+        Not for a producer with serializers (they are Python calls) or a transactional
+        one (each record checks the transaction state): those always take
+        ``try_append``. ``future_factory`` makes a record's future (None: the caller
+        passes one).
+        """
+        if self.txn is None and self.key_serializer is None and self.value_serializer is None:
+            self.fast = _accumulator.Appender(self, future_factory)
 
     def metrics(self) -> dict[str, Any]:
         """What ``Producer.metrics`` returns (both APIs); readable from any thread."""
@@ -164,6 +178,7 @@ class ProducerCore:
         """Send what is buffered (waiting up to ``timeout`` seconds, None = forever), then close."""
         if self._closed:
             return
+        self.fast = None  # records sent from now on take try_append, which refuses them once closed
         if self.txn is not None:
             await self.txn.close(timeout)
         try:
@@ -234,7 +249,7 @@ class ProducerCore:
                 raise ValueError(f"topic {topic!r} has no partition {partition} (it has {len(parts)})")
             return partition
         if key is not None:
-            return parts[default_partition(key, len(parts))]
+            return parts[_partitioner.default_partition(key, len(parts))]
         p = self._sticky.get(topic)
         if p is None:
             p = self._sticky[topic] = random.choice(parts)
@@ -368,7 +383,7 @@ class ProducerCore:
             by_p: dict[int, tuple[list[Any], list[Any]]] = {}
             np_ = len(parts)
             for v, k in zip(values, keys, strict=False):
-                p = parts[default_partition(k, np_)] if k is not None else -1
+                p = parts[_partitioner.default_partition(k, np_)] if k is not None else -1
                 entry = by_p.get(p)
                 if entry is None:
                     entry = by_p[p] = ([], [])
@@ -448,6 +463,7 @@ class Producer:
         """Connect and fetch metadata (and a producer id when idempotent)."""
         if not self._started:
             await self._core.start()
+            self._core.enable_fast_path(None)
             self._started = True
 
     async def __aenter__(self) -> Producer:
@@ -473,11 +489,16 @@ class Producer:
         future as KafkaError (with ``.error`` the ErrorCode and ``.category``).
         """
         core = self._core
+        fast = core.fast
+        if fast is not None:
+            fut = asyncio.get_running_loop().create_future()
+            if fast.append(topic, value, key, headers, partition, timestamp_ms, fut) is not None:
+                return fut
         if not self._started:
             await self.start()
         v, k = core.serialize(topic, value, key)
         parts = core.partitions.get(topic) or await core.partitions_of(topic)
-        fut: asyncio.Future[RecordMetadata] = asyncio.get_running_loop().create_future()
+        fut = asyncio.get_running_loop().create_future()
         if core.try_append(topic, parts, v, k, headers, partition, timestamp_ms, fut, 0):
             return fut
         await self._wait_space(

@@ -119,15 +119,26 @@ class DeliveryFuture(concurrent.futures.Future[Any]):
     run on the event-loop thread (see ``run_callback``).
     """
 
-    def __init__(self) -> None:  # the base __init__ would build the Condition eagerly
-        self._cond: threading.Condition | None = None
-        self._st = _PENDING
-        self._result = None
-        self._exception = None
-        self._waiters = []
-        self._done_callbacks: list[Callable[[concurrent.futures.Future[Any]], object]] = []
-        self._batch: Any = None
-        self._index = 0
+    # A new future holds no attribute of its own: the class gives the initial values
+    # and the two lists of the base class are made on first use (``__getattr__``), so
+    # a producer's send makes one with a bare ``DeliveryFuture()``. The base
+    # ``__init__`` would build the Condition and both lists eagerly.
+    _cond: threading.Condition | None = None
+    _st = _PENDING
+    _result: Any = None
+    _exception: BaseException | None = None
+    _batch: Any = None
+    _index = 0
+
+    __init__ = object.__init__
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for attributes the instance does not have yet: the base
+        # class's ``_waiters`` and ``_done_callbacks`` lists. setdefault keeps one
+        # list when two threads get here at once.
+        if name == "_waiters" or name == "_done_callbacks":
+            return self.__dict__.setdefault(name, [])
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # The base class reads and writes ``_state``; a bound future is finished as soon
     # as its batch has an outcome.
@@ -187,7 +198,7 @@ class DeliveryFuture(concurrent.futures.Future[Any]):
                 else:
                     waiter.add_result(self)
             self._condition.notify_all()
-        self._invoke_callbacks()  # type: ignore[attr-defined]
+        self._invoke_callbacks()
 
     def _complete_fast(self, result: Any, exc: BaseException | None) -> bool:
         with _LAZY:
@@ -199,8 +210,8 @@ class DeliveryFuture(concurrent.futures.Future[Any]):
             self._exception = exc
             self._st = _FINISHED
             self._batch = None
-        if self._done_callbacks:
-            self._invoke_callbacks()  # type: ignore[attr-defined]
+        if self.__dict__.get("_done_callbacks"):  # without making the list
+            self._invoke_callbacks()
         return True
 
     def set_result(self, result: Any) -> None:

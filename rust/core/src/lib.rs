@@ -13,6 +13,7 @@ pub mod compression;
 pub mod crc32c;
 pub mod error;
 pub mod metrics;
+pub mod partitioner;
 pub mod record_batch;
 pub mod varint;
 pub mod wal;

@@ -21,6 +21,8 @@ mod classifier;
 mod cleaner;
 mod crc32c;
 mod metrics;
+mod partitioner;
+mod producer_accumulator;
 mod record_batch;
 mod wal;
 
@@ -34,5 +36,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     module::add_submodule(m, "metrics", metrics::build)?;
     module::add_submodule(m, "classifier", classifier::build)?;
     module::add_submodule(m, "cleaner", cleaner::build)?;
+    module::add_submodule(m, "partitioner", partitioner::build)?;
+    module::add_submodule(m, "accumulator", producer_accumulator::build)?;
     Ok(())
 }
