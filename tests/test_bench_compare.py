@@ -180,7 +180,12 @@ def _fake_report() -> dict[str, Any]:
                 "startup_s": 0.2,
                 "rss_after_start_bytes": 40 * 2**20,
                 "peak_rss_bytes": 60 * 2**20,
-                "tight": {"produce_mb_per_s": 80.0, "consume_mb_per_s": 30.0, "produce_cpu_s_per_gb": 2.0},
+                "tight": {
+                    "produce_mb_per_s": 80.0,
+                    "consume_mb_per_s": 30.0,
+                    "produce_cpu_s_per_gb": 2.0,
+                    "consume_error": "TimeoutError: consume: 0 of 1000 received",
+                },
                 "latency": {"produce_p50_ms": 1.0, "produce_p99_ms": 5.0, "produce_p999_ms": 9.0},
             }
         ],
@@ -202,6 +207,8 @@ def test_markdown_report_shows_medians_failures_and_skips() -> None:
     text = compare.markdown_report(_fake_report())
     assert "| streamcore | - | 80.0 | 2.00 | - | 30.0 | - |" in text  # rec/s and consume CPU unknown
     assert "| tansu | failed: RuntimeError: tansu exited with 1 |" in text
+    assert "streamcore: 1 round(s) with part of the workload failed" in text
+    assert "consume: TimeoutError: consume: 0 of 1000 received" in text
     assert "- noida-db: not installed (pip install noida-db)" in text
 
 

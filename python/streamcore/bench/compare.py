@@ -247,6 +247,16 @@ def _errors(records: list[dict[str, Any]], section: str) -> list[str]:
     return out
 
 
+def _partial_errors(records: list[dict[str, Any]], section: str) -> list[str]:
+    # A workload may fail in part (its "<part>_error" keys) and still report the rest.
+    out = []
+    for r in records:
+        figures = r.get(section)
+        if isinstance(figures, dict) and "error" not in figures:
+            out += [f"{k[: -len('_error')]}: {v}" for k, v in figures.items() if k.endswith("_error")]
+    return out
+
+
 def markdown_report(report: dict[str, Any]) -> str:
     """The median tables (one per workload run, plus the broker process) in markdown."""
     runs: dict[str, list[dict[str, Any]]] = report["runs"]
@@ -274,6 +284,13 @@ def markdown_report(report: dict[str, Any]) -> str:
         failures = sum(len(_errors(records, section)) for records in runs.values())
         if failures and section != "broker":
             lines.append(f"\n({failures} failed run(s) of this workload left out of the medians; see --json)")
+        for broker, records in runs.items():
+            partial = _partial_errors(records, section)
+            if partial:
+                lines.append(
+                    f"\n{labels[broker]}: {len(partial)} round(s) with part of the workload failed "
+                    f"(its figures shown as -): {partial[0][:300]}"
+                )
         lines.append("")
     if report["not_run"]:
         lines += ["Not run:", ""]

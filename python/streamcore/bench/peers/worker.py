@@ -13,7 +13,7 @@ driver over its standard streams, one JSON object per line:
   each revocation; reads until told ``stop [N]`` on stdin and then either N records
   arrived (when N is given) or none arrived for ``--idle`` seconds; prints ``{"event":
   "done", ...}`` with the count, bytes, wall-clock times of the first and last
-  record, and a histogram of end-to-end latencies (receipt time minus the record's
+  record, the client's last errors, and a histogram of end-to-end latencies (receipt time minus the record's
   timestamp, in tenths of a millisecond; the timestamp itself has 1 ms resolution).
 
 Every wait is bounded by ``--timeout`` seconds; a worker past it exits with status 3.
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import threading
 import time
@@ -106,12 +107,28 @@ def consume(args: argparse.Namespace) -> int:
     def on_revoke(consumer: Any, partitions: list[Any]) -> None:
         _emit({"event": "revoked"})
 
+    client_errors: list[str] = []
+
+    def keep(text: str) -> None:
+        client_errors.append(text[-300:])
+        del client_errors[:-20]
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            keep(record.getMessage())
+
+    # librdkafka's errors and log lines go into the final report, not to stderr.
+    log = logging.getLogger("worker")
+    log.propagate = False
+    log.addHandler(Keep())
     consumer = ck.Consumer(
         {
             "bootstrap.servers": args.bootstrap,
             "group.id": args.group,
             "auto.offset.reset": "earliest",
             "log_level": 3,
+            "logger": log,
+            "error_cb": lambda err: keep(str(err)),
         }
     )
     consumer.subscribe([args.topic], on_assign=on_assign, on_revoke=on_revoke)
@@ -166,6 +183,7 @@ def consume(args: argparse.Namespace) -> int:
             "first": first,
             "last": last,
             "timed_out": status == 3,
+            "client_errors": client_errors[-5:],
             "latency_tenths_ms": {str(k): v for k, v in histogram.items()},
         }
     )

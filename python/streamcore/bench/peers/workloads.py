@@ -190,17 +190,25 @@ def tight(target: Target, settings: Settings) -> dict[str, Any]:
         timeout_s=settings.timeout_s,
     )
     cpu1 = _cpu(target)
-    consumed = _consume_all(target.bootstrap, topic, records, settings)
-    cpu2 = _cpu(target)
     nbytes = records * TIGHT_SIZE
-    consume_rate = consumed["received"] / consumed["fetch_seconds"]
-    return {
+    figures: dict[str, Any] = {
         "records": records,
         "size": TIGHT_SIZE,
         "produce_records_per_s": produced["msgs_per_s"],
         "produce_mb_per_s": produced["mb_per_s"],
         "produce_cpu_s": None if cpu1 is None or cpu0 is None else cpu1 - cpu0,
         "produce_cpu_s_per_gb": _per_gb(cpu1, cpu0, nbytes),
+    }
+    try:
+        consumed = _consume_all(target.bootstrap, topic, records, settings)
+    except (TimeoutError, RuntimeError) as exc:
+        # Keep the produce figures: the consume half failing says nothing about them.
+        figures["consume_error"] = f"{type(exc).__name__}: {exc}"[:600]
+        return figures
+    cpu2 = _cpu(target)
+    consume_rate = consumed["received"] / consumed["fetch_seconds"]
+    return {
+        **figures,
         "consume_records_per_s": consume_rate,
         "consume_mb_per_s": consume_rate * TIGHT_SIZE / _MB,
         "consume_cpu_s": None if cpu2 is None or cpu1 is None else cpu2 - cpu1,
@@ -549,7 +557,11 @@ def latency(target: Target, settings: Settings) -> dict[str, Any]:
     finally:
         consumer.stop()
     if done["records"] < produced["records"]:
-        raise RuntimeError(f"latency: the consumer read {done['records']} of {produced['records']} records")
+        errors = "; ".join(done.get("client_errors", [])[-3:]) or "none"
+        raise RuntimeError(
+            f"latency: the consumer read {done['records']} of {produced['records']} records "
+            f"(its last client errors: {errors})"
+        )
     e2e = histogram_percentiles({int(k): v for k, v in done["latency_tenths_ms"].items()})
     return {
         "max_records_per_s": max_rate,
