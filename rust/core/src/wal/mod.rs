@@ -375,7 +375,7 @@ impl Wal {
     pub fn append(&self, batch: &[u8]) -> AppendOutcome {
         let slot = Arc::new(Slot::new());
         if self.admit(batch, Completion::Waiter(slot.clone()), true)? {
-            pool::lead(&self.task, &slot);
+            pool::lead(&self.pool, &self.task, &slot);
         }
         slot.take()
     }

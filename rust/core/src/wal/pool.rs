@@ -428,13 +428,8 @@ fn worker_loop(pool: &Arc<PoolInner>) {
 /// and wait on their completions. Once its own append is done (`own`), it leaves
 /// the log idle when nothing is due, or hands what is left (a backlog, a periodic
 /// round, a close) to the pool, so that a leader never goes on writing for others.
-pub(crate) fn lead(task: &Arc<LogTask>, own: &Slot<AppendOutcome>) {
-    let Some(pool) = task.shared.pool.get().and_then(Weak::upgrade) else {
-        // Unreachable while the log is open (it holds its pool); a run on the
-        // pool is the safe answer anyway.
-        task.shared.schedule();
-        return;
-    };
+pub(crate) fn lead(pool: &WriterPool, task: &Arc<LogTask>, own: &Slot<AppendOutcome>) {
+    let pool = &pool.inner;
     let mut guard = lock(&task.writer);
     loop {
         let ran = pool.run_step(task, &mut guard);
@@ -442,7 +437,7 @@ pub(crate) fn lead(task: &Arc<LogTask>, own: &Slot<AppendOutcome>) {
             task.shared.count_led_group();
         }
         match ran {
-            // A group ahead of ours (a full one), or a periodic round.
+            // A full group ahead of ours.
             Ran::Again if !own.is_ready() => {}
             Ran::Again => {
                 match guard.as_mut().and_then(|w| w.park()) {
