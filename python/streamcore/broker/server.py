@@ -37,6 +37,16 @@ Memory is bounded whatever clients send:
 * A request must arrive completely within ``limits.request_timeout_ms`` of its first byte,
   and a connection whose responses have not drained for that long is closed.
 
+A Fetch response comes as parts (``headers.encode_response_parts``): the frame's bytes
+and, between them, the record sets. On a connection without TLS, record sets that are
+open segment-file ranges (``handlers.fetch.FileRecords``) go out with ``os.sendfile``
+(``loop.sendfile``, in chunks of ``_SENDFILE_CHUNK_BYTES``), after the bytes before them
+have drained; responses behind it wait, so they still leave in request order. A client
+that reads nothing for ``limits.request_timeout_ms`` during one chunk is closed as for
+any stalled response, and a file that turns out shorter than its range (cut under the
+broker) closes the connection, since its frame can no longer be completed. Record sets
+in memory (and, on TLS connections, everything) are written through the transport.
+
 Accepting is our own loop on the listening socket (``KafkaServer``), so that the global
 connection limit and the creation rate hold before any work is spent on a socket: at the
 limit the listener is not read (the kernel's backlog holds new clients, as Kafka's acceptor
@@ -57,6 +67,7 @@ import collections
 import errno
 import functools
 import logging
+import os
 import socket
 import ssl
 import time
@@ -67,12 +78,13 @@ from streamcore.broker import handlers as _handlers
 from streamcore.broker.config import ListenerSpec
 from streamcore.broker.context import RequestContext
 from streamcore.broker.handlers import sasl_authenticate, sasl_handshake
+from streamcore.broker.handlers.fetch import FileRecords
 from streamcore.broker.quotas import FETCH, PRODUCE, REQUEST, user_of
 from streamcore.broker.security import tls
 from streamcore.broker.security.mechanisms import AuthenticationFailed
 from streamcore.broker.security.sasl import AUTHENTICATE, COMPLETE, FAILED, SaslSession
 from streamcore.broker.state import current_listener
-from streamcore.errors import ConfigError, ProtocolError
+from streamcore.errors import ConfigError, ProtocolError, StorageError
 from streamcore.protocol import headers
 from streamcore.protocol.headers import ApiKey
 
@@ -124,6 +136,10 @@ _KEEPALIVE_PROBES = 6
 _FETCH_KEY_BYTES = ApiKey.FETCH.to_bytes(2, "big")
 _PRODUCE = int(ApiKey.PRODUCE)
 _FETCH = int(ApiKey.FETCH)
+
+# Bytes per loop.sendfile call: the stall timeout counts from the start of each chunk, so
+# a client that reads slowly but steadily is never closed for one long record set.
+_SENDFILE_CHUNK_BYTES = 1 << 20
 
 # Largest frame a SASL connection may send before it has authenticated (Kafka's
 # sasl.server.max.receive.size): strangers do not get to fill the request budget.
@@ -422,12 +438,23 @@ class _Slot:
     __slots__ = ("close_after", "data", "done", "size")
 
     def __init__(self, size: int) -> None:
-        self.data: bytes | None = None
+        #: The response frame: bytes, or parts (bytes and OutOfLine record sets).
+        self.data: bytes | list[bytes | headers.OutOfLine] | None = None
         self.done = False
         #: Bytes of the request frame, held in the budget until the response is written.
         self.size = size
         #: Why the connection closes once this response is written (a failed authentication).
         self.close_after: str | None = None
+
+
+class _FileCutShort(Exception):
+    """A segment file ended before the range being sent from it (args: the byte where)."""
+
+
+def _close_parts(parts: list[bytes | headers.OutOfLine]) -> None:
+    for part in parts:
+        if isinstance(part, headers.OutOfLine):
+            part.close()
 
 
 class KafkaConnection(asyncio.Protocol):
@@ -479,6 +506,10 @@ class KafkaConnection(asyncio.Protocol):
         #: dispatched meanwhile); 0.0 when it is not throttled.
         self.throttled_until = 0.0
         self._throttle_timer: asyncio.TimerHandle | None = None
+        #: Whether record sets may go out with os.sendfile (a plain socket; set once connected).
+        self._sendfile = False
+        #: True while the response at the head of the queue is being sent by a task.
+        self._sending = False
 
     # -- asyncio.Protocol -------------------------------------------------------------
 
@@ -493,6 +524,11 @@ class KafkaConnection(asyncio.Protocol):
             if ssl_object is not None:
                 self.principal = tls.principal_from_certificate(ssl_object.getpeercert())
         transport.set_write_buffer_limits(high=self._response_buffer, low=self._response_buffer // 2)
+        self._sendfile = (
+            hasattr(os, "sendfile")
+            and transport.get_extra_info("sslcontext") is None
+            and transport.get_extra_info("socket") is not None
+        )
         self._server.register(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -769,7 +805,7 @@ class KafkaConnection(asyncio.Protocol):
         response = task.result()
         self._quota_answer(ctx, response, timer.seconds if timer is not None else None)
         if response is not None:
-            slot.data = self._encode(ctx, response)
+            slot.data = self._encode_parts(ctx, response)
             if slot.data is None:
                 return
         self._flush()
@@ -820,6 +856,28 @@ class KafkaConnection(asyncio.Protocol):
             self.partial_since = time.monotonic()
         self._pump()
 
+    def _encode_parts(
+        self, ctx: RequestContext, response: Any
+    ) -> bytes | list[bytes | headers.OutOfLine] | None:
+        """``_encode``, except that a Fetch response carrying record sets comes as parts
+        (see module doc)."""
+        if ctx.api_key != _FETCH:
+            return self._encode(ctx, response)
+        try:
+            parts = headers.encode_response_parts(ctx.correlation_id, ctx.api_key, ctx.api_version, response)
+        except Exception:
+            log.exception(
+                "could not encode the api %d v%d response; closing %s",
+                ctx.api_key,
+                ctx.api_version,
+                self.peer,
+            )
+            self.close(None)
+            return None
+        if len(parts) == 1 and isinstance(parts[0], bytes):
+            return parts[0]
+        return parts
+
     def _encode(self, ctx: RequestContext, response: Any) -> bytes | None:
         """Frame a response; a response we cannot encode is our bug: log it, close."""
         try:
@@ -845,14 +903,24 @@ class KafkaConnection(asyncio.Protocol):
         self._flush()
 
     def _flush(self) -> None:
+        if self._sending:
+            return  # the task sending the head of the queue flushes again when done
         pending = self._pending
         released = 0
         close_reason = None
         while pending and pending[0].done:
-            slot = pending.popleft()
+            slot = pending[0]
+            data = slot.data
+            if isinstance(data, list):
+                slot.data = None
+                if not self._write_parts(data):
+                    # Sent by a task: the slot stays at the head until it is done.
+                    slot.data = data
+                    break
+            elif data is not None:
+                self._write(data)
+            pending.popleft()
             released += slot.size
-            if slot.data is not None:
-                self._write(slot.data)
             if slot.close_after is not None:
                 close_reason = slot.close_after
                 break
@@ -864,12 +932,126 @@ class KafkaConnection(asyncio.Protocol):
                 functools.partial(self.close, close_reason, kind="closed after a failed authentication"),
             )
             return
+        if self._sending:
+            return
         self._pump()
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes | bytearray | memoryview) -> None:
         if self._transport is not None and not self._closed:
             self._state.metrics.bytes_out(len(data))
             self._transport.write(data)
+
+    def _write_parts(self, parts: list[bytes | headers.OutOfLine]) -> bool:
+        """Send a response given as parts; False when a task sends it (sendfile), True when done."""
+        if self._transport is None or self._closed:
+            _close_parts(parts)
+            return True
+        if self._sendfile and any(type(p) is FileRecords for p in parts):
+            self._sending = True
+            task = asyncio.get_running_loop().create_task(self._send_parts(parts))
+            self._tasks.add(task)
+            task.add_done_callback(self._parts_sent)
+            return False
+        try:
+            # Everything in memory before the first byte goes out: a file that cannot be
+            # read then fails the response, not the middle of a frame.
+            pieces = [p.materialize() if isinstance(p, headers.OutOfLine) else p for p in parts]
+        except (StorageError, OSError) as exc:
+            self.close(f"could not read a record set for a response: {exc}", kind="closed on a storage error")
+            return True
+        finally:
+            _close_parts(parts)
+        for piece in pieces:
+            self._write(piece)
+        return True
+
+    async def _send_parts(self, parts: list[bytes | headers.OutOfLine]) -> None:
+        """Send ``parts`` in order: bytes through the transport, FileRecords by sendfile."""
+        loop = asyncio.get_running_loop()
+        transport = self._transport
+        assert transport is not None
+        metrics = self._state.metrics
+        try:
+            for part in parts:
+                if self._closed:
+                    return
+                if type(part) is FileRecords:
+                    for fd, position, length in part.ranges:
+                        await self._send_range(loop, transport, fd, position, length)
+                    metrics.bytes_out(len(part))
+                else:
+                    self._write(part.materialize() if isinstance(part, headers.OutOfLine) else part)
+        finally:
+            _close_parts(parts)
+
+    async def _send_range(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        transport: asyncio.Transport,
+        fd: int,
+        position: int,
+        length: int,
+    ) -> None:
+        """``length`` bytes of file ``fd`` from byte ``position`` to the socket, in chunks."""
+        with open(fd, "rb", buffering=0, closefd=False) as file:
+            done = 0
+            while done < length:
+                if self._closed or transport.is_closing():
+                    raise ConnectionResetError("connection closed during sendfile")
+                count = min(length - done, _SENDFILE_CHUNK_BYTES)
+                if not self._sendfile:
+                    # sendfile turned out unavailable on this socket: copy what is left.
+                    data = os.pread(fd, count, position + done)
+                    if len(data) != count:
+                        raise _FileCutShort(position + done + len(data))
+                    self._write(data)
+                    done += count
+                    continue
+                self.write_stalled_since = time.monotonic()
+                try:
+                    sent = await loop.sendfile(transport, file, position + done, count, fallback=False)
+                except asyncio.SendfileNotAvailableError:
+                    self._sendfile = False
+                    continue
+                finally:
+                    self.write_stalled_since = 0.0
+                    self._reconcile_reading()
+                if sent != count:
+                    raise _FileCutShort(position + done + sent)
+                done += count
+                self.last_active = time.monotonic()
+
+    def _parts_sent(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._sending = False
+        if task.cancelled() or self._closed:
+            return
+        exc = task.exception()
+        if exc is not None:
+            if isinstance(exc, _FileCutShort):
+                self.close(
+                    f"a segment file ended at byte {exc.args[0]} while a fetch response was sent from it",
+                    kind="closed on a storage error",
+                )
+            elif isinstance(exc, (ConnectionError, OSError, RuntimeError)):
+                self.close(None)  # the client went away mid-response
+            else:
+                log.error("sending a fetch response to %s failed; closing", self.peer, exc_info=exc)
+                self.close(None)
+            return
+        if self._pending:
+            self._pending[0].data = None
+        self._flush()
+
+    def _reconcile_reading(self) -> None:
+        """loop.sendfile pauses reading and resumes it as it found it: keep our own decision."""
+        transport = self._transport
+        if transport is None or self._closed or transport.is_closing():
+            return
+        if self._reading_paused and transport.is_reading():
+            transport.pause_reading()
+        elif not self._reading_paused and not transport.is_reading():
+            transport.resume_reading()
 
     def _holds_budget(self) -> bool:
         """A request queued or in progress, or a partial frame above 64 KiB."""
@@ -939,8 +1121,11 @@ class KafkaConnection(asyncio.Protocol):
         held = self._backlog_bytes + sum(slot.size for slot in self._pending)
         self._backlog.clear()
         self._backlog_bytes = 0
-        for slot in self._pending:
+        for i, slot in enumerate(self._pending):
             slot.size = 0
+            # The task sending the head closes its own files as it is cancelled.
+            if isinstance(slot.data, list) and not (i == 0 and self._sending):
+                _close_parts(slot.data)
         partial = self._partial
         self._partial = 0
         self._memory.release(held, partial)

@@ -41,6 +41,8 @@ __all__ = [
     "response_header_is_flexible",
     "encode_response_header",
     "encode_response",
+    "encode_response_parts",
+    "OutOfLine",
     "unsupported_api_versions_response",
     "response_correlation_id",
     "response_body_offset",
@@ -207,24 +209,124 @@ def encode_response_header(correlation_id: int, api_key: int, api_version: int) 
     return wire.encode_response_header(correlation_id, response_header_is_flexible(api_key, api_version))
 
 
-def encode_response(correlation_id: int, api_key: int, api_version: int, response_obj: object) -> bytes:
-    """A complete response frame: int32 size, response header, body at ``api_version``.
+class OutOfLine:
+    """A bytes field's value that the encoder leaves out of the frame it builds.
 
-    ``response_obj`` must be an instance of the generated response class of
-    ``api_key``; ValueError if it is not or if it holds a value ``api_version``
-    cannot carry.
+    :func:`encode_response_parts` writes only the field's length prefix and hands the
+    value back as a part of its own, so that its bytes reach the socket without being
+    copied into the frame (a Fetch response's record sets: ``os.sendfile`` from the
+    segment files, or the buffer one read filled). Subclasses give the length in
+    bytes (``__len__``) and the bytes themselves (``materialize``, for a sender that
+    cannot send them out of line, such as a TLS connection).
     """
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def materialize(self) -> bytes | bytearray | memoryview:
+        """The bytes, in memory."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release what the value holds (open files); the default holds nothing."""
+
+
+_Writer: Any = wire.Writer
+
+
+class _PartsWriter(_Writer):
+    """A Writer that leaves OutOfLine values out, noting where each belongs."""
+
+    __slots__ = ("holes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        #: (bytes written before the value, the value), in order.
+        self.holes: list[tuple[int, OutOfLine]] = []
+
+    def bytes_(self, b: object) -> None:
+        if isinstance(b, OutOfLine):
+            self.int32(len(b))
+            self.holes.append((len(self), b))
+        else:
+            super().bytes_(b)
+
+    def compact_bytes(self, b: object) -> None:
+        if isinstance(b, OutOfLine):
+            self.uvarint(len(b) + 1)
+            self.holes.append((len(self), b))
+        else:
+            super().compact_bytes(b)
+
+
+def _check_response(api_key: int, response_obj: object) -> None:
     cls = RESPONSE_CLASSES.get(api_key)
     if cls is None or type(response_obj) is not cls:
         raise ValueError(
             f"a response to api key {api_key} must be a {cls.__name__ if cls else 'known'} instance"
         )
+
+
+def encode_response(correlation_id: int, api_key: int, api_version: int, response_obj: object) -> bytes:
+    """A complete response frame: int32 size, response header, body at ``api_version``.
+
+    ``response_obj`` must be an instance of the generated response class of
+    ``api_key``; ValueError if it is not or if it holds a value ``api_version``
+    cannot carry. OutOfLine values are materialized into the frame.
+    """
+    _check_response(api_key, response_obj)
+    if api_key == ApiKey.FETCH:
+        parts = encode_response_parts(correlation_id, api_key, api_version, response_obj)
+        if len(parts) == 1:
+            return bytes(parts[0])  # type: ignore[arg-type]
+        return b"".join(p.materialize() if isinstance(p, OutOfLine) else p for p in parts)
     w = wire.Writer()
     w.int32(correlation_id)
     if response_header_is_flexible(api_key, api_version):
         w.uvarint(0)
     response_obj.encode_into(w, api_version)  # type: ignore[attr-defined]
     return w.getvalue_framed()
+
+
+def encode_response_parts(
+    correlation_id: int, api_key: int, api_version: int, response_obj: object
+) -> list[bytes | OutOfLine]:
+    """A response frame as parts: bytes, and the OutOfLine values in between, in order.
+
+    Sending the parts back to back sends the frame :func:`encode_response` returns;
+    the first part starts with the int32 size, which counts the OutOfLine values'
+    lengths. Without OutOfLine values there is one part. Raises as ``encode_response``.
+    """
+    _check_response(api_key, response_obj)
+    w = _PartsWriter()
+    w.int32(correlation_id)
+    if response_header_is_flexible(api_key, api_version):
+        w.uvarint(0)
+    response_obj.encode_into(w, api_version)  # type: ignore[attr-defined]
+    holes = w.holes
+    if not holes:
+        return [w.getvalue_framed()]
+    inline = w.getvalue()
+    size = len(inline) + sum(len(value) for _, value in holes)
+    if size > 0x7FFFFFFF:
+        raise ValueError(f"frame of {size} bytes does not fit an int32 size")
+    parts: list[bytes | OutOfLine] = []
+    start = 0
+    for at, value in holes:
+        piece = inline[start:at]
+        if not parts:
+            piece = size.to_bytes(4, "big") + piece
+        parts.append(piece)
+        parts.append(value)
+        start = at
+    if start < len(inline):
+        parts.append(inline[start:])
+    return parts
 
 
 def unsupported_api_versions_response(correlation_id: int) -> bytes:

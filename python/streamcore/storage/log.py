@@ -310,6 +310,9 @@ class Log:
         self.recovery_report: dict[str, Any] = dict(self._wal.recovery_report)
         _log_recovery(self.recovery_report)
         self.fsync = fsync
+        #: The high watermark when this Log was opened: every batch at or above it was
+        #: appended through this object (a broker's fetch path trusts those it validated).
+        self.opened_end_offset: int = self._wal.high_watermark
 
     # -- writing ---------------------------------------------------------------
 

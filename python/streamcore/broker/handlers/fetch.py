@@ -25,20 +25,50 @@ throttle_time_ms, as Kafka's throttled response; the server mutes the connection
 With an authorizer, a partition of a topic the sender may not READ (a replica's fetch:
 without CLUSTER_ACTION on the cluster) answers TOPIC_AUTHORIZATION_FAILED and is not
 read; the other partitions are served, long poll included, as in Kafka.
+
+Reading (docs/broker.md, "The fetch path"): the partitions' reads run on a small pool of
+threads, never on the event loop, one fetch's partitions in order on one thread. A
+record set leaves the frame the encoder builds (``headers.OutOfLine``) and goes to the
+socket on its own: on a connection without TLS, for a read_uncommitted fetch of batches
+this process has checked (:class:`_Verified`), as open segment-file ranges that the
+server sends with ``os.sendfile`` (:class:`FileRecords`; no user-space copy); otherwise
+as the one buffer ``Log.read`` filled (:class:`BufferRecords`), after checking its
+batches (framing, CRC32C, offsets) so that damage is answered with an error rather than
+passed on. A long poll woken by an append reads again only the partitions whose high
+watermark, log start or last stable offset moved.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import struct
+import threading
 import time
+import weakref
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, cast
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, cast
 
 from streamcore.broker.authorizer import AclOperation, ResourceType
 from streamcore.broker.fetch_sessions import FetchContext, FetchPartition
 from streamcore.broker.quotas import FETCH, user_of
+from streamcore.broker.state import current_listener
 from streamcore.broker.topics import TopicError
 from streamcore.broker.transactions import committed_prefix
+from streamcore.codec.batch_header import (
+    BASE_OFFSET_AT,
+    BATCH_LENGTH_AT,
+    HEADER_SIZE,
+    LAST_OFFSET_DELTA_AT,
+    LOG_OVERHEAD,
+    MAGIC,
+    MAGIC_AT,
+    MIN_BATCH_LENGTH,
+    RECORDS_COUNT_AT,
+)
 from streamcore.errors import ErrorCode, OffsetOutOfRangeError, StorageError
+from streamcore.protocol.headers import OutOfLine
 from streamcore.protocol.messages import (
     FetchRequest,
     FetchResponse,
@@ -51,6 +81,8 @@ if TYPE_CHECKING:
     from streamcore.broker.context import RequestContext
     from streamcore.broker.state import BrokerState
 
+__all__ = ["API_KEY", "REQUEST", "BufferRecords", "FileRecords", "handle"]
+
 API_KEY = 1
 REQUEST = FetchRequest
 
@@ -62,32 +94,401 @@ _DENIED = ErrorCode.TOPIC_AUTHORIZATION_FAILED.code
 _READ = int(AclOperation.READ)
 _TOPIC = int(ResourceType.TOPIC)
 
+# Threads that read for fetches: reads of one fetch run in order on one of them, so a
+# few cover a 2-core machine; more would only add contention on the disk.
+_READ_THREADS = 4
+_I64 = struct.Struct(">q")
+_I32 = struct.Struct(">i")
+_O_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _read_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_READ_THREADS, thread_name_prefix="streamcore-fetch")
+        return _pool
+
 
 def handle(state: BrokerState, ctx: RequestContext, request: FetchRequest) -> Awaitable[FetchResponse]:
     return _fetch(state, ctx, request)
 
 
-def _read(
+class FileRecords(OutOfLine):
+    """A partition's record set as ranges of open segment files, for ``os.sendfile``.
+
+    ``ranges`` is a list of (file descriptor, byte position, length in bytes); the
+    descriptors belong to this object and are closed by :meth:`close` (or when it is
+    collected). A descriptor keeps its file readable even when retention deletes the
+    segment meanwhile. ``records`` is the number of records, ``end_offset`` the offset
+    after the last batch.
+    """
+
+    __slots__ = ("_length", "end_offset", "ranges", "records")
+
+    def __init__(self, ranges: list[tuple[int, int, int]], records: int, end_offset: int) -> None:
+        self.ranges = ranges
+        self._length = sum(length for _, _, length in ranges)
+        self.records = records
+        self.end_offset = end_offset
+
+    def __len__(self) -> int:
+        return self._length
+
+    def materialize(self) -> bytes:
+        """The bytes, read with pread (for a sender that cannot use sendfile).
+
+        Raises StorageError when a file is shorter than its range (cut under the broker).
+        """
+        pieces = []
+        for fd, position, length in self.ranges:
+            data = os.pread(fd, length, position)
+            if len(data) != length:
+                raise StorageError(
+                    f"a segment file ended {length - len(data)} bytes early at byte {position}"
+                )
+            pieces.append(data)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+
+    def close(self) -> None:
+        ranges, self.ranges = self.ranges, []
+        for fd, _, _ in ranges:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def __del__(self) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<FileRecords {self._length} bytes in {len(self.ranges)} range(s)>"
+
+
+class BufferRecords(OutOfLine):
+    """A partition's record set as the buffer one read filled (sent without a copy into the frame)."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes | memoryview) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def materialize(self) -> bytes | memoryview:
+        return self.data
+
+    def __repr__(self) -> str:
+        return f"<BufferRecords {len(self.data)} bytes>"
+
+
+def close_records(response: FetchResponse) -> None:
+    """Close the files of every FileRecords in ``response`` (a response that is not sent)."""
+    for topic in response.responses:
+        for pd in topic.partitions:
+            if isinstance(pd.records, OutOfLine):
+                pd.records.close()
+
+
+class _Verified:
+    """The offsets of one log whose batches this process has checked.
+
+    Everything from ``low`` up: batches appended through this broker since the log was
+    opened (the produce path validated each, CRC32C included; the coordinators and the
+    cleaner wrote theirs), and below that, batches a fetch read and checked once their
+    checked reads reach up to ``low``. ``runs`` (end offset -> first offset) holds
+    checked reads not yet joined to ``low``, so a consumer catching up from the start
+    joins them as it goes; only the newest ``_MAX_RUNS`` are kept.
+    """
+
+    __slots__ = ("low", "runs")
+    _MAX_RUNS = 32
+
+    def __init__(self, low: int) -> None:
+        self.low = low
+        self.runs: dict[int, int] = {}
+
+    def add(self, first: int, end: int) -> None:
+        """Batches from offset ``first`` up to ``end`` (exclusive) were read and checked."""
+        start = self.runs.pop(first, first)
+        if end >= self.low:
+            if start < self.low:
+                self.low = start
+                # Runs now inside [low, ...) say nothing more.
+                for run_end in [e for e in self.runs if e >= start]:
+                    del self.runs[run_end]
+            return
+        self.runs[end] = start
+        if len(self.runs) > self._MAX_RUNS:
+            del self.runs[next(iter(self.runs))]
+
+
+_verified_lock = threading.Lock()
+_verified: weakref.WeakKeyDictionary[Any, _Verified] = weakref.WeakKeyDictionary()
+
+
+def _verified_of(plog: Any) -> _Verified:
+    with _verified_lock:
+        found = _verified.get(plog)
+        if found is None:
+            # A log that does not say where it was opened trusts nothing it did not check.
+            found = _verified[plog] = _Verified(getattr(plog, "opened_end_offset", 1 << 62))
+        return found
+
+
+def _trusted(plog: Any, offset: int) -> bool:
+    v = _verified_of(plog)
+    with _verified_lock:
+        return offset >= v.low
+
+
+def _note_checked(plog: Any, data: bytes | memoryview) -> None:
+    """Record the batches of ``data`` (whole, checked) as verified."""
+    if len(data) < HEADER_SIZE:
+        return
+    view = memoryview(data)
+    first = _I64.unpack_from(view, BASE_OFFSET_AT)[0]
+    pos, end, n = 0, first, len(view)
+    while pos + HEADER_SIZE <= n:
+        end = (
+            _I64.unpack_from(view, pos + BASE_OFFSET_AT)[0]
+            + _I32.unpack_from(view, pos + LAST_OFFSET_DELTA_AT)[0]
+            + 1
+        )
+        pos += _I32.unpack_from(view, pos + BATCH_LENGTH_AT)[0] + LOG_OVERHEAD
+    v = _verified_of(plog)
+    with _verified_lock:
+        v.add(first, end)
+
+
+def _same_layout(first: list[tuple[str, int, int]], again: list[tuple[str, int, int]]) -> bool:
+    """Whether ``again`` (spans read later) still holds ``first`` at the same places.
+
+    Appends may have grown the last span since; anything else (a swapped or deleted
+    segment) is a different layout.
+    """
+    if len(again) < len(first):
+        return False
+    for i, (path, position, length) in enumerate(first):
+        p2, pos2, len2 = again[i]
+        if p2 != path or pos2 != position or (len2 != length if i < len(first) - 1 else len2 < length):
+            return False
+    return True
+
+
+def _open_files(plog: Any, offset: int, max_bytes: int) -> FileRecords | None:
+    """The batches ``plog.read(offset, max_bytes)`` would return, as open file ranges.
+
+    None when that cannot be done safely (no data, a segment deleted, swapped or cut
+    meanwhile, a header that does not parse): the caller reads by copying, which
+    reports whatever is wrong. Runs on a read thread.
+    """
+    try:
+        spans = plog.read_spans(offset, max_bytes)
+    except StorageError:
+        return None  # the copying read meets the same and reports it with its place
+    if not spans:
+        return None
+    fds: list[int] = []
+    keep = False
+    try:
+        for path, _, _ in spans:
+            fds.append(os.open(path, _O_FLAGS))
+        # The files opened are the ones the spans name if the log still shows the same
+        # layout now: a compaction swap or retention in between shows as a change.
+        if not _same_layout(spans, plog.read_spans(offset, max_bytes)):
+            return None
+        records = 0
+        end_offset = offset
+        ranges = []
+        for fd, (_, position, length) in zip(fds, spans, strict=True):
+            if os.fstat(fd).st_size < position + length:
+                return None  # cut short under the broker: the copying read reports it
+            # The headers give the record count (metrics) and the end offset; a header
+            # that does not parse sends the read to the checking path.
+            at, stop = position, position + length
+            while at < stop:
+                head = os.pread(fd, HEADER_SIZE, at)
+                if len(head) < HEADER_SIZE or head[MAGIC_AT] != MAGIC:
+                    return None
+                size = _I32.unpack_from(head, BATCH_LENGTH_AT)[0]
+                if size < MIN_BATCH_LENGTH:
+                    return None
+                records += _I32.unpack_from(head, RECORDS_COUNT_AT)[0]
+                end_offset = (
+                    _I64.unpack_from(head, BASE_OFFSET_AT)[0]
+                    + _I32.unpack_from(head, LAST_OFFSET_DELTA_AT)[0]
+                    + 1
+                )
+                at += size + LOG_OVERHEAD
+            if at != stop:
+                return None
+            ranges.append((fd, position, length))
+        keep = True
+        return FileRecords(ranges, records, end_offset)
+    except (OSError, StorageError):
+        # Retention deleted a segment meanwhile, no descriptor was to be had, or the
+        # second look failed: the copying read says what is left.
+        return None
+    finally:
+        if not keep:
+            for fd in fds:
+                os.close(fd)
+
+
+class _Job:
+    """One partition to read: what the loop decided, what the read thread found."""
+
+    __slots__ = (
+        "committed_lso",
+        "error",
+        "files",
+        "index",
+        "key",
+        "offset",
+        "partition_max_bytes",
+        "plog",
+        "records",
+        "reported",
+        "signature",
+        "upper",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        key: tuple[str, int],
+        plog: Any,
+        offset: int,
+        partition_max_bytes: int,
+        committed_lso: int | None,
+        files: bool,
+        signature: tuple[int, int, int],
+    ) -> None:
+        self.index = index
+        self.key = key
+        self.plog = plog
+        self.offset = offset
+        self.partition_max_bytes = partition_max_bytes
+        #: read_committed: the last stable offset to stop at; None: read_uncommitted.
+        self.committed_lso = committed_lso
+        self.files = files
+        #: (high watermark, log start, last stable offset) when the job was made.
+        self.signature = signature
+        self.records: OutOfLine | None = None
+        self.error = 0
+        #: read_committed: the offset after the last batch kept (for the aborted list).
+        self.upper = -1
+        self.reported = False
+
+
+def _read_one(logs: Any, job: _Job, limit: int) -> None:
+    """Read ``job``'s partition with at most ``limit`` bytes (KIP-74: at least one batch)."""
+    plog, offset = job.plog, job.offset
+    want = max(limit, 1)
+    try:
+        if job.files and job.committed_lso is None and _trusted(plog, offset):
+            files = _open_files(plog, offset, want)
+            if files is not None:
+                job.records = files
+                return
+        data = plog.read(offset, want)
+    except OffsetOutOfRangeError:
+        job.error = _OUT_OF_RANGE
+        return
+    except (StorageError, OSError) as exc:
+        job.error = _STORAGE
+        # A log that went offline or was replaced meanwhile is not damage; anything
+        # else (an I/O error reading a segment) is reported once and counted.
+        if not plog.is_offline and logs.get(job.key) is plog:
+            logs.report_read_failure(job.key, offset, exc)
+        return
+    # Damage is never passed on: a consumer would fail on it with a less useful error.
+    damage = logs.check_read(job.key, plog, offset, want, data)
+    if damage is not None:
+        job.error = _STORAGE if damage.missing else _CORRUPT
+        return
+    _note_checked(plog, data)
+    if job.committed_lso is not None:
+        # Only whole batches below the LSO, and the aborted transactions among them
+        # (the consumer drops their batches).
+        data, job.upper = committed_prefix(data, job.committed_lso)
+    job.records = BufferRecords(data)
+
+
+def _read_jobs(logs: Any, jobs: list[_Job], max_bytes: int, previous: dict[int, _Job]) -> int:
+    """Read ``jobs`` in order within ``max_bytes``; returns the bytes of records read.
+
+    A job whose partition has the same signature as in ``previous`` (the last round of
+    a long poll) takes that round's result instead of reading again. Runs on a read
+    thread; touches only the logs and the log manager's thread-safe reporting.
+    """
+    total = 0
+    for job in jobs:
+        limit = min(job.partition_max_bytes, max_bytes - total)
+        if limit <= 0 and total > 0:
+            continue
+        before = previous.get(job.index)
+        if (
+            before is not None
+            and before.signature == job.signature
+            and before.offset == job.offset
+            and not before.error
+            and before.records is not None
+            and len(before.records) <= max(limit, 1)
+        ):
+            job.records, job.upper = before.records, before.upper
+            before.records = None  # now the new job's (not closed with the old round)
+        else:
+            _read_one(logs, job, limit)
+        records = job.records
+        if records is None:
+            continue
+        if total > 0 and len(records) > limit:
+            # Only the response's first batch may exceed the limits (KIP-74).
+            records.close()
+            job.records = None
+            continue
+        total += len(records)
+    return total
+
+
+def _close_jobs(jobs: list[_Job]) -> None:
+    for job in jobs:
+        if job.records is not None:
+            job.records.close()
+            job.records = None
+
+
+async def _read(
     state: BrokerState,
     wanted: list[tuple[tuple[str, int], FetchPartition]],
     max_bytes: int,
     denied: set[str] | None = None,
     read_committed: bool = False,
-) -> tuple[list[FetchResponse_PartitionData], int, bool]:
+    files: bool = False,
+    previous: dict[int, _Job] | None = None,
+) -> tuple[list[FetchResponse_PartitionData], int, bool, dict[int, _Job]]:
     """Read every wanted partition once.
 
     ``wanted`` is a list of ((topic, partition), FetchPartition); partitions of the
     ``denied`` topics get TOPIC_AUTHORIZATION_FAILED without being read;
-    ``read_committed`` stops each partition at its last stable offset. Returns
-    (partition data in the same order, bytes of records, whether any partition read
-    had an error).
+    ``read_committed`` stops each partition at its last stable offset; ``files``: record
+    sets may be FileRecords (the connection can sendfile); ``previous``: the jobs of the
+    last round, whose unchanged partitions are not read again (their records move to
+    this round; the rest are closed). Returns (partition data in the same order, bytes
+    of records, whether any partition read had an error, this round's jobs by index).
     """
     out: list[FetchResponse_PartitionData] = []
-    total = 0
     error = False
     tm = state.topics
     transactions = state.transactions
-    for (topic, partition), req in wanted:
+    jobs: list[_Job] = []
+    for index, ((topic, partition), req) in enumerate(wanted):
         pd = FetchResponse_PartitionData(partition_index=partition, records=b"")
         out.append(pd)
         if denied and topic in denied:
@@ -112,49 +513,78 @@ def _read(
         # Kafka reports the last stable offset whatever the isolation level.
         lso = transactions.lso(topic, partition, hw)
         pd.high_watermark, pd.last_stable_offset = hw, lso
-        pd.log_start_offset = plog.log_start_offset
+        pd.log_start_offset = start = plog.log_start_offset
         offset = req.fetch_offset
         if offset == hw:
             continue
         if read_committed and lso <= offset < hw:
             continue  # nothing stable to read yet: the fetch waits for a marker
-        limit = min(req.partition_max_bytes, max_bytes - total)
-        if limit <= 0 and total > 0:
-            continue
-        try:
-            data = plog.read(offset, max(limit, 1))
-        except OffsetOutOfRangeError:
-            pd.error_code = _OUT_OF_RANGE
+        jobs.append(
+            _Job(
+                index,
+                (topic, partition),
+                plog,
+                offset,
+                req.partition_max_bytes,
+                lso if read_committed else None,
+                files,
+                (hw, start, lso),
+            )
+        )
+    before = previous or {}
+    total = 0
+    if jobs:
+        # The reads leave the event loop; one fetch's partitions are read in order, each
+        # within what the earlier ones left of max_bytes.
+        # Cancelled (the client went away), the read thread still finishes; the files of
+        # its jobs are closed when they are collected.
+        loop = asyncio.get_running_loop()
+        total = await loop.run_in_executor(_read_pool(), _read_jobs, tm.logs, jobs, max_bytes, before)
+    for old in before.values():
+        if old.records is not None:
+            old.records.close()
+            old.records = None
+    for job in jobs:
+        pd = out[job.index]
+        if job.error:
+            pd.error_code = job.error
             error = True
             continue
-        except StorageError as exc:
-            pd.error_code = _STORAGE
-            error = True
-            # A log that went offline or was replaced meanwhile is not damage; anything
-            # else (an I/O error reading a segment) is reported once and counted.
-            if not plog.is_offline and tm.logs.get((topic, partition)) is plog:
-                tm.logs.report_read_failure((topic, partition), offset, exc)
+        if job.records is None:
             continue
-        if total > 0 and len(data) > limit:
-            # Only the response's first batch may exceed the limits (KIP-74).
-            continue
-        # Damage is never passed on: a consumer would fail on it with a less useful error.
-        damage = tm.logs.check_read((topic, partition), plog, offset, max(limit, 1), data)
-        if damage is not None:
-            pd.error_code = _STORAGE if damage.missing else _CORRUPT
-            error = True
-            continue
-        if read_committed:
-            # Only whole batches below the LSO, and the aborted transactions among them
-            # (the consumer drops their batches).
-            data, upper = committed_prefix(data, lso)
+        if job.committed_lso is not None:
+            topic, partition = job.key
             pd.aborted_transactions = [
                 FetchResponse_AbortedTransaction(producer_id=pid, first_offset=first)
-                for pid, first in transactions.aborted_transactions(topic, partition, offset, upper)
+                for pid, first in transactions.aborted_transactions(topic, partition, job.offset, job.upper)
             ]
-        pd.records = data
-        total += len(data)
-    return out, total, error
+        pd.records = job.records
+    return out, total, error, {job.index: job for job in jobs}
+
+
+def _count_fetched(state: BrokerState, topic: str, records: object) -> None:
+    metrics = state.metrics
+    if isinstance(records, BufferRecords):
+        metrics.fetched(topic, records.data)
+    elif isinstance(records, FileRecords):
+        # The bytes are never in memory; the record count came from the batch headers.
+        cells: Any = metrics._fetched.get(topic)
+        if cells is None:
+            metrics.fetched(topic, b"")
+            cells = metrics._fetched[topic]
+        cells[0].inc(len(records))
+        cells[1].inc(records.records)
+    else:
+        metrics.fetched(topic, cast("bytes", records))
+
+
+def _sendfile_capable() -> tuple[bool, bool]:
+    """(records may be OutOfLine: the request came through a server connection, which
+    sends them; FileRecords too: that connection has no TLS)."""
+    listener = current_listener.get()
+    if listener is None:
+        return False, False  # called directly (tests, tools): plain bytes records
+    return True, getattr(listener, "ssl_context", True) is None
 
 
 async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest) -> FetchResponse:
@@ -212,7 +642,8 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
                 if not authorizer.allows(ctx, _READ, _TOPIC, topic):
                     denied.add(topic)
     read_committed = request.isolation_level == 1
-    data, total, error = _read(state, wanted, max_bytes, denied, read_committed)
+    out_of_line, files = _sendfile_capable()
+    data, total, error, jobs = await _read(state, wanted, max_bytes, denied, read_committed, files)
     # Only partitions the sender may read are waited on (none: answer at once, as Kafka does).
     readable = [w for w in wanted if w[0][0] not in denied] if denied else wanted
     if total < request.min_bytes and request.max_wait_ms > 0 and not error and readable:
@@ -223,7 +654,9 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
             if remaining_ms <= 0:
                 break
             woken = await state.delayed.wait_for(keys, None, remaining_ms)
-            data, total, error = _read(state, wanted, max_bytes, denied, read_committed)
+            data, total, error, jobs = await _read(
+                state, wanted, max_bytes, denied, read_committed, files, jobs
+            )
             if not woken or total >= request.min_bytes or error:
                 break
 
@@ -233,6 +666,7 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
             # Kafka's throttled answer: no partitions, the bytes not counted, a session
             # opened by this request not kept.
             quotas.unrecord(FETCH, quota_user, ctx.client_id, total)
+            _close_jobs(list(jobs.values()))
             ctx.throttle_ms = throttle_ms
             session_id = context.session_id
             if not context.incremental and session_id:
@@ -247,6 +681,8 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
     last_topic = None
     current: FetchResponse_FetchableTopicResponse | None = None
     for ((topic, _partition), _req), pd in zip(wanted, data, strict=True):
+        if not out_of_line and isinstance(pd.records, BufferRecords):
+            pd.records = pd.records.data
         if not context.should_include(
             (topic, pd.partition_index),
             error_code=pd.error_code,
@@ -255,11 +691,13 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
             log_start_offset=pd.log_start_offset,
             has_records=bool(pd.records),
         ):
+            if isinstance(pd.records, OutOfLine):
+                pd.records.close()
             continue
         if pd.error_code:
             state.metrics.error(pd.error_code)
         elif pd.records:
-            state.metrics.fetched(topic, pd.records)
+            _count_fetched(state, topic, pd.records)
         if topic != last_topic or current is None:
             current = FetchResponse_FetchableTopicResponse(topic=topic, partitions=[])
             responses.append(current)
