@@ -11,13 +11,14 @@ its successor then commits again, and a further clean restart shows the same
 read_committed view and offsets.
 
 Every wait is bounded; a case takes about 5-9 s here (three broker starts of ~1.5 s
-each on a loaded 2-core machine), the loop about 25 s.
+each on a loaded 2-core machine), the loop 19-32 s; the file about 75 s.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import random
 import re
 import selectors
 import signal
@@ -26,13 +27,14 @@ import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 from typing import IO
 
 import pytest
 
 import streamcore
-from streamcore.broker.transactions.crash_points import ENV_VAR
+from streamcore.broker.transactions.crash_points import ENV_VAR, POINTS
 
 pytest.importorskip("confluent_kafka")
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -131,8 +133,8 @@ class Child:
         for line in stream:
             self.lines.put(line.rstrip("\n"))
 
-    def expect(self, prefix: str, timeout_s: float = STEP_TIMEOUT_S) -> str:
-        """The next line starting with ``prefix`` (others are kept in ``seen``)."""
+    def expect(self, prefix: str | tuple[str, ...], timeout_s: float = STEP_TIMEOUT_S) -> str:
+        """The next line starting with ``prefix`` (or one of them), all kept in ``seen``."""
         deadline = time.monotonic() + timeout_s
         while True:
             try:
@@ -143,6 +145,17 @@ class Child:
             if line.startswith(prefix):
                 return line
             if line.startswith(("error", "fatal")):
+                pytest.fail(f"{line}; {self.tail()}")
+
+    def seen_done(self) -> bool:
+        """Has the child printed "done" (lines read so far and queued)?"""
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                return "done" in self.seen
+            self.seen.append(line)
+            if line.startswith("error"):
                 pytest.fail(f"{line}; {self.tail()}")
 
     def tail(self) -> str:
@@ -318,3 +331,102 @@ def test_crash_point(
         if writer is not None:
             writer.kill()
         broker.kill()
+
+
+RECORDS = 2_000
+KEYS = 50
+LOOP_BATCH = 40
+ABORT_PERCENT = 15
+#: The points a restarted broker may be armed with in the loop test, with their count.
+LOOP_POINTS = sorted(POINTS)
+
+
+def test_loop_under_random_kills(tmp_path: Path) -> None:
+    """The loop (ctp_loop.py) over RECORDS input records while the broker is killed 3-5
+    times: at a random moment (SIGKILL from here) or, chosen by the same seeded generator,
+    at a crash point with a random count. The read_committed output must hold every
+    input record exactly once and the group's offsets must be the input's ends, then as
+    well after a clean restart. STREAMCORE_TEST_SEED replays a seed (the kill times
+    still vary with the machine's speed)."""
+    seed = int(os.environ.get("STREAMCORE_TEST_SEED") or random.SystemRandom().randrange(2**32))
+    print(f"seed {seed} (STREAMCORE_TEST_SEED={seed} replays it)")
+    rng = random.Random(seed)
+    data_dir = tmp_path / "data"
+    broker = BrokerProcess(data_dir)
+    port = broker.port
+    loop = None
+    history: list[str] = []
+    try:
+        create_topics(broker.bootstrap, **{"in": PARTITIONS, "out": PARTITIONS})
+        source = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 20})
+        for i in range(RECORDS):
+            source.produce("in", key=b"k%d" % (i % KEYS), value=b"r%d" % i, partition=i % PARTITIONS)
+        assert source.flush(STEP_TIMEOUT_S) == 0
+        ends = [len(range(p, RECORDS, PARTITIONS)) for p in range(PARTITIONS)]
+        args = [str(HERE / "ctp_loop.py"), broker.bootstrap, "loop", "g", "in", "out", str(LOOP_BATCH),
+                str(seed), str(ABORT_PERCENT), ",".join(map(str, ends))]  # fmt: skip
+        loop = Child(args, tmp_path / "loop.stderr")
+        loop.expect("ready")
+        kills = rng.randint(3, 5)
+        crash_at: str | None = None
+        done = False
+        for round_ in range(kills):
+            if crash_at is None:
+                # Let the loop commit on this broker, then kill it at a random moment.
+                done = loop.expect(("committed", "done")) == "done"
+                if done:
+                    break
+                time.sleep(rng.uniform(0.0, 0.5))
+                broker.kill()
+                history.append(f"killed after {loop.seen[-1]!r}")
+            else:
+                point = crash_at.split(":")[0]
+                done = broker_dies_or_loop_ends(broker, loop)
+                if done:
+                    history.append(f"{crash_at} not reached: the loop ended")
+                    broker.kill()
+                    break
+                broker.wait_crash(point)
+                history.append(f"died at {crash_at} after {loop.seen[-1] if loop.seen else 'start'!r}")
+            last = round_ == kills - 1
+            crash_at = None
+            if not last and rng.random() < 0.5:
+                crash_at = f"{rng.choice(LOOP_POINTS)}:{rng.randint(1, 3)}"
+            broker = BrokerProcess(data_dir, port=port, crash_at=crash_at)
+        print("seed", seed, "history", history)
+        assert len(history) >= 3 or done, history
+        if not done:
+            loop.expect("done", timeout_s=180.0)
+        assert loop.proc.wait(STEP_TIMEOUT_S) == 0, loop.tail()
+        expected = Counter(b"out-r%d" % i for i in range(RECORDS))
+        wait_stable(broker.bootstrap, "out", PARTITIONS)
+        output = read_all(broker.bootstrap, "out", PARTITIONS)
+        assert Counter(output) == expected, (seed, history, _difference(Counter(output), expected))
+        assert group_offsets(broker.bootstrap, "g", "in", PARTITIONS) == ends
+        broker.stop()
+        broker = BrokerProcess(data_dir, port=port)
+        wait_stable(broker.bootstrap, "out", PARTITIONS)
+        assert read_all(broker.bootstrap, "out", PARTITIONS) == output
+        assert group_offsets(broker.bootstrap, "g", "in", PARTITIONS) == ends
+    finally:
+        if loop is not None:
+            loop.kill()
+        broker.kill()
+
+
+def broker_dies_or_loop_ends(broker: BrokerProcess, loop: Child) -> bool:
+    """Wait (bounded) until the armed broker has died (False) or the loop printed "done"
+    first (True)."""
+    deadline = time.monotonic() + DEATH_TIMEOUT_S
+    while broker.proc.poll() is None:
+        if loop.seen_done():
+            return True
+        assert time.monotonic() < deadline, f"the broker neither died nor did the loop end; {loop.tail()}"
+        time.sleep(0.05)
+    return False
+
+
+def _difference(got: Counter[bytes], expected: Counter[bytes]) -> str:
+    missing = expected - got
+    extra = got - expected
+    return f"missing {sorted(missing)[:10]} ({sum(missing.values())}), extra {sorted(extra)[:10]} ({sum(extra.values())})"
