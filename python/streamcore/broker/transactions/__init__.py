@@ -7,6 +7,8 @@
   :mod:`streamcore.storage.txn_index`), and the produce-side bookkeeping;
 * :mod:`.coordinator` -- :class:`TransactionCoordinator`, what the handlers call
   (``state.transactions``).
+* :mod:`.crash_points` -- test-only SIGKILL at named points of a transaction
+  (``STREAMCORE_TEST_CRASH_AT``), for the crash-safety tests.
 
 docs/transactions.md describes the design.
 """
