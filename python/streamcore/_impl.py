@@ -37,6 +37,7 @@ _CAPABILITIES: dict[str, tuple[str, str]] = {
     "cleaner": ("rust", "cleaner"),
     "partitioner": ("rust", "partitioner"),
     "accumulator": ("rust", "accumulator"),
+    "search": ("rust", "search"),
 }
 
 _active: dict[str, str] = {}
@@ -90,6 +91,7 @@ classifier = _load("classifier")
 cleaner = _load("cleaner")
 partitioner = _load("partitioner")
 accumulator = _load("accumulator")
+search = _load("search")
 
 if not NO_EXTENSIONS and native_load_errors:
     # Said once, at import: a user who did not ask for pure Python should know why

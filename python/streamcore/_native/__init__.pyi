@@ -14,6 +14,7 @@ from streamcore._native import crc32c as crc32c
 from streamcore._native import metrics as metrics
 from streamcore._native import partitioner as partitioner
 from streamcore._native import record_batch as record_batch
+from streamcore._native import search as search
 from streamcore._native import wal as wal
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "cleaner",
     "partitioner",
     "accumulator",
+    "search",
 ]
 
 #: Version of the Rust crates the extension was built from.

@@ -15,5 +15,6 @@ pub mod error;
 pub mod metrics;
 pub mod partitioner;
 pub mod record_batch;
+pub mod search;
 pub mod varint;
 pub mod wal;

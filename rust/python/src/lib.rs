@@ -24,6 +24,7 @@ mod metrics;
 mod partitioner;
 mod producer_accumulator;
 mod record_batch;
+mod search;
 mod wal;
 
 #[pymodule]
@@ -38,5 +39,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     module::add_submodule(m, "cleaner", cleaner::build)?;
     module::add_submodule(m, "partitioner", partitioner::build)?;
     module::add_submodule(m, "accumulator", producer_accumulator::build)?;
+    module::add_submodule(m, "search", search::build)?;
     Ok(())
 }
