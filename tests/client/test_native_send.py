@@ -335,3 +335,44 @@ def test_bound_futures_from_the_one_call_path_resolve_from_their_batch(
     assert results[1:] == [RecordMetadata("t", p, 41 + i, 1000 + i) for i in range(3)]
     assert concurrent.futures.wait(futs, 0).not_done == set()
     assert done == [waited]
+
+
+@pytest.mark.parametrize("impl", ACCUMULATORS)
+@pytest.mark.parametrize(
+    "base_offset,log_append_time", [(100, -1), (100, None), (0, 777), (-1, -1), (-1, 555)]
+)
+@pytest.mark.parametrize("explicit_ts", [False, True])
+def test_resolve_records_gives_each_send_future_its_metadata(
+    impl: ModuleType, base_offset: int, log_append_time: int | None, explicit_ts: bool
+) -> None:
+    from streamcore.client.types import TopicPartition
+
+    b = impl.ProducerBatch(TopicPartition("t", 2), 0.0, 9.0)
+    futs = [concurrent.futures.Future() for _ in range(4)]
+    for i, f in enumerate(futs):
+        b.add(b"v", None, None, 1000 + i if explicit_ts else None, 25, f)
+    if explicit_ts:
+        b.timestamps[2] = None  # the sender fills these; a gap falls back to first_ts
+    b.first_ts = 42
+    futs[1].set_result("already done")
+    b.resolve_records(base_offset, log_append_time, RecordMetadata)
+    appended = log_append_time not in (-1, None)
+    for i, f in enumerate(futs):
+        if i == 1:
+            assert f.result(0) == "already done"
+            continue
+        off = base_offset + i if base_offset >= 0 else -1
+        if appended:
+            ts = log_append_time
+        elif explicit_ts and i != 2:
+            ts = 1000 + i
+        else:
+            ts = 42
+        got = f.result(0)
+        assert got == RecordMetadata("t", 2, off, ts) and type(got) is RecordMetadata
+    # Any callable builds the metadata, not only a named tuple.
+    b2 = impl.ProducerBatch(TopicPartition("t", 0), 0.0, 9.0)
+    f2: concurrent.futures.Future[Any] = concurrent.futures.Future()
+    b2.add(b"v", None, None, None, 25, f2)
+    b2.resolve_records(7, -1, lambda *a: a)
+    assert f2.result(0) == ("t", 0, 7, 0)

@@ -42,6 +42,9 @@ class ProducerBatch:
     ) -> None:
         """Append one record of ``size`` charged bytes (the accumulator lock held)."""
 
+    def resolve_records(self, base_offset: int, log_append_time: int | None, metadata: Any) -> None:
+        """Complete the batch's send() futures with ``metadata(topic, partition, offset, timestamp)``."""
+
     def add_many(self, values: Any, keys: Any, size: int, collector: Any) -> None:
         """Append a run of records from send_batch (the accumulator lock held)."""
 

@@ -122,6 +122,25 @@ class ProducerBatch:
         self.size += size
         self.count = i + 1
 
+    def resolve_records(self, base_offset: int, log_append_time: int | None, metadata: Any) -> None:
+        """Complete the batch's send() futures (those not done yet) with
+        ``metadata(topic, partition, offset, timestamp)`` once the broker answered:
+        offsets from ``base_offset`` (-1 for every record when it is negative, as under
+        acks=0), timestamps the broker's ``log_append_time`` when it is not -1 or None,
+        else the record's own (``timestamps``, or ``first_ts`` for all)."""
+        if not self.record_futures:
+            return
+        topic, part = self.tp
+        ts_list = self.timestamps
+        appended = log_append_time not in (-1, None)
+        first = log_append_time if appended else self.first_ts
+        for i, f in self.record_futures:
+            if f.done():
+                continue
+            off = base_offset + i if base_offset >= 0 else -1
+            ts = first if ts_list is None or appended else ts_list[i]
+            f.set_result(metadata(topic, part, off, first if ts is None else ts))
+
     def add_many(self, values: list[Any], keys: list[Any] | None, size: int, collector: Any) -> None:
         """Append a run of records from send_batch (the caller holds the lock)."""
         i = self.count

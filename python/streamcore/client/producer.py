@@ -458,12 +458,15 @@ class Producer:
         self.config = build_config("producer", bootstrap_servers, config, settings)
         self._core = ProducerCore(self.config)
         self._started = False
+        self._new_future: Callable[[], asyncio.Future[Any]] | None = None
 
     async def start(self) -> None:
         """Connect and fetch metadata (and a producer id when idempotent)."""
         if not self._started:
             await self._core.start()
             self._core.enable_fast_path(None)
+            # A future of the producer's loop without a Python-level call per record.
+            self._new_future = functools.partial(asyncio.Future, loop=asyncio.get_running_loop())
             self._started = True
 
     async def __aenter__(self) -> Producer:
@@ -491,8 +494,13 @@ class Producer:
         core = self._core
         fast = core.fast
         if fast is not None:
-            fut = asyncio.get_running_loop().create_future()
+            fut = self._new_future()  # type: ignore[misc]  # set with fast, in start()
             if fast.append(topic, value, key, headers, partition, timestamp_ms, fut) is not None:
+                if core.sender._wake_pending:
+                    # A batch was sealed (or the first one opened): let the sender task
+                    # run now, not only when the caller's loop next waits, so a tight
+                    # send loop has batches in flight and answered while it goes on.
+                    await asyncio.sleep(0)
                 return fut
         if not self._started:
             await self.start()

@@ -409,16 +409,9 @@ class Sender:
             self.sequencer.acknowledged(b)
         self.retry_metrics.record_success()
         topic, part = tp
-        if b.record_futures:
-            ts_list = b.timestamps
-            first = b.first_ts if log_append_time in (-1, None) else log_append_time
-            for i, f in b.record_futures:
-                if f.done():
-                    continue
-                off = base_offset + i if base_offset >= 0 else -1
-                ts = first if ts_list is None or log_append_time not in (-1, None) else ts_list[i]
-                # _encode filled every None timestamp before the batch was sent.
-                f.set_result(RecordMetadata(topic, part, off, first if ts is None else ts))
+        # One call for the batch's send() futures (asyncio); _encode filled every None
+        # timestamp before the batch was sent.
+        b.resolve_records(base_offset, log_append_time, RecordMetadata)
         if b.bound:
             complete_batch(b, (base_offset, log_append_time))
         for start, count, (collector, order) in b.span_futures:

@@ -283,6 +283,84 @@ impl ProducerBatch {
         Ok(())
     }
 
+    /// resolve_records(base_offset, log_append_time, metadata)
+    ///
+    /// Completes the batch's send() futures (those not done yet) with
+    /// ``metadata(topic, partition, offset, timestamp)`` once the broker answered:
+    /// offsets from ``base_offset`` (-1 for every record when it is negative, as
+    /// under acks=0), timestamps the broker's ``log_append_time`` when it is not -1
+    /// or None, else the record's own (``timestamps``, or ``first_ts`` for all).
+    fn resolve_records<'py>(
+        slf: &Bound<'py, Self>,
+        base_offset: i64,
+        log_append_time: Option<i64>,
+        metadata: &Bound<'py, PyAny>,
+    ) -> PyResult<()> {
+        let py = slf.py();
+        let (tp, futures, ts_list, first_ts) = {
+            let b = slf.borrow();
+            (
+                b.tp.bind(py).clone(),
+                b.record_futures.bind(py).clone(),
+                b.timestamps.as_ref().map(|t| t.bind(py).clone()),
+                b.first_ts,
+            )
+        };
+        let futures = futures.cast_into::<PyList>()?;
+        if futures.is_empty() {
+            return Ok(());
+        }
+        let topic = tp.get_item(0)?;
+        let partition = tp.get_item(1)?;
+        let appended = log_append_time.filter(|t| *t != -1);
+        let first = appended.unwrap_or(first_ts).into_pyobject(py)?.into_any();
+        // A named tuple's __new__ is tuple.__new__(cls, fields); calling that directly
+        // saves a Python frame per record. Any other callable is called as it is.
+        let tuple_type = py.get_type::<PyTuple>();
+        let tuple_new = if metadata.is_instance_of::<pyo3::types::PyType>()
+            && metadata
+                .cast::<pyo3::types::PyType>()?
+                .is_subclass(&tuple_type)?
+        {
+            Some(tuple_type.getattr(intern!(py, "__new__"))?)
+        } else {
+            None
+        };
+        for entry in futures.iter() {
+            let entry = entry.cast_into::<PyTuple>()?;
+            let i = entry.get_item(0)?;
+            let f = entry.get_item(1)?;
+            if f.call_method0(intern!(py, "done"))?.is_truthy()? {
+                continue;
+            }
+            let offset = if base_offset >= 0 {
+                (base_offset + i.extract::<i64>()?)
+                    .into_pyobject(py)?
+                    .into_any()
+            } else {
+                (-1i64).into_pyobject(py)?.into_any()
+            };
+            let ts = match (&ts_list, appended) {
+                (Some(list), None) => {
+                    let t = list.get_item(i)?;
+                    if t.is_none() {
+                        first.clone()
+                    } else {
+                        t
+                    }
+                }
+                _ => first.clone(),
+            };
+            let fields = PyTuple::new(py, [topic.clone(), partition.clone(), offset, ts])?;
+            let meta = match &tuple_new {
+                Some(new) => new.call1((metadata, fields))?,
+                None => metadata.call1(fields)?,
+            };
+            f.call_method1(intern!(py, "set_result"), (meta,))?;
+        }
+        Ok(())
+    }
+
     /// add_many(values, keys, size, collector)
     ///
     /// Appends a run of records from send_batch, ``size`` charged bytes in all (the
