@@ -376,3 +376,33 @@ def test_resolve_records_gives_each_send_future_its_metadata(
     b2.add(b"v", None, None, None, 25, f2)
     b2.resolve_records(7, -1, lambda *a: a)
     assert f2.result(0) == ("t", 0, 7, 0)
+
+
+@pytest.mark.parametrize("impl", ACCUMULATORS)
+def test_send_takes_the_common_record_and_hands_the_rest_to_the_fallback(
+    impl: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    core = _core(impl, monkeypatch)
+    handed: list[tuple[Any, ...]] = []
+
+    def fallback(*args: Any) -> str:
+        handed.append(args)
+        return "full path"
+
+    app = impl.Appender(core, DeliveryFuture, fallback)
+    assert app.send("t", b"v", b"k") == "full path"  # no open batch yet
+    first = core.try_append("t", [0, 1, 2, 3], b"v", b"k", None, None, None, None, 0)
+    fut = app.send("t", b"w", key=b"k")
+    assert isinstance(fut, DeliveryFuture) and fut._batch is first._batch and fut._index == 1
+    assert app.send("t", "text", headers=[("h", b"1")], timestamp_ms=5) == "full path"
+    app.close()
+    assert app.send("t", b"w", b"k") == "full path"  # closed: everything goes to the full path
+    assert app.append("t", b"w", b"k") is None
+    assert handed == [
+        ("t", b"v", b"k", None, None, None),
+        ("t", "text", None, [("h", b"1")], None, 5),
+        ("t", b"w", b"k", None, None, None),
+    ]
+    assert first._batch.count == 2
+    with pytest.raises(ValueError, match="fallback"):
+        impl.Appender(core, DeliveryFuture).send("nope", b"v")

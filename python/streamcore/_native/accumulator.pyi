@@ -52,7 +52,26 @@ class ProducerBatch:
 class Appender:
     """The one-call send path of one producer."""
 
-    def __new__(cls, core: Any, future_factory: Callable[[], Any] | None = None) -> Appender: ...
+    def __new__(
+        cls,
+        core: Any,
+        future_factory: Callable[[], Any] | None = None,
+        fallback: Callable[..., Any] | None = None,
+    ) -> Appender: ...
+    def close(self) -> None:
+        """Decline every record from now on."""
+
+    def send(
+        self,
+        topic: Any,
+        value: Any,
+        key: Any = None,
+        headers: Any = None,
+        partition: Any = None,
+        timestamp_ms: Any = None,
+    ) -> Any:
+        """``append`` with a future from the factory, else ``fallback``'s result."""
+
     def append(
         self,
         topic: Any,

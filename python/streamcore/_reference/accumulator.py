@@ -201,9 +201,11 @@ class Appender:
         "_factory",
         "_batch_size",
         "_buffer_memory",
+        "_fallback",
+        "_closed",
     )
 
-    def __init__(self, core: Any, future_factory: Any = None) -> None:
+    def __init__(self, core: Any, future_factory: Any = None, fallback: Any = None) -> None:
         acc = core.acc
         self._core = core
         self._acc = acc
@@ -215,6 +217,31 @@ class Appender:
         self._factory = future_factory
         self._batch_size = acc.batch_size
         self._buffer_memory = acc.buffer_memory
+        self._fallback = fallback
+        self._closed = False
+
+    def close(self) -> None:
+        """Decline every record from now on (the full path then refuses them)."""
+        self._closed = True
+
+    def send(
+        self,
+        topic: str,
+        value: Any,
+        key: Any = None,
+        headers: Any = None,
+        partition: Any = None,
+        timestamp_ms: Any = None,
+    ) -> Any:
+        """``append`` with a future from the factory, or, for a record it declines,
+        ``fallback(topic, value, key, headers, partition, timestamp_ms)``'s result: the
+        blocking producer's whole ``send`` in one call."""
+        fut = self.append(topic, value, key, headers, partition, timestamp_ms, None)
+        if fut is not None:
+            return fut
+        if self._fallback is None:
+            raise ValueError("send needs a fallback: this Appender has none")
+        return self._fallback(topic, value, key, headers, partition, timestamp_ms)
 
     def append(
         self,
@@ -234,6 +261,8 @@ class Appender:
         topic's partitions known; memory free; the partition's open batch present
         with room for the record (sizes in bytes as ``ProducerCore.try_append``).
         """
+        if self._closed:
+            return None
         if value is not None and type(value) is not bytes:
             return None
         if key is not None and type(key) is not bytes:

@@ -51,7 +51,11 @@ class Producer:
         self._loop_ident = self._lt.ident
         self._block_s = self.config.max_block_ms / 1000.0
         self._lt.run(self._core.start(), timeout=self._block_s + self.config.request_timeout_ms / 1000.0)
-        self._core.enable_fast_path(DeliveryFuture)
+        self._core.enable_fast_path(DeliveryFuture, self._send_full)
+        if self._core.fast is not None:
+            # The whole send in one (native) call: the common record is appended there,
+            # any other goes on to _send_full. The method below documents it.
+            self.send = self._core.fast.send  # type: ignore[method-assign]
 
     def __enter__(self) -> Producer:
         return self
@@ -81,10 +85,20 @@ class Producer:
         """
         fast = self._core.fast
         if fast is not None:
-            # One call for the common record (native when built); None: take the full path.
-            fut = fast.append(topic, value, key, headers, partition, timestamp_ms, None)
-            if fut is not None:
-                return fut
+            return fast.send(topic, value, key, headers, partition, timestamp_ms)
+        return self._send_full(topic, value, key, headers, partition, timestamp_ms)
+
+    def _send_full(
+        self,
+        topic: str,
+        value: Any,
+        key: Any,
+        headers: list[tuple[str, bytes | None]] | None,
+        partition: int | None,
+        timestamp_ms: int | None,
+    ) -> DeliveryFuture:
+        """``send`` for a record the one-call path declined: serializers, memory to wait
+        for, metadata to fetch, a new batch to open, a transaction to check."""
         core = self._core
         if type(value) is not bytes or key is not None or core.value_serializer is not None:
             value, key = core.serialize(topic, value, key)

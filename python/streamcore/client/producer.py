@@ -128,16 +128,19 @@ class ProducerCore:
         self.fast: Any = None
         self._closed = False
 
-    def enable_fast_path(self, future_factory: Callable[[], Any] | None) -> None:
+    def enable_fast_path(
+        self, future_factory: Callable[[], Any] | None, fallback: Callable[..., Any] | None = None
+    ) -> None:
         """Let ``send`` go through the one-call ``Appender`` (native when built).
 
         Not for a producer with serializers (they are Python calls) or a transactional
         one (each record checks the transaction state): those always take
         ``try_append``. ``future_factory`` makes a record's future (None: the caller
-        passes one).
+        passes one); ``fallback`` is what ``Appender.send`` calls with a record the one
+        call declines.
         """
         if self.txn is None and self.key_serializer is None and self.value_serializer is None:
-            self.fast = _accumulator.Appender(self, future_factory)
+            self.fast = _accumulator.Appender(self, future_factory, fallback)
 
     def metrics(self) -> dict[str, Any]:
         """What ``Producer.metrics`` returns (both APIs); readable from any thread."""
@@ -178,7 +181,10 @@ class ProducerCore:
         """Send what is buffered (waiting up to ``timeout`` seconds, None = forever), then close."""
         if self._closed:
             return
-        self.fast = None  # records sent from now on take try_append, which refuses them once closed
+        if self.fast is not None:
+            # Records sent from now on take try_append, which refuses them once closed.
+            self.fast.close()
+            self.fast = None
         if self.txn is not None:
             await self.txn.close(timeout)
         try:

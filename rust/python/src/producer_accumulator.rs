@@ -17,6 +17,8 @@
 //! changed nothing and the client runs its full path. The pure-Python twin,
 //! `streamcore._reference.accumulator`, takes and refuses the same records and
 //! leaves the same state behind.
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
@@ -431,13 +433,21 @@ struct Appender {
     factory: Option<Py<PyAny>>,
     batch_size: i64,
     buffer_memory: i64,
+    /// What `send` calls with a record `append` declined.
+    fallback: Option<Py<PyAny>>,
+    /// Set by `close`: from then on `append` declines every record.
+    closed: AtomicBool,
 }
 
 #[pymethods]
 impl Appender {
     #[new]
-    #[pyo3(signature = (core, future_factory = None))]
-    fn new(core: &Bound<'_, PyAny>, future_factory: Option<Bound<'_, PyAny>>) -> PyResult<Self> {
+    #[pyo3(signature = (core, future_factory = None, fallback = None))]
+    fn new(
+        core: &Bound<'_, PyAny>,
+        future_factory: Option<Bound<'_, PyAny>>,
+        fallback: Option<Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
         let acc = core.getattr("acc")?;
         let lock = acc.getattr("lock")?;
         Ok(Appender {
@@ -452,7 +462,62 @@ impl Appender {
             batch_size: acc.getattr("batch_size")?.extract()?,
             buffer_memory: acc.getattr("buffer_memory")?.extract()?,
             acc: acc.unbind(),
+            fallback: fallback.filter(|f| !f.is_none()).map(Bound::unbind),
+            closed: AtomicBool::new(false),
         })
+    }
+
+    /// close()
+    ///
+    /// Declines every record from now on (the full path then refuses them).
+    fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+    }
+
+    /// send(topic, value, key=None, headers=None, partition=None, timestamp_ms=None)
+    ///
+    /// ``append`` with a future from the factory, or, for a record it declines,
+    /// ``fallback(topic, value, key, headers, partition, timestamp_ms)``'s result:
+    /// the blocking producer's whole ``send`` in one call.
+    #[pyo3(signature = (topic, value, key = None, headers = None, partition = None, timestamp_ms = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn send<'py>(
+        &self,
+        py: Python<'py>,
+        topic: &Bound<'py, PyAny>,
+        value: &Bound<'py, PyAny>,
+        key: Option<&Bound<'py, PyAny>>,
+        headers: Option<&Bound<'py, PyAny>>,
+        partition: Option<&Bound<'py, PyAny>>,
+        timestamp_ms: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        if let Some(f) = self.append(
+            py,
+            topic,
+            Some(value),
+            key,
+            headers,
+            partition,
+            timestamp_ms,
+            None,
+        )? {
+            return Ok(f);
+        }
+        let Some(fallback) = self.fallback.as_ref() else {
+            return Err(crate::errors::PyValueError::new_err(
+                "send needs a fallback: this Appender has none",
+            ));
+        };
+        let none = py.None().into_bound(py);
+        let or_none = |o: Option<&Bound<'py, PyAny>>| o.cloned().unwrap_or_else(|| none.clone());
+        fallback.bind(py).call1((
+            topic,
+            value,
+            or_none(key),
+            or_none(headers),
+            or_none(partition),
+            or_none(timestamp_ms),
+        ))
     }
 
     /// append(topic, value, key=None, headers=None, partition=None, timestamp_ms=None, future=None)
@@ -472,6 +537,9 @@ impl Appender {
         timestamp_ms: Option<&Bound<'py, PyAny>>,
         future: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        if self.closed.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         // None arrives as Some(None) for arguments given positionally.
         let value = value.filter(|v| !v.is_none());
         let key = key.filter(|v| !v.is_none());
