@@ -336,11 +336,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--value-bytes", type=int, default=100)
     ap.add_argument("--only", default="", help="comma-separated row names to run (default all)")
     ap.add_argument("--json", help="write the results to this file")
+    ap.add_argument(
+        "--bootstrap",
+        help="use this running broker instead of starting one (to compare two client versions on one broker)",
+    )
     args = ap.parse_args(argv)
     value = b"x" * args.value_bytes
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     results: dict[str, float] = {}
-    with broker_process() as bootstrap:
+    with contextlib.nullcontext(args.bootstrap) if args.bootstrap else broker_process() as bootstrap:
         for name, fn, share, _ in ROWS:
             if only and name not in only:
                 continue
