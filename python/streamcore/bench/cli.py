@@ -818,6 +818,14 @@ def run_tls(args: argparse.Namespace) -> int:
     return 0
 
 
+def add_compare_command(targets: Any) -> None:
+    """Add ``streamcore bench compare`` (streamcore vs Apache Kafka, noida-db, Tansu);
+    its module is imported only here, so the command's start-up does not pay for it."""
+    from streamcore.bench.compare import add_compare_command as add
+
+    add(targets)
+
+
 #: Targets of ``streamcore bench``, in help order.
 TARGETS: list[TargetAdder] = [
     add_codec_command,
@@ -825,4 +833,5 @@ TARGETS: list[TargetAdder] = [
     add_compaction_command,
     add_transactions_command,
     add_tls_command,
+    add_compare_command,
 ]

@@ -35,6 +35,13 @@ def add_log_command(subparsers: Any) -> None:
     register(subparsers)
 
 
+def add_search_command(subparsers: Any) -> None:
+    """Add ``streamcore search`` (offline over a data directory; docs/search.md)."""
+    from streamcore.tools.search import add_search_command as add
+
+    add(subparsers)
+
+
 #: The client tools' subcommand adders, in help order.
 TOOLS = [
     add_topics_command,
@@ -45,4 +52,5 @@ TOOLS = [
     add_users_command,
     add_acls_command,
     add_quotas_command,
+    add_search_command,
 ]
