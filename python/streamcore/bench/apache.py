@@ -26,17 +26,21 @@ from streamcore.bench.processes import ServerProcess, free_port
 
 __all__ = [
     "KAFKA_CLASSPATH_ENV",
+    "SOURCE_DIR_ENV",
     "ApacheKafkaUnavailable",
     "apache_kafka_process",
     "broker_pom",
     "resolve_classpath",
+    "source_checkout",
 ]
 
 #: Environment variable naming the broker's classpath (``:``-separated jars).
 KAFKA_CLASSPATH_ENV = "STREAMCORE_KAFKA_CLASSPATH"
 
-# python/streamcore/bench/apache.py -> the checkout's root is three levels above the package.
-_REPO_ROOT = Path(__file__).resolve().parents[3]
+#: Environment variable naming a source checkout of streamcore (the directory holding ``interop/``).
+SOURCE_DIR_ENV = "STREAMCORE_SOURCE_DIR"
+
+_BROKER_POM = Path("interop") / "kafka-broker" / "pom.xml"
 
 # Kafka's kafka-server-start.sh defaults (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS).
 _JVM_FLAGS = ("-Xms1G", "-Xmx1G", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
@@ -55,10 +59,29 @@ class ApacheKafkaUnavailable(RuntimeError):
     """java is missing, or the broker's jars cannot be found or resolved."""
 
 
+def source_checkout() -> Path | None:
+    """The streamcore source checkout whose ``interop/`` poms the Apache Kafka side uses, if any.
+
+    Looked for in order: ``$STREAMCORE_SOURCE_DIR``; the checkout this module runs from
+    (``PYTHONPATH=python``); the current directory and its parents. The last matters when
+    the package is installed into a virtualenv (as ``make test`` does) and run from the
+    checkout: the module's own path then points into site-packages.
+    """
+    given = os.environ.get(SOURCE_DIR_ENV)
+    here = Path(__file__).resolve().parents[3]
+    cwd = Path.cwd().resolve()
+    candidates = [Path(given)] if given else []
+    candidates += [here, cwd, *cwd.parents]
+    for root in candidates:
+        if (root / _BROKER_POM).is_file():
+            return root
+    return None
+
+
 def broker_pom() -> Path | None:
-    """``interop/kafka-broker/pom.xml`` of the source checkout this package runs from, if any."""
-    pom = _REPO_ROOT / "interop" / "kafka-broker" / "pom.xml"
-    return pom if pom.is_file() else None
+    """``interop/kafka-broker/pom.xml`` of the source checkout (:func:`source_checkout`), if any."""
+    root = source_checkout()
+    return root / _BROKER_POM if root is not None else None
 
 
 def _usable(classpath: str) -> bool:

@@ -418,7 +418,7 @@ def run_compare(args: argparse.Namespace) -> int:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            _log("--plot needs matplotlib, an optional extra: pip install matplotlib")
+            _log("--plot needs matplotlib, an optional extra: pip install 'streamcore-kafka[bench]'")
             return 2
     progress: bool | None = False if args.no_progress else None
     load_before = os.getloadavg()

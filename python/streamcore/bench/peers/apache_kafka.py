@@ -1,18 +1,17 @@
 """A real Apache Kafka broker (KRaft, one combined broker+controller node) for benchmarks.
 
-The jars come from Maven Central: ``mvn dependency:build-classpath`` resolves a pom of
-this repository into ~/.m2 once and writes the classpath to a file next to it, which is
-reused until the pom changes (by modification time). Two poms are used:
-
-* ``interop/kafka-broker/pom.xml`` — the broker (``kafka_2.13``), shared with the tests
-  and ``streamcore bench transactions`` (:mod:`streamcore.bench.apache` resolves it;
-  ``$STREAMCORE_KAFKA_CLASSPATH`` names the jars instead where there is no checkout);
-* ``interop/perf/pom.xml`` — ``kafka-tools`` (ProducerPerformance, ConsumerPerformance).
+The jars come from Maven Central: ``mvn dependency:build-classpath`` resolves
+``interop/kafka-broker/pom.xml`` into ~/.m2 once and writes the classpath to a file next
+to it, reused until the pom changes (by modification time). That one classpath serves
+the broker (``kafka_2.13``) and Kafka's perf tools (``kafka-tools``: ProducerPerformance,
+ConsumerPerformance); it is shared with the tests and ``streamcore bench transactions``
+(:mod:`streamcore.bench.apache` resolves it; ``$STREAMCORE_KAFKA_CLASSPATH`` names the
+jars instead where there is no checkout, ``$STREAMCORE_SOURCE_DIR`` names the checkout).
 
 The broker is configured like the ``server.properties`` Kafka ships (thread counts,
 socket buffers, 1 GiB segments, ``group.initial.rebalance.delay.ms=0``) and started
 with the JVM options of ``kafka-server-start.sh`` (1 GiB heap, G1), so the figures are
-those of an out-of-the-box broker. Only a source checkout has the poms; anything
+those of an out-of-the-box broker. Only a source checkout has the pom; anything
 missing is reported as a :class:`ToolMissing` with what to install.
 """
 
@@ -29,21 +28,14 @@ from streamcore.bench.processes import ServerProcess, free_port
 
 __all__ = [
     "KAFKA_VERSION",
-    "REPO_ROOT",
     "ToolMissing",
     "apache_kafka_process",
     "kafka_broker_classpath",
-    "maven_classpath",
     "perf_classpath",
 ]
 
-#: The version both poms pin.
+#: The version interop/kafka-broker/pom.xml pins.
 KAFKA_VERSION = "4.1.1"
-
-# python/streamcore/bench/peers/<this file>: four levels up is the checkout's root.
-REPO_ROOT = Path(__file__).resolve().parents[4]
-PERF_POM = REPO_ROOT / "interop" / "perf" / "pom.xml"
-CACHE_DIR = REPO_ROOT / "interop" / "perf" / "target"
 
 #: kafka-server-start.sh's defaults (KAFKA_HEAP_OPTS and KAFKA_JVM_PERFORMANCE_OPTS).
 JVM_OPTIONS = (
@@ -81,34 +73,6 @@ def _require(tool: str) -> str:
     return path
 
 
-def maven_classpath(pom: Path, out: Path, timeout_s: float = 600.0) -> str:
-    """The classpath of ``pom``'s dependencies, resolved by mvn once and cached in ``out``.
-
-    Resolves again only when ``out`` is missing or older than ``pom``. Raises
-    :class:`ToolMissing` without java, mvn or the pom, and RuntimeError when mvn fails.
-    """
-    _require("java")
-    if not pom.is_file():
-        raise ToolMissing(f"{pom} not found: Apache Kafka is only run from a source checkout of streamcore")
-    if out.is_file() and out.stat().st_mtime >= pom.stat().st_mtime:
-        return out.read_text().strip()
-    mvn = _require("mvn")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside and rename, so a concurrent run never reads half a classpath.
-    partial = out.with_name(f"{out.name}.{os.getpid()}.tmp")
-    done = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(pom), "dependency:build-classpath", f"-Dmdep.outputFile={partial}"],
-        capture_output=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    if done.returncode != 0 or not partial.is_file():
-        tail = (done.stdout + done.stderr).decode("utf-8", "replace")[-1500:]
-        raise RuntimeError(f"mvn could not resolve {pom} (exit {done.returncode}): {tail}")
-    partial.replace(out)
-    return out.read_text().strip()
-
-
 def kafka_broker_classpath() -> str:
     """Classpath of the Apache Kafka broker: ``$STREAMCORE_KAFKA_CLASSPATH`` or ``interop/kafka-broker/pom.xml``.
 
@@ -124,8 +88,11 @@ def kafka_broker_classpath() -> str:
 
 
 def perf_classpath() -> str:
-    """Classpath of Kafka's perf tools (``interop/perf/pom.xml``)."""
-    return maven_classpath(PERF_POM, CACHE_DIR / "classpath.txt")
+    """Classpath of Kafka's perf tools: the broker's, whose pom lists ``kafka-tools`` too.
+
+    One resolved classpath for the broker and the tools, so a fresh machine runs mvn once.
+    """
+    return kafka_broker_classpath()
 
 
 def log4j2_config(directory: Path) -> Path:
