@@ -1,0 +1,134 @@
+"""A fetch served by sendfile reads its batch headers on the event loop when the page
+cache holds them (RWF_NOWAIT), and on a read thread otherwise: the answer is the same
+bytes either way, and the partition that would wait for the disk goes to the thread
+with every partition after it."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from streamcore.broker.embedded import Broker
+from streamcore.broker.handlers import fetch as fetch_mod
+from streamcore.protocol import messages as m
+
+from .wire_client import (
+    WireClient,
+    batch,
+    create_topic,
+    fetch_request,
+    fetched_partition,
+    produce,
+    records_of,
+)
+
+
+class _CountingPool:
+    """Stands for the read pool: counts the reads handed to it and runs them on a thread."""
+
+    def __init__(self) -> None:
+        self.submitted = 0
+        self._pool = ThreadPoolExecutor(max_workers=1)
+
+    def submit(self, fn: Any, *args: Any) -> Future[Any]:
+        self.submitted += 1
+        return self._pool.submit(fn, *args)
+
+    def shutdown(self, *args: Any, **kwargs: Any) -> None:
+        self._pool.shutdown(*args, **kwargs)
+
+
+@pytest.fixture
+def pool(monkeypatch: pytest.MonkeyPatch) -> Any:
+    counting = _CountingPool()
+    monkeypatch.setattr(fetch_mod, "_read_pool", lambda: counting)
+    yield counting
+    counting.shutdown()
+
+
+def _request() -> m.FetchRequest:
+    req = fetch_request("a", 0, 0, max_bytes=1 << 20)
+    req.topics += fetch_request("b", 0, 0, max_bytes=1 << 20).topics
+    return req
+
+
+def _fetch(bootstrap: str) -> bytes:
+    with WireClient(bootstrap) as c:
+        c.send(_request(), 12)
+        frame = c.recv_frame()
+        c.pending.popleft()
+        return frame
+
+
+def _values(frame: bytes, topic: str) -> list[bytes | None]:
+    resp = m.FetchResponse.decode(memoryview(frame)[5:], 12)
+    return [v for _, _, v in records_of(fetched_partition(resp, topic, 0).records)]
+
+
+def _filled_broker(data_dir: Path) -> tuple[Broker, dict[str, list[bytes]]]:
+    broker = Broker(str(data_dir), host="127.0.0.1", port=0).start()
+    values: dict[str, list[bytes]] = {}
+    with WireClient(broker.bootstrap_servers) as c:
+        for topic in ("a", "b"):
+            create_topic(c, topic)
+            values[topic] = []
+            for i in range(5):
+                pair = [b"%s-%d-x" % (topic.encode(), i), b"%s-%d-y" % (topic.encode(), i)]
+                assert produce(c, topic, 0, batch(pair)).error_code == 0
+                values[topic] += pair
+    return broker, values
+
+
+def test_cached_headers_are_read_on_the_loop_and_cold_ones_on_a_thread(tmp_path, monkeypatch, pool):
+    if getattr(os, "RWF_NOWAIT", None) is None:
+        pytest.fail("this platform's os module has no RWF_NOWAIT (Linux 4.14+ needed)")
+    broker, values = _filled_broker(tmp_path / "data")
+    try:
+        # Just written, checked by this broker, in the page cache: no thread.
+        hot = _fetch(broker.bootstrap_servers)
+        assert pool.submitted == 0
+        assert _values(hot, "a") == values["a"] and _values(hot, "b") == values["b"]
+
+        # Topic b's segment "not cached": a is still read on the loop, b goes to the pool.
+        real = os.preadv
+        b_files: set[int] = set()
+
+        def preadv(fd: int, buffers: Any, offset: int, flags: int = 0) -> int:
+            if flags and os.readlink(f"/proc/self/fd/{fd}").find(f"{os.sep}b-0{os.sep}") >= 0:
+                b_files.add(fd)
+                raise BlockingIOError(11, "would block")
+            return real(fd, buffers, offset, flags)
+
+        monkeypatch.setattr(os, "preadv", preadv)
+        mixed = _fetch(broker.bootstrap_servers)
+        assert b_files and pool.submitted == 1
+        assert mixed == hot
+
+        # A kernel without the flag: every read on a thread, the same bytes again.
+        monkeypatch.setattr(os, "preadv", real)
+        monkeypatch.setattr(fetch_mod, "_RWF_NOWAIT", None)
+        assert _fetch(broker.bootstrap_servers) == hot
+        assert pool.submitted == 2
+    finally:
+        broker.stop()
+
+
+def test_a_file_system_refusing_the_flag_turns_the_loop_reads_off(tmp_path, monkeypatch, pool):
+    broker, values = _filled_broker(tmp_path / "data")
+    try:
+        monkeypatch.setattr(fetch_mod, "_RWF_NOWAIT", getattr(os, "RWF_NOWAIT", 8))
+
+        def refuse(fd: int, buffers: Any, offset: int, flags: int = 0) -> int:
+            raise OSError(95, "Operation not supported")
+
+        monkeypatch.setattr(os, "preadv", refuse)
+        frame = _fetch(broker.bootstrap_servers)
+        assert _values(frame, "a") == values["a"] and _values(frame, "b") == values["b"]
+        assert pool.submitted == 1
+        assert fetch_mod._RWF_NOWAIT is None
+    finally:
+        broker.stop()
