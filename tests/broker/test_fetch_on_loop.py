@@ -132,3 +132,51 @@ def test_a_file_system_refusing_the_flag_turns_the_loop_reads_off(tmp_path, monk
         assert fetch_mod._RWF_NOWAIT is None
     finally:
         broker.stop()
+
+
+def test_read_committed_file_ranges_stop_at_the_last_stable_offset(tmp_path, monkeypatch):
+    """An open transaction behind committed data: a read_committed fetch served from the
+    segment files ends before the open transaction's first batch, with the same bytes a
+    restarted broker (which has checked nothing yet, so it copies) answers."""
+    from confluent_kafka import Producer
+
+    sent_by_file = {"calls": 0}
+    real_sendfile = os.sendfile
+
+    def counting(out_fd: int, in_fd: int, offset: Any, count: int) -> int:
+        sent_by_file["calls"] += 1
+        return real_sendfile(out_fd, in_fd, offset, count)
+
+    monkeypatch.setattr(os, "sendfile", counting)
+    data_dir = tmp_path / "data"
+    broker, values = _filled_broker(data_dir)
+    try:
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers, "transactional.id": "loop-tx"})
+        producer.init_transactions(30)
+        producer.begin_transaction()
+        producer.produce("a", value=b"open", partition=0)
+        producer.flush(30)
+        req = fetch_request("a", 0, 0)
+        req.isolation_level = 1
+        with WireClient(broker.bootstrap_servers) as c:
+            c.send(req, 12)
+            by_file = c.recv_frame()
+            c.pending.popleft()
+        assert sent_by_file["calls"] > 0
+        resp = m.FetchResponse.decode(memoryview(by_file)[5:], 12)
+        part = fetched_partition(resp, "a", 0)
+        assert part.last_stable_offset == len(values["a"]) < part.high_watermark
+        assert [v for _, _, v in records_of(part.records)] == values["a"]
+    finally:
+        broker.stop()
+    sent_by_file["calls"] = 0
+    broker = Broker(str(data_dir), host="127.0.0.1", port=0).start()
+    try:
+        with WireClient(broker.bootstrap_servers) as c:
+            c.send(req, 12)
+            copied = c.recv_frame()
+            c.pending.popleft()
+        assert sent_by_file["calls"] == 0
+        assert copied == by_file
+    finally:
+        broker.stop()

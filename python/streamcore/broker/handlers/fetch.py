@@ -35,8 +35,9 @@ first header that is not cached sends that partition and the ones after it to th
 The hop to a thread costs more than such a fetch (measured: about a fifth of the broker's
 consume CPU with 100-byte records). A
 record set leaves the frame the encoder builds (``headers.OutOfLine``) and goes to the
-socket on its own: on a connection without TLS, for a read_uncommitted fetch of batches
-this process has checked (:class:`_Verified`), as open segment-file ranges that the
+socket on its own: on a connection without TLS, for batches this process has checked
+(:class:`_Verified`; read_committed: those below the last stable offset), as open
+segment-file ranges that the
 server sends with ``os.sendfile`` (:class:`FileRecords`; no user-space copy); otherwise
 as the one buffer ``Log.read`` filled (:class:`BufferRecords`), after checking its
 batches (framing, CRC32C, offsets) so that damage is answered with an error rather than
@@ -317,8 +318,13 @@ def _same_layout(first: list[tuple[str, int, int]], again: list[tuple[str, int, 
     return True
 
 
-def _open_files(plog: Any, offset: int, max_bytes: int, nowait: bool = False) -> FileRecords | None:
+def _open_files(
+    plog: Any, offset: int, max_bytes: int, nowait: bool = False, stop_before: int | None = None
+) -> FileRecords | None:
     """The batches ``plog.read(offset, max_bytes)`` would return, as open file ranges.
+
+    ``stop_before`` (read_committed: the last stable offset) ends the ranges before the
+    first batch starting at or above it, as :func:`committed_prefix` cuts a buffer.
 
     None when that cannot be done safely (no data, a segment deleted, swapped or cut
     meanwhile, a header that does not parse): the caller reads by copying, which
@@ -343,6 +349,7 @@ def _open_files(plog: Any, offset: int, max_bytes: int, nowait: bool = False) ->
         records = 0
         end_offset = offset
         ranges = []
+        cut = False
         for fd, (_, position, length) in zip(fds, spans, strict=True):
             if os.fstat(fd).st_size < position + length:
                 return None  # cut short under the broker: the copying read reports it
@@ -356,16 +363,28 @@ def _open_files(plog: Any, offset: int, max_bytes: int, nowait: bool = False) ->
                 size = _I32.unpack_from(head, BATCH_LENGTH_AT)[0]
                 if size < MIN_BATCH_LENGTH:
                     return None
+                base = _I64.unpack_from(head, BASE_OFFSET_AT)[0]
+                if stop_before is not None and base >= stop_before:
+                    cut = True
+                    break
                 records += _I32.unpack_from(head, RECORDS_COUNT_AT)[0]
-                end_offset = (
-                    _I64.unpack_from(head, BASE_OFFSET_AT)[0]
-                    + _I32.unpack_from(head, LAST_OFFSET_DELTA_AT)[0]
-                    + 1
-                )
+                end_offset = base + _I32.unpack_from(head, LAST_OFFSET_DELTA_AT)[0] + 1
                 at += size + LOG_OVERHEAD
+            if cut:
+                if at > position:
+                    ranges.append((fd, position, at - position))
+                break
             if at != stop:
                 return None
             ranges.append((fd, position, length))
+        if not ranges:
+            return None  # nothing below the last stable offset: the copying read answers
+        # Descriptors of spans past the cut are not part of the result.
+        used = {fd for fd, _, _ in ranges}
+        for fd in fds:
+            if fd not in used:
+                os.close(fd)
+        fds = [fd for fd in fds if fd in used]
         keep = True
         return FileRecords(ranges, records, end_offset)
     except (OSError, StorageError):
@@ -429,10 +448,12 @@ def _read_one(logs: Any, job: _Job, limit: int) -> None:
     plog, offset = job.plog, job.offset
     want = max(limit, 1)
     try:
-        if job.files and job.committed_lso is None and _trusted(plog, offset):
-            files = _open_files(plog, offset, want)
+        if job.files and _trusted(plog, offset):
+            files = _open_files(plog, offset, want, stop_before=job.committed_lso)
             if files is not None:
                 job.records = files
+                if job.committed_lso is not None:
+                    job.upper = files.end_offset
                 return
         data = plog.read(offset, want)
     except OffsetOutOfRangeError:
@@ -492,15 +513,17 @@ def _read_jobs(
             job.records, job.upper = before.records, before.upper
             before.records = None  # now the new job's (not closed with the old round)
         elif on_loop:
-            if not (job.files and job.committed_lso is None and _trusted(job.plog, job.offset)):
+            if not (job.files and _trusted(job.plog, job.offset)):
                 return total, done
             try:
-                files = _open_files(job.plog, job.offset, max(limit, 1), nowait=True)
+                files = _open_files(job.plog, job.offset, max(limit, 1), True, job.committed_lso)
             except (_WouldBlock, OffsetOutOfRangeError, StorageError, OSError):
                 return total, done  # not cached, or an error the copying read reports
             if files is None:
                 return total, done  # the copying read says why
             job.records = files
+            if job.committed_lso is not None:
+                job.upper = files.end_offset
         else:
             _read_one(logs, job, limit)
         records = job.records
