@@ -33,7 +33,7 @@ import asyncio
 import contextlib
 import itertools
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from streamcore import _units
@@ -373,6 +373,15 @@ class ConsumerCore:
                     cols, taken, next_pos = _columns_from(b, pos, left)
                     if taken:
                         out.append(PartitionColumns(topic, part, cols))
+                elif pos <= b.base_offset and len(b) <= left:
+                    # The whole batch: each record is built as the loop reaches it and
+                    # dropped once converted (the batch's ``records`` list is never made).
+                    whole = _consumer_records(b, prefix, kd, vd)
+                    taken = len(whole)
+                    out.extend(whole)
+                    next_pos = b.last_offset + 1
+                    if taken:
+                        next_pos = max(next_pos, whole[-1].offset + 1)
                 else:
                     recs = b.records
                     i = pos - b.base_offset
@@ -383,23 +392,7 @@ class ConsumerCore:
                     chunk = recs[i : i + left]
                     taken = len(chunk)
                     if taken:
-                        if kd is None and vd is None:
-                            out.extend([_tuple_new(ConsumerRecord, prefix + r) for r in chunk])
-                        else:
-                            out.extend(
-                                [
-                                    ConsumerRecord(
-                                        topic,
-                                        part,
-                                        r[0],
-                                        r[1],
-                                        kd(r[2]) if kd is not None and r[2] is not None else r[2],
-                                        vd(r[3]) if vd is not None and r[3] is not None else r[3],
-                                        r[4],
-                                    )
-                                    for r in chunk
-                                ]
-                            )
+                        out.extend(_consumer_records(chunk, prefix, kd, vd))
                     next_pos = chunk[-1][0] + 1 if taken else b.last_offset + 1
                     if i + taken >= len(recs):
                         next_pos = max(next_pos, b.last_offset + 1)
@@ -542,6 +535,32 @@ class ConsumerCore:
     def paused(self) -> set[TopicPartition]:
         """Partitions paused now."""
         return {tp for tp, st in self.states.items() if st.paused}
+
+
+def _consumer_records(
+    records: Iterable[Any],
+    prefix: tuple[str, int],
+    kd: Callable[[bytes], Any] | None,
+    vd: Callable[[bytes], Any] | None,
+) -> list[ConsumerRecord]:
+    """ConsumerRecords of ``records`` (decoded ``Record`` tuples) of partition ``prefix``
+    (topic, partition), keys and values run through the deserializers when set."""
+    if kd is None and vd is None:
+        # One tuple copy per record: (topic, partition) + the record's five fields.
+        return [_tuple_new(ConsumerRecord, prefix + r) for r in records]
+    topic, part = prefix
+    return [
+        ConsumerRecord(
+            topic,
+            part,
+            r[0],
+            r[1],
+            kd(r[2]) if kd is not None and r[2] is not None else r[2],
+            vd(r[3]) if vd is not None and r[3] is not None else r[3],
+            r[4],
+        )
+        for r in records
+    ]
 
 
 def _columns_from(batch: Any, pos: int, limit: int) -> tuple[dict[str, Any], int, int]:
