@@ -118,7 +118,7 @@ def _where(core: ProducerCore, fut: Any) -> tuple[str, int, int]:
         b = fut._batch
         return (b.tp.topic, b.tp.partition, fut._index)
     for b in _batches(core):
-        for i, f in b.record_futures:
+        for i, f in zip(b.record_indices, b.record_futures, strict=True):
             if f is fut:
                 return (b.tp.topic, b.tp.partition, i)
     raise AssertionError("record not found in any batch")

@@ -18,6 +18,7 @@ class ProducerBatch:
     headers: Any
     timestamps: Any
     record_futures: Any
+    record_indices: Any
     span_futures: Any
     size: int
     created: float

@@ -38,6 +38,7 @@ class ProducerBatch:
         "headers",
         "timestamps",
         "record_futures",
+        "record_indices",
         "span_futures",
         "size",
         "created",
@@ -63,7 +64,8 @@ class ProducerBatch:
         self.keys: list[Any] | None = None
         self.headers: list[Any] | None = None
         self.timestamps: list[int | None] | None = None
-        self.record_futures: list[tuple[int, Any]] = []  # (index in batch, future) for send()
+        self.record_futures: list[Any] = []  # the futures of send() records given by the caller
+        self.record_indices: list[int] = []  # each of those records' index in the batch
         self.span_futures: list[tuple[int, int, Any]] = []  # (start, count, span collector) for send_batch()
         self.size = 0
         self.created = now
@@ -98,7 +100,8 @@ class ProducerBatch:
             # The common record, value only, in a batch of value-only records: no
             # parallel lists to keep aligned.
             if future is not None:
-                self.record_futures.append((i, future))
+                self.record_indices.append(i)
+                self.record_futures.append(future)
             self.values.append(value)
             self.size += size
             self.count = i + 1
@@ -118,13 +121,15 @@ class ProducerBatch:
             self.timestamps.append(timestamp_ms)
             self.explicit_ts = True
         if future is not None:
-            self.record_futures.append((i, future))
+            self.record_indices.append(i)
+            self.record_futures.append(future)
         self.size += size
         self.count = i + 1
 
     def resolve_records(self, base_offset: int, log_append_time: int | None, metadata: Any) -> None:
         """Complete the batch's send() futures (those not done yet) with
-        ``metadata(topic, partition, offset, timestamp)`` once the broker answered:
+        ``metadata(topic, partition, offset, timestamp)`` once the broker answered
+        (``metadata`` is called for every record, done or not):
         offsets from ``base_offset`` (-1 for every record when it is negative, as under
         acks=0), timestamps the broker's ``log_append_time`` when it is not -1 or None,
         else the record's own (``timestamps``, or ``first_ts`` for all)."""
@@ -134,12 +139,20 @@ class ProducerBatch:
         ts_list = self.timestamps
         appended = log_append_time not in (-1, None)
         first = log_append_time if appended else self.first_ts
-        for i, f in self.record_futures:
-            if f.done():
-                continue
+        if len(self.record_indices) != len(self.record_futures):
+            raise ValueError("record_indices and record_futures differ in length")
+        for i, f in zip(self.record_indices, self.record_futures):
             off = base_offset + i if base_offset >= 0 else -1
             ts = first if ts_list is None or appended else ts_list[i]
-            f.set_result(metadata(topic, part, off, first if ts is None else ts))
+            meta = metadata(topic, part, off, first if ts is None else ts)
+            # Futures are almost never done already (cancelled, or completed by someone
+            # else): set the result first and ask done() only if that failed.
+            try:
+                f.set_result(meta)
+            except Exception:
+                if f.done():
+                    continue
+                raise
 
     def add_many(self, values: list[Any], keys: list[Any] | None, size: int, collector: Any) -> None:
         """Append a run of records from send_batch (the caller holds the lock)."""
@@ -339,7 +352,8 @@ class Appender:
                 future._index = i
                 batch.bound += 1
             else:
-                batch.record_futures.append((i, future))
+                batch.record_indices.append(i)
+                batch.record_futures.append(future)
             bsize += size
             batch.size = bsize
             batch.count = i + 1

@@ -455,7 +455,7 @@ class Sender:
 
     def _fail_batch(self, b: ProducerBatch, exc: BaseException) -> None:
         self.outstanding -= 1
-        for _, f in b.record_futures:
+        for f in b.record_futures:
             if not f.done():
                 f.set_exception(exc)
         if b.bound:

@@ -19,9 +19,11 @@
 //! leaves the same state behind.
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::partitioner::{hash_key, partition_of_hash};
 
@@ -41,6 +43,42 @@ impl Drop for Locked<'_, '_> {
             e.restore(self.release.py());
         }
     }
+}
+
+/// Whether tuple subclasses may be allocated and filled directly (see [`new_tuple_of`]).
+static DIRECT_TUPLE_ALLOC: PyOnceLock<bool> = PyOnceLock::new();
+
+/// An instance of the tuple subclass `tp` holding `items`, what
+/// `tuple.__new__(tp, items)` makes, built without the argument tuples of that call.
+/// The same construction as the record decoder's named tuples
+/// (`record_batch/types.rs`).
+fn new_tuple_of<'py, const N: usize>(
+    py: Python<'py>,
+    tp: &Bound<'py, PyType>,
+    items: [Bound<'py, PyAny>; N],
+) -> PyResult<Bound<'py, PyAny>> {
+    // Up to Python 3.13 a tuple subclass instance is exactly tp_alloc(type, n) with
+    // the items in its slots; from 3.14 tuples carry a hash cache that only CPython's
+    // own constructor initialises.
+    if *DIRECT_TUPLE_ALLOC.get_or_init(py, || py.version_info() < (3, 14)) {
+        // SAFETY: tp is a tuple subclass; its tp_alloc gives an object with N NULL item
+        // slots laid out as a tuple's, filled with owned references before anyone else
+        // can see it.
+        unsafe {
+            let tpp = tp.as_type_ptr();
+            let alloc = (*tpp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
+            let obj = alloc(tpp, N as ffi::Py_ssize_t);
+            if obj.is_null() {
+                return Err(PyErr::fetch(py));
+            }
+            for (i, it) in items.into_iter().enumerate() {
+                ffi::PyTuple_SET_ITEM(obj, i as ffi::Py_ssize_t, it.into_ptr());
+            }
+            return Ok(Bound::from_owned_ptr(py, obj));
+        }
+    }
+    let new = py.get_type::<PyTuple>().getattr(intern!(py, "__new__"))?;
+    new.call1((tp, PyTuple::new(py, items)?))
 }
 
 /// Length of `obj` (a `bytes` or `str` already checked by the caller).
@@ -102,9 +140,13 @@ pub(crate) struct ProducerBatch {
     headers: Option<Py<PyAny>>,
     #[pyo3(get, set)]
     timestamps: Option<Py<PyAny>>,
-    /// (index in batch, future) for send().
+    /// The futures of send() records, given by the caller (asyncio).
     #[pyo3(get, set)]
     record_futures: Py<PyAny>,
+    /// Each of those records' index in the batch (ints, like the futures in a list:
+    /// no tuple per record for the garbage collector to track).
+    #[pyo3(get, set)]
+    record_indices: Py<PyAny>,
     /// (start, count, span collector) for send_batch().
     #[pyo3(get, set)]
     span_futures: Py<PyAny>,
@@ -186,9 +228,15 @@ impl ProducerBatch {
         let none = py.None().into_bound(py);
         let or_none = |o: Option<&Bound<'py, PyAny>>| o.cloned().unwrap_or_else(|| none.clone());
         if let Some(f) = future {
-            let entry = PyTuple::new(py, [count.into_pyobject(py)?.into_any(), f.clone()])?;
-            let futures = slf.borrow().record_futures.bind(py).clone();
-            futures.cast::<PyList>()?.append(entry)?;
+            let (futures, indices) = {
+                let b = slf.borrow();
+                (
+                    b.record_futures.bind(py).clone(),
+                    b.record_indices.bind(py).clone(),
+                )
+            };
+            indices.cast::<PyList>()?.append(count)?;
+            futures.cast::<PyList>()?.append(f)?;
         }
         values.cast::<PyList>()?.append(or_none(value))?;
         if let Some(keys) = column(
@@ -237,6 +285,7 @@ impl ProducerBatch {
             headers: None,
             timestamps: None,
             record_futures: list()?,
+            record_indices: list()?,
             span_futures: list()?,
             size: 0,
             created: now,
@@ -299,42 +348,49 @@ impl ProducerBatch {
         metadata: &Bound<'py, PyAny>,
     ) -> PyResult<()> {
         let py = slf.py();
-        let (tp, futures, ts_list, first_ts) = {
+        let (tp, futures, indices, ts_list, first_ts) = {
             let b = slf.borrow();
             (
                 b.tp.bind(py).clone(),
                 b.record_futures.bind(py).clone(),
+                b.record_indices.bind(py).clone(),
                 b.timestamps.as_ref().map(|t| t.bind(py).clone()),
                 b.first_ts,
             )
         };
         let futures = futures.cast_into::<PyList>()?;
+        let indices = indices.cast_into::<PyList>()?;
         if futures.is_empty() {
             return Ok(());
+        }
+        if indices.len() != futures.len() {
+            return Err(crate::errors::PyValueError::new_err(
+                "record_indices and record_futures differ in length",
+            ));
         }
         let topic = tp.get_item(0)?;
         let partition = tp.get_item(1)?;
         let appended = log_append_time.filter(|t| *t != -1);
         let first = appended.unwrap_or(first_ts).into_pyobject(py)?.into_any();
-        // A named tuple's __new__ is tuple.__new__(cls, fields); calling that directly
-        // saves a Python frame per record. Any other callable is called as it is.
-        let tuple_type = py.get_type::<PyTuple>();
-        let tuple_new = if metadata.is_instance_of::<pyo3::types::PyType>()
-            && metadata
-                .cast::<pyo3::types::PyType>()?
-                .is_subclass(&tuple_type)?
-        {
-            Some(tuple_type.getattr(intern!(py, "__new__"))?)
-        } else {
-            None
+        // A named tuple (a tuple subclass) is filled in directly, as tuple.__new__(cls,
+        // fields) would: no Python frame and no argument tuples per record. Any other
+        // callable is called as it is.
+        let direct = metadata
+            .cast::<PyType>()
+            .ok()
+            .filter(|t| t.is_subclass(&py.get_type::<PyTuple>()).unwrap_or(false));
+        // Topic and partition are a str and an int (offsets and timestamps are ints
+        // made here or read from `timestamps`, checked below): such a tuple can never be
+        // part of a reference cycle, so the collector need not track it, as CPython
+        // itself stops tracking tuples of atomic items.
+        let atomic = |o: &Bound<'py, PyAny>| {
+            o.is_exact_instance_of::<PyString>() || o.is_exact_instance_of::<PyInt>()
         };
-        for entry in futures.iter() {
-            let entry = entry.cast_into::<PyTuple>()?;
-            let i = entry.get_item(0)?;
-            let f = entry.get_item(1)?;
-            if f.call_method0(intern!(py, "done"))?.is_truthy()? {
-                continue;
-            }
+        let head_atomic = atomic(&topic) && atomic(&partition) && atomic(&first);
+        // SAFETY: reading a field of a live type object.
+        let untrackable =
+            direct.is_some_and(|cls| unsafe { (*cls.as_type_ptr()).tp_dictoffset == 0 });
+        for (i, f) in indices.iter().zip(futures.iter()) {
             let offset = if base_offset >= 0 {
                 (base_offset + i.extract::<i64>()?)
                     .into_pyobject(py)?
@@ -353,12 +409,29 @@ impl ProducerBatch {
                 }
                 _ => first.clone(),
             };
-            let fields = PyTuple::new(py, [topic.clone(), partition.clone(), offset, ts])?;
-            let meta = match &tuple_new {
-                Some(new) => new.call1((metadata, fields))?,
-                None => metadata.call1(fields)?,
+            let untrack = head_atomic && atomic(&ts);
+            let fields = [topic.clone(), partition.clone(), offset, ts];
+            let meta = match &direct {
+                Some(cls) => {
+                    let meta = new_tuple_of(py, cls, fields)?;
+                    if untrack && untrackable {
+                        // SAFETY: a tuple (without an instance dict) we just made, whose
+                        // items are str and int objects only: it cannot be part of a
+                        // cycle, which is when CPython itself untracks a tuple.
+                        unsafe { ffi::PyObject_GC_UnTrack(meta.as_ptr().cast()) };
+                    }
+                    meta
+                }
+                None => metadata.call1(PyTuple::new(py, fields)?)?,
             };
-            f.call_method1(intern!(py, "set_result"), (meta,))?;
+            // Futures are almost never done already (cancelled, or completed by
+            // someone else): set the result first and ask done() only if that failed.
+            if let Err(e) = f.call_method1(intern!(py, "set_result"), (meta,)) {
+                if f.call_method0(intern!(py, "done"))?.is_truthy()? {
+                    continue;
+                }
+                return Err(e);
+            }
         }
         Ok(())
     }
