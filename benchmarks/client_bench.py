@@ -19,7 +19,8 @@ are compared with confluent-kafka's row of the same kind):
 * streamcore aio send    ``await aio.Producer.send`` in a loop, then ``flush``
   (also ``keyed``)
 * confluent produce      ``Producer.produce`` tight loop with ``poll(0)`` after each
-  record (and ``poll`` then a retry on BufferError), ``flush`` (also ``keyed``, ``headers``)
+  record (on BufferError, ``poll(0.005)`` and a retry until it is taken), ``flush``
+  (also ``keyed``, ``headers``)
 * kafka-python send      ``KafkaProducer.send`` loop, ``flush``
 * aiokafka send          ``await AIOKafkaProducer.send`` loop, ``flush``
 * streamcore consume     blocking ``Consumer.poll`` (assign, earliest) until all arrived
@@ -169,6 +170,19 @@ def sc_aio_send(bootstrap: str, n: int, value: bytes, kind: str = "") -> float:
     return asyncio.run(main())
 
 
+def _produce_when_room(
+    poll: Callable[[float], int], produce: Callable[..., None], *args: object, **kw: object
+) -> None:
+    """``produce`` after librdkafka's queue (100,000 messages by default) has room again."""
+    while True:
+        poll(0.005)
+        try:
+            produce(*args, **kw)
+            return
+        except BufferError:
+            continue
+
+
 def confluent_produce(bootstrap: str, n: int, value: bytes, kind: str = "") -> float:
     from confluent_kafka import Producer as CProducer
 
@@ -185,24 +199,21 @@ def confluent_produce(bootstrap: str, n: int, value: bytes, kind: str = "") -> f
                 try:
                     produce(topic, value, key)
                 except BufferError:
-                    poll(0.005)
-                    produce(topic, value, key)
+                    _produce_when_room(poll, produce, topic, value, key)
                 poll(0)
         elif kind == "headers":
             for _ in range(n):
                 try:
                     produce(topic, value, headers=HEADERS)
                 except BufferError:
-                    poll(0.005)
-                    produce(topic, value, headers=HEADERS)
+                    _produce_when_room(poll, produce, topic, value, headers=HEADERS)
                 poll(0)
         else:
             for _ in range(n):
                 try:
                     produce(topic, value)
                 except BufferError:
-                    poll(0.005)
-                    produce(topic, value)
+                    _produce_when_room(poll, produce, topic, value)
                 poll(0)
         p.flush()
         return n
