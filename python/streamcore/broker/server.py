@@ -1,8 +1,9 @@
 """The asyncio Kafka-wire server: accepting, framing, dispatch, in-order responses, budgets.
 
-One ``KafkaConnection`` (an ``asyncio.Protocol``) per client socket. Bytes are cut
-into frames by ``streamcore.protocol.headers.FrameSplitter`` (with the configured maximum
-request size); each frame's request header (``headers.parse_request_header``) picks a handler module
+One ``KafkaConnection`` (an ``asyncio.BufferedProtocol``) per client socket. Its reads go
+into the buffers of a ``streamcore.protocol.framing.FrameReceiver`` (with the configured
+maximum request size), which hands back whole frames; the rest of a large frame is read
+straight into a buffer of its own, which becomes the frame the handler reads. Each frame's request header (``headers.parse_request_header``) picks a handler module
 from ``streamcore.broker.handlers``, called with the shared state and a
 ``streamcore.broker.context.RequestContext``. Handlers may answer at once or later (long-polling
 fetches, joins waiting for a rebalance), yet the responses on one connection leave in
@@ -86,6 +87,7 @@ from streamcore.broker.security.sasl import AUTHENTICATE, COMPLETE, FAILED, Sasl
 from streamcore.broker.state import current_listener
 from streamcore.errors import ConfigError, ProtocolError, StorageError
 from streamcore.protocol import headers
+from streamcore.protocol.framing import FrameReceiver
 from streamcore.protocol.headers import ApiKey
 
 if TYPE_CHECKING:
@@ -457,7 +459,7 @@ def _close_parts(parts: list[bytes | headers.OutOfLine]) -> None:
             part.close()
 
 
-class KafkaConnection(asyncio.Protocol):
+class KafkaConnection(asyncio.BufferedProtocol):
     """Serves one client socket."""
 
     def __init__(self, server: KafkaServer, ip: str, listener: Listener) -> None:
@@ -469,12 +471,12 @@ class KafkaConnection(asyncio.Protocol):
         self._state = server.state
         self._memory = server.memory
         limits = server.state.config.limits
-        self._splitter = headers.FrameSplitter(limits.max_request_bytes)
+        self._receiver = FrameReceiver(limits.max_request_bytes, scratch=server.read_scratch)
         self._max_inflight = max(1, limits.max_inflight_per_connection)
         self._response_buffer = limits.max_buffered_response_bytes
         #: Frames read but not yet dispatched (beyond the in-flight limit, or a Fetch
         #: waiting for its turn).
-        self._backlog: collections.deque[bytes] = collections.deque()
+        self._backlog: collections.deque[bytes | bytearray] = collections.deque()
         self._pending: collections.deque[_Slot] = collections.deque()
         self._transport: asyncio.Transport | None = None
         self._reading_paused = False
@@ -524,11 +526,10 @@ class KafkaConnection(asyncio.Protocol):
             if ssl_object is not None:
                 self.principal = tls.principal_from_certificate(ssl_object.getpeercert())
         transport.set_write_buffer_limits(high=self._response_buffer, low=self._response_buffer // 2)
-        self._sendfile = (
-            hasattr(os, "sendfile")
-            and transport.get_extra_info("sslcontext") is None
-            and transport.get_extra_info("socket") is not None
+        plain = (
+            transport.get_extra_info("sslcontext") is None and transport.get_extra_info("socket") is not None
         )
+        self._sendfile = hasattr(os, "sendfile") and plain
         self._server.register(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -552,15 +553,20 @@ class KafkaConnection(asyncio.Protocol):
         self.last_active = time.monotonic()
         self._pump()
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        # The read goes straight into the frame's own buffer when a large frame is
+        # arriving (see protocol.framing): no copy between the socket and the handler.
+        return self._receiver.get_buffer()
+
+    def buffer_updated(self, nbytes: int) -> None:
         now = time.monotonic()
         self.last_active = now
         try:
-            frames = self._splitter.feed(data)
+            frames = self._receiver.received(nbytes)
         except ProtocolError as exc:
             self.close(f"malformed frame: {exc}", kind="closed for a malformed frame")
             return
-        buffered = self._splitter.buffered()
+        buffered = self._receiver.buffered()
         sasl = self.sasl
         if sasl is not None and sasl.state != COMPLETE:
             if buffered > _PRE_AUTH_MAX_BYTES or any(len(f) > _PRE_AUTH_MAX_BYTES for f in frames):
@@ -620,7 +626,7 @@ class KafkaConnection(asyncio.Protocol):
             self._pumping = False
         self.update_reading()
 
-    def _dispatch(self, frame: bytes) -> None:
+    def _dispatch(self, frame: bytes | bytearray) -> None:
         size = len(frame)
         if self.sasl is not None and self.sasl.expects_raw_token:
             self._raw_token(frame)
@@ -631,7 +637,7 @@ class KafkaConnection(asyncio.Protocol):
             # Answered (or refused) already: the request's bytes leave the budget.
             self._memory.release(size)
 
-    def _handle(self, frame: bytes, size: int) -> _Slot | None:
+    def _handle(self, frame: bytes | bytearray, size: int) -> _Slot | None:
         """Run the frame's handler; returns the slot of an answer still to come, else None."""
         state = self._state
         try:
@@ -739,12 +745,12 @@ class KafkaConnection(asyncio.Protocol):
         self._respond_now(data)
         return None
 
-    def _raw_token(self, frame: bytes) -> None:
+    def _raw_token(self, frame: bytes | bytearray) -> None:
         """A SASL token framed without a Kafka header (after SaslHandshake v0)."""
         sasl = self.sasl
         assert sasl is not None
         try:
-            token, _ = sasl.authenticate(frame, supports_reauth=False)
+            token, _ = sasl.authenticate(bytes(frame), supports_reauth=False)
         except AuthenticationFailed as exc:
             # This framing has no way to carry an error: the connection just closes.
             self._authentication_failed(str(exc), None, 0)
@@ -1198,6 +1204,9 @@ class KafkaServer:
         self.state = state
         limits = state.config.limits
         self.memory = RequestMemory(limits.queued_max_request_bytes)
+        #: The buffer every connection's socket reads go into unless a large frame is
+        #: arriving (see protocol.framing): reads are handled one at a time on the loop.
+        self.read_scratch = bytearray(_READ_BYTES)
         self.connection_log = _ConnectionLog()
         self._ip_overrides = parse_ip_overrides(limits.max_connections_per_ip_overrides)
         self._per_ip: dict[str, int] = {}
