@@ -130,6 +130,11 @@ def _add_setting_flags(p: argparse.ArgumentParser) -> None:
                 p.add_argument(
                     s.cli, dest=s.name, default=None, action="append", help=s.help + " Repeatable."
                 )
+            elif s.kind == "bool":
+                # A boolean setting's flag takes no value: giving it turns the setting on.
+                p.add_argument(
+                    s.cli, dest=s.name, default=None, action="store_const", const="true", help=s.help
+                )
             elif s.choices and s.kind == "choice":
                 # Choices are lower case; str.lower lets "--log-level INFO" through as well.
                 p.add_argument(
@@ -153,6 +158,7 @@ examples:
   streamcore broker --data-dir /var/lib/streamcore --metrics-port 9100
   streamcore broker --port 0 --metrics-port 0 --log-level info --log-format json
   STREAMCORE_STORAGE_FSYNC=always streamcore broker --config broker.toml
+  streamcore broker --no-search-index          # no search indexer thread at all
 """
 
 

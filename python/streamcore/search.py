@@ -1,4 +1,5 @@
-"""Full-text search over a topic's records, offline on a data directory.
+"""Full-text search over a topic's records: offline on a data directory, or asking a
+running broker's ``/search`` endpoint.
 
 ``search(data_dir, topic, query, since_ms=None, limit=20)`` opens the topic's
 partition logs in ``data_dir`` (the broker must be stopped: the logs are locked
@@ -15,22 +16,53 @@ The query language is docs/search.md's: ``field:term``, bare terms, ``AND``/``OR
 Order: each partition's hits are taken in offset order (the first ``limit`` of
 each); the partitions' hits are merged by timestamp, then partition, then offset,
 and the first ``limit`` are returned.
+
+``search("http://HOST:PORT", topic, query, ...)`` asks a running broker instead (its
+metrics port, where ``/search`` is served): the broker queries the indexes its
+indexer keeps and reads the hits from its logs; nothing is caught up on demand, and
+``lag`` says how far behind each partition's index is. :func:`search_indexes` is
+what the broker runs for that endpoint; :func:`results_to_json` and
+:func:`results_from_json` are the endpoint's format.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
-from collections.abc import Iterator
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator, Mapping
 from typing import Any, NamedTuple
 
 from streamcore.codec import decode_batch
 from streamcore.codec.batch_header import LOG_OVERHEAD, parse_header
 from streamcore.errors import OffsetOutOfRangeError
-from streamcore.storage.indexer import IndexLag, PartitionIndex
+from streamcore.storage.indexer import IndexLag, PartitionIndex, log_lag
 from streamcore.storage.log import Log
 
-__all__ = ["SearchHit", "SearchResults", "partitions_of", "read_hits", "search"]
+__all__ = [
+    "RemoteSearchError",
+    "SearchHit",
+    "SearchResults",
+    "partitions_of",
+    "read_hits",
+    "results_from_json",
+    "results_to_json",
+    "search",
+    "search_indexes",
+]
+
+
+class RemoteSearchError(Exception):
+    """A broker's ``/search`` endpoint refused the search or could not be reached;
+    ``status`` is the HTTP status (0 when there was no answer)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class SearchHit(NamedTuple):
@@ -104,6 +136,116 @@ def _search_partition(part: PartitionIndex, query: str, since_ms: int | None, li
         ask *= 2
 
 
+def search_indexes(
+    logs: Mapping[int, Any],
+    indexes: Mapping[int, PartitionIndex],
+    query: str,
+    *,
+    since_ms: int | None = None,
+    limit: int = 20,
+) -> SearchResults:
+    """Search the partitions of one topic: ``logs`` and ``indexes`` by partition number.
+
+    A partition in ``logs`` without an index yet has no hits and reports its whole log
+    as lag. Raises ValueError for a query that does not parse or a negative limit.
+    """
+    if limit < 0:
+        raise ValueError(f"limit must be >= 0, not {limit}")
+    if not any(p in indexes for p in logs):
+        # No index answers (the indexer has not reached the topic yet): the query is still
+        # checked, with the twin's parser (both twins accept the same language).
+        from streamcore._reference.search.query import parse
+
+        parse(query)
+    hits: list[SearchHit] = []
+    lag: dict[int, IndexLag] = {}
+    for p in sorted(logs):
+        part = indexes.get(p)
+        if part is None:
+            lag[p] = log_lag(logs[p], 0)
+            continue
+        lag[p] = part.lag()
+        hits.extend(_search_partition(part, query, since_ms, limit))
+    hits.sort(key=lambda h: (h.timestamp, h.partition, h.offset))
+    return SearchResults(hits[:limit], lag)
+
+
+def _encode(data: bytes | None, encoding: str) -> str | None:
+    if data is None:
+        return None
+    if encoding == "base64":
+        return base64.b64encode(data).decode("ascii")
+    return data.decode("utf-8", "replace")
+
+
+def results_to_json(topic: str, results: SearchResults, *, encoding: str = "text") -> dict[str, Any]:
+    """The ``/search`` answer: the hits (key and value as UTF-8 text with invalid bytes
+    replaced, or with ``encoding="base64"`` as base64), each partition's lag, and
+    ``behind_records`` (summed) / ``behind_seconds`` (largest) over the partitions."""
+    return {
+        "topic": topic,
+        "encoding": encoding,
+        "hits": [
+            {
+                "partition": h.partition,
+                "offset": h.offset,
+                "timestamp": h.timestamp,
+                "key": _encode(h.key, encoding),
+                "value": _encode(h.value, encoding),
+            }
+            for h in results
+        ],
+        "lag": {
+            str(p): {"records": lag.records, "seconds": lag.seconds} for p, lag in sorted(results.lag.items())
+        },
+        "behind_records": sum(lag.records for lag in results.lag.values()),
+        "behind_seconds": max((lag.seconds for lag in results.lag.values()), default=0.0),
+    }
+
+
+def results_from_json(data: Mapping[str, Any]) -> SearchResults:
+    """The :class:`SearchResults` of a ``/search`` answer (:func:`results_to_json`)."""
+    encoding = data.get("encoding", "text")
+
+    def decode(value: str | None) -> bytes | None:
+        if value is None:
+            return None
+        return base64.b64decode(value) if encoding == "base64" else value.encode("utf-8")
+
+    hits = [
+        SearchHit(
+            int(h["partition"]), int(h["offset"]), int(h["timestamp"]), decode(h["key"]), decode(h["value"])
+        )
+        for h in data["hits"]
+    ]
+    lag = {int(p): IndexLag(int(v["records"]), float(v["seconds"])) for p, v in data["lag"].items()}
+    return SearchResults(hits, lag)
+
+
+def _search_remote(
+    url: str, topic: str, query: str, since_ms: int | None, limit: int, timeout_s: float
+) -> SearchResults:
+    params = {"topic": topic, "q": query, "limit": str(limit), "encoding": "base64"}
+    if since_ms is not None:
+        params["since_ms"] = str(since_ms)
+    target = url.rstrip("/") + "/search?" + urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(target, timeout=timeout_s) as response:
+            return results_from_json(json.loads(response.read()))
+    except urllib.error.HTTPError as exc:
+        message = exc.read().decode("utf-8", "replace").strip() or exc.reason
+        try:
+            message = json.loads(message)["error"]
+        except (ValueError, KeyError, TypeError):
+            pass
+        if exc.code == 400:
+            raise ValueError(str(message)) from None
+        raise RemoteSearchError(exc.code, f"{url}: {message}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise RemoteSearchError(0, f"{url}: {reason}") from None
+
+
 def search(
     data_dir: str | os.PathLike[str],
     topic: str,
@@ -112,21 +254,29 @@ def search(
     since_ms: int | None = None,
     limit: int = 20,
     catch_up: bool = True,
+    timeout_s: float = 30.0,
 ) -> SearchResults:
-    """Search ``topic``'s records in ``data_dir`` (a stopped broker's data directory).
+    """Search ``topic``'s records in ``data_dir`` (a stopped broker's data directory), or
+    ask a running broker when ``data_dir`` is its ``http://HOST:PORT`` metrics address.
 
     Args:
         query: the query (docs/search.md); ValueError when it does not parse.
         since_ms: only records with a timestamp at or after this (ms since the epoch).
         limit: the most records returned.
         catch_up: index what the index lacks before querying (else query the index as
-            it is, and ``lag`` says how far behind it is).
+            it is, and ``lag`` says how far behind it is). A broker never catches up on
+            demand: its indexer runs on its own.
+        timeout_s: how long to wait for a broker's answer (s).
 
     Raises FileNotFoundError when the topic has no partition in ``data_dir``, and
-    DataDirLockedError while a broker holds the directory.
+    DataDirLockedError while a broker holds the directory; against a broker,
+    RemoteSearchError when it refuses (unknown or unindexed topic, indexing off) or
+    cannot be reached.
     """
     if limit < 0:
         raise ValueError(f"limit must be >= 0, not {limit}")
+    if isinstance(data_dir, str) and data_dir.startswith(("http://", "https://")):
+        return _search_remote(data_dir, topic, query, since_ms, limit, timeout_s)
     partitions = partitions_of(data_dir, topic)
     if not partitions:
         raise FileNotFoundError(f"topic {topic!r} has no partition directory in {os.fspath(data_dir)}")

@@ -75,6 +75,7 @@ def test_indexer_follows_the_log_in_batches(tmp_path: Any) -> None:
             "version": "1",
             "engine": _impl.search.ENGINE,
             "next_offset": "250",
+            "cleaned": "0",  # never compacted
         }
 
 

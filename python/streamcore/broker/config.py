@@ -57,6 +57,7 @@ __all__ = [
     "GroupsConfig",
     "FetchSessionsConfig",
     "MetricsConfig",
+    "SearchConfig",
     "LogConfig",
     "Setting",
     "SETTINGS",
@@ -352,6 +353,22 @@ class MetricsConfig:
 
 
 @dataclass
+class SearchConfig:
+    """Real-time search indexing (docs/search.md)."""
+
+    #: The search.index topic config's default: index topics that do not set it.
+    index_default: bool = False
+    #: Start no indexer thread at all (search.index is then stored but not acted on).
+    disable_realtime_index: bool = False
+    #: Commit a partition's index once this many records are pending.
+    batch_records: int = 1000
+    #: ... or once the oldest pending record has waited this long (ms).
+    batch_ms: int = 500
+    #: Longest pause of the indexer while a WAL queue is under pressure (ms).
+    backoff_max_ms: int = 5000
+
+
+@dataclass
 class LogConfig:
     """Logging of the ``streamcore broker`` command (an embedded broker leaves logging to its program)."""
 
@@ -378,6 +395,7 @@ class BrokerConfig:
     transactions: TransactionsConfig = field(default_factory=TransactionsConfig)
     fetch_sessions: FetchSessionsConfig = field(default_factory=FetchSessionsConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
     log: LogConfig = field(default_factory=LogConfig)
     ssl: SslConfig = field(default_factory=SslConfig)
     sasl: SaslConfig = field(default_factory=SaslConfig)
@@ -745,6 +763,16 @@ SETTINGS: tuple[Setting, ...] = (
     _s("fetch_sessions.eviction_ms", "duration", "A session idle this long may be evicted.", minimum=0),
     _s("metrics.http_port", "int", "Port of the Prometheus /metrics endpoint (none = off, 0 = any free port).",
        cli="--metrics-port", optional=True, minimum=0, maximum=_MAX_PORT),
+    _s("search.index_default", "bool", "Index topics that do not set search.index (its default)."),
+    _s("search.disable_realtime_index", "bool",
+       "Start no search indexer at all (search.index is stored but not acted on).",
+       env="STREAMCORE_DISABLE_REALTIME_INDEX", cli="--no-search-index"),
+    _s("search.batch_records", "int", "Commit a partition's search index once this many records are pending.",
+       minimum=1),
+    _s("search.batch_ms", "duration", "... or once the oldest pending record has waited this long.",
+       minimum=0),
+    _s("search.backoff_max_ms", "duration", "Longest pause of the indexer while a WAL queue is under pressure.",
+       minimum=1),
     _s("log.level", "choice", "Least severe log events written (streamcore broker).",
        choices=("debug", "info", "warning", "error"), env="STREAMCORE_LOG_LEVEL", cli="--log-level"),
     _s("log.format", "choice", "Log lines as text, or one JSON object per line for log shippers.",

@@ -13,8 +13,8 @@ import asyncio
 import logging
 import platform
 import struct
-from collections.abc import Callable, Iterable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any, Protocol
 
 from streamcore._version import __version__
 from streamcore.codec.batch_header import BATCH_LENGTH_AT, LOG_OVERHEAD, RECORDS_COUNT_AT
@@ -38,6 +38,19 @@ _INT32 = struct.Struct(">i")
 PartitionSource = Callable[[], Iterable[tuple[tuple[str, int], object]]]
 #: A source of committed offsets: (group, topic, partition, offset) tuples.
 CommittedSource = Callable[[], Iterable[tuple[str, str, int, int]]]
+
+
+class SearchSource(Protocol):
+    """What the search indexer metrics are read from (``streamcore.storage.indexer.Indexer``)."""
+
+    stats: Any
+
+    def lag(self) -> Mapping[tuple[str, int], Any]: ...
+
+
+#: An extra route of the HTTP responder: called with the query string (text after ``?``),
+#: returns (HTTP status, content type, body).
+Route = Callable[[str], Awaitable[tuple[int, str, bytes]]]
 
 
 class QuotaSource(Protocol):
@@ -117,6 +130,7 @@ class BrokerMetrics:
         self._partitions: PartitionSource | None = None
         self._committed: CommittedSource | None = None
         self._quotas: QuotaSource | None = None
+        self._search: SearchSource | None = None
         self._topics: Callable[[], Iterable[str]] | None = None
         self._build_labels = {
             "version": __version__,
@@ -199,6 +213,11 @@ class BrokerMetrics:
         """Register the committed offsets of every group (for consumer lag)."""
         self._committed = committed
 
+    def set_search_source(self, indexer: SearchSource | None) -> None:
+        """Register the search indexer (lag per partition, records indexed, backoffs);
+        None when the broker runs none."""
+        self._search = indexer
+
     def set_quota_source(self, quotas: QuotaSource) -> None:
         """Register the client quota manager (throttle totals, measured rates)."""
         self._quotas = quotas
@@ -236,6 +255,7 @@ class BrokerMetrics:
         fams = [requests, errors, *self._wal_families(), *self._storage_families()]
         fams += self._partition_families()
         fams += self._quota_families()
+        fams += self._search_families()
         fams += process_families()
         build = Family(
             "streamcore_build_info", "gauge", "Version and implementation of this broker (always 1)"
@@ -307,6 +327,46 @@ class BrokerMetrics:
                 lag.add(max(hw_now - offset, 0), group=group, topic=topic, partition=partition)
         return [end, start, size, committed, lag]
 
+    def _search_families(self) -> list[Family]:
+        indexer = self._search
+        if indexer is None:
+            return []  # indexing switched off
+        stats = indexer.stats
+        lags = indexer.lag()
+        # Shown once a topic is indexed (as the quota families once a quota exists): a
+        # broker whose topics do not opt in shows no such families.
+        if not lags and not stats.records_indexed:
+            return []
+        records = Family(
+            "streamcore_search_index_lag_records",
+            "gauge",
+            "Records between a partition's committed search index and its log end, by partition",
+        )
+        seconds = Family(
+            "streamcore_search_index_lag_seconds",
+            "gauge",
+            "Age of the oldest record not yet in a partition's committed search index (0 when caught up)",
+        )
+        for (topic, partition), lag in sorted(lags.items()):
+            records.add(lag.records, topic=topic, partition=partition)
+            seconds.add(lag.seconds, topic=topic, partition=partition)
+        return [
+            records,
+            seconds,
+            Family("streamcore_search_indexed_records_total", "counter",
+                   "Records added to search indexes (re-indexing after compaction included)",
+                   [((), stats.records_indexed)]),
+            Family("streamcore_search_index_commits_total", "counter", "Search index commits",
+                   [((), stats.commits)]),
+            Family("streamcore_search_index_backoffs_total", "counter",
+                   "Indexer rounds skipped because a WAL queue was under pressure", [((), stats.backoffs)]),
+            Family("streamcore_search_index_backoff_seconds", "gauge",
+                   "The indexer's current pause for WAL pressure (0 when not backing off)",
+                   [((), stats.backoff_ms / 1000.0)]),
+            Family("streamcore_search_index_failures_total", "counter", "Indexer rounds that failed",
+                   [((), stats.failures)]),
+        ]  # fmt: skip
+
     def _quota_families(self) -> list[Family]:
         quotas = self._quotas
         # Shown once a client quota exists (or has throttled someone): a broker without
@@ -345,14 +405,24 @@ def _by_key(item: tuple[tuple[str, int], object]) -> tuple[str, int]:
 _HTTP_TIMEOUT_S = 5.0
 
 
+_STATUS = {200: b"200 OK", 400: b"400 Bad Request", 403: b"403 Forbidden", 404: b"404 Not Found",
+           409: b"409 Conflict", 500: b"500 Internal Server Error", 503: b"503 Service Unavailable"}  # fmt: skip
+
+
 async def serve_metrics(
-    metrics: BrokerMetrics, host: str, port: int, health: Callable[[], str | None] | None = None
+    metrics: BrokerMetrics,
+    host: str,
+    port: int,
+    health: Callable[[], str | None] | None = None,
+    routes: Mapping[str, Route] | None = None,
 ) -> asyncio.base_events.Server:
     """Serve ``GET``/``HEAD /metrics`` on host:port (a deliberately tiny HTTP/1.0 responder).
 
     With ``health``, ``/health`` answers 200 ``ok`` when ``health()`` returns None and
-    503 with its text otherwise. HEAD answers the same headers as GET, without the body.
+    503 with its text otherwise. ``routes`` adds paths (``"/search"``) answered by their
+    handler, given the query string. HEAD answers the same headers as GET, without the body.
     """
+    extra = {path.encode(): handler for path, handler in (routes or {}).items()}
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -361,8 +431,19 @@ async def serve_metrics(
                 pass
             parts = request_line.split()
             method = parts[0] if parts else b""
-            path = parts[1].split(b"?")[0] if len(parts) >= 2 and method in (b"GET", b"HEAD") else b""
-            if path == b"/metrics":
+            target = parts[1] if len(parts) >= 2 and method in (b"GET", b"HEAD") else b""
+            path, _, query = target.partition(b"?")
+            if path in extra:
+                try:
+                    code, content_type, body = await extra[path](query.decode("latin-1"))
+                except Exception:
+                    log.exception("the %s endpoint failed", path.decode("latin-1"))
+                    code, content_type, body = 500, "text/plain", b"internal error\n"
+                head = (
+                    b"HTTP/1.0 " + _STATUS.get(code, b"%d Error" % code) + b"\r\n"
+                    b"Content-Type: " + content_type.encode("latin-1") + b"\r\n"
+                )
+            elif path == b"/metrics":
                 body = metrics.render().encode()
                 head = b"HTTP/1.0 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
             elif path == b"/health" and health is not None:

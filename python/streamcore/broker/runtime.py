@@ -13,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import ipaddress
+import json
 import logging
 import resource
 import socket
+import urllib.parse
 from pathlib import Path
+from typing import Any
 
 from streamcore.broker.config import BrokerConfig
 from streamcore.broker.metrics import serve_metrics
@@ -24,6 +27,7 @@ from streamcore.broker.server import KafkaServer, Listener
 from streamcore.broker.state import BrokerState
 from streamcore.errors import ConfigError, DataDirLockedError, StorageError
 from streamcore.storage.dir_lock import DirLock
+from streamcore.storage.indexer import Indexer
 
 log = logging.getLogger("streamcore.broker")
 
@@ -42,6 +46,8 @@ class BrokerRuntime:
         self._metrics_server: asyncio.base_events.Server | None = None
         self._housekeeping_task: asyncio.Task[None] | None = None
         self._transactions_task: asyncio.Task[None] | None = None
+        #: The search indexer; None when indexing is switched off (search.disable_realtime_index).
+        self.indexer: Indexer | None = None
         self._started = False
         self._stopped = False
 
@@ -111,6 +117,8 @@ class BrokerRuntime:
         try:
             await self._start_locked()
         except BaseException:
+            if self.indexer is not None:
+                self.indexer.stop()
             if self._server is not None:
                 await self._server.stop()
             if self._metrics_server is not None:
@@ -150,6 +158,7 @@ class BrokerRuntime:
         )
         state.metrics.set_committed_source(self._committed_offsets)
         self._log_rebalances()
+        self._start_indexer()
         self._server = KafkaServer(state)
         try:
             await self._server.start()
@@ -171,7 +180,11 @@ class BrokerRuntime:
         if cfg.metrics.http_port is not None:
             try:
                 self._metrics_server = await serve_metrics(
-                    state.metrics, state.listen_host, cfg.metrics.http_port, health=self.health_problem
+                    state.metrics,
+                    state.listen_host,
+                    cfg.metrics.http_port,
+                    health=self.health_problem,
+                    routes={"/search": self._search_endpoint},
                 )
             except OSError as exc:
                 raise _bind_error(exc, "metrics.http_port", state.listen_host, cfg.metrics.http_port) from exc
@@ -182,6 +195,110 @@ class BrokerRuntime:
             state.cluster_id,
             ", ".join(f"{lst.name}://{lst.host}:{lst.port}" for lst in listeners),
         )
+
+    def _start_indexer(self) -> None:
+        """One search indexer over the partitions of topics with search.index=true (read
+        each round, so topics created or altered later are followed), unless indexing is
+        switched off: then no thread at all."""
+        cfg = self.config.search
+        if cfg.disable_realtime_index:
+            log.info("search indexing is switched off (search.disable_realtime_index)")
+            return
+        topics = self.state.topics
+        partitions = self.state.transactions.partitions
+
+        def indexed_logs() -> list[tuple[tuple[str, int], Any]]:
+            return [
+                (key, plog)
+                for key, plog in topics.open_logs()
+                if topics.search_indexed(key[0]) and not plog.is_offline
+            ]
+
+        def transactions(key: tuple[str, int], plog: Any) -> Any:
+            # The broker's own state of the partition when it is loaded for this log
+            # object (cleaner_view is safe from any thread); else the index follows the
+            # log's headers itself.
+            found = partitions.loaded(key)
+            return found if found is not None and found.log is plog else None
+
+        indexer = Indexer(
+            indexed_logs,
+            batch_records=cfg.batch_records,
+            batch_ms=cfg.batch_ms,
+            backoff_ms=min(50, cfg.backoff_max_ms),
+            backoff_max_ms=cfg.backoff_max_ms,
+            transactions=transactions,
+        )
+        # A deleted topic's indexes are dropped before its directories go, so the indexer
+        # never writes into a removed (or re-created) partition directory.
+        topics.add_deletion_listener(indexer.forget)
+        self.state.metrics.set_search_source(indexer)
+        indexer.start()
+        self.indexer = indexer
+
+    async def _search_endpoint(self, query_string: str) -> tuple[int, str, bytes]:
+        """``GET /search?topic=T&q=QUERY[&limit=N][&since_ms=MS][&encoding=text|base64]``
+        on the metrics port: the hits as JSON (streamcore.search.results_to_json), or an
+        error status with ``{"error": message}``."""
+        from streamcore.search import results_to_json, search_indexes
+
+        def refuse(status: int, message: str) -> tuple[int, str, bytes]:
+            return status, "application/json", json.dumps({"error": message}).encode() + b"\n"
+
+        params = urllib.parse.parse_qs(query_string, keep_blank_values=True)
+
+        def one(name: str) -> str | None:
+            values = params.get(name)
+            return values[-1] if values else None
+
+        topic, query = one("topic"), one("q")
+        if not topic:
+            return refuse(400, "give the topic: /search?topic=T&q=QUERY")
+        if query is None:
+            return refuse(400, "give the query: q=QUERY (q= matches every record)")
+        try:
+            limit = int(one("limit") or "20")
+            since_text = one("since_ms")
+            since_ms = int(since_text) if since_text else None
+        except ValueError:
+            return refuse(400, "limit and since_ms must be integers")
+        if not 0 <= limit <= _SEARCH_MAX_LIMIT:
+            return refuse(400, f"limit must be between 0 and {_SEARCH_MAX_LIMIT}, not {limit}")
+        encoding = one("encoding") or "text"
+        if encoding not in ("text", "base64"):
+            return refuse(400, f"encoding must be text or base64, not {encoding!r}")
+        if self.config.authorizer != "none":
+            # The metrics port authenticates nobody: with ACLs it would bypass them.
+            return refuse(403, "/search is off on a broker with an authorizer (it cannot check ACLs)")
+        indexer = self.indexer
+        if indexer is None:
+            return refuse(
+                503,
+                "search indexing is switched off on this broker "
+                "(--no-search-index / STREAMCORE_DISABLE_REALTIME_INDEX)",
+            )
+        topics = self.state.topics
+        info = topics.get(topic)
+        if info is None or info.internal:
+            return refuse(404, f"topic {topic!r} does not exist")
+        if not topics.search_indexed(topic):
+            return refuse(409, f"topic {topic!r} is not indexed: set its config search.index=true")
+        logs = {}
+        for p in range(info.partitions):
+            plog = topics.logs.get((topic, p))
+            if plog is not None and not plog.is_offline:
+                logs[p] = plog
+        indexes = indexer.partition_indexes(topic)
+
+        def run() -> dict[str, Any]:
+            results = search_indexes(logs, indexes, query, since_ms=since_ms, limit=limit)
+            return results_to_json(topic, results, encoding=encoding)
+
+        try:
+            answer = await asyncio.get_running_loop().run_in_executor(None, run)
+        except ValueError as exc:
+            return refuse(400, str(exc))
+        return 200, "application/json", json.dumps(answer).encode() + b"\n"
 
     def _committed_offsets(self) -> list[tuple[str, str, int, int]]:
         """(group, topic, partition, committed offset) of every group, for the lag metrics."""
@@ -244,6 +361,9 @@ class BrokerRuntime:
             self._housekeeping_task.cancel()
         if self._transactions_task is not None:
             self._transactions_task.cancel()
+        if self.indexer is not None:
+            # Before the logs close: it commits what is pending and releases every index.
+            await asyncio.get_running_loop().run_in_executor(None, self.indexer.stop)
         # Markers still being written are abandoned: their Prepare* records make the next
         # start finish them.
         await self.state.transactions.stop()
@@ -283,6 +403,10 @@ class BrokerRuntime:
                 state.producers.expire(now)
             except Exception:  # housekeeping failures must not stop the broker
                 log.exception("periodic housekeeping failed")
+
+
+#: Most hits one /search request may ask for.
+_SEARCH_MAX_LIMIT = 10_000
 
 
 def _is_loopback(host: str) -> bool:

@@ -12,6 +12,10 @@ gets (INVALID_CONFIG, "Invalid value X for configuration N: ..."). Rows with
 described, and have no effect on one node (replication, flushing by count, index
 sizing, tiered storage).
 docs/broker.md lists which is which.
+
+Streamcore's own topic configs (``search.index``) are a second table,
+:data:`STREAMCORE_TOPIC_CONFIGS`: accepted and stored like Kafka's, acted on outside
+:class:`TopicConfig`, and kept apart so that the Kafka table stays exactly Kafka's.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ __all__ = [
     "OP_DELETE",
     "OP_SET",
     "OP_SUBTRACT",
+    "ALL_TOPIC_CONFIGS",
+    "STREAMCORE_TOPIC_CONFIGS",
     "TOPIC_CONFIGS",
     "TOPIC_CONFIG_NAMES",
     "ConfigEntry",
@@ -533,6 +539,19 @@ DESCRIBED_CONFIG_NAMES: tuple[str, ...] = tuple(n for n, d in TOPIC_CONFIGS.item
 assert {d.field for d in TOPIC_CONFIGS.values() if d.field} == set(TopicConfig.__dataclass_fields__)
 
 
+#: Streamcore's own topic configs (not Kafka's): validated, stored and inherited like the
+#: rows above; the broker reads them with ``TopicManager.search_indexed`` and the like.
+STREAMCORE_TOPIC_CONFIGS: Mapping[str, TopicConfigDef] = {
+    d.name: d
+    for d in (
+        # Index the topic's records for full-text search (docs/search.md).
+        _row("search.index", _B, _boolean("search.index"), broker_setting="search.index_default"),
+    )
+}
+#: Every topic config that may be set: Kafka's (internal ones included) and streamcore's.
+ALL_TOPIC_CONFIGS: Mapping[str, TopicConfigDef] = {**TOPIC_CONFIGS, **STREAMCORE_TOPIC_CONFIGS}
+
+
 def unknown_config(name: str) -> TopicError:
     """The error Kafka answers for a topic config name it does not define."""
     return TopicError(ErrorCode.INVALID_CONFIG, f"Unknown topic config name: {name}")
@@ -551,7 +570,7 @@ def check_topic_configs(
     clean: dict[str, str] = {}
     parsed: dict[str, Any] = {}
     for key, value in configs.items():
-        definition = TOPIC_CONFIGS.get(key)
+        definition = ALL_TOPIC_CONFIGS.get(key)
         if definition is None:
             raise unknown_config(key)
         if value is None:
@@ -585,7 +604,7 @@ def incremental_change(name: str, op: int, value: str | None, current: str) -> s
     on a non-list config, INVALID_REQUEST for a missing value or an unknown operation.
     The result is not validated here.
     """
-    definition = TOPIC_CONFIGS.get(name)
+    definition = ALL_TOPIC_CONFIGS.get(name)
     if op == OP_DELETE:
         return None
     if definition is None:

@@ -34,10 +34,12 @@ from typing import Any
 from streamcore._atomic_file import write_atomic
 from streamcore.broker.config import BrokerConfig
 from streamcore.broker.topic_configs import (
+    ALL_TOPIC_CONFIGS,
     CONFIG_SOURCE_DEFAULT,
     CONFIG_SOURCE_STATIC_BROKER,
     CONFIG_SOURCE_TOPIC,
     DESCRIBED_CONFIG_NAMES,
+    STREAMCORE_TOPIC_CONFIGS,
     TOPIC_CONFIG_NAMES,
     TOPIC_CONFIGS,
     ConfigEntry,
@@ -155,6 +157,9 @@ class TopicManager:
         self._topics: dict[str, TopicInfo] = {}
         self._by_id: dict[uuid.UUID, str] = {}
         self._config_cache: dict[str, TopicConfig] = {}
+        self._search_cache: dict[str, bool] = {}
+        #: Called with the (key, log) pairs of a topic being deleted, before its logs close.
+        self._deletion_listeners: list[Callable[[list[tuple[tuple[str, int], Any]]], None]] = []
         self._closed = False
         #: The partition logs (opening, retention, removal, closing).
         self.logs = LogManager(self.data_dir, log_factory=log_factory, on_damage=config.storage.on_damage)
@@ -229,6 +234,7 @@ class TopicManager:
         self._topics = topics
         self._by_id = {info.topic_id: name for name, info in topics.items()}
         self._config_cache = {}
+        self._search_cache = {}
 
     # ------------------------------------------------------------------ queries
 
@@ -266,9 +272,30 @@ class TopicManager:
         cache[name] = cfg
         return cfg
 
+    def search_indexed(self, name: str) -> bool:
+        """Whether the topic's records are indexed for search (its ``search.index``, else the
+        broker's ``search.index_default``); False for internal and unknown topics.
+
+        Cached per catalogue version: the indexer asks for every partition on every round.
+        """
+        cache = self._search_cache
+        cached = cache.get(name)
+        if cached is not None:
+            return cached
+        info = self._topics.get(name)
+        indexed = info is not None and not info.internal and bool(self._effective(info, "search.index")[0])
+        cache[name] = indexed
+        return indexed
+
+    def add_deletion_listener(self, listener: Callable[[list[tuple[tuple[str, int], Any]]], None]) -> None:
+        """Call ``listener`` with the ((topic, partition), log) pairs of each topic being
+        deleted, after the catalogue drops it and before its logs are closed and removed
+        (the log is None for a partition not open). It runs under the manager's lock."""
+        self._deletion_listeners.append(listener)
+
     def _inherited(self, key: str) -> tuple[Any, str | None, int]:
         # What a topic without an override gets: (parsed value, text, ConfigSource code).
-        definition = TOPIC_CONFIGS[key]
+        definition = ALL_TOPIC_CONFIGS[key]
         setting = definition.broker_setting
         if setting is None:
             if definition.default is None:
@@ -278,31 +305,36 @@ class TopicManager:
         source = (
             CONFIG_SOURCE_DEFAULT if self.config.source(setting) == "default" else CONFIG_SOURCE_STATIC_BROKER
         )
-        return value, str(value), source
+        # Kafka writes booleans in lower case.
+        return value, str(value).lower() if isinstance(value, bool) else str(value), source
 
     def _effective(self, info: TopicInfo, key: str) -> tuple[Any, str | None, int]:
         """(parsed value, value as text, ConfigSource code) of config ``key`` on topic ``info``."""
         if key in info.configs:
             text = info.configs[key]
-            return TOPIC_CONFIGS[key].parse(text), text, CONFIG_SOURCE_TOPIC
+            return ALL_TOPIC_CONFIGS[key].parse(text), text, CONFIG_SOURCE_TOPIC
         return self._inherited(key)
 
-    def describe_configs(self, name: str, keys: list[str] | None = None) -> dict[str, ConfigEntry]:
+    def describe_configs(
+        self, name: str, keys: list[str] | None = None, *, extensions: bool = False
+    ) -> dict[str, ConfigEntry]:
         """DescribeConfigs for a topic: config name -> ConfigEntry; ``keys`` narrows the answer.
 
         Every public Kafka topic config is listed, sorted by name, with its synonyms as
         Kafka reports them: the topic's override (DYNAMIC_TOPIC_CONFIG), then the
         broker-wide value under Kafka's server property name (STATIC_BROKER_CONFIG when
         set in streamcore's settings, else DEFAULT_CONFIG). Unknown keys are left out
-        (Kafka does the same). Raises TopicError UNKNOWN_TOPIC_OR_PARTITION for an
-        unknown topic.
+        (Kafka does the same). ``extensions`` adds streamcore's own configs
+        (``search.index``) after Kafka's. Raises TopicError UNKNOWN_TOPIC_OR_PARTITION
+        for an unknown topic.
         """
         info = self._require(name)
         out: dict[str, ConfigEntry] = {}
-        for key in DESCRIBED_CONFIG_NAMES:
+        names = [*DESCRIBED_CONFIG_NAMES, *(STREAMCORE_TOPIC_CONFIGS if extensions else ())]
+        for key in names:
             if keys is not None and key not in keys:
                 continue
-            definition = TOPIC_CONFIGS[key]
+            definition = ALL_TOPIC_CONFIGS[key]
             _, text, source = self._effective(info, key)
             synonyms: list[ConfigSynonym] = []
             if source == CONFIG_SOURCE_TOPIC:
@@ -477,7 +509,7 @@ class TopicManager:
         """
         clean = check_topic_configs(set_configs, null_code=ErrorCode.INVALID_REQUEST)
         for key in delete_keys:
-            if key not in TOPIC_CONFIGS:
+            if key not in ALL_TOPIC_CONFIGS:
                 raise unknown_config(key)
         with self._lock:
             self._check_open()
@@ -513,7 +545,7 @@ class TopicManager:
             configs = dict(info.configs)
             for key, op, value in changes:
                 current = configs[key] if key in configs else None
-                if current is None and key in TOPIC_CONFIGS:
+                if current is None and key in ALL_TOPIC_CONFIGS:
                     current = self._effective(info, key)[1]
                 changed = incremental_change(key, op, value, current or "")
                 if changed is None:
@@ -552,7 +584,14 @@ class TopicManager:
                 raise TopicError(ErrorCode.INVALID_TOPIC, f"{name} is internal and cannot be deleted")
             # The catalogue goes first: if it cannot be written the topic stays whole.
             self._commit({k: v for k, v in self._topics.items() if k != name})
-            self.logs.delete([(name, p) for p in range(info.partitions)], info.topic_id.hex)
+            keys = [(name, p) for p in range(info.partitions)]
+            opened = [(key, self.logs.get(key)) for key in keys]
+            for listener in self._deletion_listeners:
+                try:
+                    listener(opened)
+                except Exception:  # a listener's failure must not leave the topic half deleted
+                    logger.exception("a deletion listener failed for topic %s", name)
+            self.logs.delete(keys, info.topic_id.hex)
             logger.info("deleted topic %s (%d partitions)", name, info.partitions)
             return info
 

@@ -9,7 +9,8 @@ touches the produce path: it only reads the log, the way a consumer does.
 Files, in the partition directory ``<data_dir>/<topic>-<partition>/``::
 
     search/              the index (the engine's own files)
-    search/checkpoint    "version 1" / "engine E" / "next_offset N", replaced atomically
+    search/checkpoint    "version 1" / "engine E" / "next_offset N" / "cleaned STAMP",
+                         replaced atomically
 
 ``next_offset`` is the offset below which every record is in the committed index.
 It is written only after the index commit that covers it, so after a crash the
@@ -28,11 +29,25 @@ is skipped and the indexer sleeps ``backoff_ms``, doubling up to ``backoff_max_m
 while the pressure lasts; the first round without pressure resets the delay. The
 WAL's writes and fsyncs keep the disk; the index catches up afterwards.
 
+Transactions: the indexer reads a partition only up to its last stable offset, and
+leaves out control batches and the batches of aborted transactions, as a
+read_committed consumer does: a search never finds a record such a consumer would
+not see. An open transaction holds the index back at its first offset (the lag says
+so) until its marker is written. The state comes from the broker's transaction
+state when it keeps the partition's, else from the log's headers
+(:class:`~streamcore.storage.txn_index.TransactionScan`).
+
 Retention and truncation: records below the log start are deleted from the index
 when the log start moves; if the log ends below the checkpoint (a truncating
 recovery), the index drops everything from the new end and reads on from there.
-Compaction is not followed yet; readers drop hits whose record is gone
-(:mod:`streamcore.search` reads every hit back from the log).
+
+Compaction: once the cleaner finished a pass (the log's ``compacted_offset`` or its
+cleaner checkpoint file changed), the indexed part below the compacted offset is
+re-indexed from the cleaned log, chunk by chunk: each chunk's documents are deleted
+and its surviving records added again, so hits of removed records go and every
+commit is consistent. The stamp of the pass followed is in the checkpoint
+(``cleaned``), so a crash mid-way re-does it. Until then readers drop hits whose
+record is gone (:mod:`streamcore.search` reads every hit back from the log).
 """
 
 from __future__ import annotations
@@ -50,6 +65,8 @@ from streamcore import _impl
 from streamcore._atomic_file import write_atomic
 from streamcore.codec import decode_batches
 from streamcore.errors import OffsetOutOfRangeError, StorageError
+from streamcore.storage.cleaner import CHECKPOINT_NAME as CLEANER_CHECKPOINT
+from streamcore.storage.txn_index import TransactionScan
 
 __all__ = [
     "CHECKPOINT_FILE",
@@ -59,6 +76,7 @@ __all__ = [
     "IndexerStats",
     "PartitionIndex",
     "index_directory",
+    "log_lag",
 ]
 
 _log = logging.getLogger("streamcore.storage")
@@ -70,6 +88,7 @@ CHECKPOINT_FILE = "checkpoint"
 #: An offset above every real one (the end of "delete everything from here").
 _END = (1 << 63) - 1
 _CONTROL_FLAG = 0x20
+_TRANSACTIONAL_FLAG = 0x10
 
 PartitionKey = tuple[str, int]
 
@@ -88,7 +107,8 @@ class IndexLag(NamedTuple):
     seconds: float
 
 
-def _read_checkpoint(path: str) -> tuple[str, int] | None:
+def _read_checkpoint(path: str) -> tuple[str, int, str | None] | None:
+    """(engine, next offset, compaction stamp or None) from a checkpoint file; None when absent or unreadable."""
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -98,24 +118,40 @@ def _read_checkpoint(path: str) -> tuple[str, int] | None:
     try:
         if fields.get("version") != "1":
             return None
-        return fields["engine"], int(fields["next_offset"])
+        cleaned = fields.get("cleaned")
+        return fields["engine"], int(fields["next_offset"]), None if cleaned in (None, "-") else cleaned
     except (KeyError, ValueError):
         return None
 
 
 class PartitionIndex:
-    """One partition's index and its checkpoint; used by the indexer's one thread at a time.
+    """One partition's index and its checkpoint; used by one thread at a time (searches
+    of its ``index`` may run on other threads).
 
     ``log`` is the partition's ``storage.Log`` (anything with ``read``,
     ``high_watermark``, ``log_start_offset``, ``batch_headers`` and ``directory``).
+    ``transactions``: the partition's transaction state when someone keeps it (anything
+    with ``cleaner_view()`` -> (last stable offset, aborted transactions), such as the
+    broker's :class:`~streamcore.storage.txn_index.PartitionTxnState`); None or a call
+    returning None makes the index follow the log's headers itself
+    (:class:`~streamcore.storage.txn_index.TransactionScan`).
     """
 
-    def __init__(self, key: PartitionKey, log: Any, *, read_bytes: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        key: PartitionKey,
+        log: Any,
+        *,
+        read_bytes: int = 1 << 20,
+        transactions: Callable[[], Any] | None = None,
+    ) -> None:
         self.key = key
         self.log = log
         self.read_bytes = read_bytes
         self.directory = index_directory(log.directory)
         self._checkpoint_path = os.path.join(self.directory, CHECKPOINT_FILE)
+        self._transactions = transactions
+        self._scan: TransactionScan | None = None
         engine = _impl.search.ENGINE
         saved = _read_checkpoint(self._checkpoint_path)
         if saved is not None and saved[0] != engine and os.path.isdir(self.directory):
@@ -130,6 +166,16 @@ class PartitionIndex:
         self.pending = 0
         self._pending_since = 0.0
         self._deleted_below = 0
+        #: The log's compaction stamp the index is known to match (see _compaction_stamp).
+        self._cleaned: str | None = None if saved is None else saved[2]
+        #: [at, end) still to re-index after a compaction, and the stamp it brings the index to.
+        self._recheck: tuple[int, int, str] | None = None
+        if saved is None:
+            # No checkpoint: whatever an earlier run left uncheckpointed may name records
+            # compaction removed since; the log is read from its start anyway.
+            if self.index.max_offset is not None:
+                self.index.delete_range(0, _END)
+            self._cleaned = self._compaction_stamp()
         self._fix_end()
 
     def _fix_end(self) -> None:
@@ -144,7 +190,7 @@ class PartitionIndex:
     def _write_checkpoint(self, offset: int) -> None:
         write_atomic(
             self._checkpoint_path,
-            f"version 1\nengine {_impl.search.ENGINE}\nnext_offset {offset}\n",
+            f"version 1\nengine {_impl.search.ENGINE}\nnext_offset {offset}\ncleaned {self._cleaned or '-'}\n",
         )
 
     def commit(self, *, force: bool = False, offset: int | None = None) -> None:
@@ -163,16 +209,125 @@ class PartitionIndex:
             self.pending >= batch_records or (now - self._pending_since) * 1000.0 >= batch_ms
         )
 
+    def _note_pending(self, count: int) -> None:
+        if self.pending == 0:
+            self._pending_since = time.monotonic()
+        self.pending += count
+
+    # -- transactions -----------------------------------------------------------------
+
+    def _txn_view(self) -> tuple[int, list[Any]]:
+        """(last stable offset, aborted transactions) of the partition now."""
+        owner = self._transactions() if self._transactions is not None else None
+        if owner is not None:
+            lso, aborted = owner.cleaner_view()
+            return int(lso), aborted
+        if self._scan is None:
+            self._scan = TransactionScan(self.log)
+        lso, aborted = self._scan.cleaner_view()
+        return int(lso), aborted
+
+    @staticmethod
+    def _aborted_ranges(aborted: Iterable[Any], from_offset: int) -> dict[int, list[tuple[int, int]]]:
+        """producer id -> [(first, last offset)] of the aborted transactions ending at or after ``from_offset``."""
+        ranges: dict[int, list[tuple[int, int]]] = {}
+        for txn in aborted:
+            if txn[2] >= from_offset:
+                ranges.setdefault(int(txn[0]), []).append((int(txn[1]), int(txn[2])))
+        return ranges
+
+    def _docs(
+        self, batches: Iterable[Any], low: int, high: int, aborted: dict[int, list[tuple[int, int]]]
+    ) -> list[tuple[int, int, int, bytes | None, bytes | None]]:
+        """The documents of the records in [low, high) of ``batches`` that a read_committed
+        consumer sees: control batches and batches of aborted transactions left out."""
+        docs = []
+        partition = self.key[1]
+        for batch in batches:
+            if batch.attributes & _CONTROL_FLAG or batch.last_offset < low or batch.base_offset >= high:
+                continue
+            if batch.attributes & _TRANSACTIONAL_FLAG:
+                spans = aborted.get(batch.producer_id)
+                if spans and any(first <= batch.base_offset <= last for first, last in spans):
+                    continue
+            for record in batch:
+                if low <= record.offset < high:
+                    docs.append((partition, record.offset, record.timestamp_ms, record.key, record.value))
+        return docs
+
+    # -- compaction ---------------------------------------------------------------------
+
+    def _compaction_stamp(self) -> str:
+        """Changes whenever the cleaner finished a pass over the log: the log's compacted
+        offset and the identity of its cleaner checkpoint file (rewritten by each pass)."""
+        compacted = int(getattr(self.log, "compacted_offset", 0) or 0)
+        if compacted <= 0:
+            return "0"
+        try:
+            st = os.stat(os.path.join(os.fspath(self.log.directory), CLEANER_CHECKPOINT))
+            return f"{compacted}:{st.st_ino}:{st.st_mtime_ns}"
+        except OSError:
+            return str(compacted)
+
+    def _follow_compaction(self, max_records: int) -> int:
+        """Re-index what compaction may have changed: [log start, compacted offset) as far
+        as the index has it, chunk by chunk (each chunk's old documents deleted and its
+        surviving records added again, so every commit is consistent); returns records added."""
+        if self._recheck is None:
+            stamp = self._compaction_stamp()
+            if stamp == self._cleaned:
+                return 0
+            compacted = int(getattr(self.log, "compacted_offset", 0) or 0)
+            self._recheck = (self.log.log_start_offset, min(compacted, self.next_offset), stamp)
+        at, stop, stamp = self._recheck
+        added = 0
+        done = False
+        aborted: dict[int, list[tuple[int, int]]] | None = None
+        while added < max_records:
+            if at >= stop:
+                done = True
+                break
+            try:
+                data = self.log.read(max(at, self.log.log_start_offset), self.read_bytes)
+            except OffsetOutOfRangeError:
+                at = self.log.log_start_offset
+                continue
+            batches = decode_batches(data) if data else []
+            if not batches:
+                done = True
+                break
+            if aborted is None:
+                aborted = self._aborted_ranges(self._txn_view()[1], at)
+            chunk_end = min(batches[-1].last_offset + 1, stop)
+            docs = self._docs(batches, at, chunk_end, aborted)
+            self.index.delete_range(at, chunk_end)
+            if docs:
+                self.index.add(docs)
+            self._note_pending(max(1, len(docs)))
+            added += len(docs)
+            at = chunk_end
+        if done:
+            self._recheck = None
+            self._cleaned = stamp
+            self._note_pending(1)  # the checkpoint records the stamp at the next commit
+        else:
+            self._recheck = (at, stop, stamp)
+        return added
+
+    # -- reading ------------------------------------------------------------------------
+
     def step(self, max_records: int) -> int:
-        """Read and add up to about ``max_records`` records; return how many were added."""
+        """Read and add up to about ``max_records`` records; return how many were added.
+
+        Reads stop at the last stable offset: the records of a transaction are added once
+        it committed, never when it aborted, and control batches never.
+        """
         start = self.log.log_start_offset
         if start > self._deleted_below:
             # Retention moved the log start: what it deleted leaves the index too.
             self.index.delete_range(0, start)
             self._deleted_below = start
-            self.pending += 1
-            if self.pending == 1:
-                self._pending_since = time.monotonic()
+            self._note_pending(1)
         if self.next_offset < start:
             self.next_offset = start
         end = self.log.high_watermark
@@ -181,8 +336,13 @@ class PartitionIndex:
             self.next_offset = end
             self.commit(force=True, offset=min(self.committed_offset, end))
             return 0
-        added = 0
-        while added < max_records and self.next_offset < end:
+        added = self._follow_compaction(max_records)
+        if self.next_offset >= end:
+            return added
+        lso, aborted_list = self._txn_view()
+        stable = min(end, lso)
+        aborted = self._aborted_ranges(aborted_list, self.next_offset)
+        while added < max_records and self.next_offset < stable:
             try:
                 data = self.log.read(self.next_offset, self.read_bytes)
             except OffsetOutOfRangeError:
@@ -191,55 +351,33 @@ class PartitionIndex:
                 continue
             if not data:
                 break
-            docs = []
-            batches = decode_batches(data)
+            batches = [b for b in decode_batches(data) if b.base_offset < stable]
             if not batches:
                 break
-            for batch in batches:
-                if not batch.attributes & _CONTROL_FLAG:
-                    for record in batch:
-                        if record.offset >= self.next_offset:
-                            docs.append(
-                                (self.key[1], record.offset, record.timestamp_ms, record.key, record.value)
-                            )
-                self.next_offset = max(self.next_offset, batch.last_offset + 1)
+            docs = self._docs(batches, self.next_offset, stable, aborted)
+            self.next_offset = max(self.next_offset, batches[-1].last_offset + 1)
             if docs:
                 self.index.add(docs)
-                if self.pending == 0:
-                    self._pending_since = time.monotonic()
-                self.pending += len(docs)
+                self._note_pending(len(docs))
                 added += len(docs)
             elif self.pending == 0 and self.next_offset > self.committed_offset:
-                # Only control batches: nothing to add, but the checkpoint may move on.
-                self.pending = 1
-                self._pending_since = time.monotonic()
+                # Only control or aborted batches: nothing to add, but the checkpoint may move on.
+                self._note_pending(1)
         return added
 
     def lag(self, now_ms: int | None = None) -> IndexLag:
         """Records and seconds the committed index is behind the log's high watermark."""
-        end = self.log.high_watermark
-        behind = max(0, end - max(self.committed_offset, self.log.log_start_offset))
-        if behind == 0:
-            return IndexLag(0, 0.0)
-        now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        try:
-            first = next(
-                iter(self.log.batch_headers(max(self.committed_offset, self.log.log_start_offset))), None
-            )
-        except OffsetOutOfRangeError:
-            first = None
-        seconds = 0.0 if first is None else max(0.0, (now_ms - first.first_timestamp) / 1000.0)
-        return IndexLag(behind, seconds)
+        return log_lag(self.log, self.committed_offset, now_ms)
 
     def catch_up(self, *, batch_records: int = 10_000) -> int:
-        """Index everything up to the high watermark now and commit; return the records added."""
+        """Index everything up to the last stable offset now and commit; return the records added."""
         total = 0
         while True:
             added = self.step(batch_records)
             total += added
             if self.pending >= batch_records or added == 0:
                 self.commit()
-            if added == 0:
+            if added == 0 and self._recheck is None:
                 return total
 
     def close(self) -> None:
@@ -248,6 +386,27 @@ class PartitionIndex:
             self.commit()
         finally:
             self.index.close()
+
+    def abandon(self) -> None:
+        """Release the index without committing (its partition is being deleted)."""
+        self.pending = 0
+        self.index.close()
+
+
+def log_lag(log: Any, indexed_to: int, now_ms: int | None = None) -> IndexLag:
+    """How far an index holding every record below ``indexed_to`` is behind ``log``."""
+    end = log.high_watermark
+    start = log.log_start_offset
+    behind = max(0, end - max(indexed_to, start))
+    if behind == 0:
+        return IndexLag(0, 0.0)
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    try:
+        first = next(iter(log.batch_headers(max(indexed_to, start))), None)
+    except OffsetOutOfRangeError:
+        first = None
+    seconds = 0.0 if first is None else max(0.0, (now_ms - first.first_timestamp) / 1000.0)
+    return IndexLag(behind, seconds)
 
 
 @dataclass
@@ -272,7 +431,8 @@ class Indexer:
     Args:
         logs: returns the (topic, partition) keys and open logs to index, called each
             round, so partitions opened or reopened later are picked up (the broker
-            passes those of topics with ``search.index=true``).
+            passes those of topics with ``search.index=true``). A partition that leaves
+            the list has its index committed and closed (its files stay).
         batch_records: commit once this many records are pending.
         batch_ms: commit once the oldest pending record has waited this long (ms).
         poll_ms: sleep between rounds when every index is caught up (ms).
@@ -280,6 +440,8 @@ class Indexer:
             counts as pressure.
         backoff_ms, backoff_max_ms: first and largest delay while under pressure (ms).
         read_bytes: bytes of log read at a time per partition.
+        transactions: ``transactions(key, log)`` gives the partition's transaction state
+            if someone keeps it (see :class:`PartitionIndex`), else None.
     """
 
     def __init__(
@@ -293,6 +455,7 @@ class Indexer:
         backoff_ms: int = 50,
         backoff_max_ms: int = 5000,
         read_bytes: int = 1 << 20,
+        transactions: Callable[[PartitionKey, Any], Any] | None = None,
     ) -> None:
         if batch_records <= 0 or batch_ms < 0 or poll_ms <= 0 or not 0 < backoff_ms <= backoff_max_ms:
             raise ValueError(
@@ -308,15 +471,24 @@ class Indexer:
         self.backoff_ms = backoff_ms
         self.backoff_max_ms = backoff_max_ms
         self.read_bytes = read_bytes
+        self._transactions = transactions
         self.stats = IndexerStats()
         self._parts: dict[PartitionKey, PartitionIndex] = {}
         self._rejections: dict[PartitionKey, int] = {}
+        #: Partitions being deleted: key -> the log object that must not be indexed again.
+        self._gone: dict[PartitionKey, Any] = {}
+        # Held for one partition's step at a time, so that forget() waits for at most one.
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._delay_ms = 0.0
 
     # -- the thread -----------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """True while the thread runs."""
+        return self._thread is not None and self._thread.is_alive()
 
     def start(self) -> None:
         """Start the daemon thread (once)."""
@@ -370,6 +542,12 @@ class Indexer:
             self._rejections[key] = rejections
         return pressed
 
+    def _transactions_of(self, key: PartitionKey, log: Any) -> Callable[[], Any] | None:
+        source = self._transactions
+        if source is None:
+            return None
+        return lambda: source(key, log)
+
     def run_once(self) -> bool:
         """One round over every partition; True when records were indexed or committed."""
         logs = list(self._logs())
@@ -384,27 +562,78 @@ class Indexer:
                 return False
             self._delay_ms = 0.0
             self.stats.backoff_ms = 0.0
-            worked = False
-            now = time.monotonic()
-            for key, log in logs:
-                part = self._parts.get(key)
-                if part is None or part.log is not log:
-                    if part is not None:
-                        part.close()
-                    part = PartitionIndex(key, log, read_bytes=self.read_bytes)
+            current = dict(logs)
+            # A deletion mark lasts while the deleted log may still be in a snapshot.
+            for key in [k for k, gone in self._gone.items() if current.get(k) is not gone]:
+                del self._gone[key]
+            # Partitions no longer wanted (search.index turned off, log closed): commit, release.
+            for key in [k for k, part in self._parts.items() if current.get(k) is not part.log]:
+                part = self._parts.pop(key)
+                try:
+                    part.close()
+                except (StorageError, OSError) as exc:
+                    _log.warning("search index %s: %s", part.directory, exc)
+        worked = False
+        for key, log in logs:
+            if self._stop.is_set():
+                break
+            with self._lock:
+                if key in self._gone and self._gone[key] is log:
+                    continue
+                found = self._parts.get(key)
+                if found is not None:
+                    part = found
+                else:
+                    part = PartitionIndex(
+                        key, log, read_bytes=self.read_bytes, transactions=self._transactions_of(key, log)
+                    )
                     self._parts[key] = part
-                added = part.step(self.batch_records)
-                self.stats.records_indexed += added
-                now = time.monotonic()
-                if part.due(self.batch_records, self.batch_ms, now):
-                    part.commit()
-                    self.stats.commits += 1
-                    worked = True
+                try:
+                    added = part.step(self.batch_records)
+                    self.stats.records_indexed += added
+                    if part.due(self.batch_records, self.batch_ms, time.monotonic()):
+                        part.commit()
+                        self.stats.commits += 1
+                        worked = True
+                except Exception as exc:  # one partition's failure (an offline log) must not stop the others
+                    self.stats.failures += 1
+                    self.stats.last_error = f"{key[0]}-{key[1]}: {exc}"
+                    _log.warning("search index of %s-%d: %s", key[0], key[1], exc)
+                    continue
                 worked = worked or added > 0
-            self.stats.partitions = len(self._parts)
-            return worked
+        self.stats.partitions = len(self._parts)
+        return worked
+
+    def forget(self, partitions: Iterable[tuple[PartitionKey, Any]]) -> None:
+        """Drop the indexes of partitions about to be deleted, without committing, and
+        never index those log objects again: called before their directories go, so that
+        nothing is written into them afterwards. Waits for the partition step running
+        now, if any."""
+        with self._lock:
+            for key, log in partitions:
+                part = self._parts.pop(key, None)
+                if part is not None:
+                    try:
+                        part.abandon()
+                    except (StorageError, OSError) as exc:
+                        _log.warning("search index %s: %s", part.directory, exc)
+                target = log if log is not None else (part.log if part is not None else None)
+                if target is not None:
+                    self._gone[key] = target
+
+    def partition_indexes(self, topic: str) -> dict[int, PartitionIndex]:
+        """The open indexes of ``topic``'s partitions, by partition (for searching them
+        from another thread: their ``index.search`` may run beside the indexer)."""
+        parts = dict(self._parts)
+        return {key[1]: part for key, part in parts.items() if key[0] == topic}
 
     def lag(self) -> dict[PartitionKey, IndexLag]:
-        """Per partition, how far the committed index is behind the log."""
-        with self._lock:
-            return {key: part.lag() for key, part in self._parts.items()}
+        """Per partition, how far the committed index is behind the log (no lock taken:
+        each figure is read as it is at that moment)."""
+        out = {}
+        for key, part in list(self._parts.items()):
+            try:
+                out[key] = part.lag()
+            except Exception:  # the log closed or went offline while we looked
+                continue
+        return out

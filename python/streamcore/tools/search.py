@@ -1,15 +1,19 @@
-"""``streamcore search TOPIC QUERY --data-dir DIR``: full-text search over a topic's records.
+"""``streamcore search TOPIC QUERY --data-dir DIR | --metrics-url URL``: full-text search
+over a topic's records.
 
-Offline, on a stopped broker's data directory: the partition logs are opened (and so
-locked), each partition's search index is brought up to date with its log (unless
-``--no-catch-up``), and the hits are read back from the log. Searching a running
-broker is not wired yet (the broker's ``/search`` endpoint will answer it).
+With ``--data-dir``, offline on a stopped broker's data directory: the partition logs
+are opened (and so locked), each partition's search index is brought up to date with
+its log (unless ``--no-catch-up``), and the hits are read back from the log. With
+``--metrics-url http://HOST:PORT``, a running broker answers through the ``/search``
+endpoint of its metrics port (its indexer keeps the indexes; nothing is caught up on
+demand). The Kafka protocol has no search request, so ``--bootstrap`` cannot do it.
 
 Output: one line per record, ``partition offset timestamp key value`` (tab-separated;
 timestamp as ISO 8601 UTC, key and value as UTF-8 with invalid bytes replaced, a
 missing key or value as ``null``), or with ``--json`` one JSON object per record
 (``partition``, ``offset``, ``timestamp`` in ms, ``key``, ``value``). With
-``--no-catch-up`` a line on stderr says how far behind the index is, when it is.
+``--no-catch-up`` or ``--metrics-url`` a line on stderr says how far behind each
+partition's index is, when it is.
 Exit status: 0 (also with no hits), 1 when the search failed, 2 for bad arguments or
 a query that does not parse.
 """
@@ -40,6 +44,7 @@ _EPILOG = """query language (docs/search.md):
 examples:
   streamcore search orders 'level:error AND service:payments' --data-dir /var/lib/streamcore
   streamcore search logs timeout --since 1h --limit 50 --json --data-dir ./data
+  streamcore search logs 'level:error' --metrics-url http://127.0.0.1:9100
 """
 
 
@@ -48,17 +53,20 @@ def add_search_command(subparsers: Subparsers) -> None:
     p = tool_parser(
         subparsers,
         "search",
-        help="full-text search over a topic's records in a data directory (offline)",
-        description="Search a topic's records with a query, on a stopped broker's data directory. "
+        help="full-text search over a topic's records (a running broker's /search, or a data directory)",
+        description="Search a topic's records with a query: ask a running broker's /search endpoint "
+        "(--metrics-url), or open a stopped broker's data directory (--data-dir). "
         "The records come from the log; the search index only finds them.",
         epilog=_EPILOG,
     )
     p.add_argument("topic", metavar="TOPIC")
     p.add_argument("query", metavar="QUERY", help="the query ('' matches every record)")
-    p.add_argument(
-        "--data-dir",
-        required=True,
-        help="the broker's data directory (the broker must be stopped; searching a running broker is not wired yet)",
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--data-dir", help="a stopped broker's data directory")
+    where.add_argument(
+        "--metrics-url",
+        metavar="URL",
+        help="a running broker's metrics address, http://HOST:PORT (its --metrics-port)",
     )
     p.add_argument("--since", metavar="DURATION", help="only records at most this old, e.g. 15m, 1h, 7d")
     p.add_argument("--limit", type=int, default=20, help="most records to print (default 20)")
@@ -67,7 +75,7 @@ def add_search_command(subparsers: Subparsers) -> None:
         "--no-catch-up",
         dest="catch_up",
         action="store_false",
-        help="query the index as it is, without indexing the records it lacks first",
+        help="query the index as it is, without indexing the records it lacks first (--data-dir)",
     )
     p.set_defaults(handler=_dispatch)
 
@@ -82,7 +90,7 @@ def _text(data: bytes | None) -> str | None:
 
 def run_search(args: argparse.Namespace, out: Any = None) -> int:
     """Run the search the arguments describe and print the records."""
-    from streamcore.search import search
+    from streamcore.search import RemoteSearchError, search
 
     out = out or sys.stdout
     if args.limit < 0:
@@ -94,10 +102,13 @@ def run_search(args: argparse.Namespace, out: Any = None) -> int:
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     try:
+        source = args.metrics_url if args.metrics_url else args.data_dir
+        if args.metrics_url and not args.metrics_url.startswith(("http://", "https://")):
+            raise UsageError(f"--metrics-url must start with http:// or https://, not {args.metrics_url!r}")
         results = search(
-            args.data_dir, args.topic, args.query, since_ms=since_ms, limit=args.limit, catch_up=args.catch_up
+            source, args.topic, args.query, since_ms=since_ms, limit=args.limit, catch_up=args.catch_up
         )
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, RemoteSearchError) as exc:
         raise ToolError(str(exc)) from None
     except ValueError as exc:
         raise UsageError(str(exc)) from None
