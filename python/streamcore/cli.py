@@ -3,7 +3,7 @@
 Each subcommand is one ``add_<name>_command(subparsers)`` function that adds its
 parser and sets ``handler`` (a function taking the parsed arguments and returning
 the exit status). Adding a subcommand means writing that function and listing it
-in :data:`COMMANDS`. ``bench`` and its targets live in :mod:`streamcore.bench.cli`
+in :func:`_command_adders`. ``bench`` and its targets live in :mod:`streamcore.bench.cli`
 (listed in its ``TARGETS``), the client tools (``topics``, ``produce``, ``consume``,
 ``groups``) in :mod:`streamcore.tools`; this module only wires them in.
 """
@@ -17,11 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from streamcore._version import __version__
-from streamcore.bench.cli import add_bench_command
-from streamcore.tools import TOOLS
 from streamcore.tools._common import tool_parser
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["build_parser", "main"]
 
 Subparsers = Any  # argparse's _SubParsersAction is private; only add_parser is used
 CommandAdder = Callable[[Subparsers], None]
@@ -241,25 +239,31 @@ def run_config_command(args: argparse.Namespace) -> int:
 
 # --- the command itself -------------------------------------------------------------
 
-#: Top-level subcommands, in help order.
-COMMANDS: list[CommandAdder] = [
-    add_info_command,
-    add_broker_command,
-    add_config_command,
-    *TOOLS,
-    add_bench_command,
-]
+
+def _command_adders() -> list[CommandAdder]:
+    """Top-level subcommands, in help order.
+
+    The tools and the bench are imported here, not at the top of the module: ``streamcore
+    broker`` builds a parser with its own subcommand only (see :func:`main`), and its
+    start-up should not pay for some hundred modules it never uses (the tools' client
+    code, the bench's peers and ``importlib.metadata``).
+    """
+    from streamcore.bench.cli import add_bench_command
+    from streamcore.tools import TOOLS
+
+    return [add_info_command, add_broker_command, add_config_command, *TOOLS, add_bench_command]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every registered subcommand."""
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every registered subcommand (``only="broker"``: that one alone)."""
     parser = argparse.ArgumentParser(
         prog="streamcore",
         description="Kafka-protocol streaming for Python: broker, client and native core.",
     )
     parser.add_argument("--version", action="version", version=f"streamcore {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for add in COMMANDS:
+    adders = [add_broker_command] if only == "broker" else _command_adders()
+    for add in adders:
         add(subparsers)
     return parser
 
@@ -269,7 +273,11 @@ def main(argv: list[str] | None = None) -> int:
 
     Usage errors (unknown subcommand, bad option) exit with status 2.
     """
-    args = build_parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    # The broker's start-up is timed by users and benchmarks: its parser alone.
+    only = "broker" if argv[:1] == ["broker"] else None
+    args = build_parser(only).parse_args(argv)
     return int(args.handler(args))
 
 

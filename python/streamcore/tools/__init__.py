@@ -14,43 +14,39 @@ docs/cli.md.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from typing import Any
-
-from streamcore.tools.acls import add_acls_command
-from streamcore.tools.consume import add_consume_command
-from streamcore.tools.groups import add_groups_command
-from streamcore.tools.produce import add_produce_command
-from streamcore.tools.quotas import add_quotas_command
-from streamcore.tools.topics import add_topics_command
-from streamcore.tools.users import add_users_command
 
 __all__ = ["TOOLS"]
 
 
-def add_log_command(subparsers: Any) -> None:
-    """Add ``streamcore log``; imported on use, so ``python -m streamcore.tools.log`` runs it
-    without the package having imported the module first."""
-    from streamcore.tools.log import register
+def _on_use(module: str, adder: str = "") -> Callable[[Any], None]:
+    """The subcommand adder ``adder`` of ``streamcore.tools.<module>``, imported when called.
 
-    register(subparsers)
+    Importing this package (``streamcore broker`` does, for the shared ``tool_parser``) then
+    costs nothing for the tools; the full parser imports each one as it registers it.
+    """
+    name = adder or f"add_{module}_command"
+
+    def add(subparsers: Any) -> None:
+        getattr(importlib.import_module(f"streamcore.tools.{module}"), name)(subparsers)
+
+    add.__name__ = add.__qualname__ = name
+    return add
 
 
-def add_search_command(subparsers: Any) -> None:
-    """Add ``streamcore search`` (offline over a data directory; docs/search.md)."""
-    from streamcore.tools.search import add_search_command as add
-
-    add(subparsers)
-
-
-#: The client tools' subcommand adders, in help order.
+#: The client tools' subcommand adders, in help order. ``log`` is added by its own
+#: ``register``, so that ``python -m streamcore.tools.log`` runs it without the package
+#: having imported the module first.
 TOOLS = [
-    add_topics_command,
-    add_produce_command,
-    add_consume_command,
-    add_groups_command,
-    add_log_command,
-    add_users_command,
-    add_acls_command,
-    add_quotas_command,
-    add_search_command,
+    _on_use("topics"),
+    _on_use("produce"),
+    _on_use("consume"),
+    _on_use("groups"),
+    _on_use("log", "register"),
+    _on_use("users"),
+    _on_use("acls"),
+    _on_use("quotas"),
+    _on_use("search"),
 ]
