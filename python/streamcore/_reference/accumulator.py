@@ -141,7 +141,7 @@ class ProducerBatch:
         first = log_append_time if appended else self.first_ts
         if len(self.record_indices) != len(self.record_futures):
             raise ValueError("record_indices and record_futures differ in length")
-        for i, f in zip(self.record_indices, self.record_futures):
+        for i, f in zip(self.record_indices, self.record_futures, strict=True):
             off = base_offset + i if base_offset >= 0 else -1
             ts = first if ts_list is None or appended else ts_list[i]
             meta = metadata(topic, part, off, first if ts is None else ts)
