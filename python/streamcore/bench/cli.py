@@ -33,6 +33,7 @@ __all__ = [
     "add_broker_commands",
     "add_codec_command",
     "add_compaction_command",
+    "add_load_command",
     "add_tls_command",
     "add_transactions_command",
     "run_broker_workload",
@@ -826,10 +827,19 @@ def add_compare_command(targets: Any) -> None:
     add(targets)
 
 
+def add_load_command(targets: Any) -> None:
+    """Add ``streamcore bench load`` (a fixed-rate load generator with live latency figures);
+    its module is imported only here, so the command's start-up does not pay for it."""
+    from streamcore.bench.load import add_load_command as add
+
+    add(targets)
+
+
 #: Targets of ``streamcore bench``, in help order.
 TARGETS: list[TargetAdder] = [
     add_codec_command,
     add_broker_commands,
+    add_load_command,
     add_compaction_command,
     add_transactions_command,
     add_tls_command,
