@@ -136,3 +136,34 @@ def test_profile_run_starts_one_broker_per_profile(
     table = report["profile_table"]
     assert "| low |" in table and "| ultra |" in table and table in printed
     assert list(tmp_path.iterdir()) == [out]  # the brokers' data directories are gone
+
+
+def test_compare_latency_under_fsync_always_asks_every_broker_for_an_fsync_per_append(
+    streamcore_broker: str,
+) -> None:
+    """``bench compare --fsync always``: the latency workload's topics carry flush.messages=1
+    (Apache Kafka's fsync per append); the figures stay ordered."""
+    import os
+
+    from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+
+    from streamcore.bench.peers import workloads
+
+    settings = workloads.Settings(scale=0.001, timeout_s=60.0, latency_seconds=1.0, fsync="always")
+    figures = workloads.latency(workloads.Target("streamcore", streamcore_broker, os.getpid()), settings)
+    assert figures["topic_config"] == {"flush.messages": "1"}
+    assert (
+        figures["max_records_per_s"] > 0
+        and figures["offered_records_per_s"] == figures["max_records_per_s"] / 2
+    )
+    for prefix in ("produce", "e2e"):
+        assert 0 <= figures[f"{prefix}_p50_ms"] <= figures[f"{prefix}_p99_ms"] <= figures[f"{prefix}_p999_ms"]
+    admin = AdminClient({"bootstrap.servers": streamcore_broker, "log_level": 3})
+    topics = [
+        t for t in admin.list_topics(timeout=30).topics if t.startswith(("compare-latency", "compare-probe"))
+    ]
+    assert len(topics) == 2
+    for topic in topics:
+        resource = ConfigResource(ResourceType.TOPIC, topic)
+        entries = admin.describe_configs([resource])[resource].result(timeout=30)
+        assert entries["flush.messages"].value == "1", topic

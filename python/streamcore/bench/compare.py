@@ -127,9 +127,15 @@ def _title(section: str, params: dict[str, Any]) -> str:
         )
     if section == "latency":
         rate = "half the max rate" if p["latency_rate"] is None else f"{p['latency_rate']:,.0f} rec/s"
+        durable = (
+            "; fsync=always: streamcore --fsync always, its topics flush.messages=1 (Kafka fsyncs each append)"
+            if p.get("fsync") == "always"
+            else ""
+        )
         return (
             f"Fixed rate ({rate}) for {p['latency_seconds']:.0f} s: 1 KiB, 4 partitions, acks=all, "
             "linger.ms=1; produce = produce() to delivery report; e2e = receipt minus record timestamp"
+            + durable
         )
     return (
         f"{p['producers']} producers x {p['consumers']} consumers (processes), 16 partitions, "
@@ -463,6 +469,7 @@ def run_compare(args: argparse.Namespace) -> int:
             perf_classpath=perf_cp,
             log4j_config=log4j,
             progress=progress,
+            fsync=args.fsync,
         )
         runnable = [p for p in peers.values() if p.make is not None]
         runs: dict[str, list[dict[str, Any]]] = {p.name: [] for p in runnable}
@@ -601,7 +608,11 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
         "--latency-seconds", type=_positive_float, help="duration of 'latency' (default: 10 s x scale, >= 1)"
     )
     p.add_argument(
-        "--fsync", choices=("always", "interval", "never"), default="interval", help="streamcore's fsync"
+        "--fsync",
+        choices=("always", "interval", "never"),
+        default="interval",
+        help="streamcore's storage.fsync; 'always' also gives the latency workload's topics "
+        "flush.messages=1, so Apache Kafka fsyncs each append before answering too",
     )
     p.add_argument("--timeout", type=_positive_float, default=300.0, help="bound of each step, s")
     p.add_argument("--dir", help="where brokers keep their data (default: the system's temp dir)")

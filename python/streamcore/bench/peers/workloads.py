@@ -17,7 +17,10 @@ of values produced. Every loop is bounded in count and in time (``timeout_s``).
 * :func:`latency` — the maximum delivery-report rate of 1 KiB records (acks=all,
   4 partitions), then half of it offered at a fixed pace for a few seconds while a
   consumer process reads: produce latency (librdkafka's produce() to delivery
-  report) and end-to-end latency (receipt minus record timestamp) percentiles;
+  report) and end-to-end latency (receipt minus record timestamp) percentiles. With
+  ``Settings.fsync == "always"`` its topics get ``flush.messages=1``, so that Apache
+  Kafka too fsyncs each append before answering (streamcore's broker runs with
+  ``--fsync always``; the topic setting is stored and has no effect there);
 * :func:`fanout` — N producer processes and M consumer processes (one group) over a
   16-partition topic of 1 KiB records, all at once.
 """
@@ -44,10 +47,12 @@ from streamcore.bench.progress import ProgressBar
 
 __all__ = [
     "FANOUT_PARTITIONS",
+    "FSYNC_ALWAYS_TOPIC_CONFIG",
     "JAVA_PRODUCER_PROPS",
     "WORKLOADS",
     "Settings",
     "Target",
+    "create_topic_with_config",
     "fanout",
     "histogram_percentiles",
     "java",
@@ -77,6 +82,11 @@ FANOUT_SIZE = 1024
 FANOUT_PARTITIONS = 16
 #: A consumer that receives nothing for this long (a group join included) gives up.
 STALL_S = 60.0
+#: Topic settings of the latency run under fsync=always: Kafka's flush.messages=1 fsyncs
+#: the log after every append, before the produce request is answered (Kafka's
+#: log.flush.interval.messages as a topic override), which is what streamcore's
+#: storage.fsync=always does for every topic.
+FSYNC_ALWAYS_TOPIC_CONFIG = {"flush.messages": "1"}
 
 WORKER = Path(__file__).resolve().parent / "worker.py"
 
@@ -111,6 +121,9 @@ class Settings:
     log4j_config: Path | None = None
     progress: bool | None = False
     python: str = sys.executable
+    #: streamcore's storage.fsync in this run; "always" makes :func:`latency` ask every
+    #: broker for an fsync per append (see :data:`FSYNC_ALWAYS_TOPIC_CONFIG`).
+    fsync: str = "interval"
 
 
 def scaled(count: int, scale: float, minimum: int = 100) -> int:
@@ -126,6 +139,19 @@ def _per_gb(cpu_after: float | None, cpu_before: float | None, nbytes: int) -> f
     if cpu_after is None or cpu_before is None or nbytes <= 0:
         return None
     return (cpu_after - cpu_before) / (nbytes / _GB)
+
+
+def create_topic_with_config(
+    bootstrap: str, topic: str, partitions: int, config: Mapping[str, str], timeout_s: float
+) -> None:
+    """Create ``topic`` (replication 1) with topic-level ``config``; raise if the broker refuses."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})
+    new = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=dict(config))
+    admin.create_topics([new], operation_timeout=timeout_s, request_timeout=timeout_s)[topic].result(
+        timeout=timeout_s
+    )
 
 
 def histogram_percentiles(histogram: Mapping[int, int], scale: float = 0.1) -> dict[str, float | None]:
@@ -527,18 +553,27 @@ def _paced_produce(
 
 
 def latency(target: Target, settings: Settings) -> dict[str, Any]:
-    """Half the measured maximum rate, offered at a fixed pace: produce and end-to-end percentiles."""
+    """Half the measured maximum rate, offered at a fixed pace: produce and end-to-end percentiles.
+
+    The maximum is measured on a topic shaped like the measured one (4 partitions, the
+    same topic settings), so "half" is half of what that topic takes.
+    """
+    topic_config = FSYNC_ALWAYS_TOPIC_CONFIG if settings.fsync == "always" else {}
     topic = new_name("compare-latency")
-    create_topic(target.bootstrap, topic, LATENCY_PARTITIONS, timeout_s=settings.timeout_s)
+    create_topic_with_config(target.bootstrap, topic, LATENCY_PARTITIONS, topic_config, settings.timeout_s)
     max_rate = None
     if settings.latency_rate is None:
+        probe_topic = new_name("compare-probe")
+        create_topic_with_config(
+            target.bootstrap, probe_topic, LATENCY_PARTITIONS, topic_config, settings.timeout_s
+        )
         probe = run_produce(
             target.bootstrap,
             scaled(LATENCY_PROBE_RECORDS, settings.scale, 1000),
             LATENCY_SIZE,
             acks="all",
             linger_ms=LATENCY_LINGER_MS,
-            topic=new_name("compare-probe"),
+            topic=probe_topic,
             progress=settings.progress,
             timeout_s=settings.timeout_s,
         )
@@ -566,6 +601,7 @@ def latency(target: Target, settings: Settings) -> dict[str, Any]:
     return {
         "max_records_per_s": max_rate,
         "offered_records_per_s": rate,
+        "topic_config": dict(topic_config),
         "achieved_records_per_s": produced["achieved_records_per_s"],
         "seconds": seconds,
         "records": produced["records"],
