@@ -20,6 +20,7 @@ of the client retries.
 
 from __future__ import annotations
 
+import abc
 import base64
 import hashlib
 import hmac
@@ -91,22 +92,22 @@ def build_ssl_context(
 # ---------------------------------------------------------------------- SASL clients
 
 
-class SaslClient:
+class SaslClient(abc.ABC):
     """One SASL conversation, client side: ``initial()``, then ``evaluate(challenge)``
     for every server message until it returns None (done)."""
 
     mechanism = ""
 
+    @abc.abstractmethod
     def initial(self) -> bytes:
         """The first message to send."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def evaluate(self, challenge: bytes) -> bytes | None:
         """The answer to the server's ``challenge``, or None when the exchange is complete.
 
         Raises AuthenticationError when the server's message is wrong.
         """
-        raise NotImplementedError
 
 
 class PlainClient(SaslClient):

@@ -19,6 +19,7 @@ frames with ``FrameSplitter``.
 
 from __future__ import annotations
 
+import abc
 import enum
 import functools
 from typing import Any, NamedTuple
@@ -209,7 +210,7 @@ def encode_response_header(correlation_id: int, api_key: int, api_version: int) 
     return wire.encode_response_header(correlation_id, response_header_is_flexible(api_key, api_version))
 
 
-class OutOfLine:
+class OutOfLine(abc.ABC):
     """A bytes field's value that the encoder leaves out of the frame it builds.
 
     :func:`encode_response_parts` writes only the field's length prefix and hands the
@@ -222,17 +223,17 @@ class OutOfLine:
 
     __slots__ = ()
 
-    def __len__(self) -> int:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def __len__(self) -> int: ...
 
     def __bool__(self) -> bool:
         return len(self) > 0
 
+    @abc.abstractmethod
     def materialize(self) -> bytes | bytearray | memoryview:
         """The bytes, in memory."""
-        raise NotImplementedError
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a default that holds nothing, not abstract)
         """Release what the value holds (open files); the default holds nothing."""
 
 
