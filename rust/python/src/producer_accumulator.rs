@@ -22,10 +22,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use pyo3::ffi;
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyInt, PyList, PyString, PyTuple, PyType};
 
 use crate::partitioner::{hash_key, partition_of_hash};
+
+use crate::record_batch::types;
 
 /// Bytes charged per record beyond key, value and headers (the client's `RECORD_OVERHEAD`).
 const RECORD_OVERHEAD: i64 = 24;
@@ -43,42 +44,6 @@ impl Drop for Locked<'_, '_> {
             e.restore(self.release.py());
         }
     }
-}
-
-/// Whether tuple subclasses may be allocated and filled directly (see [`new_tuple_of`]).
-static DIRECT_TUPLE_ALLOC: PyOnceLock<bool> = PyOnceLock::new();
-
-/// An instance of the tuple subclass `tp` holding `items`, what
-/// `tuple.__new__(tp, items)` makes, built without the argument tuples of that call.
-/// The same construction as the record decoder's named tuples
-/// (`record_batch/types.rs`).
-fn new_tuple_of<'py, const N: usize>(
-    py: Python<'py>,
-    tp: &Bound<'py, PyType>,
-    items: [Bound<'py, PyAny>; N],
-) -> PyResult<Bound<'py, PyAny>> {
-    // Up to Python 3.13 a tuple subclass instance is exactly tp_alloc(type, n) with
-    // the items in its slots; from 3.14 tuples carry a hash cache that only CPython's
-    // own constructor initialises.
-    if *DIRECT_TUPLE_ALLOC.get_or_init(py, || py.version_info() < (3, 14)) {
-        // SAFETY: tp is a tuple subclass; its tp_alloc gives an object with N NULL item
-        // slots laid out as a tuple's, filled with owned references before anyone else
-        // can see it.
-        unsafe {
-            let tpp = tp.as_type_ptr();
-            let alloc = (*tpp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
-            let obj = alloc(tpp, N as ffi::Py_ssize_t);
-            if obj.is_null() {
-                return Err(PyErr::fetch(py));
-            }
-            for (i, it) in items.into_iter().enumerate() {
-                ffi::PyTuple_SET_ITEM(obj, i as ffi::Py_ssize_t, it.into_ptr());
-            }
-            return Ok(Bound::from_owned_ptr(py, obj));
-        }
-    }
-    let new = py.get_type::<PyTuple>().getattr(intern!(py, "__new__"))?;
-    new.call1((tp, PyTuple::new(py, items)?))
 }
 
 /// Length of `obj` (a `bytes` or `str` already checked by the caller).
@@ -413,7 +378,8 @@ impl ProducerBatch {
             let fields = [topic.clone(), partition.clone(), offset, ts];
             let meta = match &direct {
                 Some(cls) => {
-                    let meta = new_tuple_of(py, cls, fields)?;
+                    let meta =
+                        types::new_named_tuple(py, cls, types::direct_tuple_alloc(py), fields)?;
                     if untrack && untrackable {
                         // SAFETY: a tuple (without an instance dict) we just made, whose
                         // items are str and int objects only: it cannot be part of a

@@ -13,7 +13,7 @@ use streamcore_core::record_batch as rb;
 
 mod decode;
 mod encode;
-mod types;
+pub(crate) mod types;
 
 const CODEC_NAMES: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 
