@@ -13,6 +13,7 @@ from streamcore.broker.context import RequestContext
 from streamcore.broker.handlers import describe_configs
 from streamcore.broker.record_policy import PolicyRefusal, apply_record_policy
 from streamcore.broker.topic_configs import (
+    ALL_TOPIC_CONFIGS,
     CONFIG_SOURCE_DEFAULT,
     CONFIG_SOURCE_STATIC_BROKER,
     CONFIG_SOURCE_TOPIC,
@@ -21,6 +22,7 @@ from streamcore.broker.topic_configs import (
     OP_DELETE,
     OP_SET,
     OP_SUBTRACT,
+    STREAMCORE_TOPIC_CONFIGS,
     TOPIC_CONFIGS,
     ConfigType,
     TopicConfig,
@@ -283,10 +285,13 @@ def test_describe_configs_handler_sends_types_and_synonyms_only_when_asked(tmp_p
             )
             response = describe_configs.handle(_State(topics), ctx, request)  # type: ignore[arg-type]
             rows[synonyms] = {c.name: c for c in response.results[0].configs}
-    assert list(rows[True]) == list(DESCRIBED_CONFIG_NAMES)
+    # Kafka's configs in Kafka's order, then streamcore's own (search.index).
+    assert list(rows[True]) == [*DESCRIBED_CONFIG_NAMES, *STREAMCORE_TOPIC_CONFIGS]
     assert {n: c.config_type for n, c in rows[True].items()} == {
-        n: int(TOPIC_CONFIGS[n].config_type) for n in DESCRIBED_CONFIG_NAMES
+        n: int(ALL_TOPIC_CONFIGS[n].config_type) for n in rows[True]
     }
+    assert rows[True]["search.index"].value == "false"
+    assert rows[True]["search.index"].config_type == ConfigType.BOOLEAN
     assert rows[True]["cleanup.policy"].config_type == ConfigType.LIST == 7
     assert rows[False]["retention.ms"].synonyms == []
     assert [(s.name, s.value, s.source) for s in rows[True]["retention.ms"].synonyms] == [

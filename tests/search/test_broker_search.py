@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from confluent_kafka import Producer as CKProducer
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
 
 from streamcore.cli import _load_broker_config, build_parser
 from streamcore.cli import main as cli_main
@@ -195,6 +196,11 @@ def test_altering_search_index_turns_indexing_on_and_off(
     assert http_get(search_url(base, "t", ""))[0] == 409
     assert cli("topics", "alter", "t", "--config", "search.index=true", "--bootstrap", bs) == 0
     assert broker.state.topics.describe_configs("t", extensions=True)["search.index"].value == "true"
+    # A real client sees it over the wire too, as a topic override.
+    admin = AdminClient({"bootstrap.servers": bs})
+    resource = ConfigResource(ConfigResource.Type.TOPIC, "t")
+    entry = admin.describe_configs([resource])[resource].result(timeout=30)["search.index"]
+    assert (entry.value, entry.source) == ("true", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
     wait_indexed(base, "t", 10)
     assert cli("topics", "alter", "t", "--config", "search.index=false", "--bootstrap", bs) == 0
     indexer = broker.runtime.indexer

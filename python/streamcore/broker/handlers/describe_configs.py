@@ -4,7 +4,9 @@ Advertised v1-v4 (the spec's floor). v1 adds synonyms (sent when the request ask
 for them, as Kafka does); v3 config types and documentation; v4 is flexible.
 Resource type 2 is a topic, 4 a broker. A topic lists every public Kafka topic
 config from ``broker.topic_configs``, with Kafka's ConfigType (cleanup.policy is a
-LIST) and its synonyms.
+LIST) and its synonyms, then streamcore's own topic configs (``search.index``), so
+``kafka-configs --describe`` and AdminClient show what ``--alter`` set. Clients list
+whatever names a broker sends; CreateTopics' answer keeps Kafka's list exactly.
 
 With an authorizer, a resource the sender may not DESCRIBE_CONFIGS answers the
 matching *_AUTHORIZATION_FAILED (see ``_config_resources``).
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from streamcore.broker.authorizer import AclOperation
 from streamcore.broker.handlers._config_resources import config_access_error
-from streamcore.broker.topic_configs import TOPIC_CONFIGS
+from streamcore.broker.topic_configs import ALL_TOPIC_CONFIGS
 from streamcore.broker.topics import TopicError
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
@@ -55,7 +57,9 @@ def handle(
         if res.resource_type == _TOPIC:
             try:
                 # Null (or empty) configuration keys mean every config, for topics and the broker alike.
-                entries = state.topics.describe_configs(res.resource_name, res.configuration_keys or None)
+                entries = state.topics.describe_configs(
+                    res.resource_name, res.configuration_keys or None, extensions=True
+                )
             except TopicError as exc:
                 out.error_code = exc.error_code
                 out.error_message = exc.message
@@ -67,7 +71,7 @@ def handle(
                     read_only=e.read_only,
                     config_source=e.source,
                     is_default=e.is_default,
-                    config_type=int(TOPIC_CONFIGS[name].config_type),
+                    config_type=int(ALL_TOPIC_CONFIGS[name].config_type),
                     documentation=None,
                     synonyms=[
                         DescribeConfigsResponse_DescribeConfigsSynonym(
