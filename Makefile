@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # Hypothesis example budgets for the fuzz tests (CI sets the issue's minimums).
 export STREAMCORE_FUZZ_EXAMPLES ?= 100000
 
-.PHONY: run test venv build lint typecheck rust-check interop-tools pytest-native pytest-ecosystem pytest-reference pytest-late run-ecosystem-pass run-reference-pass pytest-dist dist bench clean
+.PHONY: run test venv build lint typecheck rust-check interop-tools pytest-native pytest-ecosystem pytest-reference pytest-late run-ecosystem-pass run-reference-pass pytest-dist dist clean
 
 $(VENV)/.deps: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
