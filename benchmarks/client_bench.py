@@ -1,6 +1,6 @@
 """Client throughput: streamcore vs confluent-kafka, aiokafka and kafka-python on one broker.
 
-Run:  PYTHONPATH=python python benchmarks/client_bench.py [--messages 200000] [--json out.json]
+Run:  PYTHONPATH=python python benchmarks/client_bench.py [--messages 200000] [--rounds 5] [--json out.json]
 
 The broker is our own, started as a separate process (``python -m streamcore.cli
 broker --port 0``) so that it does not share a GIL with the clients. Every client
@@ -9,6 +9,14 @@ fresh topic with linger 5 ms and its default acks/idempotence, then waits for al
 acknowledgements; the consumer rows read a topic of ``--messages`` records from the
 start. Figures are messages per second (higher is better) and the ratio to
 confluent-kafka's. Measurements only; nothing is asserted.
+
+With ``--rounds N`` (default 1) every selected row runs N times, interleaved: each
+round runs all rows once, and the row order is rotated by one position per round
+so no row always runs first or right after the same neighbour. The table shows
+each row's median msgs/s with its min and max over the rounds, and the ratio of
+the row's median to the median of its confluent-kafka baseline row. ``--json``
+holds the medians (``results``), every round's figure (``samples``), the ratios
+and min/max per row.
 
 Rows (``keyed``: a distinct 8-byte key per record, built before the clock starts;
 ``headers``: one header ``("h", b"v")`` per record; the keyed and headers rows
@@ -35,6 +43,7 @@ import contextlib
 import json
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -351,29 +360,60 @@ def main(argv: list[str] | None = None) -> int:
         "--bootstrap",
         help="use this running broker instead of starting one (to compare two client versions on one broker)",
     )
+    ap.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run each row this many times, interleaved with row order rotated per round; report medians",
+    )
     args = ap.parse_args(argv)
+    if args.rounds < 1:
+        ap.error("--rounds must be at least 1")
     value = b"x" * args.value_bytes
     only = {s.strip() for s in args.only.split(",") if s.strip()}
-    results: dict[str, float] = {}
+    selected = [row for row in ROWS if not only or row[0] in only]
+    samples: dict[str, list[float]] = {}
+    skipped: set[str] = set()
     with contextlib.nullcontext(args.bootstrap) if args.bootstrap else broker_process() as bootstrap:
-        for name, fn, share, _ in ROWS:
-            if only and name not in only:
-                continue
-            n = max(1000, int(args.messages * share))
-            try:
-                results[name] = fn(bootstrap, n, value)
-            except ImportError as exc:
-                print(f"{name}: skipped ({exc})", file=sys.stderr)
-                continue
-            print(f"{name:26s} {results[name]:>12,.0f} msg/s  ({n} records)", file=sys.stderr)
-    print()
-    print(f"{'client':26s} {'msgs/s':>12s}  {'vs confluent':>12s}  {'(row)':s}")
+        for rnd in range(args.rounds):
+            # Rotating the order spreads warm-up, page-cache and neighbour effects
+            # over all rows instead of charging them to the same row every round.
+            shift = rnd % len(selected) if selected else 0
+            for name, fn, share, _ in selected[shift:] + selected[:shift]:
+                if name in skipped:
+                    continue
+                n = max(1000, int(args.messages * share))
+                try:
+                    rate = fn(bootstrap, n, value)
+                except ImportError as exc:
+                    print(f"{name}: skipped ({exc})", file=sys.stderr)
+                    skipped.add(name)
+                    continue
+                samples.setdefault(name, []).append(rate)
+                print(
+                    f"[round {rnd + 1}/{args.rounds}] {name:26s} {rate:>12,.0f} msg/s  ({n} records)",
+                    file=sys.stderr,
+                )
+    results = {name: statistics.median(v) for name, v in samples.items()}
+    ratios: dict[str, float] = {}
     for name, _, _, base in ROWS:
         if name in results:
-            ratio = results[name] / results[base] if base in results else float("nan")
-            print(f"{name:26s} {results[name]:>12,.0f}  {ratio:>11.2f}x  ({base})")
+            ratios[name] = results[name] / results[base] if base in results else float("nan")
+    print()
+    print(
+        f"{'client':26s} {'median msgs/s':>13s}  {'vs confluent':>12s}  "
+        f"{'min':>12s}  {'max':>12s}  {'(row)':s}"
+    )
+    for name, _, _, base in ROWS:
+        if name in results:
+            v = samples[name]
+            print(
+                f"{name:26s} {results[name]:>13,.0f}  {ratios[name]:>11.2f}x  "
+                f"{min(v):>12,.0f}  {max(v):>12,.0f}  ({base})"
+            )
     print(
         f"\n{args.value_bytes}-byte values, {PARTITIONS} partitions, broker in its own process; "
+        f"{args.rounds} round(s), medians; "
         f"implementation: {streamcore.implementation()}; python {platform.python_version()}; "
         f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
     )
@@ -383,7 +423,12 @@ def main(argv: list[str] | None = None) -> int:
                 {
                     "messages": args.messages,
                     "value_bytes": args.value_bytes,
+                    "rounds": args.rounds,
                     "results": results,
+                    "ratio_to_confluent": ratios,
+                    "min": {name: min(v) for name, v in samples.items()},
+                    "max": {name: max(v) for name, v in samples.items()},
+                    "samples": samples,
                     "implementation": streamcore.implementation(),
                     "load_average": os.getloadavg(),
                 },
