@@ -10,7 +10,7 @@ PIP := $(PY) -m pip --disable-pip-version-check
 # Hypothesis example budgets for the fuzz tests (CI sets the issue's minimums).
 export STREAMCORE_FUZZ_EXAMPLES ?= 100000
 
-.PHONY: run test venv build lint typecheck rust-check interop-tools pytest-native pytest-ecosystem pytest-reference pytest-late run-ecosystem-pass run-reference-pass pytest-dist dist clean
+.PHONY: run test venv build lint typecheck rust-check interop-tools pytest-native pytest-ecosystem pytest-reference pytest-late run-ecosystem-pass run-reference-pass pytest-dist dist bench-history clean
 
 $(VENV)/.deps: pyproject.toml requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,15 @@ dist: venv
 	PATH=$(VENV)/bin:$$PATH $(PY) -m auditwheel repair --plat auto -w dist dist/raw/streamcore_kafka-*.whl
 	rm -rf dist/raw
 	$(PY) -m auditwheel show dist/streamcore_kafka-*.whl
+
+# asv history of the last commits (docs/performance.md): each commit is built in a worktree
+# under asv_benchmarks/env/history and measured with the .venv interpreter, offline; then
+# `asv publish` writes asv_benchmarks/html/index.html. Deliberately not after `build`: it
+# leaves the .venv's installed package alone. Bound it with e.g.
+#   make bench-history BENCH_HISTORY_COMMITS=2 BENCH_HISTORY_ARGS="--quick --bench bench_codec"
+bench-history:
+	PY=$(abspath $(PY)) BENCH_HISTORY_COMMITS="$(BENCH_HISTORY_COMMITS)" \
+		BENCH_HISTORY_ARGS="$(BENCH_HISTORY_ARGS)" asv_benchmarks/history.sh
 
 run: build
 	$(VENV)/bin/streamcore broker --data-dir ./streamcore-data --host 127.0.0.1 --port 9092
