@@ -33,6 +33,25 @@ class SearchIndex:
     def add(self, docs: Sequence[tuple[int, int, int, bytes | None, bytes | None]]) -> int:
         """Add (partition, offset, timestamp_ms, key, value) documents; return how many.
         A document at an offset already in the index replaces it."""
+    def add_batches(
+        self,
+        data: bytes,
+        partition: int,
+        low: int,
+        high: int,
+        aborted: Sequence[tuple[int, int, int]] = ...,
+        *,
+        replace: bool = False,
+    ) -> tuple[int, int | None]:
+        """Add the records with offsets in [low, high) of the log batches in ``data`` that a
+        read_committed consumer sees: control batches are left out, and so is a
+        transactional batch whose base offset lies in one of ``aborted``'s (producer id,
+        first offset, last offset) spans of its producer. With ``replace``, first delete
+        [low, end). Decoding and indexing run without the GIL.
+
+        Returns (documents added, end): ``end`` is where reading goes on, the end (last
+        offset + 1) of the last whole batch capped at ``high``; None when ``data`` holds
+        no whole batch. Raises CorruptRecordError for a malformed batch."""
     def delete_range(self, start: int, end: int) -> None:
         """Delete the documents whose offsets are in [start, end)."""
     def commit(self) -> None:

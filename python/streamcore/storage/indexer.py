@@ -63,7 +63,6 @@ from typing import Any, NamedTuple
 
 from streamcore import _impl
 from streamcore._atomic_file import write_atomic
-from streamcore.codec import decode_batches
 from streamcore.errors import OffsetOutOfRangeError, StorageError
 from streamcore.storage.cleaner import CHECKPOINT_NAME as CLEANER_CHECKPOINT
 from streamcore.storage.txn_index import TransactionScan
@@ -87,8 +86,6 @@ INDEX_DIR = "search"
 CHECKPOINT_FILE = "checkpoint"
 #: An offset above every real one (the end of "delete everything from here").
 _END = (1 << 63) - 1
-_CONTROL_FLAG = 0x20
-_TRANSACTIONAL_FLAG = 0x10
 
 PartitionKey = tuple[str, int]
 
@@ -228,32 +225,9 @@ class PartitionIndex:
         return int(lso), aborted
 
     @staticmethod
-    def _aborted_ranges(aborted: Iterable[Any], from_offset: int) -> dict[int, list[tuple[int, int]]]:
-        """producer id -> [(first, last offset)] of the aborted transactions ending at or after ``from_offset``."""
-        ranges: dict[int, list[tuple[int, int]]] = {}
-        for txn in aborted:
-            if txn[2] >= from_offset:
-                ranges.setdefault(int(txn[0]), []).append((int(txn[1]), int(txn[2])))
-        return ranges
-
-    def _docs(
-        self, batches: Iterable[Any], low: int, high: int, aborted: dict[int, list[tuple[int, int]]]
-    ) -> list[tuple[int, int, int, bytes | None, bytes | None]]:
-        """The documents of the records in [low, high) of ``batches`` that a read_committed
-        consumer sees: control batches and batches of aborted transactions left out."""
-        docs = []
-        partition = self.key[1]
-        for batch in batches:
-            if batch.attributes & _CONTROL_FLAG or batch.last_offset < low or batch.base_offset >= high:
-                continue
-            if batch.attributes & _TRANSACTIONAL_FLAG:
-                spans = aborted.get(batch.producer_id)
-                if spans and any(first <= batch.base_offset <= last for first, last in spans):
-                    continue
-            for record in batch:
-                if low <= record.offset < high:
-                    docs.append((partition, record.offset, record.timestamp_ms, record.key, record.value))
-        return docs
+    def _aborted_spans(aborted: Iterable[Any], from_offset: int) -> list[tuple[int, int, int]]:
+        """(producer id, first, last offset) of the aborted transactions ending at or after ``from_offset``."""
+        return [(int(txn[0]), int(txn[1]), int(txn[2])) for txn in aborted if txn[2] >= from_offset]
 
     # -- compaction ---------------------------------------------------------------------
 
@@ -282,7 +256,7 @@ class PartitionIndex:
         at, stop, stamp = self._recheck
         added = 0
         done = False
-        aborted: dict[int, list[tuple[int, int]]] | None = None
+        aborted: list[tuple[int, int, int]] | None = None
         while added < max_records:
             if at >= stop:
                 done = True
@@ -292,19 +266,15 @@ class PartitionIndex:
             except OffsetOutOfRangeError:
                 at = self.log.log_start_offset
                 continue
-            batches = decode_batches(data) if data else []
-            if not batches:
+            if aborted is None:
+                aborted = self._aborted_spans(self._txn_view()[1], at)
+            # Each chunk's old documents go and its surviving records come back in one call.
+            count, chunk_end = self.index.add_batches(data, self.key[1], at, stop, aborted, replace=True)
+            if chunk_end is None:
                 done = True
                 break
-            if aborted is None:
-                aborted = self._aborted_ranges(self._txn_view()[1], at)
-            chunk_end = min(batches[-1].last_offset + 1, stop)
-            docs = self._docs(batches, at, chunk_end, aborted)
-            self.index.delete_range(at, chunk_end)
-            if docs:
-                self.index.add(docs)
-            self._note_pending(max(1, len(docs)))
-            added += len(docs)
+            self._note_pending(max(1, count))
+            added += count
             at = chunk_end
         if done:
             self._recheck = None
@@ -341,7 +311,7 @@ class PartitionIndex:
             return added
         lso, aborted_list = self._txn_view()
         stable = min(end, lso)
-        aborted = self._aborted_ranges(aborted_list, self.next_offset)
+        aborted = self._aborted_spans(aborted_list, self.next_offset)
         while added < max_records and self.next_offset < stable:
             try:
                 data = self.log.read(self.next_offset, self.read_bytes)
@@ -351,15 +321,15 @@ class PartitionIndex:
                 continue
             if not data:
                 break
-            batches = [b for b in decode_batches(data) if b.base_offset < stable]
-            if not batches:
+            # Decoding, filtering and indexing happen in the index (natively without
+            # the GIL): per-record Python work here would compete with the event loop.
+            count, end = self.index.add_batches(data, self.key[1], self.next_offset, stable, aborted)
+            if end is None:
                 break
-            docs = self._docs(batches, self.next_offset, stable, aborted)
-            self.next_offset = max(self.next_offset, batches[-1].last_offset + 1)
-            if docs:
-                self.index.add(docs)
-                self._note_pending(len(docs))
-                added += len(docs)
+            self.next_offset = max(self.next_offset, end)
+            if count:
+                self._note_pending(count)
+                added += count
             elif self.pending == 0 and self.next_offset > self.committed_offset:
                 # Only control or aborted batches: nothing to add, but the checkpoint may move on.
                 self._note_pending(1)

@@ -6,11 +6,12 @@ use std::path::PathBuf;
 
 use pyo3::prelude::*;
 
+use streamcore_core::search::batches::AbortedSpan;
 use streamcore_core::search::{
     Doc, SearchError, SearchIndex as CoreIndex, MIN_WRITER_MEMORY_BYTES,
 };
 
-use crate::errors::PyValueError;
+use crate::errors::{CorruptRecordError, PyValueError};
 use crate::gil::{self, Work};
 
 pyo3::import_exception!(streamcore.errors, StorageError);
@@ -25,6 +26,7 @@ fn to_py(e: SearchError) -> PyErr {
             PyValueError::new_err(e.to_string())
         }
         SearchError::Index(m) => StorageError::new_err(m),
+        SearchError::Corrupt(m) => CorruptRecordError::new_err(m),
     }
 }
 
@@ -75,6 +77,40 @@ impl SearchIndex {
         let n = converted.len();
         gil::run(py, Work::Blocking, || self.inner.add(&converted)).map_err(to_py)?;
         Ok(n)
+    }
+
+    /// Adds the records of log batches a read_committed consumer sees (see the stub):
+    /// decoding, filtering and indexing all run with the GIL released, so indexing
+    /// never holds up the event loop's thread for more than the argument conversion.
+    #[pyo3(signature = (data, partition, low, high, aborted = Vec::new(), *, replace = false))]
+    // The Python signature's arguments, one each; a struct would only move them.
+    #[allow(clippy::too_many_arguments)]
+    fn add_batches(
+        &self,
+        py: Python<'_>,
+        data: &[u8],
+        partition: i64,
+        low: i64,
+        high: i64,
+        aborted: Vec<(i64, i64, i64)>,
+        replace: bool,
+    ) -> PyResult<(usize, Option<u64>)> {
+        let partition = non_negative("partition", partition)?;
+        let low = non_negative("low", low)?;
+        let high = non_negative("high", high)?;
+        let spans: Vec<AbortedSpan> = aborted
+            .into_iter()
+            .map(|(producer_id, first, last)| AbortedSpan {
+                producer_id,
+                first,
+                last,
+            })
+            .collect();
+        gil::run(py, Work::Blocking, || {
+            self.inner
+                .add_batches(data, partition, low, high, &spans, replace)
+        })
+        .map_err(to_py)
     }
 
     /// Deletes the documents with offsets in [start, end).

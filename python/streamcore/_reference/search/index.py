@@ -20,6 +20,7 @@ from typing import Any
 
 from streamcore._atomic_file import fsync_dir, write_atomic
 from streamcore._reference.search.analyze import analyze_value, positioned_tokens, tokens
+from streamcore._reference.search.batches import documents
 from streamcore._reference.search.query import All, And, Node, Not, Or, Range, Text, parse
 
 __all__ = ["DEFAULT_WRITER_MEMORY_BYTES", "ENGINE", "MIN_WRITER_MEMORY_BYTES", "SearchIndex"]
@@ -168,6 +169,31 @@ class SearchIndex:
                 if self._max_offset is None or op[1] > self._max_offset:
                     self._max_offset = op[1]
         return len(ops)
+
+    def add_batches(
+        self,
+        data: bytes | bytearray | memoryview,
+        partition: int,
+        low: int,
+        high: int,
+        aborted: Iterable[tuple[int, int, int]] = (),
+        *,
+        replace: bool = False,
+    ) -> tuple[int, int | None]:
+        """Add the records in ``[low, high)`` of the log batches in ``data`` that a
+        read_committed consumer sees; with ``replace``, first delete ``[low, end)``.
+
+        Returns (documents added, end): ``end`` is where reading goes on (the last
+        whole batch's end, capped at ``high``), None when ``data`` holds no whole batch.
+        """
+        for name, v in (("partition", partition), ("low", low), ("high", high)):
+            _non_negative(name, v)
+        docs, end = documents(data, partition, low, high, aborted)
+        if replace and end is not None:
+            self.delete_range(low, end)
+        if docs:
+            self.add(docs)
+        return len(docs), end
 
     def delete_range(self, start: int, end: int) -> None:
         """Delete the documents whose offsets are in ``[start, end)``; visible after ``commit``."""

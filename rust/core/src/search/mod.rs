@@ -10,6 +10,7 @@
 //! document at an offset already in the index replaces it, so replaying records
 //! after a crash leaves no duplicates.
 pub mod analyze;
+pub mod batches;
 pub mod query;
 
 use std::fmt;
@@ -62,13 +63,17 @@ pub enum SearchError {
     InvalidArgument(String),
     /// The index files could not be read or written.
     Index(String),
+    /// Log batches handed to [`SearchIndex::add_batches`] are malformed.
+    Corrupt(String),
 }
 
 impl fmt::Display for SearchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SearchError::Query(e) => e.fmt(f),
-            SearchError::InvalidArgument(m) | SearchError::Index(m) => f.write_str(m),
+            SearchError::InvalidArgument(m) | SearchError::Index(m) | SearchError::Corrupt(m) => {
+                f.write_str(m)
+            }
         }
     }
 }
@@ -289,6 +294,32 @@ impl SearchIndex {
             }
             Ok(())
         })
+    }
+
+    /// Adds the records in `[low, high)` of the log batches in `data` that a
+    /// read_committed consumer sees (see [`batches::documents`]). With `replace`,
+    /// first deletes `[low, end)`, so records a compaction removed leave the index.
+    /// Returns the documents added and where reading goes on (None: no whole batch).
+    pub fn add_batches(
+        &self,
+        data: &[u8],
+        partition: u64,
+        low: u64,
+        high: u64,
+        aborted: &[batches::AbortedSpan],
+        replace: bool,
+    ) -> Result<(usize, Option<u64>), SearchError> {
+        let chunk = batches::documents(data, partition, low, high, aborted)
+            .map_err(|e| SearchError::Corrupt(format!("search index: log batches: {e}")))?;
+        if replace {
+            if let Some(end) = chunk.end {
+                self.delete_range(low, end)?;
+            }
+        }
+        if !chunk.docs.is_empty() {
+            self.add(&chunk.docs)?;
+        }
+        Ok((chunk.docs.len(), chunk.end))
     }
 
     /// Deletes the documents whose offsets are in `[start, end)`; visible after
