@@ -43,6 +43,7 @@ import contextlib
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -93,6 +94,8 @@ def broker_process() -> Iterator[str]:
     finally:
         proc.terminate()
         proc.wait(30)
+        # Every row writes its records to disk: a few GB over several rounds.
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def fresh_topic(bootstrap: str, name: str) -> str:
