@@ -18,7 +18,11 @@ each); the partitions' hits are merged by timestamp, then partition, then offset
 and the first ``limit`` are returned.
 
 ``search("http://HOST:PORT", topic, query, ...)`` asks a running broker instead (its
-metrics port, where ``/search`` is served): the broker queries the indexes its
+metrics port, where ``/search`` is served), and so does ``search("HOST:PORT", ...)``
+with the broker's Kafka address (``bootstrap=True`` to say so when a directory of that
+name exists): the Kafka protocol has no search request, so the client asks the broker
+for its ``streamcore.metrics.port`` broker config (DescribeConfigs) and searches over
+HTTP on the host the broker advertises. The broker queries the indexes its
 indexer keeps and reads the hits from its logs; nothing is caught up on demand, and
 ``lag`` says how far behind each partition's index is. :func:`search_indexes` is
 what the broker runs for that endpoint; :func:`results_to_json` and
@@ -27,6 +31,7 @@ what the broker runs for that endpoint; :func:`results_to_json` and
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -44,6 +49,7 @@ from streamcore.storage.indexer import IndexLag, PartitionIndex, log_lag
 from streamcore.storage.log import Log
 
 __all__ = [
+    "METRICS_PORT_CONFIG",
     "RemoteSearchError",
     "SearchHit",
     "SearchResults",
@@ -52,8 +58,20 @@ __all__ = [
     "results_from_json",
     "results_to_json",
     "search",
+    "metrics_url_of",
     "search_indexes",
 ]
+
+
+#: The broker config (DescribeConfigs on the broker resource, read-only) holding the
+#: port of a streamcore broker's metrics server, where ``/search`` is served; absent
+#: when the broker runs without one.
+METRICS_PORT_CONFIG = "streamcore.metrics.port"
+
+# HOST:PORT[,HOST:PORT...] (names, IPv4, [IPv6]): what a Kafka bootstrap list looks like.
+_BOOTSTRAP = re.compile(
+    r"^(?:[\w.-]+|\[[0-9a-fA-F:.]+\]):\d{1,5}(?:,(?:[\w.-]+|\[[0-9a-fA-F:.]+\]):\d{1,5})*$"
+)
 
 
 class RemoteSearchError(Exception):
@@ -222,6 +240,47 @@ def results_from_json(data: Mapping[str, Any]) -> SearchResults:
     return SearchResults(hits, lag)
 
 
+def metrics_url_of(
+    bootstrap: str, client_config: Mapping[str, Any] | None = None, *, timeout_s: float = 30.0
+) -> str:
+    """``http://HOST:PORT`` of the metrics server (``/search``) of a broker reached at
+    ``bootstrap``: the first broker in the cluster's metadata whose broker configs hold
+    :data:`METRICS_PORT_CONFIG`, on the host it advertises. Raises RemoteSearchError
+    (status 0) when none does or the cluster cannot be reached in ``timeout_s`` (s)."""
+    from streamcore.client.admin import AdminClient
+    from streamcore.client.sync import loop_thread
+    from streamcore.errors import KafkaError
+
+    # The caller's own request timeout, when it gives one, wins over ``timeout_s``.
+    names = {str(k).replace(".", "_").replace("-", "_").lower() for k in (client_config or {})}
+    settings = {} if "request_timeout_ms" in names else {"request_timeout_ms": max(1, int(timeout_s * 1000))}
+
+    async def ask() -> str | None:
+        admin = AdminClient(bootstrap, client_config, **settings)
+        try:
+            await admin.cluster.refresh()
+            for node, (host, _port) in sorted(admin.cluster.brokers.items()):
+                configs = await admin.describe_configs(brokers=[node])
+                port = configs.get((4, str(node)), {}).get(METRICS_PORT_CONFIG)
+                if port:
+                    return f"http://{host}:{port}"
+            return None
+        finally:
+            await admin.close()
+
+    try:
+        url = loop_thread().run(asyncio.wait_for(ask(), timeout_s), timeout=timeout_s + 5)
+    except (KafkaError, OSError, asyncio.TimeoutError, TimeoutError) as exc:
+        raise RemoteSearchError(0, f"{bootstrap}: {exc or type(exc).__name__}") from None
+    if url is None:
+        raise RemoteSearchError(
+            0,
+            f"{bootstrap}: no broker there serves search (it is not a streamcore broker, "
+            f"or it runs without a metrics port: start it with --metrics-port)",
+        )
+    return url
+
+
 def _search_remote(
     url: str, topic: str, query: str, since_ms: int | None, limit: int, timeout_s: float
 ) -> SearchResults:
@@ -255,9 +314,12 @@ def search(
     limit: int = 20,
     catch_up: bool = True,
     timeout_s: float = 30.0,
+    bootstrap: bool | None = None,
+    client_config: Mapping[str, Any] | None = None,
 ) -> SearchResults:
     """Search ``topic``'s records in ``data_dir`` (a stopped broker's data directory), or
-    ask a running broker when ``data_dir`` is its ``http://HOST:PORT`` metrics address.
+    ask a running broker when ``data_dir`` is its ``http://HOST:PORT`` metrics address
+    or its Kafka bootstrap address ``HOST:PORT[,HOST:PORT]``.
 
     Args:
         query: the query (docs/search.md); ValueError when it does not parse.
@@ -267,16 +329,27 @@ def search(
             it is, and ``lag`` says how far behind it is). A broker never catches up on
             demand: its indexer runs on its own.
         timeout_s: how long to wait for a broker's answer (s).
+        bootstrap: True: ``data_dir`` is a bootstrap address; False: a directory; None
+            (default): a bootstrap address when it looks like one and no directory of
+            that name exists.
+        client_config: settings of the admin client that looks the metrics port up
+            (security settings for a TLS or SASL listener), as ``AdminClient`` takes them.
 
     Raises FileNotFoundError when the topic has no partition in ``data_dir``, and
     DataDirLockedError while a broker holds the directory; against a broker,
     RemoteSearchError when it refuses (unknown or unindexed topic, indexing off) or
-    cannot be reached.
+    cannot be reached, or when a bootstrap address leads to no broker serving search
+    (not a streamcore broker, or one without a metrics port).
     """
     if limit < 0:
         raise ValueError(f"limit must be >= 0, not {limit}")
     if isinstance(data_dir, str) and data_dir.startswith(("http://", "https://")):
         return _search_remote(data_dir, topic, query, since_ms, limit, timeout_s)
+    if isinstance(data_dir, str) and (
+        bootstrap or (bootstrap is None and _BOOTSTRAP.match(data_dir) and not os.path.isdir(data_dir))
+    ):
+        url = metrics_url_of(data_dir, client_config, timeout_s=timeout_s)
+        return _search_remote(url, topic, query, since_ms, limit, timeout_s)
     partitions = partitions_of(data_dir, topic)
     if not partitions:
         raise FileNotFoundError(f"topic {topic!r} has no partition directory in {os.fspath(data_dir)}")

@@ -1,6 +1,7 @@
 """Search on a running broker: topics opt in with search.index (at creation or altered on
 the fly), the broker's indexer follows what real clients produce, ``/search`` on the
-metrics port and ``streamcore search --metrics-url`` answer, deleting a topic deletes
+metrics port, ``streamcore search --metrics-url`` and a bootstrap address (through the
+broker config ``streamcore.metrics.port``) answer, deleting a topic deletes
 its index, aborted transactions are never found, and --no-search-index /
 STREAMCORE_DISABLE_REALTIME_INDEX start no indexer. Every wait is bounded."""
 
@@ -307,3 +308,61 @@ def test_switched_off_indexing_starts_no_indexer(
     assert config.source("search.disable_realtime_index") == "cli --no-search-index"
     plain = _load_broker_config(build_parser().parse_args(["broker", "--data-dir", str(tmp_path)]))
     assert plain.search.disable_realtime_index is False
+
+
+def test_a_bootstrap_address_finds_the_metrics_port(
+    streamcore_broker_factory: Callable[..., Any],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``search("HOST:PORT")`` and ``streamcore search --bootstrap`` look the metrics port up
+    through DescribeConfigs (the Kafka protocol has no search request) and search there."""
+    broker, base = start(streamcore_broker_factory)
+    bs = broker.bootstrap_servers
+    assert cli("topics", "create", "boot", "--config", "search.index=true", "--bootstrap", bs) == 0
+    values = [doc("error" if n % 2 else "info", "edge", n) for n in range(20)]
+    with Producer(bs) as p:
+        for v in values:
+            p.send("boot", v)
+        p.flush(30)
+    wait_indexed(base, "boot", 20)
+    # Any Kafka client sees the port as a read-only broker config.
+    admin = AdminClient({"bootstrap.servers": bs})
+    resource = ConfigResource("BROKER", str(broker.state.node_id))
+    entries = admin.describe_configs([resource])[resource].result(timeout=30)
+    assert entries["streamcore.metrics.port"].value == str(broker.metrics_port)
+    assert entries["streamcore.metrics.port"].is_read_only
+    errors = sorted(v for v in values if json.loads(v)["level"] == "error")
+    results = search(bs, "boot", "level:error", limit=100)
+    assert sorted(h.value for h in results) == errors
+    assert {p: lag.records for p, lag in results.lag.items()} == {0: 0}
+    capsys.readouterr()
+    assert cli("search", "boot", "level:error", "--bootstrap", bs, "--json", "--limit", "100") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert sorted(json.loads(line)["value"].encode() for line in lines) == errors
+    # The bootstrap address comes from the environment as for every tool.
+    monkeypatch.setenv("STREAMCORE_BOOTSTRAP", bs)
+    assert cli("search", "boot", "level:info", "--json", "--limit", "100") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 10
+    assert cli("search", "boot", "x", "--bootstrap", bs, "--metrics-url", base) == 2
+    assert "--bootstrap goes with neither" in capsys.readouterr().err
+
+
+def test_a_broker_without_a_metrics_port_says_how_to_search_it(
+    streamcore_broker_factory: Callable[..., Any], capsys: pytest.CaptureFixture[str]
+) -> None:
+    from streamcore.search import RemoteSearchError
+
+    broker = streamcore_broker_factory()
+    bs = broker.bootstrap_servers
+    admin = AdminClient({"bootstrap.servers": bs})
+    resource = ConfigResource("BROKER", str(broker.state.node_id))
+    assert "streamcore.metrics.port" not in admin.describe_configs([resource])[resource].result(timeout=30)
+    with pytest.raises(RemoteSearchError, match="--metrics-port"):
+        search(bs, "t", "x")
+    capsys.readouterr()
+    assert cli("search", "t", "x", "--bootstrap", bs) == 1
+    assert "not a streamcore broker" in capsys.readouterr().err
+    # Nothing listens there: a clear error within the timeout, not a hang.
+    with pytest.raises(RemoteSearchError):
+        search("127.0.0.1:1", "t", "x", timeout_s=2)

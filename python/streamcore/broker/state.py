@@ -250,7 +250,7 @@ class BrokerState:
     def broker_configs(self) -> dict[str, object]:
         """Broker-level settings shown by DescribeConfigs on the broker resource."""
         cfg = self.config
-        return {
+        configs: dict[str, object] = {
             "log.dirs": cfg.data_dir,
             "num.partitions": cfg.topics.default_partitions,
             "auto.create.topics.enable": str(cfg.topics.auto_create).lower(),
@@ -265,6 +265,11 @@ class BrokerState:
             "streamcore.fsync": cfg.storage.fsync,
             "streamcore.profile": cfg.storage.profile,
         }
+        if self.metrics_port is not None:
+            # Where /search is served: the Kafka protocol has no search request, so a
+            # client given only a bootstrap address looks the metrics port up here.
+            configs["streamcore.metrics.port"] = self.metrics_port
+        return configs
 
     @staticmethod
     def now_ms() -> int:

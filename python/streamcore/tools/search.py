@@ -1,12 +1,15 @@
-"""``streamcore search TOPIC QUERY --data-dir DIR | --metrics-url URL``: full-text search
-over a topic's records.
+"""``streamcore search TOPIC QUERY [--bootstrap HOST:PORT | --metrics-url URL | --data-dir DIR]``:
+full-text search over a topic's records.
 
 With ``--data-dir``, offline on a stopped broker's data directory: the partition logs
 are opened (and so locked), each partition's search index is brought up to date with
 its log (unless ``--no-catch-up``), and the hits are read back from the log. With
 ``--metrics-url http://HOST:PORT``, a running broker answers through the ``/search``
 endpoint of its metrics port (its indexer keeps the indexes; nothing is caught up on
-demand). The Kafka protocol has no search request, so ``--bootstrap`` cannot do it.
+demand). With neither, the broker at ``--bootstrap`` (default as for every tool:
+``$STREAMCORE_BOOTSTRAP``, else 127.0.0.1:9092; ``--command-config`` for TLS or SASL)
+is asked for its metrics port (the broker config ``streamcore.metrics.port``; the Kafka
+protocol has no search request) and then searched through it as with ``--metrics-url``.
 
 Output: one line per record, ``partition offset timestamp key value`` (tab-separated;
 timestamp as ISO 8601 UTC, key and value as UTF-8 with invalid bytes replaced, a
@@ -29,7 +32,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from streamcore._units import parse_duration_ms
-from streamcore.tools._common import Subparsers, ToolError, UsageError, run_tool, tool_parser
+from streamcore.tools._common import (
+    Subparsers,
+    ToolError,
+    UsageError,
+    add_connection_options,
+    client_settings,
+    run_tool,
+    tool_parser,
+)
 
 __all__ = ["add_search_command", "main"]
 
@@ -45,6 +56,7 @@ examples:
   streamcore search orders 'level:error AND service:payments' --data-dir /var/lib/streamcore
   streamcore search logs timeout --since 1h --limit 50 --json --data-dir ./data
   streamcore search logs 'level:error' --metrics-url http://127.0.0.1:9100
+  streamcore search logs 'level:error' --bootstrap 127.0.0.1:9092
 """
 
 
@@ -54,14 +66,15 @@ def add_search_command(subparsers: Subparsers) -> None:
         subparsers,
         "search",
         help="full-text search over a topic's records (a running broker's /search, or a data directory)",
-        description="Search a topic's records with a query: ask a running broker's /search endpoint "
-        "(--metrics-url), or open a stopped broker's data directory (--data-dir). "
+        description="Search a topic's records with a query: ask a running broker (--bootstrap, "
+        "or its /search endpoint with --metrics-url), or open a stopped broker's data directory "
+        "(--data-dir). "
         "The records come from the log; the search index only finds them.",
         epilog=_EPILOG,
     )
     p.add_argument("topic", metavar="TOPIC")
     p.add_argument("query", metavar="QUERY", help="the query ('' matches every record)")
-    where = p.add_mutually_exclusive_group(required=True)
+    where = p.add_mutually_exclusive_group()
     where.add_argument("--data-dir", help="a stopped broker's data directory")
     where.add_argument(
         "--metrics-url",
@@ -77,6 +90,7 @@ def add_search_command(subparsers: Subparsers) -> None:
         action="store_false",
         help="query the index as it is, without indexing the records it lacks first (--data-dir)",
     )
+    add_connection_options(p)
     p.set_defaults(handler=_dispatch)
 
 
@@ -101,12 +115,29 @@ def run_search(args: argparse.Namespace, out: Any = None) -> int:
             since_ms = int(time.time() * 1000) - parse_duration_ms(args.since, "--since")
         except ValueError as exc:
             raise UsageError(str(exc)) from None
+    if args.bootstrap and (args.metrics_url or args.data_dir):
+        raise UsageError("--bootstrap goes with neither --metrics-url nor --data-dir")
+    if args.metrics_url and not args.metrics_url.startswith(("http://", "https://")):
+        raise UsageError(f"--metrics-url must start with http:// or https://, not {args.metrics_url!r}")
+    options: dict[str, Any] = {}
+    if args.metrics_url:
+        source = args.metrics_url
+    elif args.data_dir:
+        source = args.data_dir
+        options["bootstrap"] = False
+    else:
+        settings = client_settings(args, "admin")
+        source = settings.pop("bootstrap_servers")
+        options.update(bootstrap=True, client_config=settings, timeout_s=args.timeout)
     try:
-        source = args.metrics_url if args.metrics_url else args.data_dir
-        if args.metrics_url and not args.metrics_url.startswith(("http://", "https://")):
-            raise UsageError(f"--metrics-url must start with http:// or https://, not {args.metrics_url!r}")
         results = search(
-            source, args.topic, args.query, since_ms=since_ms, limit=args.limit, catch_up=args.catch_up
+            source,
+            args.topic,
+            args.query,
+            since_ms=since_ms,
+            limit=args.limit,
+            catch_up=args.catch_up,
+            **options,
         )
     except (FileNotFoundError, RemoteSearchError) as exc:
         raise ToolError(str(exc)) from None
