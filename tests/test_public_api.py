@@ -53,6 +53,7 @@ _LAZY_MODULES = (
     "streamcore.cli",
     "streamcore.client",
     "streamcore.protocol",
+    "streamcore.search",
 )
 
 
@@ -73,6 +74,20 @@ def test_lazy_public_names_are_the_defining_modules_objects():
     assert streamcore.Consumer is client.Consumer
     assert streamcore.AdminClient is client.AdminClient
     assert streamcore.aio is aio
+
+
+def test_search_is_a_module_that_can_be_called(tmp_path: Path) -> None:
+    """``streamcore.search(where, topic, query)`` is ``streamcore.search.search``."""
+    proc = _run_python(
+        "import streamcore\n"
+        "print(streamcore.search.__name__, callable(streamcore.search), streamcore.search.search.__name__)\n"
+        "try:\n"
+        f"    streamcore.search({str(tmp_path)!r}, 'nosuch', 'x')\n"
+        "except FileNotFoundError as exc:\n"
+        "    print('FileNotFoundError', 'nosuch' in str(exc))\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["streamcore.search", "True", "search", "FileNotFoundError", "True"]
 
 
 def test_every_name_in_all_resolves_and_is_listed_by_dir():

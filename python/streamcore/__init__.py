@@ -19,7 +19,7 @@ from streamcore.buffer_pool import BufferPool
 if TYPE_CHECKING:
     # What a type checker sees for the names that __getattr__ serves at run time;
     # without these, `streamcore.Producer(...)` would be `object` to it.
-    from streamcore import aio
+    from streamcore import aio, search
     from streamcore._reference.crc32c import crc32c
     from streamcore.broker.embedded import Broker
     from streamcore.client import AdminClient, Consumer, Producer
@@ -39,6 +39,7 @@ __all__ = [
     "crc32c",
     "errors",
     "implementation",
+    "search",
 ]
 
 # Public name -> module that defines it; imported on first access, then cached here.
@@ -49,7 +50,9 @@ _LAZY_NAMES = {
     "AdminClient": "streamcore.client",
 }
 # Public submodules reachable as attributes without their own import statement.
-_LAZY_SUBMODULES = frozenset({"aio"})
+# ``streamcore.search`` is also callable: ``streamcore.search(where, topic, query, ...)``
+# runs ``streamcore.search.search`` (see the end of that module).
+_LAZY_SUBMODULES = frozenset({"aio", "search"})
 
 
 def __getattr__(name: str) -> object:

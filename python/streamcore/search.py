@@ -36,6 +36,8 @@ import base64
 import json
 import os
 import re
+import sys
+import types
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -367,3 +369,20 @@ def search(
                 part.close()
     hits.sort(key=lambda h: (h.timestamp, h.partition, h.offset))
     return SearchResults(hits[:limit], lag)
+
+
+class _CallableModule(types.ModuleType):
+    """This module's class: ``streamcore.search(...)`` is :func:`search`, so the short
+    spelling works without a function shadowing the module on the package."""
+
+    def __call__(
+        self,
+        data_dir: str | os.PathLike[str],
+        topic: str,
+        query: str,
+        **options: Any,
+    ) -> SearchResults:
+        return search(data_dir, topic, query, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
