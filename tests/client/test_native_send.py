@@ -406,3 +406,40 @@ def test_send_takes_the_common_record_and_hands_the_rest_to_the_fallback(
     assert first._batch.count == 2
     with pytest.raises(ValueError, match="fallback"):
         impl.Appender(core, DeliveryFuture).send("nope", b"v")
+
+
+@pytest.mark.parametrize("impl", ACCUMULATORS)
+def test_total_len_sums_lengths_with_none_as_zero(impl: ModuleType) -> None:
+    items: list[Any] = [b"ab", None, "xyz", bytearray(4), memoryview(b"12345")]
+    assert impl.total_len(items) == 14
+    assert impl.total_len(tuple(items)) == 14
+    assert impl.total_len(iter(items)) == 14  # any iterable, even with a None in it
+    assert impl.total_len([]) == 0
+    assert impl.total_len([None, None]) == 0
+    with pytest.raises(TypeError):
+        impl.total_len([b"a", 7])
+
+
+@pytest.mark.parametrize("impl", ACCUMULATORS)
+def test_batches_without_own_timestamps_report_the_encoded_base_timestamp(impl: ModuleType) -> None:
+    """The sender lets the codec stamp such batches; first_ts must be what it wrote."""
+    from streamcore._impl import record_batch
+    from streamcore.client.sender import Sender
+
+    batch = impl.ProducerBatch(("t", 0), 0.0, 1e9)
+    batch.add_many([b"a", b"b", None], None, 3 * 25, None)
+    sender = Sender.__new__(Sender)
+    sender.sequencer = None
+    sender.compression = "none"
+    sender.txn = None
+    sender._encode(batch)
+    ts = [r.timestamp_ms for r in record_batch.decode_batch(batch.encoded)]
+    assert batch.first_ts == ts[0] == ts[1] == ts[2] > 1_600_000_000_000
+    assert batch.timestamps is None
+
+    stamped = impl.ProducerBatch(("t", 0), 0.0, 1e9)
+    stamped.add(b"a", None, None, 1234, 25, None)
+    stamped.add(b"b", None, None, None, 25, None)
+    sender._encode(stamped)
+    assert stamped.first_ts == 1234
+    assert stamped.timestamps[0] == 1234 and stamped.timestamps[1] > 1_600_000_000_000

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Any, final
 
-__all__ = ["RECORD_OVERHEAD", "Appender", "ProducerBatch"]
+__all__ = ["RECORD_OVERHEAD", "Appender", "ProducerBatch", "total_len"]
 
 #: Bytes charged per record beyond key, value and headers.
 RECORD_OVERHEAD: int
@@ -48,6 +48,9 @@ class ProducerBatch:
 
     def add_many(self, values: Any, keys: Any, size: int, collector: Any) -> None:
         """Append a run of records from send_batch (the accumulator lock held)."""
+
+def total_len(items: Any) -> int:
+    """Sum of ``len()`` of ``items``, None counting 0 (bytes of send_batch values or keys)."""
 
 @final
 class Appender:

@@ -22,10 +22,25 @@ from typing import Any
 
 from streamcore._reference.partitioner import murmur2
 
-__all__ = ["RECORD_OVERHEAD", "Appender", "ProducerBatch"]
+__all__ = ["RECORD_OVERHEAD", "Appender", "ProducerBatch", "total_len"]
 
 #: Bytes charged per record beyond key, value and headers (the client's RECORD_OVERHEAD).
 RECORD_OVERHEAD = 24
+
+
+def total_len(items: Any) -> int:
+    """Sum of ``len()`` of ``items`` (a list, a tuple or any iterable), None counting 0.
+
+    The bytes of a send_batch call's values or keys, before the per-record overhead.
+    Raises TypeError for an item without a length.
+    """
+    if not isinstance(items, (list, tuple)):
+        items = list(items)  # iterated twice below when a None is among them
+    try:
+        # ``map(len)`` runs in C: several times cheaper per item than a generator.
+        return sum(map(len, items))
+    except TypeError:  # a None among them (or an item without a length, which raises below)
+        return sum(len(x) for x in items if x is not None)
 
 
 class ProducerBatch:

@@ -67,16 +67,6 @@ def _to_bytes(x: Any, what: str) -> bytes | None:
     raise TypeError(f"{what} must be bytes, str or None without a {what}_serializer, got {type(x).__name__}")
 
 
-def _total_len(items: Sequence[Any]) -> int:
-    """Sum of the lengths of ``items``, None counting 0."""
-    try:
-        # ``map(len)`` runs in C: several times cheaper per item than a generator,
-        # which matters for a send_batch of many small records.
-        return sum(map(len, items))
-    except TypeError:  # a None among them (or a value without a length, which raises below)
-        return sum(len(x) for x in items if x is not None)
-
-
 class _SpanCollector:
     """Gathers BatchMetadata of one send_batch call across the batches it was split into."""
 
@@ -392,9 +382,9 @@ class ProducerCore:
         if n == 0:
             future.set_result([])
             return []
-        total = _total_len(values) + RECORD_OVERHEAD * n
+        total = _accumulator.total_len(values) + RECORD_OVERHEAD * n
         if keys is not None:
-            total += _total_len(keys)
+            total += _accumulator.total_len(keys)
         groups: list[tuple[int | None, list[Any], list[Any] | None]]
         if keys is not None and partition is None:
             by_p: dict[int, tuple[list[Any], list[Any]]] = {}

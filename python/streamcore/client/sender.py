@@ -31,6 +31,7 @@ use the same connection of a bundle so they arrive in order.
 from __future__ import annotations
 
 import asyncio
+import struct
 import threading
 import time
 from collections import defaultdict
@@ -68,6 +69,11 @@ _DUPLICATE = ErrorCode.DUPLICATE_SEQUENCE_NUMBER.code
 _OUT_OF_ORDER = ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER.code
 # Transaction states in which batches are sent (and failed ones retried).
 _SENDING = (TransactionState.IN_TRANSACTION, TransactionState.COMMITTING)
+
+#: Record batch v2: baseOffset i64, batchLength i32, partitionLeaderEpoch i32, magic i8,
+#: crc u32, attributes i16, lastOffsetDelta i32, then baseTimestamp i64 at byte 27.
+_BASE_TIMESTAMP_AT = 27
+_BASE_TIMESTAMP = struct.Struct(">q")
 
 
 class Sender:
@@ -305,27 +311,30 @@ class Sender:
         return (1 if conn is None else conn.room(Priority.NORMAL)), None
 
     def _encode(self, b: ProducerBatch) -> None:
-        ts: list[Any]
-        now_ms = int(time.time() * 1000)
+        ts: list[Any] | None = None
         if b.explicit_ts:
+            now_ms = int(time.time() * 1000)
             ts = [t if t is not None else now_ms for t in b.timestamps]  # type: ignore[union-attr]
-        else:
-            ts = [now_ms] * b.count
-        b.first_ts = ts[0]
+            b.first_ts = ts[0]
         if self.sequencer is not None:
             self.sequencer.assign(b)
+        # Without explicit timestamps the codec stamps every record with the current
+        # time itself: no list of ``count`` ints to build and convert per batch.
         b.encoded = encode_batch(
             b.values,
             b.keys,
             b.headers,
-            ts if b.explicit_ts else ts,
+            ts,
             compression=self.compression,
             producer_id=b.producer_id,
             producer_epoch=b.producer_epoch,
             base_sequence=b.base_sequence,
             transactional=self.txn is not None,
         )
-        if b.explicit_ts:
+        if ts is None:
+            # The time it used is the batch's base timestamp (always uncompressed).
+            b.first_ts = _BASE_TIMESTAMP.unpack_from(b.encoded, _BASE_TIMESTAMP_AT)[0]
+        else:
             b.timestamps = ts
 
     def _send_request(self, node: int, slot: int, batches: list[ProducerBatch]) -> None:
