@@ -15,16 +15,16 @@ connects; OAUTHBEARER uses Kafka's unsecured-JWS validator (development only).
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from streamcore._cluster_id import new_cluster_id
 
 ROOT = Path(__file__).resolve().parent.parent
 POM_DIR = ROOT / "interop" / "kafka-broker"
@@ -190,7 +190,7 @@ class ApacheKafka:
             )
         )
         (self.workdir / "log4j2.properties").write_text(_LOG4J)
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         java = ["java", "-Xms256m", "-Xmx768m", "-XX:+UseSerialGC", "-cp", cp]
         scram = self.security.format_arguments() if self.security is not None else []
         subprocess.run(

@@ -15,13 +15,12 @@ the heap settings of Kafka's own start script (``-Xms1G -Xmx1G``, G1).
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
+from streamcore._cluster_id import new_cluster_id
 from streamcore.bench.processes import ServerProcess, free_port
 
 __all__ = [
@@ -169,7 +168,7 @@ def apache_kafka_process(workdir: str | os.PathLike[str], classpath: str) -> Ser
     )
     log4j = work / "log4j2.properties"
     log4j.write_text(_LOG4J)
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     java = ["java", *_JVM_FLAGS, "-cp", classpath]
     formatted = subprocess.run(
         [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],

@@ -19,7 +19,6 @@ checked against it by the tests.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import difflib
 import logging
@@ -27,7 +26,6 @@ import math
 import os
 import re
 import sys
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +33,7 @@ from typing import Any
 
 from streamcore import _units
 from streamcore._atomic_file import write_atomic
+from streamcore._cluster_id import new_cluster_id
 from streamcore.errors import ConfigError
 from streamcore.retry import RETRY_ENV_VARS
 
@@ -1016,11 +1015,6 @@ def config_show(cfg: BrokerConfig) -> str:
 _META_FILE = "meta.properties"
 
 
-def _new_cluster_id() -> str:
-    # Kafka's format: a random UUID as 22 chars of unpadded URL-safe base64.
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
-
-
 def load_or_create_cluster_id(
     data_dir: str | os.PathLike[str], node_id: int, configured: str | None = None
 ) -> str:
@@ -1047,7 +1041,7 @@ def load_or_create_cluster_id(
                 "the data directory belongs to another cluster"
             )
         return stored
-    cluster_id = configured or _new_cluster_id()
+    cluster_id = configured or new_cluster_id()
     write_atomic(meta, f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n")
     return cluster_id
 

@@ -17,13 +17,12 @@ missing is reported as a :class:`ToolMissing` with what to install.
 
 from __future__ import annotations
 
-import base64
 import os
 import shutil
 import subprocess
-import uuid
 from pathlib import Path
 
+from streamcore._cluster_id import new_cluster_id
 from streamcore.bench.processes import ServerProcess, free_port
 
 __all__ = [
@@ -149,7 +148,7 @@ def apache_kafka_process(scratch: Path, classpath: str, *, start_timeout_s: floa
     props.write_text(_server_properties(scratch / "data", port, controller_port))
     log4j = log4j2_config(scratch)
     java = [_require("java"), *JVM_OPTIONS, f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
-    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    cluster_id = new_cluster_id()
     done = subprocess.run(
         [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
         capture_output=True,
