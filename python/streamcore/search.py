@@ -253,12 +253,10 @@ def metrics_url_of(
     from streamcore.client.sync import loop_thread
     from streamcore.errors import KafkaError
 
-    # The caller's own request timeout, when it gives one, wins over ``timeout_s``.
-    names = {str(k).replace(".", "_").replace("-", "_").lower() for k in (client_config or {})}
-    settings = {} if "request_timeout_ms" in names else {"request_timeout_ms": max(1, int(timeout_s * 1000))}
-
     async def ask() -> str | None:
-        admin = AdminClient(bootstrap, client_config, **settings)
+        # asyncio.wait_for below bounds the whole lookup; the client's own timeouts stay
+        # as the caller configured them.
+        admin = AdminClient(bootstrap, client_config)
         try:
             await admin.cluster.refresh()
             for node, (host, _port) in sorted(admin.cluster.brokers.items()):
