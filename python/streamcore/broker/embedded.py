@@ -178,8 +178,8 @@ class Broker:
             self._runtime = loop.run_until_complete(serve(self.config))
         except BaseException as exc:  # reported to start()'s caller
             self._error = exc
+            loop.close()  # before start() returns, so a stop() after it finds the loop closed
             self._started.set()
-            loop.close()
             return
         self._started.set()
         try:
@@ -191,7 +191,10 @@ class Broker:
     def stop(self, timeout_s: float = 30.0) -> None:
         """Stop accepting, finish in-flight requests, flush and close the logs."""
         if self._loop is not None and self._thread is not None and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
+            # The thread may be on its way out with the loop already closed (a start that
+            # failed); then there is nothing to stop, only the thread to wait for.
+            with contextlib.suppress(RuntimeError):
+                self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout_s)
         self._thread = None
         if self._tmp is not None:
