@@ -31,6 +31,32 @@ async def turns(n: int = 5) -> None:
         await asyncio.sleep(0)
 
 
+class LoopClock:
+    """The running loop's clock, moved only by :meth:`advance`.
+
+    The coordinator's session and rebalance timers are ``loop.call_later`` timers. On
+    the real clock a test of a 40 ms session is a race with the scheduler: a loaded
+    machine that does not run the test for 40 ms expires members the test meant to keep,
+    or fires a timer before the test looked at what it holds up. On this clock a timer
+    fires when the test moves time past it, and at no other moment.
+    """
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._now = loop.time()
+        # BaseEventLoop.time is a plain method: the loop's timers and its select timeout
+        # read the time through this attribute.
+        loop.time = self.time  # type: ignore[method-assign]
+
+    def time(self) -> float:
+        return self._now
+
+    async def advance(self, ms: float) -> None:
+        """Move time on by ``ms`` and let the loop run what fell due."""
+        self._now += ms / 1000.0
+        await turns()
+
+
 def coordinator(**kw) -> GroupCoordinator:
     kw.setdefault("min_session_timeout_ms", 1)
     return GroupCoordinator(**kw)
@@ -383,12 +409,17 @@ def test_heartbeat_error_codes():
 
 def test_rebalance_timeout_removes_members_that_did_not_rejoin():
     async def main():
+        clock = LoopClock()
         gc = coordinator()
         a, b = await stable_group(gc, 2, rebalance=50)
         newcomer = join(gc, rebalance=50)
         ra = join(gc, a, rebalance=50, protocols=[("range", b"m0")])
         await turns()
         assert not newcomer.done(), "b has not rejoined, so the rebalance waits"
+        await clock.advance(49)
+        assert not newcomer.done(), "the rebalance timeout has not passed yet"
+        await clock.advance(2)
+        assert newcomer.done() and ra.done(), "the rebalance timeout ends the wait for b"
         r_new, r_a = await asyncio.gather(newcomer, ra)
         assert r_new.generation_id == r_a.generation_id == 3
         assert set(gc.member_ids("g")) == {a, r_new.member_id}
@@ -399,15 +430,16 @@ def test_rebalance_timeout_removes_members_that_did_not_rejoin():
 
 def test_session_timeout_expires_a_silent_member_and_rebalances():
     async def main():
+        clock = LoopClock()
         gc = coordinator()
         a, b = await stable_group(gc, 2, session=40)
         gen = gc.generation("g")
-        for _ in range(200):  # a keeps heartbeating, b stays silent
-            await asyncio.sleep(0.01)
-            code = gc.heartbeat("g", gen, a, None)
-            if code == E.REBALANCE_IN_PROGRESS.code:
-                break
-        assert code == E.REBALANCE_IN_PROGRESS.code
+        # a heartbeats at 30 ms and is asked again at 50 ms; b stays silent past its 40 ms.
+        await clock.advance(30)
+        assert gc.heartbeat("g", gen, a, None) == 0
+        assert set(gc.member_ids("g")) == {a, b}
+        await clock.advance(20)
+        assert gc.heartbeat("g", gen, a, None) == E.REBALANCE_IN_PROGRESS.code
         assert gc.member_ids("g") == [a]
         r = await join(gc, a, session=40, protocols=[("range", b"m0")])
         assert (r.error_code, r.generation_id, r.leader_id) == (0, gen + 1, a)
@@ -434,6 +466,7 @@ def test_last_member_expiring_leaves_the_group_empty_with_next_generation():
 
 def test_unclaimed_member_id_from_member_id_required_expires_and_stops_blocking():
     async def main():
+        clock = LoopClock()
         gc = coordinator()
         (a,) = await stable_group(gc, 1)
         pending = await join(gc, v4=True, session=30)
@@ -442,6 +475,10 @@ def test_unclaimed_member_id_from_member_id_required_expires_and_stops_blocking(
         t = join(gc, a, protocols=[("range", b"new")])
         await turns()
         assert not t.done()
+        await clock.advance(29)
+        assert not t.done()
+        await clock.advance(2)
+        assert t.done()
         r = await t
         assert (r.error_code, r.generation_id) == (0, 2)
         assert gc.member_ids("g") == [a]
