@@ -193,6 +193,41 @@ def _run(coro: Any) -> Any:
     return asyncio.run(asyncio.wait_for(coro, _BOUND_S))
 
 
+class LoopClock:
+    """The running loop's clock, moved only by :meth:`advance`.
+
+    A connection retires at 85 % of its SASL session on a ``loop.call_later`` timer. With
+    sessions of a few hundred ms on the real clock, a loaded machine that does not run
+    the test for that long retires a connection before the test looked at it. On this
+    clock the timer fires when the test moves time past it, and at no other moment
+    (nothing in these tests sleeps or times out meanwhile: every wait is on I/O).
+    """
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._now = loop.time()
+        # BaseEventLoop.time is a plain method: the loop's timers read the time through it.
+        loop.time = self.time  # type: ignore[method-assign]
+
+    def time(self) -> float:
+        return self._now
+
+    async def advance(self, ms: float) -> None:
+        """Move time on by ``ms`` and let the loop run what fell due."""
+        self._now += ms / 1000.0
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+async def _until(condition: Any) -> None:
+    """Let the loop run until ``condition()`` holds (I/O only: the clock stands still)."""
+    for _ in range(100_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("the condition never held")
+
+
 def _sasl(mechanism: str, **kw: Any) -> Security:
     return Security(
         "SASL_PLAINTEXT", None, mechanism, kw.get("username"), kw.get("password"), kw.get("provider")
@@ -301,19 +336,21 @@ def test_oauthbearer_sends_the_providers_token_and_reports_the_brokers_error() -
 
 def test_a_connection_retires_before_its_sasl_session_ends_and_answers_what_it_had() -> None:
     async def main() -> None:
+        clock = LoopClock()
         async with ScriptedBroker(session_lifetime_ms=300) as broker:
             conn = await _connect(broker, _sasl("PLAIN", username="alice", password="alice-secret"))
             assert conn.session_lifetime_ms == 300 and not conn.closed
             conn.hold_writes()
             pending = conn.send(ApiVersionsRequest())
             assert pending is not None
-            while not conn.closed:  # retired at 85 % of the session: no new requests
-                await asyncio.sleep(0.02)
+            await clock.advance(254)
+            assert not conn.closed
+            await clock.advance(2)
+            assert conn.closed  # retired at 85 % of the session: no new requests
             assert not pending.done()
             conn.release_writes()  # what was queued before retiring still goes out and is answered
             assert (await pending).error_code == 0
-            while conn._closed_exc is None:
-                await asyncio.sleep(0.02)
+            await _until(lambda: conn._closed_exc is not None)
             assert "retired" in str(conn._closed_exc)
 
     _run(main())
@@ -324,6 +361,7 @@ def test_the_pool_replaces_a_retired_connection_with_a_freshly_authenticated_one
     from streamcore.client.config import build_config
 
     async def main() -> None:
+        clock = LoopClock()
         async with ScriptedBroker(session_lifetime_ms=200) as broker:
             cfg = build_config(
                 "admin",
@@ -338,8 +376,8 @@ def test_the_pool_replaces_a_retired_connection_with_a_freshly_authenticated_one
             )
             cluster = Cluster(cfg)
             first = await cluster.any_connection()
-            while not first.closed:
-                await asyncio.sleep(0.02)
+            await clock.advance(171)  # past 85 % of the session
+            assert first.closed
             second = await cluster.any_connection()
             assert second is not first and not second.closed
             assert broker.authenticated == ["alice", "alice"]
