@@ -8,6 +8,7 @@ the data directory), the per-partition state, the marker appender, the coordinat
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -131,3 +132,17 @@ def batches(log: Any, from_offset: int = 0) -> list[Any]:
 
 def run(coro: Any) -> Any:
     return asyncio.run(coro)
+
+
+#: Bound on a wait for the coordinator's own tasks (markers, Complete* records): they
+#: append through the WAL's writer thread, which a loaded runner can hold back for
+#: seconds. A poll, so a passing test waits only as long as the work takes.
+PATIENCE_S = 30.0
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Let the loop run until ``condition()`` holds; fails after PATIENCE_S."""
+    deadline = time.monotonic() + PATIENCE_S
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {PATIENCE_S} s: {what}"
+        await asyncio.sleep(0.01)

@@ -11,7 +11,7 @@ from streamcore.broker.transactions import TransactionSettings, TxnState, parse_
 from streamcore.broker.transactions.metadata import MAX_EPOCH
 from streamcore.errors import ErrorCode, KafkaError
 
-from .harness import Clock, attach, batches, close, open_state, produce, run, txn_batch
+from .harness import Clock, attach, batches, close, open_state, produce, run, txn_batch, until
 
 E = ErrorCode
 NONE = E.NO_ERROR.code
@@ -336,11 +336,7 @@ def test_concurrent_requests_while_markers_are_written(tmp_path):
         assert info.value.error is E.NOT_ENOUGH_REPLICAS  # retriable for every client
         assert coord.verify_partitions(TID, pid, epoch, [T]) == {T: E.CONCURRENT_TRANSACTIONS.code}
         holder["gate"].set()
-        for _ in range(100):
-            if coord.metadata(TID).state is TxnState.COMPLETE_COMMIT:
-                break
-            await asyncio.sleep(0.01)
-        assert coord.metadata(TID).state is TxnState.COMPLETE_COMMIT
+        await until(lambda: coord.metadata(TID).state is TxnState.COMPLETE_COMMIT, "CompleteCommit")
         assert await coord.add_partitions(TID, pid, epoch, [U]) == NONE
 
     try:
@@ -428,10 +424,7 @@ def test_a_decision_without_its_markers_is_completed_after_a_crash(tmp_path):
 
         async def second():
             assert (await coord.tick())["resumed"] == 1
-            for _ in range(200):
-                if coord.metadata(TID).state is TxnState.COMPLETE_ABORT:
-                    return
-                await asyncio.sleep(0.01)
+            await until(lambda: coord.metadata(TID).state is TxnState.COMPLETE_ABORT, "CompleteAbort")
 
         run(second())
         assert coord.metadata(TID).state is TxnState.COMPLETE_ABORT
@@ -457,10 +450,7 @@ def test_timed_out_transactions_are_aborted_and_fenced(broker):
         assert (await coord.tick())["aborted"] == 0  # exactly at the timeout: not yet
         clock.now += 1
         assert (await coord.tick())["aborted"] == 1
-        for _ in range(200):
-            if coord.metadata(TID).state is TxnState.COMPLETE_ABORT:
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: coord.metadata(TID).state is TxnState.COMPLETE_ABORT, "CompleteAbort")
         meta = coord.metadata(TID)
         assert meta.state is TxnState.COMPLETE_ABORT and meta.producer_epoch == epoch + 1
         assert coord.lso("t", 0) == state.topics.log("t", 0).high_watermark

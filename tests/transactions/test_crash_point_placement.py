@@ -13,6 +13,7 @@ test_crash_points.py does the same with real SIGKILLs and confluent-kafka.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -35,7 +36,7 @@ from streamcore.protocol.messages import (
 )
 from streamcore.storage.txn_index import CONTROL_ABORT, CONTROL_KEY
 
-from .harness import Clock, attach, batches, close, open_state, produce, run, txn_batch
+from .harness import PATIENCE_S, Clock, attach, batches, close, open_state, produce, run, txn_batch
 
 E = ErrorCode
 NONE = E.NO_ERROR.code
@@ -201,15 +202,17 @@ def test_crash_point_and_recovery(
 
         async def recover() -> None:
             await coord.tick()  # what the runtime does at start: resumes Prepare* markers
-            for _ in range(300):
+            deadline = time.monotonic() + PATIENCE_S
+            while time.monotonic() < deadline:
                 meta = coord.metadata(TID)
                 if meta.pending is None and not meta.state.is_prepare:
                     break
                 await asyncio.sleep(0.01)
             # The producer's successor: its InitProducerId aborts what is still open.
-            for _ in range(300):
+            deadline = time.monotonic() + PATIENCE_S
+            while True:
                 result = await coord.init_producer_id(TID, 60_000)
-                if result.error_code != E.CONCURRENT_TRANSACTIONS.code:
+                if result.error_code != E.CONCURRENT_TRANSACTIONS.code or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.01)
             assert result.error_code == NONE, result
