@@ -125,8 +125,9 @@ def _exercise(bootstrap: str, prefix: str, settle_towards: list[Any] | None = No
     def describe(*components: Any, strict: bool = False) -> None:
         answer = _describe(bootstrap, list(components), strict, prefix)
         if settle_towards is not None and len(settle_towards) > len(out):
+            # settle_towards is unprefixed (what _exercise returns): so is what it is compared with.
             deadline = time.monotonic() + SETTLE_S
-            while answer != settle_towards[len(out)] and time.monotonic() < deadline:
+            while _unprefixed(answer, prefix) != settle_towards[len(out)] and time.monotonic() < deadline:
                 time.sleep(0.05)
                 answer = _describe(bootstrap, list(components), strict, prefix)
         out.append(answer)
