@@ -179,8 +179,20 @@ def test_connect_file_source_to_sink_copies_exactly_and_resumes_after_restart(
         worker = Worker(ecosystem_classpath, bootstrap, tmp_path, group, "worker-2")
         procs.append(worker.proc)
         worker.wait_ready()
-        status, names = worker.request("GET", "/connectors")
-        assert status == 200 and sorted(names) == ["file-sink", "file-source"], (status, names)
+        # The new worker forgot nothing: both connectors come back from the config topic.
+        # A poll, because GET /connectors may answer 200 with the worker's snapshot before
+        # it has read that topic to its end (Apache Kafka 4.1.1 answered [] once on a
+        # loaded CI runner); a worker that never lists them still fails after the bound.
+        answers: list[tuple[int, object]] = []
+
+        def both_listed() -> bool:
+            answers.append(worker.request("GET", "/connectors"))
+            status, names = answers[-1]
+            return status == 200 and sorted(names) == ["file-sink", "file-source"]
+
+        wait_until(
+            both_listed, START_TIMEOUT_S, lambda: f"both connectors listed; last answer {answers[-1:]}"
+        )
         worker.wait_running("file-source")
         worker.wait_running("file-sink")
         wait_for_copy(worker, sink_file, expected)
