@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -14,6 +15,38 @@ from streamcore.client import NewTopic
 from streamcore.client.types import OffsetAndMetadata, TopicPartition
 from streamcore.errors import ErrorCode, KafkaError
 from streamcore.protocol.messages import MetadataResponse_MetadataResponseTopic
+
+# Apache Kafka (the control) answers an alter before its broker has applied the change
+# from the metadata log, so a describe right after it may still show the old state on a
+# loaded runner (a CI dry run saw DEFAULT_CONFIG). Describes are polled until they show
+# the change or SETTLE_S passes; the assertions then run on the last answer, so a broker
+# that never applies the change still fails. streamcore answers settled at once.
+SETTLE_S = 30.0
+
+
+def _settled(describe: Callable[[], Any], done: Callable[[Any], bool]) -> Any:
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        got = describe()
+        if done(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.05)
+
+
+async def _settled_async(describe: Callable[[], Any], done: Callable[[Any], bool]) -> Any:
+    deadline = time.monotonic() + SETTLE_S
+    while True:
+        got = await describe()
+        if done(got) or time.monotonic() > deadline:
+            return got
+        await asyncio.sleep(0.05)
+
+
+def _segment_dynamic_retention_not(entries: Any) -> bool:
+    return (
+        entries["segment.ms"].source == "DYNAMIC_TOPIC_CONFIG"
+        and entries["retention.ms"].source != "DYNAMIC_TOPIC_CONFIG"
+    )
 
 
 def test_create_list_describe_delete_topics(kafka_bootstrap: str, topic_name: str) -> None:
@@ -167,7 +200,12 @@ def test_incremental_alter_configs_sets_and_deletes(kafka_bootstrap: str, topic_
                 }
             )
             assert errors == {res: None}
-            entries = (await admin.describe_config_entries([res]))[res]
+            entries = (
+                await _settled_async(
+                    lambda: admin.describe_config_entries([res]),
+                    lambda got: _segment_dynamic_retention_not(got[res]),
+                )
+            )[res]
             assert entries["segment.ms"].value == "200000"
             assert entries["segment.ms"].source == "DYNAMIC_TOPIC_CONFIG"
             assert entries["retention.ms"].source != "DYNAMIC_TOPIC_CONFIG"
@@ -209,7 +247,12 @@ def test_alter_configs_replaces_the_whole_set(kafka_bootstrap: str, topic_name: 
             await admin.create_topic(topic_name, config={"retention.ms": "100000"})
             res = (RESOURCE_TOPIC, topic_name)
             assert await admin.alter_configs({res: {"segment.ms": "200000"}}) == {res: None}
-            entries = (await admin.describe_config_entries([res]))[res]
+            entries = (
+                await _settled_async(
+                    lambda: admin.describe_config_entries([res]),
+                    lambda got: _segment_dynamic_retention_not(got[res]),
+                )
+            )[res]
             assert entries["segment.ms"].source == "DYNAMIC_TOPIC_CONFIG"
             assert entries["retention.ms"].source != "DYNAMIC_TOPIC_CONFIG"  # left out: back to default
 
@@ -307,7 +350,9 @@ def test_blocking_admin_client_has_the_same_calls(kafka_bootstrap: str, topic_na
         assert admin.create_partitions({topic_name: 2}) == {topic_name: None}
         assert admin.incremental_alter_configs({res: [AlterConfig("retention.ms", "100000")]}) == {res: None}
         assert admin.alter_configs({res: {"segment.ms": "200000"}}) == {res: None}
-        entries = admin.describe_config_entries([res])[res]
+        entries = _settled(
+            lambda: admin.describe_config_entries([res]), lambda got: _segment_dynamic_retention_not(got[res])
+        )[res]
         assert entries["segment.ms"].source == "DYNAMIC_TOPIC_CONFIG"
         assert entries["retention.ms"].source != "DYNAMIC_TOPIC_CONFIG"
         with BlockingProducer(kafka_bootstrap) as p:
