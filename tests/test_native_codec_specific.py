@@ -51,12 +51,13 @@ def _batch(n: int = 5, **kwargs: object) -> bytes:
     )
 
 
-def test_records_are_named_tuples_equal_to_the_reference_records():
+def test_records_are_native_records_equal_to_the_reference_named_tuples():
     data = _batch(headers=[[("h", b"x")], None, [], [("k", None)], None])
     nat = native.record_batch.decode_batch(data).records
     ref = reference_rb.decode_batch(data).records
-    assert all(isinstance(r, tuple) for r in nat)
-    assert nat == ref
+    assert all(type(r) is native.record_batch.Record for r in nat)
+    assert nat == ref and ref == nat
+    assert list(native.record_batch.decode_batch(data)) == ref
     assert nat[0]._fields == ("offset", "timestamp_ms", "key", "value", "headers")
 
 

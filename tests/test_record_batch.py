@@ -692,13 +692,53 @@ def test_both_twins_validate_into_the_one_batch_info_class_with_equal_fields(bot
     assert nat_info.last_offset_delta == nat_info.record_count - 1
 
 
-def test_both_twins_decode_into_the_one_record_class(both):
-    from streamcore._reference.record_types import Record
+def test_each_twin_decodes_into_its_own_record_class_with_one_behaviour(both):
+    """The reference twin's Record is a named tuple; the native one a class whose
+    fields are built when read. Everything a caller does with a record answers the
+    same on both."""
+    import pickle
 
-    data = codec.encode_batch([b"v"], [b"k"], [[("h", None)]], [1234])
+    data = codec.encode_batch([b"v", None], [b"k", None], [[("h", None)], None], [1234, 1235])
     ref_rec, nat_rec = (impl.decode_batch(data).records[0] for impl in both)
-    assert type(ref_rec) is Record and type(nat_rec) is Record
-    assert nat_rec == ref_rec == Record(0, 1234, b"k", b"v", [("h", None)])
+    ref_it, nat_it = (list(impl.decode_batch(data))[1] for impl in both)
+    assert type(ref_rec) is both[0].Record and type(nat_rec) is both[1].Record
+    fields = (0, 1234, b"k", b"v", [("h", None)])
+    for ref, nat, want in ((ref_rec, nat_rec, fields), (ref_it, nat_it, (1, 1235, None, None, []))):
+        for r in (ref, nat):
+            assert r == want and want == r and r == ref and r == nat and not r != ref
+            assert r != want[:4] and r != list(want) and r != 5
+            assert (r.offset, r.timestamp_ms, r.key, r.value, r.headers) == want
+            assert tuple(r) == want and list(r) == list(want) and len(r) == 5
+            assert [r[i] for i in range(-5, 5)] == list(want + want)
+            assert r[1:4] == want[1:4] and r[::-1] == want[::-1]
+            offset, ts, key, value, headers = r
+            assert (offset, ts, key, value, headers) == want
+            assert ("topic", 3) + r == ("topic", 3) + want and r + ("x",) == want + ("x",)
+            assert r._fields == ("offset", "timestamp_ms", "key", "value", "headers")
+            assert r._asdict() == dict(zip(r._fields, want, strict=True))
+            assert r._replace(value=b"w") == want[:3] + (b"w",) + want[4:]
+            assert r < want[:1] + (9999,) and not r > want
+            assert pickle.loads(pickle.dumps(r)) == want
+            with pytest.raises(IndexError):
+                r[5]
+            with pytest.raises(TypeError):
+                r["offset"]
+            with pytest.raises(TypeError):
+                hash(r)  # the headers list is unhashable, as in any tuple holding one
+            with pytest.raises(ValueError):
+                r._replace(nope=1)
+            # The headers list is the record's own: a change stays with it.
+            r.headers.append(("added", b""))
+            assert r.headers[-1] == ("added", b"")
+            assert r.headers is r.headers
+            del r.headers[-1]
+        assert repr(nat) == repr(ref)
+    # Built by hand, as the named tuple can be.
+    made = both[1].Record(0, 1234, b"k", b"v", [("h", None)])
+    assert made == nat_rec and repr(made) == repr(ref_rec)
+    by_name = both[1].Record(offset=1, timestamp_ms=2, key=None, value=None, headers=())
+    assert by_name == (1, 2, None, None, ())
+    assert hash(both[1].Record(1, 2, None, None, ())) == hash((1, 2, None, None, ()))
 
 
 def _iteration_batch(compression: str) -> tuple[bytes, list[bytes | None]]:
@@ -716,8 +756,6 @@ def _iteration_batch(compression: str) -> tuple[bytes, list[bytes | None]]:
 
 @pytest.mark.parametrize("compression", codec.COMPRESSION_TYPES)
 def test_iterating_a_batch_gives_the_records_in_order_on_both_twins(both, compression):
-    from streamcore._reference.record_types import Record
-
     data, values = _iteration_batch(compression)
     for impl in both:
         batch = impl.decode_batch(data)
@@ -731,7 +769,7 @@ def test_iterating_a_batch_gives_the_records_in_order_on_both_twins(both, compre
         with pytest.raises(StopIteration):
             next(it)
         seen = [first, *rest]
-        assert all(type(r) is Record for r in seen), impl.__name__
+        assert all(type(r) is impl.Record for r in seen), impl.__name__
         assert seen == batch.records
         assert [r.value for r in seen] == values
         assert [r.offset for r in seen] == list(range(40, 50))
@@ -767,6 +805,10 @@ def test_native_iteration_builds_each_record_on_demand(both):
     assert sys.getrefcount(record) == 2
     # Records built by iteration are equal to, but not, those of ``records``.
     assert record == batch.records[0] and record is not batch.records[0]
+    # A record made by iteration reads the batch when a field is read (keeping the
+    # batch alive); those of ``records`` hold their fields.
+    second = batch.records[1]
+    assert record.value == record.value and second.value is second.value
     # Each record built on demand gets its own headers list too.
     fresh = nat.decode_batch(data)
     a, b = next(iter(fresh)), next(iter(fresh))
@@ -806,3 +848,44 @@ def test_check_batches_gives_the_same_answer_on_both_twins(both):
         for impl in (ref, nat):
             for wrap in (bytes, bytearray, memoryview):
                 assert impl.check_batches(wrap(data), offset) == want, (impl.__name__, offset, want)
+
+
+# ------------------------------------------------------------ records_as (the consumer's records)
+
+
+@pytest.mark.parametrize("compression", ["none", "zstd"])
+def test_records_as_makes_the_same_tuples_on_both_twins(both, compression):
+    from typing import NamedTuple
+
+    class Row(NamedTuple):
+        topic: str
+        partition: int
+        offset: int
+        timestamp_ms: int
+        key: bytes | None
+        value: bytes | None
+        headers: list
+
+    data, _ = _iteration_batch(compression)
+    answers = []
+    for impl in both:
+        batch = impl.decode_batch(data)
+        rows = batch.records_as(Row, ("t", 2))
+        assert all(type(r) is Row for r in rows), impl.__name__
+        assert rows == [("t", 2, *r) for r in batch.records]
+        assert rows[3].offset == 43 and rows[3].topic == "t"
+        plain = batch.records_as(tuple, ())
+        assert all(type(r) is tuple for r in plain) and plain == [tuple(r) for r in batch.records]
+        assert batch.records_as(tuple, (), 2, 5) == plain[2:5]
+        assert batch.records_as(tuple, (), 8) == plain[8:]
+        assert batch.records_as(tuple, (), 7, 100) == plain[7:]
+        assert batch.records_as(tuple, (), 6, 3) == [] and batch.records_as(tuple, (), 50) == []
+        assert rows[2].headers == [("h0", b"x"), ("h1", None)]
+        with pytest.raises(TypeError):
+            batch.records_as(list, ())
+        with pytest.raises(ValueError):
+            batch.records_as(Row, ("t",))
+        with pytest.raises(OverflowError):
+            batch.records_as(tuple, (), -1)
+        answers.append(rows)
+    assert answers[0] == answers[1]

@@ -1,17 +1,19 @@
 """``_native.record_batch``: Kafka record batch v2 encode, decode and validate.
 
-``Record`` and ``BatchInfo`` are the reference twin's own classes
-(``streamcore._reference.record_types``); ``RecordBatch`` is native. Malformed data
-raises ``streamcore.errors.CorruptRecordError`` naming a byte offset.
+``BatchInfo`` is the reference twin's own class
+(``streamcore._reference.record_types``); ``Record`` and ``RecordBatch`` are native.
+A ``Record`` behaves as the reference twin's named tuple (fields by name and index,
+unpacking, comparison with tuples, ``_fields``/``_asdict``/``_replace``) without
+being a ``tuple``. Malformed data raises ``streamcore.errors.CorruptRecordError``
+naming a byte offset.
 """
 
 from collections.abc import Iterator, Sequence
-from typing import Any, final
+from typing import Any, ClassVar, SupportsIndex, final, overload
 
 from typing_extensions import Buffer
 
 from streamcore._reference.record_types import BatchInfo as BatchInfo
-from streamcore._reference.record_types import Record as Record
 
 __all__ = [
     "Record",
@@ -27,6 +29,52 @@ __all__ = [
 
 #: Default cap on the decompressed size of one batch's records (bytes).
 DEFAULT_MAX_DECOMPRESSED_BYTES: int
+
+@final
+class Record:
+    """One decoded record; its fields become Python objects when read."""
+
+    _fields: ClassVar[tuple[str, ...]]
+    def __new__(
+        cls,
+        offset: int,
+        timestamp_ms: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: list[tuple[str, bytes | None]],
+    ) -> Record: ...
+    @property
+    def offset(self) -> int:
+        """Absolute offset (base_offset + offsetDelta, wrapped to int64)."""
+    @property
+    def timestamp_ms(self) -> int:
+        """Milliseconds since the epoch; for log-append-time batches the batch's max_timestamp."""
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def headers(self) -> list[tuple[str, bytes | None]]:
+        """(key, value) pairs in wire order; keys are str, values bytes or None."""
+    def __len__(self) -> int: ...
+    @overload
+    def __getitem__(self, index: SupportsIndex, /) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice, /) -> tuple[Any, ...]: ...
+    def __iter__(self) -> Iterator[Any]: ...
+    def __eq__(self, other: object, /) -> bool: ...
+    def __ne__(self, other: object, /) -> bool: ...
+    def __lt__(self, other: object, /) -> bool: ...
+    def __le__(self, other: object, /) -> bool: ...
+    def __gt__(self, other: object, /) -> bool: ...
+    def __ge__(self, other: object, /) -> bool: ...
+    def __hash__(self) -> int: ...
+    def __add__(self, other: tuple[Any, ...] | Record, /) -> tuple[Any, ...]: ...
+    def __radd__(self, other: tuple[Any, ...] | Record, /) -> tuple[Any, ...]: ...
+    def _asdict(self) -> dict[str, Any]: ...
+    def _replace(self, **changes: Any) -> Record: ...
+    def __reduce__(self) -> tuple[type[Record], tuple[Any, ...]]: ...
+    def __getnewargs__(self) -> tuple[Any, ...]: ...
 
 @final
 class RecordBatch:
@@ -81,6 +129,11 @@ class RecordBatch:
         """The records in order. Until ``records`` has been read, each one is built as
         the iterator reaches it and kept by nobody but the caller (equal to, not the same
         object as, the matching item of ``records``); afterwards, the items of ``records``."""
+    def records_as(
+        self, cls: type[tuple[Any, ...]], prefix: tuple[Any, ...], start: int = 0, stop: int | None = None
+    ) -> list[Any]:
+        """Records ``records[start:stop]`` as instances of the tuple class ``cls`` holding
+        ``prefix``'s items then the five fields (the consumer's records, in one step)."""
     def to_columns(self) -> dict[str, Any]:
         """numpy columns (offset, timestamp_ms, key/value offsets and lengths) and buffer."""
 

@@ -139,6 +139,29 @@ class RecordBatch:
     def __iter__(self) -> Iterator[Record]:
         return iter(self.records)
 
+    def records_as(
+        self, cls: type[tuple[Any, ...]], prefix: tuple[Any, ...], start: int = 0, stop: int | None = None
+    ) -> list[Any]:
+        """Records ``start`` up to ``stop`` (indexes, as in ``records[start:stop]``;
+        ``stop`` None for all) as instances of ``cls`` (``tuple`` or a tuple subclass
+        whose instances are plain tuples, such as a named tuple) holding the items of
+        ``prefix`` and then the record's five fields: what the consumer turns records
+        into, made in one step.
+
+        TypeError if ``cls`` is not a tuple class; ValueError if it has ``_fields`` and
+        not ``len(prefix) + 5`` of them; OverflowError for a negative index.
+        """
+        if start < 0 or (stop is not None and stop < 0):
+            raise OverflowError("records_as: start and stop must be >= 0")
+        if not (isinstance(cls, type) and issubclass(cls, tuple)):
+            raise TypeError("records_as: cls must be tuple or a tuple subclass")
+        fields = getattr(cls, "_fields", None)
+        width = len(prefix) + 5
+        if fields is not None and len(fields) != width:
+            raise ValueError(f"records_as: cls has {len(fields)} fields, prefix and a record make {width}")
+        new = tuple.__new__
+        return [new(cls, prefix + r) for r in self.records[start:stop]]
+
     def to_columns(self) -> dict[str, Any]:
         """Columns of the batch: numpy arrays that index one uncompressed buffer.
 

@@ -54,7 +54,6 @@ from streamcore.errors import AuthenticationError, ConfigError
 
 __all__ = ["Consumer", "ConsumerCore", "Callback", "STOP", "split_consumer_timeout"]
 
-_tuple_new = tuple.__new__
 
 #: What ``ConsumerCore.next_item`` returns when an iteration is over.
 STOP: Any = object()
@@ -374,8 +373,8 @@ class ConsumerCore:
                     if taken:
                         out.append(PartitionColumns(topic, part, cols))
                 elif pos <= b.base_offset and len(b) <= left:
-                    # The whole batch: each record is built as the loop reaches it and
-                    # dropped once converted (the batch's ``records`` list is never made).
+                    # The whole batch, made straight into ConsumerRecords (the batch's
+                    # ``records`` list is never made).
                     whole = _consumer_records(b, prefix, kd, vd)
                     taken = len(whole)
                     out.extend(whole)
@@ -383,18 +382,19 @@ class ConsumerCore:
                     if taken:
                         next_pos = max(next_pos, whole[-1].offset + 1)
                 else:
-                    recs = b.records
+                    n = len(b)
                     i = pos - b.base_offset
-                    if not (0 <= i < len(recs)) or recs[i][0] != pos:
+                    if not (0 <= i < n) or b.records_as(tuple, (), i, i + 1)[0][0] != pos:
+                        # Offsets with gaps (a compacted batch): find the first >= pos.
+                        recs = b.records
                         i = 0
-                        while i < len(recs) and recs[i][0] < pos:
+                        while i < n and recs[i].offset < pos:
                             i += 1
-                    chunk = recs[i : i + left]
+                    chunk = _consumer_records(b, prefix, kd, vd, i, i + left)
                     taken = len(chunk)
-                    if taken:
-                        out.extend(_consumer_records(chunk, prefix, kd, vd))
-                    next_pos = chunk[-1][0] + 1 if taken else b.last_offset + 1
-                    if i + taken >= len(recs):
+                    out.extend(chunk)
+                    next_pos = chunk[-1].offset + 1 if taken else b.last_offset + 1
+                    if i + taken >= n:
                         next_pos = max(next_pos, b.last_offset + 1)
                 if next_pos > b.last_offset:
                     st.batches.popleft()
@@ -538,28 +538,31 @@ class ConsumerCore:
 
 
 def _consumer_records(
-    records: Iterable[Any],
+    batch: Any,
     prefix: tuple[str, int],
     kd: Callable[[bytes], Any] | None,
     vd: Callable[[bytes], Any] | None,
+    start: int = 0,
+    stop: int | None = None,
 ) -> list[ConsumerRecord]:
-    """ConsumerRecords of ``records`` (decoded ``Record`` tuples) of partition ``prefix``
-    (topic, partition), keys and values run through the deserializers when set."""
+    """ConsumerRecords of ``batch``'s records ``start`` up to ``stop`` (indexes; None: to
+    the end) of partition ``prefix`` (topic, partition), keys and values run through the
+    deserializers when set."""
     if kd is None and vd is None:
-        # One tuple copy per record: (topic, partition) + the record's five fields.
-        return [_tuple_new(ConsumerRecord, prefix + r) for r in records]
+        # Made by the codec in one step: (topic, partition) + the record's five fields.
+        return batch.records_as(ConsumerRecord, prefix, start, stop)
     topic, part = prefix
     return [
         ConsumerRecord(
             topic,
             part,
-            r[0],
-            r[1],
-            kd(r[2]) if kd is not None and r[2] is not None else r[2],
-            vd(r[3]) if vd is not None and r[3] is not None else r[3],
-            r[4],
+            offset,
+            ts,
+            kd(key) if kd is not None and key is not None else key,
+            vd(value) if vd is not None and value is not None else value,
+            headers,
         )
-        for r in records
+        for offset, ts, key, value, headers in batch.records_as(tuple, (), start, stop)
     ]
 
 

@@ -1,12 +1,12 @@
 //! Decoding: the `RecordBatch` class (header fields plus records built on first use,
 //! or columns), `decode_batch`, `decode_batches` and `validate_batch`.
-use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 
 use streamcore_core::record_batch as rb;
 
+use super::record::Record;
 use super::{truthy, types, CODEC_NAMES};
 use crate::buffer::ByteView;
 use crate::errors::{to_pyerr, CorruptRecordError, PyBufferError, PyTypeError, PyValueError};
@@ -53,7 +53,7 @@ pub struct RecordBatch {
     header: rb::BatchHeader,
     /// The uncompressed records region.
     region: Region,
-    entries: Vec<rb::RecordEntry>,
+    pub(super) entries: Vec<rb::RecordEntry>,
     headers: Vec<rb::HeaderEntry>,
     records: PyOnceLock<Py<PyList>>,
 }
@@ -128,11 +128,11 @@ impl RecordBatch {
         })
     }
 
-    fn offset_of(&self, e: &rb::RecordEntry) -> i64 {
+    pub(super) fn offset_of(&self, e: &rb::RecordEntry) -> i64 {
         self.header.base_offset.wrapping_add(e.offset_delta as i64)
     }
 
-    fn timestamp_of(&self, e: &rb::RecordEntry) -> i64 {
+    pub(super) fn timestamp_of(&self, e: &rb::RecordEntry) -> i64 {
         if self.header.timestamp_type() == 1 {
             self.header.max_timestamp
         } else {
@@ -140,35 +140,55 @@ impl RecordBatch {
         }
     }
 
+    /// Every record, in order, with its fields built. Not views of the batch: the
+    /// batch keeps this list, and views would make a cycle the garbage collector
+    /// cannot see (neither class is tracked).
     fn build_records<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        let region = self.region.as_slice(py);
-        let maker = RecordMaker::new(py)?;
-        let n = self.entries.len();
-        // SAFETY: PyList_New returns a new list of n NULL slots (or NULL with an error
-        // set); every slot is filled exactly once below with a stolen reference, and
-        // a list with NULL slots is still safe to drop if we leave early.
-        let list = unsafe {
-            let p = ffi::PyList_New(n as ffi::Py_ssize_t);
-            Bound::from_owned_ptr_or_err(py, p)?.cast_into_unchecked::<PyList>()
-        };
-        let mut last_ts = None;
-        for (i, e) in self.entries.iter().enumerate() {
-            let rec = maker.make(self, region, e, &mut last_ts)?;
-            // SAFETY: i < n and the slot is empty; SET_ITEM steals the reference.
-            unsafe { ffi::PyList_SET_ITEM(list.as_ptr(), i as ffi::Py_ssize_t, rec.into_ptr()) };
+        let mut out = Vec::with_capacity(self.entries.len());
+        let mut last_ts: Option<(i64, Py<PyAny>)> = None;
+        for e in &self.entries {
+            let ts = self.timestamp_of(e);
+            // Records of a batch often share one timestamp; then they share the int.
+            let ts_obj = match &last_ts {
+                Some((t, obj)) if *t == ts => obj.clone_ref(py),
+                _ => {
+                    let obj = ts.into_pyobject(py)?.into_any().unbind();
+                    last_ts = Some((ts, obj.clone_ref(py)));
+                    obj
+                }
+            };
+            let fields = [
+                self.offset_of(e).into_pyobject(py)?.into_any().unbind(),
+                ts_obj,
+                self.key_of(py, e).unbind(),
+                self.value_of(py, e).unbind(),
+                self.header_list(py, e)?.into_any().unbind(),
+            ];
+            out.push(Bound::new(py, Record::given(py, fields))?);
         }
-        Ok(list)
+        PyList::new(py, out)
     }
 
-    fn header_list<'py>(
+    /// The key of entry `e` (None when null).
+    pub(super) fn key_of<'py>(&self, py: Python<'py>, e: &rb::RecordEntry) -> Bound<'py, PyAny> {
+        bytes_or_none(py, self.region.as_slice(py), e.key_start, e.key_len)
+    }
+
+    /// The value of entry `e` (None when null).
+    pub(super) fn value_of<'py>(&self, py: Python<'py>, e: &rb::RecordEntry) -> Bound<'py, PyAny> {
+        bytes_or_none(py, self.region.as_slice(py), e.value_start, e.value_len)
+    }
+
+    /// A new list of entry `e`'s headers: (str key, bytes or None value) tuples.
+    pub(super) fn header_list<'py>(
         &self,
         py: Python<'py>,
-        region: &[u8],
         e: &rb::RecordEntry,
     ) -> PyResult<Bound<'py, PyList>> {
         if e.headers_count == 0 {
             return Ok(PyList::empty(py));
         }
+        let region = self.region.as_slice(py);
         let hs = &self.headers[e.headers_start..e.headers_start + e.headers_count];
         let mut out = Vec::with_capacity(hs.len());
         for h in hs {
@@ -186,77 +206,16 @@ impl RecordBatch {
     }
 }
 
-/// Builds `Record` named tuples of one batch, one at a time.
-struct RecordMaker<'a, 'py> {
-    py: Python<'py>,
-    record_type: &'a Bound<'py, PyType>,
-    direct: bool,
-}
-
-impl<'py> RecordMaker<'py, 'py> {
-    fn new(py: Python<'py>) -> PyResult<Self> {
-        Ok(RecordMaker {
-            py,
-            record_type: types::record_type(py)?,
-            direct: types::direct_tuple_alloc(py),
-        })
-    }
-}
-
-impl<'a, 'py> RecordMaker<'a, 'py> {
-    /// The record at entry `e` of `batch` (whose records region is `region`).
-    /// `last_ts` carries the previous record's timestamp object: records of a batch
-    /// often share one timestamp, and then they share the int too.
-    #[inline]
-    fn make(
-        &self,
-        batch: &RecordBatch,
-        region: &[u8],
-        e: &rb::RecordEntry,
-        last_ts: &mut Option<(i64, Py<PyAny>)>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        let py = self.py;
-        let headers = batch.header_list(py, region, e)?;
-        let key = bytes_or_none(py, region, e.key_start, e.key_len);
-        let value = bytes_or_none(py, region, e.value_start, e.value_len);
-        let ts = batch.timestamp_of(e);
-        let ts_obj = match last_ts {
-            Some((t, obj)) if *t == ts => obj.bind(py).clone(),
-            _ => {
-                let obj = ts.into_pyobject(py)?.into_any();
-                *last_ts = Some((ts, obj.clone().unbind()));
-                obj
-            }
-        };
-        types::new_named_tuple(
-            py,
-            self.record_type,
-            self.direct,
-            [
-                batch.offset_of(e).into_pyobject(py)?.into_any(),
-                ts_obj,
-                key,
-                value,
-                headers.into_any(),
-            ],
-        )
-    }
-}
-
-/// Iterator over a batch's records that builds each `Record` when asked for it.
+/// Iterator over a batch's records that makes each `Record` when asked for it.
 ///
-/// Nothing keeps the records it hands out, so a loop that drops each record before
-/// taking the next one reuses the same few allocations and never grows the cyclic
-/// garbage collector's young generation (a `Record` holds a list, so it is tracked).
+/// A record is one small object (a view of the batch, from a free list) whose
+/// fields are built when read, and nothing but the caller keeps it: a loop that
+/// drops each record before taking the next one reuses the same allocation.
 /// With `records` built beforehand, `RecordBatch.__iter__` iterates that list instead.
 #[pyclass(module = "streamcore._native.record_batch")]
 pub struct RecordIterator {
     batch: Py<RecordBatch>,
     next: usize,
-    last_ts: Option<(i64, Py<PyAny>)>,
-    /// `Record` and [`types::direct_tuple_alloc`], looked up once per iterator.
-    record_type: Py<PyType>,
-    direct: bool,
 }
 
 #[pymethods]
@@ -265,21 +224,14 @@ impl RecordIterator {
         slf
     }
 
-    fn __next__<'py>(mut slf: PyRefMut<'py, Self>) -> PyResult<Option<Bound<'py, PyAny>>> {
+    fn __next__(mut slf: PyRefMut<'_, Self>) -> Option<Record> {
         let py = slf.py();
-        let this = &mut *slf;
-        let batch = this.batch.get();
-        let Some(e) = batch.entries.get(this.next) else {
-            return Ok(None);
-        };
-        this.next += 1;
-        let region = batch.region.as_slice(py);
-        let maker = RecordMaker {
-            py,
-            record_type: this.record_type.bind(py),
-            direct: this.direct,
-        };
-        maker.make(batch, region, e, &mut this.last_ts).map(Some)
+        let idx = slf.next;
+        if idx >= slf.batch.get().entries.len() {
+            return None;
+        }
+        slf.next = idx + 1;
+        Some(Record::view(slf.batch.clone_ref(py), idx))
     }
 
     /// Records not yet handed out.
@@ -383,6 +335,64 @@ impl RecordBatch {
     fn __len__(&self) -> usize {
         self.entries.len()
     }
+    /// Records `start` up to `stop` (indexes, as in `records[start:stop]`; `stop`
+    /// None for all) as instances of `cls` (`tuple` or a tuple subclass whose
+    /// instances are plain tuples, such as a named tuple) holding the items of
+    /// `prefix` and then the record's five fields: what the consumer turns records
+    /// into, made in one step.
+    #[pyo3(signature = (cls, prefix, start = 0, stop = None))]
+    fn records_as<'py>(
+        &self,
+        py: Python<'py>,
+        cls: &Bound<'py, PyType>,
+        prefix: &Bound<'py, PyTuple>,
+        start: usize,
+        stop: Option<usize>,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let tuple_type = py.get_type::<PyTuple>();
+        if !cls.is_subclass(&tuple_type)? {
+            return Err(PyTypeError::new_err("records_as: cls must be tuple or a tuple subclass"));
+        }
+        let width = prefix.len() + 5;
+        if let Ok(fields) = cls.getattr("_fields") {
+            if fields.len()? != width {
+                return Err(PyValueError::new_err(format!(
+                    "records_as: cls has {} fields, prefix and a record make {width}",
+                    fields.len()?
+                )));
+            }
+        }
+        let exact = cls.is(&tuple_type);
+        let direct = types::direct_tuple_alloc(py);
+        let stop = stop.map_or(self.entries.len(), |s| s.min(self.entries.len()));
+        let chosen = self.entries.get(start.min(stop)..stop).unwrap_or(&[]);
+        let mut out = Vec::with_capacity(chosen.len());
+        let mut last_ts: Option<(i64, Py<PyAny>)> = None;
+        for e in chosen {
+            let ts = self.timestamp_of(e);
+            let ts_obj = match &last_ts {
+                Some((t, obj)) if *t == ts => obj.bind(py).clone(),
+                _ => {
+                    let obj = ts.into_pyobject(py)?.into_any();
+                    last_ts = Some((ts, obj.clone().unbind()));
+                    obj
+                }
+            };
+            let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(width);
+            items.extend(prefix.iter());
+            items.push(self.offset_of(e).into_pyobject(py)?.into_any());
+            items.push(ts_obj);
+            items.push(self.key_of(py, e));
+            items.push(self.value_of(py, e));
+            items.push(self.header_list(py, e)?.into_any());
+            out.push(if exact {
+                PyTuple::new(py, items)?.into_any()
+            } else {
+                types::new_tuple_instance(py, cls, direct, items)?
+            });
+        }
+        PyList::new(py, out)
+    }
     /// The records in order: those of `records` once built, else each built as the
     /// iterator reaches it (see [`RecordIterator`]).
     fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
@@ -393,9 +403,6 @@ impl RecordBatch {
         let it = RecordIterator {
             batch: slf.clone().unbind(),
             next: 0,
-            last_ts: None,
-            record_type: types::record_type(py)?.clone().unbind(),
-            direct: types::direct_tuple_alloc(py),
         };
         Ok(Bound::new(py, it)?.into_any())
     }

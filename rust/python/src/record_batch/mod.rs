@@ -5,14 +5,15 @@
 //!
 //! [`encode`] holds `encode_batch`, [`decode`] the `RecordBatch` class (and the
 //! iterator that builds its records one at a time) with the decode and validate
-//! functions, [`types`] the result classes `Record` and `BatchInfo`, which are the
-//! reference twin's own classes.
+//! functions, [`record`] the native `Record` (fields built when read), [`types`]
+//! `BatchInfo`, which is the reference twin's own class.
 use pyo3::prelude::*;
 
 use streamcore_core::record_batch as rb;
 
 mod decode;
 mod encode;
+mod record;
 pub(crate) mod types;
 
 const CODEC_NAMES: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
@@ -27,7 +28,7 @@ fn truthy(v: Option<&Bound<'_, PyAny>>, default: bool) -> PyResult<bool> {
 /// Fills `_native.record_batch`.
 pub fn build(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
-    m.add("Record", types::record_type(py)?)?;
+    m.add_class::<record::Record>()?;
     m.add("BatchInfo", types::batch_info_type(py)?)?;
     m.add_class::<decode::RecordBatch>()?;
     m.add(

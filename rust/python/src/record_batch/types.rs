@@ -1,6 +1,7 @@
-//! The result types `Record` and `BatchInfo`: the very classes the reference twin
-//! returns (`streamcore._reference.record_types`), imported once and cached, so both
-//! twins hand back objects of one type with the same field names.
+//! `BatchInfo`: the very class the reference twin returns
+//! (`streamcore._reference.record_types`), imported once and cached, so both twins
+//! hand back objects of one type with the same field names; and the named-tuple
+//! builder. (`Record` is native: see [`super::record`].)
 
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -13,15 +14,9 @@ use crate::errors::PyTypeError;
 
 const TYPES_MODULE: &str = "streamcore._reference.record_types";
 
-static RECORD_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 static BATCH_INFO_TYPE: PyOnceLock<Py<PyType>> = PyOnceLock::new();
 /// Whether named tuples may be allocated directly (see [`new_named_tuple`]).
 static DIRECT_TUPLE_ALLOC: PyOnceLock<bool> = PyOnceLock::new();
-
-/// `streamcore._reference.record_types.Record`.
-pub(crate) fn record_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
-    RECORD_TYPE.import(py, TYPES_MODULE, "Record")
-}
 
 /// `streamcore._reference.record_types.BatchInfo`.
 pub(crate) fn batch_info_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
@@ -46,18 +41,37 @@ pub(crate) fn new_named_tuple<'py, const N: usize>(
     direct: bool,
     items: [Bound<'py, PyAny>; N],
 ) -> PyResult<Bound<'py, PyAny>> {
+    new_tuple_instance(py, tp, direct, items)
+}
+
+/// [`new_named_tuple`] for any number of items: an instance of the tuple subclass
+/// `tp` (a class whose instances are plain tuples, such as a named tuple) holding
+/// exactly `items`.
+pub(crate) fn new_tuple_instance<'py, I>(
+    py: Python<'py>,
+    tp: &Bound<'py, PyType>,
+    direct: bool,
+    items: I,
+) -> PyResult<Bound<'py, PyAny>>
+where
+    I: IntoIterator<Item = Bound<'py, PyAny>>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let items = items.into_iter();
     if direct {
-        // SAFETY: tp is a tuple subclass (a named tuple) with N fields; its tp_alloc
-        // gives an object with N NULL item slots laid out as a tuple's, which we fill
-        // with stolen references before anyone else can see it.
+        let n = items.len();
+        // SAFETY: tp is a tuple subclass whose instances are plain tuples; its
+        // tp_alloc gives an object with n NULL item slots laid out as a tuple's,
+        // which we fill with stolen references (exactly n: the iterator's exact
+        // size) before anyone else can see it.
         unsafe {
             let tpp = tp.as_type_ptr();
             let alloc = (*tpp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
-            let obj = alloc(tpp, N as ffi::Py_ssize_t);
+            let obj = alloc(tpp, n as ffi::Py_ssize_t);
             if obj.is_null() {
                 return Err(PyErr::fetch(py));
             }
-            for (i, it) in items.into_iter().enumerate() {
+            for (i, it) in items.take(n).enumerate() {
                 ffi::PyTuple_SET_ITEM(obj, i as ffi::Py_ssize_t, it.into_ptr());
             }
             return Ok(Bound::from_owned_ptr(py, obj));
