@@ -351,7 +351,9 @@ impl RecordBatch {
     ) -> PyResult<Bound<'py, PyList>> {
         let tuple_type = py.get_type::<PyTuple>();
         if !cls.is_subclass(&tuple_type)? {
-            return Err(PyTypeError::new_err("records_as: cls must be tuple or a tuple subclass"));
+            return Err(PyTypeError::new_err(
+                "records_as: cls must be tuple or a tuple subclass",
+            ));
         }
         let width = prefix.len() + 5;
         if let Ok(fields) = cls.getattr("_fields") {
