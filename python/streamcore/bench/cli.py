@@ -830,7 +830,7 @@ def add_compare_command(targets: Any) -> None:
 def add_load_command(targets: Any) -> None:
     """Add ``streamcore bench load`` (a fixed-rate load generator with live latency figures);
     its module is imported only here, so the command's start-up does not pay for it."""
-    from streamcore.bench.load import add_load_command as add
+    from streamcore.bench.load_cli import add_load_command as add
 
     add(targets)
 
