@@ -6,11 +6,12 @@ classpath file beside it; nothing is downloaded when that file is fresh. An
 installed package has no such pom, so ``--kafka-classpath`` (or the environment
 variable ``STREAMCORE_KAFKA_CLASSPATH``) can name the jars instead.
 
-This launcher lives in the bench package, not in tests/, so that ``streamcore
-bench`` never needs the test tree on its path. It starts the broker the same way
-the tests do (one combined broker+controller node, PLAINTEXT on 127.0.0.1 at a free
-port, a temporary log directory, replication factor 1 for the internal topics) with
-the heap settings of Kafka's own start script (``-Xms1G -Xmx1G``, G1).
+This module lives in the bench package, not in tests/, so that ``streamcore bench``
+never needs the test tree on its path. It finds the jars; the broker itself is started
+by :mod:`streamcore.bench.peers.apache_kafka` (one combined broker+controller node,
+PLAINTEXT on 127.0.0.1 at a free port, a temporary log directory, Kafka's own
+``server.properties`` and the heap settings of its start script), the one launcher
+of the benchmarks.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from streamcore._cluster_id import new_cluster_id
-from streamcore.bench.processes import ServerProcess, free_port
+from streamcore.bench.processes import ServerProcess
 
 __all__ = [
     "KAFKA_CLASSPATH_ENV",
@@ -41,17 +41,14 @@ SOURCE_DIR_ENV = "STREAMCORE_SOURCE_DIR"
 
 _BROKER_POM = Path("interop") / "kafka-broker" / "pom.xml"
 
-# Kafka's kafka-server-start.sh defaults (KAFKA_HEAP_OPTS, KAFKA_JVM_PERFORMANCE_OPTS).
-_JVM_FLAGS = ("-Xms1G", "-Xmx1G", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20")
-
-_LOG4J = """\
-rootLogger.level=WARN
-rootLogger.appenderRef.stdout.ref=STDOUT
-appender.stdout.type=Console
-appender.stdout.name=STDOUT
-appender.stdout.layout.type=PatternLayout
-appender.stdout.layout.pattern=[%d] %p %m (%c)%n
-"""
+#: Set over the distribution's server.properties for the transactions benchmark: one
+#: partition for each internal topic (the transactions bench's coordinators start
+#: sooner) and topics created on first use.
+_BENCH_OVERRIDES = {
+    "offsets.topic.num.partitions": "1",
+    "transaction.state.log.num.partitions": "1",
+    "auto.create.topics.enable": "true",
+}
 
 
 class ApacheKafkaUnavailable(RuntimeError):
@@ -133,58 +130,17 @@ def resolve_classpath(classpath: str | None = None, *, allow_mvn: bool = True) -
 def apache_kafka_process(workdir: str | os.PathLike[str], classpath: str) -> ServerProcess:
     """A :class:`ServerProcess` (not started) running Apache Kafka on 127.0.0.1, free ports.
 
-    Formats a fresh KRaft log directory under ``workdir`` first (a separate JVM run of
-    ``kafka.tools.StorageTool``, about 2-5 s). Readiness is the PLAINTEXT port
-    accepting connections; ``bootstrap`` is then ``127.0.0.1:PORT``. The broker keeps
-    Kafka's defaults otherwise, notably no fsync of its own (``log.flush.interval.*``
-    unset): it leaves flushing to the page cache.
+    The launcher of ``streamcore bench compare``
+    (:func:`streamcore.bench.peers.apache_kafka.apache_kafka_process`: Kafka's own
+    ``server.properties`` and JVM options, storage formatted first, about 2-5 s) with
+    one partition per internal topic. Readiness is the PLAINTEXT port accepting
+    connections; ``bootstrap`` is then ``127.0.0.1:PORT``. No fsync of its own
+    (``log.flush.interval.*`` unset): it leaves flushing to the page cache. Raises
+    ApacheKafkaUnavailable when java is missing or formatting fails.
     """
-    work = Path(workdir)
-    port, controller = free_port(), free_port()
-    props = work / "server.properties"
-    props.write_text(
-        "\n".join(
-            [
-                "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{controller}",
-                f"listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{port}",
-                "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-                "inter.broker.listener.name=PLAINTEXT",
-                f"log.dirs={work / 'data'}",
-                "offsets.topic.replication.factor=1",
-                "offsets.topic.num.partitions=1",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
-                "transaction.state.log.num.partitions=1",
-                "group.initial.rebalance.delay.ms=0",
-                "num.partitions=1",
-                "auto.create.topics.enable=true",
-                "",
-            ]
-        )
-    )
-    log4j = work / "log4j2.properties"
-    log4j.write_text(_LOG4J)
-    cluster_id = new_cluster_id()
-    java = ["java", *_JVM_FLAGS, "-cp", classpath]
-    formatted = subprocess.run(
-        [*java, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if formatted.returncode != 0:
-        raise ApacheKafkaUnavailable(f"kafka-storage format failed: {formatted.stderr[-1000:]}")
-    argv = [*java, f"-Dlog4j2.configurationFile={log4j}", "kafka.Kafka", str(props)]
-    env = dict(os.environ, LOG_DIR=str(work))
-    return ServerProcess(
-        "apache-kafka",
-        argv,
-        env=env,
-        ready_port=port,
-        start_timeout_s=120.0,
-        log_path=work / "kafka.log",
-    )
+    from streamcore.bench.peers.apache_kafka import apache_kafka_process as launch
+
+    try:
+        return launch(Path(workdir), classpath, overrides=_BENCH_OVERRIDES)
+    except RuntimeError as exc:  # ToolMissing (no java) or a failed format
+        raise ApacheKafkaUnavailable(str(exc)) from exc

@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 from streamcore._cluster_id import new_cluster_id
@@ -101,7 +102,9 @@ def log4j2_config(directory: Path) -> Path:
     return path
 
 
-def _server_properties(data: Path, port: int, controller_port: int) -> str:
+def _server_properties(
+    data: Path, port: int, controller_port: int, overrides: Mapping[str, str] | None = None
+) -> str:
     lines = [
         "process.roles=broker,controller",
         "node.id=1",
@@ -129,13 +132,23 @@ def _server_properties(data: Path, port: int, controller_port: int) -> str:
         "log.segment.bytes=1073741824",
         "log.retention.check.interval.ms=300000",
         "group.initial.rebalance.delay.ms=0",
-        "",
     ]
-    return "\n".join(lines)
+    # Later lines win (java.util.Properties keeps the last value of a key).
+    lines += [f"{k}={v}" for k, v in (overrides or {}).items()]
+    return "\n".join(lines) + "\n"
 
 
-def apache_kafka_process(scratch: Path, classpath: str, *, start_timeout_s: float = 120.0) -> ServerProcess:
+def apache_kafka_process(
+    scratch: Path,
+    classpath: str,
+    *,
+    start_timeout_s: float = 120.0,
+    overrides: Mapping[str, str] | None = None,
+) -> ServerProcess:
     """An Apache Kafka broker in ``scratch``, its storage formatted, ready to ``start()``.
+
+    ``overrides``: broker properties set over the distribution's ``server.properties``
+    (e.g. fewer internal-topic partitions for a benchmark that is not a comparison).
 
     Formatting (``kafka-storage format``, a JVM run of its own) happens here, before
     the returned process is started, so a caller timing ``start()`` measures the
@@ -145,7 +158,7 @@ def apache_kafka_process(scratch: Path, classpath: str, *, start_timeout_s: floa
     scratch.mkdir(parents=True, exist_ok=True)
     port, controller_port = free_port(), free_port()
     props = scratch / "server.properties"
-    props.write_text(_server_properties(scratch / "data", port, controller_port))
+    props.write_text(_server_properties(scratch / "data", port, controller_port, overrides))
     log4j = log4j2_config(scratch)
     java = [_require("java"), *JVM_OPTIONS, f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath]
     cluster_id = new_cluster_id()
