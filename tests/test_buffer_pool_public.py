@@ -107,3 +107,59 @@ def test_put_refuses_what_did_not_come_from_the_pool():
         pool.put(b"\x00" * 16)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="16-byte"):
         pool.put(bytearray(15))
+
+
+# ------------------------------------------------------------ unfilled buffers (frame receiving)
+
+
+def _twins() -> list:
+    from streamcore._reference import buffer_pool as reference
+
+    twins = [reference]
+    native = getattr(streamcore, "_native", None)
+    native_pool = getattr(native, "buffer_pool", None) if native is not None else None
+    if _impl.buffer_pool is not reference:
+        twins.append(_impl.buffer_pool)
+    elif native_pool is not None:
+        twins.append(native_pool)
+    return twins
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, 300_000])
+def test_unfilled_bytearray_has_the_size_and_keeps_what_is_written(size: int) -> None:
+    for twin in _twins():
+        buf = twin.unfilled_bytearray(size)
+        assert type(buf) is bytearray and len(buf) == size, twin.__name__
+        pattern = bytes(i % 251 for i in range(size))
+        memoryview(buf)[:] = pattern
+        assert buf == pattern
+
+
+def test_extend_unfilled_keeps_the_contents_and_adds_the_length() -> None:
+    for twin in _twins():
+        buf = twin.unfilled_bytearray(3)
+        buf[:] = b"abc"
+        twin.extend_unfilled(buf, 200_000)
+        assert len(buf) == 200_003 and buf[:3] == b"abc", twin.__name__
+        twin.extend_unfilled(buf, 0)
+        assert len(buf) == 200_003
+        buf[3:] = bytes(200_000)
+        assert buf[:3] == b"abc" and len(buf) == 200_003
+
+
+def test_extend_unfilled_refuses_a_viewed_buffer_and_bad_arguments_on_both_twins() -> None:
+    for twin in _twins():
+        buf = twin.unfilled_bytearray(8)
+        view = memoryview(buf)
+        with pytest.raises(BufferError):
+            twin.extend_unfilled(buf, 1)
+        assert len(buf) == 8, twin.__name__  # unchanged
+        view.release()
+        twin.extend_unfilled(buf, 1)
+        assert len(buf) == 9
+        with pytest.raises(TypeError):
+            twin.extend_unfilled(b"bytes", 1)
+        with pytest.raises(OverflowError):
+            twin.extend_unfilled(buf, -1)
+        with pytest.raises(OverflowError):
+            twin.unfilled_bytearray(-1)

@@ -2,7 +2,7 @@
 
 from typing import final
 
-__all__ = ["BufferPool"]
+__all__ = ["BufferPool", "unfilled_bytearray", "extend_unfilled"]
 
 @final
 class BufferPool:
@@ -26,3 +26,9 @@ class Lease:
 
     def __enter__(self) -> bytearray: ...
     def __exit__(self, _exc_type: object, _exc: object, _tb: object) -> bool: ...
+
+def unfilled_bytearray(size: int) -> bytearray:
+    """A bytearray of ``size`` bytes, not zero-filled: for reads to fill."""
+
+def extend_unfilled(buf: bytearray, extra: int) -> None:
+    """Lengthen ``buf`` in place by ``extra`` unfilled bytes; BufferError while it is viewed."""

@@ -11,7 +11,30 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["BufferPool"]
+__all__ = ["BufferPool", "extend_unfilled", "unfilled_bytearray"]
+
+# Zeros the twin extends buffers with, 64 KiB at a time (no temporary per call).
+_ZEROS = memoryview(bytes(64 * 1024))
+
+
+def unfilled_bytearray(size: int) -> bytearray:
+    """A ``bytearray`` of ``size`` bytes for reads to fill. The native twin leaves its
+    contents as the allocator gave them; this one zero-fills (Python cannot do less)."""
+    if size < 0:
+        raise OverflowError(f"size must be >= 0, not {size}")
+    return bytearray(size)
+
+
+def extend_unfilled(buf: bytearray, extra: int) -> None:
+    """Lengthen ``buf`` in place by ``extra`` bytes for reads to fill (zeros here).
+    BufferError while a view of ``buf`` is held."""
+    if not isinstance(buf, bytearray):
+        raise TypeError(f"buf must be a bytearray, not {type(buf).__name__}")
+    if extra < 0:
+        raise OverflowError(f"extra must be >= 0, not {extra}")
+    target = len(buf) + extra
+    while len(buf) < target:
+        buf += _ZEROS[: min(target - len(buf), len(_ZEROS))]
 
 
 class BufferPool:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import struct
 
+from streamcore import _impl
 from streamcore.errors import ProtocolError
 
 __all__ = ["FrameReceiver", "READ_BYTES"]
@@ -41,8 +42,12 @@ READ_BYTES = 256 * 1024
 
 _PREFIX = 4
 _unpack_size = struct.Struct(">i").unpack_from
-# Source of the zeros a growing frame buffer is extended with (no temporary per growth).
-_ZEROS = memoryview(bytes(64 * 1024))
+# A large frame's buffer is allocated, and grown, without zero-filling it first (native
+# twin; zeros in pure Python): socket reads fill every byte before the frame is handed
+# on, and a frame a connection leaves incomplete is dropped unread. Zero-filling cost
+# about 4 % of the broker's CPU when receiving 1 MiB Produce requests.
+_unfilled = _impl.buffer_pool.unfilled_bytearray
+_extend_unfilled = _impl.buffer_pool.extend_unfilled
 
 
 class FrameReceiver:
@@ -161,7 +166,7 @@ class FrameReceiver:
                 # Incomplete (so every byte after its prefix is its own) and large: the
                 # rest of it is received into a buffer of its own.
                 have = end - body
-                first = bytearray(min(size, have + self._read))
+                first = _unfilled(min(size, have + self._read))
                 # Through a view: a bytearray slice assigned from a non-bytearray copies twice.
                 memoryview(first)[:have] = view[body:end]
                 self._frame = first
@@ -173,16 +178,16 @@ class FrameReceiver:
         return frames
 
     def _grow(self, frame: bytearray, extra: int) -> bytearray:
-        """``frame`` longer by ``extra`` zero bytes: in place, or a copy if it cannot be resized."""
+        """``frame`` longer by ``extra`` bytes for reads to fill: in place, or a copy if it
+        cannot be resized."""
         target = len(frame) + extra
         try:
-            while len(frame) < target:
-                frame += _ZEROS[: min(target - len(frame), len(_ZEROS))]
+            _extend_unfilled(frame, extra)
         except BufferError:
             # A view of the frame is still held somewhere (a transport kept the last one
             # it was given): move to a larger copy instead.
             filled = self._filled
-            grown = bytearray(target)
+            grown = _unfilled(target)
             memoryview(grown)[:filled] = memoryview(frame)[:filled]
             self._frame = frame = grown
         return frame
