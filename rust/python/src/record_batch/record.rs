@@ -26,8 +26,8 @@ const FIELDS: [&str; 5] = ["offset", "timestamp_ms", "key", "value", "headers"];
 enum Source {
     /// Record `idx` of a decoded batch, read from it when a field is asked for.
     View { batch: Py<RecordBatch>, idx: usize },
-    /// Given field by field (the constructor, `_replace`, unpickling): kept as given,
-    /// unchecked, as the named tuple keeps them.
+    /// Given field by field (`RecordBatch.records`, the constructor, `_replace`,
+    /// unpickling): kept as given, unchecked, as the named tuple keeps them.
     Given([Py<PyAny>; 4]),
 }
 
