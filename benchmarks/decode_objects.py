@@ -18,17 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 RECORDS = 1000
-
-
-def _sum_values(records: Iterable[Any]) -> int:
-    total = 0
-    for record in records:
-        total += len(record.value)
-    return total
 
 
 def _rate(fn: Callable[[bytes], object], data: bytes, reps: int, repeat: int) -> float:
@@ -49,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from streamcore import codec
+    from streamcore.bench.codec import _kafka_python_decode, _sum_value_lengths
+    from streamcore.bench.workload import make_codec_workload
     from streamcore.client.consumer import _consumer_records
 
     try:
@@ -56,24 +51,21 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         DefaultRecordBatch = None
 
-    keys = [b"key-%08d" % i for i in range(RECORDS)]
-    values = [bytes((i + j) % 251 for j in range(100)) for i in range(RECORDS)]
-    stamps = [1_700_000_000_000 + i // 10 for i in range(RECORDS)]
+    # The inputs of ``streamcore bench codec`` (12-byte keys, 100-byte values).
+    work = make_codec_workload(RECORDS)
+    keys, values, stamps = work.keys, work.values, work.timestamps_ms
 
     def native(data: bytes) -> int:
-        return _sum_values(codec.decode_batch(data))
+        return _sum_value_lengths(codec.decode_batch(data))
 
     def native_list(data: bytes) -> int:
-        return _sum_values(codec.decode_batch(data).records)
+        return _sum_value_lengths(codec.decode_batch(data).records)
 
     def consumer(data: bytes) -> int:
         return len(_consumer_records(codec.decode_batch(data), ("topic", 0), None, None))
 
     def kafka_python(data: bytes) -> int:
-        batch = DefaultRecordBatch(data)
-        if not batch.validate_crc():
-            raise ValueError("kafka-python reports a bad CRC")
-        return _sum_values(batch)
+        return _kafka_python_decode(DefaultRecordBatch, data)
 
     out: dict[str, Any] = {"implementation": codec.decode_batch.__module__}
     for name in args.codecs.split(","):

@@ -855,16 +855,7 @@ def test_check_batches_gives_the_same_answer_on_both_twins(both):
 
 @pytest.mark.parametrize("compression", ["none", "zstd"])
 def test_records_as_makes_the_same_tuples_on_both_twins(both, compression):
-    from typing import NamedTuple
-
-    class Row(NamedTuple):
-        topic: str
-        partition: int
-        offset: int
-        timestamp_ms: int
-        key: bytes | None
-        value: bytes | None
-        headers: list
+    from streamcore.client.types import ConsumerRecord as Row
 
     data, _ = _iteration_batch(compression)
     answers = []

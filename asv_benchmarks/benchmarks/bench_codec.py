@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import importlib
 from types import ModuleType
-from typing import NamedTuple
 
 from streamcore.bench.workload import CodecWorkload, make_codec_workload
+from streamcore.client.types import ConsumerRecord
 
 IMPLEMENTATIONS = ["native", "reference"]
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
@@ -79,16 +79,6 @@ class BatchEncode:
         self.encode_batch(w.values, w.keys, None, w.timestamps_ms, compression=codec)
 
 
-class _ConsumerRow(NamedTuple):
-    topic: str
-    partition: int
-    offset: int
-    timestamp_ms: int
-    key: bytes | None
-    value: bytes | None
-    headers: list[tuple[str, bytes | None]]
-
-
 class BatchDecode:
     """Decode one 1000-record batch: to Record objects, to columns, or validate only."""
 
@@ -107,7 +97,7 @@ class BatchDecode:
 
     def time_decode_consumer_records(self, implementation: str, codec: str) -> None:
         # The consumer's conversion: (topic, partition) + fields as one named tuple each.
-        self.rb.decode_batch(self.data).records_as(_ConsumerRow, ("topic", 0))
+        self.rb.decode_batch(self.data).records_as(ConsumerRecord, ("topic", 0))
 
     def time_decode_columns(self, implementation: str, codec: str) -> None:
         self.rb.decode_batch(self.data).to_columns()
