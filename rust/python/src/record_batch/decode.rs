@@ -145,28 +145,39 @@ impl RecordBatch {
     /// cannot see (neither class is tracked).
     fn build_records<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let mut out = Vec::with_capacity(self.entries.len());
-        let mut last_ts: Option<(i64, Py<PyAny>)> = None;
+        let mut last_ts = None;
         for e in &self.entries {
-            let ts = self.timestamp_of(e);
-            // Records of a batch often share one timestamp; then they share the int.
-            let ts_obj = match &last_ts {
-                Some((t, obj)) if *t == ts => obj.clone_ref(py),
-                _ => {
-                    let obj = ts.into_pyobject(py)?.into_any().unbind();
-                    last_ts = Some((ts, obj.clone_ref(py)));
-                    obj
-                }
-            };
-            let fields = [
-                self.offset_of(e).into_pyobject(py)?.into_any().unbind(),
-                ts_obj,
-                self.key_of(py, e).unbind(),
-                self.value_of(py, e).unbind(),
-                self.header_list(py, e)?.into_any().unbind(),
-            ];
+            let fields = self.fields_of(py, e, &mut last_ts)?.map(Bound::unbind);
             out.push(Bound::new(py, Record::given(py, fields))?);
         }
         PyList::new(py, out)
+    }
+
+    /// The five fields of entry `e` as Python objects. `last_ts` carries the previous
+    /// record's timestamp: records of a batch often share one, and then they share
+    /// the int.
+    fn fields_of<'py>(
+        &self,
+        py: Python<'py>,
+        e: &rb::RecordEntry,
+        last_ts: &mut Option<(i64, Py<PyAny>)>,
+    ) -> PyResult<[Bound<'py, PyAny>; 5]> {
+        let ts = self.timestamp_of(e);
+        let ts_obj = match last_ts {
+            Some((t, obj)) if *t == ts => obj.bind(py).clone(),
+            _ => {
+                let obj = ts.into_pyobject(py)?.into_any();
+                *last_ts = Some((ts, obj.clone().unbind()));
+                obj
+            }
+        };
+        Ok([
+            self.offset_of(e).into_pyobject(py)?.into_any(),
+            ts_obj,
+            self.key_of(py, e),
+            self.value_of(py, e),
+            self.header_list(py, e)?.into_any(),
+        ])
     }
 
     /// The key of entry `e` (None when null).
@@ -369,24 +380,11 @@ impl RecordBatch {
         let stop = stop.map_or(self.entries.len(), |s| s.min(self.entries.len()));
         let chosen = self.entries.get(start.min(stop)..stop).unwrap_or(&[]);
         let mut out = Vec::with_capacity(chosen.len());
-        let mut last_ts: Option<(i64, Py<PyAny>)> = None;
+        let mut last_ts = None;
         for e in chosen {
-            let ts = self.timestamp_of(e);
-            let ts_obj = match &last_ts {
-                Some((t, obj)) if *t == ts => obj.bind(py).clone(),
-                _ => {
-                    let obj = ts.into_pyobject(py)?.into_any();
-                    last_ts = Some((ts, obj.clone().unbind()));
-                    obj
-                }
-            };
             let mut items: Vec<Bound<'py, PyAny>> = Vec::with_capacity(width);
             items.extend(prefix.iter());
-            items.push(self.offset_of(e).into_pyobject(py)?.into_any());
-            items.push(ts_obj);
-            items.push(self.key_of(py, e));
-            items.push(self.value_of(py, e));
-            items.push(self.header_list(py, e)?.into_any());
+            items.extend(self.fields_of(py, e, &mut last_ts)?);
             out.push(if exact {
                 PyTuple::new(py, items)?.into_any()
             } else {

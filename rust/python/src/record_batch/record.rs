@@ -109,13 +109,20 @@ impl Record {
     }
 }
 
-/// `other` as a tuple to compare or concatenate with: a tuple as it is, a `Record`
-/// as its fields; None for anything else.
-fn tuple_of<'py>(other: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+/// `op` applied to `other` as a tuple (a tuple as it is, a `Record` as its fields);
+/// NotImplemented for anything else, so Python tries the other operand.
+fn with_tuple<'py>(
+    other: &Bound<'py, PyAny>,
+    op: impl FnOnce(Bound<'py, PyTuple>) -> PyResult<Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = other.py();
     if let Ok(r) = other.cast::<Record>() {
-        return r.get().as_tuple(other.py()).map(Some);
+        return op(r.get().as_tuple(py)?);
     }
-    Ok(other.cast::<PyTuple>().ok().cloned())
+    match other.cast::<PyTuple>() {
+        Ok(t) => op(t.clone()),
+        Err(_) => Ok(py.NotImplemented().into_bound(py)),
+    }
 }
 
 #[pymethods]
@@ -194,10 +201,7 @@ impl Record {
         other: &Bound<'py, PyAny>,
         op: pyo3::basic::CompareOp,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match tuple_of(other)? {
-            Some(t) => self.as_tuple(py)?.rich_compare(t, op),
-            None => Ok(py.NotImplemented().into_bound(py)),
-        }
+        with_tuple(other, |t| self.as_tuple(py)?.rich_compare(t, op))
     }
 
     fn __hash__(&self, py: Python<'_>) -> PyResult<isize> {
@@ -209,10 +213,7 @@ impl Record {
         py: Python<'py>,
         other: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match tuple_of(other)? {
-            Some(t) => self.as_tuple(py)?.add(t),
-            None => Ok(py.NotImplemented().into_bound(py)),
-        }
+        with_tuple(other, |t| self.as_tuple(py)?.add(t))
     }
 
     fn __radd__<'py>(
@@ -220,10 +221,7 @@ impl Record {
         py: Python<'py>,
         other: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match tuple_of(other)? {
-            Some(t) => t.add(self.as_tuple(py)?),
-            None => Ok(py.NotImplemented().into_bound(py)),
-        }
+        with_tuple(other, |t| t.add(self.as_tuple(py)?))
     }
 
     fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
