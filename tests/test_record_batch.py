@@ -12,6 +12,7 @@ import operator
 import struct
 import sys
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -739,6 +740,62 @@ def test_each_twin_decodes_into_its_own_record_class_with_one_behaviour(both):
     by_name = both[1].Record(offset=1, timestamp_ms=2, key=None, value=None, headers=())
     assert by_name == (1, 2, None, None, ())
     assert hash(both[1].Record(1, 2, None, None, ())) == hash((1, 2, None, None, ()))
+
+
+class _Marker:
+    """Something a weak reference can watch, to see that a cycle was collected."""
+
+
+@pytest.mark.parametrize("compression", ["none", "lz4"])
+def test_cycles_through_records_and_batches_are_collected_on_both_twins(both, compression):
+    """A record (or its batch) put into a record's headers list, directly or through
+    another object, forms a cycle that only the garbage collector can free: it must
+    see through both twins' records and batches."""
+    data, _ = _iteration_batch(compression)
+    for impl in both:
+        made = []
+
+        def cycles(impl=impl):
+            batch = impl.decode_batch(data)
+            it = iter(batch)
+            # A record made by iteration (a view of its batch, natively) in its own headers.
+            first = next(it)
+            first.headers.append(("self", first))
+            # Through another object: record -> headers -> marker -> record.
+            second = next(it)
+            marker = _Marker()
+            marker.record = second
+            second.headers.append(("m", marker))
+            # The batch itself, reached from a record of its `records` list.
+            listed = impl.decode_batch(data)
+            listed_marker = _Marker()
+            listed_marker.batch = listed
+            listed.records[0].headers.append(("batch", listed_marker))
+            # A record built by hand, holding a list that holds it.
+            held: list = []
+            by_hand = type(first)(0, 0, None, None, held)
+            held.append(by_hand)
+            kept = _Marker()
+            by_hand.headers.append(("k", kept))
+            return [marker, listed_marker, kept]
+
+        gc.collect()
+        gc.disable()  # nothing collects before the check below
+        try:
+            made = [weakref.ref(m) for m in cycles()]
+            assert all(r() is not None for r in made), impl.__name__  # only cycles keep them
+            gc.collect()
+            assert [r() for r in made] == [None] * len(made), impl.__name__
+        finally:
+            gc.enable()
+    # Natively, records of every origin are tracked by the collector.
+    native = both[1]
+    batch = native.decode_batch(data)
+    for _ in range(3):  # also once the allocator hands out freed records again
+        records = list(batch)
+        assert all(gc.is_tracked(r) for r in records)
+        del records
+    assert gc.is_tracked(batch) and gc.is_tracked(native.Record(0, 0, None, None, []))
 
 
 def _iteration_batch(compression: str) -> tuple[bytes, list[bytes | None]]:

@@ -1,8 +1,10 @@
 //! Decoding: the `RecordBatch` class (header fields plus records built on first use,
 //! or columns), `decode_batch`, `decode_batches` and `validate_batch`.
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyByteArray, PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
+use pyo3::PyTraverseError;
 
 use streamcore_core::record_batch as rb;
 
@@ -141,8 +143,9 @@ impl RecordBatch {
     }
 
     /// Every record, in order, with its fields built. Not views of the batch: the
-    /// batch keeps this list, and views would make a cycle the garbage collector
-    /// cannot see (neither class is tracked).
+    /// batch keeps this list, and views would make every batch whose records were
+    /// listed a cycle, freed only by the garbage collector instead of by its last
+    /// reference going.
     fn build_records<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let mut out = Vec::with_capacity(self.entries.len());
         let mut last_ts = None;
@@ -219,9 +222,8 @@ impl RecordBatch {
 
 /// Iterator over a batch's records that makes each `Record` when asked for it.
 ///
-/// A record is one small object (a view of the batch, from a free list) whose
-/// fields are built when read, and nothing but the caller keeps it: a loop that
-/// drops each record before taking the next one reuses the same allocation.
+/// A record is one small object (a view of the batch) whose fields are built when
+/// read, and nothing but the caller keeps it.
 /// With `records` built beforehand, `RecordBatch.__iter__` iterates that list instead.
 #[pyclass(module = "streamcore._native.record_batch")]
 pub struct RecordIterator {
@@ -233,6 +235,10 @@ pub struct RecordIterator {
 impl RecordIterator {
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
         slf
+    }
+
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        visit.call(&self.batch)
     }
 
     fn __next__(mut slf: PyRefMut<'_, Self>) -> Option<Record> {
@@ -395,6 +401,19 @@ impl RecordBatch {
     }
     /// The records in order: those of `records` once built, else each built as the
     /// iterator reaches it (see [`RecordIterator`]).
+    /// What the batch holds, for the garbage collector (see `Record.__traverse__`): its
+    /// input `bytes` or decompressed copy, and the `records` list once built.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        // SAFETY: the collector calls tp_traverse on an attached thread; the token is
+        // only used to read the cells, which runs no Python.
+        let py = unsafe { Python::assume_attached() };
+        match &self.region {
+            Region::Input { buf, .. } => visit.call(buf)?,
+            Region::Owned { bytes, .. } => visit.call(bytes.get(py))?,
+        }
+        visit.call(self.records.get(py))
+    }
+
     fn __iter__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         if let Some(l) = slf.get().records.get(py) {

@@ -4,7 +4,7 @@
 //! Building five objects per record (a tuple, the offset, key and value `bytes`, a
 //! headers list) was most of the cost of iterating a batch; a loop that reads only
 //! `value` paid for all of them. A `Record` of a batch holds the batch and its index,
-//! so making one is one allocation, taken from a free list. It behaves as the
+//! so making one is one allocation. It behaves as the
 //! reference twin's named tuple does: the five fields by name and by index,
 //! unpacking, slicing, `len`, comparisons with tuples and with other records (equal
 //! fields, equal records), `+` with tuples, `_fields`, `_asdict()`, `_replace()`,
@@ -13,10 +13,12 @@
 //! `headers` is built on first access and then kept, so the list a caller changes is
 //! the one the record gives back later, as with the named tuple. `key` and `value`
 //! are new `bytes` objects on each access (equal, not identical).
+use pyo3::gc::PyVisit;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PySlice, PyString, PyTuple, PyType};
 use pyo3::IntoPyObjectExt;
+use pyo3::PyTraverseError;
 
 use super::decode::RecordBatch;
 use crate::errors::{PyIndexError, PyTypeError, PyValueError};
@@ -32,12 +34,7 @@ enum Source {
 }
 
 /// One decoded record: ``offset``, ``timestamp_ms``, ``key``, ``value``, ``headers``.
-#[pyclass(
-    frozen,
-    freelist = 256,
-    name = "Record",
-    module = "streamcore._native.record_batch"
-)]
+#[pyclass(frozen, name = "Record", module = "streamcore._native.record_batch")]
 pub struct Record {
     src: Source,
     /// The headers list: built once (view) or given.
@@ -127,6 +124,25 @@ fn with_tuple<'py>(
 
 #[pymethods]
 impl Record {
+    /// What the record holds, for the garbage collector: a record put into its own
+    /// headers list (or into anything it refers to) is then collected with it. There
+    /// is no `__clear__`: nothing a record holds ever changes, so every cycle through
+    /// it also runs through a mutable object (a list, a dict) that the collector
+    /// clears, as with tuples.
+    fn __traverse__(&self, visit: PyVisit<'_>) -> Result<(), PyTraverseError> {
+        match &self.src {
+            Source::View { batch, .. } => visit.call(batch)?,
+            Source::Given(f) => {
+                for o in f {
+                    visit.call(o)?;
+                }
+            }
+        }
+        // SAFETY: the collector calls tp_traverse on an attached thread; the token is
+        // only used to read the cell, which runs no Python.
+        visit.call(self.headers.get(unsafe { Python::assume_attached() }))
+    }
+
     #[new]
     #[pyo3(signature = (offset, timestamp_ms, key, value, headers))]
     fn new(
