@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import inspect
-import threading
+import os
+
+import pytest
 
 from streamcore.codec import encode_batch
 from streamcore.storage import AppendResult, Log
@@ -29,74 +32,73 @@ def test_append_async_is_a_plain_function_returning_a_future(tmp_path):
     assert result == (0, 0, result.log_append_time_ms)
 
 
-def test_a_burst_of_completions_wakes_the_loop_once_not_once_per_batch(tmp_path):
+def _count_drains(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the loop's wake-ups for completions (one entry per drain)."""
+    from streamcore.storage import log as log_module
+
+    drains: list[int] = []
+    original = log_module._Completions._drain
+
+    def counting(self) -> None:
+        drains.append(1)
+        original(self)
+
+    monkeypatch.setattr(log_module._Completions, "_drain", counting)
+    return drains
+
+
+def test_a_burst_of_completions_wakes_the_loop_once_not_once_per_batch(tmp_path, monkeypatch):
     # fsync="always" with a long max wait: the writer gathers queued batches into
-    # groups, and each group's completions arrive on the notifier thread in one burst.
-    # How many groups a busy machine makes is the scheduler's business (a loaded CI
-    # runner made 10 of 50), so the bound is the degenerate case: one wake-up per batch.
+    # groups, and each group's completions reach the loop's queue in one burst. How
+    # many groups a busy machine makes is the scheduler's business (a loaded CI runner
+    # made 10 of 50), so the bound is the degenerate case: one wake-up per batch.
+    drains = _count_drains(monkeypatch)
     with Log(tmp_path / "p", fsync="always", max_wait_ms=50) as log:
 
-        async def main() -> tuple[list[AppendResult], int]:
-            loop = asyncio.get_running_loop()
-            wakeups = 0
-            original = loop.call_soon_threadsafe
+        async def main() -> list[AppendResult]:
+            futs = [log.append_async(_batch(i)) for i in range(50)]
+            return list(await asyncio.gather(*futs))
 
-            def counting(callback, *args, **kwargs):
-                nonlocal wakeups
-                wakeups += 1
-                return original(callback, *args, **kwargs)
-
-            loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
-            try:
-                futs = [log.append_async(_batch(i)) for i in range(50)]
-                results = list(await asyncio.gather(*futs))
-            finally:
-                del loop.call_soon_threadsafe
-            return results, wakeups
-
-        results, wakeups = asyncio.run(main())
+        results = asyncio.run(main())
     assert [r.base_offset for r in results] == list(range(50))
     assert [r.last_offset for r in results] == list(range(50))
-    assert 1 <= wakeups < 50
+    assert 1 <= len(drains) < 50
 
 
-def test_completions_queued_before_the_loop_drains_cost_one_wake_up():
-    # The mechanism itself, without the WAL's timing: completions that arrive from
-    # another thread while the loop is busy are drained by one scheduled callback.
-    from streamcore.storage.log import _Completions
+def test_completions_delivered_while_the_loop_is_busy_cost_one_wake_up(tmp_path, monkeypatch):
+    # The mechanism itself: completions that land while the loop thread is blocked
+    # (here in flush(), until every batch is written) are settled by one drain.
+    drains = _count_drains(monkeypatch)
+    with Log(tmp_path / "p", fsync="never") as log:
 
-    async def main() -> tuple[list[int], int]:
-        loop = asyncio.get_running_loop()
-        completions = _Completions(loop)
-        wakeups = 0
-        original = loop.call_soon_threadsafe
+        async def main() -> list[int]:
+            futs = [log.append_async(_batch(i)) for i in range(20)]
+            log.flush()  # blocks the loop: all 20 outcomes are queued before any drain
+            return [r.base_offset for r in await asyncio.gather(*futs)]
 
-        def counting(callback, *args, **kwargs):
-            nonlocal wakeups
-            wakeups += 1
-            return original(callback, *args, **kwargs)
+        assert asyncio.run(main()) == list(range(20))
+    assert len(drains) == 1
 
-        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
-        try:
-            futs = [loop.create_future() for _ in range(20)]
-            callbacks = [completions.callback(f) for f in futs]
 
-            def notifier() -> None:
-                for i, done in enumerate(callbacks):
-                    done((i, i, 0), None)
+def test_each_loop_has_its_own_queue_and_a_closed_loop_leaves_no_pipe_open(tmp_path):
+    from streamcore.storage import log as log_module
 
-            # The loop thread is blocked in join() here, so all 20 land before any drain.
-            thread = threading.Thread(target=notifier)
-            thread.start()
-            thread.join()
-            results = await asyncio.gather(*futs)
-        finally:
-            del loop.call_soon_threadsafe
-        return [r.base_offset for r in results], wakeups
+    with Log(tmp_path / "p", fsync="never") as log:
 
-    offsets, wakeups = asyncio.run(main())
-    assert offsets == list(range(20))
-    assert wakeups == 1
+        async def one(i: int) -> tuple[int, int]:
+            offset = (await log.append_async(_batch(i))).base_offset
+            return offset, log_module._completions(asyncio.get_running_loop()).queue.fileno()
+
+        first = [asyncio.run(one(i)) for i in range(3)]
+        assert [o for o, _ in first] == [0, 1, 2]
+        gc.collect()
+        # Each closed loop took its queue, and the queue's pipe, with it.
+        assert len(log_module._completions_by_loop) <= 1
+        before = len(os.listdir("/proc/self/fd"))
+        for i in range(3, 23):
+            asyncio.run(one(i))
+        gc.collect()
+        assert len(os.listdir("/proc/self/fd")) <= before + 2
 
 
 def test_cancelling_the_wait_does_not_withdraw_the_append(tmp_path):

@@ -142,3 +142,59 @@ def test_a_real_write_failure_takes_either_twin_offline(tmp_path, impl):
     name, is_offline_error, later, offline, appended = out.stdout.split()
     assert (name, is_offline_error, later, offline) == ("LogOfflineError", "True", "LogOfflineError", "True")
     assert 0 < int(appended) <= 16  # 64 KiB of 4 KiB batches
+
+
+_QUEUE_CHILD = textwrap.dedent(
+    """
+    import os, resource, signal, sys
+    sys.path[:0] = [sys.argv[3], sys.argv[4]]
+    from storage.batches import batch_of_size
+    from streamcore.errors import LogOfflineError
+    if sys.argv[2] == "native":
+        from streamcore._native.wal import CompletionQueue, WalLog
+    else:
+        from streamcore._reference.wal import CompletionQueue, WalLog
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of death
+    log = WalLog(sys.argv[1], fsync="always")
+    resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, resource.RLIM_INFINITY))
+    queue = CompletionQueue()
+    batch = batch_of_size(4096)
+    refused = "none"
+    for i in range(100):
+        try:
+            log.submit_to(batch, queue, i)
+        except Exception as exc:  # offline already: refused at once, nothing delivered
+            refused = type(exc).__name__
+            break
+        try:
+            log.flush()
+        except Exception:
+            pass
+    delivered = queue.drain()
+    tokens = [t for t, _, _ in delivered]
+    failed = [type(e).__name__ for _, r, e in delivered if e is not None and r is None]
+    print(refused, tokens == list(range(len(tokens))), len(delivered), ",".join(failed) or "-")
+    try:
+        log.close()
+    except Exception:
+        pass
+    """
+)
+
+
+@pytest.mark.parametrize("impl", ["reference", "native"])
+def test_a_write_failure_reaches_submit_to_queues_as_an_exception(tmp_path, impl):
+    if impl == "native" and native_wal_module() is None:
+        pytest.skip("streamcore._native has no wal submodule (native WAL not built)")
+    out = subprocess.run(
+        [sys.executable, "-c", _QUEUE_CHILD, str(tmp_path / "p"), impl, TESTS_DIR, PACKAGE_PARENT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    refused, in_order, delivered, failed = out.stdout.split()
+    # Every submitted batch was answered once, in order; the one whose write failed got
+    # LogOfflineError through the queue, and the next submit_to was refused at once.
+    assert (refused, in_order, failed) == ("LogOfflineError", "True", "LogOfflineError")
+    assert 0 < int(delivered) <= 17

@@ -18,11 +18,15 @@ from streamcore._reference.wal import checkpoint, config, error, read, retention
 from streamcore.errors import CorruptRecordError, OffsetOutOfRangeError, StorageError
 
 from .batches import make_batch
+from .conftest import native_wal_module
 
 
-def test_package_public_face_is_the_log_and_its_pool():
+def test_package_public_face_is_the_log_its_pool_and_the_completion_queue():
     # The same public names as the native module (``_native.wal``).
-    assert reference_wal.__all__ == ["WalLog", "WalPool"]
+    assert reference_wal.__all__ == ["CompletionQueue", "WalLog", "WalPool"]
+    native = native_wal_module()
+    if native is not None:
+        assert sorted(native.__all__) == reference_wal.__all__
 
 
 def test_checkpoint_bytes_are_three_exact_lines_and_no_temp_file_is_left(tmp_path):

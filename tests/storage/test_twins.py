@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import shutil
 
 import pytest
@@ -11,7 +12,7 @@ import pytest
 from streamcore import _impl
 from streamcore._reference import buffer_pool as reference_buffer_pool
 from streamcore._reference import wal as reference_wal
-from streamcore.errors import BackpressureError, CorruptRecordError
+from streamcore.errors import BackpressureError, CorruptRecordError, StorageError
 
 from .batches import batch_of_size, make_batch
 from .conftest import native_buffer_pool_module, native_wal_module
@@ -95,6 +96,51 @@ def test_submit_calls_back_exactly_once_with_the_result(twin, tmp_path):
         assert done.wait(30)
     assert [r[0][:2] for r in results] == [(0, 1), (2, 3), (4, 5)]
     assert all(exc is None for _, exc in results)
+
+
+def _queue_class(twin):
+    """The CompletionQueue of the twin whose WalLog is ``twin``."""
+    if twin is reference_wal.WalLog:
+        return reference_wal.CompletionQueue
+    return native_wal_module().CompletionQueue
+
+
+def test_submit_to_puts_every_outcome_in_the_queue_with_one_wake_up(twin, tmp_path):
+    queue = _queue_class(twin)()
+    tokens = [object() for _ in range(20)]
+    with twin(str(tmp_path / "p"), fsync="always") as wal:
+        assert select.select([queue], [], [], 0)[0] == []
+        for token in tokens:
+            wal.submit_to(make_batch(2), queue, token)
+        # flush() returns after every earlier batch's group was written and delivered.
+        wal.flush()
+        # Delivered while nobody drained: the pipe holds exactly one wake-up byte.
+        assert select.select([queue], [], [], 0)[0] == [queue]
+        got = queue.drain()
+        assert select.select([queue], [], [], 0)[0] == []
+        assert queue.drain() == []
+        # The next delivery wakes the reader again.
+        wal.submit_to(make_batch(1), queue, "last")
+        wal.flush()
+        assert select.select([queue], [], [], 0)[0] == [queue]
+        [(token, last, exc)] = queue.drain()
+        assert token == "last" and tuple(last)[:2] == (40, 40) and exc is None
+    assert [t for t, _, _ in got] == tokens
+    assert [tuple(r)[:2] for _, r, _ in got] == [(2 * i, 2 * i + 1) for i in range(20)]
+    assert all(exc is None for _, _, exc in got)
+
+
+def test_submit_to_raises_at_once_and_delivers_nothing_when_refused(twin, tmp_path):
+    queue = _queue_class(twin)()
+    with twin(str(tmp_path / "p"), fsync="always") as wal:
+        with pytest.raises(CorruptRecordError):
+            wal.submit_to(b"not a batch", queue, "bad")
+        wal.submit_to(make_batch(1), queue, "good")
+        wal.flush()
+    assert [(t, tuple(r)[:2]) for t, r, _ in queue.drain()] == [("good", (0, 0))]
+    with pytest.raises(StorageError):
+        wal.submit_to(make_batch(1), queue, "closed")
+    assert queue.drain() == []
 
 
 def test_backpressure_error_is_raised_by_both_twins(twin, tmp_path):

@@ -6,10 +6,18 @@ from typing import Any, final
 
 from typing_extensions import Buffer
 
-__all__ = ["WalLog", "WalPool"]
+__all__ = ["CompletionQueue", "WalLog", "WalPool"]
 
 #: (base_offset, last_offset, log_append_time_ms)
 _AppendResult = tuple[int, int, int]
+
+@final
+class CompletionQueue:
+    """Where ``WalLog.submit_to`` delivers outcomes; a pipe (``fileno``) wakes its reader."""
+
+    def __new__(cls) -> CompletionQueue: ...
+    def fileno(self) -> int: ...
+    def drain(self) -> list[tuple[Any, _AppendResult | None, BaseException | None]]: ...
 
 @final
 class WalPool:
@@ -47,6 +55,7 @@ class WalLog:
     def submit(
         self, batch: Buffer, callback: Callable[[_AppendResult | None, BaseException | None], object]
     ) -> None: ...
+    def submit_to(self, batch: Buffer, queue: CompletionQueue, token: object) -> None: ...
     def flush(self) -> None: ...
     def read(self, offset: int, max_bytes: int) -> bytes: ...
     def read_spans(self, offset: int, max_bytes: int) -> list[tuple[str, int, int]]:

@@ -5,16 +5,18 @@
 //! and everything that touches files. Logs run on a `WalPool` (writer threads, one
 //! notifier thread, a bounded file cache); `submit` callbacks run on the pool's
 //! notifier thread, which takes the GIL once per group, so writers go on writing
-//! while it waits for the GIL.
+//! while it waits for the GIL. `submit_to` outcomes need no GIL: the writer puts
+//! them in a `CompletionQueue` and an event loop collects them.
 //!
 //! No pool thread may touch Python once the interpreter finalizes: every pool is
 //! shut down (its logs closed, its threads joined) by an `atexit` hook, which runs
 //! before finalization, and the hooks that take the GIL give up instead of
 //! attaching to a finalizing interpreter.
-use std::sync::Mutex;
+use std::io::{ErrorKind, Read, Write};
+use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use streamcore_core::wal::{
     AppendOutcome, AppendResult, Completion, FsyncPolicy, Wal, WalConfig, WalHooks, WriterPool,
@@ -41,6 +43,107 @@ fn log_error(message: &str) {
             e.write_unraisable(py, None);
         }
     });
+}
+
+/// The completions waiting in a [`CompletionQueue`] and the pipe that wakes its reader.
+struct QueueInner {
+    items: Mutex<Vec<(Py<PyAny>, AppendOutcome)>>,
+    reader: std::io::PipeReader,
+    writer: std::io::PipeWriter,
+}
+
+impl QueueInner {
+    /// Runs on a writer thread, without the GIL: the token only moves.
+    fn push(&self, token: Py<PyAny>, outcome: AppendOutcome) {
+        let was_empty = {
+            let mut items = self.items.lock().unwrap_or_else(|e| e.into_inner());
+            items.push((token, outcome));
+            items.len() == 1
+        };
+        // One byte per empty-to-non-empty change: `drain` reads the pipe before it
+        // takes the items, so a push it does not take always leaves a byte behind.
+        if was_empty {
+            let _ = (&self.writer).write(&[1]);
+        }
+    }
+}
+
+/// Where `WalLog.submit_to` delivers outcomes, for an event loop to read: the writer
+/// thread puts each (token, outcome) here and writes one byte to a pipe when the
+/// queue was empty; the loop watches ``fileno()`` and calls ``drain()``.
+///
+/// Compared with `submit` callbacks this takes no thread hop and no GIL on the WAL
+/// side: a callback needs the notifier thread to take the GIL, which on a busy
+/// broker means waiting for the event loop to let it go.
+#[pyclass(frozen, module = "streamcore._native.wal")]
+pub struct CompletionQueue {
+    inner: Arc<QueueInner>,
+}
+
+#[pymethods]
+impl CompletionQueue {
+    #[new]
+    fn new(py: Python<'_>) -> PyResult<Self> {
+        let (reader, writer) = std::io::pipe()?;
+        let q = QueueInner {
+            items: Mutex::new(Vec::new()),
+            reader,
+            writer,
+        };
+        // Neither end may block: `drain` reads whatever is there, and a writer thread
+        // must never wait on the pipe (it holds at most a few bytes anyway).
+        let os = py.import("os")?;
+        use std::os::fd::AsRawFd;
+        os.call_method1("set_blocking", (q.reader.as_raw_fd(), false))?;
+        os.call_method1("set_blocking", (q.writer.as_raw_fd(), false))?;
+        Ok(CompletionQueue { inner: Arc::new(q) })
+    }
+
+    /// The pipe's read end: readable while completions may be waiting.
+    fn fileno(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        self.inner.reader.as_raw_fd()
+    }
+
+    /// Every completion delivered so far, in the order the writers finished them:
+    /// a list of (token, result, exc), result the (base_offset, last_offset,
+    /// log_append_time_ms) tuple or None, exc the exception or None.
+    fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let mut sink = [0u8; 64];
+        loop {
+            match (&self.inner.reader).read(&mut sink) {
+                Ok(n) if n == sink.len() => continue,
+                Ok(_) => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break, // WouldBlock: nothing (more) to read
+            }
+        }
+        let items =
+            std::mem::take(&mut *self.inner.items.lock().unwrap_or_else(|e| e.into_inner()));
+        let out = PyList::empty(py);
+        for (token, outcome) in items {
+            let row = match outcome {
+                Ok(r) => PyTuple::new(
+                    py,
+                    [
+                        token.into_bound(py),
+                        result_tuple(py, &r)?.into_any(),
+                        py.None().into_bound(py),
+                    ],
+                )?,
+                Err(e) => PyTuple::new(
+                    py,
+                    [
+                        token.into_bound(py),
+                        py.None().into_bound(py),
+                        to_pyerr(e).into_value(py).into_bound(py).into_any(),
+                    ],
+                )?,
+            };
+            out.append(row)?;
+        }
+        Ok(out)
+    }
 }
 
 /// Every pool not yet shut down, for the atexit hook; and the default pool.
@@ -353,6 +456,27 @@ impl WalLog {
         gil::run(py, Work::Bytes(data.len()), || wal.submit(data, done)).map_err(to_pyerr)
     }
 
+    /// Queues one batch without waiting, as `submit`; its outcome goes to `queue` as
+    /// (`token`, result, exc) once the writer finished the batch's group (see
+    /// `CompletionQueue`). Raises at once (and delivers nothing) when the queue is
+    /// full, the header is bad or the log is offline or closed.
+    fn submit_to(
+        &self,
+        py: Python<'_>,
+        batch: &Bound<'_, PyAny>,
+        queue: &Bound<'_, CompletionQueue>,
+        token: Py<PyAny>,
+    ) -> PyResult<()> {
+        let q = queue.get().inner.clone();
+        let done = Completion::Inline(Box::new(move |outcome: AppendOutcome| {
+            q.push(token, outcome)
+        }));
+        let view = ByteView::new(batch)?;
+        let data = view.as_slice();
+        let wal = self.wal();
+        gil::run(py, Work::Bytes(data.len()), || wal.submit(data, done)).map_err(to_pyerr)
+    }
+
     /// Blocks until everything appended so far is written and fsynced.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let wal = self.wal();
@@ -599,9 +723,10 @@ impl WalLog {
 pub fn build(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<WalLog>()?;
     m.add_class::<WalPool>()?;
+    m.add_class::<CompletionQueue>()?;
     m.add_function(wrap_pyfunction!(_shutdown_all_pools, m)?)?;
     let hook = m.getattr("_shutdown_all_pools")?;
     m.py().import("atexit")?.call_method1("register", (hook,))?;
-    m.add("__all__", vec!["WalLog", "WalPool"])?;
+    m.add("__all__", vec!["CompletionQueue", "WalLog", "WalPool"])?;
     Ok(())
 }

@@ -37,6 +37,7 @@ below with a leading underscore), as their Rust twins work on ``Shared``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -54,7 +55,7 @@ from streamcore._reference._batch_header import (
     PREFIX,
 )
 from streamcore._reference.wal import checkpoint, error, read, retention, swap
-from streamcore._reference.wal.completion import AppendTuple, Callback, Item
+from streamcore._reference.wal.completion import AppendTuple, Callback, CompletionQueue, Item
 from streamcore._reference.wal.config import DEFAULT_MEMORY_BUDGET_BYTES, WalConfig
 from streamcore._reference.wal.files import READ
 from streamcore._reference.wal.pool import WalPool, default_pool, shutdown_all_pools
@@ -62,7 +63,7 @@ from streamcore._reference.wal.recovery import open_directory
 from streamcore._reference.wal.segment import Segment
 from streamcore._reference.wal.writer import Writer
 
-__all__ = ["WalLog", "WalPool"]
+__all__ = ["CompletionQueue", "WalLog", "WalPool"]
 
 #: The atexit hook, under the native module's name.
 _shutdown_all_pools = shutdown_all_pools
@@ -237,6 +238,14 @@ class WalLog:
         """
         item = self._prepare(batch)
         item.callback = callback
+        self._enqueue(item)
+
+    def submit_to(self, batch: Any, queue: CompletionQueue, token: Any) -> None:
+        """Queue one batch without waiting, as :meth:`submit`; ``(token, result, exc)``
+        goes to ``queue`` once the writer finished the batch's group, put there by the
+        writer itself (no notifier thread)."""
+        item = self._prepare(batch)
+        item.inline = functools.partial(queue.put, token)
         self._enqueue(item)
 
     def flush(self) -> None:

@@ -1,5 +1,6 @@
 //! How appends complete: the result of an append, the writer's ways of reporting
-//! it (a blocking [`Waiter`] or a callback run on the notifier thread) and the
+//! it (a blocking [`Waiter`], a callback run on the notifier thread or one run by the
+//! writer itself) and the
 //! hooks the embedding layer gives the writer thread.
 
 use std::sync::{Arc, Condvar, Mutex};
@@ -30,6 +31,11 @@ pub enum Completion {
     /// callbacks to (inside [`WalHooks::run_callbacks`] when set), so that a slow
     /// callback context (e.g. waiting for Python's GIL) never delays the next write.
     Callback(Callback),
+    /// Runs on the writer thread itself, right after the batch's group (before any
+    /// later group of the log is written), with no hop to the notifier thread. Only
+    /// for callbacks that hand the outcome on and return (push it to a queue, write a
+    /// byte to a pipe): one that waits delays every log the writer thread serves.
+    Inline(Callback),
 }
 
 /// A one-shot value handed from the writer to a waiting thread.

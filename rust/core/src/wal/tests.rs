@@ -380,6 +380,55 @@ fn callbacks_run_in_order_on_a_thread_other_than_the_writer() {
 }
 
 #[test]
+fn inline_callbacks_run_in_order_on_the_writer_thread() {
+    let d = TempDir::new("inline");
+    let wal = open(&d, cfg(FsyncPolicy::Never));
+    let (tx, rx) = mpsc::channel();
+    for i in 0..50 {
+        let tx = tx.clone();
+        let done = move |r: AppendOutcome| {
+            let name = std::thread::current().name().map(str::to_owned);
+            tx.send((r.unwrap().base_offset, name)).unwrap();
+        };
+        // Inline and notifier callbacks on one log: each kind keeps offset order.
+        let c = if i % 5 == 0 {
+            Completion::Callback(Box::new(done))
+        } else {
+            Completion::Inline(Box::new(done))
+        };
+        wal.submit(&batch(2, 0, 10), c).unwrap();
+    }
+    let got: Vec<_> = (0..50).map(|_| rx.recv().unwrap()).collect();
+    let offsets = |notify: bool| -> Vec<i64> {
+        got.iter()
+            .filter(|g| (g.1.as_deref() == Some("streamcore-wal-notify")) == notify)
+            .map(|g| g.0)
+            .collect()
+    };
+    assert_eq!(offsets(true), (0..10).map(|i| 10 * i).collect::<Vec<_>>());
+    let inline = offsets(false);
+    assert_eq!(inline.len(), 40);
+    assert!(inline.windows(2).all(|w| w[0] < w[1]));
+    // Run by a writer thread of the pool, not by the notifier.
+    assert!(got.iter().filter(|g| g.0 % 10 != 0).all(|g| g
+        .1
+        .as_deref()
+        .is_some_and(|n| n.starts_with("streamcore-wal-") && n != "streamcore-wal-notify")));
+}
+
+#[test]
+fn an_inline_callback_that_panics_leaves_the_writer_serving() {
+    let d = TempDir::new("inline-panic");
+    let wal = open(&d, cfg(FsyncPolicy::Never));
+    wal.submit(
+        &batch(1, 0, 10),
+        Completion::Inline(Box::new(|_| panic!("a callback's own bug"))),
+    )
+    .unwrap();
+    assert_eq!(wal.append(&batch(1, 0, 10)).unwrap().base_offset, 1);
+}
+
+#[test]
 fn failed_write_takes_the_log_offline_for_every_later_append() {
     let d = TempDir::new("offline");
     let calls = Arc::new(AtomicUsize::new(0));

@@ -569,13 +569,19 @@ impl Writer {
         self.dones = dones;
     }
 
-    /// Delivers outcomes: wakes waiters, hands callbacks to the notifier thread.
+    /// Delivers outcomes: wakes waiters, runs inline callbacks, hands the other
+    /// callbacks to the notifier thread.
     fn complete(&self, dones: &mut Vec<Completion>, outcome: impl Fn(usize) -> AppendOutcome) {
         let mut callbacks: CallbackBatch = Vec::new();
         for (i, d) in dones.drain(..).enumerate() {
             match d {
                 Completion::Waiter(slot) => slot.put(outcome(i)),
                 Completion::Callback(cb) => callbacks.push((cb, outcome(i))),
+                Completion::Inline(cb) => {
+                    let o = outcome(i);
+                    // A panicking callback must not take the writer thread down.
+                    let _ = catch_unwind(AssertUnwindSafe(move || cb(o)));
+                }
             }
         }
         if !callbacks.is_empty() {
@@ -627,13 +633,14 @@ impl Writer {
                 self.go_offline(format!("write or fsync failed: {e}"));
                 let err = self.offline_error();
                 self.release(n, queued_bytes);
-                for f in self.flushes.drain(..) {
-                    f.put(Err(err.clone()));
-                }
                 self.bufs.clear();
                 let mut dones = std::mem::take(&mut self.dones);
                 self.complete(&mut dones, |_| Err(err.clone()));
                 self.dones = dones;
+                // After the appends' outcomes, as below.
+                for f in self.flushes.drain(..) {
+                    f.put(Err(err.clone()));
+                }
                 return;
             }
         };
@@ -655,9 +662,6 @@ impl Writer {
             let smoothed = if old == 0 { per } else { (old * 7 + per) / 8 };
             c.ns_per_batch.store(smoothed, Ordering::Relaxed);
         }
-        for f in self.flushes.drain(..) {
-            f.put(Ok(()));
-        }
         let results = std::mem::take(&mut self.results);
         let mut dones = std::mem::take(&mut self.dones);
         self.complete(&mut dones, |i| {
@@ -670,6 +674,11 @@ impl Writer {
         });
         self.dones = dones;
         self.results = results;
+        // Flushes last: when flush() returns, the outcome of every earlier append was
+        // delivered (waiters woken, inline callbacks run), as in the reference twin.
+        for f in self.flushes.drain(..) {
+            f.put(Ok(()));
+        }
     }
 
     fn needs_roll(&self, len: u64, last_delta: i64) -> bool {
