@@ -81,6 +81,38 @@ class AppendThroughput(_Base):
             t.join()
 
 
+class SubmitThroughput(_Base):
+    """The broker's path: 256 batches of 256 KiB (within the default memory budget)
+    handed over with ``submit_to`` from one thread and drained from its
+    ``CompletionQueue``, each a memoryview slice of a larger bytearray (a request
+    frame), copied into the queue or lent (``lend=True``)."""
+
+    params = (IMPLEMENTATIONS, ["copied", "lent"])
+    param_names = ["impl", "batch"]
+    timeout = 300
+    number = 1
+    repeat = 3
+
+    def setup(self, impl: str, batch: str) -> None:
+        self.path = self._dir()
+        wal = _wal(impl)
+        self.log = wal.WalLog(self.path, fsync="never")
+        self.queue = wal.CompletionQueue()
+        one = make_batch(256 * 1024)
+        self.frame = bytearray(b"\0" * 64 + one)
+        self.view = memoryview(self.frame)[64:]
+        self.lend = batch == "lent"
+
+    def time_submit(self, impl: str, batch: str) -> None:
+        done = 0
+        for i in range(256):
+            self.log.submit_to(self.view, self.queue, i, lend=self.lend)
+            done += len(self.queue.drain())
+        self.log.flush()
+        done += len(self.queue.drain())
+        assert done == 256
+
+
 class ReadThroughput(_Base):
     """Sequential 1 MiB reads over 64 MiB of 16 KiB batches."""
 

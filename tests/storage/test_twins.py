@@ -130,6 +130,32 @@ def test_submit_to_puts_every_outcome_in_the_queue_with_one_wake_up(twin, tmp_pa
     assert all(exc is None for _, _, exc in got)
 
 
+@pytest.mark.parametrize("kind", [bytes, bytearray, memoryview])
+def test_lent_batches_land_as_copied_ones_and_the_lenders_memory_is_untouched(twin, tmp_path, kind):
+    queue = _queue_class(twin)()
+    originals = [make_batch(1 + i % 3) for i in range(12)]
+    # A memoryview slice out of a larger frame, as the broker hands over.
+    frames = [bytearray(b"head" + b + b"tail") for b in originals]
+    lent = [
+        memoryview(f)[4:-4] if kind is memoryview else kind(b) for f, b in zip(frames, originals, strict=True)
+    ]
+    with (
+        twin(str(tmp_path / "lent"), fsync="never") as wal,
+        twin(str(tmp_path / "copied"), fsync="never") as ref,
+    ):
+        for i, batch in enumerate(lent):
+            wal.submit_to(batch, queue, i, lend=True)
+            ref.append(bytes(batch))
+        wal.flush()
+        got = queue.drain()
+        assert [t for t, _, _ in got] == list(range(12))
+        assert wal.high_watermark == ref.high_watermark
+        assert wal.read(0, 1 << 20) == ref.read(0, 1 << 20)
+    # Nothing was written into the lender's memory (the base offsets live elsewhere).
+    assert [bytes(b) for b in lent] == originals
+    assert all(bytes(f[:4]) == b"head" and bytes(f[-4:]) == b"tail" for f in frames)
+
+
 def test_submit_to_raises_at_once_and_delivers_nothing_when_refused(twin, tmp_path):
     queue = _queue_class(twin)()
     with twin(str(tmp_path / "p"), fsync="always") as wal:

@@ -18,7 +18,7 @@ import pytest
 from storage.batches import batch_of_size, make_batch
 from storage.crash import read_checkpoint, set_crash_state
 from streamcore._reference import wal as reference_wal
-from streamcore.errors import LogOfflineError, OffsetOutOfRangeError, StorageError
+from streamcore.errors import CorruptRecordError, LogOfflineError, OffsetOutOfRangeError, StorageError
 
 try:
     from streamcore import _native  # type: ignore[attr-defined]
@@ -213,3 +213,30 @@ def test_native_buffer_pool_hands_out_bytearrays_and_refuses_foreign_objects():
     pool.put(buf)  # twice: kept once, in_use does not go negative
     assert pool.stats() == {"hits": 0, "misses": 1, "allocations": 1, "in_use": 0, "pooled": 1}
     assert pool.get() is buf
+
+
+def test_a_lent_bytearray_stays_pinned_until_its_outcome_is_drained(tmp_path):
+    """The native WAL writes a lent batch from the lender's memory: the buffer export
+    is held (a bytearray cannot be resized) until the queue is drained after the write."""
+    queue = native_wal.CompletionQueue()
+    frame = bytearray(make_batch(3))
+    with native_wal.WalLog(str(tmp_path / "p"), fsync="never") as wal:
+        wal.submit_to(memoryview(frame), queue, "t", lend=True)
+        wal.flush()  # written; the export is handed back to the queue, not yet released
+        with pytest.raises(BufferError):
+            frame.extend(b"x")
+        [(token, result, exc)] = queue.drain()
+        assert token == "t" and tuple(result)[:2] == (0, 2) and exc is None
+        frame.extend(b"x")  # released by the drain
+        # Not lent (the default): copied at once, the caller's buffer free again.
+        again = bytearray(make_batch(1))
+        wal.submit_to(again, queue, "copied")
+        again.extend(b"x")
+        wal.flush()
+        assert [t for t, _, _ in queue.drain()] == ["copied"]
+        # A refused lend hands the export back too.
+        bad = bytearray(b"\0" * 70)
+        with pytest.raises(CorruptRecordError):
+            wal.submit_to(bad, queue, "bad", lend=True)
+        assert queue.drain() == []
+        bad.extend(b"x")

@@ -52,6 +52,10 @@ class Appender:
     ) -> asyncio.Future[AppendResult]:
         """Queue ``batch`` (validated; ``info`` is its ``validate_batch`` result) on ``log``.
 
+        ``batch`` is a Produce request's record set (the request frame's memory, which
+        nothing writes to once received, or ``bytes``): it is lent to the WAL, which
+        writes it from there instead of from a copy (``Log.append_async(lend=True)``).
+
         Returns a future of where the batch landed. Raises at once, before queueing
         anything: KafkaError for an idempotent sequence the producer state refuses
         (its ``error`` is the code to answer with), and whatever ``Log.append_async``
@@ -64,7 +68,7 @@ class Appender:
         """
         producer_id = info.producer_id
         if producer_id < 0:
-            fut = log.append_async(batch)
+            fut = log.append_async(batch, lend=True)
             fut.add_done_callback(_Notify(self._delayed, topic, partition))
             return fut
         key = (topic, partition)
@@ -79,7 +83,7 @@ class Appender:
         if status is not SequenceStatus.NEW:
             raise KafkaError(check.error_code, "idempotent producer sequence check failed")
         try:
-            fut = log.append_async(batch)
+            fut = log.append_async(batch, lend=True)
         except BaseException:
             self._producers.abort(check.token)
             raise

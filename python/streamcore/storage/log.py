@@ -310,7 +310,9 @@ class Log:
         """
         return AppendResult(*self._wal.append(batch))
 
-    def append_async(self, batch: bytes | bytearray | memoryview) -> asyncio.Future[AppendResult]:
+    def append_async(
+        self, batch: bytes | bytearray | memoryview, *, lend: bool = False
+    ) -> asyncio.Future[AppendResult]:
         """``append`` for asyncio: queue the batch and return the future of its AppendResult.
 
         A plain function, not a coroutine: the batch is queued (and copied) before it
@@ -318,10 +320,15 @@ class Log:
         raised by the call itself, and appends reach the log in call order. The future
         is settled on the running loop once the append is durable per the fsync
         policy; cancelling it only stops the wait, the append still happens.
+
+        ``lend=True``: the batch is written from ``batch``'s own memory, not from a
+        copy; the caller promises not to change that memory until the future is
+        settled (the buffer export is held until then, so a ``bytearray`` cannot be
+        resized meanwhile). A ``bytes`` batch is never copied, lent or not.
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[AppendResult] = loop.create_future()
-        self._wal.submit_to(batch, _completions(loop).queue, fut)
+        self._wal.submit_to(batch, _completions(loop).queue, fut, lend=lend)
         return fut
 
     def flush(self) -> None:

@@ -72,3 +72,57 @@ impl Drop for ByteView<'_> {
         }
     }
 }
+
+/// A [`ByteView`] that outlives the GIL borrow it was made under: it owns a reference
+/// to the object and the buffer export, and may move to another thread. Its memory
+/// stays valid while it lives (the export pins a bytearray's memory; `bytes` never
+/// moves); whether it stays unchanged is the lender's promise.
+pub(crate) struct HeldView {
+    ptr: *const u8,
+    len: usize,
+    buffer: Option<Box<ffi::Py_buffer>>,
+    owner: Option<Py<PyAny>>,
+}
+
+// SAFETY: the pointer is only read; the export and the reference are released with
+// the GIL held (see Drop), never concurrently.
+unsafe impl Send for HeldView {}
+
+impl HeldView {
+    /// The viewed memory's start and length.
+    pub(crate) fn raw(&self) -> (*const u8, usize) {
+        (self.ptr, self.len)
+    }
+}
+
+impl From<ByteView<'_>> for HeldView {
+    fn from(mut v: ByteView<'_>) -> Self {
+        let held = HeldView {
+            ptr: v.ptr,
+            len: v.len,
+            buffer: v.buffer.take(),
+            owner: Some(v._owner.clone().unbind()),
+        };
+        drop(v); // nothing left to release: the export moved
+        held
+    }
+}
+
+impl Drop for HeldView {
+    fn drop(&mut self) {
+        let (buffer, owner) = (self.buffer.take(), self.owner.take());
+        let mut parts = Some((buffer, owner));
+        // Dropped by the thread that drains its queue, which holds the GIL; a
+        // finalizing interpreter cannot be attached to, and then the export leaks.
+        Python::try_attach(|_py| {
+            if let Some((Some(mut view), _owner)) = parts.take() {
+                // SAFETY: filled by a successful PyObject_GetBuffer, released once,
+                // with the GIL held.
+                unsafe { ffi::PyBuffer_Release(&mut *view) };
+            }
+        });
+        if let Some(p) = parts.take() {
+            std::mem::forget(p);
+        }
+    }
+}

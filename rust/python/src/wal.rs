@@ -23,7 +23,7 @@ use streamcore_core::wal::{
     DEFAULT_MEMORY_BUDGET_BYTES,
 };
 
-use crate::buffer::ByteView;
+use crate::buffer::{ByteView, HeldView};
 use crate::errors::{to_pyerr, PyValueError};
 use crate::gil::{self, Work};
 
@@ -48,8 +48,31 @@ fn log_error(message: &str) {
 /// The completions waiting in a [`CompletionQueue`] and the pipe that wakes its reader.
 struct QueueInner {
     items: Mutex<Vec<(Py<PyAny>, AppendOutcome)>>,
+    /// Buffers lent by `submit_to(lend=True)` whose batches were written: released by
+    /// the next `drain`, which holds the GIL (a writer thread never takes it).
+    releases: Mutex<Vec<HeldView>>,
     reader: std::io::PipeReader,
     writer: std::io::PipeWriter,
+}
+
+/// The owner of a lent batch's memory while the WAL holds it: handed back to its
+/// queue, for `drain` to release, when the writer drops it.
+struct LentToQueue {
+    view: Option<HeldView>,
+    queue: Arc<QueueInner>,
+}
+
+impl Drop for LentToQueue {
+    fn drop(&mut self) {
+        if let Some(v) = self.view.take() {
+            let mut r = self
+                .queue
+                .releases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            r.push(v);
+        }
+    }
 }
 
 impl QueueInner {
@@ -87,6 +110,7 @@ impl CompletionQueue {
         let (reader, writer) = std::io::pipe()?;
         let q = QueueInner {
             items: Mutex::new(Vec::new()),
+            releases: Mutex::new(Vec::new()),
             reader,
             writer,
         };
@@ -118,6 +142,16 @@ impl CompletionQueue {
                 Err(_) => break, // WouldBlock: nothing (more) to read
             }
         }
+        // Lent buffers of written batches first: a writer hands them back before it
+        // delivers the outcomes.
+        let released = std::mem::take(
+            &mut *self
+                .inner
+                .releases
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        drop(released);
         let items =
             std::mem::take(&mut *self.inner.items.lock().unwrap_or_else(|e| e.into_inner()));
         let out = PyList::empty(py);
@@ -460,17 +494,38 @@ impl WalLog {
     /// (`token`, result, exc) once the writer finished the batch's group (see
     /// `CompletionQueue`). Raises at once (and delivers nothing) when the queue is
     /// full, the header is bad or the log is offline or closed.
+    ///
+    /// `lend=True`: the WAL writes the batch from the caller's memory instead of a
+    /// copy, keeping the buffer export until the write (released by `queue.drain()`);
+    /// the caller promises not to change that memory meanwhile. A `bytes` batch is
+    /// always written from its own memory, since nothing can change it.
+    #[pyo3(signature = (batch, queue, token, *, lend = false))]
     fn submit_to(
         &self,
         py: Python<'_>,
         batch: &Bound<'_, PyAny>,
         queue: &Bound<'_, CompletionQueue>,
         token: Py<PyAny>,
+        lend: bool,
     ) -> PyResult<()> {
         let q = queue.get().inner.clone();
+        let keeper_queue = q.clone();
         let done = Completion::Inline(Box::new(move |outcome: AppendOutcome| {
             q.push(token, outcome)
         }));
+        if lend || batch.is_exact_instance_of::<PyBytes>() {
+            let held = HeldView::from(ByteView::new(batch)?);
+            let (ptr, len) = held.raw();
+            let owner = Box::new(LentToQueue {
+                view: Some(held),
+                queue: keeper_queue,
+            });
+            let wal = self.wal();
+            // SAFETY: the export held by `owner` keeps the memory in place until the
+            // writer drops it; the caller promised not to write it (bytes cannot be).
+            return unsafe { wal.submit_lent(ptr, len, owner, done) }.map_err(to_pyerr);
+        }
+        drop(keeper_queue);
         let view = ByteView::new(batch)?;
         let data = view.as_slice();
         let wal = self.wal();

@@ -240,10 +240,12 @@ class WalLog:
         item.callback = callback
         self._enqueue(item)
 
-    def submit_to(self, batch: Any, queue: CompletionQueue, token: Any) -> None:
+    def submit_to(self, batch: Any, queue: CompletionQueue, token: Any, *, lend: bool = False) -> None:
         """Queue one batch without waiting, as :meth:`submit`; ``(token, result, exc)``
         goes to ``queue`` once the writer finished the batch's group, put there by the
-        writer itself (no notifier thread)."""
+        writer itself (no notifier thread). ``lend`` (the caller promises not to change
+        the batch's memory until its outcome is drained) lets the native twin write
+        from that memory; this twin copies either way, with the same results."""
         item = self._prepare(batch)
         item.inline = functools.partial(queue.put, token)
         self._enqueue(item)

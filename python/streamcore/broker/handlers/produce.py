@@ -245,8 +245,8 @@ def _start_append(
     if info.attributes & TRANSACTIONAL_FLAG and info.producer_id < 0:
         raise _Refused(_INVALID_RECORD, "a transactional batch needs a producer id")
     accepted = apply_record_policy(cfg, topic, partition, records, info)
-    # The WAL copies the batch when the append is queued, so the request frame's
-    # memoryview is handed over as it is (one copy, not two).
+    # The request frame's memoryview is handed over as it is: the appender lends it to
+    # the WAL, which writes it from the frame (no copy in user space at all).
     if accepted.info.producer_id >= 0:
         # The transaction checks (a transactional batch must belong to an Ongoing
         # transaction containing the partition; a plain one must not come from a producer

@@ -26,6 +26,7 @@
 //! (swapping cleaned segments in, completing a swap at open) and `writer` (the
 //! group-commit thread); the pure-Python twin mirrors them file for file.
 
+mod batch_buf;
 mod checkpoint;
 mod completion;
 mod config;
@@ -47,6 +48,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::buffer_pool::{PoolStats, SizedPools};
 
+pub use batch_buf::{BatchBuf, LentOwner};
 pub use checkpoint::{Checkpoint, CHECKPOINT_NAME, CLEAN_SHUTDOWN_NAME};
 pub use completion::{
     AppendOutcome, AppendResult, Callback, CallbackRunner, Completion, OfflineHook, Slot, Waiter,
@@ -351,11 +353,38 @@ impl Wal {
         if let Some(cause) = self.shared.offline.get() {
             return Err(WalError::Offline(cause.clone()));
         }
-        let buf = self.shared.pools.copy_of(batch);
+        let buf = BatchBuf::Copied(self.shared.pools.copy_of(batch));
+        self.queue(buf, done, may_lead)
+    }
+
+    fn queue(&self, buf: BatchBuf, done: Completion, may_lead: bool) -> Result<bool, WalError> {
         writer::enqueue(&self.shared, buf, done, may_lead).map_err(|refused| match refused {
             writer::Refusal::Closed => self.closed_error(),
             writer::Refusal::Full(e) => e,
         })
+    }
+
+    /// [`Wal::submit`] without the copy: the batch's memory is lent to the writer
+    /// (see [`BatchBuf::lent`]), `owner` dropped on a writer thread once it is written
+    /// or failed, before `done` runs. Refused (with the owner dropped) as `submit`.
+    ///
+    /// # Safety
+    /// The `len` bytes at `ptr` must stay valid, and unwritten, while `owner` lives.
+    pub unsafe fn submit_lent(
+        &self,
+        ptr: *const u8,
+        len: usize,
+        owner: LentOwner,
+        done: Completion,
+    ) -> Result<(), WalError> {
+        // SAFETY: the caller's contract.
+        Self::check_batch(unsafe { std::slice::from_raw_parts(ptr, len) })?;
+        if let Some(cause) = self.shared.offline.get() {
+            return Err(WalError::Offline(cause.clone()));
+        }
+        // SAFETY: the caller's contract; check_batch saw at least a header.
+        let buf = unsafe { BatchBuf::lent(ptr, len, owner) };
+        self.queue(buf, done, false).map(|_| ())
     }
 
     /// Queues a copy of `batch` and returns a [`Waiter`] for its outcome.

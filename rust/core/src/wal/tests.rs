@@ -417,6 +417,62 @@ fn inline_callbacks_run_in_order_on_the_writer_thread() {
 }
 
 #[test]
+fn lent_batches_are_written_as_copied_ones_and_released_before_their_outcome() {
+    let d = TempDir::new("lent");
+    let wal = open(&d, cfg(FsyncPolicy::Never));
+    let d2 = TempDir::new("lent-copied");
+    let copied = open(&d2, cfg(FsyncPolicy::Never));
+    // The owner reports its drop; the callback checks it came first.
+    struct Owner(Arc<AtomicUsize>);
+    impl Drop for Owner {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let released = Arc::new(AtomicUsize::new(0));
+    let (tx, rx) = mpsc::channel();
+    let batches: Vec<Vec<u8>> = (0..20)
+        .map(|i| batch(1 + i % 3, 1000 + i as i64, 50))
+        .collect();
+    for (i, b) in batches.iter().enumerate() {
+        let (tx, seen) = (tx.clone(), released.clone());
+        let done = Completion::Inline(Box::new(move |r: AppendOutcome| {
+            tx.send((r.unwrap().base_offset, seen.load(Ordering::SeqCst), i))
+                .unwrap();
+        }));
+        let owner: LentOwner = Box::new(Owner(released.clone()));
+        unsafe { wal.submit_lent(b.as_ptr(), b.len(), owner, done) }.unwrap();
+        copied.append(b).unwrap();
+    }
+    let got: Vec<_> = (0..20).map(|_| rx.recv().unwrap()).collect();
+    // Each batch's owner was dropped before its outcome was delivered.
+    assert!(got.iter().all(|&(_, seen, i)| seen > i));
+    assert_eq!(released.load(Ordering::SeqCst), 20);
+    // The same bytes on disk as the copying path, and the caller's memory untouched.
+    let hw = wal.high_watermark();
+    assert_eq!(hw, copied.high_watermark());
+    assert_eq!(
+        wal.read(0, 1 << 20).unwrap(),
+        copied.read(0, 1 << 20).unwrap()
+    );
+    assert!(batches.iter().all(|b| b[..8] == [0u8; 8]));
+    // A refused lend drops its owner at once.
+    let before = released.load(Ordering::SeqCst);
+    let short = [0u8; 20];
+    let owner: LentOwner = Box::new(Owner(released.clone()));
+    let refused = unsafe {
+        wal.submit_lent(
+            short.as_ptr(),
+            short.len(),
+            owner,
+            Completion::Inline(Box::new(|_| panic!("never delivered"))),
+        )
+    };
+    assert!(matches!(refused, Err(WalError::CorruptBatch(_))));
+    assert_eq!(released.load(Ordering::SeqCst), before + 1);
+}
+
+#[test]
 fn an_inline_callback_that_panics_leaves_the_writer_serving() {
     let d = TempDir::new("inline-panic");
     let wal = open(&d, cfg(FsyncPolicy::Never));

@@ -20,15 +20,15 @@ use super::files::Access;
 use super::index::{self, IndexPlanner};
 use super::pool::{CallbackBatch, Notice};
 use super::segment::{segment_path, Segment};
+use super::BatchBuf;
 use super::{
     lock, now_ms, AppendOutcome, AppendResult, Completion, FsyncPolicy, Shared, Slot, WalError,
 };
-use crate::buffer_pool::PooledBuf;
 use crate::record_batch::header;
 
 /// One queued request.
 pub(crate) enum Item {
-    Append { buf: PooledBuf, done: Completion },
+    Append { buf: BatchBuf, done: Completion },
     Flush(Arc<Slot<Result<(), WalError>>>),
 }
 
@@ -119,7 +119,7 @@ pub(crate) fn begin_close(shared: &Shared) {
 /// queue. `Ok(false)`: someone else writes the append.
 pub(crate) fn enqueue(
     shared: &Shared,
-    buf: PooledBuf,
+    buf: BatchBuf,
     done: Completion,
     may_lead: bool,
 ) -> Result<bool, Refusal> {
@@ -265,7 +265,7 @@ pub(crate) struct Writer {
     backlog: bool,
     // Per-group scratch, kept to avoid allocating every group.
     group: Vec<Item>,
-    bufs: Vec<PooledBuf>,
+    bufs: Vec<BatchBuf>,
     dones: Vec<Completion>,
     flushes: Vec<Arc<Slot<Result<(), WalError>>>>,
     results: Vec<(i64, i64)>,
@@ -647,7 +647,8 @@ impl Writer {
         self.shared
             .high_watermark
             .store(self.active.next_offset, Ordering::Release);
-        // Queue copies go back to their pool before the callers run.
+        // Queue copies go back to their pool, and lent memory to its owner, before the
+        // callers run.
         self.bufs.clear();
         if n > 0 {
             self.company = self.release(n, queued_bytes);
@@ -716,7 +717,7 @@ impl Writer {
             }
             let base = self.active.next_offset;
             let buf = &mut self.bufs[i];
-            header::set_base_offset(buf, base);
+            buf.set_base_offset(base);
             let max_ts = header::max_timestamp(buf);
             let a = &mut self.active;
             a.planner.plan(
@@ -751,10 +752,10 @@ impl Writer {
         // The handle may be fresh from the cache or shared with an earlier chunk:
         // position it where this chunk starts. Readers use pread and never move it.
         (&*file).seek(SeekFrom::Start(self.active.size - written))?;
-        let mut slices: Vec<IoSlice<'_>> = self.bufs[from..to]
-            .iter()
-            .map(|b| IoSlice::new(b))
-            .collect();
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity(to - from);
+        for b in &self.bufs[from..to] {
+            b.io_slices(&mut slices);
+        }
         write_all_vectored(&file, &mut slices)?;
         drop(slices);
         self.dirty = true;
