@@ -26,6 +26,7 @@ from typing import Any
 from streamcore import _impl
 from streamcore._version import __version__
 from streamcore.bench import broker
+from streamcore.bench.arguments import positive_float, positive_int
 
 __all__ = [
     "TARGETS",
@@ -55,13 +56,6 @@ def add_bench_command(subparsers: Subparsers) -> None:
         add(targets)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def _non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:
@@ -87,12 +81,12 @@ def add_codec_command(targets: Subparsers) -> None:
         "varints with streamcore's native and reference code, kafka-python and the crc32c "
         "package, and print one comparison table.",
     )
-    p.add_argument("--records", type=_positive_int, default=1000, help="records per batch (default 1000)")
+    p.add_argument("--records", type=positive_int, default=1000, help="records per batch (default 1000)")
     p.add_argument(
         "--value-size", type=_non_negative_int, default=100, help="bytes per record value (default 100)"
     )
     p.add_argument(
-        "--repeat", type=_positive_int, default=None, help="timed runs per figure, best kept (default 5)"
+        "--repeat", type=positive_int, default=None, help="timed runs per figure, best kept (default 5)"
     )
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE ('-' for stdout)")
     p.add_argument(
@@ -193,13 +187,13 @@ def add_broker_arguments(parser: argparse.ArgumentParser, workload: str = "produ
         help="broker to load (default: start a streamcore broker in a subprocess on a temporary "
         "directory and stop it afterwards)",
     )
-    parser.add_argument("--messages", type=_positive_int, default=100_000, help="messages (default 100000)")
+    parser.add_argument("--messages", type=positive_int, default=100_000, help="messages (default 100000)")
     parser.add_argument("--size", type=_non_negative_int, default=100, help="value bytes (default 100)")
     parser.add_argument("--acks", choices=broker.ACKS, default="1", help="producer acks (default 1)")
     parser.add_argument("--linger-ms", type=float, default=5.0, help="producer linger.ms (default 5)")
     parser.add_argument("--compression", choices=broker.COMPRESSIONS, default="none", help="(default none)")
     parser.add_argument(
-        "--partitions", type=_positive_int, default=1, help="partitions of a new topic (default 1)"
+        "--partitions", type=positive_int, default=1, help="partitions of a new topic (default 1)"
     )
     if workload == "produce":
         parser.add_argument("--topic", help="topic to produce to (default: a new topic bench-<hex>)")
@@ -314,13 +308,6 @@ def run_broker_workload(args: argparse.Namespace) -> int:
 # --- compaction -------------------------------------------------------------------------
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
 def _ratio(text: str) -> float:
     value = float(text)
     if not 0 <= value <= 1:
@@ -341,22 +328,22 @@ def add_compaction_command(targets: Subparsers) -> None:
         "and their ratio. MB = 10^6 bytes.",
     )
     p.add_argument(
-        "--mb", type=_positive_int, default=256, help="dirty log size, MiB (default 256; the issue's is 1024)"
+        "--mb", type=positive_int, default=256, help="dirty log size, MiB (default 256; the issue's is 1024)"
     )
     p.add_argument(
         "--produce-mb",
-        type=_positive_int,
+        type=positive_int,
         default=256,
         help="MiB appended per produce run, held in memory (default 256)",
     )
     p.add_argument(
         "--segment-mb",
-        type=_positive_int,
+        type=positive_int,
         default=8,
         help="segment size of the produce runs, MiB (default 8)",
     )
     p.add_argument(
-        "--rounds", type=_positive_int, default=3, help="produce rounds, each without + with (default 3)"
+        "--rounds", type=positive_int, default=3, help="produce rounds, each without + with (default 3)"
     )
     p.add_argument("--codec", choices=("none", "gzip", "snappy", "lz4", "zstd"), default="none")
     p.add_argument(
@@ -367,16 +354,14 @@ def add_compaction_command(targets: Subparsers) -> None:
     )
     p.add_argument(
         "--backoff-ms",
-        type=_positive_int,
+        type=positive_int,
         default=20,
         help="the cleaner's wait between rounds in the produce runs, ms (default 20)",
     )
-    p.add_argument(
-        "--dedupe-mb", type=_positive_int, default=128, help="offset map memory, MiB (default 128)"
-    )
+    p.add_argument("--dedupe-mb", type=positive_int, default=128, help="offset map memory, MiB (default 128)")
     p.add_argument(
         "--cleaner-io-mb-s",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         help="the cleaner's io.max.bytes.per.second in the produce runs, MB/s (default unlimited)",
     )
@@ -384,7 +369,7 @@ def add_compaction_command(targets: Subparsers) -> None:
     p.add_argument("--dir", help="where the logs go (default: a temporary directory)")
     p.add_argument(
         "--timeout",
-        type=_positive_float,
+        type=positive_float,
         default=120.0,
         help="bound of each produce run, seconds (default 120)",
     )
@@ -538,11 +523,11 @@ def add_tls_command(targets: Subparsers) -> None:
         "Report MB/s, and the broker's and the load client's CPU seconds, per phase (medians), as a "
         "markdown table.",
     )
-    p.add_argument("--messages", type=_positive_int, default=100_000, help="messages (default 100000)")
+    p.add_argument("--messages", type=positive_int, default=100_000, help="messages (default 100000)")
     p.add_argument("--size", type=_non_negative_int, default=1000, help="value bytes (default 1000)")
     p.add_argument("--acks", choices=broker.ACKS, default="1", help="producer acks (default 1)")
     p.add_argument("--linger-ms", type=float, default=5.0, help="producer linger.ms (default 5)")
-    p.add_argument("--rounds", type=_positive_int, default=3, help="rounds over every listener (default 3)")
+    p.add_argument("--rounds", type=positive_int, default=3, help="rounds over every listener (default 3)")
     p.add_argument("--sasl", action="store_true", help="also measure a SASL_SSL listener (PLAIN)")
     p.add_argument(
         "--fsync",
@@ -551,7 +536,7 @@ def add_tls_command(targets: Subparsers) -> None:
         help="fsync policy of the broker (default interval)",
     )
     p.add_argument(
-        "--timeout", type=_positive_float, default=300.0, help="bound of each phase, s (default 300)"
+        "--timeout", type=positive_float, default=300.0, help="bound of each phase, s (default 300)"
     )
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE ('-' for stdout)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from streamcore._version import __version__
+from streamcore.bench.arguments import positive_float, positive_int
 from streamcore.bench.compare_report import markdown_report, medians, write_plots
 from streamcore.bench.environment import collect_environment, distribution_version
 from streamcore.bench.peers import KNOWN, Peer, known_peers
@@ -267,20 +268,6 @@ def _choices(known: Sequence[str]) -> Any:
     return parse
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
-    return value
-
-
 def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``streamcore bench compare``."""
     p.add_argument(
@@ -295,24 +282,24 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
         default=",".join(WORKLOADS),
         help=f"comma-separated subset of {','.join(WORKLOADS)} (default: all)",
     )
-    p.add_argument("--rounds", type=_positive_int, default=3, help="rounds; the tables show medians")
+    p.add_argument("--rounds", type=positive_int, default=3, help="rounds; the tables show medians")
     p.add_argument(
         "--scale",
-        type=_positive_float,
+        type=positive_float,
         default=1.0,
         help="multiplies record counts and the latency run's duration (1.0: 1,000,000 records "
         "for the tight loop and the Java tools; 0.01 is a quick run)",
     )
-    p.add_argument("--producers", type=_positive_int, default=4, help="producer processes of 'fanout'")
-    p.add_argument("--consumers", type=_positive_int, default=4, help="consumer processes of 'fanout'")
-    p.add_argument("--joins", type=_positive_int, default=5, help="new groups per round of 'join'")
+    p.add_argument("--producers", type=positive_int, default=4, help="producer processes of 'fanout'")
+    p.add_argument("--consumers", type=positive_int, default=4, help="consumer processes of 'fanout'")
+    p.add_argument("--joins", type=positive_int, default=5, help="new groups per round of 'join'")
     p.add_argument(
         "--latency-rate",
-        type=_positive_float,
+        type=positive_float,
         help="records/s offered by 'latency' (default: half the maximum measured on each broker)",
     )
     p.add_argument(
-        "--latency-seconds", type=_positive_float, help="duration of 'latency' (default: 10 s x scale, >= 1)"
+        "--latency-seconds", type=positive_float, help="duration of 'latency' (default: 10 s x scale, >= 1)"
     )
     p.add_argument(
         "--fsync",
@@ -321,7 +308,7 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
         help="streamcore's storage.fsync; 'always' also gives the latency workload's topics "
         "flush.messages=1, so Apache Kafka fsyncs each append before answering too",
     )
-    p.add_argument("--timeout", type=_positive_float, default=300.0, help="bound of each step, s")
+    p.add_argument("--timeout", type=positive_float, default=300.0, help="bound of each step, s")
     p.add_argument("--dir", help="where brokers keep their data (default: the system's temp dir)")
     p.add_argument("--json", metavar="FILE", help="write every figure to FILE")
     p.add_argument(

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from streamcore._version import __version__
+from streamcore.bench.arguments import positive_float
 from streamcore.bench.load import ACKS, FSYNC, PROFILES, LoadSettings, run_load
 from streamcore.bench.load import __doc__ as _load_doc
 from streamcore.bench.load_report import format_totals, render_profile_table
@@ -26,13 +27,6 @@ def _non_negative_float(text: str) -> float:
     value = float(text)
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
     return value
 
 
@@ -83,7 +77,7 @@ def add_load_command(targets: Any) -> None:
         default=0.0,
         help="records/s offered, all producers together (0 = unpaced, the default)",
     )
-    p.add_argument("--duration", type=_positive_float, default=10.0, help="seconds of sending (default 10)")
+    p.add_argument("--duration", type=positive_float, default=10.0, help="seconds of sending (default 10)")
     p.add_argument("--producers", type=_int_at_least(1), default=1, help="producer processes (default 1)")
     p.add_argument(
         "--consumers",
@@ -109,7 +103,7 @@ def add_load_command(targets: Any) -> None:
         help="a librdkafka producer setting (repeatable), e.g. batch.size=262144",
     )
     p.add_argument(
-        "--interval", type=_positive_float, default=5.0, help="seconds between live lines (default 5)"
+        "--interval", type=positive_float, default=5.0, help="seconds between live lines (default 5)"
     )
     p.add_argument(
         "--bootstrap",
@@ -137,7 +131,7 @@ def add_load_command(targets: Any) -> None:
     )
     p.add_argument("--dir", help="where a started broker keeps its data (default: the system's temp dir)")
     p.add_argument(
-        "--timeout", type=_positive_float, default=120.0, help="bound of each wait, s (default 120)"
+        "--timeout", type=positive_float, default=120.0, help="bound of each wait, s (default 120)"
     )
     p.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE ('-' for stdout)")
     p.set_defaults(handler=run_load_command, load_parser=p)

@@ -13,11 +13,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from streamcore._version import __version__
+from streamcore.bench.arguments import positive_float, positive_int
 from streamcore.bench.cli import (
     Subparsers,
     _non_negative_int,
-    _positive_float,
-    _positive_int,
     _write_json,
 )
 
@@ -48,7 +47,7 @@ def add_transactions_command(targets: Subparsers) -> None:
         "against a streamcore broker started in a subprocess (or --bootstrap) and, with --apache "
         "or when the jars of interop/kafka-broker are already resolved, a real Apache Kafka broker.",
     )
-    p.add_argument("--records", type=_positive_int, default=200_000, help="records per run (default 200000)")
+    p.add_argument("--records", type=positive_int, default=200_000, help="records per run (default 200000)")
     p.add_argument("--size", type=_non_negative_int, default=100, help="value bytes (default 100)")
     p.add_argument(
         "--txn-sizes",
@@ -58,7 +57,7 @@ def add_transactions_command(targets: Subparsers) -> None:
     )
     p.add_argument("--linger-ms", type=float, default=5.0, help="producer linger.ms (default 5)")
     p.add_argument(
-        "--rounds", type=_positive_int, default=1, help="rounds of every case, interleaved (default 1)"
+        "--rounds", type=positive_int, default=1, help="rounds of every case, interleaved (default 1)"
     )
     p.add_argument(
         "--warmup-rounds",
@@ -90,9 +89,7 @@ def add_transactions_command(targets: Subparsers) -> None:
         default="interval",
         help="fsync policy of the streamcore broker started (default interval)",
     )
-    p.add_argument(
-        "--timeout", type=_positive_float, default=300.0, help="bound of each run, s (default 300)"
-    )
+    p.add_argument("--timeout", type=positive_float, default=300.0, help="bound of each run, s (default 300)")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE ('-' for stdout)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(handler=run_transactions)
