@@ -239,22 +239,18 @@ def _bootstrap(args: argparse.Namespace, report: dict[str, Any]) -> Iterator[str
         report["broker"] = {"kind": "external", "bootstrap": args.bootstrap}
         yield args.bootstrap
         return
-    from streamcore.bench.processes import streamcore_broker_process
+    from streamcore.bench.processes import temporary_streamcore_broker
 
-    with tempfile.TemporaryDirectory(prefix="streamcore-bench-") as data_dir:
-        server = streamcore_broker_process(data_dir, fsync=args.fsync).start()
+    with temporary_streamcore_broker(fsync=args.fsync) as server:
         print(f"started streamcore broker (fsync={args.fsync}) on {server.bootstrap}", file=sys.stderr)
-        try:
-            yield server.bootstrap
-            report["broker"] = {
-                "kind": "streamcore subprocess",
-                "bootstrap": server.bootstrap,
-                "fsync": args.fsync,
-                "command": server.argv,
-                "peak_rss_bytes": server.peak_rss_bytes(),
-            }
-        finally:
-            server.stop()
+        yield server.bootstrap
+        report["broker"] = {
+            "kind": "streamcore subprocess",
+            "bootstrap": server.bootstrap,
+            "fsync": args.fsync,
+            "command": server.argv,
+            "peak_rss_bytes": server.peak_rss_bytes(),
+        }
 
 
 def run_broker_workload(args: argparse.Namespace) -> int:

@@ -5,13 +5,9 @@ given no ``--bootstrap``, and the run (:mod:`streamcore.bench.load`) with its ou
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import sys
-import tempfile
-from collections.abc import Iterator
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, TextIO
 
 from streamcore._version import __version__
@@ -170,17 +166,11 @@ def describe_broker(bootstrap: str, timeout_s: float = 30.0) -> dict[str, str]:
     return {name: entry.value for name, entry in entries.items() if entry.value is not None}
 
 
-@contextlib.contextmanager
-def _streamcore_broker(fsync: str, profile: str | None, parent: str | None) -> Iterator[Any]:
-    from streamcore.bench.processes import streamcore_broker_process
+def _streamcore_broker(fsync: str, profile: str | None, parent: str | None) -> Any:
+    from streamcore.bench.processes import temporary_streamcore_broker
 
     env = {"STREAMCORE_STORAGE_PROFILE": profile} if profile else {}
-    with tempfile.TemporaryDirectory(prefix="streamcore-bench-load-", dir=parent) as data_dir:
-        server = streamcore_broker_process(Path(data_dir) / "data", fsync=fsync, env=env).start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    return temporary_streamcore_broker(fsync=fsync, env=env, prefix="streamcore-bench-load-", parent=parent)
 
 
 def run_load_command(args: argparse.Namespace) -> int:

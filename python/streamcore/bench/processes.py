@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -29,6 +29,7 @@ __all__ = [
     "process_tree",
     "streamcore_broker_argv",
     "streamcore_broker_process",
+    "temporary_streamcore_broker",
 ]
 
 # The streamcore package directory, found from this file rather than from the package
@@ -331,3 +332,22 @@ def streamcore_broker_process(
     merged.update(env or {})
     argv = streamcore_broker_argv(data_dir, fsync=fsync, cprofile_out=cprofile_out)
     return ServerProcess(name, argv, env=merged, log_path=log_path)
+
+
+@contextlib.contextmanager
+def temporary_streamcore_broker(
+    *,
+    fsync: str = "interval",
+    env: Mapping[str, str] | None = None,
+    prefix: str = "streamcore-bench-",
+    parent: str | os.PathLike[str] | None = None,
+) -> Iterator[ServerProcess]:
+    """A started :func:`streamcore_broker_process` on a fresh data directory (a temporary
+    directory under ``parent``), stopped and removed on exit; the benchmark commands
+    that start their own broker share it."""
+    with tempfile.TemporaryDirectory(prefix=prefix, dir=parent) as work:
+        server = streamcore_broker_process(Path(work) / "data", fsync=fsync, env=env).start()
+        try:
+            yield server
+        finally:
+            server.stop()

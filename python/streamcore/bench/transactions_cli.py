@@ -130,7 +130,7 @@ def run_transactions(args: argparse.Namespace) -> int:
     """Run ``streamcore bench transactions`` from parsed ``args``; print, write JSON; return 0."""
     from streamcore.bench import transactions
     from streamcore.bench.environment import collect_environment
-    from streamcore.bench.processes import cpu_seconds, streamcore_broker_process
+    from streamcore.bench.processes import cpu_seconds, temporary_streamcore_broker
 
     report: dict[str, Any] = {
         "benchmark": "transactions",
@@ -178,21 +178,17 @@ def run_transactions(args: argparse.Namespace) -> int:
         report["brokers"].append({"name": "external", "bootstrap": args.bootstrap})
         measure("external", args.bootstrap, None)
     else:
-        with tempfile.TemporaryDirectory(prefix="streamcore-bench-") as data_dir:
-            server = streamcore_broker_process(data_dir, fsync=args.fsync).start()
+        with temporary_streamcore_broker(fsync=args.fsync) as server:
             print(f"started streamcore broker (fsync={args.fsync}) on {server.bootstrap}", file=sys.stderr)
-            try:
-                measure("streamcore", server.bootstrap, server.pid)
-                report["brokers"].append(
-                    {
-                        "name": "streamcore",
-                        "command": server.argv,
-                        "fsync": args.fsync,
-                        "peak_rss_bytes": server.peak_rss_bytes(),
-                    }
-                )
-            finally:
-                server.stop()
+            measure("streamcore", server.bootstrap, server.pid)
+            report["brokers"].append(
+                {
+                    "name": "streamcore",
+                    "command": server.argv,
+                    "fsync": args.fsync,
+                    "peak_rss_bytes": server.peak_rss_bytes(),
+                }
+            )
     if classpath is not None:
         with _apache_broker(classpath) as kafka:
             measure("apache-kafka", kafka.bootstrap, kafka.pid)
