@@ -13,12 +13,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from streamcore._version import __version__
-from streamcore.bench.arguments import positive_float, positive_int
-from streamcore.bench.cli import (
-    Subparsers,
-    _non_negative_int,
-    _write_json,
-)
+from streamcore.bench.arguments import non_negative_int, positive_float, positive_int, write_json
+from streamcore.bench.cli import Subparsers
 
 __all__ = ["add_transactions_command", "run_transactions"]
 
@@ -48,7 +44,7 @@ def add_transactions_command(targets: Subparsers) -> None:
         "or when the jars of interop/kafka-broker are already resolved, a real Apache Kafka broker.",
     )
     p.add_argument("--records", type=positive_int, default=200_000, help="records per run (default 200000)")
-    p.add_argument("--size", type=_non_negative_int, default=100, help="value bytes (default 100)")
+    p.add_argument("--size", type=non_negative_int, default=100, help="value bytes (default 100)")
     p.add_argument(
         "--txn-sizes",
         type=_sizes,
@@ -61,7 +57,7 @@ def add_transactions_command(targets: Subparsers) -> None:
     )
     p.add_argument(
         "--warmup-rounds",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         help="rounds run first and not kept, per broker (default 0; 1 lets a JVM broker compile)",
     )
@@ -199,7 +195,7 @@ def run_transactions(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, sort_keys=True))
         return 0
     if args.json:
-        _write_json(args.json, report)
+        write_json(args.json, report)
     print(
         f"streamcore {__version__} transactions benchmark: {args.records:,} records x {args.size} B per "
         f"run, linger.ms={args.linger_ms:g}, confluent-kafka; medians of {args.rounds} round(s)"
