@@ -315,8 +315,8 @@ class Log:
     ) -> asyncio.Future[AppendResult]:
         """``append`` for asyncio: queue the batch and return the future of its AppendResult.
 
-        A plain function, not a coroutine: the batch is queued (and copied) before it
-        returns, so BackpressureError, CorruptRecordError and LogOfflineError are
+        A plain function, not a coroutine: the batch is queued (copied, unless lent)
+        before it returns, so BackpressureError, CorruptRecordError and LogOfflineError are
         raised by the call itself, and appends reach the log in call order. The future
         is settled on the running loop once the append is durable per the fsync
         policy; cancelling it only stops the wait, the append still happens.
