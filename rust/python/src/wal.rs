@@ -13,6 +13,7 @@
 //! before finalization, and the hooks that take the GIL give up instead of
 //! attaching to a finalizing interpreter.
 use std::io::{ErrorKind, Read, Write};
+use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 
 use pyo3::prelude::*;
@@ -117,7 +118,6 @@ impl CompletionQueue {
         // Neither end may block: `drain` reads whatever is there, and a writer thread
         // must never wait on the pipe (it holds at most a few bytes anyway).
         let os = py.import("os")?;
-        use std::os::fd::AsRawFd;
         os.call_method1("set_blocking", (q.reader.as_raw_fd(), false))?;
         os.call_method1("set_blocking", (q.writer.as_raw_fd(), false))?;
         Ok(CompletionQueue { inner: Arc::new(q) })
@@ -125,7 +125,6 @@ impl CompletionQueue {
 
     /// The pipe's read end: readable while completions may be waiting.
     fn fileno(&self) -> i32 {
-        use std::os::fd::AsRawFd;
         self.inner.reader.as_raw_fd()
     }
 
