@@ -112,10 +112,12 @@ class _FailingLog:
 
     def __init__(self) -> None:
         self.queued: list[asyncio.Future[AppendResult]] = []
+        self.lent: list[bool] = []
 
-    def append_async(self, batch: bytes) -> asyncio.Future[AppendResult]:
+    def append_async(self, batch: bytes, *, lend: bool = False) -> asyncio.Future[AppendResult]:
         fut: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
         self.queued.append(fut)
+        self.lent.append(lend)
         return fut
 
 
@@ -136,6 +138,8 @@ def test_a_failed_write_withdraws_its_sequence_so_the_retry_is_accepted():
         failing.queued[1].set_result(AppendResult(0, 1, -1))
         await asyncio.sleep(0)
         assert producers.last_sequence(P, 7) == 1
+        # Produce record sets are lent to the WAL (the request frame is never written).
+        assert failing.lent == [True, True]
 
     asyncio.run(main())
 
