@@ -227,3 +227,60 @@ def test_no_files_for_a_short_log_without_transactions(tmp_path, monkeypatch):
         assert os.path.exists(tmp_path / "t-0" / SNAPSHOT_FILE)
         log.append(plain())
         assert PartitionTxnState(log).load()["from_offset"] == 3
+
+
+def test_a_log_opened_empty_starts_with_the_empty_state_without_reading_it(tmp_path, monkeypatch):
+    """A topic created while the broker runs: its first fetch, after any amount of
+    non-transactional data, takes the empty state instead of scanning every header."""
+    import streamcore.storage.txn_index as txn_index
+    from streamcore.broker.transactions.partitions import TransactionalPartitions
+
+    scans: list[tuple[int, int]] = []
+    real_follow = txn_index._follow
+
+    def counting(log, from_offset, end, ongoing, aborted):
+        scans.append((from_offset, end))
+        return real_follow(log, from_offset, end, ongoing, aborted)
+
+    monkeypatch.setattr(txn_index, "_follow", counting)
+    with Log(tmp_path / "t-0", fsync="never") as log:
+        for _ in range(50):
+            log.append(plain(3))
+        partitions = TransactionalPartitions(lambda topic, partition: log)
+        state = partitions.state("t", 0)
+        assert scans == []
+        assert state.ongoing() == {} and state.aborted() == []
+        assert partitions.lso("t", 0) == log.high_watermark == 150
+        # Later transactional writes are followed as after a load.
+        write(log, state, data(4))  # 150-151
+        assert partitions.lso("t", 0) == 150
+        write(log, state, build_marker(4, 0, commit=False))  # 152
+        assert partitions.lso("t", 0) == 153
+        assert state.aborted() == [AbortedTxn(4, 150, 152, 153)]
+        state.close()
+    # Reopened with data, the log is loaded (scanned) as before, to the same state.
+    with Log(tmp_path / "t-0", fsync="never") as log:
+        again = TransactionalPartitions(lambda topic, partition: log).state("t", 0)
+        assert scans and again.aborted() == [AbortedTxn(4, 150, 152, 153)]
+        again.close()
+
+
+def test_a_log_opened_empty_beside_old_transaction_files_is_loaded(tmp_path):
+    with Log(tmp_path / "t-0", fsync="never") as log:
+        scenario(log, None)
+        PartitionTxnState(log).load()  # writes the files
+    os.rename(tmp_path / "t-0", tmp_path / "old")
+    with Log(tmp_path / "t-0", fsync="never") as log:
+        for name in (INDEX_FILE, SNAPSHOT_FILE):
+            os.replace(tmp_path / "old" / name, tmp_path / "t-0" / name)
+        state = PartitionTxnState(log)
+        # Files of an earlier life: load() must judge and replace them.
+        assert not state.start_if_new()
+        state.load()
+        assert state.aborted() == []
+        state.close()
+    # A log that had data when it was opened is never taken as new.
+    with Log(tmp_path / "t-0", fsync="never") as log:
+        log.append(plain())
+    with Log(tmp_path / "t-0", fsync="never") as log:
+        assert not PartitionTxnState(log).start_if_new()

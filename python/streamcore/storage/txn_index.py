@@ -401,6 +401,29 @@ class PartitionTxnState:
             out.append(AbortedTxn(*fields))
         return out
 
+    def start_if_new(self) -> bool:
+        """Take the empty state without reading the log, when that is certainly its state:
+        the log was empty when it was opened (``recovery_report["end_offset"]`` 0) and no
+        transaction files are in its directory. True when taken; False when
+        :meth:`load` is needed.
+
+        The caller (``TransactionalPartitions.state``) asks only for a log whose state no
+        one has loaded since it was opened, and every transactional write loads the
+        state first, so such a log holds no transactional batch; its scan would find
+        nothing, however long the log has grown meanwhile (a topic created while the
+        broker runs, then produced to, then fetched: the first fetch would otherwise
+        read every batch header on the event loop).
+        """
+        report = getattr(self._log, "recovery_report", None) or {}
+        if report.get("end_offset") != 0:
+            return False
+        if any(os.path.exists(os.path.join(self._dir, f)) for f in (INDEX_FILE, SNAPSHOT_FILE)):
+            return False  # files of an earlier life: load() judges (and replaces) them
+        with self._lock:
+            self._close_file()
+            self._ongoing, self._aborted = {}, []
+        return True
+
     def load(self) -> dict[str, int]:
         """Build the state from the snapshot (when usable) and the log's headers after it,
         then persist it; returns what was done: ``from_offset`` (where the scan began),

@@ -79,6 +79,13 @@ class TransactionalPartitions:
         log = self._log_for(topic, partition)
         if found is not None and found.log is log:
             return found
+        if found is None:
+            # First use of a log opened empty in this process (a topic created while the
+            # broker runs): its state is empty, whatever was produced to it since.
+            fresh = PartitionTxnState(log)
+            if fresh.start_if_new():
+                self._states[key] = fresh
+                return fresh
         # First use, or the log object was replaced (the topic was deleted and created
         # again): load from the log as it is now.
         return self.load(key, log)
