@@ -79,8 +79,14 @@ def test_tiny_run_against_streamcore_reports_sane_figures(tmp_path: Path, capsys
     assert tight["produce_cpu_s"] >= 0 and tight["consume_cpu_s"] >= 0
 
     lat = record["latency"]
-    assert lat["max_records_per_s"] > 0
-    assert lat["offered_records_per_s"] == pytest.approx(lat["max_records_per_s"] / 2)
+    # The default offers every broker half of the lowest maximum, probed before the rounds.
+    probe = report["latency_probes"]["streamcore"]
+    assert probe["max_records_per_s"] > 0 and "error" not in probe
+    assert report["parameters"]["latency_rate_mode"] == "common"
+    assert "half the lowest max rate" in report["markdown"]
+    assert report["parameters"]["latency_rate"] == pytest.approx(probe["max_records_per_s"] / 2)
+    assert lat["max_records_per_s"] == probe["max_records_per_s"]
+    assert lat["offered_records_per_s"] == pytest.approx(probe["max_records_per_s"] / 2)
     assert lat["achieved_records_per_s"] > 0 and lat["records"] >= 1
     _ordered(lat, "produce")
     _ordered(lat, "e2e")
@@ -165,12 +171,46 @@ def test_uninstalled_brokers_are_skipped_with_how_to_get_them(tmp_path: Path, mo
     assert "- noida-db: not installed (pip install noida-db)" in captured.out
 
 
+def test_latency_with_its_own_rate_probes_inside_the_round(tmp_path: Path) -> None:
+    report = _run(
+        tmp_path,
+        ["--brokers", "streamcore", "--workloads", "latency", "--scale", "0.001", "--latency-rate", "own"],
+    )
+    assert report["latency_probes"] == {}
+    assert report["parameters"]["latency_rate"] is None
+    assert report["parameters"]["latency_rate_mode"] == "own"
+    (record,) = report["runs"]["streamcore"]
+    lat = record["latency"]
+    assert "error" not in lat, lat
+    assert lat["max_records_per_s"] > 0
+    assert lat["offered_records_per_s"] == pytest.approx(lat["max_records_per_s"] / 2)
+    assert "half of each broker's own max rate" in report["markdown"]
+
+
+def test_common_latency_rate_is_half_the_lowest_measured_maximum() -> None:
+    probes = {
+        "streamcore": {"max_records_per_s": 600_000.0},
+        "kafka": {"max_records_per_s": 380_000.0},
+        "tansu": {"error": "RuntimeError: exited"},  # not measured: left out, not zero
+    }
+    assert compare.common_latency_rate(probes) == 190_000.0
+    assert compare.common_latency_rate({"tansu": {"error": "x"}}) is None
+    assert compare.common_latency_rate({}) is None
+
+
 def test_unknown_broker_or_workload_is_a_usage_error(capsys) -> None:
-    for argv in (["--brokers", "streamcore,redpanda"], ["--workloads", "soak"], ["--rounds", "0"]):
+    for argv in (
+        ["--brokers", "streamcore,redpanda"],
+        ["--workloads", "soak"],
+        ["--rounds", "0"],
+        ["--latency-rate", "fast"],
+        ["--latency-rate", "0"],
+    ):
         with pytest.raises(SystemExit) as exc:
             compare.main(argv)
         assert exc.value.code == 2
-    assert "choose from" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "choose from" in err and "is not 'common', 'own' or a rate > 0" in err
 
 
 def _fake_report() -> dict[str, Any]:

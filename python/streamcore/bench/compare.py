@@ -17,6 +17,8 @@ matplotlib, an optional extra.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -25,7 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +41,14 @@ from streamcore.bench.peers.workloads import (
     WORKLOADS,
     Settings,
     Target,
+    latency_max_rate,
 )
 from streamcore.bench.processes import ServerProcess, compile_bytecode
 
 __all__ = [
     "add_compare_arguments",
     "add_compare_command",
+    "common_latency_rate",
     "main",
     "markdown_report",
     "medians",
@@ -76,12 +80,15 @@ def _wait_metadata(bootstrap: str, timeout_s: float) -> None:
     raise TimeoutError(f"no Metadata answer within {timeout_s} s ({last})")
 
 
-def _round(peer: Peer, workloads: Sequence[str], settings: Settings, scratch: Path) -> dict[str, Any]:
-    """Start ``peer``, run ``workloads`` on it, stop it; every figure of the round."""
+@contextlib.contextmanager
+def _started(peer: Peer, scratch: Path, record: dict[str, Any]) -> Iterator[Target]:
+    """Start ``peer`` in ``scratch``, yield its :class:`Target` once it answers, stop it.
+
+    Start-up figures, peak RSS, a failure and the exit status go into ``record``.
+    """
     from streamcore.bench.processes import cpu_seconds
 
     assert peer.make is not None
-    record: dict[str, Any] = {"broker": peer.name}
     t0 = time.perf_counter()
     server: ServerProcess = peer.make(scratch)
     record["prepare_s"] = time.perf_counter() - t0
@@ -93,7 +100,21 @@ def _round(peer: Peer, workloads: Sequence[str], settings: Settings, scratch: Pa
         record["startup_s"] = time.perf_counter() - t1
         record["startup_cpu_s"] = cpu_seconds(server.pid)
         record["rss_after_start_bytes"] = server.peak_rss_bytes()
-        target = Target(peer.name, server.bootstrap, server.pid)
+        yield Target(peer.name, server.bootstrap, server.pid)
+        record["peak_rss_bytes"] = server.peak_rss_bytes()
+    except Exception as exc:
+        record["error"] = f"{type(exc).__name__}: {exc}"[:600]
+        _log(f"  {peer.name} failed: {record['error']}")
+    finally:
+        record["exit_status"] = server.stop()
+        # Up to gigabytes per round: keep the logs, drop the data.
+        shutil.rmtree(scratch / "data", ignore_errors=True)
+
+
+def _round(peer: Peer, workloads: Sequence[str], settings: Settings, scratch: Path) -> dict[str, Any]:
+    """Start ``peer``, run ``workloads`` on it, stop it; every figure of the round."""
+    record: dict[str, Any] = {"broker": peer.name}
+    with _started(peer, scratch, record) as target:
         for name in workloads:
             _log(f"  {peer.name}: {name} ...")
             began = time.perf_counter()
@@ -105,15 +126,36 @@ def _round(peer: Peer, workloads: Sequence[str], settings: Settings, scratch: Pa
             figures["wall_s"] = time.perf_counter() - began
             figures["load_average_1m"] = os.getloadavg()[0]
             record[name] = figures
-        record["peak_rss_bytes"] = server.peak_rss_bytes()
-    except Exception as exc:
-        record["error"] = f"{type(exc).__name__}: {exc}"[:600]
-        _log(f"  {peer.name} failed: {record['error']}")
-    finally:
-        record["exit_status"] = server.stop()
-        # Up to gigabytes per round: keep the logs, drop the data.
-        shutil.rmtree(scratch / "data", ignore_errors=True)
     return record
+
+
+def _latency_probes(peers: Sequence[Peer], settings: Settings, root: Path) -> dict[str, dict[str, Any]]:
+    """Each broker's maximum rate for the latency workload, each started on its own.
+
+    The common offered rate is half of the lowest of them: a broker offered half of
+    its *own* maximum would be measured at a load the others never see, and on a small
+    machine a faster broker then loses by sharing the CPUs with busier load generators.
+    """
+    probes: dict[str, dict[str, Any]] = {}
+    for peer in peers:
+        _log(f"[latency probe] {peer.label}")
+        scratch = root / f"{peer.name}-probe-{uuid.uuid4().hex[:6]}"
+        scratch.mkdir()
+        record: dict[str, Any] = {"broker": peer.name}
+        with _started(peer, scratch, record) as target:
+            try:
+                record["max_records_per_s"] = latency_max_rate(target, settings)
+            except Exception as exc:  # a broker that cannot be probed is left out of the minimum
+                record["error"] = f"{type(exc).__name__}: {exc}"[:600]
+                _log(f"  {peer.name}: latency probe failed: {record['error']}")
+        probes[peer.name] = record
+    return probes
+
+
+def common_latency_rate(probes: dict[str, dict[str, Any]]) -> float | None:
+    """Half of the lowest measured maximum in ``probes`` (records/s); None if none was measured."""
+    maxima = [p["max_records_per_s"] for p in probes.values() if p.get("max_records_per_s")]
+    return min(maxima) / 2 if maxima else None
 
 
 def _rotate(items: list[Peer], by: int) -> list[Peer]:
@@ -172,7 +214,7 @@ def run_compare(args: argparse.Namespace) -> int:
             producers=args.producers,
             consumers=args.consumers,
             joins=args.joins,
-            latency_rate=args.latency_rate,
+            latency_rate=args.latency_rate if isinstance(args.latency_rate, float) else None,
             latency_seconds=args.latency_seconds,
             perf_classpath=perf_cp,
             log4j_config=log4j,
@@ -180,6 +222,16 @@ def run_compare(args: argparse.Namespace) -> int:
             fsync=args.fsync,
         )
         runnable = [p for p in peers.values() if p.make is not None]
+        probes: dict[str, dict[str, Any]] = {}
+        if "latency" in workloads and args.latency_rate == "common":
+            probes = _latency_probes(runnable, settings, root)
+            common = common_latency_rate(probes)
+            _log(
+                "latency: no broker's maximum was measured; each is offered half of its own"
+                if common is None
+                else f"latency: every broker is offered {common:,.0f} records/s (half the lowest maximum)"
+            )
+            settings = dataclasses.replace(settings, latency_rate=common)
         runs: dict[str, list[dict[str, Any]]] = {p.name: [] for p in runnable}
         started = time.perf_counter()
         for rnd in range(args.rounds):
@@ -191,6 +243,9 @@ def run_compare(args: argparse.Namespace) -> int:
                 scratch.mkdir()
                 record = _round(peer, workloads, settings, scratch)
                 record.update(round=rnd + 1, slot=slot + 1)
+                if isinstance(record.get("latency"), dict) and peer.name in probes:
+                    # The maximum measured before the rounds, shown beside the common rate.
+                    record["latency"]["max_records_per_s"] = probes[peer.name].get("max_records_per_s")
                 runs[peer.name].append(record)
     load_after = os.getloadavg()
     from streamcore.bench.peers.apache_kafka import KAFKA_VERSION
@@ -208,7 +263,8 @@ def run_compare(args: argparse.Namespace) -> int:
             "joins": args.joins,
             "producers": args.producers,
             "consumers": args.consumers,
-            "latency_rate": args.latency_rate,
+            "latency_rate": settings.latency_rate,
+            "latency_rate_mode": args.latency_rate if isinstance(args.latency_rate, str) else "fixed",
             "latency_seconds": settings.latency_seconds or max(1.0, 10.0 * args.scale),
             "tight_records": scaled(TIGHT_RECORDS, args.scale, 1000),
             "java_records": scaled(JAVA_RECORDS, args.scale, 1000),
@@ -220,6 +276,7 @@ def run_compare(args: argparse.Namespace) -> int:
         "storage": {p.name: p.storage for p in peers.values()},
         "not_run": not_run,
         "skipped": skipped,
+        "latency_probes": probes,
         "medians": medians(runs),
         "runs": runs,
         "load_average": {"before": list(load_before), "after": list(load_after)},
@@ -255,6 +312,15 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _latency_rate(text: str) -> float | str:
+    if text in ("common", "own"):
+        return text
+    try:
+        return positive_float(text)
+    except (ValueError, argparse.ArgumentTypeError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'common', 'own' or a rate > 0") from None
 
 
 def _choices(known: Sequence[str]) -> Any:
@@ -295,8 +361,11 @@ def add_compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--joins", type=positive_int, default=5, help="new groups per round of 'join'")
     p.add_argument(
         "--latency-rate",
-        type=positive_float,
-        help="records/s offered by 'latency' (default: half the maximum measured on each broker)",
+        type=_latency_rate,
+        default="common",
+        help="records/s offered by 'latency'; 'common' (default): every broker is offered half "
+        "of the lowest maximum, measured on each broker before the rounds; 'own': each broker "
+        "half of its own maximum",
     )
     p.add_argument(
         "--latency-seconds", type=positive_float, help="duration of 'latency' (default: 10 s x scale, >= 1)"

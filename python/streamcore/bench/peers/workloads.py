@@ -14,9 +14,9 @@ of values produced. Every loop is bounded in count and in time (``timeout_s``).
   them all back;
 * :func:`java` — Kafka's ProducerPerformance (1 KiB, 4 partitions, acks=1, batch.size
   256 KiB, linger 5 ms) then ConsumerPerformance over the same records;
-* :func:`latency` — the maximum delivery-report rate of 1 KiB records (acks=all,
-  4 partitions), then half of it offered at a fixed pace for a few seconds while a
-  consumer process reads: produce latency (librdkafka's produce() to delivery
+* :func:`latency` — a fixed rate of 1 KiB records (acks=all, 4 partitions; by
+  default half of the maximum delivery-report rate, :func:`latency_max_rate`)
+  offered for a few seconds while a consumer process reads: produce latency (librdkafka's produce() to delivery
   report) and end-to-end latency (receipt minus record timestamp) percentiles. With
   ``Settings.fsync == "always"`` its topics get ``flush.messages=1``, so that Apache
   Kafka too fsyncs each append before answering (streamcore's broker runs with
@@ -58,6 +58,7 @@ __all__ = [
     "java",
     "join",
     "latency",
+    "latency_max_rate",
     "scaled",
     "tight",
 ]
@@ -552,32 +553,43 @@ def _paced_produce(
     }
 
 
-def latency(target: Target, settings: Settings) -> dict[str, Any]:
-    """Half the measured maximum rate, offered at a fixed pace: produce and end-to-end percentiles.
+def latency_max_rate(target: Target, settings: Settings) -> float:
+    """The maximum delivery-report rate of 1 KiB records (acks=all), in records/s.
 
-    The maximum is measured on a topic shaped like the measured one (4 partitions, the
-    same topic settings), so "half" is half of what that topic takes.
+    Measured on a fresh topic shaped like the one :func:`latency` measures (4
+    partitions, the same topic settings), so half of it is half of what that topic takes.
+    """
+    topic_config = FSYNC_ALWAYS_TOPIC_CONFIG if settings.fsync == "always" else {}
+    probe_topic = new_name("compare-probe")
+    create_topic_with_config(
+        target.bootstrap, probe_topic, LATENCY_PARTITIONS, topic_config, settings.timeout_s
+    )
+    probe = run_produce(
+        target.bootstrap,
+        scaled(LATENCY_PROBE_RECORDS, settings.scale, 1000),
+        LATENCY_SIZE,
+        acks="all",
+        linger_ms=LATENCY_LINGER_MS,
+        topic=probe_topic,
+        progress=settings.progress,
+        timeout_s=settings.timeout_s,
+    )
+    return float(probe["msgs_per_s"])
+
+
+def latency(target: Target, settings: Settings) -> dict[str, Any]:
+    """A fixed offered rate: produce and end-to-end percentiles.
+
+    The rate is ``settings.latency_rate`` (``bench compare`` sets it to half of the
+    lowest maximum among the brokers it runs, so that all are offered the same load),
+    or else half of this broker's own maximum (:func:`latency_max_rate`).
     """
     topic_config = FSYNC_ALWAYS_TOPIC_CONFIG if settings.fsync == "always" else {}
     topic = new_name("compare-latency")
     create_topic_with_config(target.bootstrap, topic, LATENCY_PARTITIONS, topic_config, settings.timeout_s)
     max_rate = None
     if settings.latency_rate is None:
-        probe_topic = new_name("compare-probe")
-        create_topic_with_config(
-            target.bootstrap, probe_topic, LATENCY_PARTITIONS, topic_config, settings.timeout_s
-        )
-        probe = run_produce(
-            target.bootstrap,
-            scaled(LATENCY_PROBE_RECORDS, settings.scale, 1000),
-            LATENCY_SIZE,
-            acks="all",
-            linger_ms=LATENCY_LINGER_MS,
-            topic=probe_topic,
-            progress=settings.progress,
-            timeout_s=settings.timeout_s,
-        )
-        max_rate = probe["msgs_per_s"]
+        max_rate = latency_max_rate(target, settings)
         rate = max_rate / 2
     else:
         rate = settings.latency_rate
