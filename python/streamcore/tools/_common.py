@@ -66,6 +66,30 @@ def tool_parser(subparsers: Subparsers, name: str, **kw: Any) -> argparse.Argume
     return p
 
 
+def action_parser(
+    actions: Subparsers,
+    name: str,
+    help: str,
+    examples: str,
+    *,
+    label: str = "examples",
+    connects: bool = True,
+) -> argparse.ArgumentParser:
+    """One action of a tool (``streamcore topics create``...): ``help`` as its help and
+    description, ``examples`` under ``label`` as the epilog and, with ``connects``, the
+    connection options (:func:`add_connection_options`)."""
+    a = tool_parser(
+        actions,
+        name,
+        help=help,
+        description=help[0].upper() + help[1:] + ".",
+        epilog=f"{label}:\n  {examples}\n",
+    )
+    if connects:
+        add_connection_options(a)
+    return a
+
+
 def add_connection_options(p: argparse.ArgumentParser) -> None:
     """Add the options every tool shares: ``--bootstrap``, ``--command-config`` and ``--timeout``."""
     g = p.add_argument_group("connection")

@@ -17,7 +17,7 @@ from typing import Any
 from streamcore.tools._common import (
     Subparsers,
     UsageError,
-    add_connection_options,
+    action_parser,
     client_settings,
     format_table,
     run_tool,
@@ -113,15 +113,7 @@ def add_acls_command(subparsers: Subparsers) -> None:
 
 
 def _action(actions: Subparsers, name: str, help: str, example: str) -> argparse.ArgumentParser:
-    a = tool_parser(
-        actions,
-        name,
-        help=help,
-        description=help[0].upper() + help[1:] + ".",
-        epilog=f"example:\n  {example}\n",
-    )
-    add_connection_options(a)
-    return a
+    return action_parser(actions, name, help, example, label="example")
 
 
 def _principal_options(a: argparse.ArgumentParser, *, required: bool) -> None:

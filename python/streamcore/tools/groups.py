@@ -10,7 +10,7 @@ from streamcore.tools._common import (
     Subparsers,
     ToolError,
     UsageError,
-    add_connection_options,
+    action_parser,
     client_settings,
     format_table,
     run_tool,
@@ -43,7 +43,7 @@ def add_groups_command(subparsers: Subparsers) -> None:
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    a = _action(
+    a = action_parser(
         actions,
         "list",
         "print one group id per line, sorted",
@@ -52,7 +52,7 @@ def add_groups_command(subparsers: Subparsers) -> None:
     a.add_argument("--state", action="store_true", help="print a table GROUP STATE instead")
     a.set_defaults(tool_handler=run_list)
 
-    a = _action(
+    a = action_parser(
         actions,
         "describe",
         "committed offset, log end offset and lag of each partition of a group",
@@ -61,7 +61,7 @@ def add_groups_command(subparsers: Subparsers) -> None:
     a.add_argument("group", metavar="GROUP")
     a.set_defaults(tool_handler=run_describe)
 
-    a = _action(
+    a = action_parser(
         actions,
         "delete",
         "delete groups that have no members (and their committed offsets)",
@@ -70,7 +70,7 @@ def add_groups_command(subparsers: Subparsers) -> None:
     a.add_argument("groups", metavar="GROUP", nargs="+")
     a.set_defaults(tool_handler=run_delete)
 
-    a = _action(
+    a = action_parser(
         actions,
         "reset-offsets",
         "move a group's committed offsets (dry run unless --execute)",
@@ -102,18 +102,6 @@ def add_groups_command(subparsers: Subparsers) -> None:
     a.set_defaults(tool_handler=run_reset_offsets)
 
     p.set_defaults(handler=_dispatch)
-
-
-def _action(actions: Subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
-    a = tool_parser(
-        actions,
-        name,
-        help=help,
-        description=help[0].upper() + help[1:] + ".",
-        epilog=f"examples:\n  {examples}\n",
-    )
-    add_connection_options(a)
-    return a
 
 
 def _dispatch(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from streamcore.tools._common import (
     Subparsers,
     ToolError,
     UsageError,
-    add_connection_options,
+    action_parser,
     client_settings,
     parse_key_values,
     run_tool,
@@ -40,11 +40,11 @@ def add_topics_command(subparsers: Subparsers) -> None:
     )
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
 
-    a = _action(actions, "list", "print one topic name per line, sorted", "streamcore topics list")
+    a = action_parser(actions, "list", "print one topic name per line, sorted", "streamcore topics list")
     a.add_argument("--exclude-internal", action="store_true", help="leave out internal topics")
     a.set_defaults(tool_handler=run_list)
 
-    a = _action(
+    a = action_parser(
         actions,
         "describe",
         "partitions, leaders and the configs set on each topic",
@@ -56,7 +56,7 @@ def add_topics_command(subparsers: Subparsers) -> None:
     )
     a.set_defaults(tool_handler=run_describe)
 
-    a = _action(
+    a = action_parser(
         actions,
         "create",
         "create a topic",
@@ -76,7 +76,7 @@ def add_topics_command(subparsers: Subparsers) -> None:
     a.add_argument("--if-not-exists", action="store_true", help="succeed when the topic already exists")
     a.set_defaults(tool_handler=run_create)
 
-    a = _action(
+    a = action_parser(
         actions,
         "alter",
         "add partitions, set or delete topic configs",
@@ -97,24 +97,12 @@ def add_topics_command(subparsers: Subparsers) -> None:
     )
     a.set_defaults(tool_handler=run_alter)
 
-    a = _action(actions, "delete", "delete topics", "streamcore topics delete events old-events")
+    a = action_parser(actions, "delete", "delete topics", "streamcore topics delete events old-events")
     a.add_argument("names", metavar="NAME", nargs="+")
     a.add_argument("--if-exists", action="store_true", help="succeed when a topic does not exist")
     a.set_defaults(tool_handler=run_delete)
 
     p.set_defaults(handler=_dispatch)
-
-
-def _action(actions: Subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
-    a = tool_parser(
-        actions,
-        name,
-        help=help,
-        description=help[0].upper() + help[1:] + ".",
-        epilog=f"examples:\n  {examples}\n",
-    )
-    add_connection_options(a)
-    return a
 
 
 def _dispatch(args: argparse.Namespace) -> int:

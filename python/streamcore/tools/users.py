@@ -22,6 +22,7 @@ from streamcore.tools._common import (
     Subparsers,
     ToolError,
     UsageError,
+    action_parser,
     add_connection_options,
     client_settings,
     format_table,
@@ -107,13 +108,7 @@ def add_users_command(subparsers: Subparsers) -> None:
 
 
 def _action(actions: Subparsers, name: str, help: str, examples: str) -> argparse.ArgumentParser:
-    a = tool_parser(
-        actions,
-        name,
-        help=help,
-        description=help[0].upper() + help[1:] + ".",
-        epilog=f"examples:\n  {examples}\n",
-    )
+    a = action_parser(actions, name, help, examples, connects=False)
     a.add_argument(
         "--data-dir",
         metavar="DIR",
