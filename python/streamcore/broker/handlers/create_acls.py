@@ -16,6 +16,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from streamcore.broker.authorizer import AclBinding, AclError, AclOperation
+from streamcore.broker.authorizer.checks import acl_admin_refusal
 from streamcore.errors import ErrorCode
 from streamcore.protocol.messages import (
     CreateAclsRequest,
@@ -41,15 +42,10 @@ def _all(request: CreateAclsRequest, code: int, message: str) -> CreateAclsRespo
 
 
 async def handle(state: BrokerState, ctx: RequestContext, request: CreateAclsRequest) -> CreateAclsResponse:
-    authorizer = getattr(state, "authorizer", None)
-    if authorizer is None:
-        code = ErrorCode.SECURITY_DISABLED.code
-        state.metrics.error(code)
-        return _all(request, code, "No Authorizer is configured.")
-    if not authorizer.allows_cluster(ctx, AclOperation.ALTER):
-        code = ErrorCode.CLUSTER_AUTHORIZATION_FAILED.code
-        state.metrics.error(code)
-        return _all(request, code, "Cluster authorization failed.")
+    refused = acl_admin_refusal(state, ctx, AclOperation.ALTER)
+    if refused is not None:
+        return _all(request, *refused)
+    authorizer = state.authorizer
     results: list[CreateAclsResponse_AclCreationResult] = []
     valid: list[tuple[int, AclBinding]] = []
     for i, c in enumerate(request.creations):

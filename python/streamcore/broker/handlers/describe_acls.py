@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from streamcore.broker.authorizer import AclBinding, AclBindingFilter, AclError, AclOperation
-from streamcore.errors import ErrorCode
+from streamcore.broker.authorizer.checks import acl_admin_refusal
 from streamcore.protocol.messages import (
     DescribeAclsRequest,
     DescribeAclsResponse,
@@ -51,17 +51,11 @@ def group_by_resource(bindings: list[AclBinding]) -> list[DescribeAclsResponse_D
 
 
 def handle(state: BrokerState, ctx: RequestContext, request: DescribeAclsRequest) -> DescribeAclsResponse:
-    authorizer = getattr(state, "authorizer", None)
-    if authorizer is None:
-        code = ErrorCode.SECURITY_DISABLED.code
-        state.metrics.error(code)
-        return DescribeAclsResponse(
-            error_code=code, error_message="No Authorizer is configured on the broker"
-        )
-    if not authorizer.allows_cluster(ctx, AclOperation.DESCRIBE):
-        code = ErrorCode.CLUSTER_AUTHORIZATION_FAILED.code
-        state.metrics.error(code)
-        return DescribeAclsResponse(error_code=code, error_message="Cluster authorization failed.")
+    refused = acl_admin_refusal(state, ctx, AclOperation.DESCRIBE)
+    if refused is not None:
+        code, message = refused
+        return DescribeAclsResponse(error_code=code, error_message=message)
+    authorizer = state.authorizer
     try:
         acl_filter = AclBindingFilter.of(
             request.resource_type_filter,
