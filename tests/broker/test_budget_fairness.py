@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from streamcore.broker import handlers
-from streamcore.broker.server import _GRANTS_PER_TURN, _READ_BYTES, KafkaServer, RequestMemory
+from streamcore.broker.request_memory import _GRANTS_PER_TURN, _READ_BYTES, RequestMemory
+from streamcore.broker.server import KafkaServer
 from streamcore.protocol import messages as m
 from streamcore.protocol.headers import ApiKey
 
