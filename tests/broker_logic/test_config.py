@@ -255,19 +255,19 @@ def test_log_level_and_format_are_settings_with_choices():
 
 
 def test_meta_properties_is_written_by_the_atomic_file_helper(tmp_path, monkeypatch):
-    import streamcore.broker.config as config_module
+    import streamcore.broker.cluster_meta as meta_module
 
     written: list[str] = []
-    real = config_module.write_atomic
+    real = meta_module.write_atomic
 
     def spy(path, data):
         written.append(str(path))
         real(path, data)
 
-    monkeypatch.setattr(config_module, "write_atomic", spy)
+    monkeypatch.setattr(meta_module, "write_atomic", spy)
     load_or_create_cluster_id(tmp_path, 0)
     assert written == [str(tmp_path / "meta.properties")]
-    assert not hasattr(config_module, "_fsync_dir")
+    assert not hasattr(meta_module, "_fsync_dir")
 
 
 def test_build_and_test_switches_in_env_are_not_settings():

@@ -22,18 +22,15 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
-import math
 import os
-import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streamcore import _units
-from streamcore._atomic_file import write_atomic
-from streamcore._cluster_id import new_cluster_id
+from streamcore.broker.cluster_meta import load_or_create_cluster_id
+from streamcore.broker.config_values import PARSERS, parse_duration_ms, parse_size_bytes
 from streamcore.errors import ConfigError
 from streamcore.retry import RETRY_ENV_VARS
 
@@ -478,136 +475,6 @@ class BrokerConfig:
         return out
 
 
-# ---------------------------------------------------------------------------
-# value parsing
-
-
-def parse_duration_ms(value: object, setting: str = "duration", allow_forever: bool = False) -> int:
-    """Parse a duration into milliseconds by the rules of :mod:`streamcore._units`.
-
-    Accepts an int (ms) or a string ``<int>[ms|s|m|h|d]`` in any ASCII case (no unit =
-    ms); ``-1`` (forever) only with ``allow_forever``. Raises ConfigError naming
-    ``setting`` when malformed or out of range.
-    """
-    try:
-        return _units.parse_duration_ms(value, setting, allow_forever)
-    except _units.UnitValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def parse_size_bytes(value: object, setting: str = "size", allow_forever: bool = False) -> int:
-    """Parse a size into bytes by the rules of :mod:`streamcore._units`.
-
-    Accepts an int or ``<int>[B|KiB|MiB|GiB|TiB|KB|MB|GB|TB]`` in any ASCII case;
-    ``K``/``M``/``G`` alone are binary (KiB/MiB/GiB); ``-1`` (unlimited) only with
-    ``allow_forever``. Raises ConfigError naming ``setting``.
-    """
-    try:
-        return _units.parse_size_bytes(value, setting, allow_forever)
-    except _units.UnitValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def _parse_int(value: object, setting: str) -> int:
-    if isinstance(value, bool):
-        raise ConfigError(f"{setting}: expected an integer, got {value!r}")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            pass
-    raise ConfigError(f"{setting}: expected an integer, got {value!r}")
-
-
-def _parse_bool(value: object, setting: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        v = value.strip().lower()
-        if v in ("1", "true", "yes", "on"):
-            return True
-        if v in ("0", "false", "no", "off"):
-            return False
-    raise ConfigError(f"{setting}: expected true/false (or 1/0, yes/no, on/off), got {value!r}")
-
-
-def _parse_number(value: object, setting: str) -> float:
-    """A finite decimal number (TOML int or float, or a string such as ``12.5``)."""
-    number: float | None = None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    elif isinstance(value, str):
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
-    if number is None or not math.isfinite(number):
-        raise ConfigError(f"{setting}: expected a number, got {value!r}")
-    return number
-
-
-def _parse_str(value: object, setting: str) -> str:
-    if isinstance(value, str):
-        return value
-    raise ConfigError(f"{setting}: expected a string, got {value!r}")
-
-
-def _list_items(value: object, setting: str) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        return list(value)
-    raise ConfigError(f"{setting}: expected a list of strings or a comma-separated string, got {value!r}")
-
-
-def _parse_list(value: object, setting: str) -> tuple[str, ...]:
-    """A TOML list of strings, or a string of comma-separated items (each list item is
-    split on commas too, so ``--listener A,B`` is two entries)."""
-    out = []
-    for item in _list_items(value, setting):
-        out += [part.strip() for part in item.split(",") if part.strip()]
-    return tuple(out)
-
-
-_PRINCIPAL_START = re.compile(r"^[A-Za-z][A-Za-z0-9_]*:")
-
-
-def _parse_principals(value: object, setting: str) -> tuple[str, ...]:
-    """Principals (``User:alice``) separated by ``;`` or ``,``. Within one string, a piece
-    that does not begin with ``Type:`` continues the previous principal, so a certificate
-    subject such as ``User:CN=app,O=Acme`` stays whole."""
-    out: list[str] = []
-    for item in _list_items(value, setting):
-        first = len(out)
-        for piece in re.split(r"[;,]", item):
-            text = piece.strip()
-            if not text:
-                continue
-            if len(out) > first and not _PRINCIPAL_START.match(text):
-                out[-1] += "," + text
-            else:
-                out.append(text)
-    for principal in out:
-        if not _PRINCIPAL_START.match(principal) or not principal.partition(":")[2]:
-            raise ConfigError(f"{setting}: {principal!r} is not a principal such as User:alice")
-    return tuple(out)
-
-
-_PARSERS = {
-    "int": _parse_int,
-    "number": _parse_number,
-    "duration": parse_duration_ms,
-    "size": parse_size_bytes,
-    "bool": _parse_bool,
-    "str": _parse_str,
-    "choice": _parse_str,
-    "list": _parse_list,
-    "principals": _parse_principals,
-}
-
-
 @dataclass(frozen=True)
 class Setting:
     """One configurable value: its dotted name, kind, env variable, CLI flag and help text."""
@@ -643,7 +510,7 @@ class Setting:
         elif self.kind == "size":
             parsed = parse_size_bytes(value, self.name, allow_forever=forever)
         else:
-            parsed = _PARSERS[self.kind](value, self.name)
+            parsed = PARSERS[self.kind](value, self.name)
         if self.kind == "choice":
             parsed = parsed.strip().lower()
             if parsed not in self.choices:
@@ -1007,43 +874,6 @@ def config_show(cfg: BrokerConfig) -> str:
             )
         lines.append(f"{s.name.ljust(width)} = {shown}  # {cfg.source(s.name)}")
     return "\n".join(lines) + "\n"
-
-
-# ---------------------------------------------------------------------------
-# cluster identity
-
-_META_FILE = "meta.properties"
-
-
-def load_or_create_cluster_id(
-    data_dir: str | os.PathLike[str], node_id: int, configured: str | None = None
-) -> str:
-    """Return the cluster id kept in ``<data_dir>/meta.properties``, creating the file once.
-
-    A configured id that differs from the stored one raises ConfigError (the data
-    belongs to another cluster). The file is written with ``_atomic_file.write_atomic``.
-    """
-    directory = Path(data_dir)
-    directory.mkdir(parents=True, exist_ok=True)
-    meta = directory / _META_FILE
-    if meta.exists():
-        props: dict[str, str] = {}
-        for line in meta.read_text("utf-8").splitlines():
-            if "=" in line and not line.lstrip().startswith("#"):
-                k, v = line.split("=", 1)
-                props[k.strip()] = v.strip()
-        stored = props.get("cluster.id")
-        if not stored:
-            raise ConfigError(f"{meta}: has no cluster.id line; fix or delete the file")
-        if configured is not None and configured != stored:
-            raise ConfigError(
-                f"cluster_id {configured!r} differs from {stored!r} stored in {meta}; "
-                "the data directory belongs to another cluster"
-            )
-        return stored
-    cluster_id = configured or new_cluster_id()
-    write_atomic(meta, f"version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n")
-    return cluster_id
 
 
 def settings_table() -> list[dict[str, Any]]:
