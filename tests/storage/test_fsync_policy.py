@@ -83,3 +83,46 @@ def test_close_writes_the_checkpoint_with_the_final_recovery_point(open_log, tmp
     with open(tmp_path / "p0" / "checkpoint", encoding="utf-8") as f:
         assert f.read().splitlines() == ["version 1", "log_start_offset 0", "recovery_point 14"]
     assert not os.path.exists(tmp_path / "p0" / "checkpoint.tmp")
+
+
+def test_fsync_interval_starts_writeback_every_4_mib_and_the_other_policies_never(open_log, tmp_path):
+    # 1 MiB values: writeback of the active segment starts once 4 MiB have gathered
+    # since the last start (the interval fsync then finds little left to write).
+    batch = make_batch(1, value_size=1 << 20)
+    for fsync in ("interval", "always", "never"):
+        log = open_log(tmp_path / fsync, fsync=fsync, fsync_interval_ms=60_000)
+        for _ in range(10):
+            log.append(batch)
+        starts = log.stats()["writeback_starts"]
+        if fsync == "interval":
+            # After batches 4 and 8 (each a little over 1 MiB with its headers).
+            assert starts == 2, starts
+        else:
+            assert starts == 0, (fsync, starts)
+        # A hint only: every record reads back whole.
+        assert log.high_watermark == 10
+        assert len(log.read(9, 1 << 21)) == len(batch)
+
+
+def test_writeback_counts_from_the_size_at_open_and_from_zero_after_a_roll(open_log, tmp_path):
+    batch = make_batch(1, value_size=1 << 20)
+    path = tmp_path / "p"
+    log = open_log(path, fsync="interval", fsync_interval_ms=60_000)
+    for _ in range(3):
+        log.append(batch)
+    log.close()
+    # Reopened: the 3 MiB already on disk do not count toward the next start.
+    log = open_log(path, fsync="interval", fsync_interval_ms=60_000, segment_bytes=8 * len(batch))
+    for _ in range(3):
+        log.append(batch)
+    assert log.stats()["writeback_starts"] == 0
+    log.append(batch)  # 4 MiB written since the open
+    assert log.stats()["writeback_starts"] == 1
+    log.append(batch)  # the segment now holds 8 batches: full
+    # The next batches start a new segment, counted from its start.
+    for _ in range(3):
+        log.append(batch)
+    assert log.segment_count == 2
+    assert log.stats()["writeback_starts"] == 1
+    log.append(batch)  # the new segment's 4th batch
+    assert log.stats()["writeback_starts"] == 2

@@ -24,6 +24,7 @@ STATS_KEYS = {
     "groups",
     "fsyncs",
     "fsync_total_us",
+    "writeback_starts",
     "bytes_written",
     "backpressure_rejections",
 }

@@ -560,31 +560,26 @@ class KafkaConnection(asyncio.BufferedProtocol):
         try:
             parts = headers.encode_response_parts(ctx.correlation_id, ctx.api_key, ctx.api_version, response)
         except Exception:
-            log.exception(
-                "could not encode the api %d v%d response; closing %s",
-                ctx.api_key,
-                ctx.api_version,
-                self.peer,
-            )
-            self.close(None)
+            self._encoding_failed(ctx)
             return None
         if len(parts) == 1 and isinstance(parts[0], bytes):
             return parts[0]
         return parts
 
     def _encode(self, ctx: RequestContext, response: Any) -> bytes | None:
-        """Frame a response; a response we cannot encode is our bug: log it, close."""
+        """Frame a response (None when it cannot be encoded: see ``_encoding_failed``)."""
         try:
             return headers.encode_response(ctx.correlation_id, ctx.api_key, ctx.api_version, response)
         except Exception:
-            log.exception(
-                "could not encode the api %d v%d response; closing %s",
-                ctx.api_key,
-                ctx.api_version,
-                self.peer,
-            )
-            self.close(None)
+            self._encoding_failed(ctx)
             return None
+
+    def _encoding_failed(self, ctx: RequestContext) -> None:
+        """A response we cannot encode is our bug: log it with its traceback, close."""
+        log.exception(
+            "could not encode the api %d v%d response; closing %s", ctx.api_key, ctx.api_version, self.peer
+        )
+        self.close(None)
 
     def _respond_now(self, data: bytes) -> None:
         if not self._pending:

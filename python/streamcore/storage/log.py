@@ -414,7 +414,7 @@ class Log:
         return self._wal.directory
 
     def stats(self) -> dict[str, int]:
-        """WAL counters: queue_depth, appends, groups, fsyncs, fsync_total_us, bytes_written, backpressure_rejections."""
+        """WAL counters: queue_depth, appends, groups, fsyncs, fsync_total_us, writeback_starts, bytes_written, backpressure_rejections."""
         return dict(self._wal.stats())
 
     # -- maintenance -----------------------------------------------------------

@@ -711,7 +711,9 @@ impl WalLog {
     }
 
     /// Counters: queue_depth (appends queued, not yet written), appends, groups,
-    /// fsyncs, fsync_total_us, bytes_written, backpressure_rejections.
+    /// fsyncs, fsync_total_us, writeback_starts (fsync="interval": one per 4 MiB
+    /// written, when the writer asks the kernel to start writing it out), bytes_written,
+    /// backpressure_rejections.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let s = self.wal().stats();
         let d = PyDict::new(py);
@@ -720,6 +722,7 @@ impl WalLog {
         d.set_item("groups", s.groups)?;
         d.set_item("fsyncs", s.fsyncs)?;
         d.set_item("fsync_total_us", s.fsync_total_us)?;
+        d.set_item("writeback_starts", s.writeback_starts)?;
         d.set_item("bytes_written", s.bytes_written)?;
         d.set_item("backpressure_rejections", s.backpressure_rejections)?;
         Ok(d)

@@ -192,6 +192,7 @@ class WalLog:
             "groups": 0,
             "fsyncs": 0,
             "fsync_total_us": 0,
+            "writeback_starts": 0,
             "bytes_written": 0,
             "backpressure_rejections": 0,
         }
@@ -392,7 +393,7 @@ class WalLog:
         return self._directory
 
     def stats(self) -> dict[str, int]:
-        """Counters: queue_depth (now queued), appends, groups, fsyncs, fsync_total_us, bytes_written, backpressure_rejections."""
+        """Counters: queue_depth (now queued), appends, groups, fsyncs, fsync_total_us, writeback_starts, bytes_written, backpressure_rejections."""
         with self._cond:
             out = {"queue_depth": len(self._queue)}
         out.update(self._stats)

@@ -86,6 +86,9 @@ pub struct WalStats {
     pub fsyncs: u64,
     /// Time spent in fsync rounds (µs).
     pub fsync_total_us: u64,
+    /// Early writeback starts under fsync=interval (one per `WRITEBACK_CHUNK_BYTES`
+    /// written; see `writer::start_writeback`).
+    pub writeback_starts: u64,
     /// Bytes of batches written to segment files.
     pub bytes_written: u64,
     /// Appends refused with backpressure.
@@ -101,6 +104,7 @@ struct Counters {
     groups_led: AtomicU64,
     fsyncs: AtomicU64,
     fsync_total_us: AtomicU64,
+    writeback_starts: AtomicU64,
     bytes_written: AtomicU64,
     backpressure_rejections: AtomicU64,
     /// Smoothed writer time per queued batch (ns), for the throttle suggestion.
@@ -453,6 +457,7 @@ impl Wal {
             groups_led: c.groups_led.load(Ordering::Relaxed),
             fsyncs: c.fsyncs.load(Ordering::Relaxed),
             fsync_total_us: c.fsync_total_us.load(Ordering::Relaxed),
+            writeback_starts: c.writeback_starts.load(Ordering::Relaxed),
             bytes_written: c.bytes_written.load(Ordering::Relaxed),
             backpressure_rejections: c.backpressure_rejections.load(Ordering::Relaxed),
             buffer_pool: self.shared.pools.stats(),

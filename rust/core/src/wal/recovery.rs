@@ -811,6 +811,8 @@ pub(crate) fn open_dir(
                 planner,
                 // segment_ms counts from the first append of this process.
                 first_append: None,
+                // What is on disk at open is the OS's business (or synced already).
+                writeback_from: f.size,
             });
         }
         let max_ts = if is_last {

@@ -187,7 +187,14 @@ pub(crate) struct Active {
     pub planner: IndexPlanner,
     /// When this process first appended to the segment (for segment_ms).
     pub first_append: Option<Instant>,
+    /// Bytes of the segment whose writeback was started (see [`start_writeback`]).
+    pub writeback_from: u64,
 }
+
+/// Under fsync=interval, writeback is started once this many bytes were written since
+/// the last start: large enough for few calls and large I/Os, small enough that the
+/// interval fsync finds little left to write.
+pub(crate) const WRITEBACK_CHUNK_BYTES: u64 = 4 << 20;
 
 /// Files written since the last fsync round, other than the active segment's.
 pub(crate) struct Unsynced {
@@ -619,9 +626,10 @@ impl Writer {
         let append_ms = now_ms();
         let written = self.write_group();
         let synced = written.and_then(|bytes| {
-            let must_sync = self.policy() == FsyncPolicy::Always
-                || !self.flushes.is_empty()
-                || self.interval_fsync_due();
+            // An interval fsync that falls due now waits until this group's outcomes are
+            // delivered (`periodic`, right after): its appends were never promised it, and
+            // a second's worth of dirty pages can take tens of milliseconds to sync.
+            let must_sync = self.policy() == FsyncPolicy::Always || !self.flushes.is_empty();
             if must_sync {
                 self.sync()?;
             }
@@ -759,6 +767,13 @@ impl Writer {
         write_all_vectored(&file, &mut slices)?;
         drop(slices);
         self.dirty = true;
+        let unstarted = self.active.size - self.active.writeback_from;
+        if self.policy() == FsyncPolicy::Interval && unstarted >= WRITEBACK_CHUNK_BYTES {
+            start_writeback(&file, self.active.writeback_from, unstarted);
+            self.active.writeback_from = self.active.size;
+            let c = &self.shared.counters;
+            c.writeback_starts.fetch_add(1, Ordering::Relaxed);
+        }
         if !self.new_index.is_empty() {
             self.scratch.clear();
             index::encode_index(&self.new_index, &mut self.scratch);
@@ -812,6 +827,7 @@ impl Writer {
                 next_offset: base,
                 planner: IndexPlanner::new(base, interval),
                 first_append: None,
+                writeback_from: 0,
             },
         );
         // The old segment's data and indexes are made durable by the next fsync
@@ -870,6 +886,33 @@ impl Writer {
         *lock(&self.shared.close_result) = Some(outcome);
     }
 }
+
+/// Asks the kernel to start writing `len` bytes of `file` from `offset` to disk now,
+/// without waiting (Linux `sync_file_range(SYNC_FILE_RANGE_WRITE)`).
+///
+/// Under fsync=interval the writer fsyncs once a second; without this, that fsync finds
+/// a second's worth of dirty pages (80 MB at 80 MB/s) and the writer, and every append
+/// queued behind it, waits tens of milliseconds for them (produce p99 37 ms at 79,000
+/// records/s of 1 KiB, against 7 ms with it). Started early, every
+/// [`WRITEBACK_CHUNK_BYTES`], the writeback runs beside the appends and the fsync finds
+/// little left. A hint only: durability
+/// still comes from the fsync, so a failure here is ignored (the fsync reports it).
+#[cfg(target_os = "linux")]
+fn start_writeback(file: &File, offset: u64, len: u64) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: a plain system call on a descriptor that `file` keeps open for the call.
+    unsafe {
+        libc::sync_file_range(
+            file.as_raw_fd(),
+            offset as libc::off64_t,
+            len as libc::off64_t,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_writeback(_file: &File, _offset: u64, _len: u64) {}
 
 #[cfg(test)]
 mod linger_tests {
