@@ -58,7 +58,6 @@ logger = logging.getLogger("streamcore.storage")
 
 #: Checkpoints are written at most this often while appends advance the recovery point (s).
 CHECKPOINT_EVERY_S = 1.0
-# os.writev takes at most IOV_MAX buffers per call.
 #: Under fsync="interval", writeback is started once this many bytes were written since
 #: the last start (twin of ``WRITEBACK_CHUNK_BYTES`` in writer.rs, which says why).
 WRITEBACK_CHUNK_BYTES = 4 << 20
@@ -78,6 +77,7 @@ def _libc_sync_file_range() -> object | None:
 _SYNC_FILE_RANGE = _libc_sync_file_range()
 _SYNC_FILE_RANGE_WRITE = 2
 
+# os.writev takes at most IOV_MAX buffers per call.
 _IOV_MAX = min(os.sysconf("SC_IOV_MAX") if hasattr(os, "sysconf") else 1024, 1024)
 _sync_data = getattr(os, "fdatasync", os.fsync)
 
@@ -113,10 +113,9 @@ class Writer:
         #: Data written since the last fsync.
         self.dirty = False
         self.last_fsync = time.monotonic()
-        #: The segment being written and the bytes of it whose writeback was started
-        #: (fsync="interval"; see ``_start_writeback``). None until the first group.
-        self._wb_seg: Segment | None = None
-        self._wb_from = 0
+        #: Bytes of the active segment whose writeback was started (fsync="interval";
+        #: see ``_start_writeback``). None until the first group.
+        self._wb_from: int | None = None
         #: What closing raised (StorageError), for every close() to raise.
         self.close_error: BaseException | None = None
 
@@ -400,12 +399,13 @@ class Writer:
         """Under fsync="interval", ask the kernel to start writing ``seg``'s bytes up to
         ``end`` once ``WRITEBACK_CHUNK_BYTES`` have gathered (a hint: the fsync still
         makes them durable, and reports any failure)."""
-        unstarted = end - self._wb_from
+        start = self._wb_from or 0
+        unstarted = end - start
         if self.log._config.fsync != "interval" or unstarted < WRITEBACK_CHUNK_BYTES:
             return
         if _SYNC_FILE_RANGE is not None:
             with seg.files.use(seg.log_path, WRITE) as fd:
-                _SYNC_FILE_RANGE(fd, self._wb_from, unstarted, _SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
+                _SYNC_FILE_RANGE(fd, start, unstarted, _SYNC_FILE_RANGE_WRITE)  # type: ignore[operator]
         self._wb_from = end
         self.log._stats["writeback_starts"] += 1
 
@@ -444,9 +444,9 @@ class Writer:
         append_time = int(now_ms)
         seg = log._segments[-1]
         pos = seg.size
-        if self._wb_seg is None:
+        if self._wb_from is None:
             # What is on disk at open is the OS's business (or synced already).
-            self._wb_seg, self._wb_from = seg, pos
+            self._wb_from = pos
         next_off = self.next_offset
         interval = cfg.index_interval_bytes
         seg_bytes = cfg.segment_bytes
@@ -479,7 +479,7 @@ class Writer:
                 self._start_writeback(seg, pos)
                 commits.append((seg, entries, pos, next_off))
                 seg = self._roll(seg, next_off)
-                self._wb_seg, self._wb_from = seg, 0
+                self._wb_from = 0
                 pos = 0
                 iov, idx, tidx, entries = [], bytearray(), bytearray(), []
             if seg.first_append_ms is None:
