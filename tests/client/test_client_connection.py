@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
+import socket
+import time
 
 import pytest
 
@@ -239,3 +242,133 @@ def test_producer_keeps_batches_back_while_the_channel_is_full() -> None:
 
     with FakeBroker() as broker:
         asyncio.run(main(broker.bootstrap))
+
+
+class _RecordingTransport:
+    """Stands in for an asyncio transport: keeps what it is given, in order."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes | memoryview) -> None:
+        self.written.append(bytes(data))
+
+    def get_write_buffer_size(self) -> int:
+        return sum(len(w) for w in self.written)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+def _read_all(fd: int) -> bytes:
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return out
+        if not chunk:
+            return out
+        out += chunk
+
+
+def test_frame_in_parts_goes_out_once_in_order_when_the_vectored_write_takes_only_some() -> None:
+    # A non-blocking pipe takes at most its capacity (64 KiB) of the ~300 KB frame in one
+    # writev: the transport must get exactly the rest, starting mid-part.
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    os.set_blocking(write_fd, False)
+    try:
+        conn = BrokerConnection("127.0.0.1", 1)
+        transport = _RecordingTransport()
+        conn._transport = transport  # type: ignore[assignment]
+        conn._fd = write_fd
+        parts = [b"head", b"a" * 100_000, b"mid", b"b" * 200_000, b"tail"]
+        conn._write_parts(parts)
+        through_fd = _read_all(read_fd)
+        assert 0 < len(through_fd) < sum(map(len, parts))
+        assert through_fd + b"".join(transport.written) == b"".join(parts)
+        # Behind queued data nothing may jump the queue: every part goes to the transport.
+        conn._write_parts([b"x", b"y" * 50_000])
+        assert _read_all(read_fd) == b""
+        assert transport.written[-2:] == [b"x", b"y" * 50_000]
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def test_large_produce_request_in_parts_is_written_whole_through_a_small_send_buffer(
+    kafka_bootstrap: str, topic_name: str
+) -> None:
+    from streamcore._impl import record_batch
+    from streamcore.client import AdminClient
+    from streamcore.client import connection as connection_module
+    from streamcore.protocol.messages import (
+        ProduceRequest_PartitionProduceData,
+        ProduceRequest_TopicProduceData,
+    )
+
+    with AdminClient(kafka_bootstrap) as admin:
+        admin.create_topic(topic_name, num_partitions=3)
+    batches = [
+        record_batch.encode_batch([bytes([65 + p]) * 1000 + b"%06d" % i for i in range(250)])
+        for p in range(3)
+    ]
+    assert all(len(b) > 200_000 for b in batches)
+    taken: list[int] = []
+    real_writev = os.writev
+
+    def writev(fd: int, parts: list[bytes]) -> int:
+        n = real_writev(fd, parts)
+        taken.append(n)
+        return n
+
+    async def main() -> None:
+        conn = await BrokerConnection.connect(*_addr(kafka_bootstrap))
+        try:
+            # A small send buffer: the kernel takes only part of the ~750 KB frame at once.
+            sock = conn._transport.get_extra_info("socket")  # type: ignore[union-attr]
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            req = ProduceRequest(
+                transactional_id=None,
+                acks=-1,
+                timeout_ms=30_000,
+                topic_data=[
+                    ProduceRequest_TopicProduceData(
+                        name=topic_name,
+                        partition_data=[
+                            ProduceRequest_PartitionProduceData(index=p, records=b)
+                            for p, b in enumerate(batches)
+                        ],
+                    )
+                ],
+            )
+            written = conn.stats.bytes_written
+            resp = await conn.request(req)
+            assert conn.stats.bytes_written - written > sum(map(len, batches))
+            answers = {p.index: p for t in resp.responses for p in t.partition_responses}
+            assert sorted(answers) == [0, 1, 2]
+            assert all(a.error_code == 0 and a.base_offset == 0 for a in answers.values())
+        finally:
+            conn.close()
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(connection_module.os, "writev", writev)
+    try:
+        asyncio.run(main())
+    finally:
+        mp.undo()
+    assert taken and taken[0] < sum(map(len, batches))
+
+    from streamcore.client import Consumer, TopicPartition
+
+    with Consumer(kafka_bootstrap, auto_offset_reset="earliest", enable_auto_commit=False) as consumer:
+        tps = [TopicPartition(topic_name, p) for p in range(3)]
+        consumer.assign(tps)
+        got: dict[int, list[bytes]] = {0: [], 1: [], 2: []}
+        deadline = time.monotonic() + 20
+        while sum(map(len, got.values())) < 750 and time.monotonic() < deadline:
+            for r in consumer.poll(timeout_ms=200):
+                got[r.partition].append(r.value)
+    for p in range(3):
+        assert got[p] == [bytes([65 + p]) * 1000 + b"%06d" % i for i in range(250)]

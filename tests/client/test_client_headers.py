@@ -99,3 +99,46 @@ def test_frame_splitter_is_the_wire_capability() -> None:
     assert splitter.feed(b"\x00\x00\x00\x02ab\x00\x00") == [b"ab"]
     with pytest.raises(ProtocolError):
         headers.FrameSplitter(3).feed(b"\x00\x00\x00\x04abcd")
+
+
+def _produce_request(batches: list[bytes]) -> m.ProduceRequest:
+    return m.ProduceRequest(
+        transactional_id=None,
+        acks=-1,
+        timeout_ms=30_000,
+        topic_data=[
+            m.ProduceRequest_TopicProduceData(
+                name="t",
+                partition_data=[
+                    m.ProduceRequest_PartitionProduceData(index=i, records=b) for i, b in enumerate(batches)
+                ],
+            )
+        ],
+    )
+
+
+@pytest.mark.parametrize("version", [3, 8, 9, 12])
+def test_request_in_parts_leaves_large_values_out_and_joins_to_the_same_frame(version: int) -> None:
+    big = [bytes([i]) * (40_000 + i) for i in range(3)]
+    small = b"s" * 100
+    req = _produce_request([big[0], small, big[1], big[2]])
+    whole = headers.encode_request(ApiKey.PRODUCE, version, 77, "c", req)
+    parts = headers.encode_request_parts(ApiKey.PRODUCE, version, 77, "c", req, min_out_of_line=32_768)
+    assert b"".join(parts) == whole
+    # Each large batch is a part of its own, the very object the request holds (no
+    # copy); the small one is inside the bytes around them.
+    out_of_line = [p for p in parts if any(p is b for b in big)]
+    assert out_of_line == big
+    # Inline bytes before each of them, and after the last only when fields follow it
+    # (the tagged-field count of flexible versions).
+    assert parts[1::2] == big
+    assert len(parts) == 2 * len(big) + (1 if version >= 9 else 0)
+    assert struct.unpack(">i", parts[0][:4])[0] == len(whole) - 4
+
+
+def test_request_in_parts_without_large_values_is_one_part() -> None:
+    req = _produce_request([b"x" * 1000])
+    parts = headers.encode_request_parts(ApiKey.PRODUCE, 9, 5, "c", req)
+    assert parts == [headers.encode_request(ApiKey.PRODUCE, 9, 5, "c", req)]
+    meta = headers.encode_request_parts(ApiKey.METADATA, 12, 6, "c", m.MetadataRequest(topics=[]))
+    assert meta == [headers.encode_request(ApiKey.METADATA, 12, 6, "c", m.MetadataRequest(topics=[]))]

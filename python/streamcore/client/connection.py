@@ -41,6 +41,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import enum
+import os
 import ssl
 import time
 from collections.abc import Callable
@@ -54,7 +55,7 @@ from streamcore.protocol.headers import (
     ApiKey,
     FrameSplitter,
     decode_response,
-    encode_request,
+    encode_request_parts,
     response_correlation_id,
 )
 from streamcore.protocol.messages import ApiVersionsRequest, SaslAuthenticateRequest, SaslHandshakeRequest
@@ -230,15 +231,24 @@ class ConnectionStats:
 
 
 class _Request:
-    __slots__ = ("cid", "api_key", "version", "frame", "future", "deadline", "decode")
+    __slots__ = ("cid", "api_key", "version", "frame", "size", "future", "deadline", "decode")
 
     def __init__(
-        self, cid: int, api_key: int, version: int, frame: bytes, future: Any, deadline: float, decode: Any
+        self,
+        cid: int,
+        api_key: int,
+        version: int,
+        frame: list[Any],
+        future: Any,
+        deadline: float,
+        decode: Any,
     ):
         self.cid = cid
         self.api_key = api_key
         self.version = version
+        #: The frame as buffers sent back to back (headers.encode_request_parts), and its size.
         self.frame = frame
+        self.size = len(frame[0]) if len(frame) == 1 else sum(len(p) for p in frame)
         self.future = future
         self.deadline = deadline
         self.decode = decode
@@ -324,6 +334,9 @@ class BrokerConnection:
         self.api_versions: dict[int, tuple[int, int]] = {}
         self._transport: asyncio.Transport | None = None
         self._protocol: _Protocol | None = None
+        # The socket's descriptor on a plain TCP connection (-1 otherwise): frames in
+        # several parts are written to it with one vectored write (see _write).
+        self._fd = -1
         self._queues: tuple[collections.deque[_Request], collections.deque[_Request]] = (
             collections.deque(),
             collections.deque(),
@@ -390,6 +403,8 @@ class BrokerConnection:
             import socket
 
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if ctx is None:
+                conn._fd = sock.fileno()
         conn._arm_sweeper()
         try:
             await conn._negotiate()
@@ -610,7 +625,7 @@ class BrokerConnection:
             version = self.version_for(cls)
         cid = self._next_cid
         self._next_cid = (cid + 1) & 0x7FFFFFFF or 1
-        frame = encode_request(api_key, version, cid, self.client_id, msg)
+        frame = encode_request_parts(api_key, version, cid, self.client_id, msg)
         fut = asyncio.get_running_loop().create_future() if expect_response else None
         req = _Request(cid, api_key, version, frame, fut, time.monotonic() + self.request_timeout_s, None)
         if priority is None:
@@ -672,8 +687,12 @@ class BrokerConnection:
         assert self._transport is not None
         if req.future is not None:
             self._pending[req.cid] = req
-        self._transport.write(req.frame)
-        self.stats.bytes_written += len(req.frame)
+        frame = req.frame
+        if len(frame) == 1:
+            self._transport.write(frame[0])
+        else:
+            self._write_parts(frame)
+        self.stats.bytes_written += req.size
         if self.write_log is not None:
             self.write_log.append(req.api_key)
         if req.api_key in self.drop_after_write:
@@ -683,6 +702,35 @@ class BrokerConnection:
             asyncio.get_running_loop().call_soon(
                 self._fail, ConnectionLostError(f"test hook dropped {self.address}")
             )
+
+    def _write_parts(self, parts: list[Any]) -> None:
+        """Send a frame built in parts (a Produce request around its record batches).
+
+        With nothing queued in the transport, one ``writev`` hands the parts to the
+        kernel as they are; the transport then queues only what the socket did not
+        take (one copy of that rest, instead of copying every batch into the frame and
+        the frame into bytes). On TLS, or behind queued data, each part goes through
+        the transport, which sends or queues it in order.
+        """
+        transport = self._transport
+        assert transport is not None
+        sent = 0
+        if self._fd >= 0 and not transport.get_write_buffer_size() and not transport.is_closing():
+            try:
+                sent = os.writev(self._fd, parts)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError:
+                # A broken connection: the transport's own write below meets the same
+                # error and reports it the usual way (connection_lost).
+                sent = 0
+        for part in parts:
+            n = len(part)
+            if sent >= n:
+                sent -= n
+                continue
+            transport.write(memoryview(part)[sent:] if sent else part)
+            sent = 0
 
     def _pump(self) -> None:
         """Write queued frames, high channel first, while the window, the socket and any

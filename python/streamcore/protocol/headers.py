@@ -39,6 +39,7 @@ __all__ = [
     "request_header_is_flexible",
     "encode_request_header",
     "encode_request",
+    "encode_request_parts",
     "response_header_is_flexible",
     "encode_response_header",
     "encode_response",
@@ -195,6 +196,35 @@ def encode_request(
     return w.getvalue_framed()
 
 
+#: Bytes values of at least this many bytes stay out of a request frame built as parts.
+OUT_OF_LINE_MIN_BYTES = 32 * 1024
+
+
+def encode_request_parts(
+    api_key: int,
+    api_version: int,
+    correlation_id: int,
+    client_id: str | None,
+    request_obj: Any,
+    min_out_of_line: int = OUT_OF_LINE_MIN_BYTES,
+) -> list[Any]:
+    """The frame :func:`encode_request` returns, as buffers to send back to back.
+
+    Bytes values of at least ``min_out_of_line`` bytes (a Produce request's record
+    batches) are parts of their own, the very objects the request holds: the frame
+    around them is built without copying them in, and a vectored write hands them to
+    the kernel as they are. Without such values there is one part. The first part
+    starts with the int32 size, which counts every part. Raises as ``encode_request``.
+    """
+    w = _PartsWriter(min_out_of_line)
+    w.int16(api_key)
+    w.int16(api_version)
+    w.int32(correlation_id)
+    w.raw(_request_header_tail(api_key, api_version, client_id))
+    request_obj.encode_into(w, api_version)
+    return _parts(w)
+
+
 # ------------------------------------------------------------------ responses
 
 
@@ -241,28 +271,60 @@ _Writer: Any = wire.Writer
 
 
 class _PartsWriter(_Writer):
-    """A Writer that leaves OutOfLine values out, noting where each belongs."""
+    """A Writer that leaves OutOfLine values out, noting where each belongs; with
+    ``min_buffer`` set, also bytes-like values of at least that many bytes."""
 
-    __slots__ = ("holes",)
+    __slots__ = ("holes", "min_buffer")
 
-    def __init__(self) -> None:
+    def __init__(self, min_buffer: int | None = None) -> None:
         super().__init__()
         #: (bytes written before the value, the value), in order.
-        self.holes: list[tuple[int, OutOfLine]] = []
+        self.holes: list[tuple[int, Any]] = []
+        self.min_buffer = min_buffer
+
+    def _leaves_out(self, b: object) -> bool:
+        if isinstance(b, OutOfLine):
+            return True
+        limit = self.min_buffer
+        return limit is not None and isinstance(b, (bytes, bytearray, memoryview)) and len(b) >= limit
 
     def bytes_(self, b: object) -> None:
-        if isinstance(b, OutOfLine):
-            self.int32(len(b))
+        if self._leaves_out(b):
+            self.int32(len(b))  # type: ignore[arg-type]
             self.holes.append((len(self), b))
         else:
             super().bytes_(b)
 
     def compact_bytes(self, b: object) -> None:
-        if isinstance(b, OutOfLine):
-            self.uvarint(len(b) + 1)
+        if self._leaves_out(b):
+            self.uvarint(len(b) + 1)  # type: ignore[arg-type]
             self.holes.append((len(self), b))
         else:
             super().compact_bytes(b)
+
+
+def _parts(w: _PartsWriter) -> list[Any]:
+    """What ``w`` wrote, as a frame in parts: the inline bytes cut at every hole, with the
+    value left out in between; the int32 size first."""
+    holes = w.holes
+    if not holes:
+        return [w.getvalue_framed()]
+    inline = w.getvalue()
+    size = len(inline) + sum(len(value) for _, value in holes)
+    if size > 0x7FFFFFFF:
+        raise ValueError(f"frame of {size} bytes does not fit an int32 size")
+    parts: list[Any] = []
+    start = 0
+    for at, value in holes:
+        piece = inline[start:at]
+        if not parts:
+            piece = size.to_bytes(4, "big") + piece
+        parts.append(piece)
+        parts.append(value)
+        start = at
+    if start < len(inline):
+        parts.append(inline[start:])
+    return parts
 
 
 def _check_response(api_key: int, response_obj: object) -> None:
@@ -309,25 +371,7 @@ def encode_response_parts(
     if response_header_is_flexible(api_key, api_version):
         w.uvarint(0)
     response_obj.encode_into(w, api_version)  # type: ignore[attr-defined]
-    holes = w.holes
-    if not holes:
-        return [w.getvalue_framed()]
-    inline = w.getvalue()
-    size = len(inline) + sum(len(value) for _, value in holes)
-    if size > 0x7FFFFFFF:
-        raise ValueError(f"frame of {size} bytes does not fit an int32 size")
-    parts: list[bytes | OutOfLine] = []
-    start = 0
-    for at, value in holes:
-        piece = inline[start:at]
-        if not parts:
-            piece = size.to_bytes(4, "big") + piece
-        parts.append(piece)
-        parts.append(value)
-        start = at
-    if start < len(inline):
-        parts.append(inline[start:])
-    return parts
+    return _parts(w)
 
 
 def unsupported_api_versions_response(correlation_id: int) -> bytes:
