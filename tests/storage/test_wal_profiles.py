@@ -77,6 +77,26 @@ def test_a_lone_synchronous_appender_never_waits(twin, tmp_path, fsync):
         assert (wal.stats()["appends"], wal.stats()["groups"]) == (10, 10)
 
 
+@pytest.mark.parametrize("fsync", ["interval", "never"])
+def test_without_an_fsync_per_group_the_writer_never_lingers(twin, tmp_path, fsync):
+    # A burst of appends leaves the writer expecting that many again (its company);
+    # under fsync=always the lone append after it would wait up to max_wait_ms (an
+    # hour here) for them. Without an fsync to save, it is written at once.
+    with twin(str(tmp_path / "p"), fsync=fsync, max_wait_ms=HOUR_MS) as wal:
+        answered = threading.Semaphore(0)
+        for _ in range(50):
+            wal.submit(make_batch(1), lambda r, e: answered.release())
+        for _ in range(50):
+            assert answered.acquire(timeout=PATIENCE_S)
+
+        def lone() -> None:
+            for _ in range(3):
+                wal.append(make_batch(1))
+
+        _run_bounded(lone)
+        assert wal.stats()["appends"] == 53
+
+
 def test_concurrent_appenders_share_groups_and_all_finish_within_the_wait(twin, tmp_path):
     threads_n, each = 4, 25
     with twin(str(tmp_path / "p"), fsync="always", max_wait_ms=1000) as wal:

@@ -24,8 +24,8 @@ class WalProfile(NamedTuple):
     #: Most batches the writer takes into one group (one writev, one fsync).
     max_group_batches: int
     #: Longest the writer lingers for a bigger group, counted from the oldest queued
-    #: append (ms); it lingers only under fsync "always"/"interval" while more
-    #: appenders are expected.
+    #: append (ms); it lingers only under fsync "always" (a bigger group saves
+    #: fsyncs) while more appenders are expected.
     max_wait_ms: int
     #: Bytes of batches queued or being written before append raises
     #: BackpressureError (an empty queue still takes one larger batch).

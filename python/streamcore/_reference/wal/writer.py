@@ -208,15 +208,18 @@ class Writer:
     def linger_deadline(self) -> tuple[float, int] | None:
         """(monotonic time at which to stop lingering, appends to wait for); None: write what is queued now.
 
-        Called with ``log._cond`` held. Waiting can only grow the group when its
-        appenders are still to come: a single synchronous appender has no company
-        (its next append follows the completion of the last), so it never waits;
-        N threads appending in a loop get groups of N, written as soon as the N-th
-        arrives. The wait ends ``max_wait_ms`` after the oldest queued append.
+        Called with ``log._cond`` held. Only under fsync "always", where a bigger
+        group saves fsyncs (under "interval" or "never" it would save only a write
+        call, and the wait held whole bursts of acknowledgements). Waiting can only
+        grow the group when its appenders are still to come: a single synchronous
+        appender has no company (its next append follows the completion of the
+        last), so it never waits; N threads appending in a loop get groups of N,
+        written as soon as the N-th arrives. The wait ends ``max_wait_ms`` after the
+        oldest queued append.
         """
         log = self.log
         cfg = log._config
-        if log._closing or self.flushes or self.backlog or cfg.max_wait_ms == 0 or cfg.fsync == "never":
+        if log._closing or self.flushes or self.backlog or cfg.max_wait_ms == 0 or cfg.fsync != "always":
             return None
         target = min(self.company, cfg.max_group_batches)
         if len(log._queue) - self.flushes >= target or self.oldest is None:

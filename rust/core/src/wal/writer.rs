@@ -362,8 +362,10 @@ impl Writer {
     /// When the writer should stop lingering for more appends, or None to write the
     /// queued ones now.
     ///
-    /// It lingers only when waiting can grow the group: under fsync=always or interval
-    /// (a group saves an fsync or a write call), with no flush or close waiting, no
+    /// It lingers only when waiting can save an fsync: under fsync=always (under
+    /// interval or never a group would save only a write call, and lingering held
+    /// every acknowledgement of a burst of produce requests up to `max_wait_ms`
+    /// whenever fewer appends came than last time), with no flush or close waiting, no
     /// backlog from a full group, and fewer appends queued than were outstanding when
     /// the last group completed (`company`). A single synchronous appender has no
     /// company (its next append comes only after the last one completed), so it never
@@ -374,7 +376,7 @@ impl Writer {
         if q.closing || q.flushes > 0 || self.backlog || cfg.max_wait_ms == 0 {
             return None;
         }
-        if self.policy() == FsyncPolicy::Never {
+        if self.policy() != FsyncPolicy::Always {
             return None;
         }
         let target = self.company.min(cfg.max_group_batches);
