@@ -228,3 +228,44 @@ def test_committed_offsets_survive_a_broker_restart(streamcore_broker_factory: C
     with WireClient(second.bootstrap_servers) as c:
         assert _committed(c, "grp", "durable") == (0, 42, "where I was")
         assert _list_offset(c, "durable", LATEST)[:2] == (0, 50)
+
+
+def test_create_topics_opens_the_new_logs_without_waiting_for_a_produce(
+    broker: Any, client: WireClient
+) -> None:
+    # As in Kafka, a created topic's logs exist before its first write: the first
+    # Produce then does not hold the event loop while files are created and fsynced.
+    create_topic(client, "eager", partitions=3)
+    logs = broker.state.topics.logs
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and not all(logs.get(("eager", p)) for p in range(3)):
+        time.sleep(0.01)
+    assert all(logs.get(("eager", p)) is not None for p in range(3))
+    assert produce(client, "eager", 2, batch([b"a"])).base_offset == 0
+
+    resp = client.request(
+        m.CreateTopicsRequest(
+            topics=[m.CreateTopicsRequest_CreatableTopic(name="dry", num_partitions=2, replication_factor=1)],
+            timeout_ms=10_000,
+            validate_only=True,
+        ),
+        5,
+    )
+    assert resp.topics[0].error_code == 0
+    time.sleep(0.2)
+    assert logs.get(("dry", 0)) is None and logs.get(("dry", 1)) is None
+
+
+def test_a_topic_deleted_while_its_logs_open_leaves_nothing_open(broker: Any, client: WireClient) -> None:
+    for i in range(5):
+        name = f"brief-{i}"
+        create_topic(client, name, partitions=4)
+        resp = client.request(m.DeleteTopicsRequest(topic_names=[name], timeout_ms=10_000), 3)
+        assert resp.responses[0].error_code == 0
+    topics = broker.state.topics
+    # One opener works in order: once this (a deleted topic: nothing to open) is done,
+    # so is every opening queued before it.
+    done = topics.open_soon("brief-0")
+    assert done is not None
+    done.result(timeout=20)
+    assert not [key for key, _ in topics.open_logs() if key[0].startswith("brief-")]

@@ -75,6 +75,8 @@ def handle(state: BrokerState, ctx: RequestContext, request: CreateTopicsRequest
             state.metrics.error(exc.error_code)
             continue
         result.topic_id = info.topic_id.bytes
+        if not request.validate_only:
+            state.topics.open_soon(t.name)
         if version >= 5:
             result.num_partitions = info.partitions
             result.replication_factor = 1
