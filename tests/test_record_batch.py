@@ -268,6 +268,53 @@ def test_encode_accepts_bytearray_and_memoryview_records():
     assert plain == other
 
 
+class _Bytes(bytes):
+    """A bytes subclass: bytes-like, but not the exact type the fast column path reads."""
+
+
+def test_encode_takes_a_list_of_any_mix_of_bytes_like_items_and_nulls():
+    # The native encoder reads a list of exact bytes and None straight from the
+    # objects, and goes the general way as soon as one item is anything else: every
+    # mix must give the batch that plain bytes give, keys as well as values.
+    n = 3000  # above the size at which the encoder releases the GIL
+    kinds = [bytes, _Bytes, bytearray, memoryview]
+    values = [None if i % 7 == 3 else b"v%05d" % i * (i % 5) for i in range(n)]
+    keys = [None if i % 11 == 2 else b"k%d" % i for i in range(n)]
+    expected = codec.encode_batch(values, keys, timestamps_ms=[5] * n)
+    for vk, kk in [(bytes, bytes), (_Bytes, bytes), (bytes, bytearray), (memoryview, _Bytes)]:
+        vs = [v if v is None else vk(v) for v in values]
+        ks = [k if k is None else kk(k) for k in keys]
+        assert codec.encode_batch(vs, ks, timestamps_ms=[5] * n) == expected, (vk, kk)
+    # One odd item at the very end of a list of bytes, or at the start.
+    for kind in kinds:
+        tail = values[:-1] + [kind(b"last")]
+        head = [kind(b"first")] + values[1:]
+        assert codec.decode_batch(codec.encode_batch(tail, keys)).records[-1].value == b"last"
+        assert codec.decode_batch(codec.encode_batch(head, keys)).records[0].value == b"first"
+    # Tuples and other sequences give the same batch as lists.
+    assert codec.encode_batch(tuple(values), tuple(keys), timestamps_ms=[5] * n) == expected
+
+
+def test_encode_does_not_change_or_keep_the_callers_lists():
+    values = [b"a" * 10, None, b"c"]
+    keys = [b"k1", b"k2", None]
+    before = (list(values), list(keys))
+    out = codec.encode_batch(values, keys, timestamps_ms=[1, 2, 3])
+    assert (values, keys) == before
+    values[0] = b"changed"
+    assert [r.value for r in codec.decode_batch(out).records] == [b"a" * 10, None, b"c"]
+
+
+def test_encode_leaves_no_reference_to_its_items_behind():
+    value = bytes(range(200))
+    key = bytes(range(7))
+    counts = (sys.getrefcount(value), sys.getrefcount(key))
+    for _ in range(3):
+        codec.encode_batch([value] * 500, [key] * 500)
+        codec.encode_batch([value, memoryview(value)], [key, None])
+    assert (sys.getrefcount(value), sys.getrefcount(key)) == counts
+
+
 def test_encode_output_is_bytes():
     assert type(sample_batch()) is bytes
 

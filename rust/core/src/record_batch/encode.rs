@@ -37,6 +37,9 @@ pub struct RecordsIn<'a> {
 }
 
 impl RecordsIn<'_> {
+    // The accessors below take the batch's shape as const parameters (see `Shape`): a
+    // column the shape says is absent is never looked at, so the per-record loops of
+    // the common shapes (values only, one timestamp) carry no branches for it.
     #[inline(always)]
     fn timestamp(&self, i: usize) -> i64 {
         match self.timestamps {
@@ -45,16 +48,55 @@ impl RecordsIn<'_> {
         }
     }
     #[inline(always)]
-    fn key(&self, i: usize) -> Option<&[u8]> {
-        self.keys.and_then(|k| k[i])
-    }
-    #[inline(always)]
-    fn headers(&self, i: usize) -> &[Header<'_>] {
-        match self.headers {
-            Some(h) => &h[i],
-            None => &[],
+    fn key<const KEYS: bool>(&self, i: usize) -> Option<&[u8]> {
+        if KEYS {
+            self.keys.and_then(|k| k[i])
+        } else {
+            None
         }
     }
+    #[inline(always)]
+    fn headers<const HEADERS: bool>(&self, i: usize) -> &[Header<'_>] {
+        match self.headers {
+            Some(h) if HEADERS => &h[i],
+            _ => &[],
+        }
+    }
+}
+
+/// Which optional columns a batch has; the per-record loops are compiled once per shape.
+#[derive(Clone, Copy)]
+struct Shape {
+    keys: bool,
+    headers: bool,
+    each_ts: bool,
+}
+
+impl Shape {
+    fn of(records: &RecordsIn<'_>) -> Shape {
+        Shape {
+            keys: records.keys.is_some(),
+            headers: records.headers.is_some(),
+            each_ts: matches!(records.timestamps, Timestamps::Each(_)),
+        }
+    }
+}
+
+/// Calls `$f::<KEYS, HEADERS, EACH_TS>($args)` for the shape of `$records`.
+macro_rules! by_shape {
+    ($f:ident, $records:expr, $($arg:expr),*) => {{
+        let shape = Shape::of($records);
+        match (shape.keys, shape.headers, shape.each_ts) {
+            (false, false, false) => $f::<false, false, false>($($arg),*),
+            (false, false, true) => $f::<false, false, true>($($arg),*),
+            (false, true, false) => $f::<false, true, false>($($arg),*),
+            (false, true, true) => $f::<false, true, true>($($arg),*),
+            (true, false, false) => $f::<true, false, false>($($arg),*),
+            (true, false, true) => $f::<true, false, true>($($arg),*),
+            (true, true, false) => $f::<true, true, false>($($arg),*),
+            (true, true, true) => $f::<true, true, true>($($arg),*),
+        }
+    }};
 }
 
 /// Batch-level fields for encoding.
@@ -133,16 +175,28 @@ fn field_size(f: Option<&[u8]>) -> usize {
 
 /// Size of record `i`'s body (everything after its length varint).
 #[inline(always)]
-fn record_body_size(records: &RecordsIn<'_>, i: usize, first_ts: i64) -> usize {
-    let headers = records.headers(i);
+fn record_body_size<const KEYS: bool, const HEADERS: bool, const EACH_TS: bool>(
+    records: &RecordsIn<'_>,
+    i: usize,
+    first_ts: i64,
+) -> usize {
     let mut size = 1
-        + varint::varint_size(records.timestamp(i).wrapping_sub(first_ts))
         + varint::varint_size(i as i64)
-        + field_size(records.key(i))
-        + field_size(records.values[i])
-        + varint::varint_size(headers.len() as i64);
-    for h in headers {
-        size += field_size(Some(h.key)) + field_size(h.value);
+        + field_size(records.key::<KEYS>(i))
+        + field_size(records.values[i]);
+    size += if EACH_TS {
+        varint::varint_size(records.timestamp(i).wrapping_sub(first_ts))
+    } else {
+        1 // every record has the batch's timestamp: a delta of 0
+    };
+    if HEADERS {
+        let headers = records.headers::<HEADERS>(i);
+        size += varint::varint_size(headers.len() as i64);
+        for h in headers {
+            size += field_size(Some(h.key)) + field_size(h.value);
+        }
+    } else {
+        size += 1; // a header count of 0
     }
     size
 }
@@ -155,6 +209,26 @@ fn check_len(what: &str, i: usize, b: Option<&[u8]>) -> Result<(), CodecError> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// Size of the records region; an error names the first record too large to encode.
+fn records_len<const KEYS: bool, const HEADERS: bool, const EACH_TS: bool>(
+    records: &RecordsIn<'_>,
+    first_ts: i64,
+) -> Result<usize, CodecError> {
+    let mut records_len = 0usize;
+    for i in 0..records.values.len() {
+        let body = record_body_size::<KEYS, HEADERS, EACH_TS>(records, i, first_ts);
+        if body > i32::MAX as usize {
+            check_len("key", i, records.key::<KEYS>(i))?;
+            check_len("value", i, records.values[i])?;
+            return Err(CodecError::InvalidArgument(format!(
+                "record {i} is {body} bytes, more than a record can hold"
+            )));
+        }
+        records_len += varint::varint_size(body as i64) + body;
+    }
+    Ok(records_len)
 }
 
 /// Checks the columns and computes sizes and timestamps.
@@ -190,18 +264,7 @@ pub fn plan(records: &RecordsIn<'_>) -> Result<EncodePlan, CodecError> {
             (ts[0], ts.iter().copied().max().unwrap_or(ts[0]))
         }
     };
-    let mut records_len = 0usize;
-    for i in 0..n {
-        let body = record_body_size(records, i, first_ts);
-        if body > i32::MAX as usize {
-            check_len("key", i, records.key(i))?;
-            check_len("value", i, records.values[i])?;
-            return Err(CodecError::InvalidArgument(format!(
-                "record {i} is {body} bytes, more than a record can hold"
-            )));
-        }
-        records_len += varint::varint_size(body as i64) + body;
-    }
+    let records_len = by_shape!(records_len, records, records, first_ts)?;
     if records_len > (i32::MAX as usize) - MIN_BATCH_LENGTH as usize {
         return Err(CodecError::InvalidArgument(format!(
             "records take {records_len} bytes, more than one batch can hold"
@@ -232,22 +295,41 @@ fn put_field(out: &mut [u8], mut p: usize, f: Option<&[u8]>) -> usize {
 
 /// Writes the records region into `out` (exactly `plan.records_len` bytes).
 fn write_records(records: &RecordsIn<'_>, plan: &EncodePlan, out: &mut [u8]) {
+    by_shape!(write_records_of, records, records, plan, out)
+}
+
+fn write_records_of<const KEYS: bool, const HEADERS: bool, const EACH_TS: bool>(
+    records: &RecordsIn<'_>,
+    plan: &EncodePlan,
+    out: &mut [u8],
+) {
     let first_ts = plan.first_timestamp;
     let mut p = 0usize;
     for i in 0..plan.record_count {
-        let body = record_body_size(records, i, first_ts);
+        let body = record_body_size::<KEYS, HEADERS, EACH_TS>(records, i, first_ts);
         p += varint::write_varint(&mut out[p..], body as i64);
         out[p] = 0; // record attributes: unused
         p += 1;
-        p += varint::write_varint(&mut out[p..], records.timestamp(i).wrapping_sub(first_ts));
+        if EACH_TS {
+            let delta = records.timestamp(i).wrapping_sub(first_ts);
+            p += varint::write_varint(&mut out[p..], delta);
+        } else {
+            out[p] = 0; // a timestamp delta of 0
+            p += 1;
+        }
         p += varint::write_varint(&mut out[p..], i as i64);
-        p = put_field(out, p, records.key(i));
+        p = put_field(out, p, records.key::<KEYS>(i));
         p = put_field(out, p, records.values[i]);
-        let headers = records.headers(i);
-        p += varint::write_varint(&mut out[p..], headers.len() as i64);
-        for h in headers {
-            p = put_field(out, p, Some(h.key));
-            p = put_field(out, p, h.value);
+        if HEADERS {
+            let headers = records.headers::<HEADERS>(i);
+            p += varint::write_varint(&mut out[p..], headers.len() as i64);
+            for h in headers {
+                p = put_field(out, p, Some(h.key));
+                p = put_field(out, p, h.value);
+            }
+        } else {
+            out[p] = 0; // no headers
+            p += 1;
         }
     }
     debug_assert_eq!(p, out.len());

@@ -22,16 +22,49 @@ const COMPRESSION_COST: usize = 4;
 /// A key, value or header value: null, a `bytes` object, or a buffer export.
 enum Field<'py> {
     Null,
-    Bytes(Bound<'py, PyBytes>),
+    /// The object, with its data's address and length read once when it was taken.
+    Bytes {
+        _owner: Bound<'py, PyBytes>,
+        data: *const u8,
+        len: usize,
+    },
     View(ByteView<'py>),
 }
 
-impl Field<'_> {
+impl<'py> Field<'py> {
+    /// A `bytes` object's field. Its data is read from the object's struct rather than
+    /// through `PyBytes_AsString`/`PyBytes_Size`, two type-checked calls per record
+    /// that were a fifth of encoding a batch of 100-byte values.
+    #[inline(always)]
+    fn bytes(b: Bound<'py, PyBytes>) -> Self {
+        let obj = b.as_ptr();
+        // SAFETY: `b` is a bytes object (or a subclass, whose layout starts with
+        // PyBytesObject), so its data starts at ob_sval and is Py_SIZE bytes long; both
+        // stay valid while the object lives, which `Field` ensures by owning it.
+        let (data, len) = unsafe {
+            (
+                (*obj.cast::<pyo3::ffi::PyBytesObject>())
+                    .ob_sval
+                    .as_ptr()
+                    .cast::<u8>(),
+                pyo3::ffi::Py_SIZE(obj) as usize,
+            )
+        };
+        Field::Bytes {
+            _owner: b,
+            data,
+            len,
+        }
+    }
+
     #[inline(always)]
     fn slice(&self) -> Option<&[u8]> {
         match self {
             Field::Null => None,
-            Field::Bytes(b) => Some(b.as_bytes()),
+            // SAFETY: see `Field::bytes`; the object is held by `self`.
+            Field::Bytes { data, len, .. } => {
+                Some(unsafe { std::slice::from_raw_parts(*data, *len) })
+            }
             Field::View(v) => Some(v.as_slice()),
         }
     }
@@ -44,7 +77,7 @@ fn field<'py>(obj: Bound<'py, PyAny>, what: &str) -> PyResult<Field<'py>> {
         return Ok(Field::Null);
     }
     let obj = match obj.cast_into_exact::<PyBytes>() {
-        Ok(b) => return Ok(Field::Bytes(b)),
+        Ok(b) => return Ok(Field::bytes(b)),
         Err(e) => e.into_inner(),
     };
     if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyByteArray>() {
@@ -54,7 +87,7 @@ fn field<'py>(obj: Bound<'py, PyAny>, what: &str) -> PyResult<Field<'py>> {
         return match ByteView::new(&obj) {
             Ok(v) => Ok(Field::View(v)),
             // A strided memoryview: take its bytes, like memoryview.tobytes().
-            Err(_) => Ok(Field::Bytes(
+            Err(_) => Ok(Field::bytes(
                 obj.call_method0("tobytes")?.cast_into::<PyBytes>()?,
             )),
         };
@@ -79,6 +112,85 @@ fn items<'py>(seq: &Bound<'py, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         out.push(it?);
     }
     Ok(out)
+}
+
+/// The keys or values of a batch, owned while the codec borrows their bytes.
+enum Column<'py> {
+    /// Every item is exactly `bytes` or None: the slices were read straight from a
+    /// private copy of the caller's list, which owns every object they point into (the
+    /// caller's list may change while the GIL is released).
+    Direct {
+        _items: Bound<'py, PyList>,
+        slices: Vec<Option<&'py [u8]>>,
+    },
+    /// Any other bytes-like items, one owned `Field` each.
+    Fields(Vec<Field<'py>>),
+}
+
+impl<'py> Column<'py> {
+    /// The items of `seq` (each bytes-like or None; `what` names them in a TypeError).
+    ///
+    /// A list of `bytes` takes the direct form: copying the list takes every reference
+    /// in one call, and each item's type, length and data are then read from its
+    /// struct, where a `Field` per item (a reference, a type check and two API calls
+    /// to reach the data) was about half the time of encoding 100-byte values.
+    fn of(seq: &Bound<'py, PyAny>, what: &str) -> PyResult<Self> {
+        if let Ok(list) = seq.cast::<PyList>() {
+            if let Some(direct) = Self::direct(list) {
+                return Ok(direct);
+            }
+        }
+        let fields = items(seq)?
+            .into_iter()
+            .map(|v| field(v, what))
+            .collect::<PyResult<_>>()?;
+        Ok(Column::Fields(fields))
+    }
+
+    fn direct(list: &Bound<'py, PyList>) -> Option<Self> {
+        let items = list.get_slice(0, list.len());
+        let n = items.len();
+        let mut slices = Vec::with_capacity(n);
+        // SAFETY: `items` is a list nobody else can reach, so its n item pointers stay
+        // valid and owned by it while the column lives. An item whose type is exactly
+        // `bytes` has its data at ob_sval, Py_SIZE bytes long, for as long as it lives.
+        unsafe {
+            let ob_item = (*items.as_ptr().cast::<pyo3::ffi::PyListObject>()).ob_item;
+            let none = pyo3::ffi::Py_None();
+            let bytes_type = std::ptr::addr_of_mut!(pyo3::ffi::PyBytes_Type);
+            for i in 0..n {
+                let obj = *ob_item.add(i);
+                if obj == none {
+                    slices.push(None);
+                } else if pyo3::ffi::Py_TYPE(obj) == bytes_type {
+                    let data = (*obj.cast::<pyo3::ffi::PyBytesObject>()).ob_sval.as_ptr();
+                    let len = pyo3::ffi::Py_SIZE(obj) as usize;
+                    slices.push(Some(std::slice::from_raw_parts(data.cast::<u8>(), len)));
+                } else {
+                    return None;
+                }
+            }
+        }
+        Some(Column::Direct {
+            _items: items,
+            slices,
+        })
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Column::Direct { slices, .. } => slices.len(),
+            Column::Fields(f) => f.len(),
+        }
+    }
+
+    /// One slice per item (None for a null), borrowed from the column.
+    fn slices(&self) -> std::borrow::Cow<'_, [Option<&[u8]>]> {
+        match self {
+            Column::Direct { slices, .. } => std::borrow::Cow::Borrowed(slices),
+            Column::Fields(f) => std::borrow::Cow::Owned(f.iter().map(Field::slice).collect()),
+        }
+    }
 }
 
 fn length_mismatch(name: &str, got: usize, n: usize) -> PyErr {
@@ -220,13 +332,15 @@ pub(super) fn encode_batch<'py>(
     compression_level: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let codec = parse_codec(compression)?;
-    let value_objs = items(values)?;
-    let n = value_objs.len();
+    // Phase 1: own every input object (so the slices below stay valid with the GIL
+    // released) and check types.
+    let value_src = Column::of(values, "value")?;
+    let n = value_src.len();
     if n == 0 {
         return Err(to_pyerr(CodecError::EmptyBatch));
     }
-    let key_objs = match keys {
-        Some(k) if !k.is_none() => Some(items(k)?),
+    let key_src = match keys {
+        Some(k) if !k.is_none() => Some(Column::of(k, "key")?),
         _ => None,
     };
     let header_objs = match headers {
@@ -237,11 +351,12 @@ pub(super) fn encode_batch<'py>(
         Some(t) if !t.is_none() => Some(items(t)?),
         _ => None,
     };
-    for (name, seq) in [
-        ("keys", &key_objs),
-        ("headers", &header_objs),
-        ("timestamps_ms", &ts_objs),
-    ] {
+    if let Some(k) = &key_src {
+        if k.len() != n {
+            return Err(length_mismatch("keys", k.len(), n));
+        }
+    }
+    for (name, seq) in [("headers", &header_objs), ("timestamps_ms", &ts_objs)] {
         if let Some(s) = seq {
             if s.len() != n {
                 return Err(length_mismatch(name, s.len(), n));
@@ -261,22 +376,6 @@ pub(super) fn encode_batch<'py>(
         partition_leader_epoch,
     };
 
-    // Phase 1: own every input object (so the slices below stay valid with the GIL
-    // released) and check types.
-    let mut value_src = Vec::with_capacity(n);
-    for v in value_objs {
-        value_src.push(field(v, "value")?);
-    }
-    let key_src = match key_objs {
-        Some(ks) => {
-            let mut out = Vec::with_capacity(n);
-            for k in ks {
-                out.push(field(k, "key")?);
-            }
-            Some(out)
-        }
-        None => None,
-    };
     let mut header_src = Vec::new();
     let header_counts = match header_objs {
         Some(hs) => {
@@ -298,10 +397,8 @@ pub(super) fn encode_batch<'py>(
     };
 
     // Phase 2: borrowed slices.
-    let values_sl: Vec<Option<&[u8]>> = value_src.iter().map(Field::slice).collect();
-    let keys_sl: Option<Vec<Option<&[u8]>>> = key_src
-        .as_ref()
-        .map(|ks| ks.iter().map(Field::slice).collect());
+    let values_sl = value_src.slices();
+    let keys_sl = key_src.as_ref().map(Column::slices);
     let headers_sl: Option<Vec<Vec<rb::Header<'_>>>> = match &header_counts {
         Some(counts) => {
             let mut all = Vec::with_capacity(n);
