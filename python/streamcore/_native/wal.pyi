@@ -62,6 +62,10 @@ class WalLog:
     def read(self, offset: int, max_bytes: int) -> bytes: ...
     def read_spans(self, offset: int, max_bytes: int) -> list[tuple[str, int, int]]:
         """(segment file path, position, length) runs covering what ``read`` returns."""
+    def file_ranges(
+        self, offset: int, max_bytes: int, stop_before: int | None = None, nowait: bool = False
+    ) -> tuple[list[tuple[int, int, int]], int, int] | None:
+        """``read``'s batches as ([(fd, position, length)], records, end_offset); fds are the caller's."""
     def offset_for_timestamp(self, ts_ms: int) -> tuple[int, int] | None: ...
     def apply_retention(
         self, retention_ms: int | None, retention_bytes: int | None, now_ms: int | None = None

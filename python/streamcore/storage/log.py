@@ -349,6 +349,22 @@ class Log:
         """(segment file path, byte position, length) runs covering exactly what ``read`` returns (for sendfile)."""
         return self._wal.read_spans(offset, max_bytes)
 
+    def file_ranges(
+        self, offset: int, max_bytes: int, stop_before: int | None = None, nowait: bool = False
+    ) -> tuple[list[tuple[int, int, int]], int, int] | None:
+        """What ``read`` returns as open file ranges for sendfile, found in one walk.
+
+        ``([(fd, position, length), ...], records, end_offset)``: each ``fd`` is a new
+        descriptor the caller owns (it keeps its file readable after retention or a
+        compaction swap); ``records`` counts the records, ``end_offset`` is the offset
+        after the last batch. ``stop_before`` ends the ranges before the first batch at
+        or above it (read_committed). None when nothing is to be sent from files (at the
+        high watermark, nothing below ``stop_before``, a header that is not a v2 batch's, a file cut short).
+        ``nowait``: batch headers only from the page cache; BlockingIOError when one is
+        not there, OSError (EOPNOTSUPP, EINVAL, ENOSYS) when that cannot be asked here.
+        """
+        return self._wal.file_ranges(offset, max_bytes, stop_before, nowait)
+
     def batch_headers(self, from_offset: int | None = None) -> Iterator[BatchHeader]:
         """The header of every batch from the one containing ``from_offset`` to the high watermark.
 

@@ -20,8 +20,8 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 
 use streamcore_core::wal::{
-    AppendOutcome, AppendResult, Completion, FsyncPolicy, Wal, WalConfig, WalHooks, WriterPool,
-    DEFAULT_MEMORY_BUDGET_BYTES,
+    AppendOutcome, AppendResult, Completion, FileRangesOutcome, FsyncPolicy, Wal, WalConfig,
+    WalHooks, WriterPool, DEFAULT_MEMORY_BUDGET_BYTES,
 };
 
 use crate::buffer::{ByteView, HeldView};
@@ -103,6 +103,9 @@ impl QueueInner {
 pub struct CompletionQueue {
     inner: Arc<QueueInner>,
 }
+
+/// `file_ranges`'s answer: ([(fd, position, length)], records, end_offset).
+type FileRangesTuple = (Vec<(i32, u64, u64)>, i64, i64);
 
 #[pymethods]
 impl CompletionQueue {
@@ -568,6 +571,55 @@ impl WalLog {
             .into_iter()
             .map(|s| (s.path.to_string_lossy().into_owned(), s.position, s.length))
             .collect())
+    }
+
+    /// file_ranges(offset, max_bytes, stop_before=None, nowait=False)
+    ///     -> tuple[list[tuple[int, int, int]], int, int] | None
+    ///
+    /// What ``read(offset, max_bytes)`` returns as ranges of segment files, for
+    /// ``os.sendfile``: ``([(fd, position, length), ...], records, end_offset)``.
+    /// Each ``fd`` is a new descriptor the caller owns and must close; it keeps its
+    /// file readable even after the segment is deleted or replaced. ``stop_before``
+    /// ends the ranges before the first batch whose base offset is at or above it.
+    /// None when there is nothing to send from files (at the high watermark, nothing
+    /// below ``stop_before``, a header that is not a v2 batch's, a file cut short). With ``nowait``,
+    /// headers are read only from the page cache: BlockingIOError when one is not
+    /// there, OSError (EOPNOTSUPP, EINVAL or ENOSYS) when the kernel or file system
+    /// cannot say. StorageError, LogOfflineError and OffsetOutOfRangeError as ``read``.
+    #[pyo3(signature = (offset, max_bytes, stop_before = None, nowait = false))]
+    fn file_ranges(
+        &self,
+        py: Python<'_>,
+        offset: i64,
+        max_bytes: i64,
+        stop_before: Option<i64>,
+        nowait: bool,
+    ) -> PyResult<Option<FileRangesTuple>> {
+        let wal = self.wal();
+        // Even a nowait walk may wait for the log's state lock.
+        let outcome = gil::run(py, Work::Blocking, || {
+            wal.file_ranges(offset, max_bytes, stop_before, nowait)
+        })
+        .map_err(to_pyerr)?;
+        match outcome {
+            FileRangesOutcome::Ranges(found) => {
+                let ranges = found
+                    .ranges
+                    .into_iter()
+                    .map(|(file, position, length)| {
+                        (std::os::fd::IntoRawFd::into_raw_fd(file), position, length)
+                    })
+                    .collect();
+                Ok(Some((ranges, found.records, found.end_offset)))
+            }
+            FileRangesOutcome::Unsuitable => Ok(None),
+            // OSError(errno, text): Python maps EAGAIN to BlockingIOError itself, and
+            // the caller tells a refused flag by its errno.
+            FileRangesOutcome::NoWait(e) => Err(pyo3::exceptions::PyOSError::new_err((
+                e.raw_os_error().unwrap_or(0),
+                e.to_string(),
+            ))),
+        }
     }
 
     /// (base offset, max timestamp) of the first batch whose max timestamp >= `ts_ms`;

@@ -37,6 +37,7 @@ below with a leading underscore), as their Rust twins work on ``Shared``.
 
 from __future__ import annotations
 
+import errno
 import functools
 import logging
 import os
@@ -97,6 +98,11 @@ def check_append_header(batch: bytes | bytearray | memoryview) -> int:
             f"lastOffsetDelta at byte {LAST_OFFSET_DELTA_AT} is negative ({last_delta})"
         )
     return last_delta
+
+
+# Errors of a nowait read that say only that it cannot be done without waiting or at
+# all (RWF_NOWAIT unknown here): the caller walks again without it.
+_NOWAIT_REFUSALS = frozenset({errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS})
 
 
 class WalLog:
@@ -299,6 +305,39 @@ class WalLog:
         with self._lock:
             self._check_readable()
             return [(seg.log_path, pos, length) for seg, pos, length in self._spans(offset, max_bytes)]
+
+    def file_ranges(
+        self, offset: int, max_bytes: int, stop_before: int | None = None, nowait: bool = False
+    ) -> tuple[list[tuple[int, int, int]], int, int] | None:
+        """What ``read(offset, max_bytes)`` returns as ``([(fd, position, length), ...],
+        records, end_offset)``, each ``fd`` a new descriptor the caller closes.
+
+        Located and opened under the state lock, so a compaction swap or retention cannot
+        come in between (a descriptor keeps its file readable after the segment goes).
+        ``stop_before`` ends the ranges before the first batch at or above it. None when
+        nothing is to be sent from files (at the high watermark, nothing below
+        ``stop_before``, a header that is not a v2 batch's, a file cut short). ``nowait``: headers only
+        from the page cache, else BlockingIOError (or OSError EOPNOTSUPP/EINVAL/ENOSYS
+        where that cannot be asked). Other errors as ``read``.
+        """
+        with self._lock:
+            self._check_readable()
+            try:
+                spans = read.find_spans(
+                    self._segments,
+                    self._bases,
+                    self._log_start,
+                    self._hw,
+                    self._directory,
+                    offset,
+                    max_bytes,
+                    nowait,
+                )
+                return read.file_ranges(spans, stop_before, nowait)
+            except OSError as exc:
+                if nowait and (isinstance(exc, BlockingIOError) or exc.errno in _NOWAIT_REFUSALS):
+                    raise
+                raise error.StorageError(f"{self._directory}: reading a segment: {exc}") from exc
 
     def offset_for_timestamp(self, ts_ms: int) -> tuple[int, int] | None:
         """(base offset, max timestamp) of the first batch whose max timestamp >= ``ts_ms``; None if none."""

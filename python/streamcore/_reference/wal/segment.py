@@ -12,6 +12,7 @@ A segment holds paths, not descriptors: its files come from the pool's
 
 from __future__ import annotations
 
+import errno
 import os
 from bisect import bisect_right
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 from streamcore._reference._batch_header import LOG_OVERHEAD, PREFIX, PREFIX_SIZE
 from streamcore._reference.wal.files import READ, FileCache
 
-__all__ = ["SEGMENT_SUFFIXES", "Segment", "iter_headers", "list_segment_bases", "segment_path"]
+__all__ = ["SEGMENT_SUFFIXES", "Segment", "iter_headers", "list_segment_bases", "pread", "segment_path"]
 
 #: The files of one segment, by suffix.
 SEGMENT_SUFFIXES = (".log", ".index", ".timeindex")
@@ -43,15 +44,34 @@ def list_segment_bases(directory: str) -> list[int]:
     return bases
 
 
-def iter_headers(fd: int, pos: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
+def pread(fd: int, size: int, pos: int, nowait: bool = False) -> bytes:
+    """``os.pread``; with ``nowait``, only from the page cache (Linux's RWF_NOWAIT).
+
+    A nowait read that would wait for the disk raises BlockingIOError; where the flag
+    is unknown to this ``os`` module, kernel or file system, OSError (EOPNOTSUPP,
+    EINVAL or ENOSYS) says so.
+    """
+    if not nowait:
+        return os.pread(fd, size, pos)
+    flag = getattr(os, "RWF_NOWAIT", None)
+    if flag is None:
+        raise OSError(errno.EOPNOTSUPP, "this platform has no RWF_NOWAIT")
+    buf = bytearray(size)
+    n = os.preadv(fd, [buf], pos, flag)
+    return bytes(buf[:n])
+
+
+def iter_headers(
+    fd: int, pos: int, end: int, nowait: bool = False
+) -> Iterator[tuple[int, int, int, int, int]]:
     """Yield (position, base_offset, total_size, last_offset_delta, max_timestamp) from ``pos`` to ``end``.
 
     Only for committed, already validated bytes (the writer checked framing on
-    append, recovery checked CRCs): sizes are trusted.
+    append, recovery checked CRCs): sizes are trusted. ``nowait``: see :func:`pread`.
     """
     unpack = PREFIX.unpack_from
     while pos < end:
-        buf = os.pread(fd, min(_WALK_CHUNK, end - pos), pos)
+        buf = pread(fd, min(_WALK_CHUNK, end - pos), pos, nowait)
         n = len(buf)
         if n < PREFIX_SIZE:
             return
@@ -163,10 +183,13 @@ class Segment:
         i = bisect_right(self.idx_rel, offset - self.base) - 1
         return self.idx_pos[i] if i >= 0 else 0
 
-    def find_batch(self, offset: int) -> int | None:
-        """File position of the committed batch containing ``offset``; None if past the end."""
+    def find_batch(self, offset: int, nowait: bool = False) -> int | None:
+        """File position of the committed batch containing ``offset``; None if past the end.
+
+        ``nowait``: headers only from the page cache (see :func:`pread`)."""
         with self.files.use(self.log_path, READ) as fd:
-            for pos, base, _total, last_delta, _mts in iter_headers(fd, self.index_floor(offset), self.size):
+            walk = iter_headers(fd, self.index_floor(offset), self.size, nowait)
+            for pos, base, _total, last_delta, _mts in walk:
                 if base + last_delta >= offset:
                     return pos
         return None

@@ -71,10 +71,6 @@ from streamcore.codec.batch_header import (
     HEADER_SIZE,
     LAST_OFFSET_DELTA_AT,
     LOG_OVERHEAD,
-    MAGIC,
-    MAGIC_AT,
-    MIN_BATCH_LENGTH,
-    RECORDS_COUNT_AT,
 )
 from streamcore.errors import ErrorCode, OffsetOutOfRangeError, StorageError
 from streamcore.protocol.headers import OutOfLine
@@ -120,27 +116,6 @@ _RWF_NOWAIT: int | None = getattr(os, "RWF_NOWAIT", None)
 
 class _WouldBlock(Exception):
     """A header is not in the page cache: the read belongs on a read thread."""
-
-
-def _pread(fd: int, size: int, at: int, nowait: bool) -> bytes:
-    """``os.pread``; with ``nowait``, only from the page cache (else :class:`_WouldBlock`)."""
-    global _RWF_NOWAIT
-    if not nowait:
-        return os.pread(fd, size, at)
-    flag = _RWF_NOWAIT
-    if flag is None:
-        raise _WouldBlock
-    buf = bytearray(size)
-    try:
-        n = os.preadv(fd, [buf], at, flag)
-    except BlockingIOError:
-        raise _WouldBlock from None
-    except OSError as exc:
-        if exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
-            _RWF_NOWAIT = None  # not supported here: every read goes to the pool
-            raise _WouldBlock from None
-        raise
-    return bytes(buf[:n])
 
 
 def _read_pool() -> ThreadPoolExecutor:
@@ -303,21 +278,6 @@ def _note_checked(plog: Any, data: bytes | memoryview) -> None:
         v.add(first, end)
 
 
-def _same_layout(first: list[tuple[str, int, int]], again: list[tuple[str, int, int]]) -> bool:
-    """Whether ``again`` (spans read later) still holds ``first`` at the same places.
-
-    Appends may have grown the last span since; anything else (a swapped or deleted
-    segment) is a different layout.
-    """
-    if len(again) < len(first):
-        return False
-    for i, (path, position, length) in enumerate(first):
-        p2, pos2, len2 = again[i]
-        if p2 != path or pos2 != position or (len2 != length if i < len(first) - 1 else len2 < length):
-            return False
-    return True
-
-
 def _open_files(
     plog: Any, offset: int, max_bytes: int, nowait: bool = False, stop_before: int | None = None
 ) -> FileRecords | None:
@@ -326,75 +286,31 @@ def _open_files(
     ``stop_before`` (read_committed: the last stable offset) ends the ranges before the
     first batch starting at or above it, as :func:`committed_prefix` cuts a buffer.
 
-    None when that cannot be done safely (no data, a segment deleted, swapped or cut
-    meanwhile, a header that does not parse): the caller reads by copying, which
+    The log finds the batches, counts their records and opens descriptors of their
+    files in one walk under its lock (``Log.file_ranges``), so a compaction swap or
+    retention cannot come in between. None when that cannot be done (no data, a
+    header that does not parse, a storage error): the caller reads by copying, which
     reports whatever is wrong. Runs on a read thread, or with ``nowait`` on the event
     loop, where a header not in the page cache raises :class:`_WouldBlock`.
     """
+    global _RWF_NOWAIT
+    if nowait and _RWF_NOWAIT is None:
+        raise _WouldBlock
     try:
-        spans = plog.read_spans(offset, max_bytes)
+        found = plog.file_ranges(offset, max_bytes, stop_before, nowait)
+    except BlockingIOError:
+        raise _WouldBlock from None
     except StorageError:
         return None  # the copying read meets the same and reports it with its place
-    if not spans:
+    except OSError as exc:
+        if nowait and exc.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
+            _RWF_NOWAIT = None  # not supported here: every read goes to the pool
+            raise _WouldBlock from None
         return None
-    fds: list[int] = []
-    keep = False
-    try:
-        for path, _, _ in spans:
-            fds.append(os.open(path, _O_FLAGS))
-        # The files opened are the ones the spans name if the log still shows the same
-        # layout now: a compaction swap or retention in between shows as a change.
-        if not _same_layout(spans, plog.read_spans(offset, max_bytes)):
-            return None
-        records = 0
-        end_offset = offset
-        ranges = []
-        cut = False
-        for fd, (_, position, length) in zip(fds, spans, strict=True):
-            if os.fstat(fd).st_size < position + length:
-                return None  # cut short under the broker: the copying read reports it
-            # The headers give the record count (metrics) and the end offset; a header
-            # that does not parse sends the read to the checking path.
-            at, stop = position, position + length
-            while at < stop:
-                head = _pread(fd, HEADER_SIZE, at, nowait)
-                if len(head) < HEADER_SIZE or head[MAGIC_AT] != MAGIC:
-                    return None
-                size = _I32.unpack_from(head, BATCH_LENGTH_AT)[0]
-                if size < MIN_BATCH_LENGTH:
-                    return None
-                base = _I64.unpack_from(head, BASE_OFFSET_AT)[0]
-                if stop_before is not None and base >= stop_before:
-                    cut = True
-                    break
-                records += _I32.unpack_from(head, RECORDS_COUNT_AT)[0]
-                end_offset = base + _I32.unpack_from(head, LAST_OFFSET_DELTA_AT)[0] + 1
-                at += size + LOG_OVERHEAD
-            if cut:
-                if at > position:
-                    ranges.append((fd, position, at - position))
-                break
-            if at != stop:
-                return None
-            ranges.append((fd, position, length))
-        if not ranges:
-            return None  # nothing below the last stable offset: the copying read answers
-        # Descriptors of spans past the cut are not part of the result.
-        used = {fd for fd, _, _ in ranges}
-        for fd in fds:
-            if fd not in used:
-                os.close(fd)
-        fds = [fd for fd in fds if fd in used]
-        keep = True
-        return FileRecords(ranges, records, end_offset)
-    except (OSError, StorageError):
-        # Retention deleted a segment meanwhile, no descriptor was to be had, or the
-        # second look failed: the copying read says what is left.
+    if found is None:
         return None
-    finally:
-        if not keep:
-            for fd in fds:
-                os.close(fd)
+    ranges, records, end_offset = found
+    return FileRecords(ranges, records, end_offset)
 
 
 class _Job:

@@ -59,7 +59,7 @@ pub use error::WalError;
 pub use files::{Access, FileCache, FileCacheStats};
 pub use index::{encode_index_entry, encode_time_entry, INDEX_ENTRY_SIZE, TIME_INDEX_ENTRY_SIZE};
 pub use pool::{WriterPool, WriterPoolStats};
-pub use read::{PreparedRead, Span};
+pub use read::{FileRanges, FileRangesOutcome, PreparedRead, Span};
 pub use swap::COMPACTED_OFFSET_NAME;
 
 use crate::record_batch::header::{

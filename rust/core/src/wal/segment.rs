@@ -31,6 +31,39 @@ pub(crate) struct HeaderWalk<'a> {
     buf: Vec<u8>,
     buf_start: u64,
     buf_len: usize,
+    nowait: bool,
+    /// The last batch was larger than a chunk.
+    big: bool,
+}
+
+/// `pread` that takes only what the page cache holds (Linux's `RWF_NOWAIT`): a read
+/// that would wait for the disk fails with `WouldBlock`, and a kernel or file system
+/// without the flag answers `EOPNOTSUPP`, `EINVAL` or `ENOSYS`.
+fn pread_nowait(file: &File, buf: &mut [u8], pos: u64) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    let pos = libc::off_t::try_from(pos)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "file position too large"))?;
+    // SAFETY: one iovec over `buf`, which outlives the call; the descriptor is open.
+    let n = unsafe { libc::preadv2(file.as_raw_fd(), &iov, 1, pos, libc::RWF_NOWAIT) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// Whether `e` came from a `nowait` read refusing to wait or to run at all (rather
+/// than from the file): the walk can be done again without `nowait`.
+pub(crate) fn is_nowait_refusal(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::WouldBlock
+        || matches!(
+            e.raw_os_error(),
+            Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) | Some(libc::ENOSYS)
+        )
 }
 
 /// Bytes read per `pread` while walking: a handful of small batches per call.
@@ -45,7 +78,16 @@ impl<'a> HeaderWalk<'a> {
             buf: vec![0; WALK_CHUNK],
             buf_start: 0,
             buf_len: 0,
+            nowait: false,
+            big: false,
         }
+    }
+
+    /// Reads only from the page cache (see [`pread_nowait`]); a header that is not
+    /// cached ends the walk with a `WouldBlock` error.
+    pub fn nowait(mut self, nowait: bool) -> Self {
+        self.nowait = nowait;
+        self
     }
 
     /// Position of the next batch the walk would yield.
@@ -57,12 +99,18 @@ impl<'a> HeaderWalk<'a> {
         let in_buf = pos >= self.buf_start
             && pos + WALK_PREFIX as u64 <= self.buf_start + self.buf_len as u64;
         if !in_buf {
-            let want = (self.end - pos).min(WALK_CHUNK as u64) as usize;
+            // After a batch larger than a chunk the next is likely large too: read its
+            // header alone rather than a chunk that is mostly record bytes.
+            let chunk = if self.big { WALK_PREFIX } else { WALK_CHUNK };
+            let want = (self.end - pos).min(chunk as u64) as usize;
             let mut got = 0;
             while got < want {
-                let n = self
-                    .file
-                    .read_at(&mut self.buf[got..want], pos + got as u64)?;
+                let at = pos + got as u64;
+                let n = if self.nowait {
+                    pread_nowait(self.file, &mut self.buf[got..want], at)?
+                } else {
+                    self.file.read_at(&mut self.buf[got..want], at)?
+                };
                 if n == 0 {
                     break;
                 }
@@ -98,6 +146,7 @@ impl Iterator for HeaderWalk<'_> {
             }
             Ok(Some(h)) => match h.checked_total_len() {
                 Some(total) => {
+                    self.big = total > WALK_CHUNK as u64;
                     self.pos = pos + total;
                     Some(Ok((pos, h)))
                 }
@@ -155,9 +204,10 @@ impl Segment {
     }
 
     /// (position, header) of the batch containing `offset`, walking from the index.
-    pub fn find_batch(&self, offset: i64) -> io::Result<Option<(u64, BatchHeader)>> {
+    /// With `nowait`, headers are read only from the page cache (see `HeaderWalk::nowait`).
+    pub fn find_batch(&self, offset: i64, nowait: bool) -> io::Result<Option<(u64, BatchHeader)>> {
         let file = self.file()?;
-        for item in HeaderWalk::new(&file, self.index_floor(offset), self.size) {
+        for item in HeaderWalk::new(&file, self.index_floor(offset), self.size).nowait(nowait) {
             let (pos, h) = item?;
             if h.last_offset() >= offset {
                 return Ok(Some((pos, h)));
