@@ -85,3 +85,36 @@ def test_decoding_a_bytearray_is_not_affected_by_later_changes_to_it():
     batch = native.record_batch.decode_batch(buf)
     buf[:] = bytes(len(buf))
     assert [r.value for r in batch.records] == [b"v%d" % i for i in range(5)]
+
+
+def test_the_encoders_private_copy_of_a_list_is_out_of_other_threads_reach():
+    # encode_batch reads a list of bytes from a copy of it, with the GIL released for a
+    # large batch. Were the copy tracked by the garbage collector, another thread could
+    # find it (gc.get_objects, gc.get_referrers) and empty it under the codec's feet.
+    import gc
+    import threading
+    import time
+
+    count, size = 16, 4 << 20  # 64 MiB: long enough with the GIL released to look around
+    values = [bytes([65 + i]) * size for i in range(count)]
+    stop = threading.Event()
+    seen: list[int] = []
+
+    def look_around() -> None:
+        deadline = time.monotonic() + 30
+        while not stop.is_set() and time.monotonic() < deadline:
+            for obj in gc.get_objects():
+                if type(obj) is list and obj is not values and len(obj) == count and obj[0] is values[0]:
+                    seen.append(len(obj))
+            time.sleep(0)
+
+    looker = threading.Thread(target=look_around)
+    looker.start()
+    try:
+        for _ in range(3):
+            out = native.record_batch.encode_batch(values, timestamps_ms=[1] * count)
+    finally:
+        stop.set()
+        looker.join()
+    assert seen == []
+    assert reference_rb.decode_batch(out).records[-1].value == values[-1]

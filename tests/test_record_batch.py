@@ -234,6 +234,13 @@ def test_encode_mismatched_lengths_raise_value_error(field):
         codec.encode_batch([b"a", b"b"], **{field: [None] if field != "timestamps_ms" else [1]})
 
 
+def test_encode_reports_mismatched_lengths_before_the_types_of_items():
+    with pytest.raises(ValueError, match="keys has 2 entries"):
+        codec.encode_batch([1], keys=[b"a", b"b"])
+    with pytest.raises(ValueError, match="keys has 1 entries"):
+        codec.encode_batch([b"a", b"b"], keys=[5])
+
+
 @pytest.mark.parametrize("bad", ["text", 5, 1.5], ids=["str", "int", "float"])
 def test_encode_non_bytes_value_or_key_raises_type_error(bad):
     with pytest.raises(TypeError):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
+
+import pytest
 
 from streamcore.errors import ErrorCode
 from streamcore.protocol import messages as m
@@ -269,3 +272,41 @@ def test_a_topic_deleted_while_its_logs_open_leaves_nothing_open(broker: Any, cl
     assert done is not None
     done.result(timeout=20)
     assert not [key for key, _ in topics.open_logs() if key[0].startswith("brief-")]
+
+
+def test_the_opener_lets_others_take_the_topic_lock_between_partitions(
+    broker: Any, client: WireClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Opening a log holds the manager's lock, and Python's locks are not fair: opening a
+    # 100-partition topic's logs back to back kept the event loop out for 50-150 ms. The
+    # opener pauses between partitions with the lock free; here each pause is used to
+    # take the lock from another thread, as the loop's next CreateTopics would.
+    from streamcore.broker import topics as topics_mod
+
+    manager = broker.state.topics
+    seen: list[int] = []
+    real_sleep = time.sleep
+
+    def pause(seconds: float) -> None:
+        if threading.current_thread().name.startswith("streamcore-log-open"):
+            taken: list[bool] = []
+
+            def take() -> None:
+                got = manager._lock.acquire(timeout=10)
+                taken.append(got)
+                if got:
+                    seen.append(sum(1 for key, _ in manager.open_logs() if key[0] == "wide"))
+                    manager._lock.release()
+
+            other = threading.Thread(target=take)
+            other.start()
+            other.join()
+            assert taken == [True]
+        real_sleep(seconds)
+
+    monkeypatch.setattr(topics_mod.time, "sleep", pause)
+    create_topic(client, "wide", partitions=12)
+    deadline = time.monotonic() + 30
+    while len(seen) < 11 and time.monotonic() < deadline:
+        real_sleep(0.01)
+    assert seen == list(range(1, 12))

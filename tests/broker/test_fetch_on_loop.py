@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from storage.page_cache import evict
 from streamcore.broker.embedded import Broker
 from streamcore.broker.handlers import fetch as fetch_mod
 from streamcore.protocol import messages as m
@@ -86,16 +87,11 @@ def _filled_broker(data_dir: Path) -> tuple[Broker, dict[str, list[bytes]]]:
 
 
 def _evict(broker: Broker, topic: str) -> None:
-    """Drop ``topic``-0's segment files (written back already) from the page cache."""
+    """Drop ``topic``-0's segment files (written back first) from the page cache."""
     directory = broker.state.topics.data_dir / f"{topic}-0"
     for name in os.listdir(directory):
         if name.endswith(".log"):
-            fd = os.open(directory / name, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            finally:
-                os.close(fd)
+            evict(directory / name)
 
 
 def test_cached_headers_are_read_on_the_loop_and_cold_ones_on_a_thread(tmp_path, monkeypatch, pool):
@@ -109,12 +105,16 @@ def test_cached_headers_are_read_on_the_loop_and_cold_ones_on_a_thread(tmp_path,
         assert _values(hot, "a") == values["a"] and _values(hot, "b") == values["b"]
 
         # Topic b's segment written back and dropped from the page cache: a is still
-        # read on the loop, b (and what follows it) goes to the pool.
+        # read on the loop, b (and what follows it) goes to the pool. Something on this
+        # machine may read the page back between the eviction and the fetch (about one
+        # run in 25 here), so the pair is tried a few times.
         broker.state.topics.log("b", 0).flush()
-        _evict(broker, "b")
-        mixed = _fetch(broker.bootstrap_servers)
+        for _ in range(5):
+            _evict(broker, "b")
+            assert _fetch(broker.bootstrap_servers) == hot
+            if pool.submitted:
+                break
         assert pool.submitted == 1
-        assert mixed == hot
 
         # A kernel without the flag: every read on a thread, the same bytes again.
         monkeypatch.setattr(fetch_mod, "_RWF_NOWAIT", None)

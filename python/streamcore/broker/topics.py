@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -135,6 +136,10 @@ def validate_topic_name(name: str) -> None:
 def _collision_key(name: str) -> str:
     # Kafka refuses names differing only by '.' vs '_' (they collide in metric names).
     return name.replace(".", "_")
+
+
+# Seconds the opener of a new topic's logs pauses between partitions (see open_soon).
+_OPEN_PAUSE_S = 0.001
 
 
 class TopicManager:
@@ -654,6 +659,12 @@ class TopicManager:
     def _open_partitions(self, name: str) -> None:
         info = self._topics.get(name)
         for partition in range(info.partitions if info is not None else 0):
+            if partition:
+                # Opening holds the manager's lock. Python's locks are not fair: opening
+                # one partition after another, this thread took it back before a waiting
+                # one (the event loop's CreateTopics, Metadata or first Produce) could,
+                # for 50-150 ms with 100-200 partitions. A pause lets it in each time.
+                time.sleep(_OPEN_PAUSE_S)
             try:
                 self.log(name, partition)
             except TopicError:

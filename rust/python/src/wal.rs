@@ -104,9 +104,6 @@ pub struct CompletionQueue {
     inner: Arc<QueueInner>,
 }
 
-/// `file_ranges`'s answer: ([(fd, position, length)], records, end_offset).
-type FileRangesTuple = (Vec<(i32, u64, u64)>, i64, i64);
-
 #[pymethods]
 impl CompletionQueue {
     #[new]
@@ -594,7 +591,7 @@ impl WalLog {
         max_bytes: i64,
         stop_before: Option<i64>,
         nowait: bool,
-    ) -> PyResult<Option<FileRangesTuple>> {
+    ) -> PyResult<Option<Py<PyTuple>>> {
         let wal = self.wal();
         // Even a nowait walk may wait for the log's state lock.
         let outcome = gil::run(py, Work::Blocking, || {
@@ -603,14 +600,19 @@ impl WalLog {
         .map_err(to_pyerr)?;
         match outcome {
             FileRangesOutcome::Ranges(found) => {
-                let ranges = found
-                    .ranges
-                    .into_iter()
-                    .map(|(file, position, length)| {
-                        (std::os::fd::IntoRawFd::into_raw_fd(file), position, length)
-                    })
-                    .collect();
-                Ok(Some((ranges, found.records, found.end_offset)))
+                // The answer is built while the files still own their descriptors, so
+                // that a failure here closes them; only then are they handed over.
+                let ranges = PyList::empty(py);
+                for (file, position, length) in &found.ranges {
+                    ranges.append((file.as_raw_fd(), *position, *length))?;
+                }
+                let answer = (ranges, found.records, found.end_offset)
+                    .into_pyobject(py)?
+                    .unbind();
+                for (file, _, _) in found.ranges {
+                    let _ = std::os::fd::IntoRawFd::into_raw_fd(file);
+                }
+                Ok(Some(answer))
             }
             FileRangesOutcome::Unsuitable => Ok(None),
             // OSError(errno, text): Python maps EAGAIN to BlockingIOError itself, and

@@ -105,14 +105,14 @@ def file_ranges(
                 while at < stop:
                     head = pread(fd, HEADER_SIZE, at, nowait)
                     if len(head) < HEADER_SIZE:
-                        raise error.StorageError(f"{seg.log_path}: a batch header ends the file at byte {at}")
+                        _closing(ranges)  # cut short under the log
+                        return None
                     base = _I64.unpack_from(head, BASE_OFFSET_AT)[0]
                     if stop_before is not None and base >= stop_before:
                         done = True
                         break
                     if head[MAGIC_AT] != MAGIC:
-                        for fd_, _, _ in ranges:
-                            os.close(fd_)
+                        _closing(ranges)
                         return None
                     records += _I32.unpack_from(head, RECORDS_COUNT_AT)[0]
                     end_offset = base + _I32.unpack_from(head, LAST_OFFSET_DELTA_AT)[0] + 1
@@ -120,19 +120,23 @@ def file_ranges(
                 if at > position:
                     ranges.append((os.dup(fd), position, at - position))
                     if os.fstat(fd).st_size < at:
-                        # Cut short under the log: the copying read reports it where it is.
-                        for fd_, _, _ in ranges:
-                            os.close(fd_)
+                        _closing(ranges)  # cut short under the log
                         return None
             if done:
                 break
     except BaseException:
-        for fd_, _, _ in ranges:
-            os.close(fd_)
+        _closing(ranges)
         raise
     if not ranges:
         return None
     return ranges, records, end_offset
+
+
+def _closing(ranges: list[tuple[int, int, int]]) -> None:
+    """Close the descriptors :func:`file_ranges` took so far (before it answers None:
+    the copying read reports what is wrong, where it is)."""
+    for fd, _, _ in ranges:
+        os.close(fd)
 
 
 def offset_for_timestamp(segments: list[Segment], ts_ms: int) -> tuple[int, int] | None:

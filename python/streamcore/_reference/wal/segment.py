@@ -49,7 +49,9 @@ def pread(fd: int, size: int, pos: int, nowait: bool = False) -> bytes:
 
     A nowait read that would wait for the disk raises BlockingIOError; where the flag
     is unknown to this ``os`` module, kernel or file system, OSError (EOPNOTSUPP,
-    EINVAL or ENOSYS) says so.
+    EINVAL or ENOSYS) says so. Fewer than ``size`` bytes come back only at the end of
+    the file: a nowait read that the page cache serves in part reads on, and the rest,
+    not cached, raises (a short answer would read as the end of the segment).
     """
     if not nowait:
         return os.pread(fd, size, pos)
@@ -57,8 +59,15 @@ def pread(fd: int, size: int, pos: int, nowait: bool = False) -> bytes:
     if flag is None:
         raise OSError(errno.EOPNOTSUPP, "this platform has no RWF_NOWAIT")
     buf = bytearray(size)
-    n = os.preadv(fd, [buf], pos, flag)
-    return bytes(buf[:n])
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        n = os.preadv(fd, [view[got:]], pos + got, flag)
+        if n == 0:
+            break
+        got += n
+    view.release()
+    return bytes(buf[:got])
 
 
 def iter_headers(

@@ -86,6 +86,9 @@ struct WalkOptions {
     stop_before: Option<i64>,
     /// Read headers only from the page cache.
     nowait: bool,
+    /// End at a header whose magic is not 2 (`foreign`). Only for sendfile: the
+    /// copying read goes on and its checks report such a batch.
+    check_magic: bool,
 }
 
 /// What one walk found.
@@ -141,6 +144,7 @@ impl Wal {
             WalkOptions {
                 stop_before,
                 nowait,
+                check_magic: true,
             },
         ) {
             Ok(w) => w,
@@ -248,13 +252,13 @@ impl Wal {
                     stop = true;
                     break;
                 }
-                if h.magic != MAGIC_V2 {
-                    walked.foreign = true;
+                let size = h.checked_total_len().unwrap_or(0);
+                if total > 0 && (total + size) as i64 > max_bytes {
                     stop = true;
                     break;
                 }
-                let size = h.checked_total_len().unwrap_or(0);
-                if total > 0 && (total + size) as i64 > max_bytes {
+                if opts.check_magic && h.magic != MAGIC_V2 {
+                    walked.foreign = true;
                     stop = true;
                     break;
                 }

@@ -149,10 +149,15 @@ impl<'py> Column<'py> {
 
     fn direct(list: &Bound<'py, PyList>) -> Option<Self> {
         let items = list.get_slice(0, list.len());
+        // Out of the garbage collector's sight, so that no other thread can reach the
+        // copy (`gc.get_referrers`, `gc.get_objects`) and empty it while the codec
+        // reads its items with the GIL released. Freeing an untracked list is fine.
+        // SAFETY: `items` is a list, a GC object this function alone holds.
+        unsafe { pyo3::ffi::PyObject_GC_UnTrack(items.as_ptr().cast()) };
         let n = items.len();
         let mut slices = Vec::with_capacity(n);
-        // SAFETY: `items` is a list nobody else can reach, so its n item pointers stay
-        // valid and owned by it while the column lives. An item whose type is exactly
+        // SAFETY: `items` is a list nobody else can reach (untracked above), so its n
+        // item pointers stay valid and owned by it while the column lives. An item whose type is exactly
         // `bytes` has its data at ob_sval, Py_SIZE bytes long, for as long as it lives.
         unsafe {
             let ob_item = (*items.as_ptr().cast::<pyo3::ffi::PyListObject>()).ob_item;
@@ -332,17 +337,19 @@ pub(super) fn encode_batch<'py>(
     compression_level: Option<&Bound<'py, PyAny>>,
 ) -> PyResult<Bound<'py, PyBytes>> {
     let codec = parse_codec(compression)?;
-    // Phase 1: own every input object (so the slices below stay valid with the GIL
-    // released) and check types.
-    let value_src = Column::of(values, "value")?;
-    let n = value_src.len();
+    // Lengths first: a mismatch is a ValueError before any item's type is looked at,
+    // as in the reference twin.
+    let n = values.len()?;
     if n == 0 {
         return Err(to_pyerr(CodecError::EmptyBatch));
     }
-    let key_src = match keys {
-        Some(k) if !k.is_none() => Some(Column::of(k, "key")?),
-        _ => None,
-    };
+    let keys = keys.filter(|k| !k.is_none());
+    if let Some(k) = keys {
+        let got = k.len()?;
+        if got != n {
+            return Err(length_mismatch("keys", got, n));
+        }
+    }
     let header_objs = match headers {
         Some(h) if !h.is_none() => Some(items(h)?),
         _ => None,
@@ -351,11 +358,6 @@ pub(super) fn encode_batch<'py>(
         Some(t) if !t.is_none() => Some(items(t)?),
         _ => None,
     };
-    if let Some(k) = &key_src {
-        if k.len() != n {
-            return Err(length_mismatch("keys", k.len(), n));
-        }
-    }
     for (name, seq) in [("headers", &header_objs), ("timestamps_ms", &ts_objs)] {
         if let Some(s) = seq {
             if s.len() != n {
@@ -376,6 +378,19 @@ pub(super) fn encode_batch<'py>(
         partition_leader_epoch,
     };
 
+    // Phase 1: own every input object (so the slices below stay valid with the GIL
+    // released) and check types.
+    let value_src = Column::of(values, "value")?;
+    let key_src = keys.map(|k| Column::of(k, "key")).transpose()?;
+    // A sequence whose iteration disagrees with its len().
+    if value_src.len() != n {
+        return Err(length_mismatch("values (iterated)", value_src.len(), n));
+    }
+    if let Some(k) = &key_src {
+        if k.len() != n {
+            return Err(length_mismatch("keys", k.len(), n));
+        }
+    }
     let mut header_src = Vec::new();
     let header_counts = match header_objs {
         Some(hs) => {
