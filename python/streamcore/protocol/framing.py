@@ -19,15 +19,16 @@ place and that buffer is the frame handed on:
   then on each read is given the rest of that buffer. When the frame is complete, the
   ``bytearray`` is the frame.
 * Memory stays proportional to what was received, whatever size a frame declares: a
-  frame's buffer starts at the frame's size up to ``4 * read_bytes`` (1 MiB, the usual
-  Produce request, which then needs no resize), or what came of it plus one read if
-  that is more; once full it grows by as much as it holds (at least ``read_bytes``, at
-  most what is left of the frame). So it is never more than twice what arrived plus
-  one read, or 1 MiB, whichever is larger. Resizing a block this large often moves
-  it: growing a 1 MiB request 256 KiB at a time copied 1.3 MB per request (about 2.5 %
-  of the broker's CPU under send_batch), doubling keeps the resizes of larger frames
-  logarithmic. Unwritten pages of a fresh allocation cost no memory until a read
-  fills them, and the broker's request budget counts only bytes received.
+  frame's buffer is never more than four times what arrived of it, or what arrived
+  plus one read if that is more. It starts at the frame's size within that bound (up to
+  ``4 * read_bytes``, 1 MiB: a usual Produce request, whose first read brings 256 KiB,
+  then needs no resize), and once full it grows by as much as it holds (at least
+  ``read_bytes``, at most what is left of the frame). Resizing a block this large
+  often moves it: growing a 1 MiB request 256 KiB at a time copied 1.3 MB per request
+  (about 2.5 % of the broker's CPU under send_batch), doubling keeps the resizes of
+  larger frames logarithmic. The broker's request budget counts the bytes received,
+  so a peer that declares large frames and sends little holds at most four times its
+  share of the budget (what arrived plus one read, twice, before).
 
 A size prefix below 0 or above ``max_frame_bytes`` raises ProtocolError, as the splitter
 does, and so does any later call: the stream cannot be resynchronised.
@@ -176,7 +177,7 @@ class FrameReceiver:
                 # Incomplete (so every byte after its prefix is its own) and large: the
                 # rest of it is received into a buffer of its own.
                 have = end - body
-                first = _unfilled(min(size, max(have + self._read, self._first)))
+                first = _unfilled(min(size, max(have + self._read, min(self._first, 4 * have))))
                 # Through a view: a bytearray slice assigned from a non-bytearray copies twice.
                 memoryview(first)[:have] = view[body:end]
                 self._frame = first
