@@ -32,24 +32,12 @@ enum Field<'py> {
 }
 
 impl<'py> Field<'py> {
-    /// A `bytes` object's field. Its data is read from the object's struct rather than
-    /// through `PyBytes_AsString`/`PyBytes_Size`, two type-checked calls per record
-    /// that were a fifth of encoding a batch of 100-byte values.
+    /// A `bytes` object's field, its data read once by [`bytes_data`].
     #[inline(always)]
     fn bytes(b: Bound<'py, PyBytes>) -> Self {
-        let obj = b.as_ptr();
         // SAFETY: `b` is a bytes object (or a subclass, whose layout starts with
-        // PyBytesObject), so its data starts at ob_sval and is Py_SIZE bytes long; both
-        // stay valid while the object lives, which `Field` ensures by owning it.
-        let (data, len) = unsafe {
-            (
-                (*obj.cast::<pyo3::ffi::PyBytesObject>())
-                    .ob_sval
-                    .as_ptr()
-                    .cast::<u8>(),
-                pyo3::ffi::Py_SIZE(obj) as usize,
-            )
-        };
+        // PyBytesObject); `Field` owns it, so the data stays valid while it lives.
+        let (data, len) = unsafe { bytes_data(b.as_ptr()) };
         Field::Bytes {
             _owner: b,
             data,
@@ -67,6 +55,27 @@ impl<'py> Field<'py> {
             }
             Field::View(v) => Some(v.as_slice()),
         }
+    }
+}
+
+/// The data address and length of a `bytes` object, read from its struct rather than
+/// through `PyBytes_AsString`/`PyBytes_Size` (two type-checked calls per record, a
+/// fifth of encoding a batch of 100-byte values).
+///
+/// # Safety
+/// `obj` must be a live `bytes` object or subclass (its layout starts with
+/// PyBytesObject); the data is valid while the object lives.
+#[inline(always)]
+unsafe fn bytes_data(obj: *mut pyo3::ffi::PyObject) -> (*const u8, usize) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        (
+            (*obj.cast::<pyo3::ffi::PyBytesObject>())
+                .ob_sval
+                .as_ptr()
+                .cast::<u8>(),
+            pyo3::ffi::Py_SIZE(obj) as usize,
+        )
     }
 }
 
@@ -157,8 +166,8 @@ impl<'py> Column<'py> {
         let n = items.len();
         let mut slices = Vec::with_capacity(n);
         // SAFETY: `items` is a list nobody else can reach (untracked above), so its n
-        // item pointers stay valid and owned by it while the column lives. An item whose type is exactly
-        // `bytes` has its data at ob_sval, Py_SIZE bytes long, for as long as it lives.
+        // item pointers stay valid and owned by it while the column lives; an item of
+        // exactly type `bytes` is read by `bytes_data`.
         unsafe {
             let ob_item = (*items.as_ptr().cast::<pyo3::ffi::PyListObject>()).ob_item;
             let none = pyo3::ffi::Py_None();
@@ -168,9 +177,8 @@ impl<'py> Column<'py> {
                 if obj == none {
                     slices.push(None);
                 } else if pyo3::ffi::Py_TYPE(obj) == bytes_type {
-                    let data = (*obj.cast::<pyo3::ffi::PyBytesObject>()).ob_sval.as_ptr();
-                    let len = pyo3::ffi::Py_SIZE(obj) as usize;
-                    slices.push(Some(std::slice::from_raw_parts(data.cast::<u8>(), len)));
+                    let (data, len) = bytes_data(obj);
+                    slices.push(Some(std::slice::from_raw_parts(data, len)));
                 } else {
                     return None;
                 }
