@@ -68,21 +68,33 @@ def _to_bytes(x: Any, what: str) -> bytes | None:
 
 
 class _SpanCollector:
-    """Gathers BatchMetadata of one send_batch call across the batches it was split into."""
+    """Gathers BatchMetadata of one send_batch call across the batches it was split into.
+
+    A span's order is a tuple: ``(n,)`` for the n-th run of the call, and a run that a
+    too-large batch was split through (``client/splitting.py``) becomes parts ordered
+    after it by the record offset where each part starts.
+    """
 
     __slots__ = ("future", "left", "spans", "order")
 
     def __init__(self, future: Any, parts: int) -> None:
         self.future = future
         self.left = parts
-        self.spans: list[tuple[int, BatchMetadata]] = []
+        self.spans: list[tuple[tuple[int, ...], BatchMetadata]] = []
         self.order = 0
 
-    def next_order(self) -> int:
+    def next_order(self) -> tuple[int, ...]:
         self.order += 1
-        return self.order
+        return (self.order,)
 
-    def done(self, order: int, meta: BatchMetadata | None, exc: BaseException | None) -> None:
+    def split(self, order: tuple[int, ...], offset: int) -> tuple[int, ...]:
+        """The order of the part of span ``order`` that starts ``offset`` records into it;
+        each cut makes one part more to wait for (the one with ``offset`` > 0)."""
+        if offset > 0:
+            self.left += 1
+        return (*order, offset)
+
+    def done(self, order: tuple[int, ...], meta: BatchMetadata | None, exc: BaseException | None) -> None:
         f = self.future
         if f.done():
             return
@@ -148,6 +160,7 @@ class ProducerCore:
         return {
             "buffer_used_bytes": self.acc.used,
             "batches_outstanding": self.sender.outstanding,
+            "batches_split": self.sender.batches_split,
             "retry": self.retry_metrics.snapshot(),
             "connections": {n: [c.stats.as_dict() for c in b.connections] for n, b in bundles.items()},
             "throttle_remaining_s": {n: b.throttle.remaining_s() for n, b in bundles.items()},
@@ -654,6 +667,8 @@ class Producer:
 
         * ``buffer_used_bytes``: bytes of records not yet answered (``buffer_memory`` bound);
         * ``batches_outstanding``: batches sealed or in flight, not yet completed;
+        * ``batches_split``: batches sent again as two halves after the broker refused
+          them as too large (MESSAGE_TOO_LARGE: see ``client/splitting.py``);
         * ``retry``: produce attempts (``streamcore.retry.RetryMetrics.snapshot``):
           ``attempts``, ``successes``, ``failures``, ``timeouts``, ``success_rate`` and
           ``timeout_rate`` (fractions), ``by_category`` (ErrorCategory name -> failed

@@ -52,6 +52,7 @@ from streamcore.client.retrying import (
     tag,
 )
 from streamcore.client.sequencing import Sequencer
+from streamcore.client.splitting import SplitOutcome, is_too_large, split_batch
 from streamcore.client.sync import complete_batch
 from streamcore.client.transactions import PRODUCE_MAX_VERSION, TransactionManager, TransactionState
 from streamcore.client.types import BatchMetadata, RecordMetadata, TopicPartition
@@ -116,6 +117,12 @@ class Sender:
         self._flush_requested = 0
         self._flush_waiters: list[asyncio.Future[None]] = []
         self._task: asyncio.Task[None] | None = None
+        #: id(batch) -> (the batch its records were appended to, the first record's index
+        #: there, that batch's SplitOutcome) for the halves of split batches whose
+        #: blocking-API futures read their result from the batch they came from.
+        self._split_parts: dict[int, tuple[ProducerBatch, int, SplitOutcome]] = {}
+        #: Batches split in two after a too-large answer (``client/splitting.py``).
+        self.batches_split = 0
         acc.on_sealed = self.wake_from_any_thread
         acc.on_first_open = self.wake_from_any_thread
 
@@ -316,8 +323,8 @@ class Sender:
             now_ms = int(time.time() * 1000)
             ts = [t if t is not None else now_ms for t in b.timestamps]  # type: ignore[union-attr]
             b.first_ts = ts[0]
-        if self.sequencer is not None:
-            self.sequencer.assign(b)
+        if self.sequencer is not None and b.base_sequence < 0:
+            self.sequencer.assign(b)  # the halves of a split batch have theirs already
         # Without explicit timestamps the codec stamps every record with the current
         # time itself: no list of ``count`` ints to build and convert per batch.
         b.encoded = encode_batch(
@@ -426,6 +433,8 @@ class Sender:
         for start, count, (collector, order) in b.span_futures:
             off = base_offset + start if base_offset >= 0 else -1
             collector.done(order, BatchMetadata(topic, part, off, count, b.first_ts), None)
+        if self._split_parts:
+            self._part_answered(b, (base_offset, log_append_time))
         self.acc.release(b.size)
         b.values = []
 
@@ -443,6 +452,9 @@ class Sender:
         txn = self.txn
         if txn is not None and txn.state not in _SENDING:
             retriable = False  # the transaction is being aborted or has failed: no retry
+        elif b.count > 1 and is_too_large(exc) and now < b.deadline and not self.closed:
+            self._split(b)
+            return
         if retriable and b.attempts < self.config.retries and now < b.deadline and not self.closed:
             b.attempts += 1
             delay_us = self.backoff.delay_us(b.attempts - 1)
@@ -458,6 +470,34 @@ class Sender:
         if txn is not None:
             txn.record_failed(exc)
 
+    def _split(self, b: ProducerBatch) -> None:
+        """Send ``b``'s records as two batches in its place (it was refused as too large)."""
+        first, second = split_batch(b, _split_span)
+        if self.sequencer is not None:
+            self.sequencer.split(b, first, second)
+        parent = self._split_parts.pop(id(b), None)
+        if parent is None and b.bound:
+            parent = (b, 0, SplitOutcome(b.count))
+        if parent is not None:
+            root, at, outcome = parent
+            self._split_parts[id(first)] = (root, at, outcome)
+            self._split_parts[id(second)] = (root, at + first.count, outcome)
+        self.batches_split += 1
+        # Requeued in front of the partition's queue, the first half ahead of the second.
+        self.acc.requeue(second)
+        self.acc.requeue(first)
+        b.values = []
+
+    def _part_answered(self, b: ProducerBatch, outcome: Any) -> None:
+        """``b`` (a half of a split batch, or not) is answered: complete its source batch's
+        blocking-API futures once every part of that batch is."""
+        parent = self._split_parts.pop(id(b), None)
+        if parent is None:
+            return
+        root, at, split = parent
+        if split.add(at, b.count, outcome, b.first_ts):
+            complete_batch(root, split)
+
     def _sequence_hole(self, b: ProducerBatch) -> None:
         if self.sequencer is not None:
             self.sequencer.hole(b)
@@ -471,6 +511,8 @@ class Sender:
             complete_batch(b, exc)
         for _, _, (collector, order) in b.span_futures:
             collector.done(order, None, exc)
+        if self._split_parts:
+            self._part_answered(b, exc)
         self.acc.release(b.size)
         b.values = []
 
@@ -518,3 +560,9 @@ class Sender:
             self.outstanding += 1
             self._fail_batch(b, exc)
         self.check_flushed()
+
+
+def _split_span(token: tuple[Any, Any], offset: int) -> tuple[Any, Any]:
+    """The token of the part of a send_batch span that starts ``offset`` records into it."""
+    collector, order = token
+    return collector, collector.split(order, offset)

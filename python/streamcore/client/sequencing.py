@@ -117,6 +117,35 @@ class Sequencer:
         b.producer_id, b.producer_epoch = self.producer_id, self.producer_epoch
         self._unacked[b.tp].append(b)
 
+    def split(self, b: ProducerBatch, first: ProducerBatch, second: ProducerBatch) -> None:
+        """``b`` was refused as too large and goes out as ``first`` then ``second``.
+
+        The broker wrote nothing of ``b``, so its partition still expects ``b``'s first
+        sequence: ``first`` takes it, ``second`` the one after ``first``'s records, and
+        the two take ``b``'s place among the unacknowledged batches. A ``b`` of an
+        earlier producer id (or never sent) leaves the halves unsequenced.
+        """
+        if (
+            b.base_sequence < 0
+            or b.producer_id != self.producer_id
+            or b.producer_epoch != self.producer_epoch
+        ):
+            for h in (first, second):
+                h.base_sequence = h.producer_id = h.producer_epoch = -1
+            self._forget(b)
+            return
+        first.base_sequence = b.base_sequence
+        second.base_sequence = (b.base_sequence + first.count) & _SEQUENCE_MASK
+        q = self._unacked[b.tp]
+        try:
+            at = q.index(b)
+        except ValueError:
+            q.appendleft(second)
+            q.appendleft(first)
+            return
+        q[at] = first
+        q.insert(at + 1, second)
+
     def acknowledged(self, b: ProducerBatch) -> None:
         """``b`` was written (or recognised as a duplicate) by the broker."""
         if b.base_sequence >= 0:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
+from streamcore.client.splitting import SplitOutcome
 from streamcore.client.types import RecordMetadata
 
 __all__ = ["LoopThread", "DeliveryFuture", "complete_batch", "loop_thread", "run_callback"]
@@ -157,18 +158,22 @@ class DeliveryFuture(concurrent.futures.Future[Any]):
     def _resolve(self) -> None:
         b = self._batch
         out = b.outcome
+        i = self._index
+        at, first_ts = i, b.first_ts
+        if type(out) is SplitOutcome:
+            # The batch went out in parts (refused as too large): this record's part answers.
+            out, first_ts, at = out.at(i)
         if isinstance(out, BaseException):
             self._exception = out
         else:
             base, append_time = out
-            i = self._index
             if append_time not in (-1, None):
                 ts = append_time
             elif b.timestamps is not None:
                 ts = b.timestamps[i]
             else:
-                ts = b.first_ts
-            self._result = RecordMetadata(b.tp.topic, b.tp.partition, base + i if base >= 0 else -1, ts)
+                ts = first_ts
+            self._result = RecordMetadata(b.tp.topic, b.tp.partition, base + at if base >= 0 else -1, ts)
         self._st = _FINISHED
         self._batch = None
 
