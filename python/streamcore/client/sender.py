@@ -487,6 +487,7 @@ class Sender:
         self.acc.requeue(second)
         self.acc.requeue(first)
         b.values = []
+        b.encoded = None  # kept only for what its blocking futures read (outcome, timestamps)
 
     def _part_answered(self, b: ProducerBatch, outcome: Any) -> None:
         """``b`` (a half of a split batch, or not) is answered: complete its source batch's
