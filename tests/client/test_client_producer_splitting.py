@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from typing import Any
 
 import pytest
@@ -165,3 +166,25 @@ def test_only_a_record_too_large_on_its_own_fails(kafka_bootstrap: str, topic_na
     records = _read(kafka_bootstrap, topic_name, 0, len(before) + len(after) + 1)
     assert [r.value for r in records] == before + after + [b"later"]
     assert [r.offset for r in records[:-1]] == offsets
+
+
+def test_a_transaction_with_split_batches_commits_every_record(kafka_bootstrap: str, topic_name: str) -> None:
+    _create(kafka_bootstrap, topic_name, partitions=2)
+    values = [b"t%05d" % i + os.urandom(150) for i in range(2000)]
+
+    async def main() -> None:
+        async with Producer(kafka_bootstrap, transactional_id=f"split-{uuid.uuid4().hex}") as p:
+            await p.init_transactions(30)
+            p.begin_transaction()
+            spans = await asyncio.wait_for(await p.send_batch(topic_name, values, partition=1), 60)
+            await p.commit_transaction(30)
+            assert p.metrics["batches_split"] > 0
+        assert sum(m.record_count for m in spans) == len(values)
+        async with Consumer(
+            kafka_bootstrap, auto_offset_reset="earliest", isolation_level="read_committed"
+        ) as c:
+            c.assign([TopicPartition(topic_name, 1)])
+            records = await consume_n(c, len(values), timeout_s=30.0)
+        assert [r.value for r in records] == values
+
+    asyncio.run(main())
