@@ -56,11 +56,19 @@ def test_send_batch_over_max_message_bytes_is_split_and_delivered_in_order(
     values = [b"%06d" % i + os.urandom(94) for i in range(3000)]  # 300 KB: about 20 x LIMIT
     with BlockingProducer(kafka_bootstrap, enable_idempotence=idempotent) as p:
         metas = p.send_batch(topic_name, values, partition=0).result(60)
-        assert p.metrics["batches_split"] > 0
+        split = p.metrics["batches_split"]
+        assert split > 0
+        # The producer remembers the size the topic took: the next call is not refused.
+        again = p.send_batch(topic_name, values[:500], partition=0).result(60)
+        assert p.metrics["batches_split"] == split
+        assert sum(m.record_count for m in again) == 500
     # One BatchMetadata per batch written, covering every record in the call's order.
     assert sum(m.record_count for m in metas) == len(values)
     assert len(metas) > 1
-    records = _read(kafka_bootstrap, topic_name, 0, len(values))
+    records = _read(kafka_bootstrap, topic_name, 0, len(values) + 500)
+    assert len(records) == len(values) + 500
+    assert [r.value for r in records[len(values) :]] == values[:500]
+    records = records[: len(values)]
     by_offset = {r.offset: r.value for r in records}
     start = 0
     for m in metas:

@@ -97,15 +97,18 @@ class Accumulator:
 
     # ------------------------------------------------------------------ batches
 
-    def batch_for(self, tp: TopicPartition, size: int, now: float) -> tuple[ProducerBatch, bool]:
+    def batch_for(
+        self, tp: TopicPartition, size: int, now: float, limit: int | None = None
+    ) -> tuple[ProducerBatch, bool]:
         """The open batch of ``tp`` that can take ``size`` more bytes (lock held).
 
         Returns (batch, sealed_one): a full open batch is sealed first, and
         ``sealed_one`` says so (sticky partitioning switches partition then).
+        ``limit``: the batch size in bytes for this append instead of ``batch_size``.
         """
         batch = self.open.get(tp)
         sealed = False
-        if batch is not None and batch.size + size > self.batch_size and batch.count:
+        if batch is not None and batch.size + size > (limit or self.batch_size) and batch.count:
             self._seal(tp, batch)
             sealed = True
             batch = None
@@ -117,9 +120,9 @@ class Accumulator:
                 self.on_first_open()
         return batch, sealed
 
-    def seal_if_full(self, tp: TopicPartition, batch: ProducerBatch) -> bool:
-        """Seal ``batch`` if it reached batch_size (lock held); True if it did."""
-        if batch.size >= self.batch_size:
+    def seal_if_full(self, tp: TopicPartition, batch: ProducerBatch, limit: int | None = None) -> bool:
+        """Seal ``batch`` if it reached batch_size (or ``limit`` bytes; lock held); True if it did."""
+        if batch.size >= (limit or self.batch_size):
             self._seal(tp, batch)
             return True
         return False

@@ -415,7 +415,11 @@ class ProducerCore:
                 raise ValueError(f"topic {topic!r} has no partition {partition} (it has {len(parts)})")
             groups = [(partition, values, keys)]
         avg = max(1, total // n)
-        per_batch = max(1, max(self.acc.batch_size, self.config.send_batch_size) // avg)
+        aim = max(self.acc.batch_size, self.config.send_batch_size)
+        cap = self.sender.size_caps.get(topic)
+        if cap is not None:
+            aim = min(aim, cap)  # the topic refused bigger batches (client/splitting.py)
+        per_batch = max(1, aim // avg)
         chunks: list[tuple[int | None, list[Any], list[Any] | None]] = []
         for group_p, vs, ks in groups:
             for i in range(0, len(vs), per_batch):
@@ -449,11 +453,12 @@ class ProducerCore:
             tp = TopicPartition(topic, part)
             if txn is not None:
                 txn.want(tp)
-            batch, sealed = acc.batch_for(tp, size, time.monotonic())
+            cap = self.sender.size_caps.get(topic)
+            batch, sealed = acc.batch_for(tp, size, time.monotonic(), cap)
             if sealed and not explicit:
                 self._switch_sticky(topic, parts, part)
             batch.add_many(vs, ks, size, token)
-            if acc.seal_if_full(tp, batch) and not explicit:
+            if acc.seal_if_full(tp, batch, cap) and not explicit:
                 self._switch_sticky(topic, parts, part)
         return True
 

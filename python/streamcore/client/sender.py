@@ -123,6 +123,10 @@ class Sender:
         self._split_parts: dict[int, tuple[ProducerBatch, int, SplitOutcome]] = {}
         #: Batches split in two after a too-large answer (``client/splitting.py``).
         self.batches_split = 0
+        #: topic -> bytes (as ``ProducerBatch.size`` counts them) of the smallest half made
+        #: by a split: ``send_batch`` cuts its runs no bigger for that topic, so that a
+        #: topic with a small ``max.message.bytes`` is not refused batch after batch.
+        self.size_caps: dict[str, int] = {}
         acc.on_sealed = self.wake_from_any_thread
         acc.on_first_open = self.wake_from_any_thread
 
@@ -483,6 +487,10 @@ class Sender:
             self._split_parts[id(first)] = (root, at, outcome)
             self._split_parts[id(second)] = (root, at + first.count, outcome)
         self.batches_split += 1
+        topic = b.tp.topic
+        cap = self.size_caps.get(topic)
+        if cap is None or first.size < cap:
+            self.size_caps[topic] = max(1, first.size)
         # Requeued in front of the partition's queue, the first half ahead of the second.
         self.acc.requeue(second)
         self.acc.requeue(first)
