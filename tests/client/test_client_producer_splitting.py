@@ -21,7 +21,7 @@ from streamcore.errors import ErrorCode, KafkaError
 
 from .helpers import consume_n
 
-# Far below what send_batch (send_batch_size: 256 KiB) and the batch_size used here build.
+# Far below what send_batch (send_batch_size: 512 KiB) and the batch_size used here build.
 LIMIT = 16384
 
 

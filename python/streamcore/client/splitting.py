@@ -1,7 +1,7 @@
 """Splitting a batch the broker refused as too large into two halves, as the Java client does.
 
 A topic's ``max.message.bytes`` can be smaller than the batches a producer builds
-(``send_batch`` aims at ``send_batch_size``, 256 KiB by default, and ``batch_size``
+(``send_batch`` aims at ``send_batch_size``, 512 KiB by default, and ``batch_size``
 can be set above a topic's limit). The producer cannot know a topic's limit, so when
 the broker answers a batch of more than one record with MESSAGE_TOO_LARGE (or
 RECORD_LIST_TOO_LARGE), the sender splits it in two by record count and sends the
