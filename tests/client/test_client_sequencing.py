@@ -47,7 +47,12 @@ def test_a_partition_sends_one_batch_at_a_time_until_the_broker_acknowledges_one
     s.acknowledged(first)
     assert not s.must_go_alone(TP, queued)
     s.assign(queued)
+    queued.encoded = b"bytes"  # the sender encodes a batch right after assign
     assert s.must_go_alone(TP, queued)  # a retry of a sequenced batch goes alone
+    # A half of a split batch has a sequence but was never sent (not encoded): it goes
+    # in order with the batches behind it, not alone.
+    queued.encoded = None
+    assert not s.must_go_alone(TP, queued)
 
 
 def test_out_of_order_is_fatal_only_for_the_lowest_unacknowledged_batch() -> None:

@@ -476,8 +476,20 @@ class Sender:
 
     def _split(self, b: ProducerBatch) -> None:
         """Send ``b``'s records as two batches in its place (it was refused as too large)."""
+        first, second = self._halves(b)
+        topic = b.tp.topic
+        cap = self.size_caps.get(topic)
+        if cap is None or first.size < cap:
+            cap = self.size_caps[topic] = max(1, first.size)
+            self._presplit(topic, cap)
+        # Requeued in front of the partition's queue, the first half ahead of the second.
+        self.acc.requeue(second)
+        self.acc.requeue(first)
+
+    def _halves(self, b: ProducerBatch) -> tuple[ProducerBatch, ProducerBatch]:
+        """``b`` as two batches, with its sequences and its blocking futures' bookkeeping."""
         first, second = split_batch(b, _split_span)
-        if self.sequencer is not None:
+        if self.sequencer is not None and b.base_sequence >= 0:
             self.sequencer.split(b, first, second)
         parent = self._split_parts.pop(id(b), None)
         if parent is None and b.bound:
@@ -487,15 +499,28 @@ class Sender:
             self._split_parts[id(first)] = (root, at, outcome)
             self._split_parts[id(second)] = (root, at + first.count, outcome)
         self.batches_split += 1
-        topic = b.tp.topic
-        cap = self.size_caps.get(topic)
-        if cap is None or first.size < cap:
-            self.size_caps[topic] = max(1, first.size)
-        # Requeued in front of the partition's queue, the first half ahead of the second.
-        self.acc.requeue(second)
-        self.acc.requeue(first)
         b.values = []
         b.encoded = None  # kept only for what its blocking futures read (outcome, timestamps)
+        return first, second
+
+    def _presplit(self, topic: str, cap: int) -> None:
+        """Cut the batches of ``topic`` waiting to be sent for the first time to ``cap``
+        bytes or less, so that each need not be refused (a round trip) first."""
+        with self.acc.lock:
+            for tp, q in self.acc.sealed.items():
+                if tp.topic != topic or not any(_oversized(x, cap) for x in q):
+                    continue
+                kept: list[ProducerBatch] = []
+                for x in q:
+                    kept.extend(self._cut(x, cap) if _oversized(x, cap) else (x,))
+                q.clear()
+                q.extend(kept)
+
+    def _cut(self, b: ProducerBatch, cap: int) -> list[ProducerBatch]:
+        if b.count < 2 or b.size <= cap:
+            return [b]
+        first, second = self._halves(b)
+        return self._cut(first, cap) + self._cut(second, cap)
 
     def _part_answered(self, b: ProducerBatch, outcome: Any) -> None:
         """``b`` (a half of a split batch, or not) is answered: complete its source batch's
@@ -575,3 +600,9 @@ def _split_span(token: tuple[Any, Any], offset: int) -> tuple[Any, Any]:
     """The token of the part of a send_batch span that starts ``offset`` records into it."""
     collector, order = token
     return collector, collector.split(order, offset)
+
+
+def _oversized(b: ProducerBatch, cap: int) -> bool:
+    """A batch of two records or more over ``cap`` bytes, not encoded yet (so never sent as
+    it is: a half of a split keeps its sequence number, which a further split shares out)."""
+    return b.count > 1 and b.size > cap and b.encoded is None

@@ -106,8 +106,9 @@ class Sequencer:
     def must_go_alone(self, tp: TopicPartition, batch: ProducerBatch) -> bool:
         """True if ``batch`` may only be sent with nothing else of its partition in flight:
         a retry (it is then the lowest unacknowledged sequence), or the first batch of a
-        producer id on the partition."""
-        return batch.base_sequence >= 0 or tp not in self._confirmed
+        producer id on the partition. The halves of a split batch (a sequence, not yet
+        encoded) were never sent: they go in order like new batches."""
+        return (batch.base_sequence >= 0 and batch.encoded is not None) or tp not in self._confirmed
 
     def assign(self, b: ProducerBatch) -> None:
         """Give ``b`` the next sequence of its partition and the current producer id (first send)."""
