@@ -5,8 +5,11 @@ with every partition after it."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import os
+import threading
+from collections.abc import Awaitable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,9 +17,12 @@ from typing import Any
 import pytest
 
 from storage.page_cache import evict
+from streamcore.broker.context import RequestContext
 from streamcore.broker.embedded import Broker
 from streamcore.broker.handlers import fetch as fetch_mod
+from streamcore.broker.state import current_listener
 from streamcore.protocol import messages as m
+from streamcore.protocol.headers import OutOfLine
 from streamcore.storage.log import Log
 
 from .wire_client import (
@@ -191,5 +197,63 @@ def test_read_committed_file_ranges_stop_at_the_last_stable_offset(tmp_path, mon
             c.pending.popleft()
         assert sent_by_file["calls"] == 0
         assert copied == by_file
+    finally:
+        broker.stop()
+
+
+def _handle_on_loop(broker: Broker, request: m.FetchRequest) -> tuple[bool, m.FetchResponse]:
+    """Call the Fetch handler on the broker's loop as a connection does; (whether it
+    answered at once, the response, awaited if it had to wait)."""
+
+    async def call() -> tuple[bool, m.FetchResponse]:
+        ctx = RequestContext(1, 12, 1, "test", "127.0.0.1:1")
+        # As from a plaintext connection: record sets may be sent with sendfile.
+        current_listener.set(broker.runtime.listeners[0])
+        result = fetch_mod.handle(broker.state, ctx, request)
+        at_once = not isinstance(result, Awaitable)
+        resp = result if at_once else await result
+        # Bring record sets left out of line (open file ranges) into memory, as a
+        # sender that cannot sendfile does, and close their files.
+        for topic in resp.responses:
+            for pd in topic.partitions:
+                if isinstance(pd.records, OutOfLine):
+                    data = pd.records.materialize()
+                    pd.records.close()
+                    pd.records = bytes(data)
+        return at_once, resp
+
+    loop = broker._loop
+    assert loop is not None
+    return asyncio.run_coroutine_threadsafe(call(), loop).result(30)
+
+
+def test_a_fetch_the_first_read_answers_is_answered_at_once_and_one_that_waits_later(tmp_path):
+    broker, values = _filled_broker(tmp_path / "data")
+    try:
+        at_once, resp = _handle_on_loop(broker, fetch_request("a", 0, 0))
+        assert at_once
+        assert [v for _, _, v in records_of(fetched_partition(resp, "a", 0).records)] == values["a"]
+
+        # Nothing past the high watermark and a wait allowed: the answer comes later,
+        # with the records produced meanwhile.
+        hw = len(values["a"])
+        waiting = fetch_request("a", 0, hw, max_wait_ms=10_000, min_bytes=1)
+        with WireClient(broker.bootstrap_servers) as c:
+
+            def produce_soon() -> None:
+                assert produce(c, "a", 0, batch([b"late"])).error_code == 0
+
+            timer = threading.Timer(0.3, produce_soon)
+            timer.start()
+            try:
+                at_once, resp = _handle_on_loop(broker, waiting)
+            finally:
+                timer.join()
+        assert not at_once
+        assert [v for _, _, v in records_of(fetched_partition(resp, "a", 0).records)] == [b"late"]
+
+        # Nothing to wait for (max_wait_ms 0): answered at once, empty.
+        at_once, resp = _handle_on_loop(broker, fetch_request("a", 0, hw + 1))
+        assert at_once and fetched_partition(resp, "a", 0).high_watermark == hw + 1
     finally:
         broker.stop()

@@ -406,7 +406,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
             current_listener.reset(token)
         self._quota_answer(ctx, result, time.perf_counter() - started if timed else None)
         if result is not None:
-            data = self._encode(ctx, result)
+            data = self._encode_parts(ctx, result)
             if data is not None:
                 self._respond_now(data)
         # None: nothing to send (acks=0 produce).
@@ -581,8 +581,8 @@ class KafkaConnection(asyncio.BufferedProtocol):
         )
         self.close(None)
 
-    def _respond_now(self, data: bytes) -> None:
-        if not self._pending:
+    def _respond_now(self, data: bytes | list[bytes | headers.OutOfLine]) -> None:
+        if not self._pending and not isinstance(data, list):
             self._write(data)
             return
         slot = _Slot(0)
@@ -636,8 +636,24 @@ class KafkaConnection(asyncio.BufferedProtocol):
             _close_parts(parts)
             return True
         if self._sendfile and any(type(p) is FileRecords for p in parts):
+            # [part index, range index, bytes of that range sent]: where sending stands.
+            cursor = [0, 0, 0]
+            if self._sock_fd >= 0:
+                try:
+                    sent_all = self._send_parts_now(parts, cursor)
+                except _FileCutShort as exc:
+                    _close_parts(parts)
+                    self._cut_short(exc)
+                    return True
+                except OSError:
+                    _close_parts(parts)
+                    self.close(None)  # the client went away mid-response
+                    return True
+                if sent_all:
+                    _close_parts(parts)
+                    return True
             self._sending = True
-            task = asyncio.get_running_loop().create_task(self._send_parts(parts))
+            task = asyncio.get_running_loop().create_task(self._send_parts(parts, cursor))
             self._tasks.add(task)
             task.add_done_callback(self._parts_sent)
             return False
@@ -654,20 +670,73 @@ class KafkaConnection(asyncio.BufferedProtocol):
             self._write(piece)
         return True
 
-    async def _send_parts(self, parts: list[bytes | headers.OutOfLine]) -> None:
-        """Send ``parts`` in order: bytes through the transport, FileRecords by sendfile."""
+    def _send_parts_now(self, parts: list[bytes | headers.OutOfLine], cursor: list[int]) -> bool:
+        """Send ``parts`` from ``cursor`` on while the socket takes them at once; True when
+        all went out, False when the socket is full (``cursor`` says where it stopped).
+
+        Most fetch responses fit the socket's send buffer, so they go out here, in one
+        call on the loop; a task (:meth:`_send_parts`), which costs a coroutine, a
+        wake-up and a callback per response, is left for the ones that must wait.
+        Raises _FileCutShort or OSError as ``os.sendfile`` does.
+        """
+        transport = self._transport
+        assert transport is not None
+        sock_fd = self._sock_fd
+        index, range_index, done = cursor
+        count = len(parts)
+        sent_bytes = 0
+        try:
+            while index < count:
+                part = parts[index]
+                if type(part) is FileRecords:
+                    ranges = part.ranges
+                    while range_index < len(ranges):
+                        if transport.get_write_buffer_size():
+                            return False  # bytes queued in the transport go first
+                        fd, position, length = ranges[range_index]
+                        while done < length:
+                            sent = _sendfile_now(
+                                sock_fd, fd, position + done, min(length - done, _SENDFILE_CHUNK_BYTES)
+                            )
+                            if sent < 0:
+                                return False
+                            if sent == 0:
+                                raise _FileCutShort(position + done)
+                            done += sent
+                            sent_bytes += sent
+                        range_index += 1
+                        done = 0
+                else:
+                    data = part.materialize() if isinstance(part, headers.OutOfLine) else part
+                    transport.write(data)
+                    sent_bytes += len(data)
+                index += 1
+                range_index = 0
+            return True
+        finally:
+            cursor[0], cursor[1], cursor[2] = index, range_index, done
+            if sent_bytes:
+                self._state.metrics.bytes_out(sent_bytes)
+                self.last_active = time.monotonic()
+
+    async def _send_parts(self, parts: list[bytes | headers.OutOfLine], cursor: list[int]) -> None:
+        """Send ``parts`` in order from ``cursor`` (see :meth:`_send_parts_now`): bytes
+        through the transport, FileRecords by sendfile."""
         loop = asyncio.get_running_loop()
         transport = self._transport
         assert transport is not None
         metrics = self._state.metrics
+        start, range_index, done = cursor
         try:
-            for part in parts:
+            for part in parts[start:]:
                 if self._closed:
                     return
                 if type(part) is FileRecords:
-                    for fd, position, length in part.ranges:
-                        await self._send_range(loop, transport, fd, position, length)
-                    metrics.bytes_out(len(part))
+                    for fd, position, length in part.ranges[range_index:]:
+                        await self._send_range(loop, transport, fd, position + done, length - done)
+                        metrics.bytes_out(length - done)
+                        done = 0
+                    range_index = 0
                 else:
                     self._write(part.materialize() if isinstance(part, headers.OutOfLine) else part)
         finally:
@@ -741,10 +810,7 @@ class KafkaConnection(asyncio.BufferedProtocol):
         exc = task.exception()
         if exc is not None:
             if isinstance(exc, _FileCutShort):
-                self.close(
-                    f"a segment file ended at byte {exc.args[0]} while a fetch response was sent from it",
-                    kind="closed on a storage error",
-                )
+                self._cut_short(exc)
             elif isinstance(exc, (ConnectionError, OSError, RuntimeError)):
                 self.close(None)  # the client went away mid-response
             else:
@@ -754,6 +820,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
         if self._pending:
             self._pending[0].data = None
         self._flush()
+
+    def _cut_short(self, exc: _FileCutShort) -> None:
+        self.close(
+            f"a segment file ended at byte {exc.args[0]} while a fetch response was sent from it",
+            kind="closed on a storage error",
+        )
 
     def _reconcile_reading(self) -> None:
         """loop.sendfile pauses reading and resumes it as it found it: keep our own decision."""

@@ -126,7 +126,10 @@ def _read_pool() -> ThreadPoolExecutor:
         return _pool
 
 
-def handle(state: BrokerState, ctx: RequestContext, request: FetchRequest) -> Awaitable[FetchResponse]:
+def handle(
+    state: BrokerState, ctx: RequestContext, request: FetchRequest
+) -> FetchResponse | Awaitable[FetchResponse]:
+    """The response, at once when the first read answers it, else an awaitable of it."""
     return _fetch(state, ctx, request)
 
 
@@ -461,24 +464,48 @@ def _close_jobs(jobs: list[_Job]) -> None:
             job.records = None
 
 
-async def _read(
+class _Round:
+    """One read of every wanted partition: the partition data of the response (in the
+    order wanted), the jobs, and how far the reading got."""
+
+    __slots__ = ("data", "done", "error", "jobs", "previous", "total")
+
+    def __init__(
+        self,
+        data: list[FetchResponse_PartitionData],
+        jobs: list[_Job],
+        error: bool,
+        previous: dict[int, _Job],
+    ) -> None:
+        self.data = data
+        self.jobs = jobs
+        #: Whether any partition had an error (unknown, offline, or a failed read).
+        self.error = error
+        #: The jobs of the round before (a long poll's), whose unchanged results move here.
+        self.previous = previous
+        #: Bytes of records read so far, and how many of ``jobs`` are done.
+        self.total = 0
+        self.done = 0
+
+
+def _start_round(
     state: BrokerState,
     wanted: list[tuple[tuple[str, int], FetchPartition]],
     max_bytes: int,
-    denied: set[str] | None = None,
-    read_committed: bool = False,
-    files: bool = False,
-    previous: dict[int, _Job] | None = None,
-) -> tuple[list[FetchResponse_PartitionData], int, bool, dict[int, _Job]]:
-    """Read every wanted partition once.
+    denied: set[str] | None,
+    read_committed: bool,
+    files: bool,
+    previous: dict[int, _Job] | None,
+) -> _Round:
+    """Decide what to read of every wanted partition, and read on the loop what can be.
 
-    ``wanted`` is a list of ((topic, partition), FetchPartition); partitions of the
-    ``denied`` topics get TOPIC_AUTHORIZATION_FAILED without being read;
+    Partitions of the ``denied`` topics get TOPIC_AUTHORIZATION_FAILED without being read;
     ``read_committed`` stops each partition at its last stable offset; ``files``: record
     sets may be FileRecords (the connection can sendfile); ``previous``: the jobs of the
-    last round, whose unchanged partitions are not read again (their records move to
-    this round; the rest are closed). Returns (partition data in the same order, bytes
-    of records, whether any partition read had an error, this round's jobs by index).
+    last round, whose unchanged partitions are not read again. One fetch's partitions
+    are read in order, each within what the earlier ones left of ``max_bytes``: here on
+    the loop while only cached headers are needed; the rest (``done`` < the number of
+    jobs) by :func:`_read_rest` on a read thread. :func:`_end_round` completes the data.
     """
     out: list[FetchResponse_PartitionData] = []
     error = False
@@ -528,27 +555,38 @@ async def _read(
                 (hw, start, lso),
             )
         )
-    before = previous or {}
-    total = 0
+    rnd = _Round(out, jobs, error, previous or {})
     if jobs:
-        # One fetch's partitions are read in order, each within what the earlier ones left
-        # of max_bytes: on the loop while only cached headers are needed, then on a read
-        # thread. Cancelled (the client went away), the read thread still finishes; the
-        # files of its jobs are closed when they are collected.
-        total, done = _read_jobs(tm.logs, jobs, max_bytes, before, 0, True)
-        if done < len(jobs):
-            loop = asyncio.get_running_loop()
-            read = functools.partial(_read_jobs, tm.logs, jobs[done:], max_bytes, before, total)
-            total, _ = await loop.run_in_executor(_read_pool(), read)
-    for old in before.values():
+        rnd.total, rnd.done = _read_jobs(tm.logs, jobs, max_bytes, rnd.previous, 0, True)
+    return rnd
+
+
+async def _read_rest(state: BrokerState, rnd: _Round, max_bytes: int) -> None:
+    """Read the jobs of ``rnd`` the loop left on a read thread. Cancelled (the client went
+    away), the read thread still finishes; the files of its jobs are closed when they
+    are collected."""
+    loop = asyncio.get_running_loop()
+    read = functools.partial(
+        _read_jobs, state.topics.logs, rnd.jobs[rnd.done :], max_bytes, rnd.previous, rnd.total
+    )
+    rnd.total, _ = await loop.run_in_executor(_read_pool(), read)
+    rnd.done = len(rnd.jobs)
+
+
+def _end_round(state: BrokerState, rnd: _Round) -> dict[int, _Job]:
+    """Put what the jobs of ``rnd`` read into its partition data; close what the round
+    before held and this one did not take. Returns this round's jobs by index."""
+    for old in rnd.previous.values():
         if old.records is not None:
             old.records.close()
             old.records = None
-    for job in jobs:
+    out = rnd.data
+    transactions = state.transactions
+    for job in rnd.jobs:
         pd = out[job.index]
         if job.error:
             pd.error_code = job.error
-            error = True
+            rnd.error = True
             continue
         if job.records is None:
             continue
@@ -559,7 +597,26 @@ async def _read(
                 for pid, first in transactions.aborted_transactions(topic, partition, job.offset, job.upper)
             ]
         pd.records = job.records
-    return out, total, error, {job.index: job for job in jobs}
+    return {job.index: job for job in rnd.jobs}
+
+
+async def _read(
+    state: BrokerState,
+    wanted: list[tuple[tuple[str, int], FetchPartition]],
+    max_bytes: int,
+    denied: set[str] | None = None,
+    read_committed: bool = False,
+    files: bool = False,
+    previous: dict[int, _Job] | None = None,
+) -> tuple[list[FetchResponse_PartitionData], int, bool, dict[int, _Job]]:
+    """Read every wanted partition once (see :func:`_start_round`). Returns (partition
+    data in the order wanted, bytes of records, whether any partition read had an error,
+    this round's jobs by index)."""
+    rnd = _start_round(state, wanted, max_bytes, denied, read_committed, files, previous)
+    if rnd.done < len(rnd.jobs):
+        await _read_rest(state, rnd, max_bytes)
+    jobs = _end_round(state, rnd)
+    return rnd.data, rnd.total, rnd.error, jobs
 
 
 def _count_fetched(state: BrokerState, topic: str, records: object) -> None:
@@ -587,8 +644,104 @@ def _sendfile_capable() -> tuple[bool, bool]:
     return True, getattr(listener, "ssl_context", True) is None
 
 
-async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest) -> FetchResponse:
-    started = time.perf_counter()
+class _Plan:
+    """What one Fetch request asks, settled before the first read."""
+
+    __slots__ = (
+        "context",
+        "denied",
+        "files",
+        "limited",
+        "max_bytes",
+        "out_of_line",
+        "quota_user",
+        "read_committed",
+        "readable",
+        "started",
+        "wanted",
+    )
+
+    context: FetchContext
+    denied: set[str] | None
+    #: Record sets may be FileRecords (the connection has no TLS).
+    files: bool
+    #: A consumer byte-rate quota applies.
+    limited: bool
+    #: max_bytes after the broker's limit and the quota.
+    max_bytes: int
+    #: Record sets may be OutOfLine (the request came through a server connection).
+    out_of_line: bool
+    quota_user: str
+    read_committed: bool
+    readable: list[tuple[tuple[str, int], FetchPartition]]
+    #: time.perf_counter() when the request was taken up (s).
+    started: float
+    wanted: list[tuple[tuple[str, int], FetchPartition]]
+
+
+def _fetch(
+    state: BrokerState, ctx: RequestContext, request: FetchRequest
+) -> FetchResponse | Awaitable[FetchResponse]:
+    """The response at once when the first read answers it (the usual case of a busy
+    consumer: records cached, headers in the page cache), else an awaitable of it
+    (reads on a read thread, or a long poll). Answering at once spares the task, the
+    coroutine and the callbacks a response that waits needs."""
+    plan = _plan(state, ctx, request)
+    if isinstance(plan, FetchResponse):
+        return plan
+    rnd = _start_round(state, plan.wanted, plan.max_bytes, plan.denied, plan.read_committed, plan.files, None)
+    if rnd.done < len(rnd.jobs):
+        return _fetch_later(state, ctx, request, plan, rnd)
+    jobs = _end_round(state, rnd)
+    if _waits(request, plan, rnd.total, rnd.error):
+        return _fetch_later(state, ctx, request, plan, None, (rnd.data, rnd.total, rnd.error, jobs))
+    return _answer(state, ctx, request, plan, rnd.data, rnd.total, jobs)
+
+
+def _waits(request: FetchRequest, plan: _Plan, total: int, error: bool) -> bool:
+    """Whether the fetch long-polls: too few bytes, a wait allowed, no error, and a
+    partition the sender may read (none: answered at once, as Kafka does)."""
+    return total < request.min_bytes and request.max_wait_ms > 0 and not error and bool(plan.readable)
+
+
+async def _fetch_later(
+    state: BrokerState,
+    ctx: RequestContext,
+    request: FetchRequest,
+    plan: _Plan,
+    rnd: _Round | None,
+    first: tuple[list[FetchResponse_PartitionData], int, bool, dict[int, _Job]] | None = None,
+) -> FetchResponse:
+    """The rest of a fetch that waits: ``rnd``'s reads on a read thread, then (``first``:
+    the round already read) the long poll."""
+    if rnd is not None:
+        await _read_rest(state, rnd, plan.max_bytes)
+        jobs = _end_round(state, rnd)
+        data, total, error = rnd.data, rnd.total, rnd.error
+    else:
+        assert first is not None
+        data, total, error, jobs = first
+    if _waits(request, plan, total, error):
+        deadline = time.monotonic() + request.max_wait_ms / 1000.0
+        keys = [key for key, _ in plan.readable]
+        while True:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                break
+            woken = await state.delayed.wait_for(keys, None, remaining_ms)
+            data, total, error, jobs = await _read(
+                state, plan.wanted, plan.max_bytes, plan.denied, plan.read_committed, plan.files, jobs
+            )
+            if not woken or total >= request.min_bytes or error:
+                break
+    return _answer(state, ctx, request, plan, data, total, jobs)
+
+
+def _plan(state: BrokerState, ctx: RequestContext, request: FetchRequest) -> _Plan | FetchResponse:
+    """The session, limits and permissions of ``request``; a FetchResponse when the
+    session fields are refused."""
+    plan = _Plan()
+    plan.started = time.perf_counter()
     version = ctx.api_version
     requested = [
         (
@@ -616,8 +769,9 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
             return FetchResponse(error_code=context.error_code, session_id=0, responses=[])
     else:
         context = FetchContext(partitions=requested)
+    plan.context = context
     # Sessions key partitions by any hashable; Fetch's keys are always (topic, partition).
-    wanted = cast("list[tuple[tuple[str, int], FetchPartition]]", context.partitions())
+    plan.wanted = wanted = cast("list[tuple[tuple[str, int], FetchPartition]]", context.partitions())
 
     # Kafka clamps the client's max_bytes to the broker's fetch.max.bytes: a client cannot
     # make one response hold more than the operator allows.
@@ -625,12 +779,13 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
         request.max_bytes if request.max_bytes > 0 else 0x7FFFFFFF, state.config.limits.fetch_max_bytes
     )
     quotas = state.quotas
-    quota_user = user_of(ctx.principal)
-    limited = quotas.enabled[FETCH] and request.replica_id < 0
+    plan.quota_user = quota_user = user_of(ctx.principal)
+    plan.limited = limited = quotas.enabled[FETCH] and request.replica_id < 0
     if limited:
         window_bytes = quotas.max_fetch_bytes(quota_user, ctx.client_id)
         if window_bytes is not None:
             max_bytes = min(max_bytes, window_bytes)
+    plan.max_bytes = max_bytes
     denied: set[str] | None = None
     authorizer = getattr(state, "authorizer", None)
     if authorizer is not None:
@@ -641,67 +796,70 @@ async def _fetch(state: BrokerState, ctx: RequestContext, request: FetchRequest)
             for topic in {topic for (topic, _), _ in wanted}:
                 if not authorizer.allows(ctx, _READ, _TOPIC, topic):
                     denied.add(topic)
-    read_committed = request.isolation_level == 1
-    out_of_line, files = _sendfile_capable()
-    data, total, error, jobs = await _read(state, wanted, max_bytes, denied, read_committed, files)
-    # Only partitions the sender may read are waited on (none: answer at once, as Kafka does).
-    readable = [w for w in wanted if w[0][0] not in denied] if denied else wanted
-    if total < request.min_bytes and request.max_wait_ms > 0 and not error and readable:
-        deadline = time.monotonic() + request.max_wait_ms / 1000.0
-        keys = [key for key, _ in readable]
-        while True:
-            remaining_ms = int((deadline - time.monotonic()) * 1000)
-            if remaining_ms <= 0:
-                break
-            woken = await state.delayed.wait_for(keys, None, remaining_ms)
-            data, total, error, jobs = await _read(
-                state, wanted, max_bytes, denied, read_committed, files, jobs
-            )
-            if not woken or total >= request.min_bytes or error:
-                break
+    plan.denied = denied
+    plan.read_committed = request.isolation_level == 1
+    plan.out_of_line, plan.files = _sendfile_capable()
+    # Only partitions the sender may read are waited on.
+    plan.readable = [w for w in wanted if w[0][0] not in denied] if denied else wanted
+    return plan
 
-    if limited and total:
-        throttle_ms = quotas.record(FETCH, quota_user, ctx.client_id, total)
+
+def _answer(
+    state: BrokerState,
+    ctx: RequestContext,
+    request: FetchRequest,
+    plan: _Plan,
+    data: list[FetchResponse_PartitionData],
+    total: int,
+    jobs: dict[int, _Job],
+) -> FetchResponse:
+    """The response to ``request`` of the last round's ``data`` (``total`` bytes of records)."""
+    context = plan.context
+    quotas = state.quotas
+    if plan.limited and total:
+        throttle_ms = quotas.record(FETCH, plan.quota_user, ctx.client_id, total)
         if throttle_ms:
             # Kafka's throttled answer: no partitions, the bytes not counted, a session
             # opened by this request not kept.
-            quotas.unrecord(FETCH, quota_user, ctx.client_id, total)
+            quotas.unrecord(FETCH, plan.quota_user, ctx.client_id, total)
             _close_jobs(list(jobs.values()))
             ctx.throttle_ms = throttle_ms
             session_id = context.session_id
             if not context.incremental and session_id:
                 state.fetch_sessions.remove(session_id)
                 session_id = 0
-            state.metrics.fetch_latency_us.observe(int((time.perf_counter() - started) * 1e6))
+            state.metrics.fetch_latency_us.observe(int((time.perf_counter() - plan.started) * 1e6))
             return FetchResponse(
                 throttle_time_ms=throttle_ms, error_code=0, session_id=session_id, responses=[]
             )
 
+    out_of_line = plan.out_of_line
     responses: list[FetchResponse_FetchableTopicResponse] = []
     last_topic = None
     current: FetchResponse_FetchableTopicResponse | None = None
-    for ((topic, _partition), _req), pd in zip(wanted, data, strict=True):
-        if not out_of_line and isinstance(pd.records, BufferRecords):
-            pd.records = pd.records.data
+    for ((topic, _partition), _req), pd in zip(plan.wanted, data, strict=True):
+        records = pd.records
+        if not out_of_line and type(records) is BufferRecords:
+            pd.records = records = records.data
         if not context.should_include(
             (topic, pd.partition_index),
             error_code=pd.error_code,
             high_watermark=pd.high_watermark,
             last_stable_offset=pd.last_stable_offset,
             log_start_offset=pd.log_start_offset,
-            has_records=bool(pd.records),
+            has_records=bool(records),
         ):
-            if isinstance(pd.records, OutOfLine):
-                pd.records.close()
+            if isinstance(records, OutOfLine):
+                records.close()
             continue
         if pd.error_code:
             state.metrics.error(pd.error_code)
-        elif pd.records:
-            _count_fetched(state, topic, pd.records)
+        elif records:
+            _count_fetched(state, topic, records)
         if topic != last_topic or current is None:
             current = FetchResponse_FetchableTopicResponse(topic=topic, partitions=[])
             responses.append(current)
             last_topic = topic
         current.partitions.append(pd)
-    state.metrics.fetch_latency_us.observe(int((time.perf_counter() - started) * 1e6))
+    state.metrics.fetch_latency_us.observe(int((time.perf_counter() - plan.started) * 1e6))
     return FetchResponse(error_code=0, session_id=context.session_id, responses=responses)
