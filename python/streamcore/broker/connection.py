@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from streamcore.broker import handlers as _handlers
 from streamcore.broker.context import RequestContext
@@ -394,11 +394,14 @@ class KafkaConnection(asyncio.BufferedProtocol):
                 log.exception("handler for api %d v%d failed; closing %s", api_key, version, self.peer)
                 self.close(None)
                 return None
-            if isinstance(result, Awaitable):
+            # The type's __await__, not isinstance(..., Awaitable): an ABC check runs
+            # Python code, and every request asks.
+            if getattr(type(result), "__await__", None) is not None:
+                waits = cast("Awaitable[Any]", result)
                 slot = _Slot(size)
                 self._pending.append(slot)
-                timer = _Timed(result, time.perf_counter() - started) if timed else None
-                task = asyncio.ensure_future(result if timer is None else timer)
+                timer = _Timed(waits, time.perf_counter() - started) if timed else None
+                task = asyncio.ensure_future(waits if timer is None else timer)
                 self._tasks.add(task)
                 task.add_done_callback(functools.partial(self._finished, slot=slot, ctx=ctx, timer=timer))
                 return slot

@@ -19,7 +19,6 @@ frames with ``FrameSplitter``.
 
 from __future__ import annotations
 
-import abc
 import enum
 import functools
 from typing import Any, NamedTuple
@@ -240,7 +239,7 @@ def encode_response_header(correlation_id: int, api_key: int, api_version: int) 
     return wire.encode_response_header(correlation_id, response_header_is_flexible(api_key, api_version))
 
 
-class OutOfLine(abc.ABC):
+class OutOfLine:
     """A bytes field's value that the encoder leaves out of the frame it builds.
 
     :func:`encode_response_parts` writes only the field's length prefix and hands the
@@ -251,19 +250,21 @@ class OutOfLine(abc.ABC):
     cannot send them out of line, such as a TLS connection).
     """
 
+    # Not an abc.ABC: isinstance against an ABC runs Python code, and the encoder and the
+    # sender ask it of every field and part of every Fetch response.
     __slots__ = ()
 
-    @abc.abstractmethod
-    def __len__(self) -> int: ...
+    def __len__(self) -> int:
+        raise NotImplementedError
 
     def __bool__(self) -> bool:
         return len(self) > 0
 
-    @abc.abstractmethod
     def materialize(self) -> bytes | bytearray | memoryview:
         """The bytes, in memory."""
+        raise NotImplementedError
 
-    def close(self) -> None:  # noqa: B027 (a default that holds nothing, not abstract)
+    def close(self) -> None:
         """Release what the value holds (open files); the default holds nothing."""
 
 

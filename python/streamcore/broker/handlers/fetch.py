@@ -147,12 +147,15 @@ class FileRecords(OutOfLine):
 
     def __init__(self, ranges: list[tuple[int, int, int]], records: int, end_offset: int) -> None:
         self.ranges = ranges
-        self._length = sum(length for _, _, length in ranges)
+        self._length = ranges[0][2] if len(ranges) == 1 else sum(length for _, _, length in ranges)
         self.records = records
         self.end_offset = end_offset
 
     def __len__(self) -> int:
         return self._length
+
+    def __bool__(self) -> bool:
+        return self._length > 0
 
     def materialize(self) -> bytes:
         """The bytes, read with pread (for a sender that cannot use sendfile).
@@ -194,6 +197,9 @@ class BufferRecords(OutOfLine):
 
     def __len__(self) -> int:
         return len(self.data)
+
+    def __bool__(self) -> bool:
+        return len(self.data) > 0
 
     def materialize(self) -> bytes | memoryview:
         return self.data
@@ -535,7 +541,7 @@ def _start_round(
             continue
         hw = plog.high_watermark
         # Kafka reports the last stable offset whatever the isolation level.
-        lso = transactions.lso(topic, partition, hw)
+        lso = transactions.lso_of_log(topic, partition, plog, hw)
         pd.high_watermark, pd.last_stable_offset = hw, lso
         pd.log_start_offset = start = plog.log_start_offset
         offset = req.fetch_offset
@@ -621,9 +627,11 @@ async def _read(
 
 def _count_fetched(state: BrokerState, topic: str, records: object) -> None:
     metrics = state.metrics
-    if isinstance(records, BufferRecords):
-        metrics.fetched(topic, records.data)
-    elif isinstance(records, FileRecords):
+    kind = type(records)
+    if kind is BufferRecords:
+        metrics.fetched(topic, cast("BufferRecords", records).data)
+    elif kind is FileRecords:
+        records = cast("FileRecords", records)
         # The bytes are never in memory; the record count came from the batch headers.
         cells: Any = metrics._fetched.get(topic)
         if cells is None:

@@ -809,6 +809,10 @@ class TransactionCoordinator:
         most ``high_watermark`` when given (pass the one the response reports)."""
         return self.partitions.lso(topic, partition, high_watermark)
 
+    def lso_of_log(self, topic: str, partition: int, log: Any, high_watermark: int) -> int:
+        """:meth:`lso` of the partition whose current log the caller holds (cheaper)."""
+        return self.partitions.lso_of_log(topic, partition, log, high_watermark)
+
     def aborted_transactions(
         self, topic: str, partition: int, fetch_offset: int, upper_offset: int
     ) -> list[tuple[int, int]]:

@@ -151,6 +151,15 @@ class TransactionalPartitions:
         """
         return self.state(topic, partition).last_stable_offset(high_watermark)
 
+    def lso_of_log(self, topic: str, partition: int, log: Any, high_watermark: int) -> int:
+        """:meth:`lso` for a caller that holds the partition's current ``log`` (Fetch asks
+        it for every partition of every request): a loaded state of that log answers
+        without looking the log up again."""
+        found = self._states.get((topic, partition))
+        if found is not None and found.log is log:
+            return found.last_stable_offset(high_watermark)
+        return self.state(topic, partition).last_stable_offset(high_watermark)
+
     def aborted_transactions(
         self, topic: str, partition: int, fetch_offset: int, upper_offset: int
     ) -> list[tuple[int, int]]:
