@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -108,17 +109,32 @@ def test_a_client_hanging_up_mid_append_still_leaves_the_batch_deduplicated(log)
 
 
 class _FailingLog:
-    """A log whose appends are queued, then fail as a failed write or fsync does."""
+    """A log whose appends are queued, then settled by the test as the WAL settles them:
+    the ``on_written`` hook first, then the future."""
 
     def __init__(self) -> None:
-        self.queued: list[asyncio.Future[AppendResult]] = []
+        self.queued: list[tuple[asyncio.Future[AppendResult], Any]] = []
         self.lent: list[bool] = []
 
-    def append_async(self, batch: bytes, *, lend: bool = False) -> asyncio.Future[AppendResult]:
+    def append_async(
+        self, batch: bytes, *, lend: bool = False, on_written: Any = None
+    ) -> asyncio.Future[AppendResult]:
         fut: asyncio.Future[AppendResult] = asyncio.get_running_loop().create_future()
-        self.queued.append(fut)
+        self.queued.append((fut, on_written))
         self.lent.append(lend)
         return fut
+
+    def fail(self, index: int, exc: BaseException) -> None:
+        fut, on_written = self.queued[index]
+        if on_written is not None:
+            on_written(None, exc)
+        fut.set_exception(exc)
+
+    def succeed(self, index: int, result: AppendResult) -> None:
+        fut, on_written = self.queued[index]
+        if on_written is not None:
+            on_written(result, None)
+        fut.set_result(result)
 
 
 def test_a_failed_write_withdraws_its_sequence_so_the_retry_is_accepted():
@@ -128,14 +144,14 @@ def test_a_failed_write_withdraws_its_sequence_so_the_retry_is_accepted():
 
     async def main() -> None:
         fut = _append(appender, failing, _idempotent(0))  # type: ignore[arg-type]
-        failing.queued[0].set_exception(LogOfflineError("write failed"))
+        failing.fail(0, LogOfflineError("write failed"))
         with pytest.raises(LogOfflineError):
             await fut
         assert producers.last_sequence(P, 7) is None
         # The retry is a new batch, not an in-flight duplicate.
         _append(appender, failing, _idempotent(0))  # type: ignore[arg-type]
         assert len(failing.queued) == 2
-        failing.queued[1].set_result(AppendResult(0, 1, -1))
+        failing.succeed(1, AppendResult(0, 1, -1))
         await asyncio.sleep(0)
         assert producers.last_sequence(P, 7) == 1
         # Produce record sets are lent to the WAL (the request frame is never written).

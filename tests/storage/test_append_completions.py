@@ -122,3 +122,35 @@ def test_completions_reach_each_event_loop_that_appended(tmp_path):
             return (await log.append_async(_batch(i))).base_offset
 
         assert [asyncio.run(one(i)) for i in range(3)] == [0, 1, 2]
+
+
+def test_on_written_runs_before_the_future_settles_even_when_it_was_cancelled(tmp_path):
+    with Log(tmp_path / "p", fsync="never") as log:
+
+        async def main() -> tuple[list[tuple[object, object, bool]], list[AppendResult | None]]:
+            seen: list[tuple[object, object, bool]] = []
+            fut = log.append_async(_batch(0), on_written=lambda r, e: seen.append((r, e, fut.done())))
+            result = await fut
+            assert seen == [(result, None, False)]
+            # Cancelled (a client hanging up): the hook still hears where the batch landed.
+            abandoned: list[AppendResult | None] = []
+            cancelled = log.append_async(_batch(1), on_written=lambda r, e: abandoned.append(r))
+            cancelled.cancel()
+            await log.append_async(_batch(2))  # completes after the abandoned one
+            return seen, abandoned
+
+        seen, abandoned = asyncio.run(main())
+    assert [r.base_offset for r in abandoned if r is not None] == [1]
+
+
+def test_a_failing_on_written_hook_is_logged_and_the_future_still_settles(tmp_path):
+    with Log(tmp_path / "p", fsync="never") as log:
+
+        async def main() -> AppendResult:
+            def broken(result: object, exc: object) -> None:
+                raise RuntimeError("a hook's own bug")
+
+            return await log.append_async(_batch(0), on_written=broken)
+
+        result = asyncio.run(main())
+    assert result.base_offset == 0

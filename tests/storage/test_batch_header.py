@@ -19,7 +19,7 @@ def _codecs():
     yield pytest.param(_impl.record_batch, id="active")
 
 
-@pytest.mark.parametrize("codec", _codecs())
+@pytest.mark.parametrize("codec", list(_codecs()))
 def test_parse_header_agrees_with_the_decoder_on_every_field(codec):
     data = codec.encode_batch(
         [b"a", None, b"ccc"],

@@ -68,9 +68,7 @@ class Appender:
         """
         producer_id = info.producer_id
         if producer_id < 0:
-            fut = log.append_async(batch, lend=True)
-            fut.add_done_callback(_Notify(self._delayed, topic, partition))
-            return fut
+            return log.append_async(batch, lend=True, on_written=_Notify(self._delayed, topic, partition))
         key = (topic, partition)
         check = self._producers.check_and_record(
             key, producer_id, info.producer_epoch, info.base_sequence, info.last_offset_delta
@@ -82,19 +80,18 @@ class Appender:
             return done
         if status is not SequenceStatus.NEW:
             raise KafkaError(check.error_code, "idempotent producer sequence check failed")
+        record = _Record(self._producers, self._delayed, topic, partition, check.token)
         try:
-            fut = log.append_async(batch, lend=True)
+            # The hook runs when the append finishes even if the caller cancelled the
+            # future meanwhile (a hang-up): the sequence record completes with the write.
+            return log.append_async(batch, lend=True, on_written=record)
         except BaseException:
             self._producers.abort(check.token)
             raise
-        fut.add_done_callback(_Record(self._producers, self._delayed, topic, partition, check.token))
-        # The caller waits on an outer future: cancelling it (a hang-up) leaves the WAL's
-        # future, and so the sequence record above, to complete.
-        return asyncio.shield(fut)
 
 
 class _Notify:
-    """Done-callback of a plain append: wake the partition's waiting fetches."""
+    """``on_written`` hook of a plain append: wake the partition's waiting fetches."""
 
     __slots__ = ("_delayed", "_partition", "_topic")
 
@@ -103,13 +100,13 @@ class _Notify:
         self._topic = topic
         self._partition = partition
 
-    def __call__(self, fut: asyncio.Future[AppendResult]) -> None:
-        if not fut.cancelled() and fut.exception() is None:
+    def __call__(self, result: AppendResult | None, exc: BaseException | None) -> None:
+        if exc is None:
             self._delayed.notify(self._topic, self._partition)
 
 
 class _Record:
-    """Done-callback of an idempotent append: record or withdraw the sequence reservation."""
+    """``on_written`` hook of an idempotent append: record or withdraw the sequence reservation."""
 
     __slots__ = ("_delayed", "_partition", "_producers", "_token", "_topic")
 
@@ -122,12 +119,9 @@ class _Record:
         self._partition = partition
         self._token = token
 
-    def __call__(self, fut: asyncio.Future[AppendResult]) -> None:
-        # Only the shield waits on this future, and nothing cancels the WAL's own, so
-        # cancelled here means the loop went away mid-append: withdraw like a failure.
-        if fut.cancelled() or fut.exception() is not None:
+    def __call__(self, result: AppendResult | None, exc: BaseException | None) -> None:
+        if exc is not None or result is None:
             self._producers.abort(self._token)
             return
-        result = fut.result()
         self._producers.complete(self._token, result.base_offset, result.last_offset)
         self._delayed.notify(self._topic, self._partition)

@@ -60,13 +60,25 @@ class _Completions:
 
     def _drain(self) -> None:
         new = tuple.__new__
-        for fut, result, exc in self.queue.drain():
+        for token, result, exc in self.queue.drain():
+            if type(token) is tuple:
+                # (future, on_written): the hook runs here, before the future is
+                # settled and whether or not it was cancelled (see Log.append_async).
+                fut, on_written = token
+                appended = None if exc is not None else new(AppendResult, result)
+                try:
+                    on_written(appended, exc)
+                except Exception:
+                    logger.exception("an append's on_written hook failed")
+            else:
+                fut = token
+                appended = None
             if fut.cancelled():
                 continue
             if exc is not None:
                 fut.set_exception(exc)
             else:
-                fut.set_result(new(AppendResult, result))
+                fut.set_result(appended if appended is not None else new(AppendResult, result))
 
 
 # The loop of the last append (weakly) and its completion queue: a broker has one
@@ -311,7 +323,11 @@ class Log:
         return AppendResult(*self._wal.append(batch))
 
     def append_async(
-        self, batch: bytes | bytearray | memoryview, *, lend: bool = False
+        self,
+        batch: bytes | bytearray | memoryview,
+        *,
+        lend: bool = False,
+        on_written: Callable[[AppendResult | None, BaseException | None], None] | None = None,
     ) -> asyncio.Future[AppendResult]:
         """``append`` for asyncio: queue the batch and return the future of its AppendResult.
 
@@ -325,10 +341,17 @@ class Log:
         copy; the caller promises not to change that memory until the future is
         settled (the buffer export is held until then, so a ``bytearray`` cannot be
         resized meanwhile). A ``bytes`` batch is never copied, lent or not.
+
+        ``on_written(result, exc)``: called on the loop once the append finished (the
+        AppendResult and None, or None and the exception), just before the future is
+        settled, and also when the future was cancelled meanwhile: work that must
+        follow every append (a producer's sequence record, waking fetches) runs in the
+        same call as the completion instead of as a done-callback scheduled after it.
         """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[AppendResult] = loop.create_future()
-        self._wal.submit_to(batch, _completions(loop).queue, fut, lend=lend)
+        token: Any = fut if on_written is None else (fut, on_written)
+        self._wal.submit_to(batch, _completions(loop).queue, token, lend=lend)
         return fut
 
     def flush(self) -> None:
