@@ -35,6 +35,7 @@ __all__ = [
     "WORKLOADS",
     "create_topic",
     "format_result",
+    "histogram_percentiles",
     "message_values",
     "new_name",
     "percentile",
@@ -79,6 +80,30 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
         return None
     rank = max(1, min(len(sorted_values), int(-(-q * len(sorted_values) // 100))))
     return float(sorted_values[rank - 1])
+
+
+def histogram_percentiles(histogram: Mapping[int, int], scale: float = 0.1) -> dict[str, float | None]:
+    """Nearest-rank p50/p99/p999 and max of a histogram ``{bucket: count}``; bucket × ``scale`` = value.
+
+    Values are computed as bucket / (1 / ``scale``), so that buckets of whole units give
+    exact decimals (µs buckets with ``scale`` 0.001: 99 -> 0.099 ms).
+    """
+    per_unit = 1.0 / scale
+    total = sum(histogram.values())
+    out: dict[str, float | None] = {"p50": None, "p99": None, "p999": None, "max": None}
+    if total == 0:
+        return out
+    buckets = sorted(histogram.items())
+    for key, q in (("p50", 50.0), ("p99", 99.0), ("p999", 99.9)):
+        rank = max(1, min(total, -int(-q * total // 100)))
+        seen = 0
+        for bucket, count in buckets:
+            seen += count
+            if seen >= rank:
+                out[key] = bucket / per_unit
+                break
+    out["max"] = buckets[-1][0] / per_unit
+    return out
 
 
 def _latency_summary(values_ms: array[float]) -> dict[str, float | None] | None:

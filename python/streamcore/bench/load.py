@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, Any, TextIO
 
+from streamcore.bench.broker import histogram_percentiles
 from streamcore.bench.load_report import format_interval
 
 __all__ = [
@@ -104,21 +105,7 @@ def merge_histograms(histograms: Sequence[dict[str, int] | Counter[int]]) -> Cou
 
 def latency_summary(histogram: Counter[int]) -> dict[str, float | int | None]:
     """``count``, nearest-rank ``p50``/``p99``/``p999`` and ``max`` in ms of a µs histogram."""
-    total = sum(histogram.values())
-    out: dict[str, float | int | None] = {"count": total, "p50": None, "p99": None, "p999": None, "max": None}
-    if total == 0:
-        return out
-    buckets = sorted(histogram.items())
-    for key, q in (("p50", 50.0), ("p99", 99.0), ("p999", 99.9)):
-        rank = max(1, min(total, -int(-q * total // 100)))
-        seen = 0
-        for value, count in buckets:
-            seen += count
-            if seen >= rank:
-                out[key] = value / 1000.0
-                break
-    out["max"] = buckets[-1][0] / 1000.0
-    return out
+    return {"count": sum(histogram.values()), **histogram_percentiles(histogram, 0.001)}
 
 
 # --- worker processes ---------------------------------------------------------------

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from streamcore.bench.broker import histogram_percentiles
 from streamcore.bench.peers.workloads.common import (
     FANOUT_PARTITIONS,
     FANOUT_RECORDS,
@@ -40,7 +41,6 @@ from streamcore.bench.peers.workloads.common import (
     Settings,
     Target,
     create_topic_with_config,
-    histogram_percentiles,
     scaled,
 )
 from streamcore.bench.peers.workloads.fan_out import fanout

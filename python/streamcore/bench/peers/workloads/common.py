@@ -101,22 +101,3 @@ def create_topic_with_config(
     admin.create_topics([new], operation_timeout=timeout_s, request_timeout=timeout_s)[topic].result(
         timeout=timeout_s
     )
-
-
-def histogram_percentiles(histogram: Mapping[int, int], scale: float = 0.1) -> dict[str, float | None]:
-    """Nearest-rank p50/p99/p999 and max of a histogram ``{bucket: count}``; bucket × ``scale`` = value."""
-    total = sum(histogram.values())
-    out: dict[str, float | None] = {"p50": None, "p99": None, "p999": None, "max": None}
-    if total == 0:
-        return out
-    buckets = sorted(histogram.items())
-    for key, q in (("p50", 50.0), ("p99", 99.0), ("p999", 99.9)):
-        rank = max(1, min(total, -int(-q * total // 100)))
-        seen = 0
-        for bucket, count in buckets:
-            seen += count
-            if seen >= rank:
-                out[key] = bucket * scale
-                break
-    out["max"] = buckets[-1][0] * scale
-    return out

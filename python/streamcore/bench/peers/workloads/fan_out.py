@@ -6,7 +6,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from streamcore.bench.broker import create_topic, new_name
+from streamcore.bench.broker import create_topic, histogram_percentiles, new_name
 from streamcore.bench.peers.workloads.common import (
     FANOUT_PARTITIONS,
     FANOUT_RECORDS,
@@ -15,7 +15,6 @@ from streamcore.bench.peers.workloads.common import (
     Settings,
     Target,
     broker_cpu,
-    histogram_percentiles,
     per_gb,
     scaled,
 )

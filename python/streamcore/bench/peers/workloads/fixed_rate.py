@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from streamcore.bench.broker import new_name, percentile, run_produce
+from streamcore.bench.broker import histogram_percentiles, new_name, percentile, run_produce
 from streamcore.bench.peers.workloads.common import (
     FSYNC_ALWAYS_TOPIC_CONFIG,
     LATENCY_LINGER_MS,
@@ -16,7 +16,6 @@ from streamcore.bench.peers.workloads.common import (
     Settings,
     Target,
     create_topic_with_config,
-    histogram_percentiles,
     scaled,
 )
 from streamcore.bench.peers.workloads.workers import consumer_worker, wait_assigned
