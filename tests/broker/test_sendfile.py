@@ -348,3 +348,37 @@ def test_encode_response_parts_sends_the_frame_encode_response_builds():
         joined = b"".join(bytes(p.materialize()) if isinstance(p, headers.OutOfLine) else p for p in parts)
         assert joined == whole
         assert headers.encode_response(9, 1, version, resp) == whole
+
+
+def test_a_failure_of_our_own_while_sending_closes_only_that_connection(tmp_path, monkeypatch, caplog):
+    from streamcore.broker import connection
+
+    broker = _start(tmp_path / "data")
+    try:
+        with WireClient(broker.bootstrap_servers) as c:
+            create_topic(c, "big")
+            values = _fill(c, "big", 3)
+        real = connection._sendfile_now
+        failures = [1]
+
+        def broken(sock_fd: int, fd: int, offset: int, count: int) -> int:
+            if failures[0]:
+                failures[0] -= 1
+                raise RuntimeError("a bug in the send loop")
+            return real(sock_fd, fd, offset, count)
+
+        monkeypatch.setattr(connection, "_sendfile_now", broken)
+        with caplog.at_level("ERROR", logger="streamcore"):
+            sock = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
+            with sock:
+                sock.sendall(request_frame(_big_fetch(), 12, 1))
+                with pytest.raises(ConnectionError):
+                    (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+                    _recv_exact(sock, size)
+        assert any("sending a fetch response" in r.getMessage() for r in caplog.records)
+        # The broker goes on serving, by sendfile again.
+        with WireClient(broker.bootstrap_servers) as c:
+            part = fetched_partition(c.request(fetch_request("big", 0, 0, max_bytes=1 << 20), 12), "big", 0)
+            assert [v for _, _, v in records_of(part.records)] == values
+    finally:
+        broker.stop()

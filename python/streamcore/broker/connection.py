@@ -652,6 +652,12 @@ class KafkaConnection(asyncio.BufferedProtocol):
                     _close_parts(parts)
                     self.close(None)  # the client went away mid-response
                     return True
+                except Exception:
+                    # Our bug, as in _parts_sent: logged, and only this connection closes.
+                    _close_parts(parts)
+                    log.exception("sending a fetch response to %s failed; closing", self.peer)
+                    self.close(None)
+                    return True
                 if sent_all:
                     _close_parts(parts)
                     return True
