@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from storage.page_cache import evict
+from streamcore.broker import fetch_records
 from streamcore.broker.context import RequestContext
 from streamcore.broker.embedded import Broker
 from streamcore.broker.handlers import fetch as fetch_mod
@@ -123,7 +124,7 @@ def test_cached_headers_are_read_on_the_loop_and_cold_ones_on_a_thread(tmp_path,
         assert pool.submitted == 1
 
         # A kernel without the flag: every read on a thread, the same bytes again.
-        monkeypatch.setattr(fetch_mod, "_RWF_NOWAIT", None)
+        monkeypatch.setattr(fetch_records, "_RWF_NOWAIT", None)
         assert _fetch(broker.bootstrap_servers) == hot
         assert pool.submitted == 2
     finally:
@@ -133,7 +134,7 @@ def test_cached_headers_are_read_on_the_loop_and_cold_ones_on_a_thread(tmp_path,
 def test_a_file_system_refusing_the_flag_turns_the_loop_reads_off(tmp_path, monkeypatch, pool):
     broker, values = _filled_broker(tmp_path / "data")
     try:
-        monkeypatch.setattr(fetch_mod, "_RWF_NOWAIT", getattr(os, "RWF_NOWAIT", 8))
+        monkeypatch.setattr(fetch_records, "_RWF_NOWAIT", getattr(os, "RWF_NOWAIT", 8))
         real = Log.file_ranges
 
         def refuse(
@@ -148,7 +149,7 @@ def test_a_file_system_refusing_the_flag_turns_the_loop_reads_off(tmp_path, monk
         frame = _fetch(broker.bootstrap_servers)
         assert _values(frame, "a") == values["a"] and _values(frame, "b") == values["b"]
         assert pool.submitted == 1
-        assert fetch_mod._RWF_NOWAIT is None
+        assert fetch_records._RWF_NOWAIT is None
     finally:
         broker.stop()
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 from streamcore.broker import handlers as _handlers
 from streamcore.broker.context import RequestContext
+from streamcore.broker.fetch_records import FileRecords
 from streamcore.broker.handlers import sasl_authenticate, sasl_handshake
-from streamcore.broker.handlers.fetch import FileRecords
 from streamcore.broker.quotas import FETCH, PRODUCE, REQUEST, user_of
 from streamcore.broker.security import tls
 from streamcore.broker.security.mechanisms import AuthenticationFailed
