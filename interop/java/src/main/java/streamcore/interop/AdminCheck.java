@@ -7,6 +7,7 @@ import java.util.Map;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.ExecutionException;
+import java.util.function.Predicate;
 import org.apache.kafka.clients.admin.Admin;
 import org.apache.kafka.clients.admin.AdminClientConfig;
 import org.apache.kafka.clients.admin.AlterConfigOp;
@@ -61,14 +62,14 @@ public final class AdminCheck {
       ConfigResource resource = new ConfigResource(ConfigResource.Type.TOPIC, topic);
 
       set(admin, resource, new AlterConfigOp(new ConfigEntry("retention.ms", "123000"), AlterConfigOp.OpType.SET));
-      Config config = admin.describeConfigs(List.of(resource)).all().get().get(resource);
+      Config config = describeUntil(admin, resource, c -> "123000".equals(c.get("retention.ms").value()));
       System.out.println("retention.ms " + config.get("retention.ms").value());
       System.out.println("append-to-non-list " + trySet(admin, resource,
           new AlterConfigOp(new ConfigEntry("retention.ms", "5"), AlterConfigOp.OpType.APPEND)));
       System.out.println("unknown-config " + trySet(admin, resource,
           new AlterConfigOp(new ConfigEntry("no.such.config", "5"), AlterConfigOp.OpType.SET)));
       set(admin, resource, new AlterConfigOp(new ConfigEntry("retention.ms", ""), AlterConfigOp.OpType.DELETE));
-      config = admin.describeConfigs(List.of(resource)).all().get().get(resource);
+      config = describeUntil(admin, resource, c -> c.get("retention.ms").isDefault());
       System.out.println("retention.ms-default " + config.get("retention.ms").isDefault());
 
       admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(3))).all().get();
@@ -145,6 +146,23 @@ public final class AdminCheck {
         producer.close(Duration.ZERO);
       }
     }
+  }
+
+  /**
+   * The topic's configs once {@code seen} holds, or as they are after 15 s. Apache Kafka
+   * (KRaft) answers an alter once the controller has committed it and the broker applies
+   * it to its metadata afterwards, so a describe right after may still show the old value;
+   * streamcore shows the new one at once.
+   */
+  private static Config describeUntil(Admin admin, ConfigResource resource, Predicate<Config> seen)
+      throws Exception {
+    long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+    Config config = admin.describeConfigs(List.of(resource)).all().get().get(resource);
+    while (!seen.test(config) && System.nanoTime() < deadline) {
+      Thread.sleep(50);
+      config = admin.describeConfigs(List.of(resource)).all().get().get(resource);
+    }
+    return config;
   }
 
   private static void set(Admin admin, ConfigResource resource, AlterConfigOp op) throws Exception {
