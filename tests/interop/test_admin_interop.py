@@ -170,10 +170,20 @@ def confluent_admin_steps(bootstrap: str, *, settle: bool = False) -> dict[str, 
     [beyond] = admin.delete_records([TopicPartition(topic, 0, 100)]).values()
     out["delete-beyond-end"] = _error_name(beyond)
 
-    [altered] = admin.alter_consumer_group_offsets(
-        [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, 5)])]
-    ).values()
-    altered.result(timeout=STEP_TIMEOUT_S)
+    def alter() -> list[str]:
+        """'ok' or the error name per partition of committing offset 5 for the new group."""
+        [altered] = admin.alter_consumer_group_offsets(
+            [ConsumerGroupTopicPartitions(group, [TopicPartition(topic, 0, 5)])]
+        ).values()
+        try:
+            done = altered.result(timeout=STEP_TIMEOUT_S)
+        except KafkaException as exc:
+            return [exc.args[0].name()]
+        return [tp.error.name() if tp.error is not None else "ok" for tp in done.topic_partitions]
+
+    # Apache Kafka may answer a group's first commit with a partition error while its
+    # offsets topic is still being set up; the control commits again (bounded).
+    read("alter-offsets", alter)
 
     def committed() -> list[int]:
         [listed] = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group, [tp0])]).values()
@@ -181,8 +191,14 @@ def confluent_admin_steps(bootstrap: str, *, settle: bool = False) -> dict[str, 
 
     out["offset-committed"] = committed()
     deadline = time.monotonic() + (SETTLE_S if settle else 0)
+    recommit_at = time.monotonic() + 2.0
     while out["offset-committed"] != [5] and time.monotonic() < deadline:
         time.sleep(0.1)
+        if time.monotonic() >= recommit_at:
+            # The control only: a commit Kafka answered but does not show after 2 s is
+            # made again (seen once in five runs on a loaded machine).
+            alter()
+            recommit_at = time.monotonic() + 2.0
         out["offset-committed"] = committed()
     [gone] = admin.delete_consumer_groups([group]).values()
     out["delete-group"] = _error_name(gone)
@@ -220,6 +236,7 @@ EXPECTED = {
     "low-watermark": 4,
     "earliest": 4,
     "delete-beyond-end": "OFFSET_OUT_OF_RANGE",
+    "alter-offsets": ["ok"],
     "offset-committed": [5],
     "delete-group": "ok",
     "delete-group-again": "GROUP_ID_NOT_FOUND",

@@ -73,7 +73,13 @@ public final class AdminCheck {
       System.out.println("retention.ms-default " + config.get("retention.ms").isDefault());
 
       admin.createPartitions(Map.of(topic, NewPartitions.increaseTo(3))).all().get();
-      int count = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size();
+      // As with configs: Apache Kafka's broker may list the new partitions a moment later.
+      long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+      int count = partitionCount(admin, topic);
+      while (count != 3 && System.nanoTime() < deadline) {
+        Thread.sleep(50);
+        count = partitionCount(admin, topic);
+      }
       System.out.println("partitions " + count);
       String shrink;
       try {
@@ -163,6 +169,10 @@ public final class AdminCheck {
       config = admin.describeConfigs(List.of(resource)).all().get().get(resource);
     }
     return config;
+  }
+
+  private static int partitionCount(Admin admin, String topic) throws Exception {
+    return admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size();
   }
 
   private static void set(Admin admin, ConfigResource resource, AlterConfigOp op) throws Exception {

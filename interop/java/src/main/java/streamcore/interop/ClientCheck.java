@@ -11,6 +11,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Properties;
 import java.util.TreeMap;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
@@ -28,6 +29,7 @@ import org.apache.kafka.clients.producer.KafkaProducer;
 import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
+import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.header.Header;
 import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
@@ -117,7 +119,23 @@ public final class ClientCheck {
     Properties p = props(bootstrap);
     try (Admin admin = Admin.create(p)) {
       admin.createTopics(List.of(new NewTopic(topic, partitions, (short) 1))).all().get();
-      int seen = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size();
+      // Apache Kafka (KRaft) answers once the controller has committed the topic; the
+      // broker may list it a moment later. streamcore lists it at once.
+      long deadline = System.nanoTime() + Duration.ofSeconds(15).toNanos();
+      int seen = -1;
+      while (true) {
+        try {
+          seen = admin.describeTopics(List.of(topic)).allTopicNames().get().get(topic).partitions().size();
+        } catch (ExecutionException e) {
+          if (!(e.getCause() instanceof UnknownTopicOrPartitionException) || System.nanoTime() > deadline) {
+            throw e;
+          }
+        }
+        if (seen == partitions || System.nanoTime() > deadline) {
+          break;
+        }
+        Thread.sleep(50);
+      }
       System.out.println("created " + topic + " " + seen);
     }
   }
