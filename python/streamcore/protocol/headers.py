@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from streamcore._impl import wire
 from streamcore.errors import ProtocolError
@@ -251,18 +251,21 @@ class OutOfLine:
     """
 
     # Not an abc.ABC: isinstance against an ABC runs Python code, and the encoder and the
-    # sender ask it of every field and part of every Fetch response.
+    # sender ask it of every field and part of every Fetch response. The two methods
+    # every subclass defines are declared for the type checker only, so that a class
+    # missing one fails where it is used rather than through a placeholder here.
     __slots__ = ()
 
-    def __len__(self) -> int:
-        raise NotImplementedError
+    if TYPE_CHECKING:
+
+        def __len__(self) -> int:
+            """The value's length in bytes."""
+
+        def materialize(self) -> bytes | bytearray | memoryview:
+            """The bytes, in memory."""
 
     def __bool__(self) -> bool:
         return len(self) > 0
-
-    def materialize(self) -> bytes | bytearray | memoryview:
-        """The bytes, in memory."""
-        raise NotImplementedError
 
     def close(self) -> None:
         """Release what the value holds (open files); the default holds nothing."""
