@@ -11,8 +11,9 @@ Figures:
 * append MB/s and batches/s for fsync never / interval / always x 1 / 8 / 64
   appender threads x 16 KiB batches (goal: one appender >= 1 GB/s at fsync=never);
 * fsync=always with 1 KiB batches: 1 appender vs 64 threads vs 64 asyncio tasks
-  (append_async), and the group-commit gain (64 / 1, goal >= 20x), as the ratio of
-  the medians and per round;
+  (``submit`` with a thread-safe callback per append, and ``submit_to`` with a
+  ``CompletionQueue``, the broker's path: one loop wake-up per group), and the
+  group-commit gain (64 / 1, goal >= 20x), as the ratio of the medians and per round;
 * sequential read MB/s (1 MiB reads);
 * recovery time of a log after a crash (no clean marker, recovery point 0),
   default 1 GiB.
@@ -98,7 +99,7 @@ def run_threads(wal: Any, batch: bytes, appenders: int, seconds: float) -> dict[
 
 
 def run_tasks(wal: Any, batch: bytes, tasks: int, seconds: float) -> dict[str, float]:
-    """``tasks`` asyncio tasks append through submit + call_soon_threadsafe (as Log.append_async)."""
+    """``tasks`` asyncio tasks append through ``submit`` + ``call_soon_threadsafe``: one loop wake-up per append."""
 
     async def main() -> int:
         loop = asyncio.get_running_loop()
@@ -131,6 +132,56 @@ def run_tasks(wal: Any, batch: bytes, tasks: int, seconds: float) -> dict[str, f
     count = asyncio.run(main())
     elapsed = time.perf_counter() - t0
     return _rates(count, len(batch), elapsed, before, wal.stats(), _cpu_seconds() - cpu0)
+
+
+def run_queue_tasks(wal: Any, batch: bytes, tasks: int, seconds: float) -> dict[str, float]:
+    """``tasks`` asyncio tasks append through ``submit_to`` and a ``CompletionQueue``, as
+    the broker's ``Log.append_async`` does: the writer wakes the loop once per group."""
+    queue = completion_queue_for(wal)
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        done = 0
+
+        def drain() -> None:
+            for fut, result, exc in queue.drain():
+                if exc is not None:
+                    fut.set_exception(exc)
+                else:
+                    fut.set_result(result)
+
+        loop.add_reader(queue.fileno(), drain)
+
+        async def task() -> None:
+            nonlocal done
+            while loop.time() < deadline:
+                fut = loop.create_future()
+                wal.submit_to(batch, queue, fut)
+                await fut
+                done += 1
+
+        try:
+            await asyncio.gather(*(task() for _ in range(tasks)))
+        finally:
+            loop.remove_reader(queue.fileno())
+        return done
+
+    before = dict(wal.stats())
+    cpu0 = _cpu_seconds()
+    t0 = time.perf_counter()
+    count = asyncio.run(main())
+    elapsed = time.perf_counter() - t0
+    return _rates(count, len(batch), elapsed, before, wal.stats(), _cpu_seconds() - cpu0)
+
+
+def completion_queue_for(wal: Any) -> Any:
+    """A ``CompletionQueue`` of the same twin as ``wal`` (native or reference)."""
+    if isinstance(wal, reference_wal.WalLog):
+        return reference_wal.CompletionQueue()
+    from streamcore import _native  # type: ignore[attr-defined]
+
+    return _native.wal.CompletionQueue()
 
 
 def _cpu_seconds() -> float:
@@ -198,13 +249,14 @@ def bench_impl(name: str, cls: Any, root: str, args: argparse.Namespace) -> dict
     if "group_commit" in parts:
         small = make_batch(1024)
         gc_rounds: dict[str, list[dict[str, float]]] = {}
-        gains: dict[str, list[float]] = {"threads": [], "tasks": []}
+        gains: dict[str, list[float]] = {"threads": [], "tasks": [], "queue_tasks": []}
         for r in range(args.rounds):
             this: dict[str, dict[str, float]] = {}
             for label, runner, n in (
                 ("threads_1", run_threads, 1),
                 ("threads_64", run_threads, 64),
                 ("tasks_64", run_tasks, 64),
+                ("queue_tasks_64", run_queue_tasks, 64),
             ):
                 wal = fresh(f"gc-{label}", fsync="always")
                 try:
@@ -216,17 +268,21 @@ def bench_impl(name: str, cls: Any, root: str, args: argparse.Namespace) -> dict
             one = this["threads_1"]["batches_per_s"] or 1.0
             gains["threads"].append(round(this["threads_64"]["batches_per_s"] / one, 1))
             gains["tasks"].append(round(this["tasks_64"]["batches_per_s"] / one, 1))
+            gains["queue_tasks"].append(round(this["queue_tasks_64"]["batches_per_s"] / one, 1))
         gc: dict[str, Any] = {label: _median_round(runs) for label, runs in gc_rounds.items()}
         single = gc["threads_1"]["batches_per_s"] or 1.0
         gc["gain_threads_64_over_1"] = round(gc["threads_64"]["batches_per_s"] / single, 1)
         gc["gain_tasks_64_over_1"] = round(gc["tasks_64"]["batches_per_s"] / single, 1)
+        gc["gain_queue_tasks_64_over_1"] = round(gc["queue_tasks_64"]["batches_per_s"] / single, 1)
         if args.rounds > 1:
             gc["gain_threads_64_over_1_rounds"] = gains["threads"]
             gc["gain_tasks_64_over_1_rounds"] = gains["tasks"]
+            gc["gain_queue_tasks_64_over_1_rounds"] = gains["queue_tasks"]
         print(
             f"[{name}] group commit gain: threads {gc['gain_threads_64_over_1']}x, "
-            f"tasks {gc['gain_tasks_64_over_1']}x (goal >= 20x); per round: threads {gains['threads']}, "
-            f"tasks {gains['tasks']}"
+            f"tasks {gc['gain_tasks_64_over_1']}x, broker path (submit_to) "
+            f"{gc['gain_queue_tasks_64_over_1']}x (goal >= 20x); per round: threads {gains['threads']}, "
+            f"tasks {gains['tasks']}, broker path {gains['queue_tasks']}"
         )
         results["group_commit_1k"] = gc
 
