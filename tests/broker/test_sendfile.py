@@ -351,14 +351,14 @@ def test_encode_response_parts_sends_the_frame_encode_response_builds():
 
 
 def test_a_failure_of_our_own_while_sending_closes_only_that_connection(tmp_path, monkeypatch, caplog):
-    from streamcore.broker import connection
+    from streamcore.broker import fetch_sending
 
     broker = _start(tmp_path / "data")
     try:
         with WireClient(broker.bootstrap_servers) as c:
             create_topic(c, "big")
             values = _fill(c, "big", 3)
-        real = connection._sendfile_now
+        real = fetch_sending._sendfile_now
         failures = [1]
 
         def broken(sock_fd: int, fd: int, offset: int, count: int) -> int:
@@ -367,7 +367,7 @@ def test_a_failure_of_our_own_while_sending_closes_only_that_connection(tmp_path
                 raise RuntimeError("a bug in the send loop")
             return real(sock_fd, fd, offset, count)
 
-        monkeypatch.setattr(connection, "_sendfile_now", broken)
+        monkeypatch.setattr(fetch_sending, "_sendfile_now", broken)
         with caplog.at_level("ERROR", logger="streamcore"):
             sock = socket.create_connection(("127.0.0.1", broker.port), timeout=10)
             with sock:
