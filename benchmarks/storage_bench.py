@@ -38,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -126,12 +127,7 @@ def run_tasks(wal: Any, batch: bytes, tasks: int, seconds: float) -> dict[str, f
         await asyncio.gather(*(task() for _ in range(tasks)))
         return done
 
-    before = dict(wal.stats())
-    cpu0 = _cpu_seconds()
-    t0 = time.perf_counter()
-    count = asyncio.run(main())
-    elapsed = time.perf_counter() - t0
-    return _rates(count, len(batch), elapsed, before, wal.stats(), _cpu_seconds() - cpu0)
+    return _run_loop(wal, batch, main)
 
 
 def run_queue_tasks(wal: Any, batch: bytes, tasks: int, seconds: float) -> dict[str, float]:
@@ -167,6 +163,11 @@ def run_queue_tasks(wal: Any, batch: bytes, tasks: int, seconds: float) -> dict[
             loop.remove_reader(queue.fileno())
         return done
 
+    return _run_loop(wal, batch, main)
+
+
+def _run_loop(wal: Any, batch: bytes, main: Callable[[], Awaitable[int]]) -> dict[str, float]:
+    """Run ``main`` (which returns the appends it made) on a new event loop; return rates."""
     before = dict(wal.stats())
     cpu0 = _cpu_seconds()
     t0 = time.perf_counter()
