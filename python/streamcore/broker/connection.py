@@ -1,7 +1,8 @@
 """One client connection of the Kafka-wire server (:class:`KafkaConnection`).
 
-Framing, dispatch to the handlers, in-order responses, the per-connection limits, SASL,
-quotas and the sending of Fetch responses (``os.sendfile`` for segment-file ranges);
+Framing, dispatch to the handlers, in-order responses, the per-connection limits, SASL
+and quotas; Fetch responses with segment-file ranges go out through
+:class:`~streamcore.broker.fetch_sending.FetchResponseSender` (``os.sendfile``).
 :mod:`streamcore.broker.server` describes the whole, and accepts the connections.
 """
 
