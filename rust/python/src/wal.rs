@@ -531,7 +531,9 @@ impl WalLog {
         gil::run(py, Work::Bytes(data.len()), || wal.submit(data, done)).map_err(to_pyerr)
     }
 
-    /// Blocks until everything appended so far is written and fsynced.
+    /// Blocks until everything appended so far is written and fsynced. Raises
+    /// LogOfflineError on an offline log, once every earlier append's outcome was
+    /// delivered (waiters woken, queues filled).
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
         let wal = self.wal();
         gil::run(py, Work::Blocking, || wal.flush()).map_err(to_pyerr)

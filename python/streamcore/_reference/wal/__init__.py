@@ -258,7 +258,9 @@ class WalLog:
         self._enqueue(item)
 
     def flush(self) -> None:
-        """Block until everything appended so far is written and fsynced."""
+        """Block until everything appended so far is written and fsynced. Raises
+        LogOfflineError on an offline log, once every earlier append's outcome was
+        delivered (waiters woken, queues filled)."""
         item = Item(None, 0)
         item.make_waitable()
         self._enqueue(item)

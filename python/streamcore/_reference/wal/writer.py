@@ -162,12 +162,15 @@ class Writer:
         """
         log = self.log
         with log._cond:
-            if log._offline is not None:
+            buf = item.buf
+            # An offline log's flush queues too (unless the log is closing): the writer
+            # fails the appends queued before it, delivering each outcome, and only
+            # then the flush (see step).
+            if log._offline is not None and (buf is not None or log._closing):
                 raise error.offline(log._offline)
             if log._closing:
                 raise error.closed(log._directory)
             queue = log._queue
-            buf = item.buf
             if buf is None:
                 self.flushes += 1
                 queue.append(item)
@@ -313,6 +316,18 @@ class Writer:
         if group is None:
             self.finish()
             return FINISHED, None
+        if group and log._offline is not None:
+            # Queued before the log went offline and not failed with it (a flush).
+            failure = error.offline(log._offline)
+            appended = sum(len(item.buf) for item in group if item.buf is not None)
+            if appended:
+                with log._cond:
+                    self.pending_bytes -= appended
+            for item in group:
+                item.result = None
+                item.exc = failure
+            self.complete(group)
+            return AGAIN, None
         if group:
             try:
                 self.write_group(group)

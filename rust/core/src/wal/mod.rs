@@ -413,17 +413,21 @@ impl Wal {
         slot.take()
     }
 
-    /// Blocks until everything appended so far is written and fsynced.
+    /// Blocks until everything appended so far is written and fsynced. On an offline
+    /// log: `Offline`, once the outcome of every earlier append was delivered.
     pub fn flush(&self) -> Result<(), WalError> {
-        if let Some(cause) = self.shared.offline.get() {
-            return Err(WalError::Offline(cause.clone()));
-        }
         let slot = Arc::new(Slot::new());
         {
             let mut q = lock(&self.shared.queue);
             if q.closing {
+                if let Some(cause) = self.shared.offline.get() {
+                    return Err(WalError::Offline(cause.clone()));
+                }
                 return Err(self.closed_error());
             }
+            // An offline log's flush queues too: its writer fails the appends queued
+            // before it (delivering each outcome) and only then this flush, so when
+            // flush raises, the outcome of every earlier append is out.
             q.push_flush(slot.clone());
             writer::kick(&self.shared, q);
         }
