@@ -37,6 +37,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from streamcore._atomic_file import fsync_dir
@@ -317,16 +318,15 @@ class Writer:
             self.finish()
             return FINISHED, None
         if group and log._offline is not None:
-            # Queued before the log went offline and not failed with it (a flush).
-            failure = error.offline(log._offline)
+            # A flush queued on the offline log, or appends queued before a failed
+            # segment swap took it offline (the swap does not fail the queue): they fail
+            # here, in order, as the native writer's fail_all does.
             appended = sum(len(item.buf) for item in group if item.buf is not None)
             if appended:
                 with log._cond:
                     self.pending_bytes -= appended
-            for item in group:
-                item.result = None
-                item.exc = failure
-            self.complete(group)
+            message = log._offline
+            self._fail(group, lambda: error.offline(message))
             return AGAIN, None
         if group:
             try:
@@ -577,10 +577,15 @@ class Writer:
             log._queue.clear()
             self.pending_bytes = 0
             self.flushes = 0
-        for item in group + pending:
+        self._fail(group + pending, lambda: error.offline(message, exc))
+
+    def _fail(self, items: list[Item], failure: Callable[[], BaseException]) -> None:
+        """Deliver a new ``failure()`` as the outcome of each of ``items`` (an exception
+        object each: waiters on several threads raise them)."""
+        for item in items:
             item.result = None
-            item.exc = error.offline(message, exc)
-        self.complete(group + pending)
+            item.exc = failure()
+        self.complete(items)
 
     def abandon(self, exc: BaseException) -> None:
         """After a bug in a step: the log goes offline, everything queued fails, a waiting close returns."""
