@@ -49,6 +49,74 @@ def counts(records: list[tuple[str, str]]) -> dict[bytes, int]:
     return {k.encode(): n for k, n in Counter(k for k, _ in records).items()}
 
 
+# librdkafka can lose a pause() made in the assignment callback: the pause and the fetcher
+# start that the OffsetFetch answer triggers each take a version barrier, and when the
+# start's op is queued first the pause is dropped as outdated
+# (confluentinc/librdkafka#5591, open). Quix pauses its changelog partitions right there,
+# so a changelog record can then reach its processing loop, and the app exits on a
+# KeyError. The race is inside the client; with librdkafka's debug log on, the pause and
+# the fetcher start of the changelog partitions came within 10 ms of each other, in
+# either order, and CI hit the lost pause once on streamcore (40 local runs in a row did not).
+# An app that dies of exactly that is started again on the same state directory, as a
+# supervisor would, at most MAX_RACE_RESTARTS times: the counts the tests check must still
+# be exact, so the restart is one more recovery they verify.
+PAUSE_RACE_SIGNS = ('Failed to process a Row: partition="changelog__', "KeyError: 'changelog__")
+MAX_RACE_RESTARTS = 2
+
+
+class QuixApp:
+    """quix_count.py in Quix's venv, started again if it died of the librdkafka pause race."""
+
+    def __init__(
+        self,
+        python: str,
+        bootstrap: str,
+        group: str,
+        state_dir: Path,
+        topics: tuple[str, str],
+        workdir: Path,
+        name: str,
+        guarantee: str,
+    ) -> None:
+        script = ECOSYSTEM / "quix_count.py"
+        self.cmd = [python, str(script), bootstrap, group, str(state_dir), *topics, guarantee]
+        self.workdir = workdir
+        self.name = name
+        self.procs = [Proc(name, self.cmd, workdir)]
+
+    @property
+    def proc(self) -> Proc:
+        return self.procs[-1]
+
+    def alive(self) -> bool:
+        """True while the app runs; one that died of the pause race is started again first."""
+        if self.proc.alive():
+            return True
+        stderr = self.proc.stderr_path.read_text(errors="replace")
+        if len(self.procs) > MAX_RACE_RESTARTS or not all(sign in stderr for sign in PAUSE_RACE_SIGNS):
+            return False
+        print(f"{self.proc.name} died of librdkafka#5591 (a lost pause); starting it again")
+        self.procs.append(Proc(f"{self.name}-again-{len(self.procs)}", self.cmd, self.workdir))
+        return True
+
+    def stderr(self) -> str:
+        """The stderr of every process of this app, in order."""
+        return "\n".join(p.stderr_path.read_text(errors="replace") for p in self.procs)
+
+    def tail(self) -> str:
+        return "\n".join(p.tail() for p in self.procs)
+
+    def lines(self) -> list[str]:
+        return self.proc.lines()
+
+    def stop(self) -> int:
+        return self.proc.stop()
+
+    def kill(self) -> None:
+        for p in self.procs:
+            p.kill()
+
+
 def start_app(
     python: str,
     bootstrap: str,
@@ -58,12 +126,11 @@ def start_app(
     workdir: Path,
     name: str,
     guarantee: str = "at-least-once",
-) -> Proc:
-    script = ECOSYSTEM / "quix_count.py"
-    return Proc(name, [python, str(script), bootstrap, group, str(state_dir), *topics, guarantee], workdir)
+) -> QuixApp:
+    return QuixApp(python, bootstrap, group, state_dir, topics, workdir, name, guarantee)
 
 
-def wait_for_counts(proc: Proc, bootstrap: str, output: str, expected: dict[bytes, int]) -> None:
+def wait_for_counts(proc: QuixApp, bootstrap: str, output: str, expected: dict[bytes, int]) -> None:
     def current() -> dict[bytes, int] | None:
         assert proc.alive(), f"quix_count exited\n{proc.tail()}"
         got = {k: int(json.loads(v)) for k, v in latest_per_key(bootstrap, output).items() if k and v}
@@ -87,7 +154,7 @@ def test_quix_count_per_key_exact_across_a_restart_that_recovers_state_from_its_
     records = make_records(seed=5)
     first, second = records[: RECORDS // 2], records[RECORDS // 2 :]
     state_dir = tmp_path / "state"
-    procs: list[Proc] = []
+    procs: list[QuixApp] = []
     try:
         produce(bootstrap, source, first)
         proc = start_app(quix_interpreter, bootstrap, group, state_dir, (source, sink), tmp_path, "quix-1")
@@ -104,7 +171,7 @@ def test_quix_count_per_key_exact_across_a_restart_that_recovers_state_from_its_
         proc = start_app(quix_interpreter, bootstrap, group, state_dir, (source, sink), tmp_path, "quix-2")
         procs.append(proc)
         wait_for_counts(proc, bootstrap, sink, counts(records))
-        assert "Recovery successful" in proc.stderr_path.read_text(), proc.tail()
+        assert "Recovery successful" in proc.stderr(), proc.tail()
         assert proc.stop() == 0, proc.tail()
     finally:
         for p in procs:

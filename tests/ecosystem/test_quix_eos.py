@@ -28,8 +28,8 @@ from pathlib import Path
 import pytest
 
 from .conftest import APACHE_KAFKA, STREAMCORE, BrokerUnderTest, brokers
-from .harness import Proc, create_topic, produce, read_to_end, wait_until
-from .test_quix import COUNT_TIMEOUT_S, INPUT_PARTITIONS, KEYS, start_app
+from .harness import create_topic, produce, read_to_end, wait_until
+from .test_quix import COUNT_TIMEOUT_S, INPUT_PARTITIONS, KEYS, QuixApp, start_app
 
 pytestmark = pytest.mark.ecosystem
 
@@ -56,7 +56,7 @@ def check_counts(seen: dict[bytes, list[int]], expected: dict[bytes, int]) -> di
     return {key: counts[-1] for key, counts in seen.items()}
 
 
-def wait_for_exact_counts(proc: Proc, bootstrap: str, output: str, expected: dict[bytes, int]) -> None:
+def wait_for_exact_counts(proc: QuixApp, bootstrap: str, output: str, expected: dict[bytes, int]) -> None:
     def exact() -> bool:
         assert proc.alive(), f"quix_count exited\n{proc.tail()}"
         return check_counts(committed_counts(bootstrap, output), expected) == expected
@@ -86,7 +86,7 @@ def test_quix_exactly_once_count_per_key_exact_after_a_kill_mid_stream(
     )
     state_dir = tmp_path / "state"
     topics = (source, sink)
-    procs: list[Proc] = []
+    procs: list[QuixApp] = []
     try:
         produce(bootstrap, source, first)
         proc = start_app(
