@@ -88,6 +88,10 @@ class QuixApp:
     def proc(self) -> Proc:
         return self.procs[-1]
 
+    def running(self) -> bool:
+        """True while the current process runs (no restart)."""
+        return self.proc.alive()
+
     def alive(self) -> bool:
         """True while the app runs; one that died of the pause race is started again first."""
         if self.proc.alive():

@@ -42,7 +42,7 @@ Memory is bounded whatever clients send:
 A Fetch response comes as parts (``headers.encode_response_parts``): the frame's bytes
 and, between them, the record sets. On a connection without TLS, record sets that are
 open segment-file ranges (``broker.fetch_records.FileRecords``) go out with ``os.sendfile``
-in chunks of ``connection._SENDFILE_CHUNK_BYTES``, after the bytes before them have drained:
+in chunks of ``fetch_sending._SENDFILE_CHUNK_BYTES``, after the bytes before them have drained:
 straight from the event loop while the socket has room, through ``loop.sendfile`` (which
 waits for room) once it is full; responses behind it wait, so they still leave in
 request order. A client

@@ -320,7 +320,8 @@ class Writer:
         if group and log._offline is not None:
             # A flush queued on the offline log, or appends queued before a failed
             # segment swap took it offline (the swap does not fail the queue): they fail
-            # here, in order, as the native writer's fail_all does.
+            # here, in queue order, so a flush is answered only after the appends queued
+            # before it (the native writer's fail_all answers its flushes last).
             appended = sum(len(item.buf) for item in group if item.buf is not None)
             if appended:
                 with log._cond:

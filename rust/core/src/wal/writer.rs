@@ -556,11 +556,15 @@ impl Writer {
         )
     }
 
-    /// Fails every item of `group` with the offline error.
+    /// Fails every item of `group` with the offline error: the appends' outcomes
+    /// first, then the flushes, so that a flush returning Offline finds the outcome of
+    /// every append queued before it delivered (as on the success path, and as the
+    /// reference twin, which fails its items in queue order). Appends and flushes a
+    /// panicking `process` had already taken from its group are failed with them, in
+    /// front, instead of being dropped with their waiters asleep.
     fn fail_all(&mut self, group: &mut Vec<Item>) {
         let err = self.offline_error();
         let (mut appends, mut bytes) = (0, 0u64);
-        self.dones.clear();
         for item in group.drain(..) {
             match item {
                 Item::Append { done, buf } => {
@@ -568,7 +572,7 @@ impl Writer {
                     bytes += buf.len() as u64;
                     self.dones.push(done);
                 }
-                Item::Flush(slot) => slot.put(Err(err.clone())),
+                Item::Flush(slot) => self.flushes.push(slot),
             }
         }
         self.bufs.clear();
@@ -576,6 +580,9 @@ impl Writer {
         let mut dones = std::mem::take(&mut self.dones);
         self.complete(&mut dones, |_| Err(err.clone()));
         self.dones = dones;
+        for f in self.flushes.drain(..) {
+            f.put(Err(err.clone()));
+        }
     }
 
     /// Delivers outcomes: wakes waiters, runs inline callbacks, hands the other
@@ -926,6 +933,7 @@ mod linger_tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
     use std::sync::mpsc::{channel, Receiver};
+    use std::sync::Mutex;
 
     /// Long enough that a test fails (by its receive timeout) long before a wrongly
     /// lingering writer would give up.
@@ -1240,5 +1248,42 @@ mod linger_tests {
         assert!(wal.is_offline());
         assert!(matches!(wal.append(&batch(10)), Err(WalError::Offline(_))));
         assert_eq!(wal.high_watermark(), 1);
+    }
+
+    /// An append queued behind a group whose write fails, then a flush: the next step
+    /// finds the log offline and fails both. The flush must return only once the
+    /// append's outcome was delivered (its slow inline callback has run).
+    #[test]
+    fn a_flush_failed_on_an_offline_log_returns_after_the_appends_queued_before_it() {
+        let (wal, _d) = open(never());
+        let delivered = Arc::new(Mutex::new(Vec::<&str>::new()));
+        let gate = lock(&wal.shared.writer_gate);
+        wal.fail_next_io();
+        let first = submit(&wal);
+        until_taken(&wal, 1);
+        let seen = delivered.clone();
+        wal.submit(
+            &batch(10),
+            Completion::Inline(Box::new(move |outcome| {
+                assert!(matches!(outcome, Err(WalError::Offline(_))), "{outcome:?}");
+                std::thread::sleep(Duration::from_millis(50));
+                lock(&seen).push("append");
+            })),
+        )
+        .unwrap();
+        std::thread::scope(|s| {
+            let flusher = s.spawn(|| {
+                let flushed = wal.flush();
+                (flushed, lock(&delivered).clone())
+            });
+            while lock(&wal.shared.queue).flushes == 0 {
+                std::thread::yield_now();
+            }
+            drop(gate);
+            let (flushed, seen_at_return) = flusher.join().unwrap();
+            assert!(matches!(flushed, Err(WalError::Offline(_))), "{flushed:?}");
+            assert_eq!(seen_at_return, vec!["append"]);
+        });
+        assert!(matches!(first.recv().unwrap(), Err(WalError::Offline(_))));
     }
 }
