@@ -76,7 +76,7 @@ class QuixApp:
         topics: tuple[str, str],
         workdir: Path,
         name: str,
-        guarantee: str,
+        guarantee: str = "at-least-once",
     ) -> None:
         script = ECOSYSTEM / "quix_count.py"
         self.cmd = [python, str(script), bootstrap, group, str(state_dir), *topics, guarantee]
@@ -121,19 +121,6 @@ class QuixApp:
             p.kill()
 
 
-def start_app(
-    python: str,
-    bootstrap: str,
-    group: str,
-    state_dir: Path,
-    topics: tuple[str, str],
-    workdir: Path,
-    name: str,
-    guarantee: str = "at-least-once",
-) -> QuixApp:
-    return QuixApp(python, bootstrap, group, state_dir, topics, workdir, name, guarantee)
-
-
 def wait_for_counts(proc: QuixApp, bootstrap: str, output: str, expected: dict[bytes, int]) -> None:
     def current() -> dict[bytes, int] | None:
         assert proc.alive(), f"quix_count exited\n{proc.tail()}"
@@ -161,7 +148,7 @@ def test_quix_count_per_key_exact_across_a_restart_that_recovers_state_from_its_
     procs: list[QuixApp] = []
     try:
         produce(bootstrap, source, first)
-        proc = start_app(quix_interpreter, bootstrap, group, state_dir, (source, sink), tmp_path, "quix-1")
+        proc = QuixApp(quix_interpreter, bootstrap, group, state_dir, (source, sink), tmp_path, "quix-1")
         procs.append(proc)
         wait_for_counts(proc, bootstrap, sink, counts(first))
         assert proc.stop() == 0, proc.tail()
@@ -172,7 +159,7 @@ def test_quix_count_per_key_exact_across_a_restart_that_recovers_state_from_its_
         shutil.rmtree(state_dir)
 
         produce(bootstrap, source, second)
-        proc = start_app(quix_interpreter, bootstrap, group, state_dir, (source, sink), tmp_path, "quix-2")
+        proc = QuixApp(quix_interpreter, bootstrap, group, state_dir, (source, sink), tmp_path, "quix-2")
         procs.append(proc)
         wait_for_counts(proc, bootstrap, sink, counts(records))
         assert "Recovery successful" in proc.stderr(), proc.tail()

@@ -29,7 +29,7 @@ import pytest
 
 from .conftest import APACHE_KAFKA, STREAMCORE, BrokerUnderTest, brokers
 from .harness import create_topic, produce, read_to_end, wait_until
-from .test_quix import COUNT_TIMEOUT_S, INPUT_PARTITIONS, KEYS, QuixApp, start_app
+from .test_quix import COUNT_TIMEOUT_S, INPUT_PARTITIONS, KEYS, QuixApp
 
 pytestmark = pytest.mark.ecosystem
 
@@ -89,7 +89,7 @@ def test_quix_exactly_once_count_per_key_exact_after_a_kill_mid_stream(
     procs: list[QuixApp] = []
     try:
         produce(bootstrap, source, first)
-        proc = start_app(
+        proc = QuixApp(
             quix_interpreter, bootstrap, group, state_dir, topics, tmp_path, "quix-1", EXACTLY_ONCE
         )
         procs.append(proc)
@@ -106,7 +106,7 @@ def test_quix_exactly_once_count_per_key_exact_after_a_kill_mid_stream(
             produce(bootstrap, source, chunk)
             time.sleep(CHUNK_PAUSE_S)
 
-        proc = start_app(
+        proc = QuixApp(
             quix_interpreter, bootstrap, group, state_dir, topics, tmp_path, "quix-2", EXACTLY_ONCE
         )
         procs.append(proc)
