@@ -157,7 +157,7 @@ def test_a_file_system_refusing_the_flag_turns_the_loop_reads_off(tmp_path, monk
 def test_read_committed_file_ranges_stop_at_the_last_stable_offset(tmp_path, monkeypatch):
     """An open transaction behind committed data: a read_committed fetch served from the
     segment files ends before the open transaction's first batch, with the same bytes a
-    restarted broker (which has checked nothing yet, so it copies) answers."""
+    restarted broker (which has checked nothing yet, so it reads and checks first) answers."""
     from confluent_kafka import Producer
 
     sent_by_file = {"calls": 0}
@@ -189,17 +189,24 @@ def test_read_committed_file_ranges_stop_at_the_last_stable_offset(tmp_path, mon
         assert [v for _, _, v in records_of(part.records)] == values["a"]
     finally:
         broker.stop()
-    sent_by_file["calls"] = 0
-    broker = Broker(str(data_dir), host="127.0.0.1", port=0).start()
-    try:
-        with WireClient(broker.bootstrap_servers) as c:
-            c.send(req, 12)
-            copied = c.recv_frame()
-            c.pending.popleft()
-        assert sent_by_file["calls"] == 0
-        assert copied == by_file
-    finally:
-        broker.stop()
+    # Restarted, the broker has checked nothing yet: it reads and checks first, then
+    # sends the checked buffer where sendfile cannot be used (as under TLS), and the
+    # checked batches by sendfile otherwise. The same bytes either way.
+    for copying in (True, False):
+        sent_by_file["calls"] = 0
+        broker = Broker(str(data_dir), host="127.0.0.1", port=0).start()
+        try:
+            with monkeypatch.context() as patched:
+                if copying:
+                    patched.setattr(fetch_mod, "_sendfile_capable", lambda: (True, False))
+                with WireClient(broker.bootstrap_servers) as c:
+                    c.send(req, 12)
+                    again = c.recv_frame()
+                    c.pending.popleft()
+            assert (sent_by_file["calls"] == 0) if copying else (sent_by_file["calls"] > 0)
+            assert again == by_file
+        finally:
+            broker.stop()
 
 
 def _handle_on_loop(broker: Broker, request: m.FetchRequest) -> tuple[bool, m.FetchResponse]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from streamcore.broker.embedded import Broker
+from streamcore.broker.handlers import fetch as fetch_handler
 from streamcore.broker.handlers.fetch import BufferRecords
 from streamcore.protocol import headers
 from streamcore.protocol import messages as m
@@ -123,22 +124,30 @@ def test_a_response_sent_with_sendfile_is_byte_identical_to_the_copying_path(tmp
         assert counter.bytes > 0
     finally:
         broker.stop()
-    # Reopened, the broker has not checked these batches itself: it reads, checks and
-    # copies them, and must answer the very same bytes. (Once checked they may go by
-    # sendfile: a fresh broker for each request.)
-    for (req, version), expected in zip(requests, sent, strict=True):
-        counter.calls = 0
-        broker = _start(data_dir)
-        try:
-            assert _raw_fetch(broker.bootstrap_servers, req, version) == expected
-            assert counter.calls == 0
-            if version == 12 and req.topics[0].partitions[0].partition_max_bytes > 1000:
-                # Checked reads that reach the log's end join what the broker trusts:
-                # "b" from offset 2 now goes by sendfile, still the same bytes.
-                assert _raw_fetch(broker.bootstrap_servers, req, version) == expected
-                assert counter.calls > 0
-        finally:
-            broker.stop()
+    # Reopened, the broker has not checked these batches itself: it reads and checks
+    # them first, and must answer the very same bytes. Over a connection that cannot use
+    # sendfile (as under TLS) it sends the checked buffer; otherwise the batches it has
+    # just checked go by sendfile. (A fresh broker for each request: nothing checked yet.)
+    for copying in (True, False):
+        for (req, version), expected in zip(requests, sent, strict=True):
+            counter.calls = 0
+            broker = _start(data_dir)
+            try:
+                with monkeypatch.context() as patched:
+                    if copying:
+                        patched.setattr(fetch_handler, "_sendfile_capable", lambda: (True, False))
+                    assert _raw_fetch(broker.bootstrap_servers, req, version) == expected
+                if copying:
+                    assert counter.calls == 0
+                    if version == 12 and req.topics[0].partitions[0].partition_max_bytes > 1000:
+                        # Checked reads that reach the log's end join what the broker
+                        # trusts: "b" from offset 2 now goes by sendfile, same bytes.
+                        assert _raw_fetch(broker.bootstrap_servers, req, version) == expected
+                        assert counter.calls > 0
+                else:
+                    assert counter.calls > 0
+            finally:
+                broker.stop()
     resp = m.FetchResponse.decode(memoryview(sent[2])[5:], 12)
     part = fetched_partition(resp, "a", 0)
     got = [v for _, _, v in records_of(part.records)]

@@ -176,10 +176,11 @@ def trusted(plog: Any, offset: int) -> bool:
         return offset >= v.low
 
 
-def note_checked(plog: Any, data: bytes | memoryview) -> None:
-    """Record the batches of ``data`` (whole, checked) as verified."""
+def note_checked(plog: Any, data: bytes | memoryview) -> int:
+    """Record the batches of ``data`` (whole, checked) as verified; returns the offset
+    after the last of them (-1 when ``data`` holds none)."""
     if len(data) < HEADER_SIZE:
-        return
+        return -1
     view = memoryview(data)
     first = _I64.unpack_from(view, BASE_OFFSET_AT)[0]
     pos, end, n = 0, first, len(view)
@@ -193,6 +194,7 @@ def note_checked(plog: Any, data: bytes | memoryview) -> None:
     v = _verified_of(plog)
     with _verified_lock:
         v.add(first, end)
+    return end
 
 
 def open_files(
