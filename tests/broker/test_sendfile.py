@@ -14,7 +14,7 @@ import pytest
 
 from streamcore.broker.embedded import Broker
 from streamcore.broker.handlers import fetch as fetch_handler
-from streamcore.broker.handlers.fetch import BufferRecords
+from streamcore.broker.handlers.fetch import BufferRecords, FileRecords
 from streamcore.protocol import headers
 from streamcore.protocol import messages as m
 
@@ -155,6 +155,53 @@ def test_a_response_sent_with_sendfile_is_byte_identical_to_the_copying_path(tmp
     # KIP-74: a limit below one batch still returns that batch, whole, and only it.
     small = m.FetchResponse.decode(memoryview(sent[3])[5:], 12)
     assert len(records_of(fetched_partition(small, "a", 0).records)) == 2
+
+
+def test_checked_batches_whose_file_ranges_differ_are_sent_from_the_buffer(tmp_path, monkeypatch):
+    """When the file ranges found after a checking read do not hold exactly the checked
+    bytes (here: their end offset is off by one, as after a swap in between), the
+    checked buffer is sent and the ranges' descriptors are closed."""
+    counter = _SendfileCounter(monkeypatch)
+    data_dir = tmp_path / "data"
+    broker = _start(data_dir)
+    try:
+        with WireClient(broker.bootstrap_servers) as c:
+            create_topic(c, "a")
+            create_topic(c, "b")
+            _fill(c, "a", 4)
+            _fill(c, "b", 4)
+        request = _two_topic_fetch(1 << 20)
+        expected = _raw_fetch(broker.bootstrap_servers, request, 12)
+    finally:
+        broker.stop()
+    real_open_files = fetch_handler.open_files
+    closed: list[int] = []
+
+    class Shifted(FileRecords):
+        __slots__ = ()
+
+        def close(self) -> None:
+            if self.ranges:  # the close that closes descriptors (not __del__'s after it)
+                closed.append(len(self.ranges))
+            super().close()
+
+    def shifted(*args: Any, **kwargs: Any) -> Any:
+        files = real_open_files(*args, **kwargs)
+        if files is None:
+            return None
+        moved = Shifted(files.ranges, files.records, files.end_offset + 1)
+        files.ranges = []  # the descriptors now belong to ``moved``
+        return moved
+
+    counter.calls = 0
+    broker = _start(data_dir)
+    try:
+        monkeypatch.setattr(fetch_handler, "open_files", shifted)
+        assert _raw_fetch(broker.bootstrap_servers, request, 12) == expected
+        assert counter.calls == 0
+        assert len(closed) == 2  # each partition's mismatched ranges, closed once
+    finally:
+        broker.stop()
 
 
 def _slow_socket(bootstrap: str) -> socket.socket:

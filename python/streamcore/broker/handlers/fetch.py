@@ -41,8 +41,9 @@ that the server sends with ``os.sendfile`` (``FileRecords``; no user-space copy)
 otherwise as the one buffer ``Log.read`` filled (``BufferRecords``), after checking its
 batches (framing, CRC32C, offsets) so that damage is answered with an error rather than
 passed on; on a connection without TLS, batches that such a read has just checked go by
-sendfile too (the buffer is dropped), when the file ranges hold exactly them. A long poll woken by an append reads again only the partitions whose high
-watermark, log start or last stable offset moved. The record sets, and the record of
+sendfile too (the buffer is dropped), when the file ranges hold exactly them. A long
+poll woken by an append reads again only the partitions whose high watermark, log start
+or last stable offset moved. The record sets, and the record of
 which batches this process has checked, live in ``broker/fetch_records.py``.
 """
 
