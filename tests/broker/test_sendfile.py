@@ -105,25 +105,34 @@ def _two_topic_fetch(max_bytes: int) -> m.FetchRequest:
     return req
 
 
-def test_a_response_sent_with_sendfile_is_byte_identical_to_the_copying_path(tmp_path, monkeypatch):
-    counter = _SendfileCounter(monkeypatch)
-    data_dir = tmp_path / "data"
+def _answers_of_a_first_broker(
+    data_dir: Path, batches: tuple[int, int], requests: list[tuple[m.FetchRequest, int]]
+) -> tuple[list[bytes], list[bytes]]:
+    """Topics "a" and "b" filled with ``batches`` batches each by a broker on
+    ``data_dir``, which then answers ``requests`` (request, version) and stops: ("a"'s
+    values, the raw answers)."""
     broker = _start(data_dir)
     try:
         with WireClient(broker.bootstrap_servers) as c:
             create_topic(c, "a")
             create_topic(c, "b")
-            # Several segments each (a fetch spans them), the first batch of "b" larger
-            # than the partition limit below (KIP-74: still sent whole).
-            values_a = _fill(c, "a", 12)
-            _fill(c, "b", 6)
-        requests = [(_two_topic_fetch(1 << 20), v) for v in (4, 11, 12)]
-        requests.append((_two_topic_fetch(1000), 12))
-        sent = [_raw_fetch(broker.bootstrap_servers, req, v) for req, v in requests]
-        assert counter.calls > 0
-        assert counter.bytes > 0
+            values_a = _fill(c, "a", batches[0])
+            _fill(c, "b", batches[1])
+        return values_a, [_raw_fetch(broker.bootstrap_servers, req, v) for req, v in requests]
     finally:
         broker.stop()
+
+
+def test_a_response_sent_with_sendfile_is_byte_identical_to_the_copying_path(tmp_path, monkeypatch):
+    counter = _SendfileCounter(monkeypatch)
+    data_dir = tmp_path / "data"
+    requests = [(_two_topic_fetch(1 << 20), v) for v in (4, 11, 12)]
+    requests.append((_two_topic_fetch(1000), 12))
+    # Several segments each (a fetch spans them), the first batch of "b" larger than the
+    # partition limit of the last request (KIP-74: still sent whole).
+    values_a, sent = _answers_of_a_first_broker(data_dir, (12, 6), requests)
+    assert counter.calls > 0
+    assert counter.bytes > 0
     # Reopened, the broker has not checked these batches itself: it reads and checks
     # them first, and must answer the very same bytes. Over a connection that cannot use
     # sendfile (as under TLS) it sends the checked buffer; otherwise the batches it has
@@ -163,17 +172,8 @@ def test_checked_batches_whose_file_ranges_differ_are_sent_from_the_buffer(tmp_p
     checked buffer is sent and the ranges' descriptors are closed."""
     counter = _SendfileCounter(monkeypatch)
     data_dir = tmp_path / "data"
-    broker = _start(data_dir)
-    try:
-        with WireClient(broker.bootstrap_servers) as c:
-            create_topic(c, "a")
-            create_topic(c, "b")
-            _fill(c, "a", 4)
-            _fill(c, "b", 4)
-        request = _two_topic_fetch(1 << 20)
-        expected = _raw_fetch(broker.bootstrap_servers, request, 12)
-    finally:
-        broker.stop()
+    request = _two_topic_fetch(1 << 20)
+    _, (expected,) = _answers_of_a_first_broker(data_dir, (4, 4), [(request, 12)])
     real_open_files = fetch_handler.open_files
     closed: list[int] = []
 
